@@ -1,0 +1,106 @@
+"""From shards to batches: the chunk-reading generator behind ``fit``, ``evaluate`` and benchmarks.
+
+Who owns what:
+- ``SplitSource``: the shards of one split of a prepared dataset, as
+  readers opened lazily (in whichever process or thread iterates), and
+  which blocks exist. It reads blocks; it does not order them.
+- ``BatchStream``: one split cut into batches of ``batch_size`` rows. Per
+  epoch it follows a seeded plan of blocks (``shuffle.epoch_blocks``), reads
+  ``buffer_blocks`` blocks at a time, permutes the buffered rows, and emits
+  full batches, carrying the remainder into the next buffer. The epoch's
+  final batch is the only partial one, so an epoch is exactly
+  ``steps = ceil(rows / batch_size)`` batches and every row is emitted once.
+  ``forever`` chains epochs 0, 1, 2, ... for Keras ``fit`` with
+  ``steps_per_epoch = steps``.
+
+Memory: ``buffer_blocks x block_rows`` rows, independent of dataset size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from streamtrain.manifest import Manifest
+from streamtrain.rows import SparseRows
+from streamtrain.shards import open_reader
+from streamtrain.shuffle import Block, all_blocks, epoch_blocks, row_permutation
+
+
+class SplitSource:
+    def __init__(self, root: str | Path, manifest: Manifest, split: str, shard_ids: list[int] | None = None):
+        shards = manifest.shards_for(split)
+        if shard_ids is not None:
+            shards = [shards[i] for i in shard_ids]
+        self.shards = shards
+        self.split = split
+        self.readers = [
+            open_reader(manifest.shard_format, Path(root) / s.path, manifest.n_features, s.block_rows) for s in shards
+        ]
+        self.n_features = manifest.n_features
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    @property
+    def block_counts(self) -> list[int]:
+        return [s.blocks for s in self.shards]
+
+    def read(self, block: Block) -> SparseRows:
+        shard, index = block
+        return self.readers[shard].read_block(index)
+
+    def close(self) -> None:
+        for r in self.readers:
+            r.close()
+
+
+class BatchStream:
+    def __init__(
+        self,
+        source: SplitSource,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        buffer_blocks: int = 8,
+    ):
+        if batch_size < 1 or buffer_blocks < 1:
+            raise ValueError("batch_size and buffer_blocks must be positive")
+        self.source, self.batch_size, self.shuffle = source, batch_size, shuffle
+        self.seed, self.buffer_blocks = seed, buffer_blocks
+
+    @property
+    def rows(self) -> int:
+        return self.source.rows
+
+    @property
+    def steps(self) -> int:
+        return -(-self.rows // self.batch_size)
+
+    def plan(self, epoch: int) -> list[Block]:
+        counts = self.source.block_counts
+        return epoch_blocks(counts, self.seed, epoch) if self.shuffle else all_blocks(counts)
+
+    def epoch(self, epoch: int = 0) -> Iterator[SparseRows]:
+        """Exactly ``steps`` batches covering every row once."""
+        plan = self.plan(epoch)
+        carry = SparseRows.empty(self.source.n_features)
+        for group, start in enumerate(range(0, len(plan), self.buffer_blocks)):
+            blocks = [self.source.read(b) for b in plan[start : start + self.buffer_blocks]]
+            buf = SparseRows.concat([carry, *blocks])
+            if self.shuffle:
+                buf = buf.take(row_permutation(len(buf), self.seed, epoch, group))
+            full = len(buf) - len(buf) % self.batch_size
+            for lo in range(0, full, self.batch_size):
+                yield buf.slice(lo, lo + self.batch_size)
+            carry = buf.slice(full, len(buf))
+        if len(carry):
+            yield carry
+
+    def forever(self, first_epoch: int = 0) -> Iterator[SparseRows]:
+        epoch = first_epoch
+        while True:
+            yield from self.epoch(epoch)
+            epoch += 1
+

@@ -1,0 +1,46 @@
+"""Corpus statistics gathered while streaming, in memory bounded by the longest text.
+
+``WordCounts`` keeps a histogram of words per sample (whitespace split, as
+in the guide), enough for the number of samples S and the median W that the
+guide's S/W rule needs. Histograms add, so statistics of separate passes or
+workers merge exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class WordCounts:
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def update(self, texts: Sequence[str]) -> None:
+        lengths = np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts))
+        if not len(lengths):
+            return
+        counts = np.bincount(lengths)
+        if len(counts) > len(self.hist):
+            self.hist = np.pad(self.hist, (0, len(counts) - len(self.hist)))
+        self.hist[: len(counts)] += counts
+
+    def merge(self, other: "WordCounts") -> "WordCounts":
+        n = max(len(self.hist), len(other.hist))
+        return WordCounts(np.pad(self.hist, (0, n - len(self.hist))) + np.pad(other.hist, (0, n - len(other.hist))))
+
+    @property
+    def samples(self) -> int:
+        return int(self.hist.sum())
+
+    def median(self) -> float:
+        """Median words per sample (mean of the two middle values for an even count)."""
+        n = self.samples
+        if n == 0:
+            return 0.0
+        cdf = np.cumsum(self.hist)
+        lo = int(np.searchsorted(cdf, (n - 1) // 2 + 1))
+        hi = int(np.searchsorted(cdf, n // 2 + 1))
+        return (lo + hi) / 2.0

@@ -1,0 +1,179 @@
+"""``python -m streamtrain.fit``: stream a prepared dataset into Keras ``fit`` and write a model directory.
+
+Training rows reach the model through ``BatchStream.forever`` (reshuffled
+every epoch, every row exactly once per epoch); ``steps_per_epoch`` and
+``validation_steps`` come from the manifest. Early stopping watches the
+validation loss and restores the best weights. Final metrics are computed
+by the same streaming scorer that ``evaluate`` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from streamtrain.atomic import check_target  # noqa: E402
+from streamtrain.errors import DataError, UsageError, run_cli  # noqa: E402
+from streamtrain.manifest import Manifest  # noqa: E402
+
+
+@dataclass
+class FitOptions:
+    data: str
+    model_dir: str
+    epochs: int = 20
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    patience: int = 2
+    seed: int = 0
+    units: int = 64
+    layers: int = 2
+    dropout: float = 0.2
+    buffer_blocks: int = 8
+    overwrite: bool = False
+    verbose: int = 2
+
+
+def log(msg: str) -> None:
+    print(f"[fit] {msg}", file=sys.stderr, flush=True)
+
+
+def fit(opts: FitOptions) -> dict:
+    import keras
+
+    from streamtrain.batches import BatchStream, SplitSource
+    from streamtrain.keras_input import sparse_dataset
+    from streamtrain.modeldir import write_model_dir
+    from streamtrain.models import build_mlp
+    from streamtrain.scoring import score
+
+    check_target(opts.model_dir, opts.overwrite)
+    manifest = Manifest.load(opts.data)
+    n_classes = len(manifest.labels)
+    if manifest.rows("train") == 0:
+        raise DataError("dataset has no training rows", opts.data)
+    keras.utils.set_random_seed(opts.seed)
+
+    def stream(split: str, shuffle: bool) -> BatchStream:
+        return BatchStream(SplitSource(opts.data, manifest, split), opts.batch_size, shuffle, opts.seed, opts.buffer_blocks)
+
+    train = stream("train", shuffle=True)
+    val = stream("val", shuffle=False)
+    fit_kwargs: dict = {}
+    callbacks = []
+    if val.rows:
+        fit_kwargs = {
+            "validation_data": sparse_dataset(val.forever, manifest.n_features, n_classes),
+            "validation_steps": val.steps,
+        }
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience, restore_best_weights=True)
+        )
+    else:
+        log("no validation rows: training all epochs without early stopping")
+
+    model = build_mlp(manifest.n_features, n_classes, opts.units, opts.layers, opts.dropout, opts.learning_rate)
+    log(
+        f"training on {train.rows} rows ({train.steps} steps/epoch of {opts.batch_size}), "
+        f"validating on {val.rows} rows ({val.steps} steps)"
+    )
+    started = time.perf_counter()
+    history = model.fit(
+        sparse_dataset(train.forever, manifest.n_features, n_classes),
+        epochs=opts.epochs,
+        steps_per_epoch=train.steps,
+        callbacks=callbacks,
+        verbose=opts.verbose,
+        shuffle=False,  # BatchStream shuffles; Keras cannot shuffle a stream
+        **fit_kwargs,
+    )
+    seconds = time.perf_counter() - started
+
+    eval_batch = max(opts.batch_size, 1024)
+    results = {}
+    for split in ("val", "test"):
+        s = BatchStream(SplitSource(opts.data, manifest, split), eval_batch)
+        results[split] = score(model, s.epoch(0), n_classes)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    epochs_run = len(hist.get("loss", []))
+    best_epoch = int(min(range(epochs_run), key=lambda i: hist["val_loss"][i])) + 1 if "val_loss" in hist else epochs_run
+    metrics = {
+        "test_accuracy": results["test"]["accuracy"],
+        "test_loss": results["test"]["loss"],
+        "val_accuracy": results["val"]["accuracy"],
+        "val_loss": results["val"]["loss"],
+        "epochs": epochs_run,
+        "best_epoch": best_epoch,
+        "train_rows": train.rows,
+        "val_rows": val.rows,
+        "test_rows": results["test"]["rows"],
+        "classes": manifest.labels,
+        "test_confusion": results["test"]["confusion"],
+        "train_seconds": round(seconds, 3),
+        "train_samples_per_second": round(train.rows * epochs_run / seconds, 1) if seconds else None,
+    }
+    config = {
+        **asdict(opts),
+        "data": str(Path(opts.data).resolve()),
+        "model_dir": str(Path(opts.model_dir).resolve()),
+        "steps_per_epoch": train.steps,
+        "validation_steps": val.steps,
+        "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
+        "model": "mlp",
+    }
+    write_model_dir(opts.model_dir, model, opts.data, metrics, hist, config, overwrite=opts.overwrite)
+    return metrics
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m streamtrain.fit", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="prepared dataset directory (with manifest.json)")
+    p.add_argument("--model-dir", required=True, help="output model directory")
+    p.add_argument("--epochs", type=int, default=20, help="maximum epochs (default 20; early stopping usually ends sooner)")
+    p.add_argument("--batch-size", type=int, default=128, help="rows per batch (default 128)")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--patience", type=int, default=2, help="epochs without val-loss improvement before stopping (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of shuffling, initialisation and dropout (default 0)")
+    p.add_argument("--units", type=int, default=64, help="units per hidden layer (default 64)")
+    p.add_argument("--layers", type=int, default=2, help="hidden layers (default 2)")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout rate (default 0.2)")
+    p.add_argument("--overwrite", action="store_true", help="replace --model-dir if it exists")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if min(args.epochs, args.batch_size, args.layers, args.units) < 1 or args.patience < 0:
+        raise UsageError("--epochs, --batch-size, --layers and --units must be positive, --patience >= 0")
+    if not 0.0 <= args.dropout < 1.0:
+        raise UsageError("--dropout must be in [0, 1)")
+    opts = FitOptions(
+        data=args.data,
+        model_dir=args.model_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        seed=args.seed,
+        units=args.units,
+        layers=args.layers,
+        dropout=args.dropout,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else 2,
+    )
+    metrics = fit(opts)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "test_confusion"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,55 @@
+"""Label strings <-> class ids.
+
+While reading, labels get provisional ids in order of first sight; once the
+training inputs are read, ``LabelIndex.finalize`` fixes the label map in a
+stable sorted order (numeric labels numerically) and returns the remapping.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamtrain.errors import DataError
+from streamtrain.readers import RawChunk
+
+MAX_CLASSES = 1000
+
+
+def sort_labels(labels: list[str]) -> list[str]:
+    try:
+        return sorted(labels, key=int)
+    except ValueError:
+        return sorted(labels)
+
+
+class LabelIndex:
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.frozen = False
+
+    def encode(self, chunk: RawChunk) -> np.ndarray:
+        """Provisional ids for a chunk's labels; unknown labels are an error once frozen."""
+        out = np.empty(len(chunk), np.int32)
+        for i, label in enumerate(chunk.labels):
+            idx = self.ids.get(label)
+            if idx is None:
+                if self.frozen:
+                    path, row = chunk.where(i)
+                    raise DataError(f"label {label!r} does not occur in the training inputs {sorted(self.ids)}", path, row)
+                if len(self.ids) >= MAX_CLASSES:
+                    path, row = chunk.where(i)
+                    raise DataError(f"more than {MAX_CLASSES} distinct labels; is --label-column right?", path, row)
+                idx = self.ids[label] = len(self.ids)
+            out[i] = idx
+        return out
+
+    def freeze(self) -> None:
+        self.frozen = True
+
+    def finalize(self) -> tuple[list[str], np.ndarray]:
+        """(sorted label map, provisional id -> final id)."""
+        names = sort_labels(list(self.ids))
+        remap = np.zeros(len(self.ids), np.int32)
+        for final, name in enumerate(names):
+            remap[self.ids[name]] = final
+        return names, remap

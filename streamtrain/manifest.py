@@ -1,0 +1,101 @@
+"""The dataset manifest: ``manifest.json``, written last, the single source of truth.
+
+It records how the rows were made (vectorizer files, label map, split rule,
+input sources) and, for every shard, its split, path, rows, bytes and
+sha256. Step counts for ``fit`` come from here, never from opening shards.
+A directory without a manifest is not a dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamtrain.atomic import atomic_write_text
+from streamtrain.errors import DataError
+from streamtrain.shards import ShardInfo, sha256_file
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "streamtrain-dataset"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Manifest:
+    shard_format: str
+    encoding: str  # "tfidf" (sparse rows)
+    n_features: int
+    labels: list[str]
+    vectorizer: dict  # the vectorizer.json document
+    shards: list[ShardInfo]
+    split: dict = field(default_factory=dict)  # split rule and its parameters
+    sources: list[dict] = field(default_factory=list)  # inputs and the row ids they got
+    stats: dict = field(default_factory=dict)  # rows per split and class, samples / words
+    created: dict = field(default_factory=dict)  # tool version, time, command line
+
+    def shards_for(self, split: str) -> list[ShardInfo]:
+        return [s for s in self.shards if s.split == split]
+
+    def rows(self, split: str) -> int:
+        return sum(s.rows for s in self.shards_for(split))
+
+    def steps(self, split: str, batch_size: int) -> int:
+        """Batches in one pass over ``split``, the last one possibly partial."""
+        return -(-self.rows(split) // batch_size)
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": self.created,
+            "shard_format": self.shard_format,
+            "encoding": self.encoding,
+            "n_features": self.n_features,
+            "labels": self.labels,
+            "vectorizer": self.vectorizer,
+            "split": self.split,
+            "sources": self.sources,
+            "stats": self.stats,
+            "shards": [s.to_json() for s in self.shards],
+        }
+
+    def save(self, directory: str | Path) -> None:
+        atomic_write_text(Path(directory) / MANIFEST_NAME, json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Manifest:
+        path = Path(directory) / MANIFEST_NAME
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise DataError("no manifest: not a prepared dataset (or prepare did not finish)", str(path)) from exc
+        except json.JSONDecodeError as exc:
+            raise DataError(f"corrupt manifest: {exc}", str(path)) from exc
+        if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
+            raise DataError(
+                f"unsupported manifest {doc.get('format')!r} version {doc.get('format_version')!r}", str(path)
+            )
+        manifest = cls(
+            shard_format=doc["shard_format"],
+            encoding=doc["encoding"],
+            n_features=int(doc["n_features"]),
+            labels=list(doc["labels"]),
+            vectorizer=doc["vectorizer"],
+            shards=[ShardInfo(**s) for s in doc["shards"]],
+            split=doc.get("split", {}),
+            sources=doc.get("sources", []),
+            stats=doc.get("stats", {}),
+            created=doc.get("created", {}),
+        )
+        for shard in manifest.shards:
+            if not (Path(directory) / shard.path).is_file():
+                raise DataError(f"shard listed in the manifest is missing: {shard.path}", str(path))
+        return manifest
+
+    def verify(self, directory: str | Path) -> None:
+        """Check every shard's size and sha256 against the manifest."""
+        for shard in self.shards:
+            p = Path(directory) / shard.path
+            if p.stat().st_size != shard.bytes or sha256_file(p) != shard.sha256:
+                raise DataError("shard does not match its manifest checksum", str(p))

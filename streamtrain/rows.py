@@ -1,0 +1,104 @@
+"""In-memory blocks of vectorized rows, the unit every stage passes around.
+
+``SparseRows`` holds TF-IDF rows as CSR (``indptr``/``indices``/``values``)
+with their integer labels and global row ids. It knows how to slice, permute
+and concatenate itself, nothing else: reading and writing belong to
+``shards``, batching to ``batches``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class SparseRows:
+    indptr: np.ndarray  # int64, len n+1, starts at 0
+    indices: np.ndarray  # int32 column ids
+    values: np.ndarray  # float32
+    labels: np.ndarray  # int32
+    row_ids: np.ndarray  # int64, unique within a dataset
+    n_cols: int
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if len(self.indptr) != n + 1 or len(self.row_ids) != n:
+            raise ValueError("inconsistent SparseRows lengths")
+        if len(self.indices) != len(self.values) or (n and self.indptr[-1] != len(self.indices)):
+            raise ValueError("inconsistent SparseRows nnz")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def nnz(self) -> int:
+        return len(self.indices)
+
+    @classmethod
+    def empty(cls, n_cols: int) -> SparseRows:
+        return cls(
+            np.zeros(1, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int64),
+            n_cols,
+        )
+
+    def slice(self, start: int, stop: int) -> SparseRows:
+        lo, hi = self.indptr[start], self.indptr[stop]
+        return SparseRows(
+            self.indptr[start : stop + 1] - lo,
+            self.indices[lo:hi],
+            self.values[lo:hi],
+            self.labels[start:stop],
+            self.row_ids[start:stop],
+            self.n_cols,
+        )
+
+    def take(self, order: np.ndarray) -> SparseRows:
+        """Rows in ``order`` (a permutation or any selection), vectorized."""
+        lengths = np.diff(self.indptr)[order]
+        indptr = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        # Position of every kept element in the source arrays.
+        starts = self.indptr[:-1][order]
+        gather = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return SparseRows(
+            indptr,
+            self.indices[gather],
+            self.values[gather],
+            self.labels[order],
+            self.row_ids[order],
+            self.n_cols,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[SparseRows]) -> SparseRows:
+        parts = [p for p in parts if len(p)] or list(parts[:1])
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0] + [p.nnz for p in parts[:-1]])
+        indptr = np.concatenate([parts[0].indptr[:1]] + [p.indptr[1:] + o for p, o in zip(parts, offsets)])
+        return cls(
+            indptr.astype(np.int64),
+            np.concatenate([p.indices for p in parts]),
+            np.concatenate([p.values for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.row_ids for p in parts]),
+            parts[0].n_cols,
+        )
+
+    def coo_indices(self) -> np.ndarray:
+        """(nnz, 2) int64 [row, col] pairs, the layout of ``tf.SparseTensor``."""
+        rows = np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.indptr))
+        return np.stack([rows, self.indices.astype(np.int64)], axis=1)
+
+    def to_dense(self) -> np.ndarray:
+        out = np.zeros((len(self), self.n_cols), np.float32)
+        rows = np.repeat(np.arange(len(self)), np.diff(self.indptr))
+        out[rows, self.indices] = self.values
+        return out

@@ -1,0 +1,42 @@
+"""Probabilities and metrics, shared by fit, evaluate and predict.
+
+``predict_proba`` runs the model on one block of rows; ``score`` streams a
+whole split through it and returns loss, accuracy and the confusion matrix.
+Both paths call the model the same way, so evaluate (on shards) and predict
+(on raw text) give the same answers for the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from streamtrain.keras_input import sparse_tensor
+from streamtrain.models import class_probabilities
+from streamtrain.rows import SparseRows
+
+
+def predict_proba(model, rows: SparseRows, n_classes: int) -> np.ndarray:
+    if not len(rows):
+        return np.zeros((0, n_classes))
+    return class_probabilities(model(sparse_tensor(rows), training=False), n_classes)
+
+
+def score(model, batches: Iterable[SparseRows], n_classes: int) -> dict:
+    confusion = np.zeros((n_classes, n_classes), np.int64)
+    loss_sum, rows = 0.0, 0
+    for batch in batches:
+        p = predict_proba(model, batch, n_classes)
+        truth = batch.labels
+        loss_sum += float(-np.log(np.clip(p[np.arange(len(truth)), truth], 1e-7, 1.0)).sum())
+        np.add.at(confusion, (truth, p.argmax(axis=1)), 1)
+        rows += len(truth)
+    if rows == 0:
+        return {"rows": 0, "loss": None, "accuracy": None, "confusion": confusion.tolist()}
+    return {
+        "rows": rows,
+        "loss": loss_sum / rows,
+        "accuracy": float(np.trace(confusion) / rows),
+        "confusion": confusion.tolist(),
+    }

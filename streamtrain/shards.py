@@ -1,0 +1,299 @@
+"""Shard files: HDF5 (CSR datasets) and Parquet (list columns), written and read in blocks.
+
+Who owns what:
+- ``ShardInfo``: what the manifest records of one finished shard.
+- ``Hdf5ShardWriter`` / ``ParquetShardWriter``: append ``SparseRows`` to a
+  file under a temporary name; ``close`` renames it into place only once it
+  is complete, so a crash never leaves a shard that looks finished.
+- ``Hdf5ShardReader`` / ``ParquetShardReader``: random access by block (the
+  unit of shuffling). Files open lazily on first read, in the process that
+  reads, because h5py handles must not cross a fork.
+- ``SplitWriter``: rolls a split's rows over a sequence of bounded shards.
+
+Block ``b`` of a shard is rows ``[b * block_rows, (b + 1) * block_rows)``; in
+Parquet it is exactly row group ``b``.
+
+HDF5 layout: ``indptr`` (int64, rows + 1), ``indices`` (int32), ``values``
+(float32), ``labels`` (int32), ``row_ids`` (int64), chunked and resizable.
+Parquet schema: ``indices`` list<int32>, ``values`` list<float32>, ``label``
+int32, ``row_id`` int64.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamtrain.rows import SparseRows
+
+FORMATS = ("hdf5", "parquet")
+SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    path: str  # relative to the dataset directory
+    split: str
+    rows: int
+    nnz: int
+    bytes: int
+    sha256: str
+    block_rows: int
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.rows // self.block_rows)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _TempFileWriter:
+    """Common close-and-rename logic."""
+
+    def __init__(self, root: Path, name: str, split: str, block_rows: int):
+        self.root, self.name, self.split, self.block_rows = Path(root), name, split, block_rows
+        self.final = self.root / name
+        self.tmp = self.root / (name + ".tmp")
+        self.rows = 0  # rows written to the file
+        self.nnz = 0
+        self.pending_rows = 0  # rows accepted but not yet written
+
+    def _finish(self) -> ShardInfo:
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        digest = sha256_file(self.tmp)
+        size = self.tmp.stat().st_size
+        os.replace(self.tmp, self.final)
+        return ShardInfo(self.name, self.split, self.rows, self.nnz, size, digest, self.block_rows)
+
+
+class Hdf5ShardWriter(_TempFileWriter):
+    def __init__(self, root: Path, name: str, split: str, n_cols: int, block_rows: int):
+        import h5py
+
+        super().__init__(root, name, split, block_rows)
+        self.file = h5py.File(self.tmp, "w")
+        self.file.attrs["n_cols"] = n_cols
+        self.file.attrs["block_rows"] = block_rows
+        rc, ec = max(block_rows, 1024), 1 << 16
+        self.file.create_dataset("indptr", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(rc,))
+        for name_, dtype, chunk in [
+            ("indices", np.int32, ec),
+            ("values", np.float32, ec),
+            ("labels", np.int32, rc),
+            ("row_ids", np.int64, rc),
+        ]:
+            self.file.create_dataset(name_, shape=(0,), dtype=dtype, maxshape=(None,), chunks=(chunk,))
+
+    def _append(self, name: str, data: np.ndarray) -> None:
+        ds = self.file[name]
+        start = ds.shape[0]
+        ds.resize((start + len(data),))
+        ds[start:] = data
+
+    def write(self, rows: SparseRows) -> None:
+        if not len(rows):
+            return
+        self._append("indptr", rows.indptr[1:] + self.nnz)
+        self._append("indices", rows.indices)
+        self._append("values", rows.values)
+        self._append("labels", rows.labels)
+        self._append("row_ids", rows.row_ids)
+        self.rows += len(rows)
+        self.nnz += rows.nnz
+
+    def close(self) -> ShardInfo:
+        self.file.attrs["rows"] = self.rows
+        self.file.close()
+        return self._finish()
+
+
+class ParquetShardWriter(_TempFileWriter):
+    def __init__(self, root: Path, name: str, split: str, n_cols: int, block_rows: int):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        super().__init__(root, name, split, block_rows)
+        self.schema = pa.schema(
+            [
+                ("indices", pa.list_(pa.int32())),
+                ("values", pa.list_(pa.float32())),
+                ("label", pa.int32()),
+                ("row_id", pa.int64()),
+            ],
+            metadata={b"n_cols": str(n_cols).encode(), b"block_rows": str(block_rows).encode()},
+        )
+        self.writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=False, compression="snappy")
+        self.pending: list[SparseRows] = []
+        self.pending_rows = 0
+
+    def write(self, rows: SparseRows) -> None:
+        self.pending.append(rows)
+        self.pending_rows += len(rows)
+        if self.pending_rows >= self.block_rows:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        rows = SparseRows.concat(self.pending) if self.pending else None
+        self.pending, self.pending_rows = [], 0
+        if rows is None:
+            return
+        full = len(rows) if final else len(rows) - len(rows) % self.block_rows
+        for start in range(0, full, self.block_rows):
+            self._write_group(rows.slice(start, min(start + self.block_rows, full)))
+        if full < len(rows):
+            rest = rows.slice(full, len(rows))
+            self.pending, self.pending_rows = [rest], len(rest)
+
+    def _write_group(self, rows: SparseRows) -> None:
+        import pyarrow as pa
+
+        offsets = pa.array(rows.indptr.astype(np.int32))
+        table = pa.Table.from_arrays(
+            [
+                pa.ListArray.from_arrays(offsets, pa.array(rows.indices, pa.int32())),
+                pa.ListArray.from_arrays(offsets, pa.array(rows.values, pa.float32())),
+                pa.array(rows.labels, pa.int32()),
+                pa.array(rows.row_ids, pa.int64()),
+            ],
+            schema=self.schema,
+        )
+        self.writer.write_table(table, row_group_size=len(rows))
+        self.rows += len(rows)
+        self.nnz += rows.nnz
+
+    def close(self) -> ShardInfo:
+        self._flush(final=True)
+        self.writer.close()
+        return self._finish()
+
+
+class Hdf5ShardReader:
+    def __init__(self, path: str | os.PathLike, n_cols: int, block_rows: int):
+        self.path, self.n_cols, self.block_rows = str(path), n_cols, block_rows
+        self._file = None
+
+    @property
+    def file(self):
+        if self._file is None:
+            import h5py
+
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    @property
+    def rows(self) -> int:
+        return int(self.file["labels"].shape[0])
+
+    def read(self, start: int, stop: int) -> SparseRows:
+        f = self.file
+        indptr = f["indptr"][start : stop + 1]
+        lo, hi = int(indptr[0]), int(indptr[-1])
+        return SparseRows(
+            indptr - lo,
+            f["indices"][lo:hi],
+            f["values"][lo:hi],
+            f["labels"][start:stop],
+            f["row_ids"][start:stop],
+            self.n_cols,
+        )
+
+    def read_block(self, block: int) -> SparseRows:
+        start = block * self.block_rows
+        return self.read(start, min(start + self.block_rows, self.rows))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class ParquetShardReader:
+    def __init__(self, path: str | os.PathLike, n_cols: int, block_rows: int):
+        self.path, self.n_cols, self.block_rows = str(path), n_cols, block_rows
+        self._file = None
+
+    @property
+    def file(self):
+        if self._file is None:
+            import pyarrow.parquet as pq
+
+            self._file = pq.ParquetFile(self.path, memory_map=True)
+        return self._file
+
+    @property
+    def rows(self) -> int:
+        return int(self.file.metadata.num_rows)
+
+    def read_block(self, block: int) -> SparseRows:
+        table = self.file.read_row_group(block)
+        indices = table.column("indices").combine_chunks()
+        values = table.column("values").combine_chunks()
+        offsets = indices.offsets.to_numpy().astype(np.int64)
+        lo, hi = offsets[0], offsets[-1]
+        return SparseRows(
+            offsets - lo,
+            indices.values.to_numpy()[lo:hi],
+            values.values.to_numpy()[lo:hi],
+            table.column("label").to_numpy(),
+            table.column("row_id").to_numpy(),
+            self.n_cols,
+        )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+_WRITERS = {"hdf5": Hdf5ShardWriter, "parquet": ParquetShardWriter}
+_READERS = {"hdf5": Hdf5ShardReader, "parquet": ParquetShardReader}
+
+
+def open_reader(fmt: str, path: str | os.PathLike, n_cols: int, block_rows: int):
+    return _READERS[fmt](path, n_cols, block_rows)
+
+
+class SplitWriter:
+    """Writes one split as shards of at most ``shard_rows`` rows: ``{split}-00000.h5``, ..."""
+
+    def __init__(self, root: Path, fmt: str, split: str, n_cols: int, shard_rows: int, block_rows: int):
+        if fmt not in _WRITERS:
+            raise ValueError(f"unknown shard format {fmt!r}")
+        self.root, self.fmt, self.split = Path(root), fmt, split
+        self.n_cols, self.shard_rows, self.block_rows = n_cols, shard_rows, block_rows
+        self.done: list[ShardInfo] = []
+        self.current = None
+
+    def write(self, rows: SparseRows) -> None:
+        start = 0
+        while start < len(rows):
+            if self.current is None:
+                name = f"{self.split}-{len(self.done):05d}{SUFFIX[self.fmt]}"
+                self.current = _WRITERS[self.fmt](self.root, name, self.split, self.n_cols, self.block_rows)
+            room = self.shard_rows - self.current.rows - self.current.pending_rows
+            take = min(room, len(rows) - start)
+            self.current.write(rows.slice(start, start + take))
+            start += take
+            if take == room:
+                self.done.append(self.current.close())
+                self.current = None
+
+    def close(self) -> list[ShardInfo]:
+        if self.current is not None:
+            self.done.append(self.current.close())
+            self.current = None
+        return self.done

@@ -1,0 +1,40 @@
+"""Pure, seeded epoch plans: which blocks a reader visits, in which order.
+
+A dataset split is a list of shards, each a number of blocks. An epoch plan
+is a permutation of every (shard, block) pair, so a reader that follows it
+and emits every row of every block sees each row exactly once per epoch.
+Plans depend only on (seed, epoch, block counts, worker, workers): re-runs,
+resumes and workers agree without talking to each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Block = tuple[int, int]  # (shard index, block index within the shard)
+
+
+def all_blocks(block_counts: Sequence[int]) -> list[Block]:
+    """Every block of every shard, in storage order."""
+    return [(s, b) for s, n in enumerate(block_counts) for b in range(n)]
+
+
+def epoch_blocks(block_counts: Sequence[int], seed: int, epoch: int) -> list[Block]:
+    """All blocks in a random order that changes with ``epoch`` and is fixed by ``seed``."""
+    blocks = all_blocks(block_counts)
+    order = np.random.default_rng([seed, epoch]).permutation(len(blocks))
+    return [blocks[i] for i in order]
+
+
+def row_permutation(n: int, seed: int, epoch: int, group: int) -> np.ndarray:
+    """Permutation of ``n`` buffered rows for the ``group``-th buffer of an epoch."""
+    return np.random.default_rng([seed, epoch, group, 1]).permutation(n)
+
+
+def worker_shards(n_shards: int, worker: int, workers: int) -> list[int]:
+    """Shards read by ``worker`` of ``workers`` (round robin; disjoint and covering)."""
+    if not 0 <= worker < workers:
+        raise ValueError(f"worker {worker} not in [0, {workers})")
+    return list(range(worker, n_shards, workers))

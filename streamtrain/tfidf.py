@@ -1,0 +1,220 @@
+"""TF-IDF word n-grams as in Google's text-classification guide, fitted in bounded memory.
+
+The guide's recipe is sklearn's ``TfidfVectorizer(ngram_range=(1, 2),
+min_df=2, strip_accents='unicode')`` followed by ``SelectKBest(f_classif,
+k=20000)``. Both need a vocabulary of every n-gram, which grows with the
+corpus. Here n-grams are hashed (murmurhash3, sklearn's
+``HashingVectorizer``) into a fixed number of buckets, so every statistic is
+an array whose size is set by the configuration, never by the data:
+
+- ``NgramConfig``: the recipe's knobs (JSON-serializable).
+- ``hash_counts``: texts -> raw n-gram counts over the buckets (stateless).
+- ``DocFreq``: document frequency per bucket (pass 1, mergeable).
+- ``ClassMoments``: per-class sums of the TF-IDF values of the candidate
+  buckets, for the ANOVA F-test (pass 2, mergeable).
+- ``TfidfState``: the fitted vectorizer (IDF of every bucket and the k
+  selected buckets); turns counts into the final feature rows, identically
+  at prepare and at predict time.
+
+Memory: 8 bytes x buckets for the document frequencies, plus
+8 x (classes + 1) x candidates for the F-test, candidates being the buckets
+with document frequency >= min_df (at most ``hash_buckets``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from streamtrain.rows import SparseRows
+
+
+@dataclass(frozen=True)
+class NgramConfig:
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: int = 2
+    top_k: int = 20_000
+    hash_buckets: int = 1 << 21
+    lowercase: bool = True
+    strip_accents: str | None = "unicode"
+    token_pattern: str = r"(?u)\b\w\w+\b"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> NgramConfig:
+        return cls(**{**obj, "ngram_range": tuple(obj["ngram_range"])})
+
+
+def _hasher(config: NgramConfig) -> HashingVectorizer:
+    return HashingVectorizer(
+        n_features=config.hash_buckets,
+        ngram_range=config.ngram_range,
+        lowercase=config.lowercase,
+        strip_accents=config.strip_accents,
+        token_pattern=config.token_pattern,
+        alternate_sign=False,
+        norm=None,
+        dtype=np.float32,
+    )
+
+
+def hash_counts(config: NgramConfig, texts: Sequence[str]) -> sp.csr_matrix:
+    """Raw n-gram counts per text over ``config.hash_buckets`` (sorted, no duplicates)."""
+    counts = _hasher(config).transform(texts)
+    counts.sort_indices()
+    return counts
+
+
+@dataclass
+class DocFreq:
+    """Document frequency of each bucket over the training rows; ``merge`` adds two."""
+
+    buckets: int
+    n_docs: int = 0
+    df: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.df is None:
+            self.df = np.zeros(self.buckets, np.int64)
+
+    def update(self, counts: sp.csr_matrix) -> None:
+        self.n_docs += counts.shape[0]
+        self.df += np.bincount(counts.indices, minlength=self.buckets)
+
+    def merge(self, other: DocFreq) -> DocFreq:
+        return DocFreq(self.buckets, self.n_docs + other.n_docs, self.df + other.df)
+
+    def idf(self, min_df: int) -> np.ndarray:
+        """sklearn's smoothed IDF, ln((1 + n) / (1 + df)) + 1; 0 outside the vocabulary."""
+        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
+        return np.where(self.df >= min_df, idf, 0.0).astype(np.float32)
+
+
+@dataclass
+class ClassMoments:
+    """Per-class count and sum, and overall sum of squares, of candidate-bucket values."""
+
+    candidates: np.ndarray  # sorted bucket ids
+    n_classes: int
+    counts: np.ndarray = field(default=None)  # type: ignore[assignment]
+    sums: np.ndarray = field(default=None)  # type: ignore[assignment]
+    sumsq: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        m = len(self.candidates)
+        if self.counts is None:
+            self.counts = np.zeros(self.n_classes, np.int64)
+            self.sums = np.zeros((self.n_classes, m), np.float64)
+            self.sumsq = np.zeros(m, np.float64)
+
+    def update(self, rows: SparseRows) -> None:
+        """Add rows whose ``indices`` are bucket ids (only candidates contribute)."""
+        pos = np.searchsorted(self.candidates, rows.indices)
+        pos = np.minimum(pos, len(self.candidates) - 1)
+        hit = self.candidates[pos] == rows.indices
+        owner = np.repeat(rows.labels, np.diff(rows.indptr))[hit]
+        pos, vals = pos[hit], rows.values[hit].astype(np.float64)
+        m = len(self.candidates)
+        self.counts += np.bincount(rows.labels, minlength=self.n_classes)
+        self.sumsq += np.bincount(pos, vals * vals, minlength=m)
+        flat = owner.astype(np.int64) * m + pos
+        self.sums += np.bincount(flat, vals, minlength=self.n_classes * m).reshape(self.n_classes, m)
+
+    def merge(self, other: ClassMoments) -> ClassMoments:
+        return ClassMoments(
+            self.candidates,
+            self.n_classes,
+            self.counts + other.counts,
+            self.sums + other.sums,
+            self.sumsq + other.sumsq,
+        )
+
+    def f_scores(self) -> np.ndarray:
+        """ANOVA F-value per candidate, as sklearn's ``f_classif``; NaN -> 0."""
+        n = self.counts.sum()
+        present = self.counts > 0
+        k = int(present.sum())
+        total = self.sums.sum(axis=0)
+        correction = total**2 / n
+        ss_between = (self.sums[present] ** 2 / self.counts[present, None]).sum(axis=0) - correction
+        ss_within = self.sumsq - correction - ss_between
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = (ss_between / max(k - 1, 1)) / (ss_within / max(n - k, 1))
+        return np.nan_to_num(f, nan=0.0, posinf=np.finfo(np.float64).max)
+
+
+def top_k_buckets(candidates: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best-scoring candidates (ties to the lower bucket), sorted by bucket id."""
+    if len(candidates) <= k:
+        return np.sort(candidates)
+    order = np.lexsort((candidates, -scores))[:k]
+    return np.sort(candidates[order])
+
+
+@dataclass
+class TfidfState:
+    """The fitted n-gram vectorizer: what prepare writes and predict reads."""
+
+    config: NgramConfig
+    idf: np.ndarray  # float32 per bucket; 0 outside the min_df vocabulary
+    selected: np.ndarray  # int64 sorted bucket ids, one per output feature
+
+    @property
+    def n_features(self) -> int:
+        return len(self.selected)
+
+    @cached_property
+    def _column_of_bucket(self) -> np.ndarray:
+        col = np.full(self.config.hash_buckets, -1, np.int32)
+        col[self.selected] = np.arange(len(self.selected), dtype=np.int32)
+        return col
+
+    def tfidf_buckets(self, counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """L2-normalized TF-IDF values over all vocabulary buckets (sklearn's order of work)."""
+        values = counts.data.astype(np.float64) * self.idf[counts.indices]
+        lengths = np.diff(counts.indptr)
+        owner = np.repeat(np.arange(counts.shape[0]), lengths)
+        norms = np.sqrt(np.bincount(owner, values * values, minlength=counts.shape[0]))
+        norms[norms == 0] = 1.0
+        return values / norms[owner], owner
+
+    def featurize(self, counts: sp.csr_matrix, labels: np.ndarray, row_ids: np.ndarray) -> SparseRows:
+        """Counts over buckets -> final rows over the selected features."""
+        values, owner = self.tfidf_buckets(counts)
+        cols = self._column_of_bucket[counts.indices]
+        keep = cols >= 0
+        indptr = np.zeros(counts.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(owner[keep], minlength=counts.shape[0]), out=indptr[1:])
+        return SparseRows(
+            indptr,
+            cols[keep],
+            values[keep].astype(np.float32),
+            np.asarray(labels, np.int32),
+            np.asarray(row_ids, np.int64),
+            self.n_features,
+        )
+
+    def transform(self, texts: Sequence[str]) -> SparseRows:
+        """Raw texts -> feature rows (labels -1, row ids 0..n-1)."""
+        n = len(texts)
+        return self.featurize(hash_counts(self.config, texts), np.full(n, -1, np.int32), np.arange(n))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"idf": self.idf, "selected": self.selected}
+
+    @classmethod
+    def from_arrays(cls, config: NgramConfig, arrays: dict[str, np.ndarray]) -> TfidfState:
+        return cls(config, arrays["idf"].astype(np.float32), arrays["selected"].astype(np.int64))
+
+
+def fit_selection(config: NgramConfig, moments: ClassMoments, idf: np.ndarray) -> TfidfState:
+    """Pick the top-k candidates by F-value and freeze the vectorizer."""
+    selected = top_k_buckets(moments.candidates, moments.f_scores(), config.top_k)
+    return TfidfState(config, idf, selected)

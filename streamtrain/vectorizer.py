@@ -1,0 +1,78 @@
+"""The fitted vectorizer as files: ``vectorizer.json`` (config, labels) and ``vectorizer.npz`` (arrays).
+
+The same two files sit in a prepared dataset directory and in a model
+directory, so ``predict`` turns raw text into exactly the features ``fit``
+saw. No pickle: JSON plus an ``.npz`` read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamtrain.atomic import atomic_write_text
+from streamtrain.errors import DataError
+from streamtrain.tfidf import NgramConfig, TfidfState
+
+JSON_NAME = "vectorizer.json"
+ARRAYS_NAME = "vectorizer.npz"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Vectorizer:
+    """A fitted vectorizer plus the label map its rows are encoded with."""
+
+    state: TfidfState
+    labels: list[str]
+
+    @property
+    def kind(self) -> str:
+        return "ngram_tfidf"
+
+    @property
+    def n_features(self) -> int:
+        return self.state.n_features
+
+    def transform(self, texts):
+        return self.state.transform(texts)
+
+    def save(self, directory: str | Path) -> dict:
+        """Write both files; return the JSON document (with the arrays' sha256)."""
+        import hashlib
+
+        directory = Path(directory)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **self.state.arrays())
+        data = buf.getvalue()
+        (directory / ARRAYS_NAME).write_bytes(data)
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "config": self.state.config.to_json(),
+            "n_features": self.n_features,
+            "labels": self.labels,
+            "arrays": ARRAYS_NAME,
+            "arrays_sha256": hashlib.sha256(data).hexdigest(),
+        }
+        atomic_write_text(directory / JSON_NAME, json.dumps(doc, indent=2) + "\n")
+        return doc
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Vectorizer:
+        directory = Path(directory)
+        path = directory / JSON_NAME
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise DataError("missing vectorizer state", str(path)) from exc
+        if doc.get("format_version") != FORMAT_VERSION or doc.get("kind") != "ngram_tfidf":
+            raise DataError(f"unsupported vectorizer {doc.get('kind')!r} v{doc.get('format_version')}", str(path))
+        with np.load(directory / doc["arrays"], allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        state = TfidfState.from_arrays(NgramConfig.from_json(doc["config"]), arrays)
+        return cls(state, list(doc["labels"]))
