@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from streamtrain.errors import DataError, UsageError
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 Column = str | int
+_UNREADABLE = (OSError, EOFError, zlib.error)  # I/O errors, bad or truncated gzip
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,25 @@ def read_chunks(
 
 def _open_text(path: str) -> io.TextIOBase:
     raw = gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    # utf-8-sig: drop a leading byte-order mark (Excel/Notepad exports) instead of
+    # gluing it to the first header name or, header-less, to the first label.
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def _bad_utf8_line(path: str) -> int | None:
+    """1-based line of the first invalid UTF-8 byte in ``path``.
+
+    ``TextIOWrapper`` decodes ahead in blocks, so where a decode error surfaces says
+    little about which line holds the bad byte; rescan (only on that error path).
+    """
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return n
+    return None
 
 
 def _label_str(value: object, path: str, row: int) -> str:
@@ -153,7 +173,8 @@ def _text_str(values: list[object], path: str, row: int) -> str:
 
 def _read_csv(path: str, spec: ColumnSpec, chunk_rows: int, delimiter: str = ",") -> Iterator[RawChunk]:
     with _open_text(path) as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
+        # strict: an unmatched quote is an error, not a field that swallows the rest of the file
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
         try:
             text_idx, label_idx, width = _csv_columns(reader, spec, path)
             chunk = RawChunk(path)
@@ -175,7 +196,9 @@ def _read_csv(path: str, spec: ColumnSpec, chunk_rows: int, delimiter: str = ","
         except csv.Error as exc:
             raise DataError(f"malformed CSV: {exc}", path, reader.line_num) from exc
         except UnicodeDecodeError as exc:
-            raise DataError(f"not valid UTF-8 near here ({exc.reason})", path, reader.line_num + 1) from exc
+            raise DataError(f"not valid UTF-8 ({exc.reason})", path, _bad_utf8_line(path)) from exc
+        except _UNREADABLE as exc:
+            raise DataError(f"cannot read (corrupt or truncated compressed file?): {exc}", path, reader.line_num + 1) from exc
     if chunk.texts:
         yield chunk
 
@@ -215,7 +238,9 @@ def _read_jsonl(path: str, spec: ColumnSpec, chunk_rows: int) -> Iterator[RawChu
             try:
                 line = fh.readline()
             except UnicodeDecodeError as exc:
-                raise DataError(f"not valid UTF-8 ({exc.reason})", path, row + 1) from exc
+                raise DataError(f"not valid UTF-8 ({exc.reason})", path, _bad_utf8_line(path)) from exc
+            except _UNREADABLE as exc:
+                raise DataError(f"cannot read (corrupt or truncated compressed file?): {exc}", path, row + 1) from exc
             if not line:
                 break
             row += 1
@@ -242,20 +267,24 @@ def _read_jsonl(path: str, spec: ColumnSpec, chunk_rows: int) -> Iterator[RawChu
         yield chunk
 
 
-def _read_parquet(path: str, spec: ColumnSpec, chunk_rows: int) -> Iterator[RawChunk]:
+def _read_parquet(
+    path: str, spec: ColumnSpec, chunk_rows: int, source: str | None = None
+) -> Iterator[RawChunk]:
+    """``source``: the file actually opened (an inflated temp copy); errors and chunks name ``path``."""
     import pyarrow.parquet as pq
 
-    if path.lower().endswith(".gz"):  # Parquet needs random access: inflate to a temp file
+    if source is None and path.lower().endswith(".gz"):  # Parquet needs random access: inflate to a temp file
         with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
-            with gzip.open(path, "rb") as src:
-                shutil.copyfileobj(src, tmp, 1 << 20)
+            try:
+                with gzip.open(path, "rb") as src:
+                    shutil.copyfileobj(src, tmp, 1 << 20)
+            except _UNREADABLE as exc:
+                raise DataError(f"cannot inflate: {exc}", path) from exc
             tmp.flush()
-            for chunk in _read_parquet(tmp.name, spec, chunk_rows):
-                chunk.path = path
-                yield chunk
+            yield from _read_parquet(path, spec, chunk_rows, source=tmp.name)
         return
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(source or path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise DataError(f"not a readable Parquet file: {exc}", path) from exc
     names = pf.schema_arrow.names
@@ -294,7 +323,7 @@ def _read_dir(path: str, spec: ColumnSpec, chunk_rows: int) -> Iterator[RawChunk
     chunk = RawChunk(path)
     for class_dir in classes:
         for doc in sorted(class_dir.rglob("*")):
-            if not doc.is_file() or doc.name.startswith("."):
+            if not doc.is_file() or any(p.startswith(".") for p in doc.relative_to(class_dir).parts):
                 continue
             opener = gzip.open if doc.name.lower().endswith(".gz") else open
             try:
@@ -302,7 +331,7 @@ def _read_dir(path: str, spec: ColumnSpec, chunk_rows: int) -> Iterator[RawChunk
                     text = fh.read().decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DataError(f"not valid UTF-8 ({exc.reason})", str(doc)) from exc
-            except OSError as exc:
+            except _UNREADABLE as exc:
                 raise DataError(f"cannot read: {exc}", str(doc)) from exc
             chunk.append(text, class_dir.name, str(doc))
             if len(chunk) >= chunk_rows:

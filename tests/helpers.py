@@ -1,0 +1,34 @@
+"""Small builders shared by tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from streamtrain.prepare import PrepareOptions, prepare
+from streamtrain.readers import ColumnSpec
+from streamtrain.rows import SparseRows
+
+
+def random_rows(n: int, n_cols: int = 50, seed: int = 0, first_id: int = 0) -> SparseRows:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, 8, n)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    indices = np.concatenate([np.sort(rng.choice(n_cols, k, replace=False)) for k in lengths] or [[]]).astype(np.int32)
+    values = rng.random(len(indices)).astype(np.float32)
+    return SparseRows(indptr, indices, values, rng.integers(0, 3, n).astype(np.int32), np.arange(first_id, first_id + n), n_cols)
+
+
+def prepare_csv(train: Path, out: Path, test: Path | None = None, **kw) -> Path:
+    """Prepare a text,label CSV (the demo corpus layout) into ``out``."""
+    prepare(
+        PrepareOptions(
+            inputs=[str(train)],
+            test_inputs=[str(test)] if test else [],
+            out=out,
+            columns=kw.pop("columns", ColumnSpec()),
+            **kw,
+        )
+    )
+    return out

@@ -1,0 +1,139 @@
+"""The four commands end to end through their CLIs, with cron exit codes."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import DEMO_TEST, DEMO_TRAIN
+
+from streamtrain.readers import ColumnSpec, read_chunks
+from streamtrain.split import VAL, assign_splits
+
+
+def run(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *map(str, args)], capture_output=True, text=True, input=stdin, timeout=600
+    )
+
+
+def ok(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    proc = run(*args, stdin=stdin)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def ag_model(ag_news_csv, tmp_path_factory):
+    """AG News test.csv (positional columns: label, title, description) prepared and trained via the CLI."""
+    root = tmp_path_factory.mktemp("ag")
+    data, model = root / "data", root / "model"
+    cols = ["--label-column", "0", "--text-column", "1", "--text-column", "2"]
+    ok("streamtrain.prepare", ag_news_csv, "--out", data, "--format", "parquet", *cols)
+    fit = ok("streamtrain.fit", "--data", data, "--model-dir", model, "--epochs", "8", "--quiet")
+    return data, model, json.loads(fit.stdout)
+
+
+def test_ag_news_trains_through_the_cli(ag_model):
+    data, model, metrics = ag_model
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["labels"] == ["1", "2", "3", "4"]
+    assert manifest["shard_format"] == "parquet"
+    assert metrics["train_rows"] + metrics["val_rows"] == 7600
+    assert metrics["val_accuracy"] > 0.82  # 4 balanced classes: chance is 0.25
+    saved = json.loads((model / "metrics.json").read_text())
+    for key in ("test_accuracy", "val_accuracy", "epochs", "train_rows", "classes"):
+        assert key in saved
+    assert saved["classes"] == ["1", "2", "3", "4"] and saved["epochs"] >= 1
+    history = json.loads((model / "history.json").read_text())
+    assert len(history["loss"]) == saved["epochs"]
+
+
+def test_predict_on_raw_text_agrees_with_evaluate(ag_model, ag_news_csv, tmp_path):
+    data, model, _ = ag_model
+    texts, labels = [], []
+    for chunk in read_chunks([ag_news_csv], ColumnSpec(text=(1, 2), label=0)):
+        val = assign_splits(chunk.texts, 0.1, is_test=False) == VAL
+        texts += [t for t, v in zip(chunk.texts, val) if v]
+        labels += [l for l, v in zip(chunk.labels, val) if v]
+    lines = tmp_path / "val.jsonl.gz"
+    with gzip.open(lines, "wt", encoding="utf-8") as fh:
+        for t in texts:
+            fh.write(json.dumps({"text": t}) + "\n")
+
+    evaluated = json.loads(ok("streamtrain.evaluate", "--data", data, "--model-dir", model, "--split", "val").stdout)
+    predicted = [json.loads(l) for l in ok("streamtrain.predict", "--model-dir", model, lines).stdout.splitlines()]
+    assert evaluated["val_rows"] == len(predicted) == len(texts)
+    accuracy = np.mean([p["label"] == l for p, l in zip(predicted, labels)])
+    assert accuracy == pytest.approx(evaluated["val_accuracy"], abs=1e-12)
+    confusion = np.zeros((4, 4), int)
+    for p, l in zip(predicted, labels):
+        confusion[int(l) - 1, int(p["label"]) - 1] += 1
+    assert confusion.tolist() == evaluated["val_confusion"]
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-4 for p in predicted)
+
+
+def test_predict_reads_plain_lines_from_stdin(ag_model):
+    _, model, _ = ag_model
+    text = "Stocks fell sharply on Wall Street as oil prices rose and investors sold shares\nThe striker scored twice as the team won the championship final\n"
+    out = [json.loads(l) for l in ok("streamtrain.predict", "--model-dir", model, stdin=text).stdout.splitlines()]
+    assert [o["label"] for o in out] == ["3", "2"]  # Business, Sports
+
+
+def test_demo_corpus_end_to_end(tmp_path):
+    data, model = tmp_path / "data", tmp_path / "model"
+    ok("streamtrain.prepare", DEMO_TRAIN, "--test", DEMO_TEST, "--out", data)
+    ok("streamtrain.fit", "--data", data, "--model-dir", model, "--quiet")
+    metrics = json.loads(ok("streamtrain.evaluate", "--data", data, "--model-dir", model).stdout)
+    assert metrics["test_rows"] == 1000
+    assert metrics["test_accuracy"] > 0.8
+    assert json.loads((model / "metrics.json").read_text())["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def _csv(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return path
+
+
+def test_bad_row_exits_65_naming_file_and_row_and_writes_nothing(tmp_path):
+    good = _csv(tmp_path / "good.csv", [(f"good text number {i}", "a" if i % 2 else "b") for i in range(50)])
+    bad = _csv(tmp_path / "bad.csv", [("fine", "a"), ("fine too", "b"), ("no label here", "")])
+    out = tmp_path / "out"
+    proc = run("streamtrain.prepare", good, "--test", bad, "--out", out)
+    assert proc.returncode == 65
+    assert f"{bad}, row 4" in proc.stderr and "empty label" in proc.stderr
+    assert not out.exists()
+    assert sorted(tmp_path.iterdir()) == sorted([good, bad])  # no partial output left behind
+
+
+def test_unknown_test_label_exits_65(tmp_path):
+    good = _csv(tmp_path / "good.csv", [(f"good text number {i}", "a" if i % 2 else "b") for i in range(50)])
+    test = _csv(tmp_path / "test.csv", [("fine", "a"), ("new class", "zebra")])
+    proc = run("streamtrain.prepare", good, "--test", test, "--out", tmp_path / "out")
+    assert proc.returncode == 65 and f"{test}, row 3" in proc.stderr and "zebra" in proc.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run("streamtrain.prepare", tmp_path / "missing.csv", "--out", tmp_path / "o").returncode == 2
+    assert run("streamtrain.prepare").returncode == 2
+    assert run("streamtrain.fit", "--data", tmp_path).returncode == 2  # --model-dir missing
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "x").write_text("keep me")
+    proc = run("streamtrain.prepare", DEMO_TRAIN, "--out", existing)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    assert (existing / "x").read_text() == "keep me"
+
+
+def test_fit_on_missing_dataset_exits_65(tmp_path):
+    proc = run("streamtrain.fit", "--data", tmp_path, "--model-dir", tmp_path / "m")
+    assert proc.returncode == 65 and "manifest" in proc.stderr
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,113 @@
+"""Manifest round trip, step counts from metadata, and exactly-once-per-epoch batching."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import DEMO_TEST, DEMO_TRAIN
+from helpers import prepare_csv
+
+from streamtrain.batches import BatchStream, SplitSource
+from streamtrain.errors import DataError
+from streamtrain.manifest import MANIFEST_NAME, Manifest
+
+
+@pytest.fixture(scope="module", params=["hdf5", "parquet"])
+def demo(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"demo-{request.param}") / "data"
+    return prepare_csv(DEMO_TRAIN, out, DEMO_TEST, shard_format=request.param, shard_rows=1000, block_rows=64)
+
+
+def test_manifest_round_trip(demo):
+    m = Manifest.load(demo)
+    doc = json.loads((demo / MANIFEST_NAME).read_text())
+    assert m.to_json() == doc
+    assert doc["format_version"] == 1 and doc["labels"] == sorted(doc["labels"])
+    assert m.rows("train") + m.rows("val") == 4000 and m.rows("test") == 1000
+    assert doc["stats"]["rows"] == {"train": m.rows("train"), "val": m.rows("val"), "test": 1000}
+    assert all(s.rows <= 1000 for s in m.shards)
+    assert 300 < m.rows("val") < 500  # ~10% by hash of text
+    m.verify(demo)
+
+
+def test_manifest_detects_damage(demo, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo, copy)
+    m = Manifest.load(copy)
+    shard = copy / m.shards[0].path
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="checksum"):
+        m.verify(copy)
+    shard.unlink()
+    with pytest.raises(DataError, match="missing"):
+        Manifest.load(copy)
+    (copy / MANIFEST_NAME).unlink()
+    with pytest.raises(DataError, match="no manifest"):
+        Manifest.load(copy)
+
+
+@pytest.mark.parametrize("batch_size", [128, 100, 7])
+def test_each_row_once_per_epoch(demo, batch_size):
+    m = Manifest.load(demo)
+    source = SplitSource(demo, m, "train")
+    stream = BatchStream(source, batch_size, shuffle=True, seed=3, buffer_blocks=3)
+    rows = m.rows("train")
+    assert stream.steps == m.steps("train", batch_size) == math.ceil(rows / batch_size)
+    assert rows % batch_size  # the last batch is partial in every case here
+
+    expected = np.sort(np.concatenate([source.read((s, b)).row_ids for s, n in enumerate(source.block_counts) for b in range(n)]))
+    assert len(expected) == rows == len(np.unique(expected))
+    orders = []
+    for epoch in range(2):
+        batches = list(stream.epoch(epoch))
+        assert len(batches) == stream.steps
+        assert [len(b) for b in batches[:-1]] == [batch_size] * (stream.steps - 1)
+        assert len(batches[-1]) == rows - batch_size * (stream.steps - 1)
+        seen = np.concatenate([b.row_ids for b in batches])
+        np.testing.assert_array_equal(np.sort(seen), expected)
+        orders.append(seen)
+    assert not np.array_equal(orders[0], orders[1])  # reshuffled each epoch
+    again = np.concatenate([b.row_ids for b in BatchStream(source, batch_size, True, 3, 3).epoch(1)])
+    np.testing.assert_array_equal(again, orders[1])  # and reproducible from the seed
+
+
+def test_batches_mix_classes(demo):
+    """Shards are written in input order; shuffled batches still mix the classes."""
+    m = Manifest.load(demo)
+    stream = BatchStream(SplitSource(demo, m, "train"), 128, shuffle=True, seed=0)
+    first = next(stream.epoch(0))
+    assert len(np.unique(first.labels)) == len(m.labels)
+
+
+def test_forever_chains_aligned_epochs(demo):
+    m = Manifest.load(demo)
+    stream = BatchStream(SplitSource(demo, m, "val"), 50, shuffle=True, seed=1)
+    it = stream.forever()
+    for epoch in range(3):
+        got = [next(it) for _ in range(stream.steps)]
+        want = list(stream.epoch(epoch))
+        assert [b.row_ids.tolist() for b in got] == [b.row_ids.tolist() for b in want]
+
+
+def test_keras_dataset_yields_the_stream(demo):
+    import tensorflow as tf
+
+    from streamtrain.keras_input import sparse_dataset
+
+    m = Manifest.load(demo)
+    stream = BatchStream(SplitSource(demo, m, "train"), 128, shuffle=True, seed=0)
+    ds = sparse_dataset(stream.forever, m.n_features, len(m.labels))
+    got = list(ds.take(stream.steps + 1))
+    want = list(stream.epoch(0)) + [next(stream.epoch(1))]
+    for (x, y), batch in zip(got, want):
+        assert isinstance(x, tf.SparseTensor)
+        assert tuple(x.dense_shape.numpy()) == (len(batch), m.n_features)
+        np.testing.assert_array_equal(tf.sparse.to_dense(x).numpy(), batch.to_dense())
+        np.testing.assert_array_equal(y.numpy(), batch.labels)
