@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from streamtrain.manifest import Manifest
-from streamtrain.rows import SparseRows
+from streamtrain.rows import Rows, empty_rows
 from streamtrain.shards import open_reader
 from streamtrain.shuffle import Block, all_blocks, epoch_blocks, row_permutation
 
@@ -34,10 +34,11 @@ class SplitSource:
             shards = [shards[i] for i in shard_ids]
         self.shards = shards
         self.split = split
+        self.encoding, self.width = manifest.encoding, manifest.row_width
         self.readers = [
-            open_reader(manifest.shard_format, Path(root) / s.path, manifest.n_features, s.block_rows) for s in shards
+            open_reader(manifest.shard_format, Path(root) / s.path, self.encoding, self.width, s.block_rows)
+            for s in shards
         ]
-        self.n_features = manifest.n_features
 
     @property
     def rows(self) -> int:
@@ -47,7 +48,10 @@ class SplitSource:
     def block_counts(self) -> list[int]:
         return [s.blocks for s in self.shards]
 
-    def read(self, block: Block) -> SparseRows:
+    def empty(self) -> Rows:
+        return empty_rows(self.encoding, self.width)
+
+    def read(self, block: Block) -> Rows:
         shard, index = block
         return self.readers[shard].read_block(index)
 
@@ -82,13 +86,13 @@ class BatchStream:
         counts = self.source.block_counts
         return epoch_blocks(counts, self.seed, epoch) if self.shuffle else all_blocks(counts)
 
-    def epoch(self, epoch: int = 0) -> Iterator[SparseRows]:
+    def epoch(self, epoch: int = 0) -> Iterator[Rows]:
         """Exactly ``steps`` batches covering every row once."""
         plan = self.plan(epoch)
-        carry = SparseRows.empty(self.source.n_features)
+        carry = self.source.empty()
         for group, start in enumerate(range(0, len(plan), self.buffer_blocks)):
             blocks = [self.source.read(b) for b in plan[start : start + self.buffer_blocks]]
-            buf = SparseRows.concat([carry, *blocks])
+            buf = type(carry).concat([carry, *blocks])
             if self.shuffle:
                 buf = buf.take(row_permutation(len(buf), self.seed, epoch, group))
             full = len(buf) - len(buf) % self.batch_size
@@ -98,7 +102,7 @@ class BatchStream:
         if len(carry):
             yield carry
 
-    def forever(self, first_epoch: int = 0) -> Iterator[SparseRows]:
+    def forever(self, first_epoch: int = 0) -> Iterator[Rows]:
         epoch = first_epoch
         while True:
             yield from self.epoch(epoch)

@@ -8,7 +8,6 @@ split evaluated, plus the class names.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -50,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    print(json.dumps(evaluate(args.data, args.model_dir, args.split or ["val", "test"], args.batch_size), indent=2))
+    from streamtrain.scoring import metrics_json
+
+    print(metrics_json(evaluate(args.data, args.model_dir, args.split or ["val", "test"], args.batch_size)))
     return 0
 
 

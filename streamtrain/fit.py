@@ -4,7 +4,9 @@ Training rows reach the model through ``BatchStream.forever`` (reshuffled
 every epoch, every row exactly once per epoch); ``steps_per_epoch`` and
 ``validation_steps`` come from the manifest. Early stopping watches the
 validation loss and restores the best weights. Final metrics are computed
-by the same streaming scorer that ``evaluate`` uses.
+by the same streaming scorer that ``evaluate`` uses. The model follows the
+dataset's encoding unless ``--model`` says otherwise: the MLP for TF-IDF
+rows, sepCNN for token sequences.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class FitOptions:
     units: int = 64
     layers: int = 2
     dropout: float = 0.2
+    model: str = "auto"
+    blocks: int = 2
+    filters: int = 64
+    embedding_dim: int = 200
     buffer_blocks: int = 8
     overwrite: bool = False
     verbose: int = 2
@@ -50,9 +56,8 @@ def fit(opts: FitOptions) -> dict:
     import keras
 
     from streamtrain.batches import BatchStream, SplitSource
-    from streamtrain.keras_input import sparse_dataset
+    from streamtrain.keras_input import keras_dataset
     from streamtrain.modeldir import write_model_dir
-    from streamtrain.models import build_mlp
     from streamtrain.scoring import score
 
     check_target(opts.model_dir, opts.overwrite)
@@ -60,7 +65,11 @@ def fit(opts: FitOptions) -> dict:
     n_classes = len(manifest.labels)
     if manifest.rows("train") == 0:
         raise DataError("dataset has no training rows", opts.data)
+    model_name = choose_model(opts.model, manifest.encoding)
     keras.utils.set_random_seed(opts.seed)
+
+    def dataset(stream: BatchStream):
+        return keras_dataset(stream.forever, manifest.encoding, manifest.row_width, n_classes)
 
     def stream(split: str, shuffle: bool) -> BatchStream:
         return BatchStream(SplitSource(opts.data, manifest, split), opts.batch_size, shuffle, opts.seed, opts.buffer_blocks)
@@ -71,7 +80,7 @@ def fit(opts: FitOptions) -> dict:
     callbacks = []
     if val.rows:
         fit_kwargs = {
-            "validation_data": sparse_dataset(val.forever, manifest.n_features, n_classes),
+            "validation_data": dataset(val),
             "validation_steps": val.steps,
         }
         callbacks.append(
@@ -80,14 +89,14 @@ def fit(opts: FitOptions) -> dict:
     else:
         log("no validation rows: training all epochs without early stopping")
 
-    model = build_mlp(manifest.n_features, n_classes, opts.units, opts.layers, opts.dropout, opts.learning_rate)
+    model = build_model(model_name, manifest, opts)
     log(
         f"training on {train.rows} rows ({train.steps} steps/epoch of {opts.batch_size}), "
         f"validating on {val.rows} rows ({val.steps} steps)"
     )
     started = time.perf_counter()
     history = model.fit(
-        sparse_dataset(train.forever, manifest.n_features, n_classes),
+        dataset(train),
         epochs=opts.epochs,
         steps_per_epoch=train.steps,
         callbacks=callbacks,
@@ -116,6 +125,7 @@ def fit(opts: FitOptions) -> dict:
         "val_rows": val.rows,
         "test_rows": results["test"]["rows"],
         "classes": manifest.labels,
+        "model": model_name,
         "test_confusion": results["test"]["confusion"],
         "train_seconds": round(seconds, 3),
         "train_samples_per_second": round(train.rows * epochs_run / seconds, 1) if seconds else None,
@@ -127,10 +137,38 @@ def fit(opts: FitOptions) -> dict:
         "steps_per_epoch": train.steps,
         "validation_steps": val.steps,
         "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
-        "model": "mlp",
+        "model": model_name,
+        "encoding": manifest.encoding,
     }
     write_model_dir(opts.model_dir, model, opts.data, metrics, hist, config, overwrite=opts.overwrite)
     return metrics
+
+
+def choose_model(requested: str, encoding: str) -> str:
+    from streamtrain.models import MODEL_FOR_ENCODING
+
+    fitting = MODEL_FOR_ENCODING[encoding]
+    if requested not in ("auto", fitting):
+        raise UsageError(f"--model {requested} cannot read {encoding} rows; use --model {fitting} or auto")
+    return fitting
+
+
+def build_model(name: str, manifest: Manifest, opts: FitOptions):
+    from streamtrain.models import build_mlp, build_sepcnn
+
+    n_classes = len(manifest.labels)
+    if name == "sepcnn":
+        return build_sepcnn(
+            manifest.n_features,
+            manifest.row_width,
+            n_classes,
+            blocks=opts.blocks,
+            filters=opts.filters,
+            embedding_dim=opts.embedding_dim,
+            dropout=opts.dropout,
+            learning_rate=opts.learning_rate,
+        )
+    return build_mlp(manifest.n_features, n_classes, opts.units, opts.layers, opts.dropout, opts.learning_rate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,8 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--patience", type=int, default=2, help="epochs without val-loss improvement before stopping (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of shuffling, initialisation and dropout (default 0)")
-    p.add_argument("--units", type=int, default=64, help="units per hidden layer (default 64)")
-    p.add_argument("--layers", type=int, default=2, help="hidden layers (default 2)")
+    p.add_argument("--model", choices=("auto", "mlp", "sepcnn"), default="auto", help="model family (default: mlp for TF-IDF data, sepcnn for sequences)")
+    p.add_argument("--units", type=int, default=64, help="MLP: units per hidden layer (default 64)")
+    p.add_argument("--layers", type=int, default=2, help="MLP: hidden layers (default 2)")
+    p.add_argument("--blocks", type=int, default=2, help="sepCNN: convolution blocks (default 2)")
+    p.add_argument("--filters", type=int, default=64, help="sepCNN: filters of the first blocks (default 64)")
+    p.add_argument("--embedding-dim", type=int, default=200, help="sepCNN: embedding size (default 200)")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout rate (default 0.2)")
     p.add_argument("--overwrite", action="store_true", help="replace --model-dir if it exists")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
@@ -152,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if min(args.epochs, args.batch_size, args.layers, args.units) < 1 or args.patience < 0:
-        raise UsageError("--epochs, --batch-size, --layers and --units must be positive, --patience >= 0")
+    if min(args.epochs, args.batch_size, args.layers, args.units, args.blocks, args.filters, args.embedding_dim) < 1 or args.patience < 0:
+        raise UsageError("--epochs, --batch-size, --layers, --units, --blocks, --filters and --embedding-dim must be positive; --patience >= 0")
     if not 0.0 <= args.dropout < 1.0:
         raise UsageError("--dropout must be in [0, 1)")
     opts = FitOptions(
@@ -167,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         units=args.units,
         layers=args.layers,
         dropout=args.dropout,
+        model=args.model,
+        blocks=args.blocks,
+        filters=args.filters,
+        embedding_dim=args.embedding_dim,
         overwrite=args.overwrite,
         verbose=0 if args.quiet else 2,
     )

@@ -1,9 +1,10 @@
-"""Batches of ``SparseRows`` -> a ``tf.data.Dataset`` Keras can ``fit`` on.
+"""Batches of rows -> a ``tf.data.Dataset`` Keras can ``fit`` on, and single batches -> model inputs.
 
 The generator (``BatchStream.forever`` for training and validation, one
 ``epoch`` for evaluation) runs in tf.data's thread; ``prefetch`` lets it
-read ahead while the model trains. Rows stay sparse all the way into the
-first ``Dense`` layer (``tf.SparseTensor``): nothing is densified.
+read ahead while the model trains. TF-IDF rows stay sparse all the way into
+the first ``Dense`` layer (``tf.SparseTensor``): nothing is densified.
+Token rows go in as int32 matrices.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from streamtrain.rows import SparseRows
+from streamtrain.rows import Rows, SparseRows, TokenRows
 
 
 def targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -23,24 +24,21 @@ def targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return labels.astype(np.int32)
 
 
-def _parts(batch: SparseRows, n_classes: int):
-    shape = np.array([len(batch), batch.n_cols], np.int64)
-    return (batch.coo_indices(), batch.values, shape), targets(batch.labels, n_classes)
+def _target_spec(n_classes: int) -> tf.TensorSpec:
+    return tf.TensorSpec([None, 1], tf.float32) if n_classes == 2 else tf.TensorSpec([None], tf.int32)
 
 
 def sparse_dataset(batches: Callable[[], Iterator[SparseRows]], n_features: int, n_classes: int) -> tf.data.Dataset:
-    """A dataset of (SparseTensor features, targets) from a batch-generator factory."""
-    y_spec = (
-        tf.TensorSpec([None, 1], tf.float32) if n_classes == 2 else tf.TensorSpec([None], tf.int32)
-    )
+    """(SparseTensor features, targets) from a factory of ``SparseRows`` batches."""
     signature = (
         (tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([None], tf.float32), tf.TensorSpec([2], tf.int64)),
-        y_spec,
+        _target_spec(n_classes),
     )
 
     def gen():
         for batch in batches():
-            yield _parts(batch, n_classes)
+            shape = np.array([len(batch), batch.n_cols], np.int64)
+            yield (batch.coo_indices(), batch.values, shape), targets(batch.labels, n_classes)
 
     def to_sparse(x, y):
         indices, values, shape = x
@@ -50,6 +48,25 @@ def sparse_dataset(batches: Callable[[], Iterator[SparseRows]], n_features: int,
     return ds.map(to_sparse).prefetch(tf.data.AUTOTUNE)
 
 
-def sparse_tensor(batch: SparseRows) -> tf.SparseTensor:
-    """One batch as a ``tf.SparseTensor`` (for predict on raw text)."""
-    return tf.SparseTensor(batch.coo_indices(), batch.values, [len(batch), batch.n_cols])
+def token_dataset(batches: Callable[[], Iterator[TokenRows]], width: int, n_classes: int) -> tf.data.Dataset:
+    """(int32 token ids, targets) from a factory of ``TokenRows`` batches."""
+    signature = (tf.TensorSpec([None, width], tf.int32), _target_spec(n_classes))
+
+    def gen():
+        for batch in batches():
+            yield batch.tokens, targets(batch.labels, n_classes)
+
+    return tf.data.Dataset.from_generator(gen, output_signature=signature).prefetch(tf.data.AUTOTUNE)
+
+
+def keras_dataset(batches: Callable[[], Iterator[Rows]], encoding: str, width: int, n_classes: int) -> tf.data.Dataset:
+    if encoding == "sequence":
+        return token_dataset(batches, width, n_classes)
+    return sparse_dataset(batches, width, n_classes)
+
+
+def model_input(rows: Rows):
+    """One batch in the form the model takes (for scoring and predict)."""
+    if isinstance(rows, TokenRows):
+        return tf.constant(rows.tokens)
+    return tf.SparseTensor(rows.coo_indices(), rows.values, [len(rows), rows.n_cols])

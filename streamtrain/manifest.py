@@ -24,8 +24,8 @@ FORMAT_VERSION = 1
 @dataclass
 class Manifest:
     shard_format: str
-    encoding: str  # "tfidf" (sparse rows)
-    n_features: int
+    encoding: str  # "tfidf" (sparse rows) or "sequence" (fixed-width token ids)
+    n_features: int  # TF-IDF columns, or token ids including padding 0
     labels: list[str]
     vectorizer: dict  # the vectorizer.json document
     shards: list[ShardInfo]
@@ -33,6 +33,13 @@ class Manifest:
     sources: list[dict] = field(default_factory=list)  # inputs and the row ids they got
     stats: dict = field(default_factory=dict)  # rows per split and class, samples / words
     created: dict = field(default_factory=dict)  # tool version, time, command line
+    sequence_length: int | None = None  # width of token rows (sequence encoding)
+    choice: dict = field(default_factory=dict)  # the vectorizer choice and the S/W numbers behind it
+
+    @property
+    def row_width(self) -> int:
+        """Columns of a stored row: features for TF-IDF, tokens for sequences."""
+        return self.sequence_length if self.encoding == "sequence" else self.n_features
 
     def shards_for(self, split: str) -> list[ShardInfo]:
         return [s for s in self.shards if s.split == split]
@@ -52,8 +59,10 @@ class Manifest:
             "shard_format": self.shard_format,
             "encoding": self.encoding,
             "n_features": self.n_features,
+            "sequence_length": self.sequence_length,
             "labels": self.labels,
             "vectorizer": self.vectorizer,
+            "choice": self.choice,
             "split": self.split,
             "sources": self.sources,
             "stats": self.stats,
@@ -87,6 +96,8 @@ class Manifest:
             sources=doc.get("sources", []),
             stats=doc.get("stats", {}),
             created=doc.get("created", {}),
+            sequence_length=doc.get("sequence_length"),
+            choice=doc.get("choice", {}),
         )
         for shard in manifest.shards:
             if not (Path(directory) / shard.path).is_file():

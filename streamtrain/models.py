@@ -1,8 +1,31 @@
-"""Model builders: the guide's multi-layer perceptron on sparse TF-IDF rows."""
+"""Model builders: the guide's two families.
+
+- ``build_mlp``: multi-layer perceptron on sparse TF-IDF rows.
+- ``build_sepcnn``: separable-convolution network on token-id sequences.
+Both end in the same head (sigmoid for 2 classes, softmax otherwise) and
+compile with Adam; ``class_probabilities`` turns either head's output into
+one probability per class.
+"""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
+
+MODELS = ("mlp", "sepcnn")
+MODEL_FOR_ENCODING = {"tfidf": "mlp", "sequence": "sepcnn"}
+
+
+def _finish(inputs, x, n_classes: int, learning_rate: float, name: str) -> keras.Model:
+    if n_classes == 2:
+        outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+        loss = "binary_crossentropy"
+    else:
+        outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
+        loss = "sparse_categorical_crossentropy"
+    model = keras.Model(inputs, outputs, name=name)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    return model
 
 
 def build_mlp(
@@ -13,27 +36,68 @@ def build_mlp(
     dropout: float = 0.2,
     learning_rate: float = 1e-3,
 ) -> keras.Model:
-    """``layers`` x Dense(``units``, relu) + Dropout, then a sigmoid (2 classes) or softmax head."""
+    """``layers`` x Dense(``units``, relu) + Dropout on a sparse input."""
     inputs = keras.Input(shape=(n_features,), sparse=True, name="tfidf")
     x = inputs
     for i in range(layers):
         x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    if n_classes == 2:
-        outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
-        loss = "binary_crossentropy"
-    else:
-        outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
-        loss = "sparse_categorical_crossentropy"
-    model = keras.Model(inputs, outputs, name="mlp")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
-    return model
+    return _finish(inputs, x, n_classes, learning_rate, "mlp")
 
 
-def class_probabilities(outputs, n_classes: int):
+def build_sepcnn(
+    vocab_size: int,
+    length: int,
+    n_classes: int,
+    blocks: int = 2,
+    filters: int = 64,
+    kernel_size: int = 3,
+    embedding_dim: int = 200,
+    dropout: float = 0.2,
+    pool_size: int = 3,
+    learning_rate: float = 1e-3,
+) -> keras.Model:
+    """The guide's sepCNN: embedding, (blocks - 1) x [dropout, 2 separable convs, max pool],
+    2 wider separable convs, global average pooling, dropout, head.
+
+    One deliberate change: depthwise kernels start LeCun-uniform over the
+    kernel width (each channel is its own convolution, so its fan-in is
+    ``kernel_size``), biases at zero. With the guide's ``random_uniform``
+    (+-0.05), or Keras' default that counts every channel in the fan-in, the
+    signal vanishes through the stacked convolutions: on AG News the model
+    stayed at chance (loss ln 4) for 6 epochs; with this it reached 0.85
+    validation accuracy in 5.
+    """
+    limit = float(np.sqrt(3.0 / kernel_size))
+
+    def conv(width: int, name: str):
+        return keras.layers.SeparableConv1D(
+            width,
+            kernel_size,
+            activation="relu",
+            padding="same",
+            depthwise_initializer=keras.initializers.RandomUniform(-limit, limit),
+            bias_initializer="zeros",
+            name=name,
+        )
+
+    inputs = keras.Input(shape=(length,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
+    for b in range(blocks - 1):
+        x = keras.layers.Dropout(dropout, name=f"dropout_{b}")(x)
+        x = conv(filters, f"sepconv_{b}_a")(x)
+        x = conv(filters, f"sepconv_{b}_b")(x)
+        if x.shape[1] >= pool_size:
+            x = keras.layers.MaxPooling1D(pool_size, name=f"pool_{b}")(x)
+    x = conv(filters * 2, "sepconv_top_a")(x)
+    x = conv(filters * 2, "sepconv_top_b")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="average")(x)
+    x = keras.layers.Dropout(dropout, name="dropout_top")(x)
+    return _finish(inputs, x, n_classes, learning_rate, "sepcnn")
+
+
+def class_probabilities(outputs, n_classes: int) -> np.ndarray:
     """Model outputs -> (n, n_classes) probabilities (expands the sigmoid head)."""
-    import numpy as np
-
     outputs = np.asarray(outputs, dtype=np.float64)
     if n_classes == 2:
         p = outputs.reshape(-1)

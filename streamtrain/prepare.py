@@ -1,13 +1,16 @@
 """``python -m streamtrain.prepare``: raw labelled text -> vectorized shards + manifest.
 
-Three streaming passes, each holding one chunk of rows at a time:
+Streaming passes, each holding one chunk of rows at a time:
 
-1. ``_tokenize``: read raw inputs, assign splits, hash n-grams once, count
-   document frequencies on training rows, spill the counts to scratch files.
-2. ``_select``: stream the spill, accumulate per-class TF-IDF moments of the
-   candidate n-grams, keep the top-k by ANOVA F-value.
-3. ``_write``: stream the spill again, turn counts into final TF-IDF rows
-   and write them to bounded shards per split.
+1. ``_first_pass``: read the raw inputs, assign splits and labels, measure
+   samples S and median words per sample W; for n-grams also hash them once,
+   count document frequencies and spill the counts to scratch files; for
+   forced sequences count token frequencies instead.
+2. ``choose_vectorizer``: the guide's rule, sequences when S/W >= 1500.
+3. n-grams: ``_select`` streams the spill for the ANOVA F-test and keeps the
+   top-k; ``_write_ngrams`` streams it again into TF-IDF shards.
+   Sequences: ``_count_tokens`` (only when not done in pass 1) and
+   ``_write_sequences`` re-read the raw inputs into token-id shards.
 
 Everything is built in a staging directory that replaces ``--out`` only when
 the manifest has been written, so a crash leaves nothing that looks complete.
@@ -20,7 +23,7 @@ import datetime
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,13 +35,17 @@ from streamtrain.corpus_stats import WordCounts
 from streamtrain.errors import DataError, UsageError, run_cli
 from streamtrain.labels import LabelIndex
 from streamtrain.manifest import Manifest
-from streamtrain.readers import ColumnSpec, detect_format, read_chunks
-from streamtrain.rows import SparseRows
-from streamtrain.shards import FORMATS, SplitWriter
+from streamtrain.readers import ColumnSpec, RawChunk, detect_format, read_chunks
+from streamtrain.rows import Rows, SparseRows
+from streamtrain.sequence import SequenceConfig, SequenceState, TokenCounts
+from streamtrain.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.spill import Spill, SpillPart
 from streamtrain.split import SPLIT_NAMES, TRAIN, assign_splits
 from streamtrain.tfidf import ClassMoments, DocFreq, NgramConfig, TfidfState, fit_selection, hash_counts
 from streamtrain.vectorizer import Vectorizer
+
+VECTORIZERS = ("auto", "ngram", "sequence")
+SW_THRESHOLD = 1500.0  # the guide: sequence models win when samples / median words >= 1500
 
 
 @dataclass
@@ -47,60 +54,96 @@ class PrepareOptions:
     out: Path
     test_inputs: list[str] = field(default_factory=list)
     shard_format: str = "hdf5"
+    vectorizer: str = "auto"
     val_fraction: float = 0.1
     shard_rows: int = 20_000
     block_rows: int = 1024
     chunk_rows: int = 4096
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     ngram: NgramConfig = field(default_factory=NgramConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
     overwrite: bool = False
     argv: list[str] = field(default_factory=list)
 
 
 @dataclass
-class _Pass1:
-    """What the tokenizing pass learns."""
+class _FirstPass:
+    """What the first pass over the raw inputs learns."""
 
-    spill: Spill
-    doc_freq: DocFreq
-    labels: LabelIndex
-    words: WordCounts
-    sources: list[dict]
+    labels: LabelIndex = field(default_factory=LabelIndex)
+    words: WordCounts = field(default_factory=WordCounts)
+    sources: list[dict] = field(default_factory=list)
+    spill: Spill | None = None  # hashed n-gram counts (n-gram path)
+    doc_freq: DocFreq | None = None
+    tokens: TokenCounts | None = None  # token frequencies (sequence path)
 
 
 def log(msg: str) -> None:
     print(f"[prepare] {msg}", file=sys.stderr, flush=True)
 
 
+def choose_vectorizer(requested: str, samples: int, median_words: float) -> dict:
+    """The guide's rule and the numbers behind it: sequences when S/W >= 1500."""
+    ratio = samples / median_words if median_words else float("inf")
+    chosen = requested if requested != "auto" else ("sequence" if ratio >= SW_THRESHOLD else "ngram")
+    return {
+        "requested": requested,
+        "chosen": chosen,
+        "samples": samples,
+        "median_words_per_sample": median_words,
+        "samples_per_word": ratio if ratio != float("inf") else None,
+        "threshold": SW_THRESHOLD,
+    }
+
+
 def prepare(opts: PrepareOptions) -> Manifest:
     if opts.shard_format not in FORMATS:
         raise UsageError(f"--format must be one of {FORMATS}")
+    if opts.vectorizer not in VECTORIZERS:
+        raise UsageError(f"--vectorizer must be one of {VECTORIZERS}")
     for path in [*opts.inputs, *opts.test_inputs]:
         detect_format(path)  # fail on a bad path before any work
     with staging_dir(opts.out, overwrite=opts.overwrite) as stage:
-        p1 = _tokenize(opts, stage)
-        label_names, remap = p1.labels.finalize()
+        first = _first_pass(opts, stage)
+        label_names, remap = first.labels.finalize()
         if len(label_names) < 2:
             raise DataError(f"need at least 2 classes in the training inputs, found {label_names}")
-        state = _select(opts, p1, remap, len(label_names))
-        shards, per_class = _write(opts, p1.spill, state, remap, stage, len(label_names))
-        shutil.rmtree(p1.spill.directory)
-        vec_doc = Vectorizer(state, label_names).save(stage)
+        choice = choose_vectorizer(opts.vectorizer, first.words.samples, first.words.median())
+        log(
+            f"S = {choice['samples']} samples, W = {choice['median_words_per_sample']:g} median words per sample, "
+            f"S/W = {choice['samples_per_word'] or float('inf'):.1f} -> {choice['chosen']}"
+            + (" (forced)" if opts.vectorizer != "auto" else f" (threshold {SW_THRESHOLD:g})")
+        )
+        stats: dict = {}
+        if choice["chosen"] == "ngram":
+            state = _select(opts, first, remap, len(label_names))
+            shards, per_class = _write_ngrams(opts, first.spill, state, remap, stage, len(label_names))
+            stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.ngram.min_df).sum())
+        else:
+            tokens = first.tokens or _count_tokens(opts)
+            state = SequenceState.fit(opts.sequence, tokens)
+            log(f"vocabulary of {len(state.vocab)} tokens, sequences of {state.length} (longest text {tokens.longest})")
+            shards, per_class = _write_sequences(opts, state, first.labels, remap, stage, len(label_names))
+        if first.spill is not None:
+            shutil.rmtree(first.spill.directory)
+        vectorizer = Vectorizer(state, label_names)
         manifest = Manifest(
             shard_format=opts.shard_format,
-            encoding="tfidf",
+            encoding=vectorizer.encoding,
             n_features=state.n_features,
+            sequence_length=state.length if vectorizer.encoding == "sequence" else None,
             labels=label_names,
-            vectorizer=vec_doc,
+            vectorizer=vectorizer.save(stage),
+            choice=choice,
             shards=shards,
             split={"val_fraction": opts.val_fraction, "rule": "blake2b-64(utf8(text)) / 2**64 < val_fraction"},
-            sources=p1.sources,
+            sources=first.sources,
             stats={
-                "rows": {name: int(sum(per_class[i])) for i, name in enumerate(SPLIT_NAMES)},
+                "rows": {name: int(per_class[i].sum()) for i, name in enumerate(SPLIT_NAMES)},
                 "rows_per_class": {name: per_class[i].tolist() for i, name in enumerate(SPLIT_NAMES)},
-                "samples": p1.words.samples,
-                "median_words_per_sample": p1.words.median(),
-                "vocabulary_buckets": int((p1.doc_freq.df >= opts.ngram.min_df).sum()),
+                "samples": first.words.samples,
+                "median_words_per_sample": first.words.median(),
+                **stats,
             },
             created={
                 "tool": f"streamtrain {__version__}",
@@ -113,41 +156,60 @@ def prepare(opts: PrepareOptions) -> Manifest:
     return manifest
 
 
-def _tokenize(opts: PrepareOptions, stage: Path) -> _Pass1:
-    p1 = _Pass1(Spill(stage / ".spill", opts.ngram.hash_buckets), DocFreq(opts.ngram.hash_buckets), LabelIndex(), WordCounts(), [])
+def _rows(opts: PrepareOptions) -> Iterator[tuple[str, str, RawChunk, np.ndarray, np.ndarray]]:
+    """Every input row in order as (role, path, chunk, split codes, row ids): identical on every pass."""
     next_row = 0
     for role, inputs in (("train", opts.inputs), ("test", opts.test_inputs)):
-        if role == "test":
-            p1.labels.freeze()
         for path in inputs:
-            first, fmt = next_row, detect_format(path)
             for chunk in read_chunks([path], opts.columns, opts.chunk_rows):
                 splits = assign_splits(chunk.texts, opts.val_fraction, is_test=role == "test")
-                labels = p1.labels.encode(chunk)
-                counts = hash_counts(opts.ngram, chunk.texts)
-                p1.doc_freq.update(counts[splits == TRAIN])
-                if role == "train":
-                    p1.words.update(chunk.texts)
                 row_ids = np.arange(next_row, next_row + len(chunk), dtype=np.int64)
-                p1.spill.append(SpillPart(counts, labels, splits, row_ids))
                 next_row += len(chunk)
-            p1.sources.append(
-                {"path": os.path.abspath(path), "role": role, "format": fmt, "first_row_id": first, "rows": next_row - first}
+                yield role, str(path), chunk, splits, row_ids
+
+
+def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
+    first = _FirstPass()
+    if opts.vectorizer == "sequence":
+        first.tokens = TokenCounts(opts.sequence.hash_buckets)
+    else:
+        first.spill = Spill(stage / ".spill", opts.ngram.hash_buckets)
+        first.doc_freq = DocFreq(opts.ngram.hash_buckets)
+    train_rows = 0
+    for role, path, chunk, splits, row_ids in _rows(opts):
+        if role == "test":
+            first.labels.freeze()
+        if not first.sources or first.sources[-1]["path"] != os.path.abspath(path) or first.sources[-1]["role"] != role:
+            first.sources.append(
+                {"path": os.path.abspath(path), "role": role, "format": detect_format(path), "first_row_id": int(row_ids[0]), "rows": 0}
             )
-            log(f"read {next_row - first} rows from {path}")
-    if p1.doc_freq.n_docs == 0:
+        first.sources[-1]["rows"] += len(chunk)
+        labels = first.labels.encode(chunk)
+        train = splits == TRAIN
+        train_rows += int(train.sum())
+        if role == "train":
+            first.words.update(chunk.texts)
+        if first.tokens is not None:
+            first.tokens.update([t for t, keep in zip(chunk.texts, train) if keep])
+        if first.spill is not None:
+            counts = hash_counts(opts.ngram, chunk.texts)
+            first.doc_freq.update(counts[train])
+            first.spill.append(SpillPart(counts, labels, splits, row_ids))
+    for source in first.sources:
+        log(f"read {source['rows']} {source['role']} rows from {source['path']}")
+    if train_rows == 0:
         raise DataError("no training rows: every input row went to validation or test")
-    return p1
+    return first
 
 
-def _select(opts: PrepareOptions, p1: _Pass1, remap: np.ndarray, n_classes: int) -> TfidfState:
-    idf = p1.doc_freq.idf(opts.ngram.min_df)
-    candidates = np.flatnonzero(p1.doc_freq.df >= opts.ngram.min_df)
+def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int) -> TfidfState:
+    idf = first.doc_freq.idf(opts.ngram.min_df)
+    candidates = np.flatnonzero(first.doc_freq.df >= opts.ngram.min_df)
     if not len(candidates):
         raise DataError(f"no n-gram occurs in {opts.ngram.min_df} or more training rows")
     weigher = TfidfState(opts.ngram, idf, candidates)
     moments = ClassMoments(candidates, n_classes)
-    for part in p1.spill:
+    for part in first.spill:
         train = part.splits == TRAIN
         counts = part.counts[train]
         values, _ = weigher.tfidf_buckets(counts)
@@ -159,23 +221,50 @@ def _select(opts: PrepareOptions, p1: _Pass1, remap: np.ndarray, n_classes: int)
     return state
 
 
-def _write(opts: PrepareOptions, spill: Spill, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int):
-    writers = [
-        SplitWriter(stage, opts.shard_format, name, state.n_features, opts.shard_rows, opts.block_rows) for name in SPLIT_NAMES
-    ]
-    per_class = np.zeros((len(SPLIT_NAMES), n_classes), np.int64)
-    for part in spill:
-        rows = state.featurize(part.counts, remap[part.labels], part.row_ids)
-        for code, writer in enumerate(writers):
-            picked = np.flatnonzero(part.splits == code)
+class _SplitWriters:
+    """One ``SplitWriter`` per split, plus per-class row counts."""
+
+    def __init__(self, opts: PrepareOptions, stage: Path, encoding: str, width: int, n_classes: int):
+        self.writers = [
+            SplitWriter(stage, opts.shard_format, name, encoding, width, opts.shard_rows, opts.block_rows)
+            for name in SPLIT_NAMES
+        ]
+        self.per_class = np.zeros((len(SPLIT_NAMES), n_classes), np.int64)
+
+    def write(self, rows: Rows, splits: np.ndarray) -> None:
+        for code, writer in enumerate(self.writers):
+            picked = np.flatnonzero(splits == code)
             if len(picked):
                 sub = rows.take(picked)
                 writer.write(sub)
-                per_class[code] += np.bincount(sub.labels, minlength=n_classes)
-    shards = [info for w in writers for info in w.close()]
-    for i, name in enumerate(SPLIT_NAMES):
-        log(f"{name}: {int(per_class[i].sum())} rows in {len([s for s in shards if s.split == name])} shard(s)")
-    return shards, per_class
+                self.per_class[code] += np.bincount(sub.labels, minlength=self.per_class.shape[1])
+
+    def close(self) -> tuple[list[ShardInfo], np.ndarray]:
+        shards = [info for w in self.writers for info in w.close()]
+        for i, name in enumerate(SPLIT_NAMES):
+            log(f"{name}: {int(self.per_class[i].sum())} rows in {sum(s.split == name for s in shards)} shard(s)")
+        return shards, self.per_class
+
+
+def _write_ngrams(opts: PrepareOptions, spill: Spill, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int):
+    out = _SplitWriters(opts, stage, "tfidf", state.n_features, n_classes)
+    for part in spill:
+        out.write(state.featurize(part.counts, remap[part.labels], part.row_ids), part.splits)
+    return out.close()
+
+
+def _count_tokens(opts: PrepareOptions) -> TokenCounts:
+    counts = TokenCounts(opts.sequence.hash_buckets)
+    for _, _, chunk, splits, _ in _rows(opts):
+        counts.update([t for t, s in zip(chunk.texts, splits) if s == TRAIN])
+    return counts
+
+
+def _write_sequences(opts: PrepareOptions, state: SequenceState, labels: LabelIndex, remap: np.ndarray, stage: Path, n_classes: int):
+    out = _SplitWriters(opts, stage, "sequence", state.length, n_classes)
+    for _, _, chunk, splits, row_ids in _rows(opts):
+        out.write(state.encode(chunk.texts, remap[labels.encode(chunk)], row_ids), splits)
+    return out.close()
 
 
 def _column(value: str) -> str | int:
@@ -188,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output dataset directory")
     p.add_argument("--test", nargs="+", default=[], metavar="INPUT", help="held-out test inputs (same formats)")
     p.add_argument("--format", dest="shard_format", choices=FORMATS, default="hdf5", help="shard file format (default hdf5)")
+    p.add_argument("--vectorizer", choices=VECTORIZERS, default="auto", help="ngram (TF-IDF), sequence (token ids), or auto: the guide's rule, sequence when samples / median words per sample >= 1500 (default auto)")
+    p.add_argument("--max-length", type=int, default=500, help="sequence: longest token sequence kept (default 500)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of training rows held out for validation, by a hash of the text (default 0.1)")
     p.add_argument("--shard-rows", type=int, default=20_000, help="rows per shard file (default 20000)")
     p.add_argument("--block-rows", type=int, default=1024, help="rows per block, the unit of shuffled reads (default 1024)")
@@ -207,18 +298,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0.0 <= args.val_fraction < 1.0:
         raise UsageError("--val-fraction must be in [0, 1)")
-    if min(args.shard_rows, args.block_rows, args.top_k, args.min_df, args.hash_buckets) < 1:
-        raise UsageError("--shard-rows, --block-rows, --top-k, --min-df and --hash-buckets must be positive")
+    if min(args.shard_rows, args.block_rows, args.top_k, args.min_df, args.hash_buckets, args.max_length) < 1:
+        raise UsageError("--shard-rows, --block-rows, --top-k, --min-df, --hash-buckets and --max-length must be positive")
     opts = PrepareOptions(
         inputs=args.inputs,
         out=args.out,
         test_inputs=args.test,
         shard_format=args.shard_format,
+        vectorizer=args.vectorizer,
         val_fraction=args.val_fraction,
         shard_rows=args.shard_rows,
         block_rows=args.block_rows,
         columns=ColumnSpec(tuple(args.text_column or ["text"]), args.label_column, args.header),
         ngram=NgramConfig(top_k=args.top_k, min_df=args.min_df, hash_buckets=args.hash_buckets),
+        sequence=SequenceConfig(top_k=args.top_k, max_length=args.max_length, hash_buckets=args.hash_buckets),
         overwrite=args.overwrite,
         argv=list(sys.argv if argv is None else argv),
     )
@@ -226,7 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"prepared {opts.out}: "
         + ", ".join(f"{k} {v}" for k, v in m.stats["rows"].items())
-        + f" rows; {m.n_features} features; {len(m.labels)} classes; {len(m.shards)} {m.shard_format} shards"
+        + f" rows; {m.encoding} ({m.choice['chosen']}: S/W = {m.choice['samples_per_word'] or float('inf'):.1f}); "
+        + f"{m.n_features} features; {len(m.labels)} classes; {len(m.shards)} {m.shard_format} shards"
     )
     return 0
 

@@ -1,9 +1,10 @@
 """In-memory blocks of vectorized rows, the unit every stage passes around.
 
-``SparseRows`` holds TF-IDF rows as CSR (``indptr``/``indices``/``values``)
-with their integer labels and global row ids. It knows how to slice, permute
-and concatenate itself, nothing else: reading and writing belong to
-``shards``, batching to ``batches``.
+``SparseRows`` holds TF-IDF rows as CSR (``indptr``/``indices``/``values``),
+``TokenRows`` fixed-width token-id sequences; both carry integer labels and
+global row ids, and share one small interface (``len``, ``slice``, ``take``,
+``concat``, ``empty``) so shards, batching and shuffling work on either.
+Reading and writing belong to ``shards``, batching to ``batches``.
 """
 
 from __future__ import annotations
@@ -102,3 +103,52 @@ class SparseRows:
         rows = np.repeat(np.arange(len(self)), np.diff(self.indptr))
         out[rows, self.indices] = self.values
         return out
+
+
+@dataclass
+class TokenRows:
+    """Token-id rows of fixed width (0 = padding), with labels and global row ids."""
+
+    tokens: np.ndarray  # int32 (n, width)
+    labels: np.ndarray  # int32
+    row_ids: np.ndarray  # int64
+
+    def __post_init__(self) -> None:
+        if self.tokens.ndim != 2 or len(self.tokens) != len(self.labels) or len(self.row_ids) != len(self.labels):
+            raise ValueError("inconsistent TokenRows shapes")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_cols(self) -> int:
+        return self.tokens.shape[1]
+
+    @classmethod
+    def empty(cls, n_cols: int) -> TokenRows:
+        return cls(np.zeros((0, n_cols), np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+
+    def slice(self, start: int, stop: int) -> TokenRows:
+        return TokenRows(self.tokens[start:stop], self.labels[start:stop], self.row_ids[start:stop])
+
+    def take(self, order: np.ndarray) -> TokenRows:
+        return TokenRows(self.tokens[order], self.labels[order], self.row_ids[order])
+
+    @classmethod
+    def concat(cls, parts: Sequence[TokenRows]) -> TokenRows:
+        parts = [p for p in parts if len(p)] or list(parts[:1])
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            np.concatenate([p.tokens for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.row_ids for p in parts]),
+        )
+
+
+Rows = SparseRows | TokenRows
+ENCODINGS = {"tfidf": SparseRows, "sequence": TokenRows}
+
+
+def empty_rows(encoding: str, n_cols: int) -> Rows:
+    return ENCODINGS[encoding].empty(n_cols)

@@ -8,22 +8,30 @@ Both paths call the model the same way, so evaluate (on shards) and predict
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 
 import numpy as np
 
-from streamtrain.keras_input import sparse_tensor
+from streamtrain.keras_input import model_input
 from streamtrain.models import class_probabilities
-from streamtrain.rows import SparseRows
+from streamtrain.rows import Rows
 
 
-def predict_proba(model, rows: SparseRows, n_classes: int) -> np.ndarray:
+def predict_proba(model, rows: Rows, n_classes: int) -> np.ndarray:
     if not len(rows):
         return np.zeros((0, n_classes))
-    return class_probabilities(model(sparse_tensor(rows), training=False), n_classes)
+    return class_probabilities(model(model_input(rows), training=False), n_classes)
 
 
-def score(model, batches: Iterable[SparseRows], n_classes: int) -> dict:
+def metrics_json(metrics: dict) -> str:
+    """Indented JSON with each innermost list of numbers (a confusion-matrix row) on one line."""
+    text = json.dumps(metrics, indent=2)
+    return re.sub(r"\[\s+([-0-9.e,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+
+
+def score(model, batches: Iterable[Rows], n_classes: int) -> dict:
     confusion = np.zeros((n_classes, n_classes), np.int64)
     loss_sum, rows = 0.0, 0
     for batch in batches:

@@ -13,10 +13,12 @@ Who owns what:
 Block ``b`` of a shard is rows ``[b * block_rows, (b + 1) * block_rows)``; in
 Parquet it is exactly row group ``b``.
 
-HDF5 layout: ``indptr`` (int64, rows + 1), ``indices`` (int32), ``values``
-(float32), ``labels`` (int32), ``row_ids`` (int64), chunked and resizable.
-Parquet schema: ``indices`` list<int32>, ``values`` list<float32>, ``label``
-int32, ``row_id`` int64.
+HDF5 layout: ``labels`` (int32) and ``row_ids`` (int64), plus for TF-IDF rows
+the CSR datasets ``indptr`` (int64, rows + 1), ``indices`` (int32) and
+``values`` (float32), or for sequences ``tokens`` (int32, rows x width); all
+chunked and resizable. Parquet schema: ``label`` int32, ``row_id`` int64,
+plus ``indices`` list<int32> and ``values`` list<float32>, or ``tokens``
+fixed_size_list<int32>[width].
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain.rows import SparseRows
+from streamtrain.rows import Rows, SparseRows, TokenRows
 
 FORMATS = ("hdf5", "parquet")
 SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
@@ -81,39 +83,45 @@ class _TempFileWriter:
 
 
 class Hdf5ShardWriter(_TempFileWriter):
-    def __init__(self, root: Path, name: str, split: str, n_cols: int, block_rows: int):
+    def __init__(self, root: Path, name: str, split: str, encoding: str, n_cols: int, block_rows: int):
         import h5py
 
         super().__init__(root, name, split, block_rows)
         self.file = h5py.File(self.tmp, "w")
-        self.file.attrs["n_cols"] = n_cols
-        self.file.attrs["block_rows"] = block_rows
+        self.file.attrs.update({"encoding": encoding, "n_cols": n_cols, "block_rows": block_rows})
         rc, ec = max(block_rows, 1024), 1 << 16
-        self.file.create_dataset("indptr", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(rc,))
-        for name_, dtype, chunk in [
-            ("indices", np.int32, ec),
-            ("values", np.float32, ec),
-            ("labels", np.int32, rc),
-            ("row_ids", np.int64, rc),
-        ]:
-            self.file.create_dataset(name_, shape=(0,), dtype=dtype, maxshape=(None,), chunks=(chunk,))
+        if encoding == "tfidf":
+            self.file.create_dataset("indptr", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(rc,))
+            self._create("indices", np.int32, (ec,))
+            self._create("values", np.float32, (ec,))
+        else:
+            self._create("tokens", np.int32, (block_rows, n_cols))
+        self._create("labels", np.int32, (rc,))
+        self._create("row_ids", np.int64, (rc,))
+
+    def _create(self, name: str, dtype, chunks: tuple[int, ...]) -> None:
+        shape = (0, *chunks[1:])
+        self.file.create_dataset(name, shape=shape, dtype=dtype, maxshape=(None, *chunks[1:]), chunks=chunks)
 
     def _append(self, name: str, data: np.ndarray) -> None:
         ds = self.file[name]
         start = ds.shape[0]
-        ds.resize((start + len(data),))
+        ds.resize(start + len(data), axis=0)
         ds[start:] = data
 
-    def write(self, rows: SparseRows) -> None:
+    def write(self, rows: Rows) -> None:
         if not len(rows):
             return
-        self._append("indptr", rows.indptr[1:] + self.nnz)
-        self._append("indices", rows.indices)
-        self._append("values", rows.values)
+        if isinstance(rows, SparseRows):
+            self._append("indptr", rows.indptr[1:] + self.nnz)
+            self._append("indices", rows.indices)
+            self._append("values", rows.values)
+            self.nnz += rows.nnz
+        else:
+            self._append("tokens", rows.tokens)
         self._append("labels", rows.labels)
         self._append("row_ids", rows.row_ids)
         self.rows += len(rows)
-        self.nnz += rows.nnz
 
     def close(self) -> ShardInfo:
         self.file.attrs["rows"] = self.rows
@@ -122,32 +130,30 @@ class Hdf5ShardWriter(_TempFileWriter):
 
 
 class ParquetShardWriter(_TempFileWriter):
-    def __init__(self, root: Path, name: str, split: str, n_cols: int, block_rows: int):
+    def __init__(self, root: Path, name: str, split: str, encoding: str, n_cols: int, block_rows: int):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         super().__init__(root, name, split, block_rows)
+        if encoding == "tfidf":
+            fields = [("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float32()))]
+        else:
+            fields = [("tokens", pa.list_(pa.int32(), n_cols))]
         self.schema = pa.schema(
-            [
-                ("indices", pa.list_(pa.int32())),
-                ("values", pa.list_(pa.float32())),
-                ("label", pa.int32()),
-                ("row_id", pa.int64()),
-            ],
-            metadata={b"n_cols": str(n_cols).encode(), b"block_rows": str(block_rows).encode()},
+            [*fields, ("label", pa.int32()), ("row_id", pa.int64())],
+            metadata={b"encoding": encoding.encode(), b"n_cols": str(n_cols).encode(), b"block_rows": str(block_rows).encode()},
         )
         self.writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=False, compression="snappy")
-        self.pending: list[SparseRows] = []
-        self.pending_rows = 0
+        self.pending: list[Rows] = []
 
-    def write(self, rows: SparseRows) -> None:
+    def write(self, rows: Rows) -> None:
         self.pending.append(rows)
         self.pending_rows += len(rows)
         if self.pending_rows >= self.block_rows:
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
-        rows = SparseRows.concat(self.pending) if self.pending else None
+        rows = type(self.pending[0]).concat(self.pending) if self.pending else None
         self.pending, self.pending_rows = [], 0
         if rows is None:
             return
@@ -158,22 +164,22 @@ class ParquetShardWriter(_TempFileWriter):
             rest = rows.slice(full, len(rows))
             self.pending, self.pending_rows = [rest], len(rest)
 
-    def _write_group(self, rows: SparseRows) -> None:
+    def _write_group(self, rows: Rows) -> None:
         import pyarrow as pa
 
-        offsets = pa.array(rows.indptr.astype(np.int32))
-        table = pa.Table.from_arrays(
-            [
+        if isinstance(rows, SparseRows):
+            offsets = pa.array(rows.indptr.astype(np.int32))
+            columns = [
                 pa.ListArray.from_arrays(offsets, pa.array(rows.indices, pa.int32())),
                 pa.ListArray.from_arrays(offsets, pa.array(rows.values, pa.float32())),
-                pa.array(rows.labels, pa.int32()),
-                pa.array(rows.row_ids, pa.int64()),
-            ],
-            schema=self.schema,
-        )
-        self.writer.write_table(table, row_group_size=len(rows))
+            ]
+            self.nnz += rows.nnz
+        else:
+            flat = pa.array(np.ascontiguousarray(rows.tokens).reshape(-1), pa.int32())
+            columns = [pa.FixedSizeListArray.from_arrays(flat, rows.n_cols)]
+        columns += [pa.array(rows.labels, pa.int32()), pa.array(rows.row_ids, pa.int64())]
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema), row_group_size=len(rows))
         self.rows += len(rows)
-        self.nnz += rows.nnz
 
     def close(self) -> ShardInfo:
         self._flush(final=True)
@@ -182,8 +188,8 @@ class ParquetShardWriter(_TempFileWriter):
 
 
 class Hdf5ShardReader:
-    def __init__(self, path: str | os.PathLike, n_cols: int, block_rows: int):
-        self.path, self.n_cols, self.block_rows = str(path), n_cols, block_rows
+    def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int):
+        self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
         self._file = None
 
     @property
@@ -198,8 +204,10 @@ class Hdf5ShardReader:
     def rows(self) -> int:
         return int(self.file["labels"].shape[0])
 
-    def read(self, start: int, stop: int) -> SparseRows:
+    def read(self, start: int, stop: int) -> Rows:
         f = self.file
+        if self.encoding == "sequence":
+            return TokenRows(f["tokens"][start:stop], f["labels"][start:stop], f["row_ids"][start:stop])
         indptr = f["indptr"][start : stop + 1]
         lo, hi = int(indptr[0]), int(indptr[-1])
         return SparseRows(
@@ -211,7 +219,7 @@ class Hdf5ShardReader:
             self.n_cols,
         )
 
-    def read_block(self, block: int) -> SparseRows:
+    def read_block(self, block: int) -> Rows:
         start = block * self.block_rows
         return self.read(start, min(start + self.block_rows, self.rows))
 
@@ -222,8 +230,8 @@ class Hdf5ShardReader:
 
 
 class ParquetShardReader:
-    def __init__(self, path: str | os.PathLike, n_cols: int, block_rows: int):
-        self.path, self.n_cols, self.block_rows = str(path), n_cols, block_rows
+    def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int):
+        self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
         self._file = None
 
     @property
@@ -238,8 +246,12 @@ class ParquetShardReader:
     def rows(self) -> int:
         return int(self.file.metadata.num_rows)
 
-    def read_block(self, block: int) -> SparseRows:
+    def read_block(self, block: int) -> Rows:
         table = self.file.read_row_group(block)
+        labels, row_ids = table.column("label").to_numpy(), table.column("row_id").to_numpy()
+        if self.encoding == "sequence":
+            tokens = table.column("tokens").combine_chunks().flatten().to_numpy()
+            return TokenRows(tokens.reshape(-1, self.n_cols), labels, row_ids)
         indices = table.column("indices").combine_chunks()
         values = table.column("values").combine_chunks()
         offsets = indices.offsets.to_numpy().astype(np.int64)
@@ -248,8 +260,8 @@ class ParquetShardReader:
             offsets - lo,
             indices.values.to_numpy()[lo:hi],
             values.values.to_numpy()[lo:hi],
-            table.column("label").to_numpy(),
-            table.column("row_id").to_numpy(),
+            labels,
+            row_ids,
             self.n_cols,
         )
 
@@ -263,27 +275,27 @@ _WRITERS = {"hdf5": Hdf5ShardWriter, "parquet": ParquetShardWriter}
 _READERS = {"hdf5": Hdf5ShardReader, "parquet": ParquetShardReader}
 
 
-def open_reader(fmt: str, path: str | os.PathLike, n_cols: int, block_rows: int):
-    return _READERS[fmt](path, n_cols, block_rows)
+def open_reader(fmt: str, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int):
+    return _READERS[fmt](path, encoding, n_cols, block_rows)
 
 
 class SplitWriter:
     """Writes one split as shards of at most ``shard_rows`` rows: ``{split}-00000.h5``, ..."""
 
-    def __init__(self, root: Path, fmt: str, split: str, n_cols: int, shard_rows: int, block_rows: int):
+    def __init__(self, root: Path, fmt: str, split: str, encoding: str, n_cols: int, shard_rows: int, block_rows: int):
         if fmt not in _WRITERS:
             raise ValueError(f"unknown shard format {fmt!r}")
-        self.root, self.fmt, self.split = Path(root), fmt, split
+        self.root, self.fmt, self.split, self.encoding = Path(root), fmt, split, encoding
         self.n_cols, self.shard_rows, self.block_rows = n_cols, shard_rows, block_rows
         self.done: list[ShardInfo] = []
         self.current = None
 
-    def write(self, rows: SparseRows) -> None:
+    def write(self, rows: Rows) -> None:
         start = 0
         while start < len(rows):
             if self.current is None:
                 name = f"{self.split}-{len(self.done):05d}{SUFFIX[self.fmt]}"
-                self.current = _WRITERS[self.fmt](self.root, name, self.split, self.n_cols, self.block_rows)
+                self.current = _WRITERS[self.fmt](self.root, name, self.split, self.encoding, self.n_cols, self.block_rows)
             room = self.shard_rows - self.current.rows - self.current.pending_rows
             take = min(room, len(rows) - start)
             self.current.write(rows.slice(start, start + take))

@@ -16,23 +16,34 @@ import numpy as np
 
 from streamtrain.atomic import atomic_write_text
 from streamtrain.errors import DataError
+from streamtrain.sequence import SequenceConfig, SequenceState
 from streamtrain.tfidf import NgramConfig, TfidfState
 
 JSON_NAME = "vectorizer.json"
 ARRAYS_NAME = "vectorizer.npz"
 FORMAT_VERSION = 1
 
+# kind -> (state class, config class, row encoding)
+KINDS = {
+    "ngram_tfidf": (TfidfState, NgramConfig, "tfidf"),
+    "sequence": (SequenceState, SequenceConfig, "sequence"),
+}
+
 
 @dataclass
 class Vectorizer:
     """A fitted vectorizer plus the label map its rows are encoded with."""
 
-    state: TfidfState
+    state: TfidfState | SequenceState
     labels: list[str]
 
     @property
     def kind(self) -> str:
-        return "ngram_tfidf"
+        return next(k for k, (cls, _, _) in KINDS.items() if isinstance(self.state, cls))
+
+    @property
+    def encoding(self) -> str:
+        return KINDS[self.kind][2]
 
     @property
     def n_features(self) -> int:
@@ -54,6 +65,7 @@ class Vectorizer:
             "format_version": FORMAT_VERSION,
             "kind": self.kind,
             "config": self.state.config.to_json(),
+            "encoding": self.encoding,
             "n_features": self.n_features,
             "labels": self.labels,
             "arrays": ARRAYS_NAME,
@@ -70,9 +82,10 @@ class Vectorizer:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise DataError("missing vectorizer state", str(path)) from exc
-        if doc.get("format_version") != FORMAT_VERSION or doc.get("kind") != "ngram_tfidf":
+        if doc.get("format_version") != FORMAT_VERSION or doc.get("kind") not in KINDS:
             raise DataError(f"unsupported vectorizer {doc.get('kind')!r} v{doc.get('format_version')}", str(path))
+        state_cls, config_cls, _ = KINDS[doc["kind"]]
         with np.load(directory / doc["arrays"], allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        state = TfidfState.from_arrays(NgramConfig.from_json(doc["config"]), arrays)
+        state = state_cls.from_arrays(config_cls.from_json(doc["config"]), arrays)
         return cls(state, list(doc["labels"]))

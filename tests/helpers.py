@@ -8,7 +8,7 @@ import numpy as np
 
 from streamtrain.prepare import PrepareOptions, prepare
 from streamtrain.readers import ColumnSpec
-from streamtrain.rows import SparseRows
+from streamtrain.rows import SparseRows, TokenRows
 
 
 def random_rows(n: int, n_cols: int = 50, seed: int = 0, first_id: int = 0) -> SparseRows:
@@ -18,6 +18,13 @@ def random_rows(n: int, n_cols: int = 50, seed: int = 0, first_id: int = 0) -> S
     indices = np.concatenate([np.sort(rng.choice(n_cols, k, replace=False)) for k in lengths] or [[]]).astype(np.int32)
     values = rng.random(len(indices)).astype(np.float32)
     return SparseRows(indptr, indices, values, rng.integers(0, 3, n).astype(np.int32), np.arange(first_id, first_id + n), n_cols)
+
+
+def random_tokens(n: int, width: int = 12, vocab: int = 40, seed: int = 0) -> TokenRows:
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(1, vocab, (n, width)).astype(np.int32)
+    tokens[np.arange(width)[None, :] < rng.integers(0, width, n)[:, None]] = 0  # front padding
+    return TokenRows(tokens, rng.integers(0, 3, n).astype(np.int32), np.arange(n, dtype=np.int64))
 
 
 def prepare_csv(train: Path, out: Path, test: Path | None = None, **kw) -> Path:

@@ -15,10 +15,15 @@ from streamtrain.errors import DataError
 from streamtrain.manifest import MANIFEST_NAME, Manifest
 
 
-@pytest.fixture(scope="module", params=["hdf5", "parquet"])
+@pytest.fixture(
+    scope="module",
+    params=[("hdf5", "ngram"), ("parquet", "ngram"), ("hdf5", "sequence"), ("parquet", "sequence")],
+    ids=lambda p: "-".join(p),
+)
 def demo(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(f"demo-{request.param}") / "data"
-    return prepare_csv(DEMO_TRAIN, out, DEMO_TEST, shard_format=request.param, shard_rows=1000, block_rows=64)
+    fmt, vectorizer = request.param
+    out = tmp_path_factory.mktemp(f"demo-{fmt}-{vectorizer}") / "data"
+    return prepare_csv(DEMO_TRAIN, out, DEMO_TEST, shard_format=fmt, vectorizer=vectorizer, shard_rows=1000, block_rows=64)
 
 
 def test_manifest_round_trip(demo):
@@ -30,6 +35,8 @@ def test_manifest_round_trip(demo):
     assert doc["stats"]["rows"] == {"train": m.rows("train"), "val": m.rows("val"), "test": 1000}
     assert all(s.rows <= 1000 for s in m.shards)
     assert 300 < m.rows("val") < 500  # ~10% by hash of text
+    assert m.encoding == ("sequence" if m.choice["chosen"] == "sequence" else "tfidf")
+    assert (m.sequence_length is not None) == (m.encoding == "sequence")
     m.verify(demo)
 
 
@@ -99,15 +106,19 @@ def test_forever_chains_aligned_epochs(demo):
 def test_keras_dataset_yields_the_stream(demo):
     import tensorflow as tf
 
-    from streamtrain.keras_input import sparse_dataset
+    from streamtrain.keras_input import keras_dataset
 
     m = Manifest.load(demo)
     stream = BatchStream(SplitSource(demo, m, "train"), 128, shuffle=True, seed=0)
-    ds = sparse_dataset(stream.forever, m.n_features, len(m.labels))
+    ds = keras_dataset(stream.forever, m.encoding, m.row_width, len(m.labels))
     got = list(ds.take(stream.steps + 1))
     want = list(stream.epoch(0)) + [next(stream.epoch(1))]
     for (x, y), batch in zip(got, want):
-        assert isinstance(x, tf.SparseTensor)
-        assert tuple(x.dense_shape.numpy()) == (len(batch), m.n_features)
-        np.testing.assert_array_equal(tf.sparse.to_dense(x).numpy(), batch.to_dense())
+        if m.encoding == "tfidf":
+            assert isinstance(x, tf.SparseTensor)
+            assert tuple(x.dense_shape.numpy()) == (len(batch), m.n_features)
+            np.testing.assert_array_equal(tf.sparse.to_dense(x).numpy(), batch.to_dense())
+        else:
+            assert x.dtype == tf.int32 and tuple(x.shape) == (len(batch), m.sequence_length)
+            np.testing.assert_array_equal(x.numpy(), batch.tokens)
         np.testing.assert_array_equal(y.numpy(), batch.labels)

@@ -5,24 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import random_rows
+from helpers import random_rows, random_tokens
 
-from streamtrain.rows import SparseRows
+from streamtrain.rows import Rows, SparseRows, TokenRows
 from streamtrain.shards import SplitWriter, open_reader, sha256_file
 
 
-def assert_rows_equal(a: SparseRows, b: SparseRows) -> None:
-    np.testing.assert_array_equal(a.indptr, b.indptr)
-    np.testing.assert_array_equal(a.indices, b.indices)
-    np.testing.assert_array_equal(a.values, b.values)
+def assert_rows_equal(a: Rows, b: Rows) -> None:
+    assert type(a) is type(b)
+    if isinstance(a, SparseRows):
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.values, b.values)
+    else:
+        np.testing.assert_array_equal(a.tokens, b.tokens)
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.row_ids, b.row_ids)
 
 
+@pytest.mark.parametrize("encoding", ["tfidf", "sequence"])
 @pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
-def test_split_writer_round_trip(tmp_path, fmt):
-    rows = random_rows(103, seed=1)
-    writer = SplitWriter(tmp_path, fmt, "train", rows.n_cols, shard_rows=40, block_rows=16)
+def test_split_writer_round_trip(tmp_path, fmt, encoding):
+    rows = random_rows(103, seed=1) if encoding == "tfidf" else random_tokens(103, width=9, seed=1)
+    writer = SplitWriter(tmp_path, fmt, "train", encoding, rows.n_cols, shard_rows=40, block_rows=16)
     for start in range(0, 103, 25):  # uneven appends straddle blocks and shards
         writer.write(rows.slice(start, min(start + 25, 103)))
     shards = writer.close()
@@ -34,20 +39,29 @@ def test_split_writer_round_trip(tmp_path, fmt):
     for s in shards:
         assert s.sha256 == sha256_file(tmp_path / s.path)
         assert s.bytes == (tmp_path / s.path).stat().st_size
-        reader = open_reader(fmt, tmp_path / s.path, rows.n_cols, s.block_rows)
+        reader = open_reader(fmt, tmp_path / s.path, encoding, rows.n_cols, s.block_rows)
         blocks = [reader.read_block(b) for b in range(s.blocks)]
         assert [len(b) for b in blocks] == [16, 16, 8] if s.rows == 40 else [16, 7]
         back += blocks
         reader.close()
-    assert_rows_equal(SparseRows.concat(back), rows)
+    assert_rows_equal(type(rows).concat(back), rows)
 
 
 def test_parquet_blocks_are_row_groups(tmp_path):
-    writer = SplitWriter(tmp_path, "parquet", "val", 50, shard_rows=1000, block_rows=10)
+    writer = SplitWriter(tmp_path, "parquet", "val", "tfidf", 50, shard_rows=1000, block_rows=10)
     writer.write(random_rows(35))
     (info,) = writer.close()
     meta = pq.ParquetFile(tmp_path / info.path).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [10, 10, 10, 5]
+
+
+def test_token_rows_take_and_concat():
+    rows = random_tokens(20, width=5, seed=2)
+    order = np.random.default_rng(1).permutation(20)
+    np.testing.assert_array_equal(rows.take(order).tokens, rows.tokens[order])
+    both = TokenRows.concat([rows.slice(0, 3), TokenRows.empty(5), rows.slice(3, 20)])
+    np.testing.assert_array_equal(both.tokens, rows.tokens)
+    np.testing.assert_array_equal(both.row_ids, rows.row_ids)
 
 
 def test_rows_take_and_concat():

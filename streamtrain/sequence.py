@@ -1,0 +1,152 @@
+"""Token-id sequences, the guide's second path, fitted in bounded memory.
+
+The guide tokenizes with Keras' ``Tokenizer`` (lower case, punctuation
+removed, split on whitespace), keeps the 20,000 most frequent tokens, and
+pads or truncates every text to the length of the longest (at most 500),
+padding and truncating at the front. Here tokens are counted by hash bucket
+(CRC-32 into a fixed number of buckets), so counting needs a fixed array,
+never a dictionary of every word:
+
+- ``SequenceConfig``: the knobs (JSON-serializable).
+- ``tokenize``: text -> tokens, as Keras' ``Tokenizer`` does.
+- ``TokenCounts``: token frequency per bucket and the longest text (mergeable).
+- ``SequenceState``: the fitted vocabulary (bucket -> id by frequency rank,
+  0 = padding) and sequence length; turns texts into ``TokenRows``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from streamtrain.rows import TokenRows
+
+KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+_TABLE = str.maketrans({c: " " for c in KERAS_FILTERS})
+_CACHE_LIMIT = 1 << 20  # token -> bucket memo; cleared when full, so memory stays bounded
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    top_k: int = 20_000
+    max_length: int = 500
+    hash_buckets: int = 1 << 21
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> SequenceConfig:
+        return cls(**obj)
+
+
+def tokenize(text: str) -> list[str]:
+    return text.lower().translate(_TABLE).split()
+
+
+class _Buckets:
+    """Token -> bucket via CRC-32, memoized in a bounded dict."""
+
+    def __init__(self, buckets: int):
+        self.buckets = buckets
+        self.memo: dict[str, int] = {}
+
+    def __call__(self, tokens: list[str]) -> np.ndarray:
+        memo = self.memo
+        if len(memo) > _CACHE_LIMIT:
+            memo.clear()
+        out = np.empty(len(tokens), np.int64)
+        for i, t in enumerate(tokens):
+            b = memo.get(t)
+            if b is None:
+                b = memo[t] = zlib.crc32(t.encode("utf-8")) % self.buckets
+            out[i] = b
+        return out
+
+
+def _flat_buckets(hasher: _Buckets, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All tokens' buckets, concatenated, and the token count of each text."""
+    docs = [tokenize(t) for t in texts]
+    lengths = np.fromiter((len(d) for d in docs), np.int64, count=len(docs))
+    return hasher([t for d in docs for t in d]), lengths
+
+
+@dataclass
+class TokenCounts:
+    """Token frequency per bucket over training rows, and the longest text in tokens."""
+
+    buckets: int
+    counts: np.ndarray = field(default=None)  # type: ignore[assignment]
+    longest: int = 0
+
+    def __post_init__(self) -> None:
+        if self.counts is None:
+            self.counts = np.zeros(self.buckets, np.int64)
+        self._hasher = _Buckets(self.buckets)
+
+    def update(self, texts: Sequence[str]) -> None:
+        flat, lengths = _flat_buckets(self._hasher, texts)
+        self.counts += np.bincount(flat, minlength=self.buckets)
+        if len(lengths):
+            self.longest = max(self.longest, int(lengths.max()))
+
+    def merge(self, other: TokenCounts) -> TokenCounts:
+        return TokenCounts(self.buckets, self.counts + other.counts, max(self.longest, other.longest))
+
+
+@dataclass
+class SequenceState:
+    config: SequenceConfig
+    vocab: np.ndarray  # int64 bucket ids, most frequent first; token id = position + 1
+    length: int  # sequence width
+
+    @classmethod
+    def fit(cls, config: SequenceConfig, counts: TokenCounts) -> SequenceState:
+        seen = np.flatnonzero(counts.counts)
+        order = np.lexsort((seen, -counts.counts[seen]))[: config.top_k]  # by frequency, ties by bucket
+        return cls(config, seen[order], max(1, min(counts.longest, config.max_length)))
+
+    @property
+    def n_features(self) -> int:
+        """Embedding input size: vocabulary plus the padding id 0."""
+        return len(self.vocab) + 1
+
+    @cached_property
+    def _id_of_bucket(self) -> np.ndarray:
+        ids = np.zeros(self.config.hash_buckets, np.int32)
+        ids[self.vocab] = np.arange(1, len(self.vocab) + 1, dtype=np.int32)
+        return ids
+
+    @cached_property
+    def _hasher(self) -> _Buckets:
+        return _Buckets(self.config.hash_buckets)
+
+    def encode(self, texts: Sequence[str], labels: np.ndarray, row_ids: np.ndarray) -> TokenRows:
+        """Texts -> fixed-width ids: unknown tokens dropped, the last ``length`` kept, zeros in front."""
+        flat, lengths = _flat_buckets(self._hasher, texts)
+        ids = self._id_of_bucket[flat]
+        known = ids > 0
+        owner = np.repeat(np.arange(len(texts)), lengths)[known]
+        ids = ids[known]
+        kept_per_doc = np.bincount(owner, minlength=len(texts))
+        ends = np.cumsum(kept_per_doc)
+        from_end = ends[owner] - np.arange(len(ids)) - 1  # 0 for each text's last known token
+        keep = from_end < self.length
+        tokens = np.zeros((len(texts), self.length), np.int32)
+        tokens[owner[keep], self.length - 1 - from_end[keep]] = ids[keep]
+        return TokenRows(tokens, np.asarray(labels, np.int32), np.asarray(row_ids, np.int64))
+
+    def transform(self, texts: Sequence[str]) -> TokenRows:
+        n = len(texts)
+        return self.encode(texts, np.full(n, -1, np.int32), np.arange(n))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"vocab": self.vocab, "length": np.array(self.length)}
+
+    @classmethod
+    def from_arrays(cls, config: SequenceConfig, arrays: dict[str, np.ndarray]) -> SequenceState:
+        return cls(config, arrays["vocab"].astype(np.int64), int(arrays["length"]))
