@@ -19,10 +19,10 @@ from streamtrain.manifest import Manifest  # noqa: E402
 from streamtrain.split import SPLIT_NAMES  # noqa: E402
 
 
-def evaluate(data: str, model_dir: str, splits: Sequence[str] = ("val", "test"), batch_size: int = 1024) -> dict:
+def evaluate(data: str, model_dir: str, splits: Sequence[str] = ("val", "test"), batch_size: int | None = None) -> dict:
     from streamtrain.batches import BatchStream, SplitSource
     from streamtrain.modeldir import load_model, load_vectorizer, read_vectorizer_doc
-    from streamtrain.scoring import score
+    from streamtrain.scoring import EVAL_BATCH, score
 
     manifest = Manifest.load(data)
     if read_vectorizer_doc(model_dir).get("arrays_sha256") != manifest.vectorizer.get("arrays_sha256"):
@@ -31,7 +31,7 @@ def evaluate(data: str, model_dir: str, splits: Sequence[str] = ("val", "test"),
     model = load_model(model_dir)
     out: dict = {"classes": vectorizer.labels}
     for split in splits:
-        stream = BatchStream(SplitSource(data, manifest, split), batch_size)
+        stream = BatchStream(SplitSource(data, manifest, split), batch_size or EVAL_BATCH[manifest.encoding])
         result = score(model, stream.epoch(0), len(vectorizer.labels))
         for key, value in result.items():
             out[f"{split}_{key}"] = value
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--model-dir", required=True, help="model directory written by fit")
     p.add_argument("--split", action="append", choices=SPLIT_NAMES, help="split to score; repeatable (default: val and test)")
-    p.add_argument("--batch-size", type=int, default=1024, help="rows per scoring batch (default 1024)")
+    p.add_argument("--batch-size", type=int, default=None, help="rows per scoring batch (default 1024 for TF-IDF, 256 for sequences)")
     return p
 
 

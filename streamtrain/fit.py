@@ -106,7 +106,9 @@ def fit(opts: FitOptions) -> dict:
     )
     seconds = time.perf_counter() - started
 
-    eval_batch = max(opts.batch_size, 1024)
+    from streamtrain.scoring import EVAL_BATCH
+
+    eval_batch = EVAL_BATCH[manifest.encoding]
     results = {}
     for split in ("val", "test"):
         s = BatchStream(SplitSource(opts.data, manifest, split), eval_batch)

@@ -54,6 +54,7 @@ def read_texts(stream: io.TextIOBase, name: str, mode: str, field: str, batch: i
 
 
 def predict_lines(model_dir: str, batches: Iterator[list[str]]) -> Iterator[dict]:
+    """Labels and probabilities for each text, batch by batch."""
     from streamtrain.modeldir import load_model, load_vectorizer
     from streamtrain.scoring import predict_proba
 
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", default="-", metavar="FILE|-", help="texts to classify (default: standard input)")
     p.add_argument("--input-format", choices=("auto", "lines", "jsonl"), default="auto")
     p.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
-    p.add_argument("--batch-size", type=int, default=1024, help="texts scored at a time (default 1024)")
+    p.add_argument("--batch-size", type=int, default=256, help="texts scored at a time (default 256)")
     return p
 
 

@@ -19,6 +19,11 @@ from streamtrain.models import class_probabilities
 from streamtrain.rows import Rows
 
 
+# Rows scored at a time: sparse rows are cheap; a sequence row carries
+# length x embedding activations through the network.
+EVAL_BATCH = {"tfidf": 1024, "sequence": 256}
+
+
 def predict_proba(model, rows: Rows, n_classes: int) -> np.ndarray:
     if not len(rows):
         return np.zeros((0, n_classes))
