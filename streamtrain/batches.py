@@ -2,8 +2,10 @@
 
 Who owns what:
 - ``SplitSource``: the shards of one split of a prepared dataset, as
-  readers opened lazily (in whichever process or thread iterates), and
-  which blocks exist. It reads blocks; it does not order them.
+  readers opened lazily (in whichever process or thread iterates), at most
+  ``max_open`` files at a time (least recently used closed first: an open
+  HDF5 file costs about 0.7 MiB), and which blocks exist. It reads blocks;
+  it does not order them.
 - ``BatchStream``: one split cut into batches of ``batch_size`` rows. Per
   epoch it follows a seeded plan of blocks (``shuffle.epoch_blocks``), reads
   ``buffer_blocks`` blocks at a time, permutes the buffered rows, and emits
@@ -13,11 +15,13 @@ Who owns what:
   ``forever`` chains epochs 0, 1, 2, ... for Keras ``fit`` with
   ``steps_per_epoch = steps``.
 
-Memory: ``buffer_blocks x block_rows`` rows, independent of dataset size.
+Memory: ``buffer_blocks x block_rows`` rows plus ``max_open`` file handles,
+independent of dataset size.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +32,14 @@ from streamtrain.shuffle import Block, all_blocks, epoch_blocks, row_permutation
 
 
 class SplitSource:
-    def __init__(self, root: str | Path, manifest: Manifest, split: str, shard_ids: list[int] | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        manifest: Manifest,
+        split: str,
+        shard_ids: list[int] | None = None,
+        max_open: int = 8,
+    ):
         shards = manifest.shards_for(split)
         if shard_ids is not None:
             shards = [shards[i] for i in shard_ids]
@@ -39,6 +50,8 @@ class SplitSource:
             open_reader(manifest.shard_format, Path(root) / s.path, self.encoding, self.width, s.block_rows)
             for s in shards
         ]
+        self.max_open = max_open
+        self._open: OrderedDict[int, None] = OrderedDict()  # shard indices with an open file, oldest first
 
     @property
     def rows(self) -> int:
@@ -53,11 +66,17 @@ class SplitSource:
 
     def read(self, block: Block) -> Rows:
         shard, index = block
+        self._open[shard] = None
+        self._open.move_to_end(shard)
+        while len(self._open) > self.max_open:
+            oldest, _ = self._open.popitem(last=False)
+            self.readers[oldest].close()
         return self.readers[shard].read_block(index)
 
     def close(self) -> None:
         for r in self.readers:
             r.close()
+        self._open.clear()
 
 
 class BatchStream:

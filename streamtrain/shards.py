@@ -89,7 +89,8 @@ class Hdf5ShardWriter(_TempFileWriter):
         super().__init__(root, name, split, block_rows)
         self.file = h5py.File(self.tmp, "w")
         self.file.attrs.update({"encoding": encoding, "n_cols": n_cols, "block_rows": block_rows})
-        rc, ec = max(block_rows, 1024), 1 << 16
+        # Element chunks of 16k keep a block's random read within ~2 x 64 KiB of what it needs.
+        rc, ec = max(block_rows, 1024), 1 << 14
         if encoding == "tfidf":
             self.file.create_dataset("indptr", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(rc,))
             self._create("indices", np.int32, (ec,))

@@ -122,3 +122,22 @@ def test_keras_dataset_yields_the_stream(demo):
             assert x.dtype == tf.int32 and tuple(x.shape) == (len(batch), m.sequence_length)
             np.testing.assert_array_equal(x.numpy(), batch.tokens)
         np.testing.assert_array_equal(y.numpy(), batch.labels)
+
+
+def test_split_source_bounds_open_files(tmp_path):
+    from helpers import random_rows
+
+    from streamtrain.manifest import Manifest
+    from streamtrain.shards import SplitWriter
+
+    writer = SplitWriter(tmp_path, "hdf5", "train", "tfidf", 50, shard_rows=10, block_rows=5)
+    writer.write(random_rows(100))
+    shards = writer.close()
+    m = Manifest("hdf5", "tfidf", 50, ["a", "b", "c"], {}, shards)
+    source = SplitSource(tmp_path, m, "train", max_open=3)
+    stream = BatchStream(source, 16, shuffle=True, seed=0, buffer_blocks=2)
+    seen = []
+    for batch in stream.epoch(0):
+        seen += batch.row_ids.tolist()
+        assert sum(r._file is not None for r in source.readers) <= 3
+    assert sorted(seen) == list(range(100))

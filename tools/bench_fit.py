@@ -1,0 +1,398 @@
+"""Training throughput of one model fed five ways from the same prepared shards.
+
+    /tmp/venv/bin/python tools/bench_fit.py                       # IMDB, 4 epochs, all variants
+    /tmp/venv/bin/python tools/bench_fit.py --data runs/ag/data --epochs 3 --variants ram,streamtrain
+    /tmp/venv/bin/python tools/bench_fit.py --repeats 3 --json runs/bench/fit.json
+    /tmp/venv/bin/python tools/bench_fit.py --profile              # where streamtrain's input spends its time
+
+Without ``--data`` it prepares IMDB (train + test from an extracted aclImdb,
+see ``--imdb``) into ``runs/bench/imdb-hdf5`` once and reuses it.
+
+Every variant trains ``build_mlp`` with its defaults (2 x Dense(64) +
+Dropout 0.2, Adam 1e-3), seed ``--seed``, batch ``--batch-size``, for exactly
+``--epochs`` epochs (no validation, no early stopping), each in its own
+subprocess so its peak RSS is its own:
+
+ram          all train rows in memory as one scipy CSR matrix, ``model.fit(X, y,
+             batch_size, shuffle=True)``; Keras 3 turns it into a tf.SparseTensor
+             and gathers each batch in tf.data (dense numpy is no faster here and
+             needs rows x features x 4 bytes: 1.8 GB for IMDB).
+h5gen        the guide's ``_data_generator`` pattern on the HDF5 shards: a plain
+             Python generator looping forever, per batch reading an ``indptr``
+             slice and the ``indices``/``values`` slice with h5py, yielding
+             (scipy CSR, y) straight to ``fit`` with ``steps_per_epoch``.
+             ``--gen-order batches`` (default) visits the contiguous batches in a
+             new random order each epoch; ``sequential`` is the guide's order
+             (prepared shards are grouped by class, so each batch holds one class
+             either way).
+streamtrain  what ``streamtrain.fit`` does: ``BatchStream(...).forever`` through
+             ``keras_input.sparse_dataset`` with ``steps_per_epoch``.
+tfrecord     tf.data over TFRecord files of the same rows (written once into
+             ``DATA-tfrecord/``: ``--tfrecord-files`` files, rows dealt from a
+             seeded block order so every file mixes classes; one tf.train.Example
+             per row: indices int64 list, values float list, label), read with
+             interleave over files + shuffle buffer + batch + parse_example ->
+             SparseTensor + prefetch; every row once per epoch.
+cached       not a real pipeline: streamtrain's batches of one epoch cached in RAM
+             by tf.data (``take(steps).cache().repeat()``), the same batches every
+             epoch. Epochs 2..N measure the training step alone: the ceiling any
+             input pipeline can reach on this machine.
+
+Reported per variant: samples/s = train rows / epoch seconds, median over epochs
+2..N (and over ``--repeats``); the ratio to ``ram``; input-only samples/s (one
+epoch of the same input iterated without training, after fit); peak RSS of its
+process and the part above the RSS measured after TensorFlow was imported and the
+model built; test accuracy from ``streamtrain.scoring.score``; CPU cores the
+process kept busy during fit, and the most CPU any other process on the machine
+used meanwhile (from /proc/stat; above ~0.2 cores the timings are suspect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib
+
+VARIANTS = ("ram", "h5gen", "streamtrain", "tfrecord", "cached")
+DEFAULT_DATA = benchlib.REPO / "runs" / "bench" / "imdb-hdf5"
+
+
+# ---------------------------------------------------------------- inputs
+def h5_generator(data: Path, manifest, batch: int, n_classes: int, order: str, seed: int):
+    """The seed-style generator: per batch, slice indptr then indices/values from the HDF5 shard."""
+    import h5py
+    import numpy as np
+    import scipy.sparse as sp
+
+    from streamtrain.keras_input import targets
+
+    files = [h5py.File(data / s.path, "r") for s in manifest.shards_for("train")]
+    starts = [(f, lo, min(lo + batch, s.rows)) for f, s in zip(files, manifest.shards_for("train")) for lo in range(0, s.rows, batch)]
+
+    def gen():
+        rng = np.random.default_rng(seed)
+        while True:
+            visit = rng.permutation(len(starts)) if order == "batches" else range(len(starts))
+            for i in visit:
+                f, start, stop = starts[i]
+                indptr = f["indptr"][start : stop + 1]
+                lo, hi = int(indptr[0]), int(indptr[-1])
+                x = sp.csr_matrix((f["values"][lo:hi], f["indices"][lo:hi], indptr - lo), shape=(stop - start, manifest.n_features))
+                yield x, targets(f["labels"][start:stop], n_classes)
+
+    return gen, len(starts)
+
+
+def tfrecord_dir(data: Path) -> Path:
+    return data.parent / (data.name + "-tfrecord")
+
+
+def write_tfrecords(data: Path, n_files: int, seed: int) -> dict:
+    """Train rows of ``data`` -> ``n_files`` TFRecord files (one Example per row), streamed block by block."""
+    import numpy as np
+    import tensorflow as tf
+
+    from streamtrain.batches import SplitSource
+    from streamtrain.manifest import Manifest
+    from streamtrain.shuffle import epoch_blocks
+
+    manifest = Manifest.load(data)
+    out = tfrecord_dir(data)
+    key = [s.sha256 for s in manifest.shards_for("train")]
+    done = out / "done.json"
+    if done.is_file() and json.loads(done.read_text()).get("shards") == key and json.loads(done.read_text()).get("files") == n_files:
+        return json.loads(done.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.tfrecord"):
+        old.unlink()
+    t0 = time.perf_counter()
+    src = SplitSource(data, manifest, "train")
+    paths = [out / f"train-{i:05d}-of-{n_files:05d}.tfrecord" for i in range(n_files)]
+    writers = [tf.io.TFRecordWriter(str(p)) for p in paths]
+    feature, lists = tf.train.Feature, (tf.train.Int64List, tf.train.FloatList)
+    dealt = 0
+    for block in epoch_blocks(src.block_counts, seed, 0):
+        rows = src.read(block)
+        for r in np.random.default_rng([seed, dealt]).permutation(len(rows)):
+            lo, hi = rows.indptr[r], rows.indptr[r + 1]
+            ex = tf.train.Example(features=tf.train.Features(feature={
+                "indices": feature(int64_list=lists[0](value=rows.indices[lo:hi].tolist())),
+                "values": feature(float_list=lists[1](value=rows.values[lo:hi].tolist())),
+                "label": feature(int64_list=lists[0](value=[int(rows.labels[r])])),
+            }))
+            writers[dealt % n_files].write(ex.SerializeToString())
+            dealt += 1
+    for w in writers:
+        w.close()
+    info = {"shards": key, "files": n_files, "rows": dealt, "bytes": benchlib.dir_bytes(out, "*.tfrecord"),
+            "write_s": round(time.perf_counter() - t0, 1)}
+    done.write_text(json.dumps(info))
+    return info
+
+
+def tfrecord_dataset(data: Path, rows: int, n_features: int, n_classes: int, batch: int, shuffle_buffer: int, seed: int):
+    import tensorflow as tf
+
+    files = sorted(str(p) for p in tfrecord_dir(data).glob("*.tfrecord"))
+    spec = {
+        "indices": tf.io.VarLenFeature(tf.int64),
+        "values": tf.io.VarLenFeature(tf.float32),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def parse(serialized):
+        ex = tf.io.parse_example(serialized, spec)
+        idx, val = ex["indices"], ex["values"]
+        n = tf.shape(serialized, out_type=tf.int64)[0]
+        x = tf.SparseTensor(tf.stack([idx.indices[:, 0], idx.values], axis=1), val.values, tf.stack([n, n_features]))
+        y = tf.cast(tf.reshape(ex["label"], [-1, 1]), tf.float32) if n_classes == 2 else tf.cast(ex["label"], tf.int32)
+        return x, y
+
+    ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).batch(batch)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # One epoch = one pass; telling Keras the length spares it a first epoch of unknown size.
+    return ds.apply(tf.data.experimental.assert_cardinality(-(-rows // batch)))
+
+
+def time_input(batches, steps: int) -> float:
+    """Samples/s of iterating ``steps`` batches without training."""
+    it = iter(batches)
+    t0, n = time.perf_counter(), 0
+    for _ in range(steps):
+        x, _y = next(it)
+        n += int(x.shape[0])
+    return n / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- child
+def run_variant(args) -> dict:
+    import keras
+
+    from streamtrain.batches import BatchStream, SplitSource
+    from streamtrain.keras_input import sparse_dataset, targets
+    from streamtrain.manifest import Manifest
+    from streamtrain.models import build_mlp
+    from streamtrain.scoring import score
+
+    data = Path(args.data)
+    manifest = Manifest.load(data)
+    if manifest.encoding != "tfidf":
+        raise SystemExit(f"{data}: encoding {manifest.encoding!r}; this benchmark feeds TF-IDF rows to the MLP")
+    n_classes, n_features, rows = len(manifest.labels), manifest.n_features, manifest.rows("train")
+    keras.utils.set_random_seed(args.seed)
+    model = build_mlp(n_features, n_classes)
+    rss_base = benchlib.rss_mib()
+
+    def stream():
+        return BatchStream(SplitSource(data, manifest, "train"), args.batch_size, True, args.seed)
+
+    v, fit_kw, input_only = args.variant, {}, None
+    if v == "ram":
+        x, labels = benchlib.load_split_csr(data, "train")
+        fit_kw = {"x": x, "y": targets(labels, n_classes), "batch_size": args.batch_size, "shuffle": True}
+
+        def input_only():
+            # Keras's private adapter: used only to time the same input without training.
+            from keras.src.trainers.data_adapters import get_data_adapter
+
+            ad = get_data_adapter(x, targets(labels, n_classes), batch_size=args.batch_size, shuffle=True)
+            return time_input(ad.get_tf_dataset(), ad.num_batches)
+    elif v == "h5gen":
+        gen, steps = h5_generator(data, manifest, args.batch_size, n_classes, args.gen_order, args.seed)
+        fit_kw = {"x": gen(), "steps_per_epoch": steps, "shuffle": False}
+
+        def input_only():
+            from keras.src.trainers.data_adapters import get_data_adapter
+
+            return time_input(get_data_adapter(gen()).get_tf_dataset(), steps)
+    elif v in ("streamtrain", "cached"):
+        train = stream()
+        ds = sparse_dataset(train.forever, n_features, n_classes)
+        if v == "cached":
+            ds = ds.take(train.steps).cache().repeat()
+        fit_kw = {"x": ds, "steps_per_epoch": train.steps, "shuffle": False}
+        input_only = lambda: time_input(ds, train.steps)
+    elif v == "tfrecord":
+        ds = tfrecord_dataset(data, rows, n_features, n_classes, args.batch_size, args.shuffle_buffer, args.seed)
+        fit_kw = {"x": ds, "shuffle": False}
+        input_only = lambda: time_input(ds, -(-rows // args.batch_size))
+    else:
+        raise SystemExit(f"unknown variant {v}")
+
+    timer = benchlib.epoch_timer()
+    t0, watch = time.perf_counter(), benchlib.CpuWatch()
+    model.fit(epochs=args.epochs, callbacks=[timer], verbose=0, **fit_kw)
+    fit_s, own_cores, other_cores = time.perf_counter() - t0, watch.cores(), watch.others()
+    try:
+        input_rate = input_only()
+    except Exception as exc:  # noqa: BLE001 - a diagnostic, not the result
+        print(f"[bench_fit] {v}: input-only timing failed: {exc!r}", file=sys.stderr)
+        input_rate = None
+    test = score(model, BatchStream(SplitSource(data, manifest, "test"), 1024).epoch(0), n_classes)
+    return {
+        "variant": v,
+        "rows": rows,
+        "epoch_s": [round(s, 3) for s in timer.seconds],
+        "samples_per_s": benchlib.steady_rate(rows, timer.seconds),
+        "input_only_samples_per_s": input_rate,
+        "fit_s": round(fit_s, 2),
+        "cores_used": round(own_cores, 2),
+        "other_load_cores": round(other_cores, 2),
+        "test_accuracy": test["accuracy"],
+        "rss_base_mib": round(rss_base, 1),
+        "peak_rss_mib": round(benchlib.peak_rss_mib(), 1),
+    }
+
+
+# ---------------------------------------------------------------- profile
+def profile_streamtrain(args) -> None:
+    """Where (c) spends its time: each stage of streamtrain's input alone, training alone, both together."""
+    import cProfile
+    import pstats
+
+    import keras
+
+    from streamtrain.batches import BatchStream, SplitSource
+    from streamtrain.keras_input import sparse_dataset, targets
+    from streamtrain.manifest import Manifest
+    from streamtrain.models import build_mlp
+
+    data = Path(args.data)
+    manifest = Manifest.load(data)
+    n_classes, n_features = len(manifest.labels), manifest.n_features
+    stream = BatchStream(SplitSource(data, manifest, "train"), args.batch_size, True, args.seed)
+    rows, steps, out = stream.rows, stream.steps, []
+
+    def timed(name, fn):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out.append([name, benchlib.fmt(rows / wall), f"{wall:.2f}", f"{cpu / wall:.2f}"])
+
+    def parts():
+        for b in stream.epoch(1):
+            b.coo_indices(), targets(b.labels, n_classes)
+
+    timed("read blocks (SplitSource.read)", lambda: [stream.source.read(b) for b in stream.plan(1)])
+    timed("BatchStream.epoch (read+shuffle+slice)", lambda: sum(len(b) for b in stream.epoch(1)))
+    timed("  + coo_indices/targets per batch", parts)
+    timed("sparse_dataset (+ from_generator, map)", lambda: time_input(sparse_dataset(stream.forever, n_features, n_classes), steps))
+
+    def fit_rate(ds, epochs=3):
+        keras.utils.set_random_seed(args.seed)
+        model, timer = build_mlp(n_features, n_classes), benchlib.epoch_timer()
+        c0 = time.process_time()
+        model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
+        return benchlib.steady_rate(rows, timer.seconds), (time.process_time() - c0) / sum(timer.seconds)
+
+    cached = sparse_dataset(stream.forever, n_features, n_classes).take(steps).cache().repeat()
+    for name, ds in [("train only (cached batches)", cached), ("streamtrain fit (c)", sparse_dataset(stream.forever, n_features, n_classes))]:
+        rate, cores = fit_rate(ds)
+        out.append([name, benchlib.fmt(rate), f"{rows / rate:.2f}", f"{cores:.2f}"])
+    print(f"\n{data}: one epoch = {rows} rows, {steps} batches of {args.batch_size}; {os.cpu_count()} CPUs\n")
+    benchlib.print_table(["stage (one epoch)", "samples/s", "seconds", "CPU cores busy"], out)
+    prof = cProfile.Profile()
+    prof.enable()
+    parts()
+    prof.disable()
+    print("\ncProfile of one epoch of the generator's Python work (BatchStream.epoch + coo_indices/targets), top 12 by own time:")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
+# ---------------------------------------------------------------- parent
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", help=f"prepared dataset directory (default: IMDB prepared into {DEFAULT_DATA})")
+    p.add_argument("--imdb", help="extracted aclImdb directory (default /tmp/imdb/aclImdb, else extract the archive)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
+    p.add_argument("--repeats", type=int, default=1, help="run the variant list this many times, interleaved; report medians")
+    p.add_argument("--gen-order", choices=("batches", "sequential"), default="batches", help="h5gen batch order per epoch")
+    p.add_argument("--tfrecord-files", type=int, default=16)
+    p.add_argument("--shuffle-buffer", type=int, default=8192, help="tfrecord shuffle buffer, rows")
+    p.add_argument("--json", help="also write all raw results here")
+    p.add_argument("--profile", action="store_true", help="instead of the table: time each stage of the streamtrain input and training alone")
+    p.add_argument("--variant", help=argparse.SUPPRESS)
+    p.add_argument("--write-tfrecords", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.variant:
+        benchlib.emit(run_variant(args))
+        return 0
+    if args.write_tfrecords:
+        benchlib.emit(write_tfrecords(Path(args.data), args.tfrecord_files, args.seed))
+        return 0
+    if args.data is None:
+        imdb = benchlib.imdb_dir(args.imdb)
+        args.data = str(benchlib.ensure_prepared(DEFAULT_DATA, [str(imdb / "train")], [str(imdb / "test")]))
+    if args.profile:
+        profile_streamtrain(args)
+        return 0
+    variants = [v for v in args.variants.split(",") if v]
+    if bad := set(variants) - set(VARIANTS):
+        raise SystemExit(f"unknown variants {sorted(bad)}; choose from {VARIANTS}")
+    common = ["--data", args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+              "--gen-order", args.gen_order, "--tfrecord-files", str(args.tfrecord_files), "--shuffle-buffer", str(args.shuffle_buffer)]
+    me = str(Path(__file__).resolve())
+    if "tfrecord" in variants:
+        info = benchlib.run_child([me, "--write-tfrecords", *common])
+        print(f"[bench_fit] tfrecords: {info}", file=sys.stderr, flush=True)
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    for r in range(args.repeats):
+        for v in variants:
+            print(f"[bench_fit] repeat {r + 1}/{args.repeats}: {v}", file=sys.stderr, flush=True)
+            res = benchlib.run_child([me, "--variant", v, *common])
+            print(f"[bench_fit]   {json.dumps(res)}", file=sys.stderr, flush=True)
+            results[v].append(res)
+
+    def med(v, key):
+        vals = [r[key] for r in results[v] if r.get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+    ref = med("ram", "samples_per_s") if "ram" in results else None
+    rows = []
+    for v in variants:
+        rate, peak = med(v, "samples_per_s"), med(v, "peak_rss_mib")
+        base, errors = med(v, "rss_base_mib"), [r["error"] for r in results[v] if "error" in r]
+        rows.append([
+            v,
+            benchlib.fmt(rate),
+            f"{rate / ref:.2f}" if rate and ref else "-",
+            benchlib.fmt(med(v, "input_only_samples_per_s")),
+            benchlib.fmt(peak),
+            benchlib.fmt(peak - base if peak and base else None),
+            benchlib.fmt(med(v, "test_accuracy"), 4),
+            benchlib.fmt(med(v, "cores_used"), 2),
+            benchlib.fmt(max((r.get("other_load_cores", 0) for r in results[v]), default=None), 2),
+            " ".join(f"{s:.1f}" for s in results[v][0].get("epoch_s", [])) + (f" ERROR {errors}" if errors else ""),
+        ])
+    m = json.loads((Path(args.data) / "manifest.json").read_text())
+    print(f"\n{args.data}: {m['stats']['rows']['train']} train rows, {m['n_features']} features; "
+          f"batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, {args.repeats} repeat(s), {os.cpu_count()} CPUs\n")
+    benchlib.print_table(
+        ["variant", "samples/s (ep 2..N)", "x ram", "input-only samples/s", "peak RSS MiB", "above base MiB", "test acc", "cores used", "max other load", "epoch s (1st run)"],
+        rows,
+    )
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

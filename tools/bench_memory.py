@@ -1,0 +1,124 @@
+"""Does peak memory stay flat as the corpus grows? prepare + one epoch of fit on x1, x4, x16 IMDB train.
+
+    /tmp/venv/bin/python tools/bench_memory.py                  # factors 1,4,16 (about 10 minutes on 2 cores,
+                                                                # plus 1.5 minutes to grow the corpora once)
+    /tmp/venv/bin/python tools/bench_memory.py --factors 1,2    # quick check
+
+For each factor F, ``tools/grow.py`` writes F copies of IMDB train (copies after
+the first with 10% token dropout, locally shuffled) to
+``$STREAMTRAIN_BENCH_TEXT/imdb-train-xF.jsonl.gz`` (default /tmp/streamtrain-bench,
+outside the repository; reused when present). Then, each in its own subprocess:
+
+prepare  ``prepare(PrepareOptions([corpus], out=runs/bench/mem-xF, vectorizer="ngram"))``
+         (train/val only; ``--vectorizer auto`` would switch x16 to token sequences)
+fit      ``streamtrain.fit.fit(FitOptions(data, epochs=1))``: one epoch (its time
+         includes the validation pass), then fit's val/test scoring; the model
+         directory is deleted afterwards
+
+and prints each step's peak RSS (getrusage) and time, and the ratios to x1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib
+
+GROW = Path(__file__).resolve().parent / "grow.py"
+OUT = benchlib.REPO / "runs" / "bench"
+
+
+def grown(imdb: Path, factor: int) -> Path:
+    path = benchlib.TEXT_CACHE / f"imdb-train-x{factor}.jsonl.gz"
+    if not path.is_file():
+        benchlib.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(GROW), str(imdb / "train"), str(path), "--factor", str(factor),
+                        "--classes", "neg", "pos"], check=True)
+        print(f"[bench_memory] grew x{factor} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return path
+
+
+def run_prepare(corpus: str, out: str, vectorizer: str) -> dict:
+    from streamtrain.prepare import prepare
+
+    t0 = time.perf_counter()
+    m = prepare(benchlib.prepare_options(inputs=[corpus], out=Path(out), overwrite=True, vectorizer=vectorizer))
+    return {"seconds": time.perf_counter() - t0, "rows": sum(m.stats["rows"].values()), "encoding": m.encoding,
+            "train_rows": m.rows("train"), "shard_bytes": sum(s.bytes for s in m.shards),
+            "peak_rss_mib": benchlib.peak_rss_mib()}
+
+
+def run_fit(data: str) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from streamtrain.fit import FitOptions, fit
+
+    model_dir = Path(data).parent / (Path(data).name + "-model")
+    t0 = time.perf_counter()
+    metrics = fit(FitOptions(data=data, model_dir=str(model_dir), epochs=1, overwrite=True, verbose=0))
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(model_dir, ignore_errors=True)
+    return {"seconds": seconds, "train_seconds": metrics["train_seconds"], "val_accuracy": metrics["val_accuracy"],
+            "samples_per_s": metrics["train_samples_per_second"], "peak_rss_mib": benchlib.peak_rss_mib()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--factors", default="1,4,16", help="comma-separated growth factors; the first is the reference (default 1,4,16)")
+    p.add_argument("--imdb", help="extracted aclImdb directory")
+    p.add_argument("--vectorizer", choices=("ngram", "sequence", "auto"), default="ngram",
+                   help="prepare's --vectorizer (default ngram: TF-IDF + MLP at every size; auto picks sequences + sepCNN at x16)")
+    p.add_argument("--keep", action="store_true", help="keep the prepared runs/bench/mem-xF directories")
+    p.add_argument("--step", nargs=2, help=argparse.SUPPRESS)  # child: prepare CORPUS:OUT | fit DATA
+    args = p.parse_args(argv)
+    if args.step:
+        kind, arg = args.step
+        benchlib.emit(run_prepare(*arg.split("::"), args.vectorizer) if kind == "prepare" else run_fit(arg))
+        return 0
+    imdb = benchlib.imdb_dir(args.imdb)
+    factors = [int(f) for f in args.factors.split(",")]
+    me = str(Path(__file__).resolve())
+    results = {}
+    started = time.perf_counter()
+    for f in factors:
+        corpus = grown(imdb, f)
+        data = OUT / f"mem-x{f}"
+        print(f"[bench_memory] x{f}: prepare", file=sys.stderr, flush=True)
+        prep = benchlib.run_child([me, "--step", "prepare", f"{corpus}::{data}", "--vectorizer", args.vectorizer])
+        print(f"[bench_memory]   {prep}", file=sys.stderr, flush=True)
+        print(f"[bench_memory] x{f}: fit 1 epoch", file=sys.stderr, flush=True)
+        fitr = benchlib.run_child([me, "--step", "fit", str(data), "--vectorizer", args.vectorizer]) if "error" not in prep else {"error": "no data"}
+        print(f"[bench_memory]   {fitr}", file=sys.stderr, flush=True)
+        results[f] = (corpus.stat().st_size, prep, fitr)
+        if not args.keep:
+            shutil.rmtree(data, ignore_errors=True)
+    rows = []
+    for f, (gz, prep, fitr) in results.items():
+        rows.append([f"x{f}", prep.get("encoding", "-"), benchlib.fmt(prep.get("rows")), f"{gz / 1e6:.0f}", benchlib.fmt((prep.get("shard_bytes") or 0) / 1e6),
+                     benchlib.fmt(prep.get("seconds"), 1), benchlib.fmt(prep.get("peak_rss_mib")),
+                     benchlib.fmt(fitr.get("train_seconds"), 1), benchlib.fmt(fitr.get("samples_per_s")),
+                     benchlib.fmt(fitr.get("peak_rss_mib")), prep.get("error") or fitr.get("error") or ""])
+    print(f"\nIMDB train grown x{','.join(map(str, factors))}; total {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs\n")
+    benchlib.print_table(["corpus", "encoding", "rows", "text .gz MB", "shards MB", "prepare s", "prepare peak RSS MiB",
+                          "fit epoch s", "fit samples/s", "fit peak RSS MiB", "error"], rows)
+    ref = results[factors[0]]
+    for f in factors[1:]:
+        r = results[f]
+        try:
+            print(f"x{f}/x{factors[0]}: rows {r[1]['rows'] / ref[1]['rows']:.2f}, "
+                  f"prepare peak RSS {r[1]['peak_rss_mib'] / ref[1]['peak_rss_mib']:.2f}, "
+                  f"fit peak RSS {r[2]['peak_rss_mib'] / ref[2]['peak_rss_mib']:.2f}")
+        except (KeyError, TypeError):
+            print(f"x{f}: incomplete, see errors above")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
