@@ -29,9 +29,9 @@ Needs root (it creates a memory cgroup). Steps:
    is OOM-killed at the limit.)
 
 The cap has to hold fit's fixed footprint (about 450 MiB of anonymous memory:
-the TensorFlow runtime, the model, the buffers) plus about 0.7 MiB per shard
-file, because ``SplitSource`` keeps every shard's h5py file open; with the
-default 20,000-row IMDB shards, 512 MiB is too little for 2 GiB of shards.
+the TensorFlow runtime, the model, the buffers). ``SplitSource`` keeps at most
+8 shard files open (about 0.7 MiB each), so the number of shards no longer
+adds to it (before that bound, 512 MiB was too little for 164 shard files).
 """
 
 from __future__ import annotations
