@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from streamtrain.prepare import PrepareOptions, prepare
 from streamtrain.readers import ColumnSpec
 from streamtrain.rows import SparseRows, TokenRows
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import ``tools/{name}.py`` by file path (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_tool", TOOLS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def random_rows(n: int, n_cols: int = 50, seed: int = 0, first_id: int = 0) -> SparseRows:

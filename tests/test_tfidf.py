@@ -11,7 +11,14 @@ from sklearn.feature_selection import SelectKBest, f_classif
 from streamtrain.corpus_stats import WordCounts
 from streamtrain.readers import ColumnSpec, read_chunks
 from streamtrain.rows import SparseRows
-from streamtrain.tfidf import ClassMoments, DocFreq, NgramConfig, TfidfState, fit_selection, hash_counts
+from streamtrain.tfidf import (
+    ClassMoments,
+    DocFreq,
+    NgramConfig,
+    TfidfState,
+    fit_selection,
+    hash_counts,
+)
 
 
 def _ag_news(path):

@@ -3,29 +3,19 @@ from __future__ import annotations
 
 import collections
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "gen_corpus.py"
 
 
-def _load_tool() -> ModuleType:
-    """Import tools/gen_corpus.py by file path (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("gen_corpus_tool", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-gen_corpus = _load_tool()
+gen_corpus = load_tool("gen_corpus")
 
 
 def _generate(out: Path, seed: int, train_rows: int = 400, test_rows: int = 100) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import collections
 import csv
 import gzip
-import importlib.util
 import io
 import json
 import os
@@ -13,9 +12,9 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "grow.py"
@@ -43,17 +42,8 @@ CSV_ROWS: list[tuple[str, str, str]] = [
 ]
 
 
-def _load_tool() -> ModuleType:
-    """Import tools/grow.py by file path (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("grow_tool", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-grow = _load_tool()
+grow = load_tool("grow")
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
