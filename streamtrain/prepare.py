@@ -204,11 +204,11 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
 
 def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int) -> TfidfState:
     idf = first.doc_freq.idf(opts.ngram.min_df)
-    candidates = np.flatnonzero(first.doc_freq.df >= opts.ngram.min_df)
-    if not len(candidates):
+    vocabulary = int((idf > 0).sum())
+    if not vocabulary:
         raise DataError(f"no n-gram occurs in {opts.ngram.min_df} or more training rows")
-    weigher = TfidfState(opts.ngram, idf, candidates)
-    moments = ClassMoments(candidates, n_classes)
+    weigher = TfidfState(opts.ngram, idf, np.zeros(0, np.int64))  # weighs; selects nothing yet
+    moments = ClassMoments(opts.ngram.hash_buckets, n_classes)
     for part in first.spill:
         train = part.splits == TRAIN
         counts = part.counts[train]
@@ -217,7 +217,7 @@ def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classe
             SparseRows(counts.indptr.astype(np.int64), counts.indices, values, remap[part.labels[train]], part.row_ids[train], counts.shape[1])
         )
     state = fit_selection(opts.ngram, moments, idf)
-    log(f"selected {state.n_features} of {len(candidates)} n-gram buckets (df >= {opts.ngram.min_df}) by F-value")
+    log(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {opts.ngram.min_df}) by F-value")
     return state
 
 

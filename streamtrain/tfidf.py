@@ -10,15 +10,15 @@ an array whose size is set by the configuration, never by the data:
 - ``NgramConfig``: the recipe's knobs (JSON-serializable).
 - ``hash_counts``: texts -> raw n-gram counts over the buckets (stateless).
 - ``DocFreq``: document frequency per bucket (pass 1, mergeable).
-- ``ClassMoments``: per-class sums of the TF-IDF values of the candidate
-  buckets, for the ANOVA F-test (pass 2, mergeable).
+- ``ClassMoments``: per-class sums of the TF-IDF values of every bucket,
+  for the ANOVA F-test (pass 2, mergeable).
 - ``TfidfState``: the fitted vectorizer (IDF of every bucket and the k
   selected buckets); turns counts into the final feature rows, identically
   at prepare and at predict time.
 
 Memory: 8 bytes x buckets for the document frequencies, plus
-8 x (classes + 1) x candidates for the F-test, candidates being the buckets
-with document frequency >= min_df (at most ``hash_buckets``).
+8 x (classes + 1) x buckets for the F-test: allocated in full from the start,
+so a small corpus uses as much as a huge one.
 """
 
 from __future__ import annotations
@@ -99,37 +99,34 @@ class DocFreq:
 
 @dataclass
 class ClassMoments:
-    """Per-class count and sum, and overall sum of squares, of candidate-bucket values."""
+    """Per-class count and sum, and overall sum of squares, of each bucket's values."""
 
-    candidates: np.ndarray  # sorted bucket ids
+    buckets: int
     n_classes: int
     counts: np.ndarray = field(default=None)  # type: ignore[assignment]
     sums: np.ndarray = field(default=None)  # type: ignore[assignment]
     sumsq: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        m = len(self.candidates)
         if self.counts is None:
             self.counts = np.zeros(self.n_classes, np.int64)
-            self.sums = np.zeros((self.n_classes, m), np.float64)
-            self.sumsq = np.zeros(m, np.float64)
+            self.sums = np.zeros((self.n_classes, self.buckets), np.float64)
+            self.sumsq = np.zeros(self.buckets, np.float64)
 
     def update(self, rows: SparseRows) -> None:
-        """Add rows whose ``indices`` are bucket ids (only candidates contribute)."""
-        pos = np.searchsorted(self.candidates, rows.indices)
-        pos = np.minimum(pos, len(self.candidates) - 1)
-        hit = self.candidates[pos] == rows.indices
-        owner = np.repeat(rows.labels, np.diff(rows.indptr))[hit]
-        pos, vals = pos[hit], rows.values[hit].astype(np.float64)
-        m = len(self.candidates)
+        """Add rows whose ``indices`` are bucket ids."""
+        owner = np.repeat(rows.labels, np.diff(rows.indptr)).astype(np.int64)
+        vals = rows.values.astype(np.float64)
+        b = self.buckets
         self.counts += np.bincount(rows.labels, minlength=self.n_classes)
-        self.sumsq += np.bincount(pos, vals * vals, minlength=m)
-        flat = owner.astype(np.int64) * m + pos
-        self.sums += np.bincount(flat, vals, minlength=self.n_classes * m).reshape(self.n_classes, m)
+        self.sumsq += np.bincount(rows.indices, vals * vals, minlength=b)
+        for c in range(self.n_classes):  # one class at a time keeps temporaries at one bucket array
+            mine = owner == c
+            self.sums[c] += np.bincount(rows.indices[mine], vals[mine], minlength=b)
 
     def merge(self, other: ClassMoments) -> ClassMoments:
         return ClassMoments(
-            self.candidates,
+            self.buckets,
             self.n_classes,
             self.counts + other.counts,
             self.sums + other.sums,
@@ -137,7 +134,7 @@ class ClassMoments:
         )
 
     def f_scores(self) -> np.ndarray:
-        """ANOVA F-value per candidate, as sklearn's ``f_classif``; NaN -> 0."""
+        """ANOVA F-value per bucket, as sklearn's ``f_classif``; NaN -> 0."""
         n = self.counts.sum()
         present = self.counts > 0
         k = int(present.sum())
@@ -151,11 +148,12 @@ class ClassMoments:
 
 
 def top_k_buckets(candidates: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best-scoring candidates (ties to the lower bucket), sorted by bucket id."""
-    if len(candidates) <= k:
-        return np.sort(candidates)
-    order = np.lexsort((candidates, -scores))[:k]
-    return np.sort(candidates[order])
+    """The ``k`` best-scoring of the ``candidates`` mask (ties to the lower bucket), sorted by bucket id."""
+    ids = np.flatnonzero(candidates)
+    if len(ids) <= k:
+        return ids
+    order = np.lexsort((ids, -scores[ids]))[:k]
+    return np.sort(ids[order])
 
 
 @dataclass
@@ -215,6 +213,6 @@ class TfidfState:
 
 
 def fit_selection(config: NgramConfig, moments: ClassMoments, idf: np.ndarray) -> TfidfState:
-    """Pick the top-k candidates by F-value and freeze the vectorizer."""
-    selected = top_k_buckets(moments.candidates, moments.f_scores(), config.top_k)
+    """Pick the top-k vocabulary buckets (idf > 0: df >= min_df) by F-value and freeze the vectorizer."""
+    selected = top_k_buckets(idf > 0, moments.f_scores(), config.top_k)
     return TfidfState(config, idf, selected)
