@@ -156,16 +156,20 @@ def prepare(opts: PrepareOptions) -> Manifest:
     return manifest
 
 
-def _rows(opts: PrepareOptions) -> Iterator[tuple[str, str, RawChunk, np.ndarray, np.ndarray]]:
-    """Every input row in order as (role, path, chunk, split codes, row ids): identical on every pass."""
+def _inputs(opts: PrepareOptions) -> list[tuple[str, str]]:
+    """(role, path) of every input, training inputs first."""
+    return [("train", str(p)) for p in opts.inputs] + [("test", str(p)) for p in opts.test_inputs]
+
+
+def _rows(opts: PrepareOptions) -> Iterator[tuple[int, str, RawChunk, np.ndarray, np.ndarray]]:
+    """Every input row in order as (input index, role, chunk, split codes, row ids): identical on every pass."""
     next_row = 0
-    for role, inputs in (("train", opts.inputs), ("test", opts.test_inputs)):
-        for path in inputs:
-            for chunk in read_chunks([path], opts.columns, opts.chunk_rows):
-                splits = assign_splits(chunk.texts, opts.val_fraction, is_test=role == "test")
-                row_ids = np.arange(next_row, next_row + len(chunk), dtype=np.int64)
-                next_row += len(chunk)
-                yield role, str(path), chunk, splits, row_ids
+    for index, (role, path) in enumerate(_inputs(opts)):
+        for chunk in read_chunks([path], opts.columns, opts.chunk_rows):
+            splits = assign_splits(chunk.texts, opts.val_fraction, is_test=role == "test")
+            row_ids = np.arange(next_row, next_row + len(chunk), dtype=np.int64)
+            next_row += len(chunk)
+            yield index, role, chunk, splits, row_ids
 
 
 def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
@@ -175,15 +179,15 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
     else:
         first.spill = Spill(stage / ".spill", opts.ngram.hash_buckets)
         first.doc_freq = DocFreq(opts.ngram.hash_buckets)
+    first.sources = [
+        {"path": os.path.abspath(path), "role": role, "format": detect_format(path), "first_row_id": 0, "rows": 0}
+        for role, path in _inputs(opts)
+    ]
     train_rows = 0
-    for role, path, chunk, splits, row_ids in _rows(opts):
+    for index, role, chunk, splits, row_ids in _rows(opts):
         if role == "test":
             first.labels.freeze()
-        if not first.sources or first.sources[-1]["path"] != os.path.abspath(path) or first.sources[-1]["role"] != role:
-            first.sources.append(
-                {"path": os.path.abspath(path), "role": role, "format": detect_format(path), "first_row_id": int(row_ids[0]), "rows": 0}
-            )
-        first.sources[-1]["rows"] += len(chunk)
+        first.sources[index]["rows"] += len(chunk)
         labels = first.labels.encode(chunk)
         train = splits == TRAIN
         train_rows += int(train.sum())
@@ -195,7 +199,9 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
             counts = hash_counts(opts.ngram, chunk.texts)
             first.doc_freq.update(counts[train])
             first.spill.append(SpillPart(counts, labels, splits, row_ids))
+    start = 0
     for source in first.sources:
+        source["first_row_id"], start = start, start + source["rows"]
         log(f"read {source['rows']} {source['role']} rows from {source['path']}")
     if train_rows == 0:
         raise DataError("no training rows: every input row went to validation or test")

@@ -141,3 +141,15 @@ def test_split_source_bounds_open_files(tmp_path):
         seen += batch.row_ids.tolist()
         assert sum(r._file is not None for r in source.readers) <= 3
     assert sorted(seen) == list(range(100))
+
+
+def test_sources_record_every_input_and_its_row_ids(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n")
+    out = prepare_csv(DEMO_TRAIN, tmp_path / "d", DEMO_TEST)
+    m = Manifest.load(out)
+    assert [(s["role"], s["rows"], s["first_row_id"]) for s in m.sources] == [("train", 4000, 0), ("test", 1000, 4000)]
+    from streamtrain.prepare import PrepareOptions, prepare
+
+    m2 = prepare(PrepareOptions(inputs=[str(DEMO_TRAIN), str(empty), str(DEMO_TRAIN)], out=tmp_path / "d2"))
+    assert [(s["rows"], s["first_row_id"]) for s in m2.sources] == [(4000, 0), (0, 4000), (4000, 4000)]
