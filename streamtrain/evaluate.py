@@ -20,9 +20,8 @@ from streamtrain.split import SPLIT_NAMES  # noqa: E402
 
 
 def evaluate(data: str, model_dir: str, splits: Sequence[str] = ("val", "test"), batch_size: int | None = None) -> dict:
-    from streamtrain.batches import BatchStream, SplitSource
     from streamtrain.modeldir import load_model, load_vectorizer, read_vectorizer_doc
-    from streamtrain.scoring import EVAL_BATCH, score
+    from streamtrain.scoring import score_split
 
     manifest = Manifest.load(data)
     if read_vectorizer_doc(model_dir).get("arrays_sha256") != manifest.vectorizer.get("arrays_sha256"):
@@ -31,8 +30,7 @@ def evaluate(data: str, model_dir: str, splits: Sequence[str] = ("val", "test"),
     model = load_model(model_dir)
     out: dict = {"classes": vectorizer.labels}
     for split in splits:
-        stream = BatchStream(SplitSource(data, manifest, split), batch_size or EVAL_BATCH[manifest.encoding])
-        result = score(model, stream.epoch(0), len(vectorizer.labels))
+        result = score_split(model, data, manifest, split, batch_size)
         for key, value in result.items():
             out[f"{split}_{key}"] = value
     return out

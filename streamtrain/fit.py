@@ -58,7 +58,7 @@ def fit(opts: FitOptions) -> dict:
     from streamtrain.batches import BatchStream, SplitSource
     from streamtrain.keras_input import keras_dataset
     from streamtrain.modeldir import write_model_dir
-    from streamtrain.scoring import score
+    from streamtrain.scoring import score_split
 
     check_target(opts.model_dir, opts.overwrite)
     manifest = Manifest.load(opts.data)
@@ -107,13 +107,7 @@ def fit(opts: FitOptions) -> dict:
     )
     seconds = time.perf_counter() - started
 
-    from streamtrain.scoring import EVAL_BATCH
-
-    eval_batch = EVAL_BATCH[manifest.encoding]
-    results = {}
-    for split in ("val", "test"):
-        s = BatchStream(SplitSource(opts.data, manifest, split), eval_batch)
-        results[split] = score(model, s.epoch(0), n_classes)
+    results = {split: score_split(model, opts.data, manifest, split) for split in ("val", "test")}
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     epochs_run = len(hist.get("loss", []))
     best_epoch = int(min(range(epochs_run), key=lambda i: hist["val_loss"][i])) + 1 if "val_loss" in hist else epochs_run

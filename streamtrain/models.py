@@ -12,7 +12,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-MODELS = ("mlp", "sepcnn")
 MODEL_FOR_ENCODING = {"tfidf": "mlp", "sequence": "sepcnn"}
 
 

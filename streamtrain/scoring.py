@@ -1,7 +1,9 @@
 """Probabilities and metrics, shared by fit, evaluate and predict.
 
-``predict_proba`` runs the model on one block of rows; ``score`` streams a
-whole split through it and returns loss, accuracy and the confusion matrix.
+``predict_proba`` runs the model on one block of rows; ``score`` streams
+batches through it and returns loss, accuracy and the confusion matrix;
+``score_split`` does that for one split of a prepared dataset (fit's final
+metrics and evaluate both use it).
 Both paths call the model the same way, so evaluate (on shards) and predict
 (on raw text) give the same answers for the same rows.
 """
@@ -14,7 +16,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from streamtrain.batches import BatchStream, SplitSource
 from streamtrain.keras_input import model_input
+from streamtrain.manifest import Manifest
 from streamtrain.models import class_probabilities
 from streamtrain.rows import Rows
 
@@ -53,3 +57,9 @@ def score(model, batches: Iterable[Rows], n_classes: int) -> dict:
         "accuracy": float(np.trace(confusion) / rows),
         "confusion": confusion.tolist(),
     }
+
+
+def score_split(model, data: str, manifest: Manifest, split: str, batch_size: int | None = None) -> dict:
+    """``score`` over one split, in order, ``EVAL_BATCH`` rows at a time unless told otherwise."""
+    stream = BatchStream(SplitSource(data, manifest, split), batch_size or EVAL_BATCH[manifest.encoding])
+    return score(model, stream.epoch(0), len(manifest.labels))
