@@ -9,10 +9,12 @@ Who owns what:
 - ``BatchStream``: one split cut into batches of ``batch_size`` rows. Per
   epoch it follows a seeded plan of blocks (``shuffle.epoch_blocks``), reads
   ``buffer_blocks`` blocks at a time, permutes the buffered rows, and emits
-  full batches, carrying the remainder into the next buffer. The epoch's
-  final batch is the only partial one, so an epoch is exactly
-  ``steps = ceil(rows / batch_size)`` batches and every row is emitted once.
-  ``forever`` chains epochs 0, 1, 2, ... for Keras ``fit`` with
+  them as one chunk of whole batches, carrying the remainder into the next
+  buffer. The epoch's final batch is the only partial one, so an epoch is
+  exactly ``steps = ceil(rows / batch_size)`` batches and every row is
+  emitted once. ``epoch`` cuts chunks into batches in Python (evaluation,
+  tests); ``forever_chunks`` chains the chunks of epochs 0, 1, 2, ... for
+  ``keras_input``, which cuts them in tf.data for Keras ``fit`` with
   ``steps_per_epoch = steps``.
 
 Memory: ``buffer_blocks x block_rows`` rows plus ``max_open`` file handles,
@@ -22,7 +24,7 @@ independent of dataset size.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from streamtrain.manifest import Manifest
@@ -105,8 +107,13 @@ class BatchStream:
         counts = self.source.block_counts
         return epoch_blocks(counts, self.seed, epoch) if self.shuffle else all_blocks(counts)
 
-    def epoch(self, epoch: int = 0) -> Iterator[Rows]:
-        """Exactly ``steps`` batches covering every row once."""
+    def chunks(self, epoch: int = 0) -> Iterator[Rows]:
+        """The epoch's rows in buffer-sized chunks, each a whole number of batches except the last.
+
+        Cutting every chunk into ``batch_size`` slices gives exactly ``epoch``'s
+        batches; ``keras_input`` does that cutting inside tf.data, so Python
+        hands over one chunk per ``buffer_blocks`` blocks instead of one batch.
+        """
         plan = self.plan(epoch)
         carry = self.source.empty()
         for group, start in enumerate(range(0, len(plan), self.buffer_blocks)):
@@ -115,15 +122,29 @@ class BatchStream:
             if self.shuffle:
                 buf = buf.take(row_permutation(len(buf), self.seed, epoch, group))
             full = len(buf) - len(buf) % self.batch_size
-            for lo in range(0, full, self.batch_size):
-                yield buf.slice(lo, lo + self.batch_size)
+            if full:
+                yield buf.slice(0, full)
             carry = buf.slice(full, len(buf))
         if len(carry):
             yield carry
 
-    def forever(self, first_epoch: int = 0) -> Iterator[Rows]:
-        epoch = first_epoch
-        while True:
-            yield from self.epoch(epoch)
-            epoch += 1
+    def epoch(self, epoch: int = 0) -> Iterator[Rows]:
+        """Exactly ``steps`` batches covering every row once."""
+        for chunk in self.chunks(epoch):
+            for lo in range(0, len(chunk), self.batch_size):
+                yield chunk.slice(lo, min(lo + self.batch_size, len(chunk)))
 
+    def forever(self, first_epoch: int = 0) -> Iterator[Rows]:
+        """Batches of epochs ``first_epoch``, ``first_epoch + 1``, ... without end."""
+        return _chain_epochs(self.epoch, first_epoch)
+
+    def forever_chunks(self, first_epoch: int = 0) -> Iterator[Rows]:
+        """``chunks`` of epochs ``first_epoch``, ``first_epoch + 1``, ... without end."""
+        return _chain_epochs(self.chunks, first_epoch)
+
+
+def _chain_epochs(one_epoch: Callable[[int], Iterator[Rows]], first_epoch: int) -> Iterator[Rows]:
+    epoch = first_epoch
+    while True:
+        yield from one_epoch(epoch)
+        epoch += 1

@@ -69,7 +69,7 @@ def fit(opts: FitOptions) -> dict:
     keras.utils.set_random_seed(opts.seed)
 
     def dataset(stream: BatchStream):
-        return keras_dataset(stream.forever, manifest.encoding, manifest.row_width, n_classes)
+        return keras_dataset(stream, n_classes)
 
     def stream(split: str, shuffle: bool) -> BatchStream:
         return BatchStream(SplitSource(opts.data, manifest, split), opts.batch_size, shuffle, opts.seed, opts.buffer_blocks)

@@ -1,10 +1,14 @@
-"""Batches of rows -> a ``tf.data.Dataset`` Keras can ``fit`` on, and single batches -> model inputs.
+"""Chunks of rows -> a ``tf.data.Dataset`` of batches Keras can ``fit`` on, and single batches -> model inputs.
 
-The generator (``BatchStream.forever`` for training and validation, one
-``epoch`` for evaluation) runs in tf.data's thread; ``prefetch`` lets it
-read ahead while the model trains. TF-IDF rows stay sparse all the way into
-the first ``Dense`` layer (``tf.SparseTensor``): nothing is densified.
-Token rows go in as int32 matrices.
+Python hands tf.data one chunk of whole batches at a time
+(``BatchStream.forever_chunks``: ``buffer_blocks`` blocks, already shuffled);
+tf.data cuts it into the same batches ``BatchStream.epoch`` would give, with
+graph ops. ``from_generator`` costs about 2 ms a call here, so a generator
+step per batch would cost as much as the input itself; per chunk it is
+amortised over ~64 batches. ``prefetch`` lets the next chunk be read while
+the model trains. TF-IDF rows stay sparse all the way into the first
+``Dense`` layer (``tf.SparseTensor``): nothing is densified. Token rows go in
+as int32 matrices.
 """
 
 from __future__ import annotations
@@ -24,45 +28,74 @@ def targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return labels.astype(np.int32)
 
 
-def _target_spec(n_classes: int) -> tf.TensorSpec:
-    return tf.TensorSpec([None, 1], tf.float32) if n_classes == 2 else tf.TensorSpec([None], tf.int32)
+def _tf_targets(labels: tf.Tensor, n_classes: int) -> tf.Tensor:
+    """``targets`` in graph ops."""
+    if n_classes == 2:
+        return tf.reshape(tf.cast(labels, tf.float32), [-1, 1])
+    return labels
 
 
-def sparse_dataset(batches: Callable[[], Iterator[SparseRows]], n_features: int, n_classes: int) -> tf.data.Dataset:
-    """(SparseTensor features, targets) from a factory of ``SparseRows`` batches."""
+def _batch_starts(labels: tf.Tensor, batch_size: int) -> tf.data.Dataset:
+    """First row of each batch of a chunk."""
+    return tf.data.Dataset.range(0, tf.shape(labels, out_type=tf.int64)[0], batch_size)
+
+
+def sparse_dataset(
+    chunks: Callable[[], Iterator[SparseRows]], batch_size: int, n_features: int, n_classes: int
+) -> tf.data.Dataset:
+    """(SparseTensor features, targets) batches from a factory of ``SparseRows`` chunks."""
     signature = (
-        (tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([None], tf.float32), tf.TensorSpec([2], tf.int64)),
-        _target_spec(n_classes),
+        tf.TensorSpec([None], tf.int64),  # indptr
+        tf.TensorSpec([None], tf.int32),  # indices
+        tf.TensorSpec([None], tf.float32),  # values
+        tf.TensorSpec([None], tf.int32),  # labels
     )
 
     def gen():
-        for batch in batches():
-            shape = np.array([len(batch), batch.n_cols], np.int64)
-            yield (batch.coo_indices(), batch.values, shape), targets(batch.labels, n_classes)
+        for c in chunks():
+            yield c.indptr, c.indices, c.values, c.labels
 
-    def to_sparse(x, y):
-        indices, values, shape = x
-        return tf.SparseTensor(indices, values, shape), y
+    def cut(indptr, indices, values, labels):
+        n = tf.shape(labels, out_type=tf.int64)[0]
+
+        def batch(start):
+            stop = tf.minimum(start + batch_size, n)
+            lo, hi = indptr[start], indptr[stop]
+            rows = tf.repeat(tf.range(stop - start), indptr[start + 1 : stop + 1] - indptr[start:stop])
+            coo = tf.stack([rows, tf.cast(indices[lo:hi], tf.int64)], axis=1)
+            x = tf.SparseTensor(coo, values[lo:hi], tf.stack([stop - start, tf.constant(n_features, tf.int64)]))
+            return x, _tf_targets(labels[start:stop], n_classes)
+
+        return _batch_starts(labels, batch_size).map(batch)
 
     ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
-    return ds.map(to_sparse).prefetch(tf.data.AUTOTUNE)
+    return ds.flat_map(cut).prefetch(tf.data.AUTOTUNE)
 
 
-def token_dataset(batches: Callable[[], Iterator[TokenRows]], width: int, n_classes: int) -> tf.data.Dataset:
-    """(int32 token ids, targets) from a factory of ``TokenRows`` batches."""
-    signature = (tf.TensorSpec([None, width], tf.int32), _target_spec(n_classes))
+def token_dataset(chunks: Callable[[], Iterator[TokenRows]], batch_size: int, width: int, n_classes: int) -> tf.data.Dataset:
+    """(int32 token ids, targets) batches from a factory of ``TokenRows`` chunks."""
+    signature = (tf.TensorSpec([None, width], tf.int32), tf.TensorSpec([None], tf.int32))
 
     def gen():
-        for batch in batches():
-            yield batch.tokens, targets(batch.labels, n_classes)
+        for c in chunks():
+            yield c.tokens, c.labels
 
-    return tf.data.Dataset.from_generator(gen, output_signature=signature).prefetch(tf.data.AUTOTUNE)
+    def cut(tokens, labels):
+        def batch(start):
+            stop = start + batch_size  # slicing clips at the end
+            return tokens[start:stop], _tf_targets(labels[start:stop], n_classes)
+
+        return _batch_starts(labels, batch_size).map(batch)
+
+    ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
+    return ds.flat_map(cut).prefetch(tf.data.AUTOTUNE)
 
 
-def keras_dataset(batches: Callable[[], Iterator[Rows]], encoding: str, width: int, n_classes: int) -> tf.data.Dataset:
-    if encoding == "sequence":
-        return token_dataset(batches, width, n_classes)
-    return sparse_dataset(batches, width, n_classes)
+def keras_dataset(stream, n_classes: int) -> tf.data.Dataset:
+    """A ``BatchStream``'s batches, epoch after epoch without end, for ``fit(steps_per_epoch=stream.steps)``."""
+    source = stream.source
+    cut = token_dataset if source.encoding == "sequence" else sparse_dataset
+    return cut(stream.forever_chunks, stream.batch_size, source.width, n_classes)
 
 
 def model_input(rows: Rows):

@@ -22,7 +22,6 @@ from streamtrain.manifest import Manifest
 from streamtrain.models import class_probabilities
 from streamtrain.rows import Rows
 
-
 # Rows scored at a time: sparse rows are cheap; a sequence row carries
 # length x embedding activations through the network.
 EVAL_BATCH = {"tfidf": 1024, "sequence": 256}

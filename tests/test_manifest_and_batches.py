@@ -110,7 +110,7 @@ def test_keras_dataset_yields_the_stream(demo):
 
     m = Manifest.load(demo)
     stream = BatchStream(SplitSource(demo, m, "train"), 128, shuffle=True, seed=0)
-    ds = keras_dataset(stream.forever, m.encoding, m.row_width, len(m.labels))
+    ds = keras_dataset(stream, len(m.labels))
     got = list(ds.take(stream.steps + 1))
     want = list(stream.epoch(0)) + [next(stream.epoch(1))]
     for (x, y), batch in zip(got, want):

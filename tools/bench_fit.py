@@ -23,10 +23,11 @@ h5gen        the guide's ``_data_generator`` pattern on the HDF5 shards: a plain
              (scipy CSR, y) straight to ``fit`` with ``steps_per_epoch``.
              ``--gen-order batches`` (default) visits the contiguous batches in a
              new random order each epoch; ``sequential`` is the guide's order
-             (prepared shards are grouped by class, so each batch holds one class
-             either way).
+             (prepare writes rows in a seeded random order, so a contiguous batch
+             is a random sample either way; the rows of a batch are the same
+             every epoch).
 streamtrain  what ``streamtrain.fit`` does: ``BatchStream(...).forever`` through
-             ``keras_input.sparse_dataset`` with ``steps_per_epoch``.
+             ``keras_input.keras_dataset`` with ``steps_per_epoch``.
 tfrecord     tf.data over TFRecord files of the same rows (written once into
              ``DATA-tfrecord/``: ``--tfrecord-files`` files, rows dealt from a
              seeded block order so every file mixes classes; one tf.train.Example
@@ -40,9 +41,10 @@ cached       not a real pipeline: streamtrain's batches of one epoch cached in R
 
 Reported per variant: samples/s = train rows / epoch seconds, median over epochs
 2..N (and over ``--repeats``); the ratio to ``ram``; input-only samples/s (one
-epoch of the same input iterated without training, after fit); peak RSS of its
-process and the part above the RSS measured after TensorFlow was imported and the
-model built; test accuracy from ``streamtrain.scoring.score``; CPU cores the
+epoch of the same input consumed inside tf.data without training, after fit);
+peak RSS of its process and the part above the RSS measured after TensorFlow was
+imported and the model built; test accuracy from ``streamtrain.scoring.score``,
+averaged over the repeats (each repeat has its own seed); CPU cores the
 process kept busy during fit, and the most CPU any other process on the machine
 used meanwhile (from /proc/stat; above ~0.2 cores the timings are suspect).
 """
@@ -165,13 +167,16 @@ def tfrecord_dataset(data: Path, rows: int, n_features: int, n_classes: int, bat
 
 
 def time_input(batches, steps: int) -> float:
-    """Samples/s of iterating ``steps`` batches without training."""
-    it = iter(batches)
-    t0, n = time.perf_counter(), 0
-    for _ in range(steps):
-        x, _y = next(it)
-        n += int(x.shape[0])
-    return n / (time.perf_counter() - t0)
+    """Samples/s of ``steps`` batches of a tf.data pipeline consumed without training.
+
+    Consumed by ``reduce``, inside TensorFlow as ``fit`` consumes it: a Python
+    loop over the iterator would add ~2 ms of eager overhead per batch.
+    """
+    import tensorflow as tf
+
+    t0 = time.perf_counter()
+    n = batches.take(steps).reduce(tf.constant(0, tf.int64), lambda acc, b: acc + tf.shape(b[1], out_type=tf.int64)[0])
+    return int(n) / (time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------- child
@@ -179,7 +184,7 @@ def run_variant(args) -> dict:
     import keras
 
     from streamtrain.batches import BatchStream, SplitSource
-    from streamtrain.keras_input import sparse_dataset, targets
+    from streamtrain.keras_input import keras_dataset, targets
     from streamtrain.manifest import Manifest
     from streamtrain.models import build_mlp
     from streamtrain.scoring import score
@@ -217,7 +222,7 @@ def run_variant(args) -> dict:
             return time_input(get_data_adapter(gen()).get_tf_dataset(), steps)
     elif v in ("streamtrain", "cached"):
         train = stream()
-        ds = sparse_dataset(train.forever, n_features, n_classes)
+        ds = keras_dataset(train, n_classes)
         if v == "cached":
             ds = ds.take(train.steps).cache().repeat()
         fit_kw = {"x": ds, "steps_per_epoch": train.steps, "shuffle": False}
@@ -263,7 +268,7 @@ def profile_streamtrain(args) -> None:
     import keras
 
     from streamtrain.batches import BatchStream, SplitSource
-    from streamtrain.keras_input import sparse_dataset, targets
+    from streamtrain.keras_input import keras_dataset
     from streamtrain.manifest import Manifest
     from streamtrain.models import build_mlp
 
@@ -279,14 +284,13 @@ def profile_streamtrain(args) -> None:
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         out.append([name, benchlib.fmt(rows / wall), f"{wall:.2f}", f"{cpu / wall:.2f}"])
 
-    def parts():
-        for b in stream.epoch(1):
-            b.coo_indices(), targets(b.labels, n_classes)
+    def chunks():
+        return sum(len(c) for c in stream.chunks(1))
 
     timed("read blocks (SplitSource.read)", lambda: [stream.source.read(b) for b in stream.plan(1)])
-    timed("BatchStream.epoch (read+shuffle+slice)", lambda: sum(len(b) for b in stream.epoch(1)))
-    timed("  + coo_indices/targets per batch", parts)
-    timed("sparse_dataset (+ from_generator, map)", lambda: time_input(sparse_dataset(stream.forever, n_features, n_classes), steps))
+    timed("BatchStream.chunks (read+shuffle)", chunks)
+    timed("BatchStream.epoch (+ batches cut in Python)", lambda: sum(len(b) for b in stream.epoch(1)))
+    timed("keras_dataset (chunks cut in tf.data)", lambda: time_input(keras_dataset(stream, n_classes), steps))
 
     def fit_rate(ds, epochs=3):
         keras.utils.set_random_seed(args.seed)
@@ -295,17 +299,17 @@ def profile_streamtrain(args) -> None:
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
         return benchlib.steady_rate(rows, timer.seconds), (time.process_time() - c0) / sum(timer.seconds)
 
-    cached = sparse_dataset(stream.forever, n_features, n_classes).take(steps).cache().repeat()
-    for name, ds in [("train only (cached batches)", cached), ("streamtrain fit (c)", sparse_dataset(stream.forever, n_features, n_classes))]:
+    cached = keras_dataset(stream, n_classes).take(steps).cache().repeat()
+    for name, ds in [("train only (cached batches)", cached), ("streamtrain fit (c)", keras_dataset(stream, n_classes))]:
         rate, cores = fit_rate(ds)
         out.append([name, benchlib.fmt(rate), f"{rows / rate:.2f}", f"{cores:.2f}"])
     print(f"\n{data}: one epoch = {rows} rows, {steps} batches of {args.batch_size}; {os.cpu_count()} CPUs\n")
     benchlib.print_table(["stage (one epoch)", "samples/s", "seconds", "CPU cores busy"], out)
     prof = cProfile.Profile()
     prof.enable()
-    parts()
+    chunks()
     prof.disable()
-    print("\ncProfile of one epoch of the generator's Python work (BatchStream.epoch + coo_indices/targets), top 12 by own time:")
+    print("\ncProfile of one epoch of the generator's Python work (BatchStream.chunks), top 12 by own time:")
     pstats.Stats(prof).sort_stats("tottime").print_stats(12)
 
 
@@ -318,7 +322,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
-    p.add_argument("--repeats", type=int, default=1, help="run the variant list this many times, interleaved; report medians")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run the variant list this many times, interleaved, repeat r with seed SEED + r; "
+                        "report median speed and RSS, mean test accuracy")
     p.add_argument("--gen-order", choices=("batches", "sequential"), default="batches", help="h5gen batch order per epoch")
     p.add_argument("--tfrecord-files", type=int, default=16)
     p.add_argument("--shuffle-buffer", type=int, default=8192, help="tfrecord shuffle buffer, rows")
@@ -346,23 +352,23 @@ def main(argv=None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     if bad := set(variants) - set(VARIANTS):
         raise SystemExit(f"unknown variants {sorted(bad)}; choose from {VARIANTS}")
-    common = ["--data", args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+    common = ["--data", args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
               "--gen-order", args.gen_order, "--tfrecord-files", str(args.tfrecord_files), "--shuffle-buffer", str(args.shuffle_buffer)]
     me = str(Path(__file__).resolve())
     if "tfrecord" in variants:
-        info = benchlib.run_child([me, "--write-tfrecords", *common])
+        info = benchlib.run_child([me, "--write-tfrecords", "--seed", str(args.seed), *common])
         print(f"[bench_fit] tfrecords: {info}", file=sys.stderr, flush=True)
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(args.repeats):
         for v in variants:
             print(f"[bench_fit] repeat {r + 1}/{args.repeats}: {v}", file=sys.stderr, flush=True)
-            res = benchlib.run_child([me, "--variant", v, *common])
+            res = benchlib.run_child([me, "--variant", v, "--seed", str(args.seed + r), *common])
             print(f"[bench_fit]   {json.dumps(res)}", file=sys.stderr, flush=True)
             results[v].append(res)
 
-    def med(v, key):
+    def med(v, key, how=statistics.median):
         vals = [r[key] for r in results[v] if r.get(key) is not None]
-        return statistics.median(vals) if vals else None
+        return how(vals) if vals else None
 
     ref = med("ram", "samples_per_s") if "ram" in results else None
     rows = []
@@ -376,16 +382,17 @@ def main(argv=None) -> int:
             benchlib.fmt(med(v, "input_only_samples_per_s")),
             benchlib.fmt(peak),
             benchlib.fmt(peak - base if peak and base else None),
-            benchlib.fmt(med(v, "test_accuracy"), 4),
+            benchlib.fmt(med(v, "test_accuracy", statistics.mean), 4),
             benchlib.fmt(med(v, "cores_used"), 2),
             benchlib.fmt(max((r.get("other_load_cores", 0) for r in results[v]), default=None), 2),
             " ".join(f"{s:.1f}" for s in results[v][0].get("epoch_s", [])) + (f" ERROR {errors}" if errors else ""),
         ])
     m = json.loads((Path(args.data) / "manifest.json").read_text())
     print(f"\n{args.data}: {m['stats']['rows']['train']} train rows, {m['n_features']} features; "
-          f"batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, {args.repeats} repeat(s), {os.cpu_count()} CPUs\n")
+          f"batch {args.batch_size}, {args.epochs} epochs, {args.repeats} repeat(s) with seeds {args.seed}..{args.seed + args.repeats - 1}, "
+          f"{os.cpu_count()} CPUs\n")
     benchlib.print_table(
-        ["variant", "samples/s (ep 2..N)", "x ram", "input-only samples/s", "peak RSS MiB", "above base MiB", "test acc", "cores used", "max other load", "epoch s (1st run)"],
+        ["variant", "samples/s (ep 2..N)", "x ram", "input-only samples/s", "peak RSS MiB", "above base MiB", "test acc (mean)", "cores used", "max other load", "epoch s (1st run)"],
         rows,
     )
     if args.json:
