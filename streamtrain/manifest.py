@@ -35,6 +35,7 @@ class Manifest:
     created: dict = field(default_factory=dict)  # tool version, time, command line
     sequence_length: int | None = None  # width of token rows (sequence encoding)
     choice: dict = field(default_factory=dict)  # the vectorizer choice and the S/W numbers behind it
+    row_order: dict = field(default_factory=dict)  # how rows were ordered in the shards (seeded shuffle)
 
     @property
     def row_width(self) -> int:
@@ -64,6 +65,7 @@ class Manifest:
             "vectorizer": self.vectorizer,
             "choice": self.choice,
             "split": self.split,
+            "row_order": self.row_order,
             "sources": self.sources,
             "stats": self.stats,
             "shards": [s.to_json() for s in self.shards],
@@ -98,6 +100,7 @@ class Manifest:
             created=doc.get("created", {}),
             sequence_length=doc.get("sequence_length"),
             choice=doc.get("choice", {}),
+            row_order=doc.get("row_order", {}),
         )
         for shard in manifest.shards:
             if not (Path(directory) / shard.path).is_file():

@@ -11,6 +11,9 @@ Streaming passes, each holding one chunk of rows at a time:
    top-k; ``_write_ngrams`` streams it again into TF-IDF shards.
    Sequences: ``_count_tokens`` (only when not done in pass 1) and
    ``_write_sequences`` re-read the raw inputs into token-id shards.
+   Either way the rows reach the shards through one ``BucketShuffle`` per
+   split, so shards hold each split in a seeded random order, not the
+   input's.
 
 Everything is built in a staging directory that replaces ``--out`` only when
 the manifest has been written, so a crash leaves nothing that looks complete.
@@ -31,17 +34,25 @@ import numpy as np
 
 from streamtrain import __version__
 from streamtrain.atomic import staging_dir
+from streamtrain.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.corpus_stats import WordCounts
 from streamtrain.errors import DataError, UsageError, run_cli
 from streamtrain.labels import LabelIndex
 from streamtrain.manifest import Manifest
 from streamtrain.readers import ColumnSpec, RawChunk, detect_format, read_chunks
-from streamtrain.rows import Rows, SparseRows
+from streamtrain.rows import Rows, SparseRows, empty_rows
 from streamtrain.sequence import SequenceConfig, SequenceState, TokenCounts
 from streamtrain.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.spill import Spill, SpillPart
 from streamtrain.split import SPLIT_NAMES, TRAIN, assign_splits
-from streamtrain.tfidf import ClassMoments, DocFreq, NgramConfig, TfidfState, fit_selection, hash_counts
+from streamtrain.tfidf import (
+    ClassMoments,
+    DocFreq,
+    NgramConfig,
+    TfidfState,
+    fit_selection,
+    hash_counts,
+)
 from streamtrain.vectorizer import Vectorizer
 
 VECTORIZERS = ("auto", "ngram", "sequence")
@@ -59,6 +70,8 @@ class PrepareOptions:
     shard_rows: int = 20_000
     block_rows: int = 1024
     chunk_rows: int = 4096
+    seed: int = 0  # of the shards' row order
+    bucket_rows: int = BUCKET_ROWS
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     ngram: NgramConfig = field(default_factory=NgramConfig)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
@@ -73,6 +86,7 @@ class _FirstPass:
     labels: LabelIndex = field(default_factory=LabelIndex)
     words: WordCounts = field(default_factory=WordCounts)
     sources: list[dict] = field(default_factory=list)
+    split_rows: np.ndarray = field(default_factory=lambda: np.zeros(len(SPLIT_NAMES), np.int64))
     spill: Spill | None = None  # hashed n-gram counts (n-gram path)
     doc_freq: DocFreq | None = None
     tokens: TokenCounts | None = None  # token frequencies (sequence path)
@@ -117,13 +131,13 @@ def prepare(opts: PrepareOptions) -> Manifest:
         stats: dict = {}
         if choice["chosen"] == "ngram":
             state = _select(opts, first, remap, len(label_names))
-            shards, per_class = _write_ngrams(opts, first.spill, state, remap, stage, len(label_names))
+            shards, per_class = _write_ngrams(opts, first, state, remap, stage, len(label_names))
             stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.ngram.min_df).sum())
         else:
             tokens = first.tokens or _count_tokens(opts)
             state = SequenceState.fit(opts.sequence, tokens)
             log(f"vocabulary of {len(state.vocab)} tokens, sequences of {state.length} (longest text {tokens.longest})")
-            shards, per_class = _write_sequences(opts, state, first.labels, remap, stage, len(label_names))
+            shards, per_class = _write_sequences(opts, first, state, remap, stage, len(label_names))
         if first.spill is not None:
             shutil.rmtree(first.spill.directory)
         vectorizer = Vectorizer(state, label_names)
@@ -137,6 +151,12 @@ def prepare(opts: PrepareOptions) -> Manifest:
             choice=choice,
             shards=shards,
             split={"val_fraction": opts.val_fraction, "rule": "blake2b-64(utf8(text)) / 2**64 < val_fraction"},
+            row_order={
+                "order": "shuffled",
+                "seed": opts.seed,
+                "bucket_rows": opts.bucket_rows,
+                "rule": "bucket splitmix64(row_id, seed) % n_buckets, then a seeded permutation of each bucket",
+            },
             sources=first.sources,
             stats={
                 "rows": {name: int(per_class[i].sum()) for i, name in enumerate(SPLIT_NAMES)},
@@ -188,6 +208,7 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
         if role == "test":
             first.labels.freeze()
         first.sources[index]["rows"] += len(chunk)
+        first.split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
         labels = first.labels.encode(chunk)
         train = splits == TRAIN
         train_rows += int(train.sum())
@@ -228,9 +249,13 @@ def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classe
 
 
 class _SplitWriters:
-    """One ``SplitWriter`` per split, plus per-class row counts."""
+    """Per split: a ``BucketShuffle`` in front of a ``SplitWriter``; plus per-class row counts."""
 
-    def __init__(self, opts: PrepareOptions, stage: Path, encoding: str, width: int, n_classes: int):
+    def __init__(self, opts: PrepareOptions, stage: Path, first: _FirstPass, encoding: str, width: int, n_classes: int):
+        self.shuffles = [
+            BucketShuffle(stage / ".shuffle" / name, int(first.split_rows[code]), empty_rows(encoding, width), opts.seed, code, opts.bucket_rows)
+            for code, name in enumerate(SPLIT_NAMES)
+        ]
         self.writers = [
             SplitWriter(stage, opts.shard_format, name, encoding, width, opts.shard_rows, opts.block_rows)
             for name in SPLIT_NAMES
@@ -238,23 +263,26 @@ class _SplitWriters:
         self.per_class = np.zeros((len(SPLIT_NAMES), n_classes), np.int64)
 
     def write(self, rows: Rows, splits: np.ndarray) -> None:
-        for code, writer in enumerate(self.writers):
+        for code, shuffle in enumerate(self.shuffles):
             picked = np.flatnonzero(splits == code)
             if len(picked):
                 sub = rows.take(picked)
-                writer.write(sub)
+                shuffle.add(sub)
                 self.per_class[code] += np.bincount(sub.labels, minlength=self.per_class.shape[1])
 
     def close(self) -> tuple[list[ShardInfo], np.ndarray]:
+        for shuffle, writer in zip(self.shuffles, self.writers):
+            for rows in shuffle.drain():
+                writer.write(rows)
         shards = [info for w in self.writers for info in w.close()]
         for i, name in enumerate(SPLIT_NAMES):
             log(f"{name}: {int(self.per_class[i].sum())} rows in {sum(s.split == name for s in shards)} shard(s)")
         return shards, self.per_class
 
 
-def _write_ngrams(opts: PrepareOptions, spill: Spill, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int):
-    out = _SplitWriters(opts, stage, "tfidf", state.n_features, n_classes)
-    for part in spill:
+def _write_ngrams(opts: PrepareOptions, first: _FirstPass, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int):
+    out = _SplitWriters(opts, stage, first, "tfidf", state.n_features, n_classes)
+    for part in first.spill:
         out.write(state.featurize(part.counts, remap[part.labels], part.row_ids), part.splits)
     return out.close()
 
@@ -266,10 +294,10 @@ def _count_tokens(opts: PrepareOptions) -> TokenCounts:
     return counts
 
 
-def _write_sequences(opts: PrepareOptions, state: SequenceState, labels: LabelIndex, remap: np.ndarray, stage: Path, n_classes: int):
-    out = _SplitWriters(opts, stage, "sequence", state.length, n_classes)
+def _write_sequences(opts: PrepareOptions, first: _FirstPass, state: SequenceState, remap: np.ndarray, stage: Path, n_classes: int):
+    out = _SplitWriters(opts, stage, first, "sequence", state.length, n_classes)
     for _, _, chunk, splits, row_ids in _rows(opts):
-        out.write(state.encode(chunk.texts, remap[labels.encode(chunk)], row_ids), splits)
+        out.write(state.encode(chunk.texts, remap[first.labels.encode(chunk)], row_ids), splits)
     return out.close()
 
 
@@ -288,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of training rows held out for validation, by a hash of the text (default 0.1)")
     p.add_argument("--shard-rows", type=int, default=20_000, help="rows per shard file (default 20000)")
     p.add_argument("--block-rows", type=int, default=1024, help="rows per block, the unit of shuffled reads (default 1024)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random row order of the shards (default 0)")
     p.add_argument("--text-column", action="append", type=_column, metavar="NAME|INDEX", help="text column; repeat to join several (default: text)")
     p.add_argument("--label-column", type=_column, default="label", metavar="NAME|INDEX", help="label column (default: label)")
     header = p.add_mutually_exclusive_group()
@@ -315,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_fraction=args.val_fraction,
         shard_rows=args.shard_rows,
         block_rows=args.block_rows,
+        seed=args.seed,
         columns=ColumnSpec(tuple(args.text_column or ["text"]), args.label_column, args.header),
         ngram=NgramConfig(top_k=args.top_k, min_df=args.min_df, hash_buckets=args.hash_buckets),
         sequence=SequenceConfig(top_k=args.top_k, max_length=args.max_length, hash_buckets=args.hash_buckets),

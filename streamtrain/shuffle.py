@@ -38,3 +38,24 @@ def worker_shards(n_shards: int, worker: int, workers: int) -> list[int]:
     if not 0 <= worker < workers:
         raise ValueError(f"worker {worker} not in [0, {workers})")
     return list(range(worker, n_shards, workers))
+
+
+_MIX1, _MIX2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), 0x9E3779B97F4A7C15
+
+
+def row_buckets(row_ids: np.ndarray, seed: int, n_buckets: int) -> np.ndarray:
+    """Bucket in ``[0, n_buckets)`` of each row for prepare's shuffle: a seeded splitmix64 of the row id.
+
+    Depends on nothing but (row id, seed, n_buckets), so chunking does not
+    change it; uniform and independent across rows for practical purposes.
+    """
+    z = row_ids.astype(np.uint64) + np.uint64(_GOLDEN * (seed + 1) % 2**64)  # array arithmetic wraps, as splitmix64 needs
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z ^= z >> np.uint64(31)
+    return (z % np.uint64(n_buckets)).astype(np.int64)
+
+
+def bucket_permutation(n: int, seed: int, split: int, bucket: int) -> np.ndarray:
+    """Order of the ``n`` rows of one shuffle bucket of one split."""
+    return np.random.default_rng([seed, split, bucket, 2]).permutation(n)

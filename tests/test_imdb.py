@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from streamtrain.batches import SplitSource
 from streamtrain.fit import FitOptions, fit
+from streamtrain.manifest import Manifest
 from streamtrain.prepare import PrepareOptions, prepare
 
 REFERENCE_ACCURACY = 0.895  # guide's recipe held fully in RAM
@@ -19,6 +22,7 @@ def imdb_runs(imdb_root, tmp_path_factory):
         manifest = prepare(PrepareOptions(inputs=[str(imdb_root / "train")], test_inputs=[str(imdb_root / "test")], out=data, shard_format=fmt))
         results[fmt] = fit(FitOptions(data=str(data), model_dir=str(root / f"model-{fmt}"), seed=0, verbose=0))
         results[fmt]["choice"] = manifest.choice
+        results[fmt]["data"] = data
     return results
 
 
@@ -39,3 +43,20 @@ def test_auto_picks_ngrams_for_imdb(imdb_runs):
 
 def test_imdb_formats_agree(imdb_runs):
     assert abs(imdb_runs["hdf5"]["test_accuracy"] - imdb_runs["parquet"]["test_accuracy"]) <= 0.005
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
+def test_imdb_blocks_mix_classes_although_the_input_is_sorted(imdb_runs, fmt):
+    """aclImdb/train is neg/ then pos/: prepare's shuffle still puts both classes in every block at about half each."""
+    data = imdb_runs[fmt]["data"]
+    m = Manifest.load(data)
+    assert m.row_order["order"] == "shuffled"
+    source = SplitSource(data, m, "train")
+    blocks = [source.read((s, b)) for s, n in enumerate(source.block_counts) for b in range(n)]
+    full = [b for b in blocks if len(b) == 1024]
+    assert len(full) >= 20
+    positive = [float(np.mean(b.labels)) for b in full]
+    assert 0.42 < min(positive) and max(positive) < 0.58, positive  # binomial(1024, 0.5): sd 0.016
+    ids = np.concatenate([b.row_ids for b in blocks])
+    assert len(np.unique(ids)) == len(ids) == m.rows("train")
+    assert not np.all(np.diff(ids) > 0)  # not in input order

@@ -1,0 +1,105 @@
+"""Prepare's external shuffle: one split's rows, any number of them, handed back in a seeded random order.
+
+The classic two passes, with memory bounded by ``bucket_rows + buffer_rows``
+rows whatever the split's size:
+
+- ``add`` sends every row to one of ``n_buckets`` buckets chosen by a seeded
+  hash of its row id (``shuffle.row_buckets``); rows wait in memory and are
+  appended to one scratch file per bucket (``.npy`` frames, no pickle) each
+  time ``buffer_rows`` have gathered. A split that fits in one bucket never
+  touches the disk.
+- ``drain`` reads one bucket at a time, permutes its rows
+  (``shuffle.bucket_permutation``) and yields them, deleting its file.
+
+Random buckets, each randomly permuted, concatenated: a uniformly random
+order of all rows. Shards written in that order hold an i.i.d. sample of the
+split in every block, whatever the input order (a directory per class comes
+sorted by class), so ``BatchStream``'s block-level shuffle mixes as well as a
+full shuffle, and a worker that reads some of the shards sees the class
+balance of the whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from streamtrain.rows import Rows, SparseRows, TokenRows
+from streamtrain.shuffle import bucket_permutation, row_buckets
+
+BUCKET_ROWS = 16_384  # rows of one bucket on average: the most ``drain`` holds
+_ARRAYS = {SparseRows: ("indptr", "indices", "values", "labels", "row_ids"), TokenRows: ("tokens", "labels", "row_ids")}
+
+
+class BucketShuffle:
+    def __init__(
+        self,
+        directory: Path,
+        rows: int,
+        empty: Rows,
+        seed: int,
+        split: int,
+        bucket_rows: int = BUCKET_ROWS,
+        buffer_rows: int = BUCKET_ROWS,
+    ):
+        if bucket_rows < 1 or buffer_rows < 1:
+            raise ValueError("bucket_rows and buffer_rows must be positive")
+        self.directory, self.empty, self.seed, self.split = Path(directory), empty, seed, split
+        self.n_buckets = max(1, -(-rows // bucket_rows))
+        self.buffer_rows = buffer_rows
+        self.pending: list[list[Rows]] = [[] for _ in range(self.n_buckets)]
+        self.pending_rows = 0
+        self.added = 0
+
+    def _path(self, bucket: int) -> Path:
+        return self.directory / f"bucket-{bucket:06d}.npy"
+
+    def add(self, rows: Rows) -> None:
+        if not len(rows):
+            return
+        buckets = row_buckets(rows.row_ids, self.seed, self.n_buckets)
+        order = np.argsort(buckets, kind="stable")
+        bounds = np.searchsorted(buckets[order], np.arange(self.n_buckets + 1))
+        grouped = rows.take(order)
+        for b in np.flatnonzero(np.diff(bounds)):
+            self.pending[b].append(grouped.slice(bounds[b], bounds[b + 1]))
+        self.pending_rows += len(rows)
+        self.added += len(rows)
+        if self.n_buckets > 1 and self.pending_rows >= self.buffer_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for b, parts in enumerate(self.pending):
+            if parts:
+                rows = type(parts[0]).concat(parts)
+                with open(self._path(b), "ab") as f:
+                    for name in _ARRAYS[type(rows)]:
+                        np.save(f, getattr(rows, name), allow_pickle=False)
+        self.pending = [[] for _ in range(self.n_buckets)]
+        self.pending_rows = 0
+
+    def _frames(self, bucket: int) -> Iterator[Rows]:
+        path = self._path(bucket)
+        if not path.exists():
+            return
+        kind, size = type(self.empty), path.stat().st_size
+        with open(path, "rb") as f:
+            while f.tell() < size:
+                arrays = {name: np.load(f, allow_pickle=False) for name in _ARRAYS[kind]}
+                yield SparseRows(**arrays, n_cols=self.empty.n_cols) if kind is SparseRows else TokenRows(**arrays)
+        path.unlink()
+
+    def drain(self) -> Iterator[Rows]:
+        """Every row ``add``-ed, exactly once: bucket after bucket, each bucket permuted."""
+        drained = 0
+        for b in range(self.n_buckets):
+            rows = type(self.empty).concat([self.empty, *self._frames(b), *self.pending[b]])
+            self.pending[b] = []
+            if len(rows):
+                drained += len(rows)
+                yield rows.take(bucket_permutation(len(rows), self.seed, self.split, b))
+        if drained != self.added:
+            raise RuntimeError(f"shuffle lost rows: {self.added} added, {drained} drained from {self.directory}")
