@@ -11,6 +11,7 @@ high-water mark of resident memory, all threads included).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -132,15 +133,25 @@ def prepare_options(**kw):
     return PrepareOptions(**kw)
 
 
+def _prepare_key(inputs: list[str], test_inputs: list[str], options: dict) -> str:
+    """What a cached dataset depends on: the inputs, the options and streamtrain's source code."""
+    h = hashlib.sha256(json.dumps([inputs, test_inputs, sorted(options.items())], default=str).encode())
+    for src in sorted((REPO / "streamtrain").glob("*.py")):
+        h.update(src.read_bytes())
+    return h.hexdigest()
+
+
 def ensure_prepared(out: str | Path, inputs: list[str], test_inputs: list[str], **options) -> Path:
-    """Prepare ``inputs`` into ``out`` (TF-IDF) with streamtrain unless ``out/manifest.json`` already exists."""
+    """Prepare ``inputs`` into ``out`` with streamtrain, unless ``out`` holds this very preparation already."""
     out = Path(out)
-    if (out / "manifest.json").is_file():
+    key, stamp = _prepare_key(inputs, test_inputs, options), out / ".bench-key"
+    if (out / "manifest.json").is_file() and stamp.is_file() and stamp.read_text() == key:
         return out
     from streamtrain.prepare import prepare
 
-    print(f"[bench] preparing {out} (cached for later runs)", file=sys.stderr, flush=True)
-    prepare(prepare_options(inputs=list(inputs), out=out, test_inputs=list(test_inputs), **options))
+    print(f"[bench] preparing {out} (cached for later runs with the same inputs and code)", file=sys.stderr, flush=True)
+    prepare(prepare_options(inputs=list(inputs), out=out, test_inputs=list(test_inputs), overwrite=True, **options))
+    stamp.write_text(key)
     return out
 
 
