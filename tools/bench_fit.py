@@ -235,16 +235,21 @@ def run_variant(args) -> dict:
     else:
         raise SystemExit(f"unknown variant {v}")
 
-    timer = benchlib.epoch_timer()
+    def test_accuracy():
+        return score(model, BatchStream(SplitSource(data, manifest, "test"), 1024).epoch(0), n_classes)["accuracy"]
+
+    timer, per_epoch = benchlib.epoch_timer(), []
+    callbacks = [timer]  # the timer first: its epoch ends before any scoring starts
+    if args.per_epoch_accuracy:
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: per_epoch.append(test_accuracy())))
     t0, watch = time.perf_counter(), benchlib.CpuWatch()
-    model.fit(epochs=args.epochs, callbacks=[timer], verbose=0, **fit_kw)
+    model.fit(epochs=args.epochs, callbacks=callbacks, verbose=0, **fit_kw)
     fit_s, own_cores, other_cores = time.perf_counter() - t0, watch.cores(), watch.others()
     try:
         input_rate = input_only()
     except Exception as exc:  # noqa: BLE001 - a diagnostic, not the result
         print(f"[bench_fit] {v}: input-only timing failed: {exc!r}", file=sys.stderr)
         input_rate = None
-    test = score(model, BatchStream(SplitSource(data, manifest, "test"), 1024).epoch(0), n_classes)
     return {
         "variant": v,
         "rows": rows,
@@ -254,7 +259,8 @@ def run_variant(args) -> dict:
         "fit_s": round(fit_s, 2),
         "cores_used": round(own_cores, 2),
         "other_load_cores": round(other_cores, 2),
-        "test_accuracy": test["accuracy"],
+        "test_accuracy": test_accuracy(),
+        "test_accuracy_per_epoch": per_epoch,
         "rss_base_mib": round(rss_base, 1),
         "peak_rss_mib": round(benchlib.peak_rss_mib(), 1),
     }
@@ -329,6 +335,8 @@ def parse_args(argv=None):
     p.add_argument("--gen-order", choices=("batches", "sequential"), default="batches", help="h5gen batch order per epoch")
     p.add_argument("--tfrecord-files", type=int, default=16)
     p.add_argument("--shuffle-buffer", type=int, default=8192, help="tfrecord shuffle buffer, rows")
+    p.add_argument("--per-epoch-accuracy", action="store_true",
+                   help="also score the test split after every epoch (outside the epoch timings) and print the mean per epoch")
     p.add_argument("--json", help="also write all raw results here")
     p.add_argument("--profile", action="store_true", help="instead of the table: time each stage of the streamtrain input and training alone")
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -354,7 +362,7 @@ def main(argv=None) -> int:
     if bad := set(variants) - set(VARIANTS):
         raise SystemExit(f"unknown variants {sorted(bad)}; choose from {VARIANTS}")
     common = ["--data", args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-              "--gen-order", args.gen_order, "--tfrecord-files", str(args.tfrecord_files), "--shuffle-buffer", str(args.shuffle_buffer)]
+              *(["--per-epoch-accuracy"] if args.per_epoch_accuracy else []), "--gen-order", args.gen_order, "--tfrecord-files", str(args.tfrecord_files), "--shuffle-buffer", str(args.shuffle_buffer)]
     me = str(Path(__file__).resolve())
     if "tfrecord" in variants:
         info = benchlib.run_child([me, "--write-tfrecords", "--seed", str(args.seed), *common])
@@ -396,10 +404,30 @@ def main(argv=None) -> int:
         ["variant", "samples/s (ep 2..N)", "x ram", "input-only samples/s", "peak RSS MiB", "above base MiB", "test acc (mean)", "cores used", "max other load", "epoch s (1st run)"],
         rows,
     )
+    if args.per_epoch_accuracy:
+        print_per_epoch_accuracy(results, args.epochs)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     return 0
+
+
+def print_per_epoch_accuracy(results: dict[str, list[dict]], epochs: int) -> None:
+    """Mean test accuracy after each epoch, and the largest gap to ``ram`` for the same seed."""
+
+    def curves(v):
+        return [r["test_accuracy_per_epoch"] for r in results[v] if len(r.get("test_accuracy_per_epoch", [])) == epochs]
+
+    ref, rows = curves("ram") if "ram" in results else [], []
+    for v in results:
+        mine = curves(v)
+        if not mine:
+            continue
+        cells = [f"{statistics.mean(c[e] for c in mine):.4f}" for e in range(epochs)]
+        gaps = [abs(a[e] - b[e]) * 100 for a, b in zip(mine, ref) for e in range(epochs)]
+        rows.append([v, *cells, f"{max(gaps):.2f}" if gaps and v != "ram" else "-"])
+    print("\nTest accuracy after each epoch, mean over seeds; largest |gap| to ram for the same seed and epoch, in points:\n")
+    benchlib.print_table(["variant", *[f"epoch {e + 1}" for e in range(epochs)], "max gap to ram"], rows)
 
 
 if __name__ == "__main__":
