@@ -1,7 +1,21 @@
 """streamtrain: out-of-core training of text classifiers.
 
-Pipeline: ``prepare`` (raw text -> vectorized shards + manifest), ``fit``
-(shards -> Keras model directory), ``evaluate`` and ``predict``.
+The pipeline is four commands, ``streamtrain prepare|fit|evaluate|predict``.
+Where each concern lives:
+
+- ``io/``: reading raw labelled inputs (``readers``) and predict's input lines (``texts``).
+- ``vectorize/``: text -> features: split rule, label map, corpus statistics,
+  the S/W choice, TF-IDF n-grams, token sequences, the saved vectorizer.
+- ``dataset/``: the prepared dataset: rows, shards, manifest, scratch spill,
+  seeded shuffles, and ``prepare`` itself.
+- ``train/``: the model side: batches, tf.data input, models, scoring, the
+  model directory, and ``fit``, ``evaluate``, ``predict``.
+- ``fs/``: crash-safe outputs (atomic files and directories, strict JSON).
+- ``cli/``: the command line: arguments generated from the options classes,
+  config files, logs, exit codes. The only place that parses arguments or
+  exits.
+- ``options``: how an option is declared (default, help, check), once.
+- ``errors``: the errors the library raises and their exit codes.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

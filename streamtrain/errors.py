@@ -1,19 +1,17 @@
-"""Errors with cron-friendly exit codes, and the CLI wrapper that maps them.
+"""The errors the library raises for problems it can explain, each with its exit code for cron.
 
 Exit codes: 0 success, 2 usage error, 65 bad input data (EX_DATAERR),
-1 anything unexpected.
+130 interrupted, 1 anything unexpected. The library raises; only
+``streamtrain.cli`` turns an error into a message and an exit code.
 """
 
 from __future__ import annotations
-
-import sys
-import traceback
-from collections.abc import Callable, Sequence
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_DATA = 65
+EXIT_INTERRUPTED = 130
 
 
 class StreamtrainError(Exception):
@@ -40,19 +38,3 @@ class DataError(StreamtrainError):
         if path is not None:
             where = f"{path}" + (f", row {row}" if row is not None else "") + ": "
         super().__init__(where + message)
-
-
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run ``main`` and translate exceptions into exit codes and one-line messages."""
-    prog = getattr(main, "__module__", "streamtrain")
-    try:
-        return int(main(argv) or EXIT_OK)
-    except StreamtrainError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except Exception:  # noqa: BLE001 - last-resort handler for cron
-        traceback.print_exc()
-        return EXIT_UNEXPECTED

@@ -9,9 +9,8 @@ from types import ModuleType
 
 import numpy as np
 
-from streamtrain.prepare import PrepareOptions, prepare
-from streamtrain.readers import ColumnSpec
-from streamtrain.rows import SparseRows, TokenRows
+from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.rows import SparseRows, TokenRows
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
@@ -44,13 +43,5 @@ def random_tokens(n: int, width: int = 12, vocab: int = 40, seed: int = 0) -> To
 
 def prepare_csv(train: Path, out: Path, test: Path | None = None, **kw) -> Path:
     """Prepare a text,label CSV (the demo corpus layout) into ``out``."""
-    prepare(
-        PrepareOptions(
-            inputs=[str(train)],
-            test_inputs=[str(test)] if test else [],
-            out=out,
-            columns=kw.pop("columns", ColumnSpec()),
-            **kw,
-        )
-    )
+    prepare(PrepareOptions(inputs=[str(train)], test=[str(test)] if test else [], data=str(out), **kw))
     return out

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 
-from streamtrain.readers import ColumnSpec, read_chunks
-from streamtrain.split import VAL, assign_splits
+from streamtrain.io.readers import ColumnSpec, read_chunks
+from streamtrain.vectorize.split import VAL, assign_splits
 
 
 def run(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", *map(str, args)], capture_output=True, text=True, input=stdin, timeout=600
+        [sys.executable, "-m", "streamtrain", *map(str, args)], capture_output=True, text=True, input=stdin, timeout=600
     )
 
 
@@ -38,10 +38,10 @@ def ag_model(request, ag_news_csv, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"ag-{request.param}")
     data, model = root / "data", root / "model"
     extra = ["--max-length", "64"] if request.param == "sequence" else []  # AG News: median 37 words
-    prep = ok("streamtrain.prepare", ag_news_csv, "--out", data, "--format", "parquet", "--vectorizer", request.param, *AG_COLUMNS, *extra)
+    prep = ok("prepare", ag_news_csv, "--data", data, "--format", "parquet", "--vectorizer", request.param, *AG_COLUMNS, *extra)
     if request.param == "auto":  # the guide's rule, with the numbers printed
         assert "S = 7600 samples, W = 37 median words per sample, S/W = 205.4 -> ngram" in prep.stderr
-    fit = ok("streamtrain.fit", "--data", data, "--model-dir", model, "--epochs", "6", "--quiet")
+    fit = ok("fit", "--data", data, "--model-dir", model, "--epochs", "6", "--quiet")
     return data, model, json.loads(fit.stdout)
 
 
@@ -74,8 +74,8 @@ def test_predict_on_raw_text_agrees_with_evaluate(ag_model, ag_news_csv, tmp_pat
         for t in texts:
             fh.write(json.dumps({"text": t}) + "\n")
 
-    evaluated = json.loads(ok("streamtrain.evaluate", "--data", data, "--model-dir", model, "--split", "val").stdout)
-    predicted = [json.loads(l) for l in ok("streamtrain.predict", "--model-dir", model, lines).stdout.splitlines()]
+    evaluated = json.loads(ok("evaluate", "--data", data, "--model-dir", model, "--split", "val").stdout)
+    predicted = [json.loads(l) for l in ok("predict", "--model-dir", model, lines).stdout.splitlines()]
     assert evaluated["val_rows"] == len(predicted) == len(texts)
     accuracy = np.mean([p["label"] == l for p, l in zip(predicted, labels)])
     assert accuracy == pytest.approx(evaluated["val_accuracy"], abs=1e-12)
@@ -89,15 +89,15 @@ def test_predict_on_raw_text_agrees_with_evaluate(ag_model, ag_news_csv, tmp_pat
 def test_predict_reads_plain_lines_from_stdin(ag_model):
     _, model, _ = ag_model
     text = "Stocks fell sharply on Wall Street as oil prices rose and investors sold shares\nThe striker scored twice as the team won the championship final\n"
-    out = [json.loads(l) for l in ok("streamtrain.predict", "--model-dir", model, stdin=text).stdout.splitlines()]
+    out = [json.loads(l) for l in ok("predict", "--model-dir", model, stdin=text).stdout.splitlines()]
     assert [o["label"] for o in out] == ["3", "2"]  # Business, Sports
 
 
 def test_demo_corpus_end_to_end(tmp_path):
     data, model = tmp_path / "data", tmp_path / "model"
-    ok("streamtrain.prepare", DEMO_TRAIN, "--test", DEMO_TEST, "--out", data)
-    ok("streamtrain.fit", "--data", data, "--model-dir", model, "--quiet")
-    metrics = json.loads(ok("streamtrain.evaluate", "--data", data, "--model-dir", model).stdout)
+    ok("prepare", DEMO_TRAIN, "--test", DEMO_TEST, "--data", data)
+    ok("fit", "--data", data, "--model-dir", model, "--quiet")
+    metrics = json.loads(ok("evaluate", "--data", data, "--model-dir", model).stdout)
     assert metrics["test_rows"] == 1000
     assert metrics["test_accuracy"] > 0.8
     assert json.loads((model / "metrics.json").read_text())["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
@@ -115,7 +115,7 @@ def test_bad_row_exits_65_naming_file_and_row_and_writes_nothing(tmp_path):
     good = _csv(tmp_path / "good.csv", [(f"good text number {i}", "a" if i % 2 else "b") for i in range(50)])
     bad = _csv(tmp_path / "bad.csv", [("fine", "a"), ("fine too", "b"), ("no label here", "")])
     out = tmp_path / "out"
-    proc = run("streamtrain.prepare", good, "--test", bad, "--out", out)
+    proc = run("prepare", good, "--test", bad, "--data", out)
     assert proc.returncode == 65
     assert f"{bad}, row 4" in proc.stderr and "empty label" in proc.stderr
     assert not out.exists()
@@ -125,23 +125,23 @@ def test_bad_row_exits_65_naming_file_and_row_and_writes_nothing(tmp_path):
 def test_unknown_test_label_exits_65(tmp_path):
     good = _csv(tmp_path / "good.csv", [(f"good text number {i}", "a" if i % 2 else "b") for i in range(50)])
     test = _csv(tmp_path / "test.csv", [("fine", "a"), ("new class", "zebra")])
-    proc = run("streamtrain.prepare", good, "--test", test, "--out", tmp_path / "out")
+    proc = run("prepare", good, "--test", test, "--data", tmp_path / "out")
     assert proc.returncode == 65 and f"{test}, row 3" in proc.stderr and "zebra" in proc.stderr
 
 
 def test_usage_errors_exit_2(tmp_path):
-    assert run("streamtrain.prepare", tmp_path / "missing.csv", "--out", tmp_path / "o").returncode == 2
-    assert run("streamtrain.prepare").returncode == 2
-    assert run("streamtrain.fit", "--data", tmp_path).returncode == 2  # --model-dir missing
+    assert run("prepare", tmp_path / "missing.csv", "--data", tmp_path / "o").returncode == 2
+    assert run("prepare").returncode == 2
+    assert run("fit", "--data", tmp_path).returncode == 2  # --model-dir missing
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "x").write_text("keep me")
-    proc = run("streamtrain.prepare", DEMO_TRAIN, "--out", existing)
+    proc = run("prepare", DEMO_TRAIN, "--data", existing)
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     assert (existing / "x").read_text() == "keep me"
 
 
 def test_fit_on_missing_dataset_exits_65(tmp_path):
-    proc = run("streamtrain.fit", "--data", tmp_path, "--model-dir", tmp_path / "m")
+    proc = run("fit", "--data", tmp_path, "--model-dir", tmp_path / "m")
     assert proc.returncode == 65 and "manifest" in proc.stderr
     assert not (tmp_path / "m").exists()

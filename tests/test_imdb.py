@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamtrain.batches import SplitSource
-from streamtrain.fit import FitOptions, fit
-from streamtrain.manifest import Manifest
-from streamtrain.prepare import PrepareOptions, prepare
+from streamtrain.train.batches import SplitSource
+from streamtrain.train.fit import FitOptions, fit
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.prepare import PrepareOptions, prepare
 
 REFERENCE_ACCURACY = 0.895  # guide's recipe held fully in RAM
 
@@ -19,8 +19,8 @@ def imdb_runs(imdb_root, tmp_path_factory):
     results = {}
     for fmt in ("hdf5", "parquet"):
         data = root / f"data-{fmt}"
-        manifest = prepare(PrepareOptions(inputs=[str(imdb_root / "train")], test_inputs=[str(imdb_root / "test")], out=data, shard_format=fmt))
-        results[fmt] = fit(FitOptions(data=str(data), model_dir=str(root / f"model-{fmt}"), seed=0, verbose=0))
+        manifest = prepare(PrepareOptions(inputs=[str(imdb_root / "train")], test=[str(imdb_root / "test")], data=str(data), format=fmt))
+        results[fmt] = fit(FitOptions(data=str(data), model_dir=str(root / f"model-{fmt}"), seed=0))
         results[fmt]["choice"] = manifest.choice
         results[fmt]["data"] = data
     return results

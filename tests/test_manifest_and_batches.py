@@ -10,9 +10,9 @@ import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import prepare_csv
 
-from streamtrain.batches import BatchStream, SplitSource
+from streamtrain.train.batches import BatchStream, SplitSource
 from streamtrain.errors import DataError
-from streamtrain.manifest import MANIFEST_NAME, Manifest
+from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
 
 
 @pytest.fixture(
@@ -23,7 +23,7 @@ from streamtrain.manifest import MANIFEST_NAME, Manifest
 def demo(request, tmp_path_factory):
     fmt, vectorizer = request.param
     out = tmp_path_factory.mktemp(f"demo-{fmt}-{vectorizer}") / "data"
-    return prepare_csv(DEMO_TRAIN, out, DEMO_TEST, shard_format=fmt, vectorizer=vectorizer, shard_rows=1000, block_rows=64)
+    return prepare_csv(DEMO_TRAIN, out, DEMO_TEST, format=fmt, vectorizer=vectorizer, shard_rows=1000, block_rows=64)
 
 
 def test_manifest_round_trip(demo):
@@ -35,7 +35,7 @@ def test_manifest_round_trip(demo):
     assert doc["stats"]["rows"] == {"train": m.rows("train"), "val": m.rows("val"), "test": 1000}
     assert all(s.rows <= 1000 for s in m.shards)
     assert 300 < m.rows("val") < 500  # ~10% by hash of text
-    assert m.encoding == ("sequence" if m.choice["chosen"] == "sequence" else "tfidf")
+    assert m.encoding == ("sequence" if m.choice["chosen"] == "sequence" else "ngram")
     assert (m.sequence_length is not None) == (m.encoding == "sequence")
     m.verify(demo)
 
@@ -66,7 +66,7 @@ def test_each_row_once_per_epoch(demo, batch_size):
     source = SplitSource(demo, m, "train")
     stream = BatchStream(source, batch_size, shuffle=True, seed=3, buffer_blocks=3)
     rows = m.rows("train")
-    assert stream.steps == m.steps("train", batch_size) == math.ceil(rows / batch_size)
+    assert stream.steps == math.ceil(rows / batch_size)
     assert rows % batch_size  # the last batch is partial in every case here
 
     expected = np.sort(np.concatenate([source.read((s, b)).row_ids for s, n in enumerate(source.block_counts) for b in range(n)]))
@@ -96,17 +96,17 @@ def test_batches_mix_classes(demo):
 def test_forever_chains_aligned_epochs(demo):
     m = Manifest.load(demo)
     stream = BatchStream(SplitSource(demo, m, "val"), 50, shuffle=True, seed=1)
-    it = stream.forever()
+    it = stream.forever_chunks()
     for epoch in range(3):
-        got = [next(it) for _ in range(stream.steps)]
-        want = list(stream.epoch(epoch))
+        want = list(stream.chunks(epoch))
+        got = [next(it) for _ in want]
         assert [b.row_ids.tolist() for b in got] == [b.row_ids.tolist() for b in want]
 
 
 def test_keras_dataset_yields_the_stream(demo):
     import tensorflow as tf
 
-    from streamtrain.keras_input import keras_dataset
+    from streamtrain.train.tfdata import keras_dataset
 
     m = Manifest.load(demo)
     stream = BatchStream(SplitSource(demo, m, "train"), 128, shuffle=True, seed=0)
@@ -114,7 +114,7 @@ def test_keras_dataset_yields_the_stream(demo):
     got = list(ds.take(stream.steps + 1))
     want = list(stream.epoch(0)) + [next(stream.epoch(1))]
     for (x, y), batch in zip(got, want):
-        if m.encoding == "tfidf":
+        if m.encoding == "ngram":
             assert isinstance(x, tf.SparseTensor)
             assert tuple(x.dense_shape.numpy()) == (len(batch), m.n_features)
             np.testing.assert_array_equal(tf.sparse.to_dense(x).numpy(), batch.to_dense())
@@ -127,13 +127,13 @@ def test_keras_dataset_yields_the_stream(demo):
 def test_split_source_bounds_open_files(tmp_path):
     from helpers import random_rows
 
-    from streamtrain.manifest import Manifest
-    from streamtrain.shards import SplitWriter
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.dataset.shards import SplitWriter
 
-    writer = SplitWriter(tmp_path, "hdf5", "train", "tfidf", 50, shard_rows=10, block_rows=5)
+    writer = SplitWriter(tmp_path, "hdf5", "train", "ngram", 50, shard_rows=10, block_rows=5)
     writer.write(random_rows(100))
     shards = writer.close()
-    m = Manifest("hdf5", "tfidf", 50, ["a", "b", "c"], {}, shards)
+    m = Manifest("hdf5", "ngram", 50, ["a", "b", "c"], {}, shards)
     source = SplitSource(tmp_path, m, "train", max_open=3)
     stream = BatchStream(source, 16, shuffle=True, seed=0, buffer_blocks=2)
     seen = []
@@ -149,7 +149,7 @@ def test_sources_record_every_input_and_its_row_ids(tmp_path):
     out = prepare_csv(DEMO_TRAIN, tmp_path / "d", DEMO_TEST)
     m = Manifest.load(out)
     assert [(s["role"], s["rows"], s["first_row_id"]) for s in m.sources] == [("train", 4000, 0), ("test", 1000, 4000)]
-    from streamtrain.prepare import PrepareOptions, prepare
+    from streamtrain.dataset.prepare import PrepareOptions, prepare
 
-    m2 = prepare(PrepareOptions(inputs=[str(DEMO_TRAIN), str(empty), str(DEMO_TRAIN)], out=tmp_path / "d2"))
+    m2 = prepare(PrepareOptions(inputs=[str(DEMO_TRAIN), str(empty), str(DEMO_TRAIN)], data=str(tmp_path / "d2")))
     assert [(s["rows"], s["first_row_id"]) for s in m2.sources] == [(4000, 0), (0, 4000), (4000, 4000)]

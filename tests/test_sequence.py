@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamtrain.sequence import SequenceConfig, SequenceState, TokenCounts, tokenize
-from streamtrain.vectorizer import Vectorizer
+from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts, tokenize
+from streamtrain.vectorize.vectorizer import Vectorizer
 
 
 def _fit(texts, **kw) -> SequenceState:
@@ -53,11 +53,11 @@ def test_token_counts_merge_equals_one_pass():
 
 
 def test_vectorizer_files_round_trip_for_both_kinds(tmp_path):
-    from streamtrain.tfidf import NgramConfig, TfidfState
+    from streamtrain.vectorize.tfidf import NgramConfig, TfidfState
 
     seq = Vectorizer(_fit(["x y z", "y z", "z"]), ["no", "yes"])
     ngram = Vectorizer(TfidfState(NgramConfig(hash_buckets=64), np.ones(64, np.float32), np.arange(0, 64, 2)), ["no", "yes"])
-    for vec, kind in ((seq, "sequence"), (ngram, "ngram_tfidf")):
+    for vec, kind in ((seq, "sequence"), (ngram, "ngram")):
         d = tmp_path / kind
         d.mkdir()
         doc = vec.save(d)

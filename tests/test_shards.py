@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import random_rows, random_tokens
 
-from streamtrain.rows import Rows, SparseRows, TokenRows
-from streamtrain.shards import SplitWriter, open_reader, sha256_file
+from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
+from streamtrain.dataset.shards import SplitWriter, open_reader, sha256_file
 
 
 def assert_rows_equal(a: Rows, b: Rows) -> None:
@@ -23,10 +23,10 @@ def assert_rows_equal(a: Rows, b: Rows) -> None:
     np.testing.assert_array_equal(a.row_ids, b.row_ids)
 
 
-@pytest.mark.parametrize("encoding", ["tfidf", "sequence"])
+@pytest.mark.parametrize("encoding", ["ngram", "sequence"])
 @pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
 def test_split_writer_round_trip(tmp_path, fmt, encoding):
-    rows = random_rows(103, seed=1) if encoding == "tfidf" else random_tokens(103, width=9, seed=1)
+    rows = random_rows(103, seed=1) if encoding == "ngram" else random_tokens(103, width=9, seed=1)
     writer = SplitWriter(tmp_path, fmt, "train", encoding, rows.n_cols, shard_rows=40, block_rows=16)
     for start in range(0, 103, 25):  # uneven appends straddle blocks and shards
         writer.write(rows.slice(start, min(start + 25, 103)))
@@ -48,7 +48,7 @@ def test_split_writer_round_trip(tmp_path, fmt, encoding):
 
 
 def test_parquet_blocks_are_row_groups(tmp_path):
-    writer = SplitWriter(tmp_path, "parquet", "val", "tfidf", 50, shard_rows=1000, block_rows=10)
+    writer = SplitWriter(tmp_path, "parquet", "val", "ngram", 50, shard_rows=1000, block_rows=10)
     writer.write(random_rows(35))
     (info,) = writer.close()
     meta = pq.ParquetFile(tmp_path / info.path).metadata

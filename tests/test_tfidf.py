@@ -8,10 +8,10 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.feature_selection import SelectKBest, f_classif
 
-from streamtrain.corpus_stats import WordCounts
-from streamtrain.readers import ColumnSpec, read_chunks
-from streamtrain.rows import SparseRows
-from streamtrain.tfidf import (
+from streamtrain.vectorize.stats import WordCounts
+from streamtrain.io.readers import ColumnSpec, read_chunks
+from streamtrain.dataset.rows import SparseRows
+from streamtrain.vectorize.tfidf import (
     ClassMoments,
     DocFreq,
     NgramConfig,

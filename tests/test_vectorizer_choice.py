@@ -9,7 +9,8 @@ import sys
 import pytest
 from conftest import REPO
 
-from streamtrain.prepare import SW_THRESHOLD, choose_vectorizer
+from streamtrain.vectorize.choice import choose_vectorizer
+from streamtrain.vectorize.defaults import SW_THRESHOLD
 
 
 def test_rule_boundaries():
@@ -33,7 +34,7 @@ def test_auto_picks_sequences_for_ag_news_repeated_40_times(ag_news_csv, tmp_pat
     )
     out = tmp_path / "data"
     proc = subprocess.run(
-        [sys.executable, "-m", "streamtrain.prepare", grown, "--out", out, "--max-length", "64"],
+        [sys.executable, "-m", "streamtrain", "prepare", grown, "--data", out, "--max-length", "64"],
         capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

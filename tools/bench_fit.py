@@ -26,7 +26,7 @@ h5gen        the guide's ``_data_generator`` pattern on the HDF5 shards: a plain
              (prepare writes rows in a seeded random order, so a contiguous batch
              is a random sample either way; the rows of a batch are the same
              every epoch).
-streamtrain  what ``streamtrain.fit`` does: ``keras_input.keras_dataset(BatchStream(...))``
+streamtrain  what ``streamtrain.train.fit`` does: ``keras_input.keras_dataset(BatchStream(...))``
              (one shuffled buffer of whole batches per generator step, cut into
              batches by tf.data) with ``steps_per_epoch``.
 tfrecord     tf.data over TFRecord files of the same rows (written once into
@@ -44,7 +44,7 @@ Reported per variant: samples/s = train rows / epoch seconds, median over epochs
 2..N (and over ``--repeats``); the ratio to ``ram``; input-only samples/s (one
 epoch of the same input consumed inside tf.data without training, after fit);
 peak RSS of its process and the part above the RSS measured after TensorFlow was
-imported and the model built; test accuracy from ``streamtrain.scoring.score``,
+imported and the model built; test accuracy from ``streamtrain.train.scoring.score``,
 averaged over the repeats (each repeat has its own seed); CPU cores the
 process kept busy during fit, and the most CPU any other process on the machine
 used meanwhile (from /proc/stat; above ~0.2 cores the timings are suspect).
@@ -75,8 +75,6 @@ def h5_generator(data: Path, manifest, batch: int, n_classes: int, order: str, s
     import numpy as np
     import scipy.sparse as sp
 
-    from streamtrain.keras_input import targets
-
     files = [h5py.File(data / s.path, "r") for s in manifest.shards_for("train")]
     starts = [(f, lo, min(lo + batch, s.rows)) for f, s in zip(files, manifest.shards_for("train")) for lo in range(0, s.rows, batch)]
 
@@ -89,7 +87,7 @@ def h5_generator(data: Path, manifest, batch: int, n_classes: int, order: str, s
                 indptr = f["indptr"][start : stop + 1]
                 lo, hi = int(indptr[0]), int(indptr[-1])
                 x = sp.csr_matrix((f["values"][lo:hi], f["indices"][lo:hi], indptr - lo), shape=(stop - start, manifest.n_features))
-                yield x, targets(f["labels"][start:stop], n_classes)
+                yield x, benchlib.targets(f["labels"][start:stop], n_classes)
 
     return gen, len(starts)
 
@@ -103,9 +101,9 @@ def write_tfrecords(data: Path, n_files: int, seed: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from streamtrain.batches import SplitSource
-    from streamtrain.manifest import Manifest
-    from streamtrain.shuffle import epoch_blocks
+    from streamtrain.train.batches import SplitSource
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.dataset.shuffle import epoch_blocks
 
     manifest = Manifest.load(data)
     out = tfrecord_dir(data)
@@ -184,19 +182,19 @@ def time_input(batches, steps: int) -> float:
 def run_variant(args) -> dict:
     import keras
 
-    from streamtrain.batches import BatchStream, SplitSource
-    from streamtrain.keras_input import keras_dataset, targets
-    from streamtrain.manifest import Manifest
-    from streamtrain.models import build_mlp
-    from streamtrain.scoring import score
+    from streamtrain.train.batches import BatchStream, SplitSource
+    from streamtrain.train.tfdata import keras_dataset
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.train.models import build_mlp
+    from streamtrain.train.scoring import score
 
     data = Path(args.data)
     manifest = Manifest.load(data)
-    if manifest.encoding != "tfidf":
+    if manifest.encoding != "ngram":
         raise SystemExit(f"{data}: encoding {manifest.encoding!r}; this benchmark feeds TF-IDF rows to the MLP")
     n_classes, n_features, rows = len(manifest.labels), manifest.n_features, manifest.rows("train")
     keras.utils.set_random_seed(args.seed)
-    model = build_mlp(n_features, n_classes)
+    model = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3)
     rss_base = benchlib.rss_mib()
 
     def stream():
@@ -205,13 +203,13 @@ def run_variant(args) -> dict:
     v, fit_kw, input_only = args.variant, {}, None
     if v == "ram":
         x, labels = benchlib.load_split_csr(data, "train")
-        fit_kw = {"x": x, "y": targets(labels, n_classes), "batch_size": args.batch_size, "shuffle": True}
+        fit_kw = {"x": x, "y": benchlib.targets(labels, n_classes), "batch_size": args.batch_size, "shuffle": True}
 
         def input_only():
             # Keras's private adapter: used only to time the same input without training.
             from keras.src.trainers.data_adapters import get_data_adapter
 
-            ad = get_data_adapter(x, targets(labels, n_classes), batch_size=args.batch_size, shuffle=True)
+            ad = get_data_adapter(x, benchlib.targets(labels, n_classes), batch_size=args.batch_size, shuffle=True)
             return time_input(ad.get_tf_dataset(), ad.num_batches)
     elif v == "h5gen":
         gen, steps = h5_generator(data, manifest, args.batch_size, n_classes, args.gen_order, args.seed)
@@ -274,10 +272,10 @@ def profile_streamtrain(args) -> None:
 
     import keras
 
-    from streamtrain.batches import BatchStream, SplitSource
-    from streamtrain.keras_input import keras_dataset
-    from streamtrain.manifest import Manifest
-    from streamtrain.models import build_mlp
+    from streamtrain.train.batches import BatchStream, SplitSource
+    from streamtrain.train.tfdata import keras_dataset
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.train.models import build_mlp
 
     data = Path(args.data)
     manifest = Manifest.load(data)
@@ -301,7 +299,7 @@ def profile_streamtrain(args) -> None:
 
     def fit_rate(ds, epochs=3):
         keras.utils.set_random_seed(args.seed)
-        model, timer = build_mlp(n_features, n_classes), benchlib.epoch_timer()
+        model, timer = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3), benchlib.epoch_timer()
         c0 = time.process_time()
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
         return benchlib.steady_rate(rows, timer.seconds), (time.process_time() - c0) / sum(timer.seconds)

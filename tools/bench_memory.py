@@ -9,9 +9,9 @@ the first with 10% token dropout, locally shuffled) to
 ``$STREAMTRAIN_BENCH_TEXT/imdb-train-xF.jsonl.gz`` (default /tmp/streamtrain-bench,
 outside the repository; reused when present). Then, each in its own subprocess:
 
-prepare  ``prepare(PrepareOptions([corpus], out=runs/bench/mem-xF, vectorizer="ngram"))``
+prepare  ``prepare(PrepareOptions([corpus], data=runs/bench/mem-xF, vectorizer="ngram"))``
          (train/val only; ``--vectorizer auto`` would switch x16 to token sequences)
-fit      ``streamtrain.fit.fit(FitOptions(data, epochs=1))``: one epoch (its time
+fit      ``streamtrain.train.fit.fit(FitOptions(data, epochs=1))``: one epoch (its time
          includes the validation pass), then fit's val/test scoring; the model
          directory is deleted afterwards
 
@@ -47,10 +47,10 @@ def grown(imdb: Path, factor: int) -> Path:
 
 
 def run_prepare(corpus: str, out: str, vectorizer: str) -> dict:
-    from streamtrain.prepare import prepare
+    from streamtrain.dataset.prepare import prepare
 
     t0 = time.perf_counter()
-    m = prepare(benchlib.prepare_options(inputs=[corpus], out=Path(out), overwrite=True, vectorizer=vectorizer))
+    m = prepare(benchlib.prepare_options(inputs=[corpus], data=Path(out), overwrite=True, vectorizer=vectorizer))
     return {"seconds": time.perf_counter() - t0, "rows": sum(m.stats["rows"].values()), "encoding": m.encoding,
             "train_rows": m.rows("train"), "shard_bytes": sum(s.bytes for s in m.shards),
             "peak_rss_mib": benchlib.peak_rss_mib()}
@@ -58,11 +58,11 @@ def run_prepare(corpus: str, out: str, vectorizer: str) -> dict:
 
 def run_fit(data: str) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from streamtrain.fit import FitOptions, fit
+    from streamtrain.train.fit import FitOptions, fit
 
     model_dir = Path(data).parent / (Path(data).name + "-model")
     t0 = time.perf_counter()
-    metrics = fit(FitOptions(data=data, model_dir=str(model_dir), epochs=1, overwrite=True, verbose=0))
+    metrics = fit(FitOptions(data=data, model_dir=str(model_dir), epochs=1, overwrite=True))
     seconds = time.perf_counter() - t0
     shutil.rmtree(model_dir, ignore_errors=True)
     return {"seconds": seconds, "train_seconds": metrics["train_seconds"], "val_accuracy": metrics["val_accuracy"],

@@ -41,13 +41,13 @@ def column(value: str):
 
 
 def spec(args):
-    from streamtrain.readers import ColumnSpec
+    from streamtrain.io.readers import ColumnSpec
 
     return ColumnSpec(tuple(args.text_column or ["text"]), args.label_column)
 
 
 def count(paths, columns) -> tuple[int, int]:
-    from streamtrain.readers import read_chunks
+    from streamtrain.io.readers import read_chunks
 
     docs = nbytes = 0
     for chunk in read_chunks(paths, columns):
@@ -57,12 +57,20 @@ def count(paths, columns) -> tuple[int, int]:
 
 
 def run_streamtrain(args) -> dict:
-    from streamtrain.prepare import prepare
+    from streamtrain.dataset.prepare import prepare
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-prepare-", dir=args.scratch))
     try:
         t0 = time.perf_counter()
-        opts = benchlib.prepare_options(inputs=args.train, test_inputs=args.test, out=scratch / "data", columns=spec(args), overwrite=True)
+        columns = spec(args)
+        opts = benchlib.prepare_options(
+            inputs=args.train,
+            test=args.test,
+            data=scratch / "data",
+            text_column=list(columns.text),
+            label_column=columns.label,
+            overwrite=True,
+        )
         m = prepare(opts)
         seconds = time.perf_counter() - t0
         shard_bytes = sum(s.bytes for s in m.shards)
@@ -76,7 +84,7 @@ def run_sklearn(args) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.feature_selection import SelectKBest, f_classif
 
-    from streamtrain.readers import read_chunks
+    from streamtrain.io.readers import read_chunks
 
     t0 = time.perf_counter()
 

@@ -99,6 +99,15 @@ def run_child(argv: Sequence[str], timeout: float | None = None, env: dict | Non
     return {"error": f"exit {proc.returncode}, no result", "wall_s": round(wall, 1)}
 
 
+def targets(labels, n_classes: int):
+    """Label ids in the shape the model's loss expects (sigmoid head for 2 classes), for Keras' own inputs."""
+    import numpy as np
+
+    if n_classes == 2:
+        return labels.astype(np.float32).reshape(-1, 1)
+    return labels.astype(np.int32)
+
+
 def imdb_dir(explicit: str | None = None) -> Path:
     """An extracted aclImdb directory (train/, test/): ``explicit``, /tmp/imdb/aclImdb, or extract the archive."""
     for cand in [explicit, os.environ.get("STREAMTRAIN_IMDB"), "/tmp/imdb/aclImdb", TEXT_CACHE / "aclImdb"]:
@@ -122,21 +131,16 @@ def prepare_options(**kw):
     sepCNN) once samples / median words >= 1500, e.g. at 16 x IMDB; these
     benchmarks compare like with like, so they ask for n-grams explicitly.
     """
-    import dataclasses
+    from streamtrain.dataset.prepare import PrepareOptions
 
-    from streamtrain.prepare import PrepareOptions
-
-    if "vectorizer" in {f.name for f in dataclasses.fields(PrepareOptions)}:
-        kw.setdefault("vectorizer", "ngram")
-    elif kw.pop("vectorizer", "ngram") != "ngram":
-        raise SystemExit("this streamtrain has no --vectorizer choice")
+    kw.setdefault("vectorizer", "ngram")
     return PrepareOptions(**kw)
 
 
 def _prepare_key(inputs: list[str], test_inputs: list[str], options: dict) -> str:
     """What a cached dataset depends on: the inputs, the options and streamtrain's source code."""
     h = hashlib.sha256(json.dumps([inputs, test_inputs, sorted(options.items())], default=str).encode())
-    for src in sorted((REPO / "streamtrain").glob("*.py")):
+    for src in sorted((REPO / "streamtrain").rglob("*.py")):
         h.update(src.read_bytes())
     return h.hexdigest()
 
@@ -147,10 +151,10 @@ def ensure_prepared(out: str | Path, inputs: list[str], test_inputs: list[str], 
     key, stamp = _prepare_key(inputs, test_inputs, options), out / ".bench-key"
     if (out / "manifest.json").is_file() and stamp.is_file() and stamp.read_text() == key:
         return out
-    from streamtrain.prepare import prepare
+    from streamtrain.dataset.prepare import prepare
 
     print(f"[bench] preparing {out} (cached for later runs with the same inputs and code)", file=sys.stderr, flush=True)
-    prepare(prepare_options(inputs=list(inputs), out=out, test_inputs=list(test_inputs), overwrite=True, **options))
+    prepare(prepare_options(inputs=list(inputs), data=out, test=list(test_inputs), overwrite=True, **options))
     stamp.write_text(key)
     return out
 
@@ -160,8 +164,8 @@ def load_split_csr(data: str | Path, split: str):
     import numpy as np
     import scipy.sparse as sp
 
-    from streamtrain.batches import SplitSource
-    from streamtrain.manifest import Manifest
+    from streamtrain.train.batches import SplitSource
+    from streamtrain.dataset.manifest import Manifest
 
     manifest = Manifest.load(data)
     src = SplitSource(data, manifest, split)

@@ -1,4 +1,4 @@
-"""Out-of-core proof: one epoch of ``streamtrain.fit`` under a kernel memory cap smaller than the shards.
+"""Out-of-core proof: one epoch of ``streamtrain.train.fit`` under a kernel memory cap smaller than the shards.
 
     /tmp/venv/bin/python tools/capped_fit.py                         # cap 640 MiB, train shards >= 4 x cap (about 8 minutes)
     /tmp/venv/bin/python tools/capped_fit.py --cap-mib 1024 --ratio 4 --batch-size 128
@@ -56,7 +56,7 @@ MIB = 2**20
 # ---------------------------------------------------------------- dataset
 def replicated(base: Path, out: Path, min_train_bytes: int) -> Path:
     """``out``: ``base`` with its train shards copied until they total >= ``min_train_bytes``."""
-    from streamtrain.manifest import Manifest
+    from streamtrain.dataset.manifest import Manifest
 
     m = Manifest.load(base)
     # Full-size shards only: a dataset this big would have those (and each open shard costs fit ~0.7 MiB).
@@ -200,11 +200,11 @@ def child(args) -> dict:
     if args.child == "control":
         x, _ = benchlib.load_split_csr(args.data, "train")
         return {"loaded_bytes": int(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes), "peak_rss_mib": benchlib.peak_rss_mib()}
-    from streamtrain.fit import FitOptions, fit
+    from streamtrain.train.fit import FitOptions, fit
 
     model_dir = Path(args.data).parent / "capped-model"
     t0 = time.perf_counter()
-    m = fit(FitOptions(data=args.data, model_dir=str(model_dir), epochs=1, batch_size=args.batch_size, overwrite=True, verbose=0))
+    m = fit(FitOptions(data=args.data, model_dir=str(model_dir), epochs=1, batch_size=args.batch_size, overwrite=True))
     io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
     out = {"seconds": time.perf_counter() - t0, "train_rows": m["train_rows"], "samples_per_s": m["train_samples_per_second"],
            "test_accuracy": m["test_accuracy"], "peak_rss_mib": benchlib.peak_rss_mib(), "disk_read_bytes": int(io["read_bytes"])}
@@ -277,7 +277,7 @@ def main(argv=None) -> int:
         args.base = str(benchlib.ensure_prepared(benchlib.REPO / "runs" / "bench" / "imdb-hdf5", [str(imdb / "train")], [str(imdb / "test")]))
     data = replicated(Path(args.base), Path(args.out), int(args.ratio * cap))
     drop_cache(data)
-    from streamtrain.manifest import Manifest
+    from streamtrain.dataset.manifest import Manifest
 
     m = Manifest.load(data)
     train_bytes = sum(s.bytes for s in m.shards_for("train"))

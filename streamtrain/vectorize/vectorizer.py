@@ -14,20 +14,23 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain.atomic import atomic_write_text
+from streamtrain.fs.jsondoc import write_json
 from streamtrain.errors import DataError
-from streamtrain.sequence import SequenceConfig, SequenceState
-from streamtrain.tfidf import NgramConfig, TfidfState
+from streamtrain.vectorize.sequence import SequenceConfig, SequenceState
+from streamtrain.vectorize.tfidf import NgramConfig, TfidfState
 
 JSON_NAME = "vectorizer.json"
 ARRAYS_NAME = "vectorizer.npz"
 FORMAT_VERSION = 1
 
-# kind -> (state class, config class, row encoding)
-KINDS = {
-    "ngram_tfidf": (TfidfState, NgramConfig, "tfidf"),
-    "sequence": (SequenceState, SequenceConfig, "sequence"),
+# kind -> (state class, config class); a vectorizer's kind is also the name of the rows it makes (the encoding)
+KINDS: dict[str, tuple[type[TfidfState] | type[SequenceState], type[NgramConfig] | type[SequenceConfig]]] = {
+    "ngram": (TfidfState, NgramConfig),
+    "sequence": (SequenceState, SequenceConfig),
 }
+
+# Names written by streamtrain 0.1.0, read as today's.
+LEGACY_NAMES = {"ngram_tfidf": "ngram", "tfidf": "ngram"}
 
 
 @dataclass
@@ -39,11 +42,11 @@ class Vectorizer:
 
     @property
     def kind(self) -> str:
-        return next(k for k, (cls, _, _) in KINDS.items() if isinstance(self.state, cls))
+        return next(k for k, (cls, _) in KINDS.items() if isinstance(self.state, cls))
 
     @property
     def encoding(self) -> str:
-        return KINDS[self.kind][2]
+        return self.kind
 
     @property
     def n_features(self) -> int:
@@ -71,7 +74,7 @@ class Vectorizer:
             "arrays": ARRAYS_NAME,
             "arrays_sha256": hashlib.sha256(data).hexdigest(),
         }
-        atomic_write_text(directory / JSON_NAME, json.dumps(doc, indent=2) + "\n")
+        write_json(directory / JSON_NAME, doc)
         return doc
 
     @classmethod
@@ -82,9 +85,10 @@ class Vectorizer:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise DataError("missing vectorizer state", str(path)) from exc
-        if doc.get("format_version") != FORMAT_VERSION or doc.get("kind") not in KINDS:
+        kind = LEGACY_NAMES.get(doc.get("kind"), doc.get("kind"))
+        if doc.get("format_version") != FORMAT_VERSION or kind not in KINDS:
             raise DataError(f"unsupported vectorizer {doc.get('kind')!r} v{doc.get('format_version')}", str(path))
-        state_cls, config_cls, _ = KINDS[doc["kind"]]
+        state_cls, config_cls = KINDS[kind]
         with np.load(directory / doc["arrays"], allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         state = state_cls.from_arrays(config_cls.from_json(doc["config"]), arrays)

@@ -24,13 +24,13 @@ independent of dataset size.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from streamtrain.manifest import Manifest
-from streamtrain.rows import Rows, empty_rows
-from streamtrain.shards import open_reader
-from streamtrain.shuffle import Block, all_blocks, epoch_blocks, row_permutation
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.rows import Rows, empty_rows
+from streamtrain.dataset.shards import open_reader
+from streamtrain.dataset.shuffle import Block, all_blocks, epoch_blocks, row_permutation
 
 
 class SplitSource:
@@ -39,13 +39,9 @@ class SplitSource:
         root: str | Path,
         manifest: Manifest,
         split: str,
-        shard_ids: list[int] | None = None,
         max_open: int = 8,
     ):
-        shards = manifest.shards_for(split)
-        if shard_ids is not None:
-            shards = [shards[i] for i in shard_ids]
-        self.shards = shards
+        self.shards = shards = manifest.shards_for(split)
         self.split = split
         self.encoding, self.width = manifest.encoding, manifest.row_width
         self.readers = [
@@ -134,17 +130,9 @@ class BatchStream:
             for lo in range(0, len(chunk), self.batch_size):
                 yield chunk.slice(lo, min(lo + self.batch_size, len(chunk)))
 
-    def forever(self, first_epoch: int = 0) -> Iterator[Rows]:
-        """Batches of epochs ``first_epoch``, ``first_epoch + 1``, ... without end."""
-        return _chain_epochs(self.epoch, first_epoch)
-
     def forever_chunks(self, first_epoch: int = 0) -> Iterator[Rows]:
         """``chunks`` of epochs ``first_epoch``, ``first_epoch + 1``, ... without end."""
-        return _chain_epochs(self.chunks, first_epoch)
-
-
-def _chain_epochs(one_epoch: Callable[[int], Iterator[Rows]], first_epoch: int) -> Iterator[Rows]:
-    epoch = first_epoch
-    while True:
-        yield from one_epoch(epoch)
-        epoch += 1
+        epoch = first_epoch
+        while True:
+            yield from self.chunks(epoch)
+            epoch += 1

@@ -147,7 +147,7 @@ class TokenRows:
 
 
 Rows = SparseRows | TokenRows
-ENCODINGS = {"tfidf": SparseRows, "sequence": TokenRows}
+ENCODINGS = {"ngram": SparseRows, "sequence": TokenRows}
 
 
 def empty_rows(encoding: str, n_cols: int) -> Rows:

@@ -4,15 +4,14 @@
 - ``build_sepcnn``: separable-convolution network on token-id sequences.
 Both end in the same head (sigmoid for 2 classes, softmax otherwise) and
 compile with Adam; ``class_probabilities`` turns either head's output into
-one probability per class.
+one probability per class. The builders take every size from their caller:
+the defaults live in one place, ``train.fit.FitOptions``.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-
-MODEL_FOR_ENCODING = {"tfidf": "mlp", "sequence": "sepcnn"}
 
 
 def _finish(inputs, x, n_classes: int, learning_rate: float, name: str) -> keras.Model:
@@ -30,10 +29,10 @@ def _finish(inputs, x, n_classes: int, learning_rate: float, name: str) -> keras
 def build_mlp(
     n_features: int,
     n_classes: int,
-    units: int = 64,
-    layers: int = 2,
-    dropout: float = 0.2,
-    learning_rate: float = 1e-3,
+    units: int,
+    layers: int,
+    dropout: float,
+    learning_rate: float,
 ) -> keras.Model:
     """``layers`` x Dense(``units``, relu) + Dropout on a sparse input."""
     inputs = keras.Input(shape=(n_features,), sparse=True, name="tfidf")
@@ -48,13 +47,13 @@ def build_sepcnn(
     vocab_size: int,
     length: int,
     n_classes: int,
-    blocks: int = 2,
-    filters: int = 64,
+    blocks: int,
+    filters: int,
+    embedding_dim: int,
+    dropout: float,
+    learning_rate: float,
     kernel_size: int = 3,
-    embedding_dim: int = 200,
-    dropout: float = 0.2,
     pool_size: int = 3,
-    learning_rate: float = 1e-3,
 ) -> keras.Model:
     """The guide's sepCNN: embedding, (blocks - 1) x [dropout, 2 separable convs, max pool],
     2 wider separable convs, global average pooling, dropout, head.

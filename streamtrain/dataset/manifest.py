@@ -12,9 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamtrain.atomic import atomic_write_text
 from streamtrain.errors import DataError
-from streamtrain.shards import ShardInfo, sha256_file
+from streamtrain.dataset.shards import ShardInfo, sha256_file
+from streamtrain.fs.jsondoc import write_json
+from streamtrain.vectorize.vectorizer import LEGACY_NAMES
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "streamtrain-dataset"
@@ -24,7 +25,7 @@ FORMAT_VERSION = 1
 @dataclass
 class Manifest:
     shard_format: str
-    encoding: str  # "tfidf" (sparse rows) or "sequence" (fixed-width token ids)
+    encoding: str  # "ngram" (sparse TF-IDF rows) or "sequence" (fixed-width token ids)
     n_features: int  # TF-IDF columns, or token ids including padding 0
     labels: list[str]
     vectorizer: dict  # the vectorizer.json document
@@ -48,9 +49,18 @@ class Manifest:
     def rows(self, split: str) -> int:
         return sum(s.rows for s in self.shards_for(split))
 
-    def steps(self, split: str, batch_size: int) -> int:
-        """Batches in one pass over ``split``, the last one possibly partial."""
-        return -(-self.rows(split) // batch_size)
+    def summary(self, directory: str | Path) -> dict:
+        """What prepare prints: where the dataset is and what it holds."""
+        return {
+            "data": str(Path(directory)),
+            "rows": self.stats.get("rows", {}),
+            "encoding": self.encoding,
+            "choice": self.choice,
+            "features": self.n_features,
+            "classes": self.labels,
+            "shard_format": self.shard_format,
+            "shards": len(self.shards),
+        }
 
     def to_json(self) -> dict:
         return {
@@ -72,7 +82,7 @@ class Manifest:
         }
 
     def save(self, directory: str | Path) -> None:
-        atomic_write_text(Path(directory) / MANIFEST_NAME, json.dumps(self.to_json(), indent=2) + "\n")
+        write_json(Path(directory) / MANIFEST_NAME, self.to_json())
 
     @classmethod
     def load(cls, directory: str | Path) -> Manifest:
@@ -89,7 +99,7 @@ class Manifest:
             )
         manifest = cls(
             shard_format=doc["shard_format"],
-            encoding=doc["encoding"],
+            encoding=LEGACY_NAMES.get(doc["encoding"], doc["encoding"]),
             n_features=int(doc["n_features"]),
             labels=list(doc["labels"]),
             vectorizer=doc["vectorizer"],

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain.rows import Rows, SparseRows, TokenRows
-from streamtrain.shuffle import bucket_permutation, row_buckets
+from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
+from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
 
 BUCKET_ROWS = 16_384  # rows of one bucket on average: the most ``drain`` holds
 _ARRAYS = {SparseRows: ("indptr", "indices", "values", "labels", "row_ids"), TokenRows: ("tokens", "labels", "row_ids")}

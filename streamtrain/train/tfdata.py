@@ -18,18 +18,11 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from streamtrain.rows import Rows, SparseRows, TokenRows
-
-
-def targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Label ids in the shape the model's loss expects (sigmoid head for 2 classes)."""
-    if n_classes == 2:
-        return labels.astype(np.float32).reshape(-1, 1)
-    return labels.astype(np.int32)
+from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
 
 
 def _tf_targets(labels: tf.Tensor, n_classes: int) -> tf.Tensor:
-    """``targets`` in graph ops."""
+    """Label ids in the shape the model's loss expects (sigmoid head for 2 classes)."""
     if n_classes == 2:
         return tf.reshape(tf.cast(labels, tf.float32), [-1, 1])
     return labels

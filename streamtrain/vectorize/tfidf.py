@@ -31,15 +31,16 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from streamtrain.rows import SparseRows
+from streamtrain.dataset.rows import SparseRows
+from streamtrain.vectorize.defaults import HASH_BUCKETS, MIN_DF, TOP_K
 
 
 @dataclass(frozen=True)
 class NgramConfig:
     ngram_range: tuple[int, int] = (1, 2)
-    min_df: int = 2
-    top_k: int = 20_000
-    hash_buckets: int = 1 << 21
+    min_df: int = MIN_DF
+    top_k: int = TOP_K
+    hash_buckets: int = HASH_BUCKETS
     lowercase: bool = True
     strip_accents: str | None = "unicode"
     token_pattern: str = r"(?u)\b\w\w+\b"

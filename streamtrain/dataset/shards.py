@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain.rows import Rows, SparseRows, TokenRows
+from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
 
 FORMATS = ("hdf5", "parquet")
 SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
@@ -91,7 +91,7 @@ class Hdf5ShardWriter(_TempFileWriter):
         self.file.attrs.update({"encoding": encoding, "n_cols": n_cols, "block_rows": block_rows})
         # Element chunks of 16k keep a block's random read within ~2 x 64 KiB of what it needs.
         rc, ec = max(block_rows, 1024), 1 << 14
-        if encoding == "tfidf":
+        if encoding == "ngram":
             self.file.create_dataset("indptr", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(rc,))
             self._create("indices", np.int32, (ec,))
             self._create("values", np.float32, (ec,))
@@ -136,7 +136,7 @@ class ParquetShardWriter(_TempFileWriter):
         import pyarrow.parquet as pq
 
         super().__init__(root, name, split, block_rows)
-        if encoding == "tfidf":
+        if encoding == "ngram":
             fields = [("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float32()))]
         else:
             fields = [("tokens", pa.list_(pa.int32(), n_cols))]

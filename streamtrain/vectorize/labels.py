@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamtrain.errors import DataError
-from streamtrain.readers import RawChunk
+from streamtrain.io.readers import RawChunk
 
 MAX_CLASSES = 1000
 

@@ -1,10 +1,11 @@
-"""Pure, seeded epoch plans: which blocks a reader visits, in which order.
+"""Pure, seeded orders: the blocks each epoch of fit visits, and the buckets and permutations of prepare's shuffle.
 
-A dataset split is a list of shards, each a number of blocks. An epoch plan
+Nothing here keeps state: every function is a pure function of its
+arguments and a seed. A dataset split is a list of shards, each a number of blocks. An epoch plan
 is a permutation of every (shard, block) pair, so a reader that follows it
 and emits every row of every block sees each row exactly once per epoch.
-Plans depend only on (seed, epoch, block counts, worker, workers): re-runs,
-resumes and workers agree without talking to each other.
+Plans depend only on (seed, epoch, block counts): re-runs, resumes and
+workers agree without talking to each other.
 """
 
 from __future__ import annotations
@@ -31,13 +32,6 @@ def epoch_blocks(block_counts: Sequence[int], seed: int, epoch: int) -> list[Blo
 def row_permutation(n: int, seed: int, epoch: int, group: int) -> np.ndarray:
     """Permutation of ``n`` buffered rows for the ``group``-th buffer of an epoch."""
     return np.random.default_rng([seed, epoch, group, 1]).permutation(n)
-
-
-def worker_shards(n_shards: int, worker: int, workers: int) -> list[int]:
-    """Shards read by ``worker`` of ``workers`` (round robin; disjoint and covering)."""
-    if not 0 <= worker < workers:
-        raise ValueError(f"worker {worker} not in [0, {workers})")
-    return list(range(worker, n_shards, workers))
 
 
 _MIX1, _MIX2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), 0x9E3779B97F4A7C15

@@ -6,7 +6,7 @@ Layout:
   (byte copies of the dataset's).
 - ``metrics.json``: test/val accuracy and loss, epochs, rows, classes.
 - ``history.json``: per-epoch training history.
-- ``fit_config.json``: the fit options and the dataset it was trained on.
+- ``fit_config.json``: the effective fit options and the dataset it was trained on.
 
 ``write_model_dir`` builds it in a staging directory and renames it into
 place, so a crash never leaves a model directory that looks complete.
@@ -18,18 +18,15 @@ import json
 import shutil
 from pathlib import Path
 
-from streamtrain.atomic import atomic_write_text, staging_dir
+from streamtrain.fs.atomic import staging_dir
+from streamtrain.fs.jsondoc import write_json
 from streamtrain.errors import DataError
-from streamtrain.vectorizer import ARRAYS_NAME, JSON_NAME, Vectorizer
+from streamtrain.vectorize.vectorizer import ARRAYS_NAME, JSON_NAME, Vectorizer
 
 MODEL_NAME = "model.keras"
 METRICS_NAME = "metrics.json"
 HISTORY_NAME = "history.json"
 CONFIG_NAME = "fit_config.json"
-
-
-def _dump(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def write_model_dir(
@@ -45,9 +42,9 @@ def write_model_dir(
         model.save(stage / MODEL_NAME)
         for name in (JSON_NAME, ARRAYS_NAME):
             shutil.copyfile(Path(data_dir) / name, stage / name)
-        _dump(stage / HISTORY_NAME, history)
-        _dump(stage / CONFIG_NAME, config)
-        _dump(stage / METRICS_NAME, metrics)
+        write_json(stage / HISTORY_NAME, history)
+        write_json(stage / CONFIG_NAME, config)
+        write_json(stage / METRICS_NAME, metrics)
     return Path(target)
 
 
@@ -70,6 +67,3 @@ def read_vectorizer_doc(model_dir: str | Path) -> dict:
         raise DataError("no vectorizer state here (not a model directory?)", str(path))
     return json.loads(path.read_text(encoding="utf-8"))
 
-
-def load_metrics(model_dir: str | Path) -> dict:
-    return json.loads((Path(model_dir) / METRICS_NAME).read_text(encoding="utf-8"))

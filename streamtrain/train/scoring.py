@@ -10,33 +10,25 @@ Both paths call the model the same way, so evaluate (on shards) and predict
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 
 import numpy as np
 
-from streamtrain.batches import BatchStream, SplitSource
-from streamtrain.keras_input import model_input
-from streamtrain.manifest import Manifest
-from streamtrain.models import class_probabilities
-from streamtrain.rows import Rows
+from streamtrain.train.batches import BatchStream, SplitSource
+from streamtrain.train.tfdata import model_input
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.train.models import class_probabilities
+from streamtrain.dataset.rows import Rows
 
-# Rows scored at a time: sparse rows are cheap; a sequence row carries
-# length x embedding activations through the network.
-EVAL_BATCH = {"tfidf": 1024, "sequence": 256}
+# Rows scored at a time unless told otherwise (evaluate, fit's final metrics, predict): sparse rows are
+# cheap; a sequence row carries length x embedding activations through the network.
+SCORE_BATCH = {"ngram": 1024, "sequence": 256}
 
 
 def predict_proba(model, rows: Rows, n_classes: int) -> np.ndarray:
     if not len(rows):
         return np.zeros((0, n_classes))
     return class_probabilities(model(model_input(rows), training=False), n_classes)
-
-
-def metrics_json(metrics: dict) -> str:
-    """Indented JSON with each innermost list of numbers (a confusion-matrix row) on one line."""
-    text = json.dumps(metrics, indent=2)
-    return re.sub(r"\[\s+([-0-9.e,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
 
 
 def score(model, batches: Iterable[Rows], n_classes: int) -> dict:
@@ -59,6 +51,6 @@ def score(model, batches: Iterable[Rows], n_classes: int) -> dict:
 
 
 def score_split(model, data: str, manifest: Manifest, split: str, batch_size: int | None = None) -> dict:
-    """``score`` over one split, in order, ``EVAL_BATCH`` rows at a time unless told otherwise."""
-    stream = BatchStream(SplitSource(data, manifest, split), batch_size or EVAL_BATCH[manifest.encoding])
+    """``score`` over one split, in order, ``SCORE_BATCH`` rows at a time unless told otherwise."""
+    stream = BatchStream(SplitSource(data, manifest, split), batch_size or SCORE_BATCH[manifest.encoding])
     return score(model, stream.epoch(0), len(manifest.labels))

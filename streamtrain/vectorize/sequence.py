@@ -23,7 +23,8 @@ from functools import cached_property
 
 import numpy as np
 
-from streamtrain.rows import TokenRows
+from streamtrain.dataset.rows import TokenRows
+from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, TOP_K
 
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 _TABLE = str.maketrans({c: " " for c in KERAS_FILTERS})
@@ -32,9 +33,9 @@ _CACHE_LIMIT = 1 << 20  # token -> bucket memo; cleared when full, so memory sta
 
 @dataclass(frozen=True)
 class SequenceConfig:
-    top_k: int = 20_000
-    max_length: int = 500
-    hash_buckets: int = 1 << 21
+    top_k: int = TOP_K
+    max_length: int = MAX_LENGTH
+    hash_buckets: int = HASH_BUCKETS
 
     def to_json(self) -> dict:
         return asdict(self)

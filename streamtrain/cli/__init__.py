@@ -1,0 +1,84 @@
+"""The ``streamtrain`` command: ``streamtrain prepare|fit|evaluate|predict [options]``.
+
+Who owns what:
+- ``commands``: the table of commands: options class, library call, how the
+  result is printed.
+- ``arguments``: argparse generated from an options class, and the merge of
+  defaults, ``--config`` and flags.
+- ``config``: reading ``--config FILE.toml``.
+- ``exit_codes``: the exit-code table and the code for an exception.
+- ``logs``: logging to stderr at the chosen verbosity.
+
+``main`` dispatches; ``run_command`` runs one command and turns whatever
+ends it into an exit code and at most one ``streamtrain CMD: error: ...``
+line. The CLI holds no logic of its own: everything it runs is a library
+call with an options object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+
+from streamtrain import __version__
+from streamtrain.cli import logs
+from streamtrain.cli.arguments import parse
+from streamtrain.cli.commands import COMMANDS
+from streamtrain.cli.exit_codes import exit_code, help_text
+from streamtrain.errors import EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE
+from streamtrain.options import effective, options_of
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {c.summary}" for name, c in COMMANDS.items()]
+    return (
+        "usage: streamtrain COMMAND [options]   (streamtrain COMMAND --help for its options)\n\n"
+        "Out-of-core training of text classifiers: raw labelled text -> shards -> Keras model.\n\n"
+        "commands:\n" + "\n".join(lines) + "\n\n" + help_text()
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage(), file=sys.stdout if args else sys.stderr)
+        return EXIT_OK if args else EXIT_USAGE
+    if args[0] == "--version":
+        print(f"streamtrain {__version__}")
+        return EXIT_OK
+    if args[0] not in COMMANDS:
+        print(f"streamtrain: error: unknown command {args[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_command(args[0], args[1:])
+
+
+def run_command(name: str, argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (never raises, never calls ``sys.exit``)."""
+    command = COMMANDS[name]
+    prog = f"streamtrain {name}"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    all_options = {n: options_of(c.options()) for n, c in COMMANDS.items()}
+    try:
+        try:
+            opts, common = parse(name, prog, command.description, command.options(), argv, all_options)
+        except SystemExit as exc:  # argparse printed its help (0) or its error (2)
+            return EXIT_OK if not exc.code else EXIT_USAGE
+        if common.print_config:
+            print(json.dumps(effective(opts), indent=2))
+            return EXIT_OK
+        logs.setup(name, common.verbosity)
+        command.run(opts, common.verbosity)
+        sys.stdout.flush()
+        return EXIT_OK
+    except (Exception, KeyboardInterrupt) as exc:
+        code = exit_code(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            print(f"{prog}: interrupted", file=sys.stderr)
+        elif code == EXIT_UNEXPECTED:
+            traceback.print_exc()
+        else:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+        return code

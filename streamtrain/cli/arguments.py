@@ -1,0 +1,134 @@
+"""argparse generated from a command's options class, and the merge of defaults, config file and flags.
+
+Each ``option`` field becomes one argument: its help text with its default
+appended, its type, choices and metavar; booleans get ``--x/--no-x`` so a
+flag can undo a config file. Deprecated spellings are hidden arguments that
+print a one-line notice and set the new option. Every parser also takes the
+common flags ``--config``, ``--print-config``, ``--quiet`` and
+``--verbose``, and ends its help with the exit-code table.
+
+Parsing leaves unset options out (``argparse.SUPPRESS``), so ``parse``
+knows which values came from the command line: those win over the config
+file, which wins over the options class's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamtrain.cli.config import load_config
+from streamtrain.cli.exit_codes import help_text
+from streamtrain.errors import UsageError
+from streamtrain.options import Option, check_options, options_of
+
+_DEPRECATED = "deprecated__"
+
+
+@dataclass
+class Common:
+    """The flags every command has, which are not options of the library."""
+
+    config: str | None = None
+    print_config: bool = False
+    verbosity: int = 1  # 0 --quiet, 1 default, 2 --verbose
+
+
+def _default_text(opt: Option) -> str:
+    if opt.required:
+        return "required"
+    value = opt.default_value()
+    if value is None or value == []:
+        return "default: none"
+    if isinstance(value, bool):
+        return f"default: {'on' if value else 'off'}"
+    if isinstance(value, list | tuple):
+        value = " ".join(map(str, value))
+    return f"default: {value}"
+
+
+def build_parser(prog: str, description: str, options: list[Option]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+        allow_abbrev=False,  # a new option must never change what an old crontab's abbreviation meant
+    )
+    for opt in options:
+        if opt.spec.cli:
+            _add(parser, opt)
+    common = parser.add_argument_group("common options")
+    common.add_argument("--config", metavar="FILE.toml", help="read option values from a TOML file; flags win over it")
+    common.add_argument("--print-config", action="store_true", help="print the effective options as JSON and exit")
+    noise = common.add_mutually_exclusive_group()
+    noise.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors on stderr")
+    noise.add_argument("--verbose", "-v", action="store_true", help="debug logs, and TensorFlow's own start-up lines")
+    return parser
+
+
+def _add(parser: argparse.ArgumentParser, opt: Option) -> None:
+    spec = opt.spec
+    base, many = opt.shape
+    kw: dict[str, Any] = {"help": f"{spec.help} ({_default_text(opt)})"}
+    if spec.choices is not None:
+        kw["choices"] = spec.choices
+    if base is bool:
+        kw["action"] = argparse.BooleanOptionalAction
+    else:
+        kw["type"] = spec.parse or (base if base in (int, float) else str)
+        kw["metavar"] = spec.metavar or (None if spec.choices else {int: "N", float: "X"}.get(base, opt.name.upper()))
+    if spec.positional:
+        kw["nargs"] = "*" if many else "?"
+        parser.add_argument(opt.name, **kw)
+        return
+    if many:
+        kw["action"] = "extend" if spec.nargs == "+" else "append"
+        if spec.nargs:
+            kw["nargs"] = spec.nargs
+    parser.add_argument(opt.flag, dest=opt.name, **kw)
+    if spec.deprecated:
+        hidden = {k: v for k, v in kw.items() if k != "help"}
+        parser.add_argument(spec.deprecated, dest=_DEPRECATED + opt.name, help=argparse.SUPPRESS, **hidden)
+
+
+def parse(
+    command: str,
+    prog: str,
+    description: str,
+    options_cls: type,
+    argv: Sequence[str],
+    all_options: dict[str, list[Option]],
+) -> tuple[Any, Common]:
+    """Options instance (checked) and common flags from ``argv``, a config file and the defaults."""
+    options = options_of(options_cls)
+    parser = build_parser(prog, description, options)
+    ns = vars(parser.parse_args(list(argv)))
+    common = Common(
+        config=ns.pop("config", None),
+        print_config=ns.pop("print_config", False),
+        verbosity=0 if ns.pop("quiet", False) else 2 if ns.pop("verbose", False) else 1,
+    )
+    ns.pop("quiet", None)
+    ns.pop("verbose", None)
+    for key in [k for k in ns if k.startswith(_DEPRECATED)]:
+        name = key[len(_DEPRECATED) :]
+        opt = next(o for o in options if o.name == name)
+        old = opt.spec.deprecated
+        if name in ns:
+            raise UsageError(f"give {opt.flag} or its old spelling {old}, not both")
+        print(f"{prog}: warning: {old} is deprecated; use {opt.flag}", file=sys.stderr, flush=True)
+        ns[name] = ns.pop(key)
+    values = load_config(common.config, command, all_options) if common.config else {}
+    values.update(ns)
+    missing = [o for o in options if o.required and o.name not in values]
+    if missing:
+        names = ", ".join(o.name if o.spec.positional else o.flag for o in missing)
+        raise UsageError(f"missing {names} (give it on the command line or in --config)")
+    opts = options_cls(**values)
+    check_options(opts)
+    return opts, common

@@ -1,0 +1,119 @@
+"""The table of commands: for each, its options class, the library call it makes, and what it prints.
+
+stdout carries only a command's result: one JSON document for prepare, fit
+and evaluate, one JSON line per input line for predict. Options classes are
+imported lazily, so ``--help`` and ``prepare`` never load TensorFlow; the
+commands that do load it through ``train.runtime`` to keep its start-up
+lines off stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamtrain.fs.jsondoc import dumps
+
+
+@dataclass(frozen=True)
+class Command:
+    summary: str  # one line, for ``streamtrain --help``
+    description: str  # plain text, for ``streamtrain CMD --help``
+    options: Callable[[], type]
+    run: Callable[[Any, int], None]  # (options, verbosity)
+
+
+def _prepare_options() -> type:
+    from streamtrain.dataset.prepare import PrepareOptions
+
+    return PrepareOptions
+
+
+def _fit_options() -> type:
+    from streamtrain.train.fit import FitOptions
+
+    return FitOptions
+
+
+def _evaluate_options() -> type:
+    from streamtrain.train.evaluate import EvaluateOptions
+
+    return EvaluateOptions
+
+
+def _predict_options() -> type:
+    from streamtrain.train.predict import PredictOptions
+
+    return PredictOptions
+
+
+def _tensorflow(verbosity: int) -> None:
+    from streamtrain.train.runtime import import_tensorflow
+
+    import_tensorflow(verbose=verbosity >= 2)
+
+
+def _prepare(opts: Any, verbosity: int) -> None:
+    from streamtrain.dataset.prepare import prepare
+
+    print(dumps(prepare(opts).summary(opts.data)))
+
+
+def _fit(opts: Any, verbosity: int) -> None:
+    _tensorflow(verbosity)
+    from streamtrain.train.fit import fit
+
+    metrics = fit(opts)
+    print(dumps({k: v for k, v in metrics.items() if k != "test_confusion"}))
+
+
+def _evaluate(opts: Any, verbosity: int) -> None:
+    _tensorflow(verbosity)
+    from streamtrain.train.evaluate import evaluate
+
+    print(dumps(evaluate(opts), compact_rows=True))
+
+
+def _predict(opts: Any, verbosity: int) -> None:
+    _tensorflow(verbosity)
+    from streamtrain.train.predict import predict
+
+    out = sys.stdout
+    for result in predict(opts):
+        out.write(dumps(result, indent=None) + "\n")
+
+
+COMMANDS: dict[str, Command] = {
+    "prepare": Command(
+        "raw labelled text -> vectorized shards + manifest.json (a dataset directory)",
+        "Read raw labelled text (CSV/TSV, JSONL, Parquet, a directory per class; plain or gzip) in chunks,\n"
+        "vectorize it (TF-IDF word n-grams or token-id sequences) and write HDF5 or Parquet shards and a\n"
+        "manifest into --data. Prints a JSON summary of the dataset.",
+        _prepare_options,
+        _prepare,
+    ),
+    "fit": Command(
+        "dataset directory -> trained model directory",
+        "Stream a prepared dataset's shards into Keras and write a model directory: the model, its\n"
+        "vectorizer, metrics, history and the effective options. Prints the metrics as JSON.",
+        _fit_options,
+        _fit,
+    ),
+    "evaluate": Command(
+        "score a model directory on a dataset's splits",
+        "Score a model directory on splits of a prepared dataset vectorized like the model. Prints JSON:\n"
+        "SPLIT_accuracy, SPLIT_loss, SPLIT_rows and SPLIT_confusion (rows: true class, columns: predicted).",
+        _evaluate_options,
+        _evaluate,
+    ),
+    "predict": Command(
+        "raw text in, one JSON line of label and probabilities per input line out",
+        "Classify raw text with a model directory: one text per line, or JSON lines with the text in\n"
+        "--text-field; a file (.gz allowed) or - for standard input. Prints one JSON line per input line,\n"
+        'in order: {"label": ..., "probabilities": {label: p}}.',
+        _predict_options,
+        _predict,
+    ),
+}

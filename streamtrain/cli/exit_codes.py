@@ -1,0 +1,30 @@
+"""The exit-code table every ``--help`` ends with, and the code for an exception that ended a command.
+
+The codes themselves belong to the error classes (``streamtrain.errors``):
+the library raises them and never exits; the CLI turns them into the
+process's exit code here.
+"""
+
+from __future__ import annotations
+
+from streamtrain.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, StreamtrainError
+
+TABLE = (
+    (EXIT_OK, "success"),
+    (EXIT_UNEXPECTED, "unexpected error: a bug or an environment problem; the traceback is printed"),
+    (EXIT_USAGE, "usage error: a bad option or config file, a missing input, an existing output without --overwrite"),
+    (EXIT_DATA, "bad input data: a malformed row, a missing or corrupt dataset; the message names the file and row"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+)
+
+
+def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, StreamtrainError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return EXIT_UNEXPECTED
+
+
+def help_text() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in TABLE)

@@ -1,0 +1,49 @@
+"""evaluate: score a model directory on a prepared dataset's splits (``EvaluateOptions``, ``evaluate``).
+
+The result holds ``{split}_accuracy``, ``{split}_loss``, ``{split}_rows`` and
+``{split}_confusion`` (rows: true class, columns: predicted) for each split
+scored, plus the class names. A dataset vectorized differently from the
+model is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.errors import DataError
+from streamtrain.options import POSITIVE, check_options, option
+from streamtrain.vectorize.split import SPLIT_NAMES
+
+
+@dataclass
+class EvaluateOptions:
+    data: str = option(path=True, metavar="DIR", help="the prepared dataset directory")
+    model_dir: str = option(path=True, metavar="DIR", help="the model directory written by fit")
+    split: list[str] = option(
+        factory=lambda: ["val", "test"], choices=SPLIT_NAMES, help="split to score; repeat for several"
+    )
+    score_batch_size: int | None = option(
+        None,
+        **POSITIVE,
+        deprecated="--batch-size",
+        help="rows scored at a time; unset: 1024 for n-grams, 256 for sequences",
+    )
+
+
+def evaluate(opts: EvaluateOptions) -> dict:
+    from streamtrain.train.modeldir import load_model, load_vectorizer, read_vectorizer_doc
+    from streamtrain.train.scoring import score_split
+
+    check_options(opts)
+    manifest = Manifest.load(opts.data)
+    if read_vectorizer_doc(opts.model_dir).get("arrays_sha256") != manifest.vectorizer.get("arrays_sha256"):
+        raise DataError("the dataset was vectorized with a different vectorizer than the model was trained on", opts.data)
+    vectorizer = load_vectorizer(opts.model_dir)
+    model = load_model(opts.model_dir)
+    out: dict = {"classes": vectorizer.labels}
+    for split in opts.split:
+        result = score_split(model, opts.data, manifest, split, opts.score_batch_size)
+        for key, value in result.items():
+            out[f"{split}_{key}"] = value
+    return out

@@ -1,0 +1,63 @@
+"""TensorFlow's start-up, without its noise.
+
+Importing TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA stubs, CPU
+features, twice over) and, on a machine without a GPU, an error-level
+``failed call to cuInit`` line straight to file descriptor 2 from native
+code, before its logging is initialised: no environment variable silences
+them. ``import_tensorflow(verbose=False)`` therefore imports TensorFlow and
+initialises its devices with descriptor 2 pointed at a temporary file, then
+writes back every captured line that is not one of those known start-up
+lines, so nothing unexpected is ever hidden. ``verbose=True`` imports it
+plainly, with TensorFlow's C++ logging fully on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+# Lines TensorFlow prints on every healthy start: informational, or the cuInit error of a CPU-only machine.
+STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called"
+    r"|\] oneDNN custom operations are on"
+    r"|\] Could not find cuda drivers on your machine"
+    r"|\] This TensorFlow binary is optimized to use available CPU instructions"
+    r"|^To enable the following instructions: .* rebuild TensorFlow"
+    r"|\] failed call to cuInit: "
+)
+
+
+def import_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow and initialise its devices, quietly unless ``verbose``; a no-op once imported."""
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # warnings and info after start-up
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # device discovery is where cuInit complains
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines() if not _noise(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+                sys.stderr.flush()
+
+
+def _noise(line: str) -> bool:
+    return not line.strip() or bool(STARTUP_NOISE.search(line))
