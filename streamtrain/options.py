@@ -62,9 +62,9 @@ def fraction(value: float) -> bool:
     return 0.0 <= value < 1.0
 
 
-POSITIVE = {"check": positive, "rule": "a positive integer"}
-NON_NEGATIVE = {"check": non_negative, "rule": "an integer >= 0"}
-FRACTION = {"check": fraction, "rule": "a number in [0, 1)"}
+POSITIVE: dict[str, Any] = {"check": positive, "rule": "a positive integer"}
+NON_NEGATIVE: dict[str, Any] = {"check": non_negative, "rule": "an integer >= 0"}
+FRACTION: dict[str, Any] = {"check": fraction, "rule": "a number in [0, 1)"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,10 @@ class Option:
 
     @property
     def shape(self) -> tuple[Any, bool]:
-        """(element type, is a list): ``list[X]`` is (X, True), ``X | None`` is (X, False), ``A | B`` is ((A, B), False)."""
+        """(element type, is a list): ``list[X]``: (X, True), ``X | None``: (X, False), ``A | B``: ((A, B), False).
+
+        The type of one value, for argparse and config files.
+        """
         tp, many = self.type, typing.get_origin(self.type) is list
         if many:
             tp = typing.get_args(tp)[0]

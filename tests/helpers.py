@@ -31,7 +31,9 @@ def random_rows(n: int, n_cols: int = 50, seed: int = 0, first_id: int = 0) -> S
     indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     indices = np.concatenate([np.sort(rng.choice(n_cols, k, replace=False)) for k in lengths] or [[]]).astype(np.int32)
     values = rng.random(len(indices)).astype(np.float32)
-    return SparseRows(indptr, indices, values, rng.integers(0, 3, n).astype(np.int32), np.arange(first_id, first_id + n), n_cols)
+    return SparseRows(
+        indptr, indices, values, rng.integers(0, 3, n).astype(np.int32), np.arange(first_id, first_id + n), n_cols
+    )
 
 
 def random_tokens(n: int, width: int = 12, vocab: int = 40, seed: int = 0) -> TokenRows:

@@ -38,7 +38,18 @@ def ag_model(request, ag_news_csv, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"ag-{request.param}")
     data, model = root / "data", root / "model"
     extra = ["--max-length", "64"] if request.param == "sequence" else []  # AG News: median 37 words
-    prep = ok("prepare", ag_news_csv, "--data", data, "--format", "parquet", "--vectorizer", request.param, *AG_COLUMNS, *extra)
+    prep = ok(
+        "prepare",
+        ag_news_csv,
+        "--data",
+        data,
+        "--format",
+        "parquet",
+        "--vectorizer",
+        request.param,
+        *AG_COLUMNS,
+        *extra,
+    )
     if request.param == "auto":  # the guide's rule, with the numbers printed
         assert "S = 7600 samples, W = 37 median words per sample, S/W = 205.4 -> ngram" in prep.stderr
     fit = ok("fit", "--data", data, "--model-dir", model, "--epochs", "6", "--quiet")
@@ -88,7 +99,10 @@ def test_predict_on_raw_text_agrees_with_evaluate(ag_model, ag_news_csv, tmp_pat
 
 def test_predict_reads_plain_lines_from_stdin(ag_model):
     _, model, _ = ag_model
-    text = "Stocks fell sharply on Wall Street as oil prices rose and investors sold shares\nThe striker scored twice as the team won the championship final\n"
+    text = (
+        "Stocks fell sharply on Wall Street as oil prices rose and investors sold shares\n"
+        "The striker scored twice as the team won the championship final\n"
+    )
     out = [json.loads(l) for l in ok("predict", "--model-dir", model, stdin=text).stdout.splitlines()]
     assert [o["label"] for o in out] == ["3", "2"]  # Business, Sports
 

@@ -10,9 +10,9 @@ import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import prepare_csv
 
-from streamtrain.train.batches import BatchStream, SplitSource
-from streamtrain.errors import DataError
 from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
+from streamtrain.errors import DataError
+from streamtrain.train.batches import BatchStream, SplitSource
 
 
 @pytest.fixture(
@@ -69,7 +69,9 @@ def test_each_row_once_per_epoch(demo, batch_size):
     assert stream.steps == math.ceil(rows / batch_size)
     assert rows % batch_size  # the last batch is partial in every case here
 
-    expected = np.sort(np.concatenate([source.read((s, b)).row_ids for s, n in enumerate(source.block_counts) for b in range(n)]))
+    expected = np.sort(
+        np.concatenate([source.read((s, b)).row_ids for s, n in enumerate(source.block_counts) for b in range(n)])
+    )
     assert len(expected) == rows == len(np.unique(expected))
     orders = []
     for epoch in range(2):
@@ -112,7 +114,7 @@ def test_keras_dataset_yields_the_stream(demo):
     stream = BatchStream(SplitSource(demo, m, "train"), 128, shuffle=True, seed=0)
     ds = keras_dataset(stream, len(m.labels))
     got = list(ds.take(stream.steps + 1))
-    want = list(stream.epoch(0)) + [next(stream.epoch(1))]
+    want = [*list(stream.epoch(0)), next(stream.epoch(1))]
     for (x, y), batch in zip(got, want):
         if m.encoding == "ngram":
             assert isinstance(x, tf.SparseTensor)

@@ -192,9 +192,7 @@ def test_csv_header_false_override_reads_first_line_as_data(tmp_path):
 def test_tsv(tmp_path, name):
     path = write(
         tmp_path / name,
-        "label\ttext\n"
-        "pos\tGreat film, loved it\n"
-        "neg\tDull; two hours, wasted\n",
+        "label\ttext\npos\tGreat film, loved it\nneg\tDull; two hours, wasted\n",
     )
     assert detect_format(path) == "tsv"
     assert rows_of(path) == [

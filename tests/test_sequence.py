@@ -16,7 +16,14 @@ def _fit(texts, **kw) -> SequenceState:
 
 def test_tokenize_like_keras_tokenizer():
     assert tokenize("Hello, World! It's 5-star (really).\nNew\tline") == [
-        "hello", "world", "it's", "5", "star", "really", "new", "line"
+        "hello",
+        "world",
+        "it's",
+        "5",
+        "star",
+        "really",
+        "new",
+        "line",
     ]
 
 
@@ -56,7 +63,9 @@ def test_vectorizer_files_round_trip_for_both_kinds(tmp_path):
     from streamtrain.vectorize.tfidf import NgramConfig, TfidfState
 
     seq = Vectorizer(_fit(["x y z", "y z", "z"]), ["no", "yes"])
-    ngram = Vectorizer(TfidfState(NgramConfig(hash_buckets=64), np.ones(64, np.float32), np.arange(0, 64, 2)), ["no", "yes"])
+    ngram = Vectorizer(
+        TfidfState(NgramConfig(hash_buckets=64), np.ones(64, np.float32), np.arange(0, 64, 2)), ["no", "yes"]
+    )
     for vec, kind in ((seq, "sequence"), (ngram, "ngram")):
         d = tmp_path / kind
         d.mkdir()

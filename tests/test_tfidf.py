@@ -8,9 +8,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.feature_selection import SelectKBest, f_classif
 
-from streamtrain.vectorize.stats import WordCounts
-from streamtrain.io.readers import ColumnSpec, read_chunks
 from streamtrain.dataset.rows import SparseRows
+from streamtrain.io.readers import ColumnSpec, read_chunks
+from streamtrain.vectorize.stats import WordCounts
 from streamtrain.vectorize.tfidf import (
     ClassMoments,
     DocFreq,
@@ -44,7 +44,9 @@ def _fit(config: NgramConfig, texts, labels, parts: int = 1) -> TfidfState:
     for c, p in zip(counts, pieces):
         values, _ = weigher.tfidf_buckets(c)
         piece = ClassMoments(config.hash_buckets, moments.n_classes)
-        piece.update(SparseRows(c.indptr.astype(np.int64), c.indices, values, labels[p], p.astype(np.int64), c.shape[1]))
+        piece.update(
+            SparseRows(c.indptr.astype(np.int64), c.indices, values, labels[p], p.astype(np.int64), c.shape[1])
+        )
         moments = moments.merge(piece)
     return fit_selection(config, moments, idf)
 

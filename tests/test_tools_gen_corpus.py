@@ -1,4 +1,5 @@
 """Tests for tools/gen_corpus.py: determinism, row counts, class balance, CSV round trip."""
+
 from __future__ import annotations
 
 import collections
@@ -14,14 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "gen_corpus.py"
 
 
-
 gen_corpus = load_tool("gen_corpus")
 
 
 def _generate(out: Path, seed: int, train_rows: int = 400, test_rows: int = 100) -> None:
     """Run the tool in-process into ``out``."""
-    argv = ["--seed", str(seed), "--out", str(out),
-            "--train-rows", str(train_rows), "--test-rows", str(test_rows)]
+    argv = ["--seed", str(seed), "--out", str(out), "--train-rows", str(train_rows), "--test-rows", str(test_rows)]
     assert gen_corpus.main(argv, log=lambda _msg: None) == 0
 
 
@@ -93,7 +92,10 @@ def test_texts_carry_shared_filler_across_classes(tmp_path: Path) -> None:
 def test_cli_runs_as_script(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(TOOL), "--out", str(tmp_path), "--train-rows", "50", "--test-rows", "20"],
-        capture_output=True, text=True, check=True)
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "tickets_train.csv" in proc.stdout
     assert len(_read(tmp_path / "tickets_train.csv")) == 50
     assert len(_read(tmp_path / "tickets_test.csv")) == 20
@@ -101,8 +103,8 @@ def test_cli_runs_as_script(tmp_path: Path) -> None:
 
 def test_cli_rejects_zero_rows(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(TOOL), "--out", str(tmp_path), "--train-rows", "0"],
-        capture_output=True, text=True)
+        [sys.executable, str(TOOL), "--out", str(tmp_path), "--train-rows", "0"], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "--train-rows" in proc.stderr
 

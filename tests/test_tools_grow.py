@@ -1,4 +1,5 @@
 """Tests for tools/grow.py on small invented inputs, plus real corpora when STREAMTRAIN_DATASETS is set."""
+
 from __future__ import annotations
 
 import collections
@@ -40,7 +41,6 @@ CSV_ROWS: list[tuple[str, str, str]] = [
     ("4", "New telescope online", "Astronomers share first images from the hilltop telescope."),
     ("2", "Marathon moved to Sunday", "Organizers cite heat; runners can switch start times."),
 ]
-
 
 
 grow = load_tool("grow")
@@ -127,6 +127,7 @@ def news_csv(tmp_path: Path) -> Path:
 
 def _make_tar(path: Path, prefix: str = "aclImdb/") -> Path:
     """Write a tar.gz holding TREE_DOCS under <prefix>train/ and decoys elsewhere."""
+
     def add(tar: tarfile.TarFile, name: str, text: str) -> None:
         data = text.encode("utf-8")
         info = tarfile.TarInfo(name)

@@ -28,17 +28,34 @@ def test_rule_boundaries():
 def test_auto_picks_sequences_for_ag_news_repeated_40_times(ag_news_csv, tmp_path):
     grown = tmp_path / "ag_x40.csv.gz"
     subprocess.run(
-        [sys.executable, REPO / "tools" / "grow.py", ag_news_csv, grown, "--factor", "40", "--dropout", "0",
-         "--csv-label-col", "0", "--csv-text-cols", "1", "2"],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            REPO / "tools" / "grow.py",
+            ag_news_csv,
+            grown,
+            "--factor",
+            "40",
+            "--dropout",
+            "0",
+            "--csv-label-col",
+            "0",
+            "--csv-text-cols",
+            "1",
+            "2",
+        ],
+        check=True,
+        capture_output=True,
     )
     out = tmp_path / "data"
     proc = subprocess.run(
         [sys.executable, "-m", "streamtrain", "prepare", grown, "--data", out, "--max-length", "64"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "S = 304000 samples, W = 37 median words per sample, S/W = 8216.2 -> sequence (threshold 1500)" in proc.stderr
+    assert (
+        "S = 304000 samples, W = 37 median words per sample, S/W = 8216.2 -> sequence (threshold 1500)" in proc.stderr
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["encoding"] == "sequence" and manifest["sequence_length"] == 64
     assert manifest["choice"] == {

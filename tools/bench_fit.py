@@ -76,7 +76,11 @@ def h5_generator(data: Path, manifest, batch: int, n_classes: int, order: str, s
     import scipy.sparse as sp
 
     files = [h5py.File(data / s.path, "r") for s in manifest.shards_for("train")]
-    starts = [(f, lo, min(lo + batch, s.rows)) for f, s in zip(files, manifest.shards_for("train")) for lo in range(0, s.rows, batch)]
+    starts = [
+        (f, lo, min(lo + batch, s.rows))
+        for f, s in zip(files, manifest.shards_for("train"))
+        for lo in range(0, s.rows, batch)
+    ]
 
     def gen():
         rng = np.random.default_rng(seed)
@@ -86,7 +90,9 @@ def h5_generator(data: Path, manifest, batch: int, n_classes: int, order: str, s
                 f, start, stop = starts[i]
                 indptr = f["indptr"][start : stop + 1]
                 lo, hi = int(indptr[0]), int(indptr[-1])
-                x = sp.csr_matrix((f["values"][lo:hi], f["indices"][lo:hi], indptr - lo), shape=(stop - start, manifest.n_features))
+                x = sp.csr_matrix(
+                    (f["values"][lo:hi], f["indices"][lo:hi], indptr - lo), shape=(stop - start, manifest.n_features)
+                )
                 yield x, benchlib.targets(f["labels"][start:stop], n_classes)
 
     return gen, len(starts)
@@ -101,15 +107,19 @@ def write_tfrecords(data: Path, n_files: int, seed: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from streamtrain.train.batches import SplitSource
     from streamtrain.dataset.manifest import Manifest
     from streamtrain.dataset.shuffle import epoch_blocks
+    from streamtrain.train.batches import SplitSource
 
     manifest = Manifest.load(data)
     out = tfrecord_dir(data)
     key = [s.sha256 for s in manifest.shards_for("train")]
     done = out / "done.json"
-    if done.is_file() and json.loads(done.read_text()).get("shards") == key and json.loads(done.read_text()).get("files") == n_files:
+    if (
+        done.is_file()
+        and json.loads(done.read_text()).get("shards") == key
+        and json.loads(done.read_text()).get("files") == n_files
+    ):
         return json.loads(done.read_text())
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.tfrecord"):
@@ -124,22 +134,33 @@ def write_tfrecords(data: Path, n_files: int, seed: int) -> dict:
         rows = src.read(block)
         for r in np.random.default_rng([seed, dealt]).permutation(len(rows)):
             lo, hi = rows.indptr[r], rows.indptr[r + 1]
-            ex = tf.train.Example(features=tf.train.Features(feature={
-                "indices": feature(int64_list=lists[0](value=rows.indices[lo:hi].tolist())),
-                "values": feature(float_list=lists[1](value=rows.values[lo:hi].tolist())),
-                "label": feature(int64_list=lists[0](value=[int(rows.labels[r])])),
-            }))
+            ex = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "indices": feature(int64_list=lists[0](value=rows.indices[lo:hi].tolist())),
+                        "values": feature(float_list=lists[1](value=rows.values[lo:hi].tolist())),
+                        "label": feature(int64_list=lists[0](value=[int(rows.labels[r])])),
+                    }
+                )
+            )
             writers[dealt % n_files].write(ex.SerializeToString())
             dealt += 1
     for w in writers:
         w.close()
-    info = {"shards": key, "files": n_files, "rows": dealt, "bytes": benchlib.dir_bytes(out, "*.tfrecord"),
-            "write_s": round(time.perf_counter() - t0, 1)}
+    info = {
+        "shards": key,
+        "files": n_files,
+        "rows": dealt,
+        "bytes": benchlib.dir_bytes(out, "*.tfrecord"),
+        "write_s": round(time.perf_counter() - t0, 1),
+    }
     done.write_text(json.dumps(info))
     return info
 
 
-def tfrecord_dataset(data: Path, rows: int, n_features: int, n_classes: int, batch: int, shuffle_buffer: int, seed: int):
+def tfrecord_dataset(
+    data: Path, rows: int, n_features: int, n_classes: int, batch: int, shuffle_buffer: int, seed: int
+):
     import tensorflow as tf
 
     files = sorted(str(p) for p in tfrecord_dir(data).glob("*.tfrecord"))
@@ -158,7 +179,12 @@ def tfrecord_dataset(data: Path, rows: int, n_features: int, n_classes: int, bat
         return x, y
 
     ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=False,
+    )
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).batch(batch)
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     # One epoch = one pass; telling Keras the length spares it a first epoch of unknown size.
@@ -182,11 +208,11 @@ def time_input(batches, steps: int) -> float:
 def run_variant(args) -> dict:
     import keras
 
-    from streamtrain.train.batches import BatchStream, SplitSource
-    from streamtrain.train.tfdata import keras_dataset
     from streamtrain.dataset.manifest import Manifest
+    from streamtrain.train.batches import BatchStream, SplitSource
     from streamtrain.train.models import build_mlp
     from streamtrain.train.scoring import score
+    from streamtrain.train.tfdata import keras_dataset
 
     data = Path(args.data)
     manifest = Manifest.load(data)
@@ -225,11 +251,15 @@ def run_variant(args) -> dict:
         if v == "cached":
             ds = ds.take(train.steps).cache().repeat()
         fit_kw = {"x": ds, "steps_per_epoch": train.steps, "shuffle": False}
-        input_only = lambda: time_input(ds, train.steps)
+
+        def input_only():
+            return time_input(ds, train.steps)
     elif v == "tfrecord":
         ds = tfrecord_dataset(data, rows, n_features, n_classes, args.batch_size, args.shuffle_buffer, args.seed)
         fit_kw = {"x": ds, "shuffle": False}
-        input_only = lambda: time_input(ds, -(-rows // args.batch_size))
+
+        def input_only():
+            return time_input(ds, -(-rows // args.batch_size))
     else:
         raise SystemExit(f"unknown variant {v}")
 
@@ -239,13 +269,15 @@ def run_variant(args) -> dict:
     timer, per_epoch = benchlib.epoch_timer(), []
     callbacks = [timer]  # the timer first: its epoch ends before any scoring starts
     if args.per_epoch_accuracy:
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: per_epoch.append(test_accuracy())))
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: per_epoch.append(test_accuracy()))
+        )
     t0, watch = time.perf_counter(), benchlib.CpuWatch()
     model.fit(epochs=args.epochs, callbacks=callbacks, verbose=0, **fit_kw)
     fit_s, own_cores, other_cores = time.perf_counter() - t0, watch.cores(), watch.others()
     try:
         input_rate = input_only()
-    except Exception as exc:  # noqa: BLE001 - a diagnostic, not the result
+    except Exception as exc:
         print(f"[bench_fit] {v}: input-only timing failed: {exc!r}", file=sys.stderr)
         input_rate = None
     return {
@@ -272,10 +304,10 @@ def profile_streamtrain(args) -> None:
 
     import keras
 
-    from streamtrain.train.batches import BatchStream, SplitSource
-    from streamtrain.train.tfdata import keras_dataset
     from streamtrain.dataset.manifest import Manifest
+    from streamtrain.train.batches import BatchStream, SplitSource
     from streamtrain.train.models import build_mlp
+    from streamtrain.train.tfdata import keras_dataset
 
     data = Path(args.data)
     manifest = Manifest.load(data)
@@ -305,7 +337,10 @@ def profile_streamtrain(args) -> None:
         return benchlib.steady_rate(rows, timer.seconds), (time.process_time() - c0) / sum(timer.seconds)
 
     cached = keras_dataset(stream, n_classes).take(steps).cache().repeat()
-    for name, ds in [("train only (cached batches)", cached), ("streamtrain fit (c)", keras_dataset(stream, n_classes))]:
+    for name, ds in [
+        ("train only (cached batches)", cached),
+        ("streamtrain fit (c)", keras_dataset(stream, n_classes)),
+    ]:
         rate, cores = fit_rate(ds)
         out.append([name, benchlib.fmt(rate), f"{rows / rate:.2f}", f"{cores:.2f}"])
     print(f"\n{data}: one epoch = {rows} rows, {steps} batches of {args.batch_size}; {os.cpu_count()} CPUs\n")
@@ -327,16 +362,29 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="run the variant list this many times, interleaved, repeat r with seed SEED + r; "
-                        "report median speed and RSS, mean test accuracy")
-    p.add_argument("--gen-order", choices=("batches", "sequential"), default="batches", help="h5gen batch order per epoch")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the variant list this many times, interleaved, repeat r with seed SEED + r; "
+        "report median speed and RSS, mean test accuracy",
+    )
+    p.add_argument(
+        "--gen-order", choices=("batches", "sequential"), default="batches", help="h5gen batch order per epoch"
+    )
     p.add_argument("--tfrecord-files", type=int, default=16)
     p.add_argument("--shuffle-buffer", type=int, default=8192, help="tfrecord shuffle buffer, rows")
-    p.add_argument("--per-epoch-accuracy", action="store_true",
-                   help="also score the test split after every epoch (outside the epoch timings) and print the mean per epoch")
+    p.add_argument(
+        "--per-epoch-accuracy",
+        action="store_true",
+        help="also score the test split after every epoch (outside the epoch timings) and print the mean per epoch",
+    )
     p.add_argument("--json", help="also write all raw results here")
-    p.add_argument("--profile", action="store_true", help="instead of the table: time each stage of the streamtrain input and training alone")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the table: time each stage of the streamtrain input and training alone",
+    )
     p.add_argument("--variant", help=argparse.SUPPRESS)
     p.add_argument("--write-tfrecords", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -359,8 +407,21 @@ def main(argv=None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     if bad := set(variants) - set(VARIANTS):
         raise SystemExit(f"unknown variants {sorted(bad)}; choose from {VARIANTS}")
-    common = ["--data", args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-              *(["--per-epoch-accuracy"] if args.per_epoch_accuracy else []), "--gen-order", args.gen_order, "--tfrecord-files", str(args.tfrecord_files), "--shuffle-buffer", str(args.shuffle_buffer)]
+    common = [
+        "--data",
+        args.data,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        *(["--per-epoch-accuracy"] if args.per_epoch_accuracy else []),
+        "--gen-order",
+        args.gen_order,
+        "--tfrecord-files",
+        str(args.tfrecord_files),
+        "--shuffle-buffer",
+        str(args.shuffle_buffer),
+    ]
     me = str(Path(__file__).resolve())
     if "tfrecord" in variants:
         info = benchlib.run_child([me, "--write-tfrecords", "--seed", str(args.seed), *common])
@@ -382,24 +443,40 @@ def main(argv=None) -> int:
     for v in variants:
         rate, peak = med(v, "samples_per_s"), med(v, "peak_rss_mib")
         base, errors = med(v, "rss_base_mib"), [r["error"] for r in results[v] if "error" in r]
-        rows.append([
-            v,
-            benchlib.fmt(rate),
-            f"{rate / ref:.2f}" if rate and ref else "-",
-            benchlib.fmt(med(v, "input_only_samples_per_s")),
-            benchlib.fmt(peak),
-            benchlib.fmt(peak - base if peak and base else None),
-            benchlib.fmt(med(v, "test_accuracy", statistics.mean), 4),
-            benchlib.fmt(med(v, "cores_used"), 2),
-            benchlib.fmt(max((r.get("other_load_cores", 0) for r in results[v]), default=None), 2),
-            " ".join(f"{s:.1f}" for s in results[v][0].get("epoch_s", [])) + (f" ERROR {errors}" if errors else ""),
-        ])
+        rows.append(
+            [
+                v,
+                benchlib.fmt(rate),
+                f"{rate / ref:.2f}" if rate and ref else "-",
+                benchlib.fmt(med(v, "input_only_samples_per_s")),
+                benchlib.fmt(peak),
+                benchlib.fmt(peak - base if peak and base else None),
+                benchlib.fmt(med(v, "test_accuracy", statistics.mean), 4),
+                benchlib.fmt(med(v, "cores_used"), 2),
+                benchlib.fmt(max((r.get("other_load_cores", 0) for r in results[v]), default=None), 2),
+                " ".join(f"{s:.1f}" for s in results[v][0].get("epoch_s", [])) + (f" ERROR {errors}" if errors else ""),
+            ]
+        )
     m = json.loads((Path(args.data) / "manifest.json").read_text())
-    print(f"\n{args.data}: {m['stats']['rows']['train']} train rows, {m['n_features']} features; "
-          f"batch {args.batch_size}, {args.epochs} epochs, {args.repeats} repeat(s) with seeds {args.seed}..{args.seed + args.repeats - 1}, "
-          f"{os.cpu_count()} CPUs\n")
+    print(
+        f"\n{args.data}: {m['stats']['rows']['train']} train rows, {m['n_features']} features; "
+        f"batch {args.batch_size}, {args.epochs} epochs, {args.repeats} repeat(s) "
+        f"with seeds {args.seed}..{args.seed + args.repeats - 1}, "
+        f"{os.cpu_count()} CPUs\n"
+    )
     benchlib.print_table(
-        ["variant", "samples/s (ep 2..N)", "x ram", "input-only samples/s", "peak RSS MiB", "above base MiB", "test acc (mean)", "cores used", "max other load", "epoch s (1st run)"],
+        [
+            "variant",
+            "samples/s (ep 2..N)",
+            "x ram",
+            "input-only samples/s",
+            "peak RSS MiB",
+            "above base MiB",
+            "test acc (mean)",
+            "cores used",
+            "max other load",
+            "epoch s (1st run)",
+        ],
         rows,
     )
     if args.per_epoch_accuracy:
@@ -424,7 +501,10 @@ def print_per_epoch_accuracy(results: dict[str, list[dict]], epochs: int) -> Non
         cells = [f"{statistics.mean(c[e] for c in mine):.4f}" for e in range(epochs)]
         gaps = [abs(a[e] - b[e]) * 100 for a, b in zip(mine, ref) for e in range(epochs)]
         rows.append([v, *cells, f"{max(gaps):.2f}" if gaps and v != "ram" else "-"])
-    print("\nTest accuracy after each epoch, mean over seeds; largest |gap| to ram for the same seed and epoch, in points:\n")
+    print(
+        "\nTest accuracy after each epoch, mean over seeds; "
+        "largest |gap| to ram for the same seed and epoch, in points:\n"
+    )
     benchlib.print_table(["variant", *[f"epoch {e + 1}" for e in range(epochs)], "max gap to ram"], rows)
 
 

@@ -40,8 +40,20 @@ def grown(imdb: Path, factor: int) -> Path:
     if not path.is_file():
         benchlib.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, str(GROW), str(imdb / "train"), str(path), "--factor", str(factor),
-                        "--classes", "neg", "pos"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(GROW),
+                str(imdb / "train"),
+                str(path),
+                "--factor",
+                str(factor),
+                "--classes",
+                "neg",
+                "pos",
+            ],
+            check=True,
+        )
         print(f"[bench_memory] grew x{factor} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return path
 
@@ -51,9 +63,14 @@ def run_prepare(corpus: str, out: str, vectorizer: str) -> dict:
 
     t0 = time.perf_counter()
     m = prepare(benchlib.prepare_options(inputs=[corpus], data=Path(out), overwrite=True, vectorizer=vectorizer))
-    return {"seconds": time.perf_counter() - t0, "rows": sum(m.stats["rows"].values()), "encoding": m.encoding,
-            "train_rows": m.rows("train"), "shard_bytes": sum(s.bytes for s in m.shards),
-            "peak_rss_mib": benchlib.peak_rss_mib()}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "rows": sum(m.stats["rows"].values()),
+        "encoding": m.encoding,
+        "train_rows": m.rows("train"),
+        "shard_bytes": sum(s.bytes for s in m.shards),
+        "peak_rss_mib": benchlib.peak_rss_mib(),
+    }
 
 
 def run_fit(data: str) -> dict:
@@ -65,16 +82,29 @@ def run_fit(data: str) -> dict:
     metrics = fit(FitOptions(data=data, model_dir=str(model_dir), epochs=1, overwrite=True))
     seconds = time.perf_counter() - t0
     shutil.rmtree(model_dir, ignore_errors=True)
-    return {"seconds": seconds, "train_seconds": metrics["train_seconds"], "val_accuracy": metrics["val_accuracy"],
-            "samples_per_s": metrics["train_samples_per_second"], "peak_rss_mib": benchlib.peak_rss_mib()}
+    return {
+        "seconds": seconds,
+        "train_seconds": metrics["train_seconds"],
+        "val_accuracy": metrics["val_accuracy"],
+        "samples_per_s": metrics["train_samples_per_second"],
+        "peak_rss_mib": benchlib.peak_rss_mib(),
+    }
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--factors", default="1,4,16", help="comma-separated growth factors; the first is the reference (default 1,4,16)")
+    p.add_argument(
+        "--factors",
+        default="1,4,16",
+        help="comma-separated growth factors; the first is the reference (default 1,4,16)",
+    )
     p.add_argument("--imdb", help="extracted aclImdb directory")
-    p.add_argument("--vectorizer", choices=("ngram", "sequence", "auto"), default="ngram",
-                   help="prepare's --vectorizer (default ngram: TF-IDF + MLP at every size; auto picks sequences + sepCNN at x16)")
+    p.add_argument(
+        "--vectorizer",
+        choices=("ngram", "sequence", "auto"),
+        default="ngram",
+        help="prepare's --vectorizer (default ngram: TF-IDF + MLP at every size; auto picks sequences + sepCNN at x16)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the prepared runs/bench/mem-xF directories")
     p.add_argument("--step", nargs=2, help=argparse.SUPPRESS)  # child: prepare CORPUS:OUT | fit DATA
     args = p.parse_args(argv)
@@ -94,27 +124,61 @@ def main(argv=None) -> int:
         prep = benchlib.run_child([me, "--step", "prepare", f"{corpus}::{data}", "--vectorizer", args.vectorizer])
         print(f"[bench_memory]   {prep}", file=sys.stderr, flush=True)
         print(f"[bench_memory] x{f}: fit 1 epoch", file=sys.stderr, flush=True)
-        fitr = benchlib.run_child([me, "--step", "fit", str(data), "--vectorizer", args.vectorizer]) if "error" not in prep else {"error": "no data"}
+        fitr = (
+            benchlib.run_child([me, "--step", "fit", str(data), "--vectorizer", args.vectorizer])
+            if "error" not in prep
+            else {"error": "no data"}
+        )
         print(f"[bench_memory]   {fitr}", file=sys.stderr, flush=True)
         results[f] = (corpus.stat().st_size, prep, fitr)
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)
     rows = []
     for f, (gz, prep, fitr) in results.items():
-        rows.append([f"x{f}", prep.get("encoding", "-"), benchlib.fmt(prep.get("rows")), f"{gz / 1e6:.0f}", benchlib.fmt((prep.get("shard_bytes") or 0) / 1e6),
-                     benchlib.fmt(prep.get("seconds"), 1), benchlib.fmt(prep.get("peak_rss_mib")),
-                     benchlib.fmt(fitr.get("train_seconds"), 1), benchlib.fmt(fitr.get("samples_per_s")),
-                     benchlib.fmt(fitr.get("peak_rss_mib")), prep.get("error") or fitr.get("error") or ""])
-    print(f"\nIMDB train grown x{','.join(map(str, factors))}; total {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs\n")
-    benchlib.print_table(["corpus", "encoding", "rows", "text .gz MB", "shards MB", "prepare s", "prepare peak RSS MiB",
-                          "fit epoch s", "fit samples/s", "fit peak RSS MiB", "error"], rows)
+        rows.append(
+            [
+                f"x{f}",
+                prep.get("encoding", "-"),
+                benchlib.fmt(prep.get("rows")),
+                f"{gz / 1e6:.0f}",
+                benchlib.fmt((prep.get("shard_bytes") or 0) / 1e6),
+                benchlib.fmt(prep.get("seconds"), 1),
+                benchlib.fmt(prep.get("peak_rss_mib")),
+                benchlib.fmt(fitr.get("train_seconds"), 1),
+                benchlib.fmt(fitr.get("samples_per_s")),
+                benchlib.fmt(fitr.get("peak_rss_mib")),
+                prep.get("error") or fitr.get("error") or "",
+            ]
+        )
+    print(
+        f"\nIMDB train grown x{','.join(map(str, factors))}; "
+        f"total {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs\n"
+    )
+    benchlib.print_table(
+        [
+            "corpus",
+            "encoding",
+            "rows",
+            "text .gz MB",
+            "shards MB",
+            "prepare s",
+            "prepare peak RSS MiB",
+            "fit epoch s",
+            "fit samples/s",
+            "fit peak RSS MiB",
+            "error",
+        ],
+        rows,
+    )
     ref = results[factors[0]]
     for f in factors[1:]:
         r = results[f]
         try:
-            print(f"x{f}/x{factors[0]}: rows {r[1]['rows'] / ref[1]['rows']:.2f}, "
-                  f"prepare peak RSS {r[1]['peak_rss_mib'] / ref[1]['peak_rss_mib']:.2f}, "
-                  f"fit peak RSS {r[2]['peak_rss_mib'] / ref[2]['peak_rss_mib']:.2f}")
+            print(
+                f"x{f}/x{factors[0]}: rows {r[1]['rows'] / ref[1]['rows']:.2f}, "
+                f"prepare peak RSS {r[1]['peak_rss_mib'] / ref[1]['peak_rss_mib']:.2f}, "
+                f"fit peak RSS {r[2]['peak_rss_mib'] / ref[2]['peak_rss_mib']:.2f}"
+            )
         except (KeyError, TypeError):
             print(f"x{f}: incomplete, see errors above")
     return 0

@@ -76,7 +76,12 @@ def run_streamtrain(args) -> dict:
         shard_bytes = sum(s.bytes for s in m.shards)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"seconds": seconds, "n_features": m.n_features, "shard_bytes": shard_bytes, "peak_rss_mib": benchlib.peak_rss_mib()}
+    return {
+        "seconds": seconds,
+        "n_features": m.n_features,
+        "shard_bytes": shard_bytes,
+        "peak_rss_mib": benchlib.peak_rss_mib(),
+    }
 
 
 def run_sklearn(args) -> dict:
@@ -129,7 +134,9 @@ def parse_args(argv=None):
     p.add_argument("--label-column", type=column, default="label")
     p.add_argument("--top-k", type=int, default=20_000)
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--scratch", default=str(benchlib.REPO / "runs" / "bench"), help="where prepare writes (deleted after)")
+    p.add_argument(
+        "--scratch", default=str(benchlib.REPO / "runs" / "bench"), help="where prepare writes (deleted after)"
+    )
     p.add_argument("--variant", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -146,8 +153,18 @@ def main(argv=None) -> int:
     Path(args.scratch).mkdir(parents=True, exist_ok=True)
     docs, nbytes = count(args.train + args.test, spec(args))
     print(f"[bench_prepare] {docs} documents, {nbytes / 1e6:.1f} MB of text", file=sys.stderr, flush=True)
-    passthrough = ["--train", *args.train, "--test", *args.test, "--label-column", str(args.label_column),
-                   "--top-k", str(args.top_k), "--scratch", args.scratch]
+    passthrough = [
+        "--train",
+        *args.train,
+        "--test",
+        *args.test,
+        "--label-column",
+        str(args.label_column),
+        "--top-k",
+        str(args.top_k),
+        "--scratch",
+        args.scratch,
+    ]
     for c in args.text_column or []:
         passthrough += ["--text-column", str(c)]
     results = {}
@@ -159,14 +176,28 @@ def main(argv=None) -> int:
     for v, r in results.items():
         s = r.get("seconds")
         detail = ", ".join(f"{k} {r[k]:.1f}" for k in ("read_s", "tfidf_s", "select_s") if k in r)
-        rows.append([v, benchlib.fmt(s, 1), benchlib.fmt(docs / s if s else None), benchlib.fmt(nbytes / 1e6 / s if s else None, 2),
-                     benchlib.fmt(r.get("peak_rss_mib")), benchlib.fmt(r.get("n_features")), r.get("error") or detail])
-    print(f"\n{docs} documents ({len(args.train)} train + {len(args.test)} test inputs), {nbytes / 1e6:.1f} MB of text, "
-          f"{os.cpu_count()} CPUs\n")
+        rows.append(
+            [
+                v,
+                benchlib.fmt(s, 1),
+                benchlib.fmt(docs / s if s else None),
+                benchlib.fmt(nbytes / 1e6 / s if s else None, 2),
+                benchlib.fmt(r.get("peak_rss_mib")),
+                benchlib.fmt(r.get("n_features")),
+                r.get("error") or detail,
+            ]
+        )
+    print(
+        f"\n{docs} documents ({len(args.train)} train + {len(args.test)} test inputs), {nbytes / 1e6:.1f} MB of text, "
+        f"{os.cpu_count()} CPUs\n"
+    )
     benchlib.print_table(["variant", "seconds", "docs/s", "MB/s", "peak RSS MiB", "features", "phases (s)"], rows)
     a, b = results.get("streamtrain", {}), results.get("sklearn", {})
     if a.get("seconds") and b.get("seconds"):
-        print(f"\nstreamtrain / sklearn: speed x{b['seconds'] / a['seconds']:.2f}, peak RSS x{a['peak_rss_mib'] / b['peak_rss_mib']:.2f}")
+        print(
+            f"\nstreamtrain / sklearn: speed x{b['seconds'] / a['seconds']:.2f}, "
+            f"peak RSS x{a['peak_rss_mib'] / b['peak_rss_mib']:.2f}"
+        )
     return 0
 
 

@@ -93,7 +93,7 @@ def run_child(argv: Sequence[str], timeout: float | None = None, env: dict | Non
     wall = time.perf_counter() - started
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARK):
-            out = json.loads(line[len(MARK):])
+            out = json.loads(line[len(MARK) :])
             out["wall_s"] = round(wall, 1)
             return out
     return {"error": f"exit {proc.returncode}, no result", "wall_s": round(wall, 1)}
@@ -164,8 +164,8 @@ def load_split_csr(data: str | Path, split: str):
     import numpy as np
     import scipy.sparse as sp
 
-    from streamtrain.train.batches import SplitSource
     from streamtrain.dataset.manifest import Manifest
+    from streamtrain.train.batches import SplitSource
 
     manifest = Manifest.load(data)
     src = SplitSource(data, manifest, split)
@@ -227,7 +227,10 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence], file=None) -> 
     """A Markdown table, columns padded so it also reads as plain text."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+
+    def line(r):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+
     print(line(cells[0]), file=file)
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=file)
     for r in cells[1:]:

@@ -1,8 +1,8 @@
 """Out-of-core proof: one epoch of ``streamtrain.train.fit`` under a kernel memory cap smaller than the shards.
 
-    /tmp/venv/bin/python tools/capped_fit.py                         # cap 640 MiB, train shards >= 4 x cap (about 8 minutes)
+    /tmp/venv/bin/python tools/capped_fit.py             # cap 640 MiB, train shards >= 4 x cap (about 8 minutes)
     /tmp/venv/bin/python tools/capped_fit.py --cap-mib 1024 --ratio 4 --batch-size 128
-    /tmp/venv/bin/python tools/capped_fit.py --control               # also show the in-RAM load dies under the cap
+    /tmp/venv/bin/python tools/capped_fit.py --control   # also show the in-RAM load dies under the cap
 
 Needs root (it creates a memory cgroup). Steps:
 
@@ -148,11 +148,17 @@ class Cgroup:
     def report(self) -> dict:
         if self.version == 2:
             events = dict(line.split() for line in (self.read("memory.events") or "").splitlines())
-            return {"peak_bytes": int(self.read("memory.peak") or 0), "limit_hits": int(events.get("max", 0)),
-                    "oom_kills": int(events.get("oom_kill", 0))}
+            return {
+                "peak_bytes": int(self.read("memory.peak") or 0),
+                "limit_hits": int(events.get("max", 0)),
+                "oom_kills": int(events.get("oom_kill", 0)),
+            }
         oom = dict(line.split() for line in (self.read("memory.oom_control") or "").splitlines())
-        return {"peak_bytes": int(self.read("memory.max_usage_in_bytes") or 0), "limit_hits": int(self.read("memory.failcnt") or 0),
-                "oom_kills": int(oom.get("oom_kill", 0))}
+        return {
+            "peak_bytes": int(self.read("memory.max_usage_in_bytes") or 0),
+            "limit_hits": int(self.read("memory.failcnt") or 0),
+            "oom_kills": int(oom.get("oom_kill", 0)),
+        }
 
     def close(self) -> None:
         for _ in range(50):
@@ -169,13 +175,19 @@ def make_cgroup(cap: int, prefer: str) -> tuple[Cgroup | None, list[str]]:
     for version in (2, 1) if prefer == "auto" else ((2,) if prefer == "v2" else (1,)):
         try:
             if version == 2:
-                roots = [r for r in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")) if (r / "cgroup.controllers").is_file()]
+                roots = [
+                    r
+                    for r in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
+                    if (r / "cgroup.controllers").is_file()
+                ]
                 if not roots:
                     raise RuntimeError("no cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
                 root = roots[0]
                 ctl = (root / "cgroup.controllers").read_text().split()
                 if "memory" not in ctl:
-                    raise RuntimeError(f"{root}/cgroup.controllers is {ctl!r}: the memory controller is bound to the v1 hierarchy")
+                    raise RuntimeError(
+                        f"{root}/cgroup.controllers is {ctl!r}: the memory controller is bound to the v1 hierarchy"
+                    )
                 return Cgroup(2, root / own_cgroup(None).lstrip("/") / name, cap), notes
             root = Path("/sys/fs/cgroup/memory")
             if not (root / "memory.limit_in_bytes").is_file():
@@ -190,7 +202,12 @@ def systemd_probe() -> str | None:
     """None if ``systemd-run --scope -p MemoryMax=`` works here, else why not."""
     if not shutil.which("systemd-run"):
         return "systemd-run not installed"
-    p = subprocess.run(["systemd-run", "--scope", "--quiet", "-p", "MemoryMax=64M", "true"], capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        ["systemd-run", "--scope", "--quiet", "-p", "MemoryMax=64M", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return None if p.returncode == 0 else f"systemd-run --scope failed ({p.returncode}): {' '.join(p.stderr.split())}"
 
 
@@ -199,15 +216,24 @@ def child(args) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.child == "control":
         x, _ = benchlib.load_split_csr(args.data, "train")
-        return {"loaded_bytes": int(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes), "peak_rss_mib": benchlib.peak_rss_mib()}
+        return {
+            "loaded_bytes": int(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes),
+            "peak_rss_mib": benchlib.peak_rss_mib(),
+        }
     from streamtrain.train.fit import FitOptions, fit
 
     model_dir = Path(args.data).parent / "capped-model"
     t0 = time.perf_counter()
     m = fit(FitOptions(data=args.data, model_dir=str(model_dir), epochs=1, batch_size=args.batch_size, overwrite=True))
     io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
-    out = {"seconds": time.perf_counter() - t0, "train_rows": m["train_rows"], "samples_per_s": m["train_samples_per_second"],
-           "test_accuracy": m["test_accuracy"], "peak_rss_mib": benchlib.peak_rss_mib(), "disk_read_bytes": int(io["read_bytes"])}
+    out = {
+        "seconds": time.perf_counter() - t0,
+        "train_rows": m["train_rows"],
+        "samples_per_s": m["train_samples_per_second"],
+        "test_accuracy": m["test_accuracy"],
+        "peak_rss_mib": benchlib.peak_rss_mib(),
+        "disk_read_bytes": int(io["read_bytes"]),
+    }
     # Self-report of the cgroup peak, for a systemd scope whose cgroup the parent cannot see.
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, ctl, path = line.split(":", 2)
@@ -224,10 +250,26 @@ def run_capped(cmd: list[str], cap: int, mechanism: str, notes: list[str]):
         why = systemd_probe()
         notes.clear()
         if why is None:
-            proc = subprocess.run(["systemd-run", "--scope", "--quiet", "-p", f"MemoryMax={cap}", "-p", "MemorySwapMax=0",
-                                   sys.executable, *cmd], check=False, stdout=subprocess.PIPE, text=True)
-            res = next((json.loads(x[len(benchlib.MARK):]) for x in proc.stdout.splitlines() if x.startswith(benchlib.MARK)),
-                       {"error": f"exit {proc.returncode}"})
+            proc = subprocess.run(
+                [
+                    "systemd-run",
+                    "--scope",
+                    "--quiet",
+                    "-p",
+                    f"MemoryMax={cap}",
+                    "-p",
+                    "MemorySwapMax=0",
+                    sys.executable,
+                    *cmd,
+                ],
+                check=False,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            res = next(
+                (json.loads(x[len(benchlib.MARK) :]) for x in proc.stdout.splitlines() if x.startswith(benchlib.MARK)),
+                {"error": f"exit {proc.returncode}"},
+            )
             return res, {"peak_bytes": res.get("cgroup_peak_bytes")}, None, "systemd-run --scope"
         notes.append(why)
     cg, more = make_cgroup(cap, mechanism if mechanism in ("v1", "v2") else "auto")
@@ -245,11 +287,15 @@ def run_capped(cmd: list[str], cap: int, mechanism: str, notes: list[str]):
     sampler = threading.Thread(target=sample, daemon=True)
     try:
         sampler.start()
-        proc = subprocess.run([sys.executable, *cmd], check=False, stdout=subprocess.PIPE, text=True, preexec_fn=cg.enter)
+        proc = subprocess.run(
+            [sys.executable, *cmd], check=False, stdout=subprocess.PIPE, text=True, preexec_fn=cg.enter
+        )
         done.set()
         sampler.join()
-        res = next((json.loads(x[len(benchlib.MARK):]) for x in proc.stdout.splitlines() if x.startswith(benchlib.MARK)),
-                   {"error": f"exit {proc.returncode}" + (" (SIGKILL: OOM killer)" if proc.returncode == -9 else "")})
+        res = next(
+            (json.loads(x[len(benchlib.MARK) :]) for x in proc.stdout.splitlines() if x.startswith(benchlib.MARK)),
+            {"error": f"exit {proc.returncode}" + (" (SIGKILL: OOM killer)" if proc.returncode == -9 else "")},
+        )
         return res, cg.report(), anon_peak, f"cgroup v{cg.version} {cg.path}"
     finally:
         done.set()
@@ -260,11 +306,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cap-mib", type=int, default=640, help="memory cap, MiB (default 640)")
     p.add_argument("--ratio", type=float, default=4.0, help="train shard bytes >= ratio x cap (default 4)")
-    p.add_argument("--base", help="prepared dataset whose train shards are replicated (default: IMDB, runs/bench/imdb-hdf5)")
+    p.add_argument(
+        "--base", help="prepared dataset whose train shards are replicated (default: IMDB, runs/bench/imdb-hdf5)"
+    )
     p.add_argument("--out", default=str(benchlib.REPO / "runs" / "bench" / "capped"))
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--mechanism", choices=("auto", "systemd", "v2", "v1"), default="auto")
-    p.add_argument("--control", action="store_true", help="also load every train row into RAM under the same cap (expected: killed)")
+    p.add_argument(
+        "--control",
+        action="store_true",
+        help="also load every train row into RAM under the same cap (expected: killed)",
+    )
     p.add_argument("--child", choices=("fit", "control"), help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -274,7 +326,11 @@ def main(argv=None) -> int:
     cap = args.cap_mib * MIB
     if args.base is None:
         imdb = benchlib.imdb_dir(None)
-        args.base = str(benchlib.ensure_prepared(benchlib.REPO / "runs" / "bench" / "imdb-hdf5", [str(imdb / "train")], [str(imdb / "test")]))
+        args.base = str(
+            benchlib.ensure_prepared(
+                benchlib.REPO / "runs" / "bench" / "imdb-hdf5", [str(imdb / "train")], [str(imdb / "test")]
+            )
+        )
     data = replicated(Path(args.base), Path(args.out), int(args.ratio * cap))
     drop_cache(data)
     from streamtrain.dataset.manifest import Manifest
@@ -283,24 +339,52 @@ def main(argv=None) -> int:
     train_bytes = sum(s.bytes for s in m.shards_for("train"))
     me = str(Path(__file__).resolve())
     notes: list[str] = []
-    runs = [("fit 1 epoch", ["--child", "fit"])] + ([("control: all train rows in RAM", ["--child", "control"])] if args.control else [])
+    runs = [("fit 1 epoch", ["--child", "fit"])] + (
+        [("control: all train rows in RAM", ["--child", "control"])] if args.control else []
+    )
     rows = []
     for label, extra in runs:
         print(f"[capped_fit] {label} under {args.cap_mib} MiB", file=sys.stderr, flush=True)
         drop_cache(data)
-        res, cg, anon, how = run_capped([me, *extra, "--data", str(data), "--batch-size", str(args.batch_size)], cap, args.mechanism, notes)
+        res, cg, anon, how = run_capped(
+            [me, *extra, "--data", str(data), "--batch-size", str(args.batch_size)], cap, args.mechanism, notes
+        )
         print(f"[capped_fit]   {how}: {res} {cg}", file=sys.stderr, flush=True)
-        rows.append([label, "FAILED: " + res["error"] if "error" in res else "completed",
-                     benchlib.fmt((cg.get("peak_bytes") or 0) / MIB), benchlib.fmt(anon / MIB if anon else None),
-                     benchlib.fmt(cg.get("oom_kills")), benchlib.fmt(res.get("peak_rss_mib")),
-                     benchlib.fmt(res["disk_read_bytes"] / MIB if "disk_read_bytes" in res else None),
-                     benchlib.fmt(res.get("seconds"), 1), benchlib.fmt(res.get("samples_per_s")), benchlib.fmt(res.get("test_accuracy"), 4)])
+        rows.append(
+            [
+                label,
+                "FAILED: " + res["error"] if "error" in res else "completed",
+                benchlib.fmt((cg.get("peak_bytes") or 0) / MIB),
+                benchlib.fmt(anon / MIB if anon else None),
+                benchlib.fmt(cg.get("oom_kills")),
+                benchlib.fmt(res.get("peak_rss_mib")),
+                benchlib.fmt(res["disk_read_bytes"] / MIB if "disk_read_bytes" in res else None),
+                benchlib.fmt(res.get("seconds"), 1),
+                benchlib.fmt(res.get("samples_per_s")),
+                benchlib.fmt(res.get("test_accuracy"), 4),
+            ]
+        )
     print(f"\nskipped: {'; '.join(notes) or 'nothing'}\nmechanism: {how}")
-    print(f"train shards: {len(m.shards_for('train'))} files, {train_bytes:,} bytes ({train_bytes / MIB:,.0f} MiB), "
-          f"{m.rows('train'):,} rows; all shards {sum(s.bytes for s in m.shards) / MIB:,.0f} MiB; "
-          f"cap {cap:,} bytes ({args.cap_mib} MiB): shards / cap = {train_bytes / cap:.2f}\n")
-    benchlib.print_table(["run", "result", "cgroup peak MiB", "anon peak MiB (sampled)", "OOM kills",
-                          "process peak RSS MiB", "disk read MiB", "seconds", "samples/s", "test acc"], rows)
+    print(
+        f"train shards: {len(m.shards_for('train'))} files, {train_bytes:,} bytes ({train_bytes / MIB:,.0f} MiB), "
+        f"{m.rows('train'):,} rows; all shards {sum(s.bytes for s in m.shards) / MIB:,.0f} MiB; "
+        f"cap {cap:,} bytes ({args.cap_mib} MiB): shards / cap = {train_bytes / cap:.2f}\n"
+    )
+    benchlib.print_table(
+        [
+            "run",
+            "result",
+            "cgroup peak MiB",
+            "anon peak MiB (sampled)",
+            "OOM kills",
+            "process peak RSS MiB",
+            "disk read MiB",
+            "seconds",
+            "samples/s",
+            "test acc",
+        ],
+        rows,
+    )
     return 0
 
 

@@ -20,6 +20,7 @@ string-seeded per split).  Run::
     python tools/gen_corpus.py                 # writes data/tickets_{train,test}.csv
     python tools/gen_corpus.py --seed 1 --out /tmp/tickets --train-rows 400 --test-rows 100
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,32 +45,87 @@ LONG_RATE = 0.06  # share of long tickets (40 to MAX_WORDS words)
 # --------------------------------------------------------------------------
 SLOTS: dict[str, Sequence[str]] = {
     "product": (
-        "headphones", "blender", "desk lamp", "rain jacket", "coffee maker",
-        "backpack", "smart watch", "office chair", "phone case", "toaster",
-        "hiking boots", "keyboard", "wall clock", "yoga mat", "speaker",
-        "water bottle", "winter coat", "camera bag", "air purifier", "kettle",
+        "headphones",
+        "blender",
+        "desk lamp",
+        "rain jacket",
+        "coffee maker",
+        "backpack",
+        "smart watch",
+        "office chair",
+        "phone case",
+        "toaster",
+        "hiking boots",
+        "keyboard",
+        "wall clock",
+        "yoga mat",
+        "speaker",
+        "water bottle",
+        "winter coat",
+        "camera bag",
+        "air purifier",
+        "kettle",
     ),
     "device": (
-        "phone", "laptop", "tablet", "work computer", "smart TV",
-        "old desktop", "new phone", "home computer",
+        "phone",
+        "laptop",
+        "tablet",
+        "work computer",
+        "smart TV",
+        "old desktop",
+        "new phone",
+        "home computer",
     ),
     "browser": ("Firefox", "Chrome", "Safari", "Edge", "the built-in browser"),
     "carrier": ("ParcelGo", "QuickShip", "Rapid Post", "BlueBox Freight", "Swift Courier"),
     "city": (
-        "Springfield", "Riverton", "Lakeside", "Maple Grove", "Fairview",
-        "Oakdale", "Harbor City", "Greenville", "Brookfield", "Westport",
+        "Springfield",
+        "Riverton",
+        "Lakeside",
+        "Maple Grove",
+        "Fairview",
+        "Oakdale",
+        "Harbor City",
+        "Greenville",
+        "Brookfield",
+        "Westport",
     ),
     "name": (
-        "Anna", "Ben", "Carla", "David", "Elena", "Frank", "Grace", "Hugo",
-        "Irene", "Jamal", "Kate", "Luis", "Maya", "Nora", "Omar", "Priya",
+        "Anna",
+        "Ben",
+        "Carla",
+        "David",
+        "Elena",
+        "Frank",
+        "Grace",
+        "Hugo",
+        "Irene",
+        "Jamal",
+        "Kate",
+        "Luis",
+        "Maya",
+        "Nora",
+        "Omar",
+        "Priya",
     ),
     "date": (
-        "Monday", "Tuesday", "Friday", "Saturday", "March 3",
-        "April 12", "May 27", "June 9", "October 2", "the 14th",
+        "Monday",
+        "Tuesday",
+        "Friday",
+        "Saturday",
+        "March 3",
+        "April 12",
+        "May 27",
+        "June 9",
+        "October 2",
+        "the 14th",
     ),
     "errmsg": (
-        "something went wrong", "unexpected error, please try again",
-        "connection timed out", "access denied", "service unavailable",
+        "something went wrong",
+        "unexpected error, please try again",
+        "connection timed out",
+        "access denied",
+        "service unavailable",
     ),
     "code": ("SPRING10", "WELCOME5", "SAVE20", "FREESHIP", "LOYAL15"),
     "ordinal": ("second", "third", "fourth"),
@@ -213,13 +269,28 @@ CLASS_TEMPLATES: dict[str, tuple[str, ...]] = {
 # Neutral material shared by all classes.
 # --------------------------------------------------------------------------
 GREETINGS: tuple[str, ...] = (
-    "Hi,", "Hello,", "Hello team,", "Hi there,", "Good morning,", "Good afternoon,",
-    "Dear support,", "Hey,", "To whom it may concern,", "Hi support team,",
+    "Hi,",
+    "Hello,",
+    "Hello team,",
+    "Hi there,",
+    "Good morning,",
+    "Good afternoon,",
+    "Dear support,",
+    "Hey,",
+    "To whom it may concern,",
+    "Hi support team,",
 )
 CLOSINGS: tuple[str, ...] = (
-    "Thanks.", "Thank you!", "Thanks in advance.", "Best regards, {name}.",
-    "Cheers, {name}", "Kind regards.", "Please help, this is urgent!",
-    "Looking forward to your reply.", "Thanks, {name}", "Have a nice day.",
+    "Thanks.",
+    "Thank you!",
+    "Thanks in advance.",
+    "Best regards, {name}.",
+    "Cheers, {name}",
+    "Kind regards.",
+    "Please help, this is urgent!",
+    "Looking forward to your reply.",
+    "Thanks, {name}",
+    "Have a nice day.",
 )
 FILLER_SENTENCES: tuple[str, ...] = (
     "I have been a customer for {years} years.",
@@ -259,23 +330,54 @@ FILLER_SENTENCES: tuple[str, ...] = (
     "Can someone from your team confirm they got this?",
 )
 CHAT_SUBJECTS: tuple[str, ...] = (
-    "My neighbor", "My colleague", "My sister", "The kids", "Our whole team",
-    "My husband", "My wife", "A friend of mine", "My manager", "Everyone at home",
-    "My roommate", "My dad",
+    "My neighbor",
+    "My colleague",
+    "My sister",
+    "The kids",
+    "Our whole team",
+    "My husband",
+    "My wife",
+    "A friend of mine",
+    "My manager",
+    "Everyone at home",
+    "My roommate",
+    "My dad",
 )
 CHAT_VERBS: tuple[str, ...] = (
-    "noticed", "mentioned", "asked about", "was curious about", "talked about",
-    "liked", "laughed at", "read about", "forwarded me", "saw",
+    "noticed",
+    "mentioned",
+    "asked about",
+    "was curious about",
+    "talked about",
+    "liked",
+    "laughed at",
+    "read about",
+    "forwarded me",
+    "saw",
 )
 CHAT_OBJECTS: tuple[str, ...] = (
-    "the new catalog", "the weekend sale", "your newsletter", "the holiday hours",
-    "your mobile store", "the loyalty program", "the spring collection",
-    "your blog post", "the gift cards", "the store opening downtown",
-    "the customer survey", "the birthday coupon",
+    "the new catalog",
+    "the weekend sale",
+    "your newsletter",
+    "the holiday hours",
+    "your mobile store",
+    "the loyalty program",
+    "the spring collection",
+    "your blog post",
+    "the gift cards",
+    "the store opening downtown",
+    "the customer survey",
+    "the birthday coupon",
 )
 CHAT_TIMES: tuple[str, ...] = (
-    "last week", "this morning", "yesterday evening", "a few days ago",
-    "over the weekend", "earlier today", "last month", "on the train",
+    "last week",
+    "this morning",
+    "yesterday evening",
+    "a few days ago",
+    "over the weekend",
+    "earlier today",
+    "last month",
+    "on the train",
 )
 VAGUE_SENTENCES: tuple[str, ...] = (
     "Something is wrong with my order.",
@@ -321,8 +423,12 @@ class TicketGenerator:
         if roll < 0.55:
             return self.fill(rng.choice(FILLER_SENTENCES))
         if roll < 0.9:
-            parts = (rng.choice(CHAT_SUBJECTS), rng.choice(CHAT_VERBS),
-                     rng.choice(CHAT_OBJECTS), rng.choice(CHAT_TIMES))
+            parts = (
+                rng.choice(CHAT_SUBJECTS),
+                rng.choice(CHAT_VERBS),
+                rng.choice(CHAT_OBJECTS),
+                rng.choice(CHAT_TIMES),
+            )
             return " ".join(parts) + "."
         return rng.choice(VAGUE_SENTENCES)
 
@@ -422,8 +528,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None,
-         log: Callable[[str], None] = print) -> int:
+def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -> int:
     """Generate both splits into ``--out``; return the process exit code."""
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)

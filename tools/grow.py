@@ -32,6 +32,7 @@ Examples::
         --factor 2 --member-prefix aclImdb/train/
     python tools/grow.py path/to/aclImdb/train out/imdb_x3.jsonl.gz --factor 3 --classes pos neg
 """
+
 from __future__ import annotations
 
 import argparse
@@ -139,8 +140,9 @@ def _open_text(path: str) -> TextIO:
         raise GrowError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def iter_csv(path: str, label_col: int = 0, text_cols: Sequence[int] | None = None,
-             header: bool = False) -> Iterator[Row]:
+def iter_csv(
+    path: str, label_col: int = 0, text_cols: Sequence[int] | None = None, header: bool = False
+) -> Iterator[Row]:
     """Yield ``(text, label)`` from a CSV: label from ``label_col``, text = ``text_cols`` joined by a space.
 
     ``text_cols`` of ``None`` means every column but the label.  Blank lines are
@@ -152,8 +154,7 @@ def iter_csv(path: str, label_col: int = 0, text_cols: Sequence[int] | None = No
             for record, fields in enumerate(reader):
                 if (header and record == 0) or not fields:
                     continue
-                cols = text_cols if text_cols is not None else [
-                    i for i in range(len(fields)) if i != label_col]
+                cols = text_cols if text_cols is not None else [i for i in range(len(fields)) if i != label_col]
                 need = max([label_col, *cols]) + 1
                 if len(fields) < need:
                     raise GrowError(f"{path}:{reader.line_num}: expected at least {need} columns, got {len(fields)}")
@@ -170,7 +171,7 @@ def _member_class(name: str, prefix: str) -> str | None:
         name = name[2:]
     if not name.startswith(prefix):
         return None
-    parts = name[len(prefix):].split("/")
+    parts = name[len(prefix) :].split("/")
     if len(parts) != 2 or not parts[0] or not parts[1].endswith(".txt"):
         return None
     return parts[0]
@@ -258,8 +259,9 @@ class PassCounter:
             raise GrowError(f"{name}: pass {index} read {rows} rows, pass 0 read {self.rows_in}; did the input change?")
 
 
-def copies(source: RowSource, factor: int, rate: float, rng: random.Random,
-           counter: PassCounter, name: str) -> Iterator[Row]:
+def copies(
+    source: RowSource, factor: int, rate: float, rng: random.Random, counter: PassCounter, name: str
+) -> Iterator[Row]:
     """Yield ``factor`` passes over ``source``: pass 0 as is, later passes with token dropout."""
     for index in range(factor):
         rows = 0
@@ -301,7 +303,7 @@ class RowWriter:
     def __init__(self, path: str, format_path: str | None = None) -> None:
         """Open ``path`` for writing in the format named by the extension of ``format_path`` (default ``path``)."""
         self.kind, gz = output_kind(format_path or path)
-        self._raw = open(path, "wb")
+        self._raw = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0) if gz else None
         self._text = io.TextIOWrapper(self._gz or self._raw, encoding="utf-8", newline="")
         self._csv = csv.writer(self._text, lineterminator="\n") if self.kind == "csv" else None
@@ -327,8 +329,7 @@ class RowWriter:
         self.close()
 
 
-def grow(source: RowSource, output: str, factor: int, rate: float, seed: int,
-         buffer_size: int, name: str) -> Summary:
+def grow(source: RowSource, output: str, factor: int, rate: float, seed: int, buffer_size: int, name: str) -> Summary:
     """Write ``factor`` shuffled copies of ``source`` to ``output``; return the counts."""
     output_kind(output)
     out_dir = os.path.dirname(os.path.abspath(output))
@@ -355,11 +356,13 @@ def grow(source: RowSource, output: str, factor: int, rate: float, seed: int,
 # --------------------------------------------------------------------------
 def _int_at_least(minimum: int) -> Callable[[str], int]:
     """argparse type: an integer >= ``minimum``."""
+
     def parse(value: str) -> int:
         number = int(value)
         if number < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return number
+
     return parse
 
 
@@ -374,25 +377,36 @@ def _rate(value: str) -> float:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
-        description="Write an N-times larger, locally shuffled labelled corpus (JSONL or CSV) from a real one.")
+        description="Write an N-times larger, locally shuffled labelled corpus (JSONL or CSV) from a real one."
+    )
     parser.add_argument("input", help="class-per-directory tree, CSV(.gz), or .tar.gz/.tgz archive")
     parser.add_argument("output", help="output file: .jsonl, .jsonl.gz, .csv or .csv.gz")
     parser.add_argument("--factor", type=_int_at_least(1), default=1, help="number of copies (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--dropout", type=_rate, default=0.1,
-                        help="token drop probability for copies after the first (default 0.1)")
-    parser.add_argument("--buffer-size", type=_int_at_least(1), default=10_000,
-                        help="shuffle buffer, in rows (default 10000)")
-    parser.add_argument("--format", choices=("auto", "dir", "csv", "tar"), default="auto",
-                        help="input format (default: by path)")
+    parser.add_argument(
+        "--dropout", type=_rate, default=0.1, help="token drop probability for copies after the first (default 0.1)"
+    )
+    parser.add_argument(
+        "--buffer-size", type=_int_at_least(1), default=10_000, help="shuffle buffer, in rows (default 10000)"
+    )
+    parser.add_argument(
+        "--format", choices=("auto", "dir", "csv", "tar"), default="auto", help="input format (default: by path)"
+    )
     parser.add_argument("--csv-label-col", type=_int_at_least(0), default=0, help="CSV label column (default 0)")
-    parser.add_argument("--csv-text-cols", type=_int_at_least(0), nargs="+", default=None,
-                        help="CSV text columns, joined with a space (default: all but the label)")
+    parser.add_argument(
+        "--csv-text-cols",
+        type=_int_at_least(0),
+        nargs="+",
+        default=None,
+        help="CSV text columns, joined with a space (default: all but the label)",
+    )
     parser.add_argument("--csv-header", action="store_true", help="the CSV has a header row to skip")
-    parser.add_argument("--member-prefix", default=None,
-                        help="tar input: path prefix of the class directories, e.g. aclImdb/train/")
-    parser.add_argument("--classes", nargs="+", default=None,
-                        help="dir/tar input: only these class names (default: all found)")
+    parser.add_argument(
+        "--member-prefix", default=None, help="tar input: path prefix of the class directories, e.g. aclImdb/train/"
+    )
+    parser.add_argument(
+        "--classes", nargs="+", default=None, help="dir/tar input: only these class names (default: all found)"
+    )
     return parser.parse_args(argv)
 
 
@@ -401,14 +415,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         source = make_source(args)
-        summary = grow(source, args.output, args.factor, args.dropout, args.seed,
-                       args.buffer_size, args.input)
+        summary = grow(source, args.output, args.factor, args.dropout, args.seed, args.buffer_size, args.input)
     except GrowError as exc:
         print(f"grow.py: error: {exc}", file=sys.stderr)
         return 2
-    print(f"grow: {args.input} -> {args.output}: rows in {summary.rows_in}, "
-          f"rows out {summary.rows_out}, bytes out {summary.bytes_out} "
-          f"(factor {args.factor}, dropout {args.dropout}, seed {args.seed})")
+    print(
+        f"grow: {args.input} -> {args.output}: rows in {summary.rows_in}, "
+        f"rows out {summary.rows_out}, bytes out {summary.bytes_out} "
+        f"(factor {args.factor}, dropout {args.dropout}, seed {args.seed})"
+    )
     return 0
 
 

@@ -78,7 +78,6 @@ def _coerce(opt: Option, value: Any, file: Path) -> Any:
     return out if many else out[0]
 
 
-
 def _fits(base: Any, value: Any) -> bool:
     if isinstance(base, tuple):
         return any(_fits(b, value) for b in base)

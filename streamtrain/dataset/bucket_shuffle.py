@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
+from streamtrain.dataset.rows import Rows, SparseRows, TokenRows, concat_rows
 from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
 
 BUCKET_ROWS = 16_384  # rows of one bucket on average: the most ``drain`` holds
@@ -74,7 +74,7 @@ class BucketShuffle:
         self.directory.mkdir(parents=True, exist_ok=True)
         for b, parts in enumerate(self.pending):
             if parts:
-                rows = type(parts[0]).concat(parts)
+                rows = concat_rows(parts)
                 with open(self._path(b), "ab") as f:
                     for name in _ARRAYS[type(rows)]:
                         np.save(f, getattr(rows, name), allow_pickle=False)
@@ -96,7 +96,7 @@ class BucketShuffle:
         """Every row ``add``-ed, exactly once: bucket after bucket, each bucket permuted."""
         drained = 0
         for b in range(self.n_buckets):
-            rows = type(self.empty).concat([self.empty, *self._frames(b), *self.pending[b]])
+            rows = concat_rows([self.empty, *self._frames(b), *self.pending[b]])
             self.pending[b] = []
             if len(rows):
                 drained += len(rows)

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamtrain.errors import DataError
 from streamtrain.dataset.shards import ShardInfo, sha256_file
+from streamtrain.errors import DataError
 from streamtrain.fs.jsondoc import write_json
 from streamtrain.vectorize.vectorizer import LEGACY_NAMES
 
@@ -41,7 +41,10 @@ class Manifest:
     @property
     def row_width(self) -> int:
         """Columns of a stored row: features for TF-IDF, tokens for sequences."""
-        return self.sequence_length if self.encoding == "sequence" else self.n_features
+        if self.encoding == "sequence":
+            assert self.sequence_length is not None, "a sequence manifest records its sequence length"
+            return self.sequence_length
+        return self.n_features
 
     def shards_for(self, split: str) -> list[ShardInfo]:
         return [s for s in self.shards if s.split == split]

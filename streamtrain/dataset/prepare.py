@@ -64,7 +64,7 @@ class PrepareOptions:
         positional=True,
         metavar="INPUT",
         path=True,
-        help="training inputs: CSV/TSV/JSONL/Parquet files (optionally .gz) or directories with one sub-directory per class",
+        help="training inputs: CSV/TSV/JSONL/Parquet files (.gz allowed), or directories of a sub-directory per class",
     )
     data: str = option(path=True, metavar="DIR", deprecated="--out", help="the dataset directory to write")
     test: list[str] = option(
@@ -145,15 +145,21 @@ def prepare(opts: PrepareOptions) -> Manifest:
             + (" (forced)" if opts.vectorizer != "auto" else f" (threshold {SW_THRESHOLD:g})")
         )
         stats: dict = {}
+        state: TfidfState | SequenceState
         if choice["chosen"] == "ngram":
+            assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
             state = _select(opts, first, remap, len(label_names))
             shards, per_class = _write_ngrams(opts, first, state, remap, stage, len(label_names))
             stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.min_df).sum())
         else:
             tokens = first.tokens or _count_tokens(opts)
-            state = SequenceState.fit(opts.sequence(), tokens)
-            log.info(f"vocabulary of {len(state.vocab)} tokens, sequences of {state.length} (longest text {tokens.longest})")
-            shards, per_class = _write_sequences(opts, first, state, remap, stage, len(label_names))
+            sequences = SequenceState.fit(opts.sequence(), tokens)
+            log.info(
+                f"vocabulary of {len(sequences.vocab)} tokens, sequences of {sequences.length} "
+                f"(longest text {tokens.longest})"
+            )
+            shards, per_class = _write_sequences(opts, first, sequences, remap, stage, len(label_names))
+            state = sequences
         if first.spill is not None:
             shutil.rmtree(first.spill.directory)
         vectorizer = Vectorizer(state, label_names)
@@ -161,7 +167,7 @@ def prepare(opts: PrepareOptions) -> Manifest:
             shard_format=opts.format,
             encoding=vectorizer.encoding,
             n_features=state.n_features,
-            sequence_length=state.length if vectorizer.encoding == "sequence" else None,
+            sequence_length=state.length if isinstance(state, SequenceState) else None,
             labels=label_names,
             vectorizer=vectorizer.save(stage),
             choice=choice,
@@ -183,7 +189,7 @@ def prepare(opts: PrepareOptions) -> Manifest:
             },
             created={
                 "tool": f"streamtrain {__version__}",
-                "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "options": effective(opts),
             },
         )
@@ -224,6 +230,7 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
         for role, path in _inputs(opts)
     ]
     train_rows = 0
+    config = opts.ngram()
     for index, role, chunk, splits, row_ids in _rows(opts):
         if role == "test":
             first.labels.freeze()
@@ -236,8 +243,8 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
             first.words.update(chunk.texts)
         if first.tokens is not None:
             first.tokens.update([t for t, keep in zip(chunk.texts, train) if keep])
-        if first.spill is not None:
-            counts = hash_counts(opts.ngram(), chunk.texts)
+        if first.spill is not None and first.doc_freq is not None:
+            counts = hash_counts(config, chunk.texts)
             first.doc_freq.update(counts[train])
             first.spill.append(SpillPart(counts, labels, splits, row_ids))
     start = 0
@@ -250,6 +257,7 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
 
 
 def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int) -> TfidfState:
+    assert first.spill is not None and first.doc_freq is not None, "the first pass counted n-grams"
     idf = first.doc_freq.idf(opts.min_df)
     vocabulary = int((idf > 0).sum())
     if not vocabulary:
@@ -261,7 +269,14 @@ def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classe
         counts = part.counts[train]
         values, _ = weigher.tfidf_buckets(counts)
         moments.update(
-            SparseRows(counts.indptr.astype(np.int64), counts.indices, values, remap[part.labels[train]], part.row_ids[train], counts.shape[1])
+            SparseRows(
+                counts.indptr.astype(np.int64),
+                counts.indices,
+                values,
+                remap[part.labels[train]],
+                part.row_ids[train],
+                counts.shape[1],
+            )
         )
     state = fit_selection(opts.ngram(), moments, idf)
     log.info(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {opts.min_df}) by F-value")
@@ -273,7 +288,14 @@ class _SplitWriters:
 
     def __init__(self, opts: PrepareOptions, stage: Path, first: _FirstPass, encoding: str, width: int, n_classes: int):
         self.shuffles = [
-            BucketShuffle(stage / ".shuffle" / name, int(first.split_rows[code]), empty_rows(encoding, width), opts.seed, code, opts.bucket_rows)
+            BucketShuffle(
+                stage / ".shuffle" / name,
+                int(first.split_rows[code]),
+                empty_rows(encoding, width),
+                opts.seed,
+                code,
+                opts.bucket_rows,
+            )
             for code, name in enumerate(SPLIT_NAMES)
         ]
         self.writers = [
@@ -300,7 +322,10 @@ class _SplitWriters:
         return shards, self.per_class
 
 
-def _write_ngrams(opts: PrepareOptions, first: _FirstPass, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int):
+def _write_ngrams(
+    opts: PrepareOptions, first: _FirstPass, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int
+):
+    assert first.spill is not None, "the first pass spilled the n-gram counts"
     out = _SplitWriters(opts, stage, first, "ngram", state.n_features, n_classes)
     for part in first.spill:
         out.write(state.featurize(part.counts, remap[part.labels], part.row_ids), part.splits)
@@ -314,7 +339,9 @@ def _count_tokens(opts: PrepareOptions) -> TokenCounts:
     return counts
 
 
-def _write_sequences(opts: PrepareOptions, first: _FirstPass, state: SequenceState, remap: np.ndarray, stage: Path, n_classes: int):
+def _write_sequences(
+    opts: PrepareOptions, first: _FirstPass, state: SequenceState, remap: np.ndarray, stage: Path, n_classes: int
+):
     out = _SplitWriters(opts, stage, first, "sequence", state.length, n_classes)
     for _, _, chunk, splits, row_ids in _rows(opts):
         out.write(state.encode(chunk.texts, remap[first.labels.encode(chunk)], row_ids), splits)

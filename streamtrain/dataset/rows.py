@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -147,8 +148,15 @@ class TokenRows:
 
 
 Rows = SparseRows | TokenRows
-ENCODINGS = {"ngram": SparseRows, "sequence": TokenRows}
+ENCODINGS: dict[str, type[SparseRows] | type[TokenRows]] = {"ngram": SparseRows, "sequence": TokenRows}
 
 
 def empty_rows(encoding: str, n_cols: int) -> Rows:
     return ENCODINGS[encoding].empty(n_cols)
+
+
+def concat_rows(parts: Sequence[Rows]) -> Rows:
+    """Rows of one kind (that of ``parts[0]``), concatenated in order."""
+    if isinstance(parts[0], SparseRows):
+        return SparseRows.concat(cast(Sequence[SparseRows], parts))
+    return TokenRows.concat(cast(Sequence[TokenRows], parts))

@@ -23,14 +23,16 @@ fixed_size_list<int32>[width].
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
+from streamtrain.dataset.rows import Rows, SparseRows, TokenRows, concat_rows
 
 FORMATS = ("hdf5", "parquet")
 SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
@@ -142,7 +144,11 @@ class ParquetShardWriter(_TempFileWriter):
             fields = [("tokens", pa.list_(pa.int32(), n_cols))]
         self.schema = pa.schema(
             [*fields, ("label", pa.int32()), ("row_id", pa.int64())],
-            metadata={b"encoding": encoding.encode(), b"n_cols": str(n_cols).encode(), b"block_rows": str(block_rows).encode()},
+            metadata={
+                b"encoding": encoding.encode(),
+                b"n_cols": str(n_cols).encode(),
+                b"block_rows": str(block_rows).encode(),
+            },
         )
         self.writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=False, compression="snappy")
         self.pending: list[Rows] = []
@@ -154,7 +160,7 @@ class ParquetShardWriter(_TempFileWriter):
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
-        rows = type(self.pending[0]).concat(self.pending) if self.pending else None
+        rows = concat_rows(self.pending) if self.pending else None
         self.pending, self.pending_rows = [], 0
         if rows is None:
             return
@@ -196,16 +202,14 @@ def _no_readahead(fd: int) -> None:
     when the page cache is small, i.e. exactly when the data outgrow RAM.
     """
     if hasattr(os, "posix_fadvise"):
-        try:
+        with contextlib.suppress(OSError):  # a file system without fadvise still reads correctly
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        except OSError:
-            pass  # a file system without fadvise still reads correctly
 
 
 class Hdf5ShardReader:
     def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int):
         self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
-        self._file = None
+        self._file: Any = None  # h5py.File once opened
 
     @property
     def file(self):
@@ -248,7 +252,8 @@ class Hdf5ShardReader:
 class ParquetShardReader:
     def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int):
         self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
-        self._file = self._source = None
+        self._file: Any = None  # pyarrow.parquet.ParquetFile once opened
+        self._source: Any = None  # its pyarrow.OSFile
 
     @property
     def file(self):
@@ -291,7 +296,10 @@ class ParquetShardReader:
             self._file = self._source = None
 
 
-_WRITERS = {"hdf5": Hdf5ShardWriter, "parquet": ParquetShardWriter}
+_WRITERS: dict[str, type[Hdf5ShardWriter] | type[ParquetShardWriter]] = {
+    "hdf5": Hdf5ShardWriter,
+    "parquet": ParquetShardWriter,
+}
 _READERS = {"hdf5": Hdf5ShardReader, "parquet": ParquetShardReader}
 
 
@@ -308,14 +316,16 @@ class SplitWriter:
         self.root, self.fmt, self.split, self.encoding = Path(root), fmt, split, encoding
         self.n_cols, self.shard_rows, self.block_rows = n_cols, shard_rows, block_rows
         self.done: list[ShardInfo] = []
-        self.current = None
+        self.current: Hdf5ShardWriter | ParquetShardWriter | None = None
 
     def write(self, rows: Rows) -> None:
         start = 0
         while start < len(rows):
             if self.current is None:
                 name = f"{self.split}-{len(self.done):05d}{SUFFIX[self.fmt]}"
-                self.current = _WRITERS[self.fmt](self.root, name, self.split, self.encoding, self.n_cols, self.block_rows)
+                self.current = _WRITERS[self.fmt](
+                    self.root, name, self.split, self.encoding, self.n_cols, self.block_rows
+                )
             room = self.shard_rows - self.current.rows - self.current.pending_rows
             take = min(room, len(rows) - start)
             self.current.write(rows.slice(start, start + take))

@@ -43,7 +43,9 @@ def row_buckets(row_ids: np.ndarray, seed: int, n_buckets: int) -> np.ndarray:
     Depends on nothing but (row id, seed, n_buckets), so chunking does not
     change it; uniform and independent across rows for practical purposes.
     """
-    z = row_ids.astype(np.uint64) + np.uint64(_GOLDEN * (seed + 1) % 2**64)  # array arithmetic wraps, as splitmix64 needs
+    z = row_ids.astype(np.uint64) + np.uint64(
+        _GOLDEN * (seed + 1) % 2**64
+    )  # array arithmetic wraps, as splitmix64 needs
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     z ^= z >> np.uint64(31)

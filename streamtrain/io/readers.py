@@ -117,9 +117,7 @@ def detect_format(path: str | os.PathLike) -> str:
     return _EXTENSIONS[suffix]
 
 
-def read_chunks(
-    inputs: Iterable[str | os.PathLike], spec: ColumnSpec, chunk_rows: int = 4096
-) -> Iterator[RawChunk]:
+def read_chunks(inputs: Iterable[str | os.PathLike], spec: ColumnSpec, chunk_rows: int = 4096) -> Iterator[RawChunk]:
     """Yield chunks of at most ``chunk_rows`` rows from each input in turn."""
     for path in inputs:
         fmt = detect_format(path)
@@ -128,7 +126,7 @@ def read_chunks(
 
 
 def _open_text(path: str) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")
+    raw = gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115 - the wrapper owns it
     # utf-8-sig: drop a leading byte-order mark (Excel/Notepad exports) instead of
     # gluing it to the first header name or, header-less, to the first label.
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
@@ -198,7 +196,9 @@ def _read_csv(path: str, spec: ColumnSpec, chunk_rows: int, delimiter: str = ","
         except UnicodeDecodeError as exc:
             raise DataError(f"not valid UTF-8 ({exc.reason})", path, _bad_utf8_line(path)) from exc
         except _UNREADABLE as exc:
-            raise DataError(f"cannot read (corrupt or truncated compressed file?): {exc}", path, reader.line_num + 1) from exc
+            raise DataError(
+                f"cannot read (corrupt or truncated compressed file?): {exc}", path, reader.line_num + 1
+            ) from exc
     if chunk.texts:
         yield chunk
 
@@ -267,9 +267,7 @@ def _read_jsonl(path: str, spec: ColumnSpec, chunk_rows: int) -> Iterator[RawChu
         yield chunk
 
 
-def _read_parquet(
-    path: str, spec: ColumnSpec, chunk_rows: int, source: str | None = None
-) -> Iterator[RawChunk]:
+def _read_parquet(path: str, spec: ColumnSpec, chunk_rows: int, source: str | None = None) -> Iterator[RawChunk]:
     """``source``: the file actually opened (an inflated temp copy); errors and chunks name ``path``."""
     import pyarrow.parquet as pq
 

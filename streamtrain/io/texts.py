@@ -56,5 +56,5 @@ def open_texts(path: str) -> io.TextIOBase:
         return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
     if not os.path.exists(path):
         raise UsageError(f"input not found: {path}")
-    raw = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    raw = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # noqa: SIM115 - the wrapper owns it
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.rows import Rows, empty_rows
+from streamtrain.dataset.rows import Rows, concat_rows, empty_rows
 from streamtrain.dataset.shards import open_reader
 from streamtrain.dataset.shuffle import Block, all_blocks, epoch_blocks, row_permutation
 
@@ -114,7 +114,7 @@ class BatchStream:
         carry = self.source.empty()
         for group, start in enumerate(range(0, len(plan), self.buffer_blocks)):
             blocks = [self.source.read(b) for b in plan[start : start + self.buffer_blocks]]
-            buf = type(carry).concat([carry, *blocks])
+            buf = concat_rows([carry, *blocks])
             if self.shuffle:
                 buf = buf.take(row_permutation(len(buf), self.seed, epoch, group))
             full = len(buf) - len(buf) % self.batch_size

@@ -38,7 +38,9 @@ def evaluate(opts: EvaluateOptions) -> dict:
     check_options(opts)
     manifest = Manifest.load(opts.data)
     if read_vectorizer_doc(opts.model_dir).get("arrays_sha256") != manifest.vectorizer.get("arrays_sha256"):
-        raise DataError("the dataset was vectorized with a different vectorizer than the model was trained on", opts.data)
+        raise DataError(
+            "the dataset was vectorized with a different vectorizer than the model was trained on", opts.data
+        )
     vectorizer = load_vectorizer(opts.model_dir)
     model = load_model(opts.model_dir)
     out: dict = {"classes": vectorizer.labels}

@@ -69,9 +69,9 @@ def fit(opts: FitOptions) -> dict:
     import keras
 
     from streamtrain.train.batches import BatchStream, SplitSource
-    from streamtrain.train.tfdata import keras_dataset
     from streamtrain.train.modeldir import write_model_dir
     from streamtrain.train.scoring import score_split
+    from streamtrain.train.tfdata import keras_dataset
 
     check_options(opts)
     check_target(opts.model_dir, opts.overwrite)
@@ -86,7 +86,9 @@ def fit(opts: FitOptions) -> dict:
         return keras_dataset(stream, n_classes)
 
     def stream(split: str, shuffle: bool) -> BatchStream:
-        return BatchStream(SplitSource(opts.data, manifest, split), opts.batch_size, shuffle, opts.seed, opts.buffer_blocks)
+        return BatchStream(
+            SplitSource(opts.data, manifest, split), opts.batch_size, shuffle, opts.seed, opts.buffer_blocks
+        )
 
     train = stream("train", shuffle=True)
     val = stream("val", shuffle=False)
@@ -122,10 +124,14 @@ def fit(opts: FitOptions) -> dict:
         )
     seconds = time.perf_counter() - started
 
-    results = {split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")}
+    results = {
+        split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
+    }
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     epochs_run = len(hist.get("loss", []))
-    best_epoch = int(min(range(epochs_run), key=lambda i: hist["val_loss"][i])) + 1 if "val_loss" in hist else epochs_run
+    best_epoch = (
+        int(min(range(epochs_run), key=lambda i: hist["val_loss"][i])) + 1 if "val_loss" in hist else epochs_run
+    )
     metrics = {
         "test_accuracy": results["test"]["accuracy"],
         "test_loss": results["test"]["loss"],

@@ -18,9 +18,9 @@ import json
 import shutil
 from pathlib import Path
 
+from streamtrain.errors import DataError
 from streamtrain.fs.atomic import staging_dir
 from streamtrain.fs.jsondoc import write_json
-from streamtrain.errors import DataError
 from streamtrain.vectorize.vectorizer import ARRAYS_NAME, JSON_NAME, Vectorizer
 
 MODEL_NAME = "model.keras"
@@ -66,4 +66,3 @@ def read_vectorizer_doc(model_dir: str | Path) -> dict:
     if not path.is_file():
         raise DataError("no vectorizer state here (not a model directory?)", str(path))
     return json.loads(path.read_text(encoding="utf-8"))
-

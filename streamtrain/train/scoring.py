@@ -14,11 +14,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from streamtrain.train.batches import BatchStream, SplitSource
-from streamtrain.train.tfdata import model_input
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.train.models import class_probabilities
 from streamtrain.dataset.rows import Rows
+from streamtrain.train.batches import BatchStream, SplitSource
+from streamtrain.train.models import class_probabilities
+from streamtrain.train.tfdata import model_input
 
 # Rows scored at a time unless told otherwise (evaluate, fit's final metrics, predict): sparse rows are
 # cheap; a sequence row carries length x embedding activations through the network.

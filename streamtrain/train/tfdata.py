@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import numpy as np
 import tensorflow as tf
 
 from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
@@ -65,7 +64,9 @@ def sparse_dataset(
     return ds.flat_map(cut).prefetch(tf.data.AUTOTUNE)
 
 
-def token_dataset(chunks: Callable[[], Iterator[TokenRows]], batch_size: int, width: int, n_classes: int) -> tf.data.Dataset:
+def token_dataset(
+    chunks: Callable[[], Iterator[TokenRows]], batch_size: int, width: int, n_classes: int
+) -> tf.data.Dataset:
     """(int32 token ids, targets) batches from a factory of ``TokenRows`` chunks."""
     signature = (tf.TensorSpec([None, width], tf.int32), tf.TensorSpec([None], tf.int32))
 

@@ -35,7 +35,9 @@ class LabelIndex:
             if idx is None:
                 if self.frozen:
                     path, row = chunk.where(i)
-                    raise DataError(f"label {label!r} does not occur in the training inputs {sorted(self.ids)}", path, row)
+                    raise DataError(
+                        f"label {label!r} does not occur in the training inputs {sorted(self.ids)}", path, row
+                    )
                 if len(self.ids) >= MAX_CLASSES:
                     path, row = chunk.where(i)
                     raise DataError(f"more than {MAX_CLASSES} distinct labels; is --label-column right?", path, row)

@@ -81,7 +81,7 @@ class TokenCounts:
     """Token frequency per bucket over training rows, and the longest text in tokens."""
 
     buckets: int
-    counts: np.ndarray = field(default=None)  # type: ignore[assignment]
+    counts: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
     longest: int = 0
 
     def __post_init__(self) -> None:

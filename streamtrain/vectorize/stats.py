@@ -27,7 +27,7 @@ class WordCounts:
             self.hist = np.pad(self.hist, (0, len(counts) - len(self.hist)))
         self.hist[: len(counts)] += counts
 
-    def merge(self, other: "WordCounts") -> "WordCounts":
+    def merge(self, other: WordCounts) -> WordCounts:
         n = max(len(self.hist), len(other.hist))
         return WordCounts(np.pad(self.hist, (0, n - len(self.hist))) + np.pad(other.hist, (0, n - len(other.hist))))
 

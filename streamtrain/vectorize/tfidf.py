@@ -79,7 +79,7 @@ class DocFreq:
 
     buckets: int
     n_docs: int = 0
-    df: np.ndarray = field(default=None)  # type: ignore[assignment]
+    df: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
 
     def __post_init__(self) -> None:
         if self.df is None:
@@ -104,9 +104,9 @@ class ClassMoments:
 
     buckets: int
     n_classes: int
-    counts: np.ndarray = field(default=None)  # type: ignore[assignment]
-    sums: np.ndarray = field(default=None)  # type: ignore[assignment]
-    sumsq: np.ndarray = field(default=None)  # type: ignore[assignment]
+    counts: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
+    sums: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
+    sumsq: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
 
     def __post_init__(self) -> None:
         if self.counts is None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain.fs.jsondoc import write_json
 from streamtrain.errors import DataError
+from streamtrain.fs.jsondoc import write_json
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState
 from streamtrain.vectorize.tfidf import NgramConfig, TfidfState
 
@@ -23,11 +23,7 @@ JSON_NAME = "vectorizer.json"
 ARRAYS_NAME = "vectorizer.npz"
 FORMAT_VERSION = 1
 
-# kind -> (state class, config class); a vectorizer's kind is also the name of the rows it makes (the encoding)
-KINDS: dict[str, tuple[type[TfidfState] | type[SequenceState], type[NgramConfig] | type[SequenceConfig]]] = {
-    "ngram": (TfidfState, NgramConfig),
-    "sequence": (SequenceState, SequenceConfig),
-}
+KINDS = ("ngram", "sequence")  # a vectorizer's kind is also the name of the rows it makes (the encoding)
 
 # Names written by streamtrain 0.1.0, read as today's.
 LEGACY_NAMES = {"ngram_tfidf": "ngram", "tfidf": "ngram"}
@@ -42,7 +38,7 @@ class Vectorizer:
 
     @property
     def kind(self) -> str:
-        return next(k for k, (cls, _) in KINDS.items() if isinstance(self.state, cls))
+        return "ngram" if isinstance(self.state, TfidfState) else "sequence"
 
     @property
     def encoding(self) -> str:
@@ -61,7 +57,7 @@ class Vectorizer:
 
         directory = Path(directory)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **self.state.arrays())
+        np.savez_compressed(buf, **self.state.arrays())  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
         data = buf.getvalue()
         (directory / ARRAYS_NAME).write_bytes(data)
         doc = {
@@ -88,8 +84,11 @@ class Vectorizer:
         kind = LEGACY_NAMES.get(doc.get("kind"), doc.get("kind"))
         if doc.get("format_version") != FORMAT_VERSION or kind not in KINDS:
             raise DataError(f"unsupported vectorizer {doc.get('kind')!r} v{doc.get('format_version')}", str(path))
-        state_cls, config_cls = KINDS[kind]
         with np.load(directory / doc["arrays"], allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        state = state_cls.from_arrays(config_cls.from_json(doc["config"]), arrays)
+        state: TfidfState | SequenceState
+        if kind == "ngram":
+            state = TfidfState.from_arrays(NgramConfig.from_json(doc["config"]), arrays)
+        else:
+            state = SequenceState.from_arrays(SequenceConfig.from_json(doc["config"]), arrays)
         return cls(state, list(doc["labels"]))
