@@ -1,34 +1,52 @@
 # Two commands for a newcomer: `make demo` and `make test`.
+# Both install from requirements.lock (exact versions, used as pip constraints); `make lock` refreshes it.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN := runs/demo
+ST := $(VENV)/bin/streamtrain
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test lint install install-test lock clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit("streamtrain needs Python >= 3.11") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
+$(VENV)/.installed: pyproject.toml requirements.lock | $(PY)
+	$(PY) -m pip install -q -c requirements.lock -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml requirements.lock | $(PY)
+	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: install
-	$(PY) -m streamtrain.prepare data/tickets_train.csv --test data/tickets_test.csv --out $(RUN)/data --overwrite
-	$(PY) -m streamtrain.fit --data $(RUN)/data --model-dir $(RUN)/model --overwrite --quiet
-	$(PY) -m streamtrain.evaluate --data $(RUN)/data --model-dir $(RUN)/model
+	$(ST) prepare data/tickets_train.csv --test data/tickets_test.csv --data $(RUN)/data --overwrite
+	$(ST) fit --data $(RUN)/data --model-dir $(RUN)/model --overwrite --quiet
+	$(ST) evaluate --data $(RUN)/data --model-dir $(RUN)/model
 
-test: install-test
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q
+
+# Resolve the newest versions that pyproject.toml allows, in a scratch venv, and pin them all.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q '.[test,bench]'
+	{ echo "# Exact versions that make demo / make test install (as pip constraints). Refresh: make lock"; \
+	  echo "# Resolved with $$(.lock-venv/bin/python --version) on $$(uname -sm)."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^streamtrain[= @]'; } > requirements.lock
+	rm -rf .lock-venv build
 
 clean:
 	rm -rf $(VENV) runs

@@ -41,3 +41,17 @@ def imdb_root(tmp_path_factory) -> Path:
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(out, filter="data")
     return out / "aclImdb"
+
+
+@pytest.fixture(
+    scope="session",
+    params=[("hdf5", "ngram"), ("parquet", "ngram"), ("hdf5", "sequence"), ("parquet", "sequence")],
+    ids=lambda p: "-".join(p),
+)
+def demo(request, tmp_path_factory) -> Path:
+    """The demo corpus prepared in each shard format and encoding, with small shards and blocks."""
+    from helpers import prepare_csv
+
+    fmt, vectorizer = request.param
+    out = tmp_path_factory.mktemp(f"demo-{fmt}-{vectorizer}") / "data"
+    return prepare_csv(DEMO_TRAIN, out, DEMO_TEST, format=fmt, vectorizer=vectorizer, shard_rows=1000, block_rows=64)

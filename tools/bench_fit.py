@@ -26,7 +26,7 @@ h5gen        the guide's ``_data_generator`` pattern on the HDF5 shards: a plain
              (prepare writes rows in a seeded random order, so a contiguous batch
              is a random sample either way; the rows of a batch are the same
              every epoch).
-streamtrain  what ``streamtrain.train.fit`` does: ``keras_input.keras_dataset(BatchStream(...))``
+streamtrain  what ``streamtrain.train.fit`` does: ``tfdata.keras_dataset(BatchStream(...))``
              (one shuffled buffer of whole batches per generator step, cut into
              batches by tf.data) with ``steps_per_epoch``.
 tfrecord     tf.data over TFRecord files of the same rows (written once into

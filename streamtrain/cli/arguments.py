@@ -50,12 +50,19 @@ def _default_text(opt: Option) -> str:
     return f"default: {value}"
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; option help wrapped at 100 columns whatever the terminal."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=100)
+
+
 def build_parser(prog: str, description: str, options: list[Option]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
         epilog=help_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
         argument_default=argparse.SUPPRESS,
         allow_abbrev=False,  # a new option must never change what an old crontab's abbreviation meant
     )

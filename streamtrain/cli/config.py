@@ -73,7 +73,7 @@ def _coerce(opt: Option, value: Any, file: Path) -> Any:
         if not _fits(base, item):
             raise UsageError(f"{file}: {opt.name} = {item!r} is not {_type_name(base)}")
         if opt.spec.path and isinstance(item, str) and item != "-" and not Path(item).is_absolute():
-            item = str(file.parent / item)
+            item = str(file.resolve().parent / item)
         out.append(float(item) if base is float else item)
     return out if many else out[0]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from streamtrain.dataset.shards import ShardInfo, sha256_file
 from streamtrain.errors import DataError
 from streamtrain.fs.jsondoc import write_json
-from streamtrain.vectorize.vectorizer import LEGACY_NAMES
+from streamtrain.vectorize.choice import LEGACY_NAMES
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "streamtrain-dataset"

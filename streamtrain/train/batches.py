@@ -14,7 +14,7 @@ Who owns what:
   exactly ``steps = ceil(rows / batch_size)`` batches and every row is
   emitted once. ``epoch`` cuts chunks into batches in Python (evaluation,
   tests); ``forever_chunks`` chains the chunks of epochs 0, 1, 2, ... for
-  ``keras_input``, which cuts them in tf.data for Keras ``fit`` with
+  ``tfdata``, which cuts them in tf.data for Keras ``fit`` with
   ``steps_per_epoch = steps``.
 
 Memory: ``buffer_blocks x block_rows`` rows plus ``max_open`` file handles,
@@ -107,7 +107,7 @@ class BatchStream:
         """The epoch's rows in buffer-sized chunks, each a whole number of batches except the last.
 
         Cutting every chunk into ``batch_size`` slices gives exactly ``epoch``'s
-        batches; ``keras_input`` does that cutting inside tf.data, so Python
+        batches; ``tfdata`` does that cutting inside tf.data, so Python
         hands over one chunk per ``buffer_blocks`` blocks instead of one batch.
         """
         plan = self.plan(epoch)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from streamtrain.vectorize.defaults import SW_THRESHOLD
 
 VECTORIZERS = ("auto", "ngram", "sequence")
+# Names written by streamtrain 0.1.0 (encoding "tfidf", vectorizer kind "ngram_tfidf"), read as today's.
+LEGACY_NAMES = {"ngram_tfidf": "ngram", "tfidf": "ngram"}
 
 
 def choose_vectorizer(requested: str, samples: int, median_words: float) -> dict:

@@ -29,7 +29,6 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from streamtrain.dataset.rows import SparseRows
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MIN_DF, TOP_K
@@ -53,7 +52,9 @@ class NgramConfig:
         return cls(**{**obj, "ngram_range": tuple(obj["ngram_range"])})
 
 
-def _hasher(config: NgramConfig) -> HashingVectorizer:
+def _hasher(config: NgramConfig):  # -> HashingVectorizer; sklearn is imported on first use
+    from sklearn.feature_extraction.text import HashingVectorizer
+
     return HashingVectorizer(
         n_features=config.hash_buckets,
         ngram_range=config.ngram_range,

@@ -16,6 +16,7 @@ import numpy as np
 
 from streamtrain.errors import DataError
 from streamtrain.fs.jsondoc import write_json
+from streamtrain.vectorize.choice import LEGACY_NAMES
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState
 from streamtrain.vectorize.tfidf import NgramConfig, TfidfState
 
@@ -24,9 +25,6 @@ ARRAYS_NAME = "vectorizer.npz"
 FORMAT_VERSION = 1
 
 KINDS = ("ngram", "sequence")  # a vectorizer's kind is also the name of the rows it makes (the encoding)
-
-# Names written by streamtrain 0.1.0, read as today's.
-LEGACY_NAMES = {"ngram_tfidf": "ngram", "tfidf": "ngram"}
 
 
 @dataclass

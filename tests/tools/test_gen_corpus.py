@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "gen_corpus.py"
 
 

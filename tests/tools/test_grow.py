@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "grow.py"
 
 # Invented documents (never real dataset text); some with commas, quotes, non-ASCII.
