@@ -1,6 +1,6 @@
 """``python -m streamtrain COMMAND ...``: the same as the ``streamtrain`` command."""
 
 if __name__ == "__main__":
-    from streamtrain.cli import main
+    from streamtrain.cli import entry
 
-    raise SystemExit(main())
+    raise SystemExit(entry())

@@ -1,8 +1,10 @@
 """The errors the library raises for problems it can explain, each with its exit code for cron.
 
-Exit codes: 0 success, 2 usage error, 65 bad input data (EX_DATAERR),
-130 interrupted, 1 anything unexpected. The library raises; only
-``streamtrain.cli`` turns an error into a message and an exit code.
+Exit codes: 0 success, 1 training or scoring failed (a non-finite loss or
+output) or anything unexpected, 2 usage error, 65 bad input data
+(EX_DATAERR), 130 interrupted (SIGINT), 143 terminated (SIGTERM). The
+library raises; only ``streamtrain.cli`` turns an error into a message and
+an exit code.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_DATA = 65
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class StreamtrainError(Exception):
@@ -38,3 +41,19 @@ class DataError(StreamtrainError):
         if path is not None:
             where = f"{path}" + (f", row {row}" if row is not None else "") + ": "
         super().__init__(where + message)
+
+
+class NonFiniteError(StreamtrainError):
+    """Training or scoring met a NaN or infinite value: nothing built on it may be written."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class Terminated(BaseException):
+    """A termination signal arrived (raised by the CLI's handler, so cleanup runs as for Ctrl-C)."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)

@@ -4,6 +4,6 @@ The library code of evaluate lives in ``streamtrain.train.evaluate``.
 """
 
 if __name__ == "__main__":
-    from streamtrain.cli import run_command
+    from streamtrain.cli import entry
 
-    raise SystemExit(run_command("evaluate"))
+    raise SystemExit(entry("evaluate"))

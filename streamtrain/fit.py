@@ -4,6 +4,6 @@ The library code of fit lives in ``streamtrain.train.fit``.
 """
 
 if __name__ == "__main__":
-    from streamtrain.cli import run_command
+    from streamtrain.cli import entry
 
-    raise SystemExit(run_command("fit"))
+    raise SystemExit(entry("fit"))

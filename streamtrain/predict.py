@@ -4,6 +4,6 @@ The library code of predict lives in ``streamtrain.train.predict``.
 """
 
 if __name__ == "__main__":
-    from streamtrain.cli import run_command
+    from streamtrain.cli import entry
 
-    raise SystemExit(run_command("predict"))
+    raise SystemExit(entry("predict"))

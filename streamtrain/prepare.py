@@ -4,6 +4,6 @@ The library code of prepare lives in ``streamtrain.dataset.prepare``.
 """
 
 if __name__ == "__main__":
-    from streamtrain.cli import run_command
+    from streamtrain.cli import entry
 
-    raise SystemExit(run_command("prepare"))
+    raise SystemExit(entry("prepare"))

@@ -13,21 +13,31 @@ Who owns what:
 ends it into an exit code and at most one ``streamtrain CMD: error: ...``
 line. The CLI holds no logic of its own: everything it runs is a library
 call with an options object.
+
+``entry`` is what the ``streamtrain`` script and ``python -m`` run: it turns
+SIGTERM into an exception (so staging directories are removed as on
+Ctrl-C) and, once TensorFlow is loaded, ends the process with ``os._exit``
+after flushing, because TensorFlow's threads can deadlock the interpreter's
+shutdown after a failed input pipeline and a cron job must get its exit code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from types import FrameType
 
 from streamtrain import __version__
 from streamtrain.cli import logs
 from streamtrain.cli.arguments import parse
 from streamtrain.cli.commands import COMMANDS
 from streamtrain.cli.exit_codes import exit_code, help_text
-from streamtrain.errors import EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE
+from streamtrain.errors import EXIT_OK, EXIT_USAGE, StreamtrainError, Terminated
 from streamtrain.options import effective, options_of
 
 
@@ -60,8 +70,8 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
     command = COMMANDS[name]
     prog = f"streamtrain {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
-    all_options = {n: options_of(c.options()) for n, c in COMMANDS.items()}
     try:
+        all_options = {n: options_of(c.options()) for n, c in COMMANDS.items()}
         try:
             opts, common = parse(name, prog, command.description, command.options(), argv, all_options)
         except SystemExit as exc:  # argparse printed its help (0) or its error (2)
@@ -73,12 +83,37 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
         command.run(opts, common.verbosity)
         sys.stdout.flush()
         return EXIT_OK
-    except (Exception, KeyboardInterrupt) as exc:
-        code = exit_code(exc)
-        if isinstance(exc, KeyboardInterrupt):
-            print(f"{prog}: interrupted", file=sys.stderr)
-        elif code == EXIT_UNEXPECTED:
-            traceback.print_exc()
-        else:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-        return code
+    except (Exception, KeyboardInterrupt, Terminated) as exc:
+        return _report(prog, exc)
+
+
+def _report(prog: str, exc: BaseException) -> int:
+    """One line on stderr for what ended a command (a traceback for a bug); its exit code."""
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"{prog}: interrupted by SIGINT", file=sys.stderr)
+    elif isinstance(exc, Terminated):
+        print(f"{prog}: terminated by {exc}", file=sys.stderr)
+    elif isinstance(exc, StreamtrainError):
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+    else:
+        traceback.print_exc()
+    return exit_code(exc)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+def entry(command: str | None = None) -> int:
+    """The process's entry point: ``streamtrain ...``, or ``python -m streamtrain.COMMAND ...`` when ``command``."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = main() if command is None else run_command(command)
+    except (KeyboardInterrupt, Terminated) as exc:  # a signal between two commands' own handlers
+        code = _report(f"streamtrain {command}" if command else "streamtrain", exc)
+    if "tensorflow" in sys.modules:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    return code

@@ -2,9 +2,8 @@
 
 stdout carries only a command's result: one JSON document for prepare, fit
 and evaluate, one JSON line per input line for predict. Options classes are
-imported lazily, so ``--help`` and ``prepare`` never load TensorFlow; the
-commands that do load it through ``train.runtime`` to keep its start-up
-lines off stderr.
+imported lazily, so ``--help``, ``prepare`` and ``verify`` never load
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -49,10 +48,10 @@ def _predict_options() -> type:
     return PredictOptions
 
 
-def _tensorflow(verbosity: int) -> None:
-    from streamtrain.train.runtime import import_tensorflow
+def _verify_options() -> type:
+    from streamtrain.verify import VerifyOptions
 
-    import_tensorflow(verbose=verbosity >= 2)
+    return VerifyOptions
 
 
 def _prepare(opts: Any, verbosity: int) -> None:
@@ -62,7 +61,6 @@ def _prepare(opts: Any, verbosity: int) -> None:
 
 
 def _fit(opts: Any, verbosity: int) -> None:
-    _tensorflow(verbosity)
     from streamtrain.train.fit import fit
 
     metrics = fit(opts)
@@ -70,19 +68,23 @@ def _fit(opts: Any, verbosity: int) -> None:
 
 
 def _evaluate(opts: Any, verbosity: int) -> None:
-    _tensorflow(verbosity)
     from streamtrain.train.evaluate import evaluate
 
     print(dumps(evaluate(opts), compact_rows=True))
 
 
 def _predict(opts: Any, verbosity: int) -> None:
-    _tensorflow(verbosity)
     from streamtrain.train.predict import predict
 
     out = sys.stdout
     for result in predict(opts):
         out.write(dumps(result, indent=None) + "\n")
+
+
+def _verify(opts: Any, verbosity: int) -> None:
+    from streamtrain.verify import verify
+
+    print(dumps(verify(opts)))
 
 
 COMMANDS: dict[str, Command] = {
@@ -115,5 +117,13 @@ COMMANDS: dict[str, Command] = {
         'in order: {"label": ..., "probabilities": {label: p}}.',
         _predict_options,
         _predict,
+    ),
+    "verify": Command(
+        "check a dataset or model directory completely against its checksums",
+        "Check every file of a dataset directory (against manifest.json) or a model directory (against\n"
+        "checksums.json): size and sha256. Exit 0 and a JSON summary when all match; exit 65 and one line\n"
+        "per problem otherwise.",
+        _verify_options,
+        _verify,
     ),
 }

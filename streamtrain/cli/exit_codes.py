@@ -7,14 +7,24 @@ process's exit code here.
 
 from __future__ import annotations
 
-from streamtrain.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, StreamtrainError
+from streamtrain.errors import (
+    EXIT_DATA,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    StreamtrainError,
+    Terminated,
+)
 
 TABLE = (
     (EXIT_OK, "success"),
-    (EXIT_UNEXPECTED, "unexpected error: a bug or an environment problem; the traceback is printed"),
+    (EXIT_UNEXPECTED, "failed: the loss or an output became NaN/infinite (nothing was written), or a bug (traceback)"),
     (EXIT_USAGE, "usage error: a bad option or config file, a missing input, an existing output without --overwrite"),
     (EXIT_DATA, "bad input data: a malformed row, a missing or corrupt dataset; the message names the file and row"),
-    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_INTERRUPTED, "interrupted by SIGINT (Ctrl-C); partial outputs removed"),
+    (EXIT_TERMINATED, "terminated by SIGTERM; partial outputs removed"),
 )
 
 
@@ -23,6 +33,8 @@ def exit_code(exc: BaseException) -> int:
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED
     return EXIT_UNEXPECTED
 
 

@@ -9,11 +9,13 @@ A directory without a manifest is not a dataset.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamtrain.dataset.shards import ShardInfo, sha256_file
+from streamtrain.dataset.shards import ShardInfo
 from streamtrain.errors import DataError
+from streamtrain.fs.checksums import check_once, file_problem, sha256_file
 from streamtrain.fs.jsondoc import write_json
 from streamtrain.vectorize.choice import LEGACY_NAMES
 
@@ -120,9 +122,32 @@ class Manifest:
                 raise DataError(f"shard listed in the manifest is missing: {shard.path}", str(path))
         return manifest
 
+    def problems(self, directory: str | Path) -> list[str]:
+        """Every way the dataset on disk differs from this manifest, one line each (read in full, bounded memory)."""
+        root = Path(directory)
+        out = [f"{s.path}: {p}" for s in self.shards if (p := file_problem(root / s.path, s.bytes, s.sha256))]
+        arrays = root / self.vectorizer.get("arrays", "vectorizer.npz")
+        if not arrays.is_file():
+            out.append(f"{arrays.name}: missing")
+        elif sha256_file(arrays) != self.vectorizer.get("arrays_sha256"):
+            out.append(f"{arrays.name}: damaged: its sha256 checksum differs from the one recorded")
+        return out
+
     def verify(self, directory: str | Path) -> None:
-        """Check every shard's size and sha256 against the manifest."""
-        for shard in self.shards:
-            p = Path(directory) / shard.path
-            if p.stat().st_size != shard.bytes or sha256_file(p) != shard.sha256:
-                raise DataError("shard does not match its manifest checksum", str(p))
+        """Raise ``DataError`` naming the first problem ``problems`` finds."""
+        problems = self.problems(directory)
+        if problems:
+            raise DataError(f"dataset does not match its manifest: {problems[0]}", str(directory))
+
+    def check_shards(self, directory: str | Path, splits: Sequence[str] = ("train", "val", "test")) -> None:
+        """``check_shard`` for every shard of ``splits``: a damaged dataset fails before any work on it."""
+        for split in splits:
+            for shard in self.shards_for(split):
+                self.check_shard(directory, shard)
+
+    def check_shard(self, directory: str | Path, shard: ShardInfo) -> None:
+        """Before a shard's first read in this process: its size and sha256 against the manifest (``DataError``)."""
+        path = Path(directory) / shard.path
+        problem = check_once(path, shard.bytes, shard.sha256)
+        if problem:
+            raise DataError(f"shard {problem} (the dataset is damaged: prepare it again)", str(path))

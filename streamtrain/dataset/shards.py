@@ -24,7 +24,6 @@ fixed_size_list<int32>[width].
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from streamtrain.dataset.rows import Rows, SparseRows, TokenRows, concat_rows
+from streamtrain.fs.checksums import sha256_file
 
 FORMATS = ("hdf5", "parquet")
 SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
@@ -54,14 +54,6 @@ class ShardInfo:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _TempFileWriter:

@@ -1,21 +1,34 @@
-"""Crash-safe outputs: a file or directory appears complete or not at all.
+"""Crash-safe outputs: a file or directory appears complete or not at all, and a crash leaves nothing behind for long.
 
 ``atomic_write_text`` writes beside the target and renames. ``staging_dir``
-builds a whole output directory under a ``.partial-*`` sibling and renames it
-into place on success; on failure the partial directory is removed, so a
-crash never leaves a dataset or model directory that looks finished.
+builds a whole output directory under a sibling named
+``NAME.partial-HOST-PID-RANDOM`` and renames it into place on success; on
+failure (an exception, or SIGTERM/SIGINT turned into one by the CLI) the
+partial directory is removed, so a crash never leaves a dataset or model
+directory that looks finished. A ``kill -9`` cannot be caught: its staging
+directory stays until the next ``staging_dir`` on the same target, which
+removes the staging and ``.old-`` directories of writers on this host whose
+process is gone (``sweep_stale``), first moving a previous target back into
+place if the writer died between moving it aside and moving the new one in.
+A live writer's directory, or another host's, is never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from streamtrain.errors import UsageError
+
+log = logging.getLogger(__name__)
+_KINDS = ("partial", "old")
 
 
 def _umask() -> int:
@@ -24,7 +37,12 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def _host() -> str:
+    """This host's name as it appears in staging names (no dashes or dots, so names parse back)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -40,21 +58,57 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
-def check_target(target: str | os.PathLike, overwrite: bool) -> None:
+def check_target(target: str | os.PathLike[str], overwrite: bool) -> None:
     """Refuse to replace a non-empty ``target`` unless ``overwrite``."""
     target = Path(target)
     if target.exists() and not overwrite and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} already exists and is not empty (use --overwrite to replace it)")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def sweep_stale(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove the staging and ``.old-`` siblings of ``target`` left by dead writers on this host; return them."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^{re.escape(target.name)}\.({'|'.join(_KINDS)})-([A-Za-z0-9_]+)-(\d+)-")
+    removed = []
+    for sibling in sorted(target.parent.iterdir()):
+        m = pattern.match(sibling.name)
+        if m and m.group(2) == _host() and int(m.group(3)) != os.getpid() and not _alive(int(m.group(3))):
+            kept = sibling / target.name
+            if m.group(1) == "old" and kept.exists() and not target.exists():
+                os.replace(kept, target)  # killed between moving the old target aside and the new one in
+                log.warning(f"restored {target} from {sibling}, left by process {m.group(3)} that is gone")
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+            log.info(f"removed {sibling}, left by process {m.group(3)} that is gone")
+    return removed
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    path = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.{kind}-{_host()}-{os.getpid()}-"))
+    path.chmod(0o777 & ~_umask())
+    return path
+
+
 @contextlib.contextmanager
-def staging_dir(target: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def staging_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty directory that replaces ``target`` when the block succeeds."""
     target = Path(target)
+    sweep_stale(target)  # first: it may move a previous target back into place
     check_target(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.partial-"))
-    stage.chmod(0o777 & ~_umask())
+    stage = _sibling(target, "partial")
     try:
         yield stage
     except BaseException:
@@ -62,7 +116,7 @@ def staging_dir(target: str | os.PathLike, overwrite: bool = False) -> Iterator[
         raise
     old = None
     if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.old-"))
+        old = _sibling(target, "old")
         os.replace(target, old / target.name)
     os.replace(stage, target)
     if old is not None:

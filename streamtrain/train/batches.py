@@ -4,8 +4,10 @@ Who owns what:
 - ``SplitSource``: the shards of one split of a prepared dataset, as
   readers opened lazily (in whichever process or thread iterates), at most
   ``max_open`` files at a time (least recently used closed first: an open
-  HDF5 file costs about 0.7 MiB), and which blocks exist. It reads blocks;
-  it does not order them.
+  HDF5 file costs about 0.7 MiB), and which blocks exist. Before a shard's
+  first read it checks the shard's size and sha256 against the manifest
+  (once per process, ``Manifest.check_shard``), and any read error becomes
+  a ``DataError`` naming the shard. It reads blocks; it does not order them.
 - ``BatchStream``: one split cut into batches of ``batch_size`` rows. Per
   epoch it follows a seeded plan of blocks (``shuffle.epoch_blocks``), reads
   ``buffer_blocks`` blocks at a time, permutes the buffered rows, and emits
@@ -31,6 +33,7 @@ from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.rows import Rows, concat_rows, empty_rows
 from streamtrain.dataset.shards import open_reader
 from streamtrain.dataset.shuffle import Block, all_blocks, epoch_blocks, row_permutation
+from streamtrain.errors import DataError
 
 
 class SplitSource:
@@ -42,7 +45,7 @@ class SplitSource:
         max_open: int = 8,
     ):
         self.shards = shards = manifest.shards_for(split)
-        self.split = split
+        self.root, self.manifest, self.split = Path(root), manifest, split
         self.encoding, self.width = manifest.encoding, manifest.row_width
         self.readers = [
             open_reader(manifest.shard_format, Path(root) / s.path, self.encoding, self.width, s.block_rows)
@@ -50,6 +53,7 @@ class SplitSource:
         ]
         self.max_open = max_open
         self._open: OrderedDict[int, None] = OrderedDict()  # shard indices with an open file, oldest first
+        self._checked: set[int] = set()  # shards whose size and sha256 matched the manifest
 
     @property
     def rows(self) -> int:
@@ -64,12 +68,19 @@ class SplitSource:
 
     def read(self, block: Block) -> Rows:
         shard, index = block
+        if shard not in self._checked:
+            self.manifest.check_shard(self.root, self.shards[shard])
+            self._checked.add(shard)
         self._open[shard] = None
         self._open.move_to_end(shard)
         while len(self._open) > self.max_open:
             oldest, _ = self._open.popitem(last=False)
             self.readers[oldest].close()
-        return self.readers[shard].read_block(index)
+        try:
+            return self.readers[shard].read_block(index)
+        except Exception as exc:  # h5py, pyarrow and the OS raise many types for a damaged file
+            path = self.root / self.shards[shard].path
+            raise DataError(f"cannot read block {index} of this shard: {exc}", str(path)) from exc
 
     def close(self) -> None:
         for r in self.readers:

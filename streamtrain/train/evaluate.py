@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.errors import DataError
 from streamtrain.options import POSITIVE, check_options, option
+from streamtrain.train.runtime import import_tensorflow
 from streamtrain.vectorize.split import SPLIT_NAMES
 
 
@@ -32,15 +33,21 @@ class EvaluateOptions:
 
 
 def evaluate(opts: EvaluateOptions) -> dict:
-    from streamtrain.train.modeldir import load_model, load_vectorizer, read_vectorizer_doc
-    from streamtrain.train.scoring import score_split
+    from streamtrain.train.modeldir import check, read_vectorizer_doc
 
     check_options(opts)
+    check(opts.model_dir)
     manifest = Manifest.load(opts.data)
     if read_vectorizer_doc(opts.model_dir).get("arrays_sha256") != manifest.vectorizer.get("arrays_sha256"):
         raise DataError(
             "the dataset was vectorized with a different vectorizer than the model was trained on", opts.data
         )
+    manifest.check_shards(opts.data, opts.split)
+
+    import_tensorflow()
+    from streamtrain.train.modeldir import load_model, load_vectorizer
+    from streamtrain.train.scoring import score_split
+
     vectorizer = load_vectorizer(opts.model_dir)
     model = load_model(opts.model_dir)
     out: dict = {"classes": vectorizer.labels}

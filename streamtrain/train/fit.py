@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.errors import DataError, UsageError
+from streamtrain.errors import DataError, NonFiniteError, UsageError
 from streamtrain.fs.atomic import check_target
 from streamtrain.options import NON_NEGATIVE, POSITIVE, check_options, effective, option
+from streamtrain.train.runtime import import_tensorflow
 
 log = logging.getLogger(__name__)
 MODELS = ("auto", "mlp", "sepcnn")
@@ -66,13 +67,6 @@ class FitOptions:
 
 
 def fit(opts: FitOptions) -> dict:
-    import keras
-
-    from streamtrain.train.batches import BatchStream, SplitSource
-    from streamtrain.train.modeldir import write_model_dir
-    from streamtrain.train.scoring import score_split
-    from streamtrain.train.tfdata import keras_dataset
-
     check_options(opts)
     check_target(opts.model_dir, opts.overwrite)
     manifest = Manifest.load(opts.data)
@@ -80,10 +74,23 @@ def fit(opts: FitOptions) -> dict:
     if manifest.rows("train") == 0:
         raise DataError("dataset has no training rows", opts.data)
     model_name = choose_model(opts.model, manifest.encoding)
+    manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
+
+    import_tensorflow()
+    import keras
+
+    from streamtrain.train.batches import BatchStream, SplitSource
+    from streamtrain.train.guards import FiniteLoss
+    from streamtrain.train.modeldir import write_model_dir
+    from streamtrain.train.scoring import score_split
+    from streamtrain.train.tfdata import keras_dataset
+
     keras.utils.set_random_seed(opts.seed)
 
+    failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
+
     def dataset(stream: BatchStream):
-        return keras_dataset(stream, n_classes)
+        return keras_dataset(stream, n_classes, failures)
 
     def stream(split: str, shuffle: bool) -> BatchStream:
         return BatchStream(
@@ -93,7 +100,8 @@ def fit(opts: FitOptions) -> dict:
     train = stream("train", shuffle=True)
     val = stream("val", shuffle=False)
     fit_kwargs: dict = {}
-    callbacks = []
+    finite = FiniteLoss()
+    callbacks: list = [finite]
     if val.rows:
         fit_kwargs = {
             "validation_data": dataset(val),
@@ -112,16 +120,23 @@ def fit(opts: FitOptions) -> dict:
         f"validating on {val.rows} rows ({val.steps} steps)"
     )
     started = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines to stdout: results only there
-        history = model.fit(
-            dataset(train),
-            epochs=opts.epochs,
-            steps_per_epoch=train.steps,
-            callbacks=callbacks,
-            verbose=2 if log.isEnabledFor(logging.INFO) else 0,
-            shuffle=False,  # BatchStream shuffles; Keras cannot shuffle a stream
-            **fit_kwargs,
-        )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines to stdout: results only there
+            history = model.fit(
+                dataset(train),
+                epochs=opts.epochs,
+                steps_per_epoch=train.steps,
+                callbacks=callbacks,
+                verbose=2 if log.isEnabledFor(logging.INFO) else 0,
+                shuffle=False,  # BatchStream shuffles; Keras cannot shuffle a stream
+                **fit_kwargs,
+            )
+    except Exception as exc:
+        if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
+            raise failures[0] from exc
+        raise
+    if finite.problem:
+        raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
     seconds = time.perf_counter() - started
 
     results = {

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from streamtrain.io.texts import INPUT_FORMATS, open_texts, read_texts
 from streamtrain.options import POSITIVE, check_options, option
+from streamtrain.train.runtime import import_tensorflow
 
 
 @dataclass
@@ -38,12 +39,16 @@ class PredictOptions:
 
 def predict(opts: PredictOptions) -> Iterator[dict]:
     """Labels and probabilities for each input line, in order."""
-    from streamtrain.train.modeldir import load_model, load_vectorizer
-    from streamtrain.train.scoring import SCORE_BATCH, predict_proba
+    from streamtrain.train.modeldir import check
 
     check_options(opts)
     name = "<stdin>" if opts.input == "-" else opts.input
     with open_texts(opts.input) as fh:
+        check(opts.model_dir)
+        import_tensorflow()
+        from streamtrain.train.modeldir import load_model, load_vectorizer
+        from streamtrain.train.scoring import SCORE_BATCH, predict_proba
+
         vectorizer = load_vectorizer(opts.model_dir)
         model = load_model(opts.model_dir)
         labels = vectorizer.labels

@@ -4,7 +4,9 @@ Importing TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA stubs, CPU
 features, twice over) and, on a machine without a GPU, an error-level
 ``failed call to cuInit`` line straight to file descriptor 2 from native
 code, before its logging is initialised: no environment variable silences
-them. ``import_tensorflow(verbose=False)`` therefore imports TensorFlow and
+them. fit, evaluate and predict call ``import_tensorflow`` where they first
+need TensorFlow (after their cheap checks, so a bad input fails in a
+second). Unless verbose, it imports TensorFlow and
 initialises its devices with descriptor 2 pointed at a temporary file, then
 writes back every captured line that is not one of those known start-up
 lines, so nothing unexpected is ever hidden. ``verbose=True`` imports it
@@ -13,6 +15,7 @@ plainly, with TensorFlow's C++ logging fully on.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -29,10 +32,15 @@ STARTUP_NOISE = re.compile(
 )
 
 
-def import_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow and initialise its devices, quietly unless ``verbose``; a no-op once imported."""
+def import_tensorflow(verbose: bool | None = None) -> None:
+    """Import TensorFlow and initialise its devices, quietly unless ``verbose``; a no-op once imported.
+
+    ``verbose=None``: verbose when the ``streamtrain`` logger shows debug lines (``--verbose``).
+    """
     if "tensorflow" in sys.modules:
         return
+    if verbose is None:
+        verbose = logging.getLogger("streamtrain").isEnabledFor(logging.DEBUG)
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         import tensorflow as tf

@@ -16,6 +16,7 @@ import numpy as np
 
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.rows import Rows
+from streamtrain.errors import NonFiniteError
 from streamtrain.train.batches import BatchStream, SplitSource
 from streamtrain.train.models import class_probabilities
 from streamtrain.train.tfdata import model_input
@@ -26,9 +27,14 @@ SCORE_BATCH = {"ngram": 1024, "sequence": 256}
 
 
 def predict_proba(model, rows: Rows, n_classes: int) -> np.ndarray:
+    """Class probabilities of ``rows``; ``NonFiniteError`` if the model gives NaN or infinity for any row."""
     if not len(rows):
         return np.zeros((0, n_classes))
-    return class_probabilities(model(model_input(rows), training=False), n_classes)
+    p = class_probabilities(model(model_input(rows), training=False), n_classes)
+    bad = ~np.isfinite(p).all(axis=1)
+    if bad.any():
+        raise NonFiniteError(f"the model's output is not finite for {int(bad.sum())} of {len(p)} rows (a broken model)")
+    return p
 
 
 def score(model, batches: Iterable[Rows], n_classes: int) -> dict:

@@ -14,6 +14,7 @@ as int32 matrices.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import tensorflow as tf
 
@@ -85,11 +86,25 @@ def token_dataset(
     return ds.flat_map(cut).prefetch(tf.data.AUTOTUNE)
 
 
-def keras_dataset(stream, n_classes: int) -> tf.data.Dataset:
-    """A ``BatchStream``'s batches, epoch after epoch without end, for ``fit(steps_per_epoch=stream.steps)``."""
+def keras_dataset(stream, n_classes: int, failures: list[BaseException] | None = None) -> tf.data.Dataset:
+    """A ``BatchStream``'s batches, epoch after epoch without end, for ``fit(steps_per_epoch=stream.steps)``.
+
+    An exception in the reading generator reaches the caller as a TensorFlow
+    error that has lost its type; ``failures`` receives the original, so the
+    caller can raise that (a ``DataError`` naming the shard) instead.
+    """
     source = stream.source
     cut = token_dataset if source.encoding == "sequence" else sparse_dataset
-    return cut(stream.forever_chunks, stream.batch_size, source.width, n_classes)
+
+    def chunks() -> Iterator[Any]:  # SparseRows or TokenRows, as ``cut`` expects
+        try:
+            yield from stream.forever_chunks()
+        except BaseException as exc:
+            if failures is not None:
+                failures.append(exc)
+            raise
+
+    return cut(chunks, stream.batch_size, source.width, n_classes)
 
 
 def model_input(rows: Rows):

@@ -8,7 +8,8 @@ import pytest
 from helpers import random_rows, random_tokens
 
 from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
-from streamtrain.dataset.shards import SplitWriter, open_reader, sha256_file
+from streamtrain.dataset.shards import SplitWriter, open_reader
+from streamtrain.fs.checksums import sha256_file
 
 
 def assert_rows_equal(a: Rows, b: Rows) -> None:

@@ -1,0 +1,60 @@
+"""File checksums: sha256 streamed in bounded memory, and "is this file the one that was recorded?".
+
+``file_problem`` compares a file on disk with its recorded size and sha256
+and says what is wrong (missing, truncated or grown, different bytes), or
+None. ``check_once`` does the same but hashes each file at most once per
+process while its size, modification time and inode stay the same, so fit
+can check every shard before its first read without reading the data twice
+per epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+_BLOCK = 1 << 20
+_checked: set[tuple[str, int, int, int, str]] = set()
+_lock = threading.Lock()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_problem(path: str | os.PathLike[str], size: int, sha256: str) -> str | None:
+    """What is wrong with ``path`` against its record, in a few words; None when it matches."""
+    try:
+        actual = os.stat(path).st_size
+        if actual != size:
+            return f"{'truncated' if actual < size else 'grown'}: {actual} bytes on disk, {size} recorded"
+        if sha256_file(path) != sha256:
+            return "damaged: its sha256 checksum differs from the one recorded"
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return None
+
+
+def check_once(path: str | os.PathLike[str], size: int, sha256: str) -> str | None:
+    """``file_problem``, remembered per process for a file that matched and has not changed since."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return file_problem(path, size, sha256)
+    key = (str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns, sha256)
+    with _lock:
+        if key in _checked:
+            return None
+    problem = file_problem(path, size, sha256)
+    if problem is None:
+        with _lock:
+            _checked.add(key)
+    return problem

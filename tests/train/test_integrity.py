@@ -1,0 +1,155 @@
+"""Damaged shards and diverging training never become a model: exit codes, messages, untouched outputs, no hangs.
+
+Every case runs the real ``streamtrain`` command in a subprocess, as cron would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_TEST, DEMO_TRAIN
+from helpers import prepare_csv
+
+BIN = Path(sys.executable).parent / "streamtrain"
+
+
+def streamtrain(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("integrity")
+    return {
+        fmt: prepare_csv(DEMO_TRAIN, root / f"data-{fmt}", DEMO_TEST, format=fmt, shard_rows=1000, block_rows=64)
+        for fmt in ("hdf5", "parquet")
+    }
+
+
+@pytest.fixture(scope="module")
+def model(datasets, tmp_path_factory):
+    """A good model directory that every failing run below must leave byte for byte as it was."""
+    path = tmp_path_factory.mktemp("model") / "model"
+    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", path, "--epochs", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return path
+
+
+def damaged_copy(data: Path, tmp_path: Path, damage) -> tuple[Path, Path]:
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    shard = copy / json.loads((copy / "manifest.json").read_text())["shards"][1]["path"]  # a train shard
+    damage(shard)
+    return copy, shard
+
+
+def flip(fraction: float):
+    def damage(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[int(len(data) * fraction)] ^= 0x5A
+        path.write_bytes(bytes(data))
+
+    return damage
+
+
+def truncate(path: Path) -> None:
+    os.truncate(path, path.stat().st_size * 2 // 3)
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
+@pytest.mark.parametrize("fraction", [0.02, 0.5, 0.97])
+def test_a_flipped_byte_stops_fit_with_65_and_leaves_the_model_alone(datasets, model, tmp_path, fmt, fraction):
+    data, shard = damaged_copy(datasets[fmt], tmp_path, flip(fraction))
+    before = tree_digest(model)
+    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--overwrite")
+    assert proc.returncode == 65, proc.stderr
+    assert f"{shard}: shard damaged" in proc.stderr and "checksum" in proc.stderr
+    assert tree_digest(model) == before
+    assert not [p for p in model.parent.iterdir() if p != model]  # no staging directory left beside it
+    check = streamtrain("verify", data)
+    assert check.returncode == 65 and f"{shard}: damaged" in check.stderr
+
+
+def test_a_truncated_shard_ends_fit_with_65_every_time(datasets, model, tmp_path):
+    data, shard = damaged_copy(datasets["parquet"], tmp_path, truncate)
+    before = tree_digest(model)
+
+    def run(_):
+        return streamtrain("fit", "--data", data, "--model-dir", model, "--overwrite", timeout=120)
+
+    with ThreadPoolExecutor(2) as pool:  # 20 runs; a hang would raise TimeoutExpired
+        results = list(pool.map(run, range(20)))
+    assert [r.returncode for r in results] == [65] * 20, results[0].stderr
+    assert all(f"{shard}: shard truncated" in r.stderr for r in results)
+    assert tree_digest(model) == before
+    check = streamtrain("verify", data)
+    assert check.returncode == 65 and "truncated" in check.stderr
+
+
+def test_evaluate_refuses_a_damaged_shard(datasets, model, tmp_path):
+    data, shard = damaged_copy(datasets["hdf5"], tmp_path, flip(0.5))
+    proc = streamtrain("evaluate", "--data", data, "--model-dir", model, "--split", "train")
+    assert proc.returncode == 65 and str(shard) in proc.stderr and proc.stdout == ""
+
+
+def test_a_diverging_fit_exits_nonzero_and_writes_no_model(datasets, model, tmp_path):
+    fresh = tmp_path / "never"
+    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", fresh, "--learning-rate", "1e38")
+    assert proc.returncode == 1, proc.stderr
+    assert "the training loss became nan at epoch 1, step" in proc.stderr and "no model was written" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not fresh.exists() and list(tmp_path.iterdir()) == []
+    before = tree_digest(model)
+    proc = streamtrain(
+        "fit", "--data", datasets["hdf5"], "--model-dir", model, "--overwrite", "--learning-rate", "1e38"
+    )
+    assert proc.returncode == 1 and tree_digest(model) == before
+
+
+def test_verify_and_predict_catch_a_damaged_model(model, tmp_path):
+    assert streamtrain("verify", model).returncode == 0
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    flip(0.5)(copy / "model.keras")
+    check = streamtrain("verify", copy)
+    assert check.returncode == 65 and f"{copy / 'model.keras'}: damaged" in check.stderr
+    proc = subprocess.run(
+        [str(BIN), "predict", "--model-dir", str(copy)], input="hello\n", capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 65 and "model.keras" in proc.stderr and proc.stdout == ""
+
+
+def test_a_read_error_inside_the_input_pipeline_surfaces_as_a_data_error(datasets, tmp_path, monkeypatch):
+    """A shard that passed its checksum and then fails to read (an I/O error mid-epoch) ends fit with its DataError."""
+    from streamtrain.dataset import shards
+    from streamtrain.errors import DataError
+    from streamtrain.train.fit import FitOptions, fit
+
+    original, calls = shards.Hdf5ShardReader.read_block, []
+
+    def failing(self, block):
+        calls.append(block)
+        if len(calls) == 5:  # inside tf.data's generator thread, during epoch 1
+            raise OSError(5, "Input/output error")
+        return original(self, block)
+
+    monkeypatch.setattr(shards.Hdf5ShardReader, "read_block", failing)
+    with pytest.raises(DataError, match=r"cannot read block \d+ of this shard: \[Errno 5\] Input/output error"):
+        fit(FitOptions(data=str(datasets["hdf5"]), model_dir=str(tmp_path / "m"), epochs=2))
+    assert len(calls) >= 5 and not (tmp_path / "m").exists()
