@@ -1,7 +1,9 @@
-"""Streaming readers: every format, chunking, row numbers and loud, located errors.
+"""Streaming readers: every format, chunking, row numbers, rejected records and loud, located errors.
 
-All inputs are small invented files written under ``tmp_path``; the one real-corpus
-test (AG News) runs only when ``$STREAMTRAIN_DATASETS`` is set.
+A bad record is rejected (file, row, reason, excerpt) and the records around it are still
+read; only what makes a whole file unusable is an error. All inputs are small invented
+files written under ``tmp_path`` (plus a few 2-50 MiB ones for the size limit); the one
+real-corpus test (AG News) runs only when ``$STREAMTRAIN_DATASETS`` is set.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +20,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamtrain.errors import EXIT_DATA, EXIT_USAGE, DataError, UsageError
-from streamtrain.io.readers import ColumnSpec, RawChunk, detect_format, read_chunks
+from streamtrain.io.readers import (
+    MAX_FIELD_BYTES,
+    REJECT_REASON_TEXT,
+    REJECT_REASONS,
+    ColumnSpec,
+    RawChunk,
+    Reject,
+    detect_format,
+    read_chunks,
+)
 
 BY_NAME = ColumnSpec()  # text="text", label="label", header inferred (True)
 AG_NEWS = ColumnSpec(text=(1, 2), label=0)  # header-less, label first, title + description
@@ -52,8 +64,8 @@ def write_parquet(path: Path, columns: dict, **kwargs) -> Path:
     return path
 
 
-def chunks_of(inputs, spec: ColumnSpec = BY_NAME, chunk_rows: int = 4096) -> list[RawChunk]:
-    return list(read_chunks([str(p) for p in inputs], spec, chunk_rows))
+def chunks_of(inputs, spec: ColumnSpec = BY_NAME, chunk_rows: int = 4096, **kw) -> list[RawChunk]:
+    return list(read_chunks([str(p) for p in inputs], spec, chunk_rows, **kw))
 
 
 def rows_of(path, spec: ColumnSpec = BY_NAME, chunk_rows: int = 4096) -> list[tuple[str, str, int | str]]:
@@ -63,6 +75,30 @@ def rows_of(path, spec: ColumnSpec = BY_NAME, chunk_rows: int = 4096) -> list[tu
         assert len(chunk.texts) == len(chunk.labels) == len(chunk.rows) == len(chunk)
         out.extend(zip(chunk.texts, chunk.labels, chunk.rows))
     return out
+
+
+def read_all(path, spec: ColumnSpec = BY_NAME, chunk_rows: int = 4096, **kw) -> tuple[list, list[Reject]]:
+    """(accepted (text, label, row) rows, rejects) of one input, across all its chunks."""
+    rows: list = []
+    rejects: list[Reject] = []
+    for chunk in chunks_of([path], spec, chunk_rows, **kw):
+        assert len(chunk.texts) == len(chunk.labels) == len(chunk.rows) == len(chunk)
+        assert 0 < len(chunk) + len(chunk.rejected) <= chunk_rows  # a chunk of only rejects is still yielded
+        rows.extend(zip(chunk.texts, chunk.labels, chunk.rows))
+        rejects.extend(chunk.rejected)
+    return rows, rejects
+
+
+def reasons(rejects: list[Reject]) -> list[tuple[int | None, str]]:
+    return [(r.row, r.reason) for r in rejects]
+
+
+def assert_rejects_well_formed(rejects: list[Reject], path) -> None:
+    for r in rejects:
+        assert r.path == str(path) or r.path.startswith(str(path))
+        assert r.reason in REJECT_REASONS
+        assert len(r.excerpt) <= 80 and r.excerpt.isprintable(), r.excerpt
+        assert (r.lost_bytes is not None) == (r.reason == "unreadable_remainder") or r.row is None
 
 
 def data_error(path, spec: ColumnSpec = BY_NAME, chunk_rows: int = 4096) -> DataError:
@@ -116,6 +152,44 @@ def test_raw_chunk_where():
     assert len(chunk) == 2
     assert chunk.where(0) == ("corpus.csv", 7)
     assert chunk.where(1) == ("/data/pos/3_9.txt", None)
+    assert chunk.rejected == []  # rejects live beside the rows and do not count in len()
+
+
+def test_reject_interface():
+    assert REJECT_REASONS == (
+        "wrong_column_count",
+        "unterminated_quote",
+        "malformed_csv",
+        "empty_text",
+        "empty_label",
+        "invalid_utf8",
+        "field_too_large",
+        "invalid_json",
+        "not_an_object",
+        "missing_field",
+        "text_not_a_string",
+        "unreadable_remainder",
+    )
+    assert MAX_FIELD_BYTES == 1 << 20
+    r = Reject("a.csv", 3, "empty_label", "some text,")
+    assert r.lost_bytes is None
+    assert r.to_json() == {"path": "a.csv", "row": 3, "reason": "empty_label", "excerpt": "some text,"}
+    lost = Reject("a.csv.gz", 9, "unreadable_remainder", "EOFError: ...", lost_bytes=123)
+    assert lost.to_json() == {
+        "path": "a.csv.gz",
+        "row": 9,
+        "reason": "unreadable_remainder",
+        "excerpt": "EOFError: ...",
+        "lost_bytes": 123,
+    }
+    assert json.loads(json.dumps(lost.to_json())) == lost.to_json()
+    with pytest.raises(ValueError, match="unknown reject reason"):
+        Reject("a.csv", 1, "bad_vibes", "")
+    # every reason has words for messages; prepare adds one of its own, which no reader produces
+    assert set(REJECT_REASON_TEXT) == {*REJECT_REASONS, "unknown_label"}
+    assert Reject("test.csv", 4, "unknown_label", "sports").reason == "unknown_label"
+    with pytest.raises(UsageError, match="max_field_bytes"):
+        list(read_chunks([], BY_NAME, max_field_bytes=0))
 
 
 # --------------------------------------------------------------------------- CSV / TSV
@@ -460,7 +534,34 @@ def test_dir_invalid_utf8_document_named(tmp_path):
     root = tmp_path / "c"
     write(root / "pos" / "a.txt", "fine")
     bad = write(root / "pos" / "b.txt", b"caf\xe9 latin-1")
-    assert_located(data_error(root), bad, None, "not valid UTF-8")
+    write(root / "pos" / "c.txt", "also fine")
+    rows, rejects = read_all(root)
+    assert [r[0] for r in rows] == ["fine", "also fine"]
+    assert rejects == [Reject(str(bad), None, "invalid_utf8", "caf\\xe9 latin-1")]
+
+
+def test_dir_rejects(tmp_path):
+    root = tmp_path / "d"
+    write(root / "a" / "0_good.txt", "a good document")
+    empty = write(root / "a" / "1_empty.txt", "")
+    blank = write(root / "a" / "2_blank.txt", " \n\t ")
+    big = write(root / "a" / "3_big.txt", "y" * 101)
+    write(root / "a" / "4_limit.txt", "z" * 100)  # exactly the limit is fine
+    data = gzip.compress(b"a zipped document, cut short " * 50)
+    cut = root / "b" / "5_cut.txt.gz"
+    cut.parent.mkdir(parents=True)
+    cut.write_bytes(data[: len(data) // 2])
+    write(root / "b" / "6_good.txt.gz", "a zipped good one")
+    rows, rejects = read_all(root, max_field_bytes=100)
+    assert [r[0] for r in rows] == ["a good document", "z" * 100, "a zipped good one"]
+    assert [r.row for r in rejects] == [None] * 4
+    assert [r.reason for r in rejects] == ["empty_text", "empty_text", "field_too_large", "unreadable_remainder"]
+    assert [r.path for r in rejects] == [str(empty), str(blank), str(big), str(cut)]
+    assert rejects[1].excerpt == " \\n\\t "  # control characters escaped
+    assert rejects[2].excerpt == "y" * 80
+    assert rejects[3].lost_bytes == cut.stat().st_size
+    assert "EOFError" in rejects[3].excerpt
+    assert_rejects_well_formed(rejects, root)
 
 
 # --------------------------------------------------------------------------- chunking, every format
@@ -565,20 +666,93 @@ def test_read_chunks_no_inputs():
     assert list(read_chunks([], BY_NAME)) == []
 
 
-# --------------------------------------------------------------------------- DataError: file and row
+# --------------------------------------------------------------------------- rejects: file, row, reason
+
+
+CSV_REJECTS = [
+    # (file name, content, spec, accepted (text, label, row), rejects (row, reason))
+    (
+        "short.csv",
+        "text,label\nok,1\nno label column\nafter,2\n",
+        BY_NAME,
+        [("ok", "1", 2), ("after", "2", 4)],
+        [(3, "wrong_column_count")],
+    ),
+    (
+        "empty_label.csv",
+        "text,label\nok,1\n\nno label,\nafter,2\n",
+        BY_NAME,
+        [("ok", "1", 2), ("after", "2", 5)],
+        [(4, "empty_label")],
+    ),
+    ("blank_label.csv", "text,label\nspaces only,   \n", BY_NAME, [], [(2, "empty_label")]),
+    (
+        "empty_text.csv",
+        'text,label\n,1\n   ,2\n"",3\n" \t ",4\nok,5\n',
+        BY_NAME,
+        [("ok", "5", 6)],
+        [(2, "empty_text"), (3, "empty_text"), (4, "empty_text"), (5, "empty_text")],
+    ),
+    (
+        "few.csv",
+        '"1","t","d"\n"2","only title"\n"3","x","y"\n',
+        AG_NEWS,
+        [("t d", "1", 1), ("x y", "3", 3)],
+        [(2, "wrong_column_count")],
+    ),
+    ("few.tsv", "1\tt\td\n\n2\n", ColumnSpec(text=(1, 2), label=0), [("t d", "1", 1)], [(3, "wrong_column_count")]),
+    (
+        "after_multiline.csv",
+        'text,label\n"a\nb",1\n"c",\nd,2\n',
+        BY_NAME,
+        [("a\nb", "1", 2), ("d", "2", 5)],
+        [(4, "empty_label")],
+    ),
+    (
+        "bad_quote.csv",
+        'text,label\n"closed" too early,1\nok,2\n',
+        BY_NAME,
+        [("ok", "2", 3)],
+        [(2, "malformed_csv")],
+    ),
+    (
+        "whitespace_line.csv",  # a line of spaces is a record (one empty-ish column), not a blank line
+        "text,label\n   \nok,1\n",
+        BY_NAME,
+        [("ok", "1", 3)],
+        [(2, "wrong_column_count")],
+    ),
+]
+
+
+@pytest.mark.parametrize("name, content, spec, accepted, rejected", CSV_REJECTS, ids=[c[0] for c in CSV_REJECTS])
+def test_csv_rejects(tmp_path, name, content, spec, accepted, rejected):
+    path = write(tmp_path / name, content)
+    rows, rejects = read_all(path, spec)
+    assert rows == accepted
+    assert reasons(rejects) == rejected
+    assert all(r.path == str(path) and r.lost_bytes is None for r in rejects)
+    assert_rejects_well_formed(rejects, path)
+
+
+def test_csv_reject_excerpt_is_the_raw_record(tmp_path):
+    path = write(tmp_path / "x.csv", b'text,label\n"two\nlines",\n' + b"\x01\xff" * 100 + b",\n")
+    rows, rejects = read_all(path)
+    assert rows == []
+    assert reasons(rejects) == [(2, "empty_label"), (4, "invalid_utf8")]
+    assert rejects[0].excerpt == '"two\\nlines",'  # the record as written, newline escaped
+    assert rejects[1].excerpt == "\\x01\\xff" * 10  # 80 characters at most, bytes escaped
+    assert_rejects_well_formed(rejects, path)
 
 
 CSV_ERRORS = [
-    # (file name, content, spec, row, fragments)
-    ("short.csv", "text,label\nok,1\nno label column\n", BY_NAME, 3, ["expected at least 2 columns, found 1"]),
-    ("empty_label.csv", "text,label\nok,1\n\nno label,\n", BY_NAME, 4, ["empty label"]),
-    ("blank_label.csv", "text,label\nspaces only,   \n", BY_NAME, 2, ["empty label"]),
-    ("few.csv", '"1","t","d"\n"2","only title"\n', AG_NEWS, 2, ["expected at least 3 columns, found 2"]),
-    ("few.tsv", "1\tt\td\n\n2\n", ColumnSpec(text=(1, 2), label=0), 3, ["expected at least 3 columns, found 1"]),
-    ("after_multiline.csv", 'text,label\n"a\nb",1\n"c",\n', BY_NAME, 4, ["empty label"]),
+    # header problems make the whole file unusable: (file name, content, spec, row, fragments)
     ("noname.csv", "body,label\nx,1\n", BY_NAME, 1, ["no column named 'text'", "body"]),
     ("nolabel.csv", "text,class\nx,1\n", ColumnSpec(label="label"), 1, ["no column named 'label'"]),
     ("nolabel.csv.gz", "text,class\nx,1\n", BY_NAME, 1, ["no column named 'label'"]),
+    ("blank_header.csv", "\ntext,label\nx,1\n", BY_NAME, 1, ["no column named 'text'"]),
+    ("quote_header.csv", '"text,label\nx,1\n', BY_NAME, 1, ["header row", "quote"]),
+    ("bad_header.csv", '"text"x,label\nx,1\n', BY_NAME, 1, ["header row", "malformed CSV"]),
 ]
 
 
@@ -588,42 +762,63 @@ def test_csv_data_errors(tmp_path, name, content, spec, row, fragments):
     assert_located(data_error(path, spec), path, row, *fragments)
 
 
-JSONL_ERRORS = [
-    ("invalid.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": \n', 2, ["invalid JSON"]),
-    ("trailing.jsonl", '{"text": "a", "label": 1}\n\n{"text": "b"} junk\n', 3, ["invalid JSON"]),
-    ("list.jsonl", '{"text": "a", "label": 1}\n["b", 2]\n', 2, ["expected a JSON object"]),
-    ("number.jsonl", "42\n", 1, ["expected a JSON object"]),
-    ("string.jsonl", '\n"just text"\n', 2, ["expected a JSON object"]),
-    ("no_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b"}\n', 2, ["missing field 'label'"]),
-    ("no_text.jsonl", '{"body": "a", "label": 1}\n', 1, ["missing field 'text'"]),
-    ("null_label.jsonl", '{"text": "a", "label": null}\n', 1, ["empty label"]),
-    ("empty_label.jsonl", '{"text": "a", "label": ""}\n', 1, ["empty label"]),
-    ("null_text.jsonl", '{"text": null, "label": 1}\n', 1, ["missing text"]),
-    ("int_text.jsonl", '{"text": "a", "label": 1}\n{"text": 5, "label": 1}\n', 2, ["text field is int, not a string"]),
-    ("list_text.jsonl", '{"text": ["a", "b"], "label": 1}\n', 1, ["text field is list, not a string"]),
-    ("invalid.jsonl.gz", '{"text": "a", "label": 1}\n{oops}\n', 2, ["invalid JSON"]),
+def test_csv_header_over_the_limit_is_an_error(tmp_path):
+    path = write(tmp_path / "h.csv", "text,label," + "x" * 200 + "\na,1\n")
+    with pytest.raises(DataError) as info:
+        chunks_of([path], max_field_bytes=100)
+    assert_located(info.value, path, 1, "header row", "field size limit")
+
+
+JSONL_REJECTS = [
+    ("invalid.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": \n', 2, "invalid_json"),
+    ("trailing.jsonl", '{"text": "a", "label": 1}\n\n{"text": "b"} junk\n', 3, "invalid_json"),
+    ("deep.jsonl", '{"text": "a", "label": 1}\n' + "[" * 100_000 + "\n", 2, "invalid_json"),
+    ("huge_int.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": ' + "9" * 5000 + "}\n", 2, "invalid_json"),
+    ("list.jsonl", '{"text": "a", "label": 1}\n["b", 2]\n', 2, "not_an_object"),
+    ("number.jsonl", '{"text": "a", "label": 1}\n42\n', 2, "not_an_object"),
+    ("string.jsonl", '{"text": "a", "label": 1}\n\n"just text"\n', 3, "not_an_object"),
+    ("no_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b"}\n', 2, "missing_field"),
+    ("no_text.jsonl", '{"text": "a", "label": 1}\n{"body": "b", "label": 1}\n', 2, "missing_field"),
+    ("null_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": null}\n', 2, "empty_label"),
+    ("empty_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": " "}\n', 2, "empty_label"),
+    ("null_text.jsonl", '{"text": "a", "label": 1}\n{"text": null, "label": 1}\n', 2, "empty_text"),
+    ("blank_text.jsonl", '{"text": "a", "label": 1}\n{"text": " \\n", "label": 1}\n', 2, "empty_text"),
+    ("int_text.jsonl", '{"text": "a", "label": 1}\n{"text": 5, "label": 1}\n', 2, "text_not_a_string"),
+    ("list_text.jsonl", '{"text": "a", "label": 1}\n{"text": ["a", "b"], "label": 1}\n', 2, "text_not_a_string"),
+    ("surrogate.jsonl", '{"text": "a", "label": 1}\n{"text": "x\\ud800", "label": 1}\n', 2, "invalid_utf8"),
+    ("invalid.jsonl.gz", '{"text": "a", "label": 1}\n{oops}\n', 2, "invalid_json"),
 ]
 
 
-@pytest.mark.parametrize("name, content, row, fragments", JSONL_ERRORS, ids=[c[0] for c in JSONL_ERRORS])
-def test_jsonl_data_errors(tmp_path, name, content, row, fragments):
-    path = write(tmp_path / name, content)
-    assert_located(data_error(path), path, row, *fragments)
+@pytest.mark.parametrize("name, content, row, reason", JSONL_REJECTS, ids=[c[0] for c in JSONL_REJECTS])
+def test_jsonl_rejects(tmp_path, name, content, row, reason):
+    path = write(tmp_path / name, content + '{"text": "after", "label": "z"}\n')
+    rows, rejects = read_all(path)
+    after = content.count("\n") + 1
+    assert rows == [("a", "1", 1), ("after", "z", after)]  # the rows around the bad one are read
+    assert reasons(rejects) == [(row, reason)]
+    assert rejects[0].path == str(path)
+    assert_rejects_well_formed(rejects, path)
 
 
-def test_errors_come_after_the_good_chunks(tmp_path):
-    path = write_jsonl(tmp_path / "late.jsonl", [{"text": f"t{i}", "label": 1} for i in range(5)] + [{"text": "x"}])
-    stream = read_chunks([path], BY_NAME, chunk_rows=2)
-    assert next(stream).texts == ["t0", "t1"]
-    assert next(stream).texts == ["t2", "t3"]
-    with pytest.raises(DataError) as info:
-        next(stream)
-    assert info.value.row == 6
+def test_rejects_come_in_order_with_the_good_chunks(tmp_path):
+    records = [{"text": f"t{i}", "label": 1} for i in range(5)] + [{"text": "x"}, {"text": "t5", "label": 2}]
+    path = write_jsonl(tmp_path / "late.jsonl", records)
+    chunks = list(read_chunks([path], BY_NAME, chunk_rows=2))
+    assert [c.texts for c in chunks] == [["t0", "t1"], ["t2", "t3"], ["t4"], ["t5"]]
+    assert [reasons(c.rejected) for c in chunks] == [[], [], [(6, "missing_field")], []]
+
+
+def test_a_chunk_of_only_rejects_is_yielded(tmp_path):
+    path = write(tmp_path / "bad.csv", "text,label\n" + "no label\n" * 5 + "ok,1\n")
+    chunks = chunks_of([path], chunk_rows=2)
+    assert [(len(c), len(c.rejected)) for c in chunks] == [(0, 2), (0, 2), (1, 1)]
+    assert [r.row for c in chunks for r in c.rejected] == [2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("name", ["bad.csv", "bad.tsv", "bad.csv.gz", "bad.jsonl", "bad.jsonl.gz"])
 @pytest.mark.parametrize("bad_line", [3, 2500])  # 2500: well past the first block the decoder reads
-def test_invalid_utf8_names_file_and_row(tmp_path, name, bad_line):
+def test_invalid_utf8_rejects_the_row_and_reads_around_it(tmp_path, name, bad_line):
     if "jsonl" in name:
         line = b'{"text": "%s", "label": 1}\n'
         spec = BY_NAME
@@ -633,7 +828,11 @@ def test_invalid_utf8_names_file_and_row(tmp_path, name, bad_line):
     good = [line % b"fine %d" % i for i in range(1, bad_line)]
     body = b"".join(good) + line % b"caf\xe9 \xff" + line % b"tail"
     path = write(tmp_path / name, body)
-    assert_located(data_error(path, spec), path, bad_line, "not valid UTF-8")
+    rows, rejects = read_all(path, spec)
+    assert reasons(rejects) == [(bad_line, "invalid_utf8")]
+    assert "caf\\xe9 \\xff" in rejects[0].excerpt
+    assert [r[2] for r in rows] == [*range(1, bad_line), bad_line + 1]
+    assert rows[-1][:2] == ("tail", "1")
 
 
 def test_invalid_utf8_in_csv_header(tmp_path):
@@ -641,26 +840,49 @@ def test_invalid_utf8_in_csv_header(tmp_path):
     assert_located(data_error(path), path, 1, "not valid UTF-8")
 
 
-def test_parquet_data_errors(tmp_path):
+def test_parquet_rejects(tmp_path):
     null_label = write_parquet(tmp_path / "nl.parquet", {"text": ["a", "b", "c"], "label": ["x", "y", None]})
-    assert_located(data_error(null_label), null_label, 3, "empty label")
+    rows, rejects = read_all(null_label)
+    assert [r[0] for r in rows] == ["a", "b"]
+    assert reasons(rejects) == [(3, "empty_label")]
+    assert rejects[0].path == str(null_label)
 
     blank_label = write_parquet(tmp_path / "bl.parquet", {"text": ["a", "b"], "label": ["x", " "]})
-    assert_located(data_error(blank_label), blank_label, 2, "empty label")
+    assert reasons(read_all(blank_label)[1]) == [(2, "empty_label")]
 
-    null_text = write_parquet(tmp_path / "nt.parquet", {"text": ["a", None], "label": ["x", "y"]})
-    assert_located(data_error(null_text), null_text, 2, "missing text")
+    texts = write_parquet(tmp_path / "nt.parquet", {"text": ["a", None, "", "  ", "e"], "label": ["x"] * 5})
+    rows, rejects = read_all(texts)
+    assert rows == [("a", "x", 1), ("e", "x", 5)]
+    assert reasons(rejects) == [(2, "empty_text"), (3, "empty_text"), (4, "empty_text")]
 
     int_text = write_parquet(tmp_path / "it.parquet", {"text": [1, 2], "label": ["x", "y"]})
-    assert_located(data_error(int_text), int_text, 1, "text field is int, not a string")
+    assert reasons(read_all(int_text)[1]) == [(1, "text_not_a_string"), (2, "text_not_a_string")]
+
+    big = write_parquet(tmp_path / "big.parquet", {"text": ["ok", "é" * 60, "é" * 50], "label": ["x", "y", "z"]})
+    rows, rejects = read_all(big, max_field_bytes=100)  # 120 and 100 bytes of UTF-8
+    assert rows == [("ok", "x", 1), ("é" * 50, "z", 3)]
+    assert reasons(rejects) == [(2, "field_too_large")]
+    assert len(rejects[0].excerpt) <= 80
 
     # row numbers keep counting across chunks
     late = write_parquet(tmp_path / "late.parquet", {"text": ["a"] * 7, "label": ["x"] * 6 + [None]})
-    assert_located(data_error(late, chunk_rows=3), late, 7, "empty label")
+    rows, rejects = read_all(late, chunk_rows=3)
+    assert [r[2] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert reasons(rejects) == [(7, "empty_label")]
 
     # the .gz is named, not the temporary inflated copy
     gz = write_parquet(tmp_path / "nl.parquet.gz", {"text": ["a", "b"], "label": ["x", None]})
-    assert_located(data_error(gz), gz, 2, "empty label")
+    rows, rejects = read_all(gz)
+    assert rejects == [Reject(str(gz), 2, "empty_label", "['b', None]")]
+
+    # a string cell that is not UTF-8 (Parquet writers do not check)
+    offsets = pa.py_buffer(b"".join(n.to_bytes(4, "little") for n in (0, 2, 5, 7)))
+    texts = pa.Array.from_buffers(pa.string(), 3, [None, offsets, pa.py_buffer(b"ok\xff\xfe!ok")])
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"text": texts, "label": ["a", "b", "c"]}), bad)
+    rows, rejects = read_all(bad)
+    assert rows == [("ok", "a", 1), ("ok", "c", 3)]
+    assert rejects == [Reject(str(bad), 2, "invalid_utf8", "[<not UTF-8>, 'b']")]
 
 
 def test_parquet_column_errors(tmp_path):
@@ -717,31 +939,221 @@ def test_integer_columns_on_jsonl(tmp_path, spec):
     assert "by name" in str(info.value)
 
 
-# --------------------------------------------------------------------------- known gaps (see report)
+# --------------------------------------------------------------------------- broken quoting, broken streams
 
 
-def test_csv_unterminated_quote_is_an_error(tmp_path):
-    """An unmatched quote must not swallow the rest of the file into one field."""
+def test_csv_unterminated_quote_is_rejected_where_it_starts(tmp_path):
+    """An unmatched quote must not swallow the rest of the file into one field, nor lose it."""
     path = write(tmp_path / "u.csv", '1,"never closed\n2,second row\n3,third row\n')
-    with pytest.raises(DataError, match="malformed CSV"):
-        chunks_of([path], ColumnSpec(text=(1,), label=0))
+    rows, rejects = read_all(path, ColumnSpec(text=(1,), label=0))
+    assert reasons(rejects) == [(1, "unterminated_quote")]
+    assert rows == [("second row", "2", 2), ("third row", "3", 3)]
+    assert rejects[0].excerpt.startswith('1,"never closed\\n2,second row')
+
+
+def test_csv_stray_quote_reported_at_its_line_not_where_csv_noticed(tmp_path):
+    """The quote on line 151 is noticed at line 158 (the next quote); the reject says 151."""
+    lines = ["text,label"]
+    for n in range(2, 301):
+        if n == 151:
+            lines.append('"stray quote,x')
+        elif n % 7 == 4:
+            lines.append(f'"quoted, with a comma {n}",q')
+        else:
+            lines.append(f"plain {n},p")
+    path = write(tmp_path / "q.csv", "\n".join(lines) + "\n")
+    assert next(n for n in range(152, 300) if n % 7 == 4) == 158
+    rows, rejects = read_all(path)
+    assert reasons(rejects) == [(151, "unterminated_quote")]
+    assert [r[2] for r in rows] == [n for n in range(2, 301) if n != 151]
+
+
+@pytest.mark.parametrize("name", ["long.csv", "long.csv.gz"])
+def test_csv_unterminated_quote_longer_than_the_limit(tmp_path, name):
+    """The stray quote swallows more than max_field_bytes: skipped in pieces, then read again after its start."""
+    lines = ["text,label"] + [f"row {n},r" for n in range(2, 40)] + ['"open,x'] + [f"row {n},r" for n in range(41, 400)]
+    path = write(tmp_path / name, "\n".join(lines) + "\n")
+    rows, rejects = read_all(path, max_field_bytes=256, chunk_rows=7)
+    assert reasons(rejects) == [(40, "unterminated_quote")]
+    assert [r[2] for r in rows] == [*range(2, 40), *range(41, 400)]
+
+
+def test_csv_multiline_field_over_the_limit_is_one_reject(tmp_path):
+    field = "\n".join(f"line {i} of a long quoted field" for i in range(50))
+    path = write(tmp_path / "m.csv", f'text,label\nbefore,a\n"{field}",b\n"short\nfield",c\nafter,d\n')
+    rows, rejects = read_all(path, max_field_bytes=200)
+    assert reasons(rejects) == [(3, "field_too_large")]
+    assert rows == [("before", "a", 2), ("short\nfield", "c", 53), ("after", "d", 55)]
+
+
+def test_csv_invalid_utf8_inside_a_multiline_field(tmp_path):
+    path = write(tmp_path / "m.csv", b'text,label\nbefore,a\n"one\ntw\xff\nthree",b\nafter,c\n')
+    rows, rejects = read_all(path)
+    assert reasons(rejects) == [(3, "invalid_utf8")]
+    assert rows == [("before", "a", 2), ("after", "c", 6)]
+
+
+def test_csv_lone_carriage_returns_end_lines(tmp_path):
+    path = write(tmp_path / "mac.csv", 'text,label\rfirst,a\r"two\rlines",b\r\rlast,c')
+    assert rows_of(path) == [("first", "a", 2), ("two\rlines", "b", 3), ("last", "c", 6)]
+
+
+def csv_with_every_bad_kind(n_good: int = 3000) -> tuple[bytes, list, list]:
+    """A CSV of ``n_good`` good rows with one row of each bad kind among them: (bytes, accepted, rejects)."""
+    records: list[bytes] = [b"text,label"]
+    line = 2  # physical line of the next record
+    accepted: list = []
+    rejected: list = []
+    bad = {
+        400: (b"no comma in this row", "wrong_column_count"),
+        900: (b",empty text", "empty_text"),
+        1300: (b" \t  ,whitespace text", "empty_text"),
+        1500: (b'"a quote that never closes,x', "unterminated_quote"),
+        1800: (b"a row without a label,", "empty_label"),
+        2200: (b"caf\xe9 in latin-1 \xff,bytes", "invalid_utf8"),
+        2600: (b"x" * (2 << 20) + b",huge", "field_too_large"),
+    }
+    good = 0
+    while good < n_good:
+        label = f"L{good % 4}"
+        if bad and line >= min(bad):  # at that line, or just after a two-line record that covers it
+            raw, reason = bad.pop(min(bad))
+            records.append(raw)
+            rejected.append((line, reason))
+        elif line % 500 == 7:
+            records.append(b"")  # a blank line is not a record
+        elif good % 11 == 5:  # quoted, with a comma and a line break: two physical lines
+            text = f"row {good}, quoted\nover two lines"
+            records.append(f'"{text}",{label}'.encode())
+            accepted.append((text, label, line))
+            good += 1
+        else:
+            records.append(f"row {good} words,{label}".encode())
+            accepted.append((f"row {good} words", label, line))
+            good += 1
+        line += records[-1].count(b"\n") + 1
+    assert not bad, bad
+    return b"\n".join(records) + b"\n", accepted, rejected
+
+
+@pytest.mark.parametrize("name", ["mixed.csv", "mixed.csv.gz"])
+def test_csv_one_row_of_each_bad_kind_among_3000(tmp_path, name):
+    body, accepted, rejected = csv_with_every_bad_kind()
+    path = write(tmp_path / name, body)
+    rows, rejects = read_all(path, chunk_rows=1000)
+    assert reasons(rejects) == rejected
+    assert rows == accepted
+    assert len(rows) + len(rejects) == 3000 + 7  # every record read is accepted or rejected
+    assert_rejects_well_formed(rejects, path)
+    assert rejects[-1].excerpt == "x" * 80
+
+
+def test_jsonl_one_row_of_each_bad_kind(tmp_path):
+    bad = [
+        (b'{"text": "cut', "invalid_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'{"label": "x"}', "missing_field"),
+        (b'{"text": 3, "label": "x"}', "text_not_a_string"),
+        (b'{"text": "  ", "label": "x"}', "empty_text"),
+        (b'{"text": "t", "label": ""}', "empty_label"),
+        (b'{"text": "caf\xe9", "label": "x"}', "invalid_utf8"),
+        (b'{"text": "' + b"x" * (2 << 20) + b'", "label": "x"}', "field_too_large"),
+    ]
+    lines: list[bytes] = []
+    accepted, rejected = [], []
+    for i in range(300):
+        if i % 40 == 20:
+            raw, reason = bad[i // 40]
+            lines.append(raw)
+            rejected.append((len(lines), reason))
+        elif i % 50 == 3:
+            lines.append(b"   ")
+        else:
+            lines.append(json.dumps({"text": f"t{i}", "label": i % 3}).encode())
+            accepted.append((f"t{i}", str(i % 3), len(lines)))
+    path = write(tmp_path / "mixed.jsonl", b"\n".join(lines) + b"\n")
+    rows, rejects = read_all(path, chunk_rows=64)
+    assert reasons(rejects) == rejected
+    assert rows == accepted
+    assert_rejects_well_formed(rejects, path)
 
 
 @pytest.mark.parametrize("name", ["t.csv.gz", "t.jsonl.gz"])
-def test_truncated_gzip_is_a_data_error(tmp_path, name):
-    import gzip
-
-    rows = "text,label\n" if name.startswith("t.csv") else ""
+def test_truncated_gzip_keeps_what_was_read(tmp_path, name):
+    is_csv = name.startswith("t.csv")
+    rows = "text,label\n" if is_csv else ""
     rows += "".join(
-        (f"row {i} some words,a\n" if name.startswith("t.csv") else f'{{"text": "row {i}", "label": "a"}}\n')
-        for i in range(5000)
+        (f"row {i} some words,a\n" if is_csv else f'{{"text": "row {i}", "label": "a"}}\n') for i in range(5000)
     )
     data = gzip.compress(rows.encode())
     path = tmp_path / name
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match="cannot read") as info:
-        chunks_of([path], ColumnSpec())
-    assert info.value.path == str(path)
+    accepted, rejects = read_all(path, ColumnSpec(), chunk_rows=1000)
+    first = 2 if is_csv else 1
+    assert len(accepted) > 1000
+    assert [r[2] for r in accepted] == list(range(first, first + len(accepted)))  # everything before the break
+    assert [r[0] for r in accepted] == [f"row {i}" + (" some words" if is_csv else "") for i in range(len(accepted))]
+    assert len(rejects) == 1
+    lost = rejects[0]
+    assert (lost.path, lost.row, lost.reason) == (str(path), first + len(accepted), "unreadable_remainder")
+    assert 0 < lost.lost_bytes <= path.stat().st_size
+    assert "EOFError" in lost.excerpt
+
+
+def test_gzip_with_trailing_garbage(tmp_path):
+    path = tmp_path / "g.csv.gz"
+    path.write_bytes(gzip.compress(b"text,label\na,1\nb,2\n") + gzip.compress(b"c,3\n") + b"garbage!")
+    rows, rejects = read_all(path)
+    assert rows == [("a", "1", 2), ("b", "2", 3), ("c", "3", 4)]  # several members are one stream
+    assert reasons(rejects) == [(5, "unreadable_remainder")]
+    assert rejects[0].lost_bytes == len(b"garbage!")
+
+
+def test_not_gzip_at_all(tmp_path):
+    path = write(tmp_path / "plain.csv", "1,a\n2,b\n").rename(tmp_path / "plain.csv.gz")
+    rows, rejects = read_all(path, ColumnSpec(text=(1,), label=0))
+    assert rows == []
+    assert reasons(rejects) == [(1, "unreadable_remainder")]
+    assert rejects[0].lost_bytes == path.stat().st_size
+    with pytest.raises(DataError) as info:  # with a header expected, nothing usable at all
+        chunks_of([path])
+    assert_located(info.value, path, 1, "header row", "cannot read")
+
+
+FIFTY_MIB = 50 << 20
+
+
+@pytest.mark.parametrize("shape", ["csv line", "csv quoted lines", "jsonl.gz line"])
+def test_a_50_mib_field_is_skipped_in_bounded_memory(tmp_path, shape):
+    if shape == "csv line":
+        path = tmp_path / "big.csv"
+        head, tail = b"text,label\nbefore,a\n", b",b\nafter,c\n"
+        with open(path, "wb") as f:
+            f.write(head + b"x" * FIFTY_MIB + tail)
+        expected = [("before", "a", 2), ("after", "c", 4)]
+    elif shape == "csv quoted lines":
+        path = tmp_path / "lines.csv"
+        line = b"y" * 1023 + b"\n"
+        with open(path, "wb") as f:
+            f.write(b'text,label\nbefore,a\n"' + line * (FIFTY_MIB // 1024) + b'",b\nafter,c\n')
+        expected = [("before", "a", 2), ("after", "c", 3 + FIFTY_MIB // 1024 + 1)]
+    else:
+        path = tmp_path / "big.jsonl.gz"
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(b'{"text": "before", "label": "a"}\n{"text": "')
+            for _ in range(50):
+                f.write(b"z" * (1 << 20))
+            f.write(b'", "label": "b"}\n{"text": "after", "label": "c"}\n')
+        expected = [("before", "a", 1), ("after", "c", 3)]
+    tracemalloc.start()
+    try:
+        rows, rejects = read_all(path, max_field_bytes=1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows == expected
+    assert reasons(rejects) == [(3 if shape == "csv quoted lines" else expected[0][2] + 1, "field_too_large")]
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB while skipping a 50 MiB field"
 
 
 # --------------------------------------------------------------------------- real data
