@@ -34,12 +34,13 @@ import numpy as np
 from streamtrain import __version__
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.rejects import RejectLog
 from streamtrain.dataset.rows import Rows, SparseRows, empty_rows
 from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.dataset.spill import Spill, SpillPart
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.atomic import staging_dir
-from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, read_chunks
+from streamtrain.io.readers import MAX_FIELD_BYTES, Column, ColumnSpec, RawChunk, Reject, detect_format, read_chunks
 from streamtrain.options import FRACTION, POSITIVE, check_options, effective, option
 from streamtrain.vectorize.choice import VECTORIZERS, choose_vectorizer
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K
@@ -99,6 +100,15 @@ class PrepareOptions:
     hash_buckets: int = option(
         HASH_BUCKETS, **POSITIVE, help="hash space of n-gram and token statistics; fixes prepare's memory"
     )
+    max_field_bytes: int = option(
+        MAX_FIELD_BYTES, **POSITIVE, help="a longer record, line or document is rejected (bounds prepare's memory)"
+    )
+    max_bad_fraction: float = option(
+        0.01,
+        check=lambda v: 0.0 <= v <= 1.0,
+        rule="a number in [0, 1]",
+        help="fail (exit 65, the previous dataset untouched) when a larger share of the rows read is rejected",
+    )
     overwrite: bool = option(False, help="replace --data if it exists")
     # Library-only knobs: not on the command line.
     chunk_rows: int = 4096  # raw rows read at a time
@@ -125,6 +135,7 @@ class _FirstPass:
     spill: Spill | None = None  # hashed n-gram counts (n-gram path)
     doc_freq: DocFreq | None = None
     tokens: TokenCounts | None = None  # token frequencies (sequence path)
+    rejects: RejectLog | None = None  # what the readers and the label map did not keep
 
 
 def prepare(opts: PrepareOptions) -> Manifest:
@@ -152,7 +163,7 @@ def prepare(opts: PrepareOptions) -> Manifest:
             shards, per_class = _write_ngrams(opts, first, state, remap, stage, len(label_names))
             stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.min_df).sum())
         else:
-            tokens = first.tokens or _count_tokens(opts)
+            tokens = first.tokens or _count_tokens(opts, first.labels)
             sequences = SequenceState.fit(opts.sequence(), tokens)
             log.info(
                 f"vocabulary of {len(sequences.vocab)} tokens, sequences of {sequences.length} "
@@ -183,6 +194,7 @@ def prepare(opts: PrepareOptions) -> Manifest:
             stats={
                 "rows": {name: int(per_class[i].sum()) for i, name in enumerate(SPLIT_NAMES)},
                 "rows_per_class": {name: per_class[i].tolist() for i, name in enumerate(SPLIT_NAMES)},
+                "rejected": first.rejects.summary() if first.rejects else {},
                 "samples": first.words.samples,
                 "median_words_per_sample": first.words.median(),
                 **stats,
@@ -207,15 +219,42 @@ def _inputs(opts: PrepareOptions) -> list[tuple[str, str]]:
     return [("train", str(p)) for p in opts.inputs] + [("test", str(p)) for p in opts.test]
 
 
-def _rows(opts: PrepareOptions) -> Iterator[tuple[int, str, RawChunk, np.ndarray, np.ndarray]]:
-    """Every input row in order as (input index, role, chunk, split codes, row ids): identical on every pass."""
+def _rows(
+    opts: PrepareOptions, labels: LabelIndex, rejects: RejectLog | None = None
+) -> Iterator[tuple[int, str, RawChunk, np.ndarray, np.ndarray, np.ndarray]]:
+    """Every kept input row in order as (input index, role, chunk, label ids, split codes, row ids).
+
+    Identical on every pass. Test rows whose label training never saw are dropped here; ``rejects``
+    (the first pass only) records them and every row the readers rejected.
+    """
     next_row = 0
     for index, (role, path) in enumerate(_inputs(opts)):
-        for chunk in read_chunks([path], opts.columns(), opts.chunk_rows):
+        for chunk in read_chunks([path], opts.columns(), opts.chunk_rows, opts.max_field_bytes):
+            if role == "test":
+                labels.freeze()
+            ids = labels.encode(chunk)
+            if rejects is not None:
+                for reject in chunk.rejected:
+                    rejects.add(index, reject)
+                for i in np.flatnonzero(ids < 0):
+                    where, row = chunk.where(int(i))
+                    rejects.add(index, Reject(where, row, "unknown_label", chunk.labels[i][:80]))
+            if (ids < 0).any():
+                chunk, ids = _keep(chunk, ids >= 0), ids[ids >= 0]
             splits = assign_splits(chunk.texts, opts.val_fraction, is_test=role == "test")
             row_ids = np.arange(next_row, next_row + len(chunk), dtype=np.int64)
             next_row += len(chunk)
-            yield index, role, chunk, splits, row_ids
+            yield index, role, chunk, ids, splits, row_ids
+
+
+def _keep(chunk: RawChunk, keep: np.ndarray) -> RawChunk:
+    rows = np.flatnonzero(keep)
+    return RawChunk(
+        chunk.path,
+        [chunk.texts[i] for i in rows],
+        [chunk.labels[i] for i in rows],
+        [chunk.rows[i] for i in rows],
+    )
 
 
 def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
@@ -225,18 +264,17 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
     else:
         first.spill = Spill(stage / ".spill", opts.hash_buckets)
         first.doc_freq = DocFreq(opts.hash_buckets)
+    inputs = _inputs(opts)
     first.sources = [
         {"path": os.path.abspath(path), "role": role, "format": detect_format(path), "first_row_id": 0, "rows": 0}
-        for role, path in _inputs(opts)
+        for role, path in inputs
     ]
+    rejects = first.rejects = RejectLog(stage, len(inputs))
     train_rows = 0
     config = opts.ngram()
-    for index, role, chunk, splits, row_ids in _rows(opts):
-        if role == "test":
-            first.labels.freeze()
+    for index, role, chunk, labels, splits, row_ids in _rows(opts, first.labels, rejects):
         first.sources[index]["rows"] += len(chunk)
         first.split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
-        labels = first.labels.encode(chunk)
         train = splits == TRAIN
         train_rows += int(train.sum())
         if role == "train":
@@ -247,11 +285,24 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
             counts = hash_counts(config, chunk.texts)
             first.doc_freq.update(counts[train])
             first.spill.append(SpillPart(counts, labels, splits, row_ids))
+    rejects.close()
     start = 0
-    for source in first.sources:
+    for i, source in enumerate(first.sources):
         source["first_row_id"], start = start, start + source["rows"]
-        log.info(f"read {source['rows']} {source['role']} rows from {source['path']}")
+        source["rejected"] = rejects.per_source[i]
+        source["read"] = source["rows"] + source["rejected"]
+        if not source["read"]:
+            log.warning(f"{source['path']}: no rows (a header and nothing else?)")
+        log.info(f"read {source['rows']} {source['role']} rows from {source['path']}, rejected {source['rejected']}")
+    for reject_source, reject in rejects.broken:
+        path = Path(first.sources[reject_source]["path"])
+        size = path.stat().st_size if path.is_file() else 0
+        rejects.estimate_lost(reject_source, first.sources[reject_source]["read"], size, reject.lost_bytes or 0)
+    rejects.check(sum(s["read"] for s in first.sources), opts.max_bad_fraction)
     if train_rows == 0:
+        empty = [s["path"] for s in first.sources if s["role"] == "train" and not s["rows"]]
+        if len(empty) == len(opts.inputs):
+            raise DataError(f"the training inputs hold no rows: {', '.join(empty)} (a header and nothing else?)")
         raise DataError("no training rows: every input row went to validation or test")
     return first
 
@@ -332,9 +383,9 @@ def _write_ngrams(
     return out.close()
 
 
-def _count_tokens(opts: PrepareOptions) -> TokenCounts:
+def _count_tokens(opts: PrepareOptions, labels: LabelIndex) -> TokenCounts:
     counts = TokenCounts(opts.hash_buckets)
-    for _, _, chunk, splits, _ in _rows(opts):
+    for _, _, chunk, _, splits, _ in _rows(opts, labels):
         counts.update([t for t, s in zip(chunk.texts, splits) if s == TRAIN])
     return counts
 
@@ -343,6 +394,6 @@ def _write_sequences(
     opts: PrepareOptions, first: _FirstPass, state: SequenceState, remap: np.ndarray, stage: Path, n_classes: int
 ):
     out = _SplitWriters(opts, stage, first, "sequence", state.length, n_classes)
-    for _, _, chunk, splits, row_ids in _rows(opts):
-        out.write(state.encode(chunk.texts, remap[first.labels.encode(chunk)], row_ids), splits)
+    for _, _, chunk, labels, splits, row_ids in _rows(opts, first.labels):
+        out.write(state.encode(chunk.texts, remap[labels], row_ids), splits)
     return out.close()

@@ -28,16 +28,14 @@ class LabelIndex:
         self.frozen = False
 
     def encode(self, chunk: RawChunk) -> np.ndarray:
-        """Provisional ids for a chunk's labels; unknown labels are an error once frozen."""
+        """Provisional ids for a chunk's labels; -1 for a label first seen after ``freeze`` (a test-only label)."""
         out = np.empty(len(chunk), np.int32)
         for i, label in enumerate(chunk.labels):
             idx = self.ids.get(label)
             if idx is None:
                 if self.frozen:
-                    path, row = chunk.where(i)
-                    raise DataError(
-                        f"label {label!r} does not occur in the training inputs {sorted(self.ids)}", path, row
-                    )
+                    out[i] = -1
+                    continue
                 if len(self.ids) >= MAX_CLASSES:
                     path, row = chunk.where(i)
                     raise DataError(f"more than {MAX_CLASSES} distinct labels; is --label-column right?", path, row)

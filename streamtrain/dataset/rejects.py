@@ -1,0 +1,94 @@
+"""Rows that prepare did not keep: ``rejected.jsonl`` in the dataset directory, and the counts behind its verdict.
+
+Every record a reader read is either kept or rejected with a reason
+(``io.readers.Reject``; prepare adds ``unknown_label`` for a test row whose
+label training never saw). ``RejectLog`` appends each reject to
+``rejected.jsonl`` as it comes (bounded memory), counts them per reason and
+per input, and ``check`` fails the run (``DataError``, exit 65) when the
+rejected share of the rows read exceeds ``--max-bad-fraction``. A file that
+could not be read to its end (``unreadable_remainder``) counts the rows it
+probably lost: its rows read so far scaled by the bytes it did not read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+from streamtrain.errors import DataError
+from streamtrain.io.readers import REJECT_REASON_TEXT, Reject
+
+log = logging.getLogger(__name__)
+REJECTS_NAME = "rejected.jsonl"
+_SHOWN = 10  # rejects quoted in a failure message
+
+
+class RejectLog:
+    def __init__(self, directory: Path, n_sources: int):
+        self.path = Path(directory) / REJECTS_NAME
+        self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.by_reason: Counter[str] = Counter()
+        self.per_source = [0] * n_sources
+        self.lost_rows = [0.0] * n_sources  # estimated rows behind an unreadable remainder
+        self.lost_bytes = 0
+        self.first: list[Reject] = []
+        self.broken: list[tuple[int, Reject]] = []  # (input, reject) of files not readable to their end
+
+    def add(self, source: int, reject: Reject) -> None:
+        self._fh.write(json.dumps({**reject.to_json(), "input": source}) + "\n")
+        self.by_reason[reject.reason] += 1
+        self.per_source[source] += 1
+        if reject.reason == "unreadable_remainder":
+            self.broken.append((source, reject))
+            self.lost_bytes += reject.lost_bytes or 0
+        if len(self.first) < _SHOWN:
+            self.first.append(reject)
+
+    def estimate_lost(self, source: int, rows_read: int, file_bytes: int, lost_bytes: int) -> None:
+        """Rows a broken file probably held past its break, in proportion to what was read before it."""
+        read_bytes = max(file_bytes - lost_bytes, 1)
+        self.lost_rows[source] = rows_read * lost_bytes / read_bytes
+
+    @property
+    def rows(self) -> int:
+        return sum(self.per_source)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def summary(self) -> dict:
+        """What the manifest records under ``stats.rejected``."""
+        return {
+            "rows": self.rows,
+            "by_reason": dict(sorted(self.by_reason.items())),
+            "lost_bytes": self.lost_bytes,
+            "estimated_lost_rows": round(sum(self.lost_rows)),
+            "file": REJECTS_NAME,
+        }
+
+    def check(self, rows_read: int, max_bad_fraction: float) -> None:
+        """Log the per-reason summary; ``DataError`` when the bad share exceeds ``max_bad_fraction``."""
+        bad = self.rows + sum(self.lost_rows)
+        total = rows_read + sum(self.lost_rows)
+        if not bad:
+            return
+        share = bad / total if total else 1.0
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.by_reason.items()))
+        lost = (
+            f"; about {round(sum(self.lost_rows))} rows lost in {self.lost_bytes} unreadable bytes"
+            if (self.lost_bytes)
+            else ""
+        )
+        summary = f"rejected {self.rows} of {rows_read} rows read ({share:.2%}): {reasons}{lost}"
+        if share > max_bad_fraction:
+            shown = "\n".join(
+                f"  {_where(r)}: {r.reason} ({REJECT_REASON_TEXT[r.reason]}): {r.excerpt!r}" for r in self.first
+            )
+            raise DataError(f"{summary}, more than --max-bad-fraction {max_bad_fraction:g}; the first:\n{shown}")
+        log.warning(f"{summary}; each is listed in {REJECTS_NAME}")
+
+
+def _where(reject: Reject) -> str:
+    return reject.path if reject.row is None else f"{reject.path}, row {reject.row}"

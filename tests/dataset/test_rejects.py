@@ -1,0 +1,109 @@
+"""Bad rows in prepare's inputs: rejected, counted and listed in rejected.jsonl, or the run fails and keeps the old."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_TRAIN
+
+BIN = Path(sys.executable).parent / "streamtrain"
+
+# line number (1-based, header = 1) -> (raw line, reason)
+BAD = {
+    101: ("only one column\n", "wrong_column_count"),
+    602: (",billing\n", "empty_text"),
+    1103: ('"   ",billing\n', "empty_text"),
+    1504: ("a text with no label,\n", "empty_label"),
+    2005: ("caf\xe9 latin-1 text,billing\n", "invalid_utf8"),
+    2506: ('"' + "y" * 3_000 + '",billing\n', "field_too_large"),
+    2907: ('"an unterminated quote,billing\n', "unterminated_quote"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_csv(tmp_path_factory) -> tuple[Path, int]:
+    """3,000 good demo rows with one row of each bad kind at known lines."""
+    with open(DEMO_TRAIN, encoding="utf-8", newline="") as fh:
+        good = list(csv.reader(fh))[1:3001]
+    out = io.BytesIO()
+    out.write(b"text,label\n")
+    line, rows = 1, iter(good)
+    while line <= 3000 + len(BAD):
+        line += 1
+        if line in BAD:
+            raw, _ = BAD[line]
+            out.write(raw.encode("latin-1") if "\xe9" in raw else raw.encode())
+            continue
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(next(rows))
+        out.write(buf.getvalue().encode())
+    path = tmp_path_factory.mktemp("bad") / "bad.csv"
+    path.write_bytes(out.getvalue())
+    return path, 3000
+
+
+def prepare(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN), "prepare", *map(str, args), "--max-field-bytes", "2000"], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_bad_rows_are_rejected_listed_and_counted(bad_csv, tmp_path):
+    path, good = bad_csv
+    data = tmp_path / "data"
+    proc = prepare(path, "--data", data)
+    assert proc.returncode == 0, proc.stderr
+    listed = [json.loads(line) for line in (data / "rejected.jsonl").read_text().splitlines()]
+    assert {r["row"]: r["reason"] for r in listed} == {line: reason for line, (_, reason) in BAD.items()}
+    assert all(r["path"] == str(path) and r["input"] == 0 for r in listed)
+    manifest = json.loads((data / "manifest.json").read_text())
+    source = manifest["sources"][0]
+    assert (source["rows"], source["rejected"], source["read"]) == (good, len(BAD), good + len(BAD))
+    rows = manifest["stats"]["rows"]
+    assert rows["train"] + rows["val"] == good  # every accepted row is in the shards
+    rejected = manifest["stats"]["rejected"]
+    assert rejected["rows"] == len(BAD) and sum(rejected["by_reason"].values()) == len(BAD)
+    assert rejected["by_reason"]["empty_text"] == 2
+    assert f"rejected {len(BAD)} of {good + len(BAD)} rows read" in proc.stderr  # the per-reason summary
+    assert "unterminated_quote 1" in proc.stderr
+
+
+def test_too_many_bad_rows_fail_and_keep_the_previous_dataset(bad_csv, tmp_path):
+    path, _ = bad_csv
+    data = tmp_path / "data"
+    assert prepare(DEMO_TRAIN, "--data", data).returncode == 0
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in data.iterdir()}
+    proc = prepare(path, "--data", data, "--overwrite", "--max-bad-fraction", "0.0001")
+    assert proc.returncode == 65, proc.stderr
+    assert (
+        "more than --max-bad-fraction 0.0001" in proc.stderr and f"{path}, row 101: wrong_column_count" in proc.stderr
+    )
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in data.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_test_label_training_never_saw_is_rejected(tmp_path):
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nmy card was charged twice,billing\na brand new kind of ticket,zebra\n")
+    data = tmp_path / "data"
+    proc = prepare(DEMO_TRAIN, "--test", test, "--data", data, "--max-bad-fraction", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    listed = [json.loads(line) for line in (data / "rejected.jsonl").read_text().splitlines()]
+    assert listed == [{"path": str(test), "row": 3, "reason": "unknown_label", "excerpt": "zebra", "input": 1}]
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["stats"]["rows"]["test"] == 1 and manifest["sources"][1]["rejected"] == 1
+
+
+def test_a_header_only_file_says_so(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n")
+    proc = prepare(empty, "--data", tmp_path / "data")
+    assert proc.returncode == 65
+    assert f"the training inputs hold no rows: {empty} (a header and nothing else?)" in proc.stderr
