@@ -1,60 +1,107 @@
-"""predict's input: raw texts, one per line, or JSON lines with the text in a field, read in batches.
+"""predict's input: one text per line, or JSON lines with the text in a field, read in batches of ``Item``.
 
-``open_texts`` opens a file (``.gz`` allowed) or ``-`` for standard input;
-``read_texts`` yields the texts ``batch`` at a time, so any input size runs
-in constant memory. ``auto`` reads a line that parses as a JSON object as
-JSONL and any other line as plain text.
+``open_texts`` opens a file (``.gz`` allowed) or ``-`` for standard input as
+bytes; ``read_items`` yields its lines ``batch`` at a time, so any input size
+runs in constant memory, and a line longer than ``limit`` bytes is never
+held whole. Every input line becomes exactly one ``Item``, in order, so
+predict's output lines stay aligned with its input lines: a line that cannot
+be scored carries an ``error`` (the reason codes of ``io.readers``:
+``empty_text``, ``invalid_utf8``, ``field_too_large``, ``invalid_json``,
+``not_an_object``, ``missing_field``, ``text_not_a_string``) instead of a
+text. A JSONL line may carry an ``id``, which is echoed back. ``auto`` reads
+a line that parses as a JSON object as JSONL and any other line as text. A
+stream that breaks (a truncated gzip) ends with one ``unreadable_remainder``
+item.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import sys
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any, cast
 
-from streamtrain.errors import DataError, UsageError
+from streamtrain.errors import UsageError
 
 INPUT_FORMATS = ("auto", "lines", "jsonl")
+_PIECE = 1 << 16
 
 
-def _text_of(line: str, mode: str, field: str, where: tuple[str, int]) -> str:
-    if mode == "lines":
-        return line
-    stripped = line.strip()
-    if mode == "auto" and not stripped.startswith("{"):
-        return line
-    try:
-        obj = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        if mode == "auto":
-            return line
-        raise DataError(f"invalid JSON: {exc.msg}", *where) from exc
-    if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
-        if mode == "auto" and not isinstance(obj, dict):
-            return line
-        raise DataError(f"expected a JSON object with a string field {field!r}", *where)
-    return obj[field]
+@dataclass
+class Item:
+    line: int  # 1-based input line
+    text: str | None = None
+    id: Any = None  # a JSONL line's "id", echoed back
+    error: str | None = None  # why this line has no text to score
 
 
-def read_texts(stream: io.TextIOBase, name: str, mode: str, field: str, batch: int) -> Iterator[list[str]]:
-    texts: list[str] = []
-    for row, line in enumerate(stream, start=1):
-        texts.append(_text_of(line.rstrip("\r\n"), mode, field, (name, row)))
-        if len(texts) >= batch:
-            yield texts
-            texts = []
-    if texts:
-        yield texts
-
-
-def open_texts(path: str) -> io.TextIOBase:
-    """A text stream of ``path`` (``-``: standard input); undecodable bytes become U+FFFD."""
+def open_texts(path: str) -> IO[bytes]:
+    """The bytes of ``path`` (``-``: standard input), inflated when it ends in ``.gz``."""
     if path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+        return sys.stdin.buffer
     if not os.path.exists(path):
         raise UsageError(f"input not found: {path}")
-    raw = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # noqa: SIM115 - the wrapper owns it
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+    return cast(IO[bytes], gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb"))
+
+
+def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes | None, str | None]]:
+    """(line without its line break, None), or (None, reason) for a line over ``limit`` bytes or a broken stream."""
+    while True:
+        try:
+            raw = stream.readline(limit + 1)
+            if not raw:
+                return
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                while (piece := stream.readline(_PIECE)) and not piece.endswith(b"\n"):
+                    pass  # the rest of an over-long line, in bounded pieces
+                yield None, "field_too_large"
+                continue
+        except (OSError, EOFError, zlib.error):
+            yield None, "unreadable_remainder"
+            return
+        yield raw.rstrip(b"\r\n"), None
+
+
+def _item(n: int, raw: bytes, mode: str, field: str) -> Item:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Item(n, error="invalid_utf8")
+    stripped = line.strip()
+    if mode == "lines" or (mode == "auto" and not stripped.startswith("{")):
+        return Item(n, line) if stripped else Item(n, error="empty_text")
+    try:
+        obj = json.loads(stripped)
+    except json.JSONDecodeError:
+        if mode == "auto":
+            return Item(n, line)
+        return Item(n, error="invalid_json" if stripped else "empty_text")
+    if not isinstance(obj, dict):
+        return Item(n, line) if mode == "auto" else Item(n, error="not_an_object")
+    item = Item(n, id=obj.get("id"))
+    text = obj.get(field)
+    if field not in obj:
+        item.error = "missing_field"
+    elif not isinstance(text, str):
+        item.error = "text_not_a_string"
+    elif not text.strip():
+        item.error = "empty_text"
+    else:
+        item.text = text
+    return item
+
+
+def read_items(stream: IO[bytes], mode: str, field: str, batch: int, limit: int) -> Iterator[list[Item]]:
+    """Every line of ``stream`` as an ``Item``, in order, ``batch`` at a time."""
+    items: list[Item] = []
+    for n, (raw, problem) in enumerate(_lines(stream, limit), start=1):
+        items.append(Item(n, error=problem) if raw is None else _item(n, raw, mode, field))
+        if len(items) >= batch:
+            yield items
+            items = []
+    if items:
+        yield items

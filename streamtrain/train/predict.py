@@ -3,15 +3,23 @@
 Texts are read (``io.texts``), vectorized by the model directory's own
 vectorizer and scored ``score_batch_size`` at a time, so any input size runs
 in constant memory. ``predict`` yields one result per input line, in order:
-``{"label": ..., "probabilities": {label: p}}``.
+``{"label": ..., "probabilities": {label: p}}``, or for a line that cannot be
+scored ``{"line": n, "error": reason, "message": ...}``; either carries the
+line's JSONL ``id`` when it has one. Bad lines never abort the run and are
+never scored silently; a stream that breaks ends with one error line and a
+``DataError`` after everything before it was yielded.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from streamtrain.io.texts import INPUT_FORMATS, open_texts, read_texts
+from streamtrain.errors import DataError
+from streamtrain.io.readers import MAX_FIELD_BYTES, REJECT_REASON_TEXT
+from streamtrain.io.texts import INPUT_FORMATS, open_texts, read_items
 from streamtrain.options import POSITIVE, check_options, option
 from streamtrain.train.runtime import import_tensorflow
 
@@ -35,14 +43,19 @@ class PredictOptions:
         deprecated="--batch-size",
         help="texts read, vectorized and scored at a time; unset: 1024 for n-grams, 256 for sequences",
     )
+    max_field_bytes: int = option(
+        MAX_FIELD_BYTES, **POSITIVE, help="a longer input line gets an error line instead of a score"
+    )
+
+
+log = logging.getLogger(__name__)
 
 
 def predict(opts: PredictOptions) -> Iterator[dict]:
-    """Labels and probabilities for each input line, in order."""
+    """One result per input line, in order."""
     from streamtrain.train.modeldir import check
 
     check_options(opts)
-    name = "<stdin>" if opts.input == "-" else opts.input
     with open_texts(opts.input) as fh:
         check(opts.model_dir)
         import_tensorflow()
@@ -53,9 +66,24 @@ def predict(opts: PredictOptions) -> Iterator[dict]:
         model = load_model(opts.model_dir)
         labels = vectorizer.labels
         batch = opts.score_batch_size or SCORE_BATCH[vectorizer.encoding]
-        for texts in read_texts(fh, name, opts.input_format, opts.text_field, batch):
-            for p in predict_proba(model, vectorizer.transform(texts), len(labels)):
-                yield {
-                    "label": labels[int(p.argmax())],
-                    "probabilities": {label: round(float(v), 6) for label, v in zip(labels, p)},
-                }
+        errors: Counter[str] = Counter()
+        lines = 0
+        for items in read_items(fh, opts.input_format, opts.text_field, batch, opts.max_field_bytes):
+            good = [item for item in items if item.text is not None]
+            scores = iter(predict_proba(model, vectorizer.transform([i.text for i in good]), len(labels)))
+            for item in items:
+                lines += 1
+                out: dict = {} if item.id is None else {"id": item.id}
+                if item.error is not None:
+                    errors[item.error] += 1
+                    yield {**out, "line": item.line, "error": item.error, "message": REJECT_REASON_TEXT[item.error]}
+                    continue
+                p = next(scores)
+                out["label"] = labels[int(p.argmax())]
+                out["probabilities"] = {label: round(float(v), 6) for label, v in zip(labels, p)}
+                yield out
+        if errors:
+            counts = ", ".join(f"{reason} {n}" for reason, n in sorted(errors.items()))
+            log.warning(f"{sum(errors.values())} of {lines} input lines could not be scored: {counts}")
+        if errors["unreadable_remainder"]:
+            raise DataError(f"cannot read past line {lines}: the rest of the input is lost", opts.input)

@@ -125,9 +125,12 @@ def test_predict_takes_the_config_and_the_flag_wins(run, tmp_path):
     proc = ok("predict", "--config", run["config"], "--input-format", "jsonl", lines)
     out = [json.loads(line) for line in proc.stdout.splitlines()]  # every stdout line is one JSON object
     plain = ok("predict", "--model-dir", run["model"], "--input-format", "lines", stdin="\n".join(texts) + "\n")
-    assert out == [json.loads(line) for line in plain.stdout.splitlines()]  # the texts came from "body"
+    from_lines = [json.loads(line) for line in plain.stdout.splitlines()]
+    assert [{k: v for k, v in o.items() if k != "id"} for o in out] == from_lines  # the texts came from "body"
+    assert [o["id"] for o in out] == [0, 1, 2, 3]  # JSONL ids are echoed, on error lines too
+    assert out[2] == {"id": 2, "line": 3, "error": "empty_text", "message": "empty or whitespace-only text"}
     classes = json.loads((run["model"] / "metrics.json").read_text())["classes"]
-    assert len(out) == len(texts) and all(set(o["probabilities"]) == set(classes) for o in out)
+    assert len(out) == len(texts) and all(set(o["probabilities"]) == set(classes) for o in out if "error" not in o)
     effective = json.loads(ok("predict", "--config", run["config"], "--print-config").stdout)
     assert (effective["input_format"], effective["text_field"]) == ("lines", "body")
     effective = json.loads(ok("predict", "--config", run["config"], "--input-format", "jsonl", "--print-config").stdout)
@@ -222,3 +225,40 @@ def test_errors_name_the_command(tmp_path):
         and proc.stderr.splitlines()[-1] == "streamtrain prepare: error: unrecognized arguments: --nope"
     )
     assert os.listdir(tmp_path) == []  # nothing written by any of them
+
+
+def test_predict_answers_every_line_and_never_scores_a_bad_one(run, tmp_path):
+    lines = tmp_path / "mixed.txt"
+    huge = b"x" * 2000
+    lines.write_bytes(
+        b"my invoice was charged twice this month\n"
+        b"\n"  # empty
+        b"   \n"  # whitespace only
+        b"caf\xe9 au lait machine broken\n"  # latin-1, not UTF-8
+        b'{"a": 1}\n'  # a JSON object without the text field (auto mode)
+        b'{"text": "the app crashes when I open settings", "id": "t-7"}\n'
+        b"{not json, so plain text\n" + huge + b"\n"  # over --max-field-bytes 1000
+        b"refund please\n"
+    )
+    proc = ok("predict", "--model-dir", run["model"], "--max-field-bytes", "1000", lines)
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(out) == 9  # one output line per input line, aligned
+    errors = {o["line"]: o["error"] for o in out if "error" in o}
+    assert errors == {2: "empty_text", 3: "empty_text", 4: "invalid_utf8", 5: "missing_field", 8: "field_too_large"}
+    assert [bool("label" in o) for o in out] == [True, False, False, False, False, True, True, False, True]
+    assert out[5]["id"] == "t-7"
+    assert "5 of 9 input lines could not be scored" in proc.stderr  # said, not silent
+
+
+def test_predict_keeps_what_it_wrote_when_the_input_breaks(run, tmp_path):
+    import gzip
+
+    body = "".join(f"the app crashes when I open settings number {i}\n" for i in range(3000)).encode()
+    packed = gzip.compress(body)
+    broken = tmp_path / "broken.txt.gz"
+    broken.write_bytes(packed[: len(packed) // 2])
+    proc = streamtrain("predict", "--model-dir", run["model"], broken)
+    assert proc.returncode == 65 and "the rest of the input is lost" in proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(out) > 100 and all("label" in o for o in out[:-1])
+    assert out[-1]["error"] == "unreadable_remainder"
