@@ -34,8 +34,9 @@ lint: install-test
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Test files run in parallel, one process per core (--dist loadfile keeps a file's fixtures in one process).
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 # Resolve the newest versions that pyproject.toml allows, in a scratch venv, and pin them all.
 lock:
