@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +14,14 @@ from streamtrain.dataset.prepare import PrepareOptions, prepare
 from streamtrain.dataset.rows import SparseRows, TokenRows
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
+BIN = Path(sys.executable).parent / "streamtrain"  # the console script of the venv the tests run in
+
+
+def streamtrain(*args, cwd=None, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real ``streamtrain`` command in a subprocess, as cron runs it."""
+    return subprocess.run(
+        [str(BIN), *map(str, args)], capture_output=True, text=True, input=stdin, timeout=timeout, cwd=cwd
+    )
 
 
 def load_tool(name: str) -> ModuleType:

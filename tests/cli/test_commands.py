@@ -6,12 +6,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
-
-BIN = Path(sys.executable).parent / "streamtrain"  # the console script of the venv the tests run in
+from helpers import BIN, streamtrain
 
 CONFIG = """
 # shared by every command that has the option; relative paths are relative to this file
@@ -36,12 +34,6 @@ split = ["val"]
 input_format = "lines"
 text_field = "body"
 """
-
-
-def streamtrain(*args, cwd=None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN), *map(str, args)], capture_output=True, text=True, input=stdin, timeout=600, cwd=cwd
-    )
 
 
 def ok(*args, **kw) -> subprocess.CompletedProcess:

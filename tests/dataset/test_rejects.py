@@ -7,13 +7,11 @@ import hashlib
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import DEMO_TRAIN
-
-BIN = Path(sys.executable).parent / "streamtrain"
+from helpers import streamtrain
 
 # line number (1-based, header = 1) -> (raw line, reason)
 BAD = {
@@ -50,9 +48,7 @@ def bad_csv(tmp_path_factory) -> tuple[Path, int]:
 
 
 def prepare(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN), "prepare", *map(str, args), "--max-field-bytes", "2000"], capture_output=True, text=True, timeout=300
-    )
+    return streamtrain("prepare", *args, "--max-field-bytes", "2000")
 
 
 def test_bad_rows_are_rejected_listed_and_counted(bad_csv, tmp_path):

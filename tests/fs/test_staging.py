@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
+from helpers import BIN
 
 from streamtrain.errors import UsageError
 from streamtrain.fs.atomic import _host, staging_dir, sweep_stale
-
-BIN = Path(sys.executable).parent / "streamtrain"
 
 
 def digest(root: Path) -> dict[str, str]:

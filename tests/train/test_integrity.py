@@ -10,19 +10,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
-from helpers import prepare_csv
-
-BIN = Path(sys.executable).parent / "streamtrain"
-
-
-def streamtrain(*args, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+from helpers import BIN, prepare_csv, streamtrain
 
 
 def tree_digest(root: Path) -> dict[str, str]:
