@@ -34,13 +34,14 @@ import numpy as np
 from streamtrain import __version__
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.rejects import RejectLog
+from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.rows import Rows, SparseRows, empty_rows
 from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.dataset.spill import Spill, SpillPart
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.atomic import staging_dir
-from streamtrain.io.readers import MAX_FIELD_BYTES, Column, ColumnSpec, RawChunk, Reject, detect_format, read_chunks
+from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, read_chunks
+from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
 from streamtrain.options import FRACTION, POSITIVE, check_options, effective, option
 from streamtrain.vectorize.choice import VECTORIZERS, choose_vectorizer
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K

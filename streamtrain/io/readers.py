@@ -10,11 +10,12 @@ Who owns what:
 - ``detect_format``: the reader for a path (by extension; ``.gz`` is
   transparent); a directory is read as one sub-directory per class.
 - ``read_chunks``: walks a list of inputs and dispatches to the readers.
-- ``Reject``, ``REJECT_REASONS`` and ``REJECT_REASON_TEXT``: a record that
-  was read but not kept, why, and the words for it.
-- Each ``_read_*`` generator: one format. ``_Lines`` reads the physical lines
-  of a CSV/TSV/JSONL file (plain or gzip) in bounded memory; ``_CsvRecords``
-  turns them into CSV records and recovers from broken quoting.
+- Each ``_read_*`` generator: one format.
+
+Built on three neighbours in ``io/``: ``rejects`` (``Reject``, the reasons,
+``MAX_FIELD_BYTES``), ``lines`` (the physical lines of a CSV/TSV/JSONL file,
+plain or gzip, in bounded memory) and ``csv_records`` (CSV records from those
+lines, recovering from broken quoting).
 
 Rejects: one bad record never stops a run, and is never silently kept or
 silently lost. Every record read is either accepted (appended to a chunk) or
@@ -58,101 +59,27 @@ import csv
 import gzip
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
-import zlib
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from streamtrain.errors import DataError, UsageError
+from streamtrain.io.csv_records import CsvRecords
+from streamtrain.io.lines import UNREADABLE, Broken, Lines, eol_len
+from streamtrain.io.rejects import (
+    MAX_FIELD_BYTES,
+    REJECT_REASON_TEXT,
+    Reject,
+    error_excerpt_of,
+    excerpt_of,
+)
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # sizes are bounded by max_field_bytes instead
 
 Column = str | int
-_UNREADABLE = (OSError, EOFError, zlib.error)  # I/O errors, bad or truncated gzip
-
-MAX_FIELD_BYTES = 1 << 20
-"""Default limit on one line, record, text cell or document, in bytes."""
-
-_READER_REASONS = {
-    "wrong_column_count": "fewer columns than the column spec needs",
-    "unterminated_quote": "a quote that never closes (or closes where a delimiter should follow)",
-    "malformed_csv": "malformed CSV quoting",
-    "empty_text": "empty or whitespace-only text",
-    "empty_label": "empty label",
-    "invalid_utf8": "not valid UTF-8",
-    "field_too_large": "longer than the field size limit",
-    "invalid_json": "invalid JSON",
-    "not_an_object": "not a JSON object",
-    "missing_field": "a named field is missing",
-    "text_not_a_string": "a text field that is not a string",
-    "unreadable_remainder": "cannot read (corrupt or truncated compressed file?)",
-}
-REJECT_REASONS: tuple[str, ...] = tuple(_READER_REASONS)
-"""Why a reader rejects a record."""
-REJECT_REASON_TEXT: dict[str, str] = {
-    **_READER_REASONS,
-    "unknown_label": "a label the training rows never had",  # no reader says this: prepare does, for test rows
-}
-"""A short description of every reject reason: the readers' and the one prepare adds."""
-_EXCERPT_CHARS = 80
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A record that was read but not kept.
-
-    ``row``: for CSV/TSV/JSONL the physical line where the record starts, for
-    Parquet the row number, ``None`` for a document file (then ``path`` is the
-    document). ``excerpt``: at most 80 printable characters of the raw record
-    (control characters and invalid bytes escaped); for ``unreadable_remainder``
-    the error instead. ``lost_bytes``: only for ``unreadable_remainder``, the
-    bytes of the file on disk (compressed, for gzip) not turned into records,
-    from where ``row`` starts to the end of the file: exact for a plain file,
-    for gzip an upper bound within one 16 KiB piece of inflated data.
-    """
-
-    path: str
-    row: int | None
-    reason: str
-    excerpt: str
-    lost_bytes: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.reason not in REJECT_REASON_TEXT:
-            raise ValueError(f"unknown reject reason {self.reason!r}; expected one of {tuple(REJECT_REASON_TEXT)}")
-
-    def to_json(self) -> dict:
-        out: dict = {"path": self.path, "row": self.row, "reason": self.reason, "excerpt": self.excerpt}
-        if self.lost_bytes is not None:
-            out["lost_bytes"] = self.lost_bytes
-        return out
-
-
-def _excerpt(raw: bytes | str) -> str:
-    """At most 80 printable characters of ``raw``: control characters and invalid bytes repr-escaped."""
-    text = raw[: _EXCERPT_CHARS * 4]
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "backslashreplace")
-    text = text.rstrip("\r\n")
-    out: list[str] = []
-    n = 0
-    for ch in text:
-        piece = ch if ch.isprintable() else repr(ch)[1:-1]
-        n += len(piece)
-        if n > _EXCERPT_CHARS:
-            break
-        out.append(piece)
-    return "".join(out)
-
-
-def _error_excerpt(exc: BaseException) -> str:
-    return _excerpt(f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -258,470 +185,11 @@ def read_chunks(
         yield from reader(str(path), spec, chunk_rows, max_field_bytes)
 
 
-# --------------------------------------------------------------------------- physical lines, bounded
-
-
-_CHUNK = 1 << 16  # bytes read at a time
-_GZ_PIECE = 1 << 14  # bytes inflated at a time: also the grain of lost_bytes for gzip
-_BOM = b"\xef\xbb\xbf"
-
-
-class _Broken(Exception):
-    """The stream cannot be read on (I/O error, truncated or corrupt gzip)."""
-
-
-class _Inflate:
-    """The inflated bytes of a gzip file (every member), counting the compressed bytes consumed.
-
-    ``gzip.GzipFile`` reads ahead and cannot say how far it got; this can, so a
-    truncated file reports how many of its bytes were not turned into records.
-    """
-
-    def __init__(self, fh: BinaryIO):
-        self._fh = fh
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip wrapper: zlib checks the CRC and length
-        self._in = b""  # compressed bytes read from disk, not yet consumed
-        self._in_member = False
-        self._members = 0
-        self.consumed = 0
-
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` inflated bytes; ``b""`` at the end; EOFError or zlib.error when broken."""
-        while True:
-            if not self._in:
-                self._in = self._fh.read(_CHUNK)
-                if not self._in:
-                    out = self._d.decompress(b"", n) if self._in_member else b""  # output zlib still holds
-                    if out:
-                        return out
-                    if self._in_member:
-                        raise EOFError("compressed file ended before the end-of-stream marker was reached")
-                    return b""
-            if not self._in_member:
-                if self._members:  # zero padding after a member is allowed, as gzip.GzipFile allows it
-                    rest = self._in.lstrip(b"\0")
-                    self.consumed += len(self._in) - len(rest)
-                    self._in = rest
-                    if not rest:
-                        continue
-                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                self._in_member = True
-            data = self._in
-            out = self._d.decompress(data, n)
-            if self._d.eof:
-                rest = self._d.unused_data
-                self._in_member = False
-                self._members += 1
-            else:
-                rest = self._d.unconsumed_tail
-            self.consumed += len(data) - len(rest)
-            self._in = rest
-            if out:
-                return out
-
-
-def _eol_len(raw: bytes) -> int:
-    if raw.endswith(b"\r\n"):
-        return 2
-    return 1 if raw.endswith((b"\n", b"\r")) else 0
-
-
-class _Lines:
-    """The physical lines of one CSV/TSV/JSONL file (plain or gzip) as bytes, in bounded memory.
-
-    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (what ``newline=''``
-    gives the csv module); a leading UTF-8 byte-order mark is dropped. A line
-    whose content is longer than ``limit`` bytes is never held whole:
-    ``next_line`` returns its first ``limit + 1`` bytes and sets ``long``, and
-    ``rest`` yields the remainder in pieces. Memory: the buffer holds at most
-    about ``limit`` + 64 KiB, plus the record being parsed from ``hold`` on
-    (CSV keeps it to replay it; at most ``limit`` more). A stream that cannot
-    be read on raises ``_Broken``; ``lost_from`` then says how many bytes of
-    the file are lost from a given point.
-    """
-
-    _buf: bytes
-    _pos: int  # next unread byte of _buf
-    _u0: int  # offset in the (inflated) stream of _buf[0]
-    _eof: bool
-    _marks: deque[tuple[int, int]]
-
-    def __init__(self, path: str, limit: int):
-        self.path = path
-        self.limit = limit
-        self.line = 0  # physical lines started so far
-        self.long = False  # inside an over-long line whose rest is unread
-        self.hold: int | None = None  # keep the buffer from this offset on
-        try:
-            self._fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by __exit__
-        except OSError as exc:
-            raise DataError(f"cannot open: {exc}", path) from exc
-        self.size = os.fstat(self._fh.fileno()).st_size
-        self._inflate = _Inflate(self._fh) if path.lower().endswith(".gz") else None
-        self._reset(0, 0)
-        self._error: _Broken | None = None  # a break while reading the start, raised by the first next_line
-        try:
-            while len(self._buf) < len(_BOM) and not self._eof:
-                self._fill()
-            if self._buf.startswith(_BOM):
-                self._pos = len(_BOM)
-        except _Broken as exc:
-            self._error = exc
-
-    def _reset(self, u: int, c: int) -> None:
-        self._buf = b""
-        self._pos = 0
-        self._u0 = u
-        self._eof = False
-        # (stream offset, compressed bytes consumed before the read that produced it), to map back for lost_from
-        self._marks = deque([(u, c)])
-
-    def __enter__(self) -> _Lines:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._fh.close()
-
-    @property
-    def u(self) -> int:
-        """Offset in the (inflated) stream of the next unread byte."""
-        return self._u0 + self._pos
-
-    def _fill(self) -> None:
-        try:
-            if self._inflate is not None:
-                c = self._inflate.consumed
-                data = self._inflate.read(_GZ_PIECE)
-            else:
-                c = self._u0 + len(self._buf)
-                data = self._fh.read(_CHUNK)
-        except _UNREADABLE as exc:
-            self._eof = True
-            raise _Broken(f"{type(exc).__name__}: {exc}") from exc
-        if not data:
-            self._eof = True
-            return
-        self._marks.append((self._u0 + len(self._buf), c))
-        keep = self._pos if self.hold is None else min(self._pos, self.hold - self._u0)
-        if keep:
-            self._buf = self._buf[keep:] + data
-            self._u0 += keep
-            self._pos -= keep
-        else:
-            self._buf += data
-        marks = self._marks
-        while len(marks) > 1 and marks[1][0] <= self._u0:
-            marks.popleft()
-
-    def next_line(self) -> bytes | None:
-        """The next physical line with its line break, its first ``limit + 1`` bytes when ``long``; None at the end."""
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        if self.long:
-            for _ in self.rest():
-                pass
-        limit = self.limit
-        seen = 0  # bytes after _pos already searched (a fill may move _pos, not what follows it)
-        while True:
-            buf, pos = self._buf, self._pos
-            stop = pos + limit + 2
-            nl = buf.find(b"\n", pos + seen, stop)
-            cr = buf.find(b"\r", pos + seen, stop if nl < 0 else nl)
-            if cr >= 0:  # a \r before any \n: a lone \r, or the \r of \r\n
-                if cr + 1 == len(buf) and not self._eof:
-                    seen = cr - pos
-                    self._fill()  # the next byte decides
-                    continue
-                t, end = cr, (cr + 2 if buf[cr + 1 : cr + 2] == b"\n" else cr + 1)
-            elif nl >= 0:
-                t, end = nl, nl + 1
-            elif len(buf) >= stop:
-                t = end = -1  # no line break within limit + 2 bytes
-            elif self._eof:
-                if pos == len(buf):
-                    return None
-                t = end = len(buf)
-            else:
-                seen = len(buf) - pos
-                self._fill()
-                continue
-            self.line += 1
-            if t < 0 or t - pos > limit:
-                self.long = True
-                self._pos = pos + limit + 1
-                return buf[pos : self._pos]
-            self._pos = end
-            return buf[pos:end]
-
-    def rest(self) -> Iterator[bytes]:
-        """The rest of an over-long line, through its line break, in pieces of bounded size."""
-        while self.long:
-            buf, pos = self._buf, self._pos
-            nl = buf.find(b"\n", pos)
-            cr = buf.find(b"\r", pos, len(buf) if nl < 0 else nl)
-            if cr >= 0:
-                if cr + 1 == len(buf) and not self._eof:
-                    self._pos = cr
-                    if cr > pos:
-                        yield buf[pos:cr]
-                    self._fill()
-                    continue
-                end = cr + 2 if buf[cr + 1 : cr + 2] == b"\n" else cr + 1
-            elif nl >= 0:
-                end = nl + 1
-            else:
-                self._pos = len(buf)
-                if pos < len(buf):
-                    yield buf[pos:]
-                if self._eof:
-                    self.long = False
-                    return
-                self._fill()
-                continue
-            self._pos = end
-            self.long = False
-            yield buf[pos:end]
-
-    def since(self, u: int) -> bytes:
-        """What was read from stream offset ``u`` (held, or still buffered) up to now."""
-        return self._buf[max(0, u - self._u0) : self._pos]
-
-    def seek(self, u: int, line: int) -> None:
-        """Go back to stream offset ``u``, the start of physical line ``line + 1``."""
-        self.line, self.long = line, False
-        if self._u0 <= u <= self._u0 + len(self._buf):
-            self._pos = u - self._u0
-            return
-        try:
-            if self._inflate is None:
-                self._fh.seek(u)
-                self._reset(u, u)
-                return
-            self._fh.seek(0)  # gzip cannot seek back: inflate again from the start, in bounded pieces
-            self._inflate = _Inflate(self._fh)
-            left = u
-            while left > 0:
-                data = self._inflate.read(min(_CHUNK, left))
-                if not data:
-                    break
-                left -= len(data)
-        except _UNREADABLE as exc:
-            raise _Broken(f"{type(exc).__name__}: {exc}") from exc
-        self._reset(u, self._inflate.consumed)
-
-    def compressed_at(self, u: int) -> int:
-        """Bytes of the file on disk before stream offset ``u`` (for gzip a lower bound, within one read)."""
-        if self._inflate is None:
-            return u
-        if u >= self._u0 + len(self._buf):  # all that was inflated has been read: exact
-            return self._inflate.consumed
-        c = self._marks[0][1]
-        for mu, mc in self._marks:
-            if mu > u:
-                break
-            c = mc
-        return c
-
-    def lost_from(self, u: int) -> int:
-        return max(0, self.size - self.compressed_at(u))
-
-
-# --------------------------------------------------------------------------- CSV / TSV
-
-
-class _Bad(Exception):
-    """The line just read makes the record a reject (``reason``), whatever its quoting."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-
-class _Feed:
-    """The lines ``csv.reader`` asks for: checked for size and decoded one by one, counted per record."""
-
-    def __init__(self, src: _Lines):
-        self.src = src
-        self.u_start = 0  # stream offset where the record starts
-        self.lines = 0  # lines of the record so far
-        self.first_end: int | None = None  # stream offset after its first line
-
-    def __iter__(self) -> _Feed:
-        return self
-
-    def __next__(self) -> str:
-        src = self.src
-        raw = src.next_line()
-        if raw is None:
-            raise StopIteration
-        self.lines += 1
-        if src.long:
-            raise _Bad("field_too_large")
-        if self.lines == 1:
-            self.first_end = src.u
-        elif src.u - self.u_start - _eol_len(raw) > src.limit:
-            raise _Bad("field_too_large")
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Bad("invalid_utf8") from None
-
-
-# What the scanner tracks of csv's state machine (strict, doublequote, '"' quotes, no escapechar):
-# where a record ends and where strict quoting fails, without holding the record.
-_START, _FIELD, _QUOTED, _AFTER_QUOTE, _END, _ERROR = range(6)
-_QUOTE = ord('"')
-_EOL = (ord("\n"), ord("\r"))
-
-
-def _scan(data: bytes, state: int, delim: int, field_end: re.Pattern[bytes]) -> int:
-    """csv's parse state after ``data``: _END once the record has ended, _ERROR on bad quoting."""
-    i, n = 0, len(data)
-    while i < n:
-        if state == _QUOTED:
-            j = data.find(b'"', i)
-            if j < 0:
-                return _QUOTED
-            state, i = _AFTER_QUOTE, j + 1
-        elif state == _FIELD:
-            m = field_end.search(data, i)
-            if m is None:
-                return _FIELD
-            if data[m.start()] != delim:
-                return _END
-            state, i = _START, m.end()
-        elif state == _START:
-            c = data[i]
-            if c == _QUOTE:
-                state, i = _QUOTED, i + 1
-            elif c in _EOL:
-                return _END
-            elif c == delim:
-                i += 1
-            else:
-                state = _FIELD
-        elif state == _AFTER_QUOTE:  # just after a quote inside a quoted field
-            c = data[i]
-            if c == _QUOTE:
-                state, i = _QUOTED, i + 1
-            elif c == delim:
-                state, i = _START, i + 1
-            elif c in _EOL:
-                return _END
-            else:
-                return _ERROR
-        else:
-            return state
-    return state
-
-
-class _CsvRecords:
-    """The records of one CSV/TSV file: ``(line, fields)`` tuples and ``Reject`` objects, in order.
-
-    Records are parsed by ``csv.reader`` (strict) from lines decoded one by
-    one. When a record goes wrong:
-
-    - a quoting error (csv.Error): reject it at its first line and resume at
-      the line after that; the record's lines are still held in the buffer,
-      so this is a seek within memory;
-    - a line over the limit, a record over the limit, a line that is not
-      UTF-8: the record is rejected, and ``_scan`` (csv's state machine, on
-      bytes, in bounded pieces) finds where it ends; if its quoting turns out
-      broken it becomes a quoting reject and reading resumes at the line after
-      its start (seeking back in the file: re-inflating for gzip);
-    - the stream breaks: one ``unreadable_remainder`` from the record's start.
-    """
-
-    def __init__(self, src: _Lines, path: str, delimiter: str):
-        self.src = src
-        self.path = path
-        self.delimiter = delimiter
-        self.feed = _Feed(src)
-        self.u_start = 0
-
-    def excerpt(self) -> str:
-        """Of the record just yielded."""
-        return _excerpt(self.src.since(self.u_start))
-
-    def __iter__(self) -> Iterator[tuple[int, list[str]] | Reject]:
-        src, feed = self.src, self.feed
-        reader = csv.reader(feed, delimiter=self.delimiter, strict=True)
-        while True:
-            start = src.line + 1
-            self.u_start = feed.u_start = src.hold = src.u
-            feed.lines, feed.first_end = 0, None
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                quote = feed.lines > 1 or str(exc).startswith("unexpected end of data")
-                yield Reject(self.path, start, "unterminated_quote" if quote else "malformed_csv", self.excerpt())
-                assert feed.first_end is not None, "csv read a line"
-                try:
-                    src.seek(feed.first_end, start)
-                except _Broken as broken:
-                    yield self._broken(start + 1, feed.first_end, broken)
-                    return
-                continue
-            except _Bad as bad:
-                reject = self._skip(start, bad.reason)
-                yield reject
-                if reject.reason == "unreadable_remainder":
-                    return
-                continue
-            except _Broken as broken:
-                yield self._broken(start, self.u_start, broken)
-                return
-            yield start, fields
-
-    def _broken(self, row: int, u: int, exc: _Broken, lost: int | None = None) -> Reject:
-        if lost is None:
-            lost = self.src.lost_from(u)
-        return Reject(self.path, row, "unreadable_remainder", _excerpt(str(exc)), lost)
-
-    def _skip(self, start: int, reason: str) -> Reject:
-        """Skip the rest of a rejected record in bounded pieces, finding its end with ``_scan``."""
-        src = self.src
-        delim = ord(self.delimiter)
-        field_end = re.compile(b"[" + re.escape(self.delimiter.encode()) + b"\r\n]")
-        data = src.since(self.u_start)
-        excerpt = _excerpt(data)
-        lost = src.lost_from(self.u_start)
-        src.hold = None  # from here on the record is skipped, not held
-        first_end = self.feed.first_end
-        state = _scan(data, _START, delim, field_end)
-        del data
-        try:
-            while True:
-                if src.long:
-                    for piece in src.rest():
-                        if state != _ERROR:
-                            state = _scan(piece, state, delim, field_end)
-                        elif first_end is not None:
-                            break  # the line after the start is known: no need to read on
-                if first_end is None:
-                    first_end = src.u
-                if state == _ERROR:
-                    break
-                if state != _QUOTED:  # the record ended with this line: reading goes on after it
-                    return Reject(self.path, start, reason, excerpt)
-                raw = src.next_line()
-                if raw is None:  # end of file inside quotes
-                    break
-                state = _scan(raw, state, delim, field_end)
-            reason = "unterminated_quote" if state == _QUOTED or src.line > start else "malformed_csv"
-            src.seek(first_end, start)
-        except _Broken as broken:
-            return self._broken(start, self.u_start, broken, lost)
-        return Reject(self.path, start, reason, excerpt)
-
-
 def _read_csv(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, delimiter: str = ","
 ) -> Iterator[RawChunk]:
-    with _Lines(path, max_field_bytes) as src:
-        records = _CsvRecords(src, path, delimiter)
+    with Lines(path, max_field_bytes) as src:
+        records = CsvRecords(src, path, delimiter)
         items = iter(records)
         text_idx, label_idx, width = _csv_columns(items, spec, path)
         single = text_idx[0] if len(text_idx) == 1 else None
@@ -825,7 +293,7 @@ def _read_jsonl(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: i
         raise UsageError(f"{path}: JSONL columns must be given by name, not position")
     columns = (*spec.text, spec.label)
     chunk = RawChunk(path)
-    with _Lines(path, max_field_bytes) as src:
+    with Lines(path, max_field_bytes) as src:
         while True:
             u, row = src.u, src.line + 1
             lost = None
@@ -835,15 +303,15 @@ def _read_jsonl(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: i
                     lost = src.lost_from(u)  # now, while the start of the line is still mapped
                     for _ in src.rest():
                         pass
-            except _Broken as broken:
+            except Broken as broken:
                 lost = src.lost_from(u) if lost is None else lost
-                chunk.rejected.append(Reject(path, row, "unreadable_remainder", _excerpt(str(broken)), lost))
+                chunk.rejected.append(Reject(path, row, "unreadable_remainder", excerpt_of(str(broken)), lost))
                 break
             if raw is None:
                 break
             reject = _jsonl_record(raw, row, columns, spec, chunk, max_field_bytes)
             if reject is not None:
-                chunk.rejected.append(Reject(path, row, reject, _excerpt(raw)))
+                chunk.rejected.append(Reject(path, row, reject, excerpt_of(raw)))
             if chunk._full(chunk_rows):
                 yield chunk
                 chunk = RawChunk(path)
@@ -855,7 +323,7 @@ def _jsonl_record(
     raw: bytes, row: int, columns: tuple[Column, ...], spec: ColumnSpec, chunk: RawChunk, limit: int
 ) -> str | None:
     """Append the record on line ``row`` to ``chunk``; the reason it is rejected instead, or None."""
-    if len(raw) - _eol_len(raw) > limit:
+    if len(raw) - eol_len(raw) > limit:
         return "field_too_large"
     try:
         line = raw.decode("utf-8")
@@ -897,7 +365,7 @@ def _read_parquet(
             try:
                 with gzip.open(path, "rb") as src:
                     shutil.copyfileobj(src, tmp, 1 << 20)
-            except _UNREADABLE as exc:
+            except UNREADABLE as exc:
                 raise DataError(f"cannot inflate: {exc}", path) from exc
             tmp.flush()
             yield from _read_parquet(path, spec, chunk_rows, max_field_bytes, source=tmp.name)
@@ -930,7 +398,7 @@ def _read_parquet(
                 cols = None if batch is None else {c: _cells(batch.column(c)) for c in wanted}
             except Exception as exc:  # a corrupt page: the rest of the file is lost, said once
                 lost = _parquet_bytes(pf, group, os.path.getsize(source or path))
-                chunk.rejected.append(Reject(path, row + 1, "unreadable_remainder", _error_excerpt(exc), lost))
+                chunk.rejected.append(Reject(path, row + 1, "unreadable_remainder", error_excerpt_of(exc), lost))
                 yield chunk
                 return
             if batch is None or cols is None:
@@ -943,7 +411,7 @@ def _read_parquet(
                 if reason is None:
                     chunk.append(_text_of(values)[0], _label_of(label_value), row)
                 else:
-                    excerpt = _excerpt(repr([v[:100] if isinstance(v, str) else v for v in [*values, label_value]]))
+                    excerpt = excerpt_of(repr([v[:100] if isinstance(v, str) else v for v in [*values, label_value]]))
                     chunk.rejected.append(Reject(path, row, reason, excerpt))
                 if chunk._full(chunk_rows):
                     yield chunk
@@ -1036,20 +504,20 @@ def _read_document(doc: Path, limit: int) -> tuple[str | None, str, str, int | N
     try:
         with opener(doc, "rb") as fh:
             data = fh.read(limit + 1)
-    except _UNREADABLE as exc:
+    except UNREADABLE as exc:
         try:
             lost: int | None = doc.stat().st_size
         except OSError:
             lost = None
-        return "unreadable_remainder", "", _error_excerpt(exc), lost
+        return "unreadable_remainder", "", error_excerpt_of(exc), lost
     if len(data) > limit:
-        return "field_too_large", "", _excerpt(data), None
+        return "field_too_large", "", excerpt_of(data), None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return "invalid_utf8", "", _excerpt(data), None
+        return "invalid_utf8", "", excerpt_of(data), None
     if not text.strip():
-        return "empty_text", "", _excerpt(data), None
+        return "empty_text", "", excerpt_of(data), None
     return None, text, "", None
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from streamtrain.errors import DataError
-from streamtrain.io.readers import MAX_FIELD_BYTES, REJECT_REASON_TEXT
+from streamtrain.io.rejects import MAX_FIELD_BYTES, REJECT_REASON_TEXT
 from streamtrain.io.texts import INPUT_FORMATS, open_texts, read_items
 from streamtrain.options import POSITIVE, check_options, option
 from streamtrain.train.runtime import import_tensorflow

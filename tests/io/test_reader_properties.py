@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamtrain.errors import DataError, StreamtrainError, UsageError
-from streamtrain.io.readers import REJECT_REASONS, ColumnSpec, Reject, read_chunks
+from streamtrain.io.readers import ColumnSpec, read_chunks
+from streamtrain.io.rejects import REJECT_REASONS, Reject
 
 SETTINGS = settings(
     max_examples=150,

@@ -20,16 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamtrain.errors import EXIT_DATA, EXIT_USAGE, DataError, UsageError
-from streamtrain.io.readers import (
-    MAX_FIELD_BYTES,
-    REJECT_REASON_TEXT,
-    REJECT_REASONS,
-    ColumnSpec,
-    RawChunk,
-    Reject,
-    detect_format,
-    read_chunks,
-)
+from streamtrain.io.readers import ColumnSpec, RawChunk, detect_format, read_chunks
+from streamtrain.io.rejects import MAX_FIELD_BYTES, REJECT_REASON_TEXT, REJECT_REASONS, Reject
 
 BY_NAME = ColumnSpec()  # text="text", label="label", header inferred (True)
 AG_NEWS = ColumnSpec(text=(1, 2), label=0)  # header-less, label first, title + description

@@ -9,7 +9,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamtrain.io.readers import REJECT_REASON_TEXT
+from streamtrain.io.rejects import REJECT_REASON_TEXT
 from streamtrain.io.texts import INPUT_FORMATS, read_items
 
 

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from streamtrain.errors import DataError
-from streamtrain.io.readers import REJECT_REASON_TEXT, Reject
+from streamtrain.io.rejects import REJECT_REASON_TEXT, Reject
 
 log = logging.getLogger(__name__)
 REJECTS_NAME = "rejected.jsonl"
