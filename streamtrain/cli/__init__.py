@@ -71,20 +71,24 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
     prog = f"streamtrain {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        all_options = {n: options_of(c.options()) for n, c in COMMANDS.items()}
         try:
-            opts, common = parse(name, prog, command.description, command.options(), argv, all_options)
+            opts, common = parse(name, prog, command.description, command.options(), argv, _all_options)
         except SystemExit as exc:  # argparse printed its help (0) or its error (2)
             return EXIT_OK if not exc.code else EXIT_USAGE
         if common.print_config:
             print(json.dumps(effective(opts), indent=2))
             return EXIT_OK
         logs.setup(name, common.verbosity)
-        command.run(opts, common.verbosity)
+        command.run(opts)
         sys.stdout.flush()
         return EXIT_OK
     except (Exception, KeyboardInterrupt, Terminated) as exc:
         return _report(prog, exc)
+
+
+def _all_options() -> dict[str, list]:
+    """Every command's options, which a config file is checked against (imports each options class)."""
+    return {n: options_of(c.options()) for n, c in COMMANDS.items()}
 
 
 def _report(prog: str, exc: BaseException) -> int:

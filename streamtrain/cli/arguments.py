@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,19 +109,14 @@ def parse(
     description: str,
     options_cls: type,
     argv: Sequence[str],
-    all_options: dict[str, list[Option]],
+    all_options: Callable[[], dict[str, list[Option]]],
 ) -> tuple[Any, Common]:
     """Options instance (checked) and common flags from ``argv``, a config file and the defaults."""
     options = options_of(options_cls)
     parser = build_parser(prog, description, options)
     ns = vars(parser.parse_args(list(argv)))
-    common = Common(
-        config=ns.pop("config", None),
-        print_config=ns.pop("print_config", False),
-        verbosity=0 if ns.pop("quiet", False) else 2 if ns.pop("verbose", False) else 1,
-    )
-    ns.pop("quiet", None)
-    ns.pop("verbose", None)
+    quiet, verbose = ns.pop("quiet", False), ns.pop("verbose", False)
+    common = Common(ns.pop("config", None), ns.pop("print_config", False), 0 if quiet else 2 if verbose else 1)
     for key in [k for k in ns if k.startswith(_DEPRECATED)]:
         name = key[len(_DEPRECATED) :]
         opt = next(o for o in options if o.name == name)
@@ -130,7 +125,7 @@ def parse(
             raise UsageError(f"give {opt.flag} or its old spelling {old}, not both")
         print(f"{prog}: warning: {old} is deprecated; use {opt.flag}", file=sys.stderr, flush=True)
         ns[name] = ns.pop(key)
-    values = load_config(common.config, command, all_options) if common.config else {}
+    values = load_config(common.config, command, all_options()) if common.config else {}
     values.update(ns)
     missing = [o for o in options if o.required and o.name not in values]
     if missing:

@@ -21,7 +21,7 @@ class Command:
     summary: str  # one line, for ``streamtrain --help``
     description: str  # plain text, for ``streamtrain CMD --help``
     options: Callable[[], type]
-    run: Callable[[Any, int], None]  # (options, verbosity)
+    run: Callable[[Any], None]  # prints the result of the library call on an options object
 
 
 def _prepare_options() -> type:
@@ -54,26 +54,26 @@ def _verify_options() -> type:
     return VerifyOptions
 
 
-def _prepare(opts: Any, verbosity: int) -> None:
+def _prepare(opts: Any) -> None:
     from streamtrain.dataset.prepare import prepare
 
     print(dumps(prepare(opts).summary(opts.data)))
 
 
-def _fit(opts: Any, verbosity: int) -> None:
+def _fit(opts: Any) -> None:
     from streamtrain.train.fit import fit
 
     metrics = fit(opts)
     print(dumps({k: v for k, v in metrics.items() if k != "test_confusion"}))
 
 
-def _evaluate(opts: Any, verbosity: int) -> None:
+def _evaluate(opts: Any) -> None:
     from streamtrain.train.evaluate import evaluate
 
     print(dumps(evaluate(opts), compact_rows=True))
 
 
-def _predict(opts: Any, verbosity: int) -> None:
+def _predict(opts: Any) -> None:
     from streamtrain.train.predict import predict
 
     out = sys.stdout
@@ -81,7 +81,7 @@ def _predict(opts: Any, verbosity: int) -> None:
         out.write(dumps(result, indent=None) + "\n")
 
 
-def _verify(opts: Any, verbosity: int) -> None:
+def _verify(opts: Any) -> None:
     from streamtrain.verify import verify
 
     print(dumps(verify(opts)))
