@@ -15,7 +15,7 @@ from pathlib import Path
 
 from streamtrain.dataset.shards import ShardInfo
 from streamtrain.errors import DataError
-from streamtrain.fs.checksums import check_once, file_problem, sha256_file
+from streamtrain.fs.checksums import check_once, file_problem
 from streamtrain.fs.jsondoc import write_json
 from streamtrain.vectorize.choice import LEGACY_NAMES
 
@@ -126,11 +126,9 @@ class Manifest:
         """Every way the dataset on disk differs from this manifest, one line each (read in full, bounded memory)."""
         root = Path(directory)
         out = [f"{s.path}: {p}" for s in self.shards if (p := file_problem(root / s.path, s.bytes, s.sha256))]
-        arrays = root / self.vectorizer.get("arrays", "vectorizer.npz")
-        if not arrays.is_file():
-            out.append(f"{arrays.name}: missing")
-        elif sha256_file(arrays) != self.vectorizer.get("arrays_sha256"):
-            out.append(f"{arrays.name}: damaged: its sha256 checksum differs from the one recorded")
+        arrays = self.vectorizer.get("arrays", "vectorizer.npz")
+        if problem := file_problem(root / arrays, None, self.vectorizer.get("arrays_sha256")):
+            out.append(f"{arrays}: {problem}")
         return out
 
     def verify(self, directory: str | Path) -> None:

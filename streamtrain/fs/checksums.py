@@ -28,11 +28,11 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def file_problem(path: str | os.PathLike[str], size: int, sha256: str) -> str | None:
-    """What is wrong with ``path`` against its record, in a few words; None when it matches."""
+def file_problem(path: str | os.PathLike[str], size: int | None, sha256: str | None) -> str | None:
+    """What is wrong with ``path`` against its record, in a few words; None if it matches. ``size`` None: unrecorded."""
     try:
         actual = os.stat(path).st_size
-        if actual != size:
+        if size is not None and actual != size:
             return f"{'truncated' if actual < size else 'grown'}: {actual} bytes on disk, {size} recorded"
         if sha256_file(path) != sha256:
             return "damaged: its sha256 checksum differs from the one recorded"
