@@ -295,10 +295,7 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
         if not source["read"]:
             log.warning(f"{source['path']}: no rows (a header and nothing else?)")
         log.info(f"read {source['rows']} {source['role']} rows from {source['path']}, rejected {source['rejected']}")
-    for reject_source, reject in rejects.broken:
-        path = Path(first.sources[reject_source]["path"])
-        size = path.stat().st_size if path.is_file() else 0
-        rejects.estimate_lost(reject_source, first.sources[reject_source]["read"], size, reject.lost_bytes or 0)
+    rejects.estimate_lost([s["read"] for s in first.sources])
     rejects.check(sum(s["read"] for s in first.sources), opts.max_bad_fraction)
     if train_rows == 0:
         empty = [s["path"] for s in first.sources if s["role"] == "train" and not s["rows"]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -31,8 +32,8 @@ class RejectLog:
         self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self.by_reason: Counter[str] = Counter()
         self.per_source = [0] * n_sources
-        self.lost_rows = [0.0] * n_sources  # estimated rows behind an unreadable remainder
         self.lost_bytes = 0
+        self.lost_rows = 0.0  # estimated rows behind unreadable remainders (``estimate_lost``)
         self.first: list[Reject] = []
         self.broken: list[tuple[int, Reject]] = []  # (input, reject) of files not readable to their end
 
@@ -46,10 +47,18 @@ class RejectLog:
         if len(self.first) < _SHOWN:
             self.first.append(reject)
 
-    def estimate_lost(self, source: int, rows_read: int, file_bytes: int, lost_bytes: int) -> None:
-        """Rows a broken file probably held past its break, in proportion to what was read before it."""
-        read_bytes = max(file_bytes - lost_bytes, 1)
-        self.lost_rows[source] = rows_read * lost_bytes / read_bytes
+    def estimate_lost(self, rows_read: list[int]) -> None:
+        """Rows the broken files probably held past their breaks, given each input's rows read.
+
+        A file's estimate is its rows read scaled by its bytes lost over its bytes read. An
+        unreadable document of a directory per class (row None) is the one row already rejected.
+        """
+        self.lost_rows = 0.0
+        for source, reject in self.broken:
+            if reject.row is None or not reject.lost_bytes:
+                continue
+            size = os.stat(reject.path).st_size if os.path.isfile(reject.path) else 0
+            self.lost_rows += rows_read[source] * reject.lost_bytes / max(size - reject.lost_bytes, 1)
 
     @property
     def rows(self) -> int:
@@ -64,20 +73,20 @@ class RejectLog:
             "rows": self.rows,
             "by_reason": dict(sorted(self.by_reason.items())),
             "lost_bytes": self.lost_bytes,
-            "estimated_lost_rows": round(sum(self.lost_rows)),
+            "estimated_lost_rows": round(self.lost_rows),
             "file": REJECTS_NAME,
         }
 
     def check(self, rows_read: int, max_bad_fraction: float) -> None:
         """Log the per-reason summary; ``DataError`` when the bad share exceeds ``max_bad_fraction``."""
-        bad = self.rows + sum(self.lost_rows)
-        total = rows_read + sum(self.lost_rows)
+        bad = self.rows + self.lost_rows
+        total = rows_read + self.lost_rows
         if not bad:
             return
         share = bad / total if total else 1.0
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.by_reason.items()))
         lost = (
-            f"; about {round(sum(self.lost_rows))} rows lost in {self.lost_bytes} unreadable bytes"
+            f"; about {round(self.lost_rows)} rows lost in {self.lost_bytes} unreadable bytes"
             if (self.lost_bytes)
             else ""
         )

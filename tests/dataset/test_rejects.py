@@ -103,3 +103,23 @@ def test_a_header_only_file_says_so(tmp_path):
     proc = prepare(empty, "--data", tmp_path / "data")
     assert proc.returncode == 65
     assert f"the training inputs hold no rows: {empty} (a header and nothing else?)" in proc.stderr
+
+
+def test_an_unreadable_document_counts_as_one_lost_row(tmp_path):
+    """A directory-per-class input with one broken .gz document: one reject, not an estimate scaled by its bytes."""
+    import gzip
+
+    for label in ("neg", "pos"):
+        (tmp_path / "docs" / label).mkdir(parents=True)
+        for i in range(150):
+            (tmp_path / "docs" / label / f"{i}.txt").write_text(f"a {label} review number {i} with words")
+    broken = tmp_path / "docs" / "pos" / "zz.txt.gz"
+    packed = gzip.compress(" ".join(f"word{i * 7919 % 1000}" for i in range(150)).encode())  # about 1 KB of text
+    broken.write_bytes(packed[: len(packed) // 2])
+    proc = prepare(tmp_path / "docs", "--data", tmp_path / "data")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    rejected = manifest["stats"]["rejected"]
+    assert rejected["by_reason"] == {"unreadable_remainder": 1} and rejected["estimated_lost_rows"] == 0
+    listed = [json.loads(line) for line in (tmp_path / "data" / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["path"], r["row"], r["reason"]) for r in listed] == [(str(broken), None, "unreadable_remainder")]
