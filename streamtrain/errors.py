@@ -1,8 +1,10 @@
 """The errors the library raises for problems it can explain, each with its exit code for cron.
 
 Exit codes: 0 success, 1 training or scoring failed (a non-finite loss or
-output) or anything unexpected, 2 usage error, 65 bad input data
-(EX_DATAERR), 130 interrupted (SIGINT), 143 terminated (SIGTERM). The
+output) or anything unexpected, 2 usage error, 3 a trained model was kept
+but not promoted (the promotion guard), 65 bad input data (EX_DATAERR),
+75 busy: another run holds the lock (EX_TEMPFAIL, try again later), 130
+interrupted (SIGINT), 143 terminated (SIGTERM). The
 library raises; only ``streamtrain.cli`` turns an error into a message and
 an exit code.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
+EXIT_NOT_PROMOTED = 3
 EXIT_DATA = 65
+EXIT_BUSY = 75  # EX_TEMPFAIL
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
@@ -47,6 +51,22 @@ class NonFiniteError(StreamtrainError):
     """Training or scoring met a NaN or infinite value: nothing built on it may be written."""
 
     exit_code = EXIT_UNEXPECTED
+
+
+class Busy(StreamtrainError):
+    """Another run holds a lock this one needs (and ``--wait`` ran out): nothing was changed, try again later."""
+
+    exit_code = EXIT_BUSY
+
+
+class NotPromoted(StreamtrainError):
+    """The promotion guard kept a new model version but did not make it ``current``; ``result`` is what fit made."""
+
+    exit_code = EXIT_NOT_PROMOTED
+
+    def __init__(self, message: str, result: dict):
+        self.result = result
+        super().__init__(message)
 
 
 class Terminated(BaseException):

@@ -8,8 +8,10 @@ process's exit code here.
 from __future__ import annotations
 
 from streamtrain.errors import (
+    EXIT_BUSY,
     EXIT_DATA,
     EXIT_INTERRUPTED,
+    EXIT_NOT_PROMOTED,
     EXIT_OK,
     EXIT_TERMINATED,
     EXIT_UNEXPECTED,
@@ -22,7 +24,12 @@ TABLE = (
     (EXIT_OK, "success"),
     (EXIT_UNEXPECTED, "failed: the loss or an output became NaN/infinite (nothing was written), or a bug (traceback)"),
     (EXIT_USAGE, "usage error: a bad option or config file, a missing input, an existing output without --overwrite"),
+    (
+        EXIT_NOT_PROMOTED,
+        "fit: the new model version was kept but not promoted (worse than current); see promotion.json",
+    ),
     (EXIT_DATA, "bad input data: a malformed row, a missing or corrupt dataset; the message names the file and row"),
+    (EXIT_BUSY, "busy: another run holds the dataset or model directory (the message names it); retry or use --wait"),
     (EXIT_INTERRUPTED, "interrupted by SIGINT (Ctrl-C); partial outputs removed"),
     (EXIT_TERMINATED, "terminated by SIGTERM; partial outputs removed"),
 )

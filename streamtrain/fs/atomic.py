@@ -22,7 +22,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from streamtrain.errors import UsageError
@@ -102,8 +102,17 @@ def _sibling(target: Path, kind: str) -> Path:
 
 
 @contextlib.contextmanager
-def staging_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty directory that replaces ``target`` when the block succeeds."""
+def staging_dir(
+    target: str | os.PathLike[str],
+    overwrite: bool = False,
+    replacing: Callable[[], contextlib.AbstractContextManager] | None = None,
+) -> Iterator[Path]:
+    """Yield an empty directory that replaces ``target`` when the block succeeds.
+
+    ``replacing``, when given, is entered around the swap of an existing
+    ``target`` (a dataset waits there for its readers, ``fs.locks.no_readers``);
+    if it raises, the staged directory is removed and ``target`` is untouched.
+    """
     target = Path(target)
     sweep_stale(target)  # first: it may move a previous target back into place
     check_target(target, overwrite)
@@ -111,13 +120,15 @@ def staging_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Iter
     stage = _sibling(target, "partial")
     try:
         yield stage
+        guard = replacing() if replacing is not None and target.exists() else contextlib.nullcontext()
+        with guard:
+            old = None
+            if target.exists():
+                old = _sibling(target, "old")
+                os.replace(target, old / target.name)
+            os.replace(stage, target)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    old = None
-    if target.exists():
-        old = _sibling(target, "old")
-        os.replace(target, old / target.name)
-    os.replace(stage, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

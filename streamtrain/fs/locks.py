@@ -1,0 +1,158 @@
+"""Locks between runs on one dataset or model directory: ``flock`` on small files beside it, released by the kernel.
+
+A lock is a file ``.NAME.KIND.lock`` beside the directory ``NAME`` it guards
+(beside, not inside, because prepare replaces a dataset directory by a
+rename). ``flock`` locks belong to the open file: when the process exits,
+however it dies (``kill -9`` included), the kernel releases them, so a lock
+is never stale and the files themselves may stay. Local filesystems only:
+over NFS ``flock`` is emulated and not to be trusted.
+
+The kinds and who takes them:
+- ``write`` (exclusive): every writer of a directory: prepare (new, append,
+  refit) of a dataset; fit of a model directory. The holder writes its PID,
+  host, start time and command into the file, so a second writer's ``Busy``
+  error (exit 75) names it.
+- ``read`` (shared): every run reading a dataset's shards (fit,
+  evaluate). Replacing the dataset (``--overwrite``, ``--refit``) takes it
+  exclusively for the moment of the rename, so it waits for readers;
+  appending never takes it, because it adds files and replaces only the
+  manifest, which a reader has already loaded.
+
+``wait`` is how many seconds to keep trying before ``Busy``; 0 fails at
+once. Nothing here blocks without a deadline: an unattended run never hangs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from streamtrain.errors import Busy
+
+POLL_SECONDS = 0.1
+
+
+def lock_path(target: str | os.PathLike[str], kind: str) -> Path:
+    target = Path(os.path.abspath(target))
+    return target.parent / f".{target.name}.{kind}.lock"
+
+
+def lock_holders(path: Path) -> list[int]:
+    """PIDs holding a ``flock`` on ``path`` (Linux ``/proc/locks``; empty where it does not exist)."""
+    try:
+        st = path.stat()
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = []
+    for line in lines:
+        fields = line.split()
+        if "FLOCK" in fields and device in fields and "->" not in fields:
+            pids.append(int(fields[fields.index(device) - 1]))
+    return sorted(set(pids))
+
+
+def _holder_text(path: Path) -> str:
+    """Who holds the lock: the holder's own record, else the PIDs the kernel knows."""
+    with contextlib.suppress(OSError, ValueError):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return f"PID {doc['pid']} on {doc['host']}, running since {doc['started']} ({doc['command']})"
+    pids = lock_holders(path)
+    return "PID " + ", ".join(map(str, pids)) if pids else "another process"
+
+
+class FileLock:
+    """One ``flock`` on ``path``: ``with FileLock(...).acquire(wait):`` ... released on exit or process death."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str, shared: bool = False):
+        self.path, self.what, self.shared = Path(path), what, shared
+        self._fd: int | None = None
+
+    def acquire(self, wait: float = 0.0) -> FileLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        deadline = time.monotonic() + max(wait, 0.0)
+        mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _holder_text(self.path)
+                    os.close(fd)
+                    waited = f" after waiting {wait:g} s" if wait > 0 else ""
+                    raise Busy(
+                        f"{self.what} is locked by {holder}{waited}; nothing was changed. "
+                        f"Try again later, or pass --wait SECONDS (lock file {self.path})"
+                    ) from None
+                time.sleep(POLL_SECONDS)
+        self._fd = fd
+        if not self.shared:
+            record = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300],
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            if not self.shared:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> FileLock:
+        if self._fd is None:
+            self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def writer_lock(target: str | os.PathLike[str], what: str, wait: float = 0.0) -> FileLock:
+    """The exclusive writer lock of a dataset or model directory, acquired (``Busy`` after ``wait`` seconds)."""
+    return FileLock(lock_path(target, "write"), f"{what} {target}").acquire(wait)
+
+
+def reader_lock(target: str | os.PathLike[str], wait: float = 0.0) -> FileLock:
+    """A shared lock that keeps a dataset from being replaced while this process reads its shards."""
+    return FileLock(lock_path(target, "read"), f"dataset {target}", shared=True).acquire(wait)
+
+
+@contextlib.contextmanager
+def no_readers(target: str | os.PathLike[str], wait: float = 0.0) -> Iterator[None]:
+    """Held around replacing a dataset: waits up to ``wait`` seconds for its readers, else ``Busy``."""
+    lock = FileLock(lock_path(target, "read"), f"dataset {target} (being read by a fit or evaluate)")
+    try:
+        lock.acquire(wait)
+    except Busy as exc:
+        pids = lock_holders(lock.path)
+        readers = f"PID {', '.join(map(str, pids))}" if pids else "a running fit or evaluate"
+        raise Busy(
+            f"cannot replace dataset {target}: it is being read by {readers}; nothing was changed. "
+            "Try again when it ends, or pass --wait SECONDS"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,81 @@
+"""fs.locks with real processes: a held lock names its holder, dies with it, and never blocks past ``wait``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streamtrain.errors import Busy
+from streamtrain.fs.locks import lock_holders, lock_path, no_readers, reader_lock, writer_lock
+
+HOLD = """
+import sys, time
+from streamtrain.fs.locks import reader_lock, writer_lock
+kind, target = sys.argv[1], sys.argv[2]
+lock = writer_lock(target, "dataset") if kind == "write" else reader_lock(target)
+print("held", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def _holder(kind: str, target, seconds: float = 60.0) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, kind, str(target), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_second_writer_is_told_who_holds_the_lock_and_kill_9_frees_it(tmp_path):
+    target = tmp_path / "data"
+    proc = _holder("write", target)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Busy) as err:
+            writer_lock(target, "dataset")
+        assert time.monotonic() - started < 2
+        message = str(err.value)
+        assert f"PID {proc.pid} on " in message and "running since" in message and str(target) in message
+        assert err.value.exit_code == 75
+        assert lock_holders(lock_path(target, "write")) == [proc.pid]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    writer_lock(target, "dataset").release()  # the kernel released the dead holder's lock
+
+
+def test_wait_waits_for_the_holder_then_gives_up_at_its_deadline(tmp_path):
+    target = tmp_path / "data"
+    proc = _holder("write", target, seconds=1.0)
+    lock = writer_lock(target, "dataset", wait=30)  # the holder exits after 1 s
+    lock.release()
+    proc.wait()
+    proc = _holder("write", target)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Busy, match=r"after waiting 0\.5 s"):
+            writer_lock(target, "dataset", wait=0.5)
+        assert 0.5 <= time.monotonic() - started < 3
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_readers_share_and_keep_a_replacement_out(tmp_path):
+    target = tmp_path / "data"
+    proc = _holder("read", target)
+    try:
+        reader_lock(target).release()  # readers share
+        with pytest.raises(Busy, match=f"being read by PID {proc.pid}"), no_readers(target):
+            pass
+        writer_lock(target, "dataset").release()  # an appender is not a replacement: readers do not stop it
+    finally:
+        proc.kill()
+        proc.wait()
+    with no_readers(target):
+        assert os.path.exists(lock_path(target, "read"))
