@@ -14,6 +14,7 @@ from pathlib import Path
 
 from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
 from streamtrain.errors import DataError, UsageError
+from streamtrain.fs.versions import Versions
 from streamtrain.options import option
 from streamtrain.train import modeldir
 
@@ -30,9 +31,9 @@ def verify(opts: VerifyOptions) -> dict:
     if (root / MANIFEST_NAME).exists():
         kind, manifest = "dataset", Manifest.load(root)
         problems, files = manifest.problems(root), len(manifest.shards) + 1
-    elif (root / modeldir.CHECKSUMS_NAME).exists() or (root / modeldir.MODEL_NAME).exists():
-        kind, problems = "model", modeldir.problems(root)
-        files = len(list(root.iterdir())) - 1
+    elif Versions(root).exists() or (root / modeldir.CHECKSUMS_NAME).exists() or (root / modeldir.MODEL_NAME).exists():
+        kind = "model"
+        problems, files = modeldir.tree_problems(root)
     else:
         raise UsageError(f"{root} is neither a dataset directory ({MANIFEST_NAME}) nor a model directory")
     if problems:

@@ -61,10 +61,15 @@ def _prepare(opts: Any) -> None:
 
 
 def _fit(opts: Any) -> None:
+    from streamtrain.errors import NotPromoted
     from streamtrain.train.fit import fit
 
-    metrics = fit(opts)
-    print(dumps({k: v for k, v in metrics.items() if k != "test_confusion"}))
+    try:
+        result = fit(opts)
+    except NotPromoted as exc:  # a version was made and kept: print it like any other, then exit 3
+        print(dumps({k: v for k, v in exc.result.items() if k != "test_confusion"}))
+        raise
+    print(dumps({k: v for k, v in result.items() if k != "test_confusion"}))
 
 
 def _evaluate(opts: Any) -> None:
@@ -98,8 +103,11 @@ COMMANDS: dict[str, Command] = {
     ),
     "fit": Command(
         "dataset directory -> trained model directory",
-        "Stream a prepared dataset's shards into Keras and write a model directory: the model, its\n"
-        "vectorizer, metrics, history and the effective options. Prints the metrics as JSON.",
+        "Stream a prepared dataset's shards into Keras and write a new version of the model directory\n"
+        "(--model-dir/versions/ID: the model, its vectorizer, metrics, history, options and the promotion\n"
+        "decision). The promotion guard makes it --model-dir/current unless its validation accuracy is\n"
+        "worse than current's by more than --max-regression (then exit 3). A killed fit rerun with the same\n"
+        "options resumes from its last completed epoch. Prints the metrics and the decision as JSON.",
         _fit_options,
         _fit,
     ),

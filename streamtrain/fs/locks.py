@@ -38,6 +38,8 @@ from pathlib import Path
 from streamtrain.errors import Busy
 
 POLL_SECONDS = 0.1
+# Readers wait at least this long: a replacement holds the read lock only for the moment of its rename.
+READER_WAIT_SECONDS = 60.0
 
 
 def lock_path(target: str | os.PathLike[str], kind: str) -> Path:
@@ -135,8 +137,11 @@ def writer_lock(target: str | os.PathLike[str], what: str, wait: float = 0.0) ->
 
 
 def reader_lock(target: str | os.PathLike[str], wait: float = 0.0) -> FileLock:
-    """A shared lock that keeps a dataset from being replaced while this process reads its shards."""
-    return FileLock(lock_path(target, "read"), f"dataset {target}", shared=True).acquire(wait)
+    """A shared lock that keeps a dataset from being replaced while this process reads its shards.
+
+    Waits at least ``READER_WAIT_SECONDS``: only a replacement's rename holds it exclusively.
+    """
+    return FileLock(lock_path(target, "read"), f"dataset {target}", shared=True).acquire(max(wait, READER_WAIT_SECONDS))
 
 
 @contextlib.contextmanager

@@ -13,16 +13,22 @@ go to stderr, never to stdout.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamtrain.dataset.manifest import Manifest
-from streamtrain.errors import DataError, NonFiniteError, UsageError
-from streamtrain.fs.atomic import check_target
+from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
+from streamtrain.errors import DataError, NonFiniteError, NotPromoted, UsageError
+from streamtrain.fs.atomic import atomic_write_text
+from streamtrain.fs.checksums import sha256_file
+from streamtrain.fs.locks import reader_lock, writer_lock
+from streamtrain.fs.versions import Versions, new_id
 from streamtrain.options import NON_NEGATIVE, POSITIVE, check_options, effective, option
+from streamtrain.train.modeldir import CONFIG_NAME, adopt_flat, check, is_flat, metric_numbers, read_vectorizer_doc
 from streamtrain.train.runtime import import_tensorflow
 
 log = logging.getLogger(__name__)
@@ -31,6 +37,10 @@ MODEL_FOR_ENCODING = {"ngram": "mlp", "sequence": "sepcnn"}
 # Measured on IMDB, seed 0: the MLP reaches 0.900 test accuracy at the guide's 0.2;
 # sepCNN overfits by epoch 2 at 0.2 (0.862) and reaches 0.886 at 0.5.
 DEFAULT_DROPOUT = {"mlp": 0.2, "sepcnn": 0.5}
+CHECKPOINT_DIR = "checkpoint"  # inside the version being trained (train.checkpoint)
+RESUME_NAME = "resume.json"  # inside the version being trained: what a rerun must match to continue it
+# Options that do not change what is trained: a rerun that differs only in these still resumes.
+NOT_TRAINING = ("model_dir", "wait", "keep", "max_regression", "force", "overwrite", "score_batch_size")
 
 
 def _dropout(value: float) -> bool:
@@ -61,36 +71,76 @@ class FitOptions:
     score_batch_size: int | None = option(
         None, **POSITIVE, help="rows scored at a time for the final metrics; unset: 1024 for n-grams, 256 for sequences"
     )
-    overwrite: bool = option(False, help="replace --model-dir if it exists")
+    keep: int = option(5, **POSITIVE, help="complete versions kept in --model-dir (current is never removed)")
+    max_regression: float = option(
+        0.005,
+        check=lambda v: 0.0 <= v <= 1.0,
+        rule="a number in [0, 1]",
+        help="promote the new version unless its validation accuracy is lower than current's by more than this",
+    )
+    force: bool = option(False, help="promote the new version whatever the promotion guard says")
+    warm_start: bool = option(
+        False, help="start from the current version's weights (same vectorizer and model shape required)"
+    )
+    wait: float = option(
+        0.0, **NON_NEGATIVE, help="seconds to wait for another run holding --model-dir before exiting 75"
+    )
+    overwrite: bool = option(False, help="no longer needed (every fit adds a version); accepted for old crontabs")
     # Library-only knob: not on the command line.
     buffer_blocks: int = 8  # blocks read and shuffled together
 
 
 def fit(opts: FitOptions) -> dict:
+    """Train a new version of ``opts.model_dir`` and run the promotion guard; returns the metrics and the decision.
+
+    Raises ``NotPromoted`` (exit 3) after keeping a version the guard rejected.
+    """
     check_options(opts)
-    check_target(opts.model_dir, opts.overwrite)
+    if opts.overwrite:
+        log.warning("--overwrite is no longer needed: every fit adds a version and keeps the last --keep")
+    if not Path(opts.data).is_dir():
+        raise DataError("no such dataset directory (run streamtrain prepare first)", opts.data)
+    # Locks first, before any work: a second fit of this model directory exits 75 within a second.
+    with (
+        writer_lock(opts.model_dir, "model directory", opts.wait),
+        reader_lock(opts.data, opts.wait),
+    ):
+        return _fit_locked(opts)
+
+
+def _fit_locked(opts: FitOptions) -> dict:
+    root = Path(opts.model_dir)
+    _check_model_dir(root)
+    versions = Versions(root)
+    adopt_flat(root)
     manifest = Manifest.load(opts.data)
     n_classes = len(manifest.labels)
     if manifest.rows("train") == 0:
         raise DataError("dataset has no training rows", opts.data)
     model_name = choose_model(opts.model, manifest.encoding)
+    dropout = DEFAULT_DROPOUT[model_name] if opts.dropout is None else opts.dropout
+    warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
+
+    key = _resume_key(opts)
+    building, state = _resume_or_begin(versions, key, opts)
+    checkpoint_dir = building / CHECKPOINT_DIR
 
     import_tensorflow()
     import keras
 
     from streamtrain.train.batches import BatchStream, SplitSource
-    from streamtrain.train.guards import FiniteLoss
-    from streamtrain.train.modeldir import write_model_dir
+    from streamtrain.train.checkpoint import Checkpoint, TrainingState, resume_model
+    from streamtrain.train.guards import FiniteLoss, require_finite
+    from streamtrain.train.modeldir import load_model, write_version
+    from streamtrain.train.models import compile_model
+    from streamtrain.train.promotion import decide, summary_line
     from streamtrain.train.scoring import score_split
     from streamtrain.train.tfdata import keras_dataset
 
-    keras.utils.set_random_seed(opts.seed)
+    keras.utils.set_random_seed(opts.seed + (state.epochs_done if state else 0))
 
     failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
-
-    def dataset(stream: BatchStream):
-        return keras_dataset(stream, n_classes, failures)
 
     def stream(split: str, shuffle: bool) -> BatchStream:
         return BatchStream(
@@ -99,61 +149,70 @@ def fit(opts: FitOptions) -> dict:
 
     train = stream("train", shuffle=True)
     val = stream("val", shuffle=False)
-    fit_kwargs: dict = {}
+    if state is not None:
+        model = resume_model(checkpoint_dir, state)
+        log.info(
+            f"resuming version {_version_of(building)} after epoch {state.epochs_done} of {opts.epochs} "
+            f"(best validation loss {state.best} at epoch {state.best_epoch})"
+        )
+    elif warm_from is not None:
+        model = compile_model(load_model(warm_from), n_classes, opts.learning_rate)
+        log.info(f"warm start from the weights of version {warm_from.name}")
+    else:
+        model = build_model(model_name, manifest, opts, dropout)
+    state = state or TrainingState()
     finite = FiniteLoss()
-    callbacks: list = [finite]
+    checkpoint = Checkpoint(
+        checkpoint_dir, state, opts.seed, opts.patience, bool(val.rows), lambda: finite.problem is not None
+    )
+    fit_kwargs: dict = {}
     if val.rows:
         fit_kwargs = {
-            "validation_data": dataset(val),
+            "validation_data": keras_dataset(val, n_classes, failures),
             "validation_steps": val.steps,
         }
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience, restore_best_weights=True)
-        )
     else:
         log.info("no validation rows: training all epochs without early stopping")
-
-    dropout = DEFAULT_DROPOUT[model_name] if opts.dropout is None else opts.dropout
-    model = build_model(model_name, manifest, opts, dropout)
     log.info(
-        f"training on {train.rows} rows ({train.steps} steps/epoch of {opts.batch_size}), "
-        f"validating on {val.rows} rows ({val.steps} steps)"
+        f"training version {_version_of(building)} on {train.rows} rows ({train.steps} steps/epoch of "
+        f"{opts.batch_size}), validating on {val.rows} rows ({val.steps} steps)"
     )
     started = time.perf_counter()
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines to stdout: results only there
-            history = model.fit(
-                dataset(train),
-                epochs=opts.epochs,
-                steps_per_epoch=train.steps,
-                callbacks=callbacks,
-                verbose=2 if log.isEnabledFor(logging.INFO) else 0,
-                shuffle=False,  # BatchStream shuffles; Keras cannot shuffle a stream
-                **fit_kwargs,
-            )
-    except Exception as exc:
-        if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
-            raise failures[0] from exc
-        raise
+    if not state.stopped and state.epochs_done < opts.epochs:
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines to stdout: results only there
+                model.fit(
+                    keras_dataset(train, n_classes, failures, first_epoch=state.epochs_done),
+                    epochs=opts.epochs,
+                    initial_epoch=state.epochs_done,
+                    steps_per_epoch=train.steps,
+                    callbacks=[finite, checkpoint],
+                    verbose=2 if log.isEnabledFor(logging.INFO) else 0,
+                    shuffle=False,  # BatchStream shuffles; Keras cannot shuffle a stream
+                    **fit_kwargs,
+                )
+        except Exception as exc:
+            if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
+                raise failures[0] from exc
+            raise
     if finite.problem:
+        versions.discard(building)
         raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
+    checkpoint.restore_best(model)
     seconds = time.perf_counter() - started
 
     results = {
         split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
     }
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    epochs_run = len(hist.get("loss", []))
-    best_epoch = (
-        int(min(range(epochs_run), key=lambda i: hist["val_loss"][i])) + 1 if "val_loss" in hist else epochs_run
-    )
+    hist = state.history
+    epochs_run = state.epochs_done
     metrics = {
         "test_accuracy": results["test"]["accuracy"],
         "test_loss": results["test"]["loss"],
         "val_accuracy": results["val"]["accuracy"],
         "val_loss": results["val"]["loss"],
         "epochs": epochs_run,
-        "best_epoch": best_epoch,
+        "best_epoch": state.best_epoch if state.best is not None else epochs_run,
         "train_rows": train.rows,
         "val_rows": val.rows,
         "test_rows": results["test"]["rows"],
@@ -163,19 +222,128 @@ def fit(opts: FitOptions) -> dict:
         "train_seconds": round(seconds, 3),
         "train_samples_per_second": round(train.rows * epochs_run / seconds, 1) if seconds else None,
     }
+    require_finite("refusing to write a model whose metrics are not finite", metric_numbers(metrics))
+    decision = decide(
+        model,
+        metrics["val_accuracy"],
+        opts.data,
+        manifest,
+        versions,
+        opts.max_regression,
+        opts.force,
+        opts.score_batch_size,
+    )
     config = {
         **effective(opts),
         "data": str(Path(opts.data).resolve()),
-        "model_dir": str(Path(opts.model_dir).resolve()),
+        "model_dir": str(root.resolve()),
         "steps_per_epoch": train.steps,
         "validation_steps": val.steps,
         "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
+        "dataset_manifest_sha256": key["manifest_sha256"],
         "model": model_name,
         "dropout": dropout,
         "encoding": manifest.encoding,
+        "warm_start_from": warm_from.name if warm_from is not None else None,
     }
-    write_model_dir(opts.model_dir, model, opts.data, metrics, hist, config, overwrite=opts.overwrite)
-    return metrics
+    write_version(building, model, opts.data, metrics, hist, config, decision)
+    final = versions.finish(building)  # from here the version is complete and immutable
+    shutil.rmtree(final / CHECKPOINT_DIR, ignore_errors=True)
+    (final / RESUME_NAME).unlink(missing_ok=True)
+    version = final.name
+    before = versions.promote(version) if decision["promoted"] else None
+    pruned = versions.prune(opts.keep, protect=(before, version))
+    if pruned:
+        log.info(f"removed {len(pruned)} old version(s) beyond --keep {opts.keep}: {', '.join(pruned)}")
+    log.log(logging.INFO if decision["promoted"] else logging.WARNING, summary_line(version, decision))
+    result = {**metrics, "version": version, "promoted": decision["promoted"], "promotion": decision}
+    if not decision["promoted"]:
+        raise NotPromoted(summary_line(version, decision), result)
+    return result
+
+
+def _check_model_dir(root: Path) -> None:
+    """Refuse a non-empty directory that is neither a model directory nor empty (a wrong --model-dir)."""
+    if root.is_file():
+        raise UsageError(f"--model-dir {root} is a file")
+    unknown = root.is_dir() and not Versions(root).exists() and not is_flat(root)
+    if unknown and any(p for p in root.iterdir() if not p.name.startswith(".")):
+        raise UsageError(f"--model-dir {root} is not empty and holds no model versions: choose another directory")
+
+
+def _version_of(building: Path) -> str:
+    return building.name.removesuffix(".training")
+
+
+def _resume_key(opts: FitOptions) -> dict:
+    """What must be equal for a rerun to continue an interrupted one: the training options and the exact dataset."""
+    options = {k: v for k, v in effective(opts).items() if k not in NOT_TRAINING}
+    return {
+        "options": options,
+        "data": str(Path(opts.data).resolve()),
+        "manifest_sha256": sha256_file(Path(opts.data) / MANIFEST_NAME),
+    }
+
+
+def _resume_or_begin(versions: Versions, key: dict, opts: FitOptions):
+    """The version to train: an interrupted one with the same key (and its state), else a new one.
+
+    Interrupted versions with another key can never be resumed by this
+    command line and are removed (we hold the writer lock, so they are not
+    being trained).
+    """
+    from streamtrain.train.checkpoint import TrainingState
+
+    found: tuple[Path, TrainingState | None] | None = None
+    for building in reversed(versions.training()):
+        try:
+            recorded = json.loads((building / RESUME_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+        if found is None and recorded == key:
+            found = (building, TrainingState.load(building / CHECKPOINT_DIR))
+            continue
+        why = "its options or dataset differ" if recorded is not None else "it has no resume record"
+        log.info(f"removing the interrupted version {building.name}: {why}, so this run cannot continue it")
+        versions.discard(building)
+    if found is not None:
+        if found[1] is None:
+            log.info(f"restarting the interrupted version {found[0].name} from epoch 1 (it completed no epoch)")
+        return found
+    building = versions.begin(new_id())
+    atomic_write_text(building / RESUME_NAME, json.dumps(key))
+    return building, None
+
+
+def _warm_start_source(opts: FitOptions, versions: Versions, manifest: Manifest, model_name: str) -> Path:
+    """The current version, when its weights fit this dataset and these options (else ``UsageError`` saying why)."""
+    from streamtrain.train.promotion import same_vectorizer
+
+    current = versions.current()
+    if current is None:
+        raise UsageError(f"--warm-start: {opts.model_dir} has no current model to start from; fit without it first")
+    path = versions.path(current)
+    check(path)
+    if not same_vectorizer(read_vectorizer_doc(path), manifest):
+        raise UsageError(
+            f"--warm-start: the current model ({current}) was trained with another vectorizer or label map than "
+            f"{opts.data} (after prepare --refit, or another dataset); train from scratch (drop --warm-start)"
+        )
+    config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+    shape = ("units", "layers") if model_name == "mlp" else ("blocks", "filters", "embedding_dim")
+    differ = [
+        f"--{k.replace('_', '-')} {config.get(k)} -> {getattr(opts, k)}"
+        for k in shape
+        if config.get(k) != getattr(opts, k)
+    ]
+    if config.get("model") != model_name:
+        differ.insert(0, f"model {config.get('model')} -> {model_name}")
+    if differ:
+        raise UsageError(
+            f"--warm-start: the current model ({current}) has another shape: {', '.join(differ)}; "
+            "use its options or drop --warm-start"
+        )
+    return path
 
 
 def choose_model(requested: str, encoding: str) -> str:

@@ -1,70 +1,128 @@
-"""The model directory: everything ``evaluate`` and ``predict`` need, and nothing pickled.
+"""The model directory: versions of trained models, each with everything ``evaluate`` and ``predict`` need.
 
-Layout:
+A model directory ``M`` holds immutable versions and a ``current`` link
+(``fs.versions``): ``M/versions/<id>/``, ``M/current -> versions/<id>``.
+``resolve`` finds the version a reader should use (``current`` unless one is
+named); a directory written by streamtrain 0.2 (the files below directly in
+``M``) is read as it is, and ``fit`` adopts it as the first version
+(``adopt_flat``).
+
+A version holds, and nothing pickled:
 - ``model.keras``: the trained model in Keras' own format.
 - ``vectorizer.json`` + ``vectorizer.npz``: the frozen vectorizer and label map
   (byte copies of the dataset's).
 - ``metrics.json``: test/val accuracy and loss, epochs, rows, classes.
 - ``history.json``: per-epoch training history.
 - ``fit_config.json``: the effective fit options and the dataset it was trained on.
+- ``promotion.json``: the promotion guard's decision and its reason.
 - ``checksums.json``: size and sha256 of every other file, written last;
   ``check`` compares them before evaluate and predict use the directory,
   ``problems`` lists every difference for ``streamtrain verify``.
 
-``write_model_dir`` builds it in a staging directory and renames it into
-place, so a crash never leaves a model directory that looks complete.
+``write_version`` writes these into the version being trained; it becomes
+complete only when ``Versions.finish`` renames it into place, so a crash
+never leaves a version that looks complete.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 from pathlib import Path
 
-from streamtrain.errors import DataError
-from streamtrain.fs.atomic import staging_dir
+from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.checksums import file_problem, sha256_file
 from streamtrain.fs.jsondoc import write_json
+from streamtrain.fs.versions import Versions, new_id
 from streamtrain.vectorize.vectorizer import ARRAYS_NAME, JSON_NAME, Vectorizer
 
 MODEL_NAME = "model.keras"
 METRICS_NAME = "metrics.json"
 HISTORY_NAME = "history.json"
 CONFIG_NAME = "fit_config.json"
+PROMOTION_NAME = "promotion.json"
 CHECKSUMS_NAME = "checksums.json"  # written last: size and sha256 of every other file
+VERSION_FILES = (MODEL_NAME, JSON_NAME, ARRAYS_NAME, HISTORY_NAME, CONFIG_NAME, METRICS_NAME, PROMOTION_NAME)
+log = logging.getLogger(__name__)
 
 
-def write_model_dir(
-    target: str | Path,
+def write_version(
+    directory: Path,
     model,
     data_dir: str | Path,
     metrics: dict,
     history: dict,
     config: dict,
-    overwrite: bool = False,
-) -> Path:
+    promotion: dict,
+) -> None:
+    """Write a version's files into ``directory`` (the version being built), ``checksums.json`` last."""
     from streamtrain.train.guards import require_finite
 
-    require_finite("refusing to write a model whose metrics are not finite", _numbers(metrics))
-    with staging_dir(target, overwrite=overwrite) as stage:
-        model.save(stage / MODEL_NAME)
-        for name in (JSON_NAME, ARRAYS_NAME):
-            shutil.copyfile(Path(data_dir) / name, stage / name)
-        write_json(stage / HISTORY_NAME, history)
-        write_json(stage / CONFIG_NAME, config)
-        write_json(stage / METRICS_NAME, metrics)
-        files = sorted(p.name for p in stage.iterdir() if p.is_file())
-        record = {n: {"bytes": (stage / n).stat().st_size, "sha256": sha256_file(stage / n)} for n in files}
-        write_json(stage / CHECKSUMS_NAME, record)
-    return Path(target)
+    require_finite("refusing to write a model whose metrics are not finite", metric_numbers(metrics))
+    model.save(directory / MODEL_NAME)
+    for name in (JSON_NAME, ARRAYS_NAME):
+        shutil.copyfile(Path(data_dir) / name, directory / name)
+    write_json(directory / HISTORY_NAME, history)
+    write_json(directory / CONFIG_NAME, config)
+    write_json(directory / METRICS_NAME, metrics)
+    write_json(directory / PROMOTION_NAME, promotion)
+    record = {n: {"bytes": (directory / n).stat().st_size, "sha256": sha256_file(directory / n)} for n in VERSION_FILES}
+    write_json(directory / CHECKSUMS_NAME, record)
 
 
-def _numbers(metrics: dict) -> list[tuple[str, float | None]]:
+def is_flat(root: Path) -> bool:
+    """A model directory written by streamtrain 0.2: one model directly in ``root``, no versions."""
+    return (root / MODEL_NAME).is_file() and not Versions(root).exists()
+
+
+def resolve(model_dir: str | Path, version: str | None = None) -> Path:
+    """The directory of the model a reader should use: ``version``, else ``current`` (a 0.2 directory: itself)."""
+    root = Path(model_dir)
+    if is_flat(root):
+        if version is not None:
+            raise UsageError(f"{root} holds one unversioned model (written by streamtrain 0.2): drop --version")
+        return root
+    if not root.is_dir():
+        raise DataError("no such model directory", str(root))
+    if not Versions(root).exists():
+        raise DataError("not a model directory (no versions/ and no model.keras)", str(root))
+    return Versions(root).path(version)
+
+
+def adopt_flat(root: Path) -> str | None:
+    """Turn a 0.2 model directory into a versioned one whose first, current version is that model.
+
+    The files are copied into a version, which is renamed into place and made
+    current before the originals are removed, so a crash at any point leaves
+    a readable model directory. Returns the new version id (None if ``root`` is not flat).
+    """
+    if not is_flat(root):
+        return None
+    versions = Versions(root)
+    version = new_id()
+    building = versions.begin(version)
+    for path in root.iterdir():
+        if path.is_file() and path.name in (*VERSION_FILES, CHECKSUMS_NAME):
+            shutil.copy2(path, building / path.name)
+    if not (building / PROMOTION_NAME).exists() and not (building / CHECKSUMS_NAME).exists():
+        write_json(building / PROMOTION_NAME, {"promoted": True, "reason": "adopted from a 0.2 model directory"})
+    versions.finish(building)
+    versions.promote(version)
+    for name in (*VERSION_FILES, CHECKSUMS_NAME):
+        if (root / name).is_file():
+            os.unlink(root / name)
+    log.warning(f"{root}: adopted the unversioned model written by streamtrain 0.2 as version {version} (current)")
+    return version
+
+
+def metric_numbers(metrics: dict) -> list[tuple[str, float | None]]:
     return [(k, v) for k, v in metrics.items() if isinstance(v, float)]
 
 
 def problems(model_dir: str | Path) -> list[str]:
-    """Every way a model directory differs from what fit wrote (``checksums.json``), one line each."""
+    """Every way one version (or a 0.2 model directory) differs from what fit wrote (``checksums.json``)."""
     root = Path(model_dir)
     try:
         files = json.loads((root / CHECKSUMS_NAME).read_text(encoding="utf-8"))
@@ -73,6 +131,22 @@ def problems(model_dir: str | Path) -> list[str]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [f"{CHECKSUMS_NAME}: unreadable: {exc}"]
     return [f"{name}: {p}" for name, f in files.items() if (p := file_problem(root / name, f["bytes"], f["sha256"]))]
+
+
+def tree_problems(model_dir: str | Path) -> tuple[list[str], int]:
+    """``problems`` of every complete version of a versioned directory, and of its ``current`` link; files checked."""
+    root = Path(model_dir)
+    versions = Versions(root)
+    if is_flat(root):
+        return problems(root), len(VERSION_FILES)
+    out, files = [], 0
+    current = versions.current()
+    if current is not None and current not in versions.complete():
+        out.append(f"current: points at {current}, which is not a complete version")
+    for version in versions.complete():
+        out += [f"versions/{version}/{p}" for p in problems(versions.dir / version)]
+        files += len(VERSION_FILES) + 1
+    return out, files
 
 
 def check(model_dir: str | Path) -> None:

@@ -17,11 +17,14 @@ import numpy as np
 def _finish(inputs, x, n_classes: int, learning_rate: float, name: str) -> keras.Model:
     if n_classes == 2:
         outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
-        loss = "binary_crossentropy"
     else:
         outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
-        loss = "sparse_categorical_crossentropy"
-    model = keras.Model(inputs, outputs, name=name)
+    return compile_model(keras.Model(inputs, outputs, name=name), n_classes, learning_rate)
+
+
+def compile_model(model: keras.Model, n_classes: int, learning_rate: float) -> keras.Model:
+    """Compile with a fresh Adam and the head's loss (new models, and a warm start from trained weights)."""
+    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
     return model
 

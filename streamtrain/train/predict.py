@@ -27,6 +27,7 @@ from streamtrain.train.runtime import import_tensorflow
 @dataclass
 class PredictOptions:
     model_dir: str = option(path=True, metavar="DIR", help="the model directory written by fit")
+    version: str | None = option(None, metavar="ID", help="the version of --model-dir to use; unset: current")
     input: str = option(
         "-", positional=True, path=True, metavar="FILE|-", help="texts to classify, .gz allowed; - is standard input"
     )
@@ -53,17 +54,18 @@ log = logging.getLogger(__name__)
 
 def predict(opts: PredictOptions) -> Iterator[dict]:
     """One result per input line, in order."""
-    from streamtrain.train.modeldir import check
+    from streamtrain.train.modeldir import check, resolve
 
     check_options(opts)
     with open_texts(opts.input) as fh:
-        check(opts.model_dir)
+        path = resolve(opts.model_dir, opts.version)  # read once: a promotion meanwhile changes nothing here
+        check(path)
         import_tensorflow()
         from streamtrain.train.modeldir import load_model, load_vectorizer
         from streamtrain.train.scoring import SCORE_BATCH, predict_proba
 
-        vectorizer = load_vectorizer(opts.model_dir)
-        model = load_model(opts.model_dir)
+        vectorizer = load_vectorizer(path)
+        model = load_model(path)
         labels = vectorizer.labels
         batch = opts.score_batch_size or SCORE_BATCH[vectorizer.encoding]
         errors: Counter[str] = Counter()

@@ -86,8 +86,13 @@ def token_dataset(
     return ds.flat_map(cut).prefetch(tf.data.AUTOTUNE)
 
 
-def keras_dataset(stream, n_classes: int, failures: list[BaseException] | None = None) -> tf.data.Dataset:
-    """A ``BatchStream``'s batches, epoch after epoch without end, for ``fit(steps_per_epoch=stream.steps)``.
+def keras_dataset(
+    stream, n_classes: int, failures: list[BaseException] | None = None, first_epoch: int = 0
+) -> tf.data.Dataset:
+    """A ``BatchStream``'s batches, epochs ``first_epoch``, ``first_epoch + 1``, ... without end.
+
+    For ``fit(steps_per_epoch=stream.steps, initial_epoch=first_epoch)``: a
+    resumed fit continues the shuffle plans where the interrupted one stopped.
 
     An exception in the reading generator reaches the caller as a TensorFlow
     error that has lost its type; ``failures`` receives the original, so the
@@ -98,7 +103,7 @@ def keras_dataset(stream, n_classes: int, failures: list[BaseException] | None =
 
     def chunks() -> Iterator[Any]:  # SparseRows or TokenRows, as ``cut`` expects
         try:
-            yield from stream.forever_chunks()
+            yield from stream.forever_chunks(first_epoch)
         except BaseException as exc:
             if failures is not None:
                 failures.append(exc)

@@ -1,0 +1,136 @@
+"""Immutable versions under one directory and an atomically switched ``current`` (``Versions``).
+
+Layout of a versioned directory ``M``::
+
+    M/versions/<id>/            a complete version: never changed again
+    M/versions/<id>.training/   a version being built (fit's checkpoint lives here)
+    M/current -> versions/<id>  a relative symlink, replaced by a rename
+
+Ids are ``YYYYMMDDTHHMMSSZ-xxxx`` (UTC time, 4 random hex digits), so names
+sort by age. A version is complete exactly when its directory has its final
+name: ``finish`` renames ``<id>.training`` into place, so a reader that
+follows ``current`` (or names a version) never sees a partial one, and
+``promote`` switches ``current`` by renaming a new symlink over the old one,
+so a reader sees the old or the new version, never neither. ``prune`` keeps
+the newest ``keep`` complete versions and never removes ``current`` or the
+version it replaced (a reader that resolved ``current`` just before a switch
+is still reading that one). Only the holder of ``M``'s writer lock
+(``fs.locks``) may call ``begin``, ``finish``, ``promote``, ``prune`` or
+``discard``; readers need no lock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+from streamtrain.errors import DataError
+
+VERSIONS = "versions"
+CURRENT = "current"
+TRAINING = ".training"
+_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
+
+
+def new_id() -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+class Versions:
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.dir = self.root / VERSIONS
+        self.link = self.root / CURRENT
+
+    def exists(self) -> bool:
+        """Whether ``root`` is a versioned directory (it has ``versions/``)."""
+        return self.dir.is_dir()
+
+    def complete(self) -> list[str]:
+        """Ids of complete versions, oldest first."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.name for p in self.dir.iterdir() if _ID.match(p.name) and p.is_dir())
+
+    def training(self) -> list[Path]:
+        """Directories of versions being built, oldest first."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.iterdir() if p.name.endswith(TRAINING) and p.is_dir())
+
+    def current(self) -> str | None:
+        """The id ``current`` points at, or None before the first promotion."""
+        try:
+            target = os.readlink(self.link)
+        except (FileNotFoundError, OSError):
+            return None
+        return Path(target).name
+
+    def path(self, version: str | None = None) -> Path:
+        """The directory of ``version``, or of ``current`` when None (``DataError`` if there is none)."""
+        if version is None:
+            version = self.current()
+            if version is None:
+                raise DataError(
+                    "no current model: no version has been promoted yet (fit has not finished, or the promotion "
+                    "guard rejected every version; see versions/*/promotion.json)",
+                    str(self.root),
+                )
+        if not _ID.match(version):
+            raise DataError(f"not a version id: {version!r} (ids look like 20261121T190501Z-3f2a)", str(self.root))
+        path = self.dir / version
+        if not path.is_dir():
+            building = " (it is still being trained)" if (self.dir / (version + TRAINING)).is_dir() else ""
+            raise DataError(f"no complete version {version}{building}", str(self.dir))
+        return path
+
+    def begin(self, version: str) -> Path:
+        path = self.dir / (version + TRAINING)
+        path.mkdir(parents=True)
+        return path
+
+    def finish(self, building: Path) -> Path:
+        """Rename a built version into place: from here on it is complete and immutable."""
+        final = self.dir / building.name.removesuffix(TRAINING)
+        os.replace(building, final)
+        _fsync_dir(self.dir)
+        return final
+
+    def promote(self, version: str) -> str | None:
+        """Point ``current`` at ``version`` atomically; return the version it pointed at before."""
+        self.path(version)  # must be complete
+        before = self.current()
+        tmp = self.root / f".{CURRENT}.{os.getpid()}.tmp"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(f"{VERSIONS}/{version}", tmp)
+        os.replace(tmp, self.link)
+        _fsync_dir(self.root)
+        return before
+
+    def prune(self, keep: int, protect: tuple[str | None, ...] = ()) -> list[str]:
+        """Remove the oldest complete versions beyond the newest ``keep``; never ``current`` or ``protect``."""
+        spare = {self.current(), *protect}
+        versions = self.complete()
+        removed = []
+        for version in versions[: max(len(versions) - keep, 0)]:
+            if version not in spare:
+                shutil.rmtree(self.dir / version, ignore_errors=True)
+                removed.append(version)
+        return removed
+
+    def discard(self, building: Path) -> None:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,137 @@
+"""Resumable training: what a killed fit needs to continue from its last completed epoch (``Checkpoint``).
+
+After every epoch ``Checkpoint`` (a Keras callback) saves, inside the
+version being trained (``versions/<id>.training/checkpoint/``):
+
+- ``epoch-NNNN.keras``: the model with its optimizer state (Adam's moments
+  and step count), in Keras' own format;
+- ``best-NNNN.weights.h5``: the weights of the best validation loss so far;
+- ``state.json``, written last by an atomic rename, the commit point: the
+  epochs completed, the early-stopping state (best loss, its epoch, epochs
+  waited, whether training stopped) and the history so far. Files it does
+  not name are leftovers of an interrupted save and are removed.
+
+Early stopping lives here too, with Keras' ``EarlyStopping`` rules
+(``val_loss``, ``min_delta`` 0, best weights restored at the end), because
+its state must survive the process. The epoch's shuffle plan is a pure
+function of (seed, epoch) (``dataset.shuffle``), so the epoch count is the
+plan's position: a resumed run trains epochs ``epochs_done + 1 ...`` on the
+same plans an uninterrupted run would. Dropout's random draws are made a
+function of (seed, epoch) the same way: at the start of every epoch each
+layer's seed generator is set from them (``reseed``), so a resumed run
+draws the masks an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from streamtrain.fs.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+STATE_NAME = "state.json"
+
+
+@dataclass
+class TrainingState:
+    epochs_done: int = 0
+    best: float | None = None  # best val_loss so far
+    best_epoch: int = 0  # 1-based epoch of ``best``
+    wait: int = 0  # epochs since the best, as Keras' EarlyStopping counts them
+    stopped: bool = False  # early stopping ended training
+    history: dict[str, list[float]] = field(default_factory=dict)
+    model: str | None = None  # checkpoint file of the last completed epoch (model + optimizer)
+    best_weights: str | None = None  # weights file of the best epoch
+
+    @classmethod
+    def load(cls, directory: Path) -> TrainingState | None:
+        """The last committed state, or None when no epoch was completed (or the state is unreadable)."""
+        try:
+            doc = json.loads((directory / STATE_NAME).read_text(encoding="utf-8"))
+            state = cls(**doc)
+        except (OSError, ValueError, TypeError) as exc:
+            if (directory / STATE_NAME).exists():
+                log.warning(f"ignoring an unreadable checkpoint state in {directory}: {exc}")
+            return None
+        named = [n for n in (state.model, state.best_weights) if n]
+        if not all((directory / n).is_file() for n in named):
+            log.warning(f"ignoring checkpoint state in {directory}: a file it names is missing")
+            return None
+        return state
+
+    def save(self, directory: Path) -> None:
+        atomic_write_text(directory / STATE_NAME, json.dumps(asdict(self)))
+        keep = {STATE_NAME, self.model, self.best_weights}
+        for path in directory.iterdir():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Early stopping with restorable state, and a checkpoint after every epoch (skipped once ``unsafe()``)."""
+
+    def __init__(
+        self, directory: Path, state: TrainingState, seed: int, patience: int, early_stopping: bool, unsafe=None
+    ):
+        super().__init__()
+        self.directory, self.state, self.seed = directory, state, seed
+        self.patience, self.early_stopping = patience, early_stopping
+        self.unsafe = unsafe or (lambda: False)  # e.g. a non-finite loss was seen: save nothing built on it
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        reseed(self.model, self.seed, epoch)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.unsafe():
+            return
+        state = self.state
+        for key, value in (logs or {}).items():
+            state.history.setdefault(key, []).append(float(value))
+        if self.early_stopping:
+            loss = float((logs or {})["val_loss"])
+            state.wait += 1
+            if state.best is None or loss < state.best:
+                state.best, state.best_epoch, state.wait = loss, epoch + 1, 0
+                state.best_weights = f"best-{epoch + 1:04d}.weights.h5"
+                self.model.save_weights(self.directory / state.best_weights)
+            elif state.wait >= self.patience and epoch > 0:
+                state.stopped = True
+                self.model.stop_training = True
+        state.model = f"epoch-{epoch + 1:04d}.keras"
+        self.model.save(self.directory / state.model)
+        state.epochs_done = epoch + 1
+        state.save(self.directory)
+
+    def restore_best(self, model) -> None:
+        """Keras' ``restore_best_weights``: the weights of the epoch with the best validation loss."""
+        if self.state.best_weights:
+            model.load_weights(self.directory / self.state.best_weights)
+
+
+def reseed(model, seed: int, epoch: int) -> int:
+    """Set every seed generator of ``model``'s layers to a state fixed by (seed, epoch, its place); return how many."""
+    from keras.random import SeedGenerator
+
+    generators = [
+        value
+        for layer in model._flatten_layers(include_self=True)
+        for value in vars(layer).values()
+        if isinstance(value, SeedGenerator)
+    ]
+    for i, generator in enumerate(generators):
+        start = np.random.default_rng([seed, epoch, i, 3]).integers(0, 2**31 - 1)
+        generator.state.assign(np.array([start, 0], dtype=generator.state.dtype))
+    return len(generators)
+
+
+def resume_model(directory: Path, state: TrainingState):
+    """The model and optimizer as they were after epoch ``state.epochs_done``."""
+    assert state.model is not None, "a committed state names its model checkpoint"
+    return keras.models.load_model(directory / state.model, safe_mode=True)

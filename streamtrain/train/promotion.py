@@ -1,0 +1,123 @@
+"""The promotion guard: does a newly trained version replace ``current``? (``decide``)
+
+Both models are measured on the same rows, the candidate dataset's
+validation rows:
+
+- When ``current`` was trained with the dataset's vectorizer and label map
+  (the nightly case, after ``prepare --append``), both score the whole
+  validation split of the dataset's shards.
+- Otherwise (after ``prepare --refit``, or a model directory moved to another
+  dataset) each model reads the same raw texts through its own vectorizer:
+  the dataset's validation sample (``dataset.val_sample``: the validation
+  rows with the smallest keyed hash of their text, at most 5,000 rows and
+  32 MiB of text, kept by prepare and merged by every append). A row whose
+  class the current model does not know counts as its error.
+
+The candidate is promoted when its accuracy is at least the current
+model's minus ``max_regression``; ``force`` promotes anyway (the
+comparison is still recorded when it can be made). With no current model
+the first finite one is promoted. With no validation rows there is
+nothing to compare on, and the candidate is kept unpromoted. The decision
+is a JSON document stored in the version as ``promotion.json``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+import numpy as np
+
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.fs.versions import Versions
+from streamtrain.train import modeldir
+
+log = logging.getLogger(__name__)
+
+
+def same_vectorizer(vectorizer_doc: dict, manifest: Manifest) -> bool:
+    """Whether a model's ``vectorizer.json`` is the dataset's: same arrays, same config, same label map."""
+    return (
+        vectorizer_doc.get("arrays_sha256") == manifest.vectorizer.get("arrays_sha256")
+        and vectorizer_doc.get("labels") == manifest.labels
+        and vectorizer_doc.get("config") == manifest.vectorizer.get("config")
+    )
+
+
+def _raw_accuracy(model, vectorizer, texts: list[str], truth: list[str], batch: int) -> float:
+    from streamtrain.train.scoring import predict_proba
+
+    right = 0
+    labels = np.asarray(vectorizer.labels, dtype=object)
+    for lo in range(0, len(texts), batch):
+        p = predict_proba(model, vectorizer.transform(texts[lo : lo + batch]), len(vectorizer.labels))
+        right += int((labels[p.argmax(axis=1)] == np.asarray(truth[lo : lo + batch], dtype=object)).sum())
+    return right / len(texts)
+
+
+def decide(
+    candidate,
+    candidate_val_accuracy: float | None,
+    data: str,
+    manifest: Manifest,
+    versions: Versions,
+    max_regression: float,
+    force: bool,
+    score_batch_size: int | None = None,
+) -> dict:
+    """The promotion decision for ``candidate`` (a trained Keras model) against ``versions``' current model."""
+    from streamtrain.train.scoring import SCORE_BATCH, score_split
+
+    current = versions.current()
+    doc: dict = {
+        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "current_version": current,
+        "max_regression": max_regression,
+        "forced": force,
+    }
+    if current is None:
+        return {**doc, "promoted": True, "reason": "first model (no current version)"}
+    path = versions.path(current)
+    modeldir.check(path)
+    current_model = modeldir.load_model(path)
+    vectorizer_doc = modeldir.read_vectorizer_doc(path)
+    batch = score_batch_size or SCORE_BATCH[manifest.encoding]
+    ours: float | None = None
+    theirs: float | None = None
+    if same_vectorizer(vectorizer_doc, manifest):
+        scored = score_split(current_model, data, manifest, "val", batch)
+        rows, theirs, ours = scored["rows"], scored["accuracy"], candidate_val_accuracy
+        doc["compared_on"] = f"the dataset's validation split ({rows} rows; both models use its vectorizer)"
+    else:
+        from streamtrain.dataset.val_sample import read_val_sample
+        from streamtrain.vectorize.vectorizer import Vectorizer
+
+        texts, truth = read_val_sample(data, manifest)
+        rows = len(texts)
+        doc["compared_on"] = (
+            f"the dataset's validation sample ({rows} raw texts), each model through its own vectorizer "
+            "(the current model was trained with a different vectorizer)"
+        )
+        if rows:
+            ours = _raw_accuracy(candidate, Vectorizer.load(data), texts, truth, batch)
+            theirs = _raw_accuracy(current_model, modeldir.load_vectorizer(path), texts, truth, batch)
+    doc["rows"] = rows
+    if not rows or ours is None or theirs is None:
+        reason = "no validation rows to compare the two models on (prepare with --val-fraction > 0)"
+        return {**doc, "promoted": force, "reason": "forced (--force); " + reason if force else reason}
+    doc.update(candidate_accuracy=round(ours, 6), current_accuracy=round(theirs, 6))
+    change = ours - theirs
+    verdict = (
+        f"validation accuracy {ours:.4f} against the current {theirs:.4f} ({change:+.4f}; "
+        f"the guard allows -{max_regression:g})"
+    )
+    if change >= -max_regression:
+        return {**doc, "promoted": True, "reason": verdict}
+    if force:
+        return {**doc, "promoted": True, "reason": f"forced (--force) despite {verdict}"}
+    return {**doc, "promoted": False, "reason": f"worse than current: {verdict}"}
+
+
+def summary_line(version: str, decision: dict) -> str:
+    state = "promoted to current" if decision["promoted"] else "kept but NOT promoted"
+    return f"version {version} {state}: {decision['reason']}"
