@@ -128,6 +128,12 @@ class SequenceState:
 
     def encode(self, texts: Sequence[str], labels: np.ndarray, row_ids: np.ndarray) -> TokenRows:
         """Texts -> fixed-width ids: unknown tokens dropped, the last ``length`` kept, zeros in front."""
+        return self.encode_counting(texts, labels, row_ids)[0]
+
+    def encode_counting(
+        self, texts: Sequence[str], labels: np.ndarray, row_ids: np.ndarray
+    ) -> tuple[TokenRows, np.ndarray, np.ndarray]:
+        """``encode``, plus per text the tokens outside the vocabulary and all its tokens (drift)."""
         flat, lengths = _flat_buckets(self._hasher, texts)
         ids = self._id_of_bucket[flat]
         known = ids > 0
@@ -139,7 +145,8 @@ class SequenceState:
         keep = from_end < self.length
         tokens = np.zeros((len(texts), self.length), np.int32)
         tokens[owner[keep], self.length - 1 - from_end[keep]] = ids[keep]
-        return TokenRows(tokens, np.asarray(labels, np.int32), np.asarray(row_ids, np.int64))
+        rows = TokenRows(tokens, np.asarray(labels, np.int32), np.asarray(row_ids, np.int64))
+        return rows, lengths - kept_per_doc, lengths
 
     def transform(self, texts: Sequence[str]) -> TokenRows:
         n = len(texts)

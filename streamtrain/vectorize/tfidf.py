@@ -201,6 +201,14 @@ class TfidfState:
             self.n_features,
         )
 
+    def outside_occurrences(self, counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: n-gram occurrences (summed counts) outside the selected features, and all of them (drift)."""
+        n = counts.shape[0]
+        owner = np.repeat(np.arange(n), np.diff(counts.indptr))
+        data = counts.data.astype(np.float64)
+        outside = self._column_of_bucket[counts.indices] < 0
+        return np.bincount(owner[outside], data[outside], minlength=n), np.bincount(owner, data, minlength=n)
+
     def transform(self, texts: Sequence[str]) -> SparseRows:
         """Raw texts -> feature rows (labels -1, row ids 0..n-1)."""
         n = len(texts)
