@@ -1,0 +1,170 @@
+"""A bounded, deterministic sample of a dataset's validation rows as raw text: ``val_sample.parquet``.
+
+The promotion guard compares two models that may have different vectorizers
+on the same rows, so it needs raw text, not shards. Prepare (and each
+append) keeps, among the validation rows, those with the smallest 64-bit key
+``blake2b(utf8(text), digest_size=8, person=b"st-valsample")``: every val row
+whose key is below a threshold T, where T is the smallest key at which the
+rows with keys <= T would exceed ``VAL_SAMPLE_ROWS`` rows or
+``VAL_SAMPLE_BYTES`` bytes of UTF-8 text (T is None while everything fits).
+Rows with equal keys (equal texts) are kept or dropped together.
+
+``ValSample`` maintains that set over a stream with a max-heap: add a row
+whose key is below T; while over a bound, evict every row with the largest
+key and lower T to it. The result is the longest prefix of all rows sorted
+by key that fits both bounds (rows with equal keys, i.e. equal texts, are
+kept or dropped together), so it depends only on the multiset of rows seen,
+never on their order or chunking. Memory is bounded by the bounds plus one
+row. An append starts from the recorded sample and its T (``below_key``) and
+adds its own val rows: the result is the sample of all val rows ever seen.
+
+File: Parquet, columns ``text`` (string), ``label`` (string, the label name)
+and ``key`` (uint64), sorted by key. The manifest records under
+``val_sample`` its ``path``, ``rows``, ``bytes``, ``sha256``, ``text_bytes``,
+``below_key``, the bounds ``max_rows`` and ``max_bytes`` and the ``rule`` in
+one line (``{}`` when there are no val rows). ``read_val_sample`` checks size and sha256 before reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from streamtrain.errors import DataError
+from streamtrain.fs.checksums import file_problem, sha256_file
+
+if TYPE_CHECKING:
+    from streamtrain.dataset.manifest import Manifest
+
+VAL_SAMPLE_ROWS = 5000
+VAL_SAMPLE_BYTES = 32 << 20
+VAL_SAMPLE_NAME = "val_sample.parquet"
+_PERSON = b"st-valsample"
+
+
+def sample_key(text: str) -> int:
+    """The row's 64-bit sampling key (independent of the split hash: no person there)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8, person=_PERSON).digest(), "little")
+
+
+def rule(max_rows: int = VAL_SAMPLE_ROWS, max_bytes: int = VAL_SAMPLE_BYTES) -> str:
+    return (
+        "the validation rows with the smallest keys blake2b-64(utf8(text), person='st-valsample'): "
+        f"every row with key < below_key, the smallest key at which the rows with keys <= it exceed "
+        f"{max_rows} rows or {max_bytes} bytes of UTF-8 text"
+    )
+
+
+class ValSample:
+    """The bottom-k of the val rows added, bounded in rows and text bytes (see the module docstring)."""
+
+    def __init__(
+        self, max_rows: int = VAL_SAMPLE_ROWS, max_bytes: int = VAL_SAMPLE_BYTES, below_key: int | None = None
+    ):
+        if max_rows < 1 or max_bytes < 1:
+            raise ValueError("max_rows and max_bytes must be positive")
+        self.max_rows, self.max_bytes = max_rows, max_bytes
+        self.below_key = below_key  # rows with keys >= this are never kept; None: no limit yet
+        self._heap: list[tuple[int, int, str, str, int]] = []  # (-key, sequence, text, label, text bytes)
+        self._seq = 0
+        self.text_bytes = 0
+        self.changed = False  # a row was kept or evicted since construction
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, text: str, label: str, key: int | None = None) -> None:
+        key = sample_key(text) if key is None else key
+        if self.below_key is not None and key >= self.below_key:
+            return
+        size = len(text.encode("utf-8"))
+        heapq.heappush(self._heap, (-key, self._seq, text, label, size))
+        self._seq += 1
+        self.text_bytes += size
+        self.changed = True
+        while len(self._heap) > self.max_rows or self.text_bytes > self.max_bytes:
+            top = -self._heap[0][0]
+            while self._heap and -self._heap[0][0] == top:
+                self.text_bytes -= heapq.heappop(self._heap)[4]
+            self.below_key = top
+
+    def add_many(self, texts: list[str], labels: list[str]) -> None:
+        for text, label in zip(texts, labels):
+            self.add(text, label)
+
+    def rows(self) -> list[tuple[int, str, str]]:
+        """(key, text, label) of every kept row, by key (then by text and label: a total order)."""
+        return sorted((-k, text, label) for k, _, text, label, _ in self._heap)
+
+    def write(self, directory: str | Path, relative: str = VAL_SAMPLE_NAME) -> dict:
+        """Write ``directory/relative``; return the manifest's ``val_sample`` record (``{}`` when empty)."""
+        if not self._heap:
+            return {}
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self.rows()
+        table = pa.table(
+            {
+                "text": pa.array([r[1] for r in rows], pa.string()),
+                "label": pa.array([r[2] for r in rows], pa.string()),
+                "key": pa.array([r[0] for r in rows], pa.uint64()),
+            }
+        )
+        path = Path(directory) / relative
+        pq.write_table(table, path, compression="zstd")
+        return {
+            "path": relative,
+            "rows": len(rows),
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path),
+            "text_bytes": self.text_bytes,
+            "below_key": self.below_key,
+            "max_rows": self.max_rows,
+            "max_bytes": self.max_bytes,
+            "rule": rule(self.max_rows, self.max_bytes),
+        }
+
+
+def problem(directory: str | Path, record: dict) -> str | None:
+    """What is wrong with the recorded sample's file, or None (also when there is none)."""
+    if not record:
+        return None
+    return file_problem(Path(directory) / record["path"], record["bytes"], record["sha256"])
+
+
+def _read(directory: str | Path, record: dict) -> tuple[list[str], list[str], list[int]]:
+    path = Path(directory) / record["path"]
+    if issue := problem(directory, record):
+        raise DataError(f"validation sample {issue} (the dataset is damaged: prepare it again)", str(path))
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, columns=["text", "label", "key"])
+    except Exception as exc:  # pyarrow raises several types for a file it cannot decode
+        raise DataError(f"cannot read the validation sample: {exc}", str(path)) from exc
+    return table.column("text").to_pylist(), table.column("label").to_pylist(), table.column("key").to_pylist()
+
+
+def read_val_sample(directory: str | Path, manifest: Manifest) -> tuple[list[str], list[str]]:
+    """(texts, label names) of a dataset's validation sample; ([], []) when it has none. ``DataError`` if damaged."""
+    record = manifest.val_sample
+    if not record:
+        return [], []
+    texts, labels, _ = _read(directory, record)
+    return texts, labels
+
+
+def load_sample(directory: str | Path, record: dict) -> ValSample:
+    """The recorded sample as a ``ValSample`` to add an append's val rows to (same bounds, same threshold)."""
+    if not record:
+        return ValSample()
+    sample = ValSample(
+        record.get("max_rows", VAL_SAMPLE_ROWS), record.get("max_bytes", VAL_SAMPLE_BYTES), record.get("below_key")
+    )
+    for text, label, key in zip(*_read(directory, record)):
+        sample.add(text, label, key)
+    sample.changed = False
+    return sample
