@@ -1,9 +1,17 @@
 """The dataset manifest: ``manifest.json``, written last, the single source of truth.
 
 It records how the rows were made (vectorizer files, label map, split rule,
-input sources) and, for every shard, its split, path, rows, bytes and
-sha256. Step counts for ``fit`` come from here, never from opening shards.
-A directory without a manifest is not a dataset.
+input sources with their size and sha256) and, for every shard, its split,
+path, rows, bytes and sha256. Step counts for ``fit`` come from here, never
+from opening shards. A directory without a manifest is not a dataset.
+
+Shard paths are relative to the dataset directory and may lie in a
+subdirectory: ``prepare --append`` adds ``append-NNNN/train-00000.h5`` and
+the like, and never touches a file an older manifest lists, so replacing
+the manifest is an append's commit point and a reader that loaded the old
+one keeps reading exactly its own files. ``appends`` lists each append
+(night, time, inputs, rows, rejects, drift); ``val_sample`` is the
+validation sample's record (``dataset.val_sample``).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamtrain.dataset import val_sample as val_sample_file
 from streamtrain.dataset.shards import ShardInfo
 from streamtrain.errors import DataError
 from streamtrain.fs.checksums import check_once, file_problem
@@ -39,6 +48,8 @@ class Manifest:
     sequence_length: int | None = None  # width of token rows (sequence encoding)
     choice: dict = field(default_factory=dict)  # the vectorizer choice and the S/W numbers behind it
     row_order: dict = field(default_factory=dict)  # how rows were ordered in the shards (seeded shuffle)
+    val_sample: dict = field(default_factory=dict)  # the validation sample's file record ({} when none)
+    appends: list[dict] = field(default_factory=list)  # one entry per ``prepare --append``, oldest first
 
     @property
     def row_width(self) -> int:
@@ -65,6 +76,7 @@ class Manifest:
             "classes": self.labels,
             "shard_format": self.shard_format,
             "shards": len(self.shards),
+            "appends": len(self.appends),
         }
 
     def to_json(self) -> dict:
@@ -83,6 +95,8 @@ class Manifest:
             "row_order": self.row_order,
             "sources": self.sources,
             "stats": self.stats,
+            "val_sample": self.val_sample,
+            "appends": self.appends,
             "shards": [s.to_json() for s in self.shards],
         }
 
@@ -116,6 +130,8 @@ class Manifest:
             sequence_length=doc.get("sequence_length"),
             choice=doc.get("choice", {}),
             row_order=doc.get("row_order", {}),
+            val_sample=doc.get("val_sample", {}),
+            appends=doc.get("appends", []),
         )
         for shard in manifest.shards:
             if not (Path(directory) / shard.path).is_file():
@@ -126,9 +142,16 @@ class Manifest:
         """Every way the dataset on disk differs from this manifest, one line each (read in full, bounded memory)."""
         root = Path(directory)
         out = [f"{s.path}: {p}" for s in self.shards if (p := file_problem(root / s.path, s.bytes, s.sha256))]
+        return out + self.state_problems(directory)
+
+    def state_problems(self, directory: str | Path) -> list[str]:
+        """``problems`` of the files besides the shards: the vectorizer arrays and the validation sample."""
+        root, out = Path(directory), []
         arrays = self.vectorizer.get("arrays", "vectorizer.npz")
         if problem := file_problem(root / arrays, None, self.vectorizer.get("arrays_sha256")):
             out.append(f"{arrays}: {problem}")
+        if problem := val_sample_file.problem(root, self.val_sample):
+            out.append(f"{self.val_sample['path']}: {problem}")
         return out
 
     def verify(self, directory: str | Path) -> None:

@@ -17,10 +17,24 @@ Streaming passes, each holding one chunk of rows at a time:
 
 Everything is built in a staging directory that replaces ``--data`` only when
 the manifest has been written, so a crash leaves nothing that looks complete.
+
+The first pass also records each input's size and sha256 (``sources``),
+keeps the validation sample (``val_sample``), and the shard-writing pass
+measures how much of the training text the fitted vectorizer represents
+(``drift``: the baseline for appends).
+
+Modes, all under the dataset's writer lock (``fs.locks.writer_lock``, held
+for the whole run, so a second prepare on the same ``--data`` gets ``Busy``,
+exit 75, naming the holder): a new dataset; ``--overwrite``; ``--refit``
+(rebuild from every recorded input, which must be unchanged, plus new ones);
+``--append`` (``dataset.append``: new shards with the frozen vectorizer).
+Replacing a dataset waits for its readers (``fs.locks.no_readers``) at the
+swap, or fails at once before any work when ``--wait`` is 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -32,14 +46,18 @@ from pathlib import Path
 import numpy as np
 
 from streamtrain import __version__
+from streamtrain.dataset import sources
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
-from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.drift import Coverage, coverage_for
+from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.rows import Rows, SparseRows, empty_rows
 from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.dataset.spill import Spill, SpillPart
+from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.atomic import staging_dir
+from streamtrain.fs.locks import no_readers, writer_lock
 from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, read_chunks
 from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
 from streamtrain.options import FRACTION, POSITIVE, check_options, effective, option
@@ -47,7 +65,7 @@ from streamtrain.vectorize.choice import VECTORIZERS, choose_vectorizer
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K
 from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
-from streamtrain.vectorize.split import SPLIT_NAMES, TRAIN, assign_splits
+from streamtrain.vectorize.split import SPLIT_NAMES, TRAIN, VAL, assign_splits
 from streamtrain.vectorize.stats import WordCounts
 from streamtrain.vectorize.tfidf import ClassMoments, DocFreq, NgramConfig, TfidfState, fit_selection, hash_counts
 from streamtrain.vectorize.vectorizer import Vectorizer
@@ -60,9 +78,10 @@ def column(value: str) -> Column:
     return int(value) if value.isdigit() else value
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PrepareOptions:
     inputs: list[str] = option(
+        factory=list,
         positional=True,
         metavar="INPUT",
         path=True,
@@ -111,6 +130,24 @@ class PrepareOptions:
         help="fail (exit 65, the previous dataset untouched) when a larger share of the rows read is rejected",
     )
     overwrite: bool = option(False, help="replace --data if it exists")
+    append: bool = option(
+        False,
+        help="add the INPUTs (and --test inputs) to the existing dataset --data as new shards, vectorized with its "
+        "frozen vectorizer and label map and read with its recorded column, split and shard options; an input "
+        "already ingested (same size and sha256) is skipped",
+    )
+    refit: bool = option(
+        False,
+        help="rebuild --data from every input it recorded (each must be unchanged) plus any new INPUTs and --test "
+        "inputs, fitting a new vectorizer and label map with its recorded options; replaces --data",
+    )
+    wait: float = option(
+        0.0,
+        check=lambda v: v >= 0,
+        rule="a number of seconds >= 0",
+        help="seconds to wait for another run holding the dataset's lock (or, when replacing it, for its readers) "
+        "before exiting 75",
+    )
     # Library-only knobs: not on the command line.
     chunk_rows: int = 4096  # raw rows read at a time
     bucket_rows: int = BUCKET_ROWS  # rows per shuffle bucket
@@ -125,6 +162,26 @@ class PrepareOptions:
         return SequenceConfig(top_k=self.top_k, max_length=self.max_length, hash_buckets=self.hash_buckets)
 
 
+# Options that shape the rows of a dataset: an append or a refit takes them from the manifest, never from its own
+# command line (which sets only the inputs and the run's policy: --max-bad-fraction, --wait).
+RECORDED = (
+    "format",
+    "vectorizer",
+    "max_length",
+    "val_fraction",
+    "shard_rows",
+    "block_rows",
+    "seed",
+    "text_column",
+    "label_column",
+    "header",
+    "top_k",
+    "min_df",
+    "hash_buckets",
+    "max_field_bytes",
+)
+
+
 @dataclass
 class _FirstPass:
     """What the first pass over the raw inputs learns."""
@@ -137,16 +194,142 @@ class _FirstPass:
     doc_freq: DocFreq | None = None
     tokens: TokenCounts | None = None  # token frequencies (sequence path)
     rejects: RejectLog | None = None  # what the readers and the label map did not keep
+    val_sample: ValSample = field(default_factory=ValSample)  # raw text of some validation rows
 
 
 def prepare(opts: PrepareOptions) -> Manifest:
+    """Prepare, append to (``opts.append``) or refit (``opts.refit``) the dataset ``opts.data``."""
     check_options(opts)
-    if not opts.inputs:
+    if opts.append and (opts.overwrite or opts.refit):
+        raise UsageError("--append adds to a dataset; it cannot be combined with --overwrite or --refit")
+    if opts.refit and opts.overwrite:
+        raise UsageError("--refit replaces the dataset it rebuilds; --overwrite is not needed with it")
+    if not opts.inputs and not opts.refit and not (opts.append and opts.test):
         raise UsageError("no training inputs given")
     for path in [*opts.inputs, *opts.test]:
         detect_format(path)  # fail on a bad path before any work
-    with staging_dir(opts.data, overwrite=opts.overwrite) as stage:
-        first = _first_pass(opts, stage)
+    with writer_lock(opts.data, "dataset", opts.wait):
+        if (opts.overwrite or opts.refit) and Path(opts.data).exists() and opts.wait == 0:
+            with no_readers(opts.data, 0):  # fail before the work, not after it, when a fit or evaluate reads it
+                pass
+        if opts.append:
+            from streamtrain.dataset.append import append
+
+            return append(opts)
+        if opts.refit:
+            return _refit(opts)
+        return _build(opts)
+
+
+def existing(data: str | Path, mode: str) -> Manifest:
+    """The manifest of the dataset that ``--append``/``--refit`` works on; ``UsageError`` when there is none."""
+    if not (Path(data) / MANIFEST_NAME).is_file():
+        raise UsageError(
+            f"{mode} needs an existing dataset, and {data} is not one (no {MANIFEST_NAME}): prepare it first"
+        )
+    return Manifest.load(data)
+
+
+def recorded_options(manifest: Manifest, opts: PrepareOptions, **changes) -> PrepareOptions:
+    """``opts`` with the dataset's recorded ``RECORDED`` options (a differing non-default value is warned about)."""
+    recorded = manifest.created.get("options", {})
+    defaults = PrepareOptions(data=opts.data)
+    values = {}
+    for name in RECORDED:
+        given = getattr(opts, name)
+        value = recorded.get(name, given)
+        if name == "format":
+            value = manifest.shard_format
+        if given != value and given != getattr(defaults, name):
+            log.warning(
+                f"--{name.replace('_', '-')} {given!r} is ignored: {opts.data} was prepared with {value!r}, "
+                "and an append or a refit keeps the dataset's options"
+            )
+        values[name] = value
+    return dataclasses.replace(opts, **values, **changes)
+
+
+def next_night(manifest: Manifest) -> int:
+    """The number of the next ingest: one more than any recorded (0 is the first prepare)."""
+    nights = [int(s.get("night", 0)) for s in manifest.sources] + [int(a["night"]) for a in manifest.appends]
+    return 1 + max(nights, default=0)
+
+
+def _refit(opts: PrepareOptions) -> Manifest:
+    old = existing(opts.data, "--refit")
+    changed = [f"  {sources.describe(s)}: {why}" for s in old.sources if (why := sources.changed(s))]
+    if changed:
+        raise DataError(
+            f"cannot refit: {len(changed)} recorded input(s) are not the files that were ingested; "
+            "nothing was replaced:\n" + "\n".join(changed),
+            opts.data,
+        )
+    night, at = next_night(old), sources.now()
+    recorded = [dict(s) for s in old.sources]
+    new = new_sources(opts, recorded, night, at)
+    every = [s for s in recorded + new if s["role"] == "train"] + [s for s in recorded + new if s["role"] == "test"]
+    build = recorded_options(
+        old,
+        opts,
+        inputs=[s["path"] for s in every if s["role"] == "train"],
+        test=[s["path"] for s in every if s["role"] == "test"],
+        overwrite=True,
+        refit=False,
+    )
+    log.info(
+        f"refitting {opts.data} from {len(recorded)} recorded input(s)"
+        + (f" and {len(new)} new one(s)" if new else "")
+        + f" (its {len(old.appends)} append(s) included)"
+    )
+    refit_of = {
+        "created_at": old.created.get("at"),
+        "appends": len(old.appends),
+        "rows": old.stats.get("rows", {}),
+        "n_features": old.n_features,
+        "new_inputs": [s["path"] for s in new],
+    }
+    provenance = [{k: s[k] for k in ("bytes", "sha256", "ingested_at", "night") if k in s} for s in every]
+    return _build(build, provenance, {"refit_of": refit_of})
+
+
+def new_sources(opts: PrepareOptions, recorded: list[dict], night: int, at: str) -> list[dict]:
+    """The provenance of this run's INPUTs and --test inputs, without those already ingested (same content).
+
+    An input whose content was ingested before (by any path) is skipped with a message; a recorded
+    path whose content has changed is read again in full, with a warning.
+    """
+    out: list[dict] = []
+    for role, path in _inputs(opts):
+        size, sha256 = sources.digest(path)
+        seen = sources.ingested(recorded + out, size, sha256)
+        if seen is not None:
+            log.warning(f"{path}: already ingested as {sources.describe(seen)}; skipped")
+            continue
+        full = os.path.abspath(path)
+        if any(s["path"] == full for s in recorded):
+            log.warning(f"{path}: was ingested before with other content; all of its rows are read as new rows")
+        out.append(
+            {"path": full, "role": role, "format": detect_format(path), "bytes": size, "sha256": sha256}
+            | {"ingested_at": at, "night": night}
+        )
+    return out
+
+
+def _build(opts: PrepareOptions, provenance: list[dict] | None = None, created: dict | None = None) -> Manifest:
+    """A new dataset replacing ``opts.data`` (when ``opts.overwrite``).
+
+    ``provenance``: per input, in order, what the manifest records of it besides what this run counts
+    (bytes, sha256, ingested_at, night); digested here, as night 0, when not given.
+    """
+    if provenance is None:
+        at = sources.now()
+        provenance = []
+        for _, path in _inputs(opts):
+            size, sha256 = sources.digest(path)
+            provenance.append({"bytes": size, "sha256": sha256, "ingested_at": at, "night": 0})
+    replacing = lambda: no_readers(opts.data, opts.wait)  # noqa: E731 - staging_dir takes a factory
+    with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing) as stage:
+        first = _first_pass(opts, stage, provenance)
         label_names, remap = first.labels.finalize()
         if len(label_names) < 2:
             raise DataError(f"need at least 2 classes in the training inputs, found {label_names}")
@@ -161,7 +344,7 @@ def prepare(opts: PrepareOptions) -> Manifest:
         if choice["chosen"] == "ngram":
             assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
             state = _select(opts, first, remap, len(label_names))
-            shards, per_class = _write_ngrams(opts, first, state, remap, stage, len(label_names))
+            shards, per_class, coverage = _write_ngrams(opts, first, state, remap, stage, len(label_names))
             stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.min_df).sum())
         else:
             tokens = first.tokens or _count_tokens(opts, first.labels)
@@ -170,10 +353,11 @@ def prepare(opts: PrepareOptions) -> Manifest:
                 f"vocabulary of {len(sequences.vocab)} tokens, sequences of {sequences.length} "
                 f"(longest text {tokens.longest})"
             )
-            shards, per_class = _write_sequences(opts, first, sequences, remap, stage, len(label_names))
+            shards, per_class, coverage = _write_sequences(opts, first, sequences, remap, stage, len(label_names))
             state = sequences
         if first.spill is not None:
             shutil.rmtree(first.spill.directory)
+        shutil.rmtree(stage / ".shuffle", ignore_errors=True)
         vectorizer = Vectorizer(state, label_names)
         manifest = Manifest(
             shard_format=opts.format,
@@ -198,19 +382,24 @@ def prepare(opts: PrepareOptions) -> Manifest:
                 "rejected": first.rejects.summary() if first.rejects else {},
                 "samples": first.words.samples,
                 "median_words_per_sample": first.words.median(),
+                "next_row_id": sum(s["rows"] for s in first.sources),
+                "coverage": coverage.to_json(),
                 **stats,
             },
             created={
                 "tool": f"streamtrain {__version__}",
                 "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "options": effective(opts),
+                **(created or {}),
             },
+            val_sample=first.val_sample.write(stage),
         )
         manifest.save(stage)
     rows = ", ".join(f"{split} {n}" for split, n in manifest.stats["rows"].items())
     log.info(
         f"prepared {opts.data}: {rows} rows; {manifest.encoding} features: {manifest.n_features}; "
-        f"{len(manifest.labels)} classes; {len(manifest.shards)} {manifest.shard_format} shards"
+        f"{len(manifest.labels)} classes; {len(manifest.shards)} {manifest.shard_format} shards; "
+        f"validation sample of {manifest.val_sample.get('rows', 0)} rows"
     )
     return manifest
 
@@ -220,15 +409,16 @@ def _inputs(opts: PrepareOptions) -> list[tuple[str, str]]:
     return [("train", str(p)) for p in opts.inputs] + [("test", str(p)) for p in opts.test]
 
 
-def _rows(
-    opts: PrepareOptions, labels: LabelIndex, rejects: RejectLog | None = None
+def read_rows(
+    opts: PrepareOptions, labels: LabelIndex, rejects: RejectLog | None = None, first_row_id: int = 0
 ) -> Iterator[tuple[int, str, RawChunk, np.ndarray, np.ndarray, np.ndarray]]:
     """Every kept input row in order as (input index, role, chunk, label ids, split codes, row ids).
 
-    Identical on every pass. Test rows whose label training never saw are dropped here; ``rejects``
-    (the first pass only) records them and every row the readers rejected.
+    Identical on every pass. Rows whose label a frozen ``labels`` lacks (test rows of a new dataset,
+    any row of an append) are dropped here; ``rejects`` (the first pass only) records them and every
+    row the readers rejected. Row ids count up from ``first_row_id``.
     """
-    next_row = 0
+    next_row = first_row_id
     for index, (role, path) in enumerate(_inputs(opts)):
         for chunk in read_chunks([path], opts.columns(), opts.chunk_rows, opts.max_field_bytes):
             if role == "test":
@@ -240,6 +430,7 @@ def _rows(
                 for i in np.flatnonzero(ids < 0):
                     where, row = chunk.where(int(i))
                     rejects.add(index, Reject(where, row, "unknown_label", chunk.labels[i][:80]))
+                    rejects.unknown_label(chunk.labels[i])
             if (ids < 0).any():
                 chunk, ids = _keep(chunk, ids >= 0), ids[ids >= 0]
             splits = assign_splits(chunk.texts, opts.val_fraction, is_test=role == "test")
@@ -258,7 +449,13 @@ def _keep(chunk: RawChunk, keep: np.ndarray) -> RawChunk:
     )
 
 
-def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
+def sample_val_rows(sample: ValSample, chunk: RawChunk, splits: np.ndarray) -> None:
+    """Offer a chunk's validation rows (raw text, label name) to the validation sample."""
+    for i in np.flatnonzero(splits == VAL):
+        sample.add(chunk.texts[i], chunk.labels[i])
+
+
+def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> _FirstPass:
     first = _FirstPass()
     if opts.vectorizer == "sequence":
         first.tokens = TokenCounts(opts.hash_buckets)
@@ -266,18 +463,20 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
         first.spill = Spill(stage / ".spill", opts.hash_buckets)
         first.doc_freq = DocFreq(opts.hash_buckets)
     inputs = _inputs(opts)
+    assert len(provenance) == len(inputs), "one recorded source per input"
     first.sources = [
-        {"path": os.path.abspath(path), "role": role, "format": detect_format(path), "first_row_id": 0, "rows": 0}
-        for role, path in inputs
-    ]
+        {**record, "path": os.path.abspath(path), "role": role, "format": detect_format(path), "rows": 0}
+        for (role, path), record in zip(inputs, provenance)
+    ]  # first_row_id, rejected and read: count_sources
     rejects = first.rejects = RejectLog(stage, len(inputs))
     train_rows = 0
     config = opts.ngram()
-    for index, role, chunk, labels, splits, row_ids in _rows(opts, first.labels, rejects):
+    for index, role, chunk, labels, splits, row_ids in read_rows(opts, first.labels, rejects):
         first.sources[index]["rows"] += len(chunk)
         first.split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
         train = splits == TRAIN
         train_rows += int(train.sum())
+        sample_val_rows(first.val_sample, chunk, splits)
         if role == "train":
             first.words.update(chunk.texts)
         if first.tokens is not None:
@@ -287,15 +486,7 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
             first.doc_freq.update(counts[train])
             first.spill.append(SpillPart(counts, labels, splits, row_ids))
     rejects.close()
-    start = 0
-    for i, source in enumerate(first.sources):
-        source["first_row_id"], start = start, start + source["rows"]
-        source["rejected"] = rejects.per_source[i]
-        source["read"] = source["rows"] + source["rejected"]
-        if not source["read"]:
-            log.warning(f"{source['path']}: no rows (a header and nothing else?)")
-        log.info(f"read {source['rows']} {source['role']} rows from {source['path']}, rejected {source['rejected']}")
-    rejects.estimate_lost([s["read"] for s in first.sources])
+    count_sources(first.sources, rejects, 0)
     rejects.check(sum(s["read"] for s in first.sources), opts.max_bad_fraction)
     if train_rows == 0:
         empty = [s["path"] for s in first.sources if s["role"] == "train" and not s["rows"]]
@@ -303,6 +494,19 @@ def _first_pass(opts: PrepareOptions, stage: Path) -> _FirstPass:
             raise DataError(f"the training inputs hold no rows: {', '.join(empty)} (a header and nothing else?)")
         raise DataError("no training rows: every input row went to validation or test")
     return first
+
+
+def count_sources(records: list[dict], rejects: RejectLog, first_row_id: int) -> None:
+    """Fill in each source's first row id and rejected and read counts; log them; estimate rows lost."""
+    start = first_row_id
+    for i, source in enumerate(records):
+        source["first_row_id"], start = start, start + source["rows"]
+        source["rejected"] = rejects.per_source[i]
+        source["read"] = source["rows"] + source["rejected"]
+        if not source["read"]:
+            log.warning(f"{source['path']}: no rows (a header and nothing else?)")
+        log.info(f"read {source['rows']} {source['role']} rows from {source['path']}, rejected {source['rejected']}")
+    rejects.estimate_lost([s["read"] for s in records])
 
 
 def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int) -> TfidfState:
@@ -332,16 +536,25 @@ def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classe
     return state
 
 
-class _SplitWriters:
+class ShuffledSplits:
     """Per split: a ``BucketShuffle`` in front of a ``SplitWriter``; plus per-class row counts."""
 
-    def __init__(self, opts: PrepareOptions, stage: Path, first: _FirstPass, encoding: str, width: int, n_classes: int):
+    def __init__(
+        self,
+        opts: PrepareOptions,
+        stage: Path,
+        split_rows: np.ndarray,
+        encoding: str,
+        width: int,
+        n_classes: int,
+        seed: int,
+    ):
         self.shuffles = [
             BucketShuffle(
                 stage / ".shuffle" / name,
-                int(first.split_rows[code]),
+                int(split_rows[code]),
                 empty_rows(encoding, width),
-                opts.seed,
+                seed,
                 code,
                 opts.bucket_rows,
             )
@@ -373,25 +586,30 @@ class _SplitWriters:
 
 def _write_ngrams(
     opts: PrepareOptions, first: _FirstPass, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int
-):
+) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
     assert first.spill is not None, "the first pass spilled the n-gram counts"
-    out = _SplitWriters(opts, stage, first, "ngram", state.n_features, n_classes)
+    out = ShuffledSplits(opts, stage, first.split_rows, "ngram", state.n_features, n_classes, opts.seed)
+    coverage = coverage_for(state)
     for part in first.spill:
         out.write(state.featurize(part.counts, remap[part.labels], part.row_ids), part.splits)
-    return out.close()
+        coverage.add_ngrams(state, part.counts, part.splits == TRAIN)
+    return (*out.close(), coverage)
 
 
 def _count_tokens(opts: PrepareOptions, labels: LabelIndex) -> TokenCounts:
     counts = TokenCounts(opts.hash_buckets)
-    for _, _, chunk, _, splits, _ in _rows(opts, labels):
+    for _, _, chunk, _, splits, _ in read_rows(opts, labels):
         counts.update([t for t, s in zip(chunk.texts, splits) if s == TRAIN])
     return counts
 
 
 def _write_sequences(
     opts: PrepareOptions, first: _FirstPass, state: SequenceState, remap: np.ndarray, stage: Path, n_classes: int
-):
-    out = _SplitWriters(opts, stage, first, "sequence", state.length, n_classes)
-    for _, _, chunk, labels, splits, row_ids in _rows(opts, first.labels):
-        out.write(state.encode(chunk.texts, remap[labels], row_ids), splits)
-    return out.close()
+) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
+    out = ShuffledSplits(opts, stage, first.split_rows, "sequence", state.length, n_classes, opts.seed)
+    coverage = coverage_for(state)
+    for _, _, chunk, labels, splits, row_ids in read_rows(opts, first.labels):
+        rows, outside, total = state.encode_counting(chunk.texts, remap[labels], row_ids)
+        out.write(rows, splits)
+        coverage.add_tokens(outside, total, splits == TRAIN)
+    return (*out.close(), coverage)

@@ -2,7 +2,8 @@
 
 Every record a reader read is either kept or rejected with a reason
 (``io.readers.Reject``; prepare adds ``unknown_label`` for a test row whose
-label training never saw). ``RejectLog`` appends each reject to
+label training never saw, and for any row of an append whose label the
+dataset's frozen label map lacks: ``unknown_labels`` names a few of them). ``RejectLog`` appends each reject to
 ``rejected.jsonl`` as it comes (bounded memory), counts them per reason and
 per input, and ``check`` fails the run (``DataError``, exit 65) when the
 rejected share of the rows read exceeds ``--max-bad-fraction``. A file that
@@ -24,6 +25,7 @@ from streamtrain.io.rejects import REJECT_REASON_TEXT, Reject
 log = logging.getLogger(__name__)
 REJECTS_NAME = "rejected.jsonl"
 _SHOWN = 10  # rejects quoted in a failure message
+_NAMED = 20  # distinct unknown labels named
 
 
 class RejectLog:
@@ -36,6 +38,13 @@ class RejectLog:
         self.lost_rows = 0.0  # estimated rows behind unreadable remainders (``estimate_lost``)
         self.first: list[Reject] = []
         self.broken: list[tuple[int, Reject]] = []  # (input, reject) of files not readable to their end
+        self.unknown_labels: Counter[str] = Counter()  # rows per unknown label, for the first ``_NAMED`` labels
+
+    def unknown_label(self, label: str) -> None:
+        """Count a row rejected as ``unknown_label`` under its label (``add`` lists the row itself)."""
+        label = label[:80]
+        if label in self.unknown_labels or len(self.unknown_labels) < _NAMED:
+            self.unknown_labels[label] += 1
 
     def add(self, source: int, reject: Reject) -> None:
         self._fh.write(json.dumps({**reject.to_json(), "input": source}) + "\n")

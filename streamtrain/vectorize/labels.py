@@ -43,6 +43,14 @@ class LabelIndex:
             out[i] = idx
         return out
 
+    @classmethod
+    def frozen_map(cls, names: list[str]) -> LabelIndex:
+        """A frozen index whose ids are the final ids of ``names`` (an append's label map)."""
+        index = cls()
+        index.ids = {name: i for i, name in enumerate(names)}
+        index.freeze()
+        return index
+
     def freeze(self) -> None:
         self.frozen = True
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
+from conftest import DEMO_TEST
+from helpers import prepare_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamtrain.dataset.val_sample import ValSample, load_sample, sample_key
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.val_sample import ValSample, load_sample, read_val_sample, sample_key
+from streamtrain.errors import DataError
+from streamtrain.vectorize.split import text_unit
 
 
 def expected(rows: list[tuple[str, str]], max_rows: int, max_bytes: int) -> list[tuple[int, str, str]]:
@@ -102,3 +109,28 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def test_prepare_keeps_the_val_rows_and_verify_covers_the_file(tmp_path):
+    data = prepare_csv(DEMO_TEST, tmp_path / "d", val_fraction=0.2, vectorizer="sequence")
+    m = Manifest.load(data)
+    texts, labels = read_val_sample(data, m)
+    assert len(texts) == m.rows("val") == m.val_sample["rows"] > 100  # fewer than the bound: every val row
+    assert all(text_unit(t) < 0.2 for t in texts) and set(labels) <= set(m.labels)
+    assert "5000 rows" in m.val_sample["rule"] and m.val_sample["path"] == "val_sample.parquet"
+    assert m.problems(data) == []
+    path = data / m.val_sample["path"]
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert m.problems(data) == ["val_sample.parquet: damaged: its sha256 checksum differs from the one recorded"]
+    with pytest.raises(DataError, match="validation sample damaged"):
+        read_val_sample(data, m)
+
+
+def test_no_val_rows_no_sample(tmp_path):
+    m = prepare(
+        PrepareOptions(inputs=[str(DEMO_TEST)], data=str(tmp_path / "d"), val_fraction=0.0, hash_buckets=1 << 16)
+    )
+    assert m.val_sample == {} and read_val_sample(tmp_path / "d", m) == ([], [])
+    assert not (tmp_path / "d" / "val_sample.parquet").exists()
