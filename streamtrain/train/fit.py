@@ -98,8 +98,7 @@ def fit(opts: FitOptions) -> dict:
     check_options(opts)
     if opts.overwrite:
         log.warning("--overwrite is no longer needed: every fit adds a version and keeps the last --keep")
-    if not Path(opts.data).is_dir():
-        raise DataError("no such dataset directory (run streamtrain prepare first)", opts.data)
+    Manifest.load(opts.data)  # a dataset, before any lock file or directory is made (read again under the lock)
     # Locks first, before any work: a second fit of this model directory exits 75 within a second.
     with (
         writer_lock(opts.model_dir, "model directory", opts.wait),
@@ -123,7 +122,7 @@ def _fit_locked(opts: FitOptions) -> dict:
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
 
     key = _resume_key(opts)
-    building, state = _resume_or_begin(versions, key, opts)
+    building, resuming = _resume_or_begin(versions, key)
     checkpoint_dir = building / CHECKPOINT_DIR
 
     import_tensorflow()
@@ -138,7 +137,10 @@ def _fit_locked(opts: FitOptions) -> dict:
     from streamtrain.train.scoring import score_split
     from streamtrain.train.tfdata import keras_dataset
 
-    keras.utils.set_random_seed(opts.seed + (state.epochs_done if state else 0))
+    state = TrainingState.load(checkpoint_dir) if resuming else None
+    if resuming and state is None:
+        log.info(f"restarting the interrupted version {_version_of(building)} from epoch 1 (it completed no epoch)")
+    keras.utils.set_random_seed(opts.seed)
 
     failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
 
@@ -285,34 +287,30 @@ def _resume_key(opts: FitOptions) -> dict:
     }
 
 
-def _resume_or_begin(versions: Versions, key: dict, opts: FitOptions):
-    """The version to train: an interrupted one with the same key (and its state), else a new one.
+def _resume_or_begin(versions: Versions, key: dict) -> tuple[Path, bool]:
+    """The version to train and whether it is an interrupted one with the same key, else a new one.
 
     Interrupted versions with another key can never be resumed by this
     command line and are removed (we hold the writer lock, so they are not
     being trained).
     """
-    from streamtrain.train.checkpoint import TrainingState
-
-    found: tuple[Path, TrainingState | None] | None = None
+    found: Path | None = None
     for building in reversed(versions.training()):
         try:
             recorded = json.loads((building / RESUME_NAME).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             recorded = None
         if found is None and recorded == key:
-            found = (building, TrainingState.load(building / CHECKPOINT_DIR))
+            found = building
             continue
         why = "its options or dataset differ" if recorded is not None else "it has no resume record"
         log.info(f"removing the interrupted version {building.name}: {why}, so this run cannot continue it")
         versions.discard(building)
     if found is not None:
-        if found[1] is None:
-            log.info(f"restarting the interrupted version {found[0].name} from epoch 1 (it completed no epoch)")
-        return found
+        return found, True
     building = versions.begin(new_id())
     atomic_write_text(building / RESUME_NAME, json.dumps(key))
-    return building, None
+    return building, False
 
 
 def _warm_start_source(opts: FitOptions, versions: Versions, manifest: Manifest, model_name: str) -> Path:

@@ -74,11 +74,11 @@ def test_prepare_takes_the_config_and_the_flag_wins(run):
 
 
 def test_fit_takes_the_config_and_the_flag_wins(run):
-    config = json.loads((run["model"] / "fit_config.json").read_text())
+    config = json.loads((run["model"] / "current" / "fit_config.json").read_text())
     assert config["epochs"] == 2  # the flag over the config's 7
     assert (config["batch_size"], config["learning_rate"], config["seed"]) == (64, 0.002, 3)
     assert config["data"] == str(run["data"].resolve())
-    metrics = json.loads((run["model"] / "metrics.json").read_text())
+    metrics = json.loads((run["model"] / "current" / "metrics.json").read_text())
     assert metrics["epochs"] <= 2
 
 
@@ -96,9 +96,10 @@ def test_evaluate_takes_the_config_and_the_flag_wins(run, tmp_path):
         proc = subprocess.run([str(BIN), "evaluate", "--config", str(run["config"])], stdout=fh, stderr=subprocess.PIPE)
     assert proc.returncode == 0, proc.stderr
     from_config = json.loads(out.read_text())
-    assert {k.split("_")[0] for k in from_config if k != "classes"} == {"val"}  # split = ["val"] from the file
+    splits = {k.split("_")[0] for k in from_config if k not in ("classes", "version")}
+    assert splits == {"val"}  # split = ["val"] from the file
     flagged = json.loads(ok("evaluate", "--config", run["config"], "--split", "test").stdout)
-    assert {k.split("_")[0] for k in flagged if k != "classes"} == {"test"}
+    assert {k.split("_")[0] for k in flagged if k not in ("classes", "version")} == {"test"}
     assert flagged["test_rows"] == 1000
     effective = json.loads(ok("evaluate", "--config", run["config"], "--split", "test", "--print-config").stdout)
     assert effective == {
@@ -121,7 +122,7 @@ def test_predict_takes_the_config_and_the_flag_wins(run, tmp_path):
     assert [{k: v for k, v in o.items() if k != "id"} for o in out] == from_lines  # the texts came from "body"
     assert [o["id"] for o in out] == [0, 1, 2, 3]  # JSONL ids are echoed, on error lines too
     assert out[2] == {"id": 2, "line": 3, "error": "empty_text", "message": "empty or whitespace-only text"}
-    classes = json.loads((run["model"] / "metrics.json").read_text())["classes"]
+    classes = json.loads((run["model"] / "current" / "metrics.json").read_text())["classes"]
     assert len(out) == len(texts) and all(set(o["probabilities"]) == set(classes) for o in out if "error" not in o)
     effective = json.loads(ok("predict", "--config", run["config"], "--print-config").stdout)
     assert (effective["input_format"], effective["text_field"]) == ("lines", "body")

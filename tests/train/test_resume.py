@@ -1,0 +1,87 @@
+"""Resume: a fit killed with SIGKILL, after an epoch or inside one, continues when rerun and ends as if never killed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_TEST, DEMO_TRAIN
+from helpers import BIN, prepare_csv, streamtrain
+
+from streamtrain.fs.versions import Versions
+
+# Small batches make an epoch long enough to be killed inside; patience 1 lets early stopping decide the count.
+ARGS = ("--epochs", "8", "--patience", "1", "--batch-size", "16", "--learning-rate", "2e-4", "--seed", "3")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return prepare_csv(DEMO_TRAIN, tmp_path_factory.mktemp("resume") / "data", DEMO_TEST)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory) -> dict:
+    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path_factory.mktemp("whole") / "model", *ARGS)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _state(model: Path) -> dict:
+    for building in Versions(model).training():
+        path = building / "checkpoint" / "state.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    return {"epochs_done": 0}
+
+
+@pytest.mark.parametrize("moment", ["after-epoch-1", "mid-epoch-2"])
+def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterrupted, tmp_path, moment):
+    assert uninterrupted["epochs"] >= 3  # early stopping, not the first epochs, ends it
+    model = tmp_path / "model"
+    cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS]
+    victim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while _state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if moment.startswith("mid"):
+        per_epoch = uninterrupted["train_seconds"] / uninterrupted["epochs"]
+        time.sleep(per_epoch / 4)  # a quarter into epoch 2 (the mean includes epoch 1's tracing)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    done = _state(model)["epochs_done"]
+    assert done == 1, f"killed after {done} epochs, not during epoch {done + 1}"
+    assert Versions(model).current() is None and len(Versions(model).training()) == 1
+
+    rerun = streamtrain("fit", "--data", data, "--model-dir", model, *ARGS)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming version" in rerun.stderr and f"after epoch {done} of 8" in rerun.stderr
+    metrics = json.loads(rerun.stdout)
+    assert metrics["epochs"] == uninterrupted["epochs"]
+    assert metrics["best_epoch"] == uninterrupted["best_epoch"]
+    assert abs(metrics["test_accuracy"] - uninterrupted["test_accuracy"]) <= 0.003
+    history = json.loads((model / "current" / "history.json").read_text())
+    assert len(history["loss"]) == uninterrupted["epochs"]  # the history spans both processes
+    assert not Versions(model).training() and not (model / "current" / "checkpoint").exists()
+
+
+def test_a_rerun_with_other_options_does_not_resume_an_interrupted_version(data, tmp_path):
+    model = tmp_path / "model"
+    victim = subprocess.Popen(
+        [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while _state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.kill()
+    victim.wait()
+    interrupted = Versions(model).training()[0].name
+    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert f"removing the interrupted version {interrupted}: its options or dataset differ" in proc.stderr
+    assert "resuming" not in proc.stderr and not Versions(model).training()
