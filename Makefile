@@ -26,7 +26,7 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	$(ST) prepare data/tickets_train.csv --test data/tickets_test.csv --data $(RUN)/data --overwrite
-	$(ST) fit --data $(RUN)/data --model-dir $(RUN)/model --overwrite --quiet
+	$(ST) fit --data $(RUN)/data --model-dir $(RUN)/model --quiet
 	$(ST) evaluate --data $(RUN)/data --model-dir $(RUN)/model
 
 lint: install-test

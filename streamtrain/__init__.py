@@ -7,10 +7,13 @@ Where each concern lives:
 - ``vectorize/``: text -> features: split rule, label map, corpus statistics,
   the S/W choice, TF-IDF n-grams, token sequences, the saved vectorizer.
 - ``dataset/``: the prepared dataset: rows, shards, manifest, scratch spill,
-  seeded shuffles, and ``prepare`` itself.
+  seeded shuffles, ``prepare`` itself and ``--append`` (recorded sources,
+  the validation sample, drift).
 - ``train/``: the model side: batches, tf.data input, models, scoring, the
-  model directory, and ``fit``, ``evaluate``, ``predict``.
-- ``fs/``: crash-safe outputs (atomic files and directories, strict JSON).
+  model directory's versions, checkpoints (resume), the promotion guard,
+  and ``fit``, ``evaluate``, ``predict``.
+- ``fs/``: crash-safe outputs (atomic files and directories, strict JSON),
+  locks between runs, immutable versions and the ``current`` link.
 - ``cli/``: the command line: arguments generated from the options classes,
   config files, logs, exit codes. The only place that parses arguments or
   exits.
@@ -18,4 +21,4 @@ Where each concern lives:
 - ``errors``: the errors the library raises and their exit codes.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -69,7 +69,7 @@ def test_ag_news_trains_through_the_cli(ag_model):
     for key in ("test_accuracy", "val_accuracy", "epochs", "train_rows", "classes"):
         assert key in saved
     assert saved["classes"] == ["1", "2", "3", "4"] and saved["epochs"] >= 1
-    history = json.loads((model / "history.json").read_text())
+    history = json.loads((model / "current" / "history.json").read_text())
     assert len(history["loss"]) == saved["epochs"]
 
 

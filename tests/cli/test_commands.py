@@ -105,6 +105,7 @@ def test_evaluate_takes_the_config_and_the_flag_wins(run, tmp_path):
     assert effective == {
         "data": str(run["data"]),
         "model_dir": str(run["model"]),
+        "version": None,
         "split": ["test"],
         "score_batch_size": None,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -129,3 +130,22 @@ def test_warm_start_needs_a_current_model_with_the_datasets_vectorizer(data, tmp
     assert proc.returncode == 0, proc.stderr
     config = json.loads((model / "versions" / metrics["version"] / "fit_config.json").read_text())
     assert config["warm_start_from"] == metrics["promotion"]["current_version"]
+
+
+def test_a_model_directory_written_by_0_2_is_read_as_it_is_and_adopted_by_the_next_fit(data, tmp_path):
+    trained = tmp_path / "trained"
+    assert fit(data, trained, "--epochs", "1")[0].returncode == 0
+    flat = tmp_path / "flat"  # the 0.2 layout: one model's files directly in the directory
+    shutil.copytree(trained / "current", flat)
+    before = json.loads(streamtrain("evaluate", "--data", data, "--model-dir", flat).stdout)
+    assert before["version"] is None and before["val_accuracy"] > 0.5
+    proc, metrics = fit(data, flat, "--epochs", "1", "--force")
+    assert proc.returncode == 0, proc.stderr
+    versions = Versions(flat)
+    adopted = metrics["promotion"]["current_version"]
+    assert "adopted the unversioned model written by streamtrain 0.2 as version" in proc.stderr
+    assert versions.complete() == sorted([adopted, metrics["version"]]) and versions.current() == metrics["version"]
+    assert not (flat / "model.keras").exists()  # the adopted files moved into their version
+    old = json.loads(streamtrain("evaluate", "--data", data, "--model-dir", flat, "--version", adopted).stdout)
+    assert old["val_accuracy"] == before["val_accuracy"]
+    assert streamtrain("verify", flat).returncode == 0

@@ -1,0 +1,140 @@
+"""The nightly scenario on IMDB: what ``fit --warm-start`` saves on night 2 against training from scratch.
+
+    .venv/bin/python tools/bench_nightly.py              # 3 rounds (about 10 minutes on 2 cores)
+    .venv/bin/python tools/bench_nightly.py --rounds 5
+
+aclImdb/train is cut into two nights by a stable hash of each review's file
+name (``split_nights``: symlink trees, the text never copied); the test set
+is aclImdb/test. Once, untimed: night 1 (``prepare`` of night 1 + test,
+``fit`` into a model directory), then night 2's ``prepare --append`` (timed
+once, the same for both variants). Then each round, in an order that
+alternates from round to round, each variant in its own subprocess:
+
+warm     ``fit --warm-start`` on the appended dataset, into a copy of the
+         night-1 model directory (whose current version it starts from)
+scratch  ``fit`` from scratch on the appended dataset, into another copy
+
+Both run the promotion guard against night 1's model (``--force`` so every
+round ends with a version; whether the guard alone would have promoted is
+counted).
+
+Printed: per variant the medians of fit's wall time (in-process, TensorFlow
+import excluded), epochs and test accuracy, and the warm/scratch time ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib
+
+WORK = benchlib.REPO / "runs" / "bench" / "nightly"
+VARIANTS = ("warm", "scratch")
+
+
+def night_of(name: str, nights: int) -> int:
+    """The night a review belongs to: a stable hash of its file name (not of its text, not of the order)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") % nights
+
+
+def split_nights(train: Path, out: Path, nights: int = 2) -> list[Path]:
+    """``train/<class>/*.txt`` cut into ``out/night-<k>/<class>/`` symlink trees, one per night."""
+    roots = [out / f"night-{k + 1}" for k in range(nights)]
+    for klass in sorted(p.name for p in train.iterdir() if p.is_dir()):
+        for root in roots:
+            (root / klass).mkdir(parents=True, exist_ok=True)
+        for doc in sorted((train / klass).glob("*.txt")):
+            link = roots[night_of(doc.name, nights)] / klass / doc.name
+            if not link.is_symlink():
+                link.symlink_to(doc.resolve())
+    return roots
+
+
+def child(variant: str, data: str, model_dir: str) -> dict:
+    import logging
+
+    from streamtrain.train.fit import FitOptions, fit
+
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    result = fit(FitOptions(data=data, model_dir=model_dir, seed=0, warm_start=variant == "warm", force=True))
+    return {
+        "seconds": time.perf_counter() - t0,
+        "epochs": result["epochs"],
+        "test_accuracy": result["test_accuracy"],
+        "promoted_by_guard": "forced" not in result["promotion"]["reason"],
+    }
+
+
+def setup(imdb: Path, work: Path) -> tuple[Path, Path, float]:
+    """Night 1 prepared and fitted, night 2 appended; returns (dataset, night-1 model dir, append seconds)."""
+    from streamtrain.dataset.prepare import PrepareOptions, prepare
+    from streamtrain.train.fit import FitOptions, fit
+
+    shutil.rmtree(work, ignore_errors=True)
+    night1, night2 = split_nights(imdb / "train", work / "text")
+    data, model = work / "data", work / "model-night-1"
+    prepare(PrepareOptions(inputs=[str(night1)], test=[str(imdb / "test")], data=str(data)))
+    fit(FitOptions(data=str(data), model_dir=str(model), seed=0))
+    t0 = time.perf_counter()
+    prepare(PrepareOptions(inputs=[str(night2)], data=str(data), append=True))
+    return data, model, time.perf_counter() - t0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--imdb", help="an extracted aclImdb directory (default: extract the archive once)")
+    p.add_argument("--child", nargs=3, metavar=("VARIANT", "DATA", "MODEL_DIR"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        benchlib.emit(child(*args.child))
+        return 0
+    data, night1_model, append_seconds = setup(benchlib.imdb_dir(args.imdb), WORK)
+    print(f"night 2 prepare --append: {append_seconds:.1f} s (the same for both variants)", flush=True)
+    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for r in range(args.rounds):
+        for variant in VARIANTS if r % 2 == 0 else VARIANTS[::-1]:
+            model = WORK / f"model-{variant}"
+            shutil.rmtree(model, ignore_errors=True)
+            shutil.copytree(night1_model, model, symlinks=True)  # night 1's model is current for both
+            out = benchlib.run_child([__file__, "--child", variant, str(data), str(model)])
+            if "error" in out:
+                raise SystemExit(f"{variant}: {out['error']}")
+            results[variant].append(out)
+            print(
+                f"round {r + 1} {variant:8s} {out['seconds']:6.1f} s  epochs {out['epochs']}  "
+                f"test accuracy {out['test_accuracy']:.4f}",
+                flush=True,
+            )
+    med = {
+        v: {k: statistics.median(o[k] for o in results[v]) for k in ("seconds", "epochs", "test_accuracy")}
+        for v in VARIANTS
+    }
+    print(f"\nmedians over {args.rounds} rounds (fit only; night 2's append took {append_seconds:.1f} s):")
+    for v in VARIANTS:
+        print(
+            f"  {v:8s} {med[v]['seconds']:6.1f} s  {med[v]['epochs']:g} epochs  test accuracy "
+            f"{med[v]['test_accuracy']:.4f}"
+        )
+    ratio = med["warm"]["seconds"] / med["scratch"]["seconds"]
+    print(
+        f"  warm / scratch fit time: {ratio:.2f}x; night 2 end to end (append + fit): "
+        f"{(append_seconds + med['warm']['seconds']) / (append_seconds + med['scratch']['seconds']):.2f}x"
+    )
+    print(
+        f"  warm-start versions the guard promoted on its own: "
+        f"{sum(o['promoted_by_guard'] for o in results['warm'])}/{args.rounds}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
