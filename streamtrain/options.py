@@ -54,7 +54,7 @@ def positive(value: int) -> bool:
     return value >= 1
 
 
-def non_negative(value: int) -> bool:
+def non_negative(value: float) -> bool:
     return value >= 0
 
 
@@ -65,6 +65,7 @@ def fraction(value: float) -> bool:
 POSITIVE: dict[str, Any] = {"check": positive, "rule": "a positive integer"}
 NON_NEGATIVE: dict[str, Any] = {"check": non_negative, "rule": "an integer >= 0"}
 FRACTION: dict[str, Any] = {"check": fraction, "rule": "a number in [0, 1)"}
+SECONDS: dict[str, Any] = {"check": non_negative, "rule": "a number of seconds >= 0"}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ alternates from round to round, each variant in its own subprocess:
 
 warm     ``fit --warm-start`` on the appended dataset, into a copy of the
          night-1 model directory (whose current version it starts from)
+warm-1   the same with ``--epochs 1``: one fine-tuning epoch a night
 scratch  ``fit`` from scratch on the appended dataset, into another copy
 
 Both run the promotion guard against night 1's model (``--force`` so every
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 
 WORK = benchlib.REPO / "runs" / "bench" / "nightly"
-VARIANTS = ("warm", "scratch")
+VARIANTS = ("warm", "warm-1", "scratch")
 
 
 def night_of(name: str, nights: int) -> int:
@@ -64,7 +65,8 @@ def child(variant: str, data: str, model_dir: str) -> dict:
 
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
-    result = fit(FitOptions(data=data, model_dir=model_dir, seed=0, warm_start=variant == "warm", force=True))
+    warm, epochs = variant.startswith("warm"), 1 if variant == "warm-1" else 20
+    result = fit(FitOptions(data=data, model_dir=model_dir, seed=0, epochs=epochs, warm_start=warm, force=True))
     return {
         "seconds": time.perf_counter() - t0,
         "epochs": result["epochs"],
@@ -101,7 +103,7 @@ def main() -> int:
     print(f"night 2 prepare --append: {append_seconds:.1f} s (the same for both variants)", flush=True)
     results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     for r in range(args.rounds):
-        for variant in VARIANTS if r % 2 == 0 else VARIANTS[::-1]:
+        for variant in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:  # rotate the order
             model = WORK / f"model-{variant}"
             shutil.rmtree(model, ignore_errors=True)
             shutil.copytree(night1_model, model, symlinks=True)  # night 1's model is current for both

@@ -60,7 +60,7 @@ from streamtrain.fs.atomic import staging_dir
 from streamtrain.fs.locks import no_readers, writer_lock
 from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, read_chunks
 from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
-from streamtrain.options import FRACTION, POSITIVE, check_options, effective, option
+from streamtrain.options import FRACTION, POSITIVE, SECONDS, check_options, effective, option
 from streamtrain.vectorize.choice import VECTORIZERS, choose_vectorizer
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K
 from streamtrain.vectorize.labels import LabelIndex
@@ -143,8 +143,7 @@ class PrepareOptions:
     )
     wait: float = option(
         0.0,
-        check=lambda v: v >= 0,
-        rule="a number of seconds >= 0",
+        **SECONDS,
         help="seconds to wait for another run holding the dataset's lock (or, when replacing it, for its readers) "
         "before exiting 75",
     )

@@ -15,7 +15,8 @@ Who owns what:
   buffer. The epoch's final batch is the only partial one, so an epoch is
   exactly ``steps = ceil(rows / batch_size)`` batches and every row is
   emitted once. ``epoch`` cuts chunks into batches in Python (evaluation,
-  tests); ``forever_chunks`` chains the chunks of epochs 0, 1, 2, ... for
+  tests); ``forever_chunks`` chains the chunks of epochs 0, 1, 2, ... (or
+  from a resumed fit's epoch and step) for
   ``tfdata``, which cuts them in tf.data for Keras ``fit`` with
   ``steps_per_epoch = steps``.
 
@@ -141,9 +142,20 @@ class BatchStream:
             for lo in range(0, len(chunk), self.batch_size):
                 yield chunk.slice(lo, min(lo + self.batch_size, len(chunk)))
 
-    def forever_chunks(self, first_epoch: int = 0) -> Iterator[Rows]:
-        """``chunks`` of epochs ``first_epoch``, ``first_epoch + 1``, ... without end."""
-        epoch = first_epoch
+    def forever_chunks(self, first_epoch: int = 0, skip_batches: int = 0) -> Iterator[Rows]:
+        """``chunks`` of epochs ``first_epoch``, ``first_epoch + 1``, ... without end.
+
+        The first ``skip_batches`` batches of ``first_epoch`` are left out (a fit
+        resumed inside an epoch): chunks hold whole batches, so what follows is
+        exactly the rest of that epoch's batches.
+        """
+        epoch, skip = first_epoch, skip_batches * self.batch_size
         while True:
-            yield from self.chunks(epoch)
+            for chunk in self.chunks(epoch):
+                if skip >= len(chunk):
+                    skip -= len(chunk)
+                    continue
+                if skip:
+                    chunk, skip = chunk.slice(skip, len(chunk)), 0
+                yield chunk
             epoch += 1

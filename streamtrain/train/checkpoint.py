@@ -7,9 +7,17 @@ version being trained (``versions/<id>.training/checkpoint/``):
   and step count), in Keras' own format;
 - ``best-NNNN.weights.h5``: the weights of the best validation loss so far;
 - ``state.json``, written last by an atomic rename, the commit point: the
-  epochs completed, the early-stopping state (best loss, its epoch, epochs
-  waited, whether training stopped) and the history so far. Files it does
-  not name are leftovers of an interrupted save and are removed.
+  epochs completed, the step cursor inside the next epoch, the
+  early-stopping state (best loss, its epoch, epochs waited, whether
+  training stopped) and the history so far. Files it does not name are
+  leftovers of an interrupted save and are removed.
+
+Inside an epoch, the model is also checkpointed every ``every_seconds``
+(``step-EEEE-SSSSSS.keras``, with ``step`` in the state): a fit killed in
+the middle of a long epoch resumes at that step, on the rest of the same
+epoch's batches (``BatchStream.forever_chunks(epoch, skip_batches)``). The
+resumed epoch's training loss and accuracy in the history average only the
+batches trained after the resume.
 
 Early stopping lives here too, with Keras' ``EarlyStopping`` rules
 (``val_loss``, ``min_delta`` 0, best weights restored at the end), because
@@ -17,15 +25,17 @@ its state must survive the process. The epoch's shuffle plan is a pure
 function of (seed, epoch) (``dataset.shuffle``), so the epoch count is the
 plan's position: a resumed run trains epochs ``epochs_done + 1 ...`` on the
 same plans an uninterrupted run would. Dropout's random draws are made a
-function of (seed, epoch) the same way: at the start of every epoch each
-layer's seed generator is set from them (``reseed``), so a resumed run
-draws the masks an uninterrupted one would.
+function of (seed, epoch, step) the same way: at the start of every epoch
+each layer's seed generator is set from (seed, epoch), and it advances one
+draw per step (``reseed``), so a resumed run draws the masks an
+uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +51,7 @@ STATE_NAME = "state.json"
 @dataclass
 class TrainingState:
     epochs_done: int = 0
+    step: int = 0  # batches of epoch ``epochs_done + 1`` already trained (a checkpoint inside an epoch)
     best: float | None = None  # best val_loss so far
     best_epoch: int = 0  # 1-based epoch of ``best``
     wait: int = 0  # epochs since the best, as Keras' EarlyStopping counts them
@@ -77,21 +88,44 @@ class Checkpoint(keras.callbacks.Callback):
     """Early stopping with restorable state, and a checkpoint after every epoch (skipped once ``unsafe()``)."""
 
     def __init__(
-        self, directory: Path, state: TrainingState, seed: int, patience: int, early_stopping: bool, unsafe=None
+        self,
+        directory: Path,
+        state: TrainingState,
+        seed: int,
+        patience: int,
+        early_stopping: bool,
+        every_seconds: float = 0.0,
+        unsafe=None,
     ):
         super().__init__()
         self.directory, self.state, self.seed = directory, state, seed
         self.patience, self.early_stopping = patience, early_stopping
+        self.every_seconds = every_seconds  # 0: at the ends of epochs only
         self.unsafe = unsafe or (lambda: False)  # e.g. a non-finite loss was seen: save nothing built on it
+        self.offset = 0  # batches of this epoch trained before this process (a resume inside the epoch)
+        self._saved_at = time.monotonic()
         directory.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        reseed(self.model, self.seed, epoch)
+        reseed(self.model, self.seed, epoch, self.offset)
+        self._saved_at = time.monotonic()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self.every_seconds or time.monotonic() - self._saved_at < self.every_seconds or self.unsafe():
+            return
+        state = self.state
+        state.step = self.offset + batch + 1
+        state.model = f"step-{state.epochs_done + 1:04d}-{state.step:06d}.keras"
+        self.model.save(self.directory / state.model)
+        state.save(self.directory)
+        self._saved_at = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.offset = 0
         if self.unsafe():
             return
         state = self.state
+        state.step = 0
         for key, value in (logs or {}).items():
             state.history.setdefault(key, []).append(float(value))
         if self.early_stopping:
@@ -115,8 +149,12 @@ class Checkpoint(keras.callbacks.Callback):
             model.load_weights(self.directory / self.state.best_weights)
 
 
-def reseed(model, seed: int, epoch: int) -> int:
-    """Set every seed generator of ``model``'s layers to a state fixed by (seed, epoch, its place); return how many."""
+def reseed(model, seed: int, epoch: int, step: int = 0) -> int:
+    """Set every seed generator of ``model``'s layers to its state at ``step`` of ``epoch``; return how many.
+
+    The state is ``[f(seed, epoch, its place), step]``: Keras' generators add
+    one to the second word per draw, and each dropout layer draws once a step.
+    """
     from keras.random import SeedGenerator
 
     generators = [
@@ -127,7 +165,7 @@ def reseed(model, seed: int, epoch: int) -> int:
     ]
     for i, generator in enumerate(generators):
         start = np.random.default_rng([seed, epoch, i, 3]).integers(0, 2**31 - 1)
-        generator.state.assign(np.array([start, 0], dtype=generator.state.dtype))
+        generator.state.assign(np.array([start, step], dtype=generator.state.dtype))
     return len(generators)
 
 

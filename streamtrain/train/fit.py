@@ -27,7 +27,7 @@ from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.fs.checksums import sha256_file
 from streamtrain.fs.locks import reader_lock, writer_lock
 from streamtrain.fs.versions import Versions, new_id
-from streamtrain.options import NON_NEGATIVE, POSITIVE, check_options, effective, option
+from streamtrain.options import NON_NEGATIVE, POSITIVE, SECONDS, check_options, effective, option
 from streamtrain.train.modeldir import CONFIG_NAME, adopt_flat, check, is_flat, metric_numbers, read_vectorizer_doc
 from streamtrain.train.runtime import import_tensorflow
 
@@ -40,7 +40,16 @@ DEFAULT_DROPOUT = {"mlp": 0.2, "sepcnn": 0.5}
 CHECKPOINT_DIR = "checkpoint"  # inside the version being trained (train.checkpoint)
 RESUME_NAME = "resume.json"  # inside the version being trained: what a rerun must match to continue it
 # Options that do not change what is trained: a rerun that differs only in these still resumes.
-NOT_TRAINING = ("model_dir", "wait", "keep", "max_regression", "force", "overwrite", "score_batch_size")
+NOT_TRAINING = (
+    "model_dir",
+    "wait",
+    "keep",
+    "max_regression",
+    "force",
+    "overwrite",
+    "score_batch_size",
+    "checkpoint_seconds",
+)
 
 
 def _dropout(value: float) -> bool:
@@ -82,8 +91,11 @@ class FitOptions:
     warm_start: bool = option(
         False, help="start from the current version's weights (same vectorizer and model shape required)"
     )
-    wait: float = option(
-        0.0, **NON_NEGATIVE, help="seconds to wait for another run holding --model-dir before exiting 75"
+    wait: float = option(0.0, **SECONDS, help="seconds to wait for another run holding --model-dir before exiting 75")
+    checkpoint_seconds: float = option(
+        300.0,
+        **SECONDS,
+        help="also checkpoint inside an epoch this often, so a killed fit resumes at that step; 0: epoch ends only",
     )
     overwrite: bool = option(False, help="no longer needed (every fit adds a version); accepted for old crontabs")
     # Library-only knob: not on the command line.
@@ -153,8 +165,11 @@ def _fit_locked(opts: FitOptions) -> dict:
     val = stream("val", shuffle=False)
     if state is not None:
         model = resume_model(checkpoint_dir, state)
+        where = f"after epoch {state.epochs_done} of {opts.epochs}"
+        if state.step:
+            where = f"inside epoch {state.epochs_done + 1} of {opts.epochs}, at step {state.step} of {train.steps}"
         log.info(
-            f"resuming version {_version_of(building)} after epoch {state.epochs_done} of {opts.epochs} "
+            f"resuming version {_version_of(building)} {where} "
             f"(best validation loss {state.best} at epoch {state.best_epoch})"
         )
     elif warm_from is not None:
@@ -165,14 +180,22 @@ def _fit_locked(opts: FitOptions) -> dict:
     state = state or TrainingState()
     finite = FiniteLoss()
     checkpoint = Checkpoint(
-        checkpoint_dir, state, opts.seed, opts.patience, bool(val.rows), lambda: finite.problem is not None
+        checkpoint_dir,
+        state,
+        opts.seed,
+        opts.patience,
+        bool(val.rows),
+        opts.checkpoint_seconds,
+        lambda: finite.problem is not None,
     )
-    fit_kwargs: dict = {}
+    fit_kwargs: dict = {
+        "callbacks": [finite, checkpoint],
+        "verbose": 2 if log.isEnabledFor(logging.INFO) else 0,
+        "shuffle": False,  # BatchStream shuffles; Keras cannot shuffle a stream
+    }
     if val.rows:
-        fit_kwargs = {
-            "validation_data": keras_dataset(val, n_classes, failures),
-            "validation_steps": val.steps,
-        }
+        fit_kwargs["validation_data"] = keras_dataset(val, n_classes, failures)
+        fit_kwargs["validation_steps"] = val.steps
     else:
         log.info("no validation rows: training all epochs without early stopping")
     log.info(
@@ -180,23 +203,29 @@ def _fit_locked(opts: FitOptions) -> dict:
         f"{opts.batch_size}), validating on {val.rows} rows ({val.steps} steps)"
     )
     started = time.perf_counter()
-    if not state.stopped and state.epochs_done < opts.epochs:
-        try:
-            with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines to stdout: results only there
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines to stdout: results only there
+            if state.step and not state.stopped:  # killed inside an epoch: first the rest of that epoch
+                checkpoint.offset = state.step
                 model.fit(
-                    keras_dataset(train, n_classes, failures, first_epoch=state.epochs_done),
-                    epochs=opts.epochs,
+                    keras_dataset(train, n_classes, failures, state.epochs_done, skip_batches=state.step),
                     initial_epoch=state.epochs_done,
-                    steps_per_epoch=train.steps,
-                    callbacks=[finite, checkpoint],
-                    verbose=2 if log.isEnabledFor(logging.INFO) else 0,
-                    shuffle=False,  # BatchStream shuffles; Keras cannot shuffle a stream
+                    epochs=state.epochs_done + 1,
+                    steps_per_epoch=train.steps - state.step,
                     **fit_kwargs,
                 )
-        except Exception as exc:
-            if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
-                raise failures[0] from exc
-            raise
+            if not state.stopped and state.epochs_done < opts.epochs:
+                model.fit(
+                    keras_dataset(train, n_classes, failures, first_epoch=state.epochs_done),
+                    initial_epoch=state.epochs_done,
+                    epochs=opts.epochs,
+                    steps_per_epoch=train.steps,
+                    **fit_kwargs,
+                )
+    except Exception as exc:
+        if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
+            raise failures[0] from exc
+        raise
     if finite.problem:
         versions.discard(building)
         raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")

@@ -119,5 +119,10 @@ def decide(
 
 
 def summary_line(version: str, decision: dict) -> str:
-    state = "promoted to current" if decision["promoted"] else "kept but NOT promoted"
-    return f"version {version} {state}: {decision['reason']}"
+    if decision["promoted"]:
+        return f"version {version} promoted to current: {decision['reason']}"
+    stays = decision["current_version"] or "nothing"
+    return (
+        f"version {version} kept but NOT promoted: {decision['reason']}; current stays {stays} "
+        "(fit --force would have promoted it)"
+    )

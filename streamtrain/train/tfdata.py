@@ -87,12 +87,17 @@ def token_dataset(
 
 
 def keras_dataset(
-    stream, n_classes: int, failures: list[BaseException] | None = None, first_epoch: int = 0
+    stream,
+    n_classes: int,
+    failures: list[BaseException] | None = None,
+    first_epoch: int = 0,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """A ``BatchStream``'s batches, epochs ``first_epoch``, ``first_epoch + 1``, ... without end.
 
     For ``fit(steps_per_epoch=stream.steps, initial_epoch=first_epoch)``: a
-    resumed fit continues the shuffle plans where the interrupted one stopped.
+    resumed fit continues the shuffle plans where the interrupted one stopped,
+    ``skip_batches`` into ``first_epoch`` when it stopped inside it.
 
     An exception in the reading generator reaches the caller as a TensorFlow
     error that has lost its type; ``failures`` receives the original, so the
@@ -103,7 +108,7 @@ def keras_dataset(
 
     def chunks() -> Iterator[Any]:  # SparseRows or TokenRows, as ``cut`` expects
         try:
-            yield from stream.forever_chunks(first_epoch)
+            yield from stream.forever_chunks(first_epoch, skip_batches)
         except BaseException as exc:
             if failures is not None:
                 failures.append(exc)

@@ -56,6 +56,18 @@ def test_forever_chains_aligned_epochs(demo):
         assert [b.row_ids.tolist() for b in got] == [b.row_ids.tolist() for b in want]
 
 
+@pytest.mark.parametrize("skip", [0, 1, 7, 13])
+def test_a_resumed_stream_skips_exactly_the_batches_already_trained(demo, skip):
+    m = Manifest.load(demo)
+    stream = BatchStream(SplitSource(demo, m, "train"), 32, shuffle=True, seed=2, buffer_blocks=2)
+    want = [b.row_ids for b in stream.epoch(1)][skip:] + [b.row_ids for b in stream.epoch(2)]
+    it = stream.forever_chunks(first_epoch=1, skip_batches=skip)
+    got = []
+    while sum(map(len, got)) < sum(map(len, want)):
+        got.append(next(it).row_ids)
+    assert np.concatenate(got).tolist() == np.concatenate(want).tolist()
+
+
 def test_keras_dataset_yields_the_stream(demo):
     import tensorflow as tf
 

@@ -38,27 +38,37 @@ def _state(model: Path) -> dict:
     return {"epochs_done": 0}
 
 
-@pytest.mark.parametrize("moment", ["after-epoch-1", "mid-epoch-2"])
+@pytest.mark.parametrize("moment", ["after-epoch-1", "mid-epoch-2", "mid-epoch-2-at-a-step"])
 def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterrupted, tmp_path, moment):
+    """Killed after epoch 1, or inside epoch 2: resumed from epoch 1's end, or from its last step checkpoint."""
     assert uninterrupted["epochs"] >= 3  # early stopping, not the first epochs, ends it
     model = tmp_path / "model"
-    cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS]
+    # Step checkpoints change nothing else: the uninterrupted run had none (default every 300 s).
+    steps = ("--checkpoint-seconds", "0.3") if moment.endswith("step") else ()
+    cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS, *steps]
     victim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while _state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
-    if moment.startswith("mid"):
+    if moment == "mid-epoch-2":
         per_epoch = uninterrupted["train_seconds"] / uninterrupted["epochs"]
         time.sleep(per_epoch / 4)  # a quarter into epoch 2 (the mean includes epoch 1's tracing)
+    while moment.endswith("step") and not _state(model).get("step") and time.monotonic() < deadline:
+        time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    done = _state(model)["epochs_done"]
+    state = _state(model)
+    done, step = state["epochs_done"], state.get("step", 0)
     assert done == 1, f"killed after {done} epochs, not during epoch {done + 1}"
     assert Versions(model).current() is None and len(Versions(model).training()) == 1
 
     rerun = streamtrain("fit", "--data", data, "--model-dir", model, *ARGS)
     assert rerun.returncode == 0, rerun.stderr
-    assert "resuming version" in rerun.stderr and f"after epoch {done} of 8" in rerun.stderr
+    if moment.endswith("step"):
+        version = json.loads(rerun.stdout)["version"]
+        assert step > 0 and f"resuming version {version} inside epoch 2 of 8, at step {step} of " in rerun.stderr
+    else:
+        assert "resuming version" in rerun.stderr and f"after epoch {done} of 8" in rerun.stderr
     metrics = json.loads(rerun.stdout)
     assert metrics["epochs"] == uninterrupted["epochs"]
     assert metrics["best_epoch"] == uninterrupted["best_epoch"]
