@@ -65,6 +65,7 @@ def fraction(value: float) -> bool:
 POSITIVE: dict[str, Any] = {"check": positive, "rule": "a positive integer"}
 NON_NEGATIVE: dict[str, Any] = {"check": non_negative, "rule": "an integer >= 0"}
 FRACTION: dict[str, Any] = {"check": fraction, "rule": "a number in [0, 1)"}
+SHARE: dict[str, Any] = {"check": lambda v: 0.0 <= v <= 1.0, "rule": "a number in [0, 1]"}
 SECONDS: dict[str, Any] = {"check": non_negative, "rule": "a number of seconds >= 0"}
 
 

@@ -60,7 +60,7 @@ from streamtrain.fs.atomic import staging_dir
 from streamtrain.fs.locks import no_readers, writer_lock
 from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, read_chunks
 from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
-from streamtrain.options import FRACTION, POSITIVE, SECONDS, check_options, effective, option
+from streamtrain.options import FRACTION, POSITIVE, SECONDS, SHARE, check_options, effective, option
 from streamtrain.vectorize.choice import VECTORIZERS, choose_vectorizer
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K
 from streamtrain.vectorize.labels import LabelIndex
@@ -125,8 +125,7 @@ class PrepareOptions:
     )
     max_bad_fraction: float = option(
         0.01,
-        check=lambda v: 0.0 <= v <= 1.0,
-        rule="a number in [0, 1]",
+        **SHARE,
         help="fail (exit 65, the previous dataset untouched) when a larger share of the rows read is rejected",
     )
     overwrite: bool = option(False, help="replace --data if it exists")

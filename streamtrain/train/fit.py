@@ -27,7 +27,7 @@ from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.fs.checksums import sha256_file
 from streamtrain.fs.locks import reader_lock, writer_lock
 from streamtrain.fs.versions import Versions, new_id
-from streamtrain.options import NON_NEGATIVE, POSITIVE, SECONDS, check_options, effective, option
+from streamtrain.options import NON_NEGATIVE, POSITIVE, SECONDS, SHARE, check_options, effective, option
 from streamtrain.train.modeldir import CONFIG_NAME, adopt_flat, check, is_flat, metric_numbers, read_vectorizer_doc
 from streamtrain.train.runtime import import_tensorflow
 
@@ -83,8 +83,7 @@ class FitOptions:
     keep: int = option(5, **POSITIVE, help="complete versions kept in --model-dir (current is never removed)")
     max_regression: float = option(
         0.005,
-        check=lambda v: 0.0 <= v <= 1.0,
-        rule="a number in [0, 1]",
+        **SHARE,
         help="promote the new version unless its validation accuracy is lower than current's by more than this",
     )
     force: bool = option(False, help="promote the new version whatever the promotion guard says")
