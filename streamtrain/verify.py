@@ -1,9 +1,11 @@
 """verify: check a dataset or a model directory completely against its own records (``VerifyOptions``, ``verify``).
 
 A dataset directory is checked against its ``manifest.json`` (every shard's
-size and sha256, the vectorizer arrays), a model directory against its
-``checksums.json``. ``verify`` returns a summary when everything matches and
-raises ``DataError`` listing every problem, one line each, otherwise. It
+size and sha256, the vectorizer arrays, the validation sample); a model
+directory against the ``checksums.json`` of each complete version (and its
+``current`` link against them), or of itself when written by 0.2.
+``verify`` returns a summary when everything matches and raises
+``DataError`` listing every problem, one line each, otherwise. It
 reads every file once, in bounded memory.
 """
 
@@ -30,7 +32,8 @@ def verify(opts: VerifyOptions) -> dict:
         raise UsageError(f"not a directory: {root}")
     if (root / MANIFEST_NAME).exists():
         kind, manifest = "dataset", Manifest.load(root)
-        problems, files = manifest.problems(root), len(manifest.shards) + 1
+        problems = manifest.problems(root)
+        files = len(manifest.shards) + 1 + bool(manifest.val_sample)  # shards, vectorizer arrays, validation sample
     elif Versions(root).exists() or (root / modeldir.CHECKSUMS_NAME).exists() or (root / modeldir.MODEL_NAME).exists():
         kind = "model"
         problems, files = modeldir.tree_problems(root)

@@ -1,4 +1,4 @@
-"""fit: stream a prepared dataset into Keras ``fit`` and write a model directory (``FitOptions``, ``fit``).
+"""fit: stream a prepared dataset into Keras and add a model version (``FitOptions``, ``fit``).
 
 Training rows reach the model through ``BatchStream.forever_chunks``
 (reshuffled every epoch, every row exactly once per epoch);
@@ -8,6 +8,17 @@ metrics are computed by the same streaming scorer that ``evaluate`` uses.
 The model follows the dataset's encoding unless ``--model`` says otherwise:
 the MLP for n-gram rows, sepCNN for token sequences. Keras' per-epoch lines
 go to stderr, never to stdout.
+
+A run, in order: validate the dataset; take the model directory's writer
+lock and the dataset's reader lock (``fs.locks``: a second fit exits 75 at
+once, before TensorFlow is imported); adopt a 0.2 model directory; find an
+interrupted version with the same resume key (training options + the
+manifest's sha256) and continue it from its checkpoint (``train.checkpoint``),
+or begin a new one (``fs.versions``), from scratch or ``--warm-start``
+from ``current``; train; score; ask the promotion guard
+(``train.promotion``); write the version's files, rename it into place,
+switch ``current`` if promoted, prune to ``--keep``. A rejected version
+raises ``NotPromoted`` (exit 3) after all of that.
 """
 
 from __future__ import annotations
