@@ -1,0 +1,109 @@
+"""TensorBoard event files of a training run: its configuration and per-epoch scalars (``TensorBoardLog``).
+
+``TensorBoardLog`` is a Keras callback that writes, with TensorFlow's own
+summary writer and nothing else (no graph, no profile, unlike Keras'
+``TensorBoard`` callback):
+
+- at the first ``on_train_begin`` of the callback, the run's configuration
+  as a Markdown table (summary ``config``, text, step 0);
+- at every epoch's end, each numeric value in Keras' ``logs`` (``loss``,
+  ``accuracy``, ``val_loss``, ``val_accuracy``) as a scalar at step
+  ``epoch + 1``, so epochs are numbered from 1 as in ``history.json`` and
+  ``training.png``; then it flushes, so a killed run loses nothing logged.
+
+The events are written with ``tf.summary.write`` and the metadata of
+TensorBoard's ``scalars`` and ``text`` plugins: exactly what
+``tf.summary.scalar`` and ``tf.summary.text`` write, without needing the
+``tensorboard`` package, which TensorFlow 2.21 no longer installs (those two
+raise ``TBNotInstalledError`` without it). Only viewing the logs needs it:
+``pip install tensorboard; tensorboard --logdir M/versions``.
+
+The writer is opened at train begin and closed at train end, so one
+callback serves several ``model.fit`` calls (fit trains the rest of an
+interrupted epoch, then the remaining epochs). A resumed run in a new
+process (``initial_epoch=k``) adds event files to the same directory
+whose steps continue at ``k + 1``; TensorBoard reads them all as one run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+
+CONFIG_TAG = "config"
+
+
+class TensorBoardLog(keras.callbacks.Callback):
+    """Write ``config`` once and every epoch's scalars as TensorBoard events under ``log_dir``."""
+
+    def __init__(self, log_dir: Path, config: dict):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.config = dict(config)
+        self._writer: Any = None  # a tf.summary.SummaryWriter while training
+        self._config_written = False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        import tensorflow as tf
+
+        if self._writer is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+        if not self._config_written:
+            with self._writer.as_default():
+                tf.summary.write(CONFIG_TAG, tf.constant(config_markdown(self.config)), step=0, metadata=_meta("text"))
+            self._writer.flush()
+            self._config_written = True
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import tensorflow as tf
+
+        if self._writer is None:  # an epoch outside fit's train begin / end (not done by Keras): open now
+            self.on_train_begin()
+        assert self._writer is not None
+        with self._writer.as_default():
+            for name, value in sorted((logs or {}).items()):
+                number = _scalar(value)
+                if number is not None:
+                    tf.summary.write(name, tf.constant(number, tf.float32), step=epoch + 1, metadata=_meta("scalars"))
+        self._writer.flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the event file; the next train begin opens a new one in the same directory."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def config_markdown(config: dict) -> str:
+    """The configuration as a two-column Markdown table (TensorBoard's text tab renders Markdown)."""
+    lines = ["| option | value |", "|---|---|"]
+    for key in sorted(config):
+        value = json.dumps(config[key], default=str, ensure_ascii=False).replace("|", "\\|")
+        lines.append(f"| {key} | {value} |")
+    return "\n".join(lines)
+
+
+def _scalar(value) -> float | None:
+    """A log value as a float, or None when it is not one number (Keras may log other things)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number
+
+
+def _meta(plugin: str):
+    """The summary metadata ``tf.summary.scalar`` (plugin ``scalars``) or ``tf.summary.text`` (``text``) writes."""
+    from tensorflow.core.framework import summary_pb2
+
+    meta = summary_pb2.SummaryMetadata()
+    meta.plugin_data.plugin_name = plugin
+    meta.data_class = summary_pb2.DATA_CLASS_SCALAR if plugin == "scalars" else summary_pb2.DATA_CLASS_TENSOR
+    return meta
