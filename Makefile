@@ -28,6 +28,8 @@ demo: install
 	$(ST) prepare data/tickets_train.csv --test data/tickets_test.csv --data $(RUN)/data --overwrite
 	$(ST) fit --data $(RUN)/data --model-dir $(RUN)/model --quiet
 	$(ST) evaluate --data $(RUN)/data --model-dir $(RUN)/model
+	@echo "report: $(RUN)/model/current/report.md (pictures beside it: training.png, confusion.png)"
+	@echo "versions: $(ST) inspect $(RUN)/model; TensorBoard event files: $(RUN)/model/versions/*/tensorboard"
 
 lint: install-test
 	$(VENV)/bin/ruff check .

@@ -39,7 +39,20 @@ from streamtrain.fs.checksums import sha256_file
 from streamtrain.fs.locks import reader_lock, writer_lock
 from streamtrain.fs.versions import Versions, new_id
 from streamtrain.options import NON_NEGATIVE, POSITIVE, SECONDS, SHARE, check_options, effective, option
-from streamtrain.train.modeldir import CONFIG_NAME, adopt_flat, check, is_flat, metric_numbers, read_vectorizer_doc
+from streamtrain.train.modeldir import (
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    CONFUSION_PNG,
+    REPORT_NAME,
+    RESUME_NAME,
+    TENSORBOARD_DIR,
+    TRAINING_PNG,
+    adopt_flat,
+    check,
+    is_flat,
+    metric_numbers,
+    read_vectorizer_doc,
+)
 from streamtrain.train.runtime import import_tensorflow
 
 log = logging.getLogger(__name__)
@@ -48,8 +61,6 @@ MODEL_FOR_ENCODING = {"ngram": "mlp", "sequence": "sepcnn"}
 # Measured on IMDB, seed 0: the MLP reaches 0.900 test accuracy at the guide's 0.2;
 # sepCNN overfits by epoch 2 at 0.2 (0.862) and reaches 0.886 at 0.5.
 DEFAULT_DROPOUT = {"mlp": 0.2, "sepcnn": 0.5}
-CHECKPOINT_DIR = "checkpoint"  # inside the version being trained (train.checkpoint)
-RESUME_NAME = "resume.json"  # inside the version being trained: what a rerun must match to continue it
 # Options that do not change what is trained: a rerun that differs only in these still resumes.
 NOT_TRAINING = (
     "model_dir",
@@ -155,8 +166,11 @@ def _fit_locked(opts: FitOptions) -> dict:
     from streamtrain.train.guards import FiniteLoss, require_finite
     from streamtrain.train.modeldir import load_model, write_version
     from streamtrain.train.models import compile_model
+    from streamtrain.train.plots import confusion_png, training_png
     from streamtrain.train.promotion import decide, summary_line
+    from streamtrain.train.report import write_report
     from streamtrain.train.scoring import score_split
+    from streamtrain.train.tensorboard import TensorBoardLog
     from streamtrain.train.tfdata import keras_dataset
 
     state = TrainingState.load(checkpoint_dir) if resuming else None
@@ -187,6 +201,19 @@ def _fit_locked(opts: FitOptions) -> dict:
         log.info(f"warm start from the weights of version {warm_from.name}")
     else:
         model = build_model(model_name, manifest, opts, dropout)
+    config = {
+        **effective(opts),
+        "data": str(Path(opts.data).resolve()),
+        "model_dir": str(root.resolve()),
+        "steps_per_epoch": train.steps,
+        "validation_steps": val.steps,
+        "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
+        "dataset_manifest_sha256": key["manifest_sha256"],
+        "model": model_name,
+        "dropout": dropout,
+        "encoding": manifest.encoding,
+        "warm_start_from": warm_from.name if warm_from is not None else None,
+    }
     state = state or TrainingState()
     finite = FiniteLoss()
     checkpoint = Checkpoint(
@@ -199,8 +226,8 @@ def _fit_locked(opts: FitOptions) -> dict:
         lambda: finite.problem is not None,
     )
     fit_kwargs: dict = {
-        "callbacks": [finite, checkpoint],
-        "verbose": 2 if log.isEnabledFor(logging.INFO) else 0,
+        "callbacks": [finite, checkpoint, TensorBoardLog(building / TENSORBOARD_DIR, config)],
+        "verbose": _keras_verbosity(),
         "shuffle": False,  # BatchStream shuffles; Keras cannot shuffle a stream
     }
     if val.rows:
@@ -274,19 +301,18 @@ def _fit_locked(opts: FitOptions) -> dict:
         opts.force,
         opts.score_batch_size,
     )
-    config = {
-        **effective(opts),
-        "data": str(Path(opts.data).resolve()),
-        "model_dir": str(root.resolve()),
-        "steps_per_epoch": train.steps,
-        "validation_steps": val.steps,
-        "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
-        "dataset_manifest_sha256": key["manifest_sha256"],
-        "model": model_name,
-        "dropout": dropout,
-        "encoding": manifest.encoding,
-        "warm_start_from": warm_from.name if warm_from is not None else None,
-    }
+    best = metrics["best_epoch"] if state.best is not None else None
+    training_png(hist, best, building / TRAINING_PNG)
+    confusion_png(metrics["test_confusion"], manifest.labels, building / CONFUSION_PNG)
+    write_report(
+        building,
+        metrics=metrics,
+        history=hist,
+        config=config,
+        promotion=decision,
+        manifest=manifest,
+        version=_version_of(building),
+    )
     write_version(building, model, opts.data, metrics, hist, config, decision)
     final = versions.finish(building)  # from here the version is complete and immutable
     shutil.rmtree(final / CHECKPOINT_DIR, ignore_errors=True)
@@ -297,7 +323,13 @@ def _fit_locked(opts: FitOptions) -> dict:
     if pruned:
         log.info(f"removed {len(pruned)} old version(s) beyond --keep {opts.keep}: {', '.join(pruned)}")
     log.log(logging.INFO if decision["promoted"] else logging.WARNING, summary_line(version, decision))
-    result = {**metrics, "version": version, "promoted": decision["promoted"], "promotion": decision}
+    result = {
+        **metrics,
+        "version": version,
+        "promoted": decision["promoted"],
+        "promotion": decision,
+        "report": str(final / REPORT_NAME),
+    }
     if not decision["promoted"]:
         raise NotPromoted(summary_line(version, decision), result)
     return result
@@ -310,6 +342,13 @@ def _check_model_dir(root: Path) -> None:
     unknown = root.is_dir() and not Versions(root).exists() and not is_flat(root)
     if unknown and any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise UsageError(f"--model-dir {root} is not empty and holds no model versions: choose another directory")
+
+
+def _keras_verbosity() -> int:
+    """Keras' per-step bar on a terminal, one line per epoch otherwise (cron, logs), nothing at --quiet."""
+    if not log.isEnabledFor(logging.INFO):
+        return 0
+    return 1 if sys.stderr.isatty() else 2
 
 
 def _version_of(building: Path) -> str:

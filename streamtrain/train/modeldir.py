@@ -15,7 +15,11 @@ A version holds, and nothing pickled:
 - ``history.json``: per-epoch training history.
 - ``fit_config.json``: the effective fit options and the dataset it was trained on.
 - ``promotion.json``: the promotion guard's decision and its reason.
-- ``checksums.json``: size and sha256 of every other file, written last;
+- ``report.md``, ``training.png``, ``confusion.png``: what people read
+  (``train.report``, ``train.plots``); ``tensorboard/``: per-epoch scalars
+  and the configuration (``train.tensorboard``).
+- ``checksums.json``: size and sha256 of every other file (sub-directories
+  included), written last;
   ``check`` compares them before evaluate and predict use the directory,
   ``problems`` lists every difference for ``streamtrain verify``.
 
@@ -43,8 +47,15 @@ METRICS_NAME = "metrics.json"
 HISTORY_NAME = "history.json"
 CONFIG_NAME = "fit_config.json"
 PROMOTION_NAME = "promotion.json"
+REPORT_NAME = "report.md"
+TRAINING_PNG = "training.png"
+CONFUSION_PNG = "confusion.png"
+TENSORBOARD_DIR = "tensorboard"
 CHECKSUMS_NAME = "checksums.json"  # written last: size and sha256 of every other file
 VERSION_FILES = (MODEL_NAME, JSON_NAME, ARRAYS_NAME, HISTORY_NAME, CONFIG_NAME, METRICS_NAME, PROMOTION_NAME)
+# Inside the version being trained only, never part of a complete one (train.checkpoint, fit's resume key):
+CHECKPOINT_DIR = "checkpoint"
+RESUME_NAME = "resume.json"
 log = logging.getLogger(__name__)
 
 
@@ -68,7 +79,12 @@ def write_version(
     write_json(directory / CONFIG_NAME, config)
     write_json(directory / METRICS_NAME, metrics)
     write_json(directory / PROMOTION_NAME, promotion)
-    record = {n: {"bytes": (directory / n).stat().st_size, "sha256": sha256_file(directory / n)} for n in VERSION_FILES}
+    files = sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.relative_to(directory).parts[0] not in (CHECKPOINT_DIR, RESUME_NAME, CHECKSUMS_NAME)
+    )
+    record = {n: {"bytes": (directory / n).stat().st_size, "sha256": sha256_file(directory / n)} for n in files}
     write_json(directory / CHECKSUMS_NAME, record)
 
 
@@ -138,15 +154,23 @@ def tree_problems(model_dir: str | Path) -> tuple[list[str], int]:
     root = Path(model_dir)
     versions = Versions(root)
     if is_flat(root):
-        return problems(root), len(VERSION_FILES)
+        return problems(root), _recorded_count(root)
     out, files = [], 0
     current = versions.current()
     if current is not None and current not in versions.complete():
         out.append(f"current: points at {current}, which is not a complete version")
     for version in versions.complete():
         out += [f"versions/{version}/{p}" for p in problems(versions.dir / version)]
-        files += len(VERSION_FILES) + 1
+        files += _recorded_count(versions.dir / version)
     return out, files
+
+
+def _recorded_count(directory: Path) -> int:
+    """Files a version's ``checksums.json`` records, itself included (0 when unreadable)."""
+    try:
+        return len(json.loads((directory / CHECKSUMS_NAME).read_text(encoding="utf-8"))) + 1
+    except (OSError, ValueError):
+        return 0
 
 
 def check(model_dir: str | Path) -> None:
