@@ -2,8 +2,9 @@
 
 stdout carries only a command's result: one JSON document for prepare, fit
 and evaluate, one JSON line per input line for predict. Options classes are
-imported lazily, so ``--help``, ``prepare`` and ``verify`` never load
-TensorFlow.
+imported lazily, so ``--help``, ``prepare``, ``verify`` and ``inspect``
+never load TensorFlow; ``inspect`` prints aligned text, or one JSON document
+with ``--json``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def _verify_options() -> type:
     return VerifyOptions
 
 
+def _inspect_options() -> type:
+    from streamtrain.inspect import InspectOptions
+
+    return InspectOptions
+
+
 def _prepare(opts: Any) -> None:
     from streamtrain.dataset.prepare import prepare
 
@@ -90,6 +97,16 @@ def _verify(opts: Any) -> None:
     from streamtrain.verify import verify
 
     print(dumps(verify(opts)))
+
+
+def _inspect(opts: Any) -> None:
+    from streamtrain.inspect import inspect, render_text
+
+    result = inspect(opts)
+    if opts.json:
+        print(dumps(result))
+    else:
+        sys.stdout.write(render_text(result))
 
 
 COMMANDS: dict[str, Command] = {
@@ -133,5 +150,15 @@ COMMANDS: dict[str, Command] = {
         "per problem otherwise.",
         _verify_options,
         _verify,
+    ),
+    "inspect": Command(
+        "show what a dataset or model directory holds (--json for scripts)",
+        "Show a dataset directory (splits: rows, shards, bytes; class balance; the vectorizer choice and its\n"
+        "numbers; rejected rows by reason; appends and their drift; the validation sample; for n-grams the top\n"
+        "features of each class as n-gram strings) or a model directory (versions oldest first, current, each\n"
+        "one's metrics, promotion decision and warm start; versions still being trained). Reads only JSON\n"
+        "records, never shards or models. Prints aligned text, or one JSON document with --json.",
+        _inspect_options,
+        _inspect,
     ),
 }

@@ -11,7 +11,10 @@ the like, and never touches a file an older manifest lists, so replacing
 the manifest is an append's commit point and a reader that loaded the old
 one keeps reading exactly its own files. ``appends`` lists each append
 (night, time, inputs, rows, rejects, drift); ``val_sample`` is the
-validation sample's record (``dataset.val_sample``).
+validation sample's record (``dataset.val_sample``); ``feature_names`` is
+the record of ``feature_names.json``, the readable names of the n-gram
+features and each class's top features (``vectorize.ngram_names``; ``{}``
+for sequences and for datasets prepared before it existed).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from streamtrain.dataset.shards import ShardInfo
 from streamtrain.errors import DataError
 from streamtrain.fs.checksums import check_once, file_problem
 from streamtrain.fs.jsondoc import write_json
+from streamtrain.vectorize import ngram_names
 from streamtrain.vectorize.choice import LEGACY_NAMES
 
 MANIFEST_NAME = "manifest.json"
@@ -50,6 +54,7 @@ class Manifest:
     row_order: dict = field(default_factory=dict)  # how rows were ordered in the shards (seeded shuffle)
     val_sample: dict = field(default_factory=dict)  # the validation sample's file record ({} when none)
     appends: list[dict] = field(default_factory=list)  # one entry per ``prepare --append``, oldest first
+    feature_names: dict = field(default_factory=dict)  # the n-gram feature names file's record ({} when none)
 
     @property
     def row_width(self) -> int:
@@ -97,6 +102,7 @@ class Manifest:
             "stats": self.stats,
             "val_sample": self.val_sample,
             "appends": self.appends,
+            "feature_names": self.feature_names,
             "shards": [s.to_json() for s in self.shards],
         }
 
@@ -132,6 +138,7 @@ class Manifest:
             row_order=doc.get("row_order", {}),
             val_sample=doc.get("val_sample", {}),
             appends=doc.get("appends", []),
+            feature_names=doc.get("feature_names", {}),
         )
         for shard in manifest.shards:
             if not (Path(directory) / shard.path).is_file():
@@ -139,10 +146,17 @@ class Manifest:
         return manifest
 
     def problems(self, directory: str | Path) -> list[str]:
-        """Every way the dataset on disk differs from this manifest, one line each (read in full, bounded memory)."""
+        """Every way the dataset on disk differs from this manifest, one line each (read in full, bounded memory).
+
+        Besides the shards and ``state_problems``: the feature names file, which only ``inspect`` reads
+        (a damaged one does not stop an append).
+        """
         root = Path(directory)
         out = [f"{s.path}: {p}" for s in self.shards if (p := file_problem(root / s.path, s.bytes, s.sha256))]
-        return out + self.state_problems(directory)
+        out += self.state_problems(directory)
+        if problem := ngram_names.problem(root, self.feature_names):
+            out.append(f"{self.feature_names['path']}: {problem}")
+        return out
 
     def state_problems(self, directory: str | Path) -> list[str]:
         """``problems`` of the files besides the shards: the vectorizer arrays and the validation sample."""

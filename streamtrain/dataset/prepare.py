@@ -8,7 +8,10 @@ Streaming passes, each holding one chunk of rows at a time:
    forced sequences count token frequencies instead.
 2. ``choose_vectorizer``: the guide's rule, sequences when S/W >= 1500.
 3. n-grams: ``_select`` streams the spill for the ANOVA F-test and keeps the
-   top-k; ``_write_ngrams`` streams it again into TF-IDF shards.
+   top-k, then names the selected features and each class's top features
+   from a sample of training texts that the first pass kept
+   (``vectorize.ngram_names``: ``feature_names.json``); ``_write_ngrams``
+   streams the spill again into TF-IDF shards.
    Sequences: ``_count_tokens`` (only when not done in pass 1) and
    ``_write_sequences`` re-read the raw inputs into token-id shards.
    Either way the rows reach the shards through one ``BucketShuffle`` per
@@ -64,6 +67,7 @@ from streamtrain.options import FRACTION, POSITIVE, SECONDS, SHARE, check_option
 from streamtrain.vectorize.choice import VECTORIZERS, choose_vectorizer
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K
 from streamtrain.vectorize.labels import LabelIndex
+from streamtrain.vectorize.ngram_names import NameSample, top_features
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
 from streamtrain.vectorize.split import SPLIT_NAMES, TRAIN, VAL, assign_splits
 from streamtrain.vectorize.stats import WordCounts
@@ -193,6 +197,7 @@ class _FirstPass:
     tokens: TokenCounts | None = None  # token frequencies (sequence path)
     rejects: RejectLog | None = None  # what the readers and the label map did not keep
     val_sample: ValSample = field(default_factory=ValSample)  # raw text of some validation rows
+    names: NameSample = field(default_factory=NameSample)  # some training texts, to name n-gram features by
 
 
 def prepare(opts: PrepareOptions) -> Manifest:
@@ -338,13 +343,16 @@ def _build(opts: PrepareOptions, provenance: list[dict] | None = None, created: 
             + (" (forced)" if opts.vectorizer != "auto" else f" (threshold {SW_THRESHOLD:g})")
         )
         stats: dict = {}
+        feature_names: dict = {}
         state: TfidfState | SequenceState
         if choice["chosen"] == "ngram":
             assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
-            state = _select(opts, first, remap, len(label_names))
+            state, top = _select(opts, first, remap, len(label_names))
+            feature_names = first.names.write(stage, state, top, label_names)
             shards, per_class, coverage = _write_ngrams(opts, first, state, remap, stage, len(label_names))
             stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.min_df).sum())
         else:
+            first.names.clear()
             tokens = first.tokens or _count_tokens(opts, first.labels)
             sequences = SequenceState.fit(opts.sequence(), tokens)
             log.info(
@@ -391,6 +399,7 @@ def _build(opts: PrepareOptions, provenance: list[dict] | None = None, created: 
                 **(created or {}),
             },
             val_sample=first.val_sample.write(stage),
+            feature_names=feature_names,
         )
         manifest.save(stage)
     rows = ", ".join(f"{split} {n}" for split, n in manifest.stats["rows"].items())
@@ -483,6 +492,7 @@ def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> _F
             counts = hash_counts(config, chunk.texts)
             first.doc_freq.update(counts[train])
             first.spill.append(SpillPart(counts, labels, splits, row_ids))
+            first.names.offer(chunk.texts, train)
     rejects.close()
     count_sources(first.sources, rejects, 0)
     rejects.check(sum(s["read"] for s in first.sources), opts.max_bad_fraction)
@@ -507,7 +517,10 @@ def count_sources(records: list[dict], rejects: RejectLog, first_row_id: int) ->
     rejects.estimate_lost([s["read"] for s in records])
 
 
-def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int) -> TfidfState:
+def _select(
+    opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int
+) -> tuple[TfidfState, list[list[tuple[int, float]]]]:
+    """The fitted n-gram vectorizer, and per class its top features (``ngram_names.top_features``)."""
     assert first.spill is not None and first.doc_freq is not None, "the first pass counted n-grams"
     idf = first.doc_freq.idf(opts.min_df)
     vocabulary = int((idf > 0).sum())
@@ -531,7 +544,7 @@ def _select(opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classe
         )
     state = fit_selection(opts.ngram(), moments, idf)
     log.info(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {opts.min_df}) by F-value")
-    return state
+    return state, top_features(moments, state.selected)
 
 
 class ShuffledSplits:

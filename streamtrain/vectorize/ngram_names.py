@@ -1,0 +1,284 @@
+"""Readable names of n-gram features: a bounded sketch of the strings behind the selected hash buckets.
+
+n-gram features are hash buckets (``tfidf.hash_counts``), so the strings
+behind them are lost. Prepare keeps a bounded sketch of them and the top
+features of each class in ``feature_names.json``:
+
+1. ``NameSample.offer`` (first pass, once per chunk): a systematic sample of
+   the training texts in input order: every ``stride``-th one, the stride
+   doubling (and the kept texts thinned to it) whenever the sample would
+   exceed ``SAMPLE_TEXTS`` texts or ``SAMPLE_BYTES`` bytes of UTF-8 text, so
+   it spreads over the whole input (a corpus ordered by class is sampled in
+   every class) and ends between half and all of either bound. Each text is
+   cut to ``MAX_TEXT_CHARS``. Cost per chunk: a few numpy operations plus the
+   texts kept; nothing is tokenized here.
+2. ``build`` (after feature selection): the sample's n-grams from the
+   hasher's own analyzer (``_hasher(config).build_analyzer()``), each mapped
+   to its bucket as the hasher maps it (``bucket_ids``: signed murmurhash3 of
+   the UTF-8 string, seed 0, absolute value modulo the buckets; checked
+   against sklearn's ``FeatureHasher`` on every run, and no column is named
+   if they differ). Only strings whose
+   bucket was selected are counted, in a table of at most ``MAX_STRINGS``
+   strings after each batch of texts (when over, all but the most frequent
+   half is dropped: lossy counting).
+   Each selected column is named by the most frequent string seen in its
+   bucket (``None`` when none was), with that string's occurrences in the
+   sample, the number of other distinct strings seen in the same bucket (a
+   hash collision: the column also stands for them) and the name's share of
+   the bucket's sampled occurrences; a column whose name has less than
+   ``CLEAR_SHARE`` of them counts as collided.
+3. ``top_features`` (at selection, from ``tfidf.ClassMoments``): per class,
+   the ``TOP_PER_CLASS`` selected columns with the largest
+   ``class mean - rest mean`` of TF-IDF over the training rows (the mean of
+   the column's value over the class's rows minus its mean over the rows of
+   every other class; positive scores only): the n-grams that weigh more in
+   the class than elsewhere.
+
+File ``feature_names.json`` (strict JSON): ``names``, ``counts``,
+``others`` and ``shares``, one entry per column; ``top_features``
+(``rule`` and, per class name, a list of ``{"column", "name", "score"}``);
+and the ``sample`` record.
+The manifest records it under ``feature_names`` (``write``'s return: path,
+bytes, sha256, columns, named, collided, sample); ``problem`` checks it for
+``streamtrain verify``. A dataset without one (sequences, or prepared before
+it existed) has ``{}`` there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from streamtrain.errors import DataError
+from streamtrain.fs.atomic import atomic_write_text
+from streamtrain.fs.checksums import file_problem, sha256_file
+from streamtrain.fs.jsondoc import dumps
+from streamtrain.vectorize.tfidf import ClassMoments, NgramConfig, TfidfState, _hasher
+
+FEATURE_NAMES = "feature_names.json"
+FORMAT = "streamtrain-feature-names"
+FORMAT_VERSION = 1
+SAMPLE_TEXTS = 20_000  # training texts kept for naming, at most
+SAMPLE_BYTES = 8 << 20  # bytes of UTF-8 text kept for naming, at most
+MAX_TEXT_CHARS = 1 << 16  # a longer text is cut (its later n-grams are not sampled)
+MAX_STRINGS = 200_000  # distinct strings counted in selected buckets, at most
+TOP_PER_CLASS = 10
+CLEAR_SHARE = 0.9  # a name that accounts for less of its bucket's sampled occurrences marks the column collided
+_BATCH = 256  # sample texts analyzed at a time
+log = logging.getLogger(__name__)
+TOP_RULE = (
+    "per class, the selected columns with the largest mean TF-IDF over the class's training rows minus the mean "
+    f"over the training rows of all other classes (top {TOP_PER_CLASS}, positive differences only)"
+)
+
+
+class NameSample:
+    """A systematic sample of training texts, bounded in texts and bytes (see the module docstring)."""
+
+    def __init__(self, max_texts: int = SAMPLE_TEXTS, max_bytes: int = SAMPLE_BYTES):
+        if max_texts < 1 or max_bytes < 1:
+            raise ValueError("max_texts and max_bytes must be positive")
+        self.max_texts, self.max_bytes = max_texts, max_bytes
+        self.stride = 1  # keep training texts whose position among all training texts is a multiple of this
+        self.seen = 0  # training texts offered so far
+        self.text_bytes = 0
+        self._kept: list[tuple[int, str, int]] = []  # (position, text, UTF-8 bytes)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    @property
+    def texts(self) -> list[str]:
+        return [text for _, text, _ in self._kept]
+
+    def offer(self, texts: Sequence[str], train: np.ndarray) -> None:
+        """Offer a chunk's texts; those where ``train`` is true are the training texts, in input order."""
+        rows = np.flatnonzero(train)
+        start, k = self.seen, (-self.seen) % self.stride
+        while k < len(rows):
+            text = texts[rows[k]][:MAX_TEXT_CHARS]
+            size = len(text.encode("utf-8"))
+            self._kept.append((start + k, text, size))
+            self.text_bytes += size
+            while (len(self._kept) > self.max_texts or self.text_bytes > self.max_bytes) and len(self._kept) > 1:
+                self._thin()
+            k += 1
+            k += (-(start + k)) % self.stride
+        self.seen += len(rows)
+
+    def _thin(self) -> None:
+        self.stride *= 2
+        self._kept = [kept for kept in self._kept if kept[0] % self.stride == 0]
+        self.text_bytes = sum(kept[2] for kept in self._kept)
+
+    def record(self) -> dict:
+        return {
+            "texts": len(self._kept),
+            "text_bytes": self.text_bytes,
+            "training_texts": self.seen,
+            "stride": self.stride,
+            "max_texts": self.max_texts,
+            "max_bytes": self.max_bytes,
+            "max_text_chars": MAX_TEXT_CHARS,
+            "max_strings": MAX_STRINGS,
+            "rule": (
+                "every stride-th training text in input order, the stride doubling while the sample exceeds "
+                "max_texts texts or max_bytes bytes; each selected column is named by the most frequent of the "
+                "sample's n-grams that hash to its bucket"
+            ),
+        }
+
+    def clear(self) -> None:
+        self._kept = []
+        self.text_bytes = 0
+
+    def write(
+        self, directory: str | Path, state: TfidfState, top: list[list[tuple[int, float]]], labels: list[str]
+    ) -> dict:
+        """Name ``state``'s columns from the sample, write ``feature_names.json``; return the manifest's record.
+
+        ``top``: per class (in ``labels`` order), ``top_features``'s (column, score) pairs. The sample is
+        released afterwards.
+        """
+        names, counts, others, shares = build(state.config, state.selected, self.texts)
+        sample = self.record()
+        doc = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "columns": len(names),
+            "names": names,
+            "counts": counts,
+            "others": others,
+            "shares": shares,
+            "top_features": {
+                "rule": TOP_RULE,
+                "classes": {
+                    label: [{"column": c, "name": names[c], "score": round(s, 6)} for c, s in pairs]
+                    for label, pairs in zip(labels, top)
+                },
+            },
+            "sample": sample,
+        }
+        path = Path(directory) / FEATURE_NAMES
+        atomic_write_text(path, dumps(doc, indent=None) + "\n")
+        self.clear()
+        return {
+            "path": FEATURE_NAMES,
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path),
+            "columns": len(names),
+            "named": sum(n is not None for n in names),
+            "collided": sum(s is not None and s < CLEAR_SHARE for s in shares),
+            "sample": {k: v for k, v in sample.items() if k != "rule"},
+        }
+
+
+def bucket_ids(config: NgramConfig, strings: Sequence[str]) -> np.ndarray:
+    """The hash bucket of each n-gram string, as ``hash_counts`` puts it (sklearn's ``FeatureHasher`` scheme)."""
+    from sklearn.utils import murmurhash3_32
+
+    n = config.hash_buckets
+    return np.fromiter((abs(murmurhash3_32(s, 0)) % n for s in strings), np.int64, count=len(strings))
+
+
+def same_scheme(config: NgramConfig, strings: Sequence[str]) -> bool:
+    """Whether ``bucket_ids`` agrees with sklearn's own hasher on ``strings`` (a few: it is slow)."""
+    from sklearn.feature_extraction import FeatureHasher
+
+    if not strings:
+        return True
+    hasher = FeatureHasher(config.hash_buckets, input_type="string", alternate_sign=False)
+    theirs = hasher.transform([[s] for s in strings]).tocsr()
+    return np.array_equal(theirs.indptr, np.arange(len(strings) + 1)) and np.array_equal(
+        theirs.indices, bucket_ids(config, strings)
+    )
+
+
+def build(
+    config: NgramConfig, selected: np.ndarray, texts: Sequence[str]
+) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
+    """Per selected column: the most frequent sampled string in its bucket, its occurrences, the number of other
+    strings seen in the bucket, and its share of the bucket's sampled occurrences (None when none was seen)."""
+    analyze = _hasher(config).build_analyzer()
+    selected = np.asarray(selected, np.int64)
+    table: dict[str, int] = {}  # string -> occurrences in the sample (only strings in selected buckets)
+    column_of: dict[str, int] = {}
+    checked = False
+    for start in range(0, len(texts) if len(selected) else 0, _BATCH):
+        grams: Counter[str] = Counter()
+        for text in texts[start : start + _BATCH]:
+            grams.update(analyze(text))
+        keys = list(grams)
+        if not checked and not same_scheme(config, keys[:64]):
+            log.warning("this scikit-learn hashes n-grams unlike ngram_names.bucket_ids: the features are not named")
+            table.clear()
+            break
+        checked = True
+        buckets = bucket_ids(config, keys)
+        pos = np.minimum(np.searchsorted(selected, buckets), len(selected) - 1)
+        for i in np.flatnonzero(selected[pos] == buckets):
+            key = keys[i]
+            table[key] = table.get(key, 0) + grams[key]
+            column_of[key] = int(pos[i])
+        if len(table) > MAX_STRINGS:
+            kept = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))[: MAX_STRINGS // 2]
+            table = dict(kept)
+            column_of = {k: column_of[k] for k in table}
+    n = len(selected)
+    names: list[str | None] = [None] * n
+    counts, seen, total = [0] * n, [0] * n, [0] * n
+    for key, count in table.items():
+        col = column_of[key]
+        seen[col] += 1
+        total[col] += count
+        best = names[col]
+        if best is None or count > counts[col] or (count == counts[col] and key < best):  # ties: first by name
+            names[col], counts[col] = key, count
+    others = [max(s - 1, 0) for s in seen]
+    shares = [round(c / t, 4) if t else None for c, t in zip(counts, total)]
+    return names, counts, others, shares
+
+
+def top_features(moments: ClassMoments, selected: np.ndarray, k: int = TOP_PER_CLASS) -> list[list[tuple[int, float]]]:
+    """Per class: up to ``k`` (column, score) of the selected columns by ``class mean - rest mean`` (> 0)."""
+    selected = np.asarray(selected, np.int64)
+    sums = moments.sums[:, selected]
+    total, n = sums.sum(axis=0), int(moments.counts.sum())
+    out: list[list[tuple[int, float]]] = []
+    for c in range(moments.n_classes):
+        mine, rest = int(moments.counts[c]), n - int(moments.counts[c])
+        if not mine or not rest or not len(selected):
+            out.append([])
+            continue
+        score = sums[c] / mine - (total - sums[c]) / rest
+        cols = np.lexsort((np.arange(len(score)), -score))[:k]
+        out.append([(int(j), float(score[j])) for j in cols if score[j] > 0])
+    return out
+
+
+def problem(directory: str | Path, record: dict) -> str | None:
+    """What is wrong with the recorded names file, or None (also when there is none)."""
+    if not record:
+        return None
+    return file_problem(Path(directory) / record["path"], record["bytes"], record["sha256"])
+
+
+def load(directory: str | Path, record: dict) -> dict | None:
+    """The names document of a dataset (None when it has none); ``DataError`` when it is damaged or unreadable."""
+    if not record:
+        return None
+    path = Path(directory) / record["path"]
+    if issue := problem(directory, record):
+        raise DataError(f"feature names {issue}", str(path))
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read the feature names: {exc}", str(path)) from exc
+    if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"unsupported feature names {doc.get('format')!r} v{doc.get('format_version')}", str(path))
+    return doc
