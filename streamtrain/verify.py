@@ -1,7 +1,8 @@
 """verify: check a dataset or a model directory completely against its own records (``VerifyOptions``, ``verify``).
 
 A dataset directory is checked against its ``manifest.json`` (every shard's
-size and sha256, the vectorizer arrays, the validation sample); a model
+size and sha256, the vectorizer arrays, the validation sample, the feature
+names); a model
 directory against the ``checksums.json`` of each complete version (and its
 ``current`` link against them), or of itself when written by 0.2.
 ``verify`` returns a summary when everything matches and raises
@@ -33,7 +34,8 @@ def verify(opts: VerifyOptions) -> dict:
     if (root / MANIFEST_NAME).exists():
         kind, manifest = "dataset", Manifest.load(root)
         problems = manifest.problems(root)
-        files = len(manifest.shards) + 1 + bool(manifest.val_sample)  # shards, vectorizer arrays, validation sample
+        # shards, vectorizer arrays, validation sample, feature names
+        files = len(manifest.shards) + 1 + bool(manifest.val_sample) + bool(manifest.feature_names)
     elif Versions(root).exists() or (root / modeldir.CHECKSUMS_NAME).exists() or (root / modeldir.MODEL_NAME).exists():
         kind = "model"
         problems, files = modeldir.tree_problems(root)
