@@ -18,6 +18,8 @@ Where each concern lives:
   config files, logs, exit codes. The only place that parses arguments or
   exits.
 - ``options``: how an option is declared (default, help, check), once.
+- ``progress``: a long pass's progress (rows, bytes, MB/s, ETA), shown as a
+  bar, log lines or nothing, as the logging configuration says.
 - ``errors``: the errors the library raises and their exit codes.
 """
 

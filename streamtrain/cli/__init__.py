@@ -7,12 +7,14 @@ Who owns what:
   defaults, ``--config`` and flags.
 - ``config``: reading ``--config FILE.toml``.
 - ``exit_codes``: the exit-code table and the code for an exception.
-- ``logs``: logging to stderr at the chosen verbosity.
+- ``logs``: logging to stderr at the chosen verbosity, as text or JSON lines
+  (``--log-format``).
 
 ``main`` dispatches; ``run_command`` runs one command and turns whatever
 ends it into an exit code and at most one ``streamtrain CMD: error: ...``
-line. The CLI holds no logic of its own: everything it runs is a library
-call with an options object.
+line (with ``--log-format json``, one JSON line of level ``error`` with its
+``exit_code``, and ``traceback`` for a bug). The CLI holds no logic of its
+own: everything it runs is a library call with an options object.
 
 ``entry`` is what the ``streamtrain`` script and ``python -m`` run: it turns
 SIGTERM into an exception (so staging directories are removed as on
@@ -32,7 +34,7 @@ import traceback
 from collections.abc import Sequence
 from types import FrameType
 
-from streamtrain import __version__
+from streamtrain import __version__, progress
 from streamtrain.cli import logs
 from streamtrain.cli.arguments import parse
 from streamtrain.cli.commands import COMMANDS
@@ -60,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"streamtrain {__version__}")
         return EXIT_OK
     if args[0] not in COMMANDS:
-        print(f"streamtrain: error: unknown command {args[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        message = f"unknown command {args[0]!r}; commands: {', '.join(COMMANDS)}"
+        logs.line("streamtrain", "error", message, logs.format_in(args), exit_code=EXIT_USAGE)
         return EXIT_USAGE
     return run_command(args[0], args[1:])
 
@@ -70,20 +73,22 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
     command = COMMANDS[name]
     prog = f"streamtrain {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
+    log_format = logs.format_in(argv)  # for errors before the parse is done
     try:
         try:
             opts, common = parse(name, prog, command.description, command.options(), argv, _all_options)
         except SystemExit as exc:  # argparse printed its help (0) or its error (2)
             return EXIT_OK if not exc.code else EXIT_USAGE
+        log_format = common.log_format
         if common.print_config:
             print(json.dumps(effective(opts), indent=2))
             return EXIT_OK
-        logs.setup(name, common.verbosity)
+        logs.setup(name, common.verbosity, log_format)
         command.run(opts)
         sys.stdout.flush()
         return EXIT_OK
     except (Exception, KeyboardInterrupt, Terminated) as exc:
-        return _report(prog, exc)
+        return _report(prog, exc, log_format)
 
 
 def _all_options() -> dict[str, list]:
@@ -91,17 +96,22 @@ def _all_options() -> dict[str, list]:
     return {n: options_of(c.options()) for n, c in COMMANDS.items()}
 
 
-def _report(prog: str, exc: BaseException) -> int:
+def _report(prog: str, exc: BaseException, log_format: str = "text") -> int:
     """One line on stderr for what ended a command (a traceback for a bug); its exit code."""
+    progress.close_all()  # a pass it interrupted: remove its bar before saying why
+    code = exit_code(exc)
     if isinstance(exc, KeyboardInterrupt):
-        print(f"{prog}: interrupted by SIGINT", file=sys.stderr)
+        logs.line(prog, "error", "interrupted by SIGINT", log_format, tag=False, exit_code=code)
     elif isinstance(exc, Terminated):
-        print(f"{prog}: terminated by {exc}", file=sys.stderr)
+        logs.line(prog, "error", f"terminated by {exc}", log_format, tag=False, exit_code=code)
     elif isinstance(exc, StreamtrainError):
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        logs.line(prog, "error", str(exc), log_format, exit_code=code)
+    elif log_format == "json":
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        logs.line(prog, "error", message, log_format, exit_code=code, traceback=traceback.format_exc())
     else:
         traceback.print_exc()
-    return exit_code(exc)
+    return code
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -114,7 +124,7 @@ def entry(command: str | None = None) -> int:
     try:
         code = main() if command is None else run_command(command)
     except (KeyboardInterrupt, Terminated) as exc:  # a signal between two commands' own handlers
-        code = _report(f"streamtrain {command}" if command else "streamtrain", exc)
+        code = _report(f"streamtrain {command}" if command else "streamtrain", exc, logs.format_in(sys.argv[1:]))
     if "tensorflow" in sys.modules:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):

@@ -4,8 +4,11 @@ Each ``option`` field becomes one argument: its help text with its default
 appended, its type, choices and metavar; booleans get ``--x/--no-x`` so a
 flag can undo a config file. Deprecated spellings are hidden arguments that
 print a one-line notice and set the new option. Every parser also takes the
-common flags ``--config``, ``--print-config``, ``--quiet`` and
-``--verbose``, and ends its help with the exit-code table.
+common flags ``--config``, ``--print-config``, ``--quiet``, ``--verbose``
+and ``--log-format``, and ends its help with the exit-code table. The common
+flags are command-line flags only, not options a config file sets. With
+``--log-format json`` a parse error raises ``UsageError`` (reported as one
+JSON line) instead of argparse's usage and error lines.
 
 Parsing leaves unset options out (``argparse.SUPPRESS``), so ``parse``
 knows which values came from the command line: those win over the config
@@ -15,11 +18,11 @@ file, which wins over the options class's defaults.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+from streamtrain.cli import logs
 from streamtrain.cli.config import load_config
 from streamtrain.cli.exit_codes import help_text
 from streamtrain.errors import UsageError
@@ -35,6 +38,7 @@ class Common:
     config: str | None = None
     print_config: bool = False
     verbosity: int = 1  # 0 --quiet, 1 default, 2 --verbose
+    log_format: str = "text"  # --log-format: text or json lines on stderr
 
 
 def _default_text(opt: Option) -> str:
@@ -50,6 +54,17 @@ def _default_text(opt: Option) -> str:
     return f"default: {value}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that with ``raise_errors`` a bad command line raises ``UsageError`` instead of exiting."""
+
+    raise_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.raise_errors:
+            raise UsageError(message)
+        super().error(message)
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions as written; option help wrapped at 100 columns whatever the terminal."""
 
@@ -57,8 +72,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=30, width=100)
 
 
-def build_parser(prog: str, description: str, options: list[Option]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(prog: str, description: str, options: list[Option]) -> _Parser:
+    parser = _Parser(
         prog=prog,
         description=description,
         epilog=help_text(),
@@ -75,6 +90,12 @@ def build_parser(prog: str, description: str, options: list[Option]) -> argparse
     noise = common.add_mutually_exclusive_group()
     noise.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors on stderr")
     noise.add_argument("--verbose", "-v", action="store_true", help="debug logs, and TensorFlow's own start-up lines")
+    common.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        help="stderr lines as text ([command] message; a progress bar at a terminal) or json (one object per line, "
+        "with progress fields; no bar) (default: text)",
+    )
     return parser
 
 
@@ -114,16 +135,22 @@ def parse(
     """Options instance (checked) and common flags from ``argv``, a config file and the defaults."""
     options = options_of(options_cls)
     parser = build_parser(prog, description, options)
+    parser.raise_errors = logs.format_in(argv) == "json"
     ns = vars(parser.parse_args(list(argv)))
     quiet, verbose = ns.pop("quiet", False), ns.pop("verbose", False)
-    common = Common(ns.pop("config", None), ns.pop("print_config", False), 0 if quiet else 2 if verbose else 1)
+    common = Common(
+        ns.pop("config", None),
+        ns.pop("print_config", False),
+        0 if quiet else 2 if verbose else 1,
+        ns.pop("log_format", "text"),
+    )
     for key in [k for k in ns if k.startswith(_DEPRECATED)]:
         name = key[len(_DEPRECATED) :]
         opt = next(o for o in options if o.name == name)
         old = opt.spec.deprecated
         if name in ns:
             raise UsageError(f"give {opt.flag} or its old spelling {old}, not both")
-        print(f"{prog}: warning: {old} is deprecated; use {opt.flag}", file=sys.stderr, flush=True)
+        logs.line(prog, "warning", f"{old} is deprecated; use {opt.flag}", common.log_format)
         ns[name] = ns.pop(key)
     values = load_config(common.config, command, all_options()) if common.config else {}
     values.update(ns)

@@ -23,6 +23,9 @@ writer lock (``prepare`` holds it):
    renamed to ``append-NNNN``.
 6. Replace ``manifest.json`` (atomically): the commit point. Before it, a
    crash leaves only an unreferenced ``append-NNNN`` that step 2 removes.
+
+Passes 1 and 2 report their progress (``pass 1/2: ...``) against the new
+inputs' recorded sizes.
 """
 
 from __future__ import annotations
@@ -144,7 +147,9 @@ def append(opts: PrepareOptions) -> Manifest:
         rejects = RejectLog(stage, len(new))
         records = [{**s, "first_row_id": 0, "rows": 0} for s in new]
         split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
-        for index, _, chunk, _, splits, _ in read_rows(ropts, labels, rejects, first_id):
+        total_bytes = sum(int(s["bytes"]) for s in records)
+        reading = "pass 1/2: reading and checking"
+        for index, _, chunk, _, splits, _ in read_rows(ropts, labels, rejects, first_id, reading, total_bytes):
             records[index]["rows"] += len(chunk)
             split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
             sample_val_rows(sample, chunk, splits)
@@ -170,7 +175,8 @@ def append(opts: PrepareOptions) -> Manifest:
             append_seed(ropts.seed, night),
         )
         coverage = coverage_for(state)
-        for _, _, chunk, ids, splits, row_ids in read_rows(ropts, labels, None, first_id):
+        writing = "pass 2/2: vectorizing and writing shards"
+        for _, _, chunk, ids, splits, row_ids in read_rows(ropts, labels, None, first_id, writing, total_bytes):
             if isinstance(state, TfidfState):
                 counts = hash_counts(state.config, chunk.texts)
                 out.write(state.featurize(counts, ids, row_ids), splits)

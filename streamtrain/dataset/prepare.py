@@ -18,6 +18,10 @@ Streaming passes, each holding one chunk of rows at a time:
    split, so shards hold each split in a seeded random order, not the
    input's.
 
+Each pass over the raw inputs or the spill reports its progress by name
+(``pass 1/3: reading and counting``; ``pass_name``) through
+``streamtrain.progress``: rows, bytes of the total, MB/s, ETA.
+
 Everything is built in a staging directory that replaces ``--data`` only when
 the manifest has been written, so a crash leaves nothing that looks complete.
 
@@ -61,9 +65,10 @@ from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.atomic import staging_dir
 from streamtrain.fs.locks import no_readers, writer_lock
-from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, read_chunks
+from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, input_bytes, read_chunks
 from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
 from streamtrain.options import FRACTION, POSITIVE, SECONDS, SHARE, check_options, effective, option
+from streamtrain.progress import Progress
 from streamtrain.vectorize.choice import VECTORIZERS, choose_vectorizer
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K
 from streamtrain.vectorize.labels import LabelIndex
@@ -416,18 +421,46 @@ def _inputs(opts: PrepareOptions) -> list[tuple[str, str]]:
     return [("train", str(p)) for p in opts.inputs] + [("test", str(p)) for p in opts.test]
 
 
+def pass_name(opts: PrepareOptions, number: int, what: str) -> str:
+    """``pass N/M: what`` for progress: M is 2 when sequences are forced (pass 1 counts the tokens), else 3."""
+    return f"pass {number}/{2 if opts.vectorizer == 'sequence' else 3}: {what}"
+
+
 def read_rows(
-    opts: PrepareOptions, labels: LabelIndex, rejects: RejectLog | None = None, first_row_id: int = 0
+    opts: PrepareOptions,
+    labels: LabelIndex,
+    rejects: RejectLog | None = None,
+    first_row_id: int = 0,
+    progress: str | None = None,
+    total_bytes: int | None = None,
 ) -> Iterator[tuple[int, str, RawChunk, np.ndarray, np.ndarray, np.ndarray]]:
     """Every kept input row in order as (input index, role, chunk, label ids, split codes, row ids).
 
     Identical on every pass. Rows whose label a frozen ``labels`` lacks (test rows of a new dataset,
     any row of an append) are dropped here; ``rejects`` (the first pass only) records them and every
-    row the readers rejected. Row ids count up from ``first_row_id``.
+    row the readers rejected. Row ids count up from ``first_row_id``. ``progress``: the pass's name,
+    reported per chunk (records read, bytes of ``total_bytes``: the inputs' size on disk, measured
+    when not given).
     """
+    if progress is None:
+        yield from _read_rows(opts, labels, rejects, first_row_id, None)
+        return
+    if total_bytes is None:
+        total_bytes = sum(input_bytes(path) for _, path in _inputs(opts))
+    with Progress(progress, total_bytes, log) as reporter:
+        yield from _read_rows(opts, labels, rejects, first_row_id, reporter)
+
+
+def _read_rows(
+    opts: PrepareOptions, labels: LabelIndex, rejects: RejectLog | None, first_row_id: int, progress: Progress | None
+) -> Iterator[tuple[int, str, RawChunk, np.ndarray, np.ndarray, np.ndarray]]:
     next_row = first_row_id
     for index, (role, path) in enumerate(_inputs(opts)):
+        done = 0  # bytes of this input read
         for chunk in read_chunks([path], opts.columns(), opts.chunk_rows, opts.max_field_bytes):
+            if progress is not None:
+                progress.advance(len(chunk) + len(chunk.rejected), max(0, chunk.offset - done))
+                done = max(done, chunk.offset)
             if role == "test":
                 labels.freeze()
             ids = labels.encode(chunk)
@@ -453,6 +486,7 @@ def _keep(chunk: RawChunk, keep: np.ndarray) -> RawChunk:
         [chunk.texts[i] for i in rows],
         [chunk.labels[i] for i in rows],
         [chunk.rows[i] for i in rows],
+        offset=chunk.offset,
     )
 
 
@@ -467,7 +501,8 @@ def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> _F
     if opts.vectorizer == "sequence":
         first.tokens = TokenCounts(opts.hash_buckets)
     else:
-        first.spill = Spill(stage / ".spill", opts.hash_buckets)
+        passes = [pass_name(opts, 2, "selecting n-grams"), pass_name(opts, 3, "writing shards")]
+        first.spill = Spill(stage / ".spill", opts.hash_buckets, passes)
         first.doc_freq = DocFreq(opts.hash_buckets)
     inputs = _inputs(opts)
     assert len(provenance) == len(inputs), "one recorded source per input"
@@ -478,7 +513,9 @@ def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> _F
     rejects = first.rejects = RejectLog(stage, len(inputs))
     train_rows = 0
     config = opts.ngram()
-    for index, role, chunk, labels, splits, row_ids in read_rows(opts, first.labels, rejects):
+    reading = pass_name(opts, 1, "reading and counting")
+    total = sum(int(s.get("bytes", 0)) for s in first.sources)
+    for index, role, chunk, labels, splits, row_ids in read_rows(opts, first.labels, rejects, 0, reading, total):
         first.sources[index]["rows"] += len(chunk)
         first.split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
         train = splits == TRAIN
@@ -609,7 +646,7 @@ def _write_ngrams(
 
 def _count_tokens(opts: PrepareOptions, labels: LabelIndex) -> TokenCounts:
     counts = TokenCounts(opts.hash_buckets)
-    for _, _, chunk, _, splits, _ in read_rows(opts, labels):
+    for _, _, chunk, _, splits, _ in read_rows(opts, labels, progress=pass_name(opts, 2, "counting tokens")):
         counts.update([t for t, s in zip(chunk.texts, splits) if s == TRAIN])
     return counts
 
@@ -619,7 +656,9 @@ def _write_sequences(
 ) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
     out = ShuffledSplits(opts, stage, first.split_rows, "sequence", state.length, n_classes, opts.seed)
     coverage = coverage_for(state)
-    for _, _, chunk, labels, splits, row_ids in read_rows(opts, first.labels):
+    writing = pass_name(opts, 2 if opts.vectorizer == "sequence" else 3, "writing shards")
+    total_bytes = sum(int(s.get("bytes", 0)) for s in first.sources)
+    for _, _, chunk, labels, splits, row_ids in read_rows(opts, first.labels, None, 0, writing, total_bytes):
         rows, outside, total = state.encode_counting(chunk.texts, remap[labels], row_ids)
         out.write(rows, splits)
         coverage.add_tokens(outside, total, splits == TRAIN)

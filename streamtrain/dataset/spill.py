@@ -3,16 +3,22 @@
 Raw text is tokenized once; the counts go to numbered ``.npz`` parts on disk
 and the later passes (feature selection, shard writing) stream them back. The
 parts live inside prepare's staging directory and are deleted with it.
+
+Each read of the spill reports its progress (``streamtrain.progress``: rows
+and bytes of the parts read) under the name of the pass that reads it,
+given in order when the spill is made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from streamtrain.progress import Progress
 
 
 @dataclass
@@ -24,11 +30,15 @@ class SpillPart:
 
 
 class Spill:
-    def __init__(self, directory: Path, n_cols: int):
+    """``passes``: the names of the passes that will read the spill back, in order, for their progress."""
+
+    def __init__(self, directory: Path, n_cols: int, passes: Sequence[str] = ()):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.n_cols = n_cols
         self.parts = 0
+        self.sizes: list[int] = []  # bytes of each part on disk
+        self._passes = list(passes)
 
     def append(self, part: SpillPart) -> None:
         path = self.directory / f"part-{self.parts:06d}.npz"
@@ -41,11 +51,16 @@ class Spill:
             splits=part.splits,
             row_ids=part.row_ids,
         )
+        self.sizes.append(path.stat().st_size)
         self.parts += 1
 
     def __iter__(self) -> Iterator[SpillPart]:
-        for i in range(self.parts):
-            with np.load(self.directory / f"part-{i:06d}.npz", allow_pickle=False) as z:
-                n = len(z["labels"])
-                counts = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(n, self.n_cols))
-                yield SpillPart(counts, z["labels"], z["splits"], z["row_ids"])
+        name = self._passes.pop(0) if self._passes else "reading the spill"
+        with Progress(name, sum(self.sizes)) as progress:
+            for i in range(self.parts):
+                with np.load(self.directory / f"part-{i:06d}.npz", allow_pickle=False) as z:
+                    n = len(z["labels"])
+                    counts = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(n, self.n_cols))
+                    part = SpillPart(counts, z["labels"], z["splits"], z["row_ids"])
+                yield part
+                progress.advance(n, self.sizes[i])

@@ -146,6 +146,11 @@ class Lines:
         """Offset in the (inflated) stream of the next unread byte."""
         return self._u0 + self._pos
 
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of the file on disk read so far (for gzip: compressed bytes inflated), for progress."""
+        return self._u0 + len(self._buf) if self._inflate is None else self._inflate.consumed
+
     def _fill(self) -> None:
         try:
             if self._inflate is not None:

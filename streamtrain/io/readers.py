@@ -10,6 +10,7 @@ Who owns what:
 - ``detect_format``: the reader for a path (by extension; ``.gz`` is
   transparent); a directory is read as one sub-directory per class.
 - ``read_chunks``: walks a list of inputs and dispatches to the readers.
+- ``input_bytes``: an input's size on disk (a directory's documents summed).
 - Each ``_read_*`` generator: one format.
 
 Built on three neighbours in ``io/``: ``rejects`` (``Reject``, the reasons,
@@ -48,6 +49,12 @@ lacks a named column, an empty file where a header is expected, a Parquet
 file that cannot be opened or lacks the columns, JSONL columns given by
 position, a directory without class sub-directories.
 
+Progress: each chunk's ``offset`` says how many bytes of its source on disk
+had been read when it was cut (compressed bytes for gzip; for Parquet, the
+file's size times the share of its rows read; for a directory per class, the
+sizes of the documents read so far), so the last chunk of a source reaches
+its size on disk.
+
 Row numbers are 1-based: for CSV/TSV/JSONL the physical line where a record
 starts (the header is line 1; ``\\n``, ``\\r\\n`` and a lone ``\\r`` each end
 a line, as the csv module counts them), for Parquet the row.
@@ -56,10 +63,12 @@ a line, as the csv module counts them), for Parquet the row.
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -113,6 +122,7 @@ class RawChunk:
     labels: list[str] = field(default_factory=list)
     rows: list[int | str] = field(default_factory=list)
     rejected: list[Reject] = field(default_factory=list)
+    offset: int = field(default=0, compare=False)  # bytes of the source on disk read when cut: for progress
 
     def __len__(self) -> int:
         """Accepted rows only."""
@@ -185,6 +195,26 @@ def read_chunks(
         yield from reader(str(path), spec, chunk_rows, max_field_bytes)
 
 
+def input_bytes(path: str | os.PathLike) -> int:
+    """Bytes on disk of an input: a file's size; for a directory per class, its documents' sizes summed."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    total = 0
+    with os.scandir(path) as entries:
+        classes = [e.path for e in entries if not e.name.startswith(".") and e.is_dir()]
+    while classes:
+        with os.scandir(classes.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir() and not entry.is_symlink():  # as rglob walks
+                    classes.append(entry.path)
+                elif entry.is_file():
+                    total += entry.stat().st_size
+    return total
+
+
 def _read_csv(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, delimiter: str = ","
 ) -> Iterator[RawChunk]:
@@ -214,8 +244,10 @@ def _read_csv(
                 else:
                     chunk.rejected.append(Reject(path, row, reason, records.excerpt()))
             if chunk._full(chunk_rows):
+                chunk.offset = src.bytes_read
                 yield chunk
                 chunk = RawChunk(path)
+        chunk.offset = src.bytes_read
     if chunk.texts or chunk.rejected:
         yield chunk
 
@@ -313,8 +345,10 @@ def _read_jsonl(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: i
             if reject is not None:
                 chunk.rejected.append(Reject(path, row, reject, excerpt_of(raw)))
             if chunk._full(chunk_rows):
+                chunk.offset = src.bytes_read
                 yield chunk
                 chunk = RawChunk(path)
+        chunk.offset = src.bytes_read
     if chunk.texts or chunk.rejected:
         yield chunk
 
@@ -388,6 +422,7 @@ def _read_parquet(
     text_cols = [name(c) for c in spec.text]
     label_col = name(spec.label)
     wanted = list(dict.fromkeys([*text_cols, label_col]))
+    size, rows = os.path.getsize(path), max(1, pf.metadata.num_rows)  # progress: bytes in proportion to rows
     row = 0
     chunk = RawChunk(path)
     for group in range(pf.num_row_groups):
@@ -399,6 +434,7 @@ def _read_parquet(
             except Exception as exc:  # a corrupt page: the rest of the file is lost, said once
                 lost = _parquet_bytes(pf, group, os.path.getsize(source or path))
                 chunk.rejected.append(Reject(path, row + 1, "unreadable_remainder", error_excerpt_of(exc), lost))
+                chunk.offset = size
                 yield chunk
                 return
             if batch is None or cols is None:
@@ -414,8 +450,10 @@ def _read_parquet(
                     excerpt = excerpt_of(repr([v[:100] if isinstance(v, str) else v for v in [*values, label_value]]))
                     chunk.rejected.append(Reject(path, row, reason, excerpt))
                 if chunk._full(chunk_rows):
+                    chunk.offset = size * min(row, rows) // rows
                     yield chunk
                     chunk = RawChunk(path)
+    chunk.offset = size
     if chunk.texts or chunk.rejected:
         yield chunk
 
@@ -472,6 +510,9 @@ def _parquet_reason(values: list[object], label: object, limit: int) -> str | No
 # --------------------------------------------------------------------------- directory per class
 
 
+_NO_FILE = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # errors Path.is_file() takes for "no file"
+
+
 def _read_dir(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int) -> Iterator[RawChunk]:
     """One sub-directory per class, one document per file (the aclImdb layout)."""
     root = Path(path)
@@ -482,18 +523,30 @@ def _read_dir(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int
     if not classes:
         raise DataError("directory has no class sub-directories", path)
     chunk = RawChunk(path)
+    done = 0  # bytes of the documents read
     for class_dir in classes:
         for doc in sorted(class_dir.rglob("*")):
-            if not doc.is_file() or any(p.startswith(".") for p in doc.relative_to(class_dir).parts):
+            try:
+                info = doc.stat()  # what doc.is_file() would stat and ignore, kept for the size
+            except OSError as exc:
+                if exc.errno not in _NO_FILE:
+                    raise
+                continue
+            except ValueError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or any(p.startswith(".") for p in doc.relative_to(class_dir).parts):
                 continue
             reason, text, excerpt, lost = _read_document(doc, max_field_bytes)
+            done += info.st_size
             if reason is None:
                 chunk.append(text, class_dir.name, str(doc))
             else:
                 chunk.rejected.append(Reject(str(doc), None, reason, excerpt, lost))
             if chunk._full(chunk_rows):
+                chunk.offset = done
                 yield chunk
                 chunk = RawChunk(path)
+    chunk.offset = done
     if chunk.texts or chunk.rejected:
         yield chunk
 
