@@ -6,8 +6,9 @@ Training rows reach the model through ``BatchStream.forever_chunks``
 stopping watches the validation loss and restores the best weights. Final
 metrics are computed by the same streaming scorer that ``evaluate`` uses.
 The model follows the dataset's encoding unless ``--model`` says otherwise:
-the MLP for n-gram rows, sepCNN for token sequences. Keras' per-epoch lines
-go to stderr, never to stdout.
+the MLP for n-gram rows, sepCNN for token sequences. One log line per epoch
+(``train.epoch_log``) on stderr; Keras' own per-step bar only at a terminal,
+and never on stdout.
 
 A run, in order: validate the dataset; take the model directory's writer
 lock and the dataset's reader lock (``fs.locks``: a second fit exits 75 at
@@ -163,6 +164,7 @@ def _fit_locked(opts: FitOptions) -> dict:
 
     from streamtrain.train.batches import BatchStream, SplitSource
     from streamtrain.train.checkpoint import Checkpoint, TrainingState, resume_model
+    from streamtrain.train.epoch_log import EpochLog
     from streamtrain.train.guards import FiniteLoss, require_finite
     from streamtrain.train.modeldir import load_model, write_version
     from streamtrain.train.models import compile_model
@@ -226,7 +228,7 @@ def _fit_locked(opts: FitOptions) -> dict:
         lambda: finite.problem is not None,
     )
     fit_kwargs: dict = {
-        "callbacks": [finite, checkpoint, TensorBoardLog(building / TENSORBOARD_DIR, config)],
+        "callbacks": [finite, checkpoint, TensorBoardLog(building / TENSORBOARD_DIR, config), EpochLog(opts.epochs)],
         "verbose": _keras_verbosity(),
         "shuffle": False,  # BatchStream shuffles; Keras cannot shuffle a stream
     }
@@ -345,10 +347,10 @@ def _check_model_dir(root: Path) -> None:
 
 
 def _keras_verbosity() -> int:
-    """Keras' per-step bar on a terminal, one line per epoch otherwise (cron, logs), nothing at --quiet."""
-    if not log.isEnabledFor(logging.INFO):
-        return 0
-    return 1 if sys.stderr.isatty() else 2
+    """Keras' per-step bar where prepare would draw its bar (a terminal, text logs); else ``EpochLog``'s lines only."""
+    from streamtrain import progress
+
+    return 1 if progress.display(log) == progress.BAR else 0
 
 
 def _version_of(building: Path) -> str:

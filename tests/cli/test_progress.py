@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
-from helpers import BIN, prepare_csv
+from helpers import BIN, prepare_csv, streamtrain
 
 from streamtrain import progress
 from streamtrain.cli.logs import JsonFormatter
@@ -244,3 +244,14 @@ def test_a_bar_prints_log_lines_above_it_and_leaves_only_the_end_line():
     text = ANSI.sub("", stream.getvalue())
     assert "a warning during the pass" in text and "drawing" in text.split("a warning during the pass")[1]
     assert text.splitlines()[-1].startswith("pass 1/1: drawing: done: 5 rows, 0.0 MB in ")
+
+
+def test_fit_logs_one_json_line_per_epoch(tmp_path):
+    """fit's epoch lines are log records too: with --log-format json every stderr line parses."""
+    data = prepare_csv(DEMO_TRAIN, tmp_path / "data", DEMO_TEST)
+    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "m", "--epochs", "2", "--log-format", "json")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]
+    epochs = [r for r in lines if "epoch" in r]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all(r["command"] == "fit" for r in lines)
+    assert all({"loss", "val_loss", "accuracy", "val_accuracy", "seconds"} <= r.keys() for r in epochs)

@@ -1,0 +1,38 @@
+"""fit's own line per epoch, through ``logging`` (``EpochLog``), instead of Keras' printed lines.
+
+Keras' ``verbose=2`` prints to stdout in its own format, which neither
+``--log-format json`` nor a log collector can read. ``EpochLog`` logs one
+``INFO`` line per epoch, ``epoch 3/20: loss 0.1210, accuracy 0.9563,
+val_loss 0.2368, val_accuracy 0.9114 (4.1 s)``, with the numbers as record
+attributes (``epoch``, ``epochs``, ``seconds`` and every metric) for
+structured logs. Keras' live per-step bar is kept where prepare would draw
+its bar (``streamtrain.progress.display``: a terminal, text logs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import keras
+
+log = logging.getLogger("streamtrain.train.fit")
+
+
+class EpochLog(keras.callbacks.Callback):
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._started = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        seconds = round(time.monotonic() - self._started, 3)
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        log.info(
+            f"epoch {epoch + 1}/{self.epochs}: {shown} ({seconds:.1f} s)",
+            extra={"epoch": epoch + 1, "epochs": self.epochs, "seconds": seconds, **metrics},
+        )
