@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.checksums import file_problem, sha256_file
 from streamtrain.fs.jsondoc import write_json
-from streamtrain.fs.versions import Versions, new_id
+from streamtrain.fs.versions import CURRENT, VERSIONS, Versions, new_id
 from streamtrain.vectorize.vectorizer import ARRAYS_NAME, JSON_NAME, Vectorizer
 
 MODEL_NAME = "model.keras"
@@ -89,8 +88,8 @@ def write_version(
 
 
 def is_flat(root: Path) -> bool:
-    """A model directory written by streamtrain 0.2: one model directly in ``root``, no versions."""
-    return (root / MODEL_NAME).is_file() and not Versions(root).exists()
+    """A model directory written by streamtrain 0.2: one model directly in ``root`` and no ``current`` version."""
+    return (root / MODEL_NAME).is_file() and Versions(root).current() is None
 
 
 def resolve(model_dir: str | Path, version: str | None = None) -> Path:
@@ -119,16 +118,21 @@ def adopt_flat(root: Path) -> str | None:
     versions = Versions(root)
     version = new_id()
     building = versions.begin(version)
-    for path in root.iterdir():
-        if path.is_file() and path.name in (*VERSION_FILES, CHECKSUMS_NAME):
+    adopted = [p for p in root.iterdir() if p.name not in (VERSIONS, CURRENT) and not p.name.startswith(".")]
+    for path in adopted:
+        if path.is_dir():
+            shutil.copytree(path, building / path.name)
+        else:
             shutil.copy2(path, building / path.name)
     if not (building / PROMOTION_NAME).exists() and not (building / CHECKSUMS_NAME).exists():
         write_json(building / PROMOTION_NAME, {"promoted": True, "reason": "adopted from a 0.2 model directory"})
     versions.finish(building)
     versions.promote(version)
-    for name in (*VERSION_FILES, CHECKSUMS_NAME):
-        if (root / name).is_file():
-            os.unlink(root / name)
+    for path in adopted:  # a crash before this point leaves them beside current, which readers then use
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     log.warning(f"{root}: adopted the unversioned model written by streamtrain 0.2 as version {version} (current)")
     return version
 
