@@ -20,14 +20,20 @@ The kinds and who takes them:
 
 ``wait`` is how many seconds to keep trying before ``Busy``; 0 fails at
 once. Nothing here blocks without a deadline: an unattended run never hangs.
+A reader that may not create the read lock file (a dataset on a read-only
+mount or in another user's directory) reads without it, with a warning: a
+process that cannot write there cannot replace the dataset either. A writer
+that cannot create its lock file gets a ``UsageError`` naming it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import json
+import logging
 import os
 import socket
 import sys
@@ -35,7 +41,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from streamtrain.errors import Busy
+from streamtrain.errors import Busy, UsageError
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
 # Readers wait at least this long: a replacement holds the read lock only for the moment of its rename.
@@ -80,8 +88,16 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0) -> FileLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if self.shared and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                # A reader of a dataset it may not write beside (a read-only mount, another user's directory):
+                # whoever may not create the lock file cannot replace the dataset either; read without the lock.
+                log.warning(f"reading {self.what} without its read lock: cannot create {self.path}: {exc.strerror}")
+                return self
+            raise UsageError(f"cannot create the lock file of {self.what}: {self.path}: {exc.strerror}") from exc
         deadline = time.monotonic() + max(wait, 0.0)
         mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         while True:

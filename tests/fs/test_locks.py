@@ -79,3 +79,20 @@ def test_readers_share_and_keep_a_replacement_out(tmp_path):
         proc.wait()
     with no_readers(target):
         assert os.path.exists(lock_path(target, "read"))
+
+
+def test_a_reader_that_cannot_create_the_lock_file_reads_without_it_a_writer_is_told(tmp_path, monkeypatch, caplog):
+    import errno as errnos
+
+    from streamtrain.errors import UsageError
+    from streamtrain.fs import locks
+
+    def refused(path, *args, **kwargs):
+        raise OSError(errnos.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(locks.os, "open", refused)  # as on a read-only mount (root ignores file modes)
+    with caplog.at_level("WARNING"):
+        lock = reader_lock(tmp_path / "data")
+    assert not lock.held and "without its read lock" in caplog.text and "Read-only file system" in caplog.text
+    with pytest.raises(UsageError, match=r"cannot create the lock file of dataset .*: Read-only file system"):
+        writer_lock(tmp_path / "data", "dataset")

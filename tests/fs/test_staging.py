@@ -91,6 +91,12 @@ def test_a_signal_removes_the_staging_directory_and_keeps_the_previous_dataset(
     proc = start(big_csv, target, moment, delay)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
+    if moment == "start" and (proc.returncode == -signum or "KeyboardInterrupt" in err):
+        # On a loaded machine the signal can beat the interpreter to streamtrain's handler (Python's own start-up
+        # took over 0.3 s): the process dies of the signal before writing anything, which is also safe.
+        assert "streamtrain prepare: " not in err, err
+        assert leftovers(target) == [] and digest(target) == before
+        return
     assert proc.returncode == code, err
     word = "terminated" if code == 143 else "interrupted"
     assert err.rstrip().splitlines()[-1] == f"streamtrain prepare: {word} by {signal.Signals(signum).name}"
