@@ -24,12 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamtrain.dataset import val_sample as val_sample_file
 from streamtrain.dataset.shards import ShardInfo
 from streamtrain.errors import DataError
-from streamtrain.fs.checksums import check_once, file_problem
+from streamtrain.fs.checksums import check_once, file_problem, record_problem
 from streamtrain.fs.jsondoc import write_json
-from streamtrain.vectorize import ngram_names
 from streamtrain.vectorize.choice import LEGACY_NAMES
 
 MANIFEST_NAME = "manifest.json"
@@ -154,7 +152,7 @@ class Manifest:
         root = Path(directory)
         out = [f"{s.path}: {p}" for s in self.shards if (p := file_problem(root / s.path, s.bytes, s.sha256))]
         out += self.state_problems(directory)
-        if problem := ngram_names.problem(root, self.feature_names):
+        if problem := record_problem(root, self.feature_names):
             out.append(f"{self.feature_names['path']}: {problem}")
         return out
 
@@ -164,7 +162,7 @@ class Manifest:
         arrays = self.vectorizer.get("arrays", "vectorizer.npz")
         if problem := file_problem(root / arrays, None, self.vectorizer.get("arrays_sha256")):
             out.append(f"{arrays}: {problem}")
-        if problem := val_sample_file.problem(root, self.val_sample):
+        if problem := record_problem(root, self.val_sample):
             out.append(f"{self.val_sample['path']}: {problem}")
         return out
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamtrain.errors import DataError
-from streamtrain.fs.checksums import file_problem, sha256_file
+from streamtrain.fs.checksums import file_record, record_problem
 
 if TYPE_CHECKING:
     from streamtrain.dataset.manifest import Manifest
@@ -116,10 +116,8 @@ class ValSample:
         path = Path(directory) / relative
         pq.write_table(table, path, compression="zstd")
         return {
-            "path": relative,
+            **file_record(directory, relative),
             "rows": len(rows),
-            "bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
             "text_bytes": self.text_bytes,
             "below_key": self.below_key,
             "max_rows": self.max_rows,
@@ -128,16 +126,9 @@ class ValSample:
         }
 
 
-def problem(directory: str | Path, record: dict) -> str | None:
-    """What is wrong with the recorded sample's file, or None (also when there is none)."""
-    if not record:
-        return None
-    return file_problem(Path(directory) / record["path"], record["bytes"], record["sha256"])
-
-
 def _read(directory: str | Path, record: dict) -> tuple[list[str], list[str], list[int]]:
     path = Path(directory) / record["path"]
-    if issue := problem(directory, record):
+    if issue := record_problem(directory, record):
         raise DataError(f"validation sample {issue} (the dataset is damaged: prepare it again)", str(path))
     import pyarrow.parquet as pq
 

@@ -2,7 +2,9 @@
 
 ``file_problem`` compares a file on disk with its recorded size and sha256
 and says what is wrong (missing, truncated or grown, different bytes), or
-None. ``check_once`` does the same but hashes each file at most once per
+None. ``file_record`` and ``record_problem`` do the same for a file a
+manifest names by a record ``{"path", "bytes", "sha256"}`` relative to its
+directory (the validation sample, the feature names). ``check_once`` does the same but hashes each file at most once per
 process while its size, modification time and inode stay the same, so fit
 can check every shard before its first read without reading the data twice
 per epoch.
@@ -41,6 +43,19 @@ def file_problem(path: str | os.PathLike[str], size: int | None, sha256: str | N
     except OSError as exc:
         return f"unreadable: {exc.strerror or exc}"
     return None
+
+
+def file_record(directory: str | os.PathLike[str], relative: str) -> dict:
+    """``{"path", "bytes", "sha256"}`` of ``directory/relative``: how a manifest records a file it names."""
+    path = Path(directory) / relative
+    return {"path": relative, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def record_problem(directory: str | os.PathLike[str], record: dict) -> str | None:
+    """``file_problem`` of the file a ``file_record`` names; None also when there is no record (``{}``)."""
+    if not record:
+        return None
+    return file_problem(Path(directory) / record["path"], record["bytes"], record["sha256"])
 
 
 def check_once(path: str | os.PathLike[str], size: int, sha256: str) -> str | None:

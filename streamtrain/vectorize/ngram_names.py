@@ -56,7 +56,7 @@ import numpy as np
 
 from streamtrain.errors import DataError
 from streamtrain.fs.atomic import atomic_write_text
-from streamtrain.fs.checksums import file_problem, sha256_file
+from streamtrain.fs.checksums import file_record, record_problem
 from streamtrain.fs.jsondoc import dumps
 from streamtrain.vectorize.tfidf import ClassMoments, NgramConfig, TfidfState, _hasher
 
@@ -168,9 +168,7 @@ class NameSample:
         atomic_write_text(path, dumps(doc, indent=None) + "\n")
         self.clear()
         return {
-            "path": FEATURE_NAMES,
-            "bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
+            **file_record(directory, FEATURE_NAMES),
             "columns": len(names),
             "named": sum(n is not None for n in names),
             "collided": sum(s is not None and s < CLEAR_SHARE for s in shares),
@@ -261,19 +259,12 @@ def top_features(moments: ClassMoments, selected: np.ndarray, k: int = TOP_PER_C
     return out
 
 
-def problem(directory: str | Path, record: dict) -> str | None:
-    """What is wrong with the recorded names file, or None (also when there is none)."""
-    if not record:
-        return None
-    return file_problem(Path(directory) / record["path"], record["bytes"], record["sha256"])
-
-
 def load(directory: str | Path, record: dict) -> dict | None:
     """The names document of a dataset (None when it has none); ``DataError`` when it is damaged or unreadable."""
     if not record:
         return None
     path = Path(directory) / record["path"]
-    if issue := problem(directory, record):
+    if issue := record_problem(directory, record):
         raise DataError(f"feature names {issue}", str(path))
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
