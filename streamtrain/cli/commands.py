@@ -9,6 +9,7 @@ with ``--json``.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,40 +26,9 @@ class Command:
     run: Callable[[Any], None]  # prints the result of the library call on an options object
 
 
-def _prepare_options() -> type:
-    from streamtrain.dataset.prepare import PrepareOptions
-
-    return PrepareOptions
-
-
-def _fit_options() -> type:
-    from streamtrain.train.fit import FitOptions
-
-    return FitOptions
-
-
-def _evaluate_options() -> type:
-    from streamtrain.train.evaluate import EvaluateOptions
-
-    return EvaluateOptions
-
-
-def _predict_options() -> type:
-    from streamtrain.train.predict import PredictOptions
-
-    return PredictOptions
-
-
-def _verify_options() -> type:
-    from streamtrain.verify import VerifyOptions
-
-    return VerifyOptions
-
-
-def _inspect_options() -> type:
-    from streamtrain.inspect import InspectOptions
-
-    return InspectOptions
+def _options(module: str, name: str) -> Callable[[], type]:
+    """The options class ``module.name``, imported only when asked for (``--help`` never loads TensorFlow)."""
+    return lambda: getattr(importlib.import_module(module), name)
 
 
 def _prepare(opts: Any) -> None:
@@ -71,12 +41,14 @@ def _fit(opts: Any) -> None:
     from streamtrain.errors import NotPromoted
     from streamtrain.train.fit import fit
 
+    refused: NotPromoted | None = None
     try:
         result = fit(opts)
     except NotPromoted as exc:  # a version was made and kept: print it like any other, then exit 3
-        print(dumps({k: v for k, v in exc.result.items() if k != "test_confusion"}))
-        raise
+        result, refused = exc.result, exc
     print(dumps({k: v for k, v in result.items() if k != "test_confusion"}))
+    if refused is not None:
+        raise refused
 
 
 def _evaluate(opts: Any) -> None:
@@ -115,7 +87,7 @@ COMMANDS: dict[str, Command] = {
         "Read raw labelled text (CSV/TSV, JSONL, Parquet, a directory per class; plain or gzip) in chunks,\n"
         "vectorize it (TF-IDF word n-grams or token-id sequences) and write HDF5 or Parquet shards and a\n"
         "manifest into --data. Prints a JSON summary of the dataset.",
-        _prepare_options,
+        _options("streamtrain.dataset.prepare", "PrepareOptions"),
         _prepare,
     ),
     "fit": Command(
@@ -125,14 +97,14 @@ COMMANDS: dict[str, Command] = {
         "decision). The promotion guard makes it --model-dir/current unless its validation accuracy is\n"
         "worse than current's by more than --max-regression (then exit 3). A killed fit rerun with the same\n"
         "options resumes from its last completed epoch. Prints the metrics and the decision as JSON.",
-        _fit_options,
+        _options("streamtrain.train.fit", "FitOptions"),
         _fit,
     ),
     "evaluate": Command(
         "score a model directory on a dataset's splits",
         "Score a model directory on splits of a prepared dataset vectorized like the model. Prints JSON:\n"
         "SPLIT_accuracy, SPLIT_loss, SPLIT_rows and SPLIT_confusion (rows: true class, columns: predicted).",
-        _evaluate_options,
+        _options("streamtrain.train.evaluate", "EvaluateOptions"),
         _evaluate,
     ),
     "predict": Command(
@@ -140,7 +112,7 @@ COMMANDS: dict[str, Command] = {
         "Classify raw text with a model directory: one text per line, or JSON lines with the text in\n"
         "--text-field; a file (.gz allowed) or - for standard input. Prints one JSON line per input line,\n"
         'in order: {"label": ..., "probabilities": {label: p}}.',
-        _predict_options,
+        _options("streamtrain.train.predict", "PredictOptions"),
         _predict,
     ),
     "verify": Command(
@@ -148,7 +120,7 @@ COMMANDS: dict[str, Command] = {
         "Check every file of a dataset directory (against manifest.json) or a model directory (against\n"
         "checksums.json): size and sha256. Exit 0 and a JSON summary when all match; exit 65 and one line\n"
         "per problem otherwise.",
-        _verify_options,
+        _options("streamtrain.verify", "VerifyOptions"),
         _verify,
     ),
     "inspect": Command(
@@ -158,7 +130,7 @@ COMMANDS: dict[str, Command] = {
         "features of each class as n-gram strings) or a model directory (versions oldest first, current, each\n"
         "one's metrics, promotion decision and warm start; versions still being trained). Reads only JSON\n"
         "records, never shards or models. Prints aligned text, or one JSON document with --json.",
-        _inspect_options,
+        _options("streamtrain.inspect", "InspectOptions"),
         _inspect,
     ),
 }

@@ -30,6 +30,7 @@ inputs' recorded sizes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import shutil
@@ -230,9 +231,7 @@ def append(opts: PrepareOptions) -> Manifest:
 
 
 def _under(directory: str, shard: ShardInfo) -> ShardInfo:
-    return ShardInfo(
-        f"{directory}/{shard.path}", shard.split, shard.rows, shard.nnz, shard.bytes, shard.sha256, shard.block_rows
-    )
+    return dataclasses.replace(shard, path=f"{directory}/{shard.path}")
 
 
 def _update(
