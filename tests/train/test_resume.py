@@ -38,6 +38,16 @@ def _state(model: Path) -> dict:
     return {"epochs_done": 0}
 
 
+def _killable_fit(data: Path, model: Path, *extra: str) -> tuple[subprocess.Popen, float]:
+    """``streamtrain fit`` with ``ARGS`` in the background, once it has committed epoch 1; and a deadline."""
+    cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS, *extra]
+    victim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while _state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return victim, deadline
+
+
 @pytest.mark.parametrize("moment", ["after-epoch-1", "mid-epoch-2", "mid-epoch-2-at-a-step"])
 def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterrupted, tmp_path, moment):
     """Killed after epoch 1, or inside epoch 2: resumed from epoch 1's end, or from its last step checkpoint."""
@@ -45,11 +55,7 @@ def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterru
     model = tmp_path / "model"
     # Step checkpoints change nothing else: the uninterrupted run had none (default every 300 s).
     steps = ("--checkpoint-seconds", "0.3") if moment.endswith("step") else ()
-    cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS, *steps]
-    victim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while _state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    victim, deadline = _killable_fit(data, model, *steps)
     if moment == "mid-epoch-2":
         per_epoch = uninterrupted["train_seconds"] / uninterrupted["epochs"]
         time.sleep(per_epoch / 4)  # a quarter into epoch 2 (the mean includes epoch 1's tracing)
@@ -80,14 +86,7 @@ def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterru
 
 def test_a_rerun_with_other_options_does_not_resume_an_interrupted_version(data, tmp_path):
     model = tmp_path / "model"
-    victim = subprocess.Popen(
-        [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 240
-    while _state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    victim, _ = _killable_fit(data, model)
     victim.kill()
     victim.wait()
     interrupted = Versions(model).training()[0].name
