@@ -36,7 +36,7 @@ import shutil
 from pathlib import Path
 
 from streamtrain.errors import DataError, UsageError
-from streamtrain.fs.checksums import file_problem, sha256_file
+from streamtrain.fs.checksums import check_once, file_problem, sha256_file
 from streamtrain.fs.jsondoc import write_json
 from streamtrain.fs.versions import CURRENT, VERSIONS, Versions, new_id
 from streamtrain.vectorize.vectorizer import ARRAYS_NAME, JSON_NAME, Vectorizer
@@ -141,8 +141,13 @@ def metric_numbers(metrics: dict) -> list[tuple[str, float | None]]:
     return [(k, v) for k, v in metrics.items() if isinstance(v, float)]
 
 
-def problems(model_dir: str | Path) -> list[str]:
-    """Every way one version (or a 0.2 model directory) differs from what fit wrote (``checksums.json``)."""
+def problems(model_dir: str | Path, compare=file_problem) -> list[str]:
+    """Every way one version (or a 0.2 model directory) differs from what fit wrote (``checksums.json``).
+
+    ``compare`` is ``file_problem`` (read every file: ``verify``) or ``check_once`` (``check``: a file
+    that matched once in this process and has not changed is not read again, as when fit checks the
+    current version for ``--warm-start`` and again for the promotion guard).
+    """
     root = Path(model_dir)
     try:
         files = json.loads((root / CHECKSUMS_NAME).read_text(encoding="utf-8"))
@@ -150,7 +155,7 @@ def problems(model_dir: str | Path) -> list[str]:
         return [f"{CHECKSUMS_NAME}: missing (not a model directory, fit did not finish, or written before 0.2)"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [f"{CHECKSUMS_NAME}: unreadable: {exc}"]
-    return [f"{name}: {p}" for name, f in files.items() if (p := file_problem(root / name, f["bytes"], f["sha256"]))]
+    return [f"{name}: {p}" for name, f in files.items() if (p := compare(root / name, f["bytes"], f["sha256"]))]
 
 
 def tree_problems(model_dir: str | Path) -> tuple[list[str], int]:
@@ -182,7 +187,7 @@ def check(model_dir: str | Path) -> None:
     root = Path(model_dir)
     if not (root / CHECKSUMS_NAME).exists() and (root / MODEL_NAME).is_file():
         return
-    found = problems(root)
+    found = problems(root, check_once)
     if found:
         raise DataError(f"damaged or incomplete model directory: {found[0]}", str(root))
 
