@@ -76,12 +76,10 @@ def test_a_second_prepare_exits_75_at_once_naming_the_first(tmp_path):
     try:
         _until(lambda: _holding(lock_path(data, "write"), first.pid))
         for extra in ([], ["--append"], ["--wait", "0.5"]):
-            started = time.monotonic()
             second = streamtrain("prepare", DEMO_TEST, "--data", data, *extra)
-            lock_wait = time.monotonic() - started  # includes the interpreter's start
             assert second.returncode == 75, second.stderr
             assert f"dataset {data} is locked by PID {first.pid} on " in second.stderr
-            assert "nothing was changed" in second.stderr and lock_wait < 10
+            assert "nothing was changed" in second.stderr and "[prepare] read " not in second.stderr
             if extra == ["--wait", "0.5"]:
                 assert "after waiting 0.5 s" in second.stderr
         assert first.poll() is None  # still running, still holding
@@ -98,13 +96,12 @@ def test_replacing_a_dataset_that_is_being_read_exits_75_and_changes_nothing(tmp
     before = files(data)
     holder = reader(data)
     for mode in (["--overwrite"], ["--refit"], ["--overwrite", "--wait", "1"]):
-        started = time.monotonic()
         inputs = [DEMO_TEST, "--hash-buckets", 4096] if "--overwrite" in mode else []
         proc = streamtrain("prepare", *inputs, "--data", data, *mode)
         assert proc.returncode == 75, proc.stderr
         assert f"cannot replace dataset {data}: it is being read by PID {holder.pid}" in proc.stderr
         if "--wait" not in mode:  # fails before the work: no prepare log lines at all
-            assert "[prepare] read " not in proc.stderr and time.monotonic() - started < 10
+            assert "[prepare] read " not in proc.stderr
         else:  # did the work, then waited 1 s for the reader at the swap
             assert "[prepare] read " in proc.stderr
         assert files(data) == before

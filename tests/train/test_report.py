@@ -272,20 +272,6 @@ def test_report_without_validation_rows_reads_n_a(tmp_path):
     _check_tables(text)
 
 
-def test_pictures_and_report_together_are_fast(tmp_path):
-    """The three calls fit makes after training, on 25 classes: well under the seconds training takes."""
-    import time
-
-    labels = _labels(25)
-    docs = _documents(labels, _confusion(25))
-    training_png(HISTORY, 3, tmp_path / "warm.png")  # matplotlib's first import and font cache, not counted
-    started = time.perf_counter()
-    training_png(docs["history"], 3, tmp_path / "training.png")
-    confusion_png(docs["metrics"]["test_confusion"], labels, tmp_path / "confusion.png")
-    write_report(tmp_path, manifest=_manifest(labels), version="v", **docs)
-    assert time.perf_counter() - started < 10  # about 2 s on a laptop; generous for a loaded CI machine
-
-
 # --- TensorBoard ---
 
 
