@@ -63,7 +63,7 @@ from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.dataset.spill import Spill, SpillPart
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import DataError, UsageError
-from streamtrain.fs.atomic import staging_dir
+from streamtrain.fs.atomic import staging_dir, sweep_stale
 from streamtrain.fs.locks import no_readers, writer_lock
 from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, input_bytes, read_chunks
 from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
@@ -217,6 +217,7 @@ def prepare(opts: PrepareOptions) -> Manifest:
     for path in [*opts.inputs, *opts.test]:
         detect_format(path)  # fail on a bad path before any work
     with writer_lock(opts.data, "dataset", opts.wait):
+        sweep_stale(opts.data)  # a killed --overwrite or --refit's staging directory, whatever this run's mode
         if (opts.overwrite or opts.refit) and Path(opts.data).exists() and opts.wait == 0:
             with no_readers(opts.data, 0):  # fail before the work, not after it, when a fit or evaluate reads it
                 pass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
-from helpers import BIN
+from helpers import BIN, streamtrain
 
 from streamtrain.errors import UsageError
 from streamtrain.fs.atomic import _host, staging_dir, sweep_stale
@@ -124,6 +124,20 @@ def test_kill_9_leftovers_are_removed_by_the_next_run(big_csv, previous, moment,
     )
     assert again.returncode == 0, again.stderr
     assert leftovers(target) == []
+
+
+def test_an_append_removes_what_a_killed_replacement_left(prepared, tmp_path):
+    """The nightly job appends: it must not leave a killed --overwrite's staging directory on disk for ever."""
+    target = tmp_path / "data"
+    shutil.copytree(prepared, target)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid names a writer that is gone
+    stale = tmp_path / f"data.partial-{_host()}-{gone.pid}-xyz"
+    stale.mkdir()
+    (stale / "train-00000.h5").write_bytes(b"half written")
+    appended = streamtrain("prepare", "--append", DEMO_TEST, "--data", target)
+    assert appended.returncode == 0, appended.stderr
+    assert leftovers(target) == [] and f"removed {stale}, left by process {gone.pid}" in appended.stderr
 
 
 def test_a_live_writer_and_other_hosts_are_left_alone(tmp_path):
