@@ -561,25 +561,31 @@ def _select(
     """The fitted n-gram vectorizer, and per class its top features (``ngram_names.top_features``)."""
     assert first.spill is not None and first.doc_freq is not None, "the first pass counted n-grams"
     idf = first.doc_freq.idf(opts.min_df)
-    vocabulary = int((idf > 0).sum())
+    candidates = np.flatnonzero(idf > 0)  # the vocabulary (df >= min_df): the F-test keeps statistics for these only
+    vocabulary = len(candidates)
     if not vocabulary:
         raise DataError(f"no n-gram occurs in {opts.min_df} or more training rows")
     weigher = TfidfState(opts.ngram(), idf, np.zeros(0, np.int64))  # weighs; selects nothing yet
-    moments = ClassMoments(opts.hash_buckets, n_classes)
+    moments = ClassMoments(candidates, n_classes)
+    block_entries = 1 << 18  # n-gram entries weighed at a time: bounds the temporaries whatever a part holds
     for part in first.spill:
-        train = part.splits == TRAIN
-        counts = part.counts[train]
-        values, _ = weigher.tfidf_buckets(counts)
-        moments.update(
-            SparseRows(
-                counts.indptr.astype(np.int64),
-                counts.indices,
-                values,
-                remap[part.labels[train]],
-                part.row_ids[train],
-                counts.shape[1],
+        indptr, lo = part.counts.indptr, 0
+        while lo < len(indptr) - 1:
+            hi = max(lo + 1, int(np.searchsorted(indptr, indptr[lo] + block_entries, side="right")) - 1)
+            train = part.splits[lo:hi] == TRAIN
+            counts = part.counts[lo:hi][train]
+            values, _ = weigher.tfidf_buckets(counts)
+            moments.update(
+                SparseRows(
+                    counts.indptr.astype(np.int64),
+                    counts.indices,
+                    values,
+                    remap[part.labels[lo:hi][train]],
+                    part.row_ids[lo:hi][train],
+                    counts.shape[1],
+                )
             )
-        )
+            lo = hi
     state = fit_selection(opts.ngram(), moments, idf)
     log.info(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {opts.min_df}) by F-value")
     return state, top_features(moments, state.selected)

@@ -243,9 +243,13 @@ def build(
 
 
 def top_features(moments: ClassMoments, selected: np.ndarray, k: int = TOP_PER_CLASS) -> list[list[tuple[int, float]]]:
-    """Per class: up to ``k`` (column, score) of the selected columns by ``class mean - rest mean`` (> 0)."""
-    selected = np.asarray(selected, np.int64)
-    sums = moments.sums[:, selected]
+    """Per class: up to ``k`` (column, score) of the selected columns by ``class mean - rest mean`` (> 0).
+
+    ``selected``: bucket ids, each one of the moments' candidates."""
+    pos = moments.positions(np.asarray(selected, np.int64))
+    if np.any(pos < 0):
+        raise ValueError("a selected bucket is not one of the moments' candidates")
+    sums = moments.sums[:, pos]
     total, n = sums.sum(axis=0), int(moments.counts.sum())
     out: list[list[tuple[int, float]]] = []
     for c in range(moments.n_classes):

@@ -5,20 +5,25 @@ min_df=2, strip_accents='unicode')`` followed by ``SelectKBest(f_classif,
 k=20000)``. Both need a vocabulary of every n-gram, which grows with the
 corpus. Here n-grams are hashed (murmurhash3, sklearn's
 ``HashingVectorizer``) into a fixed number of buckets, so every statistic is
-an array whose size is set by the configuration, never by the data:
+an array whose size is bounded by the configuration, never grows with the data:
 
 - ``NgramConfig``: the recipe's knobs (JSON-serializable).
 - ``hash_counts``: texts -> raw n-gram counts over the buckets (stateless).
 - ``DocFreq``: document frequency per bucket (pass 1, mergeable).
-- ``ClassMoments``: per-class sums of the TF-IDF values of every bucket,
-  for the ANOVA F-test (pass 2, mergeable).
+- ``ClassMoments``: per-class sums of the TF-IDF values of every candidate
+  bucket (the vocabulary: df >= min_df, known after pass 1), for the ANOVA
+  F-test (pass 2, mergeable); ``top_k_buckets`` and ``fit_selection`` pick
+  the k best of them.
 - ``TfidfState``: the fitted vectorizer (IDF of every bucket and the k
   selected buckets); turns counts into the final feature rows, identically
   at prepare and at predict time.
 
-Memory: 8 bytes x buckets for the document frequencies, plus
-8 x (classes + 1) x buckets for the F-test: allocated in full from the start,
-so a small corpus uses as much as a huge one.
+Memory: 8 bytes x buckets for the document frequencies, allocated in full
+from the start (a small corpus uses as much as a huge one); then for the
+F-test 8 x (classes + 1) x candidates, plus 4 bytes per bucket up to the
+largest candidate (its position among them), and temporaries of a few
+candidates-sized arrays, never one per class (IMDB train: 512k candidates of
+2**21 buckets: the sums of 20 classes take 82 MB, not 336 MB).
 """
 
 from __future__ import annotations
@@ -101,34 +106,63 @@ class DocFreq:
 
 @dataclass
 class ClassMoments:
-    """Per-class count and sum, and overall sum of squares, of each bucket's values."""
+    """Per-class count and sum, and overall sum of squares, of each candidate bucket's values.
 
-    buckets: int
+    ``candidates``: the sorted bucket ids the statistics are kept for (the vocabulary, df >= min_df, known
+    after pass 1); values in other buckets are ignored. Arrays: ``sums`` (classes x candidates) and ``sumsq``
+    (candidates), float64; ``merge`` adds two with the same candidates.
+    """
+
+    candidates: np.ndarray
     n_classes: int
     counts: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
     sums: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
     sumsq: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
 
     def __post_init__(self) -> None:
+        self.candidates = np.asarray(self.candidates, np.int64)
+        if np.any(np.diff(self.candidates) <= 0) or (len(self.candidates) and self.candidates[0] < 0):
+            raise ValueError("candidates must be sorted, distinct, non-negative bucket ids")
         if self.counts is None:
+            n = len(self.candidates)
             self.counts = np.zeros(self.n_classes, np.int64)
-            self.sums = np.zeros((self.n_classes, self.buckets), np.float64)
-            self.sumsq = np.zeros(self.buckets, np.float64)
+            self.sums = np.zeros((self.n_classes, n), np.float64)
+            self.sumsq = np.zeros(n, np.float64)
+
+    @cached_property
+    def _position_of_bucket(self) -> np.ndarray:
+        """int32 candidate position of each bucket id up to the largest candidate, -1 elsewhere and in the last
+        slot (where ``np.take(..., mode="clip")`` puts every larger id)."""
+        top = int(self.candidates[-1]) + 1 if len(self.candidates) else 0
+        pos = np.full(top + 1, -1, np.int32)
+        pos[self.candidates] = np.arange(len(self.candidates), dtype=np.int32)
+        return pos
+
+    def positions(self, buckets: np.ndarray) -> np.ndarray:
+        """The candidate position of each bucket id (int32), -1 for a bucket that is not a candidate."""
+        return np.take(self._position_of_bucket, np.asarray(buckets, np.int64), mode="clip")
 
     def update(self, rows: SparseRows) -> None:
-        """Add rows whose ``indices`` are bucket ids."""
-        owner = np.repeat(rows.labels, np.diff(rows.indptr)).astype(np.int64)
-        vals = rows.values.astype(np.float64)
-        b = self.buckets
-        self.counts += np.bincount(rows.labels, minlength=self.n_classes)
-        self.sumsq += np.bincount(rows.indices, vals * vals, minlength=b)
-        for c in range(self.n_classes):  # one class at a time keeps temporaries at one bucket array
+        """Add rows whose ``indices`` are bucket ids (those outside the candidates are ignored).
+
+        Temporaries: a few arrays the size of the rows' entries, and one the size of the candidates."""
+        pos = self.positions(rows.indices)
+        owner = np.repeat(rows.labels, np.diff(rows.indptr))
+        keep = pos >= 0
+        pos, owner, vals = pos[keep], owner[keep], rows.values[keep].astype(np.float64, copy=False)
+        n = len(self.candidates)
+        labels = np.bincount(rows.labels, minlength=self.n_classes)
+        self.counts += labels
+        self.sumsq += np.bincount(pos, vals * vals, minlength=n)
+        for c in np.flatnonzero(labels):  # one class at a time: temporaries of one candidates-sized array
             mine = owner == c
-            self.sums[c] += np.bincount(rows.indices[mine], vals[mine], minlength=b)
+            self.sums[c] += np.bincount(pos[mine], vals[mine], minlength=n)
 
     def merge(self, other: ClassMoments) -> ClassMoments:
+        if self.n_classes != other.n_classes or not np.array_equal(self.candidates, other.candidates):
+            raise ValueError("only moments over the same candidates and classes merge")
         return ClassMoments(
-            self.buckets,
+            self.candidates,
             self.n_classes,
             self.counts + other.counts,
             self.sums + other.sums,
@@ -136,25 +170,40 @@ class ClassMoments:
         )
 
     def f_scores(self) -> np.ndarray:
-        """ANOVA F-value per bucket, as sklearn's ``f_classif``; NaN -> 0."""
+        """ANOVA F-value per candidate, as sklearn's ``f_classif``; NaN -> 0.
+
+        In place on four candidates-sized arrays; the same operations, in the same order, as summing over the
+        classes x candidates array at once."""
         n = self.counts.sum()
-        present = self.counts > 0
-        k = int(present.sum())
-        total = self.sums.sum(axis=0)
-        correction = total**2 / n
-        ss_between = (self.sums[present] ** 2 / self.counts[present, None]).sum(axis=0) - correction
-        ss_within = self.sumsq - correction - ss_between
+        present = np.flatnonzero(self.counts > 0)
+        k = len(present)
+        correction = self.sums.sum(axis=0)
+        np.square(correction, out=correction)
+        correction /= n  # total**2 / n
+        ss_between = np.zeros(len(self.candidates), np.float64)
+        term = np.empty_like(ss_between)
+        for c in present:
+            np.square(self.sums[c], out=term)
+            term /= self.counts[c]
+            ss_between += term
+        ss_between -= correction
+        ss_within = np.subtract(self.sumsq, correction, out=term)
+        del correction
+        ss_within -= ss_between
         with np.errstate(divide="ignore", invalid="ignore"):
-            f = (ss_between / max(k - 1, 1)) / (ss_within / max(n - k, 1))
-        return np.nan_to_num(f, nan=0.0, posinf=np.finfo(np.float64).max)
+            ss_between /= max(k - 1, 1)
+            ss_within /= max(n - k, 1)
+            ss_between /= ss_within  # the F-value
+        return np.nan_to_num(ss_between, copy=False, nan=0.0, posinf=np.finfo(np.float64).max)
 
 
 def top_k_buckets(candidates: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best-scoring of the ``candidates`` mask (ties to the lower bucket), sorted by bucket id."""
-    ids = np.flatnonzero(candidates)
+    """The ``k`` best-scoring ``candidates`` (sorted bucket ids, one score each; ties to the lower bucket),
+    sorted by bucket id."""
+    ids = np.asarray(candidates, np.int64)
     if len(ids) <= k:
         return ids
-    order = np.lexsort((ids, -scores[ids]))[:k]
+    order = np.lexsort((ids, -scores))[:k]
     return np.sort(ids[order])
 
 
@@ -223,6 +272,15 @@ class TfidfState:
 
 
 def fit_selection(config: NgramConfig, moments: ClassMoments, idf: np.ndarray) -> TfidfState:
-    """Pick the top-k vocabulary buckets (idf > 0: df >= min_df) by F-value and freeze the vectorizer."""
-    selected = top_k_buckets(idf > 0, moments.f_scores(), config.top_k)
+    """Pick the top-k vocabulary buckets (idf > 0: df >= min_df) by F-value and freeze the vectorizer.
+
+    ``moments`` must cover the vocabulary: its candidates are the vocabulary's buckets, or more (the others are
+    not picked)."""
+    vocabulary = idf[moments.candidates] > 0
+    if int(vocabulary.sum()) != int(np.count_nonzero(idf > 0)):
+        raise ValueError("the moments' candidates leave out buckets of the vocabulary")
+    scores, candidates = moments.f_scores(), moments.candidates
+    if not vocabulary.all():
+        scores, candidates = scores[vocabulary], candidates[vocabulary]
+    selected = top_k_buckets(candidates, scores, config.top_k)
     return TfidfState(config, idf, selected)

@@ -10,6 +10,7 @@ from sklearn.feature_selection import SelectKBest, f_classif
 
 from streamtrain.dataset.rows import SparseRows
 from streamtrain.io.readers import ColumnSpec, read_chunks
+from streamtrain.vectorize.ngram_names import top_features
 from streamtrain.vectorize.stats import WordCounts
 from streamtrain.vectorize.tfidf import (
     ClassMoments,
@@ -29,8 +30,11 @@ def _ag_news(path):
     return texts, np.array([int(l) - 1 for l in labels], np.int32)
 
 
-def _fit(config: NgramConfig, texts, labels, parts: int = 1) -> TfidfState:
-    """Fit in ``parts`` independent pieces merged together, as separate workers would."""
+def _moments(
+    config: NgramConfig, texts, labels, parts: int = 1, candidates: np.ndarray | None = None
+) -> tuple[ClassMoments, np.ndarray]:
+    """The F-test's statistics and the IDF, from ``parts`` independent pieces merged together, as separate workers
+    would; over the vocabulary's buckets unless ``candidates`` are given."""
     pieces = np.array_split(np.arange(len(texts)), parts)
     counts = [hash_counts(config, [texts[i] for i in p]) for p in pieces]
     df = DocFreq(config.hash_buckets)
@@ -40,14 +44,20 @@ def _fit(config: NgramConfig, texts, labels, parts: int = 1) -> TfidfState:
         df = df.merge(piece)
     idf = df.idf(config.min_df)
     weigher = TfidfState(config, idf, np.zeros(0, np.int64))
-    moments = ClassMoments(config.hash_buckets, int(labels.max()) + 1)
+    candidates = np.flatnonzero(idf > 0) if candidates is None else candidates
+    moments = ClassMoments(candidates, int(labels.max()) + 1)
     for c, p in zip(counts, pieces):
         values, _ = weigher.tfidf_buckets(c)
-        piece = ClassMoments(config.hash_buckets, moments.n_classes)
+        piece = ClassMoments(candidates, moments.n_classes)
         piece.update(
             SparseRows(c.indptr.astype(np.int64), c.indices, values, labels[p], p.astype(np.int64), c.shape[1])
         )
         moments = moments.merge(piece)
+    return moments, idf
+
+
+def _fit(config: NgramConfig, texts, labels, parts: int = 1) -> TfidfState:
+    moments, idf = _moments(config, texts, labels, parts)
     return fit_selection(config, moments, idf)
 
 
@@ -112,11 +122,89 @@ def test_f_scores_match_sklearn_f_classif():
     y = rng.integers(0, 3, 200).astype(np.int32)
     x[y == 1, 4] += 0.5  # one informative column
     csr = sp.csr_matrix(x)
-    moments = ClassMoments(30, 3)
+    moments = ClassMoments(np.arange(30), 3)
     moments.update(SparseRows(csr.indptr.astype(np.int64), csr.indices, csr.data, y, np.arange(200), 30))
     expected, _ = f_classif(x, y)
     np.testing.assert_allclose(moments.f_scores(), np.nan_to_num(expected), rtol=1e-9)
     assert moments.f_scores().argmax() == 4
+
+
+@pytest.fixture(scope="module")
+def ag_hashed_20(ag):
+    """AG News with 20 labels (a stable function of the row number: every class has rows), 2**18 buckets."""
+    texts, _ = ag
+    labels = ((np.arange(len(texts)) * 7919) % 20).astype(np.int32)
+    return NgramConfig(top_k=500, hash_buckets=1 << 18), texts, labels
+
+
+def test_statistics_over_candidates_equal_the_full_ones_on_those_buckets(ag_hashed_20):
+    config, texts, labels = ag_hashed_20
+    full, idf = _moments(config, texts, labels, candidates=np.arange(config.hash_buckets))
+    ours, _ = _moments(config, texts, labels)
+    cands = np.flatnonzero(idf > 0)
+    assert 0 < len(cands) < config.hash_buckets // 4
+    np.testing.assert_array_equal(ours.candidates, cands)
+    np.testing.assert_array_equal(ours.counts, full.counts)
+    np.testing.assert_array_equal(ours.sums, full.sums[:, cands])
+    np.testing.assert_array_equal(ours.sumsq, full.sumsq[cands])
+    np.testing.assert_array_equal(ours.f_scores(), full.f_scores()[cands])
+    # Outside the vocabulary every TF-IDF value is 0: the full statistics hold nothing there.
+    assert not full.sums[:, idf == 0].any() and not full.sumsq[idf == 0].any()
+    # The same selection and the same top features per class, whether over candidates or every bucket.
+    state = fit_selection(config, ours, idf)
+    np.testing.assert_array_equal(state.selected, fit_selection(config, full, idf).selected)
+    top = top_features(ours, state.selected)
+    assert top == top_features(full, state.selected)
+    assert sum(map(len, top)) > 0
+
+
+def test_merge_of_two_halves_equals_the_whole(ag_hashed_20):
+    config, texts, labels = ag_hashed_20
+    whole, _ = _moments(config, texts, labels, parts=1)
+    halves, _ = _moments(config, texts, labels, parts=2)
+    np.testing.assert_array_equal(halves.counts, whole.counts)
+    np.testing.assert_allclose(halves.sums, whole.sums, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(halves.sumsq, whole.sumsq, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(halves.f_scores(), whole.f_scores(), rtol=1e-9)
+    other = ClassMoments(whole.candidates[1:], whole.n_classes)
+    with pytest.raises(ValueError, match="same candidates"):
+        whole.merge(other)
+
+
+def test_memory_is_candidates_times_classes_not_hash_buckets(ag_hashed_20):
+    _, texts, labels = ag_hashed_20
+    held = {}
+    for buckets in (1 << 18, 1 << 21):
+        config = NgramConfig(hash_buckets=buckets)
+        moments, idf = _moments(config, texts, labels)
+        n, classes = len(moments.candidates), moments.n_classes
+        assert n == int((idf > 0).sum()) and classes == 20
+        held[buckets] = sum(a.nbytes for a in (moments.candidates, moments.counts, moments.sums, moments.sumsq))
+        assert held[buckets] == 8 * (n * (classes + 2) + classes)  # candidates, sums and sumsq; counts
+    # 8 times the buckets, about the same candidates (fewer collisions): about the same memory, a tenth of
+    # the 8 x classes x buckets that dense sums would take.
+    assert held[1 << 21] < 1.1 * held[1 << 18]
+    assert held[1 << 21] < 8 * 20 * (1 << 21) / 10
+
+
+def test_selection_needs_every_vocabulary_bucket_and_names_only_candidates():
+    idf = np.array([0, 1.5, 0, 2.0, 1.2, 0], np.float32)
+    x = sp.csr_matrix(np.array([[0, 1, 0, 1, 0, 0], [0, 0, 5, 1, 1, 0], [0, 1, 0, 0, 1, 0]], np.float64))
+    labels = np.array([0, 1, 1], np.int32)
+    rows = SparseRows(x.indptr.astype(np.int64), x.indices, x.data, labels, np.arange(3), 6)
+    config = NgramConfig(top_k=2, hash_buckets=6)
+    some = ClassMoments(np.array([1, 3]), 2)
+    some.update(rows)  # bucket 2 (not a candidate) is left out
+    np.testing.assert_array_equal(some.sums, [[1.0, 1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="leave out"):
+        fit_selection(config, some, idf)
+    more = ClassMoments(np.array([1, 2, 3, 4]), 2)  # a superset of the vocabulary: bucket 2 is never picked
+    more.update(rows)
+    assert set(fit_selection(NgramConfig(top_k=3, hash_buckets=6), more, idf).selected) == {1, 3, 4}
+    with pytest.raises(ValueError, match="not one of the moments' candidates"):
+        top_features(some, np.array([4]))
+    with pytest.raises(ValueError, match="sorted"):
+        ClassMoments(np.array([3, 1]), 2)
 
 
 def test_transform_is_deterministic_and_unit_norm_before_selection():
