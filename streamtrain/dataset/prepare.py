@@ -69,7 +69,7 @@ from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, 
 from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
 from streamtrain.options import FRACTION, POSITIVE, SECONDS, SHARE, check_options, effective, option
 from streamtrain.progress import Progress
-from streamtrain.vectorize.choice import VECTORIZERS, choose_vectorizer
+from streamtrain.vectorize.choice import VECTORIZERS, ChoiceSample, choice_line, choose_vectorizer, needs_bakeoff
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K
 from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.ngram_names import NameSample, top_features
@@ -203,6 +203,7 @@ class _FirstPass:
     rejects: RejectLog | None = None  # what the readers and the label map did not keep
     val_sample: ValSample = field(default_factory=ValSample)  # raw text of some validation rows
     names: NameSample = field(default_factory=NameSample)  # some training texts, to name n-gram features by
+    choice_sample: ChoiceSample = field(default_factory=ChoiceSample)  # labelled training rows: auto's bake-off
 
 
 def prepare(opts: PrepareOptions) -> Manifest:
@@ -343,11 +344,13 @@ def _build(opts: PrepareOptions, provenance: list[dict] | None = None, created: 
         if len(label_names) < 2:
             raise DataError(f"need at least 2 classes in the training inputs, found {label_names}")
         choice = choose_vectorizer(opts.vectorizer, first.words.samples, first.words.median())
-        log.info(
-            f"S = {choice['samples']} samples, W = {choice['median_words_per_sample']:g} median words per sample, "
-            f"S/W = {choice['samples_per_word'] or float('inf'):.1f} -> {choice['chosen']}"
-            + (" (forced)" if opts.vectorizer != "auto" else f" (threshold {SW_THRESHOLD:g})")
-        )
+        if needs_bakeoff(choice):  # auto, and the rule says sequences: both families measured on a sample first
+            from streamtrain.train.bakeoff import bakeoff
+
+            samples = (first.choice_sample, first.val_sample)
+            choice = bakeoff(choice, *samples, label_names, remap, opts.ngram(), opts.sequence(), opts.seed)
+        first.choice_sample.clear()
+        log.info(choice_line(choice))
         stats: dict = {}
         feature_names: dict = {}
         state: TfidfState | SequenceState
@@ -522,6 +525,7 @@ def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> _F
         train = splits == TRAIN
         train_rows += int(train.sum())
         sample_val_rows(first.val_sample, chunk, splits)
+        first.choice_sample.offer(chunk.texts, labels, train)
         if role == "train":
             first.words.update(chunk.texts)
         if first.tokens is not None:

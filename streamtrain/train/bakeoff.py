@@ -1,0 +1,344 @@
+"""The vectorizer bake-off: both model families measured on a bounded sample, before prepare commits to one.
+
+prepare calls ``bakeoff`` under ``--vectorizer auto`` when the guide's S/W
+rule says sequences (``choice.needs_bakeoff``); it returns the settled
+choice (``choice.decide``) with the evidence in it. TensorFlow is imported
+only when it runs.
+
+``measure``, in memory, on the first pass's samples: the labelled training
+sample (``choice.ChoiceSample``: at most 20,000 rows / 16 MB of text,
+systematic over the input) and the validation sample
+(``dataset.val_sample``: at most 5,000 validation rows):
+
+- n-grams: prepare's steps (``tfidf.hash_counts``, ``DocFreq`` and its IDF
+  with ``min_df``, TF-IDF, the top-k buckets by ANOVA F-value: sklearn's
+  ``f_classif``, which ``ClassMoments`` computes in a stream), over the
+  sample's vocabulary only, so memory follows the sample, not the hash
+  space; then the MLP.
+- sequences: ``TokenCounts`` and ``SequenceState.fit`` (top-k tokens, length
+  of the longest text up to ``max_length``), then the sepCNN.
+
+Both models get ``train.fit.FitOptions``' defaults (sizes, batch size,
+learning rate, ``fit.DEFAULT_DROPOUT``), the same seed
+(``keras.utils.set_random_seed`` before each build), at most ``EPOCHS``
+epochs with early stopping on the sample's validation loss after
+``PATIENCE`` epochs without improvement; a family's score is its validation
+accuracy and loss at its best-loss epoch (the weights ``fit`` would keep).
+
+Both samples are cut (evenly) to ``POSITIONS`` / sequence length rows, so
+long texts do not make the sepCNN's time unbounded.
+
+Cost, measured on 2 CPU cores shared with other work (TensorFlow's import,
+~5 s, included; the sepCNN takes about two thirds of the rest):
+AG News titles grown 2x (``tools/short_texts.py titles --factor 2
+--test-percent 35``, 9,876 rows; 9,022 sample rows, 854 validation rows):
+18 s. The word-order corpus (``order --rows 11000 --carrier-words 2``;
+9,891 + 1,109 rows): 19 s. Titles grown 8x (48,248 rows; 10,963 + 4,399):
+30 s. AG News title + description grown 40x (304,000 rows of 37 words,
+``--max-length 64``; 17,015 + 5,000): 62 s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from streamtrain.dataset.rows import SparseRows, TokenRows
+from streamtrain.vectorize.choice import FAMILIES, ChoiceSample, decide
+from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
+from streamtrain.vectorize.tfidf import DocFreq, NgramConfig, TfidfState, hash_counts
+
+if TYPE_CHECKING:
+    from streamtrain.dataset.val_sample import ValSample
+
+log = logging.getLogger(__name__)
+EPOCHS = 6  # most epochs per family
+PATIENCE = 1  # epochs without a better validation loss before a family stops
+VAL_BATCH = 1024  # validation rows scored at a time
+# Most rows x sequence length trained on (and, apart, validated on): bounds the sepCNN's time. 20,000 rows
+# of up to 100 tokens fit; at the longest, 500 tokens, 4,000 rows (~17 s an epoch on 2 CPU cores).
+POSITIONS = 2_000_000
+
+
+def bakeoff(
+    choice: dict,
+    sample: ChoiceSample,
+    val_sample: ValSample,
+    label_names: list[str],
+    remap: np.ndarray,
+    ngram: NgramConfig,
+    sequence: SequenceConfig,
+    seed: int,
+) -> dict:
+    """``choice`` settled by measuring both families on the samples (``choice.decide``; see the module docstring).
+
+    ``remap``: the first pass's provisional label id -> final id (``LabelIndex.finalize``).
+    """
+    texts, labels = sample.rows(remap)
+    index = {name: i for i, name in enumerate(label_names)}
+    val = val_sample.rows()
+    val_texts = [text for _, text, _ in val]
+    val_labels = np.fromiter((index[label] for _, _, label in val), np.int32, count=len(val))
+    log.info(
+        f"the guide's rule says sequences: measuring n-grams + MLP and sequences + sepCNN on a sample of "
+        f"{len(texts)} training rows (of {sample.seen}) and {len(val_texts)} validation rows"
+    )
+    if not texts:
+        evidence: dict = {"skipped": "no training rows in the sample"}
+    elif not val_texts:
+        evidence = {"skipped": "no validation rows"}
+    else:
+        evidence = measure(texts, labels, val_texts, val_labels, len(label_names), ngram, sequence, seed)
+    evidence["sample"] = {k: v for k, v in sample.record().items() if k != "rule"}
+    evidence["val_sample_rows"] = len(val_texts)
+    settled = decide(choice, evidence)
+    log.info(f"bake-off: {settled['bakeoff']['why']} -> {settled['chosen']}")
+    return settled
+
+
+def measure(
+    texts: list[str],
+    labels: np.ndarray,
+    val_texts: list[str],
+    val_labels: np.ndarray,
+    n_classes: int,
+    ngram: NgramConfig,
+    sequence: SequenceConfig,
+    seed: int,
+    epochs: int = EPOCHS,
+    patience: int = PATIENCE,
+) -> dict:
+    """Both families trained and scored on the samples: per family its best-epoch validation accuracy and loss."""
+    from streamtrain.train.fit import DEFAULT_DROPOUT, FitOptions
+    from streamtrain.train.runtime import import_tensorflow
+
+    started = time.perf_counter()
+    import_tensorflow()
+    import keras
+
+    from streamtrain.train.models import build_mlp, build_sepcnn
+    from streamtrain.train.tfdata import sparse_dataset, token_dataset
+
+    opts = FitOptions(data="", model_dir="")
+    offered = len(texts), len(val_texts)
+    texts, labels, val_texts, val_labels = bound_rows(sequence, texts, labels, val_texts, val_labels)
+    out: dict = {
+        "train_rows": len(texts),
+        "val_rows": len(val_texts),
+        "rows_offered": {"train": offered[0], "val": offered[1]},
+        "positions": POSITIONS,
+        "epochs": epochs,
+        "patience": patience,
+        "batch_size": opts.batch_size,
+        "seed": seed,
+        "rule": "each family's validation accuracy and loss at its lowest validation loss, "
+        f"training at most {epochs} epochs, stopping after {patience} without improvement",
+    }
+
+    begun = time.perf_counter()
+    train_rows, val_rows = ngram_rows(ngram, texts, labels, val_texts, val_labels)
+    if train_rows.n_cols:
+        keras.utils.set_random_seed(seed)
+        mlp = build_mlp(
+            train_rows.n_cols, n_classes, opts.units, opts.layers, DEFAULT_DROPOUT["mlp"], opts.learning_rate
+        )
+        score = _train(
+            mlp,
+            train_rows,
+            val_rows,
+            sparse_dataset,
+            train_rows.n_cols,
+            n_classes,
+            opts.batch_size,
+            seed,
+            epochs,
+            patience,
+        )
+        out["ngram"] = {"model": FAMILIES["ngram"], **score, "n_features": train_rows.n_cols}
+    else:
+        out["ngram"] = {"model": FAMILIES["ngram"], "val_accuracy": None, "skipped": "no n-gram in min_df sample rows"}
+    out["ngram"]["seconds"] = round(time.perf_counter() - begun, 2)
+
+    begun = time.perf_counter()
+    state, train_tokens, val_tokens = sequence_rows(sequence, texts, labels, val_texts, val_labels)
+    keras.utils.set_random_seed(seed)
+    sepcnn = build_sepcnn(
+        state.n_features,
+        state.length,
+        n_classes,
+        blocks=opts.blocks,
+        filters=opts.filters,
+        embedding_dim=opts.embedding_dim,
+        dropout=DEFAULT_DROPOUT["sepcnn"],
+        learning_rate=opts.learning_rate,
+    )
+    score = _train(
+        sepcnn,
+        train_tokens,
+        val_tokens,
+        token_dataset,
+        state.length,
+        n_classes,
+        opts.batch_size,
+        seed,
+        epochs,
+        patience,
+    )
+    out["sequence"] = {
+        "model": FAMILIES["sequence"],
+        **score,
+        "vocabulary": len(state.vocab),
+        "length": state.length,
+        "seconds": round(time.perf_counter() - begun, 2),
+    }
+    out["seconds"] = round(time.perf_counter() - started, 2)
+    for family in FAMILIES:
+        got = out[family]
+        if got.get("val_accuracy") is not None:
+            log.info(
+                f"bake-off: {family} + {got['model']}: validation accuracy {got['val_accuracy']:.4f}, "
+                f"loss {got['val_loss']:.4f} (best of {got['epochs_run']} epochs: {got['best_epoch']}; "
+                f"{got['seconds']:.1f} s)"
+            )
+    return out
+
+
+def bound_rows(
+    config: SequenceConfig, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray
+) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """Both samples cut to at most ``POSITIONS`` / sequence length rows each, evenly spaced in their order.
+
+    The sequence length is the one ``SequenceState.fit`` gives the training sample: its longest text in
+    tokens, at most ``max_length``.
+    """
+    counts = TokenCounts(1)
+    counts.update(texts)
+    most = max(1, POSITIONS // max(1, min(counts.longest, config.max_length)))
+    return (*_every(texts, labels, most), *_every(val_texts, val_labels, most))
+
+
+def _every(texts: list[str], labels: np.ndarray, most: int) -> tuple[list[str], np.ndarray]:
+    """At most ``most`` (>= 1) of the rows, evenly spaced in their order."""
+    if len(texts) <= most:
+        return texts, labels
+    picked = np.arange(most) * len(texts) // most
+    return [texts[i] for i in picked], labels[picked]
+
+
+def fit_ngrams(config: NgramConfig, counts: sp.csr_matrix, labels: np.ndarray) -> tuple[TfidfState, np.ndarray]:
+    """The n-gram vectorizer fitted on rows' n-gram ``counts`` (``hash_counts``) as prepare fits it, over their
+    vocabulary.
+
+    prepare's steps in memory: ``DocFreq``'s IDF with ``min_df``, TF-IDF weighing
+    (``TfidfState.tfidf_buckets``), the top-k vocabulary buckets by ANOVA F-value (sklearn's ``f_classif``,
+    which ``ClassMoments`` computes in a stream; ties to the lower bucket). Returns the state over squeezed
+    buckets, and the vocabulary: squeezed bucket j is hash bucket ``vocabulary[j]`` (a bucket outside the
+    vocabulary weighs 0 anyway), so memory follows the sample, not ``config.hash_buckets``. No column is
+    selected when no n-gram is in ``min_df`` rows, or the rows hold one class.
+    """
+    from sklearn.feature_selection import f_classif
+
+    doc_freq = DocFreq(config.hash_buckets)
+    doc_freq.update(counts)
+    idf = doc_freq.idf(config.min_df)
+    vocabulary = np.flatnonzero(idf > 0)
+    squeezed = dataclasses.replace(config, hash_buckets=max(len(vocabulary), 1))
+    weigher = TfidfState(squeezed, idf[vocabulary], np.zeros(0, np.int64))
+    selected = np.zeros(0, np.int64)
+    if len(vocabulary) and len(np.unique(labels)) > 1:
+        train = squeeze(counts, vocabulary)
+        values, _ = weigher.tfidf_buckets(train)
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore")  # constant features: F is NaN, scored 0 as ClassMoments scores them
+            scores = np.nan_to_num(
+                f_classif(sp.csr_matrix((values, train.indices, train.indptr), train.shape), labels)[0]
+            )
+        selected = np.sort(np.lexsort((np.arange(len(vocabulary)), -scores))[: config.top_k]).astype(np.int64)
+    return TfidfState(squeezed, weigher.idf, selected), vocabulary
+
+
+def ngram_rows(
+    config: NgramConfig, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray
+) -> tuple[SparseRows, SparseRows]:
+    """TF-IDF rows of both samples, the vectorizer fitted on ``texts`` (``fit_ngrams``; 0 columns: none selected)."""
+    counts = hash_counts(config, texts)
+    state, vocabulary = fit_ngrams(config, counts, labels)
+    train = state.featurize(squeeze(counts, vocabulary), labels, np.arange(len(texts), dtype=np.int64))
+    val = squeeze(hash_counts(config, val_texts), vocabulary)
+    return train, state.featurize(val, val_labels, np.arange(len(val_texts), dtype=np.int64))
+
+
+def squeeze(counts: sp.csr_matrix, buckets: np.ndarray) -> sp.csr_matrix:
+    """``counts`` over ``buckets`` (sorted ids): bucket ``buckets[j]`` becomes column j; the others are dropped."""
+    n = max(len(buckets), 1)
+    pos = np.minimum(np.searchsorted(buckets, counts.indices), n - 1)
+    keep = buckets[pos] == counts.indices if len(buckets) else np.zeros(len(counts.indices), bool)
+    owner = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[keep]
+    indptr = np.zeros(counts.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(owner, minlength=counts.shape[0]), out=indptr[1:])
+    return sp.csr_matrix((counts.data[keep], pos[keep].astype(np.int32), indptr), shape=(counts.shape[0], n))
+
+
+def sequence_rows(
+    config: SequenceConfig, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray
+) -> tuple[SequenceState, TokenRows, TokenRows]:
+    """The sequence vectorizer fitted on ``texts`` as prepare fits it, and both samples' token rows."""
+    counts = TokenCounts(config.hash_buckets)
+    counts.update(texts)
+    state = SequenceState.fit(config, counts)
+    train = state.encode(texts, labels, np.arange(len(texts), dtype=np.int64))
+    return state, train, state.encode(val_texts, val_labels, np.arange(len(val_texts), dtype=np.int64))
+
+
+def _train(
+    model: Any,
+    train: SparseRows | TokenRows,
+    val: SparseRows | TokenRows,
+    dataset: Callable[..., Any],
+    width: int,
+    n_classes: int,
+    batch_size: int,
+    seed: int,
+    epochs: int,
+    patience: int,
+) -> dict:
+    """Fit with early stopping on ``val``; the validation accuracy and loss at the lowest validation loss."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+
+    def shuffled() -> Iterator[SparseRows | TokenRows]:  # one chunk per epoch: the training rows, reshuffled
+        while True:
+            yield train.take(rng.permutation(len(train)))
+
+    def same() -> Iterator[SparseRows | TokenRows]:
+        while True:
+            yield val
+
+    history = model.fit(
+        dataset(shuffled, batch_size, width, n_classes),
+        steps_per_epoch=-(-len(train) // batch_size),
+        validation_data=dataset(same, VAL_BATCH, width, n_classes),
+        validation_steps=-(-len(val) // VAL_BATCH),
+        epochs=epochs,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience)],
+        shuffle=False,  # each epoch's chunk is shuffled already
+        verbose=0,
+    ).history
+    losses = [float(v) for v in history["val_loss"]]
+    accuracies = [float(v) for v in history["val_accuracy"]]
+    best = int(np.nanargmin(losses)) if not np.isnan(losses).all() else len(losses) - 1
+    return {
+        "val_accuracy": round(accuracies[best], 6),
+        "val_loss": round(losses[best], 6),
+        "best_epoch": best + 1,
+        "epochs_run": len(losses),
+        "history": {"val_accuracy": [round(v, 6) for v in accuracies], "val_loss": [round(v, 6) for v in losses]},
+    }

@@ -1,0 +1,102 @@
+"""The bake-off's pieces: its vectorizers are fitted as prepare fits them, its samples are bounded, and it
+measures nothing (no TensorFlow) where there is nothing to measure on or the rule says n-grams.
+
+Both families' training and the decision on real corpora: tests/vectorize/test_choice.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import numpy as np
+import scipy.sparse as sp
+from conftest import DEMO_TRAIN
+
+from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.val_sample import ValSample
+from streamtrain.train import bakeoff as B
+from streamtrain.vectorize.choice import ChoiceSample, choose_vectorizer
+from streamtrain.vectorize.labels import sort_labels
+from streamtrain.vectorize.sequence import SequenceConfig
+from streamtrain.vectorize.tfidf import hash_counts
+from streamtrain.vectorize.vectorizer import Vectorizer
+
+
+def _demo() -> tuple[list[str], np.ndarray, list[str]]:
+    with open(DEMO_TRAIN, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    names = sort_labels(sorted({r["label"] for r in rows}))
+    index = {name: i for i, name in enumerate(names)}
+    return [r["text"] for r in rows], np.array([index[r["label"]] for r in rows], np.int32), names
+
+
+def _prepare(out, **kw):
+    """The demo corpus, every row a training row (so the fitted vectorizer saw exactly the demo's texts)."""
+    prepare(PrepareOptions(inputs=[str(DEMO_TRAIN)], data=str(out), val_fraction=0.0, **kw))
+    return json.loads((out / "manifest.json").read_text()), Vectorizer.load(out).state
+
+
+def test_ngrams_are_fitted_as_prepare_fits_them(tmp_path):
+    imported = "tensorflow" in sys.modules
+    manifest, theirs = _prepare(tmp_path / "data", top_k=300)  # auto: the rule says n-grams on the demo
+    choice = manifest["choice"]
+    assert choice["rule"] == choice["chosen"] == "ngram" and "bakeoff" not in choice
+    assert imported or "tensorflow" not in sys.modules  # no bake-off, no TensorFlow
+    texts, labels, _ = _demo()
+    config = theirs.config
+    ours, vocabulary = B.fit_ngrams(config, hash_counts(config, texts), labels)
+    assert np.array_equal(vocabulary, np.flatnonzero(theirs.idf > 0))
+    assert np.array_equal(ours.idf, theirs.idf[vocabulary])
+    assert ours.n_features == 300 and np.array_equal(vocabulary[ours.selected], theirs.selected)
+    val = ["my invoice was charged twice", "the app crashes on login", "nothing known here: zzqx"]
+    train_rows, val_rows = B.ngram_rows(config, texts, labels, val, np.zeros(3, np.int32))
+    for mine, texts_of in ((train_rows, texts), (val_rows, val)):
+        expected = theirs.transform(texts_of)
+        assert np.array_equal(mine.indptr, expected.indptr) and np.array_equal(mine.indices, expected.indices)
+        np.testing.assert_allclose(mine.values, expected.values, rtol=1e-6)
+    assert np.array_equal(train_rows.labels, labels)
+
+
+def test_sequences_are_fitted_as_prepare_fits_them(tmp_path):
+    _, theirs = _prepare(tmp_path / "data", vectorizer="sequence", max_length=40)
+    texts, labels, _ = _demo()
+    ours, train, val = B.sequence_rows(theirs.config, texts, labels, texts[:5], labels[:5])
+    assert np.array_equal(ours.vocab, theirs.vocab) and ours.length == theirs.length == 40
+    assert np.array_equal(train.tokens, theirs.transform(texts).tokens)
+    assert np.array_equal(val.tokens, train.tokens[:5]) and np.array_equal(val.labels, labels[:5])
+
+
+def test_squeeze_keeps_the_given_buckets_as_columns():
+    counts = sp.csr_matrix(np.array([[0, 2, 0, 1, 0, 5], [1, 0, 0, 0, 0, 0], [0, 0, 3, 1, 0, 0]], np.float32))
+    squeezed = B.squeeze(counts, np.array([1, 3, 5]))
+    assert squeezed.shape == (3, 3)
+    assert squeezed.toarray().tolist() == [[2, 1, 5], [0, 0, 0], [0, 1, 0]]
+    assert B.squeeze(counts, np.zeros(0, np.int64)).nnz == 0
+
+
+def test_rows_are_bounded_by_positions(monkeypatch):
+    texts = [" ".join(["word"] * (1 + i % 50)) for i in range(1000)]  # longest: 50 tokens
+    labels = np.arange(1000, dtype=np.int32)
+    cut = B.bound_rows(SequenceConfig(max_length=500), texts, labels, texts[:300], labels[:300])
+    assert len(cut[0]) == 1000 and len(cut[2]) == 300  # 1000 x 50 positions: within the bound
+    monkeypatch.setattr(B, "POSITIONS", 10_000)  # 200 rows of 50 tokens
+    train, train_labels, val, val_labels = B.bound_rows(SequenceConfig(max_length=500), texts, labels, texts, labels)
+    assert len(train) == len(val) == 200 and train == val and np.array_equal(train_labels, val_labels)
+    assert train_labels.tolist() == list(range(0, 1000, 5)) and train == [texts[i] for i in range(0, 1000, 5)]
+    short = B.bound_rows(SequenceConfig(max_length=20), texts, labels, texts, labels)  # length 20: 500 rows
+    assert len(short[0]) == 500 and short[1].tolist() == list(range(0, 1000, 2))
+
+
+def test_nothing_to_measure_on_keeps_the_rule_without_tensorflow():
+    imported = "tensorflow" in sys.modules
+    rule = choose_vectorizer("auto", 30_000, 5.0)
+    sample = ChoiceSample()
+    sample.offer(["a b c", "d e f"], np.array([1, 0], np.int32), np.array([True, True]))
+    settled = B.bakeoff(rule, sample, ValSample(), ["x", "y"], np.array([1, 0]), None, None, 0)  # type: ignore[arg-type]
+    assert settled["chosen"] == "sequence" and settled["bakeoff"]["skipped"] == "no validation rows"
+    assert settled["bakeoff"]["sample"]["rows"] == 2 and settled["bakeoff"]["val_sample_rows"] == 0
+    assert imported or "tensorflow" not in sys.modules
+    empty = B.bakeoff(rule, ChoiceSample(), ValSample(), ["x", "y"], np.array([1, 0]), None, None, 0)  # type: ignore[arg-type]
+    assert empty["bakeoff"]["skipped"] == "no training rows in the sample" and empty["chosen"] == "sequence"
