@@ -1,0 +1,153 @@
+"""Do near-copies straddle train and validation? Each split rule on IMDB train grown with token-dropout copies.
+
+    .venv/bin/python tools/bench_split.py                  # rates 0.1 and 0.2 (about 4 minutes on 2 cores)
+    .venv/bin/python tools/bench_split.py --rates 0.1 --copies 4 --val-fraction 0.2
+
+Every review of aclImdb/train (25,000) comes with ``--copies - 1`` copies
+made by ``tools/grow.py``'s ``token_dropout`` (each whitespace token dropped
+with probability RATE, seeded): one cluster of ``--copies`` near-identical
+rows per review, as ``grow.py --factor`` writes them. Each rule of
+``streamtrain.vectorize.split.SPLIT_RULES`` then splits all rows, in chunks
+of ``--chunk`` rows as ``prepare`` reads them. Printed per rate and rule:
+
+straddling      share of clusters whose rows are not all in one split
+val w/ copy     share of validation rows with a near-copy of theirs in train
+val fraction    realized share of validation rows (asked: ``--val-fraction``)
+val positive    share of positive reviews among validation rows (train: 0.5)
+largest group   the largest share of rows that share one key (blake2b: the
+                text, minhash-words: the smallest-hash word), so always land
+                together: how coarse the split is
+MB/s cpu, wall  text through ``split_units`` (word hashing included), per
+                second of this process's CPU time and of wall time
+
+Then, for the originals alone, the realized validation fraction of
+minhash-words under ``--salts`` salts (the rule's own first): how much it
+depends on which common word happens to get a small hash. Timings on a
+shared machine: "others" is the average number of cores busy with other
+processes meanwhile (benchlib.CpuWatch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib
+import grow
+
+from streamtrain.vectorize.split import MINHASH_SALT, SPLIT_RULES, minhash_keys, split_units
+from streamtrain.vectorize.words import splitmix64
+
+
+def read_reviews(imdb: Path) -> tuple[list[str], np.ndarray]:
+    """aclImdb/train texts (pos, then neg, sorted by file name) and their labels (1 = pos)."""
+    texts, labels = [], []
+    for label, klass in ((1, "pos"), (0, "neg")):
+        for path in sorted((imdb / "train" / klass).glob("*.txt")):
+            texts.append(path.read_text(encoding="utf-8"))
+            labels.append(label)
+    return texts, np.array(labels, dtype=np.int8)
+
+
+def grown(texts: list[str], copies: int, rate: float, seed: int) -> list[str]:
+    """Each text followed by ``copies - 1`` token-dropout copies: row ``i`` belongs to cluster ``i // copies``."""
+    rng = random.Random(f"bench_split/{seed}/{rate}")
+    out: list[str] = []
+    for text in texts:
+        out.append(text)
+        out.extend(grow.token_dropout(text, rate, rng) for _ in range(copies - 1))
+    return out
+
+
+def timed_units(rows: list[str], rule: str, chunk: int) -> tuple[np.ndarray, dict]:
+    """``split_units`` of every row, chunk by chunk; the units and the throughput."""
+    megabytes = sum(len(t.encode("utf-8")) for t in rows) / 1e6
+    watch, cpu0, wall0 = benchlib.CpuWatch(), time.process_time(), time.perf_counter()
+    units = np.concatenate([split_units(rows[i : i + chunk], rule) for i in range(0, len(rows), chunk)])
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return units, {"cpu": megabytes / cpu, "wall": megabytes / wall, "others": watch.others()}
+
+
+def largest_group(units: np.ndarray) -> float:
+    """The largest share of rows with one unit (one key: units are a hash of it)."""
+    return np.unique(units, return_counts=True)[1].max() / len(units)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--imdb", help="an extracted aclImdb directory (default: extract the archive once)")
+    p.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2], help="token dropout rates (default 0.1 0.2)")
+    p.add_argument("--copies", type=int, default=8, help="rows per review, the original included (default 8)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--chunk", type=int, default=4096, help="rows per split call, as prepare's chunk_rows")
+    p.add_argument("--salts", type=int, default=8, help="salts tried on the originals (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    texts, labels = read_reviews(benchlib.imdb_dir(args.imdb))
+    print(f"IMDB train: {len(texts)} reviews, {sum(len(t.encode()) for t in texts) / 1e6:.1f} MB", flush=True)
+    table = []
+    for rate in args.rates:
+        print(f"[bench] {args.copies - 1} token-dropout copies per review at rate {rate}", file=sys.stderr, flush=True)
+        rows = grown(texts, args.copies, rate, args.seed)
+        row_labels = np.repeat(labels, args.copies)
+        for rule in SPLIT_RULES:
+            units, speed = timed_units(rows, rule, args.chunk)
+            val = units < args.val_fraction
+            clusters = val.reshape(-1, args.copies)
+            straddling = clusters.any(axis=1) & ~clusters.all(axis=1)
+            val_with_copy = np.repeat(straddling, args.copies)[val].mean() if val.any() else float("nan")
+            table.append(
+                [
+                    rate,
+                    rule,
+                    f"{straddling.mean():.4f}",
+                    f"{val_with_copy:.4f}",
+                    f"{val.mean():.4f}",
+                    f"{row_labels[val].mean():.3f}",
+                    f"{largest_group(units):.4f}",
+                    f"{speed['cpu']:.1f}",
+                    f"{speed['wall']:.1f}",
+                    f"{speed['others']:.1f}",
+                ]
+            )
+            print(f"[bench] rate {rate} {rule}: done", file=sys.stderr, flush=True)
+    print(f"\n{len(texts)} clusters of {args.copies} rows, val fraction {args.val_fraction}, chunks of {args.chunk}")
+    benchlib.print_table(
+        [
+            "rate",
+            "rule",
+            "straddling",
+            "val w/ copy",
+            "val fraction",
+            "val positive",
+            "largest group",
+            "MB/s cpu",
+            "MB/s wall",
+            "others",
+        ],
+        table,
+    )
+
+    salts = [MINHASH_SALT, *range(1, args.salts)]
+    salt_rows, fallback = [], split_units(texts, "blake2b")
+    for salt in salts:
+        keys, has_words = minhash_keys(texts, salt)
+        units = np.where(has_words, splitmix64(keys).astype(np.float64) * 2.0**-64, fallback)
+        val = units < args.val_fraction
+        salt_rows.append(
+            [f"{salt:#x}", f"{val.mean():.4f}", f"{labels[val].mean():.3f}", f"{largest_group(units):.4f}"]
+        )
+    print(f"\nminhash-words on the {len(texts)} originals under other salts (the rule's own first)")
+    benchlib.print_table(["salt", "val fraction", "val positive", "largest group"], salt_rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
