@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import logging
 import shutil
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ from streamtrain.fs.atomic import staging_dir
 from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.split import SPLIT_NAMES, TRAIN
-from streamtrain.vectorize.tfidf import TfidfState, hash_counts
+from streamtrain.vectorize.tfidf import TfidfState
 from streamtrain.vectorize.vectorizer import Vectorizer
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def _check_state(root: Path, manifest: Manifest) -> Vectorizer:
     return vectorizer
 
 
-def append(opts: PrepareOptions) -> Manifest:
+def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
     """Add ``opts.inputs`` and ``opts.test`` to the dataset ``opts.data``; the caller holds its writer lock."""
     root = Path(opts.data)
     manifest = existing(root, "--append")
@@ -150,7 +151,9 @@ def append(opts: PrepareOptions) -> Manifest:
         split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
         total_bytes = sum(int(s["bytes"]) for s in records)
         reading = "pass 1/2: reading and checking"
-        for index, _, chunk, _, splits, _ in read_rows(ropts, labels, rejects, first_id, reading, total_bytes):
+        for index, _, chunk, _, splits, _, _ in read_rows(
+            ropts, labels, rejects, first_id, reading, total_bytes, executor
+        ):
             records[index]["rows"] += len(chunk)
             split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
             sample_val_rows(sample, chunk, splits)
@@ -177,9 +180,12 @@ def append(opts: PrepareOptions) -> Manifest:
         )
         coverage = coverage_for(state)
         writing = "pass 2/2: vectorizing and writing shards"
-        for _, _, chunk, ids, splits, row_ids in read_rows(ropts, labels, None, first_id, writing, total_bytes):
+        ngram = state.config if isinstance(state, TfidfState) else None
+        chunks = read_rows(ropts, labels, None, first_id, writing, total_bytes, executor, ngram)
+        for _, _, chunk, ids, splits, row_ids, work in chunks:
             if isinstance(state, TfidfState):
-                counts = hash_counts(state.config, chunk.texts)
+                counts = work.counts
+                assert counts is not None, "read_rows hashes n-grams when given a config"
                 out.write(state.featurize(counts, ids, row_ids), splits)
                 coverage.add_ngrams(state, counts, splits == TRAIN)
             else:

@@ -41,22 +41,26 @@ swap, or fails at once before any work when ``--wait`` is 0.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from streamtrain import __version__
 from streamtrain.dataset import sources
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.dataset.drift import Coverage, coverage_for
 from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
+from streamtrain.dataset.parallel import InlineExecutor, cores, executor_for, ordered_map
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.rows import Rows, SparseRows, empty_rows
 from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
@@ -70,16 +74,19 @@ from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
 from streamtrain.options import FRACTION, POSITIVE, SECONDS, SHARE, check_options, effective, option
 from streamtrain.progress import Progress
 from streamtrain.vectorize.choice import VECTORIZERS, ChoiceSample, choice_line, choose_vectorizer, needs_bakeoff
-from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, SW_THRESHOLD, TOP_K
+from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, NGRAM_TOP_K, SW_THRESHOLD, TOP_K
 from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.ngram_names import NameSample, top_features
+from streamtrain.vectorize.ngrams import HASHER
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
-from streamtrain.vectorize.split import SPLIT_NAMES, TRAIN, VAL, assign_splits
+from streamtrain.vectorize.split import DEFAULT_RULE, SPLIT_NAMES, SPLIT_RULES, TRAIN, VAL, assign_splits
 from streamtrain.vectorize.stats import WordCounts
 from streamtrain.vectorize.tfidf import ClassMoments, DocFreq, NgramConfig, TfidfState, fit_selection, hash_counts
 from streamtrain.vectorize.vectorizer import Vectorizer
+from streamtrain.vectorize.words import word_hashes
 
 log = logging.getLogger(__name__)
+WORKERS_AHEAD = 4  # chunks in flight per worker process: keeps every worker busy, bounds memory
 
 
 def column(value: str) -> Column:
@@ -124,7 +131,12 @@ class PrepareOptions:
     header: bool | None = option(
         None, help="CSV/TSV files have a header row (when unset: yes, unless every column is given by index)"
     )
-    top_k: int = option(TOP_K, **POSITIVE, help="n-gram features kept (by F-value), or tokens kept (by frequency)")
+    top_k: int | None = option(
+        None,
+        **POSITIVE,
+        help=f"n-gram features kept (by F-value), or tokens kept (by frequency); unset: {NGRAM_TOP_K:,} n-grams, "
+        f"{TOP_K:,} tokens",
+    )
     min_df: int = option(MIN_DF, **POSITIVE, help="n-grams: minimum document frequency")
     hash_buckets: int = option(
         HASH_BUCKETS, **POSITIVE, help="hash space of n-gram and token statistics; fixes prepare's memory"
@@ -155,18 +167,31 @@ class PrepareOptions:
         help="seconds to wait for another run holding the dataset's lock (or, when replacing it, for its readers) "
         "before exiting 75",
     )
+    jobs: int | None = option(
+        None,
+        **POSITIVE,
+        help="worker processes that tokenize and hash; unset: one per core. The dataset is the same bytes for any "
+        "number",
+    )
     # Library-only knobs: not on the command line.
     chunk_rows: int = 4096  # raw rows read at a time
     bucket_rows: int = BUCKET_ROWS  # rows per shuffle bucket
+    split_rule: str = DEFAULT_RULE  # ``vectorize.split.SPLIT_RULES``; an append or refit keeps its dataset's
 
     def columns(self) -> ColumnSpec:
         return ColumnSpec(tuple(self.text_column), self.label_column, self.header)
 
     def ngram(self) -> NgramConfig:
-        return NgramConfig(top_k=self.top_k, min_df=self.min_df, hash_buckets=self.hash_buckets)
+        return NgramConfig(
+            top_k=self.top_k or NGRAM_TOP_K,
+            min_df=self.min_df,
+            hash_buckets=self.hash_buckets,
+            hasher=HASHER,
+            sublinear_tf=True,
+        )
 
     def sequence(self) -> SequenceConfig:
-        return SequenceConfig(top_k=self.top_k, max_length=self.max_length, hash_buckets=self.hash_buckets)
+        return SequenceConfig(top_k=self.top_k or TOP_K, max_length=self.max_length, hash_buckets=self.hash_buckets)
 
 
 # Options that shape the rows of a dataset: an append or a refit takes them from the manifest, never from its own
@@ -206,8 +231,12 @@ class _FirstPass:
     choice_sample: ChoiceSample = field(default_factory=ChoiceSample)  # labelled training rows: auto's bake-off
 
 
-def prepare(opts: PrepareOptions) -> Manifest:
-    """Prepare, append to (``opts.append``) or refit (``opts.refit``) the dataset ``opts.data``."""
+def prepare(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
+    """Prepare, append to (``opts.append``) or refit (``opts.refit``) the dataset ``opts.data``.
+
+    The per-chunk work (tokenizing, hashing, splitting) runs on ``executor``: when None, on ``opts.jobs``
+    local worker processes (``parallel.executor_for``), shut down on return.
+    """
     check_options(opts)
     if opts.append and (opts.overwrite or opts.refit):
         raise UsageError("--append adds to a dataset; it cannot be combined with --overwrite or --refit")
@@ -217,7 +246,7 @@ def prepare(opts: PrepareOptions) -> Manifest:
         raise UsageError("no training inputs given")
     for path in [*opts.inputs, *opts.test]:
         detect_format(path)  # fail on a bad path before any work
-    with writer_lock(opts.data, "dataset", opts.wait):
+    with writer_lock(opts.data, "dataset", opts.wait), _executor(opts, executor) as work:
         sweep_stale(opts.data)  # a killed --overwrite or --refit's staging directory, whatever this run's mode
         if (opts.overwrite or opts.refit) and Path(opts.data).exists() and opts.wait == 0:
             with no_readers(opts.data, 0):  # fail before the work, not after it, when a fit or evaluate reads it
@@ -225,10 +254,22 @@ def prepare(opts: PrepareOptions) -> Manifest:
         if opts.append:
             from streamtrain.dataset.append import append
 
-            return append(opts)
+            return append(opts, work)
         if opts.refit:
-            return _refit(opts)
-        return _build(opts)
+            return _refit(opts, work)
+        return _build(opts, work)
+
+
+@contextlib.contextmanager
+def _executor(opts: PrepareOptions, given: Executor | None) -> Iterator[Executor]:
+    if given is not None:
+        yield given
+        return
+    executor = executor_for(opts.jobs)
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def existing(data: str | Path, mode: str) -> Manifest:
@@ -256,6 +297,8 @@ def recorded_options(manifest: Manifest, opts: PrepareOptions, **changes) -> Pre
                 "and an append or a refit keeps the dataset's options"
             )
         values[name] = value
+    # Datasets made before the rule had a name split by the exact text's hash; their appends still do.
+    values["split_rule"] = manifest.split.get("name", "blake2b")
     return dataclasses.replace(opts, **values, **changes)
 
 
@@ -265,7 +308,7 @@ def next_night(manifest: Manifest) -> int:
     return 1 + max(nights, default=0)
 
 
-def _refit(opts: PrepareOptions) -> Manifest:
+def _refit(opts: PrepareOptions, executor: Executor) -> Manifest:
     old = existing(opts.data, "--refit")
     changed = [f"  {sources.describe(s)}: {why}" for s in old.sources if (why := sources.changed(s))]
     if changed:
@@ -299,7 +342,7 @@ def _refit(opts: PrepareOptions) -> Manifest:
         "new_inputs": [s["path"] for s in new],
     }
     provenance = [{k: s[k] for k in ("bytes", "sha256", "ingested_at", "night") if k in s} for s in every]
-    return _build(build, provenance, {"refit_of": refit_of})
+    return _build(build, executor, provenance, {"refit_of": refit_of})
 
 
 def new_sources(opts: PrepareOptions, recorded: list[dict], night: int, at: str) -> list[dict]:
@@ -325,7 +368,9 @@ def new_sources(opts: PrepareOptions, recorded: list[dict], night: int, at: str)
     return out
 
 
-def _build(opts: PrepareOptions, provenance: list[dict] | None = None, created: dict | None = None) -> Manifest:
+def _build(
+    opts: PrepareOptions, executor: Executor, provenance: list[dict] | None = None, created: dict | None = None
+) -> Manifest:
     """A new dataset replacing ``opts.data`` (when ``opts.overwrite``).
 
     ``provenance``: per input, in order, what the manifest records of it besides what this run counts
@@ -339,7 +384,7 @@ def _build(opts: PrepareOptions, provenance: list[dict] | None = None, created: 
             provenance.append({"bytes": size, "sha256": sha256, "ingested_at": at, "night": 0})
     replacing = lambda: no_readers(opts.data, opts.wait)  # noqa: E731 - staging_dir takes a factory
     with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing) as stage:
-        first = _first_pass(opts, stage, provenance)
+        first = _first_pass(opts, stage, provenance, executor)
         label_names, remap = first.labels.finalize()
         if len(label_names) < 2:
             raise DataError(f"need at least 2 classes in the training inputs, found {label_names}")
@@ -362,13 +407,15 @@ def _build(opts: PrepareOptions, provenance: list[dict] | None = None, created: 
             stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.min_df).sum())
         else:
             first.names.clear()
-            tokens = first.tokens or _count_tokens(opts, first.labels)
+            tokens = first.tokens or _count_tokens(opts, first.labels, executor)
             sequences = SequenceState.fit(opts.sequence(), tokens)
             log.info(
                 f"vocabulary of {len(sequences.vocab)} tokens, sequences of {sequences.length} "
                 f"(longest text {tokens.longest})"
             )
-            shards, per_class, coverage = _write_sequences(opts, first, sequences, remap, stage, len(label_names))
+            shards, per_class, coverage = _write_sequences(
+                opts, first, sequences, remap, stage, len(label_names), executor
+            )
             state = sequences
         if first.spill is not None:
             shutil.rmtree(first.spill.directory)
@@ -383,7 +430,7 @@ def _build(opts: PrepareOptions, provenance: list[dict] | None = None, created: 
             vectorizer=vectorizer.save(stage),
             choice=choice,
             shards=shards,
-            split={"val_fraction": opts.val_fraction, "rule": "blake2b-64(utf8(text)) / 2**64 < val_fraction"},
+            split={"val_fraction": opts.val_fraction, "name": opts.split_rule, "rule": SPLIT_RULES[opts.split_rule]},
             row_order={
                 "order": "shuffled",
                 "seed": opts.seed,
@@ -430,6 +477,35 @@ def pass_name(opts: PrepareOptions, number: int, what: str) -> str:
     return f"pass {number}/{2 if opts.vectorizer == 'sequence' else 3}: {what}"
 
 
+@dataclass
+class ChunkWork:
+    """What a worker computes from one chunk's texts (``analyze_chunk``): a pure function of them."""
+
+    splits: np.ndarray  # split code per row
+    words: np.ndarray  # whitespace-separated words per row (the guide's W)
+    counts: sp.csr_matrix | None  # n-gram counts per row over the hash buckets, when asked for
+
+
+def analyze_chunk(
+    texts: list[str], is_test: bool, val_fraction: float, split_rule: str, ngram: NgramConfig | None
+) -> ChunkWork:
+    """The per-chunk work of a pass, run by ``read_rows``' executor (a worker process with ``--jobs`` > 1).
+
+    The texts' word hashes are computed once for both the split and the n-grams when both use them.
+    """
+    words = None
+    if (ngram is not None and ngram.hasher == HASHER) or (not is_test and split_rule != "blake2b"):
+        words = word_hashes(texts)
+    return ChunkWork(
+        assign_splits(texts, val_fraction, is_test=is_test, rule=split_rule, words=words),
+        np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts)),
+        hash_counts(ngram, texts, words) if ngram is not None else None,
+    )
+
+
+Row = tuple[int, str, RawChunk, np.ndarray, np.ndarray, np.ndarray, ChunkWork]
+
+
 def read_rows(
     opts: PrepareOptions,
     labels: LabelIndex,
@@ -437,50 +513,66 @@ def read_rows(
     first_row_id: int = 0,
     progress: str | None = None,
     total_bytes: int | None = None,
-) -> Iterator[tuple[int, str, RawChunk, np.ndarray, np.ndarray, np.ndarray]]:
-    """Every kept input row in order as (input index, role, chunk, label ids, split codes, row ids).
+    executor: Executor | None = None,
+    ngram: NgramConfig | None = None,
+) -> Iterator[Row]:
+    """Every kept input row in order as (input index, role, chunk, label ids, split codes, row ids, work).
 
     Identical on every pass. Rows whose label a frozen ``labels`` lacks (test rows of a new dataset,
     any row of an append) are dropped here; ``rejects`` (the first pass only) records them and every
     row the readers rejected. Row ids count up from ``first_row_id``. ``progress``: the pass's name,
     reported per chunk (records read, bytes of ``total_bytes``: the inputs' size on disk, measured
-    when not given).
+    when not given). ``work`` is ``analyze_chunk``'s result, computed on ``executor`` (in this process
+    when None) a few chunks ahead of the caller; with ``ngram`` it includes the chunk's n-gram counts.
     """
     if progress is None:
-        yield from _read_rows(opts, labels, rejects, first_row_id, None)
+        yield from _read_rows(opts, labels, rejects, first_row_id, None, executor, ngram)
         return
     if total_bytes is None:
         total_bytes = sum(input_bytes(path) for _, path in _inputs(opts))
     with Progress(progress, total_bytes, log) as reporter:
-        yield from _read_rows(opts, labels, rejects, first_row_id, reporter)
+        yield from _read_rows(opts, labels, rejects, first_row_id, reporter, executor, ngram)
 
 
 def _read_rows(
-    opts: PrepareOptions, labels: LabelIndex, rejects: RejectLog | None, first_row_id: int, progress: Progress | None
-) -> Iterator[tuple[int, str, RawChunk, np.ndarray, np.ndarray, np.ndarray]]:
-    next_row = first_row_id
-    for index, (role, path) in enumerate(_inputs(opts)):
-        done = 0  # bytes of this input read
-        for chunk in read_chunks([path], opts.columns(), opts.chunk_rows, opts.max_field_bytes):
-            if progress is not None:
-                progress.advance(len(chunk) + len(chunk.rejected), max(0, chunk.offset - done))
-                done = max(done, chunk.offset)
-            if role == "test":
-                labels.freeze()
-            ids = labels.encode(chunk)
-            if rejects is not None:
-                for reject in chunk.rejected:
-                    rejects.add(index, reject)
-                for i in np.flatnonzero(ids < 0):
-                    where, row = chunk.where(int(i))
-                    rejects.add(index, Reject(where, row, "unknown_label", chunk.labels[i][:80]))
-                    rejects.unknown_label(chunk.labels[i])
-            if (ids < 0).any():
-                chunk, ids = _keep(chunk, ids >= 0), ids[ids >= 0]
-            splits = assign_splits(chunk.texts, opts.val_fraction, is_test=role == "test")
-            row_ids = np.arange(next_row, next_row + len(chunk), dtype=np.int64)
-            next_row += len(chunk)
-            yield index, role, chunk, ids, splits, row_ids
+    opts: PrepareOptions,
+    labels: LabelIndex,
+    rejects: RejectLog | None,
+    first_row_id: int,
+    progress: Progress | None,
+    executor: Executor | None,
+    ngram: NgramConfig | None,
+) -> Iterator[Row]:
+    def chunks() -> Iterator[tuple[tuple, tuple]]:  # read, label and number in this process, in order
+        next_row = first_row_id
+        for index, (role, path) in enumerate(_inputs(opts)):
+            done = 0  # bytes of this input read
+            for chunk in read_chunks([path], opts.columns(), opts.chunk_rows, opts.max_field_bytes):
+                if progress is not None:
+                    progress.advance(len(chunk) + len(chunk.rejected), max(0, chunk.offset - done))
+                    done = max(done, chunk.offset)
+                if role == "test":
+                    labels.freeze()
+                ids = labels.encode(chunk)
+                if rejects is not None:
+                    for reject in chunk.rejected:
+                        rejects.add(index, reject)
+                    for i in np.flatnonzero(ids < 0):
+                        where, row = chunk.where(int(i))
+                        rejects.add(index, Reject(where, row, "unknown_label", chunk.labels[i][:80]))
+                        rejects.unknown_label(chunk.labels[i])
+                if (ids < 0).any():
+                    chunk, ids = _keep(chunk, ids >= 0), ids[ids >= 0]
+                row_ids = np.arange(next_row, next_row + len(chunk), dtype=np.int64)
+                next_row += len(chunk)
+                args = (chunk.texts, role == "test", opts.val_fraction, opts.split_rule, ngram)
+                yield (index, role, chunk, ids, row_ids), args
+
+    executor = executor or InlineExecutor()
+    workers = 0 if isinstance(executor, InlineExecutor) else getattr(executor, "_max_workers", None) or cores()
+    window = max(1, workers * WORKERS_AHEAD)
+    for (index, role, chunk, ids, row_ids), work in ordered_map(executor, analyze_chunk, chunks(), window):
+        yield index, role, chunk, ids, work.splits, row_ids, work
 
 
 def _keep(chunk: RawChunk, keep: np.ndarray) -> RawChunk:
@@ -500,7 +592,7 @@ def sample_val_rows(sample: ValSample, chunk: RawChunk, splits: np.ndarray) -> N
         sample.add(chunk.texts[i], chunk.labels[i])
 
 
-def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> _FirstPass:
+def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict], executor: Executor) -> _FirstPass:
     first = _FirstPass()
     if opts.vectorizer == "sequence":
         first.tokens = TokenCounts(opts.hash_buckets)
@@ -519,7 +611,8 @@ def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> _F
     config = opts.ngram()
     reading = pass_name(opts, 1, "reading and counting")
     total = sum(int(s.get("bytes", 0)) for s in first.sources)
-    for index, role, chunk, labels, splits, row_ids in read_rows(opts, first.labels, rejects, 0, reading, total):
+    rows = read_rows(opts, first.labels, rejects, 0, reading, total, executor, config if first.spill else None)
+    for index, role, chunk, labels, splits, row_ids, work in rows:
         first.sources[index]["rows"] += len(chunk)
         first.split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
         train = splits == TRAIN
@@ -527,11 +620,11 @@ def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> _F
         sample_val_rows(first.val_sample, chunk, splits)
         first.choice_sample.offer(chunk.texts, labels, train)
         if role == "train":
-            first.words.update(chunk.texts)
+            first.words.add(work.words)
         if first.tokens is not None:
             first.tokens.update([t for t, keep in zip(chunk.texts, train) if keep])
-        if first.spill is not None and first.doc_freq is not None:
-            counts = hash_counts(config, chunk.texts)
+        if first.spill is not None and first.doc_freq is not None and work.counts is not None:
+            counts = work.counts
             first.doc_freq.update(counts[train])
             first.spill.append(SpillPart(counts, labels, splits, row_ids))
             first.names.offer(chunk.texts, train)
@@ -655,21 +748,29 @@ def _write_ngrams(
     return (*out.close(), coverage)
 
 
-def _count_tokens(opts: PrepareOptions, labels: LabelIndex) -> TokenCounts:
+def _count_tokens(opts: PrepareOptions, labels: LabelIndex, executor: Executor) -> TokenCounts:
     counts = TokenCounts(opts.hash_buckets)
-    for _, _, chunk, _, splits, _ in read_rows(opts, labels, progress=pass_name(opts, 2, "counting tokens")):
+    counting = pass_name(opts, 2, "counting tokens")
+    for _, _, chunk, _, splits, _, _ in read_rows(opts, labels, progress=counting, executor=executor):
         counts.update([t for t, s in zip(chunk.texts, splits) if s == TRAIN])
     return counts
 
 
 def _write_sequences(
-    opts: PrepareOptions, first: _FirstPass, state: SequenceState, remap: np.ndarray, stage: Path, n_classes: int
+    opts: PrepareOptions,
+    first: _FirstPass,
+    state: SequenceState,
+    remap: np.ndarray,
+    stage: Path,
+    n_classes: int,
+    executor: Executor,
 ) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
     out = ShuffledSplits(opts, stage, first.split_rows, "sequence", state.length, n_classes, opts.seed)
     coverage = coverage_for(state)
     writing = pass_name(opts, 2 if opts.vectorizer == "sequence" else 3, "writing shards")
     total_bytes = sum(int(s.get("bytes", 0)) for s in first.sources)
-    for _, _, chunk, labels, splits, row_ids in read_rows(opts, first.labels, None, 0, writing, total_bytes):
+    chunks = read_rows(opts, first.labels, None, 0, writing, total_bytes, executor)
+    for _, _, chunk, labels, splits, row_ids, _ in chunks:
         rows, outside, total = state.encode_counting(chunk.texts, remap[labels], row_ids)
         out.write(rows, splits)
         coverage.add_tokens(outside, total, splits == TRAIN)

@@ -58,7 +58,7 @@ from streamtrain.errors import DataError
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.fs.checksums import file_record, record_problem
 from streamtrain.fs.jsondoc import dumps
-from streamtrain.vectorize.tfidf import ClassMoments, NgramConfig, TfidfState, _hasher
+from streamtrain.vectorize.tfidf import SKLEARN_HASHER, ClassMoments, NgramConfig, TfidfState, _hasher
 
 FEATURE_NAMES = "feature_names.json"
 FORMAT = "streamtrain-feature-names"
@@ -202,6 +202,8 @@ def build(
 ) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
     """Per selected column: the most frequent sampled string in its bucket, its occurrences, the number of other
     strings seen in the bucket, and its share of the bucket's sampled occurrences (None when none was seen)."""
+    if config.hasher != SKLEARN_HASHER:
+        return _build_hashed(config, np.asarray(selected, np.int64), texts)
     analyze = _hasher(config).build_analyzer()
     selected = np.asarray(selected, np.int64)
     table: dict[str, int] = {}  # string -> occurrences in the sample (only strings in selected buckets)
@@ -239,6 +241,41 @@ def build(
             names[col], counts[col] = key, count
     others = [max(s - 1, 0) for s in seen]
     shares = [round(c / t, 4) if t else None for c, t in zip(counts, total)]
+    return names, counts, others, shares
+
+
+def _build_hashed(
+    config: NgramConfig, selected: np.ndarray, texts: Sequence[str]
+) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
+    """``build`` for ``ngrams.HASHER``: the sample's n-grams hashed exactly as ``ngrams.count_ngrams`` hashes them,
+    counted by key in numpy; only each column's winner is turned back into a string (ties: the lower key)."""
+    from streamtrain.vectorize.ngrams import grams
+    from streamtrain.vectorize.words import _token_hashes, word_spans
+
+    n = len(selected)
+    names: list[str | None] = [None] * n
+    if not n or not texts:
+        return names, [0] * n, [0] * n, [None] * n
+    data, offsets, starts, lengths = word_spans(texts)
+    _, keys, first, size = grams(offsets, _token_hashes(data, starts, lengths), config.ngram_range, spans=True)
+    assert first is not None and size is not None, "grams gives spans when asked"
+    buckets = (keys % np.uint64(config.hash_buckets)).astype(np.int64)
+    pos = np.minimum(np.searchsorted(selected, buckets), n - 1)
+    hit = selected[pos] == buckets
+    distinct, at, count = np.unique(keys[hit], return_index=True, return_counts=True)
+    column = pos[hit][at]
+    first, size = first[hit][at], size[hit][at]
+    seen = np.bincount(column, minlength=n)
+    total = np.bincount(column, count, minlength=n)
+    order = np.lexsort((distinct, -count, column))  # per column: most frequent first, then the lower key
+    winners = order[np.r_[True, column[order][1:] != column[order][:-1]]] if len(order) else order
+    counts = [0] * n
+    for w in winners.tolist():
+        tokens = range(int(first[w]), int(first[w] + size[w]))
+        names[column[w]] = " ".join(bytes(data[starts[t] : starts[t] + lengths[t]]).decode("utf-8") for t in tokens)
+        counts[column[w]] = int(count[w])
+    others = [max(int(s) - 1, 0) for s in seen]
+    shares = [round(c / t, 4) if t else None for c, t in zip(counts, total.tolist())]
     return names, counts, others, shares
 
 

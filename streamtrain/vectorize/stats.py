@@ -19,7 +19,10 @@ class WordCounts:
     hist: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def update(self, texts: Sequence[str]) -> None:
-        lengths = np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts))
+        self.add(np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts)))
+
+    def add(self, lengths: np.ndarray) -> None:
+        """Count samples of the given word counts (``len(text.split())`` each)."""
         if not len(lengths):
             return
         counts = np.bincount(lengths)

@@ -13,7 +13,7 @@ import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 
 from streamtrain.io.readers import ColumnSpec, read_chunks
-from streamtrain.vectorize.split import VAL, assign_splits
+from streamtrain.vectorize.split import DEFAULT_RULE, VAL, assign_splits
 
 
 def run(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -70,14 +70,14 @@ def test_ag_news_trains_through_the_cli(ag_model):
         assert key in saved
     assert saved["classes"] == ["1", "2", "3", "4"] and saved["epochs"] >= 1
     history = json.loads((model / "current" / "history.json").read_text())
-    assert len(history["loss"]) == saved["epochs"]
+    assert len(history["loss"]) == saved["validations"] == saved["epochs"] * saved["validations_per_epoch"]
 
 
 def test_predict_on_raw_text_agrees_with_evaluate(ag_model, ag_news_csv, tmp_path):
     data, model, _ = ag_model
     texts, labels = [], []
     for chunk in read_chunks([ag_news_csv], ColumnSpec(text=(1, 2), label=0)):
-        val = assign_splits(chunk.texts, 0.1, is_test=False) == VAL
+        val = assign_splits(chunk.texts, 0.1, is_test=False, rule=DEFAULT_RULE) == VAL
         texts += [t for t, v in zip(chunk.texts, val) if v]
         labels += [l for l, v in zip(chunk.labels, val) if v]
     lines = tmp_path / "val.jsonl.gz"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import sys
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import BIN, streamtrain
+
+from streamtrain.vectorize.split import split_units
 
 CONFIG = """
 # shared by every command that has the option; relative paths are relative to this file
@@ -71,7 +74,9 @@ def test_prepare_takes_the_config_and_the_flag_wins(run):
     assert (options["format"], options["val_fraction"], options["seed"]) == ("parquet", 0.2, 3)
     assert manifest["shard_format"] == "parquet" and manifest["row_order"]["seed"] == 3
     assert options["data"] == str(run["data"]) and options["inputs"] == [str(DEMO_TRAIN)]
-    assert 0.15 < manifest["stats"]["rows"]["val"] / 4000 < 0.25  # val_fraction 0.2 took effect
+    texts = [r[0] for r in csv.reader(DEMO_TRAIN.open(encoding="utf-8"))][1:]
+    val = int((split_units(texts, manifest["split"]["name"]) < 0.2).sum())
+    assert manifest["stats"]["rows"]["val"] == val > int((split_units(texts, manifest["split"]["name"]) < 0.1).sum())
 
 
 def test_fit_takes_the_config_and_the_flag_wins(run):
@@ -88,7 +93,8 @@ def test_prepare_and_fit_print_only_their_result_on_stdout(run):
     assert summary["shards"] >= 3 and summary["features"] == 300 and summary["rows"]["test"] == 1000
     metrics = json.loads(run["fit"].stdout)
     assert metrics["train_rows"] == summary["rows"]["train"] and 0.0 <= metrics["test_accuracy"] <= 1.0
-    assert re.search(r"\[fit\] epoch 1/\d+: .*val_loss \d", run["fit"].stderr)  # a line per epoch, on stderr
+    # A line per validation (4 per epoch), on stderr
+    assert re.search(r"\[fit\] epoch 0.25/\d+ \(validation 1/\d+\): .*val_loss \d", run["fit"].stderr)
 
 
 def test_evaluate_takes_the_config_and_the_flag_wins(run, tmp_path):

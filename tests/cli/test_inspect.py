@@ -22,6 +22,7 @@ from streamtrain.fs.versions import Versions
 from streamtrain.inspect import InspectOptions, inspect, render_text
 from streamtrain.vectorize import ngram_names
 from streamtrain.vectorize.ngram_names import NameSample, bucket_ids, build, same_scheme
+from streamtrain.vectorize.ngrams import HASHER, ngram_buckets
 from streamtrain.vectorize.tfidf import NgramConfig, _hasher, hash_counts
 
 
@@ -53,7 +54,7 @@ def test_dataset_text_shows_splits_balance_choice_rejects_and_top_features(data)
             str(len(shards)),
             str(sum(s.bytes for s in shards)),
         ]
-    assert len(manifest.shards_for("train")) == 4  # 3596 rows in shards of 1000
+    assert len(manifest.shards_for("train")) == 4  # 3675 rows in shards of 1000
     total = next(line for line in text.splitlines() if line.split()[:1] == ["total"])
     assert total.split()[1:4] == ["5000", str(len(manifest.shards)), str(sum(s.bytes for s in manifest.shards))]
     assert "class balance" in text
@@ -98,7 +99,7 @@ def test_dataset_json(data):
     assert doc["kind"] == "dataset"
     for key in ("splits", "total", "class_balance", "choice", "rejected", "appends", "val_sample", "top_features"):
         assert key in doc
-    assert doc["splits"]["train"]["rows"] == 3596 and doc["total"]["rows"] == 5000
+    assert doc["splits"]["train"]["rows"] == 3675 and doc["total"]["rows"] == 5000
     assert doc["choice"]["chosen"] == "ngram" and doc["rejected"]["rows"] == 0
     assert doc["class_balance"]["test"]["billing"] == {"rows": 200, "share": 0.2}
     assert {f["name"] for f in doc["top_features"]["classes"]["billing"]} <= set(
@@ -122,7 +123,9 @@ def test_feature_names_file_and_record(data):
     # every named column's string hashes to that column's bucket
     selected = np.load(data / "vectorizer.npz")["selected"]
     named = [(j, n) for j, n in enumerate(doc["names"]) if n is not None]
-    assert np.array_equal(bucket_ids(NgramConfig(), [n for _, n in named]), selected[[j for j, _ in named]])
+    buckets = ngram_buckets([n for _, n in named], manifest.vectorizer["config"]["hash_buckets"])
+    assert manifest.vectorizer["config"]["hasher"] == HASHER
+    assert np.array_equal(buckets, selected[[j for j, _ in named]])
 
 
 def test_bucket_ids_are_the_hashers():

@@ -20,7 +20,7 @@ from streamtrain.dataset.val_sample import read_val_sample
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.checksums import sha256_file
 from streamtrain.train.batches import BatchStream, SplitSource
-from streamtrain.vectorize.split import text_unit
+from streamtrain.vectorize.split import split_units
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,8 @@ def test_append_extends_the_validation_sample_in_its_own_directory(data, parts):
     assert m.val_sample["path"] == "append-0001/val_sample.parquet" and old_file.read_bytes() == old_bytes
     texts, labels = read_val_sample(data, m)
     assert len(texts) == m.rows("val") == m.val_sample["rows"]  # under 5000 val rows: all of them
-    new_val = [t for t in _texts(parts["night1"]) if text_unit(t) < 0.1]
+    night1 = _texts(parts["night1"])
+    new_val = [t for t, u in zip(night1, split_units(night1, m.split["name"])) if u < 0.1]
     assert new_val and set(new_val) <= set(texts) and set(labels) <= set(m.labels)
     old_texts, _ = read_val_sample(data, old)  # a reader of the old manifest still reads its own sample
     assert len(old_texts) == old.rows("val") and sorted(old_texts + new_val) == sorted(texts)

@@ -15,7 +15,7 @@ from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.prepare import PrepareOptions, prepare
 from streamtrain.dataset.val_sample import ValSample, load_sample, read_val_sample, sample_key
 from streamtrain.errors import DataError
-from streamtrain.vectorize.split import text_unit
+from streamtrain.vectorize.split import split_units
 
 
 def expected(rows: list[tuple[str, str]], max_rows: int, max_bytes: int) -> list[tuple[int, str, str]]:
@@ -116,7 +116,7 @@ def test_prepare_keeps_the_val_rows_and_verify_covers_the_file(tmp_path):
     m = Manifest.load(data)
     texts, labels = read_val_sample(data, m)
     assert len(texts) == m.rows("val") == m.val_sample["rows"] > 100  # fewer than the bound: every val row
-    assert all(text_unit(t) < 0.2 for t in texts) and set(labels) <= set(m.labels)
+    assert all(split_units(texts, m.split["name"]) < 0.2) and set(labels) <= set(m.labels)
     assert "5000 rows" in m.val_sample["rule"] and m.val_sample["path"] == "val_sample.parquet"
     assert m.problems(data) == []
     path = data / m.val_sample["path"]

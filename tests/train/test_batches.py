@@ -11,7 +11,7 @@ from streamtrain.dataset.manifest import Manifest
 from streamtrain.train.batches import BatchStream, SplitSource
 
 
-@pytest.mark.parametrize("batch_size", [128, 100, 7])
+@pytest.mark.parametrize("batch_size", [128, 100, 8])
 def test_each_row_once_per_epoch(demo, batch_size):
     m = Manifest.load(demo)
     source = SplitSource(demo, m, "train")

@@ -1,0 +1,97 @@
+"""Hashed word n-gram counts built on ``vectorize.words``: the raw counts TF-IDF is computed from.
+
+An n-gram's key is a 64-bit hash composed from its words' hashes
+(``words.word_hashes``): a unigram's key is its word's hash; each further
+word folds in as ``splitmix64(key * NGRAM_MULTIPLIER ^ next)``. Its bucket
+is ``key % buckets``. All of it is integer arithmetic on arrays, so the
+same features can be computed by TensorFlow ops in a serving graph.
+
+- ``count_ngrams``: texts -> a CSR matrix of n-gram counts per text over
+  ``buckets`` (indices sorted within each row, no duplicates), the
+  replacement of sklearn's ``HashingVectorizer`` (same tokens, another hash).
+- ``grams``: word hashes -> every n-gram's text, key and token span.
+- ``ngram_buckets``: n-gram strings (words joined by single spaces, as the
+  names in ``feature_names.json`` are written) -> their buckets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from streamtrain.vectorize.words import splitmix64, word_hashes
+
+NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio, odd: a bijection on uint64
+HASHER = "fnv1a64-splitmix64"  # recorded in ``NgramConfig.hasher``
+
+
+def grams(
+    offsets: np.ndarray, hashes: np.ndarray, ngram_range: tuple[int, int], spans: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Every n-gram of every text, n in ``ngram_range``: (its text, its 64-bit key, and with ``spans`` its first
+    token's index and n; else None, None)."""
+    lo, hi = ngram_range
+    row = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    rows, keys, firsts, sizes = [], [], [], []
+    key = hashes
+    for n in range(1, hi + 1):
+        if n > 1:  # the n-gram starting at token i: fold token i + n - 1 into the (n-1)-gram starting at i
+            with np.errstate(over="ignore"):
+                key = splitmix64(key[:-1] * NGRAM_MULTIPLIER ^ hashes[n - 1 :])
+        if n < lo:
+            continue
+        whole = row[: len(key)] == row[n - 1 :] if n > 1 else None  # its n words are in one text
+        rows.append(row[: len(key)][whole] if whole is not None else row)
+        keys.append(key[whole] if whole is not None else key)
+        if spans:
+            first = np.flatnonzero(whole) if whole is not None else np.arange(len(key))
+            firsts.append(first)
+            sizes.append(np.full(len(first), n, np.int64))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64), None, None
+    if len(rows) == 1:
+        row_out, key_out = rows[0], keys[0]
+    else:
+        row_out, key_out = np.concatenate(rows), np.concatenate(keys)
+    if not spans:
+        return row_out, key_out, None, None
+    return row_out, key_out, np.concatenate(firsts), np.concatenate(sizes)
+
+
+def count_ngrams(
+    texts: Sequence[str],
+    ngram_range: tuple[int, int],
+    buckets: int,
+    words: tuple[np.ndarray, np.ndarray] | None = None,
+) -> sp.csr_matrix:
+    """Counts of each text's n-grams per bucket (float32 CSR, sorted indices, no explicit zeros).
+
+    ``words``: ``word_hashes(texts)`` when the caller has it already.
+    """
+    offsets, hashes = words if words is not None else word_hashes(texts)
+    rows, keys, _, _ = grams(offsets, hashes, ngram_range)
+    cols = (keys % np.uint64(buckets)).astype(np.int64)
+    counts = sp.csr_matrix(
+        (np.ones(len(cols), np.float32), (rows, cols)), shape=(len(texts), buckets), dtype=np.float32
+    )
+    counts.sum_duplicates()  # also sorts each row's indices
+    return counts
+
+
+def ngram_buckets(strings: Sequence[str], buckets: int) -> np.ndarray:
+    """The bucket of each n-gram string (its words joined by single spaces), as ``count_ngrams`` puts it."""
+    words = [s.split(" ") for s in strings]
+    sizes = np.fromiter((len(w) for w in words), np.int64, count=len(words))
+    offsets, hashes = word_hashes([w for ws in words for w in ws])
+    if not np.array_equal(np.diff(offsets), np.ones(len(offsets) - 1, np.int64)):
+        raise ValueError("each word of an n-gram string must be one word token")
+    first = np.zeros(len(words) + 1, np.int64)
+    np.cumsum(sizes, out=first[1:])
+    keys = hashes[first[:-1]] if len(hashes) else np.zeros(len(words), np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(1, int(sizes.max(initial=1))):
+            longer = np.flatnonzero(sizes > j)
+            keys[longer] = splitmix64(keys[longer] * NGRAM_MULTIPLIER ^ hashes[first[longer] + j])
+    return (keys % np.uint64(buckets)).astype(np.int64)

@@ -1,0 +1,87 @@
+"""prepare's per-chunk work on any executor: the same bytes for any number of workers, in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from helpers import streamtrain
+
+from streamtrain.dataset.parallel import InlineExecutor, ordered_map
+from streamtrain.dataset.prepare import PrepareOptions, prepare
+
+VOLATILE = ("at", "ingested_at", "data", "jobs")  # when and where it ran, and how many workers: not the data
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _stable(doc):
+    if isinstance(doc, dict):
+        return {k: _stable(v) for k, v in doc.items() if k not in VOLATILE}
+    if isinstance(doc, list):
+        return [_stable(v) for v in doc]
+    return doc
+
+
+def test_ordered_map_keeps_order_and_bounds_the_work_in_flight():
+    running, most, lock = [0], [0], threading.Lock()
+
+    def work(i):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.002 * (i % 3))  # later calls often finish first
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    taken = []
+
+    def items():
+        for i in range(60):
+            taken.append(i)
+            yield i, (i,)
+
+    with ThreadPoolExecutor(4) as pool:
+        out = []
+        for meta, result in ordered_map(pool, work, items(), window=5):
+            assert len(taken) - len(out) <= 5  # never more than the window read ahead
+            out.append((meta, result))
+    assert out == [(i, i * i) for i in range(60)] and most[0] <= 5
+    assert list(ordered_map(InlineExecutor(), work, ((i, (i,)) for i in range(3)), 1)) == [(0, 0), (1, 1), (2, 4)]
+
+
+def test_a_failing_call_reaches_the_caller():
+    def work(i):
+        if i == 3:
+            raise ValueError("chunk 3 is bad")
+        return i
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="chunk 3"):
+        list(ordered_map(pool, work, ((i, (i,)) for i in range(10)), 4))
+
+
+def test_same_dataset_bytes_for_any_number_of_workers(ag_news_csv, tmp_path):
+    """--jobs 1 (in process), --jobs 2 (worker processes) and a thread pool handed in: identical datasets."""
+    args = [str(ag_news_csv), "--text-column", "1", "--text-column", "2", "--label-column", "0", "--shard-rows", "2000"]
+    for jobs in (1, 2):
+        proc = streamtrain("prepare", *args, "--data", tmp_path / f"jobs{jobs}", "--jobs", str(jobs), "--quiet")
+        assert proc.returncode == 0, proc.stderr
+    opts = PrepareOptions(
+        inputs=[str(ag_news_csv)], data=str(tmp_path / "threads"), text_column=[1, 2], label_column=0, shard_rows=2000
+    )
+    with ThreadPoolExecutor(3) as pool:
+        prepare(opts, pool)
+    one, two, threads = (_files(tmp_path / name) for name in ("jobs1", "jobs2", "threads"))
+    assert set(one) == set(two) == set(threads) and len([f for f in one if f.endswith(".h5")]) >= 3
+    for name, data in one.items():
+        if name == "manifest.json":
+            docs = [json.loads(d[name]) for d in (one, two, threads)]
+            assert _stable(docs[0]) == _stable(docs[1]) == _stable(docs[2])
+        else:
+            assert data == two[name] == threads[name], name
