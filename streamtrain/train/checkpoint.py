@@ -95,20 +95,33 @@ class Checkpoint(keras.callbacks.Callback):
         patience: int,
         early_stopping: bool,
         every_seconds: float = 0.0,
+        per_epoch: int = 1,
         unsafe=None,
     ):
         super().__init__()
         self.directory, self.state, self.seed = directory, state, seed
         self.patience, self.early_stopping = patience, early_stopping
         self.every_seconds = every_seconds  # 0: at the ends of epochs only
+        self.per_epoch = per_epoch  # validation rounds (Keras epochs) per pass over the data
         self.unsafe = unsafe or (lambda: False)  # e.g. a non-finite loss was seen: save nothing built on it
         self.offset = 0  # batches of this epoch trained before this process (a resume inside the epoch)
         self._saved_at = time.monotonic()
+        self._pending = False  # rounds ended since the last commit
         directory.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         reseed(self.model, self.seed, epoch, self.offset)
-        self._saved_at = time.monotonic()
+        if not self._pending:
+            self._saved_at = time.monotonic()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Commit a round that ended without a checkpoint (the last of ``epochs``: nothing follows it)."""
+        if self._pending and not self.unsafe():
+            state = self.state
+            state.model = f"epoch-{state.epochs_done:04d}.keras"
+            self.model.save(self.directory / state.model)
+            state.save(self.directory)
+            self._pending = False
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if not self.every_seconds or time.monotonic() - self._saved_at < self.every_seconds or self.unsafe():
@@ -138,6 +151,16 @@ class Checkpoint(keras.callbacks.Callback):
             elif state.wait >= self.patience and epoch > 0:
                 state.stopped = True
                 self.model.stop_training = True
+        # The whole model with its optimizer (the costly part) at the end of each pass over the data, at the end
+        # of training, and when --checkpoint-seconds have passed; a round in between commits nothing, so a kill
+        # there resumes from the last commit. The best weights above are written whenever they change.
+        last = state.stopped or (epoch + 1) % self.per_epoch == 0
+        if not last and not (self.every_seconds and time.monotonic() - self._saved_at >= self.every_seconds):
+            state.epochs_done = epoch + 1
+            self._pending = True
+            return
+        self._pending = False
+        self._saved_at = time.monotonic()
         state.model = f"epoch-{epoch + 1:04d}.keras"
         self.model.save(self.directory / state.model)
         state.epochs_done = epoch + 1
@@ -172,4 +195,6 @@ def reseed(model, seed: int, epoch: int, step: int = 0) -> int:
 def resume_model(directory: Path, state: TrainingState):
     """The model and optimizer as they were after epoch ``state.epochs_done``."""
     assert state.model is not None, "a committed state names its model checkpoint"
+    from streamtrain.train import optimizers  # noqa: F401 - registers LazyAdam, which the checkpoint was compiled with
+
     return keras.models.load_model(directory / state.model, safe_mode=True)

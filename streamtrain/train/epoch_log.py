@@ -2,7 +2,8 @@
 
 Keras' ``verbose=2`` prints to stdout in its own format, which neither
 ``--log-format json`` nor a log collector can read. ``EpochLog`` logs one
-``INFO`` line per epoch, ``epoch 3/20: loss 0.1210, accuracy 0.9563,
+``INFO`` line per validation round (``--validations`` per epoch, ``epoch
+0.75/20 (validation 3/80): ...``; with one per epoch ``epoch 3/20: loss 0.1210, accuracy 0.9563,
 val_loss 0.2368, val_accuracy 0.9114 (4.1 s)``, with the numbers as record
 attributes (``epoch``, ``epochs``, ``seconds`` and every metric) for
 structured logs. Keras' live per-step bar is kept where prepare would draw
@@ -20,9 +21,11 @@ log = logging.getLogger("streamtrain.train.fit")
 
 
 class EpochLog(keras.callbacks.Callback):
-    def __init__(self, epochs: int):
+    """One line per validation round (Keras epoch); ``per_epoch`` rounds make one pass over the data."""
+
+    def __init__(self, epochs: int, per_epoch: int = 1):
         super().__init__()
-        self.epochs = epochs
+        self.epochs, self.per_epoch = epochs, per_epoch
         self._started = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -32,7 +35,11 @@ class EpochLog(keras.callbacks.Callback):
         metrics = {k: float(v) for k, v in (logs or {}).items()}
         seconds = round(time.monotonic() - self._started, 3)
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        done = round((epoch + 1) / self.per_epoch, 3)
+        where = f"epoch {done:g}/{self.epochs}"
+        if self.per_epoch > 1:
+            where += f" (validation {epoch + 1}/{self.epochs * self.per_epoch})"
         log.info(
-            f"epoch {epoch + 1}/{self.epochs}: {shown} ({seconds:.1f} s)",
-            extra={"epoch": epoch + 1, "epochs": self.epochs, "seconds": seconds, **metrics},
+            f"{where}: {shown} ({seconds:.1f} s)",
+            extra={"epoch": done, "epochs": self.epochs, "validation": epoch + 1, "seconds": seconds, **metrics},
         )

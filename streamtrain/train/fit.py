@@ -86,7 +86,14 @@ class FitOptions:
     epochs: int = option(20, **POSITIVE, help="most epochs; early stopping usually ends sooner")
     batch_size: int = option(128, **POSITIVE, help="training rows per batch")
     learning_rate: float = option(1e-3, check=lambda v: v > 0, rule="positive", help="Adam learning rate")
-    patience: int = option(2, **NON_NEGATIVE, help="epochs without a better validation loss before stopping")
+    patience: int = option(
+        2, **NON_NEGATIVE, help="validations without a better validation loss before stopping (see --validations)"
+    )
+    validations: int = option(
+        4,
+        **POSITIVE,
+        help="validations per epoch: early stopping looks this often, so it stops this much sooner after the best",
+    )
     seed: int = option(0, help="seed of shuffling, initialisation and dropout")
     model: str = option("auto", choices=MODELS, help="model family; auto: mlp for n-gram data, sepcnn for sequences")
     units: int = option(64, **POSITIVE, help="mlp: units per hidden layer")
@@ -189,11 +196,25 @@ def _fit_locked(opts: FitOptions) -> dict:
 
     train = stream("train", shuffle=True)
     val = stream("val", shuffle=False)
+    # Keras "epochs" are validation rounds: ``opts.validations`` per pass over the training rows, on one
+    # continuous stream of epochs (a round may end inside an epoch); Checkpoint's state counts rounds.
+    round_steps = -(-train.steps // opts.validations) if val.rows else train.steps
+    per_epoch = opts.validations if val.rows else 1
+    rounds = opts.epochs * per_epoch
+
+    def train_from(done: int, step: int = 0):
+        """The training batches from step ``step`` of round ``done + 1`` on."""
+        epoch, skip = divmod(done * round_steps + step, train.steps)
+        return keras_dataset(train, n_classes, failures, epoch, skip_batches=skip)
+
     if state is not None:
         model = resume_model(checkpoint_dir, state)
-        where = f"after epoch {state.epochs_done} of {opts.epochs}"
+        done = state.epochs_done
+        where = f"after epoch {done / per_epoch:g} of {opts.epochs}"
         if state.step:
-            where = f"inside epoch {state.epochs_done + 1} of {opts.epochs}, at step {state.step} of {train.steps}"
+            where = f"inside epoch {(done + 1) / per_epoch:g} of {opts.epochs}, at step {state.step} of {round_steps}"
+        if per_epoch > 1:
+            where += f" (validation round {done + 1 if state.step else done} of {rounds})"
         log.info(
             f"resuming version {_version_of(building)} {where} "
             f"(best validation loss {state.best} at epoch {state.best_epoch})"
@@ -208,6 +229,7 @@ def _fit_locked(opts: FitOptions) -> dict:
         "data": str(Path(opts.data).resolve()),
         "model_dir": str(root.resolve()),
         "steps_per_epoch": train.steps,
+        "steps_per_validation": round_steps,
         "validation_steps": val.steps,
         "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
         "dataset_manifest_sha256": key["manifest_sha256"],
@@ -225,10 +247,16 @@ def _fit_locked(opts: FitOptions) -> dict:
         opts.patience,
         bool(val.rows),
         opts.checkpoint_seconds,
+        per_epoch,
         lambda: finite.problem is not None,
     )
     fit_kwargs: dict = {
-        "callbacks": [finite, checkpoint, TensorBoardLog(building / TENSORBOARD_DIR, config), EpochLog(opts.epochs)],
+        "callbacks": [
+            finite,
+            checkpoint,
+            TensorBoardLog(building / TENSORBOARD_DIR, config),
+            EpochLog(opts.epochs, per_epoch),
+        ],
         "verbose": _keras_verbosity(),
         "shuffle": False,  # BatchStream shuffles; Keras cannot shuffle a stream
     }
@@ -244,21 +272,21 @@ def _fit_locked(opts: FitOptions) -> dict:
     started = time.perf_counter()
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines to stdout: results only there
-            if state.step and not state.stopped:  # killed inside an epoch: first the rest of that epoch
+            if state.step and not state.stopped:  # killed inside a round: first the rest of that round
                 checkpoint.offset = state.step
                 model.fit(
-                    keras_dataset(train, n_classes, failures, state.epochs_done, skip_batches=state.step),
+                    train_from(state.epochs_done, state.step),
                     initial_epoch=state.epochs_done,
                     epochs=state.epochs_done + 1,
-                    steps_per_epoch=train.steps - state.step,
+                    steps_per_epoch=round_steps - state.step,
                     **fit_kwargs,
                 )
-            if not state.stopped and state.epochs_done < opts.epochs:
+            if not state.stopped and state.epochs_done < rounds:
                 model.fit(
-                    keras_dataset(train, n_classes, failures, first_epoch=state.epochs_done),
+                    train_from(state.epochs_done),
                     initial_epoch=state.epochs_done,
-                    epochs=opts.epochs,
-                    steps_per_epoch=train.steps,
+                    epochs=rounds,
+                    steps_per_epoch=round_steps,
                     **fit_kwargs,
                 )
     except Exception as exc:
@@ -275,14 +303,18 @@ def _fit_locked(opts: FitOptions) -> dict:
         split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
     }
     hist = state.history
-    epochs_run = state.epochs_done
+    rounds_run = state.epochs_done
+    best_round = state.best_epoch if state.best is not None else rounds_run
     metrics = {
         "test_accuracy": results["test"]["accuracy"],
         "test_loss": results["test"]["loss"],
         "val_accuracy": results["val"]["accuracy"],
         "val_loss": results["val"]["loss"],
-        "epochs": epochs_run,
-        "best_epoch": state.best_epoch if state.best is not None else epochs_run,
+        "epochs": round(rounds_run / per_epoch, 3),  # passes over the training rows (rounds may end inside one)
+        "best_epoch": round(best_round / per_epoch, 3),
+        "validations": rounds_run,
+        "best_validation": best_round,
+        "validations_per_epoch": per_epoch,
         "train_rows": train.rows,
         "val_rows": val.rows,
         "test_rows": results["test"]["rows"],
@@ -290,7 +322,7 @@ def _fit_locked(opts: FitOptions) -> dict:
         "model": model_name,
         "test_confusion": results["test"]["confusion"],
         "train_seconds": round(seconds, 3),
-        "train_samples_per_second": round(train.rows * epochs_run / seconds, 1) if seconds else None,
+        "train_samples_per_second": round(train.rows * rounds_run / per_epoch / seconds, 1) if seconds else None,
     }
     require_finite("refusing to write a model whose metrics are not finite", metric_numbers(metrics))
     decision = decide(
@@ -303,8 +335,8 @@ def _fit_locked(opts: FitOptions) -> dict:
         opts.force,
         opts.score_batch_size,
     )
-    best = metrics["best_epoch"] if state.best is not None else None
-    training_png(hist, best, building / TRAINING_PNG)
+    best = best_round if state.best is not None else None
+    training_png(hist, best, building / TRAINING_PNG, per_epoch)
     confusion_png(metrics["test_confusion"], manifest.labels, building / CONFUSION_PNG)
     write_report(
         building,

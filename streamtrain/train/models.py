@@ -24,8 +24,10 @@ def _finish(inputs, x, n_classes: int, learning_rate: float, name: str) -> keras
 
 def compile_model(model: keras.Model, n_classes: int, learning_rate: float) -> keras.Model:
     """Compile with a fresh Adam and the head's loss (new models, and a warm start from trained weights)."""
+    from streamtrain.train.optimizers import LazyAdam
+
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=LazyAdam(learning_rate), loss=loss, metrics=["accuracy"])
     return model
 
 

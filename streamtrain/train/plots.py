@@ -36,37 +36,44 @@ TRAIN_COLOUR, VAL_COLOUR, BEST_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
 EMPTY_ROW_COLOUR = "#dddddd"  # the row of a class with no test rows
 
 
-def training_png(history: dict[str, list[float]], best_epoch: int | None, path: str | os.PathLike[str]) -> None:
-    """Draw loss and accuracy per epoch (training, and validation when recorded) into the PNG ``path``."""
+def training_png(
+    history: dict[str, list[float]], best: int | None, path: str | os.PathLike[str], per_epoch: int = 1
+) -> None:
+    """Draw loss and accuracy per validation round (training, and validation when recorded) into the PNG ``path``.
+
+    ``best``: the 1-based round kept; ``per_epoch`` rounds make one epoch, so the x axis is in epochs.
+    """
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, MaxNLocator
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     panels = fig.subplots(1, 2)
-    epochs = max((len(v) for v in history.values()), default=0)
+    rounds = max((len(v) for v in history.values()), default=0)
+    epochs = rounds / per_epoch
+    best_at = best / per_epoch if best else None
     for ax, metric, title in zip(panels, ("loss", "accuracy"), ("Loss", "Accuracy")):
         drawn = False
         for key, name, colour in ((metric, "training", TRAIN_COLOUR), (f"val_{metric}", "validation", VAL_COLOUR)):
             values = [_number(v) for v in history.get(key) or []]
             if values:
-                xs = range(1, len(values) + 1)
+                xs = [(i + 1) / per_epoch for i in range(len(values))]
                 ax.plot(xs, values, color=colour, marker="o", markersize=4 if len(values) <= 40 else 0, label=name)
                 drawn = True
-        if best_epoch:
-            kept = "best epoch" if history.get("val_loss") else "final epoch"  # no validation: no early stopping
-            ax.axvline(best_epoch, color=BEST_COLOUR, linestyle="--", linewidth=1.2, label=f"{kept} ({best_epoch})")
+        if best_at:
+            kept = "best" if history.get("val_loss") else "final"  # no validation: no early stopping
+            ax.axvline(best_at, color=BEST_COLOUR, linestyle="--", linewidth=1.2, label=f"{kept} (epoch {best_at:g})")
         if not drawn:
             ax.text(0.5, 0.5, f"no {metric} recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
-        ax.set_title(f"{title} per epoch", fontsize=12)
+        ax.set_title(f"{title} per epoch" if per_epoch == 1 else f"{title}, {per_epoch} validations per epoch")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        last = max(epochs, best_epoch or 0, 1)
+        last = max(math.ceil(epochs), math.ceil(best_at or 0), 1)
         ax.xaxis.set_major_locator(FixedLocator(range(1, last + 1)) if last <= 15 else MaxNLocator(integer=True))
-        ax.set_xlim(0.5, last + 0.5)
+        ax.set_xlim(0.5 / per_epoch if per_epoch > 1 else 0.5, last + 0.5 / per_epoch)
         ax.grid(True, alpha=0.3)
-        if drawn or best_epoch:
+        if drawn or best_at:
             ax.legend(loc="best", fontsize=9)
-    fig.suptitle(f"Training: {epochs} epoch{'s' if epochs != 1 else ''}", fontsize=13)
+    fig.suptitle(f"Training: {epochs:g} epoch{'s' if epochs != 1 else ''}", fontsize=13)
     _save(fig, path)
 
 

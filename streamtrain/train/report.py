@@ -110,7 +110,7 @@ def _title(version: str, metrics: dict, config: dict, promotion: dict) -> str:
         f"**Test accuracy {_num(metrics.get('test_accuracy'))}** on {_int(metrics.get('test_rows'))} rows "
         f"({len(metrics.get('classes') or [])} classes); {_esc(model)}"
         + (f" on {_esc(encoding)} features" if encoding else "")
-        + f", {_int(metrics.get('epochs'))} epoch(s), best epoch {_int(metrics.get('best_epoch'))}."
+        + f", {_epoch(metrics.get('epochs'))} epoch(s), best epoch {_epoch(metrics.get('best_epoch'))}."
     )
     return f"# Model version {_code(version)}: {state}\n\n{summary}\n"
 
@@ -227,16 +227,25 @@ def _metrics(metrics: dict, history: dict) -> str:
         ["", ""],
         [
             ["Training rows", _int(metrics.get("train_rows"))],
-            ["Epochs run", _int(metrics.get("epochs"))],
-            ["Best epoch", _int(metrics.get("best_epoch"))],
+            ["Epochs run", _epoch(metrics.get("epochs"))],
+            ["Best epoch", _epoch(metrics.get("best_epoch"))],
+            ["Validations per epoch", _int(metrics.get("validations_per_epoch", 1))],
             ["Training time", f"{_num(metrics.get('train_seconds'), 1)} s"],
             ["Training speed", f"{_int(speed)} samples/s" if _finite(speed) else NA],
         ],
     )
-    return "## Metrics\n\n" + table + "\n" + facts + "\n" + _epochs(history, metrics.get("best_epoch"))
+    per_epoch = int(metrics.get("validations_per_epoch") or 1)
+    best = metrics.get("best_validation", metrics.get("best_epoch"))
+    return "## Metrics\n\n" + table + "\n" + facts + "\n" + _epochs(history, best, per_epoch)
 
 
-def _epochs(history: dict, best: int | None) -> str:
+def _epoch(value) -> str:
+    """An epoch count or position, which validation rounds make fractional (1.25)."""
+    return f"{value:g}" if isinstance(value, int | float) and _finite(value) else NA
+
+
+def _epochs(history: dict, best: int | None, per_epoch: int = 1) -> str:
+    """A row per validation round (``per_epoch`` of them per epoch); ``best``: the 1-based round kept."""
     keys = [k for k in HISTORY_KEYS if history.get(k)] + sorted(
         k for k in history if k not in HISTORY_KEYS and history.get(k)
     )
@@ -245,9 +254,11 @@ def _epochs(history: dict, best: int | None) -> str:
         return "No per-epoch history was recorded.\n"
     body = []
     for e in range(epochs):
-        mark = f"**{e + 1}** (best)" if best == e + 1 else str(e + 1)
+        at = f"{(e + 1) / per_epoch:g}"
+        mark = f"**{at}** (best)" if best == e + 1 else at
         body.append([mark] + [_num(_at(history[k], e)) for k in keys])
-    return "### Per epoch\n\n" + _table(["Epoch", *map(_esc, keys)], body, align="r" * (len(keys) + 1))
+    title = "### Per epoch" if per_epoch == 1 else f"### Per validation ({per_epoch} per epoch)"
+    return f"{title}\n\n" + _table(["Epoch", *map(_esc, keys)], body, align="r" * (len(keys) + 1))
 
 
 def _per_class(metrics: dict, labels: list[str]) -> str:

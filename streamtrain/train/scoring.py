@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.rows import Rows
+from streamtrain.dataset.rows import Rows, TokenRows
 from streamtrain.errors import NonFiniteError
 from streamtrain.train.batches import BatchStream, SplitSource
 from streamtrain.train.models import class_probabilities
@@ -26,11 +26,26 @@ from streamtrain.train.tfdata import model_input
 SCORE_BATCH = {"ngram": 1024, "sequence": 256}
 
 
+def _forward(model, rows: Rows):
+    """The model's inference function, traced once per model and input kind (eager calls cost ~10x)."""
+    import tensorflow as tf
+
+    kind = "tokens" if isinstance(rows, TokenRows) else "sparse"
+    cache = model.__dict__.setdefault("_streamtrain_forward", {})
+    if kind not in cache:
+        if kind == "tokens":
+            spec = tf.TensorSpec([None, rows.n_cols], tf.int32)
+        else:
+            spec = tf.SparseTensorSpec([None, rows.n_cols], tf.float32)
+        cache[kind] = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    return cache[kind]
+
+
 def predict_proba(model, rows: Rows, n_classes: int) -> np.ndarray:
     """Class probabilities of ``rows``; ``NonFiniteError`` if the model gives NaN or infinity for any row."""
     if not len(rows):
         return np.zeros((0, n_classes))
-    p = class_probabilities(model(model_input(rows), training=False), n_classes)
+    p = class_probabilities(_forward(model, rows)(model_input(rows)).numpy(), n_classes)
     bad = ~np.isfinite(p).all(axis=1)
     if bad.any():
         raise NonFiniteError(f"the model's output is not finite for {int(bad.sum())} of {len(p)} rows (a broken model)")

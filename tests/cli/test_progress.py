@@ -253,5 +253,6 @@ def test_fit_logs_one_json_line_per_epoch(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stderr.splitlines()]
     epochs = [r for r in lines if "epoch" in r]
-    assert [r["epoch"] for r in epochs] == [1, 2] and all(r["command"] == "fit" for r in lines)
+    assert [r["validation"] for r in epochs] == list(range(1, 9)) and all(r["command"] == "fit" for r in lines)
+    assert [r["epoch"] for r in epochs] == [v / 4 for v in range(1, 9)]  # 4 validations per epoch
     assert all({"loss", "val_loss", "accuracy", "val_accuracy", "seconds"} <= r.keys() for r in epochs)
