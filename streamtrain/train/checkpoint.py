@@ -1,14 +1,18 @@
 """Resumable training: what a killed fit needs to continue from its last completed epoch (``Checkpoint``).
 
-After every epoch ``Checkpoint`` (a Keras callback) saves, inside the
-version being trained (``versions/<id>.training/checkpoint/``):
+At the end of every pass over the data (every ``per_epoch`` validation
+rounds), at the end of training, and every ``every_seconds``, ``Checkpoint``
+(a Keras callback) commits, inside the version being trained
+(``versions/<id>.training/checkpoint/``):
 
 - ``epoch-NNNN.keras``: the model with its optimizer state (Adam's moments
   and step count), in Keras' own format;
-- ``best-NNNN.weights.h5``: the weights of the best validation loss so far;
+- ``best-NNNN.weights.npz``: the weights of the best validation loss so far
+  (kept in memory between commits: each write of a 200,000-feature model
+  cost ~0.5 s);
 - ``state.json``, written last by an atomic rename, the commit point: the
-  epochs completed, the step cursor inside the next epoch, the
-  early-stopping state (best loss, its epoch, epochs waited, whether
+  rounds completed, the step cursor inside the next round, the
+  early-stopping state (best loss, its round, rounds waited, whether
   training stopped) and the history so far. Files it does not name are
   leftovers of an interrupted save and are removed.
 
@@ -107,6 +111,7 @@ class Checkpoint(keras.callbacks.Callback):
         self.offset = 0  # batches of this epoch trained before this process (a resume inside the epoch)
         self._saved_at = time.monotonic()
         self._pending = False  # rounds ended since the last commit
+        self._best: list | None = None  # the best round's weights, in memory (written to disk only at commits)
         directory.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -117,21 +122,24 @@ class Checkpoint(keras.callbacks.Callback):
     def on_train_end(self, logs: dict | None = None) -> None:
         """Commit a round that ended without a checkpoint (the last of ``epochs``: nothing follows it)."""
         if self._pending and not self.unsafe():
-            state = self.state
-            state.model = f"epoch-{state.epochs_done:04d}.keras"
-            self.model.save(self.directory / state.model)
-            state.save(self.directory)
-            self._pending = False
+            self.state.model = f"epoch-{self.state.epochs_done:04d}.keras"
+            self._commit()
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if not self.every_seconds or time.monotonic() - self._saved_at < self.every_seconds or self.unsafe():
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Every ``every_seconds``: commit with the step cursor at the ``batch`` batches trained so far.
+
+        A batch-begin hook, not batch-end: a callback with a batch-end hook makes Keras wait for every
+        step's logs (no asynchronous dispatch), and here, before batch ``batch`` runs, the model holds
+        exactly the batches before it.
+        """
+        if not batch or not self.every_seconds or time.monotonic() - self._saved_at < self.every_seconds:
             return
+        if self.unsafe() or not all(np.isfinite(w).all() for w in self.model.get_weights()):
+            return  # never commit weights a non-finite loss may have reached (FiniteLoss reports it)
         state = self.state
-        state.step = self.offset + batch + 1
+        state.step = self.offset + batch
         state.model = f"step-{state.epochs_done + 1:04d}-{state.step:06d}.keras"
-        self.model.save(self.directory / state.model)
-        state.save(self.directory)
-        self._saved_at = time.monotonic()
+        self._commit()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.offset = 0
@@ -146,8 +154,8 @@ class Checkpoint(keras.callbacks.Callback):
             state.wait += 1
             if state.best is None or loss < state.best:
                 state.best, state.best_epoch, state.wait = loss, epoch + 1, 0
-                state.best_weights = f"best-{epoch + 1:04d}.weights.h5"
-                self.model.save_weights(self.directory / state.best_weights)
+                state.best_weights = f"best-{epoch + 1:04d}.weights.npz"
+                self._best = self.model.get_weights()  # copies; written at the next commit (``_commit``)
             elif state.wait >= self.patience and epoch > 0:
                 state.stopped = True
                 self.model.stop_training = True
@@ -159,17 +167,28 @@ class Checkpoint(keras.callbacks.Callback):
             state.epochs_done = epoch + 1
             self._pending = True
             return
+        state.model = f"epoch-{epoch + 1:04d}.keras"
+        state.epochs_done = epoch + 1
+        self._commit()
+
+    def _commit(self) -> None:
+        """Write the model with its optimizer, the best weights if they changed, then the state (the commit)."""
+        state = self.state
+        assert state.model is not None, "a commit names its model file"
+        self.model.save(self.directory / state.model)
+        if self._best is not None and state.best_weights and not (self.directory / state.best_weights).exists():
+            with open(self.directory / state.best_weights, "wb") as fh:
+                np.savez(fh, *self._best)
+        state.save(self.directory)
         self._pending = False
         self._saved_at = time.monotonic()
-        state.model = f"epoch-{epoch + 1:04d}.keras"
-        self.model.save(self.directory / state.model)
-        state.epochs_done = epoch + 1
-        state.save(self.directory)
 
     def restore_best(self, model) -> None:
-        """Keras' ``restore_best_weights``: the weights of the epoch with the best validation loss."""
-        if self.state.best_weights:
-            model.load_weights(self.directory / self.state.best_weights)
+        """Keras' ``restore_best_weights``: the weights of the round with the best validation loss."""
+        if self._best is not None:
+            model.set_weights(self._best)
+        elif self.state.best_weights:  # a resumed run that found no better round: the committed file
+            load_best(model, self.directory / self.state.best_weights)
 
 
 def reseed(model, seed: int, epoch: int, step: int = 0) -> int:
@@ -192,9 +211,18 @@ def reseed(model, seed: int, epoch: int, step: int = 0) -> int:
     return len(generators)
 
 
+def load_best(model, path: Path) -> None:
+    """Best weights as a commit wrote them: ``.npz`` (arrays in ``get_weights`` order), or Keras' ``.weights.h5``."""
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            model.set_weights([arrays[f"arr_{i}"] for i in range(len(arrays.files))])
+    else:  # written by streamtrain 0.3
+        model.load_weights(path)
+
+
 def resume_model(directory: Path, state: TrainingState):
     """The model and optimizer as they were after epoch ``state.epochs_done``."""
     assert state.model is not None, "a committed state names its model checkpoint"
-    from streamtrain.train import optimizers  # noqa: F401 - registers LazyAdam, which the checkpoint was compiled with
+    from streamtrain.train import models, optimizers  # noqa: F401 - register SparseDense and LazyAdam
 
     return keras.models.load_model(directory / state.model, safe_mode=True)

@@ -178,7 +178,7 @@ def _fit_locked(opts: FitOptions) -> dict:
     from streamtrain.train.plots import confusion_png, training_png
     from streamtrain.train.promotion import decide, summary_line
     from streamtrain.train.report import write_report
-    from streamtrain.train.scoring import score_split
+    from streamtrain.train.scoring import SCORE_BATCH, score_split
     from streamtrain.train.tensorboard import TensorBoardLog
     from streamtrain.train.tfdata import keras_dataset
 
@@ -189,13 +189,13 @@ def _fit_locked(opts: FitOptions) -> dict:
 
     failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
 
-    def stream(split: str, shuffle: bool) -> BatchStream:
-        return BatchStream(
-            SplitSource(opts.data, manifest, split), opts.batch_size, shuffle, opts.seed, opts.buffer_blocks
-        )
+    def stream(split: str, shuffle: bool, batch_size: int) -> BatchStream:
+        return BatchStream(SplitSource(opts.data, manifest, split), batch_size, shuffle, opts.seed, opts.buffer_blocks)
 
-    train = stream("train", shuffle=True)
-    val = stream("val", shuffle=False)
+    train = stream("train", True, opts.batch_size)
+    # Validation batches are scoring batches (1,024 n-gram rows): it runs --validations times an epoch, and
+    # per-step overhead, not arithmetic, was most of its cost at the training batch size.
+    val = stream("val", False, opts.score_batch_size or SCORE_BATCH[manifest.encoding])
     # Keras "epochs" are validation rounds: ``opts.validations`` per pass over the training rows, on one
     # continuous stream of epochs (a round may end inside an epoch); Checkpoint's state counts rounds.
     round_steps = -(-train.steps // opts.validations) if val.rows else train.steps

@@ -19,6 +19,10 @@ from streamtrain.errors import NonFiniteError
 
 
 class FiniteLoss(keras.callbacks.Callback):
+    # Its batch-end check only reads the logs and asks training to stop: safe for Keras to run in a worker
+    # thread, so the training loop never waits for each step's loss (a sync per batch).
+    async_safe = True
+
     def __init__(self) -> None:
         super().__init__()
         self.problem: str | None = None

@@ -199,6 +199,8 @@ def load_model(model_dir: str | Path):
     if not path.is_file():
         raise DataError("no trained model here (fit did not finish?)", str(path))
     try:
+        from streamtrain.train import models  # noqa: F401 - registers SparseDense, the MLP's first layer
+
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive
         raise DataError(f"cannot load the model: {exc}", str(path)) from exc
