@@ -1,12 +1,19 @@
 """prepare: raw labelled text -> vectorized shards + manifest (``PrepareOptions``, ``prepare``).
 
-Streaming passes, each holding one chunk of rows at a time:
+Streaming passes, each holding a bounded window of chunks at a time. The
+per-chunk work of reading passes (split by ``split_rule``, words per text,
+hashed n-gram counts: ``analyze_chunk``, a pure function of the chunk's texts)
+runs on an executor (``dataset.parallel``: ``--jobs`` local threads, or any
+``concurrent.futures.Executor`` handed to ``prepare``), results in input
+order, so the output is the same bytes for any number of workers:
 
 1. ``_first_pass``: read the raw inputs, assign splits and labels, measure
    samples S and median words per sample W; for n-grams also hash them once,
    count document frequencies and spill the counts to scratch files; for
    forced sequences count token frequencies instead.
-2. ``choose_vectorizer``: the guide's rule, sequences when S/W >= 1500.
+2. ``choose_vectorizer``: the guide's rule, sequences when S/W >= 1500;
+   when it says sequences under ``auto``, a bake-off of both families on a
+   bounded sample decides (``train.bakeoff``).
 3. n-grams: ``_select`` streams the spill for the ANOVA F-test and keeps the
    top-k, then names the selected features and each class's top features
    from a sample of training texts that the first pass kept
@@ -86,7 +93,7 @@ from streamtrain.vectorize.vectorizer import Vectorizer
 from streamtrain.vectorize.words import word_hashes
 
 log = logging.getLogger(__name__)
-WORKERS_AHEAD = 4  # chunks in flight per worker process: keeps every worker busy, bounds memory
+WORKERS_AHEAD = 4  # chunks in flight per worker: keeps every worker busy, bounds memory
 
 
 def column(value: str) -> Column:
@@ -170,8 +177,7 @@ class PrepareOptions:
     jobs: int | None = option(
         None,
         **POSITIVE,
-        help="worker processes that tokenize and hash; unset: one per core. The dataset is the same bytes for any "
-        "number",
+        help="worker threads that tokenize and hash; unset: one per core. The dataset is the same bytes for any number",
     )
     # Library-only knobs: not on the command line.
     chunk_rows: int = 4096  # raw rows read at a time
@@ -235,7 +241,7 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
     """Prepare, append to (``opts.append``) or refit (``opts.refit``) the dataset ``opts.data``.
 
     The per-chunk work (tokenizing, hashing, splitting) runs on ``executor``: when None, on ``opts.jobs``
-    local worker processes (``parallel.executor_for``), shut down on return.
+    local worker threads (``parallel.executor_for``), shut down on return.
     """
     check_options(opts)
     if opts.append and (opts.overwrite or opts.refit):
@@ -489,7 +495,7 @@ class ChunkWork:
 def analyze_chunk(
     texts: list[str], is_test: bool, val_fraction: float, split_rule: str, ngram: NgramConfig | None
 ) -> ChunkWork:
-    """The per-chunk work of a pass, run by ``read_rows``' executor (a worker process with ``--jobs`` > 1).
+    """The per-chunk work of a pass, run by ``read_rows``' executor (a worker thread with ``--jobs`` > 1).
 
     The texts' word hashes are computed once for both the split and the n-grams when both use them.
     """

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 from helpers import streamtrain
@@ -67,7 +68,7 @@ def test_a_failing_call_reaches_the_caller():
 
 
 def test_same_dataset_bytes_for_any_number_of_workers(ag_news_csv, tmp_path):
-    """--jobs 1 (in process), --jobs 2 (worker processes) and a thread pool handed in: identical datasets."""
+    """--jobs 1 (inline), --jobs 2 (threads) and a process pool handed in: identical datasets."""
     args = [str(ag_news_csv), "--text-column", "1", "--text-column", "2", "--label-column", "0", "--shard-rows", "2000"]
     for jobs in (1, 2):
         proc = streamtrain("prepare", *args, "--data", tmp_path / f"jobs{jobs}", "--jobs", str(jobs), "--quiet")
@@ -75,8 +76,8 @@ def test_same_dataset_bytes_for_any_number_of_workers(ag_news_csv, tmp_path):
     opts = PrepareOptions(
         inputs=[str(ag_news_csv)], data=str(tmp_path / "threads"), text_column=[1, 2], label_column=0, shard_rows=2000
     )
-    with ThreadPoolExecutor(3) as pool:
-        prepare(opts, pool)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        prepare(opts, pool)  # the work and its arguments pickle: any executor can run it
     one, two, threads = (_files(tmp_path / name) for name in ("jobs1", "jobs2", "threads"))
     assert set(one) == set(two) == set(threads) and len([f for f in one if f.endswith(".h5")]) >= 3
     for name, data in one.items():

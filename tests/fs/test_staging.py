@@ -99,7 +99,7 @@ def test_a_signal_removes_the_staging_directory_and_keeps_the_previous_dataset(
         return
     assert proc.returncode == code, err
     word = "terminated" if code == 143 else "interrupted"
-    assert err.rstrip().splitlines()[-1] == f"streamtrain prepare: {word} by {signal.Signals(signum).name}"
+    assert err.rstrip().splitlines()[-1] == f"streamtrain prepare: {word} by {signal.Signals(signum).name}", err
     assert out == ""
     assert leftovers(target) == []
     assert digest(target) == before
