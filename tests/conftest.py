@@ -55,3 +55,21 @@ def demo(request, tmp_path_factory) -> Path:
     fmt, vectorizer = request.param
     out = tmp_path_factory.mktemp(f"demo-{fmt}-{vectorizer}") / "data"
     return prepare_csv(DEMO_TRAIN, out, DEMO_TEST, format=fmt, vectorizer=vectorizer, shard_rows=1000, block_rows=64)
+
+
+def imdb_train_texts(limit: int | None = None) -> list[str]:
+    """aclImdb train reviews (the first ``limit`` in archive order), read straight from the archive; skips
+    the calling test when the archive is not there."""
+    archive = datasets_dir() / "imdb" / "aclImdb_labeled.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} not found")
+    texts: list[str] = []
+    with tarfile.open(archive, "r|gz") as tar:
+        for member in tar:
+            if member.isfile() and member.name.startswith("aclImdb/train/") and member.name.endswith(".txt"):
+                fh = tar.extractfile(member)
+                assert fh is not None
+                texts.append(fh.read().decode("utf-8"))
+                if limit is not None and len(texts) == limit:
+                    break
+    return texts

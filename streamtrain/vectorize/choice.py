@@ -51,6 +51,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamtrain.vectorize.defaults import SW_THRESHOLD
+from streamtrain.vectorize.sampling import SystematicSample
 
 VECTORIZERS = ("auto", "ngram", "sequence")
 # Names written by streamtrain 0.1.0 (encoding "tfidf", vectorizer kind "ngram_tfidf"), read as today's.
@@ -138,40 +139,19 @@ def choice_line(choice: dict) -> str:
     return line + f" (threshold {choice['threshold']:g} said {choice['rule']}; bake-off: {choice['bakeoff']['why']})"
 
 
-class ChoiceSample:
+class ChoiceSample(SystematicSample):
     """A systematic sample of labelled training rows, bounded in rows and bytes (see the module docstring)."""
 
     def __init__(self, max_rows: int = SAMPLE_ROWS, max_bytes: int = SAMPLE_BYTES):
-        if max_rows < 1 or max_bytes < 1:
-            raise ValueError("max_rows and max_bytes must be positive")
-        self.max_rows, self.max_bytes = max_rows, max_bytes
-        self.stride = 1  # keep training rows whose position among all training rows is a multiple of this
-        self.seen = 0  # training rows offered so far
-        self.text_bytes = 0
-        self._kept: list[tuple[int, str, int, int]] = []  # (position, text, label id, UTF-8 bytes)
+        super().__init__(max_rows, max_bytes, MAX_TEXT_CHARS)
 
-    def __len__(self) -> int:
-        return len(self._kept)
+    @property
+    def max_rows(self) -> int:
+        return self.max_items
 
-    def offer(self, texts: Sequence[str], labels: np.ndarray, train: np.ndarray) -> None:
+    def offer(self, texts: Sequence[str], labels: np.ndarray, train: np.ndarray) -> None:  # type: ignore[override]
         """Offer a chunk's rows and (provisional) label ids; those where ``train`` is true are training rows."""
-        rows = np.flatnonzero(train)
-        start, k = self.seen, (-self.seen) % self.stride
-        while k < len(rows):
-            text = texts[rows[k]][:MAX_TEXT_CHARS]
-            size = len(text.encode("utf-8"))
-            self._kept.append((start + k, text, int(labels[rows[k]]), size))
-            self.text_bytes += size
-            while (len(self._kept) > self.max_rows or self.text_bytes > self.max_bytes) and len(self._kept) > 1:
-                self._thin()
-            k += 1
-            k += (-(start + k)) % self.stride
-        self.seen += len(rows)
-
-    def _thin(self) -> None:
-        self.stride *= 2
-        self._kept = [kept for kept in self._kept if kept[0] % self.stride == 0]
-        self.text_bytes = sum(kept[3] for kept in self._kept)
+        super().offer(texts, train, labels)
 
     def rows(self, remap: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
         """(texts, label ids) in input order; ``remap``: provisional id -> final id (``LabelIndex.finalize``)."""
@@ -189,7 +169,3 @@ class ChoiceSample:
             "rule": "every stride-th training row in input order, the stride doubling while the sample exceeds "
             "max_rows rows or max_bytes bytes of UTF-8 text",
         }
-
-    def clear(self) -> None:
-        self._kept = []
-        self.text_bytes = 0

@@ -58,6 +58,7 @@ from streamtrain.errors import DataError
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.fs.checksums import file_record, record_problem
 from streamtrain.fs.jsondoc import dumps
+from streamtrain.vectorize.sampling import SystematicSample
 from streamtrain.vectorize.tfidf import SKLEARN_HASHER, ClassMoments, NgramConfig, TfidfState, _hasher
 
 FEATURE_NAMES = "feature_names.json"
@@ -77,44 +78,23 @@ TOP_RULE = (
 )
 
 
-class NameSample:
+class NameSample(SystematicSample):
     """A systematic sample of training texts, bounded in texts and bytes (see the module docstring)."""
 
     def __init__(self, max_texts: int = SAMPLE_TEXTS, max_bytes: int = SAMPLE_BYTES):
-        if max_texts < 1 or max_bytes < 1:
-            raise ValueError("max_texts and max_bytes must be positive")
-        self.max_texts, self.max_bytes = max_texts, max_bytes
-        self.stride = 1  # keep training texts whose position among all training texts is a multiple of this
-        self.seen = 0  # training texts offered so far
-        self.text_bytes = 0
-        self._kept: list[tuple[int, str, int]] = []  # (position, text, UTF-8 bytes)
+        super().__init__(max_texts, max_bytes, MAX_TEXT_CHARS)
 
-    def __len__(self) -> int:
-        return len(self._kept)
+    @property
+    def max_texts(self) -> int:
+        return self.max_items
 
     @property
     def texts(self) -> list[str]:
-        return [text for _, text, _ in self._kept]
+        return [kept[1] for kept in self._kept]
 
-    def offer(self, texts: Sequence[str], train: np.ndarray) -> None:
+    def offer(self, texts: Sequence[str], train: np.ndarray, labels: np.ndarray | None = None) -> None:
         """Offer a chunk's texts; those where ``train`` is true are the training texts, in input order."""
-        rows = np.flatnonzero(train)
-        start, k = self.seen, (-self.seen) % self.stride
-        while k < len(rows):
-            text = texts[rows[k]][:MAX_TEXT_CHARS]
-            size = len(text.encode("utf-8"))
-            self._kept.append((start + k, text, size))
-            self.text_bytes += size
-            while (len(self._kept) > self.max_texts or self.text_bytes > self.max_bytes) and len(self._kept) > 1:
-                self._thin()
-            k += 1
-            k += (-(start + k)) % self.stride
-        self.seen += len(rows)
-
-    def _thin(self) -> None:
-        self.stride *= 2
-        self._kept = [kept for kept in self._kept if kept[0] % self.stride == 0]
-        self.text_bytes = sum(kept[2] for kept in self._kept)
+        super().offer(texts, train)
 
     def record(self) -> dict:
         return {
@@ -132,10 +112,6 @@ class NameSample:
                 "sample's n-grams that hash to its bucket"
             ),
         }
-
-    def clear(self) -> None:
-        self._kept = []
-        self.text_bytes = 0
 
     def write(
         self, directory: str | Path, state: TfidfState, top: list[list[tuple[int, float]]], labels: list[str]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import random
-import tarfile
 
 import numpy as np
 import pytest
-from conftest import datasets_dir
+from conftest import imdb_train_texts
 from helpers import load_tool
 
 from streamtrain.vectorize.split import (
@@ -74,16 +73,7 @@ def test_minhash_same_text_same_split_in_any_batch(rule):
 @pytest.fixture(scope="module")
 def imdb_train() -> list[str]:
     """The 25,000 aclImdb train reviews, read straight from the archive (no extraction)."""
-    archive = datasets_dir() / "imdb" / "aclImdb_labeled.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} not found")
-    texts: list[str] = []
-    with tarfile.open(archive, "r|gz") as tar:
-        for member in tar:
-            if member.isfile() and member.name.startswith("aclImdb/train/") and member.name.endswith(".txt"):
-                fh = tar.extractfile(member)
-                assert fh is not None
-                texts.append(fh.read().decode("utf-8"))
+    texts = imdb_train_texts()
     assert len(texts) == 25_000
     return texts
 

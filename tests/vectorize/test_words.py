@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tarfile
 import unicodedata
 from functools import cache
 
 import numpy as np
 import pytest
-from conftest import datasets_dir
+from conftest import imdb_train_texts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import HashingVectorizer
@@ -148,18 +147,7 @@ def test_batch_equals_per_text_calls(texts):
 @pytest.fixture(scope="module")
 def imdb_sample() -> list[str]:
     """3,000 aclImdb train reviews, read straight from the archive (no extraction)."""
-    archive = datasets_dir() / "imdb" / "aclImdb_labeled.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} not found")
-    texts: list[str] = []
-    with tarfile.open(archive, "r|gz") as tar:
-        for member in tar:
-            if member.isfile() and member.name.startswith("aclImdb/train/") and member.name.endswith(".txt"):
-                fh = tar.extractfile(member)
-                assert fh is not None
-                texts.append(fh.read().decode("utf-8"))
-                if len(texts) == 3000:
-                    break
+    texts = imdb_train_texts(3000)
     return texts
 
 
