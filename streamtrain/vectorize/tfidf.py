@@ -3,9 +3,12 @@
 The guide's recipe is sklearn's ``TfidfVectorizer(ngram_range=(1, 2),
 min_df=2, strip_accents='unicode')`` followed by ``SelectKBest(f_classif,
 k=20000)``. Both need a vocabulary of every n-gram, which grows with the
-corpus. Here n-grams are hashed (murmurhash3, sklearn's
-``HashingVectorizer``) into a fixed number of buckets, so every statistic is
-an array whose size is bounded by the configuration, never grows with the data:
+corpus. Here n-grams are hashed into a fixed number of buckets
+(``vectorize.ngrams``: FNV-1a word hashes folded by splitmix64; datasets made
+before 0.4 keep sklearn's ``HashingVectorizer``, murmurhash3, as their
+``NgramConfig.hasher`` says), so every statistic is an array whose size is
+bounded by the configuration, never grows with the data. Term frequency is
+sublinear (1 + ln tf) when ``NgramConfig.sublinear_tf`` (new datasets):
 
 - ``NgramConfig``: the recipe's knobs (JSON-serializable).
 - ``hash_counts``: texts -> raw n-gram counts over the buckets (stateless).
