@@ -23,4 +23,4 @@ Where each concern lives:
 - ``errors``: the errors the library raises and their exit codes.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
