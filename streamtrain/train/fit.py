@@ -217,7 +217,7 @@ def _fit_locked(opts: FitOptions) -> dict:
             where += f" (validation round {done + 1 if state.step else done} of {rounds})"
         log.info(
             f"resuming version {_version_of(building)} {where} "
-            f"(best validation loss {state.best} at epoch {state.best_epoch})"
+            f"(best validation loss {state.best} at epoch {state.best_epoch / per_epoch:g})"
         )
     elif warm_from is not None:
         model = compile_model(load_model(warm_from), n_classes, opts.learning_rate)
