@@ -81,19 +81,35 @@ from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
 from streamtrain.options import FRACTION, POSITIVE, SECONDS, SHARE, check_options, effective, option
 from streamtrain.progress import Progress
 from streamtrain.vectorize.choice import VECTORIZERS, ChoiceSample, choice_line, choose_vectorizer, needs_bakeoff
-from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, NGRAM_TOP_K, SW_THRESHOLD, TOP_K
+from streamtrain.vectorize.defaults import (
+    HASH_BUCKETS,
+    MAX_CANDIDATES,
+    MAX_LENGTH,
+    MIN_DF,
+    NGRAM_TOP_K,
+    SW_THRESHOLD,
+    TOP_K,
+)
 from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.ngram_names import NameSample, top_features
 from streamtrain.vectorize.ngrams import HASHER
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
 from streamtrain.vectorize.split import DEFAULT_RULE, SPLIT_NAMES, SPLIT_RULES, TRAIN, VAL, assign_splits
 from streamtrain.vectorize.stats import WordCounts
-from streamtrain.vectorize.tfidf import ClassMoments, DocFreq, NgramConfig, TfidfState, fit_selection, hash_counts
+from streamtrain.vectorize.tfidf import (
+    ClassMoments,
+    DocFreq,
+    NgramConfig,
+    TfidfState,
+    candidate_buckets,
+    fit_selection,
+    hash_counts,
+)
 from streamtrain.vectorize.vectorizer import Vectorizer
 from streamtrain.vectorize.words import word_hashes
 
 log = logging.getLogger(__name__)
-WORKERS_AHEAD = 4  # chunks in flight per worker: keeps every worker busy, bounds memory
+WORKERS_AHEAD = 1  # chunks in flight per worker: with more, in-flight chunks (~25 MB each) grew peak RSS
 
 
 def column(value: str) -> Column:
@@ -664,8 +680,10 @@ def _select(
     """The fitted n-gram vectorizer, and per class its top features (``ngram_names.top_features``)."""
     assert first.spill is not None and first.doc_freq is not None, "the first pass counted n-grams"
     idf = first.doc_freq.idf(opts.min_df)
-    candidates = np.flatnonzero(idf > 0)  # the vocabulary (df >= min_df): the F-test keeps statistics for these only
-    vocabulary = len(candidates)
+    vocabulary = int(np.count_nonzero(idf > 0))
+    # The F-test keeps statistics for these only: the vocabulary (df >= min_df), at most its MAX_CANDIDATES
+    # most frequent buckets.
+    candidates = candidate_buckets(first.doc_freq, opts.min_df, MAX_CANDIDATES)
     if not vocabulary:
         raise DataError(f"no n-gram occurs in {opts.min_df} or more training rows")
     weigher = TfidfState(opts.ngram(), idf, np.zeros(0, np.int64))  # weighs; selects nothing yet
@@ -690,7 +708,8 @@ def _select(
             )
             lo = hi
     state = fit_selection(opts.ngram(), moments, idf)
-    log.info(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {opts.min_df}) by F-value")
+    scored = f", the {len(candidates)} most frequent scored" if len(candidates) < vocabulary else ""
+    log.info(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {opts.min_df}{scored}) by F-value")
     return state, top_features(moments, state.selected)
 
 

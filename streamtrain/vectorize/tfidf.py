@@ -296,14 +296,21 @@ class TfidfState:
         return cls(config, arrays["idf"].astype(np.float32), arrays["selected"].astype(np.int64))
 
 
-def fit_selection(config: NgramConfig, moments: ClassMoments, idf: np.ndarray) -> TfidfState:
-    """Pick the top-k vocabulary buckets (idf > 0: df >= min_df) by F-value and freeze the vectorizer.
+def candidate_buckets(doc_freq: DocFreq, min_df: int, most: int) -> np.ndarray:
+    """The F-test's candidates, sorted: the vocabulary (df >= ``min_df``), or its ``most`` most frequent buckets
+    (ties to the lower bucket) when larger, so the test's memory stops growing with the corpus there."""
+    vocabulary = np.flatnonzero(doc_freq.df >= min_df)
+    if len(vocabulary) <= most:
+        return vocabulary
+    order = np.lexsort((vocabulary, -doc_freq.df[vocabulary]))[:most]
+    return np.sort(vocabulary[order])
 
-    ``moments`` must cover the vocabulary: its candidates are the vocabulary's buckets, or more (the others are
-    not picked)."""
+
+def fit_selection(config: NgramConfig, moments: ClassMoments, idf: np.ndarray) -> TfidfState:
+    """Pick the top-k of the moments' candidates that are in the vocabulary (idf > 0: df >= min_df) by F-value and
+    freeze the vectorizer. prepare's candidates are the vocabulary, or its ``MAX_CANDIDATES`` most frequent
+    buckets when it is larger (``candidate_buckets``)."""
     vocabulary = idf[moments.candidates] > 0
-    if int(vocabulary.sum()) != int(np.count_nonzero(idf > 0)):
-        raise ValueError("the moments' candidates leave out buckets of the vocabulary")
     scores, candidates = moments.f_scores(), moments.candidates
     if not vocabulary.all():
         scores, candidates = scores[vocabulary], candidates[vocabulary]

@@ -17,6 +17,7 @@ from streamtrain.vectorize.tfidf import (
     DocFreq,
     NgramConfig,
     TfidfState,
+    candidate_buckets,
     fit_selection,
     hash_counts,
 )
@@ -187,7 +188,7 @@ def test_memory_is_candidates_times_classes_not_hash_buckets(ag_hashed_20):
     assert held[1 << 21] < 8 * 20 * (1 << 21) / 10
 
 
-def test_selection_needs_every_vocabulary_bucket_and_names_only_candidates():
+def test_selection_picks_among_candidates_in_the_vocabulary_and_names_only_candidates():
     idf = np.array([0, 1.5, 0, 2.0, 1.2, 0], np.float32)
     x = sp.csr_matrix(np.array([[0, 1, 0, 1, 0, 0], [0, 0, 5, 1, 1, 0], [0, 1, 0, 0, 1, 0]], np.float64))
     labels = np.array([0, 1, 1], np.int32)
@@ -196,8 +197,9 @@ def test_selection_needs_every_vocabulary_bucket_and_names_only_candidates():
     some = ClassMoments(np.array([1, 3]), 2)
     some.update(rows)  # bucket 2 (not a candidate) is left out
     np.testing.assert_array_equal(some.sums, [[1.0, 1.0], [1.0, 1.0]])
-    with pytest.raises(ValueError, match="leave out"):
-        fit_selection(config, some, idf)
+    assert set(fit_selection(config, some, idf).selected) == {1, 3}  # bucket 4 was not scored
+    df = DocFreq(6, 3, np.array([0, 2, 1, 3, 2, 0]))
+    assert list(candidate_buckets(df, 2, 10)) == [1, 3, 4] and list(candidate_buckets(df, 2, 2)) == [1, 3]
     more = ClassMoments(np.array([1, 2, 3, 4]), 2)  # a superset of the vocabulary: bucket 2 is never picked
     more.update(rows)
     assert set(fit_selection(NgramConfig(top_k=3, hash_buckets=6), more, idf).selected) == {1, 3, 4}
