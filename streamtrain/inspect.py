@@ -349,11 +349,17 @@ def _choice_lines(choice: dict) -> list[str]:
         if forced
         else f"the guide's rule: sequence when S/W >= {choice.get('threshold', 0):g}"
     )
-    return [
+    bakeoff = choice.get("bakeoff")
+    if bakeoff:
+        why = f"the rule said {choice.get('rule')}; a bake-off decided"
+    lines = [
         f"  chosen: {choice.get('chosen')} ({why})",
         f"  S = {choice.get('samples')} samples, W = {choice.get('median_words_per_sample')} median words per sample, "
         f"S/W = {'inf' if sw is None else f'{sw:.1f}'}",
     ]
+    if bakeoff:
+        lines.append(f"  bake-off on {bakeoff.get('train_rows')} sample rows: {bakeoff.get('why')}")
+    return lines
 
 
 def _top_lines(top: dict) -> list[str]:

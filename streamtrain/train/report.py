@@ -161,6 +161,12 @@ def _choice(choice: dict) -> str:
             f"{_num(threshold, 0)}: the guide's rule gives sequences at or above it, n-grams below"
         )
     )
+    bakeoff = choice.get("bakeoff")
+    if bakeoff:  # the rule said sequences under auto: both families were measured on a sample
+        why = (
+            f"the rule said {_esc(choice.get('rule') or NA)}; a bake-off on {_int(bakeoff.get('train_rows'))} "
+            f"sample rows decided: {_esc(bakeoff.get('why') or NA)}"
+        )
     return f"Requested **{_esc(requested or NA)}**, chosen **{_esc(chosen or NA)}** ({why}).\n\n" + _table(
         ["Samples (S)", "Median words per sample (W)", "S/W", "Threshold"],
         [

@@ -18,9 +18,10 @@ import logging
 
 import numpy as np
 import pytest
-from helpers import load_tool
+from helpers import load_tool, streamtrain
 
 from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.train.report import _choice as report_choice
 from streamtrain.vectorize.choice import (
     MARGIN,
     ChoiceSample,
@@ -172,6 +173,11 @@ def test_auto_picks_ngrams_for_short_titles_where_they_score_higher(ag_news_csv,
     assert bakeoff["ngram"]["val_accuracy"] > bakeoff["sequence"]["val_accuracy"] + MARGIN
     assert "bake-off: sample validation accuracy ngram + mlp" in log
     assert "-> ngram (threshold 1500 said sequence; bake-off:" in log
+    # What a user reads later says the bake-off decided, not the rule: inspect, and the model's report.
+    shown = streamtrain("inspect", tmp_path / "data").stdout
+    assert "chosen: ngram (the rule said sequence; a bake-off decided)" in shown
+    assert f"bake-off on {bakeoff['train_rows']} sample rows: {bakeoff['why']}" in shown
+    assert "the rule said sequence; a bake-off on" in report_choice(choice)
 
 
 def test_auto_keeps_sequences_where_word_order_decides(ag_news_csv, tmp_path):
