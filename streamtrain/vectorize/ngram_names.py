@@ -12,21 +12,18 @@ features of each class in ``feature_names.json``:
    every class) and ends between half and all of either bound. Each text is
    cut to ``MAX_TEXT_CHARS``. Cost per chunk: a few numpy operations plus the
    texts kept; nothing is tokenized here.
-2. ``build`` (after feature selection): the sample's n-grams from the
-   hasher's own analyzer (``_hasher(config).build_analyzer()``), each mapped
-   to its bucket as the hasher maps it (``bucket_ids``: signed murmurhash3 of
-   the UTF-8 string, seed 0, absolute value modulo the buckets; checked
-   against sklearn's ``FeatureHasher`` on every run, and no column is named
-   if they differ). Only strings whose
-   bucket was selected are counted, in a table of at most ``MAX_STRINGS``
-   strings after each batch of texts (when over, all but the most frequent
-   half is dropped: lossy counting).
-   Each selected column is named by the most frequent string seen in its
-   bucket (``None`` when none was), with that string's occurrences in the
-   sample, the number of other distinct strings seen in the same bucket (a
-   hash collision: the column also stands for them) and the name's share of
-   the bucket's sampled occurrences; a column whose name has less than
-   ``CLEAR_SHARE`` of them counts as collided.
+2. ``build`` (after feature selection): the sample's n-grams, tokenized
+   and hashed exactly as ``ngrams.count_ngrams`` hashes the rows
+   (``words.word_spans``, ``ngrams.grams``), counted by 64-bit key in numpy;
+   only n-grams whose bucket was selected count, and only each column's
+   winner is decoded back to its string. Each selected column is named by
+   the most frequent n-gram seen in its bucket (``None`` when none was; ties:
+   the lower key), with that n-gram's occurrences in the sample, the number
+   of other distinct n-grams seen in the same bucket (a hash collision: the
+   column also stands for them) and the name's share of the bucket's sampled
+   occurrences; a column whose name has less than ``CLEAR_SHARE`` of them
+   counts as collided. Only datasets hashed by ``ngrams.HASHER`` are named:
+   older ones (sklearn's murmurhash3) are never rebuilt, only appended to.
 3. ``top_features`` (at selection, from ``tfidf.ClassMoments``): per class,
    the ``TOP_PER_CLASS`` selected columns with the largest
    ``class mean - rest mean`` of TF-IDF over the training rows (the mean of
@@ -48,7 +45,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,7 +55,7 @@ from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.fs.checksums import file_record, record_problem
 from streamtrain.fs.jsondoc import dumps
 from streamtrain.vectorize.sampling import SystematicSample
-from streamtrain.vectorize.tfidf import SKLEARN_HASHER, ClassMoments, NgramConfig, TfidfState, _hasher
+from streamtrain.vectorize.tfidf import ClassMoments, NgramConfig, TfidfState
 
 FEATURE_NAMES = "feature_names.json"
 FORMAT = "streamtrain-feature-names"
@@ -67,10 +63,8 @@ FORMAT_VERSION = 1
 SAMPLE_TEXTS = 20_000  # training texts kept for naming, at most
 SAMPLE_BYTES = 8 << 20  # bytes of UTF-8 text kept for naming, at most
 MAX_TEXT_CHARS = 1 << 16  # a longer text is cut (its later n-grams are not sampled)
-MAX_STRINGS = 200_000  # distinct strings counted in selected buckets, at most
 TOP_PER_CLASS = 10
 CLEAR_SHARE = 0.9  # a name that accounts for less of its bucket's sampled occurrences marks the column collided
-_BATCH = 256  # sample texts analyzed at a time
 log = logging.getLogger(__name__)
 TOP_RULE = (
     "per class, the selected columns with the largest mean TF-IDF over the class's training rows minus the mean "
@@ -105,7 +99,6 @@ class NameSample(SystematicSample):
             "max_texts": self.max_texts,
             "max_bytes": self.max_bytes,
             "max_text_chars": MAX_TEXT_CHARS,
-            "max_strings": MAX_STRINGS,
             "rule": (
                 "every stride-th training text in input order, the stride doubling while the sample exceeds "
                 "max_texts texts or max_bytes bytes; each selected column is named by the most frequent of the "
@@ -152,82 +145,17 @@ class NameSample(SystematicSample):
         }
 
 
-def bucket_ids(config: NgramConfig, strings: Sequence[str]) -> np.ndarray:
-    """The hash bucket of each n-gram string, as ``hash_counts`` puts it (sklearn's ``FeatureHasher`` scheme)."""
-    from sklearn.utils import murmurhash3_32
-
-    n = config.hash_buckets
-    return np.fromiter((abs(murmurhash3_32(s, 0)) % n for s in strings), np.int64, count=len(strings))
-
-
-def same_scheme(config: NgramConfig, strings: Sequence[str]) -> bool:
-    """Whether ``bucket_ids`` agrees with sklearn's own hasher on ``strings`` (a few: it is slow)."""
-    from sklearn.feature_extraction import FeatureHasher
-
-    if not strings:
-        return True
-    hasher = FeatureHasher(config.hash_buckets, input_type="string", alternate_sign=False)
-    theirs = hasher.transform([[s] for s in strings]).tocsr()
-    return np.array_equal(theirs.indptr, np.arange(len(strings) + 1)) and np.array_equal(
-        theirs.indices, bucket_ids(config, strings)
-    )
-
-
 def build(
     config: NgramConfig, selected: np.ndarray, texts: Sequence[str]
 ) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
-    """Per selected column: the most frequent sampled string in its bucket, its occurrences, the number of other
-    strings seen in the bucket, and its share of the bucket's sampled occurrences (None when none was seen)."""
-    if config.hasher != SKLEARN_HASHER:
-        return _build_hashed(config, np.asarray(selected, np.int64), texts)
-    analyze = _hasher(config).build_analyzer()
-    selected = np.asarray(selected, np.int64)
-    table: dict[str, int] = {}  # string -> occurrences in the sample (only strings in selected buckets)
-    column_of: dict[str, int] = {}
-    checked = False
-    for start in range(0, len(texts) if len(selected) else 0, _BATCH):
-        grams: Counter[str] = Counter()
-        for text in texts[start : start + _BATCH]:
-            grams.update(analyze(text))
-        keys = list(grams)
-        if not checked and not same_scheme(config, keys[:64]):
-            log.warning("this scikit-learn hashes n-grams unlike ngram_names.bucket_ids: the features are not named")
-            table.clear()
-            break
-        checked = True
-        buckets = bucket_ids(config, keys)
-        pos = np.minimum(np.searchsorted(selected, buckets), len(selected) - 1)
-        for i in np.flatnonzero(selected[pos] == buckets):
-            key = keys[i]
-            table[key] = table.get(key, 0) + grams[key]
-            column_of[key] = int(pos[i])
-        if len(table) > MAX_STRINGS:
-            kept = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))[: MAX_STRINGS // 2]
-            table = dict(kept)
-            column_of = {k: column_of[k] for k in table}
-    n = len(selected)
-    names: list[str | None] = [None] * n
-    counts, seen, total = [0] * n, [0] * n, [0] * n
-    for key, count in table.items():
-        col = column_of[key]
-        seen[col] += 1
-        total[col] += count
-        best = names[col]
-        if best is None or count > counts[col] or (count == counts[col] and key < best):  # ties: first by name
-            names[col], counts[col] = key, count
-    others = [max(s - 1, 0) for s in seen]
-    shares = [round(c / t, 4) if t else None for c, t in zip(counts, total)]
-    return names, counts, others, shares
-
-
-def _build_hashed(
-    config: NgramConfig, selected: np.ndarray, texts: Sequence[str]
-) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
-    """``build`` for ``ngrams.HASHER``: the sample's n-grams hashed exactly as ``ngrams.count_ngrams`` hashes them,
-    counted by key in numpy; only each column's winner is turned back into a string (ties: the lower key)."""
-    from streamtrain.vectorize.ngrams import grams
+    """Per selected column: the most frequent sampled n-gram in its bucket, its occurrences, the number of other
+    n-grams seen in the bucket, and its share of the bucket's sampled occurrences (None when none was seen)."""
+    from streamtrain.vectorize.ngrams import HASHER, grams
     from streamtrain.vectorize.words import _token_hashes, word_spans
 
+    if config.hasher != HASHER:
+        raise ValueError(f"features are named for n-grams hashed by {HASHER}, not {config.hasher}")
+    selected = np.asarray(selected, np.int64)
     n = len(selected)
     names: list[str | None] = [None] * n
     if not n or not texts:

@@ -21,7 +21,7 @@ from streamtrain.fs.jsondoc import write_json
 from streamtrain.fs.versions import Versions
 from streamtrain.inspect import InspectOptions, inspect, render_text
 from streamtrain.vectorize import ngram_names
-from streamtrain.vectorize.ngram_names import NameSample, bucket_ids, build, same_scheme
+from streamtrain.vectorize.ngram_names import NameSample, build
 from streamtrain.vectorize.ngrams import HASHER, ngram_buckets
 from streamtrain.vectorize.tfidf import NgramConfig, _hasher, hash_counts
 
@@ -128,34 +128,34 @@ def test_feature_names_file_and_record(data):
     assert np.array_equal(buckets, selected[[j for j, _ in named]])
 
 
-def test_bucket_ids_are_the_hashers():
-    config = NgramConfig(hash_buckets=1 << 18)
-    analyze = _hasher(config).build_analyzer()
+def test_ngram_buckets_are_the_hashers():
+    config = NgramConfig(hash_buckets=1 << 18, hasher=HASHER)
+    analyze = _hasher(config).build_analyzer()  # sklearn's analyzer: the same n-gram strings
     for text in ["Refund my invoice", "café naïve Über", "日本語 テキスト", "E-1191 error 404"]:
         grams = analyze(text)
-        ids = bucket_ids(config, grams)
+        ids = ngram_buckets(grams, config.hash_buckets)
         for gram, bucket in zip(grams, ids):
             if " " not in gram:  # a unigram alone hashes to exactly its own bucket
                 assert hash_counts(config, [gram]).indices.tolist() == [bucket]
         assert set(ids.tolist()) == set(hash_counts(config, [text]).indices.tolist())
-        assert same_scheme(config, grams)
 
 
-def test_names_under_a_full_table(demo_rows, monkeypatch):
-    """With the string table capped, the frequent strings still name their columns, and every name is right."""
-    config = NgramConfig()
+def test_names_are_the_frequent_strings_of_their_buckets(demo_rows):
+    """The frequent strings name their columns, rare ones too, and every name hashes to its column."""
+    config = NgramConfig(hasher=HASHER)
     texts = [t for t, _ in demo_rows]
     common = ["my", "order", "the", "refund", "password"]
     rare = [f"zq{i}x" for i in range(300)]
-    selected = np.unique(bucket_ids(config, common + rare))
-    full = build(config, selected, texts)
-    monkeypatch.setattr(ngram_names, "MAX_STRINGS", 40)
+    selected = np.unique(ngram_buckets(common + rare, config.hash_buckets))
     names, counts, _, _ = build(config, selected, texts + rare)
-    for name in common:
-        column = int(np.searchsorted(selected, bucket_ids(config, [name])[0]))
-        assert names[column] == full[0][column] == name and counts[column] >= full[1][column]
+    for name in common + rare[:5]:
+        column = int(np.searchsorted(selected, ngram_buckets([name], config.hash_buckets)[0]))
+        assert names[column] == name and counts[column] >= 1
     named = [(j, n) for j, n in enumerate(names) if n is not None]
-    assert np.array_equal(bucket_ids(config, [n for _, n in named]), selected[[j for j, _ in named]])
+    buckets = ngram_buckets([n for _, n in named], config.hash_buckets)
+    assert np.array_equal(buckets, selected[[j for j, _ in named]])
+    with pytest.raises(ValueError, match="named for n-grams hashed by"):
+        build(NgramConfig(), selected, texts)  # sklearn-hashed datasets are never renamed
 
 
 def test_name_sample_is_bounded_spread_and_chunking_free():
