@@ -116,14 +116,13 @@ def measure(
     patience: int = PATIENCE,
 ) -> dict:
     """Both families trained and scored on the samples: per family its best-epoch validation accuracy and loss."""
-    from streamtrain.train.fit import DEFAULT_DROPOUT, FitOptions
+    from streamtrain.train.fit import DEFAULT_DROPOUT, FitOptions, build_model
     from streamtrain.train.runtime import import_tensorflow
 
     started = time.perf_counter()
     import_tensorflow()
     import keras
 
-    from streamtrain.train.models import build_mlp, build_sepcnn
     from streamtrain.train.tfdata import sparse_dataset, token_dataset
 
     opts = FitOptions(data="", model_dir="")
@@ -146,9 +145,7 @@ def measure(
     train_rows, val_rows = ngram_rows(ngram, texts, labels, val_texts, val_labels)
     if train_rows.n_cols:
         keras.utils.set_random_seed(seed)
-        mlp = build_mlp(
-            train_rows.n_cols, n_classes, opts.units, opts.layers, DEFAULT_DROPOUT["mlp"], opts.learning_rate
-        )
+        mlp = build_model("mlp", train_rows.n_cols, train_rows.n_cols, n_classes, opts, DEFAULT_DROPOUT["mlp"])
         score = _train(
             mlp,
             train_rows,
@@ -169,16 +166,7 @@ def measure(
     begun = time.perf_counter()
     state, train_tokens, val_tokens = sequence_rows(sequence, texts, labels, val_texts, val_labels)
     keras.utils.set_random_seed(seed)
-    sepcnn = build_sepcnn(
-        state.n_features,
-        state.length,
-        n_classes,
-        blocks=opts.blocks,
-        filters=opts.filters,
-        embedding_dim=opts.embedding_dim,
-        dropout=DEFAULT_DROPOUT["sepcnn"],
-        learning_rate=opts.learning_rate,
-    )
+    sepcnn = build_model("sepcnn", state.n_features, state.length, n_classes, opts, DEFAULT_DROPOUT["sepcnn"])
     score = _train(
         sepcnn,
         train_tokens,

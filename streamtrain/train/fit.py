@@ -223,7 +223,7 @@ def _fit_locked(opts: FitOptions) -> dict:
         model = compile_model(load_model(warm_from), n_classes, opts.learning_rate)
         log.info(f"warm start from the weights of version {warm_from.name}")
     else:
-        model = build_model(model_name, manifest, opts, dropout)
+        model = build_model(model_name, manifest.n_features, manifest.row_width, len(manifest.labels), opts, dropout)
     config = {
         **effective(opts),
         "data": str(Path(opts.data).resolve()),
@@ -463,14 +463,15 @@ def choose_model(requested: str, encoding: str) -> str:
     return fitting
 
 
-def build_model(name: str, manifest: Manifest, opts: FitOptions, dropout: float):
+def build_model(name: str, n_features: int, width: int, n_classes: int, opts: FitOptions, dropout: float):
+    """A new ``name`` model ("mlp" or "sepcnn") with ``opts``' sizes: ``n_features`` n-gram features or tokens,
+    ``width`` the sequence length (sepCNN only). fit and auto's bake-off both build their models here."""
     from streamtrain.train.models import build_mlp, build_sepcnn
 
-    n_classes = len(manifest.labels)
     if name == "sepcnn":
         return build_sepcnn(
-            manifest.n_features,
-            manifest.row_width,
+            n_features,
+            width,
             n_classes,
             blocks=opts.blocks,
             filters=opts.filters,
@@ -478,4 +479,4 @@ def build_model(name: str, manifest: Manifest, opts: FitOptions, dropout: float)
             dropout=dropout,
             learning_rate=opts.learning_rate,
         )
-    return build_mlp(manifest.n_features, n_classes, opts.units, opts.layers, dropout, opts.learning_rate)
+    return build_mlp(n_features, n_classes, opts.units, opts.layers, dropout, opts.learning_rate)
