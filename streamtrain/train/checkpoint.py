@@ -116,8 +116,6 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         reseed(self.model, self.seed, epoch, self.offset)
-        if not self._pending:
-            self._saved_at = time.monotonic()
 
     def on_train_end(self, logs: dict | None = None) -> None:
         """Commit a round that ended without a checkpoint (the last of ``epochs``: nothing follows it)."""
@@ -132,7 +130,7 @@ class Checkpoint(keras.callbacks.Callback):
         step's logs (no asynchronous dispatch), and here, before batch ``batch`` runs, the model holds
         exactly the batches before it.
         """
-        if not batch or not self.every_seconds or time.monotonic() - self._saved_at < self.every_seconds:
+        if not batch or not self._due():
             return
         if self.unsafe() or not all(np.isfinite(w).all() for w in self.model.get_weights()):
             return  # never commit weights a non-finite loss may have reached (FiniteLoss reports it)
@@ -161,15 +159,19 @@ class Checkpoint(keras.callbacks.Callback):
                 self.model.stop_training = True
         # The whole model with its optimizer (the costly part) at the end of each pass over the data, at the end
         # of training, and when --checkpoint-seconds have passed; a round in between commits nothing, so a kill
-        # there resumes from the last commit. The best weights above are written whenever they change.
+        # there resumes from the last commit. The best weights above are written at the next commit.
         last = state.stopped or (epoch + 1) % self.per_epoch == 0
-        if not last and not (self.every_seconds and time.monotonic() - self._saved_at >= self.every_seconds):
+        if not last and not self._due():
             state.epochs_done = epoch + 1
             self._pending = True
             return
         state.model = f"epoch-{epoch + 1:04d}.keras"
         state.epochs_done = epoch + 1
         self._commit()
+
+    def _due(self) -> bool:
+        """Whether ``every_seconds`` (when set) have passed since the last commit (or the start)."""
+        return bool(self.every_seconds) and time.monotonic() - self._saved_at >= self.every_seconds
 
     def _commit(self) -> None:
         """Write the model with its optimizer, the best weights if they changed, then the state (the commit)."""

@@ -59,8 +59,9 @@ class SparseDense(keras.layers.Layer):
 
         inputs, _ = tf.sparse.fill_empty_rows(inputs, 0.0)  # every row needs an entry, or it has no output row
         ids = tf.SparseTensor(inputs.indices, inputs.indices[:, 1], inputs.dense_shape)
-        kernel = self.kernel.value if isinstance(self.kernel, keras.Variable) else self.kernel
-        return self.activation(tf.nn.embedding_lookup_sparse(kernel, ids, inputs, combiner="sum") + self.bias)
+        # ``.value``: the tf.Variable itself, so the lookup is a ResourceGather (see the class docstring).
+        rows = tf.nn.embedding_lookup_sparse(self.kernel.value, ids, inputs, combiner="sum")
+        return self.activation(rows + self.bias)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
