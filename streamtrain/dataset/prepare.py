@@ -95,7 +95,7 @@ from streamtrain.vectorize.ngram_names import NameSample, top_features
 from streamtrain.vectorize.ngrams import HASHER
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
 from streamtrain.vectorize.split import DEFAULT_RULE, SPLIT_NAMES, SPLIT_RULES, TRAIN, VAL, assign_splits
-from streamtrain.vectorize.stats import WordCounts
+from streamtrain.vectorize.stats import WordCounts, words_per_text
 from streamtrain.vectorize.tfidf import (
     ClassMoments,
     DocFreq,
@@ -520,7 +520,7 @@ def analyze_chunk(
         words = word_hashes(texts)
     return ChunkWork(
         assign_splits(texts, val_fraction, is_test=is_test, rule=split_rule, words=words),
-        np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts)),
+        words_per_text(texts),
         hash_counts(ngram, texts, words) if ngram is not None else None,
     )
 

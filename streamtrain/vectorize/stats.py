@@ -14,15 +14,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def words_per_text(texts: Sequence[str]) -> np.ndarray:
+    """Each text's number of whitespace-separated words, as the guide counts W."""
+    return np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts))
+
+
 @dataclass
 class WordCounts:
     hist: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def update(self, texts: Sequence[str]) -> None:
-        self.add(np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts)))
+        self.add(words_per_text(texts))
 
     def add(self, lengths: np.ndarray) -> None:
-        """Count samples of the given word counts (``len(text.split())`` each)."""
+        """Count samples of the given word counts (``words_per_text``: a worker can compute them)."""
         if not len(lengths):
             return
         counts = np.bincount(lengths)
