@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml requirements.lock | $(PY)
-	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,cluster]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -45,7 +45,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install -q --upgrade pip
-	.lock-venv/bin/python -m pip install -q '.[test,bench]'
+	.lock-venv/bin/python -m pip install -q '.[test,bench,cluster]'
 	{ echo "# Exact versions that make demo / make test install (as pip constraints). Refresh: make lock"; \
 	  echo "# Resolved with $$(.lock-venv/bin/python --version) on $$(uname -sm)."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^streamtrain[= @]'; } > requirements.lock
