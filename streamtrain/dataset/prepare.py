@@ -3,9 +3,14 @@
 Streaming passes, each holding a bounded window of chunks at a time. The
 per-chunk work of reading passes (split by ``split_rule``, words per text,
 hashed n-gram counts: ``analyze_chunk``, a pure function of the chunk's texts)
-runs on an executor (``dataset.parallel``: ``--jobs`` local threads, or any
-``concurrent.futures.Executor`` handed to ``prepare``), results in input
-order, so the output is the same bytes for any number of workers:
+runs on an executor (``dataset.parallel``: ``--jobs`` local threads, the
+workers of a Dask cluster with ``--scheduler``, or any
+``concurrent.futures.Executor`` handed to ``prepare``), at most one chunk in
+flight per worker and ``MAX_IN_FLIGHT`` in all, results in input order, so
+the output is the same bytes for any executor and number of workers. This
+process reads every input and writes every file; when a chunk's work fails
+(on a cluster: after the engine's own retries), the run fails naming the
+input and rows of the chunk:
 
 1. ``_first_pass``: read the raw inputs, assign splits and labels, measure
    samples S and median words per sample W; for n-grams also hash them once,
@@ -67,13 +72,13 @@ from streamtrain.dataset import sources
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.dataset.drift import Coverage, coverage_for
 from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
-from streamtrain.dataset.parallel import InlineExecutor, cores, executor_for, ordered_map
+from streamtrain.dataset.parallel import CLUSTER_EXTRA, InlineExecutor, engine_failure, ordered_map, running, workers
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.rows import Rows, SparseRows, empty_rows
 from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.dataset.spill import Spill, SpillPart
 from streamtrain.dataset.val_sample import ValSample
-from streamtrain.errors import DataError, UsageError
+from streamtrain.errors import DataError, StreamtrainError, UsageError
 from streamtrain.fs.atomic import staging_dir, sweep_stale
 from streamtrain.fs.locks import no_readers, writer_lock
 from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, input_bytes, read_chunks
@@ -110,6 +115,10 @@ from streamtrain.vectorize.words import word_hashes
 
 log = logging.getLogger(__name__)
 WORKERS_AHEAD = 1  # chunks in flight per worker: with more, in-flight chunks (~25 MB each) grew peak RSS
+# Chunks in flight whatever the number of workers (a large cluster's, many cores'): this process holds each one's
+# texts and result, and its own share of the work (reading, counting, writing) bounds what more workers can add:
+# analyze_chunk was 2.9 s of IMDB's 11.1 s inline prepare, so a few workers keep up with one reading process.
+MAX_IN_FLIGHT = 16
 
 
 def column(value: str) -> Column:
@@ -195,6 +204,13 @@ class PrepareOptions:
         **POSITIVE,
         help="worker threads that tokenize and hash; unset: one per core. The dataset is the same bytes for any number",
     )
+    scheduler: str | None = option(
+        None,
+        metavar="ADDRESS",
+        help="tokenize and hash on the workers of the Dask scheduler at ADDRESS (tcp://HOST:8786) instead of local "
+        "threads (not with --jobs); this process still reads the inputs and writes the dataset, the same bytes. "
+        "Needs " + CLUSTER_EXTRA,
+    )
     # Library-only knobs: not on the command line.
     chunk_rows: int = 4096  # raw rows read at a time
     bucket_rows: int = BUCKET_ROWS  # rows per shuffle bucket
@@ -257,9 +273,17 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
     """Prepare, append to (``opts.append``) or refit (``opts.refit``) the dataset ``opts.data``.
 
     The per-chunk work (tokenizing, hashing, splitting) runs on ``executor``: when None, on ``opts.jobs``
-    local worker threads (``parallel.executor_for``), shut down on return.
+    local worker threads or the Dask cluster of ``opts.scheduler`` (``parallel.running``), shut down (and
+    disconnected) on return.
     """
     check_options(opts)
+    if opts.scheduler is not None and opts.jobs is not None:
+        raise UsageError(
+            "--jobs sets this machine's threads and --scheduler hands the work to a Dask cluster: give one "
+            "(the workers' threads are `dask worker --nthreads N`)"
+        )
+    if opts.scheduler is not None and executor is not None:
+        raise UsageError("--scheduler makes prepare's executor; a library call that hands in one cannot also set it")
     if opts.append and (opts.overwrite or opts.refit):
         raise UsageError("--append adds to a dataset; it cannot be combined with --overwrite or --refit")
     if opts.refit and opts.overwrite:
@@ -287,11 +311,8 @@ def _executor(opts: PrepareOptions, given: Executor | None) -> Iterator[Executor
     if given is not None:
         yield given
         return
-    executor = executor_for(opts.jobs)
-    try:
+    with running(opts.jobs, opts.scheduler) as executor:
         yield executor
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def existing(data: str | Path, mode: str) -> Manifest:
@@ -511,7 +532,8 @@ class ChunkWork:
 def analyze_chunk(
     texts: list[str], is_test: bool, val_fraction: float, split_rule: str, ngram: NgramConfig | None
 ) -> ChunkWork:
-    """The per-chunk work of a pass, run by ``read_rows``' executor (a worker thread with ``--jobs`` > 1).
+    """The per-chunk work of a pass, run by ``read_rows``' executor (a worker thread with ``--jobs`` > 1, a Dask
+    worker with ``--scheduler``).
 
     The texts' word hashes are computed once for both the split and the n-grams when both use them.
     """
@@ -590,11 +612,30 @@ def _read_rows(
                 args = (chunk.texts, role == "test", opts.val_fraction, opts.split_rule, ngram)
                 yield (index, role, chunk, ids, row_ids), args
 
+    def failed(meta: tuple, exc: Exception) -> BaseException:
+        place = _place(meta[2])
+        if engine_failure(exc):  # the cluster lost the work, after its own retries
+            return StreamtrainError(
+                f"the work on {place} failed on {getattr(executor, 'address', 'the executor')}, so the run "
+                f"stopped and wrote nothing: {type(exc).__name__}: {exc}"
+            )
+        exc.add_note(f"streamtrain: raised by the work on {place}")  # a bug: its traceback is printed
+        return exc
+
     executor = executor or InlineExecutor()
-    workers = 0 if isinstance(executor, InlineExecutor) else getattr(executor, "_max_workers", None) or cores()
-    window = max(1, workers * WORKERS_AHEAD)
-    for (index, role, chunk, ids, row_ids), work in ordered_map(executor, analyze_chunk, chunks(), window):
+    window = max(1, min(workers(executor) * WORKERS_AHEAD, MAX_IN_FLIGHT))
+    for (index, role, chunk, ids, row_ids), work in ordered_map(executor, analyze_chunk, chunks(), window, failed):
         yield index, role, chunk, ids, work.splits, row_ids, work
+
+
+def _place(chunk: RawChunk) -> str:
+    """Which rows a chunk holds, for messages: ``data.csv, rows 4097-8192``."""
+    if not chunk.rows:
+        return f"{chunk.path} (a chunk of rejected rows only)"
+    first, last = chunk.rows[0], chunk.rows[-1]
+    if isinstance(first, str):  # directory per class: the document files
+        return f"{chunk.path}, {len(chunk.rows)} documents from {first} to {last}"
+    return f"{chunk.path}, rows {first}-{last}"
 
 
 def _keep(chunk: RawChunk, keep: np.ndarray) -> RawChunk:
