@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_TEST, DEMO_TRAIN
+from conftest import DEMO_TEST, DEMO_TRAIN, REPO
 from helpers import BIN, streamtrain
 
 distributed = pytest.importorskip(
@@ -35,7 +35,6 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fault plugin 
 
 VOLATILE = ("at", "ingested_at", "data", "jobs", "scheduler")  # when and where it ran, and on what: not the data
 COPIES = 5  # the demo's train rows 5 times (4 variants): 20,000 rows, 5 chunks of 4,096
-SLEEP = 6.0  # seconds a worker sleeps in the Ctrl-C test (a running task cannot be stopped)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +145,8 @@ def no_dataset_left(data: Path) -> None:
 
 def _faulty(kind: str, arg: str, analyze, texts, *args):
     """``analyze_chunk`` on a worker with a fault: die once (the first call to create the file ``arg``), or on
-    the chunk that holds the word POISONWORD die, raise, or create the file ``arg`` and sleep."""
+    the chunk that holds the word POISONWORD die, raise, or block: create ``arg``.started and wait for
+    ``arg``.release (a running task cannot be stopped)."""
     if kind == "die-once":
         try:
             os.close(os.open(arg, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
@@ -156,9 +156,11 @@ def _faulty(kind: str, arg: str, analyze, texts, *args):
     if any("POISONWORD" in text for text in texts):
         if kind == "die":
             os._exit(1)
-        if kind == "sleep":
-            Path(arg).touch()
-            time.sleep(SLEEP)
+        if kind == "block":
+            Path(arg + ".started").touch()
+            deadline = time.monotonic() + 120
+            while not Path(arg + ".release").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
         else:
             raise ValueError(f"injected on worker pid {os.getpid()}")
     return analyze(texts, *args)
@@ -225,7 +227,11 @@ def test_a_task_that_kills_every_worker_it_runs_on_fails_the_run(cluster, corpus
         proc = prepare(corpus, data, "--scheduler", address, extra_inputs=[corpus["poison"]])
     assert proc.returncode == 1, proc.stderr
     error = proc.stderr.strip().splitlines()[-1]
-    assert error.startswith("streamtrain prepare: error: the work on ") and "Traceback" not in proc.stderr
+    assert error.startswith("streamtrain prepare: error: the work on ")
+    # No traceback of streamtrain's (a bug's). Dask's own log lines may come before the error: a result lost with
+    # a dead worker is "rescheduled", and when the failing run then cancels it, Dask's ClientExecutor can log its
+    # FutureCancelledError with a traceback of Dask's and tornado's frames.
+    assert f'File "{REPO / "streamtrain"}' not in proc.stderr
     assert f"{corpus['poison']}, rows 2-51 failed on {address}, so the run stopped and wrote nothing" in error
     assert "KilledWorker: " in error and "workers died while running it" in error
     no_dataset_left(data)
@@ -254,21 +260,24 @@ def test_append_on_the_cluster_adds_the_same_shards(cluster, corpus, inline, tmp
     assert_same_dataset(tmp_path / "cluster", tmp_path / "inline", appended=True)
 
 
-def test_ctrl_c_stops_a_run_on_the_cluster_at_once(cluster, corpus, tmp_path):
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_a_run_on_the_cluster_at_once(cluster, corpus, tmp_path, signum, code):
     address, client = cluster
-    data, sleeping = tmp_path / "data", tmp_path / "sleeping"
+    data, block = tmp_path / "data", tmp_path / "block"
     command = [BIN, "prepare", corpus["train"], corpus["poison"], "--data", data, "--scheduler", address]
-    with fault(client, "sleep", str(sleeping)):
-        child = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while not sleeping.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sleeping.exists(), child.communicate()
-        start = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=60)
-        assert time.monotonic() - start < SLEEP - 2  # it did not wait for the sleeping task
-    assert child.returncode == 130 and stderr.strip().splitlines()[-1] == "streamtrain prepare: interrupted by SIGINT"
+    with fault(client, "block", str(block)):
+        try:
+            child = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while not Path(f"{block}.started").exists() and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert Path(f"{block}.started").exists(), child.communicate()
+            child.send_signal(signum)
+            _, stderr = child.communicate(timeout=30)  # while a worker still runs the poisoned chunk
+        finally:
+            Path(f"{block}.release").touch()
+    how = "interrupted by SIGINT" if signum == signal.SIGINT else "terminated by SIGTERM"
+    assert child.returncode == code and stderr.strip().splitlines()[-1] == f"streamtrain prepare: {how}"
     assert "Traceback" not in stderr
     no_dataset_left(data)
 
