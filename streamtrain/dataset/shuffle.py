@@ -5,7 +5,10 @@ arguments and a seed. A dataset split is a list of shards, each a number of bloc
 is a permutation of every (shard, block) pair, so a reader that follows it
 and emits every row of every block sees each row exactly once per epoch.
 Plans depend only on (seed, epoch, block counts): re-runs, resumes and
-workers agree without talking to each other.
+workers agree without talking to each other. With several training workers,
+``worker_slices`` cuts one plan into contiguous, disjoint row ranges of
+sizes that differ by at most one row (``worker_rows``), so each worker
+reads only its part and together they read every row once.
 """
 
 from __future__ import annotations
@@ -29,9 +32,42 @@ def epoch_blocks(block_counts: Sequence[int], seed: int, epoch: int) -> list[Blo
     return [blocks[i] for i in order]
 
 
-def row_permutation(n: int, seed: int, epoch: int, group: int) -> np.ndarray:
-    """Permutation of ``n`` buffered rows for the ``group``-th buffer of an epoch."""
-    return np.random.default_rng([seed, epoch, group, 1]).permutation(n)
+def worker_rows(rows: int, worker: int, workers: int) -> tuple[int, int]:
+    """The ``[start, stop)`` positions, in an epoch's row order, of ``worker``'s rows out of ``rows``.
+
+    Consecutive, disjoint, covering ``[0, rows)``, sizes ``rows // workers`` or one more.
+    """
+    if not 0 <= worker < workers:
+        raise ValueError(f"worker {worker} is not in [0, {workers})")
+    return rows * worker // workers, rows * (worker + 1) // workers
+
+
+def worker_slices(
+    plan: Sequence[Block], block_rows: Sequence[int], worker: int, workers: int
+) -> list[tuple[Block, int, int]]:
+    """``worker``'s part of an epoch ``plan``: ``(block, lo, hi)``, rows ``[lo, hi)`` of each block it reads.
+
+    ``block_rows[i]`` is the number of rows of ``plan[i]``. The plan's blocks,
+    laid end to end, are cut at ``worker_rows``: a block that straddles a cut
+    is read by both neighbours, each taking its own rows of it.
+    """
+    total = int(sum(block_rows))
+    start, stop = worker_rows(total, worker, workers)
+    out: list[tuple[Block, int, int]] = []
+    at = 0
+    for block, n in zip(plan, block_rows):
+        lo, hi = max(start - at, 0), min(stop - at, n)
+        if lo < hi:
+            out.append((block, lo, hi))
+        at += n
+        if at >= stop:
+            break
+    return out
+
+
+def row_permutation(n: int, seed: int, epoch: int, group: int, *worker: int) -> np.ndarray:
+    """Permutation of ``n`` buffered rows for the ``group``-th buffer of an epoch (of ``worker``, if given)."""
+    return np.random.default_rng([seed, epoch, group, 1, *worker]).permutation(n)
 
 
 _MIX1, _MIX2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), 0x9E3779B97F4A7C15

@@ -8,17 +8,23 @@ Who owns what:
   first read it checks the shard's size and sha256 against the manifest
   (once per process, ``Manifest.check_shard``), and any read error becomes
   a ``DataError`` naming the shard. It reads blocks; it does not order them.
-- ``BatchStream``: one split cut into batches of ``batch_size`` rows. Per
-  epoch it follows a seeded plan of blocks (``shuffle.epoch_blocks``), reads
-  ``buffer_blocks`` blocks at a time, permutes the buffered rows, and emits
-  them as one chunk of whole batches, carrying the remainder into the next
-  buffer. The epoch's final batch is the only partial one, so an epoch is
-  exactly ``steps = ceil(rows / batch_size)`` batches and every row is
-  emitted once. ``epoch`` cuts chunks into batches in Python (evaluation,
-  tests); ``forever_chunks`` chains the chunks of epochs 0, 1, 2, ... (or
-  from a resumed fit's epoch and step) for
-  ``tfdata``, which cuts them in tf.data for Keras ``fit`` with
-  ``steps_per_epoch = steps``.
+- ``BatchStream``: one split cut into batches of ``batch_size`` rows, for
+  worker ``worker`` of ``workers`` (one, unless fit runs multi-worker). Per
+  epoch it follows a seeded plan of blocks (``shuffle.epoch_blocks``), of
+  which it reads only its own contiguous part (``shuffle.worker_slices``:
+  disjoint, row counts within one of each other, together every row once),
+  ``buffer_blocks`` blocks at a time; it permutes the buffered rows and
+  emits them as one chunk of whole batches, carrying the remainder into the
+  next buffer. Every worker's epoch is exactly ``steps =
+  ceil(ceil(rows / workers) / batch_size)`` batches, so all run the same
+  number of steps: the last batch is the only partial one, and a worker
+  whose share ended one batch early ends its epoch with an empty batch
+  (which trains nothing). With one worker that is ``ceil(rows /
+  batch_size)`` and never an empty batch. ``epoch`` cuts chunks into
+  batches in Python (evaluation, tests); ``forever_chunks`` chains the
+  chunks of epochs 0, 1, 2, ... (or from a resumed fit's epoch and step)
+  for ``tfdata``, which cuts them in tf.data (an empty chunk is one empty
+  batch) with ``steps`` batches an epoch.
 
 Memory: ``buffer_blocks x block_rows`` rows plus ``max_open`` file handles,
 independent of dataset size.
@@ -33,7 +39,7 @@ from pathlib import Path
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.rows import Rows, concat_rows, empty_rows
 from streamtrain.dataset.shards import open_reader
-from streamtrain.dataset.shuffle import Block, all_blocks, epoch_blocks, row_permutation
+from streamtrain.dataset.shuffle import Block, all_blocks, epoch_blocks, row_permutation, worker_rows, worker_slices
 from streamtrain.errors import DataError
 
 
@@ -63,6 +69,11 @@ class SplitSource:
     @property
     def block_counts(self) -> list[int]:
         return [s.blocks for s in self.shards]
+
+    def block_size(self, block: Block) -> int:
+        shard, index = block
+        info = self.shards[shard]
+        return min(info.block_rows, info.rows - index * info.block_rows)
 
     def empty(self) -> Rows:
         return empty_rows(self.encoding, self.width)
@@ -97,48 +108,80 @@ class BatchStream:
         shuffle: bool = False,
         seed: int = 0,
         buffer_blocks: int = 8,
+        worker: int = 0,
+        workers: int = 1,
     ):
-        if batch_size < 1 or buffer_blocks < 1:
-            raise ValueError("batch_size and buffer_blocks must be positive")
+        if batch_size < 1 or buffer_blocks < 1 or not 0 <= worker < workers:
+            raise ValueError("batch_size and buffer_blocks must be positive, and worker in [0, workers)")
         self.source, self.batch_size, self.shuffle = source, batch_size, shuffle
         self.seed, self.buffer_blocks = seed, buffer_blocks
+        self.worker, self.workers = worker, workers
 
     @property
     def rows(self) -> int:
+        """Rows of the split (all workers together)."""
         return self.source.rows
 
     @property
+    def worker_rows(self) -> int:
+        """Rows this worker trains on each epoch."""
+        start, stop = worker_rows(self.rows, self.worker, self.workers)
+        return stop - start
+
+    @property
     def steps(self) -> int:
-        return -(-self.rows // self.batch_size)
+        """Batches per epoch, the same for every worker."""
+        most = -(-self.rows // self.workers)  # the largest worker's rows
+        return -(-most // self.batch_size)
 
     def plan(self, epoch: int) -> list[Block]:
         counts = self.source.block_counts
         return epoch_blocks(counts, self.seed, epoch) if self.shuffle else all_blocks(counts)
 
+    def parts(self, epoch: int) -> list[tuple[Block, int, int]]:
+        """This worker's ``(block, lo, hi)`` reads of ``epoch``'s plan (whole blocks with one worker)."""
+        plan = self.plan(epoch)
+        return worker_slices(plan, [self.source.block_size(b) for b in plan], self.worker, self.workers)
+
+    def _read(self, part: tuple[Block, int, int]) -> Rows:
+        block, lo, hi = part
+        rows = self.source.read(block)
+        return rows if (lo, hi) == (0, len(rows)) else rows.slice(lo, hi)
+
+    def _permutation(self, n: int, epoch: int, group: int):
+        if self.worker == 0:  # one worker: the plans of datasets trained before multi-worker fit
+            return row_permutation(n, self.seed, epoch, group)
+        return row_permutation(n, self.seed, epoch, group, self.worker)
+
     def chunks(self, epoch: int = 0) -> Iterator[Rows]:
         """The epoch's rows in buffer-sized chunks, each a whole number of batches except the last.
 
         Cutting every chunk into ``batch_size`` slices gives exactly ``epoch``'s
-        batches; ``tfdata`` does that cutting inside tf.data, so Python
-        hands over one chunk per ``buffer_blocks`` blocks instead of one batch.
+        batches (an empty chunk: one empty batch); ``tfdata`` does that cutting
+        inside tf.data, so Python hands over one chunk per ``buffer_blocks``
+        blocks instead of one batch.
         """
-        plan = self.plan(epoch)
+        parts = self.parts(epoch)
         carry = self.source.empty()
-        for group, start in enumerate(range(0, len(plan), self.buffer_blocks)):
-            blocks = [self.source.read(b) for b in plan[start : start + self.buffer_blocks]]
+        for group, start in enumerate(range(0, len(parts), self.buffer_blocks)):
+            blocks = [self._read(p) for p in parts[start : start + self.buffer_blocks]]
             buf = concat_rows([carry, *blocks])
             if self.shuffle:
-                buf = buf.take(row_permutation(len(buf), self.seed, epoch, group))
+                buf = buf.take(self._permutation(len(buf), epoch, group))
             full = len(buf) - len(buf) % self.batch_size
             if full:
                 yield buf.slice(0, full)
             carry = buf.slice(full, len(buf))
         if len(carry):
             yield carry
+        if -(-self.worker_rows // self.batch_size) < self.steps:  # this worker's share ended a batch early
+            yield self.source.empty()
 
     def epoch(self, epoch: int = 0) -> Iterator[Rows]:
-        """Exactly ``steps`` batches covering every row once."""
+        """Exactly ``steps`` batches covering this worker's rows once."""
         for chunk in self.chunks(epoch):
+            if not len(chunk):
+                yield chunk
             for lo in range(0, len(chunk), self.batch_size):
                 yield chunk.slice(lo, min(lo + self.batch_size, len(chunk)))
 
@@ -149,13 +192,14 @@ class BatchStream:
         resumed inside an epoch): chunks hold whole batches, so what follows is
         exactly the rest of that epoch's batches.
         """
-        epoch, skip = first_epoch, skip_batches * self.batch_size
+        epoch, skip = first_epoch, skip_batches
         while True:
             for chunk in self.chunks(epoch):
-                if skip >= len(chunk):
-                    skip -= len(chunk)
+                batches = max(1, -(-len(chunk) // self.batch_size))
+                if skip >= batches:
+                    skip -= batches
                     continue
                 if skip:
-                    chunk, skip = chunk.slice(skip, len(chunk)), 0
+                    chunk, skip = chunk.slice(skip * self.batch_size, len(chunk)), 0
                 yield chunk
             epoch += 1

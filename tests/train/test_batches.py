@@ -6,8 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.shuffle import worker_slices
 from streamtrain.train.batches import BatchStream, SplitSource
 
 
@@ -106,3 +109,49 @@ def test_split_source_bounds_open_files(tmp_path):
         seen += batch.row_ids.tolist()
         assert sum(r._file is not None for r in source.readers) <= 3
     assert sorted(seen) == list(range(100))
+
+
+@pytest.mark.parametrize(("workers", "batch_size"), [(2, 64), (3, 43), (4, 1000)])
+def test_workers_split_every_epoch_into_disjoint_balanced_parts_of_equal_steps(demo, workers, batch_size):
+    """Multi-worker fit: each worker reads its own rows; together they are the epoch, once; all run the same steps."""
+    m = Manifest.load(demo)
+    rows = m.rows("train")
+    streams = [
+        BatchStream(SplitSource(demo, m, "train"), batch_size, True, 4, 3, worker=w, workers=workers)
+        for w in range(workers)
+    ]
+    steps = {s.steps for s in streams}
+    assert steps == {math.ceil(math.ceil(rows / workers) / batch_size)}
+    for epoch in range(2):
+        parts = [[b.row_ids for b in s.epoch(epoch)] for s in streams]
+        assert {len(p) for p in parts} == steps  # same number of batches (an empty one pads a short share)
+        seen = [np.concatenate(p) for p in parts]
+        assert max(map(len, seen)) - min(map(len, seen)) <= 1
+        every = np.concatenate(seen)
+        assert len(every) == rows == len(np.unique(every))  # each row once, by exactly one worker
+        # What tf.data hands the model is the same: the chunks cut into batches, the empty one included.
+        from streamtrain.train.tfdata import keras_dataset
+
+        for stream, batches in zip(streams, parts):
+            it = iter(keras_dataset(stream, len(m.labels), first_epoch=epoch))
+            assert [len(next(it)[1]) for _ in batches] == [len(b) for b in batches]
+
+
+def test_one_worker_is_the_plain_stream(demo):
+    m = Manifest.load(demo)
+    plain = BatchStream(SplitSource(demo, m, "train"), 100, True, 6, 2)
+    one = BatchStream(SplitSource(demo, m, "train"), 100, True, 6, 2, worker=0, workers=1)
+    assert [b.row_ids.tolist() for b in plain.epoch(1)] == [b.row_ids.tolist() for b in one.epoch(1)]
+
+
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=30), st.integers(1, 7))
+def test_worker_slices_cover_the_plan_once(block_rows, workers):
+    plan = [(0, i) for i in range(len(block_rows))]
+    covered = []
+    sizes = []
+    for w in range(workers):
+        parts = worker_slices(plan, block_rows, w, workers)
+        sizes.append(sum(hi - lo for _, lo, hi in parts))
+        covered += [(block, r) for (block, lo, hi) in parts for r in range(lo, hi)]
+    assert sorted(covered) == [((0, i), r) for i, n in enumerate(block_rows) for r in range(n)]
+    assert max(sizes) - min(sizes) <= 1
