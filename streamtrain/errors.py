@@ -1,7 +1,7 @@
 """The errors the library raises for problems it can explain, each with its exit code for cron.
 
 Exit codes: 0 success, 1 training or scoring failed (a non-finite loss or
-output) or anything unexpected, 2 usage error, 3 a trained model was kept
+output, a lost worker of a multi-worker fit) or anything unexpected, 2 usage error, 3 a trained model was kept
 but not promoted (the promotion guard), 65 bad input data (EX_DATAERR),
 75 busy: another run holds the lock (EX_TEMPFAIL, try again later), 130
 interrupted (SIGINT), 143 terminated (SIGTERM). The
@@ -49,6 +49,12 @@ class DataError(StreamtrainError):
 
 class NonFiniteError(StreamtrainError):
     """Training or scoring met a NaN or infinite value: nothing built on it may be written."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class ClusterError(StreamtrainError):
+    """A multi-worker fit lost a worker (it died, or the network failed): the run stops; a rerun resumes."""
 
     exit_code = EXIT_UNEXPECTED
 

@@ -9,6 +9,7 @@ Who owns what:
 - ``exit_codes``: the exit-code table and the code for an exception.
 - ``logs``: logging to stderr at the chosen verbosity, as text or JSON lines
   (``--log-format``).
+- ``workers``: ``fit --workers N``, N worker processes on loopback.
 
 ``main`` dispatches; ``run_command`` runs one command and turns whatever
 ends it into an exit code and at most one ``streamtrain CMD: error: ...``
@@ -84,6 +85,10 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
             print(json.dumps(effective(opts), indent=2))
             return EXIT_OK
         logs.setup(name, common.verbosity, log_format)
+        if getattr(opts, "workers", 1) > 1 and not os.environ.get("TF_CONFIG"):  # fit --workers N: a local cluster
+            from streamtrain.cli.workers import launch
+
+            return launch(name, argv, opts.workers)
         command.run(opts)
         sys.stdout.flush()
         return EXIT_OK
@@ -125,6 +130,7 @@ def entry(command: str | None = None) -> int:
         code = main() if command is None else run_command(command)
     except (KeyboardInterrupt, Terminated) as exc:  # a signal between two commands' own handlers
         code = _report(f"streamtrain {command}" if command else "streamtrain", exc, logs.format_in(sys.argv[1:]))
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: a late SIGTERM (a stopping local cluster) changes nothing
     if "tensorflow" in sys.modules:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):

@@ -46,6 +46,8 @@ def _fit(opts: Any) -> None:
         result = fit(opts)
     except NotPromoted as exc:  # a version was made and kept: print it like any other, then exit 3
         result, refused = exc.result, exc
+    if "worker" in result:  # a worker other than the chief of a multi-worker fit: the chief prints the result
+        return
     print(dumps({k: v for k, v in result.items() if k != "test_confusion"}))
     if refused is not None:
         raise refused

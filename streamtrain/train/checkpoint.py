@@ -30,9 +30,12 @@ function of (seed, epoch) (``dataset.shuffle``), so the epoch count is the
 plan's position: a resumed run trains epochs ``epochs_done + 1 ...`` on the
 same plans an uninterrupted run would. Dropout's random draws are made a
 function of (seed, epoch, step) the same way: at the start of every epoch
-each layer's seed generator is set from (seed, epoch), and it advances one
-draw per step (``reseed``), so a resumed run draws the masks an
-uninterrupted one would.
+``train.loop`` sets each layer's seed generator from (seed, epoch)
+(``reseed``), and it advances one draw per step, so a resumed run draws
+the masks an uninterrupted one would.
+
+In a multi-worker fit only the chief has a ``Checkpoint``; its
+``model.stop_training`` is broadcast to the others by ``train.loop``.
 """
 
 from __future__ import annotations
@@ -114,9 +117,6 @@ class Checkpoint(keras.callbacks.Callback):
         self._best: list | None = None  # the best round's weights, in memory (written to disk only at commits)
         directory.mkdir(parents=True, exist_ok=True)
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        reseed(self.model, self.seed, epoch, self.offset)
-
     def on_train_end(self, logs: dict | None = None) -> None:
         """Commit a round that ended without a checkpoint (the last of ``epochs``: nothing follows it)."""
         if self._pending and not self.unsafe():
@@ -193,11 +193,13 @@ class Checkpoint(keras.callbacks.Callback):
             load_best(model, self.directory / self.state.best_weights)
 
 
-def reseed(model, seed: int, epoch: int, step: int = 0) -> int:
+def reseed(model, seed: int, epoch: int, step: int = 0, worker: int = 0) -> int:
     """Set every seed generator of ``model``'s layers to its state at ``step`` of ``epoch``; return how many.
 
-    The state is ``[f(seed, epoch, its place), step]``: Keras' generators add
+    The state is ``[f(seed, epoch, its place, worker), step]``: Keras' generators add
     one to the second word per draw, and each dropout layer draws once a step.
+    Each worker of a multi-worker fit draws its own masks (worker 0's are a
+    one-process run's).
     """
     from keras.random import SeedGenerator
 
@@ -208,7 +210,8 @@ def reseed(model, seed: int, epoch: int, step: int = 0) -> int:
         if isinstance(value, SeedGenerator)
     ]
     for i, generator in enumerate(generators):
-        start = np.random.default_rng([seed, epoch, i, 3]).integers(0, 2**31 - 1)
+        key = [seed, epoch, i, 3] if worker == 0 else [seed, epoch, i, 3, worker]
+        start = np.random.default_rng(key).integers(0, 2**31 - 1)
         generator.state.assign(np.array([start, step], dtype=generator.state.dtype))
     return len(generators)
 

@@ -24,22 +24,22 @@ raises ``NotPromoted`` (exit 3) after all of that.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
-from streamtrain.errors import DataError, NonFiniteError, NotPromoted, UsageError
+from streamtrain.errors import ClusterError, DataError, NonFiniteError, NotPromoted, UsageError
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.fs.checksums import sha256_file
 from streamtrain.fs.locks import reader_lock, writer_lock
 from streamtrain.fs.versions import Versions, new_id
 from streamtrain.options import NON_NEGATIVE, POSITIVE, SECONDS, SHARE, check_options, effective, option
+from streamtrain.train.cluster import Cluster
 from streamtrain.train.modeldir import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
@@ -55,6 +55,9 @@ from streamtrain.train.modeldir import (
     read_vectorizer_doc,
 )
 from streamtrain.train.runtime import import_tensorflow
+
+if TYPE_CHECKING:
+    from streamtrain.train.batches import BatchStream
 
 log = logging.getLogger(__name__)
 MODELS = ("auto", "mlp", "sepcnn")
@@ -72,6 +75,7 @@ NOT_TRAINING = (
     "overwrite",
     "score_batch_size",
     "checkpoint_seconds",
+    "workers",  # the cluster's size is in the key on its own (``_resume_key``)
 )
 
 
@@ -126,6 +130,12 @@ class FitOptions:
         **SECONDS,
         help="also checkpoint inside an epoch this often, so a killed fit resumes at that step; 0: epoch ends only",
     )
+    workers: int = option(
+        1,
+        **POSITIVE,
+        help="train on this many worker processes: without TF_CONFIG, the command starts them on this machine "
+        "(loopback); with TF_CONFIG (a real cluster), it must name this many",
+    )
     overwrite: bool = option(False, help="no longer needed (every fit adds a version); accepted for old crontabs")
     # Library-only knob: not on the command line.
     buffer_blocks: int = 8  # blocks read and shuffled together
@@ -135,80 +145,108 @@ def fit(opts: FitOptions) -> dict:
     """Train a new version of ``opts.model_dir`` and run the promotion guard; returns the metrics and the decision.
 
     Raises ``NotPromoted`` (exit 3) after keeping a version the guard rejected.
+    In a multi-worker cluster (``TF_CONFIG``, ``train.cluster``) every worker
+    calls this: the chief does all of the above; the others only train, and
+    return the rows they trained.
     """
     check_options(opts)
-    if opts.overwrite:
+    cluster = Cluster.from_env()
+    if opts.workers > 1 and cluster.size != opts.workers:
+        how = f"names {cluster.size}" if cluster.size > 1 else "is not set"
+        raise UsageError(
+            f"--workers {opts.workers}: TF_CONFIG {how}; the command line starts a local cluster itself "
+            "(streamtrain fit --workers N), a library caller sets TF_CONFIG on each worker"
+        )
+    if opts.overwrite and cluster.chief:
         log.warning("--overwrite is no longer needed: every fit adds a version and keeps the last --keep")
     Manifest.load(opts.data)  # a dataset, before any lock file or directory is made (read again under the lock)
+    if not cluster.chief:  # reads the dataset only; the model directory is the chief's
+        with reader_lock(opts.data, opts.wait):
+            return _fit_worker(opts, cluster)
     # Locks first, before any work: a second fit of this model directory exits 75 within a second.
     with (
         writer_lock(opts.model_dir, "model directory", opts.wait),
         reader_lock(opts.data, opts.wait),
     ):
-        return _fit_locked(opts)
+        return _fit_locked(opts, cluster)
 
 
-def _fit_locked(opts: FitOptions) -> dict:
-    root = Path(opts.model_dir)
-    _check_model_dir(root)
-    versions = Versions(root)
-    adopt_flat(root)
-    manifest = Manifest.load(opts.data)
-    n_classes = len(manifest.labels)
+@dataclass
+class _Plan:
+    """What every worker derives alike from the options and the manifest: streams, rounds, the model."""
+
+    manifest: Manifest
+    model_name: str
+    dropout: float
+    train: BatchStream  # this worker's training rows
+    val: BatchStream  # this worker's validation rows
+    per_epoch: int  # validation rounds per epoch
+    round_steps: int
+    rounds: int
+
+
+def _plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> _Plan:
+    import_tensorflow()  # quietly, before anything imports it
+    from streamtrain.train.batches import BatchStream, SplitSource
+    from streamtrain.train.scoring import SCORE_BATCH
+
     if manifest.rows("train") == 0:
         raise DataError("dataset has no training rows", opts.data)
     model_name = choose_model(opts.model, manifest.encoding)
     dropout = DEFAULT_DROPOUT[model_name] if opts.dropout is None else opts.dropout
-    warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
-    manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
-
-    key = _resume_key(opts)
-    building, resuming = _resume_or_begin(versions, key)
-    checkpoint_dir = building / CHECKPOINT_DIR
-
-    import_tensorflow()
-    import keras
-
-    from streamtrain.train.batches import BatchStream, SplitSource
-    from streamtrain.train.checkpoint import Checkpoint, TrainingState, resume_model
-    from streamtrain.train.epoch_log import EpochLog
-    from streamtrain.train.guards import FiniteLoss, require_finite
-    from streamtrain.train.modeldir import load_model, write_version
-    from streamtrain.train.models import compile_model
-    from streamtrain.train.plots import confusion_png, training_png
-    from streamtrain.train.promotion import decide, summary_line
-    from streamtrain.train.report import write_report
-    from streamtrain.train.scoring import SCORE_BATCH, score_split
-    from streamtrain.train.tensorboard import TensorBoardLog
-    from streamtrain.train.tfdata import keras_dataset
-
-    state = TrainingState.load(checkpoint_dir) if resuming else None
-    if resuming and state is None:
-        log.info(f"restarting the interrupted version {_version_of(building)} from epoch 1 (it completed no epoch)")
-    keras.utils.set_random_seed(opts.seed)
-
-    failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
 
     def stream(split: str, shuffle: bool, batch_size: int) -> BatchStream:
-        return BatchStream(SplitSource(opts.data, manifest, split), batch_size, shuffle, opts.seed, opts.buffer_blocks)
+        source = SplitSource(opts.data, manifest, split)
+        per_worker = -(-batch_size // cluster.size)
+        return BatchStream(source, per_worker, shuffle, opts.seed, opts.buffer_blocks, cluster.index, cluster.size)
 
     train = stream("train", True, opts.batch_size)
     # Validation batches are scoring batches (1,024 n-gram rows): it runs --validations times an epoch, and
     # per-step overhead, not arithmetic, was most of its cost at the training batch size.
     val = stream("val", False, opts.score_batch_size or SCORE_BATCH[manifest.encoding])
-    # Keras "epochs" are validation rounds: ``opts.validations`` per pass over the training rows, on one
+    # A Keras "epoch" is a validation round: ``opts.validations`` per pass over the training rows, on one
     # continuous stream of epochs (a round may end inside an epoch); Checkpoint's state counts rounds.
     round_steps = -(-train.steps // opts.validations) if val.rows else train.steps
     per_epoch = opts.validations if val.rows else 1
-    rounds = opts.epochs * per_epoch
+    return _Plan(manifest, model_name, dropout, train, val, per_epoch, round_steps, opts.epochs * per_epoch)
 
-    def train_from(done: int, step: int = 0):
-        """The training batches from step ``step`` of round ``done + 1`` on."""
-        epoch, skip = divmod(done * round_steps + step, train.steps)
-        return keras_dataset(train, n_classes, failures, epoch, skip_batches=skip)
 
+def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
+    root = Path(opts.model_dir)
+    _check_model_dir(root)
+    versions = Versions(root)
+    adopt_flat(root)
+    manifest = Manifest.load(opts.data)
+    if manifest.rows("train") == 0:
+        raise DataError("dataset has no training rows", opts.data)
+    model_name = choose_model(opts.model, manifest.encoding)
+    warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
+    manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
+
+    key = _resume_key(opts, cluster)
+    building, resuming = _resume_or_begin(versions, key)
+    checkpoint_dir = building / CHECKPOINT_DIR
+
+    plan = _plan(opts, manifest, cluster)  # imports TensorFlow
+    dropout, train, val, per_epoch = plan.dropout, plan.train, plan.val, plan.per_epoch
+    round_steps, rounds = plan.round_steps, plan.rounds
+    from streamtrain.train.checkpoint import Checkpoint, TrainingState, resume_model
+    from streamtrain.train.epoch_log import EpochLog
+    from streamtrain.train.guards import FiniteLoss, require_finite
+    from streamtrain.train.modeldir import load_model, write_version
+    from streamtrain.train.plots import confusion_png, training_png
+    from streamtrain.train.promotion import decide, summary_line
+    from streamtrain.train.report import write_report
+    from streamtrain.train.scoring import score_split
+    from streamtrain.train.tensorboard import TensorBoardLog
+
+    state = TrainingState.load(checkpoint_dir) if resuming else None
+    if resuming and state is None:
+        log.info(f"restarting the interrupted version {_version_of(building)} from epoch 1 (it completed no epoch)")
+    trainer = _trainer(opts, plan, cluster)
+    model = trainer.model
     if state is not None:
-        model = resume_model(checkpoint_dir, state)
+        _copy_state(resume_model(checkpoint_dir, state), model)
         done = state.epochs_done
         where = f"after epoch {done / per_epoch:g} of {opts.epochs}"
         if state.step:
@@ -220,14 +258,13 @@ def _fit_locked(opts: FitOptions) -> dict:
             f"(best validation loss {state.best} at epoch {state.best_epoch / per_epoch:g})"
         )
     elif warm_from is not None:
-        model = compile_model(load_model(warm_from), n_classes, opts.learning_rate)
+        model.set_weights(load_model(warm_from).get_weights())
         log.info(f"warm start from the weights of version {warm_from.name}")
-    else:
-        model = build_model(model_name, manifest.n_features, manifest.row_width, len(manifest.labels), opts, dropout)
     config = {
         **effective(opts),
         "data": str(Path(opts.data).resolve()),
         "model_dir": str(root.resolve()),
+        "workers": cluster.size,
         "steps_per_epoch": train.steps,
         "steps_per_validation": round_steps,
         "validation_steps": val.steps,
@@ -239,7 +276,7 @@ def _fit_locked(opts: FitOptions) -> dict:
         "warm_start_from": warm_from.name if warm_from is not None else None,
     }
     state = state or TrainingState()
-    finite = FiniteLoss()
+    finite = FiniteLoss(per_epoch)
     checkpoint = Checkpoint(
         checkpoint_dir,
         state,
@@ -250,58 +287,40 @@ def _fit_locked(opts: FitOptions) -> dict:
         per_epoch,
         lambda: finite.problem is not None,
     )
-    fit_kwargs: dict = {
-        "callbacks": [
-            finite,
-            checkpoint,
-            TensorBoardLog(building / TENSORBOARD_DIR, config),
-            EpochLog(opts.epochs, per_epoch),
-        ],
-        "verbose": _keras_verbosity(),
-        "shuffle": False,  # BatchStream shuffles; Keras cannot shuffle a stream
-    }
-    if val.rows:
-        fit_kwargs["validation_data"] = keras_dataset(val, n_classes, failures)
-        fit_kwargs["validation_steps"] = val.steps
-    else:
+    checkpoint.offset = state.step if not state.stopped else 0
+    callbacks = [
+        finite,
+        checkpoint,
+        TensorBoardLog(building / TENSORBOARD_DIR, config),
+        EpochLog(opts.epochs, per_epoch),
+    ]
+    if not val.rows:
         log.info("no validation rows: training all epochs without early stopping")
+    workers = f" on {cluster.size} workers ({train.batch_size} rows a step each)" if cluster.size > 1 else ""
     log.info(
         f"training version {_version_of(building)} on {train.rows} rows ({train.steps} steps/epoch of "
-        f"{opts.batch_size}), validating on {val.rows} rows ({val.steps} steps)"
+        f"{opts.batch_size}{workers}), validating on {val.rows} rows ({val.steps} steps)"
     )
+    start = [
+        state.epochs_done,
+        state.step,
+        state.stopped,
+        state.epochs_done > 0 or state.step > 0 or warm_from is not None,
+    ]
     started = time.perf_counter()
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines to stdout: results only there
-            if state.step and not state.stopped:  # killed inside a round: first the rest of that round
-                checkpoint.offset = state.step
-                model.fit(
-                    train_from(state.epochs_done, state.step),
-                    initial_epoch=state.epochs_done,
-                    epochs=state.epochs_done + 1,
-                    steps_per_epoch=round_steps - state.step,
-                    **fit_kwargs,
-                )
-            if not state.stopped and state.epochs_done < rounds:
-                model.fit(
-                    train_from(state.epochs_done),
-                    initial_epoch=state.epochs_done,
-                    epochs=rounds,
-                    steps_per_epoch=round_steps,
-                    **fit_kwargs,
-                )
-    except Exception as exc:
-        if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
-            raise failures[0] from exc
-        raise
+    rows_trained, digests = _train(opts, plan, trainer, callbacks, start)  # on an error, the other workers fail too
     if finite.problem:
         versions.discard(building)
+        trainer.finish()
         raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
-    checkpoint.restore_best(model)
     seconds = time.perf_counter() - started
-
-    results = {
-        split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
-    }
+    try:
+        checkpoint.restore_best(model)
+        results = {
+            split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
+        }
+    finally:
+        trainer.finish()  # the other workers may leave: nothing below talks to them
     hist = state.history
     rounds_run = state.epochs_done
     best_round = state.best_epoch if state.best is not None else rounds_run
@@ -320,6 +339,9 @@ def _fit_locked(opts: FitOptions) -> dict:
         "test_rows": results["test"]["rows"],
         "classes": manifest.labels,
         "model": model_name,
+        "workers": cluster.size,
+        "rows_per_worker": rows_trained,  # [round][worker]: rows each worker trained in each round of this run
+        "weights_digests": digests,  # each worker's, at the end of training (equal, or training failed)
         "test_confusion": results["test"]["confusion"],
         "train_seconds": round(seconds, 3),
         "train_samples_per_second": round(train.rows * rounds_run / per_epoch / seconds, 1) if seconds else None,
@@ -369,6 +391,125 @@ def _fit_locked(opts: FitOptions) -> dict:
     return result
 
 
+def _fit_worker(opts: FitOptions, cluster: Cluster) -> dict:
+    """A worker other than the chief: train in step with the others; the chief's broadcasts say where to start."""
+    manifest = Manifest.load(opts.data)
+    plan = _plan(opts, manifest, cluster)
+    import_tensorflow()
+    from streamtrain.train.guards import FiniteLoss
+
+    trainer = _trainer(opts, plan, cluster)
+    log.info(f"{cluster.name} of {cluster.size}: {plan.train.worker_rows} training rows an epoch")
+    rows, _ = _train(opts, plan, trainer, [FiniteLoss(plan.per_epoch)], None)
+    trainer.finish()  # waits for the chief to have written the version
+    return {"worker": cluster.index, "workers": cluster.size, "rows_per_worker": rows}
+
+
+def _trainer(opts: FitOptions, plan: _Plan, cluster: Cluster):
+    """The model, built alike on every worker (so the strategy's variable broadcasts pair up), in its ``Trainer``."""
+    import keras
+
+    from streamtrain.train.loop import Trainer
+
+    strategy = cluster.strategy()
+    manifest = plan.manifest
+    keras.utils.set_random_seed(opts.seed)  # the initial weights (the chief's reach the others: the strategy's)
+    with strategy.scope():
+        model = build_model(
+            plan.model_name, manifest.n_features, manifest.row_width, len(manifest.labels), opts, plan.dropout
+        )
+    return Trainer(strategy, model, cluster, len(manifest.labels))
+
+
+def _copy_state(source, model) -> None:
+    """Weights and optimizer state of a checkpointed ``source`` model into the live ``model``."""
+    model.set_weights(source.get_weights())
+    pairs = list(zip(model.optimizer.variables, source.optimizer.variables))
+    if len(model.optimizer.variables) != len(source.optimizer.variables) or any(
+        tuple(a.shape) != tuple(b.shape) for a, b in pairs
+    ):
+        raise DataError("the checkpoint's optimizer state does not fit this model", None)
+    for target, value in pairs:
+        target.assign(value)
+
+
+def _train(opts: FitOptions, plan: _Plan, trainer, callbacks: list, start: list | None) -> tuple[list, list[str]]:
+    """The rounds, from where the chief says (``start``: rounds done, step, stopped, whether its weights are loaded).
+
+    Returns the rows each worker trained in each round, and the workers' digests of their final weights
+    (none for one worker). An input pipeline error is re-raised as itself (a
+    ``DataError`` naming the shard), a lost worker as ``ClusterError``.
+    """
+    import keras
+
+    from streamtrain.train.loop import JOIN_SECONDS, deadline
+    from streamtrain.train.tfdata import keras_dataset
+
+    cluster, model = trainer.cluster, trainer.model
+    n_classes = len(plan.manifest.labels)
+    train, val, round_steps = plan.train, plan.val, plan.round_steps
+    failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
+    rows: list[list[int]] = []
+    try:
+        with deadline(JOIN_SECONDS, f"the {cluster.size} workers of TF_CONFIG did not all start in {JOIN_SECONDS:g} s"):
+            done, step, stopped, loaded = (int(v) for v in trainer.broadcast([float(v) for v in start or [0] * 4]))
+        if loaded:
+            trainer.sync_variables()
+
+        def batches(split, epoch: int = 0, skip: int = 0):
+            return trainer.distribute(lambda: keras_dataset(split, n_classes, failures, epoch, skip))
+
+        epoch, skip = divmod(done * round_steps + step, train.steps)
+        training = batches(train, epoch, skip)
+        validating = batches(val) if val.rows else None
+        hooks = keras.callbacks.CallbackList(callbacks, model=model)
+        hooks.on_train_begin()
+        while not stopped and done < plan.rounds:
+            trainer.reseed(opts.seed, done, step)
+            hooks.on_epoch_begin(done)
+            logs, mine = trainer.train_round(training, round_steps - step, hooks)
+            rows.append([int(r) for r in trainer.gather(mine)])
+            if validating is not None:
+                logs.update(trainer.validate(validating, val.steps))
+            hooks.on_epoch_end(done, logs)
+            done, step = done + 1, 0
+            stopped = bool(trainer.broadcast([float(bool(model.stop_training))])[0])
+        hooks.on_train_end()
+        digests = [f"{int(d):012x}" for d in trainer.gather(trainer.weights_digest())] if cluster.size > 1 else []
+    except Exception as exc:
+        if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
+            raise failures[0] from exc
+        lost = _lost_worker(exc, cluster)
+        if lost:
+            raise ClusterError(lost) from exc
+        raise
+    if len(set(digests)) > 1:
+        raise ClusterError(
+            f"the workers' weights differ after training (digests {', '.join(digests)}): no model was written"
+        )
+    return rows, digests
+
+
+def _lost_worker(exc: BaseException, cluster) -> str | None:
+    """What to say when ``exc`` is TensorFlow reporting a failed peer, else None."""
+    import re
+
+    import tensorflow as tf
+
+    if cluster.size == 1 or not isinstance(exc, tf.errors.OpError):
+        return None
+    text = str(exc)
+    tasks = sorted({int(t) for t in re.findall(r"/job:worker/(?:replica:0/)?task:(\d+)", text)} - {cluster.index})
+    who = ", ".join(f"worker {t}" for t in tasks) or "another worker"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    telling = [line for line in lines if re.search(r"aborted by|unhealthy|connection|socket|heartbeat", line, re.I)]
+    first = (telling or lines or [type(exc).__name__])[0][:200]
+    return (
+        f"{cluster.name}: lost contact with {who} ({first}); the run stopped. "
+        "Rerun the same command on every worker to resume from the last checkpoint"
+    )
+
+
 def _check_model_dir(root: Path) -> None:
     """Refuse a non-empty directory that is neither a model directory nor empty (a wrong --model-dir)."""
     if root.is_file():
@@ -378,20 +519,16 @@ def _check_model_dir(root: Path) -> None:
         raise UsageError(f"--model-dir {root} is not empty and holds no model versions: choose another directory")
 
 
-def _keras_verbosity() -> int:
-    """Keras' per-step bar where prepare would draw its bar (a terminal, text logs); else ``EpochLog``'s lines only."""
-    from streamtrain import progress
-
-    return 1 if progress.display(log) == progress.BAR else 0
-
-
 def _version_of(building: Path) -> str:
     return building.name.removesuffix(".training")
 
 
-def _resume_key(opts: FitOptions) -> dict:
-    """What must be equal for a rerun to continue an interrupted one: the training options and the exact dataset."""
+def _resume_key(opts: FitOptions, cluster: Cluster) -> dict:
+    """What must be equal for a rerun to continue an interrupted one: the training options, the number of
+    workers (each reads its own part of every epoch) and the exact dataset."""
     options = {k: v for k, v in effective(opts).items() if k not in NOT_TRAINING}
+    if cluster.size > 1:  # a one-worker key stays what it was before multi-worker fit
+        options["workers"] = cluster.size
     return {
         "options": options,
         "data": str(Path(opts.data).resolve()),

@@ -1,7 +1,8 @@
 """Guards against training on, or writing, numbers that are not numbers.
 
-``FiniteLoss`` is a Keras callback that stops training at the first NaN or
-infinite loss and records where (epoch and step); ``fit`` then raises
+``FiniteLoss`` is a Keras callback that stops training after the first
+validation round whose training or validation loss is NaN or infinite, and
+records which; ``fit`` then raises
 ``NonFiniteError`` instead of writing a model. ``require_finite`` refuses
 metrics or probabilities that hold a non-finite value, so no code path
 writes or reports one.
@@ -19,29 +20,20 @@ from streamtrain.errors import NonFiniteError
 
 
 class FiniteLoss(keras.callbacks.Callback):
-    # Its batch-end check only reads the logs and asks training to stop: safe for Keras to run in a worker
-    # thread, so the training loop never waits for each step's loss (a sync per batch).
-    async_safe = True
+    """Checked once a round (the loop never waits for a single step's loss); ``per_epoch`` rounds an epoch."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_epoch: int = 1) -> None:
         super().__init__()
         self.problem: str | None = None
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = float((logs or {}).get("loss", 0.0))
-        if not math.isfinite(loss):
-            self.problem = f"the training loss became {loss} at epoch {self.epoch + 1}, step {batch + 1}"
-            self.model.stop_training = True
+        self.per_epoch = per_epoch
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        loss = float((logs or {}).get("val_loss", 0.0))
-        if self.problem is None and not math.isfinite(loss):
-            self.problem = f"the validation loss became {loss} after epoch {epoch + 1}"
-            self.model.stop_training = True
+        where = f"epoch {(epoch + 1) / self.per_epoch:g}"
+        for key, what in (("loss", "training"), ("val_loss", "validation")):
+            loss = float((logs or {}).get(key, 0.0))
+            if self.problem is None and not math.isfinite(loss):
+                self.problem = f"the {what} loss became {loss} in the round ending at {where}"
+                self.model.stop_training = True
 
 
 def require_finite(what: str, values: Iterable[tuple[str, float | None]]) -> None:

@@ -1,0 +1,241 @@
+"""The training loop: one custom step under a ``tf.distribute`` strategy, for one worker and for N (``Trainer``).
+
+Keras 3 ``fit`` fails under ``MultiWorkerMirroredStrategy`` on TF 2.21 (a
+PerReplica conversion error), so fit does not call it at all: the loop
+below is the only training path, and a one-process run is the same loop
+under TensorFlow's default strategy. Each step runs ``strategy.run``: a
+worker computes its batch's loss, ``mean(batch loss) / workers`` (the mean
+over the step's rows when every worker's batch is full: Keras' loss
+scaling), and the optimizer all-reduces (sums) the gradients before
+applying them (Keras' TensorFlow optimizer does that in a replica
+context), so every worker applies the same update and the weights stay
+identical. An empty batch (a worker's padding step, ``train.batches``)
+contributes nothing.
+
+Keras callbacks are driven as ``fit`` would drive them (``on_epoch_begin``,
+``on_train_batch_begin``, ``on_epoch_end`` with ``loss``, ``accuracy``,
+``val_loss``, ``val_accuracy``, ``model.stop_training``), so
+``train.checkpoint``, ``train.guards``, ``train.epoch_log`` and
+``train.tensorboard`` work unchanged; a Keras "epoch" is a validation
+round. Training and validation sums are kept per worker in sync-on-read
+variables and added across workers once per round, so no step waits for
+another's numbers. Validation is split across workers like training
+(``BatchStream(worker=...)``).
+
+Decisions are the chief's: whether to stop (early stopping, a non-finite
+loss), where to start (a resumed run's round and step) and the starting
+weights (a resume or a warm start) are broadcast from worker 0
+(``broadcast``, ``sync_variables``), so the workers never disagree and no
+other worker reads the model directory. At the end the workers compare
+digests of their weights and optimizer state (``weights_digest``): they
+must be equal, or the run fails rather than keep a model that one worker
+alone would not have trained. The first collective must complete
+within ``JOIN_SECONDS``: a cluster whose workers never all start fails
+instead of waiting for ever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from streamtrain.train.checkpoint import reseed
+from streamtrain.train.cluster import Cluster
+
+log = logging.getLogger(__name__)
+JOIN_SECONDS = 600.0  # every worker of the cluster must have started by then
+EXIT_JOIN = 1
+
+
+class Trainer:
+    def __init__(self, strategy, model: keras.Model, cluster: Cluster, n_classes: int):
+        self.strategy, self.model, self.cluster, self.n_classes = strategy, model, cluster, n_classes
+        self.workers = strategy.num_replicas_in_sync
+        reduction = None
+        self.loss = (
+            keras.losses.BinaryCrossentropy(reduction=reduction)
+            if n_classes == 2
+            else keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
+        )
+        with strategy.scope():
+            # loss sum, correct predictions, rows: per worker, added across workers when read
+            self._train_sums = _sums("train_sums")
+            self._val_sums = _sums("val_sums")
+            model.optimizer.build(model.trainable_variables)
+        self._train_step = tf.function(self._train_step_fn)
+        self._val_step = tf.function(self._val_step_fn)
+        self._broadcast = tf.function(self._broadcast_fn)
+        self._share = tf.function(self._share_fn)
+
+    # -- steps (traced once per iterator type) --
+
+    def _sums_of(self, y, p):
+        per_row = self.loss(y, p)
+        if self.n_classes == 2:
+            correct = tf.equal(tf.cast(p > 0.5, tf.float32), y)
+        else:
+            correct = tf.equal(tf.argmax(p, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32))
+        n = tf.shape(per_row)[0]
+        return per_row, tf.stack(
+            [
+                tf.reduce_sum(tf.cast(per_row, tf.float64)),
+                tf.reduce_sum(tf.cast(correct, tf.float64)),
+                tf.cast(n, tf.float64),
+            ]
+        )
+
+    def _train_step_fn(self, iterator):
+        def step(x, y):
+            model = self.model
+            with tf.GradientTape() as tape:
+                p = model(x, training=True)
+                per_row, sums = self._sums_of(y, p)
+                rows = tf.cast(tf.maximum(tf.shape(per_row)[0], 1), per_row.dtype)
+                loss = tf.reduce_sum(per_row) / rows / self.workers
+            grads = tape.gradient(loss, model.trainable_variables)
+            model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            self._train_sums.assign_add(sums)
+
+        self.strategy.run(step, args=next(iterator))
+
+    def _val_step_fn(self, iterator):
+        def step(x, y):
+            _, sums = self._sums_of(y, self.model(x, training=False))
+            self._val_sums.assign_add(sums)
+
+        self.strategy.run(step, args=next(iterator))
+
+    def _broadcast_fn(self, values):
+        """The sum over workers of the chief's ``values`` and zeros of their shape: the chief's values."""
+        chief = self.cluster.chief
+
+        def share(v):
+            # On this replica's device (an input from outside the function has none: the all-reduce needs one).
+            mine = tf.nest.map_structure(tf.identity if chief else tf.zeros_like, v)
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, mine)
+
+        return self.strategy.run(share, args=(values,))
+
+    def _share_fn(self, values):
+        """The sum over workers of each worker's ``values``."""
+
+        def share(v):
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(v))
+
+        return self.strategy.run(share, args=(values,))
+
+    # -- what fit calls --
+
+    def broadcast(self, values: list[float]) -> list[float]:
+        """The chief's ``values`` (numbers) on every worker."""
+        out = self._broadcast(tf.constant(values, tf.float64))
+        return [float(v) for v in self.strategy.experimental_local_results(out)[0].numpy()]
+
+    def sync_variables(self) -> None:
+        """Give every worker the chief's weights and optimizer state (after a resume or a warm start).
+
+        Two broadcasts, one per dtype: float32 variables as they are, the others (the optimizer's integer
+        step count) as float64, exact below 2**53.
+        """
+        every = [*self.model.weights, *self.model.optimizer.variables]
+        for group in ([v for v in every if _wire(v) == tf.float32], [v for v in every if _wire(v) != tf.float32]):
+            if not group:
+                continue
+            values = self._broadcast([tf.cast(tf.convert_to_tensor(v.value), _wire(v)) for v in group])
+            for v, value in zip(group, self.strategy.experimental_local_results(values)[0]):
+                v.assign(tf.cast(value, v.dtype))
+
+    def distribute(self, make) -> Iterator:
+        """An iterator over ``make()``'s dataset of this worker's batches (each worker makes its own part)."""
+        options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
+        return iter(self.strategy.distribute_datasets_from_function(lambda _: make(), options))
+
+    def gather(self, value: float) -> list[float]:
+        """Every worker's ``value``, in worker order, on every worker."""
+        mine = np.zeros(self.workers)
+        mine[self.cluster.index] = value
+        out = self._share(tf.constant(mine, tf.float64))
+        return [float(v) for v in self.strategy.experimental_local_results(out)[0].numpy()]
+
+    def weights_digest(self) -> float:
+        """48 bits of the sha256 of the weights and optimizer state, as a number ``gather`` can carry exactly."""
+        digest = hashlib.sha256()
+        for v in [*self.model.weights, *self.model.optimizer.variables]:
+            digest.update(np.ascontiguousarray(v.numpy()).tobytes())
+        return float(int.from_bytes(digest.digest()[:6], "big"))
+
+    def finish(self) -> None:
+        """Wait until every worker is here (the chief calls it once it no longer needs the others)."""
+        if self.workers > 1:
+            self.gather(0.0)
+
+    def train_round(self, batches: Iterator, steps: int, callbacks) -> tuple[dict[str, float], float]:
+        """Train ``steps`` batches from ``batches``: the round's loss and accuracy, and the rows this worker trained."""
+        self._train_sums.assign(tf.zeros(3, tf.float64))
+        for batch in range(steps):
+            callbacks.on_train_batch_begin(batch)
+            self._train_step(batches)
+        mine = float(self.strategy.experimental_local_results(self._train_sums)[0].numpy()[2])
+        return _metrics(self._train_sums, ""), mine
+
+    def validate(self, batches: Iterator, steps: int) -> dict[str, float]:
+        self._val_sums.assign(tf.zeros(3, tf.float64))
+        for _ in range(steps):
+            self._val_step(batches)
+        return _metrics(self._val_sums, "val_")
+
+    def reseed(self, seed: int, round_: int, step: int) -> None:
+        """Dropout draws as a function of (seed, round, step, worker): a resumed run draws what an uninterrupted
+        one would."""
+        reseed(self.model, seed, round_, step, self.cluster.index)
+
+
+def _wire(variable) -> tf.DType:
+    """The dtype a variable is broadcast in: float32 if it is, else float64."""
+    return tf.float32 if tf.as_dtype(variable.dtype) == tf.float32 else tf.float64
+
+
+def _sums(name: str) -> tf.Variable:
+    return tf.Variable(
+        tf.zeros(3, tf.float64),
+        trainable=False,
+        name=name,
+        synchronization=tf.VariableSynchronization.ON_READ,
+        aggregation=tf.VariableAggregation.SUM,
+    )
+
+
+def _metrics(sums: tf.Variable, prefix: str) -> dict[str, float]:
+    loss, correct, rows = (float(v) for v in sums.read_value().numpy())
+    rows = rows or float("nan")
+    return {f"{prefix}loss": loss / rows, f"{prefix}accuracy": correct / rows}
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, message: str):
+    """End the process (exit 1, ``message`` logged) if the block has not finished within ``seconds``.
+
+    For the one wait TensorFlow cannot interrupt: a collective whose peers never
+    started blocks in C++, deaf to signals.
+    """
+
+    def expire() -> None:
+        log.error(message)
+        logging.shutdown()
+        os._exit(EXIT_JOIN)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
