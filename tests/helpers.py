@@ -24,6 +24,33 @@ def streamtrain(*args, cwd=None, stdin: str | None = None, timeout: float = 600)
     )
 
 
+def files_of(root: Path) -> dict[str, bytes]:
+    """Every file under ``root``, by relative path, with its bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def without_keys(doc, volatile: tuple[str, ...]):
+    """A JSON document without the keys ``volatile`` at any depth (when and where a run ran: not the data)."""
+    if isinstance(doc, dict):
+        return {k: without_keys(v, volatile) for k, v in doc.items() if k not in volatile}
+    if isinstance(doc, list):
+        return [without_keys(v, volatile) for v in doc]
+    return doc
+
+
+def checkpoint_state(model: Path) -> dict:
+    """The committed checkpoint state of the version being trained in ``model`` (``epochs_done`` 0 before one)."""
+    import json
+
+    from streamtrain.fs.versions import Versions
+
+    for building in Versions(model).training():
+        path = building / "checkpoint" / "state.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    return {"epochs_done": 0}
+
+
 def load_tool(name: str) -> ModuleType:
     """Import ``tools/{name}.py`` by file path (tools/ is not a package)."""
     spec = importlib.util.spec_from_file_location(f"{name}_tool", TOOLS / f"{name}.py")

@@ -22,7 +22,11 @@ from streamtrain.errors import (
 
 TABLE = (
     (EXIT_OK, "success"),
-    (EXIT_UNEXPECTED, "failed: the loss or an output became NaN/infinite (nothing was written), or a bug (traceback)"),
+    (
+        EXIT_UNEXPECTED,
+        "failed: the loss or an output became NaN/infinite (nothing was written), a worker of the cluster was lost "
+        "(fit: rerun to resume; prepare --scheduler: a chunk failed), or a bug (traceback)",
+    ),
     (EXIT_USAGE, "usage error: a bad option or config file, a missing input, an existing output without --overwrite"),
     (
         EXIT_NOT_PROMOTED,

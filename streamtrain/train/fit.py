@@ -1,25 +1,31 @@
-"""fit: stream a prepared dataset into Keras and add a model version (``FitOptions``, ``fit``).
+"""fit: stream a prepared dataset into a Keras model and add a model version (``FitOptions``, ``fit``).
 
 Training rows reach the model through ``BatchStream.forever_chunks``
 (reshuffled every epoch, every row exactly once per epoch);
-``steps_per_epoch`` and ``validation_steps`` come from the manifest. Early
-stopping watches the validation loss and restores the best weights. Final
-metrics are computed by the same streaming scorer that ``evaluate`` uses.
-The model follows the dataset's encoding unless ``--model`` says otherwise:
-the MLP for n-gram rows, sepCNN for token sequences. One log line per epoch
-(``train.epoch_log``) on stderr; Keras' own per-step bar only at a terminal,
-and never on stdout.
+``steps_per_epoch`` and ``validation_steps`` come from the manifest. The
+training loop is ``train.loop.Trainer`` (not Keras ``fit``), the same for
+one process and for a multi-worker cluster (``train.cluster``, from
+``TF_CONFIG``; ``--workers N`` on the command line starts one on loopback).
+Early stopping watches the validation loss and restores the best weights.
+Final metrics are computed by the same streaming scorer that ``evaluate``
+uses. The model follows the dataset's encoding unless ``--model`` says
+otherwise: the MLP for n-gram rows, sepCNN for token sequences. One log
+line per validation round (``train.epoch_log``) on stderr, never on stdout.
 
 A run, in order: validate the dataset; take the model directory's writer
 lock and the dataset's reader lock (``fs.locks``: a second fit exits 75 at
 once, before TensorFlow is imported); adopt a 0.2 model directory; find an
-interrupted version with the same resume key (training options + the
-manifest's sha256) and continue it from its checkpoint (``train.checkpoint``),
-or begin a new one (``fs.versions``), from scratch or ``--warm-start``
-from ``current``; train; score; ask the promotion guard
+interrupted version with the same resume key (training options, number of
+workers, the manifest's sha256) and continue it from its checkpoint
+(``train.checkpoint``), or begin a new one (``fs.versions``), from scratch
+or ``--warm-start`` from ``current``; train; score; ask the promotion guard
 (``train.promotion``); write the version's files, rename it into place,
 switch ``current`` if promoted, prune to ``--keep``. A rejected version
 raises ``NotPromoted`` (exit 3) after all of that.
+
+In a cluster, worker 0 (the chief) does all of that; the other workers take
+only the dataset's reader lock, build the same model, and train their part
+of every batch (``_fit_worker``): they never open the model directory.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN, REPO
-from helpers import BIN, streamtrain
+from helpers import BIN, files_of, streamtrain, without_keys
 
 distributed = pytest.importorskip(
     "distributed", reason="Dask's distributed is not installed: pip install -e '.[cluster]' (make test does)"
@@ -106,21 +106,9 @@ def inline(corpus, tmp_path_factory):
     return made
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _stable(doc):
-    if isinstance(doc, dict):
-        return {k: _stable(v) for k, v in doc.items() if k not in VOLATILE}
-    if isinstance(doc, list):
-        return [_stable(v) for v in doc]
-    return doc
-
-
 def assert_same_dataset(got: Path, want: Path, appended: bool = False) -> None:
     """Every file the same bytes; manifests the same but for when, where and on what each ran."""
-    mine, theirs = _files(got), _files(want)
+    mine, theirs = files_of(got), files_of(want)
     assert set(mine) == set(theirs)
     for name in mine:
         if name != "manifest.json":
@@ -131,7 +119,7 @@ def assert_same_dataset(got: Path, want: Path, appended: bool = False) -> None:
     ]
     assert len(a["shards"]) >= 3
     assert a["vectorizer"]["arrays_sha256"] == b["vectorizer"]["arrays_sha256"]
-    assert _stable(a) == _stable(b)
+    assert without_keys(a, VOLATILE) == without_keys(b, VOLATILE)
     if appended:
         assert len(a["appends"]) == 1 and a["appends"][0]["shards"] >= 1
     else:
@@ -241,13 +229,13 @@ def test_an_exception_on_the_workers_fails_the_run_and_keeps_the_old_dataset(clu
     address, client = cluster
     data = tmp_path / "data"
     shutil.copytree(inline("hdf5", "ngram"), data)
-    before = _files(data)
+    before = files_of(data)
     with fault(client, "raise", ""):
         proc = prepare(corpus, data, "--scheduler", address, "--overwrite", extra_inputs=[corpus["poison"]])
     assert proc.returncode == 1, proc.stderr
     assert "ValueError: injected on worker pid" in proc.stderr  # the worker's exception, with its traceback
     assert f"streamtrain: raised by the work on {corpus['poison']}, rows 2-51" in proc.stderr
-    assert _files(data) == before  # --overwrite replaced nothing
+    assert files_of(data) == before  # --overwrite replaced nothing
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("data.")]
 
 

@@ -9,24 +9,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
-from helpers import streamtrain
+from helpers import files_of, streamtrain, without_keys
 
 from streamtrain.dataset.parallel import InlineExecutor, ordered_map
 from streamtrain.dataset.prepare import PrepareOptions, prepare
 
 VOLATILE = ("at", "ingested_at", "data", "jobs")  # when and where it ran, and how many workers: not the data
-
-
-def _files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _stable(doc):
-    if isinstance(doc, dict):
-        return {k: _stable(v) for k, v in doc.items() if k not in VOLATILE}
-    if isinstance(doc, list):
-        return [_stable(v) for v in doc]
-    return doc
 
 
 def test_ordered_map_keeps_order_and_bounds_the_work_in_flight():
@@ -78,11 +66,11 @@ def test_same_dataset_bytes_for_any_number_of_workers(ag_news_csv, tmp_path):
     )
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
         prepare(opts, pool)  # the work and its arguments pickle: any executor can run it
-    one, two, threads = (_files(tmp_path / name) for name in ("jobs1", "jobs2", "threads"))
+    one, two, threads = (files_of(tmp_path / name) for name in ("jobs1", "jobs2", "threads"))
     assert set(one) == set(two) == set(threads) and len([f for f in one if f.endswith(".h5")]) >= 3
     for name, data in one.items():
         if name == "manifest.json":
             docs = [json.loads(d[name]) for d in (one, two, threads)]
-            assert _stable(docs[0]) == _stable(docs[1]) == _stable(docs[2])
+            assert without_keys(docs[0], VOLATILE) == without_keys(docs[1], VOLATILE) == without_keys(docs[2], VOLATILE)
         else:
             assert data == two[name] == threads[name], name

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
-from helpers import BIN, prepare_csv, streamtrain
+from helpers import BIN, checkpoint_state, prepare_csv, streamtrain
 
 from streamtrain.cli.workers import free_ports
 from streamtrain.fs.versions import Versions
@@ -78,14 +78,6 @@ def test_workers_must_match_tf_config(data, tmp_path):
     assert proc.returncode == 2 and "--workers 2: TF_CONFIG names 3" in proc.stderr
 
 
-def _state(model: Path) -> dict:
-    for building in Versions(model).training():
-        path = building / "checkpoint" / "state.json"
-        if path.exists():
-            return json.loads(path.read_text())
-    return {"epochs_done": 0}
-
-
 def _worker(launcher: psutil.Process, index: int) -> psutil.Process:
     for child in launcher.children(recursive=True):
         config = child.environ().get("TF_CONFIG")
@@ -101,7 +93,7 @@ def test_killing_a_worker_stops_the_run_naming_it_and_a_rerun_resumes(data, tmp_
     args = (*args, "--batch-size", "16")
     launcher = subprocess.Popen([str(BIN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while _state(model)["epochs_done"] < 1 and time.monotonic() < deadline and launcher.poll() is None:
+    while checkpoint_state(model)["epochs_done"] < 1 and time.monotonic() < deadline and launcher.poll() is None:
         time.sleep(0.05)
     victim, chief = _worker(psutil.Process(launcher.pid), 1), _worker(psutil.Process(launcher.pid), 0)
     victim.send_signal(signal.SIGKILL)
@@ -111,7 +103,7 @@ def test_killing_a_worker_stops_the_run_naming_it_and_a_rerun_resumes(data, tmp_
     assert time.monotonic() - started < 60  # the chief noticed, and the launcher stopped everything
     assert "worker 1 of 2 was killed by SIGKILL" in err and "Rerun the same command" in err
     assert out == ""  # no result: nothing was finished
-    done = _state(model)["epochs_done"]
+    done = checkpoint_state(model)["epochs_done"]
     assert 1 <= done < 4 and Versions(model).current() is None and len(Versions(model).training()) == 1
     assert not chief.is_running() or chief.status() == psutil.STATUS_ZOMBIE  # no worker left behind
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
-from helpers import BIN, prepare_csv, streamtrain
+from helpers import BIN, checkpoint_state, prepare_csv, streamtrain
 
 from streamtrain.fs.versions import Versions
 
@@ -32,20 +32,12 @@ def uninterrupted(data, tmp_path_factory) -> dict:
     return json.loads(proc.stdout)
 
 
-def _state(model: Path) -> dict:
-    for building in Versions(model).training():
-        path = building / "checkpoint" / "state.json"
-        if path.exists():
-            return json.loads(path.read_text())
-    return {"epochs_done": 0}
-
-
 def _killable_fit(data: Path, model: Path, *extra: str) -> tuple[subprocess.Popen, float]:
     """``streamtrain fit`` with ``ARGS`` in the background, once it has committed epoch 1; and a deadline."""
     cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS, *extra]
     victim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while _state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
+    while checkpoint_state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     return victim, deadline
 
@@ -61,11 +53,11 @@ def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterru
     if moment == "mid-epoch-2":
         per_epoch = uninterrupted["train_seconds"] / uninterrupted["epochs"]
         time.sleep(per_epoch / 4)  # a quarter into epoch 2 (the mean includes epoch 1's tracing)
-    while moment.endswith("step") and not _state(model).get("step") and time.monotonic() < deadline:
+    while moment.endswith("step") and not checkpoint_state(model).get("step") and time.monotonic() < deadline:
         time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    state = _state(model)
+    state = checkpoint_state(model)
     done, step = state["epochs_done"], state.get("step", 0)
     assert done == 1, f"killed after {done} epochs, not during epoch {done + 1}"
     assert Versions(model).current() is None and len(Versions(model).training()) == 1
