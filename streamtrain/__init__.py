@@ -7,20 +7,22 @@ Where each concern lives:
 - ``vectorize/``: text -> features: split rule, label map, corpus statistics,
   the S/W choice, TF-IDF n-grams, token sequences, the saved vectorizer.
 - ``dataset/``: the prepared dataset: rows, shards, manifest, scratch spill,
-  seeded shuffles, ``prepare`` itself and ``--append`` (recorded sources,
-  the validation sample, drift).
-- ``train/``: the model side: batches, tf.data input, models, scoring, the
-  model directory's versions, checkpoints (resume), the promotion guard,
-  and ``fit``, ``evaluate``, ``predict``.
+  seeded shuffles, the per-chunk work on an executor (local threads or a
+  Dask cluster), ``prepare`` itself and ``--append`` (recorded sources, the
+  validation sample, drift).
+- ``train/``: the model side: batches, tf.data input, models, the training
+  loop and the multi-worker cluster, scoring, the model directory's
+  versions, checkpoints (resume), the promotion guard, and ``fit``,
+  ``evaluate``, ``predict``.
 - ``fs/``: crash-safe outputs (atomic files and directories, strict JSON),
   locks between runs, immutable versions and the ``current`` link.
 - ``cli/``: the command line: arguments generated from the options classes,
-  config files, logs, exit codes. The only place that parses arguments or
-  exits.
+  config files, logs, exit codes, the local cluster of ``fit --workers``.
+  The only place that parses arguments or exits.
 - ``options``: how an option is declared (default, help, check), once.
 - ``progress``: a long pass's progress (rows, bytes, MB/s, ETA), shown as a
   bar, log lines or nothing, as the logging configuration says.
 - ``errors``: the errors the library raises and their exit codes.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -20,7 +20,7 @@ Every part is printed as a Markdown table.
    workers: worker i's real training batches (``BatchStream(worker=i,
    workers=N)`` + ``keras_dataset``, as fit feeds them), each one's gradients
    computed eagerly with a GradientTape exactly as
-   ``Trainer._train_step_fn`` does (the loss scaled by 1 / N). The first
+   ``Trainer.gradients`` does (what ``_train_step_fn`` applies) (the loss scaled by 1 / N). The first
    layer's kernel gradient is a ``tf.IndexedSlices``; per worker: its rows,
    its bytes (values float32 + indices int64), the batch's non-zeros and
    the unique feature ids among them (the slice has one row per unique id:
@@ -279,19 +279,6 @@ def _model_and_trainer(data: str, seed: int):
     return manifest, opts, model, Trainer(tf.distribute.get_strategy(), model, Cluster(), len(manifest.labels))
 
 
-def _gradients(trainer, x, y):
-    """``Trainer._train_step_fn``'s gradients of one worker's batch, without applying them."""
-    import tensorflow as tf
-
-    model = trainer.model
-    with tf.GradientTape() as tape:
-        p = model(x, training=True)
-        per_row, _ = trainer._sums_of(y, p)
-        rows = tf.cast(tf.maximum(tf.shape(per_row)[0], 1), per_row.dtype)
-        loss = tf.reduce_sum(per_row) / rows / trainer.workers
-    return tape.gradient(loss, model.trainable_variables)
-
-
 def _nbytes(t) -> int:
     return int(t.numpy().nbytes)
 
@@ -340,7 +327,7 @@ def measure_sizes(data: str, global_batch: int, workers_list: Sequence[int], k: 
             workers = []
             for it in iterators:
                 x, y = next(it)
-                grads = _gradients(trainer, x, y)
+                grads, _ = trainer.gradients(x, y)
                 sparse = [i for i, g in enumerate(grads) if isinstance(g, tf.IndexedSlices)]
                 if sparse != first:
                     raise RuntimeError(f"expected one IndexedSlices gradient, of dense_0's kernel, not {sparse}")

@@ -92,16 +92,20 @@ class Trainer:
             ]
         )
 
+    def gradients(self, x, y):
+        """One worker's batch: the gradients of its share of the step's loss (before the all-reduce), and its sums."""
+        model = self.model
+        with tf.GradientTape() as tape:
+            p = model(x, training=True)
+            per_row, sums = self._sums_of(y, p)
+            rows = tf.cast(tf.maximum(tf.shape(per_row)[0], 1), per_row.dtype)
+            loss = tf.reduce_sum(per_row) / rows / self.workers
+        return tape.gradient(loss, model.trainable_variables), sums
+
     def _train_step_fn(self, iterator):
         def step(x, y):
-            model = self.model
-            with tf.GradientTape() as tape:
-                p = model(x, training=True)
-                per_row, sums = self._sums_of(y, p)
-                rows = tf.cast(tf.maximum(tf.shape(per_row)[0], 1), per_row.dtype)
-                loss = tf.reduce_sum(per_row) / rows / self.workers
-            grads = tape.gradient(loss, model.trainable_variables)
-            model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            grads, sums = self.gradients(x, y)
+            self.model.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
             self._train_sums.assign_add(sums)
 
         self.strategy.run(step, args=next(iterator))
