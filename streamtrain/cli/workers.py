@@ -103,21 +103,22 @@ def launch(command: str, argv: Sequence[str], n: int) -> int:
 def _wait(procs: list[subprocess.Popen]) -> tuple[int, int] | None:
     """Wait for every worker; at the first failure stop the rest and return (the failed worker, its return code).
 
-    The chief's exit 3 (a version kept but not promoted) is not a failure. When several failed, a worker killed
-    by a signal is named first: the others' errors (a lost peer) follow from it.
+    The chief's exit 3 (a version kept but not promoted) is not a failure. The failure named is the first one
+    seen (when several are seen at once, one killed by a signal): the others' (a lost peer, or this function
+    stopping them) follow from it.
     """
     while True:
         codes = [p.poll() for p in procs]
-        if any(_failed(i, c) for i, c in enumerate(codes)):
+        failed = [(i, c) for i, c in enumerate(codes) if c is not None and _failed(i, c)]
+        if failed:
             _stop(procs)
-            failed = [(i, p.returncode) for i, p in enumerate(procs) if _failed(i, p.returncode)]
             return min(failed, key=lambda f: (f[1] >= 0, f[0]))
         if all(c is not None for c in codes):
             return None
         time.sleep(POLL_SECONDS)
 
 
-def _failed(index: int, code: int | None) -> bool:
+def _failed(index: int, code: int) -> bool:
     return bool(code) and not (index == 0 and code == 3)  # non-zero: failed, or killed by a signal (negative)
 
 
