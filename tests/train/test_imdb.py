@@ -64,3 +64,17 @@ def test_imdb_blocks_mix_classes_although_the_input_is_sorted(imdb_runs, fmt):
     ids = np.concatenate([b.row_ids for b in blocks])
     assert len(np.unique(ids)) == len(ids) == m.rows("train")
     assert not np.all(np.diff(ids) > 0)  # not in input order
+
+
+def test_imdb_on_two_loopback_workers_reaches_reference_accuracy(imdb_runs, tmp_path):
+    """Issue 10's bar: fit --workers 2 (two processes on loopback, MultiWorkerMirroredStrategy) on the same data."""
+    import json
+
+    from helpers import streamtrain
+
+    data = imdb_runs["hdf5"]["data"]
+    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "model", "--workers", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout)
+    assert m["workers"] == 2 and m["weights_digests"][0] == m["weights_digests"][1]
+    assert m["test_rows"] == 25_000 and m["test_accuracy"] >= REFERENCE_ACCURACY, m
