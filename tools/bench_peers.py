@@ -701,14 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for d, (train, _, meta) in files.items():
             tune(d, train, meta["labels"])
         return 0
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=benchlib.REPO, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "streamtrain"], cwd=benchlib.REPO, capture_output=True, text=True
-    ).stdout.strip()
-    note = " (+ uncommitted changes in streamtrain/)" if dirty else ""
-    print(f"streamtrain at {commit}{note}; {os.cpu_count()} cores")
+    source = benchlib.source_state()
+    print(f"streamtrain at {source}; {os.cpu_count()} cores")
     results: list[dict] = []
     summary: dict[str, list[dict]] = {}
     for dataset, (train, test, meta) in files.items():
@@ -743,8 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.json).write_text(
             json.dumps(
                 {
-                    "commit": commit,
-                    "streamtrain_dirty": bool(dirty),
+                    "commit": source,
                     "argv": sys.argv[1:],
                     "peer_settings": PEER_SETTINGS,
                     "datasets": {d: m for d, (_, _, m) in files.items()},

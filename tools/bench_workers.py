@@ -725,19 +725,14 @@ def main(argv=None) -> int:
     if args.data is None:
         imdb = benchlib.imdb_dir(args.imdb)
         args.data = str(benchlib.ensure_prepared(DEFAULT_DATA, [str(imdb / "train")], [str(imdb / "test")]))
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=benchlib.REPO, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "streamtrain"], cwd=benchlib.REPO, capture_output=True, text=True
-    ).stdout.strip()
+    source = benchlib.source_state()
     print(
-        f"# Multi-worker training: sizes, step rates, estimate, loopback\n\nstreamtrain at {commit}"
-        f"{' (+ uncommitted changes in streamtrain/)' if dirty else ''}; {os.cpu_count()} cores; data {args.data}; "
+        f"# Multi-worker training: sizes, step rates, estimate, loopback\n\nstreamtrain at {source}"
+        f"; {os.cpu_count()} cores; data {args.data}; "
         f"global batch {args.global_batch}; N in {', '.join(map(str, args.workers))}",
         flush=True,
     )
-    report: dict = {"argv": sys.argv[1:] if argv is None else list(argv), "commit": commit, "data": args.data}
+    report: dict = {"argv": sys.argv[1:] if argv is None else list(argv), "commit": source, "data": args.data}
     took: dict[str, float] = {}
     started = time.perf_counter()
     if not args.skip_estimate:

@@ -72,6 +72,17 @@ class CpuWatch:
         return max(0.0, (self._busy() - self.busy0) - (self._self() - self.self0)) / wall
 
 
+def source_state() -> str:
+    """The commit benchmarked, and whether streamtrain/ had uncommitted changes: ``abc1234 (+ uncommitted ...)``."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "streamtrain")
+    return git("rev-parse", "--short", "HEAD") + (" (+ uncommitted changes in streamtrain/)" if dirty else "")
+
+
 def emit(result: dict) -> None:
     """Child side: hand ``result`` back to the parent."""
     print(MARK + json.dumps(result), flush=True)
