@@ -82,6 +82,7 @@ NOT_TRAINING = (
     "score_batch_size",
     "checkpoint_seconds",
     "workers",  # the cluster's size is in the key on its own (``_resume_key``)
+    "join_timeout",
 )
 
 
@@ -141,6 +142,11 @@ class FitOptions:
         **POSITIVE,
         help="train on this many worker processes: without TF_CONFIG, the command starts them on this machine "
         "(loopback); with TF_CONFIG (a real cluster), it must name this many",
+    )
+    join_timeout: float = option(
+        600.0,
+        **SECONDS,
+        help="multi-worker: seconds a worker waits for all the workers of TF_CONFIG to start before exiting 1",
     )
     overwrite: bool = option(False, help="no longer needed (every fit adds a version); accepted for old crontabs")
     # Library-only knob: not on the command line.
@@ -227,15 +233,18 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
         raise DataError("dataset has no training rows", opts.data)
     model_name = choose_model(opts.model, manifest.encoding)
     warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
+    plan = _plan(opts, manifest, cluster)  # imports TensorFlow
+    dropout, train, val, per_epoch = plan.dropout, plan.train, plan.val, plan.per_epoch
+    round_steps, rounds = plan.round_steps, plan.rounds
+    # Join the other workers before the long checks: they wait for the chief in a collective, which has no deadline.
+    trainer = _trainer(opts, plan, cluster)
+    model = trainer.model
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
 
     key = _resume_key(opts, cluster)
     building, resuming = _resume_or_begin(versions, key)
     checkpoint_dir = building / CHECKPOINT_DIR
 
-    plan = _plan(opts, manifest, cluster)  # imports TensorFlow
-    dropout, train, val, per_epoch = plan.dropout, plan.train, plan.val, plan.per_epoch
-    round_steps, rounds = plan.round_steps, plan.rounds
     from streamtrain.train.checkpoint import Checkpoint, TrainingState, resume_model
     from streamtrain.train.epoch_log import EpochLog
     from streamtrain.train.guards import FiniteLoss, require_finite
@@ -249,8 +258,6 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
     state = TrainingState.load(checkpoint_dir) if resuming else None
     if resuming and state is None:
         log.info(f"restarting the interrupted version {_version_of(building)} from epoch 1 (it completed no epoch)")
-    trainer = _trainer(opts, plan, cluster)
-    model = trainer.model
     if state is not None:
         _copy_state(resume_model(checkpoint_dir, state), model)
         done = state.epochs_done
@@ -400,8 +407,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
 def _fit_worker(opts: FitOptions, cluster: Cluster) -> dict:
     """A worker other than the chief: train in step with the others; the chief's broadcasts say where to start."""
     manifest = Manifest.load(opts.data)
-    plan = _plan(opts, manifest, cluster)
-    import_tensorflow()
+    plan = _plan(opts, manifest, cluster)  # imports TensorFlow
     from streamtrain.train.guards import FiniteLoss
 
     trainer = _trainer(opts, plan, cluster)
@@ -415,9 +421,15 @@ def _trainer(opts: FitOptions, plan: _Plan, cluster: Cluster):
     """The model, built alike on every worker (so the strategy's variable broadcasts pair up), in its ``Trainer``."""
     import keras
 
-    from streamtrain.train.loop import Trainer
+    from streamtrain.train.loop import Trainer, deadline
 
-    strategy = cluster.strategy()
+    if cluster.size > 1:
+        with deadline(
+            opts.join_timeout, f"{cluster.name}: waiting for the {cluster.size} workers of TF_CONFIG to start"
+        ):
+            strategy = cluster.strategy()  # waits for every worker of the cluster to start
+    else:
+        strategy = cluster.strategy()
     manifest = plan.manifest
     keras.utils.set_random_seed(opts.seed)  # the initial weights (the chief's reach the others: the strategy's)
     with strategy.scope():
@@ -448,7 +460,6 @@ def _train(opts: FitOptions, plan: _Plan, trainer, callbacks: list, start: list 
     """
     import keras
 
-    from streamtrain.train.loop import JOIN_SECONDS, deadline
     from streamtrain.train.tfdata import keras_dataset
 
     cluster, model = trainer.cluster, trainer.model
@@ -457,8 +468,7 @@ def _train(opts: FitOptions, plan: _Plan, trainer, callbacks: list, start: list 
     failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
     rows: list[list[int]] = []
     try:
-        with deadline(JOIN_SECONDS, f"the {cluster.size} workers of TF_CONFIG did not all start in {JOIN_SECONDS:g} s"):
-            done, step, stopped, loaded = (int(v) for v in trainer.broadcast([float(v) for v in start or [0] * 4]))
+        done, step, stopped, loaded = (int(v) for v in trainer.broadcast([float(v) for v in start or [0] * 4]))
         if loaded:
             trainer.sync_variables()
 

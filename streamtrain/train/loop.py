@@ -29,18 +29,19 @@ weights (a resume or a warm start) are broadcast from worker 0
 other worker reads the model directory. At the end the workers compare
 digests of their weights and optimizer state (``weights_digest``): they
 must be equal, or the run fails rather than keep a model that one worker
-alone would not have trained. The first collective must complete
-within ``JOIN_SECONDS``: a cluster whose workers never all start fails
-instead of waiting for ever.
+alone would not have trained. Joining the cluster (fit's ``_trainer``
+creates the strategy, which waits for every worker) has ``--join-timeout``
+seconds (``deadline``): a cluster whose workers never all start fails instead of
+waiting for ever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import hashlib
 import logging
-import os
-import threading
+import sys
 from collections.abc import Iterator
 
 import keras
@@ -51,8 +52,6 @@ from streamtrain.train.checkpoint import reseed
 from streamtrain.train.cluster import Cluster
 
 log = logging.getLogger(__name__)
-JOIN_SECONDS = 600.0  # every worker of the cluster must have started by then
-EXIT_JOIN = 1
 
 
 class Trainer:
@@ -224,22 +223,17 @@ def _metrics(sums: tf.Variable, prefix: str) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def deadline(seconds: float, message: str):
-    """End the process (exit 1, ``message`` logged) if the block has not finished within ``seconds``.
+def deadline(seconds: float, what: str):
+    """End the process (exit 1) if the block has not finished within ``seconds``; ``what`` says what it waits for.
 
-    For the one wait TensorFlow cannot interrupt: a collective whose peers never
-    started blocks in C++, deaf to signals.
+    For the one wait TensorFlow cannot interrupt: joining a cluster whose workers never all start blocks in C++,
+    holding the GIL and deaf to signals, so no Python code can run until it returns. ``faulthandler``'s
+    watchdog is a C thread: at the deadline it writes "Timeout" and where each thread was on stderr, then exits
+    1. ``what`` is logged first, so that what follows reads in context.
     """
-
-    def expire() -> None:
-        log.error(message)
-        logging.shutdown()
-        os._exit(EXIT_JOIN)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
+    log.info(f"{what} (at most {seconds:g} s; then this process exits 1)")
+    faulthandler.dump_traceback_later(seconds, exit=True, file=sys.stderr)
     try:
         yield
     finally:
-        timer.cancel()
+        faulthandler.cancel_dump_traceback_later()

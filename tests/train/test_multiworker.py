@@ -115,3 +115,18 @@ def test_killing_a_worker_stops_the_run_naming_it_and_a_rerun_resumes(data, tmp_
     assert len(result["rows_per_worker"]) == 4 - done  # this run trained the remaining epochs only
     assert all(sum(rows) == result["train_rows"] for rows in result["rows_per_worker"])
     assert result["weights_digests"][0] == result["weights_digests"][1]
+
+
+def test_a_worker_whose_peers_never_start_exits_1_instead_of_waiting(data, tmp_path):
+    """An unattended run never hangs: TensorFlow waits for the cluster in C++, so a C watchdog ends it."""
+    hosts = tuple(f"127.0.0.1:{p}" for p in free_ports(2))
+    for index in (1, 0):  # a worker without its chief, and a chief without its worker
+        env = {**os.environ, "TF_CONFIG": Cluster(hosts, index).tf_config()}
+        cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(tmp_path / "model"), "--join-timeout", "3"]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        assert f"worker {index}: waiting for the 2 workers of TF_CONFIG to start (at most 3 s" in proc.stderr
+        assert "Timeout (0:00:03)!" in proc.stderr
+        assert time.monotonic() - started < 60
+    assert not Versions(tmp_path / "model").training()  # the chief began no version before its cluster was whole

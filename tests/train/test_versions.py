@@ -101,6 +101,8 @@ def test_a_second_fit_of_a_model_directory_exits_75_at_once_naming_the_holder(da
         deadline = time.monotonic() + 60
         while not (record.exists() and record.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.1)
+        while not Versions(model).training() and time.monotonic() < deadline:  # the holder has begun its version
+            time.sleep(0.1)
         assert json.loads(record.read_text())["pid"] == holder.pid
         second = streamtrain("fit", "--data", data, "--model-dir", model, "--epochs", "1")
         assert second.returncode == 75, second.stderr
