@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from streamtrain.errors import EXIT_UNEXPECTED, StreamtrainError, Terminated
+from streamtrain.errors import EXIT_UNEXPECTED, StreamtrainError
 
 SETTLE_SECONDS = 5.0  # after a failure, for the others to stop by themselves (with their own message)
 GRACE_SECONDS = 10.0  # after SIGTERM, before SIGKILL
@@ -83,7 +83,7 @@ def launch(command: str, argv: Sequence[str], n: int) -> int:
             pumps.append(_pump(proc.stderr, lambda raw, i=i: _write_err(_tagged(raw, i))))
             pumps.append(_pump(proc.stdout, _write_out if i == 0 else None))  # a worker's stdout is empty
         failed = _wait(procs)
-    except (KeyboardInterrupt, Terminated):
+    except BaseException:  # Ctrl-C, SIGTERM (``Terminated``), or a worker that could not be started
         _stop(procs, settle=0.0)
         raise
     finally:

@@ -30,6 +30,7 @@ of every batch (``_fit_worker``): they never open the model directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -229,12 +230,9 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
     versions = Versions(root)
     adopt_flat(root)
     manifest = Manifest.load(opts.data)
-    if manifest.rows("train") == 0:
-        raise DataError("dataset has no training rows", opts.data)
-    model_name = choose_model(opts.model, manifest.encoding)
-    warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
     plan = _plan(opts, manifest, cluster)  # imports TensorFlow
-    dropout, train, val, per_epoch = plan.dropout, plan.train, plan.val, plan.per_epoch
+    model_name, dropout, train, val, per_epoch = plan.model_name, plan.dropout, plan.train, plan.val, plan.per_epoch
+    warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
     round_steps, rounds = plan.round_steps, plan.rounds
     # Join the other workers before the long checks: they wait for the chief in a collective, which has no deadline.
     trainer = _trainer(opts, plan, cluster)
@@ -423,13 +421,9 @@ def _trainer(opts: FitOptions, plan: _Plan, cluster: Cluster):
 
     from streamtrain.train.loop import Trainer, deadline
 
-    if cluster.size > 1:
-        with deadline(
-            opts.join_timeout, f"{cluster.name}: waiting for the {cluster.size} workers of TF_CONFIG to start"
-        ):
-            strategy = cluster.strategy()  # waits for every worker of the cluster to start
-    else:
-        strategy = cluster.strategy()
+    waiting = f"{cluster.name}: waiting for the {cluster.size} workers of TF_CONFIG to start"
+    with deadline(opts.join_timeout, waiting) if cluster.size > 1 else contextlib.nullcontext():
+        strategy = cluster.strategy()  # with several workers, waits for every one of them to start
     manifest = plan.manifest
     keras.utils.set_random_seed(opts.seed)  # the initial weights (the chief's reach the others: the strategy's)
     with strategy.scope():

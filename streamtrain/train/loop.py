@@ -25,7 +25,8 @@ another's numbers. Validation is split across workers like training
 Decisions are the chief's: whether to stop (early stopping, a non-finite
 loss), where to start (a resumed run's round and step) and the starting
 weights (a resume or a warm start) are broadcast from worker 0
-(``broadcast``, ``sync_variables``), so the workers never disagree and no
+(``broadcast``, ``sync_variables``: a sum over workers of the chief's
+values and everyone else's zeros), so the workers never disagree and no
 other worker reads the model directory. At the end the workers compare
 digests of their weights and optimizer state (``weights_digest``): they
 must be equal, or the run fails rather than keep a model that one worker
@@ -58,12 +59,8 @@ class Trainer:
     def __init__(self, strategy, model: keras.Model, cluster: Cluster, n_classes: int):
         self.strategy, self.model, self.cluster, self.n_classes = strategy, model, cluster, n_classes
         self.workers = strategy.num_replicas_in_sync
-        reduction = None
-        self.loss = (
-            keras.losses.BinaryCrossentropy(reduction=reduction)
-            if n_classes == 2
-            else keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
-        )
+        loss = keras.losses.BinaryCrossentropy if n_classes == 2 else keras.losses.SparseCategoricalCrossentropy
+        self.loss = loss(reduction=None)  # per row: the step scales it (``gradients``)
         with strategy.scope():
             # loss sum, correct predictions, rows: per worker, added across workers when read
             self._train_sums = _sums("train_sums")
@@ -71,7 +68,6 @@ class Trainer:
             model.optimizer.build(model.trainable_variables)
         self._train_step = tf.function(self._train_step_fn)
         self._val_step = tf.function(self._val_step_fn)
-        self._broadcast = tf.function(self._broadcast_fn)
         self._share = tf.function(self._share_fn)
 
     # -- steps (traced once per iterator type) --
@@ -116,31 +112,27 @@ class Trainer:
 
         self.strategy.run(step, args=next(iterator))
 
-    def _broadcast_fn(self, values):
-        """The sum over workers of the chief's ``values`` and zeros of their shape: the chief's values."""
-        chief = self.cluster.chief
+    def _share_fn(self, values):
+        """The sum over workers of each worker's ``values`` (a tensor or a list of them)."""
 
         def share(v):
             # On this replica's device (an input from outside the function has none: the all-reduce needs one).
-            mine = tf.nest.map_structure(tf.identity if chief else tf.zeros_like, v)
+            mine = tf.nest.map_structure(tf.identity, v)
             return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, mine)
 
         return self.strategy.run(share, args=(values,))
 
-    def _share_fn(self, values):
-        """The sum over workers of each worker's ``values``."""
-
-        def share(v):
-            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(v))
-
-        return self.strategy.run(share, args=(values,))
+    def _from_chief(self, values):
+        """This worker's share of a broadcast: the chief's ``values``, zeros of their shape elsewhere; summed by
+        ``_share``, every worker gets the chief's."""
+        mine = values if self.cluster.chief else tf.nest.map_structure(tf.zeros_like, values)
+        return self.strategy.experimental_local_results(self._share(mine))[0]
 
     # -- what fit calls --
 
     def broadcast(self, values: list[float]) -> list[float]:
         """The chief's ``values`` (numbers) on every worker."""
-        out = self._broadcast(tf.constant(values, tf.float64))
-        return [float(v) for v in self.strategy.experimental_local_results(out)[0].numpy()]
+        return [float(v) for v in self._from_chief(tf.constant(values, tf.float64)).numpy()]
 
     def sync_variables(self) -> None:
         """Give every worker the chief's weights and optimizer state (after a resume or a warm start).
@@ -148,12 +140,12 @@ class Trainer:
         Two broadcasts, one per dtype: float32 variables as they are, the others (the optimizer's integer
         step count) as float64, exact below 2**53.
         """
-        every = [*self.model.weights, *self.model.optimizer.variables]
+        every = self._state_variables()
         for group in ([v for v in every if _wire(v) == tf.float32], [v for v in every if _wire(v) != tf.float32]):
             if not group:
                 continue
-            values = self._broadcast([tf.cast(tf.convert_to_tensor(v.value), _wire(v)) for v in group])
-            for v, value in zip(group, self.strategy.experimental_local_results(values)[0]):
+            values = self._from_chief([tf.cast(tf.convert_to_tensor(v.value), _wire(v)) for v in group])
+            for v, value in zip(group, values):
                 v.assign(tf.cast(value, v.dtype))
 
     def distribute(self, make) -> Iterator:
@@ -168,10 +160,14 @@ class Trainer:
         out = self._share(tf.constant(mine, tf.float64))
         return [float(v) for v in self.strategy.experimental_local_results(out)[0].numpy()]
 
+    def _state_variables(self) -> list:
+        """What must be equal on every worker: the model's weights and the optimizer's state."""
+        return [*self.model.weights, *self.model.optimizer.variables]
+
     def weights_digest(self) -> float:
         """48 bits of the sha256 of the weights and optimizer state, as a number ``gather`` can carry exactly."""
         digest = hashlib.sha256()
-        for v in [*self.model.weights, *self.model.optimizer.variables]:
+        for v in self._state_variables():
             digest.update(np.ascontiguousarray(v.numpy()).tobytes())
         return float(int.from_bytes(digest.digest()[:6], "big"))
 

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN, REPO
 from helpers import BIN, files_of, streamtrain, without_keys
+
+from streamtrain.cli.workers import free_ports
 
 distributed = pytest.importorskip(
     "distributed", reason="Dask's distributed is not installed: pip install -e '.[cluster]' (make test does)"
@@ -271,9 +272,7 @@ def test_ctrl_c_or_sigterm_stops_a_run_on_the_cluster_at_once(cluster, corpus, t
 
 
 def test_an_unreachable_scheduler_fails_fast_and_clearly(corpus, tmp_path):
-    with socket.socket() as sock:  # a loopback port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    address = f"tcp://127.0.0.1:{free_ports(1)[0]}"  # a loopback port that nothing listens on
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}  # Dask's own setting; 30 s by default
     command = [BIN, "prepare", corpus["train"], "--data", tmp_path / "data", "--scheduler", address]
     start = time.monotonic()
