@@ -1,10 +1,16 @@
 """Deterministic train/validation assignment.
 
-A row's split is a pure function of its text, by one of the named rules of
-``SPLIT_RULES``: the same text lands in the same split on every run and on
-every ``--append``, and exact duplicates can never straddle train and
-validation. A dataset keeps the rule it was prepared with, so rows appended
-later split the way the first ones did.
+A row's split follows one of the named rules of ``SPLIT_RULES``. The
+per-text rules are a pure function of the text: the same text lands in the
+same split on every run and on every ``--append``, and exact duplicates can
+never straddle train and validation. The indexed rule (``INDEXED_RULES``:
+``lsh-bigrams``, the default) also looks at the rows before it, through the
+dataset's band-key index (``vectorize.near_dups``), so a row and its
+near-copies share a split. A dataset keeps the rule it was prepared with, so
+rows appended later split the way the first ones did. ``assign_splits``
+splits texts by any rule (an indexed one: as the rows of one stream, through
+an index it is handed, else a new one); ``split_units`` gives the per-text
+rules' value in [0, 1).
 
 - ``blake2b``: a hash of the whole text. Near-copies (reposts, templated
   tickets, ``tools/grow.py``'s token-dropout copies) are unrelated texts to
@@ -29,6 +35,17 @@ later split the way the first ones did.
   11.5%; on IMDB train 1,149 groups (8.4%) against 12,089 (10.1%). IMDB
   reviews with 7 token-dropout copies each (rate 0.1): the copies of 58%
   of reviews straddle with ``blake2b``, 6.2% with one key, 13.5% with two.
+  For 65% of validation rows of IMDB grown x8 a near-copy sat in train, so
+  validation scored what was trained on: no rule of one text alone keeps 8
+  copies with 10% of tokens dropped together.
+- ``lsh-bigrams`` (``DEFAULT_RULE``): in input order, a row takes the split
+  that most of its LSH band keys (16 bands of 3 one-permutation MinHash
+  bins over its word bigrams: ``near_dups.band_keys``) already hold, each
+  key holding the split of the first row that had it (``near_dups.
+  BandIndex``); a row no earlier row shares a band with (a text with too few
+  bigrams has no key) splits by ``minhash2-words`` (``own_rule``). The
+  manifest records its ``params`` and the index files. Same benchmark: the
+  copies of 0.3% of reviews straddle (``tools/bench_split.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +54,8 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
+
+from streamtrain.vectorize import near_dups
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "val", "test")
@@ -57,7 +76,29 @@ SPLIT_RULES["minhash2-words"] = (
     f" k1, k2 = min(splitmix64(h ^ salt) for h in set(word_hashes(text))) for salt {MINHASH_SALT:#x},"
     f" {MINHASH_SALT_2:#x}; a text without words: the blake2b rule"
 )
-DEFAULT_RULE = "minhash2-words"
+SPLIT_RULES["lsh-bigrams"] = near_dups.RULE_TEXT.format(
+    bands=near_dups.LSH_BANDS, rows=near_dups.LSH_ROWS, min_bigrams=near_dups.MIN_BIGRAMS
+)
+# Rules that group rows across texts: a row's split depends on the rows before it, through a ``BandIndex``.
+INDEXED_RULES = {"lsh-bigrams": "minhash2-words"}  # -> the per-text rule of a row no earlier row is near
+DEFAULT_RULE = "lsh-bigrams"
+
+
+def own_rule(rule: str) -> str:
+    """The per-text rule that decides a row's split under ``rule`` when no earlier row decides it."""
+    return INDEXED_RULES.get(rule, rule)
+
+
+def rule_params(rule: str) -> dict:
+    """The parameters a manifest records with ``rule`` (``{}`` for the per-text rules)."""
+    if rule not in INDEXED_RULES:
+        return {}
+    return {
+        "bands": near_dups.LSH_BANDS,
+        "rows": near_dups.LSH_ROWS,
+        "min_bigrams": near_dups.MIN_BIGRAMS,
+        "own_rule": own_rule(rule),
+    }
 
 
 def text_unit(text: str) -> float:
@@ -96,6 +137,8 @@ def split_units(
     """
     if rule not in SPLIT_RULES:
         raise ValueError(f"unknown split rule {rule!r}; known: {', '.join(SPLIT_RULES)}")
+    if rule in INDEXED_RULES:
+        raise ValueError(f"{rule} splits a row by the rows before it, not by a unit of its text: use assign_splits")
     if rule == "blake2b":
         return np.fromiter((text_unit(t) for t in texts), dtype=np.float64, count=len(texts))
     from streamtrain.vectorize.words import splitmix64, word_hashes
@@ -118,13 +161,25 @@ def assign_splits(
     is_test: bool,
     rule: str = "blake2b",
     words: tuple[np.ndarray, np.ndarray] | None = None,
+    index: near_dups.BandIndex | None = None,
 ) -> np.ndarray:
-    """Split code (TRAIN/VAL/TEST) for each text, by the named rule of ``SPLIT_RULES``."""
+    """Split code (TRAIN/VAL/TEST) for each text, by the named rule of ``SPLIT_RULES``.
+
+    An indexed rule (``lsh-bigrams``) splits the texts as the training rows of a new dataset, in this order,
+    with an ``index`` of their band keys when given (extended with theirs), else a new one.
+    """
     if rule not in SPLIT_RULES:
         raise ValueError(f"unknown split rule {rule!r}; known: {', '.join(SPLIT_RULES)}")
     if is_test:
         return np.full(len(texts), TEST, dtype=np.uint8)
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if rule in INDEXED_RULES:
+        from streamtrain.vectorize.words import word_hashes
+
+        words = words if words is not None else word_hashes(texts)
+        own = assign_splits(texts, val_fraction, False, own_rule(rule), words)
+        index = index if index is not None else near_dups.BandIndex()
+        return index.resolve(near_dups.band_keys(words), own)
     units = split_units(texts, rule, words)
     return np.where(units < val_fraction, VAL, TRAIN).astype(np.uint8)

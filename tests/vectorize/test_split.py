@@ -1,4 +1,5 @@
-"""Split rules: blake2b unchanged; minhash-words keeps near-copies of real reviews on one side."""
+"""Split rules: blake2b unchanged; the MinHash rules keep many near-copies of real reviews on one side, lsh-bigrams
+nearly all (more of it in test_split_lsh.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from helpers import load_tool
 
 from streamtrain.vectorize.split import (
     DEFAULT_RULE,
+    INDEXED_RULES,
     SPLIT_RULES,
     TEST,
     TRAIN,
@@ -21,7 +23,7 @@ from streamtrain.vectorize.split import (
     text_unit,
 )
 
-MINHASH_RULES = [rule for rule in SPLIT_RULES if rule != "blake2b"]
+MINHASH_RULES = [rule for rule in SPLIT_RULES if rule != "blake2b" and rule not in INDEXED_RULES]  # per-text
 TEXTS = ["hello", "", "Hello world", "the cat sat on the mat", "ÉCOLE", "😀", "a !", "x" * 1000]
 
 
@@ -87,7 +89,7 @@ def test_minhash_val_fraction_on_imdb(imdb_train):
     """
     measured = {rule: (assign_splits(imdb_train, 0.1, is_test=False, rule=rule) == VAL).mean() for rule in SPLIT_RULES}
     assert abs(measured["blake2b"] - 0.1) < 0.01
-    for rule in MINHASH_RULES:
+    for rule in [*MINHASH_RULES, *INDEXED_RULES]:
         assert abs(measured[rule] - 0.1) < 0.03, measured
 
 
@@ -111,3 +113,5 @@ def test_near_copies_straddle_far_less(imdb_train):
     assert straddle["minhash-words"] < straddle["blake2b"] / 5, straddle
     if "minhash2-words" in straddle:
         assert straddle["minhash2-words"] < straddle["blake2b"] / 3, straddle
+    for rule in INDEXED_RULES:  # measured: lsh-bigrams 0.0026 (4 copies, val fraction 0.2)
+        assert straddle[rule] < 0.02, straddle
