@@ -2,7 +2,7 @@
 
 A dataset directory is checked against its ``manifest.json`` (every shard's
 size and sha256, the vectorizer arrays, the validation sample, the feature
-names); a model
+names, the split index files); a model
 directory against the ``checksums.json`` of each complete version (and its
 ``current`` link against them), or of itself when written by 0.2.
 ``verify`` returns a summary when everything matches and raises
@@ -34,8 +34,9 @@ def verify(opts: VerifyOptions) -> dict:
     if (root / MANIFEST_NAME).exists():
         kind, manifest = "dataset", Manifest.load(root)
         problems = manifest.problems(root)
-        # shards, vectorizer arrays, validation sample, feature names
+        # shards, vectorizer arrays, validation sample, feature names, split index
         files = len(manifest.shards) + 1 + bool(manifest.val_sample) + bool(manifest.feature_names)
+        files += len(manifest.split_index())
     elif Versions(root).exists() or (root / modeldir.CHECKSUMS_NAME).exists() or (root / modeldir.MODEL_NAME).exists():
         kind = "model"
         problems, files = modeldir.tree_problems(root)

@@ -15,7 +15,11 @@ writer lock (``prepare`` holds it):
 4. Pass 1 over the new inputs, read with the dataset's recorded column,
    split and size options: rejects (a label the frozen map lacks is an
    ``unknown_label`` reject; ``--refit`` learns new classes), rows per split,
-   the validation sample; then ``--max-bad-fraction``.
+   the validation sample; then ``--max-bad-fraction``. Under an indexed
+   split rule (``lsh-bigrams``) the new rows go through the dataset's
+   band-key index (its ``split.index`` files), so a near-copy of an old
+   validation row lands in validation; the keys they add are written as
+   ``append-NNNN/split_index.npz``, one more record of ``split.index``.
 5. Pass 2: vectorize with the frozen state (row ids continue from
    ``stats.next_row_id``), measure drift on the training rows, shuffle each
    split with a seed derived from the dataset's seed and the night, and
@@ -44,6 +48,7 @@ from streamtrain.dataset.drift import coverage_for, drift_line
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.prepare import (
     PrepareOptions,
+    RowSplits,
     ShuffledSplits,
     count_sources,
     existing,
@@ -52,6 +57,7 @@ from streamtrain.dataset.prepare import (
     read_rows,
     recorded_options,
     sample_val_rows,
+    split_record,
 )
 from streamtrain.dataset.reject_log import REJECTS_NAME, RejectLog
 from streamtrain.dataset.shards import ShardInfo
@@ -59,8 +65,9 @@ from streamtrain.dataset.val_sample import load_sample
 from streamtrain.errors import DataError
 from streamtrain.fs.atomic import staging_dir
 from streamtrain.vectorize.labels import LabelIndex
+from streamtrain.vectorize.near_dups import BandIndex
 from streamtrain.vectorize.sequence import SequenceState
-from streamtrain.vectorize.split import SPLIT_NAMES, TRAIN
+from streamtrain.vectorize.split import INDEXED_RULES, SPLIT_NAMES, TRAIN
 from streamtrain.vectorize.tfidf import TfidfState
 from streamtrain.vectorize.vectorizer import Vectorizer
 
@@ -88,6 +95,7 @@ def next_row_id(manifest: Manifest) -> int:
 def referenced(manifest: Manifest) -> set[str]:
     """The top-level ``append-*`` names the manifest uses (shards, the validation sample, appends' logs)."""
     paths = [s.path for s in manifest.shards] + [manifest.val_sample.get("path", "")]
+    paths += [r["path"] for r in manifest.split_index()]
     names = {Path(p).parts[0] for p in paths if p and len(Path(p).parts) > 1}
     names |= {a["directory"] for a in manifest.appends if "directory" in a}
     return {n for n in names if n.startswith(PREFIX)}
@@ -144,6 +152,10 @@ def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
     name = append_dir(night)
     first_id = next_row_id(manifest)
     sample = load_sample(root, manifest.val_sample)
+    index = None
+    if ropts.split_rule in INDEXED_RULES:
+        index = BandIndex.load([root / r["path"] for r in manifest.split_index()])
+    decided = RowSplits(ropts.split_rule, first_id, index)
     with staging_dir(root / name) as stage:
         labels = LabelIndex.frozen_map(manifest.labels)
         rejects = RejectLog(stage, len(new))
@@ -151,12 +163,13 @@ def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
         split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
         total_bytes = sum(int(s["bytes"]) for s in records)
         reading = "pass 1/2: reading and checking"
-        for index, _, chunk, _, splits, _, _ in read_rows(
-            ropts, labels, rejects, first_id, reading, total_bytes, executor
+        for source, _, chunk, _, splits, _, _ in read_rows(
+            ropts, labels, rejects, first_id, reading, total_bytes, executor, splits=decided
         ):
-            records[index]["rows"] += len(chunk)
+            records[source]["rows"] += len(chunk)
             split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
             sample_val_rows(sample, chunk, splits)
+        decided.replay()
         rejects.close()
         count_sources(records, rejects, first_id)
         if rejects.unknown_labels:
@@ -181,7 +194,7 @@ def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
         coverage = coverage_for(state)
         writing = "pass 2/2: vectorizing and writing shards"
         ngram = state.config if isinstance(state, TfidfState) else None
-        chunks = read_rows(ropts, labels, None, first_id, writing, total_bytes, executor, ngram)
+        chunks = read_rows(ropts, labels, None, first_id, writing, total_bytes, executor, ngram, decided)
         for _, _, chunk, ids, splits, row_ids, work in chunks:
             if isinstance(state, TfidfState):
                 counts = work.counts
@@ -195,6 +208,10 @@ def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
                 coverage.add_tokens(outside, total, splits == TRAIN)
         shards, per_class = out.close()
         shutil.rmtree(stage / ".shuffle", ignore_errors=True)
+        split = dict(manifest.split)
+        if index is not None and len(index.added()[0]):
+            added = split_record(ropts, stage, decided, name)["index"]
+            split["index"] = manifest.split_index() + added
         sample_record = sample.write(stage) if sample.changed else manifest.val_sample
         if sample.changed and sample_record:
             sample_record = {**sample_record, "path": f"{name}/{sample_record['path']}"}
@@ -205,6 +222,7 @@ def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
     rows = {split: int(per_class[i].sum()) for i, split in enumerate(SPLIT_NAMES)}
     _update(manifest, [_under(name, s) for s in shards], per_class, rejected, records)
     manifest.val_sample = sample_record
+    manifest.split = split
     manifest.stats["next_row_id"] = first_id + sum(s["rows"] for s in records)
     manifest.appends.append(
         {

@@ -14,7 +14,11 @@ one keeps reading exactly its own files. ``appends`` lists each append
 validation sample's record (``dataset.val_sample``); ``feature_names`` is
 the record of ``feature_names.json``, the readable names of the n-gram
 features and each class's top features (``vectorize.ngram_names``; ``{}``
-for sequences and for datasets prepared before it existed).
+for sequences and for datasets prepared before it existed). ``split`` is the
+split rule: its ``name``, ``val_fraction``, ``rule`` in one line and, for an
+indexed rule (``lsh-bigrams``), its ``params`` and under ``index`` the
+records of the band-key index files (``vectorize.near_dups``): the one
+prepare wrote, then one per append that added keys.
 """
 
 from __future__ import annotations
@@ -156,14 +160,20 @@ class Manifest:
             out.append(f"{self.feature_names['path']}: {problem}")
         return out
 
+    def split_index(self) -> list[dict]:
+        """The file records of the split's band-key index (``[]`` for a per-text rule)."""
+        return list(self.split.get("index", []))
+
     def state_problems(self, directory: str | Path) -> list[str]:
-        """``problems`` of the files besides the shards: the vectorizer arrays and the validation sample."""
+        """``problems`` of the files besides the shards: the vectorizer arrays, the validation sample and the
+        split index (what an append reads)."""
         root, out = Path(directory), []
         arrays = self.vectorizer.get("arrays", "vectorizer.npz")
         if problem := file_problem(root / arrays, None, self.vectorizer.get("arrays_sha256")):
             out.append(f"{arrays}: {problem}")
         if problem := record_problem(root, self.val_sample):
             out.append(f"{self.val_sample['path']}: {problem}")
+        out += [f"{r['path']}: {problem}" for r in self.split_index() if (problem := record_problem(root, r))]
         return out
 
     def verify(self, directory: str | Path) -> None:

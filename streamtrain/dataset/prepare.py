@@ -80,6 +80,7 @@ from streamtrain.dataset.spill import Spill, SpillPart
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import DataError, StreamtrainError, UsageError
 from streamtrain.fs.atomic import staging_dir, sweep_stale
+from streamtrain.fs.checksums import file_record
 from streamtrain.fs.locks import no_readers, writer_lock
 from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, input_bytes, read_chunks
 from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
@@ -96,10 +97,21 @@ from streamtrain.vectorize.defaults import (
     TOP_K,
 )
 from streamtrain.vectorize.labels import LabelIndex
+from streamtrain.vectorize.near_dups import BandIndex, band_keys
 from streamtrain.vectorize.ngram_names import NameSample, top_features
 from streamtrain.vectorize.ngrams import HASHER
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
-from streamtrain.vectorize.split import DEFAULT_RULE, SPLIT_NAMES, SPLIT_RULES, TRAIN, VAL, assign_splits
+from streamtrain.vectorize.split import (
+    DEFAULT_RULE,
+    INDEXED_RULES,
+    SPLIT_NAMES,
+    SPLIT_RULES,
+    TRAIN,
+    VAL,
+    assign_splits,
+    own_rule,
+    rule_params,
+)
 from streamtrain.vectorize.stats import WordCounts, words_per_text
 from streamtrain.vectorize.tfidf import (
     ClassMoments,
@@ -267,6 +279,7 @@ class _FirstPass:
     val_sample: ValSample = field(default_factory=ValSample)  # raw text of some validation rows
     names: NameSample = field(default_factory=NameSample)  # some training texts, to name n-gram features by
     choice_sample: ChoiceSample = field(default_factory=ChoiceSample)  # labelled training rows: auto's bake-off
+    row_splits: RowSplits | None = None  # every row's split, decided by this pass (later passes replay it)
 
 
 def prepare(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
@@ -453,7 +466,8 @@ def _build(
             stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.min_df).sum())
         else:
             first.names.clear()
-            tokens = first.tokens or _count_tokens(opts, first.labels, executor)
+            assert first.row_splits is not None
+            tokens = first.tokens or _count_tokens(opts, first.labels, executor, first.row_splits)
             sequences = SequenceState.fit(opts.sequence(), tokens)
             log.info(
                 f"vocabulary of {len(sequences.vocab)} tokens, sequences of {sequences.length} "
@@ -476,7 +490,7 @@ def _build(
             vectorizer=vectorizer.save(stage),
             choice=choice,
             shards=shards,
-            split={"val_fraction": opts.val_fraction, "name": opts.split_rule, "rule": SPLIT_RULES[opts.split_rule]},
+            split=split_record(opts, stage, first.row_splits),
             row_order={
                 "order": "shuffled",
                 "seed": opts.seed,
@@ -513,6 +527,22 @@ def _build(
     return manifest
 
 
+SPLIT_INDEX_NAME = "split_index.npz"
+
+
+def split_record(opts: PrepareOptions, stage: Path, decided: RowSplits | None, directory: str = "") -> dict:
+    """The manifest's ``split`` record; under an indexed rule, writes the band keys this run added to the index
+    as ``directory/split_index.npz`` in ``stage`` and lists it under ``index`` (a new dataset: the whole index)."""
+    record: dict = {"val_fraction": opts.val_fraction, "name": opts.split_rule, "rule": SPLIT_RULES[opts.split_rule]}
+    if params := rule_params(opts.split_rule):
+        record["params"] = params
+    if decided is not None and decided.index is not None:
+        decided.index.save_added(stage / SPLIT_INDEX_NAME)
+        index = file_record(stage, SPLIT_INDEX_NAME)
+        record["index"] = [{**index, "path": f"{directory}/{SPLIT_INDEX_NAME}" if directory else index["path"]}]
+    return record
+
+
 def _inputs(opts: PrepareOptions) -> list[tuple[str, str]]:
     """(role, path) of every input, training inputs first."""
     return [("train", str(p)) for p in opts.inputs] + [("test", str(p)) for p in opts.test]
@@ -527,27 +557,72 @@ def pass_name(opts: PrepareOptions, number: int, what: str) -> str:
 class ChunkWork:
     """What a worker computes from one chunk's texts (``analyze_chunk``): a pure function of them."""
 
-    splits: np.ndarray  # split code per row
+    splits: np.ndarray | None  # split code per row by the per-text rule (None: not asked for)
     words: np.ndarray  # whitespace-separated words per row (the guide's W)
     counts: sp.csr_matrix | None  # n-gram counts per row over the hash buckets, when asked for
+    band_keys: np.ndarray | None = None  # (rows, bands) LSH band keys of an indexed split rule's training rows
 
 
 def analyze_chunk(
-    texts: list[str], is_test: bool, val_fraction: float, split_rule: str, ngram: NgramConfig | None
+    texts: list[str], is_test: bool, val_fraction: float, split_rule: str | None, ngram: NgramConfig | None
 ) -> ChunkWork:
     """The per-chunk work of a pass, run by ``read_rows``' executor (a worker thread with ``--jobs`` > 1, a Dask
     worker with ``--scheduler``).
 
-    The texts' word hashes are computed once for both the split and the n-grams when both use them.
+    The texts' word hashes are computed once for the split, its band keys and the n-grams when they use them.
+    ``split_rule`` None: no split (a later pass replays the first one's). An indexed rule (``lsh-bigrams``)
+    gives the per-text rule's splits and the band keys; ``RowSplits`` resolves them in input order.
     """
     words = None
-    if (ngram is not None and ngram.hasher == HASHER) or (not is_test and split_rule != "blake2b"):
+    rule = own_rule(split_rule) if split_rule is not None else None
+    if (ngram is not None and ngram.hasher == HASHER) or (not is_test and rule not in (None, "blake2b")):
         words = word_hashes(texts)
+    keys = None
+    if split_rule in INDEXED_RULES and not is_test:
+        assert words is not None
+        keys = band_keys(words)
     return ChunkWork(
-        assign_splits(texts, val_fraction, is_test=is_test, rule=split_rule, words=words),
+        assign_splits(texts, val_fraction, is_test=is_test, rule=rule, words=words) if rule is not None else None,
         words_per_text(texts),
         hash_counts(ngram, texts, words) if ngram is not None else None,
+        keys,
     )
+
+
+class RowSplits:
+    """The split of every row ``read_rows`` reads: decided on the first pass, in input order; replayed after.
+
+    Under an indexed rule the first pass resolves each chunk's band keys through ``index`` (the dataset's
+    ``BandIndex``, loaded by an append, else new), which it extends. ``replay()`` ends the first pass: later
+    passes give each row (by row id) the split it got then, whatever the index holds now. One byte per row.
+    """
+
+    def __init__(self, rule: str, first_row_id: int = 0, index: BandIndex | None = None):
+        self.rule, self.first_row_id = rule, first_row_id
+        self.index = index if index is not None else (BandIndex() if rule in INDEXED_RULES else None)
+        self._parts: list[np.ndarray] = []
+        self._decided: np.ndarray | None = None
+
+    @property
+    def replaying(self) -> bool:
+        return self._decided is not None
+
+    def decide(self, row_ids: np.ndarray, work: ChunkWork) -> np.ndarray:
+        if self._decided is not None:
+            return self._decided[row_ids - self.first_row_id]
+        assert work.splits is not None, "the first pass computes the per-text splits"
+        splits = work.splits
+        if work.band_keys is not None:
+            assert self.index is not None
+            splits = self.index.resolve(work.band_keys, splits)
+        expected = self.first_row_id + sum(len(p) for p in self._parts)
+        assert not len(row_ids) or int(row_ids[0]) == expected, "rows are decided in input order"
+        self._parts.append(splits)
+        return splits
+
+    def replay(self) -> None:
+        self._decided = np.concatenate(self._parts) if self._parts else np.zeros(0, np.uint8)
+        self._parts = []
 
 
 Row = tuple[int, str, RawChunk, np.ndarray, np.ndarray, np.ndarray, ChunkWork]
@@ -562,23 +637,26 @@ def read_rows(
     total_bytes: int | None = None,
     executor: Executor | None = None,
     ngram: NgramConfig | None = None,
+    splits: RowSplits | None = None,
 ) -> Iterator[Row]:
     """Every kept input row in order as (input index, role, chunk, label ids, split codes, row ids, work).
 
-    Identical on every pass. Rows whose label a frozen ``labels`` lacks (test rows of a new dataset,
-    any row of an append) are dropped here; ``rejects`` (the first pass only) records them and every
+    Identical on every pass: ``splits`` decides the rows' splits on the first pass (a new ``RowSplits``
+    when None: a pass that is the only one) and replays them on later ones (after its ``replay()``).
+    Rows whose label a frozen ``labels`` lacks (test rows of a new dataset, any row of an append) are
+    dropped here; ``rejects`` (the first pass only) records them and every
     row the readers rejected. Row ids count up from ``first_row_id``. ``progress``: the pass's name,
     reported per chunk (records read, bytes of ``total_bytes``: the inputs' size on disk, measured
     when not given). ``work`` is ``analyze_chunk``'s result, computed on ``executor`` (in this process
     when None) a few chunks ahead of the caller; with ``ngram`` it includes the chunk's n-gram counts.
     """
     if progress is None:
-        yield from _read_rows(opts, labels, rejects, first_row_id, None, executor, ngram)
+        yield from _read_rows(opts, labels, rejects, first_row_id, None, executor, ngram, splits)
         return
     if total_bytes is None:
         total_bytes = sum(input_bytes(path) for _, path in _inputs(opts))
     with Progress(progress, total_bytes, log) as reporter:
-        yield from _read_rows(opts, labels, rejects, first_row_id, reporter, executor, ngram)
+        yield from _read_rows(opts, labels, rejects, first_row_id, reporter, executor, ngram, splits)
 
 
 def _read_rows(
@@ -589,7 +667,11 @@ def _read_rows(
     progress: Progress | None,
     executor: Executor | None,
     ngram: NgramConfig | None,
+    splits: RowSplits | None,
 ) -> Iterator[Row]:
+    decider = splits if splits is not None else RowSplits(opts.split_rule, first_row_id)
+    rule = None if decider.replaying else opts.split_rule
+
     def chunks() -> Iterator[tuple[tuple, tuple]]:  # read, label and number in this process, in order
         next_row = first_row_id
         for index, (role, path) in enumerate(_inputs(opts)):
@@ -612,7 +694,7 @@ def _read_rows(
                     chunk, ids = _keep(chunk, ids >= 0), ids[ids >= 0]
                 row_ids = np.arange(next_row, next_row + len(chunk), dtype=np.int64)
                 next_row += len(chunk)
-                args = (chunk.texts, role == "test", opts.val_fraction, opts.split_rule, ngram)
+                args = (chunk.texts, role == "test", opts.val_fraction, rule, ngram)
                 yield (index, role, chunk, ids, row_ids), args
 
     def failed(meta: tuple, exc: Exception) -> BaseException:
@@ -628,7 +710,7 @@ def _read_rows(
     executor = executor or InlineExecutor()
     window = max(1, min(workers(executor) * WORKERS_AHEAD, MAX_IN_FLIGHT))
     for (index, role, chunk, ids, row_ids), work in ordered_map(executor, analyze_chunk, chunks(), window, failed):
-        yield index, role, chunk, ids, work.splits, row_ids, work
+        yield index, role, chunk, ids, decider.decide(row_ids, work), row_ids, work
 
 
 def _place(chunk: RawChunk) -> str:
@@ -677,7 +759,9 @@ def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict], execu
     config = opts.ngram()
     reading = pass_name(opts, 1, "reading and counting")
     total = sum(int(s.get("bytes", 0)) for s in first.sources)
-    rows = read_rows(opts, first.labels, rejects, 0, reading, total, executor, config if first.spill else None)
+    first.row_splits = RowSplits(opts.split_rule)
+    ngram = config if first.spill else None
+    rows = read_rows(opts, first.labels, rejects, 0, reading, total, executor, ngram, first.row_splits)
     for index, role, chunk, labels, splits, row_ids, work in rows:
         first.sources[index]["rows"] += len(chunk)
         first.split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
@@ -694,6 +778,7 @@ def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict], execu
             first.doc_freq.update(counts[train])
             first.spill.append(SpillPart(counts, labels, splits, row_ids))
             first.names.offer(chunk.texts, train)
+    first.row_splits.replay()
     rejects.close()
     count_sources(first.sources, rejects, 0)
     rejects.check(sum(s["read"] for s in first.sources), opts.max_bad_fraction)
@@ -817,10 +902,10 @@ def _write_ngrams(
     return (*out.close(), coverage)
 
 
-def _count_tokens(opts: PrepareOptions, labels: LabelIndex, executor: Executor) -> TokenCounts:
+def _count_tokens(opts: PrepareOptions, labels: LabelIndex, executor: Executor, decided: RowSplits) -> TokenCounts:
     counts = TokenCounts(opts.hash_buckets)
     counting = pass_name(opts, 2, "counting tokens")
-    for _, _, chunk, _, splits, _, _ in read_rows(opts, labels, progress=counting, executor=executor):
+    for _, _, chunk, _, splits, _, _ in read_rows(opts, labels, progress=counting, executor=executor, splits=decided):
         counts.update([t for t, s in zip(chunk.texts, splits) if s == TRAIN])
     return counts
 
@@ -838,7 +923,7 @@ def _write_sequences(
     coverage = coverage_for(state)
     writing = pass_name(opts, 2 if opts.vectorizer == "sequence" else 3, "writing shards")
     total_bytes = sum(int(s.get("bytes", 0)) for s in first.sources)
-    chunks = read_rows(opts, first.labels, None, 0, writing, total_bytes, executor)
+    chunks = read_rows(opts, first.labels, None, 0, writing, total_bytes, executor, splits=first.row_splits)
     for _, _, chunk, labels, splits, row_ids, _ in chunks:
         rows, outside, total = state.encode_counting(chunk.texts, remap[labels], row_ids)
         out.write(rows, splits)

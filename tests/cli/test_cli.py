@@ -75,11 +75,13 @@ def test_ag_news_trains_through_the_cli(ag_model):
 
 def test_predict_on_raw_text_agrees_with_evaluate(ag_model, ag_news_csv, tmp_path):
     data, model, _ = ag_model
-    texts, labels = [], []
+    every, every_label = [], []
     for chunk in read_chunks([ag_news_csv], ColumnSpec(text=(1, 2), label=0)):
-        val = assign_splits(chunk.texts, 0.1, is_test=False, rule=DEFAULT_RULE) == VAL
-        texts += [t for t, v in zip(chunk.texts, val) if v]
-        labels += [l for l, v in zip(chunk.labels, val) if v]
+        every += chunk.texts
+        every_label += chunk.labels
+    val = assign_splits(every, 0.1, is_test=False, rule=DEFAULT_RULE) == VAL  # all rows in order: one stream
+    texts = [t for t, v in zip(every, val) if v]
+    labels = [l for l, v in zip(every_label, val) if v]
     lines = tmp_path / "val.jsonl.gz"
     with gzip.open(lines, "wt", encoding="utf-8") as fh:
         for t in texts:

@@ -13,7 +13,7 @@ import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import BIN, streamtrain
 
-from streamtrain.vectorize.split import split_units
+from streamtrain.vectorize.split import VAL, assign_splits
 
 CONFIG = """
 # shared by every command that has the option; relative paths are relative to this file
@@ -75,8 +75,9 @@ def test_prepare_takes_the_config_and_the_flag_wins(run):
     assert manifest["shard_format"] == "parquet" and manifest["row_order"]["seed"] == 3
     assert options["data"] == str(run["data"]) and options["inputs"] == [str(DEMO_TRAIN)]
     texts = [r[0] for r in csv.reader(DEMO_TRAIN.open(encoding="utf-8"))][1:]
-    val = int((split_units(texts, manifest["split"]["name"]) < 0.2).sum())
-    assert manifest["stats"]["rows"]["val"] == val > int((split_units(texts, manifest["split"]["name"]) < 0.1).sum())
+    rule = manifest["split"]["name"]
+    val = int((assign_splits(texts, 0.2, False, rule) == VAL).sum())
+    assert manifest["stats"]["rows"]["val"] == val > int((assign_splits(texts, 0.1, False, rule) == VAL).sum())
 
 
 def test_fit_takes_the_config_and_the_flag_wins(run):

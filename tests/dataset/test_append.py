@@ -20,7 +20,8 @@ from streamtrain.dataset.val_sample import read_val_sample
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.checksums import sha256_file
 from streamtrain.train.batches import BatchStream, SplitSource
-from streamtrain.vectorize.split import split_units
+from streamtrain.vectorize.near_dups import BandIndex
+from streamtrain.vectorize.split import VAL, assign_splits
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +162,8 @@ def test_append_extends_the_validation_sample_in_its_own_directory(data, parts):
     texts, labels = read_val_sample(data, m)
     assert len(texts) == m.rows("val") == m.val_sample["rows"]  # under 5000 val rows: all of them
     night1 = _texts(parts["night1"])
-    new_val = [t for t, u in zip(night1, split_units(night1, m.split["name"])) if u < 0.1]
+    index = BandIndex.load([data / r["path"] for r in old.split_index()])  # night 1 went through the old index
+    new_val = [t for t, s in zip(night1, assign_splits(night1, 0.1, False, m.split["name"], index=index)) if s == VAL]
     assert new_val and set(new_val) <= set(texts) and set(labels) <= set(m.labels)
     old_texts, _ = read_val_sample(data, old)  # a reader of the old manifest still reads its own sample
     assert len(old_texts) == old.rows("val") and sorted(old_texts + new_val) == sorted(texts)

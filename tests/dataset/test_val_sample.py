@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import random
 
 import numpy as np
@@ -15,7 +16,7 @@ from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.prepare import PrepareOptions, prepare
 from streamtrain.dataset.val_sample import ValSample, load_sample, read_val_sample, sample_key
 from streamtrain.errors import DataError
-from streamtrain.vectorize.split import split_units
+from streamtrain.vectorize.split import VAL, assign_splits
 
 
 def expected(rows: list[tuple[str, str]], max_rows: int, max_bytes: int) -> list[tuple[int, str, str]]:
@@ -116,7 +117,9 @@ def test_prepare_keeps_the_val_rows_and_verify_covers_the_file(tmp_path):
     m = Manifest.load(data)
     texts, labels = read_val_sample(data, m)
     assert len(texts) == m.rows("val") == m.val_sample["rows"] > 100  # fewer than the bound: every val row
-    assert all(split_units(texts, m.split["name"]) < 0.2) and set(labels) <= set(m.labels)
+    every = [row[0] for row in csv.reader(DEMO_TEST.open(encoding="utf-8"))][1:]
+    val = {t for t, s in zip(every, assign_splits(every, 0.2, False, m.split["name"])) if s == VAL}
+    assert set(texts) <= val and set(labels) <= set(m.labels)
     assert "5000 rows" in m.val_sample["rule"] and m.val_sample["path"] == "val_sample.parquet"
     assert m.problems(data) == []
     path = data / m.val_sample["path"]
