@@ -15,10 +15,17 @@ val w/ copy     share of validation rows with a near-copy of theirs in train
 val fraction    realized share of validation rows (asked: ``--val-fraction``)
 val positive    share of positive reviews among validation rows (train: 0.5)
 largest group   the largest share of rows that share one key (blake2b: the
-                text, minhash-words: the smallest-hash word), so always land
-                together: how coarse the split is
-MB/s cpu, wall  text through ``split_units`` (word hashing included), per
-                second of this process's CPU time and of wall time
+                text, minhash-words: the smallest-hash word; lsh-bigrams: the
+                row whose split they took, directly or through others), so
+                always land together: how coarse the split is
+MB/s cpu, wall  text through the rule (word hashing included; lsh-bigrams:
+                its band keys and its index too), per second of this
+                process's CPU time and of wall time
+
+The rows come in ``grow.py``'s order (``--order passes``, the default: every
+original, then each pass of copies) or each review followed by its copies
+(``--order clusters``): per-text rules do not care, lsh-bigrams splits a row
+by the rows before it.
 
 Then, for the originals alone, the realized validation fraction of
 minhash-words under ``--salts`` salts (the rule's own first): how much it
@@ -41,8 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 import grow
 
-from streamtrain.vectorize.split import MINHASH_SALT, SPLIT_RULES, minhash_keys, split_units
-from streamtrain.vectorize.words import splitmix64
+from streamtrain.vectorize.near_dups import BandIndex, band_keys
+from streamtrain.vectorize.split import INDEXED_RULES, MINHASH_SALT, SPLIT_RULES, minhash_keys, own_rule, split_units
+from streamtrain.vectorize.words import splitmix64, word_hashes
 
 
 def read_reviews(imdb: Path) -> tuple[list[str], np.ndarray]:
@@ -65,18 +73,31 @@ def grown(texts: list[str], copies: int, rate: float, seed: int) -> list[str]:
     return out
 
 
-def timed_units(rows: list[str], rule: str, chunk: int) -> tuple[np.ndarray, dict]:
-    """``split_units`` of every row, chunk by chunk; the units and the throughput."""
+def timed_units(rows: list[str], rule: str, chunk: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Each row's unit (val iff < val fraction) and group, chunk by chunk as prepare does; the throughput.
+
+    Per-text rules: ``split_units``, grouped by unit. Indexed rules: the unit of the row whose split a row
+    takes (its own when no band matches), through a ``BandIndex`` of row numbers; grouped by that row.
+    """
     megabytes = sum(len(t.encode("utf-8")) for t in rows) / 1e6
     watch, cpu0, wall0 = benchlib.CpuWatch(), time.process_time(), time.perf_counter()
-    units = np.concatenate([split_units(rows[i : i + chunk], rule) for i in range(0, len(rows), chunk)])
+    if rule in INDEXED_RULES:
+        index, own, roots = BandIndex(dtype=np.int64), [], []
+        for i in range(0, len(rows), chunk):
+            words = word_hashes(rows[i : i + chunk])
+            own.append(split_units(rows[i : i + chunk], own_rule(rule), words))
+            roots.append(index.resolve(band_keys(words), np.arange(i, i + len(own[-1]))))
+        groups = np.concatenate(roots)
+        units = np.concatenate(own)[groups]
+    else:
+        units = groups = np.concatenate([split_units(rows[i : i + chunk], rule) for i in range(0, len(rows), chunk)])
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return units, {"cpu": megabytes / cpu, "wall": megabytes / wall, "others": watch.others()}
+    return units, groups, {"cpu": megabytes / cpu, "wall": megabytes / wall, "others": watch.others()}
 
 
-def largest_group(units: np.ndarray) -> float:
-    """The largest share of rows with one unit (one key: units are a hash of it)."""
-    return np.unique(units, return_counts=True)[1].max() / len(units)
+def largest_group(groups: np.ndarray) -> float:
+    """The largest share of rows in one group."""
+    return np.unique(groups, return_counts=True)[1].max() / len(groups)
 
 
 def main() -> int:
@@ -88,6 +109,7 @@ def main() -> int:
     p.add_argument("--chunk", type=int, default=4096, help="rows per split call, as prepare's chunk_rows")
     p.add_argument("--salts", type=int, default=8, help="salts tried on the originals (default 8)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--order", choices=("passes", "clusters"), default="passes", help="row order (default passes)")
     args = p.parse_args()
 
     texts, labels = read_reviews(benchlib.imdb_dir(args.imdb))
@@ -97,8 +119,14 @@ def main() -> int:
         print(f"[bench] {args.copies - 1} token-dropout copies per review at rate {rate}", file=sys.stderr, flush=True)
         rows = grown(texts, args.copies, rate, args.seed)
         row_labels = np.repeat(labels, args.copies)
+        # passes: row k of the output is row order[k] of the cluster-major list
+        order = np.arange(len(rows)).reshape(-1, args.copies)
+        order = order.T.ravel() if args.order == "passes" else order.ravel()
+        rows = [rows[i] for i in order]
+        back = np.argsort(order)  # cluster-major position -> output position
         for rule in SPLIT_RULES:
-            units, speed = timed_units(rows, rule, args.chunk)
+            units, groups, speed = timed_units(rows, rule, args.chunk)
+            units, groups = units[back], groups[back]
             val = units < args.val_fraction
             clusters = val.reshape(-1, args.copies)
             straddling = clusters.any(axis=1) & ~clusters.all(axis=1)
@@ -111,14 +139,17 @@ def main() -> int:
                     f"{val_with_copy:.4f}",
                     f"{val.mean():.4f}",
                     f"{row_labels[val].mean():.3f}",
-                    f"{largest_group(units):.4f}",
+                    f"{largest_group(groups):.4f}",
                     f"{speed['cpu']:.1f}",
                     f"{speed['wall']:.1f}",
                     f"{speed['others']:.1f}",
                 ]
             )
             print(f"[bench] rate {rate} {rule}: done", file=sys.stderr, flush=True)
-    print(f"\n{len(texts)} clusters of {args.copies} rows, val fraction {args.val_fraction}, chunks of {args.chunk}")
+    print(
+        f"\n{len(texts)} clusters of {args.copies} rows in {args.order} order, val fraction {args.val_fraction}, "
+        f"chunks of {args.chunk}"
+    )
     benchlib.print_table(
         [
             "rate",
