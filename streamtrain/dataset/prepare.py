@@ -7,7 +7,11 @@ runs on an executor (``dataset.parallel``: ``--jobs`` local threads, the
 workers of a Dask cluster with ``--scheduler``, or any
 ``concurrent.futures.Executor`` handed to ``prepare``), at most one chunk in
 flight per worker and ``MAX_IN_FLIGHT`` in all, results in input order, so
-the output is the same bytes for any executor and number of workers. This
+the output is the same bytes for any executor and number of workers. Under
+the indexed split rule (``lsh-bigrams``) the workers also compute each row's
+band keys, and this process resolves them through the dataset's band-key
+index in input order (``RowSplits``), saved as ``split_index.npz``; later
+raw passes replay the first pass's splits. This
 process reads every input and writes every file; when a chunk's work fails
 (on a cluster: after the engine's own retries), the run fails naming the
 input and rows of the chunk:
