@@ -66,9 +66,9 @@ class Trainer:
             self._train_sums = _sums("train_sums")
             self._val_sums = _sums("val_sums")
             model.optimizer.build(model.trainable_variables)
-        self._train_step = tf.function(self._train_step_fn)
-        self._val_step = tf.function(self._val_step_fn)
-        self._share = tf.function(self._share_fn)
+        self._train_step = tf.function(self._train_step_fn, autograph=False)
+        self._val_step = tf.function(self._val_step_fn, autograph=False)
+        self._share = tf.function(self._share_fn, autograph=False)
 
     # -- steps (traced once per iterator type) --
 

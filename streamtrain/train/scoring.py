@@ -37,7 +37,7 @@ def _forward(model, rows: Rows):
             spec = tf.TensorSpec([None, rows.n_cols], tf.int32)
         else:
             spec = tf.SparseTensorSpec([None, rows.n_cols], tf.float32)
-        cache[kind] = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        cache[kind] = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
     return cache[kind]
 
 
