@@ -243,7 +243,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
     building, resuming = _resume_or_begin(versions, key)
     checkpoint_dir = building / CHECKPOINT_DIR
 
-    from streamtrain.train.checkpoint import Checkpoint, TrainingState, resume_model
+    from streamtrain.train.checkpoint import Checkpoint, TrainingState, restore
     from streamtrain.train.epoch_log import EpochLog
     from streamtrain.train.guards import FiniteLoss, require_finite
     from streamtrain.train.modeldir import load_model, write_version
@@ -257,7 +257,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
     if resuming and state is None:
         log.info(f"restarting the interrupted version {_version_of(building)} from epoch 1 (it completed no epoch)")
     if state is not None:
-        _copy_state(resume_model(checkpoint_dir, state), model)
+        restore(model, checkpoint_dir, state)
         done = state.epochs_done
         where = f"after epoch {done / per_epoch:g} of {opts.epochs}"
         if state.step:
@@ -321,6 +321,8 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
     started = time.perf_counter()
     rows_trained, digests = _train(opts, plan, trainer, callbacks, start)  # on an error, the other workers fail too
     if finite.problem:
+        with contextlib.suppress(OSError):
+            checkpoint.flush()  # nothing may still be writing into the version we remove
         versions.discard(building)
         trainer.finish()
         raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
@@ -380,6 +382,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
         manifest=manifest,
         version=_version_of(building),
     )
+    checkpoint.flush()  # the last commit, written while the model was scored, is on disk
     write_version(building, model, opts.data, metrics, hist, config, decision)
     final = versions.finish(building)  # from here the version is complete and immutable
     shutil.rmtree(final / CHECKPOINT_DIR, ignore_errors=True)
@@ -431,18 +434,6 @@ def _trainer(opts: FitOptions, plan: _Plan, cluster: Cluster):
             plan.model_name, manifest.n_features, manifest.row_width, len(manifest.labels), opts, plan.dropout
         )
     return Trainer(strategy, model, cluster, len(manifest.labels))
-
-
-def _copy_state(source, model) -> None:
-    """Weights and optimizer state of a checkpointed ``source`` model into the live ``model``."""
-    model.set_weights(source.get_weights())
-    pairs = list(zip(model.optimizer.variables, source.optimizer.variables))
-    if len(model.optimizer.variables) != len(source.optimizer.variables) or any(
-        tuple(a.shape) != tuple(b.shape) for a, b in pairs
-    ):
-        raise DataError("the checkpoint's optimizer state does not fit this model", None)
-    for target, value in pairs:
-        target.assign(value)
 
 
 def _train(opts: FitOptions, plan: _Plan, trainer, callbacks: list, start: list | None) -> tuple[list, list[str]]:

@@ -1,0 +1,124 @@
+"""Checkpoint commits: the npz of weights and optimizer state, written on a thread; 0.5's Keras-format commits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from streamtrain.train.runtime import import_tensorflow
+
+
+@pytest.fixture(scope="module")
+def tf():
+    import_tensorflow()
+    import tensorflow
+
+    return tensorflow
+
+
+def trained_mlp(tf, seed: int, steps: int):
+    """A small MLP on random sparse rows after ``steps`` LazyAdam steps (so the moments are not zero)."""
+    import keras
+
+    from streamtrain.train.models import build_mlp
+
+    keras.utils.set_random_seed(seed)
+    model = build_mlp(300, 2, 8, 2, 0.0, 1e-2)
+    model.optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        dense = (rng.random((16, 300)) < 0.05) * rng.random((16, 300))
+        x = tf.sparse.from_dense(tf.constant(dense, tf.float32))
+        y = tf.constant(rng.integers(0, 2, (16, 1)), tf.float32)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.binary_crossentropy(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return model
+
+
+def state_of(model) -> list[np.ndarray]:
+    return [v.numpy() for v in [*model.weights, *model.optimizer.variables]]
+
+
+def test_a_commit_is_written_on_a_thread_and_restores_weights_and_optimizer_state(tf, tmp_path):
+    from streamtrain.train.checkpoint import Checkpoint, TrainingState, restore
+
+    model = trained_mlp(tf, 0, 5)
+    checkpoint = Checkpoint(tmp_path, TrainingState(), 0, 2, True)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 0.5, "val_loss": 0.4})
+    expected = state_of(model)
+    checkpoint.flush()
+    state = TrainingState.load(tmp_path)
+    assert state is not None and state.model == "epoch-0001.state.npz" and state.best_weights == "best-0001.weights.npz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best-0001.weights.npz", "epoch-0001.state.npz", "state.json"]
+    with np.load(tmp_path / state.model, allow_pickle=False) as arrays:  # plain arrays, no pickle
+        assert len(arrays.files) == len(expected)
+    fresh = trained_mlp(tf, 9, 0)  # built alike, other initial weights, an unused optimizer
+    restore(fresh, tmp_path, state)
+    assert all(np.array_equal(a, b) for a, b in zip(state_of(fresh), expected))
+    assert int(fresh.optimizer.iterations.numpy()) == 5
+
+
+def test_the_snapshot_is_the_state_at_the_commit_not_after_later_steps(tf, tmp_path):
+    from streamtrain.train.checkpoint import Checkpoint, TrainingState, restore
+
+    model = trained_mlp(tf, 1, 3)
+    checkpoint = Checkpoint(tmp_path, TrainingState(), 0, 2, False)
+    checkpoint.set_model(model)
+    at_commit = state_of(model)
+    checkpoint.on_epoch_end(0, {"loss": 0.5})
+    model.set_weights([w + 1.0 for w in model.get_weights()])  # changes while (or after) the thread writes
+    checkpoint.flush()
+    fresh = trained_mlp(tf, 2, 0)
+    restore(fresh, tmp_path, TrainingState.load(tmp_path))
+    assert all(np.array_equal(a, b) for a, b in zip(state_of(fresh), at_commit))
+
+
+def test_a_commit_of_streamtrain_0_5_in_keras_format_still_resumes(tf, tmp_path):
+    from streamtrain.train.checkpoint import TrainingState, restore
+
+    model = trained_mlp(tf, 3, 4)
+    model.save(tmp_path / "epoch-0002.keras")  # 0.5 saved the whole model with its optimizer
+    (tmp_path / "state.json").write_text(json.dumps({"epochs_done": 2, "model": "epoch-0002.keras"}))
+    fresh = trained_mlp(tf, 4, 0)
+    restore(fresh, tmp_path, TrainingState.load(tmp_path))
+    assert all(np.array_equal(a, b) for a, b in zip(state_of(fresh), state_of(model)))
+
+
+def test_a_checkpoint_of_another_shape_is_refused_naming_the_file(tf, tmp_path):
+    from streamtrain.errors import DataError
+    from streamtrain.train.checkpoint import Checkpoint, TrainingState, restore
+    from streamtrain.train.models import build_mlp
+
+    model = trained_mlp(tf, 5, 1)
+    checkpoint = Checkpoint(tmp_path, TrainingState(), 0, 2, False)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 0.5})
+    checkpoint.flush()
+    other = build_mlp(300, 2, 16, 2, 0.0, 1e-2)  # 16 units, not 8
+    other.optimizer.build(other.trainable_variables)
+    with pytest.raises(DataError, match="do not fit") as info:
+        restore(other, tmp_path, TrainingState.load(tmp_path))
+    assert info.value.path == str(tmp_path / "epoch-0001.state.npz")
+
+
+def test_a_version_keeps_the_weights_without_the_optimizer_state(tf, tmp_path):
+    import zipfile
+
+    from streamtrain.train.modeldir import MODEL_NAME, load_model, save_weights_model
+
+    model = trained_mlp(tf, 6, 2)
+    optimizer = model.optimizer
+    save_weights_model(model, tmp_path / MODEL_NAME)
+    assert model.optimizer is optimizer  # the live model keeps training state
+    loaded = load_model(tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), model.get_weights()))
+    with zipfile.ZipFile(tmp_path / MODEL_NAME) as archive:
+        import h5py
+
+        with archive.open("model.weights.h5") as fh, h5py.File(fh) as weights:
+            assert "layers" in weights and "optimizer" not in weights
