@@ -199,13 +199,14 @@ def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
             if isinstance(state, TfidfState):
                 counts = work.counts
                 assert counts is not None, "read_rows hashes n-grams when given a config"
-                out.write(state.featurize(counts, ids, row_ids), splits)
-                coverage.add_ngrams(state, counts, splits == TRAIN)
+                rows, outside, total = state.featurize_counting(counts, ids, row_ids)
+                out.write(rows, splits)
+                coverage.add_train(outside, total, splits == TRAIN)
             else:
                 assert isinstance(state, SequenceState)
                 tokens, outside, total = state.encode_counting(chunk.texts, ids, row_ids)
                 out.write(tokens, splits)
-                coverage.add_tokens(outside, total, splits == TRAIN)
+                coverage.add_train(outside, total, splits == TRAIN)
         shards, per_class = out.close()
         shutil.rmtree(stage / ".shuffle", ignore_errors=True)
         split = dict(manifest.split)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.tfidf import TfidfState
@@ -37,13 +36,9 @@ class Coverage:
     total: float = 0.0
     rows: int = 0
 
-    def add_ngrams(self, state: TfidfState, counts: sp.csr_matrix, train: np.ndarray) -> None:
-        """Add the training rows (mask ``train``) of a chunk's raw n-gram counts."""
-        outside, total = state.outside_occurrences(counts)
-        self.add(outside[train], total[train])
-
-    def add_tokens(self, outside: np.ndarray, total: np.ndarray, train: np.ndarray) -> None:
-        """Add the training rows of a chunk's per-text tokens outside and tokens (``SequenceState.encode_counting``)."""
+    def add_train(self, outside: np.ndarray, total: np.ndarray, train: np.ndarray) -> None:
+        """Add the training rows (mask ``train``) of a chunk's per-row counts outside the vectorizer and in all:
+        n-gram occurrences (``TfidfState.featurize_counting``) or tokens (``SequenceState.encode_counting``)."""
         self.add(outside[train], total[train])
 
     def add(self, outside: np.ndarray, total: np.ndarray) -> None:

@@ -901,8 +901,9 @@ def _write_ngrams(
     out = ShuffledSplits(opts, stage, first.split_rows, "ngram", state.n_features, n_classes, opts.seed)
     coverage = coverage_for(state)
     for part in first.spill:
-        out.write(state.featurize(part.counts, remap[part.labels], part.row_ids), part.splits)
-        coverage.add_ngrams(state, part.counts, part.splits == TRAIN)
+        rows, outside, total = state.featurize_counting(part.counts, remap[part.labels], part.row_ids)
+        out.write(rows, part.splits)
+        coverage.add_train(outside, total, part.splits == TRAIN)
     return (*out.close(), coverage)
 
 
@@ -931,5 +932,5 @@ def _write_sequences(
     for _, _, chunk, labels, splits, row_ids, _ in chunks:
         rows, outside, total = state.encode_counting(chunk.texts, remap[labels], row_ids)
         out.write(rows, splits)
-        coverage.add_tokens(outside, total, splits == TRAIN)
+        coverage.add_train(outside, total, splits == TRAIN)
     return (*out.close(), coverage)

@@ -1,8 +1,13 @@
 """Scratch store of hashed n-gram counts between prepare's passes.
 
-Raw text is tokenized once; the counts go to numbered ``.npz`` parts on disk
-and the later passes (feature selection, shard writing) stream them back. The
-parts live inside prepare's staging directory and are deleted with it.
+Raw text is tokenized once; the counts go to numbered parts on disk and the
+later passes (feature selection, shard writing) stream them back. A part is its
+arrays' raw bytes one after another (``part-NNNNNN.bin``; their dtypes and
+lengths stay in this object: the file is scratch, read only by the process
+that wrote it), so reading it back is one ``np.fromfile`` per array, with no
+zip directory or CRC to compute (``.npz`` parts spent ~0.3 s of IMDB's prepare
+on CRC-32 alone). The parts live inside prepare's staging directory and are
+deleted with it.
 
 Each read of the spill reports its progress (``streamtrain.progress``: rows
 and bytes of the parts read) under the name of the pass that reads it,
@@ -38,29 +43,40 @@ class Spill:
         self.n_cols = n_cols
         self.parts = 0
         self.sizes: list[int] = []  # bytes of each part on disk
+        self._layouts: list[dict[str, tuple[np.dtype, int]]] = []  # per part: array -> (dtype, count), in file order
         self._passes = list(passes)
 
     def append(self, part: SpillPart) -> None:
-        path = self.directory / f"part-{self.parts:06d}.npz"
-        np.savez(
-            path,
-            indptr=part.counts.indptr.astype(np.int64),
-            indices=part.counts.indices.astype(np.int32),
-            data=part.counts.data.astype(np.float32),
-            labels=part.labels,
-            splits=part.splits,
-            row_ids=part.row_ids,
-        )
-        self.sizes.append(path.stat().st_size)
+        path = self.directory / f"part-{self.parts:06d}.bin"
+        arrays = {
+            "indptr": part.counts.indptr.astype(np.int64, copy=False),
+            "indices": part.counts.indices.astype(np.int32, copy=False),
+            "data": part.counts.data.astype(np.float32, copy=False),
+            "labels": part.labels,
+            "splits": part.splits,
+            "row_ids": part.row_ids,
+        }
+        layout, size = {}, 0
+        with open(path, "wb") as fh:
+            for name, array in arrays.items():
+                array = np.ascontiguousarray(array)
+                array.tofile(fh)
+                layout[name] = (array.dtype, array.size)
+                size += array.nbytes
+        self._layouts.append(layout)
+        self.sizes.append(size)
         self.parts += 1
 
     def __iter__(self) -> Iterator[SpillPart]:
         name = self._passes.pop(0) if self._passes else "reading the spill"
         with Progress(name, sum(self.sizes)) as progress:
             for i in range(self.parts):
-                with np.load(self.directory / f"part-{i:06d}.npz", allow_pickle=False) as z:
-                    n = len(z["labels"])
-                    counts = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(n, self.n_cols))
-                    part = SpillPart(counts, z["labels"], z["splits"], z["row_ids"])
-                yield part
+                path = self.directory / f"part-{i:06d}.bin"
+                with open(path, "rb") as fh:  # the arrays in the order written
+                    z = {key: np.fromfile(fh, dtype, count) for key, (dtype, count) in self._layouts[i].items()}
+                if any(len(z[key]) != count for key, (_, count) in self._layouts[i].items()):
+                    raise OSError(f"{path}: a scratch part is shorter than written (was it truncated?)")
+                n = len(z["labels"])
+                counts = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=(n, self.n_cols))
+                yield SpillPart(counts, z["labels"], z["splits"], z["row_ids"])
                 progress.advance(n, self.sizes[i])

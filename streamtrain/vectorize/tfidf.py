@@ -249,24 +249,35 @@ class TfidfState:
 
     def tfidf_buckets(self, counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """L2-normalized TF-IDF values over all vocabulary buckets (sklearn's order of work)."""
-        tf = counts.data.astype(np.float64)
+        values = counts.data.astype(np.float64)  # a new array: the steps below work in place (same results)
         if self.config.sublinear_tf:
-            tf = 1.0 + np.log(tf)
-        values = tf * self.idf[counts.indices]
+            np.log(values, out=values)
+            values += 1.0
+        values *= self.idf[counts.indices]
         lengths = np.diff(counts.indptr)
         owner = np.repeat(np.arange(counts.shape[0]), lengths)
         norms = np.sqrt(np.bincount(owner, values * values, minlength=counts.shape[0]))
         norms[norms == 0] = 1.0
-        return values / norms[owner], owner
+        values /= norms[owner]
+        return values, owner
 
     def featurize(self, counts: sp.csr_matrix, labels: np.ndarray, row_ids: np.ndarray) -> SparseRows:
         """Counts over buckets -> final rows over the selected features."""
+        return self.featurize_counting(counts, labels, row_ids)[0]
+
+    def featurize_counting(
+        self, counts: sp.csr_matrix, labels: np.ndarray, row_ids: np.ndarray
+    ) -> tuple[SparseRows, np.ndarray, np.ndarray]:
+        """``featurize``, and per row its n-gram occurrences (summed counts) outside the selected features and all
+        of them (the drift measure), from the same intermediate arrays."""
+        n = counts.shape[0]
         values, owner = self.tfidf_buckets(counts)
         cols = self._column_of_bucket[counts.indices]
         keep = cols >= 0
-        indptr = np.zeros(counts.shape[0] + 1, np.int64)
-        np.cumsum(np.bincount(owner[keep], minlength=counts.shape[0]), out=indptr[1:])
-        return SparseRows(
+        kept_owner = owner[keep]
+        indptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(kept_owner, minlength=n), out=indptr[1:])
+        rows = SparseRows(
             indptr,
             cols[keep],
             values[keep].astype(np.float32),
@@ -274,14 +285,10 @@ class TfidfState:
             np.asarray(row_ids, np.int64),
             self.n_features,
         )
-
-    def outside_occurrences(self, counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """Per row: n-gram occurrences (summed counts) outside the selected features, and all of them (drift)."""
-        n = counts.shape[0]
-        owner = np.repeat(np.arange(n), np.diff(counts.indptr))
-        data = counts.data.astype(np.float64)
-        outside = self._column_of_bucket[counts.indices] < 0
-        return np.bincount(owner[outside], data[outside], minlength=n), np.bincount(owner, data, minlength=n)
+        occurrences = counts.data.astype(np.float64)
+        total = np.bincount(owner, occurrences, minlength=n)
+        inside = np.bincount(kept_owner, occurrences[keep], minlength=n)
+        return rows, total - inside, total  # sums of whole counts: exact in float64
 
     def transform(self, texts: Sequence[str]) -> SparseRows:
         """Raw texts -> feature rows (labels -1, row ids 0..n-1)."""

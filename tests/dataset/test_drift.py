@@ -14,11 +14,14 @@ def test_ngram_occurrences_outside_the_selected_features():
     config = NgramConfig(hash_buckets=8, top_k=2)
     state = TfidfState(config, np.ones(8, np.float32), np.array([1, 5]))
     counts = sp.csr_matrix(np.array([[0, 2, 0, 3, 0, 1, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0, 0, 0]]))
-    outside, total = state.outside_occurrences(counts)
+    rows, outside, total = state.featurize_counting(counts, np.zeros(3, np.int32), np.arange(3))
+    featurized = state.featurize(counts, np.zeros(3, np.int32), np.arange(3))
+    np.testing.assert_array_equal(rows.indptr, featurized.indptr)
+    np.testing.assert_array_equal(rows.values, featurized.values)
     np.testing.assert_array_equal(outside, [3, 0, 4])
     np.testing.assert_array_equal(total, [6, 0, 4])
     coverage = coverage_for(state)
-    coverage.add_ngrams(state, counts, np.array([True, True, False]))  # the third row is not a training row
+    coverage.add_train(outside, total, np.array([True, True, False]))  # the third row is not a training row
     assert (coverage.outside, coverage.total, coverage.rows, coverage.share) == (3, 6, 2, 0.5)
     line = drift_line(coverage, {"outside_share": 0.25})
     assert line == (
@@ -39,6 +42,6 @@ def test_tokens_outside_the_vocabulary():
     np.testing.assert_array_equal(outside, [2, 0, 1])
     np.testing.assert_array_equal(total, [4, 2, 1])
     coverage = coverage_for(state)
-    coverage.add_tokens(outside, total, np.array([True, False, True]))
+    coverage.add_train(outside, total, np.array([True, False, True]))
     assert coverage.share == 3 / 5 and coverage.n_features == 2
     assert "tokens are outside the vectorizer's vocabulary of 2 tokens" in drift_line(coverage, None)
