@@ -199,8 +199,8 @@ def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
             if isinstance(state, TfidfState):
                 counts = work.counts
                 assert counts is not None, "read_rows hashes n-grams when given a config"
-                rows, outside, total = state.featurize_counting(counts, ids, row_ids)
-                out.write(rows, splits)
+                featurized, outside, total = state.featurize_counting(counts, ids, row_ids)
+                out.write(featurized, splits)
                 coverage.add_train(outside, total, splits == TRAIN)
             else:
                 assert isinstance(state, SequenceState)
