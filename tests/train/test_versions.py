@@ -128,7 +128,7 @@ def test_warm_start_needs_a_current_model_with_the_datasets_vectorizer(data, tmp
     proc, _ = fit(other, model, "--warm-start", "--epochs", "1")
     assert proc.returncode == 2 and "was trained with another vectorizer or label map" in proc.stderr
     proc, _ = fit(data, model, "--warm-start", "--epochs", "1", "--units", "32")
-    assert proc.returncode == 2 and "--units 64 -> 32" in proc.stderr
+    assert proc.returncode == 2 and "--units 16 -> 32" in proc.stderr
     proc, metrics = fit(data, model, "--warm-start", "--epochs", "1", "--force")
     assert proc.returncode == 0, proc.stderr
     config = json.loads((model / "versions" / metrics["version"] / "fit_config.json").read_text())
