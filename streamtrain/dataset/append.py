@@ -210,7 +210,7 @@ def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
         shards, per_class = out.close()
         shutil.rmtree(stage / ".shuffle", ignore_errors=True)
         split = dict(manifest.split)
-        if index is not None and len(index.added()[0]):
+        if index is not None and index.added_count():
             added = split_record(ropts, stage, decided, name)["index"]
             split["index"] = manifest.split_index() + added
         sample_record = sample.write(stage) if sample.changed else manifest.val_sample
