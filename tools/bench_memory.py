@@ -3,6 +3,7 @@
     /tmp/venv/bin/python tools/bench_memory.py                  # factors 1,4,16 (about 10 minutes on 2 cores,
                                                                 # plus 1.5 minutes to grow the corpora once)
     /tmp/venv/bin/python tools/bench_memory.py --factors 1,2    # quick check
+    .venv/bin/python tools/bench_memory.py --factors 1,16 --rounds 3 --prepare-only   # prepare's ratio, 3 rounds
 
 For each factor F, ``tools/grow.py`` writes F copies of IMDB train (copies after
 the first with 10% token dropout, locally shuffled) to
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -106,6 +108,14 @@ def main(argv=None) -> int:
         help="prepare's --vectorizer (default ngram: TF-IDF + MLP at every size; auto picks sequences + sepCNN at x16)",
     )
     p.add_argument("--keep", action="store_true", help="keep the prepared runs/bench/mem-xF directories")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of all factors, interleaved; the table shows the last, the ratios are per round and their "
+        "median (peak RSS varies by ~50-100 MiB between identical runs: worker threads, allocator arenas)",
+    )
+    p.add_argument("--prepare-only", action="store_true", help="measure prepare only (no fit)")
     p.add_argument("--step", nargs=2, help=argparse.SUPPRESS)  # child: prepare CORPUS:OUT | fit DATA
     args = p.parse_args(argv)
     if args.step:
@@ -115,24 +125,32 @@ def main(argv=None) -> int:
     imdb = benchlib.imdb_dir(args.imdb)
     factors = [int(f) for f in args.factors.split(",")]
     me = str(Path(__file__).resolve())
-    results = {}
+    results: dict = {}
+    peaks: dict[str, list[list[float]]] = {"prepare": [], "fit": []}  # [round][factor]
     started = time.perf_counter()
-    for f in factors:
-        corpus = grown(imdb, f)
-        data = OUT / f"mem-x{f}"
-        print(f"[bench_memory] x{f}: prepare", file=sys.stderr, flush=True)
-        prep = benchlib.run_child([me, "--step", "prepare", f"{corpus}::{data}", "--vectorizer", args.vectorizer])
-        print(f"[bench_memory]   {prep}", file=sys.stderr, flush=True)
-        print(f"[bench_memory] x{f}: fit 1 epoch", file=sys.stderr, flush=True)
-        fitr = (
-            benchlib.run_child([me, "--step", "fit", str(data), "--vectorizer", args.vectorizer])
-            if "error" not in prep
-            else {"error": "no data"}
-        )
-        print(f"[bench_memory]   {fitr}", file=sys.stderr, flush=True)
-        results[f] = (corpus.stat().st_size, prep, fitr)
-        if not args.keep:
-            shutil.rmtree(data, ignore_errors=True)
+    for r in range(args.rounds):
+        peaks["prepare"].append([])
+        peaks["fit"].append([])
+        for f in factors:
+            corpus = grown(imdb, f)
+            data = OUT / f"mem-x{f}"
+            print(f"[bench_memory] round {r + 1}, x{f}: prepare", file=sys.stderr, flush=True)
+            prep = benchlib.run_child([me, "--step", "prepare", f"{corpus}::{data}", "--vectorizer", args.vectorizer])
+            print(f"[bench_memory]   {prep}", file=sys.stderr, flush=True)
+            fitr: dict = {}
+            if not args.prepare_only:
+                print(f"[bench_memory] round {r + 1}, x{f}: fit 1 epoch", file=sys.stderr, flush=True)
+                fitr = (
+                    benchlib.run_child([me, "--step", "fit", str(data), "--vectorizer", args.vectorizer])
+                    if "error" not in prep
+                    else {"error": "no data"}
+                )
+                print(f"[bench_memory]   {fitr}", file=sys.stderr, flush=True)
+            results[f] = (corpus.stat().st_size, prep, fitr)
+            peaks["prepare"][-1].append(prep.get("peak_rss_mib") or float("nan"))
+            peaks["fit"][-1].append(fitr.get("peak_rss_mib") or float("nan"))
+            if not args.keep:
+                shutil.rmtree(data, ignore_errors=True)
     rows = []
     for f, (gz, prep, fitr) in results.items():
         rows.append(
@@ -170,17 +188,14 @@ def main(argv=None) -> int:
         ],
         rows,
     )
-    ref = results[factors[0]]
-    for f in factors[1:]:
-        r = results[f]
-        try:
+    for i, f in enumerate(factors[1:], start=1):
+        for step in ("prepare",) if args.prepare_only else ("prepare", "fit"):
+            per_round = [round_[i] / round_[0] for round_ in peaks[step]]
+            big, ref = (statistics.median(r[j] for r in peaks[step]) for j in (i, 0))
             print(
-                f"x{f}/x{factors[0]}: rows {r[1]['rows'] / ref[1]['rows']:.2f}, "
-                f"prepare peak RSS {r[1]['peak_rss_mib'] / ref[1]['peak_rss_mib']:.2f}, "
-                f"fit peak RSS {r[2]['peak_rss_mib'] / ref[2]['peak_rss_mib']:.2f}"
+                f"x{f}/x{factors[0]} {step} peak RSS per round: {', '.join(f'{v:.2f}' for v in per_round)}; "
+                f"median {statistics.median(per_round):.2f} (medians of the peaks: {big:.0f} / {ref:.0f} MiB)"
             )
-        except (KeyError, TypeError):
-            print(f"x{f}: incomplete, see errors above")
     return 0
 
 
