@@ -344,13 +344,13 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
         trainer.finish()
         raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
     seconds = time.perf_counter() - started
-    try:
-        checkpoint.restore_best(model)
-        results = {
-            split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
-        }
-    finally:
-        trainer.finish()  # the other workers may leave: nothing below talks to them
+    # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work (a
+    # worker that waited through it in a collective lost its chief once, resumed, in the loaded test suite).
+    trainer.finish()
+    checkpoint.restore_best(model)
+    results = {
+        split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
+    }
     hist = state.history
     rounds_run = state.epochs_done
     best_round = state.best_epoch if state.best is not None else rounds_run
