@@ -9,7 +9,7 @@ Without ``--data`` it prepares IMDB train + test (``benchlib.imdb_dir``: the
 archive in $STREAMTRAIN_DATASETS, extracted once) with prepare's defaults into
 ``runs/bench/imdb-hdf5`` (``benchlib.ensure_prepared``, shared with
 bench_fit and bench_integrity) and reuses it. The model is fit's default MLP
-(``fit.build_model("mlp", ...)`` with ``FitOptions``' defaults: 2 x 64 units,
+(``fit.build_model("mlp", ...)`` with ``FitOptions``' defaults: 2 x 16 units since 0.6, 2 x 64 before,
 the first a ``SparseDense`` on the TF-IDF rows, dropout 0.2, LazyAdam 1e-3).
 Every part is printed as a Markdown table.
 

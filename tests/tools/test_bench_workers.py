@@ -11,6 +11,8 @@ import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import load_tool, prepare_csv
 
+from streamtrain.train.fit import FitOptions
+
 bench = load_tool("bench_workers")
 
 
@@ -135,14 +137,15 @@ def test_in_process_parts_on_the_demo_corpus(tmp_path, capsys) -> None:
     assert "Fixed global batch 128" in out and "Fixed per-worker batch 128" in out
     doc = json.loads(report.read_text())
     sizes = doc["sizes"]
-    assert sizes["units"] == 64 and sizes["first_layer_bytes"] == sizes["n_features"] * 64 * 4
+    units = FitOptions("", "").units  # fit's default model
+    assert sizes["units"] == units and sizes["first_layer_bytes"] == sizes["n_features"] * units * 4
     assert set(sizes["cells"]) == {"1x128", "2x64", "2x128"}
     for cell in sizes["cells"].values():
         # One row per unique feature id of the batch (and feature 0 for a row without features).
         assert cell["unique"] <= cell["rows"] <= cell["unique"] + 1 <= cell["nnz"] + 1
-        assert cell["slice_bytes"] == cell["rows"] * (64 * 4 + 8)
+        assert cell["slice_bytes"] == cell["rows"] * (units * 4 + 8)
         assert 0 < cell["slice_bytes"] <= cell["max_slice_bytes"] < sizes["first_layer_bytes"]
-        assert cell["dense_bytes"] == 4 * (64 + 64 * 64 + 64 + 64 * 5 + 5)  # 5 classes
+        assert cell["dense_bytes"] == 4 * (units + units * units + units + units * 5 + 5)  # 5 classes
         assert cell["rows"] <= cell["union_rows"] <= cell["n"] * cell["rows"] * 2
     one, two = sizes["cells"]["1x128"], sizes["cells"]["2x64"]
     assert one["sparse_received"] == one["dense_received"] == 0
