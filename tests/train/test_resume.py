@@ -47,8 +47,10 @@ def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterru
     """Killed after epoch 1, or inside epoch 2: resumed from epoch 1's end, or from its last step checkpoint."""
     assert uninterrupted["epochs"] >= 3  # early stopping, not the first epochs, ends it
     model = tmp_path / "model"
-    # Step checkpoints change nothing else: the uninterrupted run had none (default every 300 s).
-    steps = ("--checkpoint-seconds", "0.3") if moment.endswith("step") else ()
+    # Step checkpoints change nothing else: the uninterrupted run had none (default every 300 s). Every 0.05 s,
+    # so that one lands early in epoch 2 however short an epoch is (16 units made it ~0.5 s; at 0.3 s the first
+    # step commit came after epoch 3 once in a loaded run).
+    steps = ("--checkpoint-seconds", "0.05") if moment.endswith("step") else ()
     victim, deadline = _killable_fit(data, model, *steps)
     if moment == "mid-epoch-2":
         per_epoch = uninterrupted["train_seconds"] / uninterrupted["epochs"]
