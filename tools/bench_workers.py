@@ -95,7 +95,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -425,26 +425,29 @@ def measure_rates(data: str, batches: Sequence[int], limit_rows: int, rounds: in
     }
 
 
-def cells_for(sizes: dict, rates: dict, global_batch: int, workers_list: Sequence[int]) -> list[Cell]:
-    """Part 1's sizes and part 2's times, per (policy, N), in the form ``estimate`` takes."""
-    cells = []
+def measured_cells(sizes: dict, global_batch: int, workers_list: Sequence[int]) -> Iterator[tuple[str, int, int, dict]]:
+    """(policy, N, batch per worker, part 1's measured cell) for every policy and N, in table order."""
     for policy in POLICIES:
         for n in workers_list:
             b = per_worker_batch(policy, global_batch, n)
-            c = sizes["cells"][f"{n}x{b}"]
-            cells.append(
-                Cell(
-                    policy=policy,
-                    n=n,
-                    batch=b,
-                    compute_s=rates[b]["step_s"],
-                    extra_update_s=max(0.0, c["extra_update_s"]) if n > 1 else 0.0,
-                    max_slice_bytes=c["max_slice_bytes"],
-                    dense_bytes=c["dense_bytes"],
-                    first_layer_bytes=sizes["first_layer_bytes"],
-                )
-            )
-    return cells
+            yield policy, n, b, sizes["cells"][f"{n}x{b}"]
+
+
+def cells_for(sizes: dict, rates: dict, global_batch: int, workers_list: Sequence[int]) -> list[Cell]:
+    """Part 1's sizes and part 2's times, per (policy, N), in the form ``estimate`` takes."""
+    return [
+        Cell(
+            policy=policy,
+            n=n,
+            batch=b,
+            compute_s=rates[b]["step_s"],
+            extra_update_s=max(0.0, c["extra_update_s"]) if n > 1 else 0.0,
+            max_slice_bytes=c["max_slice_bytes"],
+            dense_bytes=c["dense_bytes"],
+            first_layer_bytes=sizes["first_layer_bytes"],
+        )
+        for policy, n, b, c in measured_cells(sizes, global_batch, workers_list)
+    ]
 
 
 # ---------------------------------------------------------------- printing parts 1-3
@@ -460,28 +463,25 @@ def print_sizes(sizes: dict, global_batch: int, workers_list: Sequence[int], k: 
         "N workers' slices concatenated, as the all-gather hands them to every worker's optimizer.\n"
     )
     rows = []
-    for policy in POLICIES:
-        for n in workers_list:
-            b = per_worker_batch(policy, global_batch, n)
-            c = sizes["cells"][f"{n}x{b}"]
-            rows.append(
-                [
-                    "global " + str(global_batch) if policy == "global" else f"per-worker {global_batch}",
-                    n,
-                    b,
-                    f"{c['nnz']:,.0f}",
-                    f"{c['unique']:,.0f}",
-                    f"{c['rows']:,.0f}",
-                    f"{c['union_rows']:,.0f}",
-                    mb(c["slice_bytes"], 3),
-                    mb(c["max_slice_bytes"], 3),
-                    f"{c['dense_bytes'] / 1e3:,.1f}",
-                    mb(c["sparse_received"], 3),
-                    mb(c["dense_received"], 2),
-                    ms(c["own_update_s"], 3) if n > 1 else "-",
-                    ms(c["gathered_update_s"], 3) if n > 1 else "-",
-                ]
-            )
+    for policy, n, b, c in measured_cells(sizes, global_batch, workers_list):
+        rows.append(
+            [
+                "global " + str(global_batch) if policy == "global" else f"per-worker {global_batch}",
+                n,
+                b,
+                f"{c['nnz']:,.0f}",
+                f"{c['unique']:,.0f}",
+                f"{c['rows']:,.0f}",
+                f"{c['union_rows']:,.0f}",
+                mb(c["slice_bytes"], 3),
+                mb(c["max_slice_bytes"], 3),
+                f"{c['dense_bytes'] / 1e3:,.1f}",
+                mb(c["sparse_received"], 3),
+                mb(c["dense_received"], 2),
+                ms(c["own_update_s"], 3) if n > 1 else "-",
+                ms(c["gathered_update_s"], 3) if n > 1 else "-",
+            ]
+        )
     benchlib.print_table(
         [
             "policy",
