@@ -97,9 +97,6 @@ class TrainingState:
             return None
         return state
 
-    def save(self, directory: Path) -> None:
-        commit_state(directory, json.dumps(asdict(self)))
-
 
 def commit_state(directory: Path, text: str) -> None:
     """Write ``state.json`` (the commit point), then remove the files it does not name (older commits' files and
