@@ -337,16 +337,15 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
     ]
     started = time.perf_counter()
     rows_trained, digests = _train(opts, plan, trainer, callbacks, start)  # on an error, the other workers fail too
-    if finite.problem:
-        with contextlib.suppress(OSError):
-            checkpoint.flush()  # nothing may still be writing into the version we remove
-        versions.discard(building)
-        trainer.finish()
-        raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
     seconds = time.perf_counter() - started
     # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work (a
     # worker that waited through it in a collective lost its chief once, resumed, in the loaded test suite).
     trainer.finish()
+    if finite.problem:
+        with contextlib.suppress(OSError):
+            checkpoint.flush()  # nothing may still be writing into the version we remove
+        versions.discard(building)
+        raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
     checkpoint.restore_best(model)
     results = {
         split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
