@@ -605,6 +605,7 @@ class RowSplits:
         self.rule, self.first_row_id = rule, first_row_id
         self.index = index if index is not None else (BandIndex() if rule in INDEXED_RULES else None)
         self._parts: list[np.ndarray] = []
+        self._next_row = first_row_id  # the row id the next chunk must start at (the first pass)
         self._decided: np.ndarray | None = None
 
     @property
@@ -619,8 +620,8 @@ class RowSplits:
         if work.band_keys is not None:
             assert self.index is not None
             splits = self.index.resolve(work.band_keys, splits)
-        expected = self.first_row_id + sum(len(p) for p in self._parts)
-        assert not len(row_ids) or int(row_ids[0]) == expected, "rows are decided in input order"
+        assert not len(row_ids) or int(row_ids[0]) == self._next_row, "rows are decided in input order"
+        self._next_row += len(splits)
         self._parts.append(splits)
         return splits
 
