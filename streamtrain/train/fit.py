@@ -430,7 +430,7 @@ def _fit_worker(opts: FitOptions, cluster: Cluster) -> dict:
     trainer = _trainer(opts, plan, cluster)
     log.info(f"{cluster.name} of {cluster.size}: {plan.train.worker_rows} training rows an epoch")
     rows, _ = _train(opts, plan, trainer, [FiniteLoss(plan.per_epoch)], None)
-    trainer.finish()  # waits for the chief to have written the version
+    trainer.finish()  # waits until every worker has trained its last round
     return {"worker": cluster.index, "workers": cluster.size, "rows_per_worker": rows}
 
 

@@ -53,6 +53,7 @@ from streamtrain.train.checkpoint import reseed
 from streamtrain.train.cluster import Cluster
 
 log = logging.getLogger(__name__)
+FINISH_TIMEOUT_MS = 600_000  # how long the workers wait for each other at the end of a fit
 
 
 class Trainer:
@@ -172,9 +173,17 @@ class Trainer:
         return float(int.from_bytes(digest.digest()[:6], "big"))
 
     def finish(self) -> None:
-        """Wait until every worker is here (the chief calls it once it no longer needs the others)."""
+        """Wait until every worker is here (the chief calls it once it no longer needs the others).
+
+        A barrier of TensorFlow's coordination service, not a collective: a worker that left right after its
+        last collective could close its socket while a peer still had to pull that collective's last buffer
+        from it ("Socket closed" in the chief's final gather, seen in loaded test runs). At the barrier every
+        worker has completed every collective, and the barrier itself runs on the chief's coordination service.
+        """
         if self.workers > 1:
-            self.gather(0.0)
+            from tensorflow.python.eager import context
+
+            context.context().wait_at_barrier("streamtrain-fit-finish", FINISH_TIMEOUT_MS)
 
     def train_round(self, batches: Iterator, steps: int, callbacks) -> tuple[dict[str, float], float]:
         """Train ``steps`` batches from ``batches``: the round's loss and accuracy, and the rows this worker trained."""
