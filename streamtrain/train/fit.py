@@ -338,8 +338,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
     started = time.perf_counter()
     rows_trained, digests = _train(opts, plan, trainer, callbacks, start)  # on an error, the other workers fail too
     seconds = time.perf_counter() - started
-    # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work (a
-    # worker that waited through it in a collective lost its chief once, resumed, in the loaded test suite).
+    # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work.
     trainer.finish()
     if finite.problem:
         with contextlib.suppress(OSError):
