@@ -174,13 +174,37 @@ def build(
     order = np.lexsort((distinct, -count, column))  # per column: most frequent first, then the lower key
     winners = order[np.r_[True, column[order][1:] != column[order][:-1]]] if len(order) else order
     counts = [0] * n
-    for w in winners.tolist():
-        tokens = range(int(first[w]), int(first[w] + size[w]))
-        names[column[w]] = " ".join(bytes(data[starts[t] : starts[t] + lengths[t]]).decode("utf-8") for t in tokens)
-        counts[column[w]] = int(count[w])
+    for c, name, k in zip(
+        column[winners].tolist(),
+        _strings(data, starts, lengths, first[winners], size[winners]),
+        count[winners].tolist(),
+    ):
+        names[c], counts[c] = name, k
     others = [max(int(s) - 1, 0) for s in seen]
     shares = [round(c / t, 4) if t else None for c, t in zip(counts, total.tolist())]
     return names, counts, others, shares
+
+
+def _strings(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, first: np.ndarray, size: np.ndarray
+) -> list[str]:
+    """The n-grams of ``size[i]`` tokens from token ``first[i]``, as strings (tokens joined by a space).
+
+    One gather of all their bytes and one UTF-8 decode, split at NUL (a token never holds one), instead of a
+    Python join per n-gram: 0.5 s of the names' 1.6 s on IMDB."""
+    if not len(first):
+        return []
+    tokens = np.repeat(first, size) + (np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size))
+    last = np.zeros(len(tokens), bool)
+    last[np.cumsum(size) - 1] = True  # a token that ends its n-gram is followed by NUL, the others by a space
+    width = lengths[tokens] + 1  # each token's bytes and the byte after it
+    ends = np.cumsum(width)
+    out = np.empty(int(ends[-1]), np.uint8)
+    pos = np.arange(len(out)) - np.repeat(ends - width, width)  # byte index within its token (or its separator)
+    src = np.repeat(starts[tokens], width) + pos
+    out[:] = data[src]  # a last token's separator byte is inside data's padding
+    out[ends - 1] = np.where(last, 0, ord(" "))
+    return out[:-1].tobytes().decode("utf-8").split("\x00")
 
 
 def top_features(moments: ClassMoments, selected: np.ndarray, k: int = TOP_PER_CLASS) -> list[list[tuple[int, float]]]:

@@ -67,3 +67,20 @@ def test_config_selects_the_hasher_and_names_follow_it(ag_news_csv):
     assert all(n is not None for n in names) and min(occurrences) > 0
     assert np.array_equal(ngram_buckets(names, BUCKETS), selected)
     assert "the" in names and all(0 < s <= 1 for s in shares)
+
+
+def test_every_name_is_one_of_the_analyzers_strings_in_its_bucket(ag_news_csv):
+    """Names are decoded in bulk (one gather, one decode): each is a string sklearn's analyzer makes, whose bucket
+    is its column, also for accented, non-Latin and 1-character-word text and for trigrams."""
+    tricky = ["Déjà vu, DÉJÀ VU!", "a b c naïve café x", "日本語 テキスト 日本語", "snake_case x2 42 ok ½ ﬁne"]
+    texts = _texts(ag_news_csv)[:3000] + tricky
+    for ngram_range in [(1, 2), (1, 3)]:
+        config = NgramConfig(hash_buckets=BUCKETS, hasher=HASHER, ngram_range=ngram_range)
+        selected = np.unique(hash_counts(config, texts).indices)
+        names, occurrences, _, _ = build(config, selected, texts)
+        analyze = HashingVectorizer(ngram_range=ngram_range, strip_accents="unicode").build_analyzer()
+        strings = {g for t in texts for g in analyze(t)}
+        assert all(n is not None for n in names) and min(occurrences) > 0
+        assert set(names) <= strings
+        assert {"日本語 テキスト", "naive cafe", "snake_case x2"} <= set(names)  # accents stripped, CJK kept
+        assert np.array_equal(ngram_buckets(names, BUCKETS), selected)
