@@ -11,7 +11,8 @@ initialises its devices with descriptor 2 pointed at a temporary file, then
 writes back every captured line that is not one of those known start-up
 lines, so nothing unexpected is ever hidden. ``verbose=True`` imports it
 plainly, with TensorFlow's C++ logging fully on. Keras is kept from importing
-scikit-learn meanwhile (``_without_sklearn``): a second saved per start.
+scikit-learn and matplotlib's pyplot meanwhile (``UNUSED_BY_KERAS``): ~1.4 s
+saved per start.
 """
 
 from __future__ import annotations
@@ -42,24 +43,29 @@ def import_tensorflow(verbose: bool | None = None) -> None:
     """
     if "tensorflow" in sys.modules:
         return
-    with _without_sklearn():
+    with _not_importable(UNUSED_BY_KERAS):
         _import(verbose)
 
 
+# What Keras imports, when installed, for features streamtrain never uses (``python -X importtime``):
+# scikit-learn for its scikit-learn wrappers (~1 s), matplotlib.pyplot for its image-gallery plots (~0.4 s;
+# the report's plots use matplotlib's ``Figure`` without pyplot, ~0.2 s of it).
+UNUSED_BY_KERAS = ("sklearn", "matplotlib.pyplot")
+
+
 @contextlib.contextmanager
-def _without_sklearn() -> Iterator[None]:
-    """Keras imports scikit-learn, when installed, for its scikit-learn wrappers, which streamtrain never uses:
-    ~1 s of every fit's start-up (``python -X importtime``). While Keras loads, ``import sklearn`` fails (the
-    wrappers then stay disabled, as on a machine without it); afterwards scikit-learn imports normally."""
-    if "sklearn" in sys.modules:
-        yield
-        return
-    sys.modules["sklearn"] = None  # type: ignore[assignment]  # the import system's "not importable" marker
+def _not_importable(modules: tuple[str, ...]) -> Iterator[None]:
+    """While Keras loads, importing ``modules`` fails (Keras then leaves those features off, as on a machine
+    without them); afterwards they import normally."""
+    blocked = [m for m in modules if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # type: ignore[assignment]  # the import system's "not importable" marker
     try:
         yield
     finally:
-        if sys.modules.get("sklearn", 0) is None:
-            del sys.modules["sklearn"]
+        for m in blocked:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
 
 
 def _import(verbose: bool | None) -> None:
