@@ -31,7 +31,16 @@ log = logging.getLogger(__name__)
 _KINDS = ("partial", "old")
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc/self/status``).
+
+    Elsewhere it is set and restored, which another thread creating a file in between (the checkpoint writer,
+    the plots drawn while the model is scored) would see as umask 0.
+    """
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -46,7 +55,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -97,7 +106,7 @@ def sweep_stale(target: str | os.PathLike[str]) -> list[Path]:
 
 def _sibling(target: Path, kind: str) -> Path:
     path = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.{kind}-{_host()}-{os.getpid()}-"))
-    path.chmod(0o777 & ~_umask())
+    path.chmod(0o777 & ~umask())
     return path
 
 

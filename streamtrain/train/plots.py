@@ -27,6 +27,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from streamtrain.fs.atomic import umask
+
 TRAINING_NAME = "training.png"
 CONFUSION_NAME = "confusion.png"
 DPI = 120
@@ -155,12 +157,6 @@ def _count(n: int) -> str:
     return f"{n / 1_000_000:.1f}M"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _save(fig, path: str | os.PathLike[str]) -> None:
     """Render ``fig`` with Agg and write it to ``path`` by a rename (a reader never sees half a PNG)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -175,7 +171,7 @@ def _save(fig, path: str | os.PathLike[str]) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(buffer.getvalue())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
