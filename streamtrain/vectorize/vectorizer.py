@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +55,7 @@ class Vectorizer:
         import hashlib
 
         directory = Path(directory)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **self.state.arrays())  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
-        data = buf.getvalue()
+        data = _npz(self.state.arrays())
         (directory / ARRAYS_NAME).write_bytes(data)
         doc = {
             "format_version": FORMAT_VERSION,
@@ -90,3 +89,14 @@ class Vectorizer:
         else:
             state = SequenceState.from_arrays(SequenceConfig.from_json(doc["config"]), arrays)
         return cls(state, list(doc["labels"]))
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """``arrays`` as an ``.npz`` (what ``np.load`` reads), deflated at level 1: ``np.savez_compressed``'s level 6
+    took 0.25 s for IMDB's (2**21 idf values), level 1 0.06 s, for 1.5 MB instead of 1.2."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, array in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
+    return buf.getvalue()
