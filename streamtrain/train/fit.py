@@ -282,10 +282,9 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
             where = f"inside epoch {(done + 1) / per_epoch:g} of {opts.epochs}, at step {state.step} of {round_steps}"
         if per_epoch > 1:
             where += f" (validation round {done + 1 if state.step else done} of {rounds})"
-        log.info(
-            f"resuming version {_version_of(building)} {where} "
-            f"(best validation loss {state.best} at epoch {state.best_epoch / per_epoch:g})"
-        )
+        if state.best is not None:
+            where += f"; best validation loss {state.best:.4f} at epoch {state.best_epoch / per_epoch:g}"
+        log.info(f"resuming version {_version_of(building)} {where}")
     elif warm_from is not None:
         model.set_weights(load_model(warm_from).get_weights())
         log.info(f"warm start from the weights of version {warm_from.name}")

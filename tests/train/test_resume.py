@@ -71,6 +71,7 @@ def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterru
         assert step > 0 and f"resuming version {version} inside epoch 2 of 8, at step {step} of " in rerun.stderr
     else:
         assert "resuming version" in rerun.stderr and f"after epoch {done} of 8" in rerun.stderr
+    assert f"; best validation loss {state['best']:.4f} at epoch 1" in rerun.stderr  # epoch 1's, from the checkpoint
     metrics = json.loads(rerun.stdout)
     assert metrics["epochs"] == uninterrupted["epochs"]
     assert metrics["best_epoch"] == uninterrupted["best_epoch"]
