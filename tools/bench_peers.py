@@ -512,6 +512,7 @@ def run_streamtrain(train: Path, test: Path, work: Path, prepare_args: str, fit_
         "peak_rss_mib": max(prep["peak_rss_mib"], fit["peak_rss_mib"]),
         "others_cores": (prep["others_cores"] * prep["wall_s"] + fit["others_cores"] * fit["wall_s"]) / wall,
         "test_accuracy": fit_out["test_accuracy"],
+        "val_accuracy": fit_out.get("val_accuracy"),
         "steps": {
             s: {k: round(v, 3) for k, v in m.items() if k in ("wall_s", "cpu_s", "peak_rss_mib")}
             for s, m in steps.items()
@@ -572,7 +573,16 @@ def summary_rows(results: list[dict], dataset: str, tools: Sequence[str]) -> lis
     for tool in tools:
         ok = [r for r in results if r["dataset"] == dataset and r["tool"] == tool and "error" not in r]
         row = {"dataset": dataset, "tool": tool, "rounds": len(ok)}
-        for key in ("prepare_s", "train_s", "total_s", "peak_rss_mib", "cores", "test_accuracy", "others_cores"):
+        for key in (
+            "prepare_s",
+            "train_s",
+            "total_s",
+            "peak_rss_mib",
+            "cores",
+            "test_accuracy",
+            "val_accuracy",
+            "others_cores",
+        ):
             row[key] = median_of(r.get(key) for r in ok)
         row["vs_streamtrain"] = median_of(ratios(results, dataset, tool, "streamtrain"))
         rows.append(row)
@@ -612,6 +622,13 @@ def print_summary(results: list[dict], dataset: str, tools: Sequence[str], round
             for r in rows
         ],
     )
+    mine = next((r for r in rows if r["tool"] == "streamtrain" and r["val_accuracy"] is not None), None)
+    if mine is not None:
+        gap = 100 * (mine["val_accuracy"] - mine["test_accuracy"])
+        print(
+            f"streamtrain validation accuracy {mine['val_accuracy']:.4f}, test {mine['test_accuracy']:.4f}: "
+            f"{gap:+.2f} points (target: within 1 point)"
+        )
     vw = ratios(results, dataset, "streamtrain", "vw")
     if vw:
         per_round = ", ".join(f"{x:.2f}" for x in vw)

@@ -67,13 +67,18 @@ def test_summary_takes_the_median_of_per_round_ratios() -> None:
 
 
 def test_print_summary_reports_the_vw_ratio_and_failures(capsys) -> None:
-    results = [_res("streamtrain", 1, 12.0, cores=1.5), _res("vw", 1, 10.0), {**_res("vw", 2, 0), "error": "exit 1"}]
+    results = [
+        _res("streamtrain", 1, 12.0, acc=0.9070, cores=1.5, val_accuracy=0.9082),
+        _res("vw", 1, 10.0),
+        {**_res("vw", 2, 0), "error": "exit 1"},
+    ]
     del results[2]["total_s"]
     bench_peers.print_summary(results, "d", ["streamtrain", "vw"], rounds=2)
     out = capsys.readouterr().out
     assert "streamtrain total / VW total per round: 1.20; median 1.20x" in out
     assert "vw (1/2 ok)" in out
     assert "round 2 vw FAILED: exit 1" in out
+    assert "streamtrain validation accuracy 0.9082, test 0.9070: +0.12 points" in out
 
 
 def test_no_datasets_means_a_clear_skip(monkeypatch, capsys) -> None:
