@@ -117,6 +117,13 @@ class FitOptions:
     patience: int = option(
         2, **NON_NEGATIVE, help="validations without a better validation loss before stopping (see --validations)"
     )
+    min_delta: float = option(
+        0.005,
+        check=lambda v: 0 <= v < 1,
+        rule="a number in [0, 1)",
+        help="a validation loss counts as better (for early stopping and the weights kept) when it is at least this "
+        "fraction below the best so far",
+    )
     validations: int | None = option(
         None,
         **POSITIVE,
@@ -314,6 +321,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
         opts.checkpoint_seconds,
         per_epoch,
         lambda: finite.problem is not None,
+        min_delta=opts.min_delta,
     )
     checkpoint.offset = state.step if not state.stopped else 0
     callbacks = [

@@ -26,7 +26,16 @@ from streamtrain.train.plots import CONFUSION_NAME, TRAINING_NAME
 REPORT_NAME = "report.md"
 NA = "n/a"
 SHAPE_OPTIONS = {"mlp": ("units", "layers"), "sepcnn": ("blocks", "filters", "embedding_dim")}
-COMMON_OPTIONS = ("dropout", "learning_rate", "batch_size", "epochs", "patience", "seed", "warm_start_from")
+COMMON_OPTIONS = (
+    "dropout",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "patience",
+    "min_delta",
+    "seed",
+    "warm_start_from",
+)
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 _SPECIAL = set("\\`*_[]<>|~&#!")  # characters that could start Markdown or HTML inside a line of text
 

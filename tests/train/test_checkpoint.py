@@ -122,3 +122,22 @@ def test_a_version_keeps_the_weights_without_the_optimizer_state(tf, tmp_path):
 
         with archive.open("model.weights.h5") as fh, h5py.File(fh) as weights:
             assert "layers" in weights and "optimizer" not in weights
+
+
+@pytest.mark.parametrize(("min_delta", "best_epoch", "stopped_after"), [(0.0, 5, 7), (0.005, 2, 4)])
+def test_early_stopping_counts_only_improvements_of_min_delta(tf, tmp_path, min_delta, best_epoch, stopped_after):
+    """IMDB's validation loss flattened like this (0.2091, 0.2090, ...): a gain under min_delta of the best is
+    not a better epoch, so patience runs out sooner and the weights kept are the last clearly better ones."""
+    from streamtrain.train.checkpoint import Checkpoint, TrainingState
+
+    model = trained_mlp(tf, 2, 1)
+    state = TrainingState()
+    checkpoint = Checkpoint(tmp_path, state, 0, 2, True, min_delta=min_delta)
+    checkpoint.set_model(model)
+    for epoch, val_loss in enumerate([0.30, 0.2091, 0.2090, 0.2089, 0.2088, 0.2150, 0.2160, 0.2170]):
+        checkpoint.on_epoch_end(epoch, {"loss": 0.1, "val_loss": val_loss})
+        if model.stop_training:
+            break
+    checkpoint.flush()
+    assert state.best_epoch == best_epoch and state.best_weights == f"best-{best_epoch:04d}.weights.npz"
+    assert state.epochs_done == stopped_after and state.stopped
