@@ -76,7 +76,15 @@ from streamtrain.dataset import sources
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.dataset.drift import Coverage, coverage_for
 from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
-from streamtrain.dataset.parallel import CLUSTER_EXTRA, InlineExecutor, engine_failure, ordered_map, running, workers
+from streamtrain.dataset.parallel import (
+    CLUSTER_EXTRA,
+    InlineExecutor,
+    engine_failure,
+    executor_for,
+    ordered_map,
+    running,
+    workers,
+)
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.rows import Rows, SparseRows, empty_rows
 from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
@@ -901,10 +909,13 @@ def _write_ngrams(
     assert first.spill is not None, "the first pass spilled the n-gram counts"
     out = ShuffledSplits(opts, stage, first.split_rows, "ngram", state.n_features, n_classes, opts.seed)
     coverage = coverage_for(state)
-    for part in first.spill:
-        rows, outside, total = state.featurize_counting(part.counts, remap[part.labels], part.row_ids)
-        out.write(rows, part.splits)
-        coverage.add_train(outside, total, part.splits == TRAIN)
+    # TF-IDF on threads of this process (the spill is on its disk), a part ahead per thread, while this thread
+    # shuffles and writes: IMDB's pass took 1.4 s with the TF-IDF (1.1 s of it) on this thread.
+    parts = ((part.splits, (part.counts, remap[part.labels], part.row_ids)) for part in first.spill)
+    with executor_for(opts.jobs) as pool:
+        for splits, (rows, outside, total) in ordered_map(pool, state.featurize_counting, parts, workers(pool)):
+            out.write(rows, splits)
+            coverage.add_train(outside, total, splits == TRAIN)
     return (*out.close(), coverage)
 
 
