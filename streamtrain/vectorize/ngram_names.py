@@ -163,11 +163,14 @@ def build(
     data, offsets, starts, lengths = word_spans(texts)
     _, keys, first, size = grams(offsets, _token_hashes(data, starts, lengths), config.ngram_range, spans=True)
     assert first is not None and size is not None, "grams gives spans when asked"
-    buckets = (keys % np.uint64(config.hash_buckets)).astype(np.int64)
-    pos = np.minimum(np.searchsorted(selected, buckets), n - 1)
-    hit = selected[pos] == buckets
+    # Each bucket's column (-1: not selected) by a table over all buckets: a gather, where a binary search of
+    # the selected buckets took 0.3 s for IMDB's sample.
+    column_of = np.full(config.hash_buckets, -1, np.int32)
+    column_of[selected] = np.arange(n, dtype=np.int32)
+    pos = column_of[keys % np.uint64(config.hash_buckets)]
+    hit = pos >= 0
     distinct, at, count = np.unique(keys[hit], return_index=True, return_counts=True)
-    column = pos[hit][at]
+    column = pos[hit][at].astype(np.int64)
     first, size = first[hit][at], size[hit][at]
     seen = np.bincount(column, minlength=n)
     total = np.bincount(column, count, minlength=n)
