@@ -127,7 +127,7 @@ class Checkpoint(keras.callbacks.Callback):
         super().__init__()
         self.directory, self.state, self.seed = directory, state, seed
         self.patience, self.early_stopping = patience, early_stopping
-        self.min_delta = min_delta  # a better validation loss is at least this fraction below the best
+        self.min_delta = min_delta  # a better validation loss gains this fraction of the fall so far on the best
         self.every_seconds = every_seconds  # 0: at the ends of epochs only
         self.per_epoch = per_epoch  # validation rounds (Keras epochs) per pass over the data
         self.unsafe = unsafe or (lambda: False)  # e.g. a non-finite loss was seen: save nothing built on it
@@ -172,7 +172,10 @@ class Checkpoint(keras.callbacks.Callback):
         if self.early_stopping:
             loss = float((logs or {})["val_loss"])
             state.wait += 1
-            if state.best is None or loss < state.best * (1 - self.min_delta):
+            # Better: below the best by at least min_delta of the fall since the first validation. Nothing has
+            # fallen at first, so a slow start (a loss creeping down from the prior) is not taken for a plateau.
+            fall = state.history["val_loss"][0] - state.best if state.best is not None else 0.0
+            if state.best is None or loss < state.best - self.min_delta * max(fall, 0.0):
                 state.best, state.best_epoch, state.wait = loss, epoch + 1, 0
                 state.best_weights = f"best-{epoch + 1:04d}.weights.npz"
                 self._best = self.model.get_weights()  # copies; written at the next commit (``_commit``)

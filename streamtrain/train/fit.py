@@ -121,8 +121,8 @@ class FitOptions:
         0.005,
         check=lambda v: 0 <= v < 1,
         rule="a number in [0, 1)",
-        help="a validation loss counts as better (for early stopping and the weights kept) when it is at least this "
-        "fraction below the best so far",
+        help="a validation loss counts as better (for early stopping and the weights kept) when it beats the best "
+        "by at least this fraction of the loss's fall since the first validation; 0: by any amount",
     )
     validations: int | None = option(
         None,

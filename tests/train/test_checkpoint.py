@@ -124,20 +124,30 @@ def test_a_version_keeps_the_weights_without_the_optimizer_state(tf, tmp_path):
             assert "layers" in weights and "optimizer" not in weights
 
 
-@pytest.mark.parametrize(("min_delta", "best_epoch", "stopped_after"), [(0.0, 5, 7), (0.005, 2, 4)])
-def test_early_stopping_counts_only_improvements_of_min_delta(tf, tmp_path, min_delta, best_epoch, stopped_after):
-    """IMDB's validation loss flattened like this (0.2091, 0.2090, ...): a gain under min_delta of the best is
-    not a better epoch, so patience runs out sooner and the weights kept are the last clearly better ones."""
+FLATTENING = [0.30, 0.2091, 0.2090, 0.2089, 0.2088, 0.2150, 0.2160, 0.2170]  # IMDB's shape: 0.2091, 0.2090, ...
+SLOW_START = [0.6931, 0.6929, 0.6926, 0.6900, 0.60, 0.45, 0.44, 0.4399, 0.4398]  # from the prior, then learning
+
+
+@pytest.mark.parametrize(
+    ("losses", "min_delta", "best_epoch", "stopped_after"),
+    [(FLATTENING, 0.0, 5, 7), (FLATTENING, 0.005, 2, 4), (SLOW_START, 0.0, 9, None), (SLOW_START, 0.005, 7, 9)],
+)
+def test_early_stopping_counts_only_gains_of_min_delta_of_the_fall(
+    tf, tmp_path, losses, min_delta, best_epoch, stopped_after
+):
+    """A validation loss is better when it beats the best by min_delta of the fall since the first validation:
+    where the loss has flattened, a tie is no better epoch (patience runs out sooner, the weights kept are the
+    last clearly better ones); at a slow start nothing has fallen yet, so every gain counts."""
     from streamtrain.train.checkpoint import Checkpoint, TrainingState
 
     model = trained_mlp(tf, 2, 1)
     state = TrainingState()
     checkpoint = Checkpoint(tmp_path, state, 0, 2, True, min_delta=min_delta)
     checkpoint.set_model(model)
-    for epoch, val_loss in enumerate([0.30, 0.2091, 0.2090, 0.2089, 0.2088, 0.2150, 0.2160, 0.2170]):
+    for epoch, val_loss in enumerate(losses):
         checkpoint.on_epoch_end(epoch, {"loss": 0.1, "val_loss": val_loss})
         if model.stop_training:
             break
     checkpoint.flush()
     assert state.best_epoch == best_epoch and state.best_weights == f"best-{best_epoch:04d}.weights.npz"
-    assert state.epochs_done == stopped_after and state.stopped
+    assert state.epochs_done == (stopped_after or len(losses)) and state.stopped == (stopped_after is not None)
