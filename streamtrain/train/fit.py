@@ -118,7 +118,7 @@ class FitOptions:
         2, **NON_NEGATIVE, help="validations without a better validation loss before stopping (see --validations)"
     )
     min_delta: float = option(
-        0.005,
+        0.0,
         check=lambda v: 0 <= v < 1,
         rule="a number in [0, 1)",
         help="a validation loss counts as better (for early stopping and the weights kept) when it beats the best "
