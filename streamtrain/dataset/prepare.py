@@ -64,7 +64,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -469,14 +469,12 @@ def _build(
         state: TfidfState | SequenceState
         if choice["chosen"] == "ngram":
             assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
-            # The names' sample is tokenized and hashed on a thread while pass 2 selects. Not beside the shard
-            # writing: that saved ~1 s on IMDB, but the naming's temporaries (~150 MB for its 8 MB sample) then
-            # add to the writing's, and prepare's peak on IMDB x16 rose from 1.08x to 1.26x its peak on x1
-            # (tools/bench_memory.py).
-            with ThreadPoolExecutor(1, thread_name_prefix="streamtrain-names") as naming:
-                hashed = naming.submit(first.names.hashed, opts.ngram())
-                state, top = _select(opts, first, remap, len(label_names))
-                feature_names = first.names.write(stage, state, top, label_names, hashed.result())
+            state, top = _select(opts, first, remap, len(label_names))
+            # Not on a thread beside the shard writing: that saved ~1 s on IMDB, but the naming's temporaries
+            # (~150 MB for its 8 MB sample) then add to the writing's, and prepare's peak on IMDB x16 rose from
+            # 1.08x to 1.26x its peak on x1 (tools/bench_memory.py). Nor its tokenizing beside pass 2: 0.35 s
+            # saved, x16/x1 1.10x -> 1.23x (median of 3 rounds).
+            feature_names = first.names.write(stage, state, top, label_names)
             shards, per_class, coverage = _write_ngrams(opts, first, state, remap, stage, len(label_names))
             stats["vocabulary_buckets"] = int((first.doc_freq.df >= opts.min_df).sum())
         else:

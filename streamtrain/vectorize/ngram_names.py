@@ -12,11 +12,9 @@ features of each class in ``feature_names.json``:
    every class) and ends between half and all of either bound. Each text is
    cut to ``MAX_TEXT_CHARS``. Cost per chunk: a few numpy operations plus the
    texts kept; nothing is tokenized here.
-2. ``sample_grams`` (``NameSample.hashed``; needs no selection, so prepare
-   runs it on a thread while it selects): the sample's n-grams, tokenized
+2. ``build`` (after feature selection): the sample's n-grams, tokenized
    and hashed exactly as ``ngrams.count_ngrams`` hashes the rows
-   (``words.word_spans``, ``ngrams.grams``). ``name_columns`` (after feature
-   selection) counts them by 64-bit key in numpy;
+   (``words.word_spans``, ``ngrams.grams``), counted by 64-bit key in numpy;
    only n-grams whose bucket was selected count, and only each column's
    winner is decoded back to its string. Each selected column is named by
    the most frequent n-gram seen in its bucket (``None`` when none was; ties:
@@ -48,7 +46,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -109,25 +106,15 @@ class NameSample(SystematicSample):
             ),
         }
 
-    def hashed(self, config: NgramConfig) -> SampleGrams:
-        """The sample's n-grams, hashed by ``config`` (all that naming needs before the selection)."""
-        return sample_grams(config, self.texts)
-
     def write(
-        self,
-        directory: str | Path,
-        state: TfidfState,
-        top: list[list[tuple[int, float]]],
-        labels: list[str],
-        hashed: SampleGrams | None = None,
+        self, directory: str | Path, state: TfidfState, top: list[list[tuple[int, float]]], labels: list[str]
     ) -> dict:
         """Name ``state``'s columns from the sample, write ``feature_names.json``; return the manifest's record.
 
-        ``top``: per class (in ``labels`` order), ``top_features``'s (column, score) pairs. ``hashed``: the
-        sample's ``hashed(state.config)`` when the caller made it already. The sample is released afterwards.
+        ``top``: per class (in ``labels`` order), ``top_features``'s (column, score) pairs. The sample is
+        released afterwards.
         """
-        hashed = hashed if hashed is not None else self.hashed(state.config)
-        names, counts, others, shares = name_columns(state.config, state.selected, hashed)
+        names, counts, others, shares = build(state.config, state.selected, self.texts)
         sample = self.record()
         doc = {
             "format": FORMAT,
@@ -158,60 +145,24 @@ class NameSample(SystematicSample):
         }
 
 
-@dataclass
-class SampleGrams:
-    """Every n-gram of the sample: its 64-bit key and its tokens (``first`` token, ``size`` tokens) as byte
-    spans of ``data`` (``words.word_spans``)."""
-
-    data: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    keys: np.ndarray
-    first: np.ndarray
-    size: np.ndarray
-
-
-def sample_grams(config: NgramConfig, texts: Sequence[str]) -> SampleGrams:
-    """The n-grams of ``texts``, tokenized and hashed exactly as ``ngrams.count_ngrams`` hashes the rows."""
+def build(
+    config: NgramConfig, selected: np.ndarray, texts: Sequence[str]
+) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
+    """Per selected column: the most frequent sampled n-gram in its bucket, its occurrences, the number of other
+    n-grams seen in the bucket, and its share of the bucket's sampled occurrences (None when none was seen)."""
     from streamtrain.vectorize.ngrams import HASHER, grams
     from streamtrain.vectorize.words import _token_hashes, word_spans
 
     if config.hasher != HASHER:
         raise ValueError(f"features are named for n-grams hashed by {HASHER}, not {config.hasher}")
-    if not texts:
-        none = np.zeros(0, np.int64)
-        return SampleGrams(np.zeros(0, np.uint8), none, none, np.zeros(0, np.uint64), none, none)
-    data, offsets, starts, lengths = word_spans(texts)
-    _, keys, first, size = grams(offsets, _token_hashes(data, starts, lengths), config.ngram_range, spans=True)
-    assert first is not None and size is not None, "grams gives spans when asked"
-    return SampleGrams(data, starts, lengths, keys, first, size)
-
-
-def build(
-    config: NgramConfig, selected: np.ndarray, texts: Sequence[str]
-) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
-    """``name_columns`` of the n-grams of ``texts``."""
-    return name_columns(config, selected, sample_grams(config, texts))
-
-
-def name_columns(
-    config: NgramConfig, selected: np.ndarray, hashed: SampleGrams
-) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
-    """Per selected column: the most frequent sampled n-gram in its bucket, its occurrences, the number of other
-    n-grams seen in the bucket, and its share of the bucket's sampled occurrences (None when none was seen)."""
     selected = np.asarray(selected, np.int64)
     n = len(selected)
     names: list[str | None] = [None] * n
-    if not n or not len(hashed.keys):
+    if not n or not texts:
         return names, [0] * n, [0] * n, [None] * n
-    data, starts, lengths, keys, first, size = (
-        hashed.data,
-        hashed.starts,
-        hashed.lengths,
-        hashed.keys,
-        hashed.first,
-        hashed.size,
-    )
+    data, offsets, starts, lengths = word_spans(texts)
+    _, keys, first, size = grams(offsets, _token_hashes(data, starts, lengths), config.ngram_range, spans=True)
+    assert first is not None and size is not None, "grams gives spans when asked"
     # Each bucket's column (-1: not selected) by a table over all buckets: a gather, where a binary search of
     # the selected buckets took 0.3 s for IMDB's sample.
     column_of = np.full(config.hash_buckets, -1, np.int32)
