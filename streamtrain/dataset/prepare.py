@@ -817,6 +817,18 @@ def count_sources(records: list[dict], rejects: RejectLog, first_row_id: int) ->
     rejects.estimate_lost([s["read"] for s in records])
 
 
+BLOCK_ENTRIES = 1 << 18  # n-gram entries weighed at a time (passes 2 and 3): bounds the temporaries
+
+
+def _entry_blocks(indptr: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Row ranges ``[lo, hi)`` of a CSR part, each of at most ``BLOCK_ENTRIES`` entries (or one longer row)."""
+    lo = 0
+    while lo < len(indptr) - 1:
+        hi = max(lo + 1, int(np.searchsorted(indptr, indptr[lo] + BLOCK_ENTRIES, side="right")) - 1)
+        yield lo, hi
+        lo = hi
+
+
 def _select(
     opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int
 ) -> tuple[TfidfState, list[list[tuple[int, float]]]]:
@@ -831,11 +843,8 @@ def _select(
         raise DataError(f"no n-gram occurs in {opts.min_df} or more training rows")
     weigher = TfidfState(opts.ngram(), idf, np.zeros(0, np.int64))  # weighs; selects nothing yet
     moments = ClassMoments(candidates, n_classes)
-    block_entries = 1 << 18  # n-gram entries weighed at a time: bounds the temporaries whatever a part holds
     for part in first.spill:
-        indptr, lo = part.counts.indptr, 0
-        while lo < len(indptr) - 1:
-            hi = max(lo + 1, int(np.searchsorted(indptr, indptr[lo] + block_entries, side="right")) - 1)
+        for lo, hi in _entry_blocks(part.counts.indptr):
             train = part.splits[lo:hi] == TRAIN
             counts = part.counts[lo:hi][train]
             values, _ = weigher.tfidf_buckets(counts)
@@ -849,7 +858,6 @@ def _select(
                     counts.shape[1],
                 )
             )
-            lo = hi
     state = fit_selection(opts.ngram(), moments, idf)
     scored = f", the {len(candidates)} most frequent scored" if len(candidates) < vocabulary else ""
     log.info(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {opts.min_df}{scored}) by F-value")
@@ -910,11 +918,16 @@ def _write_ngrams(
     assert first.spill is not None, "the first pass spilled the n-gram counts"
     out = ShuffledSplits(opts, stage, first.split_rows, "ngram", state.n_features, n_classes, opts.seed)
     coverage = coverage_for(state)
-    # TF-IDF on threads of this process (the spill is on its disk), a part ahead per thread, while this thread
-    # shuffles and writes: IMDB's pass took 1.4 s with the TF-IDF (1.1 s of it) on this thread.
-    parts = ((part.splits, (part.counts, remap[part.labels], part.row_ids)) for part in first.spill)
+    # TF-IDF on threads of this process (the spill is on its disk), a block ahead per thread, while this thread
+    # shuffles and writes: IMDB's pass took 1.4 s with the TF-IDF (1.1 s of it) on this thread. Blocks of
+    # BLOCK_ENTRIES, not whole parts: two parts' temporaries at once raised prepare's peak on IMDB x16.
+    blocks = (
+        (part.splits[lo:hi], (part.counts[lo:hi], remap[part.labels[lo:hi]], part.row_ids[lo:hi]))
+        for part in first.spill
+        for lo, hi in _entry_blocks(part.counts.indptr)
+    )
     with executor_for(opts.jobs) as pool:
-        for splits, (rows, outside, total) in ordered_map(pool, state.featurize_counting, parts, workers(pool)):
+        for splits, (rows, outside, total) in ordered_map(pool, state.featurize_counting, blocks, workers(pool)):
             out.write(rows, splits)
             coverage.add_train(outside, total, splits == TRAIN)
     return (*out.close(), coverage)
