@@ -156,9 +156,7 @@ class ClassMoments:
         """int32 candidate position of each bucket id up to the largest candidate, -1 elsewhere and in the last
         slot (where ``np.take(..., mode="clip")`` puts every larger id)."""
         top = int(self.candidates[-1]) + 1 if len(self.candidates) else 0
-        pos = np.full(top + 1, -1, np.int32)
-        pos[self.candidates] = np.arange(len(self.candidates), dtype=np.int32)
-        return pos
+        return bucket_table(self.candidates, top + 1)
 
     def positions(self, buckets: np.ndarray) -> np.ndarray:
         """The candidate position of each bucket id (int32), -1 for a bucket that is not a candidate."""
@@ -219,6 +217,14 @@ class ClassMoments:
         return np.nan_to_num(ss_between, copy=False, nan=0.0, posinf=np.finfo(np.float64).max)
 
 
+def bucket_table(buckets: np.ndarray, size: int) -> np.ndarray:
+    """An int32 table of ``size`` entries: ``i`` at bucket id ``buckets[i]``, -1 elsewhere (a gather then maps
+    bucket ids to positions, where a binary search of ``buckets`` cost several times more)."""
+    table = np.full(size, -1, np.int32)
+    table[buckets] = np.arange(len(buckets), dtype=np.int32)
+    return table
+
+
 def top_k_buckets(candidates: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` best-scoring ``candidates`` (sorted bucket ids, one score each; ties to the lower bucket),
     sorted by bucket id."""
@@ -243,9 +249,7 @@ class TfidfState:
 
     @cached_property
     def _column_of_bucket(self) -> np.ndarray:
-        col = np.full(self.config.hash_buckets, -1, np.int32)
-        col[self.selected] = np.arange(len(self.selected), dtype=np.int32)
-        return col
+        return bucket_table(self.selected, self.config.hash_buckets)
 
     def tfidf_buckets(self, counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """L2-normalized TF-IDF values over all vocabulary buckets (sklearn's order of work)."""
