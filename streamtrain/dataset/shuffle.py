@@ -9,6 +9,7 @@ workers agree without talking to each other. With several training workers,
 ``worker_slices`` cuts one plan into contiguous, disjoint row ranges of
 sizes that differ by at most one row (``worker_rows``), so each worker
 reads only its part and together they read every row once.
+``spread_blocks`` picks the evenly spaced blocks of fit's validation sample.
 """
 
 from __future__ import annotations
@@ -30,6 +31,27 @@ def epoch_blocks(block_counts: Sequence[int], seed: int, epoch: int) -> list[Blo
     blocks = all_blocks(block_counts)
     order = np.random.default_rng([seed, epoch]).permutation(len(blocks))
     return [blocks[i] for i in order]
+
+
+def spread_blocks(block_rows: Sequence[int], rows: int) -> list[int]:
+    """Positions of evenly spaced blocks, in storage order, that hold at least ``rows`` rows (all when fewer).
+
+    ``block_rows[i]`` is the number of rows of the ``i``-th block of a split
+    in storage order. A systematic sample: every shard contributes in
+    proportion to its blocks, those that ``--append`` added included; the
+    shards hold each split in a seeded random order, so the rows are a
+    random sample of the split. The same positions for the same arguments.
+    """
+    n, total = len(block_rows), int(sum(block_rows))
+    if total <= rows:
+        return list(range(n))
+    sizes = np.asarray(block_rows, dtype=np.int64)
+    k = max(1, min(n, -(-rows * n // total)))  # the mean block holds total / n rows
+    while True:
+        picked = ((np.arange(k) * 2 + 1) * n // (2 * k)).tolist()  # the middle of each of k equal stretches
+        if k == n or int(sizes[picked].sum()) >= rows:
+            return picked
+        k += 1
 
 
 def worker_rows(rows: int, worker: int, workers: int) -> tuple[int, int]:

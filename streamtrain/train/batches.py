@@ -8,7 +8,8 @@ Who owns what:
   first read it checks the shard's size and sha256 against the manifest
   (once per process, ``Manifest.check_shard``), and any read error becomes
   a ``DataError`` naming the shard. It reads blocks; it does not order them.
-- ``BatchStream``: one split cut into batches of ``batch_size`` rows, for
+- ``BatchStream``: one split (or the ``blocks`` of it that fit's validation
+  samples: ``sample_blocks``) cut into batches of ``batch_size`` rows, for
   worker ``worker`` of ``workers`` (one, unless fit runs multi-worker). Per
   epoch it follows a seeded plan of blocks (``shuffle.epoch_blocks``), of
   which it reads only its own contiguous part (``shuffle.worker_slices``:
@@ -33,13 +34,21 @@ independent of dataset size.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.rows import Rows, concat_rows, empty_rows
 from streamtrain.dataset.shards import open_reader
-from streamtrain.dataset.shuffle import Block, all_blocks, epoch_blocks, row_permutation, worker_rows, worker_slices
+from streamtrain.dataset.shuffle import (
+    Block,
+    all_blocks,
+    epoch_blocks,
+    row_permutation,
+    spread_blocks,
+    worker_rows,
+    worker_slices,
+)
 from streamtrain.errors import DataError
 
 
@@ -100,6 +109,12 @@ class SplitSource:
         self._open.clear()
 
 
+def sample_blocks(source: SplitSource, rows: int) -> list[Block]:
+    """Evenly spaced blocks of ``source`` (``shuffle.spread_blocks``) that hold at least ``rows`` rows."""
+    blocks = all_blocks(source.block_counts)
+    return [blocks[i] for i in spread_blocks([source.block_size(b) for b in blocks], rows)]
+
+
 class BatchStream:
     def __init__(
         self,
@@ -110,16 +125,22 @@ class BatchStream:
         buffer_blocks: int = 8,
         worker: int = 0,
         workers: int = 1,
+        blocks: Sequence[Block] | None = None,
     ):
         if batch_size < 1 or buffer_blocks < 1 or not 0 <= worker < workers:
             raise ValueError("batch_size and buffer_blocks must be positive, and worker in [0, workers)")
+        if blocks is not None and shuffle:
+            raise ValueError("a stream of chosen blocks reads them in their order: it does not shuffle")
         self.source, self.batch_size, self.shuffle = source, batch_size, shuffle
         self.seed, self.buffer_blocks = seed, buffer_blocks
         self.worker, self.workers = worker, workers
+        self.blocks = None if blocks is None else list(blocks)  # a sample of the split: only these, in this order
 
     @property
     def rows(self) -> int:
-        """Rows of the split (all workers together)."""
+        """Rows of the split, or of its chosen ``blocks`` (all workers together)."""
+        if self.blocks is not None:
+            return sum(self.source.block_size(b) for b in self.blocks)
         return self.source.rows
 
     @property
@@ -135,6 +156,8 @@ class BatchStream:
         return -(-most // self.batch_size)
 
     def plan(self, epoch: int) -> list[Block]:
+        if self.blocks is not None:
+            return list(self.blocks)
         counts = self.source.block_counts
         return epoch_blocks(counts, self.seed, epoch) if self.shuffle else all_blocks(counts)
 

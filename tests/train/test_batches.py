@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.shuffle import worker_slices
-from streamtrain.train.batches import BatchStream, SplitSource
+from streamtrain.dataset.shuffle import spread_blocks, worker_slices
+from streamtrain.train.batches import BatchStream, SplitSource, sample_blocks
 
 
 @pytest.mark.parametrize("batch_size", [128, 100, 8])
@@ -155,3 +155,37 @@ def test_worker_slices_cover_the_plan_once(block_rows, workers):
         covered += [(block, r) for (block, lo, hi) in parts for r in range(lo, hi)]
     assert sorted(covered) == [((0, i), r) for i, n in enumerate(block_rows) for r in range(n)]
     assert max(sizes) - min(sizes) <= 1
+
+
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=60), st.integers(1, 200))
+def test_spread_blocks_holds_enough_rows_in_evenly_spaced_blocks(block_rows, rows):
+    picked = spread_blocks(block_rows, rows)
+    assert picked == sorted(set(picked)) and picked[0] >= 0 and picked[-1] < len(block_rows)
+    assert picked == spread_blocks(block_rows, rows)  # the same sample every time
+    if sum(block_rows) <= rows:
+        assert picked == list(range(len(block_rows)))
+        return
+    assert sum(block_rows[i] for i in picked) >= rows
+    assert len(picked) <= -(-rows // min(block_rows))  # never more blocks than the smallest ones would need
+    gaps = np.diff([-1, *picked, len(block_rows)])  # from before the first block to after the last
+    assert max(gaps[1:-1], default=0) - min(gaps[1:-1], default=0) <= 1  # evenly spaced
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sample_stream_reads_its_blocks_once_split_across_workers(demo, workers):
+    """fit's validation sample: whole evenly spaced blocks from every shard, each row once over the workers."""
+    m = Manifest.load(demo)
+    source = SplitSource(demo, m, "train")
+    blocks = sample_blocks(source, 500)
+    assert {shard for shard, _ in blocks} == set(range(len(source.block_counts)))  # every shard contributes
+    expected = np.concatenate([source.read(b).row_ids for b in blocks])
+    assert 500 <= len(expected) < 500 + 64 * len(source.block_counts)
+    streams = [
+        BatchStream(SplitSource(demo, m, "train"), 100, worker=w, workers=workers, blocks=blocks)
+        for w in range(workers)
+    ]
+    assert {s.rows for s in streams} == {len(expected)}
+    seen = np.concatenate([b.row_ids for s in streams for b in s.epoch(3)])
+    assert sorted(seen.tolist()) == sorted(expected.tolist())
+    with pytest.raises(ValueError, match="does not shuffle"):
+        BatchStream(source, 100, shuffle=True, blocks=blocks)

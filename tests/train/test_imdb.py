@@ -35,6 +35,7 @@ def test_imdb_reaches_reference_accuracy(imdb_runs, fmt):
     m = imdb_runs[fmt]
     assert m["test_rows"] == 25_000
     assert m["train_rows"] + m["val_rows"] == 25_000
+    assert m["validation_sample_rows"] == m["val_rows"]  # 2,641 validation rows: under the 8,192 sampled
     assert m["test_accuracy"] >= REFERENCE_ACCURACY, m
 
 
@@ -73,8 +74,12 @@ def test_imdb_on_two_loopback_workers_reaches_reference_accuracy(imdb_runs, tmp_
     from helpers import streamtrain
 
     data = imdb_runs["hdf5"]["data"]
-    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "model", "--workers", "2", "--quiet")
+    # Validations during training score a sample of the 2,641 validation rows, split across the workers.
+    model = tmp_path / "model"
+    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--workers", "2", "--validation-rows", "1500", "-q")
     assert proc.returncode == 0, proc.stderr
     m = json.loads(proc.stdout)
     assert m["workers"] == 2 and m["weights_digests"][0] == m["weights_digests"][1]
+    assert m["val_rows"] == Manifest.load(data).rows("val")  # the final metrics score every row
+    assert 1500 <= m["validation_sample_rows"] < m["val_rows"]
     assert m["test_rows"] == 25_000 and m["test_accuracy"] >= REFERENCE_ACCURACY, m
