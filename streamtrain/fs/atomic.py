@@ -1,6 +1,7 @@
 """Crash-safe outputs: a file or directory appears complete or not at all, and a crash leaves nothing behind for long.
 
-``atomic_write_text`` writes beside the target and renames. ``staging_dir``
+``atomic_write_text`` and ``atomic_write_bytes`` write beside the target,
+fsync and rename. ``staging_dir``
 builds a whole output directory under a sibling named
 ``NAME.partial-HOST-PID-RANDOM`` and renames it into place on success; on
 failure (an exception, or SIGTERM/SIGINT turned into one by the CLI) the
@@ -52,12 +53,17 @@ def _host() -> str:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` beside ``path``, fsync it and rename it into place: a reader sees the old file or the new."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -22,12 +22,10 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
-from streamtrain.fs.atomic import umask
+from streamtrain.fs.atomic import atomic_write_bytes
 
 TRAINING_NAME = "training.png"
 CONFUSION_NAME = "confusion.png"
@@ -166,13 +164,4 @@ def _save(fig, path: str | os.PathLike[str]) -> None:
     with warnings.catch_warnings():  # a class name in a script the font lacks is drawn as boxes; report.md has it
         warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
         fig.savefig(buffer, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getvalue())
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
