@@ -245,6 +245,7 @@ def _metrics(metrics: dict, history: dict) -> str:
             ["Epochs run", _epoch(metrics.get("epochs"))],
             ["Best epoch", _epoch(metrics.get("best_epoch"))],
             ["Validations per epoch", _int(metrics.get("validations_per_epoch", 1))],
+            *_sampled(metrics),
             ["Training time", f"{_num(metrics.get('train_seconds'), 1)} s"],
             ["Training speed", f"{_int(speed)} samples/s" if _finite(speed) else NA],
         ],
@@ -374,6 +375,14 @@ def _finite(value) -> bool:
 
 def _num(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if _finite(value) else NA
+
+
+def _sampled(metrics: dict) -> list[list[str]]:
+    """A row for the validation sample, when each validation during training scored fewer rows than the split."""
+    sample, rows = metrics.get("validation_sample_rows"), metrics.get("val_rows")
+    if not _finite(sample) or not _finite(rows) or sample >= rows:
+        return []
+    return [["Rows per validation", f"{_int(sample)} of {_int(rows)} (evenly spaced blocks)"]]
 
 
 def _int(value) -> str:

@@ -175,6 +175,7 @@ def _documents(labels: list[str], confusion: list[list[int]], val: bool = True) 
         "best_epoch": 3,
         "train_rows": 20000,
         "val_rows": 2500 if val else 0,
+        "validation_sample_rows": 1024 if val else 0,
         "test_rows": int(np.sum(confusion)),
         "classes": labels,
         "model": "mlp",
@@ -238,6 +239,7 @@ def test_report_names_every_class_and_embeds_the_pictures(tmp_path):
     assert "empty\\_text 4" in text
     assert "| units | 64 |" in text and "| blocks |" not in text  # the MLP's options, not sepCNN's
     assert "**3** (best)" in text
+    assert "| Rows per validation | 1,024 of 2,500 (evenly spaced blocks) |" in text  # the sample scored in training
 
 
 def _check_tables(text: str) -> None:
@@ -267,6 +269,7 @@ def test_report_without_validation_rows_reads_n_a(tmp_path):
     assert text.startswith("# Model version `v1`: not promoted (current stays `nothing`)")
     assert "| Accuracy | n/a | 0.8934 |" in text
     assert "| Loss | n/a | 0.2712 |" in text
+    assert "Rows per validation" not in text  # no sample of no rows
     assert "None" not in text and "nan" not in text.lower()
     assert "--val-fraction \\> 0" in text
     _check_tables(text)
