@@ -380,7 +380,7 @@ def _num(value, digits: int = 4) -> str:
 def _sampled(metrics: dict) -> list[list[str]]:
     """A row for the validation sample, when each validation during training scored fewer rows than the split."""
     sample, rows = metrics.get("validation_sample_rows"), metrics.get("val_rows")
-    if not _finite(sample) or not _finite(rows) or sample >= rows:
+    if not (isinstance(sample, int) and isinstance(rows, int)) or sample >= rows:
         return []
     return [["Rows per validation", f"{_int(sample)} of {_int(rows)} (evenly spaced blocks)"]]
 
