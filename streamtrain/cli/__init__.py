@@ -1,4 +1,4 @@
-"""The ``streamtrain`` command: ``streamtrain prepare|fit|evaluate|predict [options]``.
+"""The ``streamtrain`` command: ``streamtrain prepare|fit|train|evaluate|predict|verify|inspect [options]``.
 
 Who owns what:
 - ``commands``: the table of commands: options class, library call, how the
@@ -10,6 +10,8 @@ Who owns what:
 - ``logs``: logging to stderr at the chosen verbosity, as text or JSON lines
   (``--log-format``).
 - ``workers``: ``fit --workers N``, N worker processes on loopback.
+- ``train``: ``streamtrain train``, prepare in a child process while
+  TensorFlow loads, then fit.
 
 ``main`` dispatches; ``run_command`` runs one command and turns whatever
 ends it into an exit code and at most one ``streamtrain CMD: error: ...``
@@ -77,7 +79,7 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
     log_format = logs.format_in(argv)  # for errors before the parse is done
     try:
         try:
-            opts, common = parse(name, prog, command.description, command.options(), argv, _all_options)
+            opts, common = parse(name, prog, command.description, command.options(), argv, _all_options, command.borrow)
         except SystemExit as exc:  # argparse printed its help (0) or its error (2)
             return EXIT_OK if not exc.code else EXIT_USAGE
         log_format = common.log_format
@@ -85,11 +87,14 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
             print(json.dumps(effective(opts), indent=2))
             return EXIT_OK
         logs.setup(name, common.verbosity, log_format)
-        if getattr(opts, "workers", 1) > 1 and not os.environ.get("TF_CONFIG"):  # fit --workers N: a local cluster
+        if name == "fit" and opts.workers > 1 and not os.environ.get("TF_CONFIG"):  # --workers N: a local cluster
             from streamtrain.cli.workers import launch
 
             return launch(name, argv, opts.workers)
-        command.run(opts)
+        if command.with_common:
+            command.run(opts, common)
+        else:
+            command.run(opts)
         sys.stdout.flush()
         return EXIT_OK
     except (Exception, KeyboardInterrupt, Terminated) as exc:

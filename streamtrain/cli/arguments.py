@@ -124,6 +124,41 @@ def _add(parser: argparse.ArgumentParser, opt: Option) -> None:
         parser.add_argument(spec.deprecated, dest=_DEPRECATED + opt.name, help=argparse.SUPPRESS, **hidden)
 
 
+def to_argv(opts: Any) -> list[str]:
+    """Command-line arguments that ``parse`` turns back into ``opts`` (the options that differ from defaults).
+
+    ``streamtrain train`` starts ``streamtrain prepare`` with them. ``UsageError`` for a value no flag can
+    give (an option left unset, None, whose default is not None).
+    """
+    flags: list[str] = []
+    positional: list[str] = []
+    for opt in options_of(type(opts)):
+        value = getattr(opts, opt.name)
+        if not opt.spec.cli or (not opt.required and value == opt.default_value()):
+            continue
+        base, many = opt.shape
+        if value is None:
+            raise UsageError(f"{opt.flag} cannot be unset from the command line (its default is not empty)")
+        if base is bool:
+            flags.append(opt.flag if value else "--no-" + opt.flag[2:])
+            continue
+        values = [str(v) for v in (value if many else [value])]
+        if opt.spec.positional:
+            positional += values
+        elif many and opt.spec.nargs == "+":
+            flags += [opt.flag, *values] if values else []
+        else:
+            for v in values:
+                flags += [opt.flag, v]
+    return [*flags, "--", *positional] if positional else flags
+
+
+def common_argv(common: Common) -> list[str]:
+    """The common flags that carry ``common``'s verbosity and log format to another streamtrain command."""
+    noise = {0: ["--quiet"], 2: ["--verbose"]}.get(common.verbosity, [])
+    return [*noise, "--log-format", common.log_format]
+
+
 def parse(
     command: str,
     prog: str,
@@ -131,8 +166,12 @@ def parse(
     options_cls: type,
     argv: Sequence[str],
     all_options: Callable[[], dict[str, list[Option]]],
+    borrow: tuple[str, ...] = (),
 ) -> tuple[Any, Common]:
-    """Options instance (checked) and common flags from ``argv``, a config file and the defaults."""
+    """Options instance (checked) and common flags from ``argv``, a config file and the defaults.
+
+    ``borrow``: commands whose config tables apply to this one too (``train``: ``[prepare]`` and ``[fit]``).
+    """
     options = options_of(options_cls)
     parser = build_parser(prog, description, options)
     parser.raise_errors = logs.format_in(argv) == "json"
@@ -152,7 +191,7 @@ def parse(
             raise UsageError(f"give {opt.flag} or its old spelling {old}, not both")
         logs.line(prog, "warning", f"{old} is deprecated; use {opt.flag}", common.log_format)
         ns[name] = ns.pop(key)
-    values = load_config(common.config, command, all_options()) if common.config else {}
+    values = load_config(common.config, command, all_options(), borrow) if common.config else {}
     values.update(ns)
     missing = [o for o in options if o.required and o.name not in values]
     if missing:

@@ -23,7 +23,9 @@ class Command:
     summary: str  # one line, for ``streamtrain --help``
     description: str  # plain text, for ``streamtrain CMD --help``
     options: Callable[[], type]
-    run: Callable[[Any], None]  # prints the result of the library call on an options object
+    run: Callable[..., None]  # prints the result of the library call on an options object (and ``Common``)
+    with_common: bool = False  # ``run`` also takes the common flags (verbosity, log format)
+    borrow: tuple[str, ...] = ()  # other commands whose config-file tables apply to this one
 
 
 def _options(module: str, name: str) -> Callable[[], type]:
@@ -51,6 +53,27 @@ def _fit(opts: Any) -> None:
     print(dumps({k: v for k, v in result.items() if k != "test_confusion"}))
     if refused is not None:
         raise refused
+
+
+def _train(opts: Any, common: Any) -> None:
+    from streamtrain.cli.train import run
+    from streamtrain.errors import NotPromoted
+
+    refused: NotPromoted | None = None
+    try:
+        result = run(opts, common)
+    except NotPromoted as exc:  # fit kept a version but did not promote it: print both results, then exit 3
+        result, refused = exc.result, exc
+    result["fit"] = {k: v for k, v in result["fit"].items() if k != "test_confusion"}
+    print(dumps(result))
+    if refused is not None:
+        raise refused
+
+
+def _train_options() -> type:
+    from streamtrain.cli.train import train_options
+
+    return train_options()
 
 
 def _evaluate(opts: Any) -> None:
@@ -101,6 +124,17 @@ COMMANDS: dict[str, Command] = {
         "options resumes from its last completed epoch. Prints the metrics and the decision as JSON.",
         _options("streamtrain.train.fit", "FitOptions"),
         _fit,
+    ),
+    "train": Command(
+        "prepare, then fit: raw text -> dataset -> new model version, one command (the nightly job)",
+        "prepare --data from the INPUTs (or --append them), then fit a new version of --model-dir on it: the\n"
+        "options of both commands, one --data, --seed and --wait for both. prepare runs as a child process\n"
+        "while TensorFlow loads for fit, so this is faster than the two commands. A failed prepare exits\n"
+        "with its code and fit does not run. Prints one JSON document: the results of prepare and of fit.",
+        _train_options,
+        _train,
+        with_common=True,
+        borrow=("prepare", "fit"),
     ),
     "evaluate": Command(
         "score a model directory on a dataset's splits",

@@ -6,7 +6,9 @@ A config file may set any option of any command, by its name (``top_k`` or
 - top-level keys apply to every command that has that option (``seed = 1``
   sets prepare's and fit's seed);
 - a ``[prepare]``, ``[fit]``, ``[evaluate]`` or ``[predict]`` table applies
-  to that command only, and wins over the top level.
+  to that command only, and wins over the top level;
+- ``train`` (prepare, then fit) reads the ``[prepare]`` and ``[fit]`` tables
+  too, and its own ``[train]`` table over them.
 
 A key that names no option, or a table that names no command, is an error
 (exit 2), so a typo never passes silently. Relative paths are relative to
@@ -29,8 +31,14 @@ def _key(name: str) -> str:
     return name.replace("-", "_")
 
 
-def load_config(path: str, command: str, options: dict[str, list[Option]]) -> dict[str, Any]:
-    """The values ``path`` sets for ``command``, checked against every command's ``options``."""
+def load_config(
+    path: str, command: str, options: dict[str, list[Option]], borrow: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The values ``path`` sets for ``command``, checked against every command's ``options``.
+
+    The tables of the ``borrow`` commands apply too, over the top level and under ``command``'s own table;
+    two of them setting one option differently is an error (``train`` takes one ``--seed`` for prepare and fit).
+    """
     file = Path(path)
     try:
         doc = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -42,6 +50,8 @@ def load_config(path: str, command: str, options: dict[str, list[Option]]) -> di
     everywhere = {n for opts in known.values() for n in opts}
     values: dict[str, Any] = {}
     section: dict[str, Any] = {}
+    borrowed: dict[str, tuple[str, Any]] = {}  # option -> (the table that set it, its value)
+    clashes: list[tuple[str, str]] = []  # (option, what the file says of it)
     for key, value in doc.items():
         if isinstance(value, dict):
             if key not in known:
@@ -51,10 +61,18 @@ def load_config(path: str, command: str, options: dict[str, list[Option]]) -> di
                     raise UsageError(f"{path}: [{key}] {sub}: {key} has no such option")
                 if key == command:
                     section[_key(sub)] = sub_value
+                elif key in borrow and _key(sub) in known[command]:
+                    other = borrowed.setdefault(_key(sub), (key, sub_value))
+                    if other[1] != sub_value:
+                        clashes.append((_key(sub), f"[{other[0]}] and [{key}] set {sub} differently"))
         elif _key(key) not in everywhere:
             raise UsageError(f"{path}: {key}: no command has such an option")
         elif _key(key) in known[command]:
             values[_key(key)] = value
+    clashes = [(name, what) for name, what in clashes if name not in section]  # its own table settles it
+    if clashes:
+        raise UsageError(f"{path}: {clashes[0][1]}; {command} takes one value: set it in [{command}]")
+    values.update({name: value for name, (_, value) in borrowed.items() if name not in section})
     values.update(section)
     mine = known[command]
     return {name: _coerce(mine[name], value, file) for name, value in values.items()}

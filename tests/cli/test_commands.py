@@ -164,7 +164,7 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     for text, expected in [
         ("epoch = 3\n", "epoch: no command has such an option"),
         ("[fit]\nmin_df = 3\n", "[fit] min_df: fit has no such option"),
-        ("[train]\nepochs = 3\n", "[train] is not a command"),
+        ("[training]\nepochs = 3\n", "[training] is not a command"),
         ("[fit]\nepochs = 'many'\n", "epochs = 'many' is not an integer"),
         ("[fit]\nepochs = 0\n", "--epochs must be a positive integer"),
         ("epochs = [\n", "not a readable TOML file"),

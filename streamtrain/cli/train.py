@@ -1,0 +1,160 @@
+"""``streamtrain train``: prepare, then fit, as one command (``train_options``, ``run``).
+
+The nightly job in one cron line: ``streamtrain train INPUT... --data D
+--model-dir M`` (with ``--append`` for a night's new files) does what
+``streamtrain prepare INPUT... --data D && streamtrain fit --data D
+--model-dir M`` does, with the options of both. One ``--data``, ``--seed``
+and ``--wait`` serve both; ``--overwrite`` is prepare's. A config file's
+``[prepare]`` and ``[fit]`` tables apply, and its ``[train]`` table over
+them (``cli.config``).
+
+The difference is time: TensorFlow loads while prepare runs. prepare runs
+as a child process, ``streamtrain prepare`` with this command's prepare
+options as flags (``arguments.to_argv``) and its own logs and exit code,
+while this process imports TensorFlow and fit's modules; then fit runs
+here. On IMDB that hid 0.4-3.0 s of the 2.5 s import (prepare slowed by
+~0.8 s: both share two cores). A thread of this process doing the import
+instead slowed prepare by 2-3 s: an import holds the GIL.
+
+stdout: one JSON document, ``{"prepare": ..., "fit": ...}``, the two
+commands' results. A failed prepare ends the command with prepare's exit
+code and fit does not run; after that, fit's exit codes (3: a version kept
+but not promoted). The child dies with this process (Linux's parent-death
+signal, SIGTERM, so it removes its staging directory), and SIGINT or SIGTERM
+to this process stops it first. A rerun after a kill resumes like the two
+commands would: prepare skips inputs already appended, fit resumes its
+checkpoint. ``--workers`` above 1, or a ``TF_CONFIG`` cluster, is refused:
+run prepare once, then fit on every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import typing
+from typing import Any
+
+from streamtrain.cli.arguments import Common, common_argv, to_argv
+from streamtrain.errors import EXIT_UNEXPECTED, StreamtrainError, UsageError
+
+GRACE_SECONDS = 10.0  # after SIGTERM to the child prepare, before SIGKILL
+_PR_SET_PDEATHSIG = 1
+# Options both commands have, with what they mean to train.
+SHARED_HELP = {
+    "data": "the dataset directory prepare writes and fit reads",
+    "seed": "seed of prepare's row order and of fit's shuffling, initialisation and dropout",
+    "wait": "seconds to wait for another run holding --data or --model-dir before exiting 75",
+    "overwrite": "replace --data if it exists",
+}
+
+
+class PrepareFailed(StreamtrainError):
+    """The child prepare failed; fit did not run. Its exit code is prepare's."""
+
+    def __init__(self, message: str, code: int):
+        self.exit_code = code
+        super().__init__(message)
+
+
+@functools.cache
+def train_options() -> type:
+    """The options of ``train``: prepare's, then fit's (one field for a name both have)."""
+    from streamtrain.dataset.prepare import PrepareOptions
+    from streamtrain.options import Spec
+    from streamtrain.train.fit import FitOptions
+
+    fields: dict[str, tuple[str, Any, Any]] = {}
+    for cls in (PrepareOptions, FitOptions):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in fields:
+                continue
+            metadata = dict(f.metadata)  # a library-only field has no spec
+            if f.name in SHARED_HELP:
+                spec: Spec = metadata["spec"]
+                metadata["spec"] = dataclasses.replace(spec, help=SHARED_HELP[f.name])
+            kw: dict[str, Any] = {"metadata": metadata}
+            if f.default_factory is not dataclasses.MISSING:
+                kw["default_factory"] = f.default_factory
+            elif f.default is not dataclasses.MISSING:
+                kw["default"] = f.default
+            fields[f.name] = (f.name, hints[f.name], dataclasses.field(**kw))
+    return dataclasses.make_dataclass("TrainOptions", list(fields.values()), kw_only=True)
+
+
+def split(opts: Any) -> tuple[Any, Any]:
+    """(``PrepareOptions``, ``FitOptions``) of a ``train`` options object; fit's ``--overwrite`` stays off."""
+    from streamtrain.dataset.prepare import PrepareOptions
+    from streamtrain.train.fit import FitOptions
+
+    def of(cls: type, skip: tuple[str, ...] = ()) -> Any:
+        return cls(**{f.name: getattr(opts, f.name) for f in dataclasses.fields(cls) if f.name not in skip})
+
+    return of(PrepareOptions), of(FitOptions, skip=("overwrite",))
+
+
+def run(opts: Any, common: Common) -> dict:
+    """Prepare in a child process while TensorFlow loads here, then fit here; both results."""
+    from streamtrain.cli import logs
+    from streamtrain.errors import NotPromoted
+
+    prepare_opts, fit_opts = split(opts)
+    if fit_opts.workers > 1 or os.environ.get("TF_CONFIG"):
+        raise UsageError("train fits in this one process: for several workers run prepare once, then fit on each")
+    argv = [sys.executable, "-m", "streamtrain", "prepare", *common_argv(common), *to_argv(prepare_opts)]
+    child = _start(argv)
+    try:
+        from streamtrain.train.runtime import import_tensorflow
+
+        import_tensorflow()
+        from streamtrain.train import fit as _fit  # noqa: F401 - fit's modules, loaded while prepare runs
+
+        out, _ = child.communicate()
+    except BaseException:  # Ctrl-C or SIGTERM (``Terminated``): stop prepare first (it removes its staging)
+        _stop(child)
+        raise
+    if child.returncode:
+        code = child.returncode
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"failed (exit {code})"
+        raise PrepareFailed(f"prepare {how}; fit was not run", code if code > 0 else EXIT_UNEXPECTED)
+    prepared = json.loads(out)
+    logs.setup("fit", common.verbosity, common.log_format)
+    from streamtrain.train.fit import fit
+
+    try:
+        result = fit(fit_opts)
+    except NotPromoted as exc:  # a version was made and kept: both results are printed, then exit 3
+        exc.result = {"prepare": prepared, "fit": exc.result}
+        raise
+    return {"prepare": prepared, "fit": result}
+
+
+def _start(argv: list[str]) -> subprocess.Popen:
+    parent = os.getpid()
+
+    def die_with_parent() -> None:  # in the child, before exec: SIGTERM when this process ends, however
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, preexec_fn=die_with_parent)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after ``GRACE_SECONDS``."""
+    if child.poll() is None:
+        with contextlib.suppress(OSError):
+            child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout=GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

@@ -1,0 +1,149 @@
+"""``streamtrain train``: prepare (a child process) then fit, like the two commands; options, config, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_TEST, DEMO_TRAIN
+from helpers import BIN, streamtrain
+
+from streamtrain.cli import _all_options
+from streamtrain.cli.arguments import parse, to_argv
+from streamtrain.cli.train import split, train_options
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.prepare import PrepareOptions
+from streamtrain.errors import UsageError
+from streamtrain.train.fit import FitOptions
+
+
+def _parse(cls: type, argv: list[str], command: str = "x", borrow: tuple[str, ...] = ()):
+    return parse(command, command, "", cls, argv, _all_options, borrow)[0]
+
+
+def test_to_argv_gives_back_the_options():
+    """What train hands its child prepare: flags that parse to the same options, defaults left out."""
+    prepare = PrepareOptions(
+        inputs=["a.csv", "b dir"],
+        data="out dir",
+        test=["t1.csv", "t2.csv"],
+        text_column=["title", 2],
+        label_column=0,
+        header=False,
+        top_k=5000,
+        val_fraction=0.25,
+        append=True,
+        jobs=3,
+    )
+    argv = to_argv(prepare)
+    assert _parse(PrepareOptions, argv) == prepare
+    assert "--max-length" not in argv and "--overwrite" not in argv  # defaults are not repeated
+    fit = FitOptions(data="d", model_dir="m", learning_rate=0.002, dropout=0.1, warm_start=True, validation_rows=0)
+    assert _parse(FitOptions, to_argv(fit)) == fit
+    assert to_argv(FitOptions(data="d", model_dir="m")) == ["--data", "d", "--model-dir", "m"]
+
+
+def test_train_options_are_prepares_and_fits(tmp_path):
+    cls = train_options()
+    opts = _parse(cls, ["in.csv", "--data", "D", "--model-dir", "M", "--seed", "4", "--top-k", "9", "--units", "8"])
+    prepare, fit = split(opts)
+    assert (prepare.inputs, prepare.data, prepare.seed, prepare.top_k) == (["in.csv"], "D", 4, 9)
+    assert (fit.data, fit.model_dir, fit.seed, fit.units, fit.overwrite) == ("D", "M", 4, 8, False)
+
+
+def test_a_config_files_prepare_and_fit_tables_apply_to_train(tmp_path):
+    config = tmp_path / "night.toml"
+    config.write_text("seed = 2\n[prepare]\ntop_k = 7000\nwait = 5\n[fit]\nunits = 8\nwait = 5\n[train]\nepochs = 3\n")
+    argv = ["in.csv", "--data", "D", "--model-dir", "M", "--config", str(config)]
+    prepare, fit = split(_parse(train_options(), argv, "train", ("prepare", "fit")))
+    assert (prepare.seed, prepare.top_k, prepare.wait) == (2, 7000, 5.0)
+    assert (fit.seed, fit.units, fit.epochs, fit.wait) == (2, 8, 3, 5.0)
+    config.write_text("[prepare]\nseed = 1\n[fit]\nseed = 2\n")
+    with pytest.raises(UsageError, match=r"\[prepare\] and \[fit\] set seed differently.*set it in \[train\]"):
+        _parse(train_options(), argv, "train", ("prepare", "fit"))
+    config.write_text("[prepare]\nseed = 1\n[fit]\nseed = 2\n[train]\nseed = 3\n")  # train's own table settles it
+    prepare, fit = split(_parse(train_options(), argv, "train", ("prepare", "fit")))
+    assert prepare.seed == fit.seed == 3
+
+
+def test_train_is_prepare_then_fit(tmp_path):
+    """The same dataset, byte for byte, as ``streamtrain prepare`` with those options, then a promoted version."""
+    options = ["--test", DEMO_TEST, "--top-k", "3000", "--seed", "3", "--block-rows", "256"]
+    data, model = tmp_path / "data", tmp_path / "model"
+    proc = streamtrain("train", DEMO_TRAIN, *options, "--data", data, "--model-dir", model, "--units", "8", "-q")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["prepare"]["rows"] == {s: Manifest.load(data).rows(s) for s in ("train", "val", "test")}
+    assert doc["fit"]["promoted"] and doc["fit"]["test_rows"] == 1000 and doc["fit"]["test_accuracy"] > 0.8
+    alone = tmp_path / "alone"
+    assert streamtrain("prepare", DEMO_TRAIN, *options, "--data", alone, "-q").returncode == 0
+    assert [s.sha256 for s in Manifest.load(data).shards] == [s.sha256 for s in Manifest.load(alone).shards]
+    config = json.loads((model / "current" / "fit_config.json").read_text())
+    assert (config["units"], config["seed"], config["data"]) == (8, 3, str(data.resolve()))
+    assert proc.stderr == ""  # -q reached the child prepare too
+
+
+def test_a_failed_prepare_ends_train_with_its_exit_code(tmp_path):
+    data, model = tmp_path / "data", tmp_path / "model"
+    missing = tmp_path / "nothing.csv"
+    alone = streamtrain("prepare", missing, "--data", data)
+    proc = streamtrain("train", missing, "--data", data, "--model-dir", model)
+    assert proc.returncode == alone.returncode != 0
+    assert f"streamtrain prepare: error: {alone.stderr.split('error: ', 1)[1]}" in proc.stderr  # prepare's own line
+    assert f"streamtrain train: error: prepare failed (exit {alone.returncode}); fit was not run" in proc.stderr
+    assert not data.exists() and not model.exists() and proc.stdout == ""
+    workers = streamtrain("train", DEMO_TRAIN, "--data", data, "--model-dir", model, "--workers", "2")
+    assert workers.returncode == 2 and "run prepare once, then fit on each" in workers.stderr
+    assert not data.exists()
+
+
+def test_kill_9_of_train_stops_its_prepare(tmp_path):
+    """The child prepare gets SIGTERM when train dies, however it dies: it removes its staging directory and exits."""
+    big = tmp_path / "big.csv"
+    header, *rows = DEMO_TRAIN.read_text(encoding="utf-8").splitlines(keepends=True)
+    big.write_text(header + "".join(rows) * 12, encoding="utf-8")  # 48k rows: prepare runs for seconds
+    data = tmp_path / "data"
+    train = subprocess.Popen(
+        [str(BIN), "train", str(big), "--data", str(data), "--model-dir", str(tmp_path / "model"), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _staging(data) and time.monotonic() < deadline:  # the child prepare is at work
+            time.sleep(0.02)
+        children = _children(train.pid)
+        assert _staging(data) and len(children) == 1, "no prepare at work"
+        train.send_signal(signal.SIGKILL)
+        train.wait()
+        deadline = time.monotonic() + 30
+        while _alive(children[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(children[0]), "prepare outlived train"
+        assert not data.exists() and not _staging(data)  # caught SIGTERM: nothing half-written is left
+    finally:
+        for pid in _children(train.pid) if train.poll() is None else []:
+            os.kill(pid, signal.SIGKILL)
+        train.kill()
+
+
+def _staging(target: Path) -> list[Path]:
+    return [p for p in target.parent.iterdir() if p.name.startswith(f"{target.name}.partial-")]
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+        return [int(c) for c in fh.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited (init reaps it soon)
+    except FileNotFoundError:
+        return False
