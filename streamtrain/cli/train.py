@@ -12,9 +12,10 @@ The difference is time: TensorFlow loads while prepare runs. prepare runs
 as a child process, ``streamtrain prepare`` with this command's prepare
 options as flags (``arguments.to_argv``) and its own logs and exit code,
 while this process imports TensorFlow and fit's modules; then fit runs
-here. On IMDB that hid 0.4-3.0 s of the 2.5 s import (prepare slowed by
-~0.8 s: both share two cores). A thread of this process doing the import
-instead slowed prepare by 2-3 s: an import holds the GIL.
+here. ``tools/bench_peers.py --tools streamtrain,st-train,vw`` (2 cores,
+medians of 3 rounds): IMDB 13.7 s against 16.0 s for the two commands, IMDB
+x8 30.2 s against 36.6 s. A thread of this process doing the import instead
+slowed prepare by 2-3 s: an import holds the GIL.
 
 stdout: one JSON document, ``{"prepare": ..., "fit": ...}``, the two
 commands' results. A failed prepare ends the command with prepare's exit
