@@ -147,3 +147,33 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited (init reaps it soon)
     except FileNotFoundError:
         return False
+
+
+def test_a_nightly_train_killed_in_fit_resumes_on_the_rerun(tmp_path):
+    """``train --append`` killed by ``kill -9`` once fit has a checkpoint: the rerun skips the input, prepare
+    leaves the dataset as it is, and fit resumes the same version."""
+    data, model = tmp_path / "data", tmp_path / "model"
+    assert streamtrain("prepare", DEMO_TRAIN, "--test", DEMO_TEST, "--data", data, "-q").returncode == 0
+    header, *rows = DEMO_TRAIN.read_text(encoding="utf-8").splitlines(keepends=True)
+    night = tmp_path / "night.csv"
+    night.write_text(header + "".join(r.replace("Hi there", "Hello there") for r in rows[-400:]), encoding="utf-8")
+    argv = [str(BIN), "train", "--append", str(night), "--data", str(data), "--model-dir", str(model), "-q"]
+    first = subprocess.Popen([*argv, "--checkpoint-seconds", "0.05"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(model.glob("versions/*.training/checkpoint/state.json")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert first.poll() is None, "fit ended before its first checkpoint"
+        (building,) = model.glob("versions/*.training")
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait()
+    rows_after_night = Manifest.load(data).rows("train")
+    rerun = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=600)  # without -q: its info lines
+    assert rerun.returncode == 0, rerun.stderr
+    assert (
+        "already ingested" in rerun.stderr and f"resuming version {building.name[: -len('.training')]}" in rerun.stderr
+    )
+    assert Manifest.load(data).rows("train") == rows_after_night  # the night's rows were added once
+    assert json.loads(rerun.stdout)["fit"]["version"] == building.name[: -len(".training")]
