@@ -43,9 +43,9 @@ import typing
 from typing import Any
 
 from streamtrain.cli.arguments import Common, common_argv, to_argv
-from streamtrain.errors import EXIT_UNEXPECTED, StreamtrainError, UsageError
+from streamtrain.cli.workers import ChildFailed, stop
+from streamtrain.errors import UsageError
 
-GRACE_SECONDS = 10.0  # after SIGTERM to the child prepare, before SIGKILL
 _PR_SET_PDEATHSIG = 1
 # Options both commands have, with what they mean to train.
 SHARED_HELP = {
@@ -54,14 +54,6 @@ SHARED_HELP = {
     "wait": "seconds to wait for another run holding --data or --model-dir before exiting 75",
     "overwrite": "replace --data if it exists",
 }
-
-
-class PrepareFailed(StreamtrainError):
-    """The child prepare failed; fit did not run. Its exit code is prepare's."""
-
-    def __init__(self, message: str, code: int):
-        self.exit_code = code
-        super().__init__(message)
 
 
 @functools.cache
@@ -119,12 +111,12 @@ def run(opts: Any, common: Common) -> dict:
 
         out, _ = child.communicate()
     except BaseException:  # Ctrl-C or SIGTERM (``Terminated``): stop prepare first (it removes its staging)
-        _stop(child)
+        stop([child], settle=0.0)
         raise
     if child.returncode:
         code = child.returncode
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"failed (exit {code})"
-        raise PrepareFailed(f"prepare {how}; fit was not run", code if code > 0 else EXIT_UNEXPECTED)
+        raise ChildFailed(f"prepare {how}; fit was not run", code)
     prepared = json.loads(out)
     logs.setup("fit", common.verbosity, common.log_format)
     from streamtrain.train.fit import fit
@@ -147,15 +139,3 @@ def _start(argv: list[str]) -> subprocess.Popen:
             os._exit(1)
 
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, preexec_fn=die_with_parent)
-
-
-def _stop(child: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL after ``GRACE_SECONDS``."""
-    if child.poll() is None:
-        with contextlib.suppress(OSError):
-            child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(timeout=GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()

@@ -38,11 +38,14 @@ GRACE_SECONDS = 10.0  # after SIGTERM, before SIGKILL
 POLL_SECONDS = 0.1
 
 
-class WorkerFailed(StreamtrainError):
-    """A worker of the local cluster failed; the others were stopped."""
+class ChildFailed(StreamtrainError):
+    """A child process of this command failed (a worker of the local cluster, ``train``'s prepare).
 
-    def __init__(self, message: str, code: int):
-        self.exit_code = code
+    The exit code is the child's, or 1 when a signal killed it (``returncode`` negative).
+    """
+
+    def __init__(self, message: str, returncode: int):
+        self.exit_code = returncode if returncode > 0 else EXIT_UNEXPECTED
         super().__init__(message)
 
 
@@ -62,7 +65,7 @@ def free_ports(n: int) -> list[int]:
 
 def launch(command: str, argv: Sequence[str], n: int) -> int:
     """Run ``streamtrain COMMAND ARGV`` as worker 0 .. n-1 of a loopback cluster; return the chief's exit code
-    (0, or 3 for a version kept but not promoted) once all finished, or raise ``WorkerFailed`` at the first failure.
+    (0, or 3 for a version kept but not promoted) once all finished, or raise ``ChildFailed`` at the first failure.
     """
     from streamtrain.train.cluster import Cluster
 
@@ -84,7 +87,7 @@ def launch(command: str, argv: Sequence[str], n: int) -> int:
             pumps.append(_pump(proc.stdout, _write_out if i == 0 else None))  # a worker's stdout is empty
         failed = _wait(procs)
     except BaseException:  # Ctrl-C, SIGTERM (``Terminated``), or a worker that could not be started
-        _stop(procs, settle=0.0)
+        stop(procs, settle=0.0)
         raise
     finally:
         for t in pumps:
@@ -93,10 +96,10 @@ def launch(command: str, argv: Sequence[str], n: int) -> int:
         return procs[0].returncode
     index, code = failed
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-    raise WorkerFailed(
+    raise ChildFailed(
         f"worker {index} of {n} {how}; the other workers were stopped. "
         "Rerun the same command to resume from the last checkpoint",
-        code if code > 0 else EXIT_UNEXPECTED,
+        code,
     )
 
 
@@ -111,7 +114,7 @@ def _wait(procs: list[subprocess.Popen]) -> tuple[int, int] | None:
         codes = [p.poll() for p in procs]
         failed = [(i, c) for i, c in enumerate(codes) if c is not None and _failed(i, c)]
         if failed:
-            _stop(procs)
+            stop(procs)
             return min(failed, key=lambda f: (f[1] >= 0, f[0]))
         if all(c is not None for c in codes):
             return None
@@ -122,7 +125,7 @@ def _failed(index: int, code: int) -> bool:
     return bool(code) and not (index == 0 and code == 3)  # non-zero: failed, or killed by a signal (negative)
 
 
-def _stop(procs: list[subprocess.Popen], settle: float = SETTLE_SECONDS) -> None:
+def stop(procs: list[subprocess.Popen], settle: float = SETTLE_SECONDS) -> None:
     """Let the others end on their own (they notice a lost peer at their next collective), then SIGTERM, SIGKILL."""
     deadline = time.monotonic() + settle
     while any(p.poll() is None for p in procs) and time.monotonic() < deadline:

@@ -349,10 +349,10 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
         log.info("no validation rows: training all epochs without early stopping")
     workers = f" on {cluster.size} workers ({train.batch_size} rows a step each)" if cluster.size > 1 else ""
     val_rows = manifest.rows("val")
-    sampled = f"{val.rows} rows (" if val.rows == val_rows else f"a sample of {val.rows} of {val_rows} rows ("
+    validated = f"{val.rows} rows" if val.rows == val_rows else f"a sample of {val.rows} of {val_rows} rows"
     log.info(
         f"training version {_version_of(building)} on {train.rows} rows ({train.steps} steps/epoch of "
-        f"{opts.batch_size}{workers}), validating on {sampled}{val.steps} steps) every {round_steps} steps"
+        f"{opts.batch_size}{workers}), validating on {validated} ({val.steps} steps) every {round_steps} steps"
     )
     start = [
         state.epochs_done,
