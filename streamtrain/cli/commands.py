@@ -34,9 +34,16 @@ def _options(module: str, name: str) -> Callable[[], type]:
 
 
 def _prepare(opts: Any) -> None:
+    from streamtrain.cli.train import Announcer
     from streamtrain.dataset.prepare import prepare
 
-    print(dumps(prepare(opts).summary(opts.data)))
+    announcer = Announcer.from_env()  # run by ``train``: it builds the model meanwhile
+    try:
+        manifest = prepare(opts, announce=announcer)
+    finally:
+        if announcer is not None:
+            announcer.close()  # before the result: train reads the pipe first
+    print(dumps(manifest.summary(opts.data)))
 
 
 def _fit(opts: Any) -> None:

@@ -47,6 +47,7 @@ from streamtrain.dataset import sources
 from streamtrain.dataset.drift import coverage_for, drift_line
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.prepare import (
+    Announce,
     PrepareOptions,
     RowSplits,
     ShuffledSplits,
@@ -132,11 +133,16 @@ def _check_state(root: Path, manifest: Manifest) -> Vectorizer:
     return vectorizer
 
 
-def append(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
-    """Add ``opts.inputs`` and ``opts.test`` to the dataset ``opts.data``; the caller holds its writer lock."""
+def append(opts: PrepareOptions, executor: Executor | None = None, announce: Announce | None = None) -> Manifest:
+    """Add ``opts.inputs`` and ``opts.test`` to the dataset ``opts.data``; the caller holds its writer lock.
+
+    ``announce``: ``prepare``'s, called with the frozen vectorizer's ``ModelInputs`` before any reading.
+    """
     root = Path(opts.data)
     manifest = existing(root, "--append")
     vectorizer = _check_state(root, manifest)
+    if announce is not None:
+        announce(manifest.model_inputs)
     sweep_appends(root, manifest)
     night, at = next_night(manifest), sources.now()
     new = new_sources(opts, manifest.sources, night, at)

@@ -39,6 +39,33 @@ FORMAT = "streamtrain-dataset"
 FORMAT_VERSION = 1
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a dataset's rows are to a model (fit builds its model from these and its own options).
+
+    ``train`` hears them from its prepare child once the vectorizer is fixed,
+    before the shards are written (``cli.train``), and builds the model
+    meanwhile; fit then checks them against the manifest (``Manifest.model_inputs``).
+    """
+
+    encoding: str  # "ngram" or "sequence"
+    n_features: int  # TF-IDF columns, or token ids including padding 0
+    row_width: int  # columns of a stored row: n_features for TF-IDF, the sequence length for tokens
+    n_classes: int
+
+    def to_json(self) -> dict:
+        return {
+            "encoding": self.encoding,
+            "n_features": self.n_features,
+            "row_width": self.row_width,
+            "n_classes": self.n_classes,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict) -> ModelInputs:
+        return cls(str(doc["encoding"]), int(doc["n_features"]), int(doc["row_width"]), int(doc["n_classes"]))
+
+
 @dataclass
 class Manifest:
     shard_format: str
@@ -65,6 +92,10 @@ class Manifest:
             assert self.sequence_length is not None, "a sequence manifest records its sequence length"
             return self.sequence_length
         return self.n_features
+
+    @property
+    def model_inputs(self) -> ModelInputs:
+        return ModelInputs(self.encoding, self.n_features, self.row_width, len(self.labels))
 
     def shards_for(self, split: str) -> list[ShardInfo]:
         return [s for s in self.shards if s.split == split]

@@ -63,7 +63,7 @@ import datetime
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +75,7 @@ from streamtrain import __version__
 from streamtrain.dataset import sources
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.dataset.drift import Coverage, coverage_for
-from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
+from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest, ModelInputs
 from streamtrain.dataset.parallel import (
     CLUSTER_EXTRA,
     InlineExecutor,
@@ -138,6 +138,7 @@ from streamtrain.vectorize.vectorizer import Vectorizer
 from streamtrain.vectorize.words import word_hashes
 
 log = logging.getLogger(__name__)
+Announce = Callable[[ModelInputs], None]  # ``prepare``'s ``announce``
 WORKERS_AHEAD = 1  # chunks in flight per worker: with more, in-flight chunks (~25 MB each) grew peak RSS
 # Chunks in flight whatever the number of workers (a large cluster's, many cores'): this process holds each one's
 # texts and result, and its own share of the work (reading, counting, writing) bounds what more workers can add:
@@ -294,12 +295,14 @@ class _FirstPass:
     row_splits: RowSplits | None = None  # every row's split, decided by this pass (later passes replay it)
 
 
-def prepare(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
+def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: Announce | None = None) -> Manifest:
     """Prepare, append to (``opts.append``) or refit (``opts.refit``) the dataset ``opts.data``.
 
     The per-chunk work (tokenizing, hashing, splitting) runs on ``executor``: when None, on ``opts.jobs``
     local worker threads or the Dask cluster of ``opts.scheduler`` (``parallel.running``), shut down (and
-    disconnected) on return.
+    disconnected) on return. ``announce`` is called once with the dataset's ``ModelInputs`` as soon as they
+    are fixed (after the n-gram selection or the vocabulary; at the start of an append), before the shards
+    are written: ``train`` builds the model meanwhile.
     """
     check_options(opts)
     if opts.scheduler is not None and opts.jobs is not None:
@@ -325,10 +328,10 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None) -> Manifest:
         if opts.append:
             from streamtrain.dataset.append import append
 
-            return append(opts, work)
+            return append(opts, work, announce)
         if opts.refit:
-            return _refit(opts, work)
-        return _build(opts, work)
+            return _refit(opts, work, announce)
+        return _build(opts, work, announce=announce)
 
 
 @contextlib.contextmanager
@@ -376,7 +379,7 @@ def next_night(manifest: Manifest) -> int:
     return 1 + max(nights, default=0)
 
 
-def _refit(opts: PrepareOptions, executor: Executor) -> Manifest:
+def _refit(opts: PrepareOptions, executor: Executor, announce: Announce | None = None) -> Manifest:
     old = existing(opts.data, "--refit")
     changed = [f"  {sources.describe(s)}: {why}" for s in old.sources if (why := sources.changed(s))]
     if changed:
@@ -410,7 +413,7 @@ def _refit(opts: PrepareOptions, executor: Executor) -> Manifest:
         "new_inputs": [s["path"] for s in new],
     }
     provenance = [{k: s[k] for k in ("bytes", "sha256", "ingested_at", "night") if k in s} for s in every]
-    return _build(build, executor, provenance, {"refit_of": refit_of})
+    return _build(build, executor, provenance, {"refit_of": refit_of}, announce)
 
 
 def new_sources(opts: PrepareOptions, recorded: list[dict], night: int, at: str) -> list[dict]:
@@ -437,12 +440,16 @@ def new_sources(opts: PrepareOptions, recorded: list[dict], night: int, at: str)
 
 
 def _build(
-    opts: PrepareOptions, executor: Executor, provenance: list[dict] | None = None, created: dict | None = None
+    opts: PrepareOptions,
+    executor: Executor,
+    provenance: list[dict] | None = None,
+    created: dict | None = None,
+    announce: Announce | None = None,
 ) -> Manifest:
     """A new dataset replacing ``opts.data`` (when ``opts.overwrite``).
 
     ``provenance``: per input, in order, what the manifest records of it besides what this run counts
-    (bytes, sha256, ingested_at, night); digested here, as night 0, when not given.
+    (bytes, sha256, ingested_at, night); digested here, as night 0, when not given. ``announce``: ``prepare``'s.
     """
     if provenance is None:
         at = sources.now()
@@ -470,6 +477,8 @@ def _build(
         if choice["chosen"] == "ngram":
             assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
             state, top = _select(opts, first, remap, len(label_names))
+            if announce is not None:
+                announce(ModelInputs("ngram", state.n_features, state.n_features, len(label_names)))
             # Not on a thread beside the shard writing: that saved ~1 s on IMDB, but the naming's temporaries
             # (~150 MB for its 8 MB sample) then add to the writing's, and prepare's peak on IMDB x16 rose from
             # 1.08x to 1.26x its peak on x1 (tools/bench_memory.py). Nor its tokenizing beside pass 2: 0.35 s
@@ -482,6 +491,8 @@ def _build(
             assert first.row_splits is not None
             tokens = first.tokens or _count_tokens(opts, first.labels, executor, first.row_splits)
             sequences = SequenceState.fit(opts.sequence(), tokens)
+            if announce is not None:
+                announce(ModelInputs("sequence", sequences.n_features, sequences.length, len(label_names)))
             log.info(
                 f"vocabulary of {len(sequences.vocab)} tokens, sequences of {sequences.length} "
                 f"(longest text {tokens.longest})"

@@ -155,6 +155,14 @@ def empty_rows(encoding: str, n_cols: int) -> Rows:
     return ENCODINGS[encoding].empty(n_cols)
 
 
+def blank_rows(encoding: str, n_cols: int) -> Rows:
+    """One row with no features (or only padding tokens), label 0: a warm-up's input."""
+    labels, row_ids = np.zeros(1, np.int32), np.zeros(1, np.int64)
+    if encoding == "sequence":
+        return TokenRows(np.zeros((1, n_cols), np.int32), labels, row_ids)
+    return SparseRows(np.zeros(2, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), labels, row_ids, n_cols)
+
+
 def concat_rows(parts: Sequence[Rows]) -> Rows:
     """Rows of one kind (that of ``parts[0]``), concatenated in order."""
     if isinstance(parts[0], SparseRows):

@@ -26,6 +26,12 @@ raises ``NotPromoted`` (exit 3) after all of that.
 In a cluster, worker 0 (the chief) does all of that; the other workers take
 only the dataset's reader lock, build the same model, and train their part
 of every batch (``_fit_worker``): they never open the model directory.
+
+``prebuild`` builds the model before the dataset exists, from its
+``ModelInputs``, and runs its steps once to trace them; ``fit(opts,
+prebuilt)`` trains that model when the manifest agrees. ``train`` does this
+while its prepare child writes the shards: the same weights to the bit
+(``tests/train/test_prebuild.py``), ~1 s sooner.
 """
 
 from __future__ import annotations
@@ -38,9 +44,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
+from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest, ModelInputs
 from streamtrain.errors import ClusterError, DataError, NonFiniteError, NotPromoted, UsageError
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.fs.checksums import sha256_file
@@ -189,13 +195,14 @@ class FitOptions:
     buffer_blocks: int = 8  # blocks read and shuffled together
 
 
-def fit(opts: FitOptions) -> dict:
+def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
     """Train a new version of ``opts.model_dir`` and run the promotion guard; returns the metrics and the decision.
 
     Raises ``NotPromoted`` (exit 3) after keeping a version the guard rejected.
     In a multi-worker cluster (``TF_CONFIG``, ``train.cluster``) every worker
     calls this: the chief does all of the above; the others only train, and
-    return the rows they trained.
+    return the rows they trained. ``prebuilt``: ``prebuild(opts, ...)``'s model, used when the dataset's
+    ``ModelInputs`` are the ones it was built for (else a model is built as usual).
     """
     check_options(opts)
     cluster = Cluster.from_env()
@@ -216,7 +223,42 @@ def fit(opts: FitOptions) -> dict:
         writer_lock(opts.model_dir, "model directory", opts.wait),
         reader_lock(opts.data, opts.wait),
     ):
-        return _fit_locked(opts, cluster)
+        return _fit_locked(opts, cluster, prebuilt)
+
+
+@dataclass
+class Prebuilt:
+    """fit's model for a dataset of ``inputs``, in its ``Trainer``, built and warmed up ahead (``prebuild``)."""
+
+    inputs: ModelInputs
+    trainer: Any
+
+
+def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
+    """The model ``fit(opts)`` builds for a dataset of ``inputs``, with its training, validation and scoring
+    functions traced and run once (``Trainer.warm_up``, ``scoring.warm_up``), for ``fit(opts, prebuilt)``.
+
+    ``train`` calls it while its prepare child writes the shards: the ~1 s that the first round and the first
+    scoring spent tracing is then spent beside prepare. One process only (no cluster).
+    """
+    import_tensorflow()
+    from streamtrain.train import scoring
+    from streamtrain.train.tfdata import blank_batches
+
+    cluster = Cluster.from_env()
+    if cluster.size > 1:
+        raise UsageError("a model is prebuilt for a one-process fit only")
+    model_name, dropout = _model_choice(opts, inputs.encoding)
+    trainer = _trainer(opts, model_name, dropout, inputs, cluster)
+    trainer.warm_up(lambda: blank_batches(inputs.encoding, inputs.row_width, inputs.n_classes))
+    scoring.warm_up(trainer.model, inputs)
+    return Prebuilt(inputs, trainer)
+
+
+def _model_choice(opts: FitOptions, encoding: str) -> tuple[str, float]:
+    """The model family and its dropout for data of ``encoding``."""
+    model_name = choose_model(opts.model, encoding)
+    return model_name, DEFAULT_DROPOUT[model_name] if opts.dropout is None else opts.dropout
 
 
 @dataclass
@@ -240,8 +282,7 @@ def _plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> _Plan:
 
     if manifest.rows("train") == 0:
         raise DataError("dataset has no training rows", opts.data)
-    model_name = choose_model(opts.model, manifest.encoding)
-    dropout = DEFAULT_DROPOUT[model_name] if opts.dropout is None else opts.dropout
+    model_name, dropout = _model_choice(opts, manifest.encoding)
 
     def stream(split: str, shuffle: bool, batch_size: int, sample: int = 0) -> BatchStream:
         source = SplitSource(opts.data, manifest, split)
@@ -263,7 +304,7 @@ def _plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> _Plan:
     return _Plan(manifest, model_name, dropout, train, val, per_epoch, round_steps, opts.epochs * per_epoch)
 
 
-def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
+def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -> dict:
     root = Path(opts.model_dir)
     _check_model_dir(root)
     versions = Versions(root)
@@ -274,7 +315,13 @@ def _fit_locked(opts: FitOptions, cluster: Cluster) -> dict:
     warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
     round_steps, rounds = plan.round_steps, plan.rounds
     # Join the other workers before the long checks: they wait for the chief in a collective, which has no deadline.
-    trainer = _trainer(opts, plan, cluster)
+    if prebuilt is not None and prebuilt.inputs == manifest.model_inputs:
+        log.debug("training the model built while the dataset was prepared (its steps already traced)")
+        trainer = prebuilt.trainer
+    else:
+        if prebuilt is not None:
+            log.debug(f"the prebuilt model was for {prebuilt.inputs}, the dataset is {manifest.model_inputs}")
+        trainer = _trainer(opts, model_name, dropout, manifest.model_inputs, cluster)
     model = trainer.model
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
 
@@ -457,14 +504,14 @@ def _fit_worker(opts: FitOptions, cluster: Cluster) -> dict:
     plan = _plan(opts, manifest, cluster)  # imports TensorFlow
     from streamtrain.train.guards import FiniteLoss
 
-    trainer = _trainer(opts, plan, cluster)
+    trainer = _trainer(opts, plan.model_name, plan.dropout, manifest.model_inputs, cluster)
     log.info(f"{cluster.name} of {cluster.size}: {plan.train.worker_rows} training rows an epoch")
     rows, _ = _train(opts, plan, trainer, [FiniteLoss(plan.per_epoch)], None)
     trainer.finish()  # waits until every worker has trained its last round
     return {"worker": cluster.index, "workers": cluster.size, "rows_per_worker": rows}
 
 
-def _trainer(opts: FitOptions, plan: _Plan, cluster: Cluster):
+def _trainer(opts: FitOptions, model_name: str, dropout: float, inputs: ModelInputs, cluster: Cluster):
     """The model, built alike on every worker (so the strategy's variable broadcasts pair up), in its ``Trainer``."""
     import keras
 
@@ -473,13 +520,10 @@ def _trainer(opts: FitOptions, plan: _Plan, cluster: Cluster):
     waiting = f"{cluster.name}: waiting for the {cluster.size} workers of TF_CONFIG to start"
     with deadline(opts.join_timeout, waiting) if cluster.size > 1 else contextlib.nullcontext():
         strategy = cluster.strategy()  # with several workers, waits for every one of them to start
-    manifest = plan.manifest
     keras.utils.set_random_seed(opts.seed)  # the initial weights (the chief's reach the others: the strategy's)
     with strategy.scope():
-        model = build_model(
-            plan.model_name, manifest.n_features, manifest.row_width, len(manifest.labels), opts, plan.dropout
-        )
-    return Trainer(strategy, model, cluster, len(manifest.labels))
+        model = build_model(model_name, inputs.n_features, inputs.row_width, inputs.n_classes, opts, dropout)
+    return Trainer(strategy, model, cluster, inputs.n_classes)
 
 
 def _train(opts: FitOptions, plan: _Plan, trainer, callbacks: list, start: list | None) -> tuple[list, list[str]]:

@@ -185,6 +185,23 @@ class Trainer:
 
             context.context().wait_at_barrier("streamtrain-fit-finish", FINISH_TIMEOUT_MS)
 
+    def warm_up(self, batches) -> None:
+        """Trace the training and validation steps and run each once on ``batches()`` (a blank row), so that
+        the first real round does not pay for it; the model and its optimizer are left as they were.
+
+        The training step moves the weights, counts a step in the optimizer and draws dropout masks: every
+        weight and optimizer variable is put back as it was (the dropout generators are set at each round's
+        start, ``reseed``). Only for one worker: the steps of a cluster would wait for the others.
+        """
+        assert self.workers == 1, "a warm-up runs the steps alone"
+        before = [v.numpy() for v in self._state_variables()]
+        self._train_step(self.distribute(batches))
+        self._val_step(self.distribute(batches))
+        for variable, value in zip(self._state_variables(), before):
+            variable.assign(value)
+        for sums in (self._train_sums, self._val_sums):
+            sums.assign(tf.zeros(3, tf.float64))
+
     def train_round(self, batches: Iterator, steps: int, callbacks) -> tuple[dict[str, float], float]:
         """Train ``steps`` batches from ``batches``: the round's loss and accuracy, and the rows this worker trained."""
         self._train_sums.assign(tf.zeros(3, tf.float64))

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.rows import Rows, TokenRows
+from streamtrain.dataset.manifest import Manifest, ModelInputs
+from streamtrain.dataset.rows import Rows, TokenRows, blank_rows
 from streamtrain.errors import NonFiniteError
 from streamtrain.train.batches import BatchStream, SplitSource
 from streamtrain.train.models import class_probabilities
@@ -39,6 +39,11 @@ def _forward(model, rows: Rows):
             spec = tf.SparseTensorSpec([None, rows.n_cols], tf.float32)
         cache[kind] = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
     return cache[kind]
+
+
+def warm_up(model, inputs: ModelInputs) -> None:
+    """Trace ``model``'s inference function (``_forward``) on one blank row (``blank_rows``)."""
+    predict_proba(model, blank_rows(inputs.encoding, inputs.row_width), inputs.n_classes)
 
 
 def predict_proba(model, rows: Rows, n_classes: int) -> np.ndarray:

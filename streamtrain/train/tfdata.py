@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
+from streamtrain.dataset.rows import Rows, SparseRows, TokenRows, blank_rows
 
 # tf.data traces a map function through autograph unless told not to; these have no Python control flow on
 # tensors, and converting them cost ~0.3 s per pipeline (fit makes two).
@@ -136,6 +136,15 @@ def keras_dataset(
             raise
 
     return cut(chunks, stream.batch_size, source.width, n_classes)
+
+
+def blank_batches(encoding: str, width: int, n_classes: int) -> tf.data.Dataset:
+    """One batch of one blank row (``blank_rows``), of the type ``keras_dataset`` gives for rows of this encoding
+    and width (a warm-up's input: a step traced on it serves the real batches)."""
+    rows = blank_rows(encoding, width)
+    if isinstance(rows, TokenRows):
+        return token_dataset(lambda: iter([rows]), 1, width, n_classes)
+    return sparse_dataset(lambda: iter([rows]), 1, width, n_classes)
 
 
 def model_input(rows: Rows):

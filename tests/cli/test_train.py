@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,9 +16,9 @@ from helpers import BIN, streamtrain
 
 from streamtrain.cli import _all_options
 from streamtrain.cli.arguments import parse, to_argv
-from streamtrain.cli.train import split, train_options
-from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.prepare import PrepareOptions
+from streamtrain.cli.train import Announcer, _heard, split, train_options
+from streamtrain.dataset.manifest import Manifest, ModelInputs
+from streamtrain.dataset.prepare import PrepareOptions, prepare
 from streamtrain.errors import UsageError
 from streamtrain.train.fit import FitOptions
 
@@ -86,6 +87,36 @@ def test_train_is_prepare_then_fit(tmp_path):
     config = json.loads((model / "current" / "fit_config.json").read_text())
     assert (config["units"], config["seed"], config["data"]) == (8, 3, str(data.resolve()))
     assert proc.stderr == ""  # -q reached the child prepare too
+    again = ["--data", data, "--overwrite", "--model-dir", model, "--units", "8", "-v"]
+    verbose = streamtrain("train", DEMO_TRAIN, *options, *again)
+    assert verbose.returncode == 0, verbose.stderr
+    assert "[fit] training the model built while the dataset was prepared" in verbose.stderr
+
+
+@pytest.mark.parametrize("vectorizer", ["ngram", "sequence"])
+def test_prepare_announces_the_model_inputs_once_before_writing_shards(tmp_path, vectorizer):
+    """What train builds its model from while prepare writes: the manifest's ModelInputs, over a real pipe."""
+    data = tmp_path / "data"
+    heard, told = os.pipe()
+    announcer = Announcer(told)
+    seen: list[tuple[ModelInputs, list[str]]] = []
+
+    def announce(inputs: ModelInputs) -> None:
+        staged = [p.name for p in tmp_path.rglob("*") if p.suffix in (".h5", ".parquet")]
+        seen.append((inputs, staged))
+        announcer(inputs)
+
+    opts = PrepareOptions(inputs=[str(DEMO_TRAIN)], test=[str(DEMO_TEST)], data=str(data), vectorizer=vectorizer)
+    prepare(opts, announce=announce)
+    announcer.close()
+    assert len(seen) == 1 and seen[0][1] == []  # once, before any shard
+    assert seen[0][0] == _heard(heard) == Manifest.load(data).model_inputs
+    assert _heard(heard) is None  # then the end of the pipe
+    os.close(heard)
+    # An append announces the frozen vectorizer's, before it reads anything.
+    seen.clear()
+    prepare(dataclasses.replace(opts, inputs=[str(DEMO_TEST)], test=[], append=True), announce=announce)
+    assert [inputs for inputs, _ in seen] == [Manifest.load(data).model_inputs]
 
 
 def test_a_failed_prepare_ends_train_with_its_exit_code(tmp_path):

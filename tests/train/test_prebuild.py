@@ -1,0 +1,40 @@
+"""``fit.prebuild``: the model ``train`` builds and warms up while its prepare runs trains exactly as fit's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import DEMO_TEST, DEMO_TRAIN
+from helpers import prepare_csv
+
+from streamtrain.dataset.manifest import Manifest, ModelInputs
+from streamtrain.train.fit import FitOptions, fit, prebuild
+from streamtrain.train.modeldir import load_model
+
+
+@pytest.mark.parametrize("encoding", ["ngram", "sequence"])
+def test_a_prebuilt_model_trains_exactly_as_fits_own(tmp_path, encoding):
+    data = prepare_csv(DEMO_TRAIN, tmp_path / "data", DEMO_TEST, vectorizer=encoding, block_rows=64)
+    inputs = Manifest.load(data).model_inputs
+
+    def opts(name: str) -> FitOptions:
+        return FitOptions(data=str(data), model_dir=str(tmp_path / name), epochs=2, seed=5, filters=16)
+
+    own = fit(opts("own"))
+    prebuilt = prebuild(opts("prebuilt"), inputs)
+    warmed = [w.copy() for w in prebuilt.trainer.model.get_weights()]
+    used = fit(opts("prebuilt"), prebuilt)
+    # The warm-up's empty steps left nothing behind: the same losses and the same final weights to the bit.
+    for key in ("val_loss", "test_loss", "test_accuracy", "epochs", "best_epoch"):
+        assert used[key] == own[key], key
+    mine, theirs = (load_model(tmp_path / name / "current").get_weights() for name in ("prebuilt", "own"))
+    assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+    assert not all(np.array_equal(a, b) for a, b in zip(warmed, prebuilt.trainer.model.get_weights()))  # it trained
+
+    # Built for other inputs (another class count): not used; fit builds its own and trains the same.
+    other = prebuild(
+        opts("other"), ModelInputs(inputs.encoding, inputs.n_features, inputs.row_width, inputs.n_classes + 1)
+    )
+    untouched = [w.copy() for w in other.trainer.model.get_weights()]
+    assert fit(opts("other"), other)["val_loss"] == own["val_loss"]
+    assert all(np.array_equal(a, b) for a, b in zip(untouched, other.trainer.model.get_weights()))
