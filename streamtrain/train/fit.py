@@ -68,7 +68,7 @@ from streamtrain.train.modeldir import (
     metric_numbers,
     read_vectorizer_doc,
 )
-from streamtrain.train.runtime import import_tensorflow
+from streamtrain.train.runtime import import_tensorflow, one_thread_per_op
 
 if TYPE_CHECKING:
     from streamtrain.train.batches import BatchStream
@@ -517,6 +517,8 @@ def _trainer(opts: FitOptions, model_name: str, dropout: float, inputs: ModelInp
 
     from streamtrain.train.loop import Trainer, deadline
 
+    if model_name == "mlp":  # before anything starts TensorFlow's runtime (the strategy, the seed, the model)
+        one_thread_per_op()
     waiting = f"{cluster.name}: waiting for the {cluster.size} workers of TF_CONFIG to start"
     with deadline(opts.join_timeout, waiting) if cluster.size > 1 else contextlib.nullcontext():
         strategy = cluster.strategy()  # with several workers, waits for every one of them to start

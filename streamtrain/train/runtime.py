@@ -13,6 +13,14 @@ lines, so nothing unexpected is ever hidden. ``verbose=True`` imports it
 plainly, with TensorFlow's C++ logging fully on. Keras is kept from importing
 scikit-learn and matplotlib's pyplot meanwhile (``UNUSED_BY_KERAS``): ~1.4 s
 saved per start.
+
+``one_thread_per_op`` runs each TensorFlow op on one thread (its ops still run
+side by side) for a model whose ops are too small to split: the MLP on sparse
+rows. Measured on IMDB (2 cores): fit 8.3 -> 7.6 s (training 4.9 -> 4.3 s, medians
+of 3 interleaved runs), a training step 4.45 -> 4.05 ms on the real
+input pipeline (3.65 -> 3.0 ms on batches in memory), scoring the test split
+0.28 -> 0.24 s, the same numbers to the last digit; the cores an op no longer
+takes go to the input pipeline. ``TF_NUM_INTRAOP_THREADS``, when set, wins.
 """
 
 from __future__ import annotations
@@ -95,6 +103,17 @@ def _import(verbose: bool | None) -> None:
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
                 sys.stderr.flush()
+
+
+def one_thread_per_op() -> None:
+    """Each TensorFlow op on one thread, unless ``TF_NUM_INTRAOP_THREADS`` says otherwise; a no-op once
+    TensorFlow's runtime has started (a library caller ran TensorFlow before)."""
+    import tensorflow as tf
+
+    if os.environ.get("TF_NUM_INTRAOP_THREADS"):
+        return
+    with contextlib.suppress(RuntimeError):  # "cannot be modified after initialization"
+        tf.config.threading.set_intra_op_parallelism_threads(1)
 
 
 def _noise(line: str) -> bool:
