@@ -9,17 +9,19 @@ and ``--wait`` serve both; ``--overwrite`` is prepare's. A config file's
 them (``cli.config``).
 
 The difference is time: TensorFlow loads while prepare runs. prepare runs
-as a child process, ``streamtrain prepare`` with this command's prepare
-options as flags (``arguments.to_argv``) and its own logs and exit code,
-while this process imports TensorFlow and fit's modules. As soon as the
-vectorizer is fixed, before the shards are written, the child announces the
-dataset's ``ModelInputs`` (one JSON line on a pipe whose descriptor it finds
-in ``STREAMTRAIN_ANNOUNCE_FD``), and this process builds fit's model and
-traces its steps (``fit.prebuild``) while the child writes; then fit runs
-here, on that model if the manifest agrees. ``tools/bench_peers.py --tools streamtrain,st-train,vw`` (2 cores,
-medians of 3 rounds): IMDB 13.7 s against 16.0 s for the two commands, IMDB
-x8 30.2 s against 36.6 s. A thread of this process doing the import instead
-slowed prepare by 2-3 s: an import holds the GIL.
+in a child process forked from this one (``Forked``: no new interpreter, the
+modules already loaded), the command ``streamtrain prepare`` with this
+command's prepare options as flags (``arguments.to_argv``), its own logs
+and exit code, while this process imports TensorFlow and fit's modules. As
+soon as the vectorizer is fixed, before the shards are written, the child
+announces the dataset's ``ModelInputs`` (one JSON line on a pipe whose
+descriptor it finds in ``STREAMTRAIN_ANNOUNCE_FD``), and this process
+builds fit's model and traces its steps (``fit.prebuild``) while the child
+writes; then fit runs here, on that model if the manifest agrees.
+``tools/bench_peers.py --tools st-train,vw`` (2 cores, medians of 3 rounds)
+measures it against Vowpal Wabbit (README, Performance). A thread of this
+process doing the import instead slowed prepare by 2-3 s: an import holds
+the GIL.
 
 stdout: one JSON document, ``{"prepare": ..., "fit": ...}``, the two
 commands' results. A failed prepare ends the command with prepare's exit
@@ -43,13 +45,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import typing
 from typing import Any
 
 from streamtrain.cli.arguments import Common, common_argv, to_argv
 from streamtrain.cli.workers import ChildFailed, stop
 from streamtrain.dataset.manifest import ModelInputs
-from streamtrain.errors import UsageError
+from streamtrain.errors import EXIT_UNEXPECTED, UsageError
 
 _PR_SET_PDEATHSIG = 1
 ANNOUNCE_ENV = "STREAMTRAIN_ANNOUNCE_FD"  # in prepare's environment: the pipe to announce its ModelInputs on
@@ -107,10 +110,10 @@ def run(opts: Any, common: Common) -> dict:
     prepare_opts, fit_opts = split(opts)
     if fit_opts.workers > 1 or os.environ.get("TF_CONFIG"):
         raise UsageError("train fits in this one process: for several workers run prepare once, then fit on each")
-    argv = [sys.executable, "-m", "streamtrain", "prepare", *common_argv(common), *to_argv(prepare_opts)]
+    argv = [*common_argv(common), *to_argv(prepare_opts)]
     heard, told = os.pipe()
     try:
-        child = _start(argv, told)
+        child = Forked(argv, told)
     finally:
         os.close(told)
     try:
@@ -123,7 +126,7 @@ def run(opts: Any, common: Common) -> dict:
         prebuilt = prebuild(fit_opts, inputs) if inputs is not None else None
         out, _ = child.communicate()
     except BaseException:  # Ctrl-C or SIGTERM (``Terminated``): stop prepare first (it removes its staging)
-        stop([child], settle=0.0)
+        stop([child], settle=0.0)  # type: ignore[list-item]  # Forked has the Popen methods stop uses
         raise
     finally:
         os.close(heard)
@@ -179,20 +182,81 @@ def _heard(fd: int) -> ModelInputs | None:
     return ModelInputs.from_json(json.loads(data))
 
 
-def _start(argv: list[str], told: int) -> subprocess.Popen:
-    parent = os.getpid()
+def _die_with(parent: int) -> None:
+    """In a child: SIGTERM when ``parent`` ends, however it ends (Linux's parent-death signal)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
-    def die_with_parent() -> None:  # in the child, before exec: SIGTERM when this process ends, however
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
 
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        preexec_fn=die_with_parent,
-        env={**os.environ, ANNOUNCE_ENV: str(told)},
-        pass_fds=(told,),
-    )
+class Forked:
+    """``streamtrain prepare ARGV`` in a child forked from this process, with no exec: the child starts with the
+    modules that parsing the options loaded, so its work begins ~0.3 s sooner than a new interpreter's would.
+
+    Forked before this process imports TensorFlow (so no thread of TensorFlow's is copied half-way); the
+    libraries loaded by then reinitialise their own threads in a child (OpenBLAS, Arrow's jemalloc), as under
+    ``multiprocessing``'s fork. The child runs the command as ``streamtrain prepare`` would (its own logs and
+    exit code; stdin from /dev/null, stdout to ``stdout`` here) and leaves by ``os._exit``. The methods are the
+    ``subprocess.Popen`` ones that ``run`` and ``workers.stop`` use.
+    """
+
+    def __init__(self, argv: list[str], told: int):
+        readable, writable = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # or the child would write this process's buffered output again
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = EXIT_UNEXPECTED
+            try:
+                os.close(readable)
+                os.dup2(writable, 1)
+                os.close(writable)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+                _die_with(parent)
+                os.environ[ANNOUNCE_ENV] = str(told)
+                from streamtrain.cli import run_command
+
+                code = run_command("prepare", argv)
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(OSError, ValueError):
+                        stream.flush()
+                os._exit(code)
+        os.close(writable)
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdout = os.fdopen(readable, "rb")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired("streamtrain prepare", timeout or 0.0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self) -> tuple[bytes, None]:
+        """Everything the child writes on stdout, once it has ended."""
+        with self.stdout:
+            out = self.stdout.read()
+        self.wait()
+        return out, None
