@@ -166,10 +166,11 @@ def build(
     # Each n-gram's column (-1: not selected) by a table over all buckets: a binary search of the selected
     # buckets took 0.3 s for IMDB's sample.
     pos = bucket_table(selected, config.hash_buckets)[keys % np.uint64(config.hash_buckets)]
-    hit = pos >= 0
-    distinct, at, count = np.unique(keys[hit], return_index=True, return_counts=True)
-    column = pos[hit][at].astype(np.int64)
-    first, size = first[hit][at], size[hit][at]
+    hit = np.flatnonzero(pos >= 0)
+    distinct, at, count = _distinct(keys[hit])
+    at = hit[at]  # each distinct n-gram's first occurrence
+    column = pos[at].astype(np.int64)
+    first, size = first[at], size[at]
     seen = np.bincount(column, minlength=n)
     total = np.bincount(column, count, minlength=n)
     order = np.lexsort((distinct, -count, column))  # per column: most frequent first, then the lower key
@@ -181,9 +182,24 @@ def build(
         count[winners].tolist(),
     ):
         names[c], counts[c] = name, k
-    others = [max(int(s) - 1, 0) for s in seen]
+    others = np.maximum(seen - 1, 0).tolist()
     shares = [round(c / t, 4) if t else None for c, t in zip(counts, total.tolist())]
     return names, counts, others, shares
+
+
+def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct ``keys``, the index of each one's first occurrence and its count, in order of first occurrence
+    (``np.unique``'s, in another order): Arrow's hash table instead of a sort, 0.13 s of IMDB's names."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(pa.array(keys))
+    codes = encoded.indices.to_numpy()
+    distinct = encoded.dictionary.to_numpy()
+    # Codes are numbered in order of first occurrence: a code's first place is where the running maximum grows.
+    grown = np.maximum.accumulate(codes) if len(codes) else codes
+    at = np.flatnonzero(np.r_[True, grown[1:] > grown[:-1]]) if len(codes) else np.zeros(0, np.int64)
+    return distinct, at, np.bincount(codes, minlength=len(distinct))
 
 
 def _strings(
