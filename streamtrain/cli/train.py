@@ -13,11 +13,13 @@ in a child process forked from this one (``Forked``: no new interpreter, the
 modules already loaded), the command ``streamtrain prepare`` with this
 command's prepare options as flags (``arguments.to_argv``), its own logs
 and exit code, while this process imports TensorFlow and fit's modules. As
-soon as the vectorizer is fixed, before the shards are written, the child
-announces the dataset's ``ModelInputs`` (one JSON line on a pipe whose
-descriptor it finds in ``STREAMTRAIN_ANNOUNCE_FD``), and this process
-builds fit's model and traces its steps (``fit.prebuild``) while the child
-writes; then fit runs here, on that model if the manifest agrees.
+soon as the model's inputs are known (for n-grams, after the first pass:
+the F-test keeps ``top_k`` of its candidates), before the shards are
+written, the child announces the dataset's ``ModelInputs`` (one JSON line
+on a pipe whose descriptor it finds in ``STREAMTRAIN_ANNOUNCE_FD``), and
+this process builds fit's model and traces its steps (``fit.prebuild``)
+while the child selects, names and writes; then fit runs here, on that
+model if the manifest agrees.
 ``tools/bench_peers.py --tools st-train,vw`` (2 cores, medians of 3 rounds)
 measures it against Vowpal Wabbit (README, Performance). A thread of this
 process doing the import instead slowed prepare by 2-3 s: an import holds

@@ -301,8 +301,9 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: An
     The per-chunk work (tokenizing, hashing, splitting) runs on ``executor``: when None, on ``opts.jobs``
     local worker threads or the Dask cluster of ``opts.scheduler`` (``parallel.running``), shut down (and
     disconnected) on return. ``announce`` is called once with the dataset's ``ModelInputs`` as soon as they
-    are fixed (after the n-gram selection or the vocabulary; at the start of an append), before the shards
-    are written: ``train`` builds the model meanwhile.
+    are known (n-grams: after the first pass, the F-test keeping ``top_k`` of its candidates; sequences:
+    after the vocabulary; an append: at its start), before the shards are written: ``train`` builds the
+    model meanwhile.
     """
     check_options(opts)
     if opts.scheduler is not None and opts.jobs is not None:
@@ -476,9 +477,11 @@ def _build(
         state: TfidfState | SequenceState
         if choice["chosen"] == "ngram":
             assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
-            state, top = _select(opts, first, remap, len(label_names))
-            if announce is not None:
-                announce(ModelInputs("ngram", state.n_features, state.n_features, len(label_names)))
+            candidates = _candidates(opts, first)
+            if announce is not None:  # the F-test keeps top_k of the candidates: the width is known before it runs
+                width = min(opts.ngram().top_k, len(candidates))
+                announce(ModelInputs("ngram", width, width, len(label_names)))
+            state, top = _select(opts, first, remap, len(label_names), candidates)
             # Not on a thread beside the shard writing: that saved ~1 s on IMDB, but the naming's temporaries
             # (~150 MB for its 8 MB sample) then add to the writing's, and prepare's peak on IMDB x16 rose from
             # 1.08x to 1.26x its peak on x1 (tools/bench_memory.py). Nor its tokenizing beside pass 2: 0.35 s
@@ -850,18 +853,24 @@ def _entry_blocks(indptr: np.ndarray) -> Iterator[tuple[int, int]]:
         lo = hi
 
 
+def _candidates(opts: PrepareOptions, first: _FirstPass) -> np.ndarray:
+    """The buckets the F-test scores: the vocabulary (df >= min_df), at most its MAX_CANDIDATES most frequent
+    (``tfidf.candidate_buckets``); it keeps the ``top_k`` best of them (all of them when fewer)."""
+    assert first.doc_freq is not None, "the first pass counted n-grams"
+    candidates = candidate_buckets(first.doc_freq, opts.min_df, MAX_CANDIDATES)
+    if not len(candidates):
+        raise DataError(f"no n-gram occurs in {opts.min_df} or more training rows")
+    return candidates
+
+
 def _select(
-    opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int
+    opts: PrepareOptions, first: _FirstPass, remap: np.ndarray, n_classes: int, candidates: np.ndarray
 ) -> tuple[TfidfState, list[list[tuple[int, float]]]]:
-    """The fitted n-gram vectorizer, and per class its top features (``ngram_names.top_features``)."""
+    """The fitted n-gram vectorizer over ``candidates`` (``_candidates``), and per class its top features
+    (``ngram_names.top_features``)."""
     assert first.spill is not None and first.doc_freq is not None, "the first pass counted n-grams"
     idf = first.doc_freq.idf(opts.min_df)
     vocabulary = int(np.count_nonzero(idf > 0))
-    # The F-test keeps statistics for these only: the vocabulary (df >= min_df), at most its MAX_CANDIDATES
-    # most frequent buckets.
-    candidates = candidate_buckets(first.doc_freq, opts.min_df, MAX_CANDIDATES)
-    if not vocabulary:
-        raise DataError(f"no n-gram occurs in {opts.min_df} or more training rows")
     weigher = TfidfState(opts.ngram(), idf, np.zeros(0, np.int64))  # weighs; selects nothing yet
     moments = ClassMoments(candidates, n_classes)
     for part in first.spill:
