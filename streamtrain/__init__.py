@@ -25,4 +25,4 @@ Where each concern lives:
 - ``errors``: the errors the library raises and their exit codes.
 """
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
