@@ -155,9 +155,13 @@ def empty_rows(encoding: str, n_cols: int) -> Rows:
     return ENCODINGS[encoding].empty(n_cols)
 
 
-def blank_rows(encoding: str, n_cols: int) -> Rows:
-    """One row with no features (or only padding tokens), label 0: a warm-up's input."""
-    labels, row_ids = np.zeros(1, np.int32), np.zeros(1, np.int64)
+PADDING_LABEL = -1  # a padding row's label (``blank_rows``): the training and validation steps weigh it 0
+
+
+def blank_rows(encoding: str, n_cols: int, label: int = 0) -> Rows:
+    """One row with no features (or only padding tokens), labelled ``label``: a warm-up's input, or with
+    ``PADDING_LABEL`` a worker's padding step (``train.tfdata``)."""
+    labels, row_ids = np.full(1, label, np.int32), np.zeros(1, np.int64)
     if encoding == "sequence":
         return TokenRows(np.zeros((1, n_cols), np.int32), labels, row_ids)
     return SparseRows(np.zeros(2, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), labels, row_ids, n_cols)

@@ -9,8 +9,9 @@ over the step's rows when every worker's batch is full: Keras' loss
 scaling), and the optimizer all-reduces (sums) the gradients before
 applying them (Keras' TensorFlow optimizer does that in a replica
 context), so every worker applies the same update and the weights stay
-identical. An empty batch (a worker's padding step, ``train.batches``)
-contributes nothing.
+identical. A worker's padding step (its share ended a batch early,
+``train.batches``) is one blank row labelled ``PADDING_LABEL``
+(``train.tfdata``), which the steps weigh 0: it contributes nothing.
 
 Keras callbacks are driven as ``fit`` would drive them (``on_epoch_begin``,
 ``on_train_batch_begin``, ``on_epoch_end`` with ``loss``, ``accuracy``,
@@ -74,17 +75,22 @@ class Trainer:
     # -- steps (traced once per iterator type) --
 
     def _sums_of(self, y, p):
-        per_row = self.loss(y, p)
+        """Each row's loss (0 for a padding row), and the batch's (loss sum, correct, rows) without padding rows.
+        A weight of 1 leaves every other row's numbers as they were, to the bit."""
         if self.n_classes == 2:
-            correct = tf.equal(tf.cast(p > 0.5, tf.float32), y)
+            keep = tf.cast(y[:, 0] >= 0, tf.float32)
+            y = tf.maximum(y, 0.0)
+            correct = tf.equal(tf.cast(p > 0.5, tf.float32), y)[:, 0]
         else:
+            keep = tf.cast(y >= 0, tf.float32)
+            y = tf.maximum(y, 0)
             correct = tf.equal(tf.argmax(p, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32))
-        n = tf.shape(per_row)[0]
+        per_row = self.loss(y, p) * keep
         return per_row, tf.stack(
             [
                 tf.reduce_sum(tf.cast(per_row, tf.float64)),
-                tf.reduce_sum(tf.cast(correct, tf.float64)),
-                tf.cast(n, tf.float64),
+                tf.reduce_sum(tf.cast(tf.cast(correct, tf.float32) * keep, tf.float64)),
+                tf.reduce_sum(tf.cast(keep, tf.float64)),
             ]
         )
 
@@ -94,7 +100,7 @@ class Trainer:
         with tf.GradientTape() as tape:
             p = model(x, training=True)
             per_row, sums = self._sums_of(y, p)
-            rows = tf.cast(tf.maximum(tf.shape(per_row)[0], 1), per_row.dtype)
+            rows = tf.cast(tf.maximum(sums[2], 1.0), per_row.dtype)
             loss = tf.reduce_sum(per_row) / rows / self.workers
         return tape.gradient(loss, model.trainable_variables), sums
 

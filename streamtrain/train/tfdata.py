@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from streamtrain.dataset.rows import Rows, SparseRows, TokenRows, blank_rows
+from streamtrain.dataset.rows import PADDING_LABEL, Rows, SparseRows, TokenRows, blank_rows
 
 # tf.data traces a map function through autograph unless told not to; these have no Python control flow on
 # tensors, and converting them cost ~0.3 s per pipeline (fit makes two).
@@ -118,7 +118,8 @@ def keras_dataset(
 
     For ``fit(steps_per_epoch=stream.steps, initial_epoch=first_epoch)``: a
     resumed fit continues the shuffle plans where the interrupted one stopped,
-    ``skip_batches`` into ``first_epoch`` when it stopped inside it.
+    ``skip_batches`` into ``first_epoch`` when it stopped inside it. The empty chunk that ends a short
+    worker share (``BatchStream.chunks``) comes as one row labelled ``PADDING_LABEL``.
 
     An exception in the reading generator reaches the caller as a TensorFlow
     error that has lost its type; ``failures`` receives the original, so the
@@ -126,10 +127,14 @@ def keras_dataset(
     """
     source = stream.source
     cut = token_dataset if source.encoding == "sequence" else sparse_dataset
+    padding = blank_rows(source.encoding, source.width, PADDING_LABEL)
 
     def chunks() -> Iterator[Any]:  # SparseRows or TokenRows, as ``cut`` expects
         try:
-            yield from stream.forever_chunks(first_epoch, skip_batches)
+            for chunk in stream.forever_chunks(first_epoch, skip_batches):
+                # A worker's padding step: one blank row the steps weigh 0, not a batch of no rows (sepCNN's
+                # convolutions fail on one: "Must provide as many biases as the last dimension").
+                yield chunk if len(chunk) else padding
         except BaseException as exc:
             if failures is not None:
                 failures.append(exc)

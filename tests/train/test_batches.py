@@ -132,12 +132,15 @@ def test_workers_split_every_epoch_into_disjoint_balanced_parts_of_equal_steps(d
         assert max(map(len, seen)) - min(map(len, seen)) <= 1
         every = np.concatenate(seen)
         assert len(every) == rows == len(np.unique(every))  # each row once, by exactly one worker
-        # What tf.data hands the model is the same: the chunks cut into batches, the empty one included.
+        # What tf.data hands the model is the same: the chunks cut into batches; the empty one that pads a
+        # short share is one row labelled PADDING_LABEL (the steps weigh it 0).
         from streamtrain.train.tfdata import keras_dataset
 
         for stream, batches in zip(streams, parts):
             it = iter(keras_dataset(stream, len(m.labels), first_epoch=epoch))
-            assert [len(next(it)[1]) for _ in batches] == [len(b) for b in batches]
+            got = [next(it)[1].numpy().reshape(-1) for _ in batches]
+            assert [len(g) for g in got] == [len(b) or 1 for b in batches]
+            assert [bool((g < 0).all()) for g in got] == [not len(b) for b in batches]
 
 
 def test_one_worker_is_the_plain_stream(demo):

@@ -15,6 +15,7 @@ from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import BIN, checkpoint_state, prepare_csv, streamtrain
 
 from streamtrain.cli.workers import free_ports
+from streamtrain.dataset.manifest import Manifest
 from streamtrain.fs.versions import Versions
 from streamtrain.train.cluster import Cluster
 
@@ -47,6 +48,22 @@ def test_two_workers_train_one_epoch_between_them_in_step(data, tmp_path):
     assert "[worker 0] [fit] epoch 3/3:" in proc.stderr and "[worker 1] [fit] epoch" not in proc.stderr
     versions = Versions(model)
     assert versions.current() == result["version"] and versions.training() == []
+
+
+def test_a_sepcnn_worker_whose_share_ends_a_batch_early_pads_the_step_and_trains_in_step(tmp_path):
+    """Uneven shares: one worker's last step of an epoch is a padding step (one blank row weighed 0). sepCNN's
+    convolutions failed on the batch of no rows it used to be, and the chief reported a lost worker."""
+    data = prepare_csv(DEMO_TRAIN, tmp_path / "data", DEMO_TEST, vectorizer="sequence", val_fraction=0.12)
+    rows = Manifest.load(data).rows("train")
+    small = next(d for d in range(2, rows // 2) if (rows // 2) % d == 0)  # a per-worker batch dividing the short share
+    assert rows % 2 == 1 and -(-(rows // 2 + 1) // small) > (rows // 2) // small  # the long share takes one step more
+    args = ("--batch-size", str(2 * small), "--epochs", "1", "--validations", "1", "--filters", "8")
+    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "m", "--workers", "2", *args, "--seed", "5")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert sorted(result["rows_per_worker"][0]) == [rows // 2, rows // 2 + 1]  # the padding row is not counted
+    assert result["weights_digests"][0] == result["weights_digests"][1]
+    assert result["test_accuracy"] > 0.3  # 5 balanced classes: chance is 0.2
 
 
 def test_workers_started_by_hand_with_tf_config_and_only_the_chief_touches_the_model_dir(data, tmp_path):
