@@ -29,8 +29,8 @@ of every batch (``_fit_worker``): they never open the model directory.
 
 ``prebuild`` builds the model before the dataset exists, from its
 ``ModelInputs``, and runs its steps once to trace them; ``fit(opts,
-prebuilt)`` trains that model when the manifest agrees. ``train`` does this
-while its prepare child writes the shards: the same weights to the bit
+prebuilt)`` trains that model when the options and the manifest agree.
+``train`` does this while its prepare child finishes: the same weights to the bit
 (``tests/train/test_prebuild.py``), ~1 s sooner.
 """
 
@@ -201,8 +201,8 @@ def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
     Raises ``NotPromoted`` (exit 3) after keeping a version the guard rejected.
     In a multi-worker cluster (``TF_CONFIG``, ``train.cluster``) every worker
     calls this: the chief does all of the above; the others only train, and
-    return the rows they trained. ``prebuilt``: ``prebuild(opts, ...)``'s model, used when the dataset's
-    ``ModelInputs`` are the ones it was built for (else a model is built as usual).
+    return the rows they trained. ``prebuilt``: ``prebuild``'s model, used when it was built with these
+    ``opts`` for the dataset's ``ModelInputs`` (else a model is built as usual).
     """
     check_options(opts)
     cluster = Cluster.from_env()
@@ -228,18 +228,24 @@ def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
 
 @dataclass
 class Prebuilt:
-    """fit's model for a dataset of ``inputs``, in its ``Trainer``, built and warmed up ahead (``prebuild``)."""
+    """fit's model for ``opts`` and a dataset of ``inputs``, in its ``Trainer``, built and warmed up ahead
+    (``prebuild``)."""
 
+    opts: FitOptions
     inputs: ModelInputs
     trainer: Any
+
+    def fits(self, opts: FitOptions, inputs: ModelInputs) -> bool:
+        """Whether this is the model ``fit(opts)`` would build for a dataset of ``inputs``."""
+        return self.opts == opts and self.inputs == inputs
 
 
 def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     """The model ``fit(opts)`` builds for a dataset of ``inputs``, with its training, validation and scoring
     functions traced and run once (``Trainer.warm_up``, ``scoring.warm_up``), for ``fit(opts, prebuilt)``.
 
-    ``train`` calls it while its prepare child writes the shards: the ~1 s that the first round and the first
-    scoring spent tracing is then spent beside prepare. One process only (no cluster).
+    ``train`` calls it while its prepare child selects, names and writes: the ~1 s that the first round and
+    the first scoring spent tracing is then spent beside prepare. One process only (no cluster).
     """
     import_tensorflow()
     from streamtrain.train import scoring
@@ -252,7 +258,7 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     trainer = _trainer(opts, model_name, dropout, inputs, cluster)
     trainer.warm_up(lambda: blank_batches(inputs.encoding, inputs.row_width, inputs.n_classes))
     scoring.warm_up(trainer.model, inputs)
-    return Prebuilt(inputs, trainer)
+    return Prebuilt(opts, inputs, trainer)
 
 
 def _model_choice(opts: FitOptions, encoding: str) -> tuple[str, float]:
@@ -315,12 +321,12 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
     round_steps, rounds = plan.round_steps, plan.rounds
     # Join the other workers before the long checks: they wait for the chief in a collective, which has no deadline.
-    if prebuilt is not None and prebuilt.inputs == manifest.model_inputs:
+    if prebuilt is not None and prebuilt.fits(opts, manifest.model_inputs):
         log.debug("training the model built while the dataset was prepared (its steps already traced)")
         trainer = prebuilt.trainer
     else:
         if prebuilt is not None:
-            log.debug(f"the prebuilt model was for {prebuilt.inputs}, the dataset is {manifest.model_inputs}")
+            log.debug(f"not the prebuilt model: built for {prebuilt.inputs} and other options or this dataset")
         trainer = _trainer(opts, model_name, dropout, manifest.model_inputs, cluster)
     model = trainer.model
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
@@ -38,3 +40,9 @@ def test_a_prebuilt_model_trains_exactly_as_fits_own(tmp_path, encoding):
     untouched = [w.copy() for w in other.trainer.model.get_weights()]
     assert fit(opts("other"), other)["val_loss"] == own["val_loss"]
     assert all(np.array_equal(a, b) for a, b in zip(untouched, other.trainer.model.get_weights()))
+
+    # Built with other options (a seed of its own): not used either.
+    seeded = prebuild(dataclasses.replace(opts("seeded"), seed=6), inputs)
+    untouched = [w.copy() for w in seeded.trainer.model.get_weights()]
+    assert fit(opts("seeded"), seeded)["val_loss"] == own["val_loss"]
+    assert all(np.array_equal(a, b) for a, b in zip(untouched, seeded.trainer.model.get_weights()))
