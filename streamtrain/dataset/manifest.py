@@ -43,9 +43,10 @@ FORMAT_VERSION = 1
 class ModelInputs:
     """What a dataset's rows are to a model (fit builds its model from these and its own options).
 
-    ``train`` hears them from its prepare child once the vectorizer is fixed,
-    before the shards are written (``cli.train``), and builds the model
-    meanwhile; fit then checks them against the manifest (``Manifest.model_inputs``).
+    ``train`` hears them from its prepare child as soon as they are known
+    (``prepare``'s ``announce``), before the shards are written, and builds
+    the model meanwhile; fit then checks them against the manifest
+    (``Manifest.model_inputs``).
     """
 
     encoding: str  # "ngram" or "sequence"

@@ -46,7 +46,8 @@ def _tf_targets(labels: tf.Tensor, n_classes: int) -> tf.Tensor:
 
 
 def _batch_starts(labels: tf.Tensor, batch_size: int) -> tf.data.Dataset:
-    """First row of each batch of a chunk; an empty chunk is one empty batch (a worker's padding step)."""
+    """First row of each batch of a chunk; an empty chunk is one empty batch (``keras_dataset`` hands a
+    padding row instead of one)."""
     return tf.data.Dataset.range(0, tf.maximum(tf.shape(labels, out_type=tf.int64)[0], 1), batch_size)
 
 
