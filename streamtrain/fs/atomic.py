@@ -17,6 +17,7 @@ A live writer's directory, or another host's, is never touched.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import re
@@ -132,8 +133,8 @@ def staging_dir(
     sweep_stale(target)  # first: it may move a previous target back into place
     check_target(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    stage = _sibling(target, "partial")
     try:
+        stage = _sibling(target, "partial")
         yield stage
         guard = replacing() if replacing is not None and target.exists() else contextlib.nullcontext()
         with guard:
@@ -143,7 +144,11 @@ def staging_dir(
                 os.replace(target, old / target.name)
             os.replace(stage, target)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        # This process's staging directory, also one a signal caught half-made (after ``mkdtemp``, before
+        # ``stage`` was set): its name carries this host and pid.
+        mine = glob.escape(f"{target.name}.partial-{_host()}-{os.getpid()}-") + "*"
+        for path in target.parent.glob(mine):
+            shutil.rmtree(path, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
