@@ -10,8 +10,11 @@ writer lock (``prepare`` holds it):
    the validation sample against the manifest.
 2. Remove ``append-*`` entries the manifest does not reference: leftovers of
    an append that was killed (its writer is dead: we hold the lock).
-3. Digest every input; skip those already ingested (same size and sha256,
-   whatever the path). Nothing new: change nothing.
+3. Digest every input and plan what to read of it (``sources.plan``): skip
+   those already ingested (same size and sha256, whatever the path); of a
+   directory recorded before, only its new documents; of a file that grew,
+   only what follows its ingested prefix; an input whose ingested part
+   changed stops the append (``DataError``). Nothing new: change nothing.
 4. Pass 1 over the new inputs, read with the dataset's recorded column,
    split and size options: rejects (a label the frozen map lacks is an
    ``unknown_label`` reject; ``--refit`` learns new classes), rows per split,
@@ -145,15 +148,18 @@ def append(opts: PrepareOptions, executor: Executor | None = None, announce: Ann
         announce(manifest.model_inputs)
     sweep_appends(root, manifest)
     night, at = next_night(manifest), sources.now()
-    new = new_sources(opts, manifest.sources, night, at)
-    if not new:
+    plans = new_sources(opts, manifest.sources)
+    if not plans:
         log.info(f"nothing to append to {opts.data}: every input was already ingested; the dataset is unchanged")
         return manifest
+    plans = [p for p in plans if p.role == "train"] + [p for p in plans if p.role == "test"]  # read_rows' order
+    new = [p.record(night, at) for p in plans]
     ropts = recorded_options(
         manifest,
         opts,
-        inputs=[s["path"] for s in new if s["role"] == "train"],
-        test=[s["path"] for s in new if s["role"] == "test"],
+        inputs=[p.path for p in plans if p.role == "train"],
+        test=[p.path for p in plans if p.role == "test"],
+        portions={p.path: p.portion for p in plans},
     )
     name = append_dir(night)
     first_id = next_row_id(manifest)
@@ -167,7 +173,7 @@ def append(opts: PrepareOptions, executor: Executor | None = None, announce: Ann
         rejects = RejectLog(stage, len(new))
         records = [{**s, "first_row_id": 0, "rows": 0} for s in new]
         split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
-        total_bytes = sum(int(s["bytes"]) for s in records)
+        total_bytes = sum(p.size for p in plans)
         reading = "pass 1/2: reading and checking"
         for source, _, chunk, _, splits, _, _ in read_rows(
             ropts, labels, rejects, first_id, reading, total_bytes, executor, splits=decided

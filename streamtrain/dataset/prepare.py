@@ -49,7 +49,7 @@ measures how much of the training text the fitted vectorizer represents
 Modes, all under the dataset's writer lock (``fs.locks.writer_lock``, held
 for the whole run, so a second prepare on the same ``--data`` gets ``Busy``,
 exit 75, naming the holder): a new dataset; ``--overwrite``; ``--refit``
-(rebuild from every recorded input, which must be unchanged, plus new ones);
+(rebuild from every recorded input, each once and as it is now, plus new ones);
 ``--append`` (``dataset.append``: new shards with the frozen vectorizer).
 Replacing a dataset waits for its readers (``fs.locks.no_readers``) at the
 swap, or fails at once before any work when ``--wait`` is 0.
@@ -94,7 +94,16 @@ from streamtrain.errors import DataError, StreamtrainError, UsageError
 from streamtrain.fs.atomic import staging_dir, sweep_stale
 from streamtrain.fs.checksums import file_record
 from streamtrain.fs.locks import no_readers, writer_lock
-from streamtrain.io.readers import Column, ColumnSpec, RawChunk, detect_format, input_bytes, read_chunks
+from streamtrain.io.readers import (
+    WHOLE,
+    Column,
+    ColumnSpec,
+    Portion,
+    RawChunk,
+    detect_format,
+    input_bytes,
+    read_chunks,
+)
 from streamtrain.io.rejects import MAX_FIELD_BYTES, Reject
 from streamtrain.options import FRACTION, POSITIVE, SECONDS, SHARE, check_options, effective, option
 from streamtrain.progress import Progress
@@ -211,11 +220,12 @@ class PrepareOptions:
         False,
         help="add the INPUTs (and --test inputs) to the existing dataset --data as new shards, vectorized with its "
         "frozen vectorizer and label map and read with its recorded column, split and shard options; an input "
-        "already ingested (same size and sha256) is skipped",
+        "already ingested (same size and sha256) is skipped, of a directory ingested before only its new files are "
+        "read, of a file that grew only what follows its ingested part; an ingested part that changed: exit 65",
     )
     refit: bool = option(
         False,
-        help="rebuild --data from every input it recorded (each must be unchanged) plus any new INPUTs and --test "
+        help="rebuild --data from every input it recorded (each once, as it is now) plus any new INPUTs and --test "
         "inputs, fitting a new vectorizer and label map with its recorded options; replaces --data",
     )
     wait: float = option(
@@ -240,6 +250,7 @@ class PrepareOptions:
     chunk_rows: int = 4096  # raw rows read at a time
     bucket_rows: int = BUCKET_ROWS  # rows per shuffle bucket
     split_rule: str = DEFAULT_RULE  # ``vectorize.split.SPLIT_RULES``; an append or refit keeps its dataset's
+    portions: dict[str, Portion] = field(default_factory=dict)  # by input path: the part read (an append's)
 
     def columns(self) -> ColumnSpec:
         return ColumnSpec(tuple(self.text_column), self.label_column, self.header)
@@ -382,16 +393,9 @@ def next_night(manifest: Manifest) -> int:
 
 def _refit(opts: PrepareOptions, executor: Executor, announce: Announce | None = None) -> Manifest:
     old = existing(opts.data, "--refit")
-    changed = [f"  {sources.describe(s)}: {why}" for s in old.sources if (why := sources.changed(s))]
-    if changed:
-        raise DataError(
-            f"cannot refit: {len(changed)} recorded input(s) are not the files that were ingested; "
-            "nothing was replaced:\n" + "\n".join(changed),
-            opts.data,
-        )
+    recorded = _recorded_inputs(old, opts.data)
     night, at = next_night(old), sources.now()
-    recorded = [dict(s) for s in old.sources]
-    new = new_sources(opts, recorded, night, at)
+    new = _refit_new(opts, old.sources, night, at)
     every = [s for s in recorded + new if s["role"] == "train"] + [s for s in recorded + new if s["role"] == "test"]
     build = recorded_options(
         old,
@@ -413,30 +417,68 @@ def _refit(opts: PrepareOptions, executor: Executor, announce: Announce | None =
         "n_features": old.n_features,
         "new_inputs": [s["path"] for s in new],
     }
-    provenance = [{k: s[k] for k in ("bytes", "sha256", "ingested_at", "night") if k in s} for s in every]
+    keys = ("bytes", "sha256", "documents", "ingested_at", "night")
+    provenance = [{k: s[k] for k in keys if k in s} for s in every]
     return _build(build, executor, provenance, {"refit_of": refit_of}, announce)
 
 
-def new_sources(opts: PrepareOptions, recorded: list[dict], night: int, at: str) -> list[dict]:
-    """The provenance of this run's INPUTs and --test inputs, without those already ingested (same content).
+def _recorded_inputs(old: Manifest, data: str) -> list[dict]:
+    """Each input the dataset recorded, once (an input that grew or gained documents has a record per night), as
+    it is now: a refit reads it whole. A missing one stops the refit; one that changed is warned about."""
+    latest: dict[tuple[str, str], dict] = {}
+    first: dict[tuple[str, str], dict] = {}
+    for s in old.sources:
+        key = (s["role"], s["path"])
+        first.setdefault(key, s)
+        if key not in latest or int(s.get("bytes", 0)) >= int(latest[key].get("bytes", 0)):
+            latest[key] = s
+    missing = [f"  {sources.describe(s)}: missing" for s in first.values() if not os.path.exists(s["path"])]
+    if missing:
+        raise DataError(
+            f"cannot refit: {len(missing)} recorded input(s) are gone; nothing was replaced:\n" + "\n".join(missing),
+            data,
+        )
+    out = []
+    for key, s in first.items():
+        now = sources.record(s["path"])
+        last = latest[key]
+        if (now["bytes"], now["sha256"]) != (last.get("bytes"), last.get("sha256")):
+            log.warning(
+                f"{sources.describe(last)}: changed since it was last ingested ({last.get('bytes')} bytes then, "
+                f"{now['bytes']} now); the refit reads it as it is now"
+            )
+        out.append({**s, **now})
+    return out
 
-    An input whose content was ingested before (by any path) is skipped with a message; a recorded
-    path whose content has changed is read again in full, with a warning.
-    """
+
+def _refit_new(opts: PrepareOptions, recorded: list[dict], night: int, at: str) -> list[dict]:
+    """The refit's INPUTs and --test inputs that it did not record (by path or content), as night ``night``."""
     out: list[dict] = []
+    paths = {s["path"] for s in recorded}
     for role, path in _inputs(opts):
-        size, sha256 = sources.digest(path)
-        seen = sources.ingested(recorded + out, size, sha256)
-        if seen is not None:
+        full = os.path.abspath(path)
+        if full in paths:
+            log.info(f"{path}: a recorded input; the refit reads it once")
+            continue
+        now = sources.record(path)
+        if (seen := sources.ingested(recorded + out, now["bytes"], now["sha256"])) is not None:
             log.warning(f"{path}: already ingested as {sources.describe(seen)}; skipped")
             continue
-        full = os.path.abspath(path)
-        if any(s["path"] == full for s in recorded):
-            log.warning(f"{path}: was ingested before with other content; all of its rows are read as new rows")
-        out.append(
-            {"path": full, "role": role, "format": detect_format(path), "bytes": size, "sha256": sha256}
-            | {"ingested_at": at, "night": night}
-        )
+        where = {"path": full, "role": role, "format": detect_format(path)}
+        out.append(where | now | {"ingested_at": at, "night": night})
+    return out
+
+
+def new_sources(opts: PrepareOptions, recorded: list[dict]) -> list[sources.Plan]:
+    """What an append reads of each of its INPUTs and --test inputs (``sources.plan``: never a row twice),
+    without those it skips; ``DataError`` when a recorded input's ingested part changed."""
+    out: list[sources.Plan] = []
+    planned: list[dict] = []
+    for role, path in _inputs(opts):
+        plan = sources.plan(role, path, recorded + planned)
+        if plan is not None:
+            out.append(plan)
+            planned.append(plan.record(0, ""))
     return out
 
 
@@ -454,10 +496,7 @@ def _build(
     """
     if provenance is None:
         at = sources.now()
-        provenance = []
-        for _, path in _inputs(opts):
-            size, sha256 = sources.digest(path)
-            provenance.append({"bytes": size, "sha256": sha256, "ingested_at": at, "night": 0})
+        provenance = [{**sources.record(path), "ingested_at": at, "night": 0} for _, path in _inputs(opts)]
     replacing = lambda: no_readers(opts.data, opts.wait)  # noqa: E731 - staging_dir takes a factory
     with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing) as stage:
         first = _first_pass(opts, stage, provenance, executor)
@@ -713,8 +752,9 @@ def _read_rows(
     def chunks() -> Iterator[tuple[tuple, tuple]]:  # read, label and number in this process, in order
         next_row = first_row_id
         for index, (role, path) in enumerate(_inputs(opts)):
-            done = 0  # bytes of this input read
-            for chunk in read_chunks([path], opts.columns(), opts.chunk_rows, opts.max_field_bytes):
+            portion = opts.portions.get(path, WHOLE)
+            done = portion.start  # bytes of this input read (or not to be read)
+            for chunk in read_chunks([path], opts.columns(), opts.chunk_rows, opts.max_field_bytes, portion):
                 if progress is not None:
                     progress.advance(len(chunk) + len(chunk.rejected), max(0, chunk.offset - done))
                     done = max(done, chunk.offset)

@@ -1,27 +1,54 @@
-"""A dataset's inputs as the manifest records them: size and sha256 of each, and which were already ingested.
+"""A dataset's inputs as the manifest records them, and what an append reads of each (``plan``).
 
 Every input of a prepare or an append is recorded in ``manifest.sources``
 with its ``bytes`` and ``sha256`` (``digest``), when it was ingested and by
-which night (0 for the first prepare, N for the N-th append). That record is
-what lets a nightly ``prepare --append`` skip an input it has already
-ingested (``ingested``: same size and sha256, whatever its path), and what
-``prepare --refit`` checks before it re-reads every recorded input
-(``changed``).
+which night (0 for the first prepare, N for the N-th append).
 
 A directory per class is digested as a whole: sha256 over the sorted lines
 ``relative_path\\0size\\0sha256_of_file\\n`` of the documents the reader
 reads (class sub-directories and files whose path has no part starting with
-``.``); its bytes are their total.
+``.``); its bytes are their total. Its record also lists the documents that
+night read (``documents``: ``[relative_path, size, sha256]``).
+
+The append rule (``plan``), so that no row is counted twice:
+
+- an input whose content was ingested before (same size and sha256, any
+  path) is skipped;
+- a directory recorded under the same path: only its documents not ingested
+  before are read; a document ingested under the same relative path whose
+  bytes changed is edited history (``DataError``, exit 65); a document
+  removed since stays in the dataset. A record from before 0.10 (no
+  ``documents``) counts as ingested the documents whose digest it was, when
+  those modified no later than its ingest reproduce it exactly;
+- a file recorded under the same path: its record's ``bytes`` and ``sha256``
+  are those of the prefix ingested so far. When the file now starts with
+  that prefix, only what follows it is read (``start``); otherwise the
+  ingested part changed: ``DataError``. The prefix is of the file on disk:
+  a plain file's prefix must end with a line break, a gzip file must grow
+  by new gzip members (``cat new.gz >> old.gz``; a file compressed again as
+  a whole is an edit). A Parquet file cannot grow in place.
+
+``prepare --refit`` reads each recorded input once, whole, as it is now
+(with a warning for one that changed since it was ingested).
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamtrain.errors import DataError
 from streamtrain.fs.checksums import sha256_file
+from streamtrain.io.readers import WHOLE, Portion, detect_format
+
+log = logging.getLogger(__name__)
+_PIECE = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_REFIT = "prepare --refit rebuilds the dataset from its inputs as they are now"
 
 
 def now() -> str:
@@ -29,14 +56,37 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def _documents(root: Path) -> list[Path]:
-    """The files a directory-per-class reader reads (``io.readers._read_dir``'s selection)."""
+@dataclass(frozen=True)
+class Document:
+    """One document of a directory per class: its path relative to the directory, size and sha256."""
+
+    path: str
+    bytes: int
+    sha256: str
+    mtime: float = field(default=0.0, compare=False)
+
+    def to_json(self) -> list:
+        return [self.path, self.bytes, self.sha256]
+
+
+def documents(root: Path) -> list[Document]:
+    """The documents a directory-per-class reader reads (``io.readers._read_dir``'s selection), digested."""
     out = []
     for class_dir in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
         for doc in class_dir.rglob("*"):
             if doc.is_file() and not any(p.startswith(".") for p in doc.relative_to(class_dir).parts):
-                out.append(doc)
+                info = doc.stat()
+                rel = doc.relative_to(root).as_posix()
+                out.append(Document(rel, info.st_size, sha256_file(doc), info.st_mtime))
     return out
+
+
+def _tree_digest(docs: list[Document]) -> tuple[int, str]:
+    lines = sorted(f"{d.path}\0{d.bytes}\0{d.sha256}\n" for d in docs)
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8", "surrogateescape"))
+    return sum(d.bytes for d in docs), h.hexdigest()
 
 
 def digest(path: str | os.PathLike[str]) -> tuple[int, str]:
@@ -44,16 +94,17 @@ def digest(path: str | os.PathLike[str]) -> tuple[int, str]:
     path = Path(path)
     if not path.is_dir():
         return os.stat(path).st_size, sha256_file(path)
-    lines = []
-    total = 0
-    for doc in _documents(path):
-        size = doc.stat().st_size
-        total += size
-        lines.append(f"{doc.relative_to(path).as_posix()}\0{size}\0{sha256_file(doc)}\n")
-    h = hashlib.sha256()
-    for line in sorted(lines):
-        h.update(line.encode("utf-8", "surrogateescape"))
-    return total, h.hexdigest()
+    return _tree_digest(documents(path))
+
+
+def record(path: str | os.PathLike[str]) -> dict:
+    """What the manifest records of an input read whole: bytes, sha256 (and a directory's documents)."""
+    if not Path(path).is_dir():
+        size, sha256 = digest(path)
+        return {"bytes": size, "sha256": sha256}
+    docs = documents(Path(path))
+    size, sha256 = _tree_digest(docs)
+    return {"bytes": size, "sha256": sha256, "documents": [d.to_json() for d in docs]}
 
 
 def ingested(sources: list[dict], size: int, sha256: str) -> dict | None:
@@ -64,24 +115,182 @@ def ingested(sources: list[dict], size: int, sha256: str) -> dict | None:
     return None
 
 
-def changed(source: dict) -> str | None:
-    """What is wrong with a recorded input now, in a few words; None when its size and sha256 still match."""
-    path = source["path"]
-    if "sha256" not in source or "bytes" not in source:
-        return "its size and sha256 were not recorded (prepared by an older streamtrain)"
-    if not os.path.exists(path):
-        return "missing"
-    try:
-        size, sha256 = digest(path)
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-    if size != source["bytes"]:
-        return f"changed: {size} bytes now, {source['bytes']} when ingested"
-    if sha256 != source["sha256"]:
-        return "changed: its sha256 differs from the one recorded when it was ingested"
-    return None
-
-
 def describe(source: dict) -> str:
     """``PATH (night N)``, for messages."""
     return f"{source['path']} (night {source.get('night', 0)})"
+
+
+@dataclass
+class Plan:
+    """What an append reads of one input (``portion``) and records of it (``record``)."""
+
+    path: str  # absolute
+    role: str
+    size: int  # of the input now
+    sha256: str
+    portion: Portion = WHOLE
+    docs: list[Document] | None = None  # a directory's documents read
+
+    def record(self, night: int, at: str) -> dict:
+        out: dict = {"path": self.path, "role": self.role, "format": detect_format(self.path)}
+        out |= {"bytes": self.size, "sha256": self.sha256, "ingested_at": at, "night": night}
+        if self.portion.start:
+            out["start"] = self.portion.start
+        if self.docs is not None:
+            out["documents"] = [d.to_json() for d in self.docs]
+        return out
+
+    @property
+    def reading(self) -> int:
+        """Bytes on disk this plan reads (for progress)."""
+        if self.docs is not None:
+            return sum(d.bytes for d in self.docs)
+        return self.size - self.portion.start
+
+
+def plan(role: str, path: str, recorded: list[dict]) -> Plan | None:
+    """What an append reads of input ``path`` given the ``recorded`` sources; None when nothing (skipped)."""
+    full = os.path.abspath(path)
+    same = [s for s in recorded if s["path"] == full]
+    if os.path.isdir(path):
+        return _plan_directory(role, full, same, recorded)
+    return _plan_file(role, full, same, recorded)
+
+
+def _skipped(path: str, seen: dict) -> None:
+    log.warning(f"{path}: already ingested as {describe(seen)}; skipped")
+
+
+def _plan_directory(role: str, full: str, same: list[dict], recorded: list[dict]) -> Plan | None:
+    docs = documents(Path(full))
+    size, sha256 = _tree_digest(docs)
+    if (seen := ingested(recorded, size, sha256)) is not None:
+        _skipped(full, seen)
+        return None
+    known: dict[str, Document] = {}
+    for source in same:
+        known |= {d.path: d for d in _ingested_documents(full, source, docs)}
+    new = []
+    for doc in docs:
+        old = known.get(doc.path)
+        if old is None:
+            new.append(doc)
+        elif (old.bytes, old.sha256) != (doc.bytes, doc.sha256):
+            raise DataError(
+                f"edited history: this document was ingested (night {_night_of(same, doc.path)}) and its bytes have "
+                f"changed since ({old.bytes} bytes then, {doc.bytes} now), so its rows cannot be appended again "
+                f"without counting them twice; nothing was appended. {_REFIT}",
+                os.path.join(full, doc.path),
+            )
+    if not new:
+        log.info(f"{full}: every document was already ingested; skipped")
+        return None
+    if same:
+        log.info(f"{full}: {len(new)} new document(s) of {len(docs)}; those ingested before are not read again")
+    return Plan(full, role, size, sha256, Portion(documents=frozenset(d.path for d in new)), new)
+
+
+def _night_of(same: list[dict], rel: str) -> int:
+    for source in same:
+        if any(d[0] == rel for d in source.get("documents", [])):
+            return int(source.get("night", 0))
+    return int(same[0].get("night", 0)) if same else 0
+
+
+def _ingested_documents(full: str, source: dict, docs: list[Document]) -> list[Document]:
+    """The documents a recorded directory source ingested; for a record without them, reconstructed and checked."""
+    if "documents" in source:
+        return [Document(p, int(b), s) for p, b, s in source["documents"]]
+    if "sha256" in source and source.get("ingested_at"):
+        at = datetime.datetime.fromisoformat(source["ingested_at"]).timestamp() + 1
+        before = [d for d in docs if d.mtime <= at]
+        if _tree_digest(before) == (source.get("bytes"), source["sha256"]):
+            return before
+    raise DataError(
+        "was ingested as a whole by an older streamtrain, which did not record its documents, and it has changed "
+        f"since, so its new documents cannot be told from those ingested; nothing was appended. {_REFIT}",
+        full,
+    )
+
+
+def _plan_file(role: str, full: str, same: list[dict], recorded: list[dict]) -> Plan | None:
+    prefixes = [s for s in same if "sha256" in s and "bytes" in s]
+    if same and not prefixes:
+        raise DataError(
+            "was ingested by an older streamtrain that did not record its size and sha256, so its new rows cannot "
+            f"be told from those ingested; nothing was appended. {_REFIT}",
+            full,
+        )
+    last = max(prefixes, key=lambda s: int(s["bytes"]), default=None)
+    size = os.stat(full).st_size
+    whole, prefix = _hashes(full, int(last["bytes"]) if last is not None and size > int(last["bytes"]) else None)
+    if (seen := ingested(recorded, size, whole)) is not None:
+        _skipped(full, seen)
+        return None
+    if last is None:
+        return Plan(full, role, size, whole)
+    if prefix != last["sha256"]:
+        gz = " (for gzip, the compressed bytes: a file compressed again as a whole has changed)" if _gz(full) else ""
+        raise DataError(
+            f"edited history: its first {last['bytes']} bytes, ingested by night {last.get('night', 0)} and before, "
+            f"have changed{gz} (the file has {size} bytes now), so its rows cannot be appended again without counting "
+            f"them twice; nothing was appended. {_REFIT}",
+            full,
+        )
+    start = int(last["bytes"])
+    if start == 0:  # an empty file was ingested: all of it is new
+        return Plan(full, role, size, whole)
+    _check_growth(full, start)
+    log.info(f"{full}: grew from {start} to {size} bytes; reading only what follows the ingested {start} bytes")
+    return Plan(full, role, size, whole, Portion(start=start))
+
+
+def _hashes(path: str, prefix: int | None) -> tuple[str, str | None]:
+    """sha256 of the whole file and, when ``prefix`` is given, of its first ``prefix`` bytes: one read."""
+    h = hashlib.sha256()
+    head = None
+    with open(path, "rb") as fh:
+        if prefix is not None:
+            left = prefix
+            while left > 0 and (piece := fh.read(min(_PIECE, left))):
+                h.update(piece)
+                left -= len(piece)
+            head = h.hexdigest()
+        while piece := fh.read(_PIECE):
+            h.update(piece)
+    return h.hexdigest(), head
+
+
+def _gz(path: str) -> bool:
+    return path.lower().endswith(".gz")
+
+
+def _check_growth(path: str, start: int) -> None:
+    """Refuse growth the readers cannot take from ``start`` on: Parquet, a gzip tail that is no new member, a
+    plain prefix whose last line had no line break (its rest and an edit of it look the same)."""
+    fmt = detect_format(path)
+    if fmt == "parquet":
+        raise DataError(
+            "a Parquet file cannot grow in place, and this one changed since it was ingested; write new rows to a "
+            f"new file; nothing was appended. {_REFIT}",
+            path,
+        )
+    with open(path, "rb") as fh:
+        if _gz(path):
+            fh.seek(start)
+            if fh.read(2) != _GZIP_MAGIC:
+                raise DataError(
+                    f"grew by bytes that do not start a new gzip member at byte {start} (the end of what was "
+                    "ingested): append tonight's rows as a gzip member of their own (gzip -c new >> file.gz); "
+                    f"nothing was appended. {_REFIT}",
+                    path,
+                )
+            return
+        fh.seek(start - 1)
+        if fh.read(1) not in (b"\n", b"\r"):
+            raise DataError(
+                f"its last ingested line (ending at byte {start}) had no line break, so what follows may be its "
+                f"rest or an edit: its rows cannot be appended without counting one twice; nothing was appended. "
+                f"{_REFIT}",
+                path,
+            )

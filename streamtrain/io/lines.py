@@ -29,6 +29,22 @@ class Broken(Exception):
     """The stream cannot be read on (I/O error, truncated or corrupt gzip)."""
 
 
+class _Upto:
+    """A file read no further than byte ``stop`` (a prefix of it)."""
+
+    def __init__(self, fh: BinaryIO, stop: int):
+        self._fh, self._stop = fh, stop
+
+    def read(self, n: int) -> bytes:
+        return self._fh.read(max(0, min(n, self._stop - self._fh.tell())))
+
+    def seek(self, pos: int) -> int:
+        return self._fh.seek(pos)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 class _Inflate:
     """The inflated bytes of a gzip file (every member), counting the compressed bytes consumed.
 
@@ -36,13 +52,13 @@ class _Inflate:
     truncated file reports how many of its bytes were not turned into records.
     """
 
-    def __init__(self, fh: BinaryIO):
+    def __init__(self, fh: BinaryIO | _Upto, consumed: int = 0):
         self._fh = fh
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip wrapper: zlib checks the CRC and length
         self._in = b""  # compressed bytes read from disk, not yet consumed
         self._in_member = False
         self._members = 0
-        self.consumed = 0
+        self.consumed = consumed  # offset in the file of the next compressed byte
 
     def read(self, n: int) -> bytes:
         """Up to ``n`` inflated bytes; ``b""`` at the end; EOFError or zlib.error when broken."""
@@ -97,6 +113,11 @@ class Lines:
     (CSV keeps it to replay it; at most ``limit`` more). A stream that cannot
     be read on raises ``Broken``; ``lost_from`` then says how many bytes of
     the file are lost from a given point.
+
+    ``start``/``stop``: read only the bytes of the file from ``start`` to
+    ``stop`` (an append's tail, an ingested prefix); for gzip, ``start``
+    must begin a gzip member. Offsets (``u``) of a plain file stay the
+    file's; ``line`` counts from 0 unless the caller sets it.
     """
 
     _buf: bytes
@@ -105,22 +126,25 @@ class Lines:
     _eof: bool
     _marks: deque[tuple[int, int]]
 
-    def __init__(self, path: str, limit: int):
+    def __init__(self, path: str, limit: int, start: int = 0, stop: int | None = None):
         self.path = path
         self.limit = limit
         self.line = 0  # physical lines started so far
         self.long = False  # inside an over-long line whose rest is unread
         self.hold: int | None = None  # keep the buffer from this offset on
+        self._start = start
         try:
-            self._fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by __exit__
+            fh = open(path, "rb")  # noqa: SIM115 - closed by __exit__
         except OSError as exc:
             raise DataError(f"cannot open: {exc}", path) from exc
-        self.size = os.fstat(self._fh.fileno()).st_size
-        self._inflate = _Inflate(self._fh) if path.lower().endswith(".gz") else None
-        self._reset(0, 0)
+        self.size = os.fstat(fh.fileno()).st_size if stop is None else stop
+        fh.seek(start)
+        self._fh: BinaryIO | _Upto = fh if stop is None else _Upto(fh, stop)
+        self._inflate = _Inflate(self._fh, start) if path.lower().endswith(".gz") else None
+        self._reset(0 if self._inflate is not None else start, start)
         self._error: Broken | None = None  # a break while reading the start, raised by the first next_line
         try:
-            while len(self._buf) < len(_BOM) and not self._eof:
+            while start == 0 and len(self._buf) < len(_BOM) and not self._eof:
                 self._fill()
             if self._buf.startswith(_BOM):
                 self._pos = len(_BOM)
@@ -262,8 +286,8 @@ class Lines:
                 self._fh.seek(u)
                 self._reset(u, u)
                 return
-            self._fh.seek(0)  # gzip cannot seek back: inflate again from the start, in bounded pieces
-            self._inflate = _Inflate(self._fh)
+            self._fh.seek(self._start)  # gzip cannot seek back: inflate again from the start, in bounded pieces
+            self._inflate = _Inflate(self._fh, self._start)
             left = u
             while left > 0:
                 data = self._inflate.read(min(_CHUNK, left))

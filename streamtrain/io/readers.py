@@ -10,6 +10,8 @@ Who owns what:
 - ``detect_format``: the reader for a path (by extension; ``.gz`` is
   transparent); a directory is read as one sub-directory per class.
 - ``read_chunks``: walks a list of inputs and dispatches to the readers.
+- ``Portion``: the part of an input to read (an append's tail of a file that
+  grew, or a directory's new documents); by default all of it.
 - ``input_bytes``: an input's size on disk (a directory's documents summed).
 - Each ``_read_*`` generator: one format.
 
@@ -57,7 +59,9 @@ its size on disk.
 
 Row numbers are 1-based: for CSV/TSV/JSONL the physical line where a record
 starts (the header is line 1; ``\\n``, ``\\r\\n`` and a lone ``\\r`` each end
-a line, as the csv module counts them), for Parquet the row.
+a line, as the csv module counts them), for Parquet the row. A tail
+(``Portion.start``) is read with the header and the line count of the
+prefix before it, so its rows keep the file's line numbers.
 """
 
 from __future__ import annotations
@@ -144,6 +148,17 @@ class RawChunk:
         return len(self.texts) + len(self.rejected) >= chunk_rows
 
 
+@dataclass(frozen=True)
+class Portion:
+    """The part of an input to read: a file from byte ``start`` on (its rows after an ingested prefix that ends
+    with a line break, or for gzip where a gzip member starts), or only the ``documents`` (paths relative to it)
+    of a directory per class. The default: all of it."""
+
+    start: int = 0
+    documents: frozenset[str] | None = None
+
+
+WHOLE = Portion()
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "dir")
 _EXTENSIONS = {
     ".csv": "csv",
@@ -181,18 +196,20 @@ def read_chunks(
     spec: ColumnSpec,
     chunk_rows: int = 4096,
     max_field_bytes: int = MAX_FIELD_BYTES,
+    portion: Portion = WHOLE,
 ) -> Iterator[RawChunk]:
     """Yield chunks of at most ``chunk_rows`` records (accepted + rejected) from each input in turn.
 
     A chunk may hold only rejects. ``max_field_bytes`` bounds one line, record,
     text cell or document; longer ones are rejected as ``field_too_large``.
+    ``portion``: the part of each input to read (a Parquet file is read whole).
     """
     if max_field_bytes < 1:
         raise UsageError(f"max_field_bytes must be at least 1, not {max_field_bytes}")
     for path in inputs:
         fmt = detect_format(path)
         reader = _READERS[fmt]
-        yield from reader(str(path), spec, chunk_rows, max_field_bytes)
+        yield from reader(str(path), spec, chunk_rows, max_field_bytes, portion)
 
 
 def input_bytes(path: str | os.PathLike) -> int:
@@ -216,12 +233,14 @@ def input_bytes(path: str | os.PathLike) -> int:
 
 
 def _read_csv(
-    path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, delimiter: str = ","
+    path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion, delimiter: str = ","
 ) -> Iterator[RawChunk]:
-    with Lines(path, max_field_bytes) as src:
+    lines, names = _prefix(path, spec, max_field_bytes, portion.start, delimiter)
+    with Lines(path, max_field_bytes, start=portion.start) as src:
+        src.line = lines
         records = CsvRecords(src, path, delimiter)
         items = iter(records)
-        text_idx, label_idx, width = _csv_columns(items, spec, path)
+        text_idx, label_idx, width = _csv_columns(items, spec, path, names)
         single = text_idx[0] if len(text_idx) == 1 else None
         chunk = RawChunk(path)
         for item in items:
@@ -252,18 +271,39 @@ def _read_csv(
         yield chunk
 
 
+def _prefix(path: str, spec: ColumnSpec, limit: int, start: int, delimiter: str | None) -> tuple[int, list[str] | None]:
+    """(physical lines, CSV/TSV header names or None) of the first ``start`` bytes of a file: what a tail's
+    reader needs of the prefix before it. ``delimiter`` None: JSONL, no header."""
+    if not start:
+        return 0, None
+    names = None
+    with Lines(path, limit, stop=start) as src:
+        if delimiter is not None and spec.csv_has_header():
+            names = _header(iter(CsvRecords(src, path, delimiter)), path)
+            src.hold = None  # the lines after it are only counted, not held
+        try:
+            while src.next_line() is not None:
+                pass
+        except Broken as exc:
+            raise DataError(f"cannot read the part ingested before: {exc}", path) from exc
+        return src.line, names
+
+
+def _header(records: Iterator[tuple[int, list[str]] | Reject], path: str) -> list[str]:
+    header = next(records, None)
+    if header is None:
+        raise DataError("empty file, expected a header row", path, 1)
+    if isinstance(header, Reject):
+        raise DataError(f"header row: {REJECT_REASON_TEXT[header.reason]} ({header.excerpt})", path, header.row)
+    return [h.strip() for h in header[1]]
+
+
 def _csv_columns(
-    records: Iterator[tuple[int, list[str]] | Reject], spec: ColumnSpec, path: str
+    records: Iterator[tuple[int, list[str]] | Reject], spec: ColumnSpec, path: str, names: list[str] | None = None
 ) -> tuple[list[int], int, int]:
-    """Resolve column names/positions to indices; consumes the header if any."""
-    names: list[str] = []
-    if spec.csv_has_header():
-        header = next(records, None)
-        if header is None:
-            raise DataError("empty file, expected a header row", path, 1)
-        if isinstance(header, Reject):
-            raise DataError(f"header row: {REJECT_REASON_TEXT[header.reason]} ({header.excerpt})", path, header.row)
-        names = [h.strip() for h in header[1]]
+    """Resolve column names/positions to indices; consumes the header if any (unless ``names``, a tail's)."""
+    if names is None:
+        names = _header(records, path) if spec.csv_has_header() else []
 
     def index(col: Column) -> int:
         if isinstance(col, int):
@@ -277,8 +317,10 @@ def _csv_columns(
     return text_idx, label_idx, max(*text_idx, label_idx) + 1
 
 
-def _read_tsv(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int) -> Iterator[RawChunk]:
-    return _read_csv(path, spec, chunk_rows, max_field_bytes, delimiter="\t")
+def _read_tsv(
+    path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion
+) -> Iterator[RawChunk]:
+    return _read_csv(path, spec, chunk_rows, max_field_bytes, portion, delimiter="\t")
 
 
 # --------------------------------------------------------------------------- values shared by JSONL and Parquet
@@ -320,12 +362,16 @@ def _encodable(text: str) -> bool:
 # --------------------------------------------------------------------------- JSONL
 
 
-def _read_jsonl(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int) -> Iterator[RawChunk]:
+def _read_jsonl(
+    path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion
+) -> Iterator[RawChunk]:
     if any(isinstance(c, int) for c in (*spec.text, spec.label)):
         raise UsageError(f"{path}: JSONL columns must be given by name, not position")
     columns = (*spec.text, spec.label)
     chunk = RawChunk(path)
-    with Lines(path, max_field_bytes) as src:
+    lines = _prefix(path, spec, max_field_bytes, portion.start, None)[0]
+    with Lines(path, max_field_bytes, start=portion.start) as src:
+        src.line = lines
         while True:
             u, row = src.u, src.line + 1
             lost = None
@@ -389,9 +435,15 @@ def _jsonl_record(
 
 
 def _read_parquet(
-    path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, source: str | None = None
+    path: str,
+    spec: ColumnSpec,
+    chunk_rows: int,
+    max_field_bytes: int,
+    portion: Portion = WHOLE,
+    source: str | None = None,
 ) -> Iterator[RawChunk]:
-    """``source``: the file actually opened (an inflated temp copy); errors and chunks name ``path``."""
+    """``source``: the file actually opened (an inflated temp copy); errors and chunks name ``path``. Read whole:
+    a Parquet file cannot grow in place (``dataset.sources`` refuses a tail of one)."""
     import pyarrow.parquet as pq
 
     if source is None and path.lower().endswith(".gz"):  # Parquet needs random access: inflate to a temp file
@@ -513,8 +565,11 @@ def _parquet_reason(values: list[object], label: object, limit: int) -> str | No
 _NO_FILE = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # errors Path.is_file() takes for "no file"
 
 
-def _read_dir(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int) -> Iterator[RawChunk]:
-    """One sub-directory per class, one document per file (the aclImdb layout)."""
+def _read_dir(
+    path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion
+) -> Iterator[RawChunk]:
+    """One sub-directory per class, one document per file (the aclImdb layout); only ``portion.documents``
+    (paths relative to ``path``) when given."""
     root = Path(path)
     try:
         classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -535,6 +590,8 @@ def _read_dir(path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int
             except ValueError:
                 continue
             if not stat.S_ISREG(info.st_mode) or any(p.startswith(".") for p in doc.relative_to(class_dir).parts):
+                continue
+            if portion.documents is not None and doc.relative_to(root).as_posix() not in portion.documents:
                 continue
             reason, text, excerpt, lost = _read_document(doc, max_field_bytes)
             done += info.st_size

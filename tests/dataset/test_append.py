@@ -17,7 +17,7 @@ from streamtrain.dataset.prepare import PrepareOptions, prepare
 from streamtrain.dataset.shards import open_reader
 from streamtrain.dataset.sources import digest
 from streamtrain.dataset.val_sample import read_val_sample
-from streamtrain.errors import DataError, UsageError
+from streamtrain.errors import UsageError
 from streamtrain.fs.checksums import sha256_file
 from streamtrain.train.batches import BatchStream, SplitSource
 from streamtrain.vectorize.near_dups import BandIndex
@@ -233,19 +233,28 @@ def test_refit_rebuilds_from_every_recorded_input(data, parts):
     assert append(data, data.parent / "again.csv").appends[-1]["night"] == 4
 
 
-def test_refit_refuses_an_input_that_changed(data, parts, tmp_path):
+def test_refit_reads_each_recorded_input_once_as_it_is_now(data, parts, tmp_path):
     night = tmp_path / "night.csv"
     shutil.copy(parts["night1"], night)
     append(data, night)
-    before = files(data)
     with open(night, "a", encoding="utf-8") as fh:
         fh.write("a row added after it was ingested,billing\n")
+    assert append(data, night).sources[-1]["start"] == parts["night1"].stat().st_size  # night 2: its new row
+    night.write_text(night.read_text(encoding="utf-8").replace("a row added", "a row edited"), encoding="utf-8")
     proc = streamtrain("prepare", "--refit", "--data", data)
-    assert proc.returncode == 65
-    assert f"{night} (night 1): changed: " in proc.stderr and "nothing was replaced" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert f"{night} (night 2): changed since it was last ingested" in proc.stderr
+    m = Manifest.load(data)
+    assert m.rows("train") + m.rows("val") == 3000 + 600 + 1  # the file once, as it is now; not once a night
+    assert [(Path(s["path"]).name, s["night"], s["rows"]) for s in m.sources if s["role"] == "train"] == [
+        ("base.csv", 0, 3000),
+        ("night.csv", 1, 601),
+    ]
+    before = files(data)
     night.unlink()
-    with pytest.raises(DataError, match=f"{night} \\(night 1\\): missing"):
-        prepare(PrepareOptions(data=str(data), refit=True))
+    proc = streamtrain("prepare", "--refit", "--data", data)
+    assert proc.returncode == 65, proc.stderr
+    assert f"{night} (night 1): missing" in proc.stderr and "nothing was replaced" in proc.stderr
     assert files(data) == before
 
 
