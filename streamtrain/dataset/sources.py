@@ -229,6 +229,12 @@ def _plan_file(role: str, full: str, same: list[dict], recorded: list[dict]) -> 
         return None
     if last is None:
         return Plan(full, role, size, whole)
+    if detect_format(full) == "parquet":
+        raise DataError(
+            "a Parquet file cannot grow in place, and this one changed since it was ingested; write new rows to a "
+            f"new file; nothing was appended. {_REFIT}",
+            full,
+        )
     if prefix != last["sha256"]:
         gz = " (for gzip, the compressed bytes: a file compressed again as a whole has changed)" if _gz(full) else ""
         raise DataError(
@@ -266,15 +272,8 @@ def _gz(path: str) -> bool:
 
 
 def _check_growth(path: str, start: int) -> None:
-    """Refuse growth the readers cannot take from ``start`` on: Parquet, a gzip tail that is no new member, a
-    plain prefix whose last line had no line break (its rest and an edit of it look the same)."""
-    fmt = detect_format(path)
-    if fmt == "parquet":
-        raise DataError(
-            "a Parquet file cannot grow in place, and this one changed since it was ingested; write new rows to a "
-            f"new file; nothing was appended. {_REFIT}",
-            path,
-        )
+    """Refuse growth the readers cannot take from ``start`` on: a gzip tail that is no new member, a plain prefix
+    whose last line had no line break (its rest and an edit of it look the same)."""
     with open(path, "rb") as fh:
         if _gz(path):
             fh.seek(start)
