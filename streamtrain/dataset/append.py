@@ -31,8 +31,8 @@ writer lock (``prepare`` holds it):
 6. Replace ``manifest.json`` (atomically): the commit point. Before it, a
    crash leaves only an unreferenced ``append-NNNN`` that step 2 removes.
 
-Passes 1 and 2 report their progress (``pass 1/2: ...``) against the new
-inputs' recorded sizes.
+Passes 1 and 2 report their progress (``pass 1/2: ...``) against the bytes
+they read of the new inputs (a grown file's new part, a directory's new files).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def append(opts: PrepareOptions, executor: Executor | None = None, announce: Ann
         announce(manifest.model_inputs)
     sweep_appends(root, manifest)
     night, at = next_night(manifest), sources.now()
-    plans = new_sources(opts, manifest.sources)
+    plans = new_sources(opts, manifest.sources, night)
     if not plans:
         log.info(f"nothing to append to {opts.data}: every input was already ingested; the dataset is unchanged")
         return manifest
@@ -173,7 +173,7 @@ def append(opts: PrepareOptions, executor: Executor | None = None, announce: Ann
         rejects = RejectLog(stage, len(new))
         records = [{**s, "first_row_id": 0, "rows": 0} for s in new]
         split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
-        total_bytes = sum(p.size for p in plans)
+        total_bytes = sum(p.reading for p in plans)
         reading = "pass 1/2: reading and checking"
         for source, _, chunk, _, splits, _, _ in read_rows(
             ropts, labels, rejects, first_id, reading, total_bytes, executor, splits=decided

@@ -469,7 +469,7 @@ def _refit_new(opts: PrepareOptions, recorded: list[dict], night: int, at: str) 
     return out
 
 
-def new_sources(opts: PrepareOptions, recorded: list[dict]) -> list[sources.Plan]:
+def new_sources(opts: PrepareOptions, recorded: list[dict], night: int) -> list[sources.Plan]:
     """What an append reads of each of its INPUTs and --test inputs (``sources.plan``: never a row twice),
     without those it skips; ``DataError`` when a recorded input's ingested part changed."""
     out: list[sources.Plan] = []
@@ -478,7 +478,7 @@ def new_sources(opts: PrepareOptions, recorded: list[dict]) -> list[sources.Plan
         plan = sources.plan(role, path, recorded + planned)
         if plan is not None:
             out.append(plan)
-            planned.append(plan.record(0, ""))
+            planned.append(plan.record(night, ""))
     return out
 
 
