@@ -497,6 +497,9 @@ def _build(
     if provenance is None:
         at = sources.now()
         provenance = [{**sources.record(path), "ingested_at": at, "night": 0} for _, path in _inputs(opts)]
+    if not opts.portions:  # files are read up to the size they were digested at, as their records say
+        stops = {path: Portion(stop=p["bytes"]) for (_, path), p in zip(_inputs(opts), provenance) if "bytes" in p}
+        opts = dataclasses.replace(opts, portions={k: v for k, v in stops.items() if not os.path.isdir(k)})
     replacing = lambda: no_readers(opts.data, opts.wait)  # noqa: E731 - staging_dir takes a factory
     with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing) as stage:
         first = _first_pass(opts, stage, provenance, executor)

@@ -22,7 +22,8 @@ The append rule (``plan``), so that no row is counted twice:
   those modified no later than its ingest reproduce it exactly;
 - a file recorded under the same path: its record's ``bytes`` and ``sha256``
   are those of the prefix ingested so far. When the file now starts with
-  that prefix, only what follows it is read (``start``); otherwise the
+  that prefix, only what follows it is read (``start``), up to the size
+  it was digested at (a row written meanwhile waits for the next append); otherwise the
   ingested part changed: ``DataError``. The prefix is of the file on disk:
   a plain file's prefix must end with a line break, a gzip file must grow
   by new gzip members (``cat new.gz >> old.gz``; a file compressed again as
@@ -228,7 +229,7 @@ def _plan_file(role: str, full: str, same: list[dict], recorded: list[dict]) -> 
         _skipped(full, seen)
         return None
     if last is None:
-        return Plan(full, role, size, whole)
+        return Plan(full, role, size, whole, Portion(stop=size))
     if detect_format(full) == "parquet":
         raise DataError(
             "a Parquet file cannot grow in place, and this one changed since it was ingested; write new rows to a "
@@ -245,10 +246,10 @@ def _plan_file(role: str, full: str, same: list[dict], recorded: list[dict]) -> 
         )
     start = int(last["bytes"])
     if start == 0:  # an empty file was ingested: all of it is new
-        return Plan(full, role, size, whole)
+        return Plan(full, role, size, whole, Portion(stop=size))
     _check_growth(full, start)
     log.info(f"{full}: grew from {start} to {size} bytes; reading only what follows the ingested {start} bytes")
-    return Plan(full, role, size, whole, Portion(start=start))
+    return Plan(full, role, size, whole, Portion(start=start, stop=size))
 
 
 def _hashes(path: str, prefix: int | None) -> tuple[str, str | None]:

@@ -150,11 +150,13 @@ class RawChunk:
 
 @dataclass(frozen=True)
 class Portion:
-    """The part of an input to read: a file from byte ``start`` on (its rows after an ingested prefix that ends
-    with a line break, or for gzip where a gzip member starts), or only the ``documents`` (paths relative to it)
-    of a directory per class. The default: all of it."""
+    """The part of an input to read: a CSV/TSV/JSONL file from byte ``start`` (its rows after an ingested prefix
+    that ends with a line break, or for gzip where a gzip member starts) up to byte ``stop`` (the size it was
+    digested at: what a writer adds meanwhile waits for the next append), or only the ``documents`` (paths
+    relative to it) of a directory per class. The default: all of it."""
 
     start: int = 0
+    stop: int | None = None
     documents: frozenset[str] | None = None
 
 
@@ -236,7 +238,7 @@ def _read_csv(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion, delimiter: str = ","
 ) -> Iterator[RawChunk]:
     lines, names = _prefix(path, spec, max_field_bytes, portion.start, delimiter)
-    with Lines(path, max_field_bytes, start=portion.start) as src:
+    with Lines(path, max_field_bytes, start=portion.start, stop=portion.stop) as src:
         src.line = lines
         records = CsvRecords(src, path, delimiter)
         items = iter(records)
@@ -370,7 +372,7 @@ def _read_jsonl(
     columns = (*spec.text, spec.label)
     chunk = RawChunk(path)
     lines = _prefix(path, spec, max_field_bytes, portion.start, None)[0]
-    with Lines(path, max_field_bytes, start=portion.start) as src:
+    with Lines(path, max_field_bytes, start=portion.start, stop=portion.stop) as src:
         src.line = lines
         while True:
             u, row = src.u, src.line + 1

@@ -160,3 +160,29 @@ def test_a_directory_recorded_by_0_9_is_read_by_its_documents_times(tmp_path):
     write_docs(docs, 207, 3)
     stderr = append_cli(data2, docs, rc=65)
     assert f"{docs}: was ingested as a whole by an older streamtrain" in stderr and "prepare --refit" in stderr
+
+
+def test_a_row_written_while_an_append_reads_waits_for_the_next_one(tmp_path, monkeypatch):
+    """The append reads a file up to the size it digested: a row a writer adds after that is not read now
+    (its record would not cover it, and the next night would read it again) but by the next append."""
+    from streamtrain.dataset import sources
+
+    src, data = tmp_path / "t.csv", tmp_path / "data"
+    src.write_text(HEADER + "".join(BODY[:300]), encoding="utf-8")
+    prepare(PrepareOptions(inputs=[str(src)], data=str(data), **SMALL))
+    with open(src, "a", encoding="utf-8") as fh:
+        fh.writelines(BODY[300:310])
+    plan = sources.plan
+
+    def writer_meanwhile(*args):
+        planned = plan(*args)
+        with open(src, "a", encoding="utf-8") as fh:
+            fh.write(BODY[310])
+        return planned
+
+    monkeypatch.setattr(sources, "plan", writer_meanwhile)
+    prepare(PrepareOptions(inputs=[str(src)], data=str(data), append=True, **SMALL))
+    assert rows(data) == 310
+    monkeypatch.setattr(sources, "plan", plan)
+    prepare(PrepareOptions(inputs=[str(src)], data=str(data), append=True, **SMALL))
+    assert rows(data) == 311 and Manifest.load(data).sources[-1]["rows"] == 1
