@@ -65,13 +65,16 @@ def test_a_directory_that_gains_files_appends_only_them(tmp_path):
     assert files_of(data) == before
 
 
-@pytest.mark.parametrize("suffix", ["csv", "csv.gz", "jsonl"])
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz", "tsv", "jsonl"])
 def test_a_file_that_grew_appends_only_its_new_rows(tmp_path, suffix):
     src, data = tmp_path / f"t.{suffix}", tmp_path / "data"
     extra = ['"a row, with ""quotes"" that starts broken,billing\n', "where is my parcel,zebra\n"]
     if suffix == "jsonl":
         as_json = [json.dumps(dict(zip(("text", "label"), line.rstrip("\n").rsplit(",", 1)))) + "\n" for line in BODY]
         head, new, bad = as_json[:1000], as_json[1000:1010], ['{"text": "no label"}\n']
+    elif suffix == "tsv":
+        as_tsv = ["\t".join(line.rsplit(",", 1)) for line in BODY]
+        head, new, bad = ["text\tlabel\n", *as_tsv[:1000]], as_tsv[1000:1010], extra
     else:
         head, new, bad = [HEADER, *BODY[:1000]], BODY[1000:1010], extra
     write = gzip.open if suffix.endswith(".gz") else open
