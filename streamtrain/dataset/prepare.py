@@ -442,7 +442,9 @@ def _recorded_inputs(old: Manifest, data: str) -> list[dict]:
     for key, s in first.items():
         now = sources.record(s["path"])
         last = latest[key]
-        if (now["bytes"], now["sha256"]) != (last.get("bytes"), last.get("sha256")):
+        if "sha256" not in last:
+            log.warning(f"{sources.describe(last)}: its size and sha256 were not recorded; the refit reads it as it is")
+        elif (now["bytes"], now["sha256"]) != (last.get("bytes"), last["sha256"]):
             log.warning(
                 f"{sources.describe(last)}: changed since it was last ingested ({last.get('bytes')} bytes then, "
                 f"{now['bytes']} now); the refit reads it as it is now"
@@ -497,9 +499,7 @@ def _build(
     if provenance is None:
         at = sources.now()
         provenance = [{**sources.record(path), "ingested_at": at, "night": 0} for _, path in _inputs(opts)]
-    if not opts.portions:  # files are read up to the size they were digested at, as their records say
-        stops = {path: Portion(stop=p["bytes"]) for (_, path), p in zip(_inputs(opts), provenance) if "bytes" in p}
-        opts = dataclasses.replace(opts, portions={k: v for k, v in stops.items() if not os.path.isdir(k)})
+    opts = _as_digested(opts, provenance)
     replacing = lambda: no_readers(opts.data, opts.wait)  # noqa: E731 - staging_dir takes a factory
     with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing) as stage:
         first = _first_pass(opts, stage, provenance, executor)
@@ -594,6 +594,16 @@ def _build(
         f"validation sample of {manifest.val_sample.get('rows', 0)} rows"
     )
     return manifest
+
+
+def _as_digested(opts: PrepareOptions, provenance: list[dict]) -> PrepareOptions:
+    """``opts`` reading each input file up to the size it was digested at (``provenance``), as its record says:
+    a row a writer adds meanwhile is left to the next append."""
+    if opts.portions:
+        return opts
+    inputs = [path for _, path in _inputs(opts)]
+    stops = {path: Portion(stop=p["bytes"]) for path, p in zip(inputs, provenance) if "bytes" in p}
+    return dataclasses.replace(opts, portions={k: v for k, v in stops.items() if not os.path.isdir(k)})
 
 
 SPLIT_INDEX_NAME = "split_index.npz"
