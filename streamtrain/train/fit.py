@@ -326,6 +326,11 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     plan = _plan(opts, manifest, cluster)  # imports TensorFlow
     model_name, dropout, train, val, per_epoch = plan.model_name, plan.dropout, plan.train, plan.val, plan.per_epoch
     current = load_current(versions, opts.force)  # before any training: one that cannot be loaded stops fit here
+    if opts.warm_start and current is not None and current.model is None:
+        raise DataError(
+            f"--warm-start: the current model ({current.version}) cannot be loaded: {current.problem}; point current "
+            f"at a good version (streamtrain promote {root} VERSION) or drop --warm-start"
+        )
     warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
     round_steps, rounds = plan.round_steps, plan.rounds
     # Join the other workers before the long checks: they wait for the chief in a collective, which has no deadline.
