@@ -250,3 +250,77 @@ def test_a_kill_between_a_versions_completion_and_the_switch_is_completed_by_the
     logged = [json.loads(line)["version"] for line in (model / "promotions.jsonl").read_text().splitlines()]
     assert logged == [v1, v2, metrics["version"]]
     assert not (model / ".promoting.json").exists() and not list(model.rglob("checkpoint"))
+
+
+def _built(versions: Versions, version: str) -> Path:
+    """A version being built as fit leaves it before ``complete``: its files, checksums.json, and the
+    checkpoint and resume key that checksums.json does not list (no model: nothing here loads one)."""
+    from streamtrain.fs.checksums import sha256_file
+
+    building = versions.begin(version)
+    for name in ("model.keras", "promotion.json", "tensorboard/events"):
+        (building / name).parent.mkdir(exist_ok=True)
+        (building / name).write_text(name)
+    (building / "checkpoint").mkdir()
+    (building / "checkpoint" / "weights.npz").write_bytes(b"x" * 1000)
+    (building / "resume.json").write_text("{}")
+    record = {
+        n: {"bytes": (building / n).stat().st_size, "sha256": sha256_file(building / n)}
+        for n in ("model.keras", "promotion.json", "tensorboard/events")
+    }
+    (building / "checksums.json").write_text(json.dumps(record))
+    return building
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("point", ["after-journal", "after-finish", "after-switch"])
+def test_every_prefix_of_the_promotion_step_is_completed_by_recover(point, tmp_path, monkeypatch):
+    from streamtrain import faults
+    from streamtrain.train.promote import JOURNAL_NAME, complete, promotions, recover
+
+    versions = Versions(tmp_path / "model")
+    old, new = "20261201T000000Z-0001", "20261202T000000Z-0002"
+    complete(versions, _built(versions, old), True, "first model")
+
+    def kill(name: str) -> None:
+        if name == point:
+            raise _Killed(name)
+
+    monkeypatch.setattr(faults, "point", kill)
+    with pytest.raises(_Killed):
+        complete(versions, _built(versions, new), True, "better")
+    assert (versions.root / JOURNAL_NAME).exists()
+    assert recover(versions) == new
+    assert recover(versions) is None  # done once
+    assert versions.current() == new and versions.complete() == [old, new] and not versions.training()
+    assert [(p.version, p.previous) for p in promotions(versions.root)] == [(old, None), (new, old)]
+    assert sorted(p.name for p in (versions.dir / new).iterdir()) == [
+        "checksums.json",
+        "model.keras",
+        "promotion.json",
+        "tensorboard",
+    ]
+
+
+def test_promote_completes_a_pending_step_first_and_refuses_what_is_not_a_version(tmp_path):
+    from streamtrain.train.promote import JOURNAL_NAME, complete, promotions
+
+    versions = Versions(tmp_path / "model")
+    old, new = "20261201T000000Z-0001", "20261202T000000Z-0002"
+    complete(versions, _built(versions, old), True, "first model")
+    building = _built(versions, new)
+    (versions.root / JOURNAL_NAME).write_text(json.dumps({"version": new, "promote": True, "by": "fit", "reason": "r"}))
+    proc = streamtrain("promote", versions.root, old)  # the killed fit's step first, then the rollback
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["current"], result["previous"], result["recovered"]) == (old, new, new)
+    assert not building.exists() and not (versions.root / JOURNAL_NAME).exists()
+    assert [p.version for p in promotions(versions.root)] == [old, new, old]
+    assert not list(versions.root.rglob("checkpoint")) and not list(versions.root.rglob("resume.json"))
+    assert streamtrain("promote", tmp_path, old).returncode == 2  # not a model directory
+    (tmp_path / "model" / "versions" / new / "model.keras").write_text("changed")
+    damaged = streamtrain("promote", versions.root, new)
+    assert damaged.returncode == 65 and "model.keras" in damaged.stderr and versions.current() == old
