@@ -12,7 +12,8 @@ Where each concern lives:
   validation sample, drift).
 - ``train/``: the model side: batches, tf.data input, models, the training
   loop and the multi-worker cluster, scoring, the model directory's
-  versions, checkpoints (resume), the promotion guard, and ``fit``,
+  versions, checkpoints (resume), the promotion guard, finishing and
+  promoting a version as one recoverable step (``promote``), and ``fit``,
   ``evaluate``, ``predict``.
 - ``fs/``: crash-safe outputs (atomic files and directories, strict JSON),
   locks between runs, immutable versions and the ``current`` link.
@@ -23,6 +24,7 @@ Where each concern lives:
 - ``progress``: a long pass's progress (rows, bytes, MB/s, ETA), shown as a
   bar, log lines or nothing, as the logging configuration says.
 - ``errors``: the errors the library raises and their exit codes.
+- ``faults``: the test hook that kills a run at a named point (``STREAMTRAIN_FAULT``).
 """
 
 __version__ = "0.9.0"

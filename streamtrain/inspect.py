@@ -9,8 +9,9 @@ strings (``feature_names.json``, ``vectorize.ngram_names``).
 A model directory (``fs.versions``, or one written by streamtrain 0.2): its
 versions oldest first, which is current, each one's metrics (test and
 validation accuracy, epochs, training rows), date (from its id), promotion
-decision and warm start, and the versions still being trained (or
-interrupted) with their last checkpoint.
+decision and warm start, the versions still being trained (or
+interrupted) with their last checkpoint, and a promotion step a killed run
+left for the next fit or promote to complete (``train.promote``).
 
 ``inspect`` returns one JSON-ready dict, ``render_text`` turns it into
 aligned plain-text tables for people. Only JSON files are read (never a
@@ -33,6 +34,7 @@ from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.versions import TRAINING, Versions
 from streamtrain.options import option
 from streamtrain.train import modeldir
+from streamtrain.train.promote import pending
 from streamtrain.vectorize import ngram_names
 from streamtrain.vectorize.split import SPLIT_NAMES
 
@@ -226,7 +228,17 @@ def _model(root: Path) -> dict:
         "current": current,
         "versions": [_version(versions.dir / v, v, v == current) for v in versions.complete()],
         "training": [_training(d) for d in versions.training()],
+        "pending": _pending(root),
     }
+
+
+def _pending(root: Path) -> dict | None:
+    """The interrupted promotion step the next fit or promote completes, if any."""
+    try:
+        intent = pending(root)
+    except DataError as exc:
+        return {"problem": str(exc)}
+    return None if intent is None else {"version": intent.version, "promote": intent.promote, "by": intent.by}
 
 
 # --- text -------------------------------------------------------------------------------------------------------
@@ -427,4 +439,11 @@ def _model_text(r: dict) -> list[str]:
         rows = [[t["directory"], t["date"], t["epochs_done"], t["step"], t["data"]] for t in r["training"]]
         out += table(["directory", "started", "epochs_done", "step", "data"], rows)
         out.append("  fit with the same options and dataset resumes one; a fit with others removes it")
+    step = r.get("pending")
+    if step:
+        what = step.get("problem") or (
+            f"version {step['version']} was being finished{' and made current' if step['promote'] else ''} "
+            f"by a {step['by']} that was killed; the next fit or promote completes it"
+        )
+        out += ["", f"interrupted promotion step: {what}"]
     return out

@@ -1,4 +1,4 @@
-"""The ``streamtrain`` command: ``streamtrain prepare|fit|train|evaluate|predict|verify|inspect [options]``.
+"""The ``streamtrain`` command: ``streamtrain prepare|fit|train|evaluate|predict|verify|promote|inspect [options]``.
 
 Who owns what:
 - ``commands``: the table of commands: options class, library call, how the

@@ -2,8 +2,8 @@
 
 stdout carries only a command's result: one JSON document for prepare, fit
 and evaluate, one JSON line per input line for predict. Options classes are
-imported lazily, so ``--help``, ``prepare``, ``verify`` and ``inspect``
-never load TensorFlow; ``inspect`` prints aligned text, or one JSON document
+imported lazily, so ``--help``, ``prepare``, ``verify``, ``promote`` and
+``inspect`` never load TensorFlow; ``inspect`` prints aligned text, or one JSON document
 with ``--json``.
 """
 
@@ -103,6 +103,12 @@ def _verify(opts: Any) -> None:
     print(dumps(verify(opts)))
 
 
+def _promote(opts: Any) -> None:
+    from streamtrain.train.promote import promote
+
+    print(dumps(promote(opts)))
+
+
 def _inspect(opts: Any) -> None:
     from streamtrain.inspect import inspect, render_text
 
@@ -165,6 +171,15 @@ COMMANDS: dict[str, Command] = {
         "per problem otherwise.",
         _options("streamtrain.verify", "VerifyOptions"),
         _verify,
+    ),
+    "promote": Command(
+        "point a model directory's current at a version (also the rollback)",
+        "Point MODEL_DIR/current at VERSION, a complete version under MODEL_DIR/versions/ (streamtrain inspect\n"
+        "lists them), atomically and under the model directory's lock, after checking the version's checksums.\n"
+        "Use it to roll back, or to replace a current that fit cannot load. The switch is appended to\n"
+        "MODEL_DIR/promotions.jsonl; no version's files change. Prints JSON: current, previous.",
+        _options("streamtrain.train.promote", "PromoteOptions"),
+        _promote,
     ),
     "inspect": Command(
         "show what a dataset or model directory holds (--json for scripts)",

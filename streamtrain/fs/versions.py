@@ -16,7 +16,8 @@ the newest ``keep`` complete versions and never removes ``current`` or the
 version it replaced (a reader that resolved ``current`` just before a switch
 is still reading that one). Only the holder of ``M``'s writer lock
 (``fs.locks``) may call ``begin``, ``finish``, ``promote``, ``prune`` or
-``discard``; readers need no lock.
+``discard``; readers need no lock. ``train.promote`` makes ``finish`` and
+``promote`` one step that a killed run's successor completes (a journal).
 """
 
 from __future__ import annotations

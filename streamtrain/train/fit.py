@@ -14,14 +14,18 @@ line per validation round (``train.epoch_log``) on stderr, never on stdout.
 
 A run, in order: validate the dataset; take the model directory's writer
 lock and the dataset's reader lock (``fs.locks``: a second fit exits 75 at
-once, before TensorFlow is imported); adopt a 0.2 model directory; find an
+once, before TensorFlow is imported); adopt a 0.2 model directory; complete
+a killed run's promotion step (``train.promote.recover``); check and load
+``current`` (``promotion.load_current``: one that cannot be loaded stops fit
+here, exit 65, unless ``--force``); find an
 interrupted version with the same resume key (training options, number of
 workers, the manifest's sha256) and continue it from its checkpoint
 (``train.checkpoint``), or begin a new one (``fs.versions``), from scratch
 or ``--warm-start`` from ``current``; train; score; ask the promotion guard
-(``train.promotion``); write the version's files, rename it into place,
-switch ``current`` if promoted, prune to ``--keep``. A rejected version
-raises ``NotPromoted`` (exit 3) after all of that.
+(``train.promotion``); write the version's files; finish it and switch
+``current`` if promoted as one recoverable step (``train.promote.complete``);
+prune to ``--keep``. A rejected version raises ``NotPromoted`` (exit 3)
+after all of that. ``faults.point`` marks where the chaos test kills it.
 
 In a cluster, worker 0 (the chief) does all of that; the other workers take
 only the dataset's reader lock, build the same model, and train their part
@@ -39,13 +43,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamtrain import faults
 from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest, ModelInputs
 from streamtrain.errors import ClusterError, DataError, NonFiniteError, NotPromoted, UsageError
 from streamtrain.fs.atomic import atomic_write_text
@@ -68,6 +72,8 @@ from streamtrain.train.modeldir import (
     metric_numbers,
     read_vectorizer_doc,
 )
+from streamtrain.train.promote import complete, recover
+from streamtrain.train.promotion import load_current
 from streamtrain.train.runtime import import_tensorflow, one_thread_per_op
 
 if TYPE_CHECKING:
@@ -315,9 +321,16 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     _check_model_dir(root)
     versions = Versions(root)
     adopt_flat(root)
+    recover(versions)  # a killed run's promotion step, before current is read
     manifest = Manifest.load(opts.data)
     plan = _plan(opts, manifest, cluster)  # imports TensorFlow
     model_name, dropout, train, val, per_epoch = plan.model_name, plan.dropout, plan.train, plan.val, plan.per_epoch
+    current = load_current(versions, opts.force)  # before any training: one that cannot be loaded stops fit here
+    if opts.warm_start and current is not None and current.model is None:
+        raise DataError(
+            f"--warm-start: the current model ({current.version}) cannot be loaded: {current.problem}; point current "
+            f"at a good version (streamtrain promote {root} VERSION) or drop --warm-start"
+        )
     warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
     round_steps, rounds = plan.round_steps, plan.rounds
     # Join the other workers before the long checks: they wait for the chief in a collective, which has no deadline.
@@ -360,7 +373,8 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
             where += f"; best validation loss {state.best:.4f} at epoch {state.best_epoch / per_epoch:g}"
         log.info(f"resuming version {_version_of(building)} {where}")
     elif warm_from is not None:
-        model.set_weights(load_model(warm_from).get_weights())
+        source = current.model if current is not None and current.model is not None else load_model(warm_from)
+        model.set_weights(source.get_weights())
         log.info(f"warm start from the weights of version {warm_from.name}")
     config = {
         **effective(opts),
@@ -416,6 +430,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     started = time.perf_counter()
     rows_trained, digests = _train(opts, plan, trainer, callbacks, start)  # on an error, the other workers fail too
     seconds = time.perf_counter() - started
+    faults.point("after-train")
     # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work.
     trainer.finish()
     if finite.problem:
@@ -464,7 +479,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
             metrics["val_accuracy"],
             opts.data,
             manifest,
-            versions,
+            current,
             opts.max_regression,
             opts.force,
             opts.score_batch_size,
@@ -483,14 +498,14 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     )
     checkpoint.flush()  # the last commit, written while the model was scored, is on disk
     write_version(building, model, opts.data, metrics, hist, config, decision)
-    final = versions.finish(building)  # from here the version is complete and immutable
-    shutil.rmtree(final / CHECKPOINT_DIR, ignore_errors=True)
-    (final / RESUME_NAME).unlink(missing_ok=True)
+    faults.point("after-write")
+    # One recoverable step (train.promote): journal, drop the checkpoint, rename into place, switch current.
+    final, before = complete(versions, building, decision["promoted"], decision["reason"])
     version = final.name
-    before = versions.promote(version) if decision["promoted"] else None
     pruned = versions.prune(opts.keep, protect=(before, version))
     if pruned:
         log.info(f"removed {len(pruned)} old version(s) beyond --keep {opts.keep}: {', '.join(pruned)}")
+    faults.point("after-prune")
     log.log(logging.INFO if decision["promoted"] else logging.WARNING, summary_line(version, decision))
     result = {
         **metrics,

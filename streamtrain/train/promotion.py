@@ -13,7 +13,10 @@ validation rows:
   32 MiB of text, kept by prepare and merged by every append). A row whose
   class the current model does not know counts as its error.
 
-The candidate is promoted when its accuracy is at least the current
+``load_current`` checks and loads ``current`` before fit trains anything:
+one that cannot be loaded (damaged, missing, refused by ``safe_mode``)
+stops fit at once (``DataError``, exit 65, saying what to do), unless
+``force``. The candidate is promoted when its accuracy is at least the current
 model's minus ``max_regression``; ``force`` promotes anyway (the
 comparison is still recorded when it can be made). With no current model
 the first finite one is promoted. With no validation rows there is
@@ -25,10 +28,14 @@ from __future__ import annotations
 
 import datetime
 import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from streamtrain.dataset.manifest import Manifest
+from streamtrain.errors import DataError
 from streamtrain.fs.versions import Versions
 from streamtrain.train import modeldir
 
@@ -55,32 +62,72 @@ def _raw_accuracy(model, vectorizer, texts: list[str], truth: list[str], batch: 
     return right / len(texts)
 
 
+@dataclass
+class Current:
+    """The current version as fit found it before training: loaded, or (with ``--force``) why it could not be."""
+
+    version: str
+    path: Path
+    model: Any = None
+    vectorizer_doc: dict | None = None
+    problem: str | None = None
+
+
+def load_current(versions: Versions, force: bool) -> Current | None:
+    """``current``, checked against its checksums and loaded (None when there is none yet).
+
+    One that cannot be loaded raises ``DataError`` saying what to do; with ``force`` it is returned
+    unloaded, with the problem, and the new version is promoted without a comparison.
+    """
+    version = versions.current()
+    if version is None:
+        return None
+    try:
+        path = versions.path(version)
+        modeldir.check(path)
+        return Current(version, path, modeldir.load_model(path), modeldir.read_vectorizer_doc(path))
+    except (DataError, OSError, ValueError) as exc:
+        problem = " ".join(str(exc).split())  # Keras' messages span lines
+        if force:
+            log.warning(f"--force: the current model ({version}) cannot be loaded; not comparing: {problem}")
+            return Current(version, versions.dir / version, problem=problem)
+        root = versions.root
+        raise DataError(
+            f"the current model ({version}) cannot be loaded, so no new version can be compared with it: "
+            f"{problem}. Nothing was trained. Point current at a good version with `streamtrain promote {root} "
+            f"VERSION` (streamtrain inspect {root} lists them), or fit --force to promote the new version "
+            "without comparing"
+        ) from exc
+
+
 def decide(
     candidate,
     candidate_val_accuracy: float | None,
     data: str,
     manifest: Manifest,
-    versions: Versions,
+    current: Current | None,
     max_regression: float,
     force: bool,
     score_batch_size: int | None = None,
 ) -> dict:
-    """The promotion decision for ``candidate`` (a trained Keras model) against ``versions``' current model."""
+    """The promotion decision for ``candidate`` (a trained Keras model) against ``current`` (``load_current``)."""
     from streamtrain.train.scoring import SCORE_BATCH, score_split
 
-    current = versions.current()
     doc: dict = {
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "current_version": current,
+        "current_version": current.version if current is not None else None,
         "max_regression": max_regression,
         "forced": force,
     }
     if current is None:
         return {**doc, "promoted": True, "reason": "first model (no current version)"}
-    path = versions.path(current)
-    modeldir.check(path)
-    current_model = modeldir.load_model(path)
-    vectorizer_doc = modeldir.read_vectorizer_doc(path)
+    if current.model is None or current.vectorizer_doc is None:
+        return {
+            **doc,
+            "promoted": True,
+            "reason": f"forced (--force); the current model was not loaded: {current.problem}",
+        }
+    path, current_model, vectorizer_doc = current.path, current.model, current.vectorizer_doc
     batch = score_batch_size or SCORE_BATCH[manifest.encoding]
     ours: float | None = None
     theirs: float | None = None

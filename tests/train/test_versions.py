@@ -152,3 +152,175 @@ def test_a_model_directory_written_by_0_2_is_read_as_it_is_and_adopted_by_the_ne
     old = json.loads(streamtrain("evaluate", "--data", data, "--model-dir", flat, "--version", adopted).stdout)
     assert old["val_accuracy"] == before["val_accuracy"]
     assert streamtrain("verify", flat).returncode == 0
+
+
+def _rewrite_checksum(version: Path, name: str) -> None:
+    """Record ``name``'s present bytes in ``checksums.json``: the file then passes the checksum check."""
+    from streamtrain.fs.checksums import sha256_file
+
+    record = json.loads((version / "checksums.json").read_text())
+    record[name] = {"bytes": (version / name).stat().st_size, "sha256": sha256_file(version / name)}
+    (version / "checksums.json").write_text(json.dumps(record))
+
+
+def _lambda_model(path: Path) -> None:
+    """A Keras file holding a Lambda layer (Python bytecode), which ``safe_mode`` refuses to load."""
+    import keras
+
+    inputs = keras.Input((3,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(path)
+
+
+def test_a_current_that_cannot_be_loaded_stops_fit_before_training_and_promote_repoints_it(data, tmp_path):
+    model = tmp_path / "model"
+    versions = Versions(model)
+    v1 = fit(data, model, "--epochs", "1")[1]["version"]
+    v2 = fit(data, model, "--epochs", "1", "--force")[1]["version"]
+    assert versions.current() == v2
+    damaged = model / "versions" / v2
+    _lambda_model(damaged / "model.keras")  # what safe_mode refuses, with checksums that match
+    _rewrite_checksum(damaged, "model.keras")
+    refused, _ = fit(data, model, "--epochs", "1")
+    assert refused.returncode == 65, refused.stderr
+    assert "training version" not in refused.stderr and not versions.training()  # at once: nothing begun
+    error = refused.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"streamtrain fit: error: the current model ({v2}) cannot be loaded")
+    assert "safe_mode" in error and f"streamtrain promote {model} VERSION" in error and "--force" in error
+
+    with open(damaged / "model.keras", "r+b") as fh:  # truncated: its checksum no longer matches
+        fh.truncate(100)
+    refused, _ = fit(data, model, "--epochs", "1")
+    assert refused.returncode == 65 and "training version" not in refused.stderr and not versions.training()
+    assert "model.keras" in refused.stderr.strip().splitlines()[-1]
+
+    back = streamtrain("promote", model, v1)  # the rollback
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["previous"] == v2 and versions.current() == v1
+    logged = [json.loads(line) for line in (model / "promotions.jsonl").read_text().splitlines()]
+    assert logged[-1]["version"] == v1 and logged[-1]["previous"] == v2 and logged[-1]["by"] == "promote"
+    again = streamtrain("promote", model, v2)  # a damaged version is never made current
+    assert again.returncode == 65 and "model.keras" in again.stderr and versions.current() == v1
+    assert streamtrain("promote", model, "20990101T000000Z-0000").returncode == 65
+
+    versions.promote(v2)  # current damaged again: --force trains and promotes without loading it
+    warm, _ = fit(data, model, "--epochs", "1", "--force", "--warm-start")  # but cannot start from its weights
+    assert warm.returncode == 65 and "--warm-start" in warm.stderr and not versions.training()
+    forced, metrics = fit(data, model, "--epochs", "1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert versions.current() == metrics["version"] and "current model was not loaded" in metrics["promotion"]["reason"]
+    assert not versions.training()
+
+
+KILLED_AT_SWITCH = """
+import os, signal, sys
+from streamtrain.fs.versions import Versions
+Versions.promote = lambda self, version: os.kill(os.getpid(), signal.SIGKILL)  # as issue 23 reproduced it
+from streamtrain.cli import entry
+sys.exit(entry())
+"""
+
+
+def test_a_kill_between_a_versions_completion_and_the_switch_is_completed_by_the_next_run(data, tmp_path):
+    model = tmp_path / "model"
+    versions = Versions(model)
+    v1 = fit(data, model, "--epochs", "1")[1]["version"]
+    command = ["fit", "--data", str(data), "--model-dir", str(model), "--epochs", "1"]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_SWITCH, *command],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == -9, killed.stderr
+    (v2,) = set(versions.complete()) - {v1}
+    assert json.loads((model / "versions" / v2 / "promotion.json").read_text())["promoted"]
+    assert versions.current() == v1  # killed before the switch
+    # Nothing outside checksums.json in the complete version (checkpoint/ and resume.json went before the rename).
+    recorded = set(json.loads((model / "versions" / v2 / "checksums.json").read_text()))
+    on_disk = {p.relative_to(model / "versions" / v2).as_posix() for p in (model / "versions" / v2).rglob("*")}
+    assert {p for p in on_disk if not any(r == p or r.startswith(p + "/") for r in recorded)} == {"checksums.json"}
+    assert streamtrain("verify", model).returncode == 0
+    shown = streamtrain("inspect", model)  # says the promotion is pending, and who completes it
+    assert f"interrupted promotion step: version {v2} was being finished and made current" in shown.stdout
+
+    rerun, metrics = fit(data, model, "--epochs", "1", "--force")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"completed the interrupted promotion step of version {v2}" in rerun.stderr
+    assert metrics["promotion"]["current_version"] == v2  # the next night compared against the repaired current
+    logged = [json.loads(line)["version"] for line in (model / "promotions.jsonl").read_text().splitlines()]
+    assert logged == [v1, v2, metrics["version"]]
+    assert not (model / ".promoting.json").exists() and not list(model.rglob("checkpoint"))
+
+
+def _built(versions: Versions, version: str) -> Path:
+    """A version being built as fit leaves it before ``complete``: its files, checksums.json, and the
+    checkpoint and resume key that checksums.json does not list (no model: nothing here loads one)."""
+    from streamtrain.fs.checksums import sha256_file
+
+    building = versions.begin(version)
+    for name in ("model.keras", "promotion.json", "tensorboard/events"):
+        (building / name).parent.mkdir(exist_ok=True)
+        (building / name).write_text(name)
+    (building / "checkpoint").mkdir()
+    (building / "checkpoint" / "weights.npz").write_bytes(b"x" * 1000)
+    (building / "resume.json").write_text("{}")
+    record = {
+        n: {"bytes": (building / n).stat().st_size, "sha256": sha256_file(building / n)}
+        for n in ("model.keras", "promotion.json", "tensorboard/events")
+    }
+    (building / "checksums.json").write_text(json.dumps(record))
+    return building
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("point", ["after-journal", "after-finish", "after-switch"])
+def test_every_prefix_of_the_promotion_step_is_completed_by_recover(point, tmp_path, monkeypatch):
+    from streamtrain import faults
+    from streamtrain.train.promote import JOURNAL_NAME, complete, promotions, recover
+
+    versions = Versions(tmp_path / "model")
+    old, new = "20261201T000000Z-0001", "20261202T000000Z-0002"
+    complete(versions, _built(versions, old), True, "first model")
+
+    def kill(name: str) -> None:
+        if name == point:
+            raise _Killed(name)
+
+    monkeypatch.setattr(faults, "point", kill)
+    with pytest.raises(_Killed):
+        complete(versions, _built(versions, new), True, "better")
+    assert (versions.root / JOURNAL_NAME).exists()
+    assert recover(versions) == new
+    assert recover(versions) is None  # done once
+    assert versions.current() == new and versions.complete() == [old, new] and not versions.training()
+    assert [(p.version, p.previous) for p in promotions(versions.root)] == [(old, None), (new, old)]
+    assert sorted(p.name for p in (versions.dir / new).iterdir()) == [
+        "checksums.json",
+        "model.keras",
+        "promotion.json",
+        "tensorboard",
+    ]
+
+
+def test_promote_completes_a_pending_step_first_and_refuses_what_is_not_a_version(tmp_path):
+    from streamtrain.train.promote import JOURNAL_NAME, complete, promotions
+
+    versions = Versions(tmp_path / "model")
+    old, new = "20261201T000000Z-0001", "20261202T000000Z-0002"
+    complete(versions, _built(versions, old), True, "first model")
+    building = _built(versions, new)
+    (versions.root / JOURNAL_NAME).write_text(json.dumps({"version": new, "promote": True, "by": "fit", "reason": "r"}))
+    proc = streamtrain("promote", versions.root, old)  # the killed fit's step first, then the rollback
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["current"], result["previous"], result["recovered"]) == (old, new, new)
+    assert not building.exists() and not (versions.root / JOURNAL_NAME).exists()
+    assert [p.version for p in promotions(versions.root)] == [old, new, old]
+    assert not list(versions.root.rglob("checkpoint")) and not list(versions.root.rglob("resume.json"))
+    assert streamtrain("promote", tmp_path, old).returncode == 2  # not a model directory
+    (tmp_path / "model" / "versions" / new / "model.keras").write_text("changed")
+    damaged = streamtrain("promote", versions.root, new)
+    assert damaged.returncode == 65 and "model.keras" in damaged.stderr and versions.current() == old

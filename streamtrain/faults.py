@@ -1,0 +1,34 @@
+"""Test hooks: stop this process with SIGKILL at a named point (``STREAMTRAIN_FAULT=kill:POINT``).
+
+The chaos test (``tests/train/test_chaos.py``) kills a fit at each phase
+boundary of its last steps, as the OOM killer or a power cut would, without
+timing. ``POINTS`` lists them, in the order fit passes them. Unset (always,
+outside tests), ``point`` costs one environment lookup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+
+ENV = "STREAMTRAIN_FAULT"
+POINTS = (
+    "after-train",  # training ended; nothing scored or written
+    "after-write",  # the version's files and checksums.json written in <id>.training
+    "after-journal",  # the model directory's promotion journal written
+    "after-finish",  # <id>.training renamed into place, checkpoint gone; current not switched yet
+    "after-switch",  # current switched and the promotions log written; the journal not cleared yet
+    "after-prune",  # all done, old versions pruned; the process has not exited
+)
+
+
+def point(name: str) -> None:
+    """Kill this process with SIGKILL when ``STREAMTRAIN_FAULT`` is ``kill:name``."""
+    assert name in POINTS, name
+    if os.environ.get(ENV) == f"kill:{name}":
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,195 @@
+"""Finishing a version and switching ``current`` as one recoverable step; ``streamtrain promote`` (``promote``).
+
+fit ends a version in this order (``complete``), and every prefix of it is
+recovered by the next command that takes the model directory's writer lock
+(fit, promote: ``recover``):
+
+1. The version's files and ``checksums.json`` are written in ``<id>.training``.
+2. The journal ``M/.promoting.json`` records the intent (``Intent``: this
+   version, whether it is promoted, why).
+3. Whatever ``checksums.json`` does not list (``checkpoint/``,
+   ``resume.json``) is removed, then ``<id>.training`` is renamed into place.
+4. When promoted: ``current`` is switched and the switch is appended to
+   ``M/promotions.jsonl`` (``Promotion``: every version that was ever
+   current, when, what it replaced, why).
+5. The journal is removed.
+
+So a complete version holds only what its checksums list, and a version
+whose ``promotion.json`` says promoted is ``current`` or in the promotions
+log, or named by a pending journal that the next run completes.
+``streamtrain promote M VERSION`` re-points ``current`` to any complete,
+undamaged version through the same journal: the rollback command. It never
+changes a version's files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streamtrain import faults
+from streamtrain.errors import DataError, UsageError
+from streamtrain.fs.jsondoc import write_json
+from streamtrain.fs.locks import writer_lock
+from streamtrain.fs.versions import TRAINING, Versions
+from streamtrain.options import SECONDS, option
+from streamtrain.train import modeldir
+
+JOURNAL_NAME = ".promoting.json"
+LOG_NAME = "promotions.jsonl"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Intent:
+    """What the journal records before a version is finished or ``current`` is switched."""
+
+    version: str
+    promote: bool  # switch current to it
+    by: str  # "fit" or "promote"
+    reason: str
+
+
+@dataclass
+class Promotion:
+    """One line of ``promotions.jsonl``: ``version`` became current, replacing ``previous``."""
+
+    at: str
+    version: str
+    previous: str | None
+    by: str
+    reason: str
+
+
+def complete(versions: Versions, building: Path, promoted: bool, reason: str) -> tuple[Path, str | None]:
+    """Finish ``building`` (written, ``checksums.json`` last) and switch ``current`` to it when ``promoted``.
+
+    Returns the complete version's directory and the version ``current`` pointed at before (None if unchanged).
+    """
+    intent = Intent(building.name.removesuffix(TRAINING), promoted, "fit", reason)
+    write_json(versions.root / JOURNAL_NAME, asdict(intent))
+    faults.point("after-journal")
+    final = _finish(versions, building)
+    faults.point("after-finish")
+    before = _switch(versions, intent) if promoted else None
+    faults.point("after-switch")
+    _clear(versions)
+    return final, before
+
+
+def recover(versions: Versions) -> str | None:
+    """Complete what a killed run's journal says it was doing; the version it names (None: nothing pending)."""
+    intent = _read_intent(versions.root / JOURNAL_NAME)
+    if intent is None:
+        return None
+    building = versions.dir / (intent.version + TRAINING)
+    if building.is_dir() and not (versions.dir / intent.version).exists():
+        found = modeldir.problems(building)
+        if found:  # the journal is written after checksums.json: someone else changed it since
+            log.warning(f"removing {building}: its promotion was interrupted and it is damaged ({found[0]})")
+            versions.discard(building)
+            _clear(versions)
+            return intent.version
+        _finish(versions, building)
+    if intent.promote and intent.version in versions.complete():
+        _switch(versions, intent)
+    log.warning(f"completed the interrupted promotion step of version {intent.version} (a killed {intent.by})")
+    _clear(versions)
+    return intent.version
+
+
+def promotions(root: str | os.PathLike[str]) -> list[Promotion]:
+    """The promotions log, oldest first (a line torn by a kill is skipped)."""
+    try:
+        lines = (Path(root) / LOG_NAME).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(Promotion(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def pending(root: str | os.PathLike[str]) -> Intent | None:
+    """The journal of an interrupted promotion step, if any (the next fit or promote completes it)."""
+    return _read_intent(Path(root) / JOURNAL_NAME)
+
+
+def _finish(versions: Versions, building: Path) -> Path:
+    """Remove what ``checksums.json`` does not list (the checkpoint, the resume key), then rename into place."""
+    recorded = json.loads((building / modeldir.CHECKSUMS_NAME).read_text(encoding="utf-8"))
+    kept = {name.split("/")[0] for name in recorded} | {modeldir.CHECKSUMS_NAME}
+    for entry in building.iterdir():
+        if entry.name not in kept:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return versions.finish(building)
+
+
+def _switch(versions: Versions, intent: Intent) -> str | None:
+    """Point ``current`` at the intent's version and log it, unless both are done; the version replaced."""
+    before = versions.current()
+    logged = promotions(versions.root)
+    if before != intent.version:
+        versions.promote(intent.version)
+    if before != intent.version or not logged or logged[-1].version != intent.version:
+        previous = before if before != intent.version else (logged[-1].version if logged else None)
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        line = json.dumps(asdict(Promotion(now, intent.version, previous, intent.by, intent.reason))) + "\n"
+        fd = os.open(versions.root / LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return before if before != intent.version else None
+
+
+def _clear(versions: Versions) -> None:
+    (versions.root / JOURNAL_NAME).unlink(missing_ok=True)
+
+
+def _read_intent(path: Path) -> Intent | None:
+    try:
+        return Intent(**json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataError(f"unreadable promotion journal ({exc}); remove it to go on", str(path)) from exc
+
+
+@dataclass
+class PromoteOptions:
+    model_dir: str = option(positional=True, path=True, metavar="MODEL_DIR", help="the model directory")
+    version: str = option(
+        positional=True, metavar="VERSION", help="the complete version to make current (an id under versions/)"
+    )
+    wait: float = option(0.0, **SECONDS, help="seconds to wait for another run holding MODEL_DIR before exiting 75")
+
+
+def promote(opts: PromoteOptions) -> dict:
+    """Make ``opts.version`` current (after completing any interrupted step), under the writer lock; the result."""
+    versions = Versions(opts.model_dir)
+    if not versions.exists():
+        raise UsageError(f"{opts.model_dir} is not a versioned model directory (no versions/)")
+    with writer_lock(opts.model_dir, "model directory", opts.wait):
+        recovered = recover(versions)
+        path = versions.path(opts.version)  # DataError (65): not a complete version
+        modeldir.check(path)  # DataError (65): damaged; current is left as it was
+        before = versions.current()
+        intent = Intent(opts.version, True, "promote", f"streamtrain promote (current was {before or 'none'})")
+        write_json(versions.root / JOURNAL_NAME, asdict(intent))
+        _switch(versions, intent)
+        _clear(versions)
+    log.info(f"current: {before or 'none'} -> {opts.version}")
+    return {"model_dir": str(opts.model_dir), "current": opts.version, "previous": before, "recovered": recovered}
