@@ -347,3 +347,18 @@ def test_tensorboard_second_fit_and_resumed_process_append_later_steps(tmp_path)
     for tag in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert sorted(step for step, t, _, _ in events if t == tag) == [1, 2, 3, 4, 5]
     json.dumps(events)  # plain values only
+
+
+def test_report_shows_control_characters_in_labels_as_escapes(tmp_path):
+    """An ANSI escape, a carriage return or a newline in a class name reaches report.md as its escape: nothing in
+    the file drives a terminal that prints it, and every table row stays one line (before: the raw ESC)."""
+    labels = ["neg", "\x1b[31mred\x1b[0m", "two\nlines", "car\rriage", "\u202eevil"]
+    docs = _documents(labels, _confusion(5))
+    write_report(tmp_path, manifest=_manifest(labels), version="20260301-030000-ef01", **docs)
+    text = (tmp_path / REPORT_NAME).read_text(encoding="utf-8")
+    assert not [ch for ch in text if ch != "\n" and not ch.isprintable()]
+    _check_tables(text)
+    per_class_section = text.split("## Per class (test)")[1].split("## Promotion")[0]
+    assert len([line for line in per_class_section.splitlines() if line.startswith("| ")]) == 2 + 5 + 1
+    for shown in ("\\\\x1b\\[31mred\\\\x1b\\[0m", "two\\\\nlines", "car\\\\rriage", "\\\\u202eevil"):
+        assert f"| {shown} |" in per_class_section
