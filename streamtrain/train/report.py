@@ -321,11 +321,20 @@ def _promotion(promotion: dict) -> str:
         ["Compared on", _esc(promotion.get("compared_on") or NA)],
         ["Candidate accuracy", _num(promotion.get("candidate_accuracy"))],
         ["Current accuracy", _num(promotion.get("current_accuracy"))],
+        ["Floor (majority-class rate)", _floor(promotion.get("floor"))],
         ["Current version (before)", _code(promotion["current_version"]) if promotion.get("current_version") else NA],
         ["Allowed regression", _num(promotion.get("max_regression"))],
         ["Decided at", _esc(promotion.get("at") or NA)],
     ]
     return "## Promotion\n\n" + _table(["", ""], body)
+
+
+def _floor(floor: dict | None) -> str:
+    """The promotion floor: the validation split's majority-class rate, its class, and whether it was beaten."""
+    if not floor:
+        return NA
+    beaten = "beaten" if floor.get("beaten") else "**not beaten**"
+    return f"{_num(floor.get('majority_class_rate'))} ({_esc(floor.get('majority_class'))}): {beaten}"
 
 
 def _pictures(history: dict) -> str:

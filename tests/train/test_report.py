@@ -211,6 +211,7 @@ def _documents(labels: list[str], confusion: list[list[int]], val: bool = True) 
         "current_accuracy": 0.8874,
         "promoted": True,
         "reason": "validation accuracy 0.9012 against the current 0.8874 (+0.0138; the guide allows -0.005)",
+        "floor": {"majority_class_rate": 0.104, "majority_class": "class 3*", "beaten": True},
     }
     return {"metrics": metrics, "history": HISTORY, "config": config, "promotion": promotion}
 
@@ -240,6 +241,7 @@ def test_report_names_every_class_and_embeds_the_pictures(tmp_path):
     assert "| units | 64 |" in text and "| blocks |" not in text  # the MLP's options, not sepCNN's
     assert "**3** (best)" in text
     assert "| Rows per validation | 1,024 of 2,500 (evenly spaced blocks) |" in text  # the sample scored in training
+    assert "| Floor (majority-class rate) | 0.1040 (class 3\\*): beaten |" in text
 
 
 def _check_tables(text: str) -> None:
