@@ -16,8 +16,9 @@ validation rows:
 First the floor (``majority_floor``): a candidate, first or not, whose
 validation accuracy does not beat the majority-class rate of the
 validation split (what always answering the most frequent class scores)
-is kept unpromoted, unless ``force``; ``promotion.json`` records the floor
-and the comparison under ``floor``.
+is kept unpromoted, and ``force`` promotes it without loading the current
+model; ``promotion.json`` records the floor and the comparison under
+``floor``.
 
 The candidate is promoted when its accuracy is at least the current
 model's minus ``max_regression``; ``force`` promotes anyway (the
@@ -74,8 +75,9 @@ class MajorityFloor:
         }
 
     def verdict(self, accuracy: float | None) -> str:
+        shown = "n/a" if accuracy is None else f"{accuracy:.4f}"
         return (
-            f"validation accuracy {accuracy:.4f} does not beat the majority-class rate {self.rate:.4f} of the "
+            f"validation accuracy {shown} does not beat the majority-class rate {self.rate:.4f} of the "
             f"validation split (always answering {self.label!r}): a chance-level model"
         )
 
@@ -132,7 +134,7 @@ def decide(
     if floor is not None:
         doc["floor"] = floor.record(candidate_val_accuracy)
         if not floor.beaten_by(candidate_val_accuracy):
-            verdict = floor.verdict(candidate_val_accuracy or 0.0)
+            verdict = floor.verdict(candidate_val_accuracy)
             if force:
                 return {**doc, "promoted": True, "reason": f"forced (--force) despite {verdict}"}
             return {**doc, "promoted": False, "reason": f"not better than chance: {verdict}"}
