@@ -13,8 +13,11 @@ decision and warm start, the versions still being trained (or
 interrupted) with their last checkpoint, and a promotion step a killed run
 left for the next fit or promote to complete (``train.promote``).
 
-``inspect`` returns one JSON-ready dict, ``render_text`` turns it into
-aligned plain-text tables for people. Only JSON files are read (never a
+``inspect`` returns one JSON-ready dict (labels exactly as recorded),
+``render_text`` turns it into aligned plain-text tables for people, with
+control characters in labels and other free text shown as escapes
+(``visible``: ``\\x1b``, ``\\r``, ``\\n``), so data cannot drive the terminal
+or break a table's rows. Only JSON files are read (never a
 shard or a model, never TensorFlow), so it is fast on any size; it checks
 nothing but the feature names file it shows (``streamtrain verify`` checks
 everything).
@@ -37,6 +40,7 @@ from streamtrain.train import modeldir
 from streamtrain.train.promote import pending
 from streamtrain.vectorize import ngram_names
 from streamtrain.vectorize.split import SPLIT_NAMES
+from streamtrain.visible import visible
 
 CHECKPOINT_STATE = "state.json"  # train.checkpoint.STATE_NAME (that module imports Keras)
 _ID_TIME = re.compile(r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z")
@@ -268,7 +272,7 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return visible(str(value))
 
 
 def _size(n: int) -> str:
@@ -287,7 +291,7 @@ def _percent(share: float | None) -> str:
 def render_text(result: dict) -> str:
     """``inspect``'s result as plain text: a few headed sections of aligned columns."""
     lines = _dataset_text(result) if result["kind"] == "dataset" else _model_text(result)
-    return "\n".join(lines) + "\n"
+    return "\n".join(visible(line) for line in lines) + "\n"  # table cells were escaped before their widths
 
 
 def _dataset_text(r: dict) -> list[str]:
@@ -378,7 +382,7 @@ def _top_lines(top: dict) -> list[str]:
     if top.get("status") != "ok":
         return [f"  {top.get('status')}"]
     out = textwrap.wrap(f"rule: {top['rule']}", 110, initial_indent="  ", subsequent_indent="        ")
-    classes = top["classes"]
+    classes = {visible(label): features for label, features in top["classes"].items()}
     width = max((len(c) for c in classes), default=0)
     marked = False
     for label, features in classes.items():

@@ -28,7 +28,9 @@ the GIL.
 stdout: one JSON document, ``{"prepare": ..., "fit": ...}``, the two
 commands' results. A failed prepare ends the command with prepare's exit
 code and fit does not run; after that, fit's exit codes (3: a version kept
-but not promoted). The child dies with this process (Linux's parent-death
+but not promoted; 75: another run holds the model directory or the dataset,
+and the message says that the dataset was written or appended to, since
+prepare's work stands). The child dies with this process (Linux's parent-death
 signal, SIGTERM, so it removes its staging directory), and SIGINT or SIGTERM
 to this process stops it first. A rerun after a kill resumes like the two
 commands would: prepare skips inputs already appended, fit resumes its
@@ -107,7 +109,7 @@ def split(opts: Any) -> tuple[Any, Any]:
 def run(opts: Any, common: Common) -> dict:
     """Prepare in a child process while TensorFlow loads here, then fit here; both results."""
     from streamtrain.cli import logs
-    from streamtrain.errors import NotPromoted
+    from streamtrain.errors import Busy, NotPromoted
 
     prepare_opts, fit_opts = split(opts)
     if fit_opts.workers > 1 or os.environ.get("TF_CONFIG"):
@@ -145,6 +147,13 @@ def run(opts: Any, common: Common) -> dict:
     except NotPromoted as exc:  # a version was made and kept: both results are printed, then exit 3
         exc.result = {"prepare": prepared, "fit": exc.result}
         raise
+    except Busy as exc:  # fit's lock says "nothing was changed": not true of the dataset prepare just wrote
+        done = "appended to" if prepare_opts.append else "prepared"
+        why = str(exc).replace("; nothing was changed", "")
+        raise Busy(
+            f"the dataset {prepare_opts.data} was {done}; fit did not run: {why}. "
+            "To train on it once that run ends: streamtrain fit with the same --data and --model-dir"
+        ) from exc
     return {"prepare": prepared, "fit": result}
 
 

@@ -39,7 +39,10 @@ many bytes of the file, were lost. Where each reason comes from:
   such a line is skipped in pieces, never held whole.
 - ``invalid_utf8``: CSV/TSV/JSONL (per record: lines are decoded one by one,
   so the rows around a bad byte are read) and document files.
-- ``invalid_json``, ``not_an_object``, ``missing_field``: JSONL.
+- ``invalid_json``, ``not_an_object``, ``missing_field``: JSONL; and
+  ``label_not_a_string``: a JSONL label that is neither a string nor a
+  finite number (a list, an object, a boolean, null, NaN or infinity). A
+  number is a label as it reads (``2.0`` is ``"2"``).
 - ``unreadable_remainder``: the rest of a file that cannot be read (row: the
   first record lost, ``lost_bytes``: bytes of the file on disk not turned
   into records, an upper bound), a Parquet row group that cannot be decoded,
@@ -70,6 +73,7 @@ import csv
 import errno
 import gzip
 import json
+import math
 import os
 import shutil
 import stat
@@ -350,6 +354,15 @@ def _label_of(value: object) -> str:
     return str(value).strip()
 
 
+def _json_label(value: object) -> bool:
+    """Whether a JSON value can be a label: a string or a finite number (``True`` is not the class ``"True"``)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | int)
+
+
 def _encodable(text: str) -> bool:
     """False for a string with lone surrogates (JSON ``\\ud800``): it cannot be written as UTF-8."""
     if text.isascii():
@@ -424,6 +437,8 @@ def _jsonl_record(
     text, reason = _text_of([obj[c] for c in spec.text])
     if reason is not None:
         return reason
+    if not _json_label(obj[spec.label]):
+        return "label_not_a_string"
     label = _label_of(obj[spec.label])
     if not label:
         return "empty_label"

@@ -27,6 +27,7 @@ _READER_REASONS = {
     "not_an_object": "not a JSON object",
     "missing_field": "a named field is missing",
     "text_not_a_string": "a text field that is not a string",
+    "label_not_a_string": "a label that is not a string or a number",
     "unreadable_remainder": "cannot read (corrupt or truncated compressed file?)",
 }
 REJECT_REASONS: tuple[str, ...] = tuple(_READER_REASONS)

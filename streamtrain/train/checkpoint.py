@@ -38,7 +38,12 @@ batches trained after the resume.
 
 Early stopping lives here too, with Keras' ``EarlyStopping`` rules
 (``val_loss``, ``min_delta`` 0, best weights restored at the end), because
-its state must survive the process. The epoch's shuffle plan is a pure
+its state must survive the process. It never stops on the initial plateau:
+not before ``min_rounds`` rounds (fit: one full epoch), and, given a
+``floor`` (fit: the validation split's majority-class rate), not before the
+best round's ``val_accuracy`` beats it (the weights kept would be a
+chance-level model, which the promotion guard rejects); ``epochs`` still
+bounds the run. The epoch's shuffle plan is a pure
 function of (seed, epoch) (``dataset.shuffle``), so the epoch count is the
 plan's position: a resumed run trains epochs ``epochs_done + 1 ...`` on the
 same plans an uninterrupted run would. Dropout's random draws are made a
@@ -123,11 +128,14 @@ class Checkpoint(keras.callbacks.Callback):
         per_epoch: int = 1,
         unsafe=None,
         min_delta: float = 0.0,
+        min_rounds: int = 0,
+        floor: float | None = None,
     ):
         super().__init__()
         self.directory, self.state, self.seed = directory, state, seed
         self.patience, self.early_stopping = patience, early_stopping
         self.min_delta = min_delta  # a better validation loss gains this fraction of the fall so far on the best
+        self.min_rounds, self.floor = min_rounds, floor  # no early stop before these (``_past_plateau``)
         self.every_seconds = every_seconds  # 0: at the ends of epochs only
         self.per_epoch = per_epoch  # validation rounds (Keras epochs) per pass over the data
         self.unsafe = unsafe or (lambda: False)  # e.g. a non-finite loss was seen: save nothing built on it
@@ -179,7 +187,7 @@ class Checkpoint(keras.callbacks.Callback):
                 state.best, state.best_epoch, state.wait = loss, epoch + 1, 0
                 state.best_weights = f"best-{epoch + 1:04d}.weights.npz"
                 self._best = self.model.get_weights()  # copies; written at the next commit (``_commit``)
-            elif state.wait >= self.patience and epoch > 0:
+            elif state.wait >= self.patience and epoch > 0 and self._past_plateau(epoch):
                 state.stopped = True
                 self.model.stop_training = True
         # The whole model with its optimizer (the costly part) at the end of each pass over the data, at the end
@@ -193,6 +201,17 @@ class Checkpoint(keras.callbacks.Callback):
         state.model = f"epoch-{epoch + 1:04d}.{STATE_SUFFIX}"
         state.epochs_done = epoch + 1
         self._commit()
+
+    def _past_plateau(self, epoch: int) -> bool:
+        """Whether early stopping may end training after round ``epoch`` (0-based): ``min_rounds`` are done and
+        the best round's validation accuracy beats ``floor``."""
+        if epoch + 1 < self.min_rounds:
+            return False
+        if self.floor is None:
+            return True
+        accuracy = self.state.history.get("val_accuracy", [])
+        best = self.state.best_epoch
+        return 0 < best <= len(accuracy) and accuracy[best - 1] > self.floor
 
     def _due(self) -> bool:
         """Whether ``every_seconds`` (when set) have passed since the last commit (or the start)."""

@@ -404,6 +404,8 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
         per_epoch,
         lambda: finite.problem is not None,
         min_delta=opts.min_delta,
+        min_rounds=per_epoch,  # never stop on the initial plateau: not before one full epoch, nor before
+        floor=_majority_rate(opts.data, manifest),  # the best round beats the promotion floor
     )
     checkpoint.offset = state.step if not state.stopped else 0
     callbacks = [
@@ -602,6 +604,14 @@ def _train(opts: FitOptions, plan: _Plan, trainer, callbacks: list, start: list 
             f"the workers' weights differ after training (digests {', '.join(digests)}): no model was written"
         )
     return rows, digests
+
+
+def _majority_rate(data: str, manifest: Manifest) -> float | None:
+    """The validation split's majority-class rate (the promotion guard's floor); None without validation rows."""
+    from streamtrain.train.promotion import majority_floor
+
+    floor = majority_floor(data, manifest)
+    return floor.rate if floor is not None else None
 
 
 def _lost_worker(exc: BaseException, cluster) -> str | None:

@@ -16,11 +16,21 @@ validation rows:
 ``load_current`` checks and loads ``current`` before fit trains anything:
 one that cannot be loaded (damaged, missing, refused by ``safe_mode``)
 stops fit at once (``DataError``, exit 65, saying what to do), unless
-``force``. The candidate is promoted when its accuracy is at least the current
+``force``.
+
+First the floor (``majority_floor``): a candidate, first or not, whose
+validation accuracy does not beat the majority-class rate of the
+validation split (what always answering the most frequent class scores)
+is kept unpromoted, and ``force`` promotes it without loading the current
+model; ``promotion.json`` records the floor and the comparison under
+``floor``.
+
+The candidate is promoted when its accuracy is at least the current
 model's minus ``max_regression``; ``force`` promotes anyway (the
 comparison is still recorded when it can be made). With no current model
-the first finite one is promoted. With no validation rows there is
-nothing to compare on, and the candidate is kept unpromoted. The decision
+the first finite one above the floor is promoted. With no validation rows there is
+nothing to compare on (nor a floor), and the candidate is kept unpromoted,
+unless it is the first. The decision
 is a JSON document stored in the version as ``promotion.json``.
 """
 
@@ -49,6 +59,52 @@ def same_vectorizer(vectorizer_doc: dict, manifest: Manifest) -> bool:
         and vectorizer_doc.get("labels") == manifest.labels
         and vectorizer_doc.get("config") == manifest.vectorizer.get("config")
     )
+
+
+@dataclass(frozen=True)
+class MajorityFloor:
+    """The majority-class rate of a dataset's validation split: the accuracy a model must beat to be promoted."""
+
+    rate: float  # rows of the most frequent class / rows of the split
+    label: str  # that class
+    rows: int  # rows of the validation split
+
+    def beaten_by(self, accuracy: float | None) -> bool:
+        return accuracy is not None and accuracy > self.rate
+
+    def record(self, accuracy: float | None) -> dict:
+        """``promotion.json``'s ``floor``: the rate, its class, the candidate's accuracy and whether it beat it."""
+        return {
+            "majority_class_rate": round(self.rate, 6),
+            "majority_class": self.label,
+            "val_rows": self.rows,
+            "candidate_accuracy": None if accuracy is None else round(accuracy, 6),
+            "beaten": self.beaten_by(accuracy),
+        }
+
+    def verdict(self, accuracy: float | None) -> str:
+        shown = "n/a" if accuracy is None else f"{accuracy:.4f}"
+        return (
+            f"validation accuracy {shown} does not beat the majority-class rate {self.rate:.4f} of the "
+            f"validation split (always answering {self.label!r}): a chance-level model"
+        )
+
+
+def majority_floor(data: str, manifest: Manifest) -> MajorityFloor | None:
+    """The validation split's ``MajorityFloor``, from the manifest's rows per class (else by reading the split's
+    labels); None without validation rows."""
+    rows = manifest.rows("val")
+    if not rows:
+        return None
+    counts = np.asarray(manifest.stats.get("rows_per_class", {}).get("val") or [], dtype=np.int64)
+    if len(counts) != len(manifest.labels) or int(counts.sum()) != rows:  # a manifest without them: count
+        from streamtrain.train.batches import BatchStream, SplitSource
+
+        counts = np.zeros(len(manifest.labels), np.int64)
+        for batch in BatchStream(SplitSource(data, manifest, "val"), 8192).epoch(0):
+            counts += np.bincount(batch.labels, minlength=len(counts))
+    top = int(counts.argmax())
+    return MajorityFloor(float(counts[top]) / rows, manifest.labels[top], rows)
 
 
 def _raw_accuracy(model, vectorizer, texts: list[str], truth: list[str], batch: int) -> float:
@@ -119,6 +175,14 @@ def decide(
         "max_regression": max_regression,
         "forced": force,
     }
+    floor = majority_floor(data, manifest)
+    if floor is not None:
+        doc["floor"] = floor.record(candidate_val_accuracy)
+        if not floor.beaten_by(candidate_val_accuracy):
+            verdict = floor.verdict(candidate_val_accuracy)
+            if force:
+                return {**doc, "promoted": True, "reason": f"forced (--force) despite {verdict}"}
+            return {**doc, "promoted": False, "reason": f"not better than chance: {verdict}"}
     if current is None:
         return {**doc, "promoted": True, "reason": "first model (no current version)"}
     if current.model is None or current.vectorizer_doc is None:

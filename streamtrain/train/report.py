@@ -9,7 +9,9 @@ confusion matrix, and the two pictures ``train.plots`` draws beside it.
 Everything in it is also in the version's JSON files; the report only
 arranges it. Missing numbers (no validation rows) read "n/a". Class names
 and other free text are escaped, so a ``|`` or ``*`` in a label cannot
-break a table or turn into emphasis.
+break a table or turn into emphasis, and a control character (an ANSI
+escape, ``\\r``, a newline) shows as its escape (``streamtrain.visible``)
+instead of reaching a terminal that prints the file or breaking a row.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.train.plots import CONFUSION_NAME, TRAINING_NAME
+from streamtrain.visible import visible
 
 REPORT_NAME = "report.md"
 NA = "n/a"
@@ -318,11 +321,20 @@ def _promotion(promotion: dict) -> str:
         ["Compared on", _esc(promotion.get("compared_on") or NA)],
         ["Candidate accuracy", _num(promotion.get("candidate_accuracy"))],
         ["Current accuracy", _num(promotion.get("current_accuracy"))],
+        ["Floor (majority-class rate)", _floor(promotion.get("floor"))],
         ["Current version (before)", _code(promotion["current_version"]) if promotion.get("current_version") else NA],
         ["Allowed regression", _num(promotion.get("max_regression"))],
         ["Decided at", _esc(promotion.get("at") or NA)],
     ]
     return "## Promotion\n\n" + _table(["", ""], body)
+
+
+def _floor(floor: dict | None) -> str:
+    """The promotion floor: the validation split's majority-class rate, its class, and whether it was beaten."""
+    if not floor:
+        return NA
+    beaten = "beaten" if floor.get("beaten") else "**not beaten**"
+    return f"{_num(floor.get('majority_class_rate'))} ({_esc(floor.get('majority_class'))}): {beaten}"
 
 
 def _pictures(history: dict) -> str:
@@ -357,14 +369,15 @@ def _row(cells: Sequence[str]) -> str:
 
 
 def _esc(value) -> str:
-    """Text safe inside a line and a table cell: Markdown/HTML characters backslash-escaped, one line."""
-    text = " ".join(str(value).split())
+    """Text safe inside a line and a table cell: control characters as escapes (``visible``), Markdown/HTML
+    characters backslash-escaped, runs of spaces as one."""
+    text = " ".join(visible(str(value)).split())
     return "".join("\\" + ch if ch in _SPECIAL else ch for ch in text)
 
 
 def _code(value) -> str:
     """An inline code span (``|`` still escaped: GFM splits table cells before code spans)."""
-    text = " ".join(str(value).split()).replace("|", "\\|")
+    text = " ".join(visible(str(value)).split()).replace("|", "\\|")
     fence = "``" if "`" in text else "`"
     return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
 

@@ -320,3 +320,25 @@ def test_neither_is_a_usage_error(tmp_path):
     proc = streamtrain("inspect", tmp_path)
     assert proc.returncode == 2 and "neither a dataset directory" in proc.stderr
     assert streamtrain("inspect", tmp_path / "missing").returncode == 2
+
+
+def test_inspect_shows_control_characters_in_labels_as_escapes(tmp_path):
+    """Labels are the user's data: an ANSI escape, ``\\r`` or a newline in one must not reach the terminal raw or
+    split a row of inspect's tables (before: printed raw); --json keeps the exact strings."""
+    labels = ["plain", "\x1b[31mred\x1b[0m", "two\nlines", "car\rriage"]
+    source = tmp_path / "labels.csv"
+    with open(source, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        for i in range(200):
+            writer.writerow([f"ticket {i} about topic{i % 4} and more words w{i}", labels[i % 4]])
+    data = prepare_csv(source, tmp_path / "data")
+    proc = streamtrain("inspect", data)
+    assert proc.returncode == 0, proc.stderr
+    assert not [ch for ch in proc.stdout if ch != "\n" and not ch.isprintable()]
+    balance = proc.stdout.split("class balance")[1].split("vectorizer choice")[0].splitlines()
+    for shown in ("plain", "\\x1b[31mred\\x1b[0m", "two\\nlines", "car\\rriage"):
+        assert len([line for line in balance if line.split()[:1] == [shown]]) == 1, proc.stdout
+        assert any(line.split()[:1] == [shown] for line in proc.stdout.split("top features per class")[1].splitlines())
+    exact = json.loads(streamtrain("inspect", data, "--json").stdout)
+    assert sorted(exact["classes"]) == sorted(labels)

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -208,3 +209,31 @@ def test_a_nightly_train_killed_in_fit_resumes_on_the_rerun(tmp_path):
     )
     assert Manifest.load(data).rows("train") == rows_after_night  # the night's rows were added once
     assert json.loads(rerun.stdout)["fit"]["version"] == building.name[: -len(".training")]
+
+
+HOLD = """
+import sys
+from streamtrain.fs.locks import writer_lock
+with writer_lock(sys.argv[1], "model directory"):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_train_exit_75_says_the_dataset_was_appended_to_when_fit_finds_the_model_directory_busy(tmp_path):
+    """0.9 said "nothing was changed" after its prepare had appended; the message now says what did change."""
+    data, model = tmp_path / "data", tmp_path / "model"
+    prepare(PrepareOptions(inputs=[str(DEMO_TRAIN)], data=str(data)))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(model)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        proc = streamtrain("train", DEMO_TEST, "--append", "--data", data, "--model-dir", model)
+    finally:
+        holder.communicate("")
+    assert proc.returncode == 75, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"the dataset {data} was appended to; fit did not run: model directory {model} is locked by" in last
+    assert "nothing was changed" not in proc.stderr
+    assert len(Manifest.load(data).appends) == 1  # it was

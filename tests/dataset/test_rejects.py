@@ -97,6 +97,25 @@ def test_a_test_label_training_never_saw_is_rejected(tmp_path):
     assert manifest["stats"]["rows"]["test"] == 1 and manifest["sources"][1]["rejected"] == 1
 
 
+def test_jsonl_labels_that_are_not_strings_or_numbers_are_rejected(tmp_path):
+    """0.9 turned these into the classes "[1]", "{'a': 1}", "True" and "nan"; now each is a label_not_a_string
+    reject, and a number stays a label as it reads."""
+    with open(DEMO_TRAIN, encoding="utf-8", newline="") as fh:
+        good = [{"text": r["text"], "label": r["label"]} for r in list(csv.DictReader(fh))[:400]]
+    bad = ['{"text": "a", "label": [1]}', '{"text": "b", "label": {"a": 1}}', '{"text": "c", "label": true}']
+    bad += ['{"text": "d", "label": NaN}', '{"text": "e", "label": null}']
+    source = tmp_path / "in.jsonl"
+    lines = [json.dumps(r) for r in good] + bad + [json.dumps({"text": "f", "label": 7.0})]
+    source.write_text("\n".join(lines) + "\n")
+    data = tmp_path / "data"
+    proc = prepare(source, "--data", data, "--max-bad-fraction", "0.05")
+    assert proc.returncode == 0, proc.stderr
+    listed = [json.loads(line) for line in (data / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["reason"]) for r in listed] == [(401 + i, "label_not_a_string") for i in range(len(bad))]
+    labels = json.loads((data / "manifest.json").read_text())["labels"]
+    assert sorted(labels) == sorted({r["label"] for r in good} | {"7"})
+
+
 def test_a_header_only_file_says_so(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("text,label\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import math
 import re
 import zlib
 from pathlib import Path
@@ -189,6 +190,13 @@ def label_str(value: object) -> str:
     return str(value).strip()
 
 
+def json_label_ok(value: object) -> bool:
+    """A JSONL label is a string or a finite number: not a list, object, boolean, null, NaN or infinity."""
+    if isinstance(value, bool) or value is None:
+        return False
+    return isinstance(value, str | int) or (isinstance(value, float) and math.isfinite(value))
+
+
 def utf8_ok(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -225,9 +233,12 @@ def reference_jsonl(data: bytes, spec: ColumnSpec, limit: int) -> Outcome:
         if not all(isinstance(p, str) for p in parts):
             rejects.append((row, "text_not_a_string"))
             continue
-        text, label = " ".join(parts), label_str(obj[spec.label])
+        text, value = " ".join(parts), obj[spec.label]
+        label = label_str(value)
         if not text.strip():
             rejects.append((row, "empty_text"))
+        elif not json_label_ok(value):
+            rejects.append((row, "label_not_a_string"))
         elif not label:
             rejects.append((row, "empty_label"))
         elif not (utf8_ok(text) and utf8_ok(label)):
@@ -297,6 +308,7 @@ JSON_VALUE = st.one_of(
     st.integers(-3, 3),
     st.floats(allow_nan=False, allow_infinity=False, width=16),
     st.lists(st.integers(0, 3), max_size=2),
+    st.sampled_from([float("nan"), float("inf"), {"a": 1}, {}]),
 )
 JUNK_CHAR = st.characters(blacklist_characters="\r\n\ufeff", blacklist_categories=("Cs",))
 JUNK = st.builds(  # a line that is not blank: its first character is not whitespace

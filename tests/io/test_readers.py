@@ -160,6 +160,7 @@ def test_reject_interface():
         "not_an_object",
         "missing_field",
         "text_not_a_string",
+        "label_not_a_string",
         "unreadable_remainder",
     )
     assert MAX_FIELD_BYTES == 1 << 20
@@ -771,7 +772,14 @@ JSONL_REJECTS = [
     ("string.jsonl", '{"text": "a", "label": 1}\n\n"just text"\n', 3, "not_an_object"),
     ("no_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b"}\n', 2, "missing_field"),
     ("no_text.jsonl", '{"text": "a", "label": 1}\n{"body": "b", "label": 1}\n', 2, "missing_field"),
-    ("null_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": null}\n', 2, "empty_label"),
+    # A label is a string or a finite number; 0.9 made "[1]", "{'a': 1}", "True" and "nan" labels of these.
+    ("null_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": null}\n', 2, "label_not_a_string"),
+    ("list_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": [1]}\n', 2, "label_not_a_string"),
+    ("object_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": {"a": 1}}\n', 2, "label_not_a_string"),
+    ("bool_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": true}\n', 2, "label_not_a_string"),
+    ("nan_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": NaN}\n', 2, "label_not_a_string"),
+    ("inf_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": -Infinity}\n', 2, "label_not_a_string"),
+    ("empty_list_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": []}\n', 2, "label_not_a_string"),
     ("empty_label.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": " "}\n', 2, "empty_label"),
     ("null_text.jsonl", '{"text": "a", "label": 1}\n{"text": null, "label": 1}\n', 2, "empty_text"),
     ("blank_text.jsonl", '{"text": "a", "label": 1}\n{"text": " \\n", "label": 1}\n', 2, "empty_text"),

@@ -151,3 +151,31 @@ def test_early_stopping_counts_only_gains_of_min_delta_of_the_fall(
     checkpoint.flush()
     assert state.best_epoch == best_epoch and state.best_weights == f"best-{best_epoch:04d}.weights.npz"
     assert state.epochs_done == (stopped_after or len(losses)) and state.stopped == (stopped_after is not None)
+
+
+PLATEAU = [5.7047, 5.7051, 5.7054, 5.7058, 5.7072, 5.7083, 5.6913, 5.6501, 5.5421]  # observation 8 of issue 23
+PLATEAU_ACCURACY = [0.0033, 0.0033, 0.0033, 0.0033, 0.0, 0.0, 0.0, 0.0033, 0.03]  # the floor: 0.0163
+
+
+@pytest.mark.parametrize(
+    ("min_rounds", "floor", "stopped_after"),
+    [(0, None, 3), (4, None, 4), (4, 0.0163, None), (0, 0.002, 3)],
+)
+def test_early_stopping_waits_for_a_full_epoch_and_a_best_round_above_the_floor(
+    tf, tmp_path, min_rounds, floor, stopped_after
+):
+    """No stop on the initial plateau: not before ``min_rounds`` rounds (fit: one epoch), nor while the best
+    round's validation accuracy does not beat ``floor`` (fit: the majority-class rate of the validation split).
+    Without them (0.9) a run of 300 classes stopped after 3 rounds of 4 an epoch, at chance level."""
+    from streamtrain.train.checkpoint import Checkpoint, TrainingState
+
+    model = trained_mlp(tf, 2, 1)
+    state = TrainingState()
+    checkpoint = Checkpoint(tmp_path, state, 0, 2, True, per_epoch=4, min_rounds=min_rounds, floor=floor)
+    checkpoint.set_model(model)
+    for epoch, (val_loss, val_accuracy) in enumerate(zip(PLATEAU, PLATEAU_ACCURACY)):
+        checkpoint.on_epoch_end(epoch, {"loss": 5.7, "val_loss": val_loss, "val_accuracy": val_accuracy})
+        if model.stop_training:
+            break
+    checkpoint.flush()
+    assert state.epochs_done == (stopped_after or len(PLATEAU)) and state.stopped == (stopped_after is not None)

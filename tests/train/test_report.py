@@ -211,6 +211,7 @@ def _documents(labels: list[str], confusion: list[list[int]], val: bool = True) 
         "current_accuracy": 0.8874,
         "promoted": True,
         "reason": "validation accuracy 0.9012 against the current 0.8874 (+0.0138; the guide allows -0.005)",
+        "floor": {"majority_class_rate": 0.104, "majority_class": "class 3*", "beaten": True},
     }
     return {"metrics": metrics, "history": HISTORY, "config": config, "promotion": promotion}
 
@@ -240,6 +241,7 @@ def test_report_names_every_class_and_embeds_the_pictures(tmp_path):
     assert "| units | 64 |" in text and "| blocks |" not in text  # the MLP's options, not sepCNN's
     assert "**3** (best)" in text
     assert "| Rows per validation | 1,024 of 2,500 (evenly spaced blocks) |" in text  # the sample scored in training
+    assert "| Floor (majority-class rate) | 0.1040 (class 3\\*): beaten |" in text
 
 
 def _check_tables(text: str) -> None:
@@ -347,3 +349,18 @@ def test_tensorboard_second_fit_and_resumed_process_append_later_steps(tmp_path)
     for tag in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert sorted(step for step, t, _, _ in events if t == tag) == [1, 2, 3, 4, 5]
     json.dumps(events)  # plain values only
+
+
+def test_report_shows_control_characters_in_labels_as_escapes(tmp_path):
+    """An ANSI escape, a carriage return or a newline in a class name reaches report.md as its escape: nothing in
+    the file drives a terminal that prints it, and every table row stays one line (before: the raw ESC)."""
+    labels = ["neg", "\x1b[31mred\x1b[0m", "two\nlines", "car\rriage", "\u202eevil"]
+    docs = _documents(labels, _confusion(5))
+    write_report(tmp_path, manifest=_manifest(labels), version="20260301-030000-ef01", **docs)
+    text = (tmp_path / REPORT_NAME).read_text(encoding="utf-8")
+    assert not [ch for ch in text if ch != "\n" and not ch.isprintable()]
+    _check_tables(text)
+    per_class_section = text.split("## Per class (test)")[1].split("## Promotion")[0]
+    assert len([line for line in per_class_section.splitlines() if line.startswith("| ")]) == 2 + 5 + 1
+    for shown in ("\\\\x1b\\[31mred\\\\x1b\\[0m", "two\\\\nlines", "car\\\\rriage", "\\\\u202eevil"):
+        assert f"| {shown} |" in per_class_section

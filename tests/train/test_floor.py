@@ -1,0 +1,88 @@
+"""The promotion floor (a model must beat the validation split's majority-class rate) and early stopping that
+does not end a run on the initial plateau (issue 23, observation 8)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import pytest
+from helpers import prepare_csv, streamtrain
+
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.fs.versions import Versions
+
+
+def marker_corpus(path: Path, classes: int = 300, per_class: int = 10, seed: int = 0) -> Path:
+    """``per_class`` rows of each of ``classes`` classes: 12 filler words drawn from 2,000 shared ones, and the
+    class's own marker word (``marker017``) at a random place. Learnable (the marker names the class), but a
+    model starts on a long plateau at chance level."""
+    rng = random.Random(seed)
+    rows = []
+    for c in range(classes):
+        for _ in range(per_class):
+            words = [f"w{rng.randrange(2000):04d}" for _ in range(12)]
+            words.insert(rng.randrange(len(words) + 1), f"marker{c:03d}")
+            rows.append((" ".join(words), f"c{c:03d}"))
+    rng.shuffle(rows)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def test_a_chance_level_first_model_is_not_promoted_and_training_goes_past_the_plateau(tmp_path):
+    """Observation 8: 300 classes, 3,000 rows. 0.9 stopped after 0.75 epoch at chance level (validation loss
+    rising by 1e-3 from the prior) and promoted it as the first model; now early stopping waits for the
+    floor (here never reached with the defaults: all 20 epochs) and the guard keeps the version unpromoted."""
+    source = marker_corpus(tmp_path / "markers.csv")
+    model = tmp_path / "model"
+    proc = streamtrain("train", source, "--data", tmp_path / "data", "--model-dir", model)
+    assert proc.returncode == 3, proc.stderr
+    fit = json.loads(proc.stdout)["fit"]
+    assert fit["epochs"] >= 1 and not fit["promoted"]  # 0.9: 0.75 epoch, promoted
+    assert Versions(model).current() is None
+    decision = json.loads((model / "versions" / fit["version"] / "promotion.json").read_text())
+    floor = decision["floor"]
+    assert decision["promoted"] is False and decision["reason"].startswith("not better than chance")
+    assert floor["beaten"] is False and floor["candidate_accuracy"] <= floor["majority_class_rate"]
+    assert floor["val_rows"] == fit["val_rows"] and floor["majority_class"] in fit["classes"]
+    assert "does not beat the majority-class rate" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def markers(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("floor")
+    return prepare_csv(marker_corpus(root / "markers.csv", classes=20), root / "data", val_fraction=0.3)
+
+
+def test_the_floor_is_the_majority_class_rate_of_the_validation_split_also_without_recorded_counts(markers):
+    from streamtrain.train.promotion import majority_floor
+
+    manifest = Manifest.load(markers)
+    counts = manifest.stats["rows_per_class"]["val"]
+    floor = majority_floor(str(markers), manifest)
+    assert floor is not None and floor.rate == max(counts) / sum(counts) and floor.rows == manifest.rows("val")
+    assert floor.label == manifest.labels[counts.index(max(counts))]
+    older = dataclasses.replace(manifest, stats={})  # a manifest without rows per class: the labels are read
+    assert majority_floor(str(markers), older) == floor
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_the_floor_applies_to_every_candidate_and_force_overrides_it(markers, tmp_path, force):
+    """The floor is checked before the current model is loaded: a first model too, and --force promotes."""
+    from streamtrain.train.promotion import decide, majority_floor
+
+    manifest = Manifest.load(markers)
+    floor = majority_floor(str(markers), manifest)
+    assert floor is not None
+    versions = Versions(tmp_path / "model")
+    at_floor = decide(None, floor.rate, str(markers), manifest, versions, 0.005, force)
+    assert at_floor["promoted"] is force and at_floor["floor"]["beaten"] is False
+    assert at_floor["reason"].startswith("forced (--force) despite" if force else "not better than chance")
+    above = decide(None, floor.rate + 0.01, str(markers), manifest, versions, 0.005, force)
+    assert above["promoted"] and above["floor"]["beaten"] and "first model" in above["reason"]
