@@ -19,9 +19,10 @@ A version holds, and nothing pickled:
   (``train.report``, ``train.plots``); ``tensorboard/``: per-epoch scalars
   and the configuration (``train.tensorboard``).
 - ``checksums.json``: size and sha256 of every other file (sub-directories
-  included), written last; it must record at least ``REQUIRED``;
-  ``check`` compares them before evaluate and predict use the directory,
-  ``problems`` lists every difference for ``streamtrain verify``.
+  included), written last; it must record at least ``REQUIRED`` (a version
+  without it is refused, never read unchecked); ``check`` compares them
+  before evaluate, predict and fit (its promotion guard, ``--warm-start``)
+  use a version, ``problems`` lists every difference for ``streamtrain verify``.
 
 ``write_version`` writes these into the version being trained; it becomes
 complete only when ``Versions.finish`` renames it into place, so a crash
