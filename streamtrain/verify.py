@@ -1,10 +1,11 @@
 """verify: check a dataset or a model directory completely against its own records (``VerifyOptions``, ``verify``).
 
-A dataset directory is checked against its ``manifest.json`` (every shard's
-size and sha256, the vectorizer arrays, the validation sample, the feature
-names, the split index files); a model
-directory against the ``checksums.json`` of each complete version (and its
-``current`` link against them), or of itself when written by 0.2.
+A dataset directory is checked against its ``manifest.json`` (every path it
+names inside the directory; every shard's size and sha256, the vectorizer
+arrays, the validation sample, the feature names, the split index files); a
+model directory against the ``checksums.json`` of each complete version
+(which must record the model and vectorizer files), and its ``current`` link
+against ``versions/``, or of itself when written by 0.2.
 ``verify`` returns a summary when everything matches and raises
 ``DataError`` listing every problem, one line each, otherwise. It
 reads every file once, in bounded memory.
@@ -32,7 +33,7 @@ def verify(opts: VerifyOptions) -> dict:
     if not root.is_dir():
         raise UsageError(f"not a directory: {root}")
     if (root / MANIFEST_NAME).exists():
-        kind, manifest = "dataset", Manifest.load(root)
+        kind, manifest = "dataset", Manifest.load(root, checked=False)
         problems = manifest.problems(root)
         # shards, vectorizer arrays, validation sample, feature names, split index
         files = len(manifest.shards) + 1 + bool(manifest.val_sample) + bool(manifest.feature_names)

@@ -6,8 +6,9 @@ path, rows, bytes and sha256. Step counts for ``fit`` come from here, never
 from opening shards. A directory without a manifest is not a dataset.
 
 Shard paths are relative to the dataset directory and may lie in a
-subdirectory: ``prepare --append`` adds ``append-NNNN/train-00000.h5`` and
-the like, and never touches a file an older manifest lists, so replacing
+subdirectory (never outside it: ``outside``, refused by ``load``):
+``prepare --append`` adds ``append-NNNN/train-00000.h5`` and the like,
+and never touches a file an older manifest lists, so replacing
 the manifest is an append's commit point and a reader that loaded the old
 one keeps reading exactly its own files. ``appends`` lists each append
 (night, time, inputs, rows, rejects, drift); ``val_sample`` is the
@@ -24,6 +25,7 @@ prepare wrote, then one per append that added keys.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,18 @@ from streamtrain.vectorize.choice import LEGACY_NAMES
 MANIFEST_NAME = "manifest.json"
 FORMAT = "streamtrain-dataset"
 FORMAT_VERSION = 1
+
+
+def is_dataset(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a streamtrain dataset's manifest (what ``prepare --overwrite`` may replace)."""
+    path = Path(directory) / MANIFEST_NAME
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
 @dataclass(frozen=True)
@@ -144,7 +158,9 @@ class Manifest:
         write_json(Path(directory) / MANIFEST_NAME, self.to_json())
 
     @classmethod
-    def load(cls, directory: str | Path) -> Manifest:
+    def load(cls, directory: str | Path, checked: bool = True) -> Manifest:
+        """The manifest of ``directory``; ``checked``: ``DataError`` when a path it names is ``outside`` the
+        directory or a shard is missing (``verify`` loads unchecked and lists every problem)."""
         path = Path(directory) / MANIFEST_NAME
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -174,21 +190,45 @@ class Manifest:
             appends=doc.get("appends", []),
             feature_names=doc.get("feature_names", {}),
         )
+        if not checked:
+            return manifest
+        if outside := manifest.outside(directory):
+            raise DataError(f"the manifest names a file outside the dataset directory: {outside[0]}", str(path))
         for shard in manifest.shards:
             if not (Path(directory) / shard.path).is_file():
                 raise DataError(f"shard listed in the manifest is missing: {shard.path}", str(path))
         return manifest
 
+    def paths(self) -> list[str]:
+        """Every file path the manifest names: shards, vectorizer arrays, validation sample, feature names,
+        split index."""
+        records = [self.val_sample, self.feature_names, *self.split_index()]
+        arrays = self.vectorizer.get("arrays", "vectorizer.npz")
+        return [s.path for s in self.shards] + [arrays] + [r.get("path") for r in records if r]
+
+    def outside(self, directory: str | Path) -> list[str]:
+        """The ``paths`` that are not relative paths resolving inside ``directory`` (``../x.h5``, ``/abs/x.h5``,
+        a path through a symlink out of it): none of them is ever read."""
+        root = os.path.realpath(directory)
+        out = []
+        for path in self.paths():
+            relative = isinstance(path, str) and path and not os.path.isabs(path) and ".." not in Path(path).parts
+            if not relative or not os.path.realpath(os.path.join(root, path)).startswith(root + os.sep):
+                out.append(str(path))
+        return out
+
     def problems(self, directory: str | Path) -> list[str]:
         """Every way the dataset on disk differs from this manifest, one line each (read in full, bounded memory).
 
-        Besides the shards and ``state_problems``: the feature names file, which only ``inspect`` reads
-        (a damaged one does not stop an append).
+        First the ``outside`` paths (not read); besides the shards and ``state_problems``: the feature names
+        file, which only ``inspect`` reads (a damaged one does not stop an append).
         """
-        root = Path(directory)
-        out = [f"{s.path}: {p}" for s in self.shards if (p := file_problem(root / s.path, s.bytes, s.sha256))]
-        out += self.state_problems(directory)
-        if problem := record_problem(root, self.feature_names):
+        root, outside = Path(directory), self.outside(directory)
+        out = [f"{p}: outside the dataset directory (a manifest path must stay inside it)" for p in outside]
+        shards = [s for s in self.shards if s.path not in outside]
+        out += [f"{s.path}: {p}" for s in shards if (p := file_problem(root / s.path, s.bytes, s.sha256))]
+        out += self.state_problems(directory, skip=outside)
+        if self.feature_names.get("path") not in outside and (problem := record_problem(root, self.feature_names)):
             out.append(f"{self.feature_names['path']}: {problem}")
         return out
 
@@ -196,16 +236,15 @@ class Manifest:
         """The file records of the split's band-key index (``[]`` for a per-text rule)."""
         return list(self.split.get("index", []))
 
-    def state_problems(self, directory: str | Path) -> list[str]:
+    def state_problems(self, directory: str | Path, skip: Sequence[str] = ()) -> list[str]:
         """``problems`` of the files besides the shards: the vectorizer arrays, the validation sample and the
-        split index (what an append reads)."""
+        split index (what an append reads); paths in ``skip`` are not read."""
         root, out = Path(directory), []
         arrays = self.vectorizer.get("arrays", "vectorizer.npz")
-        if problem := file_problem(root / arrays, None, self.vectorizer.get("arrays_sha256")):
+        if arrays not in skip and (problem := file_problem(root / arrays, None, self.vectorizer.get("arrays_sha256"))):
             out.append(f"{arrays}: {problem}")
-        if problem := record_problem(root, self.val_sample):
-            out.append(f"{self.val_sample['path']}: {problem}")
-        out += [f"{r['path']}: {problem}" for r in self.split_index() if (problem := record_problem(root, r))]
+        records = [self.val_sample, *self.split_index()]
+        out += [f"{r['path']}: {p}" for r in records if r.get("path") not in skip and (p := record_problem(root, r))]
         return out
 
     def verify(self, directory: str | Path) -> None:

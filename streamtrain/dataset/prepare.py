@@ -52,7 +52,10 @@ exit 75, naming the holder): a new dataset; ``--overwrite``; ``--refit``
 (rebuild from every recorded input, each once and as it is now, plus new ones);
 ``--append`` (``dataset.append``: new shards with the frozen vectorizer).
 Replacing a dataset waits for its readers (``fs.locks.no_readers``) at the
-swap, or fails at once before any work when ``--wait`` is 0.
+swap, or fails at once before any work when ``--wait`` is 0. ``--overwrite``
+replaces only a dataset (``manifest.is_dataset``) or an empty directory, and
+never a symlink, ``.`` or a directory above the working directory
+(``fs.atomic.check_target``, exit 2 before any work).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ from streamtrain import __version__
 from streamtrain.dataset import sources
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.dataset.drift import Coverage, coverage_for
-from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest, ModelInputs
+from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest, ModelInputs, is_dataset
 from streamtrain.dataset.parallel import (
     CLUSTER_EXTRA,
     InlineExecutor,
@@ -91,7 +94,7 @@ from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.dataset.spill import Spill, SpillPart
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import DataError, StreamtrainError, UsageError
-from streamtrain.fs.atomic import staging_dir, sweep_stale
+from streamtrain.fs.atomic import check_target, staging_dir, sweep_stale
 from streamtrain.fs.checksums import file_record
 from streamtrain.fs.locks import no_readers, writer_lock
 from streamtrain.io.readers import (
@@ -332,6 +335,8 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: An
         raise UsageError("no training inputs given")
     for path in [*opts.inputs, *opts.test]:
         detect_format(path)  # fail on a bad path before any work
+    if not opts.append:
+        check_target(opts.data, opts.overwrite or opts.refit, is_dataset)  # and again where it is replaced
     with writer_lock(opts.data, "dataset", opts.wait), _executor(opts, executor) as work:
         sweep_stale(opts.data)  # a killed --overwrite or --refit's staging directory, whatever this run's mode
         if (opts.overwrite or opts.refit) and Path(opts.data).exists() and opts.wait == 0:
@@ -501,7 +506,7 @@ def _build(
         provenance = [{**sources.record(path), "ingested_at": at, "night": 0} for _, path in _inputs(opts)]
     opts = _as_digested(opts, provenance)
     replacing = lambda: no_readers(opts.data, opts.wait)  # noqa: E731 - staging_dir takes a factory
-    with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing) as stage:
+    with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing, ours=is_dataset) as stage:
         first = _first_pass(opts, stage, provenance, executor)
         label_names, remap = first.labels.finalize()
         if len(label_names) < 2:

@@ -12,6 +12,9 @@ removes the staging and ``.old-`` directories of writers on this host whose
 process is gone (``sweep_stale``), first moving a previous target back into
 place if the writer died between moving it aside and moving the new one in.
 A live writer's directory, or another host's, is never touched.
+``check_target`` comes first: a symlink, ``.`` or a directory above the
+working directory is never replaced, and a non-empty target only with
+``overwrite`` when its owner's test (``ours``) says streamtrain wrote it.
 """
 
 from __future__ import annotations
@@ -74,11 +77,35 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def check_target(target: str | os.PathLike[str], overwrite: bool) -> None:
-    """Refuse to replace a non-empty ``target`` unless ``overwrite``."""
+def check_target(target: str | os.PathLike[str], overwrite: bool, ours: Callable[[Path], bool] | None = None) -> None:
+    """``UsageError`` unless ``target`` may be replaced: never a symlink (what it points at is not ours to
+    delete), ``.`` or a directory above the working directory; a non-empty one only with ``overwrite`` and
+    only when ``ours(target)`` recognises it as written by streamtrain (no ``ours``: never)."""
     target = Path(target)
-    if target.exists() and not overwrite and (not target.is_dir() or any(target.iterdir())):
+    if target.is_symlink():
+        raise UsageError(
+            f"{target} is a symbolic link: streamtrain does not replace what it points at; "
+            "name the directory itself. Nothing was changed"
+        )
+    try:
+        here = os.path.realpath(os.getcwd())
+    except FileNotFoundError:  # the working directory was removed: nothing can be above it
+        here = None
+    if here is not None and os.path.realpath(target) in (here, *map(str, Path(here).parents)):
+        raise UsageError(
+            f"{target} is the working directory or a directory above it, which streamtrain never replaces; "
+            "name a directory of its own. Nothing was changed"
+        )
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return
+    if not overwrite:
         raise UsageError(f"{target} already exists and is not empty (use --overwrite to replace it)")
+    if not target.is_dir() or ours is None or not ours(target):
+        what = "a directory" if target.is_dir() else "a file"
+        raise UsageError(
+            f"{target} is {what} that streamtrain did not write: --overwrite replaces only what streamtrain "
+            "made. Nothing was changed; move it away or choose another path"
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -122,16 +149,19 @@ def staging_dir(
     target: str | os.PathLike[str],
     overwrite: bool = False,
     replacing: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ours: Callable[[Path], bool] | None = None,
 ) -> Iterator[Path]:
-    """Yield an empty directory that replaces ``target`` when the block succeeds.
+    """Yield an empty directory that replaces ``target`` when the block succeeds (``check_target`` first,
+    with ``overwrite`` and ``ours``).
 
     ``replacing``, when given, is entered around the swap of an existing
     ``target`` (a dataset waits there for its readers, ``fs.locks.no_readers``);
     if it raises, the staged directory is removed and ``target`` is untouched.
     """
     target = Path(target)
-    sweep_stale(target)  # first: it may move a previous target back into place
-    check_target(target, overwrite)
+    check_target(target, overwrite, ours)  # before anything: never sweep beside a symlink or the working directory
+    sweep_stale(target)  # it may move a previous target back into place
+    check_target(target, overwrite, ours)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         stage = _sibling(target, "partial")

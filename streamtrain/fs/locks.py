@@ -23,7 +23,10 @@ once. Nothing here blocks without a deadline: an unattended run never hangs.
 A reader that may not create the read lock file (a dataset on a read-only
 mount or in another user's directory) reads without it, with a warning: a
 process that cannot write there cannot replace the dataset either. A writer
-that cannot create its lock file gets a ``UsageError`` naming it.
+that cannot create its lock file gets a ``UsageError`` naming it. A lock
+file is created with ``O_EXCL`` or opened with ``O_NOFOLLOW``: a lock path
+that is a symlink, a hard link or not a regular file is a ``UsageError``
+naming it, and nothing is written through it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -80,6 +84,32 @@ def _holder_text(path: Path) -> str:
     return "PID " + ", ".join(map(str, pids)) if pids else "another process"
 
 
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file ``path``: created with ``O_EXCL`` when new, else the existing one opened
+    with ``O_NOFOLLOW`` (a symlink: ``ELOOP``), without blocking (a FIFO put there), never truncated here."""
+    flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    while True:
+        try:
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            pass
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            continue  # removed between the two opens: create it again
+
+
+def _require_own_file(fd: int, path: Path, what: str) -> None:
+    """``UsageError`` (the descriptor closed) unless ``fd`` is a regular file with one link: a lock file
+    streamtrain made, not a device, FIFO or hard link to someone's file that the holder's record would overwrite."""
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+        return
+    os.close(fd)
+    kind = "a hard link to another file" if stat.S_ISREG(st.st_mode) else "not a regular file"
+    raise UsageError(f"the lock file of {what} is {kind}: {path} (remove it; nothing was changed)")
+
+
 class FileLock:
     """One ``flock`` on ``path``: ``with FileLock(...).acquire(wait):`` ... released on exit or process death."""
 
@@ -90,14 +120,20 @@ class FileLock:
     def acquire(self, wait: float = 0.0) -> FileLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            fd = _open_lock_file(self.path)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UsageError(
+                    f"the lock file of {self.what} is a symbolic link, which streamtrain does not follow: "
+                    f"{self.path} (remove it; nothing was changed)"
+                ) from exc
             if self.shared and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 # A reader of a dataset it may not write beside (a read-only mount, another user's directory):
                 # whoever may not create the lock file cannot replace the dataset either; read without the lock.
                 log.warning(f"reading {self.what} without its read lock: cannot create {self.path}: {exc.strerror}")
                 return self
             raise UsageError(f"cannot create the lock file of {self.what}: {self.path}: {exc.strerror}") from exc
+        _require_own_file(fd, self.path, self.what)
         deadline = time.monotonic() + max(wait, 0.0)
         mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         while True:

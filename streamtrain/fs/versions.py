@@ -11,7 +11,8 @@ sort by age. A version is complete exactly when its directory has its final
 name: ``finish`` renames ``<id>.training`` into place, so a reader that
 follows ``current`` (or names a version) never sees a partial one, and
 ``promote`` switches ``current`` by renaming a new symlink over the old one,
-so a reader sees the old or the new version, never neither. ``prune`` keeps
+so a reader sees the old or the new version, never neither. ``current`` is only ever
+read as a version inside ``versions/`` (``link_problem``). ``prune`` keeps
 the newest ``keep`` complete versions and never removes ``current`` or the
 version it replaced (a reader that resolved ``current`` just before a switch
 is still reading that one). Only the holder of ``M``'s writer lock
@@ -65,17 +66,44 @@ class Versions:
         return sorted(p for p in self.dir.iterdir() if p.name.endswith(TRAINING) and p.is_dir())
 
     def current(self) -> str | None:
-        """The id ``current`` points at, or None before the first promotion."""
+        """The id ``current`` points at, or None before the first promotion, and when it does not point at a
+        version inside ``versions/`` (``link_problem`` says so; ``path`` refuses it)."""
         try:
             target = os.readlink(self.link)
-        except (FileNotFoundError, OSError):
+        except OSError:
             return None
-        return Path(target).name
+        return self._version_at(target)
+
+    def link_problem(self) -> str | None:
+        """What is wrong with ``current``, one line: not a symlink, or not pointing at ``versions/<id>`` of this
+        directory (a link elsewhere whose last component names a version included); None when absent or right."""
+        if not os.path.lexists(self.link):
+            return None
+        try:
+            target = os.readlink(self.link)
+        except OSError:
+            return f"{CURRENT}: not a symbolic link to a version"
+        if self._version_at(target) is None:
+            return f"{CURRENT}: points at {target}, which is not a version inside {self.dir}"
+        return None
+
+    def _version_at(self, target: str) -> str | None:
+        """The id of the version ``target`` (a link's text, relative to ``root``) names, if it is in ``dir``."""
+        path = os.path.normpath(os.path.join(os.path.abspath(self.root), target))
+        parent, name = os.path.split(path)
+        if not _ID.match(name):
+            return None
+        inside = parent == os.path.normpath(os.path.abspath(self.dir))
+        return name if inside or os.path.realpath(parent) == os.path.realpath(self.dir) else None
 
     def path(self, version: str | None = None) -> Path:
         """The directory of ``version``, or of ``current`` when None (``DataError`` if there is none)."""
         if version is None:
             version = self.current()
+            if version is None and (problem := self.link_problem()) is not None:
+                raise DataError(
+                    f"{problem}: refusing to read it; point it at a version again or remove it", str(self.root)
+                )
             if version is None:
                 raise DataError(
                     "no current model: no version has been promoted yet (fit has not finished, or the promotion "

@@ -635,12 +635,19 @@ def _lost_worker(exc: BaseException, cluster) -> str | None:
 
 
 def _check_model_dir(root: Path) -> None:
-    """Refuse a non-empty directory that is neither a model directory nor empty (a wrong --model-dir)."""
+    """Refuse (exit 2, untouched) a file or a non-empty directory that is neither a versioned model directory
+    nor the 0.2 layout (``is_flat``: a user's own ``model.keras`` is not one), and (65) a ``current`` that
+    does not point at a version inside ``versions/``."""
     if root.is_file():
         raise UsageError(f"--model-dir {root} is a file")
     unknown = root.is_dir() and not Versions(root).exists() and not is_flat(root)
     if unknown and any(p for p in root.iterdir() if not p.name.startswith(".")):
-        raise UsageError(f"--model-dir {root} is not empty and holds no model versions: choose another directory")
+        raise UsageError(
+            f"--model-dir {root} is not empty and is not a model directory streamtrain wrote (no versions/, not "
+            "the 0.2 layout): nothing was changed; choose another directory"
+        )
+    if (problem := Versions(root).link_problem()) is not None:
+        raise DataError(f"{problem}: point it at a version again or remove it; nothing was changed", str(root))
 
 
 def _version_of(building: Path) -> str:

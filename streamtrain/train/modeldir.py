@@ -4,8 +4,8 @@ A model directory ``M`` holds immutable versions and a ``current`` link
 (``fs.versions``): ``M/versions/<id>/``, ``M/current -> versions/<id>``.
 ``resolve`` finds the version a reader should use (``current`` unless one is
 named); a directory written by streamtrain 0.2 (the files below directly in
-``M``) is read as it is, and ``fit`` adopts it as the first version
-(``adopt_flat``).
+``M``, recognised by ``FLAT_MARKERS``, never by ``model.keras`` alone) is
+read as it is, and ``fit`` adopts it as the first version (``adopt_flat``).
 
 A version holds, and nothing pickled:
 - ``model.keras``: the trained model in Keras' own format, weights only (no optimizer state: ``save_weights_model``).
@@ -19,9 +19,10 @@ A version holds, and nothing pickled:
   (``train.report``, ``train.plots``); ``tensorboard/``: per-epoch scalars
   and the configuration (``train.tensorboard``).
 - ``checksums.json``: size and sha256 of every other file (sub-directories
-  included), written last;
-  ``check`` compares them before evaluate and predict use the directory,
-  ``problems`` lists every difference for ``streamtrain verify``.
+  included), written last; it must record at least ``REQUIRED`` (a version
+  without it is refused, never read unchecked); ``check`` compares them
+  before evaluate, predict and fit (its promotion guard, ``--warm-start``)
+  use a version, ``problems`` lists every difference for ``streamtrain verify``.
 
 ``write_version`` writes these into the version being trained; it becomes
 complete only when ``Versions.finish`` renames it into place, so a crash
@@ -32,8 +33,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.checksums import check_once, file_problem, sha256_file
@@ -52,6 +54,9 @@ CONFUSION_PNG = "confusion.png"
 TENSORBOARD_DIR = "tensorboard"
 CHECKSUMS_NAME = "checksums.json"  # written last: size and sha256 of every other file
 VERSION_FILES = (MODEL_NAME, JSON_NAME, ARRAYS_NAME, HISTORY_NAME, CONFIG_NAME, METRICS_NAME, PROMOTION_NAME)
+# What a 0.2 model directory always held, each a regular file: a user's own model.keras and notes are not one.
+FLAT_MARKERS = (MODEL_NAME, JSON_NAME, ARRAYS_NAME, METRICS_NAME, CHECKSUMS_NAME)
+REQUIRED = (MODEL_NAME, JSON_NAME, ARRAYS_NAME)  # what readers load: a checksums.json must record each
 # Inside the version being trained only, never part of a complete one (train.checkpoint, fit's resume key):
 CHECKPOINT_DIR = "checkpoint"
 RESUME_NAME = "resume.json"
@@ -101,8 +106,11 @@ def save_weights_model(model, path: Path) -> None:
 
 
 def is_flat(root: Path) -> bool:
-    """A model directory written by streamtrain 0.2: one model directly in ``root`` and no ``current`` version."""
-    return (root / MODEL_NAME).is_file() and Versions(root).current() is None
+    """A model directory written by streamtrain 0.2: every ``FLAT_MARKERS`` file (none a symlink) directly in
+    ``root``, and no ``current`` (an adoption cut short before its promotion is still flat)."""
+    if os.path.lexists(Versions(root).link):
+        return False
+    return all((root / name).is_file() and not (root / name).is_symlink() for name in FLAT_MARKERS)
 
 
 def resolve(model_dir: str | Path, version: str | None = None) -> Path:
@@ -115,7 +123,7 @@ def resolve(model_dir: str | Path, version: str | None = None) -> Path:
     if not root.is_dir():
         raise DataError("no such model directory", str(root))
     if not Versions(root).exists():
-        raise DataError("not a model directory (no versions/ and no model.keras)", str(root))
+        raise DataError("not a model directory (no versions/, and not the layout streamtrain 0.2 wrote)", str(root))
     return Versions(root).path(version)
 
 
@@ -124,21 +132,23 @@ def adopt_flat(root: Path) -> str | None:
 
     The files are copied into a version, which is renamed into place and made
     current before the originals are removed, so a crash at any point leaves
-    a readable model directory. Returns the new version id (None if ``root`` is not flat).
+    a readable model directory. Only what its ``checksums.json`` records (and that file) is adopted, after
+    ``check``: anything else in ``root`` is not streamtrain's and stays where it is. Returns the new version
+    id (None if ``root`` is not flat).
     """
     if not is_flat(root):
         return None
+    check(root)
+    names = {Path(name).parts[0] for name in _recorded(root)} | {CHECKSUMS_NAME}
     versions = Versions(root)
     version = new_id()
     building = versions.begin(version)
-    adopted = [p for p in root.iterdir() if p.name not in (VERSIONS, CURRENT) and not p.name.startswith(".")]
+    adopted = [root / name for name in sorted(names - {VERSIONS, CURRENT})]
     for path in adopted:
         if path.is_dir():
             shutil.copytree(path, building / path.name)
         else:
             shutil.copy2(path, building / path.name)
-    if not (building / PROMOTION_NAME).exists() and not (building / CHECKSUMS_NAME).exists():
-        write_json(building / PROMOTION_NAME, {"promoted": True, "reason": "adopted from a 0.2 model directory"})
     versions.finish(building)
     versions.promote(version)
     for path in adopted:  # a crash before this point leaves them beside current, which readers then use
@@ -157,18 +167,42 @@ def metric_numbers(metrics: dict) -> list[tuple[str, float | None]]:
 def problems(model_dir: str | Path, compare=file_problem) -> list[str]:
     """Every way one version (or a 0.2 model directory) differs from what fit wrote (``checksums.json``).
 
-    ``compare`` is ``file_problem`` (read every file: ``verify``) or ``check_once`` (``check``: a file
-    that matched once in this process and has not changed is not read again, as when fit checks the
+    ``checksums.json`` must record at least ``REQUIRED`` (what a reader loads), each name inside the
+    directory. ``compare`` is ``file_problem`` (read every file: ``verify``) or ``check_once`` (``check``: a
+    file that matched once in this process and has not changed is not read again, as when fit checks the
     current version for ``--warm-start`` and again for the promotion guard).
     """
     root = Path(model_dir)
     try:
-        files = json.loads((root / CHECKSUMS_NAME).read_text(encoding="utf-8"))
+        files = _recorded(root)
     except FileNotFoundError:
-        return [f"{CHECKSUMS_NAME}: missing (not a model directory, fit did not finish, or written before 0.2)"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return [f"{CHECKSUMS_NAME}: missing (not a model version, or fit did not finish)"]
+    except (OSError, ValueError) as exc:
         return [f"{CHECKSUMS_NAME}: unreadable: {exc}"]
-    return [f"{name}: {p}" for name, f in files.items() if (p := compare(root / name, f["bytes"], f["sha256"]))]
+    out = [f"{CHECKSUMS_NAME}: does not record {name}" for name in REQUIRED if name not in files]
+    for name, f in files.items():
+        if not _inside(name):
+            out.append(f"{CHECKSUMS_NAME}: records {name!r}, which is not a file inside the version")
+        elif p := compare(root / name, f["bytes"], f["sha256"]):
+            out.append(f"{name}: {p}")
+    return out
+
+
+def _recorded(root: Path) -> dict[str, dict]:
+    """``root``'s ``checksums.json``: ``{name: {"bytes", "sha256"}}`` (``ValueError`` when it is not that)."""
+    files = json.loads((root / CHECKSUMS_NAME).read_text(encoding="utf-8"))
+    if not isinstance(files, dict) or not all(
+        isinstance(f, dict) and isinstance(f.get("bytes"), int) and isinstance(f.get("sha256"), str)
+        for f in files.values()
+    ):
+        raise ValueError("not a record of files with their bytes and sha256")
+    return files
+
+
+def _inside(name: str) -> bool:
+    """A recorded name is a relative path that stays inside its directory."""
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not PurePosixPath(name).is_absolute() and ".." not in parts
 
 
 def tree_problems(model_dir: str | Path) -> tuple[list[str], int]:
@@ -177,9 +211,13 @@ def tree_problems(model_dir: str | Path) -> tuple[list[str], int]:
     versions = Versions(root)
     if is_flat(root):
         return problems(root), _recorded_count(root)
+    if not versions.exists():
+        return [f"{VERSIONS}: missing, and not a model directory written by 0.2 (it lacks one of {FLAT_MARKERS})"], 0
     out, files = [], 0
     current = versions.current()
-    if current is not None and current not in versions.complete():
+    if (link := versions.link_problem()) is not None:
+        out.append(link)
+    elif current is not None and current not in versions.complete():
         out.append(f"current: points at {current}, which is not a complete version")
     for version in versions.complete():
         out += [f"versions/{version}/{p}" for p in problems(versions.dir / version)]
@@ -196,10 +234,9 @@ def _recorded_count(directory: Path) -> int:
 
 
 def check(model_dir: str | Path) -> None:
-    """Before use: ``DataError`` naming the first damaged file; a model directory from before 0.2 has no record."""
+    """Before use: ``DataError`` naming the first of ``problems`` (a version without a ``checksums.json`` that
+    records ``REQUIRED`` included: there is no unchecked layout)."""
     root = Path(model_dir)
-    if not (root / CHECKSUMS_NAME).exists() and (root / MODEL_NAME).is_file():
-        return
     found = problems(root, check_once)
     if found:
         raise DataError(f"damaged or incomplete model directory: {found[0]}", str(root))

@@ -296,6 +296,8 @@ def test_flat_model_directory(tmp_path):
     root = tmp_path / "flat"
     root.mkdir()
     (root / "model.keras").write_bytes(b"not really a model")
+    for name in ("vectorizer.json", "vectorizer.npz", "checksums.json"):  # the rest of 0.2's own files
+        (root / name).write_text("{}")
     write_json(root / "metrics.json", {"test_accuracy": 0.88, "val_accuracy": 0.87, "epochs": 5, "train_rows": 10})
     result, text = run_inspect(root)
     assert result["layout"].startswith("flat") and result["versions"][0]["metrics"]["test_accuracy"] == 0.88

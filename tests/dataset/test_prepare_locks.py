@@ -119,3 +119,24 @@ def test_a_replacement_waits_for_a_reader_that_ends(tmp_path, reader):
     proc = streamtrain("prepare", DEMO_TEST, "--data", data, "--overwrite", "--wait", "60", "--hash-buckets", 4096)
     assert proc.returncode == 0, proc.stderr
     assert holder.wait(timeout=30) == 0
+
+
+def test_prepare_and_fit_refuse_a_lock_file_that_is_a_symlink_and_leave_its_target_alone(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"thesis draft\n")
+    data, model = tmp_path / "data", tmp_path / "model"
+    (tmp_path / ".data.write.lock").symlink_to(victim.name)  # relative, as `ln -s victim.txt .data.write.lock`
+    proc = streamtrain("prepare", DEMO_TEST, "--data", data)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "symbolic link" in lines[0] and ".data.write.lock" in lines[0], proc.stderr
+    assert victim.read_bytes() == b"thesis draft\n" and not data.exists()
+
+    (tmp_path / ".data.write.lock").unlink()
+    prepare_csv(DEMO_TEST, data)
+    (tmp_path / ".model.write.lock").symlink_to(victim.name)
+    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--epochs", "1")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "symbolic link" in lines[0] and ".model.write.lock" in lines[0], proc.stderr
+    assert victim.read_bytes() == b"thesis draft\n" and not model.exists()

@@ -94,3 +94,38 @@ def test_a_reader_that_cannot_create_the_lock_file_reads_without_it_a_writer_is_
     assert not lock.held and "without its read lock" in caplog.text and "Read-only file system" in caplog.text
     with pytest.raises(UsageError, match=r"cannot create the lock file of dataset .*: Read-only file system"):
         writer_lock(tmp_path / "data", "dataset")
+
+
+@pytest.mark.parametrize("kind", ["write", "read"])
+def test_a_lock_path_that_is_a_symlink_is_refused_and_its_target_keeps_its_bytes(tmp_path, kind):
+    from streamtrain.errors import UsageError
+
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"a user's own file\n")
+    lock_path(tmp_path / "data", kind).symlink_to(victim)
+    with pytest.raises(UsageError, match="is a symbolic link") as err:
+        writer_lock(tmp_path / "data", "dataset") if kind == "write" else reader_lock(tmp_path / "data")
+    assert str(lock_path(tmp_path / "data", kind)) in str(err.value) and err.value.exit_code == 2
+    assert victim.read_bytes() == b"a user's own file\n"
+
+
+def test_a_lock_path_that_is_a_hard_link_or_a_fifo_is_refused_at_once(tmp_path):
+    from streamtrain.errors import UsageError
+
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"a user's own file\n")
+    os.link(victim, lock_path(tmp_path / "data", "write"))
+    with pytest.raises(UsageError, match="is a hard link to another file"):
+        writer_lock(tmp_path / "data", "dataset")
+    assert victim.read_bytes() == b"a user's own file\n"
+    os.mkfifo(lock_path(tmp_path / "other", "write"))
+    with pytest.raises(UsageError, match="is not a regular file"):
+        writer_lock(tmp_path / "other", "dataset")  # opened without blocking, refused
+
+
+def test_a_new_lock_file_is_created_and_an_existing_one_reused(tmp_path):
+    lock = writer_lock(tmp_path / "data", "dataset")
+    inode = os.stat(lock.path).st_ino
+    lock.release()
+    writer_lock(tmp_path / "data", "dataset").release()
+    assert os.stat(lock.path).st_ino == inode

@@ -155,3 +155,108 @@ def test_a_read_error_inside_the_input_pipeline_surfaces_as_a_data_error(dataset
 def no_model_in(model_dir: Path) -> bool:
     """No complete version and no current: at most an interrupted ``.training`` version a rerun resumes."""
     return Versions(model_dir).complete() == [] and Versions(model_dir).current() is None
+
+
+def predict(model_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN), "predict", "--model-dir", str(model_dir)],
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def without(*names: str):
+    def damage(version: Path) -> None:
+        files = json.loads((version / "checksums.json").read_text())
+        (version / "checksums.json").write_text(json.dumps({k: v for k, v in files.items() if k not in names}))
+
+    return damage
+
+
+def no_checksums(version: Path) -> None:
+    """No ``checksums.json``, and a swapped ``model.keras`` that Keras still loads (its metadata rewritten)."""
+    import zipfile
+
+    (version / "checksums.json").unlink()
+    original = version / "model.keras"
+    swapped = version / "swapped.keras"
+    with zipfile.ZipFile(original) as src, zipfile.ZipFile(swapped, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "metadata.json":
+                data = json.dumps(json.loads(data) | {"date_saved": "1999-12-31@23:59:59"}).encode()
+            dst.writestr(item, data)
+    os.replace(swapped, original)
+
+
+def empty_checksums(version: Path) -> None:
+    (version / "checksums.json").write_text("{}")
+
+
+@pytest.mark.parametrize(
+    "damage, found",
+    [
+        (no_checksums, "checksums.json: missing"),
+        (empty_checksums, "checksums.json: does not record model.keras"),
+        (without("model.keras"), "checksums.json: does not record model.keras"),
+        (without("vectorizer.json", "vectorizer.npz"), "checksums.json: does not record vectorizer.json"),
+    ],
+    ids=["missing", "empty", "no-model", "no-vectorizer"],
+)
+def test_a_version_whose_checksums_do_not_cover_the_model_is_refused(datasets, model, tmp_path, damage, found):
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy, symlinks=True)
+    version = copy / "versions" / Versions(copy).current()
+    damage(version)
+    check = streamtrain("verify", copy)
+    assert check.returncode == 65 and f"{version}/{found}" in check.stderr, check.stderr
+    proc = predict(copy)
+    assert proc.returncode == 65 and found in proc.stderr and proc.stdout == "", proc.stderr
+    proc = streamtrain("evaluate", "--data", datasets["hdf5"], "--model-dir", copy)
+    assert proc.returncode == 65 and found in proc.stderr and proc.stdout == "", proc.stderr
+    before = tree_digest(copy)
+    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", copy, "--warm-start", "--epochs", "1")
+    assert proc.returncode == 65 and found in proc.stderr and tree_digest(copy) == before, proc.stderr
+
+
+def test_a_current_link_out_of_versions_is_reported_by_verify_and_refused_by_readers(datasets, model, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy, symlinks=True)
+    version = Versions(copy).current()
+    outside = tmp_path / "elsewhere" / "versions" / version  # its last component names a version
+    shutil.copytree(copy / "versions" / version, outside)
+    (copy / "current").unlink()
+    (copy / "current").symlink_to(outside)
+    check = streamtrain("verify", copy)
+    assert check.returncode == 65 and f"current: points at {outside}" in check.stderr, check.stderr
+    proc = predict(copy)
+    assert proc.returncode == 65 and "current: points at" in proc.stderr and proc.stdout == "", proc.stderr
+    proc = streamtrain("evaluate", "--data", datasets["hdf5"], "--model-dir", copy)
+    assert proc.returncode == 65 and "current: points at" in proc.stderr, proc.stderr
+    before = tree_digest(copy)
+    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", copy, "--epochs", "1")
+    assert proc.returncode == 65 and "current: points at" in proc.stderr and tree_digest(copy) == before
+    assert os.readlink(copy / "current") == str(outside)
+
+
+def test_manifest_paths_outside_the_dataset_are_refused_by_fit_and_each_reported_by_verify(datasets, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(datasets["hdf5"], data)
+    doc = json.loads((data / "manifest.json").read_text())
+    (tmp_path / "outside").mkdir()
+    shard = doc["shards"][1]["path"]
+    os.replace(data / shard, tmp_path / "outside" / "x.h5")  # the same bytes, now outside the dataset
+    doc["shards"][1]["path"] = "../outside/x.h5"
+    shard = doc["shards"][2]["path"]
+    os.replace(data / shard, tmp_path / "outside" / "y.h5")
+    doc["shards"][2]["path"] = str(tmp_path / "outside" / "y.h5")
+    (data / "manifest.json").write_text(json.dumps(doc))
+    check = streamtrain("verify", data)
+    assert check.returncode == 65, check.stderr
+    assert f"{data}/../outside/x.h5: outside the dataset directory" in check.stderr
+    assert f"{tmp_path}/outside/y.h5: outside the dataset directory" in check.stderr
+    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "model", "--epochs", "1")
+    assert proc.returncode == 65 and "outside the dataset directory: ../outside/x.h5" in proc.stderr, proc.stderr
+    assert no_model_in(tmp_path / "model")

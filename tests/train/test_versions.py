@@ -142,6 +142,7 @@ def test_a_model_directory_written_by_0_2_is_read_as_it_is_and_adopted_by_the_ne
     assert fit(data, trained, "--epochs", "1")[0].returncode == 0
     flat = tmp_path / "flat"  # the 0.2 layout: one model's files directly in the directory
     shutil.copytree(trained / "current", flat)
+    (flat / "notes.txt").write_text("a user's notes beside the model\n")  # not streamtrain's: never moved
     before = json.loads(streamtrain("evaluate", "--data", data, "--model-dir", flat).stdout)
     assert before["version"] is None and before["val_accuracy"] > 0.5
     proc, metrics = fit(data, flat, "--epochs", "1", "--force")
@@ -151,6 +152,8 @@ def test_a_model_directory_written_by_0_2_is_read_as_it_is_and_adopted_by_the_ne
     assert "adopted the unversioned model written by streamtrain 0.2 as version" in proc.stderr
     assert versions.complete() == sorted([adopted, metrics["version"]]) and versions.current() == metrics["version"]
     assert not (flat / "model.keras").exists()  # the adopted files moved into their version
+    assert (flat / "notes.txt").read_text() == "a user's notes beside the model\n"
+    assert not (flat / "versions" / adopted / "notes.txt").exists()
     old = json.loads(streamtrain("evaluate", "--data", data, "--model-dir", flat, "--version", adopted).stdout)
     assert old["val_accuracy"] == before["val_accuracy"]
     assert streamtrain("verify", flat).returncode == 0
@@ -326,3 +329,19 @@ def test_promote_completes_a_pending_step_first_and_refuses_what_is_not_a_versio
     (tmp_path / "model" / "versions" / new / "model.keras").write_text("changed")
     damaged = streamtrain("promote", versions.root, new)
     assert damaged.returncode == 65 and "model.keras" in damaged.stderr and versions.current() == old
+
+
+def test_fit_refuses_a_directory_with_a_users_own_model_keras_and_leaves_it_untouched(data, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.keras").write_bytes(b"PK\x03\x04 a model the user trained elsewhere")
+    (mine / "notes.txt").write_text("how I trained it\n")
+    before = {p.name: p.read_bytes() for p in mine.iterdir()}
+    for command in (["fit", "--data", data], ["train", DEMO_TEST, "--data", tmp_path / "data"]):
+        proc = streamtrain(*command, "--model-dir", mine, "--epochs", "1", "--quiet")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and "not a model directory streamtrain wrote" in lines[0]
+        assert str(mine) in lines[0] and proc.stdout == "", proc.stderr
+        assert {p.name: p.read_bytes() for p in mine.iterdir()} == before  # nothing adopted, moved or added
+    proc = streamtrain("evaluate", "--data", data, "--model-dir", mine)
+    assert proc.returncode == 65 and "not a model directory" in proc.stderr
