@@ -263,7 +263,7 @@ def _built(versions: Versions, version: str) -> Path:
     from streamtrain.fs.checksums import sha256_file
 
     building = versions.begin(version)
-    for name in ("model.keras", "promotion.json", "tensorboard/events"):
+    for name in ("model.keras", "vectorizer.json", "vectorizer.npz", "promotion.json", "tensorboard/events"):
         (building / name).parent.mkdir(exist_ok=True)
         (building / name).write_text(name)
     (building / "checkpoint").mkdir()
@@ -271,7 +271,7 @@ def _built(versions: Versions, version: str) -> Path:
     (building / "resume.json").write_text("{}")
     record = {
         n: {"bytes": (building / n).stat().st_size, "sha256": sha256_file(building / n)}
-        for n in ("model.keras", "promotion.json", "tensorboard/events")
+        for n in ("model.keras", "vectorizer.json", "vectorizer.npz", "promotion.json", "tensorboard/events")
     }
     (building / "checksums.json").write_text(json.dumps(record))
     return building
@@ -307,6 +307,8 @@ def test_every_prefix_of_the_promotion_step_is_completed_by_recover(point, tmp_p
         "model.keras",
         "promotion.json",
         "tensorboard",
+        "vectorizer.json",
+        "vectorizer.npz",
     ]
 
 
