@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from streamtrain.errors import writing
 from streamtrain.progress import Progress
 
 
@@ -57,7 +58,7 @@ class Spill:
             "row_ids": part.row_ids,
         }
         layout, size = {}, 0
-        with open(path, "wb") as fh:
+        with writing(path), open(path, "wb") as fh:
             for name, array in arrays.items():
                 array = np.ascontiguousarray(array)
                 array.tofile(fh)
