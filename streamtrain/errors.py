@@ -127,14 +127,14 @@ def write_error(exc: BaseException, path: str | os.PathLike[str] | None = None) 
 @contextlib.contextmanager
 def writing(path: str | os.PathLike[str]) -> Iterator[None]:
     """Turn a write's ENOSPC, EDQUOT, EFBIG, EROFS, EACCES or EPERM inside the block into a ``WriteError`` naming
-    ``path`` (or the file the error names); also a short write without an errno on a file system left with
-    less than 1 MiB (numpy's ``tofile``)."""
+    ``path`` (or the file the error names); also numpy's errno-less short write (``tofile``: "N requested and M
+    written"), said to be for want of space where less than 1 MiB is left (else a quota or file size limit)."""
     try:
         yield
     except OSError as exc:
         typed = write_error(exc, path)
-        if typed is None and exc.errno is None and _full(path):  # numpy's short write: "N requested and M written"
-            typed = OutOfSpace(path, os.strerror(errno.ENOSPC))
+        if typed is None and exc.errno is None and " requested and " in str(exc):  # numpy's short write
+            typed = OutOfSpace(path, os.strerror(errno.ENOSPC) if _full(path) else f"short write ({exc})")
         if typed is None:
             raise
         raise typed from exc

@@ -61,7 +61,7 @@ class Spill:
         with writing(path), open(path, "wb") as fh:
             for name, array in arrays.items():
                 array = np.ascontiguousarray(array)
-                array.tofile(fh)
+                fh.write(array.data)  # not tofile: a failed write then carries its errno
                 layout[name] = (array.dtype, array.size)
                 size += array.nbytes
         self._layouts.append(layout)
