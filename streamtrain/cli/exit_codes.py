@@ -39,7 +39,7 @@ TABLE = (
     (
         EXIT_CANTCREAT,
         "cannot create an output: read-only file system or permission denied (EROFS, EACCES, EPERM), or prepare "
-        "found clearly too little free space to start; the message names the path. Nothing was changed",
+        "found clearly too little free space to start; the message names the path. Nothing was replaced",
     ),
     (
         EXIT_IOERR,
