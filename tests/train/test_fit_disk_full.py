@@ -63,3 +63,20 @@ def test_fit_into_a_read_only_model_directory_exits_73_in_one_line(tmp_path, dem
         line = one_error_line(proc, "fit")
         assert f"cannot write {view}" in line and line.endswith("Read-only file system"), line
     assert _complete(model) == before
+
+
+def test_a_checkpoint_commit_on_a_full_disk_names_its_file(tmp_path):
+    # 0.9: fit's traceback ended in checkpoint._write_commit with a bare OSError [Errno 28].
+    import numpy as np
+
+    from streamtrain.errors import OutOfSpace
+    from streamtrain.train.checkpoint import _write_commit
+
+    with small_disk(tmp_path, size="1m") as disk:
+        if not disk.mounted:
+            pytest.skip("needs a file system to fill (no tmpfs here)")
+        disk.fill(leave=64 << 10)
+        arrays = {"weight_0": np.zeros(1 << 18, np.float32)}  # 1 MiB
+        path = disk.root / "epoch-0001.state.npz"
+        with pytest.raises(OutOfSpace, match=rf"cannot write {path}: No space left on device"):
+            _write_commit(disk.root, path, arrays, None, "{}")
