@@ -88,9 +88,9 @@ class NotPromoted(StreamtrainError):
 class WriteError(StreamtrainError):
     """Writing ``path`` failed for a reason of the file system, not of the data; ``cause`` says which."""
 
-    def __init__(self, path: str | os.PathLike[str] | None, cause: str):
+    def __init__(self, path: str | os.PathLike[str] | None, cause: str, action: str = "cannot write"):
         self.path, self.cause = None if path is None else os.fspath(path), cause
-        super().__init__(f"cannot write {self.path}: {cause}" if path is not None else f"cannot write: {cause}")
+        super().__init__(" ".join(filter(None, (action, self.path))) + f": {cause}")
 
 
 class CannotCreate(WriteError):
@@ -109,10 +109,13 @@ CANNOT_CREATE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-def write_error(exc: BaseException, path: str | os.PathLike[str] | None = None) -> WriteError | None:
+def write_error(
+    exc: BaseException, path: str | os.PathLike[str] | None = None, known_write: bool = True
+) -> WriteError | None:
     """The typed error for an ``OSError`` of a write (ENOSPC, EDQUOT, EFBIG: 74; EROFS, EACCES, EPERM: 73).
 
-    None for any other exception. ``path`` names the file when the error does not (a failed ``write``).
+    None for any other exception. ``path`` names the file when the error does not (a failed ``write``). Unless
+    ``known_write``, an EACCES or EPERM (which a read can meet too) is not said to be a write's.
     """
     if isinstance(exc, WriteError):
         return exc
@@ -121,7 +124,8 @@ def write_error(exc: BaseException, path: str | os.PathLike[str] | None = None) 
     where = exc.filename if exc.filename is not None else path
     cause = os.strerror(exc.errno)
     kind = CannotCreate if exc.errno in CANNOT_CREATE_ERRNOS else OutOfSpace
-    return kind(where, cause)
+    neutral = not known_write and exc.errno in (errno.EACCES, errno.EPERM)
+    return kind(where, cause, "" if neutral else "cannot write")
 
 
 @contextlib.contextmanager

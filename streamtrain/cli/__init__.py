@@ -102,7 +102,7 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return EXIT_OK
     except (Exception, KeyboardInterrupt, Terminated) as exc:
-        return _report(prog, write_error(exc, target) or exc, log_format)
+        return _report(prog, write_error(exc, target, known_write=False) or exc, log_format)
 
 
 def _all_options() -> dict[str, list]:
