@@ -88,7 +88,8 @@ class Hdf5ShardWriter(_TempFileWriter):
         import h5py
 
         super().__init__(root, name, split, block_rows)
-        self.file = h5py.File(self.tmp, "w", driver="core", backing_store=False)  # in memory: see the docstring
+        # In memory (see the docstring), grown 4 MiB at a time: 64 KiB steps cost 0.1-0.2 s per 40 MB shard in copies.
+        self.file = h5py.File(self.tmp, "w", driver="core", backing_store=False, block_size=4 << 20)
         self.file.attrs.update({"encoding": encoding, "n_cols": n_cols, "block_rows": block_rows})
         # Element chunks of 16k keep a block's random read within ~2 x 64 KiB of what it needs.
         rc, ec = max(block_rows, 1024), 1 << 14
