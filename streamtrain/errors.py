@@ -5,7 +5,7 @@ output, a lost worker of a multi-worker fit) or anything unexpected, 2 usage err
 but not promoted (the promotion guard), 65 bad input data (EX_DATAERR),
 73 an output cannot be created: a read-only file system, permission denied,
 or too little free space for prepare to start (EX_CANTCREAT), 74 a write
-failed: no space left on the device or the disk quota exceeded (EX_IOERR),
+failed: no space left, the disk quota exceeded, a file size limit (EX_IOERR),
 75 busy: another run holds the lock (EX_TEMPFAIL, try again later), 130
 interrupted (SIGINT), 143 terminated (SIGTERM). The
 library raises; only ``streamtrain.cli`` turns an error into a message and
@@ -100,7 +100,8 @@ class CannotCreate(WriteError):
 
 
 class OutOfSpace(WriteError):
-    """A write failed for want of space: no space left on the device (ENOSPC) or the disk quota (EDQUOT)."""
+    """A write failed for want of space: none left on the device (ENOSPC), the disk quota (EDQUOT), a file size
+    limit (EFBIG)."""
 
     exit_code = EXIT_IOERR
 

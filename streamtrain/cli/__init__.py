@@ -18,8 +18,9 @@ ends it into an exit code and at most one ``streamtrain CMD: error: ...``
 line (with ``--log-format json``, one JSON line of level ``error`` with its
 ``exit_code``, and ``traceback`` for a bug). An ``OSError`` of a full or
 read-only file system (``errors.write_error``) is not a bug: one line naming
-its file (or, when it names none, the directory the command writes), 73 or 74. The CLI holds no logic of its
-own: everything it runs is a library call with an options object.
+its file (or, when it names none, the directory the command writes), exit
+73 or 74. The CLI holds no logic of its own: everything it runs is a
+library call with an options object.
 
 ``entry`` is what the ``streamtrain`` script and ``python -m`` run: it turns
 SIGTERM into an exception (so staging directories are removed as on
