@@ -3,6 +3,9 @@
 Exit codes: 0 success, 1 training or scoring failed (a non-finite loss or
 output, a lost worker of a multi-worker fit) or anything unexpected, 2 usage error, 3 a trained model was kept
 but not promoted (the promotion guard), 65 bad input data (EX_DATAERR),
+73 an output cannot be created: a read-only file system, permission denied,
+or too little free space for prepare to start (EX_CANTCREAT), 74 a write
+failed: no space left, the disk quota exceeded, a file size limit (EX_IOERR),
 75 busy: another run holds the lock (EX_TEMPFAIL, try again later), 130
 interrupted (SIGINT), 143 terminated (SIGTERM). The
 library raises; only ``streamtrain.cli`` turns an error into a message and
@@ -11,11 +14,18 @@ an exit code.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_NOT_PROMOTED = 3
 EXIT_DATA = 65
+EXIT_CANTCREAT = 73  # EX_CANTCREAT
+EXIT_IOERR = 74  # EX_IOERR
 EXIT_BUSY = 75  # EX_TEMPFAIL
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
@@ -73,6 +83,78 @@ class NotPromoted(StreamtrainError):
     def __init__(self, message: str, result: dict):
         self.result = result
         super().__init__(message)
+
+
+class WriteError(StreamtrainError):
+    """Writing ``path`` failed for a reason of the file system, not of the data; ``cause`` says which."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, cause: str, action: str = "cannot write"):
+        self.path, self.cause = None if path is None else os.fspath(path), cause
+        super().__init__(" ".join(filter(None, (action, self.path))) + f": {cause}")
+
+
+class CannotCreate(WriteError):
+    """An output cannot be created: read-only file system, permission denied, or too little space to start."""
+
+    exit_code = EXIT_CANTCREAT
+
+
+class OutOfSpace(WriteError):
+    """A write failed for want of space: none left on the device (ENOSPC), the disk quota (EDQUOT), a file size
+    limit (EFBIG)."""
+
+    exit_code = EXIT_IOERR
+
+
+CANNOT_CREATE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def write_error(
+    exc: BaseException, path: str | os.PathLike[str] | None = None, known_write: bool = True
+) -> WriteError | None:
+    """The typed error for an ``OSError`` of a write (ENOSPC, EDQUOT, EFBIG: 74; EROFS, EACCES, EPERM: 73).
+
+    None for any other exception. ``path`` names the file when the error does not (a failed ``write``). Unless
+    ``known_write``, an EACCES or EPERM (which a read can meet too) is not said to be a write's.
+    """
+    if isinstance(exc, WriteError):
+        return exc
+    if not isinstance(exc, OSError) or exc.errno not in CANNOT_CREATE_ERRNOS | OUT_OF_SPACE_ERRNOS:
+        return None
+    where = exc.filename if exc.filename is not None else path
+    cause = os.strerror(exc.errno)
+    kind = CannotCreate if exc.errno in CANNOT_CREATE_ERRNOS else OutOfSpace
+    neutral = not known_write and exc.errno in (errno.EACCES, errno.EPERM)
+    return kind(where, cause, "" if neutral else "cannot write")
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a write's ENOSPC, EDQUOT, EFBIG, EROFS, EACCES or EPERM inside the block into a ``WriteError`` naming
+    ``path`` (or the file the error names); also numpy's errno-less short write (``tofile``: "N requested and M
+    written"), said to be for want of space where less than 1 MiB is left (else a quota or file size limit)."""
+    try:
+        yield
+    except OSError as exc:
+        typed = write_error(exc, path)
+        if typed is None and exc.errno is None and " requested and " in str(exc):  # numpy's short write
+            typed = OutOfSpace(path, os.strerror(errno.ENOSPC) if _full(path) else f"short write ({exc})")
+        if typed is None:
+            raise
+        raise typed from exc
+
+
+def _full(path: str | os.PathLike[str]) -> bool:
+    """Whether the file system of ``path`` (or of its nearest existing parent) has less than 1 MiB free."""
+    where = os.path.abspath(path)
+    while not os.path.exists(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 class Terminated(BaseException):

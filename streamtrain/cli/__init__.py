@@ -16,8 +16,11 @@ Who owns what:
 ``main`` dispatches; ``run_command`` runs one command and turns whatever
 ends it into an exit code and at most one ``streamtrain CMD: error: ...``
 line (with ``--log-format json``, one JSON line of level ``error`` with its
-``exit_code``, and ``traceback`` for a bug). The CLI holds no logic of its
-own: everything it runs is a library call with an options object.
+``exit_code``, and ``traceback`` for a bug). An ``OSError`` of a full or
+read-only file system (``errors.write_error``) is not a bug: one line naming
+its file (or, when it names none, the directory the command writes), exit
+73 or 74. The CLI holds no logic of its own: everything it runs is a
+library call with an options object.
 
 ``entry`` is what the ``streamtrain`` script and ``python -m`` run: it turns
 SIGTERM into an exception (so staging directories are removed as on
@@ -42,7 +45,7 @@ from streamtrain.cli import logs
 from streamtrain.cli.arguments import parse
 from streamtrain.cli.commands import COMMANDS
 from streamtrain.cli.exit_codes import exit_code, help_text
-from streamtrain.errors import EXIT_OK, EXIT_USAGE, StreamtrainError, Terminated
+from streamtrain.errors import EXIT_OK, EXIT_USAGE, StreamtrainError, Terminated, write_error
 from streamtrain.options import effective, options_of
 
 
@@ -77,12 +80,14 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
     prog = f"streamtrain {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
     log_format = logs.format_in(argv)  # for errors before the parse is done
+    target: str | None = None  # the directory the command writes: named by a full disk's line when no file is
     try:
         try:
             opts, common = parse(name, prog, command.description, command.options(), argv, _all_options, command.borrow)
         except SystemExit as exc:  # argparse printed its help (0) or its error (2)
             return EXIT_OK if not exc.code else EXIT_USAGE
         log_format = common.log_format
+        target = getattr(opts, "model_dir", None) or getattr(opts, "data", None)
         if common.print_config:
             print(json.dumps(effective(opts), indent=2))
             return EXIT_OK
@@ -98,7 +103,7 @@ def run_command(name: str, argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return EXIT_OK
     except (Exception, KeyboardInterrupt, Terminated) as exc:
-        return _report(prog, exc, log_format)
+        return _report(prog, write_error(exc, target, known_write=False) or exc, log_format)
 
 
 def _all_options() -> dict[str, list]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from streamtrain.errors import (
     EXIT_BUSY,
+    EXIT_CANTCREAT,
     EXIT_DATA,
     EXIT_INTERRUPTED,
+    EXIT_IOERR,
     EXIT_NOT_PROMOTED,
     EXIT_OK,
     EXIT_TERMINATED,
@@ -18,6 +20,7 @@ from streamtrain.errors import (
     EXIT_USAGE,
     StreamtrainError,
     Terminated,
+    write_error,
 )
 
 TABLE = (
@@ -33,6 +36,16 @@ TABLE = (
         "fit: the new model version was kept but not promoted (worse than current); see promotion.json",
     ),
     (EXIT_DATA, "bad input data: a malformed row, a missing or corrupt dataset; the message names the file and row"),
+    (
+        EXIT_CANTCREAT,
+        "cannot create an output: read-only file system or permission denied (EROFS, EACCES, EPERM), or prepare "
+        "found clearly too little free space to start; the message names the path. Nothing was replaced",
+    ),
+    (
+        EXIT_IOERR,
+        "a write failed: no space left on the device, disk quota exceeded or file too large (ENOSPC, EDQUOT, "
+        "EFBIG); the message names the path. Partial outputs removed, the previous dataset and model unchanged",
+    ),
     (EXIT_BUSY, "busy: another run holds the dataset or model directory (the message names it); retry or use --wait"),
     (EXIT_INTERRUPTED, "interrupted by SIGINT (Ctrl-C); partial outputs removed"),
     (EXIT_TERMINATED, "terminated by SIGTERM; partial outputs removed"),
@@ -40,6 +53,9 @@ TABLE = (
 
 
 def exit_code(exc: BaseException) -> int:
+    typed = write_error(exc)
+    if typed is not None:
+        return typed.exit_code
     if isinstance(exc, StreamtrainError):
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):

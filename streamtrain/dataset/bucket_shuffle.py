@@ -28,6 +28,7 @@ import numpy as np
 
 from streamtrain.dataset.rows import Rows, SparseRows, TokenRows, concat_rows
 from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
+from streamtrain.errors import writing
 
 BUCKET_ROWS = 8_192  # rows of one bucket on average: the most ``drain`` holds (16,384 held ~100 MiB more at x16)
 _ARRAYS = {SparseRows: ("indptr", "indices", "values", "labels", "row_ids"), TokenRows: ("tokens", "labels", "row_ids")}
@@ -75,7 +76,7 @@ class BucketShuffle:
         for b, parts in enumerate(self.pending):
             if parts:
                 rows = concat_rows(parts)
-                with open(self._path(b), "ab") as f:
+                with writing(self._path(b)), open(self._path(b), "ab") as f:
                     for name in _ARRAYS[type(rows)]:
                         np.save(f, getattr(rows, name), allow_pickle=False)
         self.pending = [[] for _ in range(self.n_buckets)]

@@ -75,7 +75,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from streamtrain import __version__
-from streamtrain.dataset import sources
+from streamtrain.dataset import sources, space
 from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS, BucketShuffle
 from streamtrain.dataset.drift import Coverage, coverage_for
 from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest, ModelInputs, is_dataset
@@ -337,6 +337,7 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: An
         detect_format(path)  # fail on a bad path before any work
     if not opts.append:
         check_target(opts.data, opts.overwrite or opts.refit, is_dataset)  # and again where it is replaced
+    space.check(opts)  # refuse at once (73) when the file system of --data clearly lacks the space
     with writer_lock(opts.data, "dataset", opts.wait), _executor(opts, executor) as work:
         sweep_stale(opts.data)  # a killed --overwrite or --refit's staging directory, whatever this run's mode
         if (opts.overwrite or opts.refit) and Path(opts.data).exists() and opts.wait == 0:

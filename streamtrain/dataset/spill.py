@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from streamtrain.errors import writing
 from streamtrain.progress import Progress
 
 
@@ -57,10 +58,10 @@ class Spill:
             "row_ids": part.row_ids,
         }
         layout, size = {}, 0
-        with open(path, "wb") as fh:
+        with writing(path), open(path, "wb") as fh:
             for name, array in arrays.items():
                 array = np.ascontiguousarray(array)
-                array.tofile(fh)
+                fh.write(array.data)  # not tofile: a failed write then carries its errno
                 layout[name] = (array.dtype, array.size)
                 size += array.nbytes
         self._layouts.append(layout)

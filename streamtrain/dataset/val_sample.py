@@ -32,7 +32,7 @@ import heapq
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streamtrain.errors import DataError
+from streamtrain.errors import DataError, writing
 from streamtrain.fs.checksums import file_record, record_problem
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ class ValSample:
             }
         )
         path = Path(directory) / relative
-        pq.write_table(table, path, compression="zstd")
+        with writing(path):
+            pq.write_table(table, path, compression="zstd")
         return {
             **file_record(directory, relative),
             "rows": len(rows),

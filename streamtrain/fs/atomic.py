@@ -1,7 +1,8 @@
 """Crash-safe outputs: a file or directory appears complete or not at all, and a crash leaves nothing behind for long.
 
 ``atomic_write_text`` and ``atomic_write_bytes`` write beside the target,
-fsync and rename. ``staging_dir``
+fsync and rename (a full or read-only file system: ``errors.WriteError``
+naming the target). ``staging_dir``
 builds a whole output directory under a sibling named
 ``NAME.partial-HOST-PID-RANDOM`` and renames it into place on success; on
 failure (an exception, or SIGTERM/SIGINT turned into one by the CLI) the
@@ -30,7 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from streamtrain.errors import UsageError
+from streamtrain.errors import UsageError, writing
 
 log = logging.getLogger(__name__)
 _KINDS = ("partial", "old")
@@ -63,18 +64,19 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` beside ``path``, fsync it and rename it into place: a reader sees the old file or the new."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(path):  # a full or read-only file system: ``WriteError`` naming ``path``
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~umask())
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def check_target(target: str | os.PathLike[str], overwrite: bool, ours: Callable[[Path], bool] | None = None) -> None:

@@ -45,7 +45,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from streamtrain.errors import Busy, UsageError
+from streamtrain.errors import Busy, UsageError, write_error
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ class FileLock:
                 # whoever may not create the lock file cannot replace the dataset either; read without the lock.
                 log.warning(f"reading {self.what} without its read lock: cannot create {self.path}: {exc.strerror}")
                 return self
+            typed = write_error(exc, self.path)
+            if typed is not None:  # a read-only or full file system, permission denied: 73 or 74, not a usage error
+                raise type(typed)(self.path, f"{exc.strerror} (the lock file of {self.what})") from exc
             raise UsageError(f"cannot create the lock file of {self.what}: {self.path}: {exc.strerror}") from exc
         _require_own_file(fd, self.path, self.what)
         deadline = time.monotonic() + max(wait, 0.0)

@@ -68,6 +68,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from streamtrain.errors import writing as naming
 from streamtrain.fs.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -290,10 +291,12 @@ def training_arrays(model) -> dict[str, np.ndarray]:
 
 
 def _write_commit(directory: Path, path: Path, arrays: dict, best: tuple[Path, list] | None, state_text: str) -> None:
-    with open(path, "wb") as fh:
+    """One commit's files; a full or read-only file system: ``WriteError`` naming the file (the commit before
+    stays the one a resume reads)."""
+    with naming(path), open(path, "wb") as fh:
         np.savez(fh, **arrays)
     if best is not None:
-        with open(best[0], "wb") as fh:
+        with naming(best[0]), open(best[0], "wb") as fh:
             np.savez(fh, *best[1])
     commit_state(directory, state_text)
 

@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from streamtrain.errors import DataError
+from streamtrain.errors import DataError, writing
 
 LSH_BANDS = 16
 LSH_ROWS = 3
@@ -249,7 +249,7 @@ class BandIndex:
         arrays: dict[str, Any] = {f"keys_{i}": k for i, k in enumerate(self._keys)}
         arrays.update({f"values_{i}": v for i, v in enumerate(self._values)})
         arrays.update(runs=np.int64(len(self._keys)), bands=np.int64(self.bands), rows=np.int64(self.rows))
-        with open(path, "wb") as fh:
+        with writing(path), open(path, "wb") as fh:
             np.savez(fh, **arrays)
 
     @classmethod

@@ -82,7 +82,7 @@ def test_readers_share_and_keep_a_replacement_out(tmp_path):
 def test_a_reader_that_cannot_create_the_lock_file_reads_without_it_a_writer_is_told(tmp_path, monkeypatch, caplog):
     import errno as errnos
 
-    from streamtrain.errors import UsageError
+    from streamtrain.errors import CannotCreate
     from streamtrain.fs import locks
 
     def refused(path, *args, **kwargs):
@@ -92,7 +92,7 @@ def test_a_reader_that_cannot_create_the_lock_file_reads_without_it_a_writer_is_
     with caplog.at_level("WARNING"):
         lock = reader_lock(tmp_path / "data")
     assert not lock.held and "without its read lock" in caplog.text and "Read-only file system" in caplog.text
-    with pytest.raises(UsageError, match=r"cannot create the lock file of dataset .*: Read-only file system"):
+    with pytest.raises(CannotCreate, match=r"Read-only file system \(the lock file of dataset .*\)"):  # exit 73
         writer_lock(tmp_path / "data", "dataset")
 
 
