@@ -81,7 +81,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def check_target(target: str | os.PathLike[str], overwrite: bool, ours: Callable[[Path], bool] | None = None) -> None:
     """``UsageError`` unless ``target`` may be replaced: never a symlink (what it points at is not ours to
-    delete), ``.`` or a directory above the working directory; a non-empty one only with ``overwrite`` and
+    delete), ``.``, a directory above the working directory or a mount point (a rename cannot replace one,
+    EBUSY); a non-empty one only with ``overwrite`` and
     only when ``ours(target)`` recognises it as written by streamtrain (no ``ours``: never)."""
     target = Path(target)
     if target.is_symlink():
@@ -97,6 +98,12 @@ def check_target(target: str | os.PathLike[str], overwrite: bool, ours: Callable
         raise UsageError(
             f"{target} is the working directory or a directory above it, which streamtrain never replaces; "
             "name a directory of its own. Nothing was changed"
+        )
+    if os.path.ismount(target):
+        raise UsageError(
+            f"{target} is a mount point: streamtrain builds a dataset beside its directory and renames it into "
+            f"place, which a mount point cannot take; name a directory inside it (e.g. {target / 'data'}). "
+            "Nothing was changed"
         )
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         return

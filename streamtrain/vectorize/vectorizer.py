@@ -81,7 +81,9 @@ class Vectorizer:
         kind = LEGACY_NAMES.get(doc.get("kind"), doc.get("kind"))
         if doc.get("format_version") != FORMAT_VERSION or kind not in KINDS:
             raise DataError(f"unsupported vectorizer {doc.get('kind')!r} v{doc.get('format_version')}", str(path))
-        with np.load(directory / doc["arrays"], allow_pickle=False) as z:
+        if doc.get("arrays") != ARRAYS_NAME:  # the file beside it, never a path that leaves the directory
+            raise DataError(f"the arrays must be {ARRAYS_NAME} beside it, not {doc.get('arrays')!r}", str(path))
+        with np.load(directory / ARRAYS_NAME, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         state: TfidfState | SequenceState
         if kind == "ngram":

@@ -7,6 +7,8 @@ directory, and a file are each refused with exit 2 and one line, and every byte 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,21 @@ def test_overwrite_refuses_a_file_and_a_foreign_manifest_but_replaces_a_dataset(
     assert proc.returncode == 0, proc.stderr
     assert json.loads((data / "manifest.json").read_text())["format"] == "streamtrain-dataset"
     assert leftovers(tmp_path) == []
+
+
+def test_a_mount_point_is_refused_in_one_line_and_left_as_it_is(tmp_path):
+    """A rename cannot replace a mount point (EBUSY): 0.9 printed a traceback and left an empty ``.old-*``."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not permitted here (the test needs a mount point)")
+    try:
+        assert streamtrain("prepare", DEMO_TEST, "--data", mount / "data").returncode == 0  # inside it: fine
+        shutil.move(str(mount / "data" / "manifest.json"), str(mount / "manifest.json"))  # as if data were there
+        before = files_of(mount)
+        for args in ((), ("--overwrite",)):
+            line = refused(streamtrain("prepare", DEMO_TEST, "--data", mount, *args))
+            assert "is a mount point" in line and f"{mount / 'data'}" in line
+        assert files_of(mount) == before and leftovers(tmp_path, mount) == []
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

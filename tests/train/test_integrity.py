@@ -17,7 +17,9 @@ import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import BIN, prepare_csv, streamtrain
 
+from streamtrain.errors import DataError
 from streamtrain.fs.versions import Versions
+from streamtrain.vectorize.vectorizer import Vectorizer
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -260,3 +262,15 @@ def test_manifest_paths_outside_the_dataset_are_refused_by_fit_and_each_reported
     proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "model", "--epochs", "1")
     assert proc.returncode == 65 and "outside the dataset directory: ../outside/x.h5" in proc.stderr, proc.stderr
     assert no_model_in(tmp_path / "model")
+
+
+def test_a_vectorizer_whose_arrays_name_another_path_is_refused(datasets, tmp_path):
+    """``vectorizer.json`` names its arrays; a dataset's is not under checksums, so the name may not leave it."""
+    data = tmp_path / "data"
+    shutil.copytree(datasets["hdf5"], data)
+    doc = json.loads((data / "vectorizer.json").read_text())
+    (tmp_path / "outside.npz").write_bytes((data / "vectorizer.npz").read_bytes())
+    doc["arrays"] = "../outside.npz"
+    (data / "vectorizer.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"the arrays must be vectorizer.npz beside it, not '\.\./outside.npz'"):
+        Vectorizer.load(data)
