@@ -1,8 +1,8 @@
 """Test hooks: stop this process with SIGKILL at a named point (``STREAMTRAIN_FAULT=kill:POINT``).
 
-The chaos test (``tests/train/test_chaos.py``) kills a fit at each phase
-boundary of its last steps, as the OOM killer or a power cut would, without
-timing. ``POINTS`` lists them, in the order fit passes them. Unset (always,
+The chaos test (``tests/train/test_chaos.py``) kills a nightly append at its
+commit and a fit at each phase boundary of its last steps, as the OOM killer or a power cut would, without
+timing. ``POINTS`` lists them, in the order a nightly ``train --append`` passes them. Unset (always,
 outside tests), ``point`` costs one environment lookup.
 """
 
@@ -15,6 +15,8 @@ import sys
 
 ENV = "STREAMTRAIN_FAULT"
 POINTS = (
+    "append-staged",  # prepare --append: its append-NNNN directory in place; the manifest not committed yet
+    "append-committed",  # prepare --append: the manifest committed; fit not started
     "after-train",  # training ended; nothing scored or written
     "after-write",  # the version's files and checksums.json written in <id>.training
     "after-journal",  # the model directory's promotion journal written

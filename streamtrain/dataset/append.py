@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamtrain import faults
 from streamtrain.dataset import sources
 from streamtrain.dataset.drift import coverage_for, drift_line
 from streamtrain.dataset.manifest import Manifest
@@ -252,11 +253,13 @@ def append(opts: PrepareOptions, executor: Executor | None = None, announce: Ann
             "shards": len(shards),
         }
     )
+    faults.point("append-staged")
     try:
         manifest.save(root)  # the commit point
     except BaseException:
         shutil.rmtree(root / name, ignore_errors=True)
         raise
+    faults.point("append-committed")
     log.info(
         f"appended night {night} to {opts.data}: "
         + ", ".join(f"{split} {n}" for split, n in rows.items())

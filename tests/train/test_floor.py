@@ -73,16 +73,15 @@ def test_the_floor_is_the_majority_class_rate_of_the_validation_split_also_witho
 
 
 @pytest.mark.parametrize("force", [False, True])
-def test_the_floor_applies_to_every_candidate_and_force_overrides_it(markers, tmp_path, force):
-    """The floor is checked before the current model is loaded: a first model too, and --force promotes."""
+def test_the_floor_applies_to_every_candidate_and_force_overrides_it(markers, force):
+    """The floor is checked before the comparison with current: a first model too, and --force promotes."""
     from streamtrain.train.promotion import decide, majority_floor
 
     manifest = Manifest.load(markers)
     floor = majority_floor(str(markers), manifest)
     assert floor is not None
-    versions = Versions(tmp_path / "model")
-    at_floor = decide(None, floor.rate, str(markers), manifest, versions, 0.005, force)
+    at_floor = decide(None, floor.rate, str(markers), manifest, None, 0.005, force)  # no current model
     assert at_floor["promoted"] is force and at_floor["floor"]["beaten"] is False
     assert at_floor["reason"].startswith("forced (--force) despite" if force else "not better than chance")
-    above = decide(None, floor.rate + 0.01, str(markers), manifest, versions, 0.005, force)
+    above = decide(None, floor.rate + 0.01, str(markers), manifest, None, 0.005, force)
     assert above["promoted"] and above["floor"]["beaten"] and "first model" in above["reason"]
