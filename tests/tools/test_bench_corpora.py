@@ -1,0 +1,85 @@
+"""tools/bench_corpora.py: its corpus loaders give the documented rows, and a tiny run puts an accuracy in the table.
+
+The corpus tests need the real corpora (``STREAMTRAIN_DATASETS``) and skip without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import TOOLS, load_tool
+
+bench_corpora = load_tool("bench_corpora")
+bench_peers = load_tool("bench_peers")
+
+ROOT = os.environ.get("STREAMTRAIN_DATASETS")
+needs_corpora = pytest.mark.skipif(
+    not (ROOT and Path(ROOT).is_dir()), reason="STREAMTRAIN_DATASETS is unset (the real corpora)"
+)
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """The harness's derived files (splits, links, extracted archives) under tmp_path."""
+    monkeypatch.setattr(bench_corpora, "WORK", tmp_path / "corpora")
+    return tmp_path / "corpora"
+
+
+def test_column_flags_become_the_reader_spec_streamtrain_builds() -> None:
+    spec = bench_corpora.Corpus("r8", ("a.tsv",), ("b.tsv",), ("--text-column", "1", "--label-column", "0")).spec()
+    assert (spec.text, spec.label, spec.csv_has_header()) == ((1,), 0, False)
+    sst2 = bench_corpora.Corpus("s", (), (), ("--text-column", "1", "--label-column", "0", "--header")).spec()
+    assert sst2.csv_has_header() is True
+    banking = bench_corpora.Corpus("b", (), (), ("--label-column", "category")).spec()
+    assert (banking.text, banking.label, banking.csv_has_header()) == (("text",), "category", True)
+
+
+@needs_corpora
+@pytest.mark.parametrize("name", bench_corpora.CORPORA)
+def test_each_corpus_loads_its_documented_rows_and_classes(name: str, work: Path) -> None:
+    c = bench_corpora.corpus(name, Path(ROOT))
+    files = bench_corpora.peer_files(c)
+    assert (files.train_rows, files.test_rows, len(files.labels)) == bench_corpora.DOCUMENTED[name]
+    assert sum(1 for _ in bench_peers.read_csv(files.train)) == files.train_rows
+    assert work in files.train.parents  # derived text stays out of the repository
+    assert not any(Path(p).resolve().is_relative_to(bench_corpora.benchlib.REPO) for p in c.train + c.test)
+
+
+@needs_corpora
+def test_agnews_split_is_bench_peers_split_and_titles_keep_it(work: Path) -> None:
+    root = Path(ROOT)
+    names = (root / "ag_news" / "classes.txt").read_text().split()
+    theirs = list(bench_peers.agnews_rows(root / "ag_news" / "test.csv", names))
+    full = bench_corpora.corpus("agnews", root)
+    assert list(bench_peers.read_csv(full.train[0])) == [r for r in theirs if not bench_peers.in_test(r[0])]
+    assert list(bench_peers.read_csv(full.test[0])) == [r for r in theirs if bench_peers.in_test(r[0])]
+    titles = list(bench_peers.read_csv(bench_corpora.corpus("agnews-titles", root).test[0]))
+    held = [r for r in theirs if bench_peers.in_test(r[0])]
+    assert [y for _, y in titles] == [y for _, y in held]
+    assert all(
+        full_text.startswith(title) and len(title) < len(full_text) for (title, _), (full_text, _) in zip(titles, held)
+    )
+
+
+@needs_corpora
+def test_a_tiny_run_prints_a_row_with_an_accuracy(tmp_path: Path) -> None:
+    """R8 with LogReg only, as a user runs the script: the table and the JSON both carry its accuracy."""
+    out_json = tmp_path / "r8.json"
+    env = {**os.environ, "STREAMTRAIN_BENCH_TEXT": str(tmp_path / "text")}
+    argv = [sys.executable, str(TOOLS / "bench_corpora.py"), "--corpora", "r8", "--tools", "logreg"]
+    proc = subprocess.run([*argv, "--json", str(out_json)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| r8 "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:4] == ["r8", "8", "5,485", "2,189"]
+    assert 0.9 < float(cells[4]) <= 1.0  # issue 25 measured 0.9657
+    table = json.loads(out_json.read_text())["table"]
+    assert [(r["corpus"], r["train_rows"]) for r in table] == [("r8", 5485)]
+    assert table[0]["logreg"] == pytest.approx(float(cells[4]), abs=5e-5)
+    assert "streamtrain" not in table[0]
+    assert not any(Path(tmp_path / "text").rglob("*.partial-*"))
