@@ -123,6 +123,15 @@ DOCUMENTED = {  # train rows, test rows, classes ($STREAMTRAIN_DATASETS/README.m
     "ohsumed23": (3_357, 4_043, 23),
     "sst2": (67_349, 1_821, 2),
 }
+SOURCES = {  # what each corpus reads from $STREAMTRAIN_DATASETS
+    "imdb": ("imdb/aclImdb_labeled.tar.gz",),
+    "agnews": ("ag_news/test.csv", "ag_news/classes.txt"),
+    "agnews-titles": ("ag_news/test.csv", "ag_news/classes.txt"),
+    "banking77": ("banking77/train.csv", "banking77/test.csv"),
+    "r8": ("reuters_r8/train.txt", "reuters_r8/test.txt"),
+    "ohsumed23": ("ohsumed_23/ohsumed_23.tar.gz",),
+    "sst2": ("sst2/train.tsv", "sst2/test.tsv"),
+}
 
 
 # ---------------------------------------------------------------- corpora
@@ -307,7 +316,7 @@ class Choice:
     """What streamtrain chose, from train's stdout JSON and the version's fit_config.json."""
 
     encoding: str | None = None
-    rule: str | None = None  # prepare's reason for the encoding
+    encoding_choice: dict = field(default_factory=dict)  # prepare's reason for the encoding (a bake-off's scores)
     model: str | None = None
     width: str | None = None  # mlp: layers x units; sepcnn: blocks x filters, embedding
     epochs: float | None = None  # epochs run
@@ -333,7 +342,7 @@ def choice_of(out: dict, model_dir: Path) -> Choice:
     trials = fit.get("trials", config.get("trials"))
     return Choice(
         encoding=prep.get("encoding", config.get("encoding")),
-        rule=(prep.get("choice") or {}).get("why"),
+        encoding_choice=prep.get("choice") or {},
         model=fit.get("model", config.get("model")),
         width=width,
         epochs=fit.get("epochs"),
@@ -423,6 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     corpora = {}
     for name in names:
+        missing = [s for s in SOURCES[name] if not (root / s).exists()]
+        if missing:
+            print(f"[corpora] {name}: skipped, not in {root}: {', '.join(missing)}", file=sys.stderr, flush=True)
+            continue
         c = corpus(name, root)
         corpora[name] = (c, peer_files(c))
     source = benchlib.source_state()

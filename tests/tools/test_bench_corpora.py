@@ -83,3 +83,12 @@ def test_a_tiny_run_prints_a_row_with_an_accuracy(tmp_path: Path) -> None:
     assert table[0]["logreg"] == pytest.approx(float(cells[4]), abs=5e-5)
     assert "streamtrain" not in table[0]
     assert not any(Path(tmp_path / "text").rglob("*.partial-*"))
+
+
+def test_a_corpus_missing_from_the_datasets_is_skipped_with_a_message(tmp_path, monkeypatch, work, capsys) -> None:
+    """A datasets directory without SST-2's files: one line naming them, no crash, the other corpora still run."""
+    monkeypatch.setenv("STREAMTRAIN_DATASETS", str(tmp_path))
+    assert bench_corpora.main(["--corpora", "sst2", "--tools", "logreg"]) == 0
+    out = capsys.readouterr()
+    assert f"[corpora] sst2: skipped, not in {tmp_path}: sst2/train.tsv, sst2/test.tsv" in out.err
+    assert "| corpus " in out.out and "| sst2 " not in out.out
