@@ -92,3 +92,41 @@ def test_a_corpus_missing_from_the_datasets_is_skipped_with_a_message(tmp_path, 
     out = capsys.readouterr()
     assert f"[corpora] sst2: skipped, not in {tmp_path}: sst2/train.tsv, sst2/test.tsv" in out.err
     assert "| corpus " in out.out and "| sst2 " not in out.out
+
+
+def _files(labels: int, rows: int = 100):
+    return bench_corpora.PeerFiles(Path("train.csv"), Path("test.csv"), [f"c{i}" for i in range(labels)], rows, 10)
+
+
+def test_the_table_takes_medians_and_judges_issue_25s_bar(capsys) -> None:
+    """Medians over rounds; the gap to the best of LogReg/VW/fastText (not the MLP); IMDB's floor; a failure shows."""
+
+    def res(corpus: str, tool: str, rnd: int, acc: float) -> dict:
+        return {"corpus": corpus, "tool": tool, "round": rnd, "test_accuracy": acc, "total_s": 10.0 * rnd, "chose": "c"}
+
+    results = [
+        *(res("imdb", "streamtrain", i, a) for i, a in enumerate((0.904, 0.908, 0.906), 1)),
+        res("imdb", "vw", 1, 0.900),
+        res("imdb", "mlp", 1, 0.950),  # not a bar peer
+        res("small", "streamtrain", 1, 0.900),
+        res("small", "logreg", 1, 0.906),
+        res("low", "streamtrain", 1, 0.904),  # above its peer, but IMDB's floor is IMDB's alone
+        res("low", "vw", 1, 0.800),
+        {"corpus": "broken", "tool": "streamtrain", "round": 1, "error": "exit 65"},
+        res("broken", "vw", 1, 0.8),
+    ]
+    corpora = {n: (None, _files(2)) for n in ("imdb", "small", "low", "broken")}
+    rows = {r["corpus"]: r for r in bench_corpora.table_rows(results, corpora, ["streamtrain", "mlp", "vw", "logreg"])}
+    assert rows["imdb"]["streamtrain"] == 0.906 and rows["imdb"]["streamtrain_s"] == 20.0
+    assert rows["imdb"]["gap_points"] == pytest.approx(0.6) and rows["imdb"]["bar_met"] is True
+    assert rows["small"]["gap_points"] == pytest.approx(-0.6) and rows["small"]["bar_met"] is False
+    assert rows["low"]["bar_met"] is True
+    assert rows["broken"]["streamtrain"] is None and rows["broken"]["bar_met"] is None
+    bench_corpora.print_rows(list(rows.values()), ["streamtrain", "mlp", "vw", "logreg"])
+    out = capsys.readouterr().out
+    assert "-0.60 (missed)" in out and "FAILED" in out
+    assert "met on 2 of 3 corpora (imdb, low)" in out
+
+    below_floor = [res("imdb", "streamtrain", 1, 0.904), res("imdb", "vw", 1, 0.900)]
+    (row,) = bench_corpora.table_rows(below_floor, {"imdb": (None, _files(2))}, ["streamtrain", "vw"])
+    assert row["gap_points"] > 0 and row["bar_met"] is False
