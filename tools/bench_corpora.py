@@ -242,7 +242,9 @@ def peer_files(c: Corpus) -> PeerFiles:
     files = {"labels": sorted({y for _, y in train}), "train_rows": len(train), "test_rows": len(test)}
     bench_peers.write_csv(out / "train.csv", train)
     bench_peers.write_csv(out / "test.csv", test)
-    meta.write_text(json.dumps({"key": key, "files": files}))
+    partial = meta.with_name(f"meta.json.partial-{os.getpid()}")
+    partial.write_text(json.dumps({"key": key, "files": files}))
+    partial.replace(meta)  # written last and whole: the CSVs above are complete when it names them
     return PeerFiles(out / "train.csv", out / "test.csv", **files)
 
 
