@@ -329,23 +329,21 @@ class Choice:
     best_epoch: float | None = None
     max_epochs: int | None = None
     learning_rate: float | None = None
-    trials: int | None = None  # a model selection's trials, where streamtrain records them
     fit_config: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         epochs = f"{self.epochs:g}/{self.max_epochs} epochs (best {self.best_epoch:g})"
-        text = f"{self.encoding}, {self.model} {self.width}, {epochs}"
-        return text + (f", {self.trials} trials" if self.trials is not None else "")
+        return f"{self.encoding}, {self.model} {self.width}, {epochs}"
 
 
 def choice_of(out: dict, model_dir: Path) -> Choice:
+    """From ``streamtrain train``'s stdout JSON ``out`` and the fit_config.json of the version it wrote."""
     prep, fit = out.get("prepare", {}), out["fit"]
-    config = json.loads((model_dir / "current" / "fit_config.json").read_text())
+    config = json.loads((model_dir / "versions" / fit["version"] / "fit_config.json").read_text())
     if config.get("model") == "sepcnn":
         width = f"{config.get('blocks')} blocks x {config.get('filters')} filters, emb {config.get('embedding_dim')}"
     else:
         width = f"{config.get('layers')} x {config.get('units')}"
-    trials = fit.get("trials", config.get("trials"))
     return Choice(
         encoding=prep.get("encoding", config.get("encoding")),
         encoding_choice=prep.get("choice") or {},
@@ -355,7 +353,6 @@ def choice_of(out: dict, model_dir: Path) -> Choice:
         best_epoch=fit.get("best_epoch"),
         max_epochs=config.get("epochs"),
         learning_rate=config.get("learning_rate"),
-        trials=len(trials) if isinstance(trials, list) else trials,
         fit_config=config,
     )
 
@@ -478,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_rounds(corpora, tools, args.rounds, args.timeout)
     rows = table_rows(results, corpora, tools)
     print(f"\ntest accuracy, medians over {args.rounds} round(s); streamtrain s = wall time of `streamtrain train`;")
-    print("vs best peer = streamtrain - the best of logreg, vw, fasttext, in points")
+    print("vs best peer = streamtrain - the best of logreg, vw and fasttext (those run), in points")
     print_rows(rows, tools)
     if args.json:
         doc = {"commit": source, "argv": sys.argv[1:], "rounds": args.rounds, "table": rows, "results": results}

@@ -130,3 +130,21 @@ def test_the_table_takes_medians_and_judges_issue_25s_bar(capsys) -> None:
     below_floor = [res("imdb", "streamtrain", 1, 0.904), res("imdb", "vw", 1, 0.900)]
     (row,) = bench_corpora.table_rows(below_floor, {"imdb": (None, _files(2))}, ["streamtrain", "vw"])
     assert row["gap_points"] > 0 and row["bar_met"] is False
+
+
+def test_streamtrains_choice_is_read_from_the_version_it_wrote(tmp_path: Path) -> None:
+    """Encoding from prepare's JSON, width from that version's fit_config.json (not ``current``), epochs from fit's."""
+    version = tmp_path / "versions" / "v2"
+    version.mkdir(parents=True)
+    config = {"model": "sepcnn", "blocks": 2, "filters": 64, "embedding_dim": 200, "epochs": 20, "learning_rate": 1e-3}
+    (version / "fit_config.json").write_text(json.dumps(config))
+    out = {
+        "prepare": {"encoding": "sequence", "choice": {"chosen": "sequence", "why": "bake-off"}},
+        "fit": {"version": "v2", "model": "sepcnn", "epochs": 1.727, "best_epoch": 1.545},
+    }
+    choice = bench_corpora.choice_of(out, tmp_path)
+    assert choice.summary() == "sequence, sepcnn 2 blocks x 64 filters, emb 200, 1.727/20 epochs (best 1.545)"
+    assert choice.encoding_choice["why"] == "bake-off" and choice.fit_config == config
+    (version / "fit_config.json").write_text(json.dumps({"model": "mlp", "layers": 2, "units": 16, "epochs": 20}))
+    out = {"prepare": {"encoding": "ngram"}, "fit": {"version": "v2", "model": "mlp", "epochs": 3.0, "best_epoch": 2.5}}
+    assert bench_corpora.choice_of(out, tmp_path).summary() == "ngram, mlp 2 x 16, 3/20 epochs (best 2.5)"
