@@ -351,7 +351,9 @@ def run_vw(train: str, test: str, work: Path, labels: Sequence[str], l: float = 
     }
 
 
-def run_fasttext(train: str, test: str, work: Path, labels: Sequence[str], lr: float = 0.25, epoch: int = 10) -> dict:
+def run_fasttext(
+    train: str, test: str, work: Path, labels: Sequence[str], lr: float = 0.25, epoch: int = 10, dim: int = 10
+) -> dict:
     import fasttext
 
     t0 = time.perf_counter()
@@ -362,7 +364,7 @@ def run_fasttext(train: str, test: str, work: Path, labels: Sequence[str], lr: f
             for text, label in read_csv(src):
                 fh.write(ft_line(text, label))
     t1 = time.perf_counter()
-    model = fasttext.train_supervised(input=str(paths["train"]), dim=10, wordNgrams=2, lr=lr, epoch=epoch, verbose=0)
+    model = fasttext.train_supervised(input=str(paths["train"]), dim=dim, wordNgrams=2, lr=lr, epoch=epoch, verbose=0)
     n, p_at_1, _ = model.test(str(paths["test"]))
     return {"prepare_s": t1 - t0, "train_s": time.perf_counter() - t1, "test_accuracy": p_at_1, "test_rows": n}
 
