@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import subprocess
 import sys
@@ -22,6 +23,15 @@ def streamtrain(*args, cwd=None, stdin: str | None = None, timeout: float = 600)
     return subprocess.run(
         [str(BIN), *map(str, args)], capture_output=True, text=True, input=stdin, timeout=timeout, cwd=cwd
     )
+
+
+def write_csv(path: Path, rows) -> Path:
+    """``rows`` of (text, label) as a CSV file with the header ``text,label``."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
 
 
 def files_of(root: Path) -> dict[str, bytes]:

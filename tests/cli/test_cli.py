@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import subprocess
@@ -11,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
+from helpers import write_csv
 
 from streamtrain.io.readers import ColumnSpec, read_chunks
 from streamtrain.vectorize.split import DEFAULT_RULE, VAL, assign_splits
@@ -120,17 +120,9 @@ def test_demo_corpus_end_to_end(tmp_path):
     assert saved["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
-def _csv(path, rows):
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        w.writerows(rows)
-    return path
-
-
 def test_bad_row_exits_65_naming_file_and_row_and_writes_nothing(tmp_path):
-    good = _csv(tmp_path / "good.csv", [(f"good text number {i}", "a" if i % 2 else "b") for i in range(50)])
-    bad = _csv(tmp_path / "bad.csv", [("fine", "a"), ("fine too", "b"), ("no label here", "")])
+    good = write_csv(tmp_path / "good.csv", [(f"good text number {i}", "a" if i % 2 else "b") for i in range(50)])
+    bad = write_csv(tmp_path / "bad.csv", [("fine", "a"), ("fine too", "b"), ("no label here", "")])
     out = tmp_path / "out"
     proc = run("prepare", good, "--test", bad, "--data", out)
     assert proc.returncode == 65
@@ -141,8 +133,8 @@ def test_bad_row_exits_65_naming_file_and_row_and_writes_nothing(tmp_path):
 
 
 def test_unknown_test_label_exits_65(tmp_path):
-    good = _csv(tmp_path / "good.csv", [(f"good text number {i}", "a" if i % 2 else "b") for i in range(50)])
-    test = _csv(tmp_path / "test.csv", [("fine", "a"), ("new class", "zebra")])
+    good = write_csv(tmp_path / "good.csv", [(f"good text number {i}", "a" if i % 2 else "b") for i in range(50)])
+    test = write_csv(tmp_path / "test.csv", [("fine", "a"), ("new class", "zebra")])
     proc = run("prepare", good, "--test", test, "--data", tmp_path / "out")
     assert proc.returncode == 65 and f"{test}, row 3" in proc.stderr and "zebra" in proc.stderr
 

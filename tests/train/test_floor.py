@@ -3,14 +3,13 @@ does not end a run on the initial plateau (issue 23, observation 8)."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import random
 from pathlib import Path
 
 import pytest
-from helpers import prepare_csv, streamtrain
+from helpers import prepare_csv, streamtrain, write_csv
 
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.fs.versions import Versions
@@ -28,11 +27,7 @@ def marker_corpus(path: Path, classes: int = 300, per_class: int = 10, seed: int
             words.insert(rng.randrange(len(words) + 1), f"marker{c:03d}")
             rows.append((" ".join(words), f"c{c:03d}"))
     rng.shuffle(rows)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows)
 
 
 def test_a_chance_level_first_model_is_not_promoted_and_training_goes_past_the_plateau(tmp_path):
