@@ -153,7 +153,9 @@ def read_rows(paths: Sequence[str], spec) -> list[tuple[str, str]]:
 
 
 def _link(target: Path, link: Path) -> str:
-    """A symlink ``link`` -> ``target`` (streamtrain tells a format by the extension)."""
+    """A symlink ``link`` -> ``target`` (streamtrain tells a format by the extension); absolute, since
+    ``$STREAMTRAIN_DATASETS`` may be relative (CI's ``../shared/datasets``) and the link lives elsewhere."""
+    target = target.resolve()
     link.parent.mkdir(parents=True, exist_ok=True)
     if not (link.is_symlink() and os.readlink(link) == str(target)):
         link.unlink(missing_ok=True)
