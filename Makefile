@@ -38,7 +38,7 @@ lint: install-test
 
 # Test files run in parallel, one process per core (--dist loadfile keeps a file's fixtures in one process).
 test: lint
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=15
 
 # Resolve the newest versions that pyproject.toml allows, in a scratch venv, and pin them all.
 lock:
