@@ -156,6 +156,22 @@ def load_current(versions: Versions, force: bool) -> Current | None:
         ) from exc
 
 
+def _floor_decision(
+    doc: dict, data: str, manifest: Manifest, candidate_val_accuracy: float | None, force: bool
+) -> dict | None:
+    """Record the floor in ``doc``; the decision when the candidate does not beat it, else None (compare on)."""
+    floor = majority_floor(data, manifest)
+    if floor is None:
+        return None
+    doc["floor"] = floor.record(candidate_val_accuracy)
+    if floor.beaten_by(candidate_val_accuracy):
+        return None
+    verdict = floor.verdict(candidate_val_accuracy)
+    if force:
+        return {**doc, "promoted": True, "reason": f"forced (--force) despite {verdict}"}
+    return {**doc, "promoted": False, "reason": f"not better than chance: {verdict}"}
+
+
 def decide(
     candidate,
     candidate_val_accuracy: float | None,
@@ -175,14 +191,9 @@ def decide(
         "max_regression": max_regression,
         "forced": force,
     }
-    floor = majority_floor(data, manifest)
-    if floor is not None:
-        doc["floor"] = floor.record(candidate_val_accuracy)
-        if not floor.beaten_by(candidate_val_accuracy):
-            verdict = floor.verdict(candidate_val_accuracy)
-            if force:
-                return {**doc, "promoted": True, "reason": f"forced (--force) despite {verdict}"}
-            return {**doc, "promoted": False, "reason": f"not better than chance: {verdict}"}
+    below = _floor_decision(doc, data, manifest, candidate_val_accuracy, force)
+    if below is not None:
+        return below
     if current is None:
         return {**doc, "promoted": True, "reason": "first model (no current version)"}
     if current.model is None or current.vectorizer_doc is None:
