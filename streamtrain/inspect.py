@@ -233,6 +233,7 @@ def _model(root: Path) -> dict:
         "versions": [_version(versions.dir / v, v, v == current) for v in versions.complete()],
         "training": [_training(d) for d in versions.training()],
         "pending": _pending(root),
+        "current_problem": versions.link_problem(),
     }
 
 
@@ -406,7 +407,10 @@ def _top_lines(top: dict) -> list[str]:
 
 
 def _model_text(r: dict) -> list[str]:
-    out = [f"model directory {r['path']}", f"  layout: {r['layout']}", f"  current: {r['current'] or '-'}", ""]
+    current = r["current"] or "-"
+    if r.get("current_problem"):  # a link readers refuse (streamtrain verify reports it too)
+        current += f" (refused: {visible(r['current_problem'])})"
+    out = [f"model directory {r['path']}", f"  layout: {r['layout']}", f"  current: {current}", ""]
     out.append(f"versions (oldest first): {len(r['versions'])}")
     if r["versions"]:
         rows = []

@@ -237,6 +237,8 @@ def test_a_current_link_out_of_versions_is_reported_by_verify_and_refused_by_rea
     assert proc.returncode == 65 and "current: points at" in proc.stderr and proc.stdout == "", proc.stderr
     proc = streamtrain("evaluate", "--data", datasets["hdf5"], "--model-dir", copy)
     assert proc.returncode == 65 and "current: points at" in proc.stderr, proc.stderr
+    shown = streamtrain("inspect", copy)  # a person reading the directory sees why there is no current
+    assert shown.returncode == 0 and f"  current: - (refused: current: points at {outside}" in shown.stdout
     before = tree_digest(copy)
     proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", copy, "--epochs", "1")
     assert proc.returncode == 65 and "current: points at" in proc.stderr and tree_digest(copy) == before
