@@ -72,7 +72,7 @@ from streamtrain.train.modeldir import (
     metric_numbers,
     read_vectorizer_doc,
 )
-from streamtrain.train.promote import complete, recover
+from streamtrain.train.promote import complete, log_adoption, recover
 from streamtrain.train.promotion import load_current
 from streamtrain.train.runtime import import_tensorflow, one_thread_per_op
 
@@ -320,7 +320,9 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     root = Path(opts.model_dir)
     _check_model_dir(root)
     versions = Versions(root)
-    adopt_flat(root)
+    adopted = adopt_flat(root)
+    if adopted is not None:
+        log_adoption(versions, adopted)  # in promotions.jsonl, like every version that became current
     recover(versions)  # a killed run's promotion step, before current is read
     manifest = Manifest.load(opts.data)
     plan = _plan(opts, manifest, cluster)  # imports TensorFlow

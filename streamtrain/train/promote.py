@@ -103,6 +103,11 @@ def recover(versions: Versions) -> str | None:
     return intent.version
 
 
+def log_adoption(versions: Versions, version: str) -> None:
+    """Log ``version``, the 0.2 model ``modeldir.adopt_flat`` made the first current version, as promoted."""
+    _switch(versions, Intent(version, True, "fit", "adopted from a 0.2 model directory"))
+
+
 def promotions(root: str | os.PathLike[str]) -> list[Promotion]:
     """The promotions log, oldest first (a line torn by a kill is skipped)."""
     try:

@@ -15,6 +15,7 @@ from helpers import BIN, prepare_csv, streamtrain
 
 from streamtrain.fs.locks import lock_path
 from streamtrain.fs.versions import Versions
+from streamtrain.train.promote import promotions
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +155,8 @@ def test_a_model_directory_written_by_0_2_is_read_as_it_is_and_adopted_by_the_ne
     assert not (flat / "model.keras").exists()  # the adopted files moved into their version
     assert (flat / "notes.txt").read_text() == "a user's notes beside the model\n"
     assert not (flat / "versions" / adopted / "notes.txt").exists()
+    logged = [(p.version, p.previous) for p in promotions(flat)]
+    assert logged == [(adopted, None), (metrics["version"], adopted)]  # the adopted version was current too
     old = json.loads(streamtrain("evaluate", "--data", data, "--model-dir", flat, "--version", adopted).stdout)
     assert old["val_accuracy"] == before["val_accuracy"]
     assert streamtrain("verify", flat).returncode == 0
