@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN := runs/demo
 ST := $(VENV)/bin/streamtrain
 
-.PHONY: demo test lint install install-test lock clean
+.PHONY: demo test check lint install install-test lock clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit("streamtrain needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -39,6 +39,10 @@ lint: install-test
 # Test files run in parallel, one process per core (--dist loadfile keeps a file's fixtures in one process).
 test: lint
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=15
+
+# The fast loop while coding: the lint gate and every test not marked slow (tests/conftest.py says which), ~2 min.
+check: lint
+	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow"
 
 # Resolve the newest versions that pyproject.toml allows, in a scratch venv, and pin them all.
 lock:

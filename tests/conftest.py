@@ -1,4 +1,6 @@
-"""Shared fixtures: real corpora from $STREAMTRAIN_DATASETS (skipped with a reason when unset)."""
+"""Shared fixtures: real corpora from $STREAMTRAIN_DATASETS (skipped with a reason when unset), and the ``slow``
+marker: the scenario tests (models trained end to end, real corpora, clusters of processes) that ``make check``
+leaves out and ``make test`` runs."""
 
 from __future__ import annotations
 
@@ -11,6 +13,28 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DEMO_TRAIN = REPO / "data" / "tickets_train.csv"
 DEMO_TEST = REPO / "data" / "tickets_test.csv"
+# Test files whose tests train models end to end or start clusters: seconds to minutes each.
+FAST_TRAIN = {"test_batches.py", "test_checkpoint.py", "test_runtime.py"}
+SLOW = {
+    "cli": {"test_cli.py", "test_commands.py", "test_inspect.py", "test_train.py"},
+    "dataset": {"test_dask.py"},
+    "vectorize": {"test_choice.py"},
+    "tools": {"test_bench_corpora.py", "test_bench_peers.py", "test_bench_workers.py"},
+}
+
+
+def _slow(path: Path) -> bool:
+    layer, name = path.parent.name, path.name
+    if layer == "train":
+        return name not in FAST_TRAIN
+    return name in SLOW.get(layer, set())
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the tests of the slow files ``slow`` (``pytest -m "not slow"``: lint-speed feedback)."""
+    for item in items:
+        if _slow(Path(item.path)):
+            item.add_marker(pytest.mark.slow)
 
 
 def datasets_dir() -> Path:
