@@ -73,7 +73,7 @@ from streamtrain.train.modeldir import (
     read_vectorizer_doc,
 )
 from streamtrain.train.promote import complete, log_adoption, recover
-from streamtrain.train.promotion import load_current
+from streamtrain.train.promotion import load_current, majority_floor
 from streamtrain.train.runtime import import_tensorflow, one_thread_per_op
 
 if TYPE_CHECKING:
@@ -328,6 +328,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     plan = _plan(opts, manifest, cluster)  # imports TensorFlow
     model_name, dropout, train, val, per_epoch = plan.model_name, plan.dropout, plan.train, plan.val, plan.per_epoch
     current = load_current(versions, opts.force)  # before any training: one that cannot be loaded stops fit here
+    floor = majority_floor(opts.data, manifest)  # early stopping's and the promotion guard's, computed once
     if opts.warm_start and current is not None and current.model is None:
         raise DataError(
             f"--warm-start: the current model ({current.version}) cannot be loaded: {current.problem}; point current "
@@ -353,7 +354,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     from streamtrain.train.checkpoint import Checkpoint, TrainingState, restore
     from streamtrain.train.epoch_log import EpochLog
     from streamtrain.train.guards import FiniteLoss, require_finite
-    from streamtrain.train.modeldir import load_model, write_version
+    from streamtrain.train.modeldir import write_version
     from streamtrain.train.plots import confusion_png, training_png
     from streamtrain.train.promotion import decide, summary_line
     from streamtrain.train.report import write_report
@@ -375,8 +376,8 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
             where += f"; best validation loss {state.best:.4f} at epoch {state.best_epoch / per_epoch:g}"
         log.info(f"resuming version {_version_of(building)} {where}")
     elif warm_from is not None:
-        source = current.model if current is not None and current.model is not None else load_model(warm_from)
-        model.set_weights(source.get_weights())
+        assert current is not None and current.model is not None  # warm_from is current, loaded or refused above
+        model.set_weights(current.model.get_weights())
         log.info(f"warm start from the weights of version {warm_from.name}")
     config = {
         **effective(opts),
@@ -407,7 +408,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
         lambda: finite.problem is not None,
         min_delta=opts.min_delta,
         min_rounds=per_epoch,  # never stop on the initial plateau: not before one full epoch, nor before
-        floor=_majority_rate(opts.data, manifest),  # the best round beats the promotion floor
+        floor=floor.rate if floor is not None else None,  # the best round beats the promotion floor
     )
     checkpoint.offset = state.step if not state.stopped else 0
     callbacks = [
@@ -484,6 +485,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
             opts.data,
             manifest,
             current,
+            floor,
             opts.max_regression,
             opts.force,
             opts.score_batch_size,
@@ -606,14 +608,6 @@ def _train(opts: FitOptions, plan: _Plan, trainer, callbacks: list, start: list 
             f"the workers' weights differ after training (digests {', '.join(digests)}): no model was written"
         )
     return rows, digests
-
-
-def _majority_rate(data: str, manifest: Manifest) -> float | None:
-    """The validation split's majority-class rate (the promotion guard's floor); None without validation rows."""
-    from streamtrain.train.promotion import majority_floor
-
-    floor = majority_floor(data, manifest)
-    return floor.rate if floor is not None else None
 
 
 def _lost_worker(exc: BaseException, cluster) -> str | None:

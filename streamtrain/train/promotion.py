@@ -21,9 +21,9 @@ stops fit at once (``DataError``, exit 65, saying what to do), unless
 First the floor (``majority_floor``): a candidate, first or not, whose
 validation accuracy does not beat the majority-class rate of the
 validation split (what always answering the most frequent class scores)
-is kept unpromoted, and ``force`` promotes it without loading the current
-model; ``promotion.json`` records the floor and the comparison under
-``floor``.
+is kept unpromoted, and ``force`` promotes it without comparing it with the
+current model; ``promotion.json`` records the floor and the comparison under
+``floor``. fit computes the floor once and gives it to early stopping too.
 
 The candidate is promoted when its accuracy is at least the current
 model's minus ``max_regression``; ``force`` promotes anyway (the
@@ -157,10 +157,9 @@ def load_current(versions: Versions, force: bool) -> Current | None:
 
 
 def _floor_decision(
-    doc: dict, data: str, manifest: Manifest, candidate_val_accuracy: float | None, force: bool
+    doc: dict, floor: MajorityFloor | None, candidate_val_accuracy: float | None, force: bool
 ) -> dict | None:
     """Record the floor in ``doc``; the decision when the candidate does not beat it, else None (compare on)."""
-    floor = majority_floor(data, manifest)
     if floor is None:
         return None
     doc["floor"] = floor.record(candidate_val_accuracy)
@@ -178,11 +177,13 @@ def decide(
     data: str,
     manifest: Manifest,
     current: Current | None,
+    floor: MajorityFloor | None,
     max_regression: float,
     force: bool,
     score_batch_size: int | None = None,
 ) -> dict:
-    """The promotion decision for ``candidate`` (a trained Keras model) against ``current`` (``load_current``)."""
+    """The promotion decision for ``candidate`` (a trained Keras model) against ``floor`` (``majority_floor``)
+    and ``current`` (``load_current``)."""
     from streamtrain.train.scoring import SCORE_BATCH, score_split
 
     doc: dict = {
@@ -191,7 +192,7 @@ def decide(
         "max_regression": max_regression,
         "forced": force,
     }
-    below = _floor_decision(doc, data, manifest, candidate_val_accuracy, force)
+    below = _floor_decision(doc, floor, candidate_val_accuracy, force)
     if below is not None:
         return below
     if current is None:
