@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamtrain.errors import CannotCreate
+from streamtrain.io.readers import input_bytes
 
 if TYPE_CHECKING:
     from streamtrain.dataset.prepare import PrepareOptions
@@ -53,18 +54,6 @@ class SpaceNeed:
         return int(self.input_bytes * FLOOR)
 
 
-def input_bytes(paths: list[str]) -> int:
-    """The bytes on disk of ``paths``: files, and every file under a directory."""
-    total = 0
-    for path in paths:
-        if os.path.isdir(path):
-            for root, _, names in os.walk(path):
-                total += sum(os.path.getsize(os.path.join(root, n)) for n in names)
-        else:
-            total += os.path.getsize(path)
-    return total
-
-
 def existing_parent(path: str | os.PathLike[str]) -> Path:
     """``path`` itself when it exists, else its nearest existing ancestor (where prepare will create it)."""
     where = Path(os.path.abspath(path))
@@ -76,7 +65,7 @@ def existing_parent(path: str | os.PathLike[str]) -> Path:
 def need(data: str, inputs: list[str]) -> SpaceNeed:
     where = existing_parent(data)
     st = os.statvfs(where)
-    return SpaceNeed(where, input_bytes(inputs), st.f_bavail * st.f_frsize)
+    return SpaceNeed(where, sum(input_bytes(p) for p in inputs), st.f_bavail * st.f_frsize)
 
 
 def _size(n: int) -> str:
