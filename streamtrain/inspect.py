@@ -409,7 +409,7 @@ def _top_lines(top: dict) -> list[str]:
 def _model_text(r: dict) -> list[str]:
     current = r["current"] or "-"
     if r.get("current_problem"):  # a link readers refuse (streamtrain verify reports it too)
-        current += f" (refused: {visible(r['current_problem'])})"
+        current += f" (refused: {r['current_problem']})"  # render_text escapes every line
     out = [f"model directory {r['path']}", f"  layout: {r['layout']}", f"  current: {current}", ""]
     out.append(f"versions (oldest first): {len(r['versions'])}")
     if r["versions"]:

@@ -153,7 +153,6 @@ def append(opts: PrepareOptions, executor: Executor | None = None, announce: Ann
     if not plans:
         log.info(f"nothing to append to {opts.data}: every input was already ingested; the dataset is unchanged")
         return manifest
-    plans = [p for p in plans if p.role == "train"] + [p for p in plans if p.role == "test"]  # read_rows' order
     new = [p.record(night, at) for p in plans]
     ropts = recorded_options(
         manifest,

@@ -478,8 +478,9 @@ def _refit_new(opts: PrepareOptions, recorded: list[dict], night: int, at: str) 
 
 
 def new_sources(opts: PrepareOptions, recorded: list[dict], night: int) -> list[sources.Plan]:
-    """What an append reads of each of its INPUTs and --test inputs (``sources.plan``: never a row twice),
-    without those it skips; ``DataError`` when a recorded input's ingested part changed."""
+    """What an append reads of each of its INPUTs and --test inputs (``sources.plan``: never a row twice), training
+    inputs first as ``read_rows`` reads them, without those it skips; ``DataError`` when a recorded input's
+    ingested part changed."""
     out: list[sources.Plan] = []
     planned: list[dict] = []
     for role, path in _inputs(opts):
