@@ -36,7 +36,7 @@ from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.versions import TRAINING, Versions
 from streamtrain.options import option
-from streamtrain.train import modeldir
+from streamtrain.train import modeldir, tune
 from streamtrain.train.promote import pending
 from streamtrain.vectorize import ngram_names
 from streamtrain.vectorize.split import SPLIT_NAMES
@@ -184,6 +184,7 @@ def _version(directory: Path, version: str | None, current: bool) -> dict:
     config, problem = _read_json(directory / modeldir.CONFIG_NAME)
     problems += [problem] if problem else []
     metrics, promotion, config = metrics or {}, promotion or {}, config or {}
+    selection, _ = _read_json(directory / tune.SELECTION_NAME)  # absent before 0.11: no selection ran
     return {
         "id": version,
         "date": id_date(version) if version else None,
@@ -194,7 +195,33 @@ def _version(directory: Path, version: str | None, current: bool) -> dict:
         "promotion": {k: promotion.get(k) for k in ("promoted", "reason")},
         "warm_start_from": config.get("warm_start_from"),
         "data": config.get("data"),
+        "model": config.get("candidate") or config.get("model"),
+        "selection": _selection(selection),
         "problems": problems,
+    }
+
+
+def _selection(doc: dict | None) -> dict | None:
+    """A version's model selection (``selection.json``): what was chosen, from which trials or which version."""
+    if doc is None:
+        return None
+    try:
+        chosen = tune.Selection.from_json(doc)
+    except (KeyError, TypeError, ValueError):
+        return {"problem": "selection.json unreadable"}
+    return {
+        "chosen": chosen.chosen.name,
+        "reused_from": chosen.reused_from,
+        "budget_seconds": chosen.budget_seconds,
+        "trials": [
+            {
+                "candidate": t.candidate.name,
+                "val_accuracy": t.val_accuracy,
+                "seconds": t.seconds,
+                "ended_by": t.skipped or ("budget" if t.cut else "early stopping"),
+            }
+            for t in chosen.trials
+        ],
     }
 
 
@@ -406,6 +433,23 @@ def _top_lines(top: dict) -> list[str]:
     return out
 
 
+def _selection_line(v: dict, width: int) -> str:
+    name = f"  {v['id'] or '(unversioned)':<{width}}  "
+    chosen = v["selection"]
+    if chosen is None:
+        return name + f"{v['model'] or '-'} (no selection recorded)"
+    if "problem" in chosen:
+        return name + chosen["problem"]
+    if chosen["reused_from"] is not None:
+        return name + f"{chosen['chosen']}, the selection of version {chosen['reused_from']} reused"
+    trials = ", ".join(
+        f"{t['candidate']} {_cell(t['val_accuracy'])}"
+        + ("" if t["ended_by"] == "early stopping" else f" ({t['ended_by']})")
+        for t in chosen["trials"]
+    )
+    return name + f"{chosen['chosen']} chosen by validation accuracy of: {trials}"
+
+
 def _model_text(r: dict) -> list[str]:
     current = r["current"] or "-"
     if r.get("current_problem"):  # a link readers refuse (streamtrain verify reports it too)
@@ -439,6 +483,7 @@ def _model_text(r: dict) -> list[str]:
             p = v["promotion"]
             verdict = "-" if p["promoted"] is None else ("promoted" if p["promoted"] else "not promoted")
             out.append(f"  {v['id'] or '(unversioned)':<{width}}  {verdict}: {p['reason'] or '-'}")
+        out += ["", "model selection"] + [_selection_line(v, width) for v in r["versions"]]
         problems = [(v["id"] or "(unversioned)", p) for v in r["versions"] for p in v["problems"]]
         if problems:
             out += ["", "problems"] + [f"  {version}: {p}" for version, p in problems]

@@ -54,10 +54,11 @@ def checkpoint_state(model: Path) -> dict:
 
     from streamtrain.fs.versions import Versions
 
-    for building in Versions(model).training():
-        path = building / "checkpoint" / "state.json"
-        if path.exists():
-            return json.loads(path.read_text())
+    for building in Versions(model).training():  # one model: checkpoint/; a model selection: checkpoint/trial-I/
+        paths = [building / "checkpoint" / "state.json", *sorted(building.glob("checkpoint/trial-*/state.json"))]
+        for path in reversed(paths):
+            if path.exists():
+                return json.loads(path.read_text())
     return {"epochs_done": 0}
 
 

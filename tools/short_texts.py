@@ -28,6 +28,15 @@ one, is on both sides.
   at chance. Median 8 words: from 12,000 rows the guide's rule says
   sequences.
 
+* ``classes``: many classes, few rows: ``--classes`` classes (default 300)
+  of ``--rows-per-class`` training rows (default 10) and ``--test-per-class``
+  test rows (default 3). Each row is a random run of ``--carrier-words``
+  words of a real AG News title (train titles for training rows, test titles
+  for test rows) with the class's own marker word (``class0042``) inserted
+  at a random position; label ``c0042``. Everything but the marker is noise
+  shared by all classes: a model that learns at all reaches ~1.0, one that
+  stops on the initial plateau stays at chance (0.0033 at 300 classes).
+
 Examples::
 
     python tools/short_texts.py titles ../shared/datasets/ag_news/test.csv out/titles --factor 8
@@ -112,10 +121,40 @@ def order(
     return {"train_rows": rows, "test_rows": test_rows, "fillers": len(vocab)}
 
 
+def classes_rows(
+    titles_: Sequence[str], n_classes: int, per_class: int, rng: random.Random, carrier: int
+) -> list[tuple[str, str]]:
+    """``per_class`` rows of each of ``n_classes`` classes (see the module docstring), classes interleaved."""
+    rows = []
+    for _ in range(per_class):
+        for c in range(n_classes):
+            words = rng.choice(titles_).split()
+            if len(words) > carrier:
+                start = rng.randint(0, len(words) - carrier)
+                words = words[start : start + carrier]
+            words.insert(rng.randint(0, len(words)), f"class{c:04d}")
+            rows.append((" ".join(words), f"c{c:04d}"))
+    return rows
+
+
+def classes(
+    src: str, out: Path, n_classes: int, per_class: int, test_per_class: int, test_percent: int, seed: int, carrier: int
+) -> dict:
+    """Write the many-classes corpus; return the row counts."""
+    data = read_ag_news(src)
+    train = [t for _, t, _ in data if not is_test(t, test_percent)]
+    test = [t for _, t, _ in data if is_test(t, test_percent)]
+    rng = random.Random(f"short_texts/classes/{seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_rows(out / "train.csv", classes_rows(train, n_classes, per_class, rng, carrier))
+    write_rows(out / "test.csv", classes_rows(test, n_classes, test_per_class, rng, carrier))
+    return {"train_rows": n_classes * per_class, "test_rows": n_classes * test_per_class}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="corpus", required=True)
-    for name in ("titles", "order"):
+    for name in ("titles", "order", "classes"):
         p = sub.add_parser(name)
         p.add_argument("ag_news", help="AG News CSV: class,title,description, no header")
         p.add_argument("outdir", help="writes train.csv and test.csv here")
@@ -131,11 +170,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.choices["order"].add_argument(
         "--markers", type=int, choices=range(2, len(MARKERS) + 1), default=2, help="marker words a and b come from"
     )
+    sub.choices["classes"].add_argument("--classes", type=int, default=300, help="classes")
+    sub.choices["classes"].add_argument("--rows-per-class", type=int, default=10, help="training rows per class")
+    sub.choices["classes"].add_argument("--test-per-class", type=int, default=3, help="test rows per class")
+    sub.choices["classes"].add_argument("--carrier-words", type=int, default=6, help="title words around the marker")
     args = parser.parse_args(argv)
     out = Path(args.outdir)
     try:
         if args.corpus == "titles":
             counts = titles(args.ag_news, out, args.factor, args.dropout, args.test_percent, args.seed)
+        elif args.corpus == "classes":
+            counts = classes(
+                args.ag_news,
+                out,
+                args.classes,
+                args.rows_per_class,
+                args.test_per_class,
+                args.test_percent,
+                args.seed,
+                args.carrier_words,
+            )
         else:
             counts = order(
                 args.ag_news,

@@ -14,28 +14,22 @@ systematic over the input) and the validation sample
   with ``min_df``, TF-IDF, the top-k buckets by ANOVA F-value: sklearn's
   ``f_classif``, which ``ClassMoments`` computes in a stream), over the
   sample's vocabulary only, so memory follows the sample, not the hash
-  space; then the MLP.
+  space; then the first ``NGRAM_CANDIDATES`` of fit's candidates
+  (``train.tune.candidates``: the MLP at the prior's width, the linear
+  model); the family scores as its best.
 - sequences: ``TokenCounts`` and ``SequenceState.fit`` (top-k tokens, length
   of the longest text up to ``max_length``), then the sepCNN.
 
-Both models get ``train.fit.FitOptions``' defaults (sizes, batch size,
-learning rate, ``fit.DEFAULT_DROPOUT``), the same seed
-(``keras.utils.set_random_seed`` before each build), at most ``EPOCHS``
-epochs with early stopping on the sample's validation loss after
-``PATIENCE`` epochs without improvement; a family's score is its validation
-accuracy and loss at its best-loss epoch (the weights ``fit`` would keep).
+Every model is built as fit builds that candidate (``fit.build_model``),
+with the same seed (``keras.utils.set_random_seed`` before each build), and
+trains until its own early stopping on the sample's validation loss
+(``PATIENCE`` epochs without improvement), at most ``EPOCHS`` epochs; its
+score is its validation accuracy and loss at its best-loss epoch (the
+weights ``fit`` would keep).
 
 Both samples are cut (evenly) to ``POSITIONS`` / sequence length rows, so
-long texts do not make the sepCNN's time unbounded.
-
-Cost, measured on 2 CPU cores shared with other work (TensorFlow's import,
-~5 s, included; the sepCNN takes about two thirds of the rest):
-AG News titles grown 2x (``tools/short_texts.py titles --factor 2
---test-percent 35``, 9,876 rows; 9,022 sample rows, 854 validation rows):
-18 s. The word-order corpus (``order --rows 11000 --carrier-words 2``;
-9,891 + 1,109 rows): 19 s. Titles grown 8x (48,248 rows; 10,963 + 4,399):
-30 s. AG News title + description grown 40x (304,000 rows of 37 words,
-``--max-length 64``; 17,015 + 5,000): 62 s.
+long texts do not make the sepCNN's time unbounded. Costs:
+``docs/design/selection.md``.
 """
 
 from __future__ import annotations
@@ -59,8 +53,9 @@ if TYPE_CHECKING:
     from streamtrain.dataset.val_sample import ValSample
 
 log = logging.getLogger(__name__)
-EPOCHS = 6  # most epochs per family
-PATIENCE = 1  # epochs without a better validation loss before a family stops
+EPOCHS = 40  # most epochs per model: each trains until its own early stopping, within this
+PATIENCE = 3  # epochs without a better validation loss before a model stops
+NGRAM_CANDIDATES = 2  # the n-gram family's score: the best of the prior's first candidates (the MLP, linear)
 VAL_BATCH = 1024  # validation rows scored at a time
 # Most rows x sequence length trained on (and, apart, validated on): bounds the sepCNN's time. 20,000 rows
 # of up to 100 tokens fit; at the longest, 500 tokens, 4,000 rows (~17 s an epoch on 2 CPU cores).
@@ -116,7 +111,8 @@ def measure(
     patience: int = PATIENCE,
 ) -> dict:
     """Both families trained and scored on the samples: per family its best-epoch validation accuracy and loss."""
-    from streamtrain.train.fit import DEFAULT_DROPOUT, FitOptions, build_model
+    from streamtrain.train import tune
+    from streamtrain.train.fit import FitOptions, build_model
     from streamtrain.train.runtime import import_tensorflow
 
     started = time.perf_counter()
@@ -144,21 +140,26 @@ def measure(
     begun = time.perf_counter()
     train_rows, val_rows = ngram_rows(ngram, texts, labels, val_texts, val_labels)
     if train_rows.n_cols:
-        keras.utils.set_random_seed(seed)
-        mlp = build_model("mlp", train_rows.n_cols, train_rows.n_cols, n_classes, opts, DEFAULT_DROPOUT["mlp"])
-        score = _train(
-            mlp,
-            train_rows,
-            val_rows,
-            sparse_dataset,
-            train_rows.n_cols,
-            n_classes,
-            opts.batch_size,
-            seed,
-            epochs,
-            patience,
-        )
-        out["ngram"] = {"model": FAMILIES["ngram"], **score, "n_features": train_rows.n_cols}
+        profile = tune.Profile("ngram", len(texts), n_classes, train_rows.n_cols)
+        tried = []
+        for candidate in tune.candidates(opts, profile)[:NGRAM_CANDIDATES]:
+            keras.utils.set_random_seed(seed)
+            model = build_model(candidate, train_rows.n_cols, train_rows.n_cols, n_classes, opts)
+            score = _train(
+                model,
+                train_rows,
+                val_rows,
+                sparse_dataset,
+                train_rows.n_cols,
+                n_classes,
+                opts.batch_size,
+                seed,
+                epochs,
+                patience,
+            )
+            tried.append({"model": candidate.name, **score})
+        best = max(tried, key=lambda t: t["val_accuracy"])  # the first of equals: the prior's order
+        out["ngram"] = {**best, "n_features": train_rows.n_cols, "candidates": tried}
     else:
         out["ngram"] = {"model": FAMILIES["ngram"], "val_accuracy": None, "skipped": "no n-gram in min_df sample rows"}
     out["ngram"]["seconds"] = round(time.perf_counter() - begun, 2)
@@ -166,7 +167,8 @@ def measure(
     begun = time.perf_counter()
     state, train_tokens, val_tokens = sequence_rows(sequence, texts, labels, val_texts, val_labels)
     keras.utils.set_random_seed(seed)
-    sepcnn = build_model("sepcnn", state.n_features, state.length, n_classes, opts, DEFAULT_DROPOUT["sepcnn"])
+    profile = tune.Profile("sequence", len(texts), n_classes, state.n_features)
+    sepcnn = build_model(tune.candidates(opts, profile)[0], state.n_features, state.length, n_classes, opts)
     score = _train(
         sepcnn,
         train_tokens,

@@ -41,8 +41,10 @@ prebuilt)`` trains that model when the options and the manifest agree.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,9 +56,11 @@ from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest, ModelInputs
 from streamtrain.errors import ClusterError, DataError, NonFiniteError, NotPromoted, UsageError
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.fs.checksums import sha256_file
+from streamtrain.fs.jsondoc import write_json
 from streamtrain.fs.locks import reader_lock, writer_lock
 from streamtrain.fs.versions import Versions, new_id
 from streamtrain.options import NON_NEGATIVE, POSITIVE, SECONDS, SHARE, check_options, effective, option
+from streamtrain.train import tune
 from streamtrain.train.cluster import Cluster
 from streamtrain.train.modeldir import (
     CHECKPOINT_DIR,
@@ -75,16 +79,14 @@ from streamtrain.train.modeldir import (
 from streamtrain.train.promote import complete, log_adoption, recover
 from streamtrain.train.promotion import load_current, majority_floor
 from streamtrain.train.runtime import import_tensorflow, one_thread_per_op
+from streamtrain.train.tune import Candidate
 
 if TYPE_CHECKING:
     from streamtrain.train.batches import BatchStream
 
 log = logging.getLogger(__name__)
-MODELS = ("auto", "mlp", "sepcnn")
-MODEL_FOR_ENCODING = {"ngram": "mlp", "sequence": "sepcnn"}
-# Measured on IMDB, seed 0: the MLP reaches 0.900 test accuracy at the guide's 0.2;
-# sepCNN overfits by epoch 2 at 0.2 (0.862) and reaches 0.886 at 0.5.
-DEFAULT_DROPOUT = {"mlp": 0.2, "sepcnn": 0.5}
+MODELS = ("auto", "linear", "mlp", "sepcnn")
+MODELS_FOR_ENCODING = {"ngram": ("mlp", "linear"), "sequence": ("sepcnn",)}
 # Options that do not change what is trained: a rerun that differs only in these still resumes.
 NOT_TRAINING = (
     "model_dir",
@@ -128,11 +130,24 @@ def _dropout(value: float) -> bool:
 class FitOptions:
     data: str = option(path=True, metavar="DIR", help="the prepared dataset directory (with manifest.json)")
     model_dir: str = option(path=True, metavar="DIR", help="the model directory to write")
-    epochs: int = option(20, **POSITIVE, help="most epochs; early stopping usually ends sooner")
+    epochs: int | None = option(
+        None,
+        **POSITIVE,
+        help="most epochs; early stopping usually ends sooner; unset: enough for "
+        f"{tune.MIN_STEPS:,} steps, at least {tune.MIN_EPOCHS}",
+    )
     batch_size: int = option(128, **POSITIVE, help="training rows per batch")
-    learning_rate: float = option(1e-3, check=lambda v: v > 0, rule="positive", help="Adam learning rate")
-    patience: int = option(
-        2, **NON_NEGATIVE, help="validations without a better validation loss before stopping (see --validations)"
+    learning_rate: float | None = option(
+        None,
+        check=lambda v: v > 0,
+        rule="positive",
+        help="Adam learning rate; unset: " + ", ".join(f"{v:g} for {m}" for m, v in tune.LEARNING_RATE.items()),
+    )
+    patience: int | None = option(
+        None,
+        **NON_NEGATIVE,
+        help="validations without a better validation loss before stopping (see --validations); unset: those "
+        f"covering {tune.PATIENCE_STEPS} training steps, at least {tune.MIN_PATIENCE}",
     )
     min_delta: float = option(
         0.0,
@@ -154,9 +169,15 @@ class FitOptions:
         "same each time; the final metrics use every row); 0: every row",
     )
     seed: int = option(0, help="seed of shuffling, initialisation and dropout")
-    model: str = option("auto", choices=MODELS, help="model family; auto: mlp for n-gram data, sepcnn for sequences")
-    units: int = option(16, **POSITIVE, help="mlp: units per hidden layer")
-    layers: int = option(2, **POSITIVE, help="mlp: hidden layers")
+    model: str = option(
+        "auto",
+        choices=MODELS,
+        help="model family; auto: the model selection's pick (n-grams: mlp or linear; sequences: sepcnn)",
+    )
+    units: int | None = option(
+        None, **POSITIVE, help="mlp: units per hidden layer; unset: chosen from the classes and by the selection"
+    )
+    layers: int | None = option(None, **POSITIVE, help=f"mlp: hidden layers; unset: {tune.LAYERS}")
     blocks: int = option(2, **POSITIVE, help="sepcnn: convolution blocks")
     filters: int = option(64, **POSITIVE, help="sepcnn: filters of the first blocks")
     embedding_dim: int = option(200, **POSITIVE, help="sepcnn: embedding size")
@@ -164,8 +185,15 @@ class FitOptions:
         None,
         check=_dropout,
         rule="a number in [0, 1)",
-        help="dropout rate; unset: " + ", ".join(f"{v} for {m}" for m, v in DEFAULT_DROPOUT.items()),
+        help="dropout rate; unset: " + ", ".join(f"{v:g} for {m}" for m, v in tune.DROPOUT.items()),
     )
+    tune_seconds: float | None = option(
+        None,
+        **SECONDS,
+        help="model selection: seconds the candidates after the first may train; 0: train the prior's first "
+        f"only; unset: as long as the first took, at least {tune.MIN_BUDGET:g}",
+    )
+    retune: bool = option(False, help="search again instead of reusing the model the current version's selection chose")
     score_batch_size: int | None = option(
         None, **POSITIVE, help="rows scored at a time for the final metrics; unset: 1024 for n-grams, 256 for sequences"
     )
@@ -208,7 +236,7 @@ def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
     In a multi-worker cluster (``TF_CONFIG``, ``train.cluster``) every worker
     calls this: the chief does all of the above; the others only train, and
     return the rows they trained. ``prebuilt``: ``prebuild``'s model, used when it was built with these
-    ``opts`` for the dataset's ``ModelInputs`` (else a model is built as usual).
+    ``opts`` for the dataset's ``ModelInputs`` and is the first trial's candidate (else a model is built as usual).
     """
     check_options(opts)
     cluster = Cluster.from_env()
@@ -234,21 +262,23 @@ def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
 
 @dataclass
 class Prebuilt:
-    """fit's model for ``opts`` and a dataset of ``inputs``, in its ``Trainer``, built and warmed up ahead
-    (``prebuild``)."""
+    """fit's model for ``candidate``, ``opts`` and a dataset of ``inputs``, in its ``Trainer``, built and warmed
+    up ahead (``prebuild``)."""
 
+    candidate: Candidate
     opts: FitOptions
     inputs: ModelInputs
     trainer: Any
 
-    def fits(self, opts: FitOptions, inputs: ModelInputs) -> bool:
-        """Whether this is the model ``fit(opts)`` would build for a dataset of ``inputs``."""
-        return self.opts == opts and self.inputs == inputs
+    def fits(self, candidate: Candidate, opts: FitOptions, inputs: ModelInputs) -> bool:
+        """Whether this is the model ``fit(opts)`` would build for ``candidate`` and a dataset of ``inputs``."""
+        return self.candidate == candidate and self.opts == opts and self.inputs == inputs
 
 
 def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
-    """The model ``fit(opts)`` builds for a dataset of ``inputs``, with its training, validation and scoring
-    functions traced and run once (``Trainer.warm_up``, ``scoring.warm_up``), for ``fit(opts, prebuilt)``.
+    """The model of the prior's first candidate (``tune.candidates``) for a dataset of ``inputs``, with its
+    training, validation and scoring functions traced and run once (``Trainer.warm_up``, ``scoring.warm_up``),
+    for ``fit(opts, prebuilt)``.
 
     ``train`` calls it while its prepare child selects, names and writes: the ~1 s that the first round and
     the first scoring spent tracing is then spent beside prepare. One process only (no cluster).
@@ -260,31 +290,27 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     cluster = Cluster.from_env()
     if cluster.size > 1:
         raise UsageError("a model is prebuilt for a one-process fit only")
-    model_name, dropout = _model_choice(opts, inputs.encoding)
-    trainer = _trainer(opts, model_name, dropout, inputs, cluster)
+    candidate = tune.candidates(opts, tune.Profile(inputs.encoding, 0, inputs.n_classes, inputs.n_features))[0]
+    trainer = _trainer(opts, candidate, inputs, _join(opts, cluster, inputs.encoding), cluster)
     trainer.warm_up(lambda: blank_batches(inputs.encoding, inputs.row_width, inputs.n_classes))
     scoring.warm_up(trainer.model, inputs)
-    return Prebuilt(opts, inputs, trainer)
-
-
-def _model_choice(opts: FitOptions, encoding: str) -> tuple[str, float]:
-    """The model family and its dropout for data of ``encoding``."""
-    model_name = choose_model(opts.model, encoding)
-    return model_name, DEFAULT_DROPOUT[model_name] if opts.dropout is None else opts.dropout
+    return Prebuilt(candidate, opts, inputs, trainer)
 
 
 @dataclass
 class _Plan:
-    """What every worker derives alike from the options and the manifest: streams, rounds, the model."""
+    """What every worker derives alike from the options and the manifest: streams, rounds, the schedule."""
 
     manifest: Manifest
-    model_name: str
-    dropout: float
     train: BatchStream  # this worker's training rows
     val: BatchStream  # this worker's validation rows (of the sample, when the split is larger)
     per_epoch: int  # validation rounds per epoch
     round_steps: int
-    rounds: int
+    schedule: tune.Schedule  # epochs and patience, from the options or the data
+
+    @property
+    def rounds(self) -> int:
+        return self.schedule.epochs * self.per_epoch
 
 
 def _plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> _Plan:
@@ -294,7 +320,8 @@ def _plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> _Plan:
 
     if manifest.rows("train") == 0:
         raise DataError("dataset has no training rows", opts.data)
-    model_name, dropout = _model_choice(opts, manifest.encoding)
+    if opts.model != "auto":
+        choose_model(opts.model, manifest.encoding)  # refuses a model that cannot read these rows
 
     def stream(split: str, shuffle: bool, batch_size: int, sample: int = 0) -> BatchStream:
         source = SplitSource(opts.data, manifest, split)
@@ -313,7 +340,7 @@ def _plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> _Plan:
     wanted = min(validations_per_epoch(opts.validations, manifest.rows("train")), train.steps)
     round_steps = -(-train.steps // wanted) if val.rows else train.steps
     per_epoch = wanted if val.rows else 1
-    return _Plan(manifest, model_name, dropout, train, val, per_epoch, round_steps, opts.epochs * per_epoch)
+    return _Plan(manifest, train, val, per_epoch, round_steps, tune.schedule(opts, train.steps, round_steps))
 
 
 def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -> dict:
@@ -326,7 +353,6 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     recover(versions)  # a killed run's promotion step, before current is read
     manifest = Manifest.load(opts.data)
     plan = _plan(opts, manifest, cluster)  # imports TensorFlow
-    model_name, dropout, train, val, per_epoch = plan.model_name, plan.dropout, plan.train, plan.val, plan.per_epoch
     current = load_current(versions, opts.force)  # before any training: one that cannot be loaded stops fit here
     floor = majority_floor(opts.data, manifest)  # early stopping's and the promotion guard's, computed once
     if opts.warm_start and current is not None and current.model is None:
@@ -334,116 +360,368 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
             f"--warm-start: the current model ({current.version}) cannot be loaded: {current.problem}; point current "
             f"at a good version (streamtrain promote {root} VERSION) or drop --warm-start"
         )
-    warm_from = _warm_start_source(opts, versions, manifest, model_name) if opts.warm_start else None
-    round_steps, rounds = plan.round_steps, plan.rounds
-    # Join the other workers before the long checks: they wait for the chief in a collective, which has no deadline.
-    if prebuilt is not None and prebuilt.fits(opts, manifest.model_inputs):
-        log.debug("training the model built while the dataset was prepared (its steps already traced)")
-        trainer = prebuilt.trainer
-    else:
-        if prebuilt is not None:
-            log.debug(f"not the prebuilt model: built for {prebuilt.inputs} and other options or this dataset")
-        trainer = _trainer(opts, model_name, dropout, manifest.model_inputs, cluster)
-    model = trainer.model
+    choices, reused_from = _choices(opts, manifest, versions, cluster)
+    warm_from = _warm_start_source(opts, versions, manifest, choices[0]) if opts.warm_start else None
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
-
     key = _resume_key(opts, cluster)
     building, resuming = _resume_or_begin(versions, key)
-    checkpoint_dir = building / CHECKPOINT_DIR
+    strategy = _join(opts, cluster, manifest.encoding)
+    search = _Search(opts, plan, cluster, strategy, building, floor, current, warm_from, prebuilt)
+    winner, selection = search.run(choices, reused_from, resuming)
+    faults.point("after-train")
+    # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work.
+    winner.trainer.finish()
+    return _finish(opts, plan, versions, building, winner, selection, current, floor)
 
-    from streamtrain.train.checkpoint import Checkpoint, TrainingState, restore
-    from streamtrain.train.epoch_log import EpochLog
-    from streamtrain.train.guards import FiniteLoss, require_finite
+
+def _choices(
+    opts: FitOptions, manifest: Manifest, versions: Versions, cluster: Cluster
+) -> tuple[list[Candidate], str | None]:
+    """The candidates to train, in order, and the version whose selection they reuse (None: a search).
+
+    Reused: ``current``'s selection when it was made for this dataset's vectorizer and neither ``--retune``
+    nor another ``--model`` asks otherwise; ``--tune-seconds 0`` and a cluster train the prior's first
+    candidate alone (a cluster's search runs in one process: ``--workers 1 --retune``).
+    """
+    profile = tune.Profile.of(manifest)
+    found = tune.candidates(opts, profile)
+    warm = _current_candidate(versions) if opts.warm_start else None
+    if warm is not None:  # the shape of the weights it starts from
+        return [tune.with_user_options(warm, opts)], None
+    reused = None if opts.retune else _current_selection(versions, manifest)
+    if reused is not None and opts.model in ("auto", reused[1].chosen.model):
+        chosen = tune.with_user_options(reused[1].chosen, opts)
+        return [chosen], reused[0]
+    if opts.tune_seconds == 0:
+        return found[:1], None
+    if cluster.size > 1 and len(found) > 1:
+        log.info(
+            f"a cluster trains the prior's first candidate ({found[0].name}); the model selection runs in one "
+            "process (fit --workers 1 --retune), and later cluster fits reuse it"
+        )
+        return found[:1], None
+    return found, None
+
+
+def _current_selection(versions: Versions, manifest: Manifest) -> tuple[str, tune.Selection] | None:
+    """``current``'s version and selection, when it has one made for this dataset's vectorizer."""
+    from streamtrain.train.promotion import same_vectorizer
+
+    version = versions.current()
+    if version is None:
+        return None
+    path = versions.path(version)
+    try:
+        doc = json.loads((path / tune.SELECTION_NAME).read_text(encoding="utf-8"))
+        selection = tune.Selection.from_json(doc)
+        same = same_vectorizer(read_vectorizer_doc(path), manifest)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (version, selection) if same else None
+
+
+def _join(opts: FitOptions, cluster: Cluster, encoding: str):
+    """The strategy, joined to every worker of the cluster (within ``--join-timeout``)."""
+    from streamtrain.train.loop import deadline
+
+    if encoding == "ngram":  # before anything starts TensorFlow's runtime (the strategy, the seed, the model)
+        one_thread_per_op()
+    waiting = f"{cluster.name}: waiting for the {cluster.size} workers of TF_CONFIG to start"
+    with deadline(opts.join_timeout, waiting) if cluster.size > 1 else contextlib.nullcontext():
+        return cluster.strategy()  # with several workers, waits for every one of them to start
+
+
+def _fit_worker(opts: FitOptions, cluster: Cluster) -> dict:
+    """A worker other than the chief: train in step with the others; the chief's broadcasts say what and where."""
+    from streamtrain.train.guards import FiniteLoss
+    from streamtrain.train.loop import Channel
+
+    manifest = Manifest.load(opts.data)
+    plan = _plan(opts, manifest, cluster)  # imports TensorFlow
+    strategy = _join(opts, cluster, manifest.encoding)
+    candidate = tune.Candidate.decode(Channel(strategy, cluster).broadcast(tune.Candidate.blank()))
+    trainer = _trainer(opts, candidate, manifest.model_inputs, strategy, cluster)
+    log.info(f"{cluster.name} of {cluster.size}: {plan.train.worker_rows} training rows an epoch")
+    rows, _ = _train(opts, plan, trainer, [FiniteLoss(plan.per_epoch)], None)
+    trainer.finish()  # waits until every worker has trained its last round
+    return {"worker": cluster.index, "workers": cluster.size, "rows_per_worker": rows}
+
+
+def _trainer(opts: FitOptions, candidate: Candidate, inputs: ModelInputs, strategy, cluster: Cluster):
+    """``candidate``'s model, built alike on every worker (so the strategy's variable broadcasts pair up), in its
+    ``Trainer``."""
+    import keras
+
+    from streamtrain.train.loop import Trainer
+
+    keras.utils.set_random_seed(opts.seed)  # the initial weights (the chief's reach the others: the strategy's)
+    with strategy.scope():
+        model = build_model(candidate, inputs.n_features, inputs.row_width, inputs.n_classes, opts)
+    return Trainer(strategy, model, cluster, inputs.n_classes)
+
+
+@dataclass
+class _Run:
+    """A trained trial: its model (best weights restored) in its trainer, and what fit records of it."""
+
+    candidate: Candidate
+    opts: FitOptions  # the candidate's options, epochs and patience resolved
+    trainer: Any
+    state: Any  # checkpoint.TrainingState
+    checkpoint: Any  # checkpoint.Checkpoint, None for a leader rebuilt from disk after a resume
+    directory: Path  # its checkpoint directory
+    rows: list  # [round][worker] rows trained
+    digests: list[str]
+    seconds: float
+    config: dict
+    val: dict | None = None  # the validation split's score, when the selection scored it
+
+
+TRIALS_NAME = "trials.json"  # finished trials of a search, in the version's checkpoint directory
+
+
+class _Search:
+    """The chief's trials of one fit, in order, within the budget (``train.tune``); keeps the leader's model.
+
+    One candidate trains in ``checkpoint/`` as every fit did; several train in ``checkpoint/trial-I/``, each
+    finished trial is recorded in ``checkpoint/trials.json`` (a resumed fit skips it), and a loser's
+    directory is removed as soon as it loses.
+    """
+
+    def __init__(self, opts, plan, cluster, strategy, building, floor, current, warm_from, prebuilt):
+        self.opts, self.plan, self.cluster, self.strategy = opts, plan, cluster, strategy
+        self.building, self.floor, self.current, self.warm_from = building, floor, current, warm_from
+        self.prebuilt = prebuilt
+
+    def run(self, choices: list[Candidate], reused_from: str | None, resuming: bool) -> tuple[_Run, tune.Selection]:
+        several = len(choices) > 1
+        if several and not self.plan.val.rows:
+            log.info("no validation rows: no model selection, the prior's first candidate trains")
+            choices, several = choices[:1], False
+        record = self.building / CHECKPOINT_DIR / TRIALS_NAME
+        done = _read_trials(record) if resuming and several else []
+        trials: list[tune.Trial] = []
+        leader: _Run | None = None
+        budget: float | None = None
+        for i, candidate in enumerate(choices):
+            directory = self.building / CHECKPOINT_DIR / (f"trial-{i}" if several else "")
+            if i < len(done) and done[i].candidate == candidate:
+                log.info(f"trial {i + 1} of {len(choices)}: {candidate.name}, trained before the interruption")
+                trials.append(done[i])
+                if tune.pick(trials) == i and done[i].val_accuracy is not None:
+                    leader = self._rebuild(candidate, directory, done[i])
+                continue
+            until = None
+            if i > 0:
+                budget = tune.budget(self.opts, trials[0].seconds) if budget is None else budget
+                spent = sum(t.seconds for t in trials[1:])
+                if spent >= budget:
+                    trials.append(tune.Trial(candidate, skipped=f"the budget of {budget:.0f} s was spent"))
+                    continue
+                until = time.monotonic() + budget - spent
+            log.info(f"trial {i + 1} of {len(choices)}: {candidate.name}" if several else f"model: {candidate.name}")
+            run, trial = self._trial(candidate, directory, until, first=i == 0, scored=several)
+            trials.append(trial)
+            if run is not None and tune.pick(trials) == i:
+                if leader is not None:
+                    shutil.rmtree(leader.directory, ignore_errors=True)
+                leader = run
+            elif run is not None:
+                shutil.rmtree(run.directory, ignore_errors=True)
+            if several:
+                atomic_write_text(record, json.dumps([t.to_json() for t in trials]))
+                if i + 1 < len(choices):
+                    faults.point("after-trial")
+        if leader is None:
+            self._discard()
+            problems = "; ".join(f"{t.candidate.name}: {t.skipped}" for t in trials if t.skipped)
+            raise NonFiniteError(f"{problems}; no model was written (a lower --learning-rate may help)")
+        selection = tune.Selection(trials, tune.pick(trials), budget, reused_from)
+        if several or reused_from is not None:
+            log.info(tune.line(selection))
+        return leader, selection
+
+    def _resolved(self, candidate: Candidate) -> FitOptions:
+        schedule = self.plan.schedule
+        return dataclasses.replace(candidate.options(self.opts), epochs=schedule.epochs, patience=schedule.patience)
+
+    def _model(self, candidate: Candidate, opts: FitOptions):
+        inputs = self.plan.manifest.model_inputs
+        prebuilt, self.prebuilt = self.prebuilt, None  # the first trial's at most
+        if self.cluster.size > 1:  # tell the other workers what to build (they have no model directory)
+            from streamtrain.train.loop import Channel
+
+            Channel(self.strategy, self.cluster).broadcast(candidate.encode())
+        if prebuilt is not None and prebuilt.fits(candidate, self.opts, inputs):
+            log.debug("training the model built while the dataset was prepared (its steps already traced)")
+            return prebuilt.trainer
+        if prebuilt is not None:
+            log.debug(f"not the prebuilt model: built for {prebuilt.inputs} and other options or this dataset")
+        return _trainer(opts, candidate, inputs, self.strategy, self.cluster)
+
+    def _trial(
+        self, candidate: Candidate, directory: Path, until: float | None, first: bool, scored: bool
+    ) -> tuple[_Run | None, tune.Trial]:
+        """Train ``candidate`` (resuming its checkpoint when there is one) until its early stopping or ``until``."""
+        from streamtrain.train.checkpoint import Checkpoint, TrainingState, restore
+        from streamtrain.train.epoch_log import EpochLog
+        from streamtrain.train.guards import Deadline, FiniteLoss
+        from streamtrain.train.scoring import score_split
+        from streamtrain.train.tensorboard import TensorBoardLog
+
+        opts, plan = self._resolved(candidate), self.plan
+        trainer = self._model(candidate, opts)
+        model, per_epoch = trainer.model, plan.per_epoch
+        state = TrainingState.load(directory) if directory.is_dir() else None
+        if state is not None:
+            restore(model, directory, state)
+            log.info(f"resuming version {_version_of(self.building)} {_where(state, opts, plan)}")
+        elif self.warm_from is not None:
+            model.set_weights(self.current.model.get_weights())
+            log.info(f"warm start from the weights of version {self.warm_from.name}")
+        config = _config(opts, plan, self.cluster, candidate, self.warm_from)
+        state = state or TrainingState()
+        finite, deadline = FiniteLoss(per_epoch), Deadline(until)
+        checkpoint = Checkpoint(
+            directory,
+            state,
+            opts.seed,
+            plan.schedule.patience,
+            bool(plan.val.rows),
+            opts.checkpoint_seconds,
+            per_epoch,
+            lambda: finite.problem is not None,
+            min_delta=opts.min_delta,
+            min_rounds=per_epoch,  # never stop on the initial plateau: not before one full epoch, nor before
+            floor=self.floor.rate if self.floor is not None else None,  # the best round beats the promotion floor
+        )
+        checkpoint.offset = state.step if not state.stopped else 0
+        callbacks = [finite, checkpoint, deadline, EpochLog(plan.schedule.epochs, per_epoch)]
+        if first:
+            callbacks.insert(2, TensorBoardLog(self.building / TENSORBOARD_DIR, config))
+            _log_start(opts, plan, self.building, self.cluster)
+        start = [state.epochs_done, state.step, state.stopped, state.epochs_done > 0 or state.step > 0]
+        start[3] = start[3] or self.warm_from is not None
+        began = time.perf_counter()
+        rows, digests = _train(opts, plan, trainer, callbacks, start)  # on an error, the other workers fail too
+        seconds = time.perf_counter() - began
+        rounds, best = state.epochs_done, state.best_epoch if state.best is not None else state.epochs_done
+        trial = tune.Trial(candidate, rounds=rounds, best_round=best, seconds=round(seconds, 3), cut=deadline.cut)
+        trial.history = {k: state.history.get(k, []) for k in ("val_accuracy", "val_loss")}
+        if finite.problem:
+            with contextlib.suppress(OSError):
+                checkpoint.flush()  # nothing may still be writing into what we remove
+            if not scored:
+                self._discard()
+                raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
+            trial.skipped = finite.problem
+            return None, trial
+        checkpoint.restore_best(model)
+        run = _Run(candidate, opts, trainer, state, checkpoint, directory, rows, digests, seconds, config)
+        if scored:
+            checkpoint.flush()
+            run.val = score_split(model, opts.data, plan.manifest, "val", opts.score_batch_size)
+            trial.val_accuracy, trial.val_loss = run.val["accuracy"], run.val["loss"]
+        return run, trial
+
+    def _rebuild(self, candidate: Candidate, directory: Path, trial: tune.Trial) -> _Run:
+        """A finished trial's model from its checkpoint directory (a resumed search whose leader it is)."""
+        from streamtrain.train.checkpoint import TrainingState, load_best, restore
+
+        opts = self._resolved(candidate)
+        trainer = self._model(candidate, opts)
+        state = TrainingState.load(directory)
+        if state is None:
+            raise DataError("a finished trial's checkpoint is missing; remove the .training version", str(directory))
+        if state.best_weights:
+            load_best(trainer.model, directory / state.best_weights)
+        else:
+            restore(trainer.model, directory, state)
+        config = _config(opts, self.plan, self.cluster, candidate, self.warm_from)
+        run = _Run(candidate, opts, trainer, state, None, directory, [], [], trial.seconds, config)
+        from streamtrain.train.scoring import score_split
+
+        run.val = score_split(trainer.model, opts.data, self.plan.manifest, "val", opts.score_batch_size)
+        return run
+
+    def _discard(self) -> None:
+        Versions(self.building.parent.parent).discard(self.building)
+
+
+def _read_trials(path: Path) -> list[tune.Trial]:
+    try:
+        return [tune.Trial.from_json(doc) for doc in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _where(state, opts: FitOptions, plan: _Plan) -> str:
+    """Where a resumed trial continues, in words."""
+    done, per_epoch = state.epochs_done, plan.per_epoch
+    where = f"after epoch {done / per_epoch:g} of {opts.epochs}"
+    if state.step:
+        where = f"inside epoch {(done + 1) / per_epoch:g} of {opts.epochs}, at step {state.step} of {plan.round_steps}"
+    if per_epoch > 1:
+        where += f" (validation round {done + 1 if state.step else done} of {plan.rounds})"
+    if state.best is not None:
+        where += f"; best validation loss {state.best:.4f} at epoch {state.best_epoch / per_epoch:g}"
+    return where
+
+
+def _config(opts: FitOptions, plan: _Plan, cluster: Cluster, candidate: Candidate, warm_from: Path | None) -> dict:
+    """What ``fit_config.json`` records: the options as trained, and where the rows came from."""
+    manifest = plan.manifest
+    return {
+        **effective(opts),
+        "data": str(Path(opts.data).resolve()),
+        "model_dir": str(Path(opts.model_dir).resolve()),
+        "workers": cluster.size,
+        "steps_per_epoch": plan.train.steps,
+        "steps_per_validation": plan.round_steps,
+        "validation_steps": plan.val.steps,
+        "validation_sample_rows": plan.val.rows,
+        "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
+        "dataset_manifest_sha256": sha256_file(Path(opts.data) / MANIFEST_NAME),
+        "model": candidate.model,
+        "candidate": candidate.name,
+        "dropout": opts.dropout,
+        "encoding": manifest.encoding,
+        "warm_start_from": warm_from.name if warm_from is not None else None,
+    }
+
+
+def _log_start(opts: FitOptions, plan: _Plan, building: Path, cluster: Cluster) -> None:
+    train, val = plan.train, plan.val
+    if not val.rows:
+        log.info("no validation rows: training all epochs without early stopping")
+    workers = f" on {cluster.size} workers ({train.batch_size} rows a step each)" if cluster.size > 1 else ""
+    val_rows = plan.manifest.rows("val")
+    validated = f"{val.rows} rows" if val.rows == val_rows else f"a sample of {val.rows} of {val_rows} rows"
+    log.info(
+        f"training version {_version_of(building)} on {train.rows} rows ({train.steps} steps/epoch of "
+        f"{opts.batch_size}{workers}), validating on {validated} ({val.steps} steps) every {plan.round_steps} steps"
+    )
+
+
+def _finish(
+    opts: FitOptions,
+    plan: _Plan,
+    versions: Versions,
+    building: Path,
+    winner: _Run,
+    selection: tune.Selection,
+    current,
+    floor,
+) -> dict:
+    """Score the winner, ask the promotion guard, write the version and complete it (promoting it or not)."""
+    from streamtrain.train.guards import require_finite
     from streamtrain.train.modeldir import write_version
     from streamtrain.train.plots import confusion_png, training_png
     from streamtrain.train.promotion import decide, summary_line
     from streamtrain.train.report import write_report
     from streamtrain.train.scoring import score_split
-    from streamtrain.train.tensorboard import TensorBoardLog
 
-    state = TrainingState.load(checkpoint_dir) if resuming else None
-    if resuming and state is None:
-        log.info(f"restarting the interrupted version {_version_of(building)} from epoch 1 (it completed no epoch)")
-    if state is not None:
-        restore(model, checkpoint_dir, state)
-        done = state.epochs_done
-        where = f"after epoch {done / per_epoch:g} of {opts.epochs}"
-        if state.step:
-            where = f"inside epoch {(done + 1) / per_epoch:g} of {opts.epochs}, at step {state.step} of {round_steps}"
-        if per_epoch > 1:
-            where += f" (validation round {done + 1 if state.step else done} of {rounds})"
-        if state.best is not None:
-            where += f"; best validation loss {state.best:.4f} at epoch {state.best_epoch / per_epoch:g}"
-        log.info(f"resuming version {_version_of(building)} {where}")
-    elif warm_from is not None:
-        assert current is not None and current.model is not None  # warm_from is current, loaded or refused above
-        model.set_weights(current.model.get_weights())
-        log.info(f"warm start from the weights of version {warm_from.name}")
-    config = {
-        **effective(opts),
-        "data": str(Path(opts.data).resolve()),
-        "model_dir": str(root.resolve()),
-        "workers": cluster.size,
-        "steps_per_epoch": train.steps,
-        "steps_per_validation": round_steps,
-        "validation_steps": val.steps,
-        "validation_sample_rows": val.rows,
-        "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
-        "dataset_manifest_sha256": key["manifest_sha256"],
-        "model": model_name,
-        "dropout": dropout,
-        "encoding": manifest.encoding,
-        "warm_start_from": warm_from.name if warm_from is not None else None,
-    }
-    state = state or TrainingState()
-    finite = FiniteLoss(per_epoch)
-    checkpoint = Checkpoint(
-        checkpoint_dir,
-        state,
-        opts.seed,
-        opts.patience,
-        bool(val.rows),
-        opts.checkpoint_seconds,
-        per_epoch,
-        lambda: finite.problem is not None,
-        min_delta=opts.min_delta,
-        min_rounds=per_epoch,  # never stop on the initial plateau: not before one full epoch, nor before
-        floor=floor.rate if floor is not None else None,  # the best round beats the promotion floor
-    )
-    checkpoint.offset = state.step if not state.stopped else 0
-    callbacks = [
-        finite,
-        checkpoint,
-        TensorBoardLog(building / TENSORBOARD_DIR, config),
-        EpochLog(opts.epochs, per_epoch),
-    ]
-    if not val.rows:
-        log.info("no validation rows: training all epochs without early stopping")
-    workers = f" on {cluster.size} workers ({train.batch_size} rows a step each)" if cluster.size > 1 else ""
-    val_rows = manifest.rows("val")
-    validated = f"{val.rows} rows" if val.rows == val_rows else f"a sample of {val.rows} of {val_rows} rows"
-    log.info(
-        f"training version {_version_of(building)} on {train.rows} rows ({train.steps} steps/epoch of "
-        f"{opts.batch_size}{workers}), validating on {validated} ({val.steps} steps) every {round_steps} steps"
-    )
-    start = [
-        state.epochs_done,
-        state.step,
-        state.stopped,
-        state.epochs_done > 0 or state.step > 0 or warm_from is not None,
-    ]
-    started = time.perf_counter()
-    rows_trained, digests = _train(opts, plan, trainer, callbacks, start)  # on an error, the other workers fail too
-    seconds = time.perf_counter() - started
-    faults.point("after-train")
-    # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work.
-    trainer.finish()
-    if finite.problem:
-        with contextlib.suppress(OSError):
-            checkpoint.flush()  # nothing may still be writing into the version we remove
-        versions.discard(building)
-        raise NonFiniteError(f"{finite.problem}; no model was written (a lower --learning-rate may help)")
-    checkpoint.restore_best(model)
+    model, state, manifest, per_epoch = winner.trainer.model, winner.state, plan.manifest, plan.per_epoch
     hist = state.history
     rounds_run = state.epochs_done
     best_round = state.best_epoch if state.best is not None else rounds_run
@@ -452,32 +730,12 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     # import and the two drawings, ~0.7 s of a fit, overlap the scoring.
     with ThreadPoolExecutor(1, thread_name_prefix="plots") as plots:
         drawn = [plots.submit(training_png, hist, best, building / TRAINING_PNG, per_epoch)]
-        results = {
-            split: score_split(model, opts.data, manifest, split, opts.score_batch_size) for split in ("val", "test")
-        }
-        metrics = {
-            "test_accuracy": results["test"]["accuracy"],
-            "test_loss": results["test"]["loss"],
-            "val_accuracy": results["val"]["accuracy"],
-            "val_loss": results["val"]["loss"],
-            "epochs": round(rounds_run / per_epoch, 3),  # passes over the training rows (rounds may end inside one)
-            "best_epoch": round(best_round / per_epoch, 3),
-            "validations": rounds_run,
-            "best_validation": best_round,
-            "validations_per_epoch": per_epoch,
-            "train_rows": train.rows,
-            "val_rows": results["val"]["rows"],
-            "validation_sample_rows": val.rows,  # what each validation during training scored
-            "test_rows": results["test"]["rows"],
-            "classes": manifest.labels,
-            "model": model_name,
-            "workers": cluster.size,
-            "rows_per_worker": rows_trained,  # [round][worker]: rows each worker trained in each round of this run
-            "weights_digests": digests,  # each worker's, at the end of training (equal, or training failed)
-            "test_confusion": results["test"]["confusion"],
-            "train_seconds": round(seconds, 3),
-            "train_samples_per_second": round(train.rows * rounds_run / per_epoch / seconds, 1) if seconds else None,
-        }
+        results = {"val": winner.val or score_split(model, opts.data, manifest, "val", opts.score_batch_size)}
+        results["test"] = score_split(model, opts.data, manifest, "test", opts.score_batch_size)
+        trial = selection.trials[selection.winner]
+        if trial.val_accuracy is None:  # one candidate: its score is the final one
+            trial.val_accuracy, trial.val_loss = results["val"]["accuracy"], results["val"]["loss"]
+        metrics = _metrics(plan, winner, results, rounds_run, best_round)
         require_finite("refusing to write a model whose metrics are not finite", metric_numbers(metrics))
         decision = decide(
             model,
@@ -497,13 +755,16 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
         building,
         metrics=metrics,
         history=hist,
-        config=config,
+        config=winner.config,
         promotion=decision,
         manifest=manifest,
         version=_version_of(building),
+        selection=selection,
     )
-    checkpoint.flush()  # the last commit, written while the model was scored, is on disk
-    write_version(building, model, opts.data, metrics, hist, config, decision)
+    if winner.checkpoint is not None:
+        winner.checkpoint.flush()  # the last commit, written while the model was scored, is on disk
+    write_json(building / tune.SELECTION_NAME, selection.to_json())
+    write_version(building, model, opts.data, metrics, hist, winner.config, decision)
     faults.point("after-write")
     # One recoverable step (train.promote): journal, drop the checkpoint, rename into place, switch current.
     final, before = complete(versions, building, decision["promoted"], decision["reason"])
@@ -525,34 +786,34 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     return result
 
 
-def _fit_worker(opts: FitOptions, cluster: Cluster) -> dict:
-    """A worker other than the chief: train in step with the others; the chief's broadcasts say where to start."""
-    manifest = Manifest.load(opts.data)
-    plan = _plan(opts, manifest, cluster)  # imports TensorFlow
-    from streamtrain.train.guards import FiniteLoss
-
-    trainer = _trainer(opts, plan.model_name, plan.dropout, manifest.model_inputs, cluster)
-    log.info(f"{cluster.name} of {cluster.size}: {plan.train.worker_rows} training rows an epoch")
-    rows, _ = _train(opts, plan, trainer, [FiniteLoss(plan.per_epoch)], None)
-    trainer.finish()  # waits until every worker has trained its last round
-    return {"worker": cluster.index, "workers": cluster.size, "rows_per_worker": rows}
-
-
-def _trainer(opts: FitOptions, model_name: str, dropout: float, inputs: ModelInputs, cluster: Cluster):
-    """The model, built alike on every worker (so the strategy's variable broadcasts pair up), in its ``Trainer``."""
-    import keras
-
-    from streamtrain.train.loop import Trainer, deadline
-
-    if model_name == "mlp":  # before anything starts TensorFlow's runtime (the strategy, the seed, the model)
-        one_thread_per_op()
-    waiting = f"{cluster.name}: waiting for the {cluster.size} workers of TF_CONFIG to start"
-    with deadline(opts.join_timeout, waiting) if cluster.size > 1 else contextlib.nullcontext():
-        strategy = cluster.strategy()  # with several workers, waits for every one of them to start
-    keras.utils.set_random_seed(opts.seed)  # the initial weights (the chief's reach the others: the strategy's)
-    with strategy.scope():
-        model = build_model(model_name, inputs.n_features, inputs.row_width, inputs.n_classes, opts, dropout)
-    return Trainer(strategy, model, cluster, inputs.n_classes)
+def _metrics(plan: _Plan, winner: _Run, results: dict, rounds_run: int, best_round: int) -> dict:
+    per_epoch = plan.per_epoch
+    return {
+        "test_accuracy": results["test"]["accuracy"],
+        "test_loss": results["test"]["loss"],
+        "val_accuracy": results["val"]["accuracy"],
+        "val_loss": results["val"]["loss"],
+        "epochs": round(rounds_run / per_epoch, 3),  # passes over the training rows (rounds may end inside one)
+        "best_epoch": round(best_round / per_epoch, 3),
+        "validations": rounds_run,
+        "best_validation": best_round,
+        "validations_per_epoch": per_epoch,
+        "train_rows": plan.train.rows,
+        "val_rows": results["val"]["rows"],
+        "validation_sample_rows": plan.val.rows,  # what each validation during training scored
+        "test_rows": results["test"]["rows"],
+        "classes": plan.manifest.labels,
+        "model": winner.candidate.model,
+        "candidate": winner.candidate.name,
+        "workers": winner.trainer.cluster.size,
+        "rows_per_worker": winner.rows,  # [round][worker]: rows each worker trained in each round of this run
+        "weights_digests": winner.digests,  # each worker's, at the end of training (equal, or training failed)
+        "test_confusion": results["test"]["confusion"],
+        "train_seconds": round(winner.seconds, 3),
+        "train_samples_per_second": (
+            round(plan.train.rows * rounds_run / per_epoch / winner.seconds, 1) if winner.seconds else None
+        ),
+    }
 
 
 def _train(opts: FitOptions, plan: _Plan, trainer, callbacks: list, start: list | None) -> tuple[list, list[str]]:
@@ -689,8 +950,8 @@ def _resume_or_begin(versions: Versions, key: dict) -> tuple[Path, bool]:
     return building, False
 
 
-def _warm_start_source(opts: FitOptions, versions: Versions, manifest: Manifest, model_name: str) -> Path:
-    """The current version, when its weights fit this dataset and these options (else ``UsageError`` saying why)."""
+def _warm_start_source(opts: FitOptions, versions: Versions, manifest: Manifest, candidate: Candidate) -> Path:
+    """The current version, when its weights fit this dataset and ``candidate`` (else ``UsageError`` saying why)."""
     from streamtrain.train.promotion import same_vectorizer
 
     current = versions.current()
@@ -704,14 +965,15 @@ def _warm_start_source(opts: FitOptions, versions: Versions, manifest: Manifest,
             f"{opts.data} (after prepare --refit, or another dataset); train from scratch (drop --warm-start)"
         )
     config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
-    shape = ("units", "layers") if model_name == "mlp" else ("blocks", "filters", "embedding_dim")
+    wanted = candidate.options(opts)
+    shape = {"mlp": ("units", "layers"), "sepcnn": ("blocks", "filters", "embedding_dim")}.get(candidate.model, ())
     differ = [
-        f"--{k.replace('_', '-')} {config.get(k)} -> {getattr(opts, k)}"
+        f"--{k.replace('_', '-')} {config.get(k)} -> {getattr(wanted, k)}"
         for k in shape
-        if config.get(k) != getattr(opts, k)
+        if config.get(k) != getattr(wanted, k)
     ]
-    if config.get("model") != model_name:
-        differ.insert(0, f"model {config.get('model')} -> {model_name}")
+    if config.get("model") != candidate.model:
+        differ.insert(0, f"model {config.get('model')} -> {candidate.model}")
     if differ:
         raise UsageError(
             f"--warm-start: the current model ({current}) has another shape: {', '.join(differ)}; "
@@ -720,19 +982,35 @@ def _warm_start_source(opts: FitOptions, versions: Versions, manifest: Manifest,
     return path
 
 
+def _current_candidate(versions: Versions) -> Candidate | None:
+    """The candidate ``current`` was trained as, from its ``fit_config.json`` (for ``--warm-start``)."""
+    version = versions.current()
+    if version is None:
+        return None
+    try:
+        config = json.loads((versions.path(version) / CONFIG_NAME).read_text(encoding="utf-8"))
+        model = config["model"]
+        sizes = (config.get("units") or 0, config.get("layers") or 0) if model == "mlp" else (0, 0)
+        return Candidate(model, *sizes, float(config["learning_rate"]), float(config["dropout"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def choose_model(requested: str, encoding: str) -> str:
-    fitting = MODEL_FOR_ENCODING[encoding]
-    if requested not in ("auto", fitting):
-        raise UsageError(f"--model {requested} cannot read {encoding} rows; use --model {fitting} or auto")
-    return fitting
+    """``requested`` when it can read rows of ``encoding`` (else ``UsageError``); auto: the encoding's first."""
+    fitting = MODELS_FOR_ENCODING[encoding]
+    if requested not in ("auto", *fitting):
+        raise UsageError(f"--model {requested} cannot read {encoding} rows; use --model {' or '.join(fitting)} or auto")
+    return fitting[0] if requested == "auto" else requested
 
 
-def build_model(name: str, n_features: int, width: int, n_classes: int, opts: FitOptions, dropout: float):
-    """A new ``name`` model ("mlp" or "sepcnn") with ``opts``' sizes: ``n_features`` n-gram features or tokens,
-    ``width`` the sequence length (sepCNN only). fit and auto's bake-off both build their models here."""
+def build_model(candidate: Candidate, n_features: int, width: int, n_classes: int, opts: FitOptions):
+    """A new model of ``candidate`` (its family, width, learning rate and dropout; the sepCNN's sizes from
+    ``opts``): ``n_features`` n-gram features or tokens, ``width`` the sequence length (sepCNN only). fit and
+    the vectorizer bake-off both build their models here."""
     from streamtrain.train.models import build_mlp, build_sepcnn
 
-    if name == "sepcnn":
+    if candidate.model == "sepcnn":
         return build_sepcnn(
             n_features,
             width,
@@ -740,7 +1018,8 @@ def build_model(name: str, n_features: int, width: int, n_classes: int, opts: Fi
             blocks=opts.blocks,
             filters=opts.filters,
             embedding_dim=opts.embedding_dim,
-            dropout=dropout,
-            learning_rate=opts.learning_rate,
+            dropout=candidate.dropout,
+            learning_rate=candidate.learning_rate,
         )
-    return build_mlp(n_features, n_classes, opts.units, opts.layers, dropout, opts.learning_rate)
+    layers = candidate.layers if candidate.model == "mlp" else 0
+    return build_mlp(n_features, n_classes, candidate.units, layers, candidate.dropout, candidate.learning_rate)

@@ -11,6 +11,7 @@ writes or reports one.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 
 import keras
@@ -34,6 +35,20 @@ class FiniteLoss(keras.callbacks.Callback):
             if self.problem is None and not math.isfinite(loss):
                 self.problem = f"the {what} loss became {loss} in the round ending at {where}"
                 self.model.stop_training = True
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stop at the end of the first round that ends at or after ``until`` (``time.monotonic()``; None: never)."""
+
+    def __init__(self, until: float | None) -> None:
+        super().__init__()
+        self.until = until
+        self.cut = False  # whether it stopped the training
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.until is not None and not self.model.stop_training and time.monotonic() >= self.until:
+            self.cut = True
+            self.model.stop_training = True
 
 
 def require_finite(what: str, values: Iterable[tuple[str, float | None]]) -> None:

@@ -57,10 +57,48 @@ log = logging.getLogger(__name__)
 FINISH_TIMEOUT_MS = 600_000  # how long the workers wait for each other at the end of a fit
 
 
-class Trainer:
-    def __init__(self, strategy, model: keras.Model, cluster: Cluster, n_classes: int):
-        self.strategy, self.model, self.cluster, self.n_classes = strategy, model, cluster, n_classes
+class Channel:
+    """Numbers between the workers of a strategy, with or without a model: the chief's to everyone
+    (``broadcast``), everyone's to everyone (``gather``). fit sends each trial's candidate this way before
+    the trial's model exists."""
+
+    def __init__(self, strategy, cluster: Cluster):
+        self.strategy, self.cluster = strategy, cluster
         self.workers = strategy.num_replicas_in_sync
+        self._share = tf.function(self._share_fn, autograph=False)
+
+    def _share_fn(self, values):
+        """The sum over workers of each worker's ``values`` (a tensor or a list of them)."""
+
+        def share(v):
+            # On this replica's device (an input from outside the function has none: the all-reduce needs one).
+            mine = tf.nest.map_structure(tf.identity, v)
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, mine)
+
+        return self.strategy.run(share, args=(values,))
+
+    def _from_chief(self, values):
+        """This worker's share of a broadcast: the chief's ``values``, zeros of their shape elsewhere; summed by
+        ``_share``, every worker gets the chief's."""
+        mine = values if self.cluster.chief else tf.nest.map_structure(tf.zeros_like, values)
+        return self.strategy.experimental_local_results(self._share(mine))[0]
+
+    def broadcast(self, values: list[float]) -> list[float]:
+        """The chief's ``values`` (numbers) on every worker."""
+        return [float(v) for v in self._from_chief(tf.constant(values, tf.float64)).numpy()]
+
+    def gather(self, value: float) -> list[float]:
+        """Every worker's ``value``, in worker order, on every worker."""
+        mine = np.zeros(self.workers)
+        mine[self.cluster.index] = value
+        out = self._share(tf.constant(mine, tf.float64))
+        return [float(v) for v in self.strategy.experimental_local_results(out)[0].numpy()]
+
+
+class Trainer(Channel):
+    def __init__(self, strategy, model: keras.Model, cluster: Cluster, n_classes: int):
+        super().__init__(strategy, cluster)
+        self.model, self.n_classes = model, n_classes
         loss = keras.losses.BinaryCrossentropy if n_classes == 2 else keras.losses.SparseCategoricalCrossentropy
         self.loss = loss(reduction=None)  # per row: the step scales it (``gradients``)
         with strategy.scope():
@@ -70,7 +108,6 @@ class Trainer:
             model.optimizer.build(model.trainable_variables)
         self._train_step = tf.function(self._train_step_fn, autograph=False)
         self._val_step = tf.function(self._val_step_fn, autograph=False)
-        self._share = tf.function(self._share_fn, autograph=False)
 
     # -- steps (traced once per iterator type) --
 
@@ -119,27 +156,7 @@ class Trainer:
 
         self.strategy.run(step, args=next(iterator))
 
-    def _share_fn(self, values):
-        """The sum over workers of each worker's ``values`` (a tensor or a list of them)."""
-
-        def share(v):
-            # On this replica's device (an input from outside the function has none: the all-reduce needs one).
-            mine = tf.nest.map_structure(tf.identity, v)
-            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, mine)
-
-        return self.strategy.run(share, args=(values,))
-
-    def _from_chief(self, values):
-        """This worker's share of a broadcast: the chief's ``values``, zeros of their shape elsewhere; summed by
-        ``_share``, every worker gets the chief's."""
-        mine = values if self.cluster.chief else tf.nest.map_structure(tf.zeros_like, values)
-        return self.strategy.experimental_local_results(self._share(mine))[0]
-
     # -- what fit calls --
-
-    def broadcast(self, values: list[float]) -> list[float]:
-        """The chief's ``values`` (numbers) on every worker."""
-        return [float(v) for v in self._from_chief(tf.constant(values, tf.float64)).numpy()]
 
     def sync_variables(self) -> None:
         """Give every worker the chief's weights and optimizer state (after a resume or a warm start).
@@ -159,13 +176,6 @@ class Trainer:
         """An iterator over ``make()``'s dataset of this worker's batches (each worker makes its own part)."""
         options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
         return iter(self.strategy.distribute_datasets_from_function(lambda _: make(), options))
-
-    def gather(self, value: float) -> list[float]:
-        """Every worker's ``value``, in worker order, on every worker."""
-        mine = np.zeros(self.workers)
-        mine[self.cluster.index] = value
-        out = self._share(tf.constant(mine, tf.float64))
-        return [float(v) for v in self.strategy.experimental_local_results(out)[0].numpy()]
 
     def _state_variables(self) -> list:
         """What must be equal on every worker: the model's weights and the optimizer's state."""

@@ -14,11 +14,11 @@ import keras
 import numpy as np
 
 
-def _finish(inputs, x, n_classes: int, learning_rate: float, name: str) -> keras.Model:
+def _finish(inputs, x, n_classes: int, learning_rate: float, name: str, dense=keras.layers.Dense) -> keras.Model:
     if n_classes == 2:
-        outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+        outputs = dense(1, activation="sigmoid", name="head")(x)
     else:
-        outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
+        outputs = dense(n_classes, activation="softmax", name="head")(x)
     return compile_model(keras.Model(inputs, outputs, name=name), n_classes, learning_rate)
 
 
@@ -86,13 +86,16 @@ def build_mlp(
     dropout: float,
     learning_rate: float,
 ) -> keras.Model:
-    """``layers`` x Dense(``units``, relu) + Dropout on a sparse input."""
+    """``layers`` x Dense(``units``, relu) + Dropout on a sparse input; ``layers`` 0: the head alone, a linear
+    model (logistic or softmax regression on the TF-IDF rows)."""
     inputs = keras.Input(shape=(n_features,), sparse=True, name="tfidf")
     x = inputs
     for i in range(layers):
         dense = SparseDense if i == 0 else keras.layers.Dense  # the first layer reads the sparse rows
         x = dense(units, activation="relu", name=f"dense_{i}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    if not layers:
+        return _finish(inputs, x, n_classes, learning_rate, "linear", SparseDense)
     return _finish(inputs, x, n_classes, learning_rate, "mlp")
 
 

@@ -24,11 +24,12 @@ from pathlib import Path
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.train.plots import CONFUSION_NAME, TRAINING_NAME
+from streamtrain.train.tune import Selection
 from streamtrain.visible import visible
 
 REPORT_NAME = "report.md"
 NA = "n/a"
-SHAPE_OPTIONS = {"mlp": ("units", "layers"), "sepcnn": ("blocks", "filters", "embedding_dim")}
+SHAPE_OPTIONS = {"linear": (), "mlp": ("units", "layers"), "sepcnn": ("blocks", "filters", "embedding_dim")}
 COMMON_OPTIONS = (
     "dropout",
     "learning_rate",
@@ -83,16 +84,30 @@ def write_report(
     promotion: dict,
     manifest: Manifest,
     version: str,
+    selection: Selection | None = None,
 ) -> None:
     """Write ``report.md`` into ``directory`` (a version being built): the version described for people."""
     text = render_report(
-        metrics=metrics, history=history, config=config, promotion=promotion, manifest=manifest, version=version
+        metrics=metrics,
+        history=history,
+        config=config,
+        promotion=promotion,
+        manifest=manifest,
+        version=version,
+        selection=selection,
     )
     atomic_write_text(Path(directory) / REPORT_NAME, text)
 
 
 def render_report(
-    *, metrics: dict, history: dict, config: dict, promotion: dict, manifest: Manifest, version: str
+    *,
+    metrics: dict,
+    history: dict,
+    config: dict,
+    promotion: dict,
+    manifest: Manifest,
+    version: str,
+    selection: Selection | None = None,
 ) -> str:
     """The text of ``report.md``."""
     labels = list(metrics.get("classes") or manifest.labels)
@@ -100,6 +115,7 @@ def render_report(
         _title(version, metrics, config, promotion),
         _data(config, manifest),
         _model(config, manifest),
+        _selection(selection),
         _metrics(metrics, history),
         _per_class(metrics, labels),
         _promotion(promotion),
@@ -228,6 +244,37 @@ def _model(config: dict, manifest: Manifest) -> str:
     keys = (*SHAPE_OPTIONS.get(family, tuple(k for ks in SHAPE_OPTIONS.values() for k in ks)), *COMMON_OPTIONS)
     body = [["family", f"**{_esc(family)}**"]] + [[k, _value(config.get(k))] for k in keys if k in config]
     return "## Model\n\n" + _table(["Option", "Value"], body)
+
+
+def _selection(selection: Selection | None) -> str:
+    """The model selection: every trial, its validation accuracy, rounds and seconds, and the winner."""
+    if selection is None:
+        return ""
+    out = ["## Model selection", ""]
+    if selection.reused_from is not None:
+        out.append(
+            f"Reused the selection of version {_code(selection.reused_from)}: {_esc(selection.chosen.name)} "
+            "(`--retune` searches again)."
+        )
+        return "\n".join(out) + "\n"
+    budget = "" if selection.budget_seconds is None else f" within a budget of {selection.budget_seconds:.0f} s"
+    out.append(f"Candidates trained in the prior's order{budget}; the highest validation accuracy wins.")
+    out.append("")
+    body = []
+    for i, t in enumerate(selection.trials):
+        state = t.skipped or ("cut by the budget" if t.cut else "early stopping")
+        body.append(
+            [
+                _esc(t.candidate.name) + (" **(chosen)**" if i == selection.winner else ""),
+                _num(t.val_accuracy),
+                str(t.rounds),
+                str(t.best_round),
+                f"{t.seconds:.1f}",
+                _esc(state),
+            ]
+        )
+    out.append(_table(["candidate", "val accuracy", "rounds", "best round", "seconds", "ended by"], body, "lrrrrl"))
+    return "\n".join(out) + "\n"
 
 
 def _metrics(metrics: dict, history: dict) -> str:

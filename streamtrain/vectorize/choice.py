@@ -101,8 +101,9 @@ def decide(choice: dict, evidence: dict, margin: float = MARGIN) -> dict:
         decision, why = rule, f"no bake-off ({evidence['skipped']}): the rule's pick stands"
     else:
         ours, theirs = (evidence[f].get("val_accuracy") for f in (rule, other))
-        scores = f"sample validation accuracy {other} + {FAMILIES[other]} {_score(theirs)}, "
-        scores += f"{rule} + {FAMILIES[rule]} {_score(ours)}"
+        names = {f: evidence[f].get("model") or FAMILIES[f] for f in (rule, other)}
+        scores = f"sample validation accuracy {other} + {names[other]} {_score(theirs)}, "
+        scores += f"{rule} + {names[rule]} {_score(ours)}"
         ours, theirs = (-1.0 if v is None else v for v in (ours, theirs))  # a family that could not be built loses
         if theirs > ours + margin:
             decision, why = other, f"{scores}: {other} wins by more than the margin {margin:g}"

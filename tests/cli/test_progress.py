@@ -249,7 +249,19 @@ def test_a_bar_prints_log_lines_above_it_and_leaves_only_the_end_line():
 def test_fit_logs_one_json_line_per_epoch(tmp_path):
     """fit's epoch lines are log records too: with --log-format json every stderr line parses."""
     data = prepare_csv(DEMO_TRAIN, tmp_path / "data", DEMO_TEST)
-    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "m", "--epochs", "2", "--log-format", "json")
+    proc = streamtrain(
+        "fit",
+        "--data",
+        data,
+        "--model-dir",
+        tmp_path / "m",
+        "--epochs",
+        "2",
+        "--tune-seconds",
+        "0",
+        "--log-format",
+        "json",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stderr.splitlines()]
     epochs = [r for r in lines if "epoch" in r]

@@ -193,7 +193,7 @@ def test_a_nightly_train_killed_in_fit_resumes_on_the_rerun(tmp_path):
     first = subprocess.Popen([*argv, "--checkpoint-seconds", "0.05"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while not list(model.glob("versions/*.training/checkpoint/state.json")) and time.monotonic() < deadline:
+        while not list(model.glob("versions/*.training/checkpoint/**/state.json")) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert first.poll() is None, "fit ended before its first checkpoint"
         (building,) = model.glob("versions/*.training")

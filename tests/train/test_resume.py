@@ -17,7 +17,7 @@ from streamtrain.fs.versions import Versions
 # Small batches make an epoch long enough to be killed inside; patience 1 lets early stopping decide the count.
 # One validation per epoch: a checkpoint (the commit a resume starts from) after every round.
 ARGS = ("--epochs", "8", "--patience", "1", "--batch-size", "16", "--learning-rate", "2e-4", "--seed", "3")
-ARGS = (*ARGS, "--validations", "1")
+ARGS = (*ARGS, "--validations", "1", "--tune-seconds", "0")  # one model: its resume (a search's: test_selection)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,279 @@
+"""Model selection: which model a version trains, chosen by training candidates on the dataset's own split.
+
+Owns the candidates (``Candidate``, ``candidates``: their order is the prior), the schedule rules that make
+an unset ``--epochs``/``--patience`` follow the data (``schedule``), the time budget (``budget``) and the
+selection record (``Selection``) a version keeps in ``selection.json``, which the next fit of the same
+vectorizer reuses instead of searching again (``reusable``). fit (``train.fit``) runs the trials, each
+through the one training loop, and keeps the winner's weights: the selection costs the losers' training,
+never a retraining of the winner.
+
+Contracts:
+
+- Candidates are built from ``FitOptions``: an option the user set (``--model``, ``--units``, ``--layers``,
+  ``--learning-rate``, ``--dropout``) is kept in every candidate; ``--model`` other than ``auto`` leaves
+  one candidate. The first candidate always trains to its own early stopping; the others start only
+  while the budget lasts, and one that is running when it runs out stops at the end of its round (its best
+  round counts, ``cut`` says so).
+- The winner is the trial with the highest validation accuracy (its best round's weights scored on the
+  whole validation split); a tie keeps the earlier candidate (the prior).
+- ``selection.json`` is plain JSON: every trial (candidate, accuracy, loss, rounds, seconds, history) and
+  the winner; a reused selection names the version it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.train.fit import FitOptions
+
+SELECTION_NAME = "selection.json"
+# Unset --patience: validation rounds covering at least this many training steps without a better validation
+# loss (and at least 2 rounds). A round is a quarter of an epoch or 5,600 rows; on a corpus of 3,000 rows a
+# round is 6 steps, and 2 rounds (0.9's constant) stopped 300 classes x 10 rows on its initial plateau.
+PATIENCE_STEPS = 64
+MIN_PATIENCE = 2
+# Unset --epochs: enough epochs for this many steps, at least MIN_EPOCHS: a small corpus trains as long as it
+# needs (early stopping ends it), a large one stops on its own long before the cap.
+MIN_STEPS = 6_000
+MIN_EPOCHS = 20
+MAX_EPOCHS = 1_000
+# Unset --tune-seconds: the candidates after the first may train for this multiple of the first's seconds,
+# at least MIN_BUDGET seconds.
+BUDGET_FACTOR = 1.0
+MIN_BUDGET = 60.0
+LEARNING_RATE = {"linear": 1e-2, "mlp": 1e-3, "sepcnn": 1e-3}
+DROPOUT = {"linear": 0.0, "mlp": 0.2, "sepcnn": 0.5}
+MIN_UNITS, MAX_UNITS = 16, 1024
+MODELS = ("linear", "mlp", "sepcnn")
+LAYERS = 2  # hidden layers of the MLP candidates (the guide's)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the candidates and schedules are derived from: the dataset's shape, as its manifest records it."""
+
+    encoding: str
+    train_rows: int
+    classes: int
+    features: int
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Profile:
+        return cls(manifest.encoding, manifest.rows("train"), len(manifest.labels), manifest.n_features)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model configuration a trial trains."""
+
+    model: str  # "linear", "mlp" or "sepcnn"
+    units: int = 0  # mlp only
+    layers: int = 0  # mlp only
+    learning_rate: float = 1e-3
+    dropout: float = 0.0
+
+    @property
+    def name(self) -> str:
+        if self.model == "mlp":
+            return f"mlp {self.layers} x {self.units}"
+        return self.model
+
+    @property
+    def slug(self) -> str:
+        """The name as a file name: ``mlp-2x64``."""
+        return self.name.replace(" x ", "x").replace(" ", "-")
+
+    def options(self, opts: FitOptions) -> FitOptions:
+        """``opts`` with this candidate's model, sizes, learning rate and dropout."""
+        return dataclasses.replace(
+            opts,
+            model=self.model,
+            units=self.units or opts.units,
+            layers=self.layers if self.model == "mlp" else opts.layers,
+            learning_rate=self.learning_rate,
+            dropout=self.dropout,
+        )
+
+    def to_json(self) -> dict:
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+    def encode(self) -> list[float]:
+        """As numbers, for ``loop.Channel.broadcast`` (the chief tells the other workers what to build)."""
+        return [1.0, float(MODELS.index(self.model)), self.units, self.layers, self.learning_rate, self.dropout]
+
+    @staticmethod
+    def blank() -> list[float]:
+        """What a worker other than the chief offers to ``broadcast`` (zeros: only the chief's count)."""
+        return [0.0] * 6
+
+    @classmethod
+    def decode(cls, values: list[float]) -> Candidate:
+        return cls(MODELS[int(values[1])], int(values[2]), int(values[3]), values[4], values[5])
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Candidate:
+        return cls(**{f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc})
+
+
+def prior_units(profile: Profile) -> int:
+    """The MLP's width the prior starts from: a power of two of at least four units per class, 16 to 1,024.
+
+    A hidden layer not much wider than the classes is a bottleneck (77 intents at 16 units: 0.75 test
+    accuracy; at 256: 0.89; at 512: 0.90); two to four classes keep 0.6's 16.
+    """
+    wanted = max(MIN_UNITS, 4 * profile.classes)
+    return min(MAX_UNITS, 1 << math.ceil(math.log2(wanted)))
+
+
+def candidates(opts: FitOptions, profile: Profile) -> list[Candidate]:
+    """The candidates in the prior's order, the user's explicit options applied to each, without repeats.
+
+    n-gram rows: the MLP at ``prior_units``, a linear model, the MLP four times wider (up to 1,024 units).
+    Token sequences: the sepCNN. ``--model NAME``: that model alone.
+    """
+    if profile.encoding == "sequence":
+        found = [Candidate("sepcnn", learning_rate=LEARNING_RATE["sepcnn"], dropout=DROPOUT["sepcnn"])]
+    else:
+        units = prior_units(profile)
+        found = [
+            Candidate("mlp", units, LAYERS, LEARNING_RATE["mlp"], DROPOUT["mlp"]),
+            Candidate("linear", learning_rate=LEARNING_RATE["linear"], dropout=DROPOUT["linear"]),
+            Candidate("mlp", min(MAX_UNITS, units * 4), LAYERS, LEARNING_RATE["mlp"], DROPOUT["mlp"]),
+        ]
+    if opts.model != "auto":
+        found = [c for c in found if c.model == opts.model] or [_default(opts.model, profile)]
+        found = found[:1]
+    found = [with_user_options(c, opts) for c in found]
+    return list(dict.fromkeys(found))
+
+
+def _default(model: str, profile: Profile) -> Candidate:
+    units, layers = (prior_units(profile), LAYERS) if model == "mlp" else (0, 0)
+    return Candidate(model, units, layers, LEARNING_RATE[model], DROPOUT[model])
+
+
+def with_user_options(candidate: Candidate, opts: FitOptions) -> Candidate:
+    """``candidate`` with whatever the user set explicitly (None: unset)."""
+    changes: dict = {}
+    if opts.learning_rate is not None:
+        changes["learning_rate"] = opts.learning_rate
+    if opts.dropout is not None:
+        changes["dropout"] = opts.dropout
+    if candidate.model == "mlp":
+        if opts.units is not None:
+            changes["units"] = opts.units
+        if opts.layers is not None:
+            changes["layers"] = opts.layers
+    return dataclasses.replace(candidate, **changes)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a trial may train and how patient its early stopping is, in fit's units."""
+
+    epochs: int
+    patience: int  # validation rounds
+
+
+def schedule(opts: FitOptions, steps_per_epoch: int, round_steps: int) -> Schedule:
+    """``--epochs`` and ``--patience``, or when unset the rules above (``MIN_STEPS``, ``PATIENCE_STEPS``)."""
+    epochs = opts.epochs
+    if epochs is None:
+        epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / max(1, steps_per_epoch))))
+    patience = opts.patience
+    if patience is None:
+        patience = max(MIN_PATIENCE, math.ceil(PATIENCE_STEPS / max(1, round_steps)))
+    return Schedule(epochs, patience)
+
+
+def budget(opts: FitOptions, first_seconds: float) -> float:
+    """Seconds the candidates after the first may train: ``--tune-seconds``, or the rule above."""
+    if opts.tune_seconds is not None:
+        return opts.tune_seconds
+    return max(MIN_BUDGET, BUDGET_FACTOR * first_seconds)
+
+
+@dataclass
+class Trial:
+    """One candidate's training and score."""
+
+    candidate: Candidate
+    val_accuracy: float | None = None  # best round's weights on the whole validation split
+    val_loss: float | None = None
+    rounds: int = 0
+    best_round: int = 0
+    seconds: float = 0.0
+    cut: bool = False  # stopped by the budget, not by its own early stopping
+    skipped: str | None = None  # why it did not train
+    history: dict = field(default_factory=dict)  # val_accuracy and val_loss per round
+
+    def to_json(self) -> dict:
+        doc = dataclasses.asdict(self)
+        doc["candidate"] = self.candidate.to_json()
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Trial:
+        return cls(**{**doc, "candidate": Candidate.from_json(doc["candidate"])})
+
+
+@dataclass
+class Selection:
+    """What a version's ``selection.json`` records: the trials, the winner, and where a reused one came from."""
+
+    trials: list[Trial]
+    winner: int  # index into trials
+    budget_seconds: float | None
+    reused_from: str | None = None  # the version whose selection this fit reused (no search ran)
+    why: str = ""
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.trials[self.winner].candidate
+
+    def to_json(self) -> dict:
+        return {
+            "chosen": self.chosen.to_json(),
+            "why": self.why,
+            "budget_seconds": self.budget_seconds,
+            "reused_from": self.reused_from,
+            "winner": self.winner,
+            "trials": [t.to_json() for t in self.trials],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Selection:
+        return cls(
+            [Trial.from_json(t) for t in doc["trials"]],
+            int(doc["winner"]),
+            doc.get("budget_seconds"),
+            doc.get("reused_from"),
+            doc.get("why", ""),
+        )
+
+
+def pick(trials: list[Trial]) -> int:
+    """The index of the trial with the highest validation accuracy; ties keep the earlier (the prior's order)."""
+    scored = [(t.val_accuracy if t.val_accuracy is not None else -1.0, -i) for i, t in enumerate(trials)]
+    return -max(scored)[1]
+
+
+def line(selection: Selection) -> str:
+    """The selection in one log line."""
+    if selection.reused_from is not None:
+        reused = f"the selection of version {selection.reused_from}"
+        return f"model: {selection.chosen.name}, {reused} (--retune searches again)"
+    parts = []
+    for i, t in enumerate(selection.trials):
+        if t.skipped:
+            parts.append(f"{t.candidate.name} not trained ({t.skipped})")
+        else:
+            mark = " *" if i == selection.winner else ""
+            cut = ", cut by the budget" if t.cut else ""
+            parts.append(f"{t.candidate.name} {t.val_accuracy:.4f}{cut}{mark}")
+    return "model selection (validation accuracy): " + "; ".join(parts)

@@ -1,0 +1,76 @@
+"""``train.tune``: the candidates, the schedule rules, the pick and the selection record, as pure functions."""
+
+from __future__ import annotations
+
+import json
+
+from streamtrain.train import tune
+from streamtrain.train.fit import FitOptions
+from streamtrain.train.tune import Candidate, Profile, Selection, Trial
+
+
+def opts(**kw) -> FitOptions:
+    return FitOptions(data="d", model_dir="m", **kw)
+
+
+def test_the_prior_width_grows_with_the_classes_within_bounds():
+    widths = {k: tune.prior_units(Profile("ngram", 1000, k, 5000)) for k in (2, 4, 5, 8, 23, 77, 150, 300, 5000)}
+    assert widths == {2: 16, 4: 16, 5: 32, 8: 32, 23: 128, 77: 512, 150: 1024, 300: 1024, 5000: 1024}
+
+
+def test_ngram_candidates_in_the_prior_order_without_repeats():
+    few = tune.candidates(opts(), Profile("ngram", 20_000, 2, 100_000))
+    assert [c.name for c in few] == ["mlp 2 x 16", "linear", "mlp 2 x 64"]
+    assert few[1].learning_rate == tune.LEARNING_RATE["linear"] and few[1].dropout == 0.0
+    many = tune.candidates(opts(), Profile("ngram", 3_000, 300, 20_000))
+    assert [c.name for c in many] == ["mlp 2 x 1024", "linear"]  # the wide MLP would be the same one
+    assert [c.name for c in tune.candidates(opts(), Profile("sequence", 60_000, 2, 20_000))] == ["sepcnn"]
+
+
+def test_explicit_options_apply_to_every_candidate_and_a_model_leaves_one():
+    profile = Profile("ngram", 20_000, 4, 100_000)
+    fixed = tune.candidates(opts(units=32, learning_rate=0.003), profile)
+    assert [c.name for c in fixed] == ["mlp 2 x 32", "linear"]  # both MLPs are now 32 wide: one of them
+    assert {c.learning_rate for c in fixed} == {0.003}
+    assert [c.name for c in tune.candidates(opts(model="linear"), profile)] == ["linear"]
+    assert [c.name for c in tune.candidates(opts(model="mlp", layers=1), profile)] == ["mlp 1 x 16"]
+
+
+def test_unset_epochs_and_patience_follow_the_steps():
+    # IMDB-like: 176 steps an epoch, 44 a round: 2 rounds of patience, 35 epochs at most.
+    assert tune.schedule(opts(), 176, 44) == tune.Schedule(35, 2)
+    # 300 classes x 10 rows: 22 steps an epoch, 6 a round: 11 rounds (about 3 epochs) of patience.
+    assert tune.schedule(opts(), 22, 6) == tune.Schedule(273, 11)
+    assert tune.schedule(opts(), 1_000_000, 100) == tune.Schedule(tune.MIN_EPOCHS, tune.MIN_PATIENCE)
+    assert tune.schedule(opts(epochs=3, patience=0), 22, 6) == tune.Schedule(3, 0)
+    assert tune.schedule(opts(), 1, 1).epochs == tune.MAX_EPOCHS
+
+
+def test_the_budget_is_the_first_trials_time_at_least_the_minimum_unless_given():
+    assert tune.budget(opts(), 10.0) == tune.MIN_BUDGET
+    assert tune.budget(opts(), 500.0) == 500.0 * tune.BUDGET_FACTOR
+    assert tune.budget(opts(tune_seconds=0), 500.0) == 0
+
+
+def test_pick_takes_the_best_validation_accuracy_and_the_prior_on_ties():
+    a, b, c = (Candidate("mlp", 16, 2), Candidate("linear"), Candidate("mlp", 64, 2))
+    assert tune.pick([Trial(a, 0.80), Trial(b, 0.85), Trial(c, 0.84)]) == 1
+    assert tune.pick([Trial(a, 0.85), Trial(b, 0.85)]) == 0
+    assert tune.pick([Trial(a, 0.70), Trial(b, skipped="the loss became nan")]) == 0
+
+
+def test_a_selection_survives_json_and_a_candidate_survives_a_broadcast():
+    trials = [
+        Trial(Candidate("mlp", 64, 2, 1e-3, 0.2), 0.8, 0.5, 12, 10, 3.5, history={"val_accuracy": [0.5, 0.8]}),
+        Trial(Candidate("linear", learning_rate=1e-2), 0.81, 0.6, 40, 38, 4.0, cut=True),
+        Trial(Candidate("mlp", 256, 2, 1e-3, 0.2), skipped="the budget of 60 s was spent"),
+    ]
+    selection = Selection(trials, 1, 60.0)
+    back = Selection.from_json(json.loads(json.dumps(selection.to_json())))
+    assert back == selection and back.chosen.name == "linear"
+    assert "linear 0.8100, cut by the budget *" in tune.line(back)
+    assert "mlp 2 x 256 not trained (the budget of 60 s was spent)" in tune.line(back)
+    for candidate in (c.candidate for c in trials):
+        assert Candidate.decode(candidate.encode()) == candidate
+    reused = Selection([Trial(trials[0].candidate, 0.8)], 0, None, reused_from="20261205T000000Z-abcd")
+    assert tune.line(reused).startswith("model: mlp 2 x 64, the selection of version 20261205T000000Z-abcd")
