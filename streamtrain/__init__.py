@@ -27,4 +27,4 @@ Where each concern lives:
 - ``faults``: the test hook that kills a run at a named point (``STREAMTRAIN_FAULT``).
 """
 
-__version__ = "0.10.0"
+__version__ = "0.11.0"

@@ -332,10 +332,12 @@ class Choice:
     max_epochs: int | None = None
     learning_rate: float | None = None
     fit_config: dict = field(default_factory=dict)
+    trials: list = field(default_factory=list)  # the model selection's trials: (candidate, val accuracy or why not)
 
     def summary(self) -> str:
         epochs = f"{self.epochs:g}/{self.max_epochs} epochs (best {self.best_epoch:g})"
-        return f"{self.encoding}, {self.model} {self.width}, {epochs}"
+        tried = f"; of {', '.join(self.trials)}" if len(self.trials) > 1 else ""
+        return f"{self.encoding}, {self.model} {self.width}, {epochs}{tried}"
 
 
 def choice_of(out: dict, model_dir: Path) -> Choice:
@@ -344,8 +346,16 @@ def choice_of(out: dict, model_dir: Path) -> Choice:
     config = json.loads((model_dir / "versions" / fit["version"] / "fit_config.json").read_text())
     if config.get("model") == "sepcnn":
         width = f"{config.get('blocks')} blocks x {config.get('filters')} filters, emb {config.get('embedding_dim')}"
+    elif config.get("model") == "linear":
+        width = ""
     else:
         width = f"{config.get('layers')} x {config.get('units')}"
+    selection = model_dir / "versions" / fit["version"] / "selection.json"
+    trials = []
+    if selection.exists():  # 0.11 on
+        for t in json.loads(selection.read_text())["trials"]:
+            score = t.get("skipped") or f"{t['val_accuracy']:.4f}" + (" cut" if t.get("cut") else "")
+            trials.append(f"{t['candidate']['name']} {score}")
     return Choice(
         encoding=prep.get("encoding", config.get("encoding")),
         encoding_choice=prep.get("choice") or {},
@@ -356,6 +366,7 @@ def choice_of(out: dict, model_dir: Path) -> Choice:
         max_epochs=config.get("epochs"),
         learning_rate=config.get("learning_rate"),
         fit_config=config,
+        trials=trials,
     )
 
 

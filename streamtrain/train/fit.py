@@ -360,14 +360,16 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
             f"--warm-start: the current model ({current.version}) cannot be loaded: {current.problem}; point current "
             f"at a good version (streamtrain promote {root} VERSION) or drop --warm-start"
         )
-    choices, reused_from = _choices(opts, manifest, versions, cluster)
+    choices, reused_from, searched = _choices(opts, manifest, versions, cluster)
     warm_from = _warm_start_source(opts, versions, manifest, choices[0]) if opts.warm_start else None
+    # Join the other workers before the long checks: they wait for the chief in a collective, which has no deadline.
+    strategy = _join(opts, cluster, manifest.encoding)
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
     key = _resume_key(opts, cluster)
     building, resuming = _resume_or_begin(versions, key)
-    strategy = _join(opts, cluster, manifest.encoding)
     search = _Search(opts, plan, cluster, strategy, building, floor, current, warm_from, prebuilt)
     winner, selection = search.run(choices, reused_from, resuming)
+    selection.searched = searched
     faults.point("after-train")
     # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work.
     winner.trainer.finish()
@@ -376,35 +378,37 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
 
 def _choices(
     opts: FitOptions, manifest: Manifest, versions: Versions, cluster: Cluster
-) -> tuple[list[Candidate], str | None]:
-    """The candidates to train, in order, and the version whose selection they reuse (None: a search).
+) -> tuple[list[Candidate], str | None, bool]:
+    """The candidates to train, in order; the version whose selection they reuse (None: none); and whether this
+    is a search of the prior's own candidates (``tune.Selection.searched``: what a later fit reuses).
 
-    Reused: ``current``'s selection when it was made for this dataset's vectorizer and neither ``--retune``
-    nor another ``--model`` asks otherwise; ``--tune-seconds 0`` and a cluster train the prior's first
-    candidate alone (a cluster's search runs in one process: ``--workers 1 --retune``).
+    Reused: ``current``'s searched selection when it was made for this dataset's vectorizer and neither
+    ``--retune`` nor a model option asks otherwise; ``--warm-start`` trains current's own candidate;
+    ``--tune-seconds 0`` and a cluster train the prior's first candidate alone (a cluster's search runs in one
+    process: ``--workers 1 --retune``).
     """
-    profile = tune.Profile.of(manifest)
-    found = tune.candidates(opts, profile)
+    found = tune.candidates(opts, tune.Profile.of(manifest))
     warm = _current_candidate(versions) if opts.warm_start else None
     if warm is not None:  # the shape of the weights it starts from
-        return [tune.with_user_options(warm, opts)], None
+        return [tune.with_user_options(warm, opts)], None, False
+    if tune.user_set(opts):
+        return found, None, False
     reused = None if opts.retune else _current_selection(versions, manifest)
-    if reused is not None and opts.model in ("auto", reused[1].chosen.model):
-        chosen = tune.with_user_options(reused[1].chosen, opts)
-        return [chosen], reused[0]
+    if reused is not None:
+        return [reused[1].chosen], reused[0], True
     if opts.tune_seconds == 0:
-        return found[:1], None
+        return found[:1], None, False
     if cluster.size > 1 and len(found) > 1:
         log.info(
             f"a cluster trains the prior's first candidate ({found[0].name}); the model selection runs in one "
             "process (fit --workers 1 --retune), and later cluster fits reuse it"
         )
-        return found[:1], None
-    return found, None
+        return found[:1], None, False
+    return found, None, len(found) > 1
 
 
 def _current_selection(versions: Versions, manifest: Manifest) -> tuple[str, tune.Selection] | None:
-    """``current``'s version and selection, when it has one made for this dataset's vectorizer."""
+    """``current``'s version and selection, when it has a searched one made for this dataset's vectorizer."""
     from streamtrain.train.promotion import same_vectorizer
 
     version = versions.current()
@@ -417,7 +421,7 @@ def _current_selection(versions: Versions, manifest: Manifest) -> tuple[str, tun
         same = same_vectorizer(read_vectorizer_doc(path), manifest)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return (version, selection) if same else None
+    return (version, selection) if same and selection.searched else None
 
 
 def _join(opts: FitOptions, cluster: Cluster, encoding: str):

@@ -17,7 +17,10 @@ Contracts:
 - The winner is the trial with the highest validation accuracy (its best round's weights scored on the
   whole validation split); a tie keeps the earlier candidate (the prior).
 - ``selection.json`` is plain JSON: every trial (candidate, accuracy, loss, rounds, seconds, history) and
-  the winner; a reused selection names the version it came from.
+  the winner; a reused selection names the version it came from. Only a search of the prior's own
+  candidates (no ``--model``, ``--units``, ``--layers``, ``--learning-rate`` or ``--dropout`` set, a budget
+  above 0, one process) is ``searched`` and reused: a night forced with other options does not become
+  every later night's model.
 """
 
 from __future__ import annotations
@@ -157,6 +160,12 @@ def _default(model: str, profile: Profile) -> Candidate:
     return Candidate(model, units, layers, LEARNING_RATE[model], DROPOUT[model])
 
 
+def user_set(opts: FitOptions) -> bool:
+    """Whether the user set an option that shapes the candidates (``with_user_options``)."""
+    fixed = (opts.units, opts.layers, opts.learning_rate, opts.dropout)
+    return opts.model != "auto" or any(v is not None for v in fixed)
+
+
 def with_user_options(candidate: Candidate, opts: FitOptions) -> Candidate:
     """``candidate`` with whatever the user set explicitly (None: unset)."""
     changes: dict = {}
@@ -231,6 +240,7 @@ class Selection:
     budget_seconds: float | None
     reused_from: str | None = None  # the version whose selection this fit reused (no search ran)
     why: str = ""
+    searched: bool = False  # the prior's own candidates compared (or reused from such a search): a later fit reuses it
 
     @property
     def chosen(self) -> Candidate:
@@ -242,6 +252,7 @@ class Selection:
             "why": self.why,
             "budget_seconds": self.budget_seconds,
             "reused_from": self.reused_from,
+            "searched": self.searched,
             "winner": self.winner,
             "trials": [t.to_json() for t in self.trials],
         }
@@ -254,6 +265,7 @@ class Selection:
             doc.get("budget_seconds"),
             doc.get("reused_from"),
             doc.get("why", ""),
+            bool(doc.get("searched", False)),
         )
 
 

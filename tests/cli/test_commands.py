@@ -187,7 +187,7 @@ def test_help_is_plain_text_with_every_default_and_the_exit_codes():
         assert "``" not in text and "--config FILE.toml" in text and "--quiet" in text and "--verbose" in text
         assert text.rstrip().splitlines()[-1].strip().startswith("143")  # ends with the exit-code table
     fit = " ".join(ok("fit", "--help").stdout.split())  # help lines wrap anywhere
-    assert "(default: 20)" in fit and "(default: 128)" in fit and "(required)" in fit
+    assert "unset: enough for 6,000 steps" in fit and "(default: 128)" in fit and "(required)" in fit
     predict = " ".join(ok("predict", "--help").stdout.split())
     assert "--input-format {auto,lines,jsonl}" in predict and "(default: auto)" in predict
     via_module = subprocess.run(

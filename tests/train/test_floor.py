@@ -30,16 +30,32 @@ def marker_corpus(path: Path, classes: int = 300, per_class: int = 10, seed: int
     return write_csv(path, rows)
 
 
-def test_a_chance_level_first_model_is_not_promoted_and_training_goes_past_the_plateau(tmp_path):
-    """Observation 8: 300 classes, 3,000 rows. 0.9 stopped after 0.75 epoch at chance level (validation loss
-    rising by 1e-3 from the prior) and promoted it as the first model; now early stopping waits for the
-    floor (here never reached with the defaults: all 20 epochs) and the guard keeps the version unpromoted."""
+def test_300_classes_of_10_rows_learn_past_the_plateau(tmp_path):
+    """Observation 8 and issue 25: 0.9 stopped 300 classes x 10 rows after 0.75 epoch at chance level; the
+    defaults now train past the plateau (patience in steps, epochs enough for 6,000 steps) to >= 0.9 on held-out
+    rows. ``--tune-seconds 0``: the selection's first candidate alone, which is also what the full search keeps
+    here (the linear model runs out of its budget far below it: docs/design/selection.md)."""
+    train = marker_corpus(tmp_path / "markers.csv")
+    test = marker_corpus(tmp_path / "test.csv", per_class=2, seed=1)  # the same markers, other fillers
+    model = tmp_path / "model"
+    proc = streamtrain(
+        "train", train, "--test", test, "--data", tmp_path / "data", "--model-dir", model, "--tune-seconds", "0"
+    )
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads(proc.stdout)["fit"]
+    assert fit["promoted"] and fit["test_accuracy"] >= 0.9 and fit["epochs"] > 1, fit
+
+
+def test_a_chance_level_first_model_is_not_promoted(tmp_path):
+    """A model that has not left the plateau when ``--epochs`` ends (1 epoch at a tiny learning rate) is kept but
+    not promoted: the floor applies to the first model too (exit 3)."""
     source = marker_corpus(tmp_path / "markers.csv")
     model = tmp_path / "model"
-    proc = streamtrain("train", source, "--data", tmp_path / "data", "--model-dir", model)
+    args = ("--epochs", "1", "--learning-rate", "1e-5", "--tune-seconds", "0")
+    proc = streamtrain("train", source, "--data", tmp_path / "data", "--model-dir", model, *args)
     assert proc.returncode == 3, proc.stderr
     fit = json.loads(proc.stdout)["fit"]
-    assert fit["epochs"] >= 1 and not fit["promoted"]  # 0.9: 0.75 epoch, promoted
+    assert fit["epochs"] == 1 and not fit["promoted"]  # 0.9: 0.75 epoch, promoted
     assert Versions(model).current() is None
     decision = json.loads((model / "versions" / fit["version"] / "promotion.json").read_text())
     floor = decision["floor"]

@@ -130,8 +130,11 @@ def test_warm_start_needs_a_current_model_with_the_datasets_vectorizer(data, tmp
     other = prepare_csv(DEMO_TRAIN, tmp_path / "other", DEMO_TEST, top_k=500)
     proc, _ = fit(other, model, "--warm-start", "--epochs", "1")
     assert proc.returncode == 2 and "was trained with another vectorizer or label map" in proc.stderr
-    proc, _ = fit(data, model, "--warm-start", "--epochs", "1", "--units", "32")
-    assert proc.returncode == 2 and "--units 16 -> 32" in proc.stderr
+    trained = json.loads((model / "current" / "fit_config.json").read_text())  # what the selection chose
+    units = 64 if trained["units"] != 64 else 32
+    proc, _ = fit(data, model, "--warm-start", "--epochs", "1", "--model", "mlp", "--units", str(units))
+    assert proc.returncode == 2, proc.stderr
+    assert f"--units {trained['units']} -> {units}" in proc.stderr or f"model {trained['model']} -> mlp" in proc.stderr
     proc, metrics = fit(data, model, "--warm-start", "--epochs", "1", "--force")
     assert proc.returncode == 0, proc.stderr
     config = json.loads((model / "versions" / metrics["version"] / "fit_config.json").read_text())
