@@ -191,7 +191,7 @@ class FitOptions:
         None,
         **SECONDS,
         help="model selection: seconds the candidates after the first may train; 0: train the prior's first "
-        f"only; unset: as long as the first took, at least {tune.MIN_BUDGET:g}",
+        f"only; unset: {tune.BUDGET_FACTOR:g} x the first's seconds, at least {tune.MIN_BUDGET:g}",
     )
     retune: bool = option(False, help="search again instead of reusing the model the current version's selection chose")
     score_batch_size: int | None = option(
@@ -600,9 +600,16 @@ class _Search:
             floor=self.floor.rate if self.floor is not None else None,  # the best round beats the promotion floor
         )
         checkpoint.offset = state.step if not state.stopped else 0
-        callbacks = [finite, checkpoint, deadline, EpochLog(plan.schedule.epochs, per_epoch)]
+        # One TensorBoard run per trial (tensorboard/<candidate>/) when several train, so they can be compared.
+        board = self.building / TENSORBOARD_DIR / (candidate.slug if scored else "")
+        callbacks = [
+            finite,
+            checkpoint,
+            TensorBoardLog(board, config),
+            deadline,
+            EpochLog(plan.schedule.epochs, per_epoch),
+        ]
         if first:
-            callbacks.insert(2, TensorBoardLog(self.building / TENSORBOARD_DIR, config))
             _log_start(opts, plan, self.building, self.cluster)
         start = [state.epochs_done, state.step, state.stopped, state.epochs_done > 0 or state.step > 0]
         start[3] = start[3] or self.warm_from is not None

@@ -47,9 +47,9 @@ MIN_EPOCHS = 20
 MAX_EPOCHS = 1_000
 # Unset --tune-seconds: the candidates after the first may train for this multiple of the first's seconds,
 # at least MIN_BUDGET seconds.
-BUDGET_FACTOR = 1.0
-MIN_BUDGET = 60.0
-LEARNING_RATE = {"linear": 1e-2, "mlp": 1e-3, "sepcnn": 1e-3}
+BUDGET_FACTOR = 2.0
+MIN_BUDGET = 120.0
+LEARNING_RATE = {"linear": 3e-2, "mlp": 1e-3, "sepcnn": 1e-3}
 DROPOUT = {"linear": 0.0, "mlp": 0.2, "sepcnn": 0.5}
 MIN_UNITS, MAX_UNITS = 16, 1024
 MODELS = ("linear", "mlp", "sepcnn")
