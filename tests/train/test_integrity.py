@@ -74,7 +74,7 @@ def truncate(path: Path) -> None:
 def test_a_flipped_byte_stops_fit_with_65_and_leaves_the_model_alone(datasets, model, tmp_path, fmt, fraction):
     data, shard = damaged_copy(datasets[fmt], tmp_path, flip(fraction))
     before = tree_digest(model)
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--overwrite")
+    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--overwrite", "--tune-seconds", "0")
     assert proc.returncode == 65, proc.stderr
     assert f"{shard}: shard damaged" in proc.stderr and "checksum" in proc.stderr
     assert tree_digest(model) == before

@@ -24,7 +24,8 @@ def data(tmp_path_factory) -> Path:
 
 
 def fit(data: Path, model: Path, *args) -> tuple[subprocess.CompletedProcess, dict]:
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--seed", "0", *args)
+    # One model a fit (--tune-seconds 0): these tests are about versions and promotion, not the selection.
+    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--seed", "0", "--tune-seconds", "0", *args)
     return proc, json.loads(proc.stdout) if proc.stdout.strip() else {}
 
 
