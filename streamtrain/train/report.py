@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.fs.atomic import atomic_write_text
@@ -75,28 +76,9 @@ def per_class(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> list
     return out
 
 
-def write_report(
-    directory: str | os.PathLike[str],
-    *,
-    metrics: dict,
-    history: dict,
-    config: dict,
-    promotion: dict,
-    manifest: Manifest,
-    version: str,
-    selection: Selection | None = None,
-) -> None:
-    """Write ``report.md`` into ``directory`` (a version being built): the version described for people."""
-    text = render_report(
-        metrics=metrics,
-        history=history,
-        config=config,
-        promotion=promotion,
-        manifest=manifest,
-        version=version,
-        selection=selection,
-    )
-    atomic_write_text(Path(directory) / REPORT_NAME, text)
+def write_report(directory: str | os.PathLike[str], **parts: Any) -> None:
+    """Write ``report.md`` into ``directory`` (a version being built): ``render_report(**parts)``."""
+    atomic_write_text(Path(directory) / REPORT_NAME, render_report(**parts))
 
 
 def render_report(
