@@ -94,3 +94,16 @@ def prepare_csv(train: Path, out: Path, test: Path | None = None, **kw) -> Path:
     """Prepare a text,label CSV (the demo corpus layout) into ``out``."""
     prepare(PrepareOptions(inputs=[str(train)], test=[str(test)] if test else [], data=str(out), **kw))
     return out
+
+
+def sigint_as_a_terminal_sends_it() -> None:
+    """``preexec_fn`` of a child a test sends SIGINT: SIGINT at its default disposition, as under a shell.
+
+    A pytest-xdist worker runs with SIGINT ignored (so that Ctrl-C reaches the controller only), and an
+    ignored signal stays ignored across ``exec``: the child would never see the test's SIGINT, or would see
+    it only after some in-process test happened to install a handler in that worker (a handler, unlike
+    "ignored", is reset by ``exec``). Which worker ran what first decided the result.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

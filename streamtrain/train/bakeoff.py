@@ -34,8 +34,11 @@ long texts do not make the sepCNN's time unbounded. Costs:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -287,6 +290,38 @@ def sequence_rows(
     return state, train, state.encode(val_texts, val_labels, np.arange(len(val_texts), dtype=np.int64))
 
 
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[Any]:
+    """SIGINT during the bake-off's Keras ``fit``, raised as ``KeyboardInterrupt`` after ``fit`` returns.
+
+    Raised where Python's own handler raises it, inside TensorFlow's input iterator, it was taken for the
+    end of the data: ``fit`` went on and prepare ran to the end (exit 0 after Ctrl-C). Here the handler
+    only records the signal; the yielded callback stops training at the next batch, and the interrupt is
+    raised on the way out (prepare's usual exit 130, its staging directory removed). Outside the main
+    thread (no handler can be set there), or when SIGINT is ignored or handled by a caller, nothing changes.
+    """
+    import keras
+
+    caught: list[int] = []
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:  # batch-begin: no sync
+            if caught:
+                self.model.stop_training = True
+
+    ours = threading.current_thread() is threading.main_thread()
+    if not ours or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # another's, or ignored
+        yield Stop()
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield Stop()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _train(
     model: Any,
     train: SparseRows | TokenRows,
@@ -312,16 +347,17 @@ def _train(
         while True:
             yield val
 
-    history = model.fit(
-        dataset(shuffled, batch_size, width, n_classes),
-        steps_per_epoch=-(-len(train) // batch_size),
-        validation_data=dataset(same, VAL_BATCH, width, n_classes),
-        validation_steps=-(-len(val) // VAL_BATCH),
-        epochs=epochs,
-        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience)],
-        shuffle=False,  # each epoch's chunk is shuffled already
-        verbose=0,
-    ).history
+    with _deferred_interrupt() as interrupted:
+        history = model.fit(
+            dataset(shuffled, batch_size, width, n_classes),
+            steps_per_epoch=-(-len(train) // batch_size),
+            validation_data=dataset(same, VAL_BATCH, width, n_classes),
+            validation_steps=-(-len(val) // VAL_BATCH),
+            epochs=epochs,
+            callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience), interrupted],
+            shuffle=False,  # each epoch's chunk is shuffled already
+            verbose=0,
+        ).history
     losses = [float(v) for v in history["val_loss"]]
     accuracies = [float(v) for v in history["val_accuracy"]]
     best = int(np.nanargmin(losses)) if not np.isnan(losses).all() else len(losses) - 1

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN, REPO
-from helpers import BIN, files_of, streamtrain, without_keys
+from helpers import BIN, files_of, sigint_as_a_terminal_sends_it, streamtrain, without_keys
 
 from streamtrain.cli.workers import free_ports
 
@@ -256,7 +256,13 @@ def test_ctrl_c_or_sigterm_stops_a_run_on_the_cluster_at_once(cluster, corpus, t
     command = [BIN, "prepare", corpus["train"], corpus["poison"], "--data", data, "--scheduler", address]
     with fault(client, "block", str(block)):
         try:
-            child = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            child = subprocess.Popen(
+                list(map(str, command)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                preexec_fn=sigint_as_a_terminal_sends_it,
+            )
             deadline = time.monotonic() + 60
             while not Path(f"{block}.started").exists() and child.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
-from helpers import BIN, streamtrain
+from helpers import BIN, sigint_as_a_terminal_sends_it, streamtrain
 
 from streamtrain.errors import UsageError
 from streamtrain.fs.atomic import _host, staging_dir, sweep_stale
@@ -68,6 +68,7 @@ def start(big_csv: Path, target: Path, moment: str, delay: float) -> subprocess.
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_a_terminal_sends_it,
     )
     if moment == "staging":
         deadline = time.monotonic() + 60
