@@ -228,8 +228,9 @@ def _selection(doc: dict | None) -> dict | None:
 def _training(directory: Path) -> dict:
     version = directory.name.removesuffix(TRAINING)
     checkpoint = directory / modeldir.CHECKPOINT_DIR  # one model: its state here; a model selection: per trial
-    trials = sorted(checkpoint.glob("trial-*"), key=lambda p: int(p.name.split("-")[1]) if p.name[6:].isdigit() else 0)
-    state, _ = _read_json((trials[-1] if trials else checkpoint) / CHECKPOINT_STATE)
+    trials = [p for p in checkpoint.glob("trial-*") if p.name[6:].isdigit()]
+    latest = max(trials, key=lambda p: int(p.name[6:]), default=checkpoint)
+    state, _ = _read_json(latest / CHECKPOINT_STATE)
     key, _ = _read_json(directory / modeldir.RESUME_NAME)
     state, key = state or {}, key or {}
     return {

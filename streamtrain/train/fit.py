@@ -85,7 +85,7 @@ if TYPE_CHECKING:
     from streamtrain.train.batches import BatchStream
 
 log = logging.getLogger(__name__)
-MODELS = ("auto", "linear", "mlp", "sepcnn")
+MODELS = ("auto", *tune.MODELS)
 MODELS_FOR_ENCODING = {"ngram": ("mlp", "linear"), "sequence": ("sepcnn",)}
 # Options that do not change what is trained: a rerun that differs only in these still resumes.
 NOT_TRAINING = (
@@ -367,9 +367,8 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
     key = _resume_key(opts, cluster)
     building, resuming = _resume_or_begin(versions, key)
-    search = _Search(opts, plan, cluster, strategy, building, floor, current, warm_from, prebuilt)
-    winner, selection = search.run(choices, reused_from, resuming)
-    selection.searched = searched
+    search = _Search(opts, plan, cluster, strategy, building, key, floor, current, warm_from, prebuilt)
+    winner, selection = search.run(choices, reused_from, searched, resuming)
     faults.point("after-train")
     # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work.
     winner.trainer.finish()
@@ -469,7 +468,6 @@ class _Run:
     """A trained trial: its model (best weights restored) in its trainer, and what fit records of it."""
 
     candidate: Candidate
-    opts: FitOptions  # the candidate's options, epochs and patience resolved
     trainer: Any
     state: Any  # checkpoint.TrainingState
     checkpoint: Any  # checkpoint.Checkpoint, None for a leader rebuilt from disk after a resume
@@ -492,12 +490,14 @@ class _Search:
     directory is removed as soon as it loses.
     """
 
-    def __init__(self, opts, plan, cluster, strategy, building, floor, current, warm_from, prebuilt):
+    def __init__(self, opts, plan, cluster, strategy, building, key, floor, current, warm_from, prebuilt):
         self.opts, self.plan, self.cluster, self.strategy = opts, plan, cluster, strategy
-        self.building, self.floor, self.current, self.warm_from = building, floor, current, warm_from
+        self.building, self.key, self.floor, self.current, self.warm_from = building, key, floor, current, warm_from
         self.prebuilt = prebuilt
 
-    def run(self, choices: list[Candidate], reused_from: str | None, resuming: bool) -> tuple[_Run, tune.Selection]:
+    def run(
+        self, choices: list[Candidate], reused_from: str | None, searched: bool, resuming: bool
+    ) -> tuple[_Run, tune.Selection]:
         several = len(choices) > 1
         if several and not self.plan.val.rows:
             log.info("no validation rows: no model selection, the prior's first candidate trains")
@@ -523,7 +523,10 @@ class _Search:
                     trials.append(tune.Trial(candidate, skipped=f"the budget of {budget:.0f} s was spent"))
                     continue
                 until = time.monotonic() + budget - spent
-            log.info(f"trial {i + 1} of {len(choices)}: {candidate.name}" if several else f"model: {candidate.name}")
+            if several:
+                log.info(f"trial {i + 1} of {len(choices)}: {candidate.name}")
+            elif reused_from is None:  # a reused one is said once, with its version, below
+                log.info(f"model: {candidate.name}")
             run, trial = self._trial(candidate, directory, until, first=i == 0, scored=several)
             trials.append(trial)
             if run is not None and tune.pick(trials) == i:
@@ -540,7 +543,7 @@ class _Search:
             self._discard()
             problems = "; ".join(f"{t.candidate.name}: {t.skipped}" for t in trials if t.skipped)
             raise NonFiniteError(f"{problems}; no model was written (a lower --learning-rate may help)")
-        selection = tune.Selection(trials, tune.pick(trials), budget, reused_from)
+        selection = tune.Selection(trials, tune.pick(trials), budget, reused_from, searched)
         if several or reused_from is not None:
             log.info(tune.line(selection))
         return leader, selection
@@ -583,7 +586,7 @@ class _Search:
         elif self.warm_from is not None:
             model.set_weights(self.current.model.get_weights())
             log.info(f"warm start from the weights of version {self.warm_from.name}")
-        config = _config(opts, plan, self.cluster, candidate, self.warm_from)
+        config = _config(opts, plan, self.cluster, candidate, self.warm_from, self.key)
         state = state or TrainingState()
         finite, deadline = FiniteLoss(per_epoch), Deadline(until)
         checkpoint = Checkpoint(
@@ -611,8 +614,8 @@ class _Search:
         ]
         if first:
             _log_start(opts, plan, self.building, self.cluster)
-        start = [state.epochs_done, state.step, state.stopped, state.epochs_done > 0 or state.step > 0]
-        start[3] = start[3] or self.warm_from is not None
+        loaded = state.epochs_done > 0 or state.step > 0 or self.warm_from is not None
+        start = [state.epochs_done, state.step, state.stopped, loaded]
         began = time.perf_counter()
         rows, digests = _train(opts, plan, trainer, callbacks, start)  # on an error, the other workers fail too
         seconds = time.perf_counter() - began
@@ -628,7 +631,7 @@ class _Search:
             trial.skipped = finite.problem
             return None, trial
         checkpoint.restore_best(model)
-        run = _Run(candidate, opts, trainer, state, checkpoint, directory, rows, digests, seconds, config)
+        run = _Run(candidate, trainer, state, checkpoint, directory, rows, digests, seconds, config)
         if scored:
             checkpoint.flush()
             run.val = score_split(model, opts.data, plan.manifest, "val", opts.score_batch_size)
@@ -648,8 +651,8 @@ class _Search:
             load_best(trainer.model, directory / state.best_weights)
         else:
             restore(trainer.model, directory, state)
-        config = _config(opts, self.plan, self.cluster, candidate, self.warm_from)
-        run = _Run(candidate, opts, trainer, state, None, directory, [], [], trial.seconds, config)
+        config = _config(opts, self.plan, self.cluster, candidate, self.warm_from, self.key)
+        run = _Run(candidate, trainer, state, None, directory, [], [], trial.seconds, config)
         from streamtrain.train.scoring import score_split
 
         run.val = score_split(trainer.model, opts.data, self.plan.manifest, "val", opts.score_batch_size)
@@ -679,8 +682,11 @@ def _where(state, opts: FitOptions, plan: _Plan) -> str:
     return where
 
 
-def _config(opts: FitOptions, plan: _Plan, cluster: Cluster, candidate: Candidate, warm_from: Path | None) -> dict:
-    """What ``fit_config.json`` records: the options as trained, and where the rows came from."""
+def _config(
+    opts: FitOptions, plan: _Plan, cluster: Cluster, candidate: Candidate, warm_from: Path | None, key: dict
+) -> dict:
+    """What ``fit_config.json`` records: the options as trained, and where the rows came from (``key``: the
+    resume key, with the manifest's sha256)."""
     manifest = plan.manifest
     return {
         **effective(opts),
@@ -692,7 +698,7 @@ def _config(opts: FitOptions, plan: _Plan, cluster: Cluster, candidate: Candidat
         "validation_steps": plan.val.steps,
         "validation_sample_rows": plan.val.rows,
         "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
-        "dataset_manifest_sha256": sha256_file(Path(opts.data) / MANIFEST_NAME),
+        "dataset_manifest_sha256": key["manifest_sha256"],
         "model": candidate.model,
         "candidate": candidate.name,
         "dropout": opts.dropout,

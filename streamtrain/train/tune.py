@@ -239,7 +239,6 @@ class Selection:
     winner: int  # index into trials
     budget_seconds: float | None
     reused_from: str | None = None  # the version whose selection this fit reused (no search ran)
-    why: str = ""
     searched: bool = False  # the prior's own candidates compared (or reused from such a search): a later fit reuses it
 
     @property
@@ -249,7 +248,6 @@ class Selection:
     def to_json(self) -> dict:
         return {
             "chosen": self.chosen.to_json(),
-            "why": self.why,
             "budget_seconds": self.budget_seconds,
             "reused_from": self.reused_from,
             "searched": self.searched,
@@ -264,7 +262,6 @@ class Selection:
             int(doc["winner"]),
             doc.get("budget_seconds"),
             doc.get("reused_from"),
-            doc.get("why", ""),
             bool(doc.get("searched", False)),
         )
 
