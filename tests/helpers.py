@@ -99,10 +99,10 @@ def prepare_csv(train: Path, out: Path, test: Path | None = None, **kw) -> Path:
 def sigint_as_a_terminal_sends_it() -> None:
     """``preexec_fn`` of a child a test sends SIGINT: SIGINT at its default disposition, as under a shell.
 
-    A pytest-xdist worker runs with SIGINT ignored (so that Ctrl-C reaches the controller only), and an
-    ignored signal stays ignored across ``exec``: the child would never see the test's SIGINT, or would see
-    it only after some in-process test happened to install a handler in that worker (a handler, unlike
-    "ignored", is reset by ``exec``). Which worker ran what first decided the result.
+    An ignored signal stays ignored across ``exec``, so a child inherits whatever the pytest worker's
+    earlier tests left. Once, under xdist, four children went on to exit 0 after the test's SIGINT (the cause
+    was not found: a plain and a ``-n 1`` run both show Python's default handler in the worker). This makes
+    the child's disposition the one a shell gives it, whatever the worker's.
     """
     import signal
 

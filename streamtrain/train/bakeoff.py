@@ -294,10 +294,11 @@ def sequence_rows(
 def _deferred_interrupt() -> Iterator[Any]:
     """SIGINT during the bake-off's Keras ``fit``, raised as ``KeyboardInterrupt`` after ``fit`` returns.
 
-    Raised where Python's own handler raises it, inside TensorFlow's input iterator, it was taken for the
-    end of the data: ``fit`` went on and prepare ran to the end (exit 0 after Ctrl-C). Here the handler
-    only records the signal; the yielded callback stops training at the next batch, and the interrupt is
-    raised on the way out (prepare's usual exit 130, its staging directory removed). Outside the main
+    Python's own handler raises it wherever the main thread is, which during ``fit`` may be inside
+    TensorFlow's input iterator (under load, four SIGINT tests once saw prepare run to exit 0; the mechanism
+    is not proven). Here the handler only records the signal; the yielded callback stops training at the
+    next batch, and the interrupt is raised on the way out, in Python (prepare's usual exit 130, its
+    staging directory removed). Outside the main
     thread (no handler can be set there), or when SIGINT is ignored or handled by a caller, nothing changes.
     """
     import keras
