@@ -292,14 +292,15 @@ def sequence_rows(
 
 @contextlib.contextmanager
 def _deferred_interrupt() -> Iterator[Any]:
-    """SIGINT during the bake-off's Keras ``fit``, raised as ``KeyboardInterrupt`` after ``fit`` returns.
+    """SIGINT and SIGTERM during the bake-off's Keras ``fit``, raised by their own handlers after ``fit`` returns.
 
-    Python's own handler raises it wherever the main thread is, which during ``fit`` may be inside
-    TensorFlow's input iterator (under load, four SIGINT tests once saw prepare run to exit 0; the mechanism
-    is not proven). Here the handler only records the signal; the yielded callback stops training at the
-    next batch, and the interrupt is raised on the way out, in Python (prepare's usual exit 130, its
-    staging directory removed). Outside the main
-    thread (no handler can be set there), or when SIGINT is ignored or handled by a caller, nothing changes.
+    A handler that raises (Python's ``KeyboardInterrupt``, the CLI's ``Terminated``) raises wherever the main
+    thread is, which during ``fit`` may be inside TensorFlow's input iterator (under load, SIGINT tests once
+    saw prepare run to exit 0, and a SIGTERM test a prepare that died leaving its staging directory; the
+    mechanism is not proven). Here each signal with a Python handler is only recorded; the yielded callback
+    stops training at the next batch, and on the way out the first recorded signal's own handler runs, in
+    Python (prepare's usual exit 130 or 143, its staging directory removed). Outside the main thread (no
+    handler can be set there), and for a signal that is ignored or at its default action, nothing changes.
     """
     import keras
 
@@ -310,17 +311,21 @@ def _deferred_interrupt() -> Iterator[Any]:
             if caught:
                 self.model.stop_training = True
 
-    ours = threading.current_thread() is threading.main_thread()
-    if not ours or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # another's, or ignored
+    if threading.current_thread() is not threading.main_thread():
         yield Stop()
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    deferred = {s: h for s, h in previous.items() if callable(h)}
+    for signum in deferred:
+        signal.signal(signum, lambda got, frame: caught.append(got))
     try:
         yield Stop()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in deferred.items():
+            signal.signal(signum, handler)
     if caught:
-        raise KeyboardInterrupt
+        first = signal.Signals(caught[0])
+        deferred[first](first, None)
 
 
 def _train(
