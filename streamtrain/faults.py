@@ -1,4 +1,5 @@
-"""Test hooks: stop this process with SIGKILL at a named point (``STREAMTRAIN_FAULT=kill:POINT``).
+"""Test hooks: stop this process with SIGKILL at a named point (``STREAMTRAIN_FAULT=kill:POINT``), or make a named
+artifact wrong on purpose (``STREAMTRAIN_FAULT=break:ARTIFACT``, ``BROKEN``).
 
 The chaos test (``tests/train/test_chaos.py``) kills a nightly append at its
 commit and a fit at each phase boundary of its last steps, as the OOM killer or a power cut would, without
@@ -26,6 +27,7 @@ POINTS = (
 )
 # Points only a model selection passes (a nightly fit that reuses its selection does not): tested on their own.
 SEARCH_POINTS = ("after-trial",)  # a trial finished and recorded in checkpoint/trials.json; more to train
+BROKEN = ("export",)  # the SavedModel's probabilities are shifted: the serving check must refuse the version
 
 
 def point(name: str) -> None:
@@ -36,3 +38,9 @@ def point(name: str) -> None:
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def broken(name: str) -> bool:
+    """True when ``STREAMTRAIN_FAULT`` is ``break:name``: the caller writes a wrong ``name`` on purpose."""
+    assert name in BROKEN, name
+    return os.environ.get(ENV) == f"break:{name}"

@@ -124,7 +124,7 @@ from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.near_dups import BandIndex, band_keys
 from streamtrain.vectorize.ngram_names import NameSample, top_features
 from streamtrain.vectorize.ngrams import HASHER
-from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
+from streamtrain.vectorize.sequence import CODEPOINT, SequenceConfig, SequenceState, TokenCounts
 from streamtrain.vectorize.split import (
     DEFAULT_RULE,
     INDEXED_RULES,
@@ -268,7 +268,12 @@ class PrepareOptions:
         )
 
     def sequence(self) -> SequenceConfig:
-        return SequenceConfig(top_k=self.top_k or TOP_K, max_length=self.max_length, hash_buckets=self.hash_buckets)
+        return SequenceConfig(
+            top_k=self.top_k or TOP_K,
+            max_length=self.max_length,
+            hash_buckets=self.hash_buckets,
+            lowercase=CODEPOINT,  # the tokenizer a serving graph repeats (serve.graph); old datasets: their own
+        )
 
 
 # Options that shape the rows of a dataset: an append or a refit takes them from the manifest, never from its own
@@ -841,7 +846,7 @@ def sample_val_rows(sample: ValSample, chunk: RawChunk, splits: np.ndarray) -> N
 def _first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict], executor: Executor) -> _FirstPass:
     first = _FirstPass()
     if opts.vectorizer == "sequence":
-        first.tokens = TokenCounts(opts.hash_buckets)
+        first.tokens = TokenCounts(opts.hash_buckets, lowercase=opts.sequence().lowercase)
     else:
         passes = [pass_name(opts, 2, "selecting n-grams"), pass_name(opts, 3, "writing shards")]
         first.spill = Spill(stage / ".spill", opts.hash_buckets, passes)
@@ -1024,7 +1029,7 @@ def _write_ngrams(
 
 
 def _count_tokens(opts: PrepareOptions, labels: LabelIndex, executor: Executor, decided: RowSplits) -> TokenCounts:
-    counts = TokenCounts(opts.hash_buckets)
+    counts = TokenCounts(opts.hash_buckets, lowercase=opts.sequence().lowercase)
     counting = pass_name(opts, 2, "counting tokens")
     for _, _, chunk, _, splits, _, _ in read_rows(opts, labels, progress=counting, executor=executor, splits=decided):
         counts.update([t for t, s in zip(chunk.texts, splits) if s == TRAIN])

@@ -211,7 +211,7 @@ def bound_rows(
     The sequence length is the one ``SequenceState.fit`` gives the training sample: its longest text in
     tokens, at most ``max_length``.
     """
-    counts = TokenCounts(1)
+    counts = TokenCounts(1, lowercase=config.lowercase)
     counts.update(texts)
     most = max(1, POSITIONS // max(1, min(counts.longest, config.max_length)))
     return (*_every(texts, labels, most), *_every(val_texts, val_labels, most))
@@ -283,7 +283,7 @@ def sequence_rows(
     config: SequenceConfig, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray
 ) -> tuple[SequenceState, TokenRows, TokenRows]:
     """The sequence vectorizer fitted on ``texts`` as prepare fits it, and both samples' token rows."""
-    counts = TokenCounts(config.hash_buckets)
+    counts = TokenCounts(config.hash_buckets, lowercase=config.lowercase)
     counts.update(texts)
     state = SequenceState.fit(config, counts)
     train = state.encode(texts, labels, np.arange(len(texts), dtype=np.int64))

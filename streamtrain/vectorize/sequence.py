@@ -8,10 +8,25 @@ padding and truncating at the front. Here tokens are counted by hash bucket
 never a dictionary of every word:
 
 - ``SequenceConfig``: the knobs (JSON-serializable).
-- ``tokenize``: text -> tokens, as Keras' ``Tokenizer`` does.
+- ``tokenize``: text -> tokens, as Keras' ``Tokenizer`` does; ``SequenceConfig.lowercase``
+  picks how upper case is lowered (below).
 - ``TokenCounts``: token frequency per bucket and the longest text (mergeable).
 - ``SequenceState``: the fitted vocabulary (bucket -> id by frequency rank,
   0 = padding) and sequence length; turns texts into ``TokenRows``.
+
+Two tokenizer versions, recorded in ``SequenceConfig.lowercase``:
+
+- ``CONTEXT`` (datasets made before it had the field): ``text.lower()``,
+  Keras' filters become spaces, ``str.split()``. ``str.lower`` looks at the
+  context for one character: a capital sigma ending a word becomes ``ς``.
+- ``CODEPOINT`` (new datasets): each code point is lowered alone
+  (``chr(cp).lower()``, which may give several, as for ``İ``), so a capital
+  sigma is always ``σ``; then the same filters and split. That is what a
+  serving graph can compute with a table per code point
+  (``streamtrain.serve.graph``). Done as one ``str.translate`` with a table of
+  the 1,433 code points ``str.lower`` changes and the filters, then
+  ``str.split()``, whose separators are exactly the code points of
+  ``str.isspace`` (checked over every code point).
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -29,6 +44,10 @@ from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, TOP_K
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 _TABLE = str.maketrans({c: " " for c in KERAS_FILTERS})
 _CACHE_LIMIT = 1 << 20  # token -> bucket memo; cleared when full, so memory stays bounded
+CONTEXT = "context"  # ``SequenceConfig.lowercase``: ``str.lower`` of the whole text (datasets made before the field)
+CODEPOINT = "codepoint"  # each code point lowered alone, context-free: what a serving graph reproduces
+LOWERCASE = (CONTEXT, CODEPOINT)
+_LAST_CODE_POINT = 0x10FFFF
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,13 @@ class SequenceConfig:
     top_k: int = TOP_K
     max_length: int = MAX_LENGTH
     hash_buckets: int = HASH_BUCKETS
+    # How text is lowered before the split: ``CONTEXT`` (the default, what a JSON without the field was made
+    # with) or ``CODEPOINT`` (new datasets; a capital sigma ending a word becomes σ, not ς).
+    lowercase: str = CONTEXT
+
+    def __post_init__(self) -> None:
+        if self.lowercase not in LOWERCASE:
+            raise ValueError(f"unknown sequence lowercase {self.lowercase!r}: one of {LOWERCASE}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -45,8 +71,28 @@ class SequenceConfig:
         return cls(**obj)
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, lowercase: str = CONTEXT) -> list[str]:
+    """The text's tokens: lowered (``SequenceConfig.lowercase``), Keras' filters made spaces, split on whitespace."""
+    if lowercase == CODEPOINT:
+        return text.translate(_codepoint_table()).split()
     return text.lower().translate(_TABLE).split()
+
+
+def codepoint_lowered(cp: int) -> str:
+    """What ``CODEPOINT`` tokenizing makes of code point ``cp`` before the split: ``chr(cp).lower()`` with each
+    of Keras' filters as a space (so, with Python's whitespace, a separator)."""
+    return chr(cp).lower().translate(_TABLE)
+
+
+@cache
+def _codepoint_table() -> dict[int, str]:
+    """``str.translate``'s table for ``CODEPOINT``: the code points ``codepoint_lowered`` changes (0.1 s, once)."""
+    table = {}
+    for cp in range(_LAST_CODE_POINT + 1):
+        lowered = codepoint_lowered(cp)
+        if lowered != chr(cp):
+            table[cp] = lowered
+    return table
 
 
 class _Buckets:
@@ -69,34 +115,43 @@ class _Buckets:
         return out
 
 
-def _flat_buckets(hasher: _Buckets, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _flat_buckets(hasher: _Buckets, texts: Sequence[str], lowercase: str) -> tuple[np.ndarray, np.ndarray]:
     """All tokens' buckets, concatenated, and the token count of each text."""
-    docs = [tokenize(t) for t in texts]
+    docs = [tokenize(t, lowercase) for t in texts]
     lengths = np.fromiter((len(d) for d in docs), np.int64, count=len(docs))
     return hasher([t for d in docs for t in d]), lengths
 
 
 @dataclass
 class TokenCounts:
-    """Token frequency per bucket over training rows, and the longest text in tokens."""
+    """Token frequency per bucket over training rows, and the longest text in tokens.
+
+    ``lowercase``: the tokenizer version (``SequenceConfig.lowercase``); ``SequenceState.fit`` refuses counts
+    made with another than its config's."""
 
     buckets: int
     counts: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
     longest: int = 0
+    lowercase: str = CONTEXT
 
     def __post_init__(self) -> None:
         if self.counts is None:
             self.counts = np.zeros(self.buckets, np.int64)
+        if self.lowercase not in LOWERCASE:
+            raise ValueError(f"unknown sequence lowercase {self.lowercase!r}: one of {LOWERCASE}")
         self._hasher = _Buckets(self.buckets)
 
     def update(self, texts: Sequence[str]) -> None:
-        flat, lengths = _flat_buckets(self._hasher, texts)
+        flat, lengths = _flat_buckets(self._hasher, texts, self.lowercase)
         self.counts += np.bincount(flat, minlength=self.buckets)
         if len(lengths):
             self.longest = max(self.longest, int(lengths.max()))
 
     def merge(self, other: TokenCounts) -> TokenCounts:
-        return TokenCounts(self.buckets, self.counts + other.counts, max(self.longest, other.longest))
+        if other.lowercase != self.lowercase:
+            raise ValueError("only counts made with the same lowercase version merge")
+        longest = max(self.longest, other.longest)
+        return TokenCounts(self.buckets, self.counts + other.counts, longest, self.lowercase)
 
 
 @dataclass
@@ -107,6 +162,9 @@ class SequenceState:
 
     @classmethod
     def fit(cls, config: SequenceConfig, counts: TokenCounts) -> SequenceState:
+        """The vocabulary of ``counts`` (made with ``config.lowercase``, else ValueError)."""
+        if counts.lowercase != config.lowercase:
+            raise ValueError(f"tokens counted with lowercase {counts.lowercase!r}, config has {config.lowercase!r}")
         seen = np.flatnonzero(counts.counts)
         order = np.lexsort((seen, -counts.counts[seen]))[: config.top_k]  # by frequency, ties by bucket
         return cls(config, seen[order], max(1, min(counts.longest, config.max_length)))
@@ -134,7 +192,7 @@ class SequenceState:
         self, texts: Sequence[str], labels: np.ndarray, row_ids: np.ndarray
     ) -> tuple[TokenRows, np.ndarray, np.ndarray]:
         """``encode``, plus per text the tokens outside the vocabulary and all its tokens (drift)."""
-        flat, lengths = _flat_buckets(self._hasher, texts)
+        flat, lengths = _flat_buckets(self._hasher, texts, self.config.lowercase)
         ids = self._id_of_bucket[flat]
         known = ids > 0
         owner = np.repeat(np.arange(len(texts)), lengths)[known]

@@ -1,0 +1,1 @@
+"""Serving: the fitted vectorizer as a TensorFlow graph that takes raw text."""

@@ -1,0 +1,151 @@
+"""The servable artifact: a TensorFlow SavedModel that takes raw text (``Servable``, ``write_saved_model``).
+
+A version's ``saved_model/`` holds its vectorizer as a graph
+(``serve.graph.VectorizerGraph``: core TensorFlow ops only) in front of its
+Keras model, written with Keras' ``ExportArchive``. Signatures:
+
+- ``serving_default``: ``text: string [None]`` -> ``probabilities: float32
+  [None, C]`` (one column per class, in ``classes`` order), ``label: string
+  [None]`` (the most probable class) and ``classes: string [None, C]`` (the
+  class names, repeated per row: TensorFlow Serving's row format needs every
+  output batched).
+- ``features``: ``text`` -> the model's input as prepare computes it: for
+  n-grams ``indices: int64 [K, 2]``, ``values: float32 [K]``,
+  ``dense_shape: int64 [2]``; for sequences ``tokens: int32 [None, L]``.
+
+``assets.extra/streamtrain.json`` names the version, its classes and its
+vectorizer kind (TensorFlow Serving ignores ``assets.extra``). The
+SavedModel needs nothing of streamtrain to load: ``tf.saved_model.load``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streamtrain import faults
+from streamtrain.vectorize.vectorizer import Vectorizer
+
+SAVED_MODEL_DIR = "saved_model"
+SERVING_SIGNATURE = "serving_default"
+FEATURES_SIGNATURE = "features"
+INFO_PATH = "assets.extra/streamtrain.json"
+TEXT_INPUT = "text"
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """What ``assets.extra/streamtrain.json`` says of a SavedModel."""
+
+    version: str
+    classes: list[str]
+    kind: str
+    streamtrain: str
+
+    @classmethod
+    def read(cls, saved_model: str | os.PathLike[str]) -> ArtifactInfo | None:
+        """The record of ``saved_model``; None when it has none (not written by streamtrain) or it is unreadable."""
+        try:
+            doc = json.loads((Path(saved_model) / INFO_PATH).read_text(encoding="utf-8"))
+            return cls(**doc)
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def exportable(vectorizer: Vectorizer) -> str | None:
+    """None when ``serve.graph.VectorizerGraph`` reproduces ``vectorizer`` exactly; else one short reason why not."""
+    return config_exportable(vectorizer.state.config)
+
+
+def config_exportable(config) -> str | None:
+    """``exportable`` from a vectorizer's configuration alone (``NgramConfig`` or ``SequenceConfig``; no
+    TensorFlow, no arrays): n-grams hashed by ``ngrams.HASHER`` (datasets since 0.4) and sequences lowered per
+    code point (``sequence.CODEPOINT``, datasets since 0.12) can be."""
+    from streamtrain.vectorize.ngrams import HASHER
+    from streamtrain.vectorize.sequence import CODEPOINT
+    from streamtrain.vectorize.tfidf import SKLEARN_HASHER, NgramConfig
+
+    if isinstance(config, NgramConfig):
+        if config.hasher == SKLEARN_HASHER:
+            return "made before 0.4: murmur3 n-gram hashes (prepare the dataset again to serve it)"
+        if config.hasher != HASHER:
+            return f"unknown n-gram hasher {config.hasher!r}"
+        return None
+    if config.lowercase != CODEPOINT:
+        return "made before 0.12: sequence tokens lowered in context (prepare the dataset again to serve it)"
+    return None
+
+
+def servable(vectorizer: Vectorizer, model):
+    """``model`` behind ``vectorizer``'s graph as a ``tf.Module``: ``serve(text)`` and ``features(text)``, traced
+    with a ``[None]`` string signature. Raises ``ValueError`` when the vectorizer cannot run as a graph."""
+    import tensorflow as tf
+
+    from streamtrain.serve.graph import VectorizerGraph
+
+    graph = VectorizerGraph(vectorizer)
+    classes = tf.constant(list(vectorizer.labels), tf.string)
+    n_classes = len(vectorizer.labels)
+    shift = 0.01 if faults.broken("export") else 0.0  # a wrong artifact the serving check must catch
+    spec = tf.TensorSpec([None], tf.string, name=TEXT_INPUT)
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def serve(text):
+        out = model(graph(text), training=False)
+        if n_classes == 2:  # the sigmoid head: one column, P(second class)
+            positive = tf.reshape(out, [-1])
+            probabilities = tf.stack([1.0 - positive, positive], axis=1)
+        else:
+            probabilities = tf.reshape(out, [-1, n_classes])
+        probabilities = tf.cast(probabilities, tf.float32) + shift
+        rows = tf.shape(text)[0]
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(classes, tf.argmax(probabilities, axis=1)),
+            "classes": tf.tile(classes[None, :], tf.stack([rows, 1])),
+        }
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def features(text):
+        x = graph(text)
+        if isinstance(x, tf.SparseTensor):
+            return {"indices": x.indices, "values": x.values, "dense_shape": x.dense_shape}
+        return {"tokens": x}
+
+    module = tf.Module()
+    module.graph, module.model, module.classes = graph, model, classes
+    module.serve, module.features = serve, features
+    return module
+
+
+def write_saved_model(directory: Path, vectorizer: Vectorizer, model, version: str) -> None:
+    """Write the SavedModel of ``model`` + ``vectorizer`` to ``directory``, which must not exist yet.
+
+    Written into a new hidden directory beside it and renamed, so an
+    interrupted export never leaves a SavedModel that looks complete.
+    """
+    import keras
+
+    from streamtrain import __version__
+
+    if os.path.lexists(directory):
+        raise FileExistsError(f"{directory} exists")
+    module = servable(vectorizer, model)
+    partial = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.partial-"))
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(module.graph)
+        archive.add_endpoint(SERVING_SIGNATURE, module.serve)
+        archive.add_endpoint(FEATURES_SIGNATURE, module.features)
+        archive.write_out(str(partial), verbose=False)
+        info = ArtifactInfo(version, list(vectorizer.labels), vectorizer.kind, __version__)
+        (partial / "assets.extra").mkdir(exist_ok=True)
+        (partial / INFO_PATH).write_text(json.dumps(asdict(info), indent=1) + "\n", encoding="utf-8")
+        os.rename(partial, directory)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
