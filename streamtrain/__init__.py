@@ -24,7 +24,19 @@ Where each concern lives:
 - ``progress``: a long pass's progress (rows, bytes, MB/s, ETA), shown as a
   bar, log lines or nothing, as the logging configuration says.
 - ``errors``: the errors the library raises and their exit codes.
+- ``serve/``: the servable artifact: the vectorizer as a TensorFlow graph,
+  the SavedModel export, the serving check in a fresh process, TensorFlow
+  Serving's directory layout.
+- ``api``: ``streamtrain.load(MODEL_DIR)``, in-process serving that follows promotions.
 - ``faults``: the test hook that kills a run at a named point (``STREAMTRAIN_FAULT``).
 """
 
-__version__ = "0.11.0"
+__version__ = "0.12.0"
+
+
+def load(model_dir, version=None):
+    """``model_dir``'s current version, ready to score raw text (``api.Model``: ``predict``, ``probabilities``);
+    it follows later promotions. Imports TensorFlow; ``import streamtrain`` alone does not."""
+    from streamtrain.api import load as _load
+
+    return _load(model_dir, version)

@@ -110,7 +110,26 @@ def _dataset(root: Path) -> dict:
         "appends": [_append(a) for a in manifest.appends],
         "val_sample": {k: sample[k] for k in ("rows", "bytes", "text_bytes") if k in sample} if sample else {},
         "top_features": _top_features(root, manifest),
+        "serving": _exportable(root),
     }
+
+
+def _exportable(root: Path) -> dict:
+    """Whether models trained on this dataset get a SavedModel (``serve.export.config_exportable``), and why not."""
+    from streamtrain.serve.export import config_exportable
+    from streamtrain.vectorize.choice import LEGACY_NAMES
+    from streamtrain.vectorize.sequence import SequenceConfig
+    from streamtrain.vectorize.tfidf import NgramConfig
+    from streamtrain.vectorize.vectorizer import JSON_NAME
+
+    doc, problem = _read_json(root / JSON_NAME)
+    try:
+        assert doc is not None, problem
+        kind = SequenceConfig if LEGACY_NAMES.get(doc["kind"], doc["kind"]) == "sequence" else NgramConfig
+        why = config_exportable(kind.from_json(doc["config"]))
+    except (AssertionError, KeyError, TypeError, ValueError) as exc:
+        return {"exportable": None, "why": f"vectorizer.json unreadable: {exc}"}
+    return {"exportable": why is None, "why": why}
 
 
 def _append(entry: dict) -> dict:
@@ -197,7 +216,19 @@ def _version(directory: Path, version: str | None, current: bool) -> dict:
         "data": config.get("data"),
         "model": config.get("candidate") or config.get("model"),
         "selection": _selection(selection),
+        "serving": _serving(directory, promotion),
         "problems": problems,
+    }
+
+
+def _serving(directory: Path, promotion: dict) -> dict:
+    """Whether a version holds a SavedModel, and what the serving check before its promotion found."""
+    from streamtrain.serve.export import SAVED_MODEL_DIR
+
+    return {
+        "saved_model": (directory / SAVED_MODEL_DIR).is_dir(),
+        "note": promotion.get("serving"),
+        "check": promotion.get("serving_check"),
     }
 
 
@@ -355,6 +386,11 @@ def _dataset_text(r: dict) -> list[str]:
     out += _choice_lines(r["choice"])
     if r.get("coverage") is not None:
         out.append(f"  training n-gram occurrences outside the features: {_percent(r['coverage'])}")
+    serving = r.get("serving") or {}
+    if serving.get("exportable"):
+        out.append("  serving: models trained on it get a SavedModel that takes raw text")
+    elif serving:
+        out.append(f"  serving: no SavedModel for models trained on it: {serving['why']}")
     rej = r["rejected"]
     reasons = ", ".join(f"{k} {v}" for k, v in rej["by_reason"].items()) or "none"
     out += ["", f"rejected rows: {rej['rows']} (by reason: {reasons})"]
@@ -453,6 +489,20 @@ def _selection_line(v: dict, width: int) -> str:
     return name + f"{chosen['chosen']} chosen by validation accuracy of: {trials}"
 
 
+def _serving_line(v: dict, width: int) -> str:
+    name = f"  {v['id'] or '(unversioned)':<{width}}  "
+    serving = v["serving"]
+    if not serving["saved_model"]:
+        why = serving["note"] or "made before 0.12"
+        return name + f"none ({why}); streamtrain export writes one"
+    check = serving["check"]
+    if not check:
+        return name + "saved_model/ (not checked: it was not to be promoted)"
+    if check["passed"]:
+        return name + f"saved_model/, checked on {check['texts']} texts (max difference {check['max_difference']:.2g})"
+    return name + f"saved_model/ FAILED its check: {check['problem']}"
+
+
 def _model_text(r: dict) -> list[str]:
     current = r["current"] or "-"
     if r.get("current_problem"):  # a link readers refuse (streamtrain verify reports it too)
@@ -487,6 +537,7 @@ def _model_text(r: dict) -> list[str]:
             verdict = "-" if p["promoted"] is None else ("promoted" if p["promoted"] else "not promoted")
             out.append(f"  {v['id'] or '(unversioned)':<{width}}  {verdict}: {p['reason'] or '-'}")
         out += ["", "model selection"] + [_selection_line(v, width) for v in r["versions"]]
+        out += ["", "serving (SavedModel)"] + [_serving_line(v, width) for v in r["versions"]]
         problems = [(v["id"] or "(unversioned)", p) for v in r["versions"] for p in v["problems"]]
         if problems:
             out += ["", "problems"] + [f"  {version}: {p}" for version, p in problems]

@@ -109,6 +109,12 @@ def _promote(opts: Any) -> None:
     print(dumps(promote(opts)))
 
 
+def _export(opts: Any) -> None:
+    from streamtrain.train.export import export
+
+    print(dumps(export(opts)))
+
+
 def _inspect(opts: Any) -> None:
     from streamtrain.inspect import inspect, render_text
 
@@ -177,9 +183,20 @@ COMMANDS: dict[str, Command] = {
         "Point MODEL_DIR/current at VERSION, a complete version under MODEL_DIR/versions/ (streamtrain inspect\n"
         "lists them), atomically and under the model directory's lock, after checking the version's checksums.\n"
         "Use it to roll back, or to replace a current that fit cannot load. The switch is appended to\n"
-        "MODEL_DIR/promotions.jsonl; no version's files change. Prints JSON: current, previous.",
+        "MODEL_DIR/promotions.jsonl; no version's files change; with --serving-dir the version's SavedModel is\n"
+        "also written there as the next N. Prints JSON: current, previous.",
         _options("streamtrain.train.promote", "PromoteOptions"),
         _promote,
+    ),
+    "export": Command(
+        "write a version's SavedModel (raw text in, probabilities out) to a new directory",
+        "Write the TensorFlow SavedModel of MODEL_DIR's current version (or --version) to --out: the vectorizer\n"
+        "runs inside its graph, so it takes raw text (serving_default: text string [None] -> probabilities,\n"
+        "label, classes) and loads with tf.saved_model.load or TensorFlow Serving alone. Versions made by fit\n"
+        "since 0.12 hold one (saved_model/); an older version is exported from its model and vectorizer.\n"
+        "Prints JSON: the version and where it was written.",
+        _options("streamtrain.train.export", "ExportOptions"),
+        _export,
     ),
     "inspect": Command(
         "show what a dataset or model directory holds (--json for scripts)",

@@ -79,6 +79,7 @@ from streamtrain.train.modeldir import (
 from streamtrain.train.promote import complete, log_adoption, recover
 from streamtrain.train.promotion import load_current, majority_floor
 from streamtrain.train.runtime import import_tensorflow, one_thread_per_op
+from streamtrain.train.serving import ServingStep
 from streamtrain.train.tune import Candidate
 
 if TYPE_CHECKING:
@@ -204,6 +205,13 @@ class FitOptions:
         help="promote the new version unless its validation accuracy is lower than current's by more than this",
     )
     force: bool = option(False, help="promote the new version whatever the promotion guard says")
+    serving_dir: str | None = option(
+        None,
+        path=True,
+        metavar="DIR",
+        help="also write each promoted version's SavedModel to DIR/N, the next integer (TensorFlow Serving's "
+        "model base path: it serves the highest N)",
+    )
     warm_start: bool = option(
         False, help="start from the current version's weights (same vectorizer and model shape required)"
     )
@@ -367,12 +375,17 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     manifest.check_shards(opts.data)  # every shard's size and sha256, before any training
     key = _resume_key(opts, cluster)
     building, resuming = _resume_or_begin(versions, key)
-    search = _Search(opts, plan, cluster, strategy, building, key, floor, current, warm_from, prebuilt)
-    winner, selection = search.run(choices, reused_from, searched, resuming)
-    faults.point("after-train")
-    # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work.
-    winner.trainer.finish()
-    return _finish(opts, plan, versions, building, winner, selection, current, floor)
+    # The serving check's process imports TensorFlow while the model trains (train.serving).
+    serving = ServingStep.start(opts.data, manifest)
+    try:
+        search = _Search(opts, plan, cluster, strategy, building, key, floor, current, warm_from, prebuilt)
+        winner, selection = search.run(choices, reused_from, searched, resuming)
+        faults.point("after-train")
+        # The other workers may leave now: nothing below talks to them, and the chief's scoring is its own work.
+        winner.trainer.finish()
+        return _finish(opts, plan, versions, building, winner, selection, current, floor, serving)
+    finally:
+        serving.close()
 
 
 def _choices(
@@ -729,8 +742,10 @@ def _finish(
     selection: tune.Selection,
     current,
     floor,
+    serving: ServingStep,
 ) -> dict:
-    """Score the winner, ask the promotion guard, write the version and complete it (promoting it or not)."""
+    """Score the winner, ask the promotion guard, export and check its SavedModel (``train.serving``), write the
+    version and complete it (promoting it or not)."""
     from streamtrain.train.guards import require_finite
     from streamtrain.train.modeldir import write_version
     from streamtrain.train.plots import confusion_png, training_png
@@ -745,7 +760,8 @@ def _finish(
     best = best_round if state.best is not None else None
     # The pictures are drawn on a thread while the model is scored (TensorFlow runs without the GIL): matplotlib's
     # import and the two drawings, ~0.7 s of a fit, overlap the scoring.
-    with ThreadPoolExecutor(1, thread_name_prefix="plots") as plots:
+    with ThreadPoolExecutor(2, thread_name_prefix="beside") as plots:
+        exported = plots.submit(serving.export, building, model)  # the SavedModel, traced while the model is scored
         drawn = [plots.submit(training_png, hist, best, building / TRAINING_PNG, per_epoch)]
         results = {"val": winner.val or score_split(model, opts.data, manifest, "val", opts.score_batch_size)}
         results["test"] = score_split(model, opts.data, manifest, "test", opts.score_batch_size)
@@ -766,6 +782,7 @@ def _finish(
             opts.score_batch_size,
         )
         drawn.append(plots.submit(confusion_png, metrics["test_confusion"], manifest.labels, building / CONFUSION_PNG))
+        decision = serving.decide(building, model, decision, exported.result())
         for picture in drawn:
             picture.result()
     write_report(
@@ -784,7 +801,7 @@ def _finish(
     write_version(building, model, opts.data, metrics, hist, winner.config, decision)
     faults.point("after-write")
     # One recoverable step (train.promote): journal, drop the checkpoint, rename into place, switch current.
-    final, before = complete(versions, building, decision["promoted"], decision["reason"])
+    final, before = complete(versions, building, decision["promoted"], decision["reason"], opts.serving_dir)
     version = final.name
     pruned = versions.prune(opts.keep, protect=(before, version))
     if pruned:

@@ -11,7 +11,9 @@ recovered by the next command that takes the model directory's writer lock
    ``resume.json``) is removed, then ``<id>.training`` is renamed into place.
 4. When promoted: ``current`` is switched and the switch is appended to
    ``M/promotions.jsonl`` (``Promotion``: every version that was ever
-   current, when, what it replaced, why).
+   current, when, what it replaced, why); with a serving directory, the
+   version's SavedModel is published there as the next ``N``
+   (``serve.layout.publish``: once per version).
 5. The journal is removed.
 
 So a complete version holds only what its checksums list, and a version
@@ -53,6 +55,7 @@ class Intent:
     promote: bool  # switch current to it
     by: str  # "fit" or "promote"
     reason: str
+    serving_dir: str | None = None  # publish the promoted version there (``--serving-dir``)
 
 
 @dataclass
@@ -66,18 +69,23 @@ class Promotion:
     reason: str
 
 
-def complete(versions: Versions, building: Path, promoted: bool, reason: str) -> tuple[Path, str | None]:
-    """Finish ``building`` (written, ``checksums.json`` last) and switch ``current`` to it when ``promoted``.
+def complete(
+    versions: Versions, building: Path, promoted: bool, reason: str, serving_dir: str | None = None
+) -> tuple[Path, str | None]:
+    """Finish ``building`` (written, ``checksums.json`` last) and switch ``current`` to it when ``promoted``
+    (publishing it to ``serving_dir`` when set).
 
     Returns the complete version's directory and the version ``current`` pointed at before (None if unchanged).
     """
-    intent = Intent(building.name.removesuffix(TRAINING), promoted, "fit", reason)
+    intent = Intent(building.name.removesuffix(TRAINING), promoted, "fit", reason, serving_dir)
     write_json(versions.root / JOURNAL_NAME, asdict(intent))
     faults.point("after-journal")
     final = _finish(versions, building)
     faults.point("after-finish")
     before = _switch(versions, intent) if promoted else None
     faults.point("after-switch")
+    if promoted:
+        _publish(versions, intent)
     _clear(versions)
     return final, before
 
@@ -98,6 +106,7 @@ def recover(versions: Versions) -> str | None:
         _finish(versions, building)
     if intent.promote and intent.version in versions.complete():
         _switch(versions, intent)
+        _publish(versions, intent)
     log.warning(f"completed the interrupted promotion step of version {intent.version} (a killed {intent.by})")
     _clear(versions)
     return intent.version
@@ -160,6 +169,25 @@ def _switch(versions: Versions, intent: Intent) -> str | None:
     return before if before != intent.version else None
 
 
+def _publish(versions: Versions, intent: Intent) -> None:
+    """Publish the intent's version to its serving directory, if it names one (``serve.layout.publish``)."""
+    if intent.serving_dir is None:
+        return
+    from streamtrain.serve.layout import publish
+
+    path = versions.path(intent.version)
+    publish(intent.serving_dir, path, lambda out: _export_old(path, out))
+
+
+def _export_old(version_dir: Path, out: Path) -> None:
+    """Write the SavedModel of a version made before versions held one, from its model and vectorizer files."""
+    from streamtrain.serve.export import write_saved_model
+    from streamtrain.train.runtime import import_tensorflow
+
+    import_tensorflow()
+    write_saved_model(out, modeldir.load_vectorizer(version_dir), modeldir.load_model(version_dir), version_dir.name)
+
+
 def _clear(versions: Versions) -> None:
     (versions.root / JOURNAL_NAME).unlink(missing_ok=True)
 
@@ -180,6 +208,12 @@ class PromoteOptions:
         positional=True, metavar="VERSION", help="the complete version to make current (an id under versions/)"
     )
     wait: float = option(0.0, **SECONDS, help="seconds to wait for another run holding MODEL_DIR before exiting 75")
+    serving_dir: str | None = option(
+        None,
+        path=True,
+        metavar="DIR",
+        help="also write the version's SavedModel to DIR/N, the next integer (TensorFlow Serving's model base path)",
+    )
 
 
 def promote(opts: PromoteOptions) -> dict:
@@ -192,9 +226,11 @@ def promote(opts: PromoteOptions) -> dict:
         path = versions.path(opts.version)  # DataError (65): not a complete version
         modeldir.check(path)  # DataError (65): damaged; current is left as it was
         before = versions.current()
-        intent = Intent(opts.version, True, "promote", f"streamtrain promote (current was {before or 'none'})")
+        why = f"streamtrain promote (current was {before or 'none'})"
+        intent = Intent(opts.version, True, "promote", why, opts.serving_dir)
         write_json(versions.root / JOURNAL_NAME, asdict(intent))
         _switch(versions, intent)
+        _publish(versions, intent)
         _clear(versions)
     log.info(f"current: {before or 'none'} -> {opts.version}")
     return {"model_dir": str(opts.model_dir), "current": opts.version, "previous": before, "recovered": recovered}

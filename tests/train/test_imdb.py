@@ -36,6 +36,7 @@ def imdb_runs(imdb_root, tmp_path_factory):
         results[fmt] = fit(opts)
         results[fmt]["choice"] = manifest.choice
         results[fmt]["data"] = data
+        results[fmt]["model_dir"] = root / f"model-{fmt}"
     return results
 
 
@@ -92,3 +93,15 @@ def test_imdb_on_two_loopback_workers_reaches_reference_accuracy(imdb_runs, tmp_
     assert m["val_rows"] == Manifest.load(data).rows("val")  # the final metrics score every row
     assert 1500 <= m["validation_sample_rows"] < m["val_rows"]
     assert m["test_rows"] == 25_000 and m["test_accuracy"] >= REFERENCE_ACCURACY, m
+
+
+def test_a_fresh_tensorflow_scores_imdb_test_as_predict_does(imdb_runs, imdb_root):
+    from test_serving import parity_with_predict
+
+    texts = [
+        p.read_text(encoding="utf-8")
+        for label in ("neg", "pos")
+        for p in sorted((imdb_root / "test" / label).glob("*.txt"))
+    ]
+    assert len(texts) == 25_000
+    assert parity_with_predict(imdb_runs["hdf5"]["model_dir"], texts) <= 1e-5 + 5e-7  # predict prints 6 decimals

@@ -1,0 +1,68 @@
+"""TensorFlow Serving's model base path: each promoted version as ``SERVING_DIR/N/``, N increasing (``publish``).
+
+TensorFlow Serving watches ``--model_base_path=SERVING_DIR``, loads the
+subdirectory with the highest integer name and unloads the others. On each
+promotion (fit, ``streamtrain promote``, the completion of an interrupted
+one) the promoted version's ``saved_model/`` is copied to
+``.streamtrain-N.partial`` beside and renamed to ``N``: TensorFlow Serving
+never sees a half-written one (it ignores names that are not integers).
+Nothing is ever removed from the directory; a version that is already the
+highest ``N`` (by its ``assets.extra/streamtrain.json``) is not written again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from streamtrain.errors import UsageError
+from streamtrain.serve.export import SAVED_MODEL_DIR, ArtifactInfo
+
+log = logging.getLogger(__name__)
+
+
+def numbers(serving_dir: Path) -> list[int]:
+    """The integer-named subdirectories of ``serving_dir``, ascending (what TensorFlow Serving would load)."""
+    if not serving_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in serving_dir.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def publish(serving_dir: str | os.PathLike[str], version_dir: Path, export: Callable[[Path], None]) -> int | None:
+    """Copy ``version_dir``'s SavedModel to the next ``N`` of ``serving_dir``; that N, or None when the highest N
+    already holds this version. ``export(out)`` writes the SavedModel of a version made before SavedModels were
+    (it has no ``saved_model/``) to ``out``."""
+    root = Path(serving_dir)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--serving-dir {root} is not a directory")
+    root.mkdir(parents=True, exist_ok=True)
+    present = numbers(root)
+    version = version_dir.name
+    if present:
+        info = ArtifactInfo.read(root / str(present[-1]))
+        if info is not None and info.version == version:
+            return None
+    n = present[-1] + 1 if present else 1
+    staging = root / f".streamtrain-{n}.partial"
+    if staging.exists():  # a copy of ours cut short: the name is streamtrain's
+        shutil.rmtree(staging)
+    source = version_dir / SAVED_MODEL_DIR
+    if source.is_dir():
+        shutil.copytree(source, staging)
+    else:
+        export(staging)
+    os.rename(staging, root / str(n))
+    _fsync_dir(root)
+    log.info(f"serving: version {version} written to {root / str(n)}")
+    return n
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,115 @@
+"""fit's serving step: export the version's SavedModel, and check it in a fresh TensorFlow before promotion.
+
+``ServingStep.start`` is called as fit begins to finish a version: it
+starts the checking process (``serve.check``), whose TensorFlow import then
+overlaps the final scoring. ``ServingStep.export``, on a thread beside that
+scoring, writes ``saved_model/`` into the version being built and hands it
+to the checker with the dataset's validation sample, which the child scores
+while fit goes on. ``ServingStep.decide``, when the promotion guard would
+promote the version, waits for the check and compares. A failed export or
+check turns the decision into "not promoted" with the cause as its reason
+(exit 3, ``current`` unchanged); the check's record goes into
+``promotion.json`` as ``serving_check``. A dataset whose vectorizer the
+graph cannot repeat (made by an old release) gets no SavedModel, says why
+in ``serving``, and is promoted as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.val_sample import read_val_sample
+from streamtrain.fs.versions import TRAINING
+from streamtrain.serve.check import Checker, with_probes
+from streamtrain.serve.export import SAVED_MODEL_DIR, exportable, write_saved_model
+from streamtrain.vectorize.vectorizer import Vectorizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServingStep:
+    data: str
+    manifest: Manifest
+    vectorizer: Vectorizer
+    unexportable: str | None  # why the graph cannot repeat this vectorizer; None: it can
+    checker: Checker | None
+    texts: list[str]  # the validation sample's raw texts: what the check scores (with ``PROBES``)
+    expected: np.ndarray | None = None  # their in-process probabilities, once computed
+
+    @classmethod
+    def start(cls, data: str, manifest: Manifest) -> ServingStep:
+        vectorizer = Vectorizer.load(data)
+        why = exportable(vectorizer)
+        if why is not None:
+            return cls(data, manifest, vectorizer, why, None, [])
+        texts, _ = read_val_sample(data, manifest)
+        return cls(data, manifest, vectorizer, why, Checker.start(), texts)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.vectorizer.labels
+
+    def export(self, building: Path, model) -> str | None:
+        """Write ``saved_model/`` into ``building``; None when written (or not exportable), else why it failed.
+
+        Runs beside the final scoring (fit calls it on a thread): tracing is Python, scoring is TensorFlow's
+        own threads. ``OSError`` (a full disk, a read-only directory) propagates: its own error and exit code.
+        """
+        if self.unexportable is not None:
+            return None
+        began = time.monotonic()
+        version = building.name.removesuffix(TRAINING)
+        try:
+            write_saved_model(building / SAVED_MODEL_DIR, self.vectorizer, model, version)
+        except OSError:
+            raise
+        except Exception as exc:  # any other failure to export keeps current as it is
+            return f"its SavedModel could not be exported: {type(exc).__name__}: {exc}"
+        log.info(f"SavedModel exported in {time.monotonic() - began:.1f} s")
+        if self.checker is not None:  # checked now, beside the scoring; ``decide`` uses it only for a promotion
+            from streamtrain.train.scoring import predict_proba  # TensorFlow: imported by fit by now
+
+            self.checker.submit(building / SAVED_MODEL_DIR, self.texts)
+            self.expected = predict_proba(model, self.vectorizer.transform(with_probes(self.texts)), len(self.labels))
+        return None
+
+    def decide(self, building: Path, model, decision: dict, failed: str | None) -> dict:
+        """The promotion decision after the export (``failed``: ``export``'s result) and, when the version is to
+        be promoted, the check; the outcome is recorded in the decision."""
+        try:
+            if self.unexportable is not None:
+                log.warning(f"no SavedModel for this version: {self.unexportable}")
+                return {**decision, "serving": f"not exported: {self.unexportable}"}
+            if failed is not None:
+                return _refused(decision, failed)
+            decision = {**decision, "serving": f"exported to {SAVED_MODEL_DIR}/"}
+            if not decision["promoted"] or self.checker is None:
+                return decision
+            assert self.expected is not None
+            result = self.checker.result(self.expected)
+            decision["serving_check"] = result.record()
+            if not result.passed:
+                return _refused(decision, f"its SavedModel failed the serving check: {result.problem}")
+            log.info(
+                f"serving check: {result.texts} texts scored by a fresh TensorFlow within {result.max_difference:.2g} "
+                f"of streamtrain's probabilities ({result.seconds:.1f} s)"
+            )
+            return decision
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.checker is not None:
+            self.checker.close()
+
+
+def _refused(decision: dict, why: str) -> dict:
+    log.error(f"not promoting: {why}")
+    return {**decision, "promoted": False, "reason": why}

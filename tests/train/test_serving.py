@@ -1,0 +1,228 @@
+"""The promoted model leaves streamtrain: each version's SavedModel, checked before promotion, published to a
+TensorFlow Serving directory, and loaded in process by ``streamtrain.load`` (real ``streamtrain`` processes)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEMO_TEST, DEMO_TRAIN
+from helpers import prepare_csv, streamtrain
+
+from streamtrain.fs.versions import Versions
+
+EDGE_TEXTS = ["", "  \t ", "ΟΔΟΣ ΣΟΦΙΑΣ", "Café naïve ½ ﬁle", "東京 한국어 🙂", "x" * 3000, "a\x00b\x1fc"]
+
+# A fresh Python that imports only TensorFlow: isolated (-I), so streamtrain is not on its path unless installed.
+FRESH = r"""
+import json, sys
+import tensorflow as tf
+saved_models, texts = json.loads(sys.argv[1]), json.loads(sys.stdin.read())
+out = []
+for path in saved_models:
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    result = serve(text=tf.constant(texts, tf.string))
+    info = json.load(open(path + "/assets.extra/streamtrain.json"))
+    out.append({"version": info["version"], "probabilities": result["probabilities"].numpy().tolist(),
+                "label": [x.decode() for x in result["label"].numpy()],
+                "classes": [x.decode() for x in result["classes"].numpy()[0]] if len(texts) else []})
+assert not [m for m in sys.modules if m.split(".")[0] == "streamtrain"]
+print(json.dumps(out))
+"""
+
+
+def fresh_tensorflow(saved_models: list[Path], texts: list[str]) -> list[dict]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", FRESH, json.dumps([str(p) for p in saved_models])],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return prepare_csv(DEMO_TRAIN, tmp_path_factory.mktemp("serving-ngram") / "data", DEMO_TEST, vectorizer="ngram")
+
+
+@pytest.fixture(scope="module")
+def sequence_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("serving-sequence") / "data"
+    return prepare_csv(DEMO_TRAIN, out, DEMO_TEST, vectorizer="sequence")
+
+
+def fit(data: Path, model: Path, *args, env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    argv = ["fit", "--data", data, "--model-dir", model, "--seed", "0", "--tune-seconds", "0", *args]
+    if env is None:
+        proc = streamtrain(*argv)
+    else:
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "streamtrain"), *map(str, argv)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=600,
+        )
+    return proc, json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+
+@pytest.fixture(scope="module")
+def first(data, tmp_path_factory) -> tuple[Path, dict]:
+    """A model directory whose first version (n-grams) is promoted and published to ``serving/`` beside it."""
+    root = tmp_path_factory.mktemp("serving-first")
+    proc, metrics = fit(data, root / "model", "--epochs", "2", "--serving-dir", root / "serving")
+    assert proc.returncode == 0, proc.stderr
+    return root, metrics
+
+
+def copy_of(first: tuple[Path, dict], into: Path) -> tuple[Path, Path, dict]:
+    """A copy of ``first``'s model and serving directories in ``into``: (model, serving, first metrics)."""
+    root, metrics = first
+    for name in ("model", "serving"):
+        shutil.copytree(root / name, into / name, symlinks=True)
+    return into / "model", into / "serving", metrics
+
+
+def demo_texts() -> list[str]:
+    with open(DEMO_TEST, newline="", encoding="utf-8") as fh:
+        return [row["text"] for row in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize("kind", ["ngram", "sequence"])
+def test_a_fresh_tensorflow_scores_raw_text_as_predict_does(kind, request, tmp_path):
+    if kind == "ngram":
+        root, metrics = request.getfixturevalue("first")
+        model = root / "model"
+    else:
+        model = tmp_path / "model"
+        proc, metrics = fit(request.getfixturevalue("sequence_data"), model, "--epochs", "2")
+        assert proc.returncode == 0, proc.stderr
+    check = metrics["promotion"]["serving_check"]
+    assert check["passed"] and check["max_difference"] <= 1e-5, check
+
+    shown = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "saved_model_cli"),
+            "show",
+            "--dir",
+            str(model / "current" / "saved_model"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    text_input = shown.stdout.split("inputs['text']")[1].split("The given SavedModel")[0]
+    assert "dtype: DT_STRING" in text_input and "shape: (-1)" in text_input, shown.stdout
+
+    texts = demo_texts() + EDGE_TEXTS
+    assert parity_with_predict(model, texts) <= 1e-5 + 5e-7  # predict prints 6 decimals
+    [served] = fresh_tensorflow([model / "current" / "saved_model"], EDGE_TEXTS)
+    assert served["version"] == metrics["version"]
+
+
+def test_two_promoted_nights_a_rejected_one_and_a_rollback_fill_the_serving_dir(data, first, tmp_path):
+    model, serving, m1 = copy_of(first, tmp_path)
+    assert sorted(os.listdir(serving)) == ["1"]
+    worse, m2 = fit(data, model, "--epochs", "1", "--serving-dir", serving)  # 0.54 against 0.80: the guard refuses
+    assert worse.returncode == 3, worse.stderr
+    assert sorted(os.listdir(serving)) == ["1"]
+    again, m3 = fit(data, model, "--epochs", "2", "--serving-dir", serving)
+    assert again.returncode == 0, again.stderr
+    assert sorted(os.listdir(serving)) == ["1", "2"]
+
+    rollback = streamtrain("promote", model, m1["version"], "--serving-dir", serving)
+    assert rollback.returncode == 0, rollback.stderr
+    assert sorted(os.listdir(serving)) == ["1", "2", "3"]
+    served = fresh_tensorflow([serving / n for n in ("1", "2", "3")], ["the invoice charged me twice"])
+    assert [s["version"] for s in served] == [m1["version"], m3["version"], m1["version"]]
+    assert served[0]["probabilities"] == served[2]["probabilities"]
+    assert m2["version"] not in {s["version"] for s in served}
+
+
+def test_a_version_whose_export_is_broken_is_not_promoted(data, first, tmp_path):
+    model, _, m1 = copy_of(first, tmp_path)
+    broken, m2 = fit(data, model, "--epochs", "2", env={"STREAMTRAIN_FAULT": "break:export"})
+    assert broken.returncode == 3, broken.stderr
+    assert Versions(model).current() == m1["version"]
+    decision = json.loads((model / "versions" / m2["version"] / "promotion.json").read_text())
+    assert decision["promoted"] is False and "serving check" in decision["reason"], decision
+    assert decision["serving_check"]["passed"] is False and decision["serving_check"]["max_difference"] > 1e-3
+
+
+def test_load_follows_two_promotions_in_a_running_process(data, first, tmp_path):
+    import streamtrain as st
+
+    model, _, m1 = copy_of(first, tmp_path)
+    served = st.load(model)
+    texts = demo_texts()[:50]
+    before = served.predict(texts)
+    assert served.version == m1["version"] and len(before) == 50
+    assert set(before[0]["probabilities"]) == set(served.classes)
+
+    second, m2 = fit(data, model, "--epochs", "3")
+    assert second.returncode == 0, second.stderr
+    after = served.predict(texts)
+    assert served.version == m2["version"]
+    assert [a["probabilities"] for a in after] != [b["probabilities"] for b in before]
+
+    rollback = streamtrain("promote", model, m1["version"])
+    assert rollback.returncode == 0, rollback.stderr
+    again = served.predict(texts)
+    assert served.version == m1["version"]
+    assert np.allclose(
+        [list(a["probabilities"].values()) for a in again], [list(b["probabilities"].values()) for b in before]
+    )
+
+
+def parity_with_predict(model: Path, texts: list[str]) -> float:
+    """The largest difference between ``streamtrain predict``'s probabilities and a fresh TensorFlow's through
+    ``model``'s current SavedModel, over ``texts``; asserts every label agrees where the top two differ by 1e-4."""
+    lines = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    predicted = streamtrain("predict", "--model-dir", model, "--input-format", "jsonl", "-", stdin=lines)
+    assert predicted.returncode == 0, predicted.stderr
+    lines_out = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert len(lines_out) == len(texts)
+    scored = [i for i, r in enumerate(lines_out) if "error" not in r]
+    assert all(not texts[i].strip() for i, r in enumerate(lines_out) if "error" in r)  # predict refuses empty text
+    results = [lines_out[i] for i in scored]
+    [served] = fresh_tensorflow([model / "current" / "saved_model"], texts)
+    classes = served["classes"]
+    ours = np.array([[r["probabilities"][c] for c in classes] for r in results])
+    theirs = np.array(served["probabilities"])[scored]
+    labels = [served["label"][i] for i in scored]
+    assert ours.shape == theirs.shape == (len(scored), len(classes))
+    top = np.sort(ours, axis=1)
+    clear = top[:, -1] - top[:, -2] > 1e-4
+    assert [r["label"] for r, c in zip(results, clear) if c] == [x for x, c in zip(labels, clear) if c]
+    return float(np.abs(ours - theirs).max())
+
+
+def test_a_fresh_tensorflow_scores_ag_news_as_predict_does(ag_news_csv, tmp_path):
+    data, model = tmp_path / "data", tmp_path / "model"
+    columns = ["--text-column", "1", "--text-column", "2", "--label-column", "0"]
+    prepared = streamtrain("prepare", ag_news_csv, "--data", data, "--vectorizer", "ngram", *columns)
+    assert prepared.returncode == 0, prepared.stderr
+    proc, _ = fit(data, model, "--epochs", "3")
+    assert proc.returncode == 0, proc.stderr
+    with open(ag_news_csv, newline="", encoding="utf-8") as fh:
+        texts = [f"{title} {description}" for _, title, description in csv.reader(fh)]
+    assert len(texts) == 7_600
+    assert parity_with_predict(model, texts) <= 1e-5 + 5e-7  # predict prints 6 decimals
