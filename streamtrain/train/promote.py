@@ -77,7 +77,8 @@ def complete(
 
     Returns the complete version's directory and the version ``current`` pointed at before (None if unchanged).
     """
-    intent = Intent(building.name.removesuffix(TRAINING), promoted, "fit", reason, serving_dir)
+    serving = os.path.abspath(serving_dir) if serving_dir is not None else None  # a later run may recover it
+    intent = Intent(building.name.removesuffix(TRAINING), promoted, "fit", reason, serving)
     write_json(versions.root / JOURNAL_NAME, asdict(intent))
     faults.point("after-journal")
     final = _finish(versions, building)
@@ -227,7 +228,8 @@ def promote(opts: PromoteOptions) -> dict:
         modeldir.check(path)  # DataError (65): damaged; current is left as it was
         before = versions.current()
         why = f"streamtrain promote (current was {before or 'none'})"
-        intent = Intent(opts.version, True, "promote", why, opts.serving_dir)
+        serving = os.path.abspath(opts.serving_dir) if opts.serving_dir is not None else None
+        intent = Intent(opts.version, True, "promote", why, serving)
         write_json(versions.root / JOURNAL_NAME, asdict(intent))
         _switch(versions, intent)
         _publish(versions, intent)

@@ -226,3 +226,54 @@ def test_a_fresh_tensorflow_scores_ag_news_as_predict_does(ag_news_csv, tmp_path
         texts = [f"{title} {description}" for _, title, description in csv.reader(fh)]
     assert len(texts) == 7_600
     assert parity_with_predict(model, texts) <= 1e-5 + 5e-7  # predict prints 6 decimals
+
+
+def as_made_before_saved_models(version: Path) -> None:
+    """Turn a version into what 0.11 wrote: no ``saved_model/``, and a ``checksums.json`` that never listed it."""
+    shutil.rmtree(version / "saved_model")
+    record = json.loads((version / "checksums.json").read_text())
+    kept = {name: v for name, v in record.items() if not name.startswith("saved_model/")}
+    (version / "checksums.json").write_text(json.dumps(kept))
+
+
+def test_a_version_made_before_saved_models_is_exported_loaded_and_published(first, tmp_path):
+    import streamtrain as st
+
+    model, _, m1 = copy_of(first, tmp_path)
+    as_made_before_saved_models(model / "versions" / m1["version"])
+    out = tmp_path / "exported"
+    exported = streamtrain("export", model, "--out", out)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["how"] == "exported from its model and vectorizer"
+    again = streamtrain("export", model, "--out", out)
+    assert again.returncode == 2 and "exists" in again.stderr
+    assert not (model / "versions" / m1["version"] / "saved_model").exists()  # a version's files never change
+
+    texts = demo_texts()[:20] + EDGE_TEXTS
+    [served] = fresh_tensorflow([out], texts)
+    assert served["version"] == m1["version"]
+    in_process = st.load(model).probabilities(texts)  # exported in memory: the version has no saved_model/
+    assert np.abs(in_process - np.array(served["probabilities"])).max() <= 1e-6
+
+    published = streamtrain("promote", model, m1["version"], "--serving-dir", tmp_path / "fresh-serving")
+    assert published.returncode == 0, published.stderr
+    assert sorted(os.listdir(tmp_path / "fresh-serving")) == ["1"]
+    [republished] = fresh_tensorflow([tmp_path / "fresh-serving" / "1"], texts)
+    assert republished["probabilities"] == served["probabilities"]
+
+
+def test_a_fit_killed_between_the_switch_and_the_publication_is_published_by_the_next_run(data, first, tmp_path):
+    model, serving, _ = copy_of(first, tmp_path)
+    killed, _ = fit(
+        data, model, "--epochs", "3", "--serving-dir", serving, env={"STREAMTRAIN_FAULT": "kill:after-switch"}
+    )
+    assert killed.returncode == -9, killed.stderr
+    new = Versions(model).current()
+    assert sorted(os.listdir(serving)) == ["1"]  # current moved; the publication had not happened
+
+    rerun = streamtrain("promote", model, new, "--serving-dir", serving)  # completes the journal first
+    assert rerun.returncode == 0, rerun.stderr
+    assert "completed the interrupted promotion step" in rerun.stderr
+    assert sorted(os.listdir(serving)) == ["1", "2"]  # published once, by the recovery; promote found it there
+    [served] = fresh_tensorflow([serving / "2"], ["the invoice charged me twice"])
+    assert served["version"] == new
