@@ -2,13 +2,14 @@
 
 Before ``current`` moves to a version, ``Checker`` hands that version's
 SavedModel and a list of raw texts to a child Python started with ``-I``
-(isolated: no ``PYTHONPATH``, no user site, not the working directory),
-which loads it with ``tf.saved_model.load`` and scores the texts through
+(isolated: no ``PYTHONPATH``, no user site, not the working directory;
+Keras made unimportable, as TensorFlow Serving has none), which loads it
+with ``tf.saved_model.load`` and scores the texts through
 ``serving_default``. The check passes when the child ran, did not import
 streamtrain, and every probability is within ``TOLERANCE`` of what
 streamtrain's own vectorizer and model give in process. The child is
 started first (``Checker.start``) so that its TensorFlow import overlaps
-the caller's scoring, and is given its work as soon as the SavedModel is
+the caller's work, and is given its work as soon as the SavedModel is
 written (``submit``), so it scores while the caller goes on; ``result``
 waits for it, ``TIMEOUT`` seconds at most, so an unattended run never hangs
 on it, and ``close`` kills it when the caller needs it no more.
@@ -42,6 +43,7 @@ PROBES = (  # scored with every check besides the validation sample: the edges o
 
 _SCRIPT = r"""
 import json, sys
+sys.modules["keras"] = None  # TensorFlow Serving has no Keras: the artifact must load without it
 import numpy as np
 import tensorflow as tf
 request = json.loads(sys.stdin.readline() or "null")

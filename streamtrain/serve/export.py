@@ -20,6 +20,7 @@ SavedModel needs nothing of streamtrain to load: ``tf.saved_model.load``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from streamtrain import faults
+from streamtrain.errors import CannotCreate, OutOfSpace, WriteError, write_error
 from streamtrain.vectorize.vectorizer import Vectorizer
 
 SAVED_MODEL_DIR = "saved_model"
@@ -145,7 +147,31 @@ def write_saved_model(directory: Path, vectorizer: Vectorizer, model, version: s
         info = ArtifactInfo(version, list(vectorizer.labels), vectorizer.kind, __version__)
         (partial / "assets.extra").mkdir(exist_ok=True)
         (partial / INFO_PATH).write_text(json.dumps(asdict(info), indent=1) + "\n", encoding="utf-8")
+        with contextlib.suppress(OSError):
+            (partial / "assets").rmdir()  # empty (no asset files): nothing a checksum could record
         os.rename(partial, directory)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
+        typed = _write_error(exc, partial)
+        if typed is not None:
+            raise typed from exc
         raise
+
+
+# What TensorFlow's own file writes say (as an ``OpError``, not an ``OSError``) when the disk refuses them.
+_OUT_OF_SPACE = ("No space left on device", "Disk quota exceeded", "File too large")
+_CANNOT_CREATE = ("Read-only file system", "Permission denied", "Operation not permitted")
+
+
+def _write_error(exc: BaseException, where: Path) -> WriteError | None:
+    """The typed error (exit 74 or 73) for a failed write of the SavedModel: an ``OSError`` of Python's writes,
+    or TensorFlow's ``OpError`` whose message carries the system's words; None for any other failure."""
+    typed = write_error(exc, where)
+    if typed is not None:
+        return typed
+    message = str(exc)
+    for words, kind in ((_OUT_OF_SPACE, OutOfSpace), (_CANNOT_CREATE, CannotCreate)):
+        said = next((w for w in words if w in message), None)
+        if said is not None:
+            return kind(where, said, "cannot write")
+    return None

@@ -205,6 +205,11 @@ class FitOptions:
         help="promote the new version unless its validation accuracy is lower than current's by more than this",
     )
     force: bool = option(False, help="promote the new version whatever the promotion guard says")
+    export: bool = option(
+        True,
+        help="write the version's SavedModel (saved_model/: raw text in) and check it in a fresh TensorFlow before "
+        "promoting it; --no-export: neither (streamtrain export writes one later)",
+    )
     serving_dir: str | None = option(
         None,
         path=True,
@@ -254,6 +259,8 @@ def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
             f"--workers {opts.workers}: TF_CONFIG {how}; the command line starts a local cluster itself "
             "(streamtrain fit --workers N), a library caller sets TF_CONFIG on each worker"
         )
+    if opts.serving_dir is not None and not opts.export:
+        raise UsageError("--serving-dir publishes the SavedModel that --no-export leaves out: drop one of them")
     if opts.overwrite and cluster.chief:
         log.warning("--overwrite is no longer needed: every fit adds a version and keeps the last --keep")
     Manifest.load(opts.data)  # a dataset, before any lock file or directory is made (read again under the lock)
@@ -376,7 +383,7 @@ def _fit_locked(opts: FitOptions, cluster: Cluster, prebuilt: Prebuilt | None) -
     key = _resume_key(opts, cluster)
     building, resuming = _resume_or_begin(versions, key)
     # The serving check's process imports TensorFlow while the model trains (train.serving).
-    serving = ServingStep.start(opts.data, manifest)
+    serving = ServingStep.start(opts.data, manifest, opts.export)
     try:
         search = _Search(opts, plan, cluster, strategy, building, key, floor, current, warm_from, prebuilt)
         winner, selection = search.run(choices, reused_from, searched, resuming)

@@ -10,13 +10,14 @@ promote the version, waits for the check and compares. A failed export or
 check turns the decision into "not promoted" with the cause as its reason
 (exit 3, ``current`` unchanged); the check's record goes into
 ``promotion.json`` as ``serving_check``. A dataset whose vectorizer the
-graph cannot repeat (made by an old release) gets no SavedModel, says why
-in ``serving``, and is promoted as before.
+graph cannot repeat (made by an old release), or a fit with ``--no-export``,
+gets no SavedModel, says why in ``serving``, and is promoted as before.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,14 @@ import numpy as np
 
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.val_sample import read_val_sample
+from streamtrain.errors import WriteError
 from streamtrain.fs.versions import TRAINING
 from streamtrain.serve.check import Checker, with_probes
 from streamtrain.serve.export import SAVED_MODEL_DIR, exportable, write_saved_model
 from streamtrain.vectorize.vectorizer import Vectorizer
 
 log = logging.getLogger(__name__)
+NOT_WANTED = "not asked for (--no-export)"
 
 
 @dataclass
@@ -44,9 +47,10 @@ class ServingStep:
     expected: np.ndarray | None = None  # their in-process probabilities, once computed
 
     @classmethod
-    def start(cls, data: str, manifest: Manifest) -> ServingStep:
+    def start(cls, data: str, manifest: Manifest, wanted: bool = True) -> ServingStep:
+        """The step for a fit of ``data``; ``wanted`` False (``--no-export``): no SavedModel, no check."""
         vectorizer = Vectorizer.load(data)
-        why = exportable(vectorizer)
+        why = exportable(vectorizer) if wanted else NOT_WANTED
         if why is not None:
             return cls(data, manifest, vectorizer, why, None, [])
         texts, _ = read_val_sample(data, manifest)
@@ -60,15 +64,19 @@ class ServingStep:
         """Write ``saved_model/`` into ``building``; None when written (or not exportable), else why it failed.
 
         Runs beside the final scoring (fit calls it on a thread): tracing is Python, scoring is TensorFlow's
-        own threads. ``OSError`` (a full disk, a read-only directory) propagates: its own error and exit code.
+        own threads. A full disk or a read-only directory propagates (``WriteError``: its own exit code). A
+        ``saved_model/`` left in ``building`` by a killed run that this one resumes is replaced.
         """
         if self.unexportable is not None:
             return None
         began = time.monotonic()
         version = building.name.removesuffix(TRAINING)
+        for left in (building / SAVED_MODEL_DIR, *building.glob(f".{SAVED_MODEL_DIR}.partial-*")):
+            if left.exists():
+                shutil.rmtree(left)  # a killed run's, in the version it resumes: ours
         try:
             write_saved_model(building / SAVED_MODEL_DIR, self.vectorizer, model, version)
-        except OSError:
+        except (OSError, WriteError):
             raise
         except Exception as exc:  # any other failure to export keeps current as it is
             return f"its SavedModel could not be exported: {type(exc).__name__}: {exc}"
@@ -85,7 +93,8 @@ class ServingStep:
         be promoted, the check; the outcome is recorded in the decision."""
         try:
             if self.unexportable is not None:
-                log.warning(f"no SavedModel for this version: {self.unexportable}")
+                level = logging.INFO if self.unexportable == NOT_WANTED else logging.WARNING
+                log.log(level, f"no SavedModel for this version: {self.unexportable}")
                 return {**decision, "serving": f"not exported: {self.unexportable}"}
             if failed is not None:
                 return _refused(decision, failed)

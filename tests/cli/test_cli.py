@@ -52,7 +52,7 @@ def ag_model(request, ag_news_csv, tmp_path_factory):
     )
     if request.param == "auto":  # the guide's rule, with the numbers printed
         assert "S = 7600 samples, W = 37 median words per sample, S/W = 205.4 -> ngram" in prep.stderr
-    fit = ok("fit", "--data", data, "--model-dir", model, "--epochs", "6", "--quiet")
+    fit = ok("fit", "--no-export", "--data", data, "--model-dir", model, "--epochs", "6", "--quiet")
     return data, model, json.loads(fit.stdout)
 
 
@@ -112,7 +112,7 @@ def test_predict_reads_plain_lines_from_stdin(ag_model):
 def test_demo_corpus_end_to_end(tmp_path):
     data, model = tmp_path / "data", tmp_path / "model"
     ok("prepare", DEMO_TRAIN, "--test", DEMO_TEST, "--data", data)
-    ok("fit", "--data", data, "--model-dir", model, "--quiet")
+    ok("fit", "--no-export", "--data", data, "--model-dir", model, "--quiet")
     metrics = json.loads(ok("evaluate", "--data", data, "--model-dir", model).stdout)
     assert metrics["test_rows"] == 1000
     assert metrics["test_accuracy"] > 0.8

@@ -55,7 +55,7 @@ def run(tmp_path_factory):
     config.write_text(CONFIG)
     elsewhere = tmp_path_factory.mktemp("cwd")  # relative paths in the config must not depend on the cwd
     prep = ok("prepare", DEMO_TRAIN, "--test", DEMO_TEST, "--config", config, "--top-k", "300", cwd=elsewhere)
-    fit = ok("fit", "--config", config, "--epochs", "2", cwd=elsewhere)
+    fit = ok("fit", "--no-export", "--config", config, "--epochs", "2", cwd=elsewhere)
     return {
         "root": root,
         "config": config,
@@ -149,7 +149,17 @@ def test_fit_stdout_is_json_when_redirected(run, tmp_path):
     out = tmp_path / "metrics.json"
     with open(out, "w") as fh:  # `streamtrain fit ... > out.json`, default verbosity
         proc = subprocess.run(
-            [str(BIN), "fit", "--data", str(run["data"]), "--model-dir", str(tmp_path / "m"), "--epochs", "1"],
+            [
+                str(BIN),
+                "fit",
+                "--no-export",
+                "--data",
+                str(run["data"]),
+                "--model-dir",
+                str(tmp_path / "m"),
+                "--epochs",
+                "1",
+            ],
             stdout=fh,
             stderr=subprocess.PIPE,
             text=True,
@@ -170,7 +180,7 @@ def test_config_errors_name_the_file_and_key(tmp_path):
         ("epochs = [\n", "not a readable TOML file"),
     ]:
         bad.write_text(text)
-        proc = streamtrain("fit", "--config", bad, "--data", tmp_path, "--model-dir", tmp_path / "m")
+        proc = streamtrain("fit", "--no-export", "--config", bad, "--data", tmp_path, "--model-dir", tmp_path / "m")
         assert proc.returncode == 2, (text, proc.stderr)
         assert proc.stderr.startswith("streamtrain fit: error: ") and expected in proc.stderr, proc.stderr
         assert proc.stdout == ""
@@ -186,7 +196,7 @@ def test_help_is_plain_text_with_every_default_and_the_exit_codes():
         assert text.startswith(f"usage: streamtrain {command} ")
         assert "``" not in text and "--config FILE.toml" in text and "--quiet" in text and "--verbose" in text
         assert text.rstrip().splitlines()[-1].strip().startswith("143")  # ends with the exit-code table
-    fit = " ".join(ok("fit", "--help").stdout.split())  # help lines wrap anywhere
+    fit = " ".join(ok("fit", "--no-export", "--help").stdout.split())  # help lines wrap anywhere
     assert "unset: enough for 6,000 steps" in fit and "(default: 128)" in fit and "(required)" in fit
     predict = " ".join(ok("predict", "--help").stdout.split())
     assert "--input-format {auto,lines,jsonl}" in predict and "(default: auto)" in predict
@@ -215,9 +225,9 @@ def test_old_entry_points_and_spellings_still_work(tmp_path):
 
 
 def test_errors_name_the_command(tmp_path):
-    proc = streamtrain("fit", "--data", tmp_path, "--model-dir", tmp_path / "m")
+    proc = streamtrain("fit", "--no-export", "--data", tmp_path, "--model-dir", tmp_path / "m")
     assert proc.returncode == 65 and proc.stderr.startswith("streamtrain fit: error: ")
-    proc = streamtrain("fit", "--model-dir", tmp_path / "m")
+    proc = streamtrain("fit", "--no-export", "--model-dir", tmp_path / "m")
     assert proc.returncode == 2 and "missing --data" in proc.stderr
     proc = streamtrain("frobnicate")
     assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr

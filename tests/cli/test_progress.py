@@ -251,6 +251,7 @@ def test_fit_logs_one_json_line_per_epoch(tmp_path):
     data = prepare_csv(DEMO_TRAIN, tmp_path / "data", DEMO_TEST)
     proc = streamtrain(
         "fit",
+        "--no-export",
         "--data",
         data,
         "--model-dir",

@@ -77,7 +77,9 @@ def test_train_is_prepare_then_fit(tmp_path):
     """The same dataset, byte for byte, as ``streamtrain prepare`` with those options, then a promoted version."""
     options = ["--test", DEMO_TEST, "--top-k", "3000", "--seed", "3", "--block-rows", "256"]
     data, model = tmp_path / "data", tmp_path / "model"
-    proc = streamtrain("train", DEMO_TRAIN, *options, "--data", data, "--model-dir", model, "--units", "8", "-q")
+    proc = streamtrain(
+        "train", "--no-export", DEMO_TRAIN, *options, "--data", data, "--model-dir", model, "--units", "8", "-q"
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["prepare"]["rows"] == {s: Manifest.load(data).rows(s) for s in ("train", "val", "test")}
@@ -89,7 +91,7 @@ def test_train_is_prepare_then_fit(tmp_path):
     assert (config["units"], config["seed"], config["data"]) == (8, 3, str(data.resolve()))
     assert proc.stderr == ""  # -q reached the child prepare too
     again = ["--data", data, "--overwrite", "--model-dir", model, "--units", "8", "-v"]
-    verbose = streamtrain("train", DEMO_TRAIN, *options, *again)
+    verbose = streamtrain("train", "--no-export", DEMO_TRAIN, *options, *again)
     assert verbose.returncode == 0, verbose.stderr
     assert "[fit] training the model built while the dataset was prepared" in verbose.stderr
 
@@ -124,12 +126,12 @@ def test_a_failed_prepare_ends_train_with_its_exit_code(tmp_path):
     data, model = tmp_path / "data", tmp_path / "model"
     missing = tmp_path / "nothing.csv"
     alone = streamtrain("prepare", missing, "--data", data)
-    proc = streamtrain("train", missing, "--data", data, "--model-dir", model)
+    proc = streamtrain("train", "--no-export", missing, "--data", data, "--model-dir", model)
     assert proc.returncode == alone.returncode != 0
     assert f"streamtrain prepare: error: {alone.stderr.split('error: ', 1)[1]}" in proc.stderr  # prepare's own line
     assert f"streamtrain train: error: prepare failed (exit {alone.returncode}); fit was not run" in proc.stderr
     assert not data.exists() and not model.exists() and proc.stdout == ""
-    workers = streamtrain("train", DEMO_TRAIN, "--data", data, "--model-dir", model, "--workers", "2")
+    workers = streamtrain("train", "--no-export", DEMO_TRAIN, "--data", data, "--model-dir", model, "--workers", "2")
     assert workers.returncode == 2 and "run prepare once, then fit on each" in workers.stderr
     assert not data.exists()
 
@@ -141,7 +143,7 @@ def test_kill_9_of_train_stops_its_prepare(tmp_path):
     big.write_text(header + "".join(rows) * 12, encoding="utf-8")  # 48k rows: prepare runs for seconds
     data = tmp_path / "data"
     train = subprocess.Popen(
-        [str(BIN), "train", str(big), "--data", str(data), "--model-dir", str(tmp_path / "model"), "-q"],
+        [str(BIN), "train", "--no-export", str(big), "--data", str(data), "--model-dir", str(tmp_path / "model"), "-q"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -189,7 +191,18 @@ def test_a_nightly_train_killed_in_fit_resumes_on_the_rerun(tmp_path):
     header, *rows = DEMO_TRAIN.read_text(encoding="utf-8").splitlines(keepends=True)
     night = tmp_path / "night.csv"
     night.write_text(header + "".join(r.replace("Hi there", "Hello there") for r in rows[-400:]), encoding="utf-8")
-    argv = [str(BIN), "train", "--append", str(night), "--data", str(data), "--model-dir", str(model), "-q"]
+    argv = [
+        str(BIN),
+        "train",
+        "--no-export",
+        "--append",
+        str(night),
+        "--data",
+        str(data),
+        "--model-dir",
+        str(model),
+        "-q",
+    ]
     first = subprocess.Popen([*argv, "--checkpoint-seconds", "0.05"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -229,7 +242,7 @@ def test_train_exit_75_says_the_dataset_was_appended_to_when_fit_finds_the_model
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        proc = streamtrain("train", DEMO_TEST, "--append", "--data", data, "--model-dir", model)
+        proc = streamtrain("train", "--no-export", DEMO_TEST, "--append", "--data", data, "--model-dir", model)
     finally:
         holder.communicate("")
     assert proc.returncode == 75, proc.stderr

@@ -41,6 +41,7 @@ def test_300_classes_of_10_rows_learn_past_the_plateau(tmp_path):
     model = tmp_path / "model"
     proc = streamtrain(
         "train",
+        "--no-export",
         train,
         "--test",
         test,
@@ -64,7 +65,7 @@ def test_a_chance_level_first_model_is_not_promoted(tmp_path):
     source = marker_corpus(tmp_path / "markers.csv")
     model = tmp_path / "model"
     args = ("--epochs", "1", "--learning-rate", "1e-5", "--tune-seconds", "0")
-    proc = streamtrain("train", source, "--data", tmp_path / "data", "--model-dir", model, *args)
+    proc = streamtrain("train", "--no-export", source, "--data", tmp_path / "data", "--model-dir", model, *args)
     assert proc.returncode == 3, proc.stderr
     fit = json.loads(proc.stdout)["fit"]
     assert fit["epochs"] == 1 and not fit["promoted"]  # 0.9: 0.75 epoch, promoted

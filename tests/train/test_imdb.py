@@ -32,7 +32,9 @@ def imdb_runs(imdb_root, tmp_path_factory):
         if results:  # Parquet trains what the HDF5 run's selection chose: the formats are compared, not searched twice
             chosen = json.loads((root / "model-hdf5" / "current" / tune.SELECTION_NAME).read_text())["chosen"]
             sizes = {"units": chosen["units"], "layers": chosen["layers"]} if chosen["model"] == "mlp" else {}
-            opts = dataclasses.replace(opts, model=chosen["model"], learning_rate=chosen["learning_rate"], **sizes)
+            opts = dataclasses.replace(
+                opts, model=chosen["model"], learning_rate=chosen["learning_rate"], export=False, **sizes
+            )
         results[fmt] = fit(opts)
         results[fmt]["choice"] = manifest.choice
         results[fmt]["data"] = data
@@ -86,7 +88,8 @@ def test_imdb_on_two_loopback_workers_reaches_reference_accuracy(imdb_runs, tmp_
     data = imdb_runs["hdf5"]["data"]
     # Validations during training score a sample of the 2,641 validation rows, split across the workers.
     model = tmp_path / "model"
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--workers", "2", "--validation-rows", "1500", "-q")
+    args = ("--workers", "2", "--validation-rows", "1500", "--no-export", "-q")
+    proc = streamtrain("fit", "--data", data, "--model-dir", model, *args)
     assert proc.returncode == 0, proc.stderr
     m = json.loads(proc.stdout)
     assert m["workers"] == 2 and m["weights_digests"][0] == m["weights_digests"][1]

@@ -43,7 +43,9 @@ def datasets(tmp_path_factory):
 def model(datasets, tmp_path_factory):
     """A good model directory that every failing run below must leave byte for byte as it was."""
     path = tmp_path_factory.mktemp("model") / "model"
-    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", path, "--epochs", "2", "--quiet")
+    proc = streamtrain(
+        "fit", "--no-export", "--data", datasets["hdf5"], "--model-dir", path, "--epochs", "2", "--quiet"
+    )
     assert proc.returncode == 0, proc.stderr
     return path
 
@@ -74,7 +76,7 @@ def truncate(path: Path) -> None:
 def test_a_flipped_byte_stops_fit_with_65_and_leaves_the_model_alone(datasets, model, tmp_path, fmt, fraction):
     data, shard = damaged_copy(datasets[fmt], tmp_path, flip(fraction))
     before = tree_digest(model)
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--overwrite", "--tune-seconds", "0")
+    proc = streamtrain("fit", "--no-export", "--data", data, "--model-dir", model, "--overwrite", "--tune-seconds", "0")
     assert proc.returncode == 65, proc.stderr
     assert f"{shard}: shard damaged" in proc.stderr and "checksum" in proc.stderr
     assert tree_digest(model) == before
@@ -88,7 +90,7 @@ def test_a_truncated_shard_ends_fit_with_65_every_time(datasets, model, tmp_path
     before = tree_digest(model)
 
     def run(_):
-        return streamtrain("fit", "--data", data, "--model-dir", model, "--wait", "60", timeout=120)
+        return streamtrain("fit", "--no-export", "--data", data, "--model-dir", model, "--wait", "60", timeout=120)
 
     with ThreadPoolExecutor(2) as pool:  # 20 runs, two at a time on one lock; a hang would raise TimeoutExpired
         results = list(pool.map(run, range(20)))
@@ -107,7 +109,9 @@ def test_evaluate_refuses_a_damaged_shard(datasets, model, tmp_path):
 
 def test_a_diverging_fit_exits_nonzero_and_writes_no_model(datasets, model, tmp_path):
     fresh = tmp_path / "never"
-    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", fresh, "--learning-rate", "1e38")
+    proc = streamtrain(
+        "fit", "--no-export", "--data", datasets["hdf5"], "--model-dir", fresh, "--learning-rate", "1e38"
+    )
     assert proc.returncode == 1, proc.stderr
     assert (
         "the training loss became nan in the round ending at epoch 0.25" in proc.stderr
@@ -116,7 +120,9 @@ def test_a_diverging_fit_exits_nonzero_and_writes_no_model(datasets, model, tmp_
     assert "Traceback" not in proc.stderr
     assert no_model_in(fresh)
     before = tree_digest(model)
-    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", model, "--learning-rate", "1e38")
+    proc = streamtrain(
+        "fit", "--no-export", "--data", datasets["hdf5"], "--model-dir", model, "--learning-rate", "1e38"
+    )
     assert proc.returncode == 1 and tree_digest(model) == before
 
 
@@ -150,7 +156,7 @@ def test_a_read_error_inside_the_input_pipeline_surfaces_as_a_data_error(dataset
 
     monkeypatch.setattr(shards.Hdf5ShardReader, "read_block", failing)
     with pytest.raises(DataError, match=r"cannot read block \d+ of this shard: \[Errno 5\] Input/output error"):
-        fit(FitOptions(data=str(datasets["hdf5"]), model_dir=str(tmp_path / "m"), epochs=2))
+        fit(FitOptions(export=False, data=str(datasets["hdf5"]), model_dir=str(tmp_path / "m"), epochs=2))
     assert len(calls) >= 5 and no_model_in(tmp_path / "m")
 
 
@@ -219,7 +225,9 @@ def test_a_version_whose_checksums_do_not_cover_the_model_is_refused(datasets, m
     proc = streamtrain("evaluate", "--data", datasets["hdf5"], "--model-dir", copy)
     assert proc.returncode == 65 and found in proc.stderr and proc.stdout == "", proc.stderr
     before = tree_digest(copy)
-    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", copy, "--warm-start", "--epochs", "1")
+    proc = streamtrain(
+        "fit", "--no-export", "--data", datasets["hdf5"], "--model-dir", copy, "--warm-start", "--epochs", "1"
+    )
     assert proc.returncode == 65 and found in proc.stderr and tree_digest(copy) == before, proc.stderr
 
 
@@ -240,7 +248,7 @@ def test_a_current_link_out_of_versions_is_reported_by_verify_and_refused_by_rea
     shown = streamtrain("inspect", copy)  # a person reading the directory sees why there is no current
     assert shown.returncode == 0 and f"  current: - (refused: current: points at {outside}" in shown.stdout
     before = tree_digest(copy)
-    proc = streamtrain("fit", "--data", datasets["hdf5"], "--model-dir", copy, "--epochs", "1")
+    proc = streamtrain("fit", "--no-export", "--data", datasets["hdf5"], "--model-dir", copy, "--epochs", "1")
     assert proc.returncode == 65 and "current: points at" in proc.stderr and tree_digest(copy) == before
     assert os.readlink(copy / "current") == str(outside)
 
@@ -261,7 +269,7 @@ def test_manifest_paths_outside_the_dataset_are_refused_by_fit_and_each_reported
     assert check.returncode == 65, check.stderr
     assert f"{data}/../outside/x.h5: outside the dataset directory" in check.stderr
     assert f"{tmp_path}/outside/y.h5: outside the dataset directory" in check.stderr
-    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "model", "--epochs", "1")
+    proc = streamtrain("fit", "--no-export", "--data", data, "--model-dir", tmp_path / "model", "--epochs", "1")
     assert proc.returncode == 65 and "outside the dataset directory: ../outside/x.h5" in proc.stderr, proc.stderr
     assert no_model_in(tmp_path / "model")
 

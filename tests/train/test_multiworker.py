@@ -32,7 +32,7 @@ def data(tmp_path_factory) -> Path:
 
 def test_two_workers_train_one_epoch_between_them_in_step(data, tmp_path):
     model = tmp_path / "model"
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--workers", "2", *ARGS)
+    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--workers", "2", *ARGS)  # the chief exports
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # the chief's result, alone on stdout
     assert result["workers"] == 2 and result["epochs"] == 3
@@ -58,7 +58,9 @@ def test_a_sepcnn_worker_whose_share_ends_a_batch_early_pads_the_step_and_trains
     small = next(d for d in range(2, rows // 2) if (rows // 2) % d == 0)  # a per-worker batch dividing the short share
     assert rows % 2 == 1 and -(-(rows // 2 + 1) // small) > (rows // 2) // small  # the long share takes one step more
     args = ("--batch-size", str(2 * small), "--epochs", "1", "--validations", "1", "--filters", "8")
-    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path / "m", "--workers", "2", *args, "--seed", "5")
+    proc = streamtrain(
+        "fit", "--no-export", "--data", data, "--model-dir", tmp_path / "m", "--workers", "2", *args, "--seed", "5"
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert sorted(result["rows_per_worker"][0]) == [rows // 2, rows // 2 + 1]  # the padding row is not counted
@@ -73,7 +75,7 @@ def test_workers_started_by_hand_with_tf_config_and_only_the_chief_touches_the_m
     for i in range(2):
         model = tmp_path / f"model-of-worker-{i}"  # the chief's is used; worker 1's must never be created
         env = {**os.environ, "TF_CONFIG": Cluster(hosts, i).tf_config()}
-        cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS, "--epochs", "1"]
+        cmd = [str(BIN), "fit", "--no-export", "--data", str(data), "--model-dir", str(model), *ARGS, "--epochs", "1"]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][1] + outs[1][1]
@@ -86,7 +88,7 @@ def test_workers_must_match_tf_config(data, tmp_path):
     hosts = tuple(f"127.0.0.1:{p}" for p in free_ports(3))
     env = {**os.environ, "TF_CONFIG": Cluster(hosts, 0).tf_config()}
     proc = subprocess.run(
-        [str(BIN), "fit", "--data", str(data), "--model-dir", str(tmp_path / "m"), "--workers", "2"],
+        [str(BIN), "fit", "--no-export", "--data", str(data), "--model-dir", str(tmp_path / "m"), "--workers", "2"],
         env=env,
         capture_output=True,
         text=True,
@@ -139,7 +141,17 @@ def test_a_worker_whose_peers_never_start_exits_1_instead_of_waiting(data, tmp_p
     hosts = tuple(f"127.0.0.1:{p}" for p in free_ports(2))
     for index in (1, 0):  # a worker without its chief, and a chief without its worker
         env = {**os.environ, "TF_CONFIG": Cluster(hosts, index).tf_config()}
-        cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(tmp_path / "model"), "--join-timeout", "3"]
+        cmd = [
+            str(BIN),
+            "fit",
+            "--no-export",
+            "--data",
+            str(data),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--join-timeout",
+            "3",
+        ]
         started = time.monotonic()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr

@@ -32,7 +32,19 @@ def test_an_append_while_a_fit_reads_the_dataset_disturbs_neither(tmp_path):
     before = Manifest.load(data)
     model = tmp_path / "model"
     reader = subprocess.Popen(
-        [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), "--epochs", "4", "--patience", "4"],
+        [
+            str(BIN),
+            "fit",
+            "--no-export",
+            "--data",
+            str(data),
+            "--model-dir",
+            str(model),
+            "--epochs",
+            "4",
+            "--patience",
+            "4",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -49,7 +61,7 @@ def test_an_append_while_a_fit_reads_the_dataset_disturbs_neither(tmp_path):
     assert after.rows("train") + after.rows("val") == before.rows("train") + before.rows("val") + 600
     metrics = json.loads(out)
     assert (metrics["train_rows"], metrics["val_rows"]) == (before.rows("train"), before.rows("val"))
-    again = streamtrain("fit", "--data", data, "--model-dir", model, "--epochs", "1", "--force")
+    again = streamtrain("fit", "--no-export", "--data", data, "--model-dir", model, "--epochs", "1", "--force")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["train_rows"] == after.rows("train")
 
@@ -58,9 +70,9 @@ def test_the_guard_compares_models_with_different_vectorizers_on_the_same_raw_ro
     small = prepare_csv(DEMO_TRAIN, tmp_path / "small", DEMO_TEST, top_k=300)
     large = prepare_csv(DEMO_TRAIN, tmp_path / "large", DEMO_TEST)
     model = tmp_path / "model"
-    first = streamtrain("fit", "--data", small, "--model-dir", model, "--epochs", "3")
+    first = streamtrain("fit", "--no-export", "--data", small, "--model-dir", model, "--epochs", "3")
     assert first.returncode == 0, first.stderr
-    second = streamtrain("fit", "--data", large, "--model-dir", model, "--epochs", "3")
+    second = streamtrain("fit", "--no-export", "--data", large, "--model-dir", model, "--epochs", "3")
     assert second.returncode in (0, 3), second.stderr
     decision = json.loads(second.stdout)["promotion"]
     sample = Manifest.load(large).val_sample
@@ -85,7 +97,9 @@ def test_imdb_as_two_nights_append_and_warm_start_reach_the_reference(imdb_root,
     data, model = tmp_path / "data", tmp_path / "model"
     proc = streamtrain("prepare", night1, "--test", imdb_root / "test", "--data", data)
     assert proc.returncode == 0, proc.stderr
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--tune-seconds", "0")  # the nights, not a search
+    proc = streamtrain(
+        "fit", "--no-export", "--data", data, "--model-dir", model, "--tune-seconds", "0"
+    )  # the nights, not a search
     assert proc.returncode == 0, proc.stderr
     night1_metrics = json.loads(proc.stdout)
     assert 12_000 < night1_metrics["train_rows"] + night1_metrics["val_rows"] < 13_000
@@ -95,7 +109,7 @@ def test_imdb_as_two_nights_append_and_warm_start_reach_the_reference(imdb_root,
     assert "already ingested" in proc.stderr and "drift:" in proc.stderr
     manifest = Manifest.load(data)
     assert manifest.rows("train") + manifest.rows("val") == 25_000 and manifest.rows("test") == 25_000
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--warm-start")
+    proc = streamtrain("fit", "--no-export", "--data", data, "--model-dir", model, "--warm-start")
     assert proc.returncode == 0, proc.stderr
     night2_metrics = json.loads(proc.stdout)
     assert night2_metrics["promoted"] and Versions(model).current() == night2_metrics["version"]

@@ -20,7 +20,9 @@ def test_a_prebuilt_model_trains_exactly_as_fits_own(tmp_path, encoding):
     inputs = Manifest.load(data).model_inputs
 
     def opts(name: str) -> FitOptions:
-        return FitOptions(data=str(data), model_dir=str(tmp_path / name), epochs=2, seed=5, filters=16, tune_seconds=0)
+        return FitOptions(
+            export=False, data=str(data), model_dir=str(tmp_path / name), epochs=2, seed=5, filters=16, tune_seconds=0
+        )
 
     own = fit(opts("own"))
     prebuilt = prebuild(opts("prebuilt"), inputs)

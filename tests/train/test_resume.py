@@ -27,14 +27,16 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def uninterrupted(data, tmp_path_factory) -> dict:
-    proc = streamtrain("fit", "--data", data, "--model-dir", tmp_path_factory.mktemp("whole") / "model", *ARGS)
+    proc = streamtrain(
+        "fit", "--no-export", "--data", data, "--model-dir", tmp_path_factory.mktemp("whole") / "model", *ARGS
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
 def _killable_fit(data: Path, model: Path, *extra: str) -> tuple[subprocess.Popen, float]:
     """``streamtrain fit`` with ``ARGS`` in the background, once it has committed epoch 1; and a deadline."""
-    cmd = [str(BIN), "fit", "--data", str(data), "--model-dir", str(model), *ARGS, *extra]
+    cmd = [str(BIN), "fit", "--no-export", "--data", str(data), "--model-dir", str(model), *ARGS, *extra]
     victim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while checkpoint_state(model)["epochs_done"] < 1 and time.monotonic() < deadline:
@@ -64,7 +66,7 @@ def test_a_killed_fit_resumes_and_ends_like_an_uninterrupted_one(data, uninterru
     assert done == 1, f"killed after {done} epochs, not during epoch {done + 1}"
     assert Versions(model).current() is None and len(Versions(model).training()) == 1
 
-    rerun = streamtrain("fit", "--data", data, "--model-dir", model, *ARGS)
+    rerun = streamtrain("fit", "--no-export", "--data", data, "--model-dir", model, *ARGS)
     assert rerun.returncode == 0, rerun.stderr
     if moment.endswith("step"):
         version = json.loads(rerun.stdout)["version"]
@@ -87,7 +89,7 @@ def test_a_rerun_with_other_options_does_not_resume_an_interrupted_version(data,
     victim.kill()
     victim.wait()
     interrupted = Versions(model).training()[0].name
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--epochs", "1")
+    proc = streamtrain("fit", "--no-export", "--data", data, "--model-dir", model, "--epochs", "1")
     assert proc.returncode == 0, proc.stderr
     assert f"removing the interrupted version {interrupted}: its options or dataset differ" in proc.stderr
     assert "resuming" not in proc.stderr and not Versions(model).training()

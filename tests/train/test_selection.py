@@ -30,7 +30,7 @@ def test_the_selection_is_recorded_reused_on_append_and_redone_with_retune(tmp_p
     data, models = tmp_path / "data", tmp_path / "models"
     prepare(PrepareOptions(inputs=[str(night1)], test=[str(DEMO_TEST)], data=str(data), vectorizer="ngram"))
 
-    first = fit(FitOptions(data=str(data), model_dir=str(models), tune_seconds=600))
+    first = fit(FitOptions(export=False, data=str(data), model_dir=str(models), tune_seconds=600))
     searched = _selection(models)
     names = [t["candidate"]["name"] for t in searched["trials"]]
     assert names == ["mlp 2 x 32", "linear", "mlp 2 x 128"]  # the demo's 5 classes: the prior's order
@@ -50,14 +50,16 @@ def test_the_selection_is_recorded_reused_on_append_and_redone_with_retune(tmp_p
     # Night 2: the append keeps the vectorizer, so fit reuses the choice and trains it alone.
     appended = streamtrain("prepare", "--append", night2, "--data", data)
     assert appended.returncode == 0, appended.stderr
-    second = fit(FitOptions(data=str(data), model_dir=str(models), tune_seconds=600, force=True))
+    second = fit(FitOptions(export=False, data=str(data), model_dir=str(models), tune_seconds=600, force=True))
     reused = _selection(models)
     assert reused["reused_from"] == first["version"] and len(reused["trials"]) == 1
     assert reused["chosen"] == searched["chosen"] and second["candidate"] == first["candidate"]
     assert "the selection of version" in streamtrain("inspect", models).stdout
 
     # --retune: every candidate again.
-    third = fit(FitOptions(data=str(data), model_dir=str(models), tune_seconds=600, retune=True, force=True))
+    third = fit(
+        FitOptions(export=False, data=str(data), model_dir=str(models), tune_seconds=600, retune=True, force=True)
+    )
     again = _selection(models)
     assert again["reused_from"] is None and [t["candidate"]["name"] for t in again["trials"]] == names
     assert third["version"] != second["version"]
@@ -66,7 +68,7 @@ def test_the_selection_is_recorded_reused_on_append_and_redone_with_retune(tmp_p
 def test_a_zero_budget_trains_the_priors_first_candidate_alone(tmp_path):
     data = tmp_path / "data"
     prepare(PrepareOptions(inputs=[str(DEMO_TRAIN)], test=[str(DEMO_TEST)], data=str(data), vectorizer="ngram"))
-    result = fit(FitOptions(data=str(data), model_dir=str(tmp_path / "m"), tune_seconds=0))
+    result = fit(FitOptions(export=False, data=str(data), model_dir=str(tmp_path / "m"), tune_seconds=0))
     selection = _selection(tmp_path / "m")
     assert [t["candidate"]["name"] for t in selection["trials"]] == ["mlp 2 x 32"]
     assert result["candidate"] == "mlp 2 x 32" and selection["trials"][0]["val_accuracy"] == result["val_accuracy"]
