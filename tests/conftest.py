@@ -82,15 +82,20 @@ def demo(request, tmp_path_factory) -> Path:
 
 
 def imdb_train_texts(limit: int | None = None) -> list[str]:
-    """aclImdb train reviews (the first ``limit`` in archive order), read straight from the archive; skips
-    the calling test when the archive is not there."""
+    """aclImdb train reviews (the first ``limit`` in archive order); see ``imdb_texts``."""
+    return imdb_texts("train", limit)
+
+
+def imdb_texts(split: str, limit: int | None = None) -> list[str]:
+    """aclImdb reviews of ``split`` (train, test; the first ``limit`` in archive order), read straight from the
+    archive; skips the calling test when the archive is not there."""
     archive = datasets_dir() / "imdb" / "aclImdb_labeled.tar.gz"
     if not archive.is_file():
         pytest.skip(f"{archive} not found")
     texts: list[str] = []
     with tarfile.open(archive, "r|gz") as tar:
         for member in tar:
-            if member.isfile() and member.name.startswith("aclImdb/train/") and member.name.endswith(".txt"):
+            if member.isfile() and member.name.startswith(f"aclImdb/{split}/") and member.name.endswith(".txt"):
                 fh = tar.extractfile(member)
                 assert fh is not None
                 texts.append(fh.read().decode("utf-8"))

@@ -8,12 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import datasets_dir
+from conftest import datasets_dir, imdb_texts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +20,8 @@ from streamtrain.dataset.prepare import PrepareOptions
 from streamtrain.dataset.rows import SparseRows
 from streamtrain.io.readers import ColumnSpec, read_chunks
 from streamtrain.serve.codepoints import LAST, UNIDATA_VERSION, ngram_table, sequence_table
-from streamtrain.serve.graph import VectorizerGraph, exportable
+from streamtrain.serve.export import exportable
+from streamtrain.serve.graph import VectorizerGraph
 from streamtrain.vectorize.defaults import MAX_CANDIDATES
 from streamtrain.vectorize.sequence import CODEPOINT, SequenceConfig, SequenceState, TokenCounts, _flat_buckets
 from streamtrain.vectorize.tfidf import (
@@ -71,17 +71,7 @@ def _ag_news() -> tuple[list[str], np.ndarray]:
 
 def _imdb_test() -> list[str]:
     """aclImdb's 25,000 test reviews, read straight from the archive."""
-    archive = datasets_dir() / "imdb" / "aclImdb_labeled.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} not found")
-    texts = []
-    with tarfile.open(archive, "r|gz") as tar:
-        for member in tar:
-            if member.isfile() and member.name.startswith("aclImdb/test/") and member.name.endswith(".txt"):
-                fh = tar.extractfile(member)
-                assert fh is not None
-                texts.append(fh.read().decode("utf-8"))
-    return texts
+    return imdb_texts("test")
 
 
 def _fit_ngrams(config: NgramConfig, texts: list[str], labels: np.ndarray) -> Vectorizer:
