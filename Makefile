@@ -30,6 +30,7 @@ demo: install
 	$(ST) evaluate --data $(RUN)/data --model-dir $(RUN)/model
 	@echo "report: $(RUN)/model/current/report.md (pictures beside it: training.png, confusion.png)"
 	@echo "versions: $(ST) inspect $(RUN)/model; TensorBoard event files: $(RUN)/model/versions/*/tensorboard"
+	@echo "serving: $(RUN)/model/current/saved_model takes raw text (README: Serving); in Python: streamtrain.load('$(RUN)/model')"
 
 lint: install-test
 	$(VENV)/bin/ruff check .
