@@ -261,6 +261,13 @@ def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
         )
     if opts.serving_dir is not None and not opts.export:
         raise UsageError("--serving-dir publishes the SavedModel that --no-export leaves out: drop one of them")
+    if opts.serving_dir is not None:
+        from streamtrain.serve.export import exportable
+        from streamtrain.vectorize.vectorizer import Vectorizer
+
+        why = exportable(Vectorizer.load(opts.data))
+        if why is not None:
+            raise UsageError(f"--serving-dir: models of {opts.data} cannot be exported: {why}")
     if opts.overwrite and cluster.chief:
         log.warning("--overwrite is no longer needed: every fit adds a version and keeps the last --keep")
     Manifest.load(opts.data)  # a dataset, before any lock file or directory is made (read again under the lock)

@@ -177,7 +177,23 @@ def _publish(versions: Versions, intent: Intent) -> None:
     from streamtrain.serve.layout import publish
 
     path = versions.path(intent.version)
+    try:
+        _servable(path)
+    except UsageError as exc:  # checked before the switch; a journal from an older run may name one
+        log.warning(f"not published: {exc}")
+        return
     publish(intent.serving_dir, path, lambda out: _export_old(path, out))
+
+
+def _servable(version_dir: Path) -> None:
+    """Refuse (``UsageError``) a version that has no SavedModel and whose vectorizer cannot be exported."""
+    from streamtrain.serve.export import SAVED_MODEL_DIR, exportable
+
+    if (version_dir / SAVED_MODEL_DIR).is_dir():
+        return
+    why = exportable(modeldir.load_vectorizer(version_dir))
+    if why is not None:
+        raise UsageError(f"--serving-dir: version {version_dir.name} cannot be exported: {why}")
 
 
 def _export_old(version_dir: Path, out: Path) -> None:
@@ -226,6 +242,8 @@ def promote(opts: PromoteOptions) -> dict:
         recovered = recover(versions)
         path = versions.path(opts.version)  # DataError (65): not a complete version
         modeldir.check(path)  # DataError (65): damaged; current is left as it was
+        if opts.serving_dir is not None:
+            _servable(path)  # UsageError (2): nothing to publish; current is left as it was
         before = versions.current()
         why = f"streamtrain promote (current was {before or 'none'})"
         serving = os.path.abspath(opts.serving_dir) if opts.serving_dir is not None else None

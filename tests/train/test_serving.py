@@ -278,3 +278,25 @@ def test_a_fit_killed_between_the_switch_and_the_publication_is_published_by_the
     assert sorted(os.listdir(serving)) == ["1", "2"]  # published once, by the recovery; promote found it there
     [served] = fresh_tensorflow([serving / "2"], ["the invoice charged me twice"])
     assert served["version"] == new
+
+
+def test_a_dataset_made_before_codepoint_tokens_trains_without_a_saved_model_and_refuses_serving_dir(
+    sequence_data, tmp_path
+):
+    old = tmp_path / "data"
+    shutil.copytree(sequence_data, old)
+    doc = json.loads((old / "vectorizer.json").read_text())
+    del doc["config"]["lowercase"]  # as 0.11 wrote it: str.lower of the whole text
+    (old / "vectorizer.json").write_text(json.dumps(doc))
+    shown = streamtrain("inspect", old)
+    assert "serving: no SavedModel for models trained on it: made before 0.12" in shown.stdout, shown.stdout
+
+    model, serving = tmp_path / "model", tmp_path / "serving"
+    refused, _ = fit(old, model, "--epochs", "1", "--serving-dir", serving)
+    assert refused.returncode == 2 and "cannot be exported" in refused.stderr, refused.stderr
+    assert not serving.exists() and not (model / "versions").exists()
+
+    trained, metrics = fit(old, model, "--epochs", "2")
+    assert trained.returncode == 0, trained.stderr
+    assert metrics["promotion"]["serving"].startswith("not exported: made before 0.12")
+    assert not (model / "current" / "saved_model").exists()
