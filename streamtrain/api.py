@@ -57,18 +57,13 @@ class Model:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """float32 array (len(texts), classes): each text's class probabilities."""
-        import tensorflow as tf
-
-        loaded = self._current()
-        if not len(texts):
-            return np.zeros((0, len(loaded.classes)), np.float32)
-        return loaded.serve(text=tf.constant(list(texts), tf.string))["probabilities"].numpy()
+        return _scores(self._current(), texts)
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
         """One ``{"label": class, "probabilities": {class: p}}`` per text, in order (``streamtrain predict``'s
         result lines without their rounding)."""
-        loaded = self._current()
-        p = self.probabilities(texts)
+        loaded = self._current()  # once: classes and scores of the same version, whatever a promotion does
+        p = _scores(loaded, texts)
         classes = loaded.classes
         return [{"label": classes[int(row.argmax())], "probabilities": dict(zip(classes, row.tolist()))} for row in p]
 
@@ -95,6 +90,14 @@ class Model:
     def _current(self) -> _Loaded:
         self.reload()
         return self._loaded
+
+
+def _scores(loaded: _Loaded, texts: Sequence[str]) -> np.ndarray:
+    import tensorflow as tf
+
+    if not len(texts):
+        return np.zeros((0, len(loaded.classes)), np.float32)
+    return loaded.serve(text=tf.constant(list(texts), tf.string))["probabilities"].numpy()
 
 
 def load(model_dir: str | Path, version: str | None = None) -> Model:

@@ -117,17 +117,11 @@ def _dataset(root: Path) -> dict:
 def _exportable(root: Path) -> dict:
     """Whether models trained on this dataset get a SavedModel (``serve.export.config_exportable``), and why not."""
     from streamtrain.serve.export import config_exportable
-    from streamtrain.vectorize.choice import LEGACY_NAMES
-    from streamtrain.vectorize.sequence import SequenceConfig
-    from streamtrain.vectorize.tfidf import NgramConfig
-    from streamtrain.vectorize.vectorizer import JSON_NAME
+    from streamtrain.vectorize.vectorizer import load_config
 
-    doc, problem = _read_json(root / JSON_NAME)
     try:
-        assert doc is not None, problem
-        kind = SequenceConfig if LEGACY_NAMES.get(doc["kind"], doc["kind"]) == "sequence" else NgramConfig
-        why = config_exportable(kind.from_json(doc["config"]))
-    except (AssertionError, KeyError, TypeError, ValueError) as exc:
+        why = config_exportable(load_config(root)[0])
+    except (DataError, OSError, KeyError, TypeError, ValueError) as exc:
         return {"exportable": None, "why": f"vectorizer.json unreadable: {exc}"}
     return {"exportable": why is None, "why": why}
 

@@ -117,6 +117,15 @@ def check_target(target: str | os.PathLike[str], overwrite: bool, ours: Callable
         )
 
 
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """fsync a directory, so that the renames inside it survive a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

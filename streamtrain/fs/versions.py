@@ -31,6 +31,7 @@ import shutil
 from pathlib import Path
 
 from streamtrain.errors import DataError
+from streamtrain.fs.atomic import fsync_dir
 
 VERSIONS = "versions"
 CURRENT = "current"
@@ -127,7 +128,7 @@ class Versions:
         """Rename a built version into place: from here on it is complete and immutable."""
         final = self.dir / building.name.removesuffix(TRAINING)
         os.replace(building, final)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return final
 
     def promote(self, version: str) -> str | None:
@@ -139,7 +140,7 @@ class Versions:
             tmp.unlink()
         os.symlink(f"{VERSIONS}/{version}", tmp)
         os.replace(tmp, self.link)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return before
 
     def prune(self, keep: int, protect: tuple[str | None, ...] = ()) -> list[str]:
@@ -155,11 +156,3 @@ class Versions:
 
     def discard(self, building: Path) -> None:
         shutil.rmtree(building, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

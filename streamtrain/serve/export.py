@@ -24,12 +24,12 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from streamtrain import faults
 from streamtrain.errors import CannotCreate, OutOfSpace, WriteError, write_error
+from streamtrain.fs.atomic import staging_dir
 from streamtrain.vectorize.vectorizer import Vectorizer
 
 SAVED_MODEL_DIR = "saved_model"
@@ -125,37 +125,39 @@ def servable(vectorizer: Vectorizer, model):
 
 
 def write_saved_model(directory: Path, vectorizer: Vectorizer, model, version: str) -> None:
-    """Write the SavedModel of ``model`` + ``vectorizer`` to ``directory``, which must not exist yet.
+    """Write the SavedModel of ``model`` + ``vectorizer`` to ``directory`` (absent or empty).
 
-    Written into a new hidden directory beside it and renamed, so an
+    Staged beside it and renamed (``fs.atomic.staging_dir``), so an
     interrupted export never leaves a SavedModel that looks complete.
     """
     import keras
 
     from streamtrain import __version__
 
-    if os.path.lexists(directory):
-        raise FileExistsError(f"{directory} exists")
     module = servable(vectorizer, model)
-    partial = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.partial-"))
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(module.graph)
-        archive.add_endpoint(SERVING_SIGNATURE, module.serve)
-        archive.add_endpoint(FEATURES_SIGNATURE, module.features)
-        archive.write_out(str(partial), verbose=False)
-        info = ArtifactInfo(version, list(vectorizer.labels), vectorizer.kind, __version__)
-        (partial / "assets.extra").mkdir(exist_ok=True)
-        (partial / INFO_PATH).write_text(json.dumps(asdict(info), indent=1) + "\n", encoding="utf-8")
-        with contextlib.suppress(OSError):
-            (partial / "assets").rmdir()  # empty (no asset files): nothing a checksum could record
-        os.rename(partial, directory)
+        with staging_dir(directory) as partial:
+            archive = keras.export.ExportArchive()
+            archive.track(module.graph)
+            archive.add_endpoint(SERVING_SIGNATURE, module.serve)
+            archive.add_endpoint(FEATURES_SIGNATURE, module.features)
+            archive.write_out(str(partial), verbose=False)
+            info = ArtifactInfo(version, list(vectorizer.labels), vectorizer.kind, __version__)
+            (partial / "assets.extra").mkdir(exist_ok=True)
+            (partial / INFO_PATH).write_text(json.dumps(asdict(info), indent=1) + "\n", encoding="utf-8")
+            with contextlib.suppress(OSError):
+                (partial / "assets").rmdir()  # empty (no asset files): nothing a checksum could record
     except BaseException as exc:
-        shutil.rmtree(partial, ignore_errors=True)
-        typed = _write_error(exc, partial)
+        typed = _write_error(exc, directory)
         if typed is not None:
             raise typed from exc
         raise
+
+
+def copy_saved_model(source: Path, target: Path) -> None:
+    """Copy the SavedModel ``source`` to ``target`` (absent or empty), staged beside it and renamed."""
+    with staging_dir(target) as stage:
+        shutil.copytree(source, stage, dirs_exist_ok=True)
 
 
 # What TensorFlow's own file writes say (as an ``OpError``, not an ``OSError``) when the disk refuses them.

@@ -3,9 +3,10 @@
 TensorFlow Serving watches ``--model_base_path=SERVING_DIR``, loads the
 subdirectory with the highest integer name and unloads the others. On each
 promotion (fit, ``streamtrain promote``, the completion of an interrupted
-one) the promoted version's ``saved_model/`` is copied to
-``.streamtrain-N.partial`` beside and renamed to ``N``: TensorFlow Serving
-never sees a half-written one (it ignores names that are not integers).
+one) the promoted version's ``saved_model/`` is copied to ``N``, staged
+beside it as ``N.partial-*`` and renamed (``fs.atomic.staging_dir``):
+TensorFlow Serving never sees a half-written one (it ignores names that are
+not integers).
 Nothing is ever removed from the directory; a version that is already the
 highest ``N`` (by its ``assets.extra/streamtrain.json``) is not written again.
 """
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from streamtrain.errors import UsageError
-from streamtrain.serve.export import SAVED_MODEL_DIR, ArtifactInfo
+from streamtrain.fs.atomic import fsync_dir
+from streamtrain.serve.export import SAVED_MODEL_DIR, ArtifactInfo, copy_saved_model
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +47,11 @@ def publish(serving_dir: str | os.PathLike[str], version_dir: Path, export: Call
         if info is not None and info.version == version:
             return None
     n = present[-1] + 1 if present else 1
-    staging = root / f".streamtrain-{n}.partial"
-    if staging.exists():  # a copy of ours cut short: the name is streamtrain's
-        shutil.rmtree(staging)
     source = version_dir / SAVED_MODEL_DIR
     if source.is_dir():
-        shutil.copytree(source, staging)
+        copy_saved_model(source, root / str(n))
     else:
-        export(staging)
-    os.rename(staging, root / str(n))
-    _fsync_dir(root)
+        export(root / str(n))
+    fsync_dir(root)
     log.info(f"serving: version {version} written to {root / str(n)}")
     return n
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,8 +10,6 @@ written beside and renamed into place.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +27,7 @@ class ExportOptions:
 
 def export(opts: ExportOptions) -> dict:
     """Write ``opts.version``'s (else current's) SavedModel to ``opts.out``; what was written."""
-    from streamtrain.serve.export import exportable, write_saved_model
+    from streamtrain.serve.export import copy_saved_model, exportable, write_saved_model
     from streamtrain.train.modeldir import check, load_model, load_vectorizer, resolve
     from streamtrain.train.runtime import import_tensorflow
 
@@ -42,13 +40,7 @@ def export(opts: ExportOptions) -> dict:
     check(path)
     source = path / SAVED_MODEL_DIR
     if source.is_dir():
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-        try:
-            shutil.copytree(source, staging, dirs_exist_ok=True)
-            os.rename(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        copy_saved_model(source, out)
         how = "copied"
     else:
         vectorizer = load_vectorizer(path)

@@ -262,10 +262,10 @@ def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
     if opts.serving_dir is not None and not opts.export:
         raise UsageError("--serving-dir publishes the SavedModel that --no-export leaves out: drop one of them")
     if opts.serving_dir is not None:
-        from streamtrain.serve.export import exportable
-        from streamtrain.vectorize.vectorizer import Vectorizer
+        from streamtrain.serve.export import config_exportable
+        from streamtrain.vectorize.vectorizer import load_config
 
-        why = exportable(Vectorizer.load(opts.data))
+        why = config_exportable(load_config(opts.data)[0])
         if why is not None:
             raise UsageError(f"--serving-dir: models of {opts.data} cannot be exported: {why}")
     if opts.overwrite and cluster.chief:
@@ -796,7 +796,7 @@ def _finish(
             opts.score_batch_size,
         )
         drawn.append(plots.submit(confusion_png, metrics["test_confusion"], manifest.labels, building / CONFUSION_PNG))
-        decision = serving.decide(building, model, decision, exported.result())
+        decision = serving.decide(decision, exported.result())
         for picture in drawn:
             picture.result()
     write_report(

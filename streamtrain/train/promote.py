@@ -55,7 +55,11 @@ class Intent:
     promote: bool  # switch current to it
     by: str  # "fit" or "promote"
     reason: str
-    serving_dir: str | None = None  # publish the promoted version there (``--serving-dir``)
+    serving_dir: str | None = None  # publish the promoted version there (``--serving-dir``), absolute
+
+    def __post_init__(self) -> None:
+        if self.serving_dir is not None:  # a later run, from anywhere, may complete the step
+            self.serving_dir = os.path.abspath(self.serving_dir)
 
 
 @dataclass
@@ -77,8 +81,7 @@ def complete(
 
     Returns the complete version's directory and the version ``current`` pointed at before (None if unchanged).
     """
-    serving = os.path.abspath(serving_dir) if serving_dir is not None else None  # a later run may recover it
-    intent = Intent(building.name.removesuffix(TRAINING), promoted, "fit", reason, serving)
+    intent = Intent(building.name.removesuffix(TRAINING), promoted, "fit", reason, serving_dir)
     write_json(versions.root / JOURNAL_NAME, asdict(intent))
     faults.point("after-journal")
     final = _finish(versions, building)
@@ -246,8 +249,7 @@ def promote(opts: PromoteOptions) -> dict:
             _servable(path)  # UsageError (2): nothing to publish; current is left as it was
         before = versions.current()
         why = f"streamtrain promote (current was {before or 'none'})"
-        serving = os.path.abspath(opts.serving_dir) if opts.serving_dir is not None else None
-        intent = Intent(opts.version, True, "promote", why, serving)
+        intent = Intent(opts.version, True, "promote", why, opts.serving_dir)
         write_json(versions.root / JOURNAL_NAME, asdict(intent))
         _switch(versions, intent)
         _publish(versions, intent)

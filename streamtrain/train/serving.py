@@ -38,8 +38,6 @@ NOT_WANTED = "not asked for (--no-export)"
 
 @dataclass
 class ServingStep:
-    data: str
-    manifest: Manifest
     vectorizer: Vectorizer
     unexportable: str | None  # why the graph cannot repeat this vectorizer; None: it can
     checker: Checker | None
@@ -52,9 +50,9 @@ class ServingStep:
         vectorizer = Vectorizer.load(data)
         why = exportable(vectorizer) if wanted else NOT_WANTED
         if why is not None:
-            return cls(data, manifest, vectorizer, why, None, [])
+            return cls(vectorizer, why, None, [])
         texts, _ = read_val_sample(data, manifest)
-        return cls(data, manifest, vectorizer, why, Checker.start(), texts)
+        return cls(vectorizer, why, Checker.start(), texts)
 
     @property
     def labels(self) -> list[str]:
@@ -71,9 +69,8 @@ class ServingStep:
             return None
         began = time.monotonic()
         version = building.name.removesuffix(TRAINING)
-        for left in (building / SAVED_MODEL_DIR, *building.glob(f".{SAVED_MODEL_DIR}.partial-*")):
-            if left.exists():
-                shutil.rmtree(left)  # a killed run's, in the version it resumes: ours
+        if (building / SAVED_MODEL_DIR).exists():  # a killed run's, in the version it resumes: ours
+            shutil.rmtree(building / SAVED_MODEL_DIR)  # (its staging directory: ``staging_dir`` sweeps it)
         try:
             write_saved_model(building / SAVED_MODEL_DIR, self.vectorizer, model, version)
         except (OSError, WriteError):
@@ -88,7 +85,7 @@ class ServingStep:
             self.expected = predict_proba(model, self.vectorizer.transform(with_probes(self.texts)), len(self.labels))
         return None
 
-    def decide(self, building: Path, model, decision: dict, failed: str | None) -> dict:
+    def decide(self, decision: dict, failed: str | None) -> dict:
         """The promotion decision after the export (``failed``: ``export``'s result) and, when the version is to
         be promoted, the check; the outcome is recorded in the decision."""
         try:

@@ -73,24 +73,32 @@ class Vectorizer:
     @classmethod
     def load(cls, directory: str | Path) -> Vectorizer:
         directory = Path(directory)
-        path = directory / JSON_NAME
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise DataError("missing vectorizer state", str(path)) from exc
-        kind = LEGACY_NAMES.get(doc.get("kind"), doc.get("kind"))
-        if doc.get("format_version") != FORMAT_VERSION or kind not in KINDS:
-            raise DataError(f"unsupported vectorizer {doc.get('kind')!r} v{doc.get('format_version')}", str(path))
-        if doc.get("arrays") != ARRAYS_NAME:  # the file beside it, never a path that leaves the directory
-            raise DataError(f"the arrays must be {ARRAYS_NAME} beside it, not {doc.get('arrays')!r}", str(path))
+        config, doc = load_config(directory)
         with np.load(directory / ARRAYS_NAME, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         state: TfidfState | SequenceState
-        if kind == "ngram":
-            state = TfidfState.from_arrays(NgramConfig.from_json(doc["config"]), arrays)
+        if isinstance(config, NgramConfig):
+            state = TfidfState.from_arrays(config, arrays)
         else:
-            state = SequenceState.from_arrays(SequenceConfig.from_json(doc["config"]), arrays)
+            state = SequenceState.from_arrays(config, arrays)
         return cls(state, list(doc["labels"]))
+
+
+def load_config(directory: str | Path) -> tuple[NgramConfig | SequenceConfig, dict]:
+    """The configuration in ``directory``'s ``vectorizer.json`` and the document itself, without the arrays;
+    ``DataError`` when it is missing or not a vectorizer this release reads."""
+    path = Path(directory) / JSON_NAME
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataError("missing vectorizer state", str(path)) from exc
+    kind = LEGACY_NAMES.get(doc.get("kind"), doc.get("kind"))
+    if doc.get("format_version") != FORMAT_VERSION or kind not in KINDS:
+        raise DataError(f"unsupported vectorizer {doc.get('kind')!r} v{doc.get('format_version')}", str(path))
+    if doc.get("arrays") != ARRAYS_NAME:  # the file beside it, never a path that leaves the directory
+        raise DataError(f"the arrays must be {ARRAYS_NAME} beside it, not {doc.get('arrays')!r}", str(path))
+    config = NgramConfig.from_json(doc["config"]) if kind == "ngram" else SequenceConfig.from_json(doc["config"])
+    return config, doc
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
