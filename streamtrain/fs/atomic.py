@@ -126,7 +126,8 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running (someone else's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -145,7 +146,7 @@ def sweep_stale(target: str | os.PathLike[str]) -> list[Path]:
     removed = []
     for sibling in sorted(target.parent.iterdir()):
         m = pattern.match(sibling.name)
-        if m and m.group(2) == _host() and int(m.group(3)) != os.getpid() and not _alive(int(m.group(3))):
+        if m and m.group(2) == _host() and int(m.group(3)) != os.getpid() and not alive(int(m.group(3))):
             kept = sibling / target.name
             if m.group(1) == "old" and kept.exists() and not target.exists():
                 os.replace(kept, target)  # killed between moving the old target aside and the new one in

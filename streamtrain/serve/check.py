@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from streamtrain.fs.atomic import alive
+
 TOLERANCE = 1e-5  # float32 rounding: the graph scores in float32, predict in float32 then float64
+_SCRATCH = "streamtrain-check-"  # + the pid of the process that checks, + a random part: its scratch directory
 TIMEOUT = 600.0  # seconds the child may take once handed the SavedModel
 PROBES = (  # scored with every check besides the validation sample: the edges of the text graph
     "",
@@ -86,7 +90,8 @@ class Checker:
     @classmethod
     def start(cls) -> Checker:
         """Start the child: it imports TensorFlow at once, then waits for ``submit`` to give it work."""
-        scratch = tempfile.TemporaryDirectory(prefix="streamtrain-check-")
+        _sweep()
+        scratch = tempfile.TemporaryDirectory(prefix=f"{_SCRATCH}{os.getpid()}-")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         with open(Path(scratch.name) / "stderr.txt", "wb") as err:
             process = subprocess.Popen(
@@ -159,6 +164,14 @@ class Checker:
         if self.process.stdin is not None and not self.process.stdin.closed:
             self.process.stdin.close()
         self.scratch.cleanup()
+
+
+def _sweep() -> None:
+    """Remove the scratch directories of checks whose process is gone (a fit killed with SIGKILL leaves its own)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_SCRATCH}*-*"):
+        pid = path.name.removeprefix(_SCRATCH).split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def with_probes(texts: Sequence[str]) -> list[str]:
