@@ -12,7 +12,7 @@ from types import ModuleType
 import numpy as np
 
 from streamtrain.dataset.prepare import PrepareOptions, prepare
-from streamtrain.dataset.rows import SparseRows, TokenRows
+from streamtrain.vectorize.rows import SparseRows, TokenRows
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 BIN = Path(sys.executable).parent / "streamtrain"  # the console script of the venv the tests run in

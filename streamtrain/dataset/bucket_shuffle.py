@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain.dataset.rows import Rows, SparseRows, TokenRows, concat_rows
 from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
 from streamtrain.errors import writing
+from streamtrain.vectorize.rows import Rows, SparseRows, TokenRows, concat_rows
 
 BUCKET_ROWS = 8_192  # rows of one bucket on average: the most ``drain`` holds (16,384 held ~100 MiB more at x16)
 _ARRAYS = {SparseRows: ("indptr", "indices", "values", "labels", "row_ids"), TokenRows: ("tokens", "labels", "row_ids")}

@@ -89,7 +89,6 @@ from streamtrain.dataset.parallel import (
     workers,
 )
 from streamtrain.dataset.reject_log import RejectLog
-from streamtrain.dataset.rows import Rows, SparseRows, empty_rows
 from streamtrain.dataset.shards import FORMATS, ShardInfo, SplitWriter
 from streamtrain.dataset.spill import Spill, SpillPart
 from streamtrain.dataset.val_sample import ValSample
@@ -124,6 +123,7 @@ from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.near_dups import BandIndex, band_keys
 from streamtrain.vectorize.ngram_names import NameSample, top_features
 from streamtrain.vectorize.ngrams import HASHER
+from streamtrain.vectorize.rows import Rows, SparseRows, empty_rows
 from streamtrain.vectorize.sequence import CODEPOINT, SequenceConfig, SequenceState, TokenCounts
 from streamtrain.vectorize.split import (
     DEFAULT_RULE,

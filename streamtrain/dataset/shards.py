@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from streamtrain.dataset.rows import Rows, SparseRows, TokenRows, concat_rows
 from streamtrain.errors import writing
 from streamtrain.fs.checksums import sha256_file
+from streamtrain.vectorize.rows import Rows, SparseRows, TokenRows, concat_rows
 
 FORMATS = ("hdf5", "parquet")
 SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}

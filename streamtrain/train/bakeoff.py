@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from streamtrain.dataset.rows import SparseRows, TokenRows
 from streamtrain.vectorize.choice import FAMILIES, ChoiceSample, decide
+from streamtrain.vectorize.rows import SparseRows, TokenRows
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
 from streamtrain.vectorize.tfidf import DocFreq, NgramConfig, TfidfState, hash_counts
 

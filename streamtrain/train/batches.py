@@ -38,7 +38,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.rows import Rows, concat_rows, empty_rows
 from streamtrain.dataset.shards import open_reader
 from streamtrain.dataset.shuffle import (
     Block,
@@ -50,6 +49,7 @@ from streamtrain.dataset.shuffle import (
     worker_slices,
 )
 from streamtrain.errors import DataError
+from streamtrain.vectorize.rows import Rows, concat_rows, empty_rows
 
 
 class SplitSource:

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 import numpy as np
 
 from streamtrain.dataset.manifest import Manifest, ModelInputs
-from streamtrain.dataset.rows import Rows, TokenRows, blank_rows
 from streamtrain.errors import NonFiniteError
 from streamtrain.train.batches import BatchStream, SplitSource
 from streamtrain.train.models import class_probabilities
 from streamtrain.train.tfdata import model_input
+from streamtrain.vectorize.rows import Rows, TokenRows, blank_rows
 
 # Rows scored at a time unless told otherwise (evaluate, fit's final metrics, predict): sparse rows are
 # cheap; a sequence row carries length x embedding activations through the network.

@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from streamtrain.dataset.rows import PADDING_LABEL, Rows, SparseRows, TokenRows, blank_rows
+from streamtrain.vectorize.rows import PADDING_LABEL, Rows, SparseRows, TokenRows, blank_rows
 
 # tf.data traces a map function through autograph unless told not to; these have no Python control flow on
 # tensors, and converting them cost ~0.3 s per pipeline (fit makes two).

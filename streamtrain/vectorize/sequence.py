@@ -38,8 +38,8 @@ from functools import cache, cached_property
 
 import numpy as np
 
-from streamtrain.dataset.rows import TokenRows
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, TOP_K
+from streamtrain.vectorize.rows import TokenRows
 
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 _TABLE = str.maketrans({c: " " for c in KERAS_FILTERS})

@@ -38,8 +38,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from streamtrain.dataset.rows import SparseRows
 from streamtrain.vectorize.defaults import HASH_BUCKETS, MIN_DF, TOP_K
+from streamtrain.vectorize.rows import SparseRows
 
 SKLEARN_HASHER = "sklearn-murmur3"  # NgramConfig.hasher of datasets made before streamtrain 0.4
 

@@ -7,8 +7,8 @@ import pytest
 from helpers import random_rows, random_tokens
 
 from streamtrain.dataset.bucket_shuffle import BucketShuffle
-from streamtrain.dataset.rows import SparseRows, TokenRows
 from streamtrain.dataset.shuffle import row_buckets
+from streamtrain.vectorize.rows import SparseRows, TokenRows
 
 
 def shuffled(tmp_path, rows, chunk: int, seed: int = 0, bucket_rows: int = 64, buffer_rows: int = 100):

@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import random_rows, random_tokens
 
-from streamtrain.dataset.rows import Rows, SparseRows, TokenRows
 from streamtrain.dataset.shards import SplitWriter, open_reader
 from streamtrain.fs.checksums import sha256_file
+from streamtrain.vectorize.rows import Rows, SparseRows, TokenRows
 
 
 def assert_rows_equal(a: Rows, b: Rows) -> None:

@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamtrain.dataset.prepare import PrepareOptions
-from streamtrain.dataset.rows import SparseRows
 from streamtrain.io.readers import ColumnSpec, read_chunks
 from streamtrain.serve.codepoints import LAST, UNIDATA_VERSION, ngram_table, sequence_table
 from streamtrain.serve.export import exportable
 from streamtrain.serve.graph import VectorizerGraph
 from streamtrain.vectorize.defaults import MAX_CANDIDATES
+from streamtrain.vectorize.rows import SparseRows
 from streamtrain.vectorize.sequence import CODEPOINT, SequenceConfig, SequenceState, TokenCounts, _flat_buckets
 from streamtrain.vectorize.tfidf import (
     ClassMoments,

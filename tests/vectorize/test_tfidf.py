@@ -8,9 +8,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.feature_selection import SelectKBest, f_classif
 
-from streamtrain.dataset.rows import SparseRows
 from streamtrain.io.readers import ColumnSpec, read_chunks
 from streamtrain.vectorize.ngram_names import top_features
+from streamtrain.vectorize.rows import SparseRows
 from streamtrain.vectorize.stats import WordCounts
 from streamtrain.vectorize.tfidf import (
     ClassMoments,

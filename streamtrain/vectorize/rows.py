@@ -4,7 +4,7 @@
 ``TokenRows`` fixed-width token-id sequences; both carry integer labels and
 global row ids, and share one small interface (``len``, ``slice``, ``take``,
 ``concat``, ``empty``) so shards, batching and shuffling work on either.
-Reading and writing belong to ``shards``, batching to ``batches``.
+Reading and writing belong to ``dataset.shards``, batching to ``train.batches``.
 """
 
 from __future__ import annotations
