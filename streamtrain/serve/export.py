@@ -30,7 +30,10 @@ from pathlib import Path
 from streamtrain import faults
 from streamtrain.errors import CannotCreate, OutOfSpace, WriteError, write_error
 from streamtrain.fs.atomic import staging_dir
+from streamtrain.serve.support import config_exportable, exportable
 from streamtrain.vectorize.vectorizer import Vectorizer
+
+__all__ = ["config_exportable", "exportable"]  # re-exported: where callers have always found them
 
 SAVED_MODEL_DIR = "saved_model"
 SERVING_SIGNATURE = "serving_default"
@@ -56,30 +59,6 @@ class ArtifactInfo:
             return cls(**doc)
         except (OSError, ValueError, TypeError):
             return None
-
-
-def exportable(vectorizer: Vectorizer) -> str | None:
-    """None when ``serve.graph.VectorizerGraph`` reproduces ``vectorizer`` exactly; else one short reason why not."""
-    return config_exportable(vectorizer.state.config)
-
-
-def config_exportable(config) -> str | None:
-    """``exportable`` from a vectorizer's configuration alone (``NgramConfig`` or ``SequenceConfig``; no
-    TensorFlow, no arrays): n-grams hashed by ``ngrams.HASHER`` (datasets since 0.4) and sequences lowered per
-    code point (``sequence.CODEPOINT``, datasets since 0.12) can be."""
-    from streamtrain.vectorize.ngrams import HASHER
-    from streamtrain.vectorize.sequence import CODEPOINT
-    from streamtrain.vectorize.tfidf import SKLEARN_HASHER, NgramConfig
-
-    if isinstance(config, NgramConfig):
-        if config.hasher == SKLEARN_HASHER:
-            return "made before 0.4: murmur3 n-gram hashes (prepare the dataset again to serve it)"
-        if config.hasher != HASHER:
-            return f"unknown n-gram hasher {config.hasher!r}"
-        return None
-    if config.lowercase != CODEPOINT:
-        return "made before 0.12: sequence tokens lowered in context (prepare the dataset again to serve it)"
-    return None
 
 
 def servable(vectorizer: Vectorizer, model):

@@ -42,7 +42,7 @@ from streamtrain.serve.codepoints import (
     ngram_table,
     sequence_table,
 )
-from streamtrain.serve.export import exportable
+from streamtrain.serve.support import exportable
 from streamtrain.vectorize.ngrams import NGRAM_MULTIPLIER
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.tfidf import TfidfState, bucket_table
