@@ -43,7 +43,6 @@ from streamtrain.serve.codepoints import (
     sequence_table,
 )
 from streamtrain.serve.support import exportable
-from streamtrain.vectorize.ngrams import NGRAM_MULTIPLIER
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.tfidf import TfidfState, bucket_table
 from streamtrain.vectorize.vectorizer import Vectorizer
@@ -317,7 +316,7 @@ def _ngram_keys(hashes: tf.Tensor, rows: tf.Tensor, ngram_range: tuple[int, ...]
     lo, hi = ngram_range
     keys, key_rows = [], []
     key = hashes
-    multiplier = _uint64(int(NGRAM_MULTIPLIER))
+    multiplier = _uint64(int(GOLDEN_GAMMA))
     for n in range(1, hi + 1):
         if n > 1:
             key = _splitmix64(key[:-1] * multiplier ^ hashes[n - 1 :])

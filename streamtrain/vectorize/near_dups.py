@@ -82,7 +82,6 @@ MIN_BIGRAMS = 8  # fewer distinct bigrams: no band keys (the per-text rule decid
 # sqrt(7)'s fractions, salting the bigram hashes and the band keys.
 BIGRAM_SALT = 0x3C6EF372FE94F82B
 BAND_SALT = 0xA54FF53A5F1D36F1
-_K = np.uint64(0x9E3779B97F4A7C15)
 MAX_RUN = 1 << 20  # keys in a run that merging may produce (4 MiB of fingerprints)
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -100,7 +99,7 @@ RULE_TEXT = (
 
 def bigram_hashes(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Salted hashes of each text's adjacent word pairs, CSR-style (``offsets``, ``hashes``) like ``word_hashes``."""
-    from streamtrain.vectorize.words import splitmix64  # pyarrow: imported on first use
+    from streamtrain.vectorize.words import GOLDEN_GAMMA, splitmix64  # pyarrow: imported on first use
 
     counts = np.diff(offsets)
     pairs = np.maximum(counts - 1, 0)
@@ -112,7 +111,7 @@ def bigram_hashes(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, 
     ends = offsets[1:][counts > 0] - 1  # the last word of each text starts no pair
     keep[ends[ends < len(keep)]] = False
     with np.errstate(over="ignore"):
-        mixed = splitmix64(hashes[:-1][keep] * _K ^ hashes[1:][keep])
+        mixed = splitmix64(hashes[:-1][keep] * GOLDEN_GAMMA ^ hashes[1:][keep])
     return out_offsets, splitmix64(mixed ^ np.uint64(BIGRAM_SALT))
 
 
@@ -123,7 +122,7 @@ def band_keys(
 
     ``words``: ``word_hashes(texts)``. A few numpy passes over the bigrams, whatever the number of bins.
     """
-    from streamtrain.vectorize.words import splitmix64
+    from streamtrain.vectorize.words import GOLDEN_GAMMA, splitmix64
 
     offsets, hashes = words
     n, bins = len(offsets) - 1, bands * rows
@@ -143,7 +142,7 @@ def band_keys(
     with np.errstate(over="ignore"):
         x = np.broadcast_to(splitmix64(np.arange(bands, dtype=np.uint64) ^ np.uint64(BAND_SALT)), (n, bands)).copy()
         for r in range(rows):
-            x = splitmix64(x * _K ^ minima[:, :, r])
+            x = splitmix64(x * GOLDEN_GAMMA ^ minima[:, :, r])
     x[x == 0] = 1
     keys[usable] = x[usable]
     return keys

@@ -2,7 +2,7 @@
 
 An n-gram's key is a 64-bit hash composed from its words' hashes
 (``words.word_hashes``): a unigram's key is its word's hash; each further
-word folds in as ``splitmix64(key * NGRAM_MULTIPLIER ^ next)``. Its bucket
+word folds in as ``splitmix64(key * GOLDEN_GAMMA ^ next)``. Its bucket
 is ``key % buckets``. All of it is integer arithmetic on arrays, so the
 same features can be computed by TensorFlow ops in a serving graph.
 
@@ -21,9 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from streamtrain.vectorize.words import splitmix64, word_hashes
+from streamtrain.vectorize.words import GOLDEN_GAMMA, splitmix64, word_hashes
 
-NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio, odd: a bijection on uint64
 HASHER = "fnv1a64-splitmix64"  # recorded in ``NgramConfig.hasher``
 
 
@@ -39,7 +38,7 @@ def grams(
     for n in range(1, hi + 1):
         if n > 1:  # the n-gram starting at token i: fold token i + n - 1 into the (n-1)-gram starting at i
             with np.errstate(over="ignore"):
-                key = splitmix64(key[:-1] * NGRAM_MULTIPLIER ^ hashes[n - 1 :])
+                key = splitmix64(key[:-1] * GOLDEN_GAMMA ^ hashes[n - 1 :])
         if n < lo:
             continue
         whole = row[: len(key)] == row[n - 1 :] if n > 1 else None  # its n words are in one text
@@ -114,5 +113,5 @@ def ngram_buckets(strings: Sequence[str], buckets: int) -> np.ndarray:
     with np.errstate(over="ignore"):
         for j in range(1, int(sizes.max(initial=1))):
             longer = np.flatnonzero(sizes > j)
-            keys[longer] = splitmix64(keys[longer] * NGRAM_MULTIPLIER ^ hashes[first[longer] + j])
+            keys[longer] = splitmix64(keys[longer] * GOLDEN_GAMMA ^ hashes[first[longer] + j])
     return (keys % np.uint64(buckets)).astype(np.int64)

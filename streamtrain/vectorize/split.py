@@ -141,14 +141,14 @@ def split_units(
         raise ValueError(f"{rule} splits a row by the rows before it, not by a unit of its text: use assign_splits")
     if rule == "blake2b":
         return np.fromiter((text_unit(t) for t in texts), dtype=np.float64, count=len(texts))
-    from streamtrain.vectorize.words import splitmix64, word_hashes
+    from streamtrain.vectorize.words import GOLDEN_GAMMA, splitmix64, word_hashes
 
     words = words if words is not None else word_hashes(texts)
     keys, has_words = minhash_keys(texts, MINHASH_SALT, words)
     if rule == "minhash2-words":
         second, _ = minhash_keys(texts, MINHASH_SALT_2, words)
         with np.errstate(over="ignore"):
-            keys = splitmix64(keys) * np.uint64(0x9E3779B97F4A7C15) ^ second
+            keys = splitmix64(keys) * GOLDEN_GAMMA ^ second
     units = splitmix64(keys).astype(np.float64) * 2.0**-64  # as exact as int / 2**64: a power of two
     for i in np.flatnonzero(~has_words).tolist():
         units[i] = text_unit(texts[i])
