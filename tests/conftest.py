@@ -20,6 +20,7 @@ SLOW = {
     "dataset": {"test_dask.py"},
     "vectorize": {"test_choice.py"},
     "tools": {"test_bench_corpora.py", "test_bench_peers.py", "test_bench_workers.py"},
+    "tests": {"test_old_formats.py"},
 }
 
 
