@@ -19,7 +19,7 @@ SLOW = {
     "cli": {"test_cli.py", "test_commands.py", "test_inspect.py", "test_train.py"},
     "dataset": {"test_dask.py"},
     "vectorize": {"test_choice.py"},
-    "tools": {"test_bench_corpora.py", "test_bench_peers.py", "test_bench_workers.py"},
+    "tools": {"test_bench_corpora.py", "test_bench_peers.py", "test_bench_workers.py", "test_walkthrough.py"},
     "tests": {"test_old_formats.py"},
 }
 
