@@ -1,0 +1,66 @@
+"""inspect: what a dataset or a model directory holds, from its JSON records alone (``InspectOptions``, ``inspect``).
+
+Who owns what:
+- this module: ``inspect`` (which kind of directory it is, and its record)
+  and ``render_text`` (a record as text, every line escaped).
+- ``dataset``: a dataset directory's record (``manifest.json``: its splits,
+  class balance, the vectorizer choice, rejected rows, appends, the
+  validation sample, for n-grams the top features of each class as readable
+  n-gram strings) and its text.
+- ``model``: a model directory's record (``fs.versions``, or one written by
+  streamtrain 0.2: its versions with their metrics, date, promotion decision,
+  warm start, selection and SavedModel; the versions being trained or
+  interrupted; a promotion step a killed run left, ``train.promote``) and
+  its text.
+- ``tables``: cells and aligned columns for both.
+
+``inspect`` returns one JSON-ready dict (labels exactly as recorded),
+``render_text`` turns it into aligned plain-text tables for people, with
+control characters in labels and other free text shown as escapes
+(``visible``: ``\\x1b``, ``\\r``, ``\\n``), so data cannot drive the terminal
+or break a table's rows. Only JSON files are read (never a
+shard or a model, never TensorFlow), so it is fast on any size; it checks
+nothing but the feature names file it shows (``streamtrain verify`` checks
+everything).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamtrain.dataset.manifest import MANIFEST_NAME
+from streamtrain.errors import UsageError
+from streamtrain.fs.versions import Versions
+from streamtrain.inspect.dataset import dataset_record, dataset_text
+from streamtrain.inspect.model import CHECKPOINT_STATE, id_date, model_record, model_text
+from streamtrain.inspect.tables import table
+from streamtrain.options import option
+from streamtrain.train import modeldir
+from streamtrain.visible import visible
+
+__all__ = ["CHECKPOINT_STATE", "InspectOptions", "id_date", "inspect", "render_text", "table"]
+
+
+@dataclass
+class InspectOptions:
+    path: str = option(positional=True, path=True, metavar="DIR", help="a dataset directory or a model directory")
+    json: bool = option(False, help="print one JSON document instead of text tables")
+
+
+def inspect(opts: InspectOptions) -> dict:
+    """What the dataset or model directory ``opts.path`` holds; ``UsageError`` when it is neither."""
+    root = Path(opts.path)
+    if not root.is_dir():
+        raise UsageError(f"not a directory: {root}")
+    if (root / MANIFEST_NAME).exists():
+        return dataset_record(root)
+    if Versions(root).exists() or (root / modeldir.CHECKSUMS_NAME).exists() or (root / modeldir.MODEL_NAME).exists():
+        return model_record(root)
+    raise UsageError(f"{root} is neither a dataset directory ({MANIFEST_NAME}) nor a model directory")
+
+
+def render_text(result: dict) -> str:
+    """``inspect``'s result as plain text: a few headed sections of aligned columns."""
+    lines = dataset_text(result) if result["kind"] == "dataset" else model_text(result)
+    return "\n".join(visible(line) for line in lines) + "\n"  # table cells were escaped before their widths
