@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "streamtrain"
 
 # Lowest first. The top-level modules outside these are the base (errors, options, faults, progress, visible)
-# unless APPLICATION names them: the entry points that wire the layers together for a command.
+# unless APPLICATION names them (module or package): the entry points that wire the layers together for a command.
 LAYERS = ("base", "fs", "io", "vectorize", "dataset", "serve", "train", "cli")
 APPLICATION = {"api", "fit", "prepare", "inspect", "verify", "evaluate", "predict", "__main__"}
 
@@ -26,8 +26,10 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return "base"  # the package itself: __version__ and the lazy load()
+    if parts[1] in APPLICATION:
+        return "cli"
     if len(parts) == 2 and (PACKAGE / f"{parts[1]}.py").is_file():
-        return "cli" if parts[1] in APPLICATION else "base"
+        return "base"
     return parts[1]
 
 
