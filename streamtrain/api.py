@@ -34,7 +34,15 @@ class _Loaded:
 
 
 class Model:
-    """A model directory's ``current`` version (or a fixed one), ready to score raw text."""
+    """A model directory's ``current`` version (or a fixed one), ready to score raw text.
+
+    Args:
+        model_dir: the model directory.
+        version: a version id to load instead of ``current``, never replaced.
+
+    Raises:
+        DataError: the version cannot be resolved or fails its checksums.
+    """
 
     def __init__(self, model_dir: str | Path, version: str | None = None):
         from streamtrain.train.runtime import import_tensorflow
@@ -56,19 +64,37 @@ class Model:
         return self._loaded.classes
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 array (len(texts), classes): each text's class probabilities."""
+        """Each text's class probabilities, by the version serving now.
+
+        Args:
+            texts: raw texts.
+
+        Returns:
+            float32 array (len(texts), classes), columns in ``classes`` order.
+        """
         return _scores(self._current(), texts)
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
-        """One ``{"label": class, "probabilities": {class: p}}`` per text, in order (``streamtrain predict``'s
-        result lines without their rounding)."""
+        """Each text's most probable class and its probabilities, by one version whatever a promotion does.
+
+        Args:
+            texts: raw texts.
+
+        Returns:
+            One ``{"label": class, "probabilities": {class: p}}`` per text, in order (``streamtrain predict``'s
+            result lines without their rounding).
+        """
         loaded = self._current()  # once: classes and scores of the same version, whatever a promotion does
         p = _scores(loaded, texts)
         classes = loaded.classes
         return [{"label": classes[int(row.argmax())], "probabilities": dict(zip(classes, row.tolist()))} for row in p]
 
     def reload(self) -> bool:
-        """Load ``current`` now if it moved since the last load; True when it did."""
+        """Load ``current`` now if it moved since the last load; a version that cannot be loaded is logged and kept out.
+
+        Returns:
+            True when a new version now serves; always False for a fixed version.
+        """
         if self.pinned is not None:
             return False
         from streamtrain.fs.versions import Versions
@@ -101,7 +127,15 @@ def _scores(loaded: _Loaded, texts: Sequence[str]) -> np.ndarray:
 
 
 def load(model_dir: str | Path, version: str | None = None) -> Model:
-    """``model_dir``'s current version (``version``: that one, never replaced) as a ``Model``."""
+    """``model_dir``'s current version as a ``Model``.
+
+    Args:
+        model_dir: the model directory.
+        version: a version id to load instead, never replaced.
+
+    Returns:
+        The model.
+    """
     return Model(model_dir, version)
 
 

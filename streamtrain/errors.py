@@ -1,15 +1,15 @@
 """The errors the library raises for problems it can explain, each with its exit code for cron.
 
-Exit codes: 0 success, 1 training or scoring failed (a non-finite loss or
-output, a lost worker of a multi-worker fit) or anything unexpected, 2 usage error, 3 a trained model was kept
-but not promoted (the promotion guard), 65 bad input data (EX_DATAERR),
-73 an output cannot be created: a read-only file system, permission denied,
-or too little free space for prepare to start (EX_CANTCREAT), 74 a write
-failed: no space left, the disk quota exceeded, a file size limit (EX_IOERR),
-75 busy: another run holds the lock (EX_TEMPFAIL, try again later), 130
-interrupted (SIGINT), 143 terminated (SIGTERM). The
-library raises; only ``streamtrain.cli`` turns an error into a message and
-an exit code.
+Exit codes: 0 success; 1 training or scoring failed (a non-finite loss or
+output, a lost worker of a multi-worker fit) or anything unexpected; 2 usage
+error; 3 a trained model was kept but not promoted (the promotion guard or
+the serving check refused it); 65 bad input data (EX_DATAERR); 73 an output
+cannot be created: a read-only file system, permission denied, or too little
+free space for prepare to start (EX_CANTCREAT); 74 a write failed: no space
+left, the disk quota exceeded, a file size limit (EX_IOERR); 75 busy: another
+run holds the lock (EX_TEMPFAIL, try again later); 130 interrupted (SIGINT);
+143 terminated (SIGTERM). The library raises; only ``streamtrain.cli`` turns
+an error into a message and an exit code.
 """
 
 from __future__ import annotations
@@ -44,7 +44,13 @@ class UsageError(StreamtrainError):
 
 
 class DataError(StreamtrainError):
-    """Input data is bad; names the file and (1-based) row when known."""
+    """Input data is bad; names the file and (1-based) row when known.
+
+    Args:
+        message: what is wrong.
+        path: the file, prefixed to the message when given.
+        row: its 1-based row, said after the file.
+    """
 
     exit_code = EXIT_DATA
 
@@ -76,7 +82,12 @@ class Busy(StreamtrainError):
 
 
 class NotPromoted(StreamtrainError):
-    """The promotion guard kept a new model version but did not make it ``current``; ``result`` is what fit made."""
+    """fit kept a new model version but did not make it ``current`` (the promotion guard or the serving check).
+
+    Args:
+        message: the decision, one line.
+        result: what fit returns when it promotes (metrics, version, decision), for the caller to print.
+    """
 
     exit_code = EXIT_NOT_PROMOTED
 
@@ -86,7 +97,13 @@ class NotPromoted(StreamtrainError):
 
 
 class WriteError(StreamtrainError):
-    """Writing ``path`` failed for a reason of the file system, not of the data; ``cause`` says which."""
+    """Writing ``path`` failed for a reason of the file system, not of the data; ``cause`` says which.
+
+    Args:
+        path: the file or directory, when known.
+        cause: the system's words ("No space left on device").
+        action: what failed, said before the path ("" for nothing).
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None, cause: str, action: str = "cannot write"):
         self.path, self.cause = None if path is None else os.fspath(path), cause
@@ -100,8 +117,7 @@ class CannotCreate(WriteError):
 
 
 class OutOfSpace(WriteError):
-    """A write failed for want of space: none left on the device (ENOSPC), the disk quota (EDQUOT), a file size
-    limit (EFBIG)."""
+    """A write failed for want of space: no space left (ENOSPC), the disk quota (EDQUOT), a size limit (EFBIG)."""
 
     exit_code = EXIT_IOERR
 
@@ -115,8 +131,14 @@ def write_error(
 ) -> WriteError | None:
     """The typed error for an ``OSError`` of a write (ENOSPC, EDQUOT, EFBIG: 74; EROFS, EACCES, EPERM: 73).
 
-    None for any other exception. ``path`` names the file when the error does not (a failed ``write``). Unless
-    ``known_write``, an EACCES or EPERM (which a read can meet too) is not said to be a write's.
+    Args:
+        exc: any exception; a ``WriteError`` is returned as it is.
+        path: names the file when the error does not (a failed ``write``).
+        known_write: whether ``exc`` is known to come from a write; if not, an EACCES or EPERM (which a read can
+            meet too) is not said to be a write's.
+
+    Returns:
+        ``OutOfSpace`` or ``CannotCreate``; None for any other exception.
     """
     if isinstance(exc, WriteError):
         return exc
@@ -131,9 +153,18 @@ def write_error(
 
 @contextlib.contextmanager
 def writing(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Turn a write's ENOSPC, EDQUOT, EFBIG, EROFS, EACCES or EPERM inside the block into a ``WriteError`` naming
-    ``path`` (or the file the error names); also numpy's errno-less short write (``tofile``: "N requested and M
-    written"), said to be for want of space where less than 1 MiB is left (else a quota or file size limit)."""
+    """Turn a failed write inside the block into a ``WriteError`` naming ``path`` (or the file the error names).
+
+    Besides an ``OSError`` that ``write_error`` types, numpy's errno-less short write (``tofile``: "N requested
+    and M written") becomes ``OutOfSpace``: for want of space where less than 1 MiB is left, else a quota or file
+    size limit.
+
+    Args:
+        path: the file the block writes.
+
+    Raises:
+        WriteError: the block's write failed for a reason of the file system.
+    """
     try:
         yield
     except OSError as exc:
@@ -158,7 +189,11 @@ def _full(path: str | os.PathLike[str]) -> bool:
 
 
 class Terminated(BaseException):
-    """A termination signal arrived (raised by the CLI's handler, so cleanup runs as for Ctrl-C)."""
+    """A termination signal arrived (raised by the CLI's handler, so cleanup runs as for Ctrl-C).
+
+    Args:
+        signum: the signal's number; its name is the message.
+    """
 
     def __init__(self, signum: int):
         import signal

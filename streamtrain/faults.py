@@ -1,9 +1,11 @@
-"""Test hooks: stop this process with SIGKILL at a named point (``STREAMTRAIN_FAULT=kill:POINT``), or make a named
-artifact wrong on purpose (``STREAMTRAIN_FAULT=break:ARTIFACT``, ``BROKEN``).
+"""Test hooks: kill this process at a named point, or make a named artifact wrong on purpose (``STREAMTRAIN_FAULT``).
 
-The chaos test (``tests/train/test_chaos.py``) kills a nightly append at its
-commit and a fit at each phase boundary of its last steps, as the OOM killer or a power cut would, without
-timing. ``POINTS`` lists them, in the order a nightly ``train --append`` passes them. Unset (always,
+``STREAMTRAIN_FAULT=kill:POINT`` makes ``point(POINT)`` stop the process with
+SIGKILL, as the OOM killer or a power cut would, without timing: the chaos
+test (``tests/train/test_chaos.py``) kills a nightly append at its commit and
+a fit at each phase boundary of its last steps. ``POINTS`` lists them in the
+order a nightly ``train --append`` passes them. ``STREAMTRAIN_FAULT=break:NAME``
+makes ``broken(NAME)`` true, for an artifact of ``BROKEN``. Unset (always,
 outside tests), ``point`` costs one environment lookup.
 """
 
@@ -22,7 +24,7 @@ POINTS = (
     "after-write",  # the version's files and checksums.json written in <id>.training
     "after-journal",  # the model directory's promotion journal written
     "after-finish",  # <id>.training renamed into place, checkpoint gone; current not switched yet
-    "after-switch",  # current switched and the promotions log written; the journal not cleared yet
+    "after-switch",  # current switched and the promotions log written; not published, the journal not cleared
     "after-prune",  # all done, old versions pruned; the process has not exited
 )
 # Points only a model selection passes (a nightly fit that reuses its selection does not): tested on their own.
@@ -31,7 +33,11 @@ BROKEN = ("export",)  # the SavedModel's probabilities are shifted: the serving 
 
 
 def point(name: str) -> None:
-    """Kill this process with SIGKILL when ``STREAMTRAIN_FAULT`` is ``kill:name``."""
+    """Kill this process with SIGKILL (stdout and stderr flushed) when ``STREAMTRAIN_FAULT`` is ``kill:name``.
+
+    Args:
+        name: one of ``POINTS`` or ``SEARCH_POINTS``.
+    """
     assert name in POINTS or name in SEARCH_POINTS, name
     if os.environ.get(ENV) == f"kill:{name}":
         for stream in (sys.stdout, sys.stderr):
@@ -41,6 +47,10 @@ def point(name: str) -> None:
 
 
 def broken(name: str) -> bool:
-    """True when ``STREAMTRAIN_FAULT`` is ``break:name``: the caller writes a wrong ``name`` on purpose."""
+    """Whether the caller should write a wrong ``name`` on purpose: ``STREAMTRAIN_FAULT`` is ``break:name``.
+
+    Args:
+        name: one of ``BROKEN``.
+    """
     assert name in BROKEN, name
     return os.environ.get(ENV) == f"break:{name}"

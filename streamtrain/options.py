@@ -1,9 +1,9 @@
 """Command options as dataclass fields: each option's default, help text and check, written once.
 
 Every command's options are one dataclass (``PrepareOptions``, ``FitOptions``,
-``EvaluateOptions``, ``PredictOptions``) whose fields are made by ``option``.
-The field's default is the library's default; its metadata (``Spec``) carries
-the help text, the allowed choices, the check and any deprecated spellings.
+``PredictOptions``, ...) whose fields are made by ``option``. The field's
+default is the library's default; its metadata (``Spec``) carries the help
+text, the allowed choices, the check and any deprecated spelling.
 ``check_options`` validates a library call exactly as the command line is
 validated, and ``streamtrain.cli`` generates argparse and reads ``--config``
 files from the same fields. Nothing here parses arguments or exits.
@@ -43,7 +43,16 @@ class Spec:
 
 
 def option(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None, **spec: Any) -> Any:
-    """A dataclass field that is a command option; ``spec`` are ``Spec``'s fields."""
+    """A dataclass field that is a command option.
+
+    Args:
+        default: the library's default; left out, the option is required.
+        factory: makes the default instead (a list option's ``[]``).
+        **spec: ``Spec``'s fields: ``help`` and any others.
+
+    Returns:
+        The ``dataclasses.field``, its ``Spec`` under ``metadata["spec"]``.
+    """
     metadata = {"spec": Spec(**spec)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -51,14 +60,17 @@ def option(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | N
 
 
 def positive(value: int) -> bool:
+    """Whether ``value`` >= 1 (``POSITIVE``'s check)."""
     return value >= 1
 
 
 def non_negative(value: float) -> bool:
+    """Whether ``value`` >= 0 (``NON_NEGATIVE``'s and ``SECONDS``' check)."""
     return value >= 0
 
 
 def fraction(value: float) -> bool:
+    """Whether ``value`` is in [0, 1) (``FRACTION``'s check)."""
     return 0.0 <= value < 1.0
 
 
@@ -80,13 +92,16 @@ class Option:
 
     @property
     def flag(self) -> str:
+        """Its command-line flag: ``--`` and the name, dashes for underscores."""
         return "--" + self.name.replace("_", "-")
 
     @property
     def required(self) -> bool:
+        """Whether it has no default."""
         return self.default is dataclasses.MISSING
 
     def default_value(self) -> Any:
+        """The default itself (a factory's product, a new one each call)."""
         return self.default() if callable(self.default) else self.default
 
     @property
@@ -105,7 +120,7 @@ class Option:
 
 
 def options_of(cls: type) -> list[Option]:
-    """The options of a dataclass of ``option`` fields, in declaration order."""
+    """The options of a dataclass of ``option`` fields, in declaration order (other fields left out)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -118,7 +133,14 @@ def options_of(cls: type) -> list[Option]:
 
 
 def check_options(opts: Any) -> None:
-    """Raise ``UsageError`` naming the first option whose value breaks its choices or check."""
+    """Check every option's value (each element of a list; None passes) against its choices and check.
+
+    Args:
+        opts: an options dataclass instance.
+
+    Raises:
+        UsageError: naming the first option whose value breaks its choices or check.
+    """
     for opt in options_of(type(opts)):
         value = getattr(opts, opt.name)
         values = value if isinstance(value, list | tuple) else [value]
@@ -133,7 +155,14 @@ def check_options(opts: Any) -> None:
 
 
 def effective(opts: Any) -> dict[str, Any]:
-    """The options that the command line and config files set, as a JSON-ready dict."""
+    """The options that the command line and config files set, as a JSON-ready dict (paths as strings).
+
+    Args:
+        opts: an options dataclass instance.
+
+    Returns:
+        Option name -> value, for every option with ``Spec.cli``.
+    """
     return {opt.name: _plain(getattr(opts, opt.name)) for opt in options_of(type(opts)) if opt.spec.cli}
 
 

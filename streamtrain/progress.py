@@ -2,34 +2,14 @@
 
 The library opens one ``Progress`` per pass (a context manager) and calls
 ``advance(rows, bytes)`` once per chunk it reads; it never says how progress
-is shown. That is decided here, when the pass starts, from how logging is
+is shown. ``display`` decides that when the pass starts, from how logging is
 configured (``streamtrain.cli.logs`` configures it for the command line):
-
-- nothing when the logger does not show ``INFO`` (``--quiet``; a library
-  caller that configured no logging);
-- a live bar (``rich.progress``) when every handler that shows the logger's
-  ``INFO`` records writes plain text to a terminal (stderr is a TTY and the
-  log format is text: the command line's default at a terminal). Log lines
-  written during the pass go above the bar, and the bar is removed at the
-  end of the pass;
-- otherwise (cron: stderr is a file or a pipe; ``--log-format json``, whose
-  formatter has a true ``structured`` attribute) an ``INFO`` line every
-  ``INTERVAL`` seconds, 5 unless the environment variable
-  ``STREAMTRAIN_PROGRESS_SECONDS`` says otherwise (tests shorten it):
-  ``pass 1/3: reading and counting: 120000 rows, 45.2 of 110.0 MB (41%),
-  22.1 MB/s, ETA 3 s``.
-
-Either way a pass that ends without an error logs one ``INFO`` line:
-``pass 1/3: reading and counting: done: 200000 rows, 110.0 MB in 5.0 s
-(22.0 MB/s)``. Every progress line carries its numbers as record attributes
-(``extra=``) for structured logs: ``pass``, ``rows``, ``bytes``,
-``total_bytes``, ``seconds``, ``mb_per_s``, and ``eta_s`` while running or
-``done`` at the end. MB are 10**6 bytes.
-
-Overhead: ``advance`` adds to two counters and, for lines, reads the
-monotonic clock; callers call it per chunk, never per row. ``close_all``
-ends every open pass at once, for a command that failed (so its error is not
-drawn over by a bar whose generator is still alive in a traceback).
+nothing, a live bar (``rich.progress``) at a terminal, or an ``INFO`` line
+every ``INTERVAL`` seconds. A pass that ends without an error logs one
+``done`` line; every line carries its numbers as record attributes
+(``extra=``) for structured logs. ``close_all`` ends every open pass at once,
+for a command that failed (so its error is not drawn over by a bar whose
+generator is still alive in a traceback). MB are 10**6 bytes.
 """
 
 from __future__ import annotations
@@ -54,7 +34,8 @@ def _interval(value: str | None, default: float = 5.0) -> float:
     return seconds if math.isfinite(seconds) and seconds >= 0 else default
 
 
-INTERVAL = _interval(os.environ.get("STREAMTRAIN_PROGRESS_SECONDS"))  # seconds between two progress lines
+# Seconds between two progress lines: 5 unless STREAMTRAIN_PROGRESS_SECONDS says otherwise (tests shorten it).
+INTERVAL = _interval(os.environ.get("STREAMTRAIN_PROGRESS_SECONDS"))
 
 OFF, LINES, BAR = "off", "lines", "bar"
 
@@ -84,7 +65,17 @@ def _on_terminal(handler: logging.Handler) -> bool:
 
 
 def display(logger: logging.Logger) -> str:
-    """How progress logged to ``logger`` is shown now: ``OFF``, ``LINES`` or ``BAR``."""
+    """How progress logged to ``logger`` is shown now.
+
+    Args:
+        logger: where the pass logs.
+
+    Returns:
+        ``OFF`` when the logger does not show ``INFO`` (``--quiet``; a library caller that configured no
+        logging); ``BAR`` when every handler that shows its ``INFO`` records writes plain text to a terminal
+        (stderr a TTY and the text log format: the command line's default at a terminal); else ``LINES`` (cron:
+        stderr a file or a pipe; a formatter whose ``structured`` attribute is true, as ``--log-format json``'s).
+    """
     if not logger.isEnabledFor(logging.INFO):
         return OFF
     handlers = _shown_by(logger)
@@ -109,8 +100,16 @@ def _duration(seconds: float) -> str:
 class Progress:
     """One pass: ``with Progress("pass 1/3: reading", total_bytes) as p: ... p.advance(rows, nbytes)``.
 
-    ``total_bytes``: what the pass will read in all (None when unknown: no percentage or ETA).
-    ``logger``: where its lines go (by default this module's, under ``streamtrain``).
+    A line while running: ``pass 1/3: reading and counting: 120000 rows, 45.2 of 110.0 MB (41%), 22.1 MB/s,
+    ETA 3 s``; at the end: ``pass 1/3: reading and counting: done: 200000 rows, 110.0 MB in 5.0 s (22.0 MB/s)``.
+    Their record attributes: ``pass``, ``rows``, ``bytes``, ``total_bytes``, ``seconds``, ``mb_per_s``, and
+    ``eta_s`` while running or ``done`` at the end. A bar is removed at the end of the pass; log lines written
+    meanwhile go above it.
+
+    Args:
+        name: the pass, as its lines begin.
+        total_bytes: what the pass will read in all (None when unknown: no percentage or ETA).
+        logger: where its lines go (by default this module's, under ``streamtrain``).
     """
 
     def __init__(self, name: str, total_bytes: int | None = None, logger: logging.Logger | None = None):
@@ -135,7 +134,10 @@ class Progress:
         return self
 
     def advance(self, rows: int, nbytes: int = 0) -> None:
-        """``rows`` more rows and ``nbytes`` more bytes done (call it per chunk, not per row)."""
+        """``rows`` more rows and ``nbytes`` more bytes done; call it per chunk, not per row.
+
+        It adds to two counters and, for lines, reads the monotonic clock.
+        """
         self.rows += rows
         self.bytes += nbytes
         if self._bar is not None:
@@ -152,7 +154,7 @@ class Progress:
         self.close(done=exc_type is None)
 
     def close(self, done: bool = True) -> None:
-        """End the pass: remove the bar; when ``done``, log the end-of-pass line."""
+        """End the pass: remove the bar; when ``done`` (and not ``OFF``), log the end-of-pass line."""
         if self in _open:
             _open.remove(self)
         if self._bar is not None:

@@ -1,9 +1,9 @@
-"""Free text (class labels, reasons) made safe to print: ``visible``.
+r"""Free text (class labels, reasons) made safe to print: ``visible``.
 
 Labels come from the user's data and may hold anything. Printed raw, an ANSI
-escape recolours or rewrites the terminal, a ``\\r`` or newline breaks a
+escape recolours or rewrites the terminal, a ``\r`` or newline breaks a
 table's row. ``inspect``'s text tables and ``report.md`` show such characters
-as escapes instead (``\\x1b``, ``\\r``, ``\\n``); the JSON outputs keep the
+as escapes instead (``\x1b``, ``\r``, ``\n``); the JSON outputs keep the
 exact strings.
 """
 
@@ -20,8 +20,11 @@ _BIDI = {"\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)), *map(ch
 
 
 def visible(text: str) -> str:
-    """``text`` with every control, line-separator or bidirectional-control character written as an escape
-    (``\\x1b``, ``\\u202e``; ``\\n``, ``\\r``, ``\\t`` by name); other characters unchanged."""
+    r"""``text`` with every control, line-separator or bidirectional-control character written as an escape.
+
+    Escapes look like ``\x1b`` and ``\u202e``; ``\n``, ``\r`` and ``\t`` go by name. Other characters are
+    unchanged.
+    """
     if text.isprintable():
         return text
     return "".join(_escape(ch) if ch in _BIDI or unicodedata.category(ch) in _HIDDEN else ch for ch in text)

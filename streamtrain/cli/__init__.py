@@ -1,32 +1,16 @@
-"""The ``streamtrain`` command: ``streamtrain prepare|fit|train|evaluate|predict|verify|promote|inspect [options]``.
+"""The ``streamtrain`` command: ``streamtrain prepare|fit|train|evaluate|predict|verify|promote|export|inspect``.
 
-Who owns what:
-- ``commands``: the table of commands: options class, library call, how the
-  result is printed.
-- ``arguments``: argparse generated from an options class, and the merge of
-  defaults, ``--config`` and flags.
-- ``config``: reading ``--config FILE.toml``.
-- ``exit_codes``: the exit-code table and the code for an exception.
-- ``logs``: logging to stderr at the chosen verbosity, as text or JSON lines
-  (``--log-format``).
-- ``workers``: ``fit --workers N``, N worker processes on loopback.
-- ``train``: ``streamtrain train``, prepare in a child process while
-  TensorFlow loads, then fit.
+Who owns what: ``commands``, the table of commands (options class, library
+call, how the result is printed); ``arguments``, argparse generated from an
+options class and the merge of defaults, ``--config`` and flags; ``config``,
+reading ``--config FILE.toml``; ``exit_codes``, the exit-code table;
+``logs``, logging to stderr as text or JSON lines; ``workers``, ``fit
+--workers N`` on loopback; ``train``, ``streamtrain train``.
 
-``main`` dispatches; ``run_command`` runs one command and turns whatever
-ends it into an exit code and at most one ``streamtrain CMD: error: ...``
-line (with ``--log-format json``, one JSON line of level ``error`` with its
-``exit_code``, and ``traceback`` for a bug). An ``OSError`` of a full or
-read-only file system (``errors.write_error``) is not a bug: one line naming
-its file (or, when it names none, the directory the command writes), exit
-73 or 74. The CLI holds no logic of its own: everything it runs is a
-library call with an options object.
-
-``entry`` is what the ``streamtrain`` script and ``python -m`` run: it turns
-SIGTERM into an exception (so staging directories are removed as on
-Ctrl-C) and, once TensorFlow is loaded, ends the process with ``os._exit``
-after flushing, because TensorFlow's threads can deadlock the interpreter's
-shutdown after a failed input pipeline and a cron job must get its exit code.
+``main`` dispatches; ``run_command`` runs one command and turns whatever ends
+it into an exit code and at most one error line; ``entry`` is what the
+``streamtrain`` script and ``python -m`` run. The CLI holds no logic of its
+own: everything it runs is a library call with an options object.
 """
 
 from __future__ import annotations
@@ -60,6 +44,14 @@ def _usage() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``streamtrain ARGV``: usage, ``--version``, or one command.
+
+    Args:
+        argv: the arguments after the program's name; None: ``sys.argv[1:]``.
+
+    Returns:
+        The exit code.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(_usage(), file=sys.stdout if args else sys.stderr)
@@ -75,7 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_command(name: str, argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit code (never raises, never calls ``sys.exit``)."""
+    """Run one command; never raises, never calls ``sys.exit``.
+
+    Whatever ends it becomes an exit code and at most one ``streamtrain CMD: error: ...`` line (with
+    ``--log-format json``, one JSON line of level ``error`` with its ``exit_code``, and ``traceback`` for a bug).
+    An ``OSError`` of a full or read-only file system (``errors.write_error``) is not a bug: one line naming its
+    file (or, when it names none, the directory the command writes), exit 73 or 74.
+
+    Args:
+        name: a command of ``COMMANDS``.
+        argv: its arguments; None: ``sys.argv[1:]``.
+
+    Returns:
+        The exit code.
+    """
     command = COMMANDS[name]
     prog = f"streamtrain {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -134,7 +139,18 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def entry(command: str | None = None) -> int:
-    """The process's entry point: ``streamtrain ...``, or ``python -m streamtrain.COMMAND ...`` when ``command``."""
+    """The process's entry point: ``streamtrain ...``, or ``python -m streamtrain.COMMAND ...`` when ``command``.
+
+    SIGTERM becomes an exception (``Terminated``), so staging directories are removed as on Ctrl-C. Once
+    TensorFlow is loaded, the process ends with ``os._exit`` after flushing: TensorFlow's threads can deadlock the
+    interpreter's shutdown after a failed input pipeline, and a cron job must get its exit code.
+
+    Args:
+        command: the command's name; None: it is the first argument.
+
+    Returns:
+        The exit code (when TensorFlow was not loaded; else the process exits with it).
+    """
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main() if command is None else run_command(command)

@@ -73,6 +73,18 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser(prog: str, description: str, options: list[Option]) -> _Parser:
+    """The argparse parser of one command: its options (``Spec.cli`` only) and the common flags.
+
+    Unset options are left out of the parse's result (``argparse.SUPPRESS``); abbreviations are refused.
+
+    Args:
+        prog: "streamtrain COMMAND".
+        description: the command's ``--help`` text.
+        options: the command's options.
+
+    Returns:
+        The parser; its help ends with the exit-code table.
+    """
     parser = _Parser(
         prog=prog,
         description=description,
@@ -125,10 +137,17 @@ def _add(parser: argparse.ArgumentParser, opt: Option) -> None:
 
 
 def to_argv(opts: Any) -> list[str]:
-    """Command-line arguments that ``parse`` turns back into ``opts`` (the options that differ from defaults).
+    """Command-line arguments that ``parse`` turns back into ``opts``: ``streamtrain train`` starts prepare with them.
 
-    ``streamtrain train`` starts ``streamtrain prepare`` with them. ``UsageError`` for a value no flag can
-    give (an option left unset, None, whose default is not None).
+    Args:
+        opts: an options dataclass instance.
+
+    Returns:
+        The flags of the options that differ from their defaults (required ones always), then ``--`` and the
+        positional values when there are any.
+
+    Raises:
+        UsageError: a value no flag can give (None for an option whose default is not None).
     """
     flags: list[str] = []
     positional: list[str] = []
@@ -168,9 +187,27 @@ def parse(
     all_options: Callable[[], dict[str, list[Option]]],
     borrow: tuple[str, ...] = (),
 ) -> tuple[Any, Common]:
-    """Options instance (checked) and common flags from ``argv``, a config file and the defaults.
+    """The options (checked) and common flags of one command, from ``argv``, a config file and the defaults.
 
-    ``borrow``: commands whose config tables apply to this one too (``train``: ``[prepare]`` and ``[fit]``).
+    Flags win over the config file, which wins over the options class's defaults. With ``--log-format json`` a
+    bad command line raises ``UsageError`` instead of argparse's usage and exit.
+
+    Args:
+        command: the command's name (its config table).
+        prog: "streamtrain COMMAND".
+        description: the command's ``--help`` text.
+        options_cls: the command's options dataclass.
+        argv: its arguments.
+        all_options: every command's options, by name (a config file is checked against them).
+        borrow: commands whose config tables apply to this one too (``train``: ``[prepare]`` and ``[fit]``).
+
+    Returns:
+        (the options instance, the common flags).
+
+    Raises:
+        UsageError: a deprecated flag given with its new spelling, a required option missing, a value that breaks
+            its check, or a bad config file.
+        SystemExit: argparse printed its help (0) or its error (2).
     """
     options = options_of(options_cls)
     parser = build_parser(prog, description, options)

@@ -5,8 +5,8 @@ A config file may set any option of any command, by its name (``top_k`` or
 
 - top-level keys apply to every command that has that option (``seed = 1``
   sets prepare's and fit's seed);
-- a ``[prepare]``, ``[fit]``, ``[evaluate]`` or ``[predict]`` table applies
-  to that command only, and wins over the top level;
+- a table named after a command (``[prepare]``, ``[fit]``, ...) applies to
+  that command only, and wins over the top level;
 - ``train`` (prepare, then fit) reads the ``[prepare]`` and ``[fit]`` tables
   too, and its own ``[train]`` table over them.
 
@@ -36,8 +36,20 @@ def load_config(
 ) -> dict[str, Any]:
     """The values ``path`` sets for ``command``, checked against every command's ``options``.
 
-    The tables of the ``borrow`` commands apply too, over the top level and under ``command``'s own table;
-    two of them setting one option differently is an error (``train`` takes one ``--seed`` for prepare and fit).
+    Args:
+        path: the TOML file.
+        command: the command being run.
+        options: every command's options, by command name.
+        borrow: commands whose tables apply too, over the top level and under ``command``'s own table
+            (``train``: prepare and fit).
+
+    Returns:
+        Option name -> value (relative paths resolved against the file's directory).
+
+    Raises:
+        UsageError: the file is missing or not TOML; a key names no option or a table no command; a value has the
+            wrong type; or two borrowed tables set one option differently and ``command``'s own does not settle
+            it.
     """
     file = Path(path)
     try:

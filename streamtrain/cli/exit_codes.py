@@ -53,6 +53,15 @@ TABLE = (
 
 
 def exit_code(exc: BaseException) -> int:
+    """The exit code for ``exc``, which ended a command.
+
+    Args:
+        exc: the exception.
+
+    Returns:
+        73 or 74 for a typed write error (``errors.write_error``), an error's own ``exit_code``, 130 for
+        ``KeyboardInterrupt``, 143 for ``Terminated``, else 1.
+    """
     typed = write_error(exc)
     if typed is not None:
         return typed.exit_code
@@ -66,4 +75,5 @@ def exit_code(exc: BaseException) -> int:
 
 
 def help_text() -> str:
+    """The exit-code table, as every ``--help`` ends."""
     return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in TABLE)

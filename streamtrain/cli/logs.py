@@ -3,20 +3,13 @@
 ``--quiet`` shows warnings and errors only, the default adds progress
 (``INFO``), ``--verbose`` adds debug lines. Library modules log to
 ``logging.getLogger(__name__)`` under ``streamtrain`` and never print.
-
-``--log-format`` chooses the lines:
-
-- ``text`` (the default): ``[command] message``;
-- ``json``: one JSON object per line, ``{"time": ISO 8601 with the local
-  timezone, "level": "info", "command": "prepare", "message": ...}`` plus the
-  structured fields a record carries (``extra=``: progress lines add
-  ``pass``, ``rows``, ``bytes``, ``total_bytes``, ``seconds``, ``mb_per_s``
-  and ``eta_s`` or ``done``) and ``traceback`` when it carries an exception.
-
+``--log-format`` chooses the lines: ``text`` (the default, ``[command]
+message``) or ``json`` (``JsonFormatter``: one object per line, with the
+record's structured fields). ``setup`` configures the ``streamtrain`` logger;
 ``line`` writes the command line's own lines (what ends a command, a
 deprecated flag) in the same format, with or without ``setup``. A JSON
-formatter has ``structured = True``, which tells ``streamtrain.progress``
-to log lines rather than draw a bar.
+formatter has ``structured = True``, which tells ``streamtrain.progress`` to
+log lines rather than draw a bar.
 """
 
 from __future__ import annotations
@@ -41,13 +34,31 @@ def _now(created: float | None = None) -> str:
 
 
 def json_line(command: str | None, level: str, message: str, created: float | None = None, **fields: Any) -> str:
-    """One log line as a JSON object (no newline)."""
+    """One log line as a JSON object (no newline).
+
+    Args:
+        command: the command's name (None outside one).
+        level: "info", "warning", "error", ...
+        message: the text.
+        created: the record's time (a Unix timestamp); None: now.
+        **fields: more keys (a value JSON cannot hold is written as its ``str``).
+
+    Returns:
+        ``{"time": ISO 8601 with the local timezone, "level", "command", "message", **fields}`` as one line.
+    """
     doc = {"time": _now(created), "level": level, "command": command, "message": message, **fields}
     return json.dumps(doc, ensure_ascii=False, default=str)
 
 
 class JsonFormatter(logging.Formatter):
-    """A record as one JSON line: time, level, command, message and the record's ``extra=`` fields."""
+    """A record as one JSON line: time, level, command, message and the record's ``extra=`` fields.
+
+    Progress lines add ``pass``, ``rows``, ``bytes``, ``total_bytes``, ``seconds``, ``mb_per_s`` and ``eta_s`` or
+    ``done``; a record that carries an exception adds ``traceback``.
+
+    Args:
+        command: the command every line names.
+    """
 
     structured = True  # machine-readable lines: no live progress bar between them
 
@@ -56,6 +67,7 @@ class JsonFormatter(logging.Formatter):
         self.command = command
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line (``json_line``)."""
         fields = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES and not k.startswith("_")}
         if record.exc_info:
             fields["traceback"] = self.formatException(record.exc_info)
@@ -64,6 +76,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(command: str, verbosity: int, log_format: str = "text") -> None:
+    """Send the ``streamtrain`` logger's records to stderr, and only there.
+
+    Args:
+        command: the command's name, in every line.
+        verbosity: 0 ``--quiet`` (warnings), 1 the default (info), 2 ``--verbose`` (debug).
+        log_format: "text" or "json".
+    """
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter(command))
@@ -78,8 +97,14 @@ def setup(command: str, verbosity: int, log_format: str = "text") -> None:
 def line(prog: str, level: str, message: str, log_format: str = "text", *, tag: bool = True, **fields: Any) -> None:
     """One of the command line's own lines on stderr, with or without ``setup``.
 
-    Text: ``PROG: LEVEL: MESSAGE`` (``PROG: MESSAGE`` when not ``tag``); JSON: a line of level ``level`` whose
-    command is PROG's second word, with ``fields``.
+    Args:
+        prog: "streamtrain" or "streamtrain COMMAND".
+        level: "warning", "error", ...
+        message: the text.
+        log_format: "text": ``PROG: LEVEL: MESSAGE`` (``PROG: MESSAGE`` when not ``tag``); "json": a line of level
+            ``level`` whose command is PROG's second word, with ``fields``.
+        tag: whether a text line names its level.
+        **fields: more keys of a JSON line.
     """
     if log_format == "json":
         command = prog.split(" ", 1)[1] if " " in prog else None
@@ -90,7 +115,14 @@ def line(prog: str, level: str, message: str, log_format: str = "text", *, tag: 
 
 
 def format_in(argv: Sequence[str]) -> str:
-    """The ``--log-format`` that ``argv`` asks for, before (or without) parsing it; ``text`` when none or unknown."""
+    """The ``--log-format`` that ``argv`` asks for, before (or without) parsing it.
+
+    Args:
+        argv: a command's arguments; those after ``--`` are not looked at.
+
+    Returns:
+        The last valid one given; "text" when none or unknown.
+    """
     chosen = "text"
     for i, arg in enumerate(argv):
         if arg == "--":

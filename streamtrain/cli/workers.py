@@ -1,21 +1,16 @@
 """``streamtrain fit --workers N``: a local cluster of N worker processes on loopback (``launch``).
 
 It does what a cluster operator does by hand on N machines (README,
-"Training on several machines"): start the same ``streamtrain fit`` command
-once per worker, each with ``TF_CONFIG`` naming every worker's
-``host:port`` and its own index (``train.cluster``). Here the hosts are
-``127.0.0.1`` and the ports free ones.
-
-While they run, every line a worker writes on stderr is passed on, prefixed
-``[worker I]`` (a JSON log line gets a ``"worker": I`` field instead); the
-chief's stdout (fit's result) becomes this command's stdout. The first
-worker to fail (a non-zero exit, or killed by a signal) ends the run: the
-others get ``SETTLE_SECONDS`` to notice and stop by themselves, then
-SIGTERM, then SIGKILL after ``GRACE_SECONDS``; the
-message names the worker and how it ended, and the exit code is its code
-(1 for a signal). A rerun of the same command resumes from the chief's
-last checkpoint. SIGINT or SIGTERM to this process stops the workers the
-same way.
+"Training on several machines"): the same ``streamtrain fit`` command once
+per worker, each with ``TF_CONFIG`` naming every worker's ``127.0.0.1:PORT``
+(free ports) and its own index (``train.cluster``). Each worker's stderr lines
+are passed on, prefixed ``[worker I]`` (a JSON line gets a ``"worker": I``
+field instead); the chief's stdout (fit's result) becomes this command's. The
+first worker to fail (a non-zero exit, or a signal) ends the run: the others
+get ``SETTLE_SECONDS`` to stop by themselves, then SIGTERM, then SIGKILL after
+``GRACE_SECONDS``; the error names the worker, and the exit code is its code
+(1 for a signal). A rerun of the same command resumes from the chief's last
+checkpoint. SIGINT or SIGTERM to this process stops the workers the same way.
 """
 
 from __future__ import annotations
@@ -41,7 +36,9 @@ POLL_SECONDS = 0.1
 class ChildFailed(StreamtrainError):
     """A child process of this command failed (a worker of the local cluster, ``train``'s prepare).
 
-    The exit code is the child's, or 1 when a signal killed it (``returncode`` negative).
+    Args:
+        message: what failed and how.
+        returncode: the child's; the exit code is it, or 1 when a signal killed the child (negative).
     """
 
     def __init__(self, message: str, returncode: int):
@@ -64,8 +61,18 @@ def free_ports(n: int) -> list[int]:
 
 
 def launch(command: str, argv: Sequence[str], n: int) -> int:
-    """Run ``streamtrain COMMAND ARGV`` as worker 0 .. n-1 of a loopback cluster; return the chief's exit code
-    (0, or 3 for a version kept but not promoted) once all finished, or raise ``ChildFailed`` at the first failure.
+    """Run ``streamtrain COMMAND ARGV`` as worker 0 .. n-1 of a loopback cluster, until all finished.
+
+    Args:
+        command: the command ("fit").
+        argv: its arguments, as given to this process.
+        n: the number of workers.
+
+    Returns:
+        The chief's exit code: 0, or 3 for a version kept but not promoted.
+
+    Raises:
+        ChildFailed: at the first worker that failed, the others stopped.
     """
     from streamtrain.train.cluster import Cluster
 
@@ -126,7 +133,15 @@ def _failed(index: int, code: int) -> bool:
 
 
 def stop(procs: list[subprocess.Popen], settle: float = SETTLE_SECONDS) -> None:
-    """Let the others end on their own (they notice a lost peer at their next collective), then SIGTERM, SIGKILL."""
+    """Stop every process of ``procs`` still running.
+
+    Each first gets ``settle`` seconds to end on its own (a worker notices a lost peer at its next collective),
+    then SIGTERM, then SIGKILL after ``GRACE_SECONDS``.
+
+    Args:
+        procs: the processes.
+        settle: seconds to wait before SIGTERM.
+    """
     deadline = time.monotonic() + settle
     while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)

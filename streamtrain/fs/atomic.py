@@ -1,21 +1,18 @@
 """Crash-safe outputs: a file or directory appears complete or not at all, and a crash leaves nothing behind for long.
 
-``atomic_write_text`` and ``atomic_write_bytes`` write beside the target,
-fsync and rename (a full or read-only file system: ``errors.WriteError``
-naming the target). ``staging_dir``
-builds a whole output directory under a sibling named
-``NAME.partial-HOST-PID-RANDOM`` and renames it into place on success; on
-failure (an exception, or SIGTERM/SIGINT turned into one by the CLI) the
-partial directory is removed, so a crash never leaves a dataset or model
-directory that looks finished. A ``kill -9`` cannot be caught: its staging
-directory stays until the next ``staging_dir`` on the same target, which
-removes the staging and ``.old-`` directories of writers on this host whose
-process is gone (``sweep_stale``), first moving a previous target back into
-place if the writer died between moving it aside and moving the new one in.
-A live writer's directory, or another host's, is never touched.
-``check_target`` comes first: a symlink, ``.`` or a directory above the
-working directory is never replaced, and a non-empty target only with
-``overwrite`` when its owner's test (``ours``) says streamtrain wrote it.
+- ``atomic_write_bytes``, ``atomic_write_text``: write beside the target,
+  fsync, rename; a full or read-only file system raises ``errors.WriteError``
+  naming the target.
+- ``staging_dir``: a whole output directory built under a sibling
+  ``NAME.partial-HOST-PID-RANDOM`` and renamed into place on success, removed
+  on failure (an exception, or a signal the CLI turns into one). What a
+  ``kill -9`` leaves is removed by the next ``staging_dir`` on the same target
+  (``sweep_stale``: dead writers on this host only).
+- ``check_target``: whether a target may be replaced at all (never a symlink,
+  ``.``, a directory above the working directory or a mount point; a non-empty
+  one only with ``overwrite`` and when streamtrain wrote it).
+
+Rationale: docs/design/filesystem.md
 """
 
 from __future__ import annotations
@@ -42,6 +39,9 @@ def umask() -> int:
 
     Elsewhere it is set and restored, which another thread creating a file in between (the checkpoint writer,
     the plots drawn while the model is scored) would see as umask 0.
+
+    Returns:
+        The umask's permission bits.
     """
     with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
@@ -58,11 +58,20 @@ def _host() -> str:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """``atomic_write_bytes`` of ``text`` as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` beside ``path``, fsync it and rename it into place: a reader sees the old file or the new."""
+    """Write ``data`` beside ``path``, fsync it and rename it into place: a reader sees the old file or the new.
+
+    Args:
+        path: the file to write; its directory must exist.
+        data: its new content.
+
+    Raises:
+        WriteError: a full or read-only file system, or permission denied, naming ``path``.
+    """
     path = Path(path)
     with writing(path):  # a full or read-only file system: ``WriteError`` naming ``path``
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -80,10 +89,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def check_target(target: str | os.PathLike[str], overwrite: bool, ours: Callable[[Path], bool] | None = None) -> None:
-    """``UsageError`` unless ``target`` may be replaced: never a symlink (what it points at is not ours to
-    delete), ``.``, a directory above the working directory or a mount point (a rename cannot replace one,
-    EBUSY); a non-empty one only with ``overwrite`` and
-    only when ``ours(target)`` recognises it as written by streamtrain (no ``ours``: never)."""
+    """Refuse a ``target`` that may not be replaced, before any work.
+
+    Args:
+        target: the output path.
+        overwrite: whether a non-empty target may be replaced.
+        ours: recognises a directory streamtrain wrote; None: no non-empty target may be replaced.
+
+    Raises:
+        UsageError: ``target`` is a symlink (what it points at is not ours to delete), the working directory or one
+            above it, or a mount point (a rename cannot replace one); or it is non-empty and ``overwrite`` is off
+            or ``ours`` does not recognise it.
+    """
     target = Path(target)
     if target.is_symlink():
         raise UsageError(
@@ -118,7 +135,7 @@ def check_target(target: str | os.PathLike[str], overwrite: bool, ours: Callable
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """fsync a directory, so that the renames inside it survive a power cut."""
+    """Fsync a directory, so that the renames inside it survive a power cut."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -138,7 +155,17 @@ def alive(pid: int) -> bool:
 
 
 def sweep_stale(target: str | os.PathLike[str]) -> list[Path]:
-    """Remove the staging and ``.old-`` siblings of ``target`` left by dead writers on this host; return them."""
+    """Remove the staging and ``.old-`` siblings of ``target`` left by dead writers on this host.
+
+    A ``.old-`` sibling whose writer died between moving ``target`` aside and moving the new one in is moved back
+    into place first. A live writer's sibling, or another host's, is never touched.
+
+    Args:
+        target: the output path.
+
+    Returns:
+        The siblings removed.
+    """
     target = Path(target)
     if not target.parent.is_dir():
         return []
@@ -170,12 +197,20 @@ def staging_dir(
     replacing: Callable[[], contextlib.AbstractContextManager] | None = None,
     ours: Callable[[Path], bool] | None = None,
 ) -> Iterator[Path]:
-    """Yield an empty directory that replaces ``target`` when the block succeeds (``check_target`` first,
-    with ``overwrite`` and ``ours``).
+    """Yield an empty directory that replaces ``target`` when the block succeeds; removed when it fails.
 
-    ``replacing``, when given, is entered around the swap of an existing
-    ``target`` (a dataset waits there for its readers, ``fs.locks.no_readers``);
-    if it raises, the staged directory is removed and ``target`` is untouched.
+    Args:
+        target: the output directory.
+        overwrite: as for ``check_target``, which runs first.
+        replacing: entered around the swap of an existing ``target`` (a dataset waits there for its readers,
+            ``fs.locks.no_readers``); if it raises, the staged directory is removed and ``target`` is untouched.
+        ours: as for ``check_target``.
+
+    Yields:
+        The staging directory, a sibling of ``target``.
+
+    Raises:
+        UsageError: ``check_target`` refused ``target``.
     """
     target = Path(target)
     check_target(target, overwrite, ours)  # before anything: never sweep beside a symlink or the working directory

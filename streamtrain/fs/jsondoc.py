@@ -20,7 +20,16 @@ from streamtrain.fs.atomic import atomic_write_text
 
 
 def finite(obj: Any, path: str = "", nulls: dict[str, str] | None = None) -> Any:
-    """``obj`` with every non-finite float replaced by None; ``nulls`` collects their paths and values."""
+    """``obj`` with every non-finite float replaced by None.
+
+    Args:
+        obj: a JSON-ready document (dicts, lists, tuples, scalars).
+        path: where ``obj`` sits in the whole document (``a.b[2]``); "" at its top.
+        nulls: when given, collects each replaced value's path and why it was replaced.
+
+    Returns:
+        A copy of the dicts and lists (tuples become lists); other values as they are.
+    """
     if isinstance(obj, float) and not math.isfinite(obj):
         if nulls is not None:
             nulls[path or "."] = f"{obj!r} is not a JSON number"
@@ -33,7 +42,17 @@ def finite(obj: Any, path: str = "", nulls: dict[str, str] | None = None) -> Any
 
 
 def dumps(obj: Any, indent: int | None = 2, compact_rows: bool = False) -> str:
-    try:  # the common case, a document without non-finite numbers, in one C pass (feature_names.json: 800k values)
+    """``obj`` as strict JSON: a non-finite number is written as null, and a document object says why.
+
+    Args:
+        obj: a JSON-ready document.
+        indent: as ``json.dumps``'s.
+        compact_rows: put each innermost list of numbers on one line (with an ``indent`` only).
+
+    Returns:
+        The JSON text, without a final newline; an object with nulls made gets ``"null_because"``: path -> why.
+    """
+    try:  # the common case, a document without non-finite numbers, in one C pass (large ones: feature_names.json)
         text = json.dumps(obj, indent=indent, allow_nan=False)
     except ValueError:  # a NaN or an infinity somewhere: walk the document, write null and say why
         nulls: dict[str, str] = {}
@@ -47,4 +66,5 @@ def dumps(obj: Any, indent: int | None = 2, compact_rows: bool = False) -> str:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``dumps(obj)`` and a newline to ``path`` atomically (``fs.atomic.atomic_write_text``)."""
     atomic_write_text(path, dumps(obj) + "\n")

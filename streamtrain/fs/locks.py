@@ -1,32 +1,18 @@
 """Locks between runs on one dataset or model directory: ``flock`` on small files beside it, released by the kernel.
 
-A lock is a file ``.NAME.KIND.lock`` beside the directory ``NAME`` it guards
-(beside, not inside, because prepare replaces a dataset directory by a
-rename). ``flock`` locks belong to the open file: when the process exits,
-however it dies (``kill -9`` included), the kernel releases them, so a lock
-is never stale and the files themselves may stay. Local filesystems only:
-over NFS ``flock`` is emulated and not to be trusted.
+A lock is a file ``.NAME.KIND.lock`` beside the directory ``NAME``
+(``lock_path``); the kernel releases it when its process dies, however it
+dies, so a lock is never stale. Local file systems only (NFS emulates
+``flock``). ``writer_lock`` (exclusive): every writer of a dataset or model
+directory; the holder's PID, host, start time and command go into the file,
+for a second writer's ``Busy`` (exit 75). ``reader_lock`` (shared): every run
+reading a dataset's shards; ``no_readers`` takes that lock exclusively around
+the replacement of a dataset. ``wait`` is how many seconds to keep trying
+before ``Busy`` (0: fail at once): nothing here blocks without a deadline. A
+lock path that is a symlink, a hard link or not a regular file is refused by
+name; a reader that may not create its lock file reads without it.
 
-The kinds and who takes them:
-- ``write`` (exclusive): every writer of a directory: prepare (new, append,
-  refit) of a dataset; fit of a model directory. The holder writes its PID,
-  host, start time and command into the file, so a second writer's ``Busy``
-  error (exit 75) names it.
-- ``read`` (shared): every run reading a dataset's shards (fit,
-  evaluate). Replacing the dataset (``--overwrite``, ``--refit``) takes it
-  exclusively for the moment of the rename, so it waits for readers;
-  appending never takes it, because it adds files and replaces only the
-  manifest, which a reader has already loaded.
-
-``wait`` is how many seconds to keep trying before ``Busy``; 0 fails at
-once. Nothing here blocks without a deadline: an unattended run never hangs.
-A reader that may not create the read lock file (a dataset on a read-only
-mount or in another user's directory) reads without it, with a warning: a
-process that cannot write there cannot replace the dataset either. A writer
-that cannot create its lock file gets a ``UsageError`` naming it. A lock
-file is created with ``O_EXCL`` or opened with ``O_NOFOLLOW``: a lock path
-that is a symlink, a hard link or not a regular file is a ``UsageError``
-naming it, and nothing is written through it.
+Rationale: docs/design/filesystem.md
 """
 
 from __future__ import annotations
@@ -55,6 +41,7 @@ READER_WAIT_SECONDS = 60.0
 
 
 def lock_path(target: str | os.PathLike[str], kind: str) -> Path:
+    """The lock file of ``kind`` ("write" or "read") for directory ``target``: ``.NAME.KIND.lock`` beside it."""
     target = Path(os.path.abspath(target))
     return target.parent / f".{target.name}.{kind}.lock"
 
@@ -85,8 +72,11 @@ def _holder_text(path: Path) -> str:
 
 
 def _open_lock_file(path: Path) -> int:
-    """A descriptor of the lock file ``path``: created with ``O_EXCL`` when new, else the existing one opened
-    with ``O_NOFOLLOW`` (a symlink: ``ELOOP``), without blocking (a FIFO put there), never truncated here."""
+    """A descriptor of the lock file ``path``, never truncated here.
+
+    Created with ``O_EXCL`` when new, else the existing one opened with ``O_NOFOLLOW`` (a symlink: ``ELOOP``),
+    without blocking (a FIFO put there).
+    """
     flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     while True:
         try:
@@ -100,8 +90,11 @@ def _open_lock_file(path: Path) -> int:
 
 
 def _require_own_file(fd: int, path: Path, what: str) -> None:
-    """``UsageError`` (the descriptor closed) unless ``fd`` is a regular file with one link: a lock file
-    streamtrain made, not a device, FIFO or hard link to someone's file that the holder's record would overwrite."""
+    """``UsageError`` (the descriptor closed) unless ``fd`` is a regular file with one link.
+
+    That is a lock file streamtrain made, not a device, FIFO or hard link to someone's file that the holder's
+    record would overwrite.
+    """
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
         return
@@ -111,13 +104,36 @@ def _require_own_file(fd: int, path: Path, what: str) -> None:
 
 
 class FileLock:
-    """One ``flock`` on ``path``: ``with FileLock(...).acquire(wait):`` ... released on exit or process death."""
+    """One ``flock`` on ``path``: ``with FileLock(...).acquire(wait):`` ... released on exit or process death.
+
+    Args:
+        path: the lock file.
+        what: what it guards, for messages ("dataset data/").
+        shared: a shared (reader's) lock rather than an exclusive one.
+    """
 
     def __init__(self, path: str | os.PathLike[str], what: str, shared: bool = False):
         self.path, self.what, self.shared = Path(path), what, shared
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0) -> FileLock:
+        """Take the lock, polling until ``wait`` seconds have passed; an exclusive holder records itself in the file.
+
+        A shared lock whose file may not be created (permission denied, a read-only file system) is skipped with a
+        warning: whoever may not create it cannot replace the dataset either.
+
+        Args:
+            wait: seconds to keep trying; 0 fails at once.
+
+        Returns:
+            This lock, held (or, as above, skipped).
+
+        Raises:
+            Busy: another process holds it after ``wait``, named in the message.
+            UsageError: the lock file is a symlink, a hard link or not a regular file, or cannot be created for
+                another reason than those below.
+            WriteError: the lock file cannot be created: a read-only or full file system, permission denied.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = _open_lock_file(self.path)
@@ -166,6 +182,7 @@ class FileLock:
         return self
 
     def release(self) -> None:
+        """Release the lock (an exclusive holder's record is cleared first); nothing when not held."""
         if self._fd is not None:
             if not self.shared:
                 with contextlib.suppress(OSError):
@@ -175,6 +192,7 @@ class FileLock:
 
     @property
     def held(self) -> bool:
+        """Whether this object holds the lock now."""
         return self._fd is not None
 
     def __enter__(self) -> FileLock:
@@ -187,21 +205,50 @@ class FileLock:
 
 
 def writer_lock(target: str | os.PathLike[str], what: str, wait: float = 0.0) -> FileLock:
-    """The exclusive writer lock of a dataset or model directory, acquired (``Busy`` after ``wait`` seconds)."""
+    """The exclusive writer lock of a dataset or model directory, acquired.
+
+    Args:
+        target: the directory.
+        what: what it is, for messages ("dataset", "model directory").
+        wait: seconds to wait for another writer; 0 fails at once.
+
+    Returns:
+        The held lock (release it, or use it as a context manager).
+
+    Raises:
+        Busy: another writer holds it after ``wait``.
+    """
     return FileLock(lock_path(target, "write"), f"{what} {target}").acquire(wait)
 
 
 def reader_lock(target: str | os.PathLike[str], wait: float = 0.0) -> FileLock:
     """A shared lock that keeps a dataset from being replaced while this process reads its shards.
 
-    Waits at least ``READER_WAIT_SECONDS``: only a replacement's rename holds it exclusively.
+    Args:
+        target: the dataset directory.
+        wait: seconds to wait; at least ``READER_WAIT_SECONDS``, as only a replacement's rename holds it
+            exclusively.
+
+    Returns:
+        The held lock (or, when its file may not be created, a lock not held, with a warning).
+
+    Raises:
+        Busy: a replacement held it throughout.
     """
     return FileLock(lock_path(target, "read"), f"dataset {target}", shared=True).acquire(max(wait, READER_WAIT_SECONDS))
 
 
 @contextlib.contextmanager
 def no_readers(target: str | os.PathLike[str], wait: float = 0.0) -> Iterator[None]:
-    """Held around replacing a dataset: waits up to ``wait`` seconds for its readers, else ``Busy``."""
+    """Held around replacing a dataset: no fit or evaluate reads it meanwhile.
+
+    Args:
+        target: the dataset directory.
+        wait: seconds to wait for its readers.
+
+    Raises:
+        Busy: readers still held it after ``wait``, named by PID where the kernel says.
+    """
     lock = FileLock(lock_path(target, "read"), f"dataset {target} (being read by a fit or evaluate)")
     try:
         lock.acquire(wait)

@@ -6,19 +6,14 @@ Layout of a versioned directory ``M``::
     M/versions/<id>.training/   a version being built (fit's checkpoint lives here)
     M/current -> versions/<id>  a relative symlink, replaced by a rename
 
-Ids are ``YYYYMMDDTHHMMSSZ-xxxx`` (UTC time, 4 random hex digits), so names
-sort by age. A version is complete exactly when its directory has its final
-name: ``finish`` renames ``<id>.training`` into place, so a reader that
-follows ``current`` (or names a version) never sees a partial one, and
-``promote`` switches ``current`` by renaming a new symlink over the old one,
-so a reader sees the old or the new version, never neither. ``current`` is only ever
-read as a version inside ``versions/`` (``link_problem``). ``prune`` keeps
-the newest ``keep`` complete versions and never removes ``current`` or the
-version it replaced (a reader that resolved ``current`` just before a switch
-is still reading that one). Only the holder of ``M``'s writer lock
-(``fs.locks``) may call ``begin``, ``finish``, ``promote``, ``prune`` or
-``discard``; readers need no lock. ``train.promote`` makes ``finish`` and
-``promote`` one step that a killed run's successor completes (a journal).
+Ids are ``YYYYMMDDTHHMMSSZ-xxxx`` (UTC, 4 random hex digits), so names sort by
+age. ``finish`` and ``promote`` are renames: a reader sees a version complete
+or not at all, and ``current`` old or new, never neither. ``current`` is only
+ever read as a version inside ``versions/`` (``link_problem``). Only the
+holder of ``M``'s writer lock (``fs.locks``) may call ``begin``, ``finish``,
+``promote``, ``prune`` or ``discard``; readers need no lock.
+
+Rationale: docs/design/filesystem.md
 """
 
 from __future__ import annotations
@@ -40,11 +35,18 @@ _ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 
 
 def new_id() -> str:
+    """A new version id: the UTC time and 4 random hex digits (``20261121T190501Z-3f2a``)."""
     now = datetime.datetime.now(datetime.UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
 class Versions:
+    """The versions of the versioned directory ``root``.
+
+    Args:
+        root: the model directory.
+    """
+
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self.dir = self.root / VERSIONS
@@ -67,8 +69,12 @@ class Versions:
         return sorted(p for p in self.dir.iterdir() if p.name.endswith(TRAINING) and p.is_dir())
 
     def current(self) -> str | None:
-        """The id ``current`` points at, or None before the first promotion, and when it does not point at a
-        version inside ``versions/`` (``link_problem`` says so; ``path`` refuses it)."""
+        """The id ``current`` points at.
+
+        Returns:
+            The id; None before the first promotion, and when ``current`` does not point at a version inside
+            ``versions/`` (``link_problem`` says so; ``path`` refuses it).
+        """
         try:
             target = os.readlink(self.link)
         except OSError:
@@ -76,8 +82,12 @@ class Versions:
         return self._version_at(target)
 
     def link_problem(self) -> str | None:
-        """What is wrong with ``current``, one line: not a symlink, or not pointing at ``versions/<id>`` of this
-        directory (a link elsewhere whose last component names a version included); None when absent or right."""
+        """What is wrong with ``current``, in one line.
+
+        Returns:
+            Why ``current`` is not a symlink to ``versions/<id>`` of this directory (a link elsewhere whose last
+            component names a version included); None when it is absent or right.
+        """
         if not os.path.lexists(self.link):
             return None
         try:
@@ -98,7 +108,18 @@ class Versions:
         return name if inside or os.path.realpath(parent) == os.path.realpath(self.dir) else None
 
     def path(self, version: str | None = None) -> Path:
-        """The directory of ``version``, or of ``current`` when None (``DataError`` if there is none)."""
+        """The directory of a complete version.
+
+        Args:
+            version: its id; None: ``current``'s.
+
+        Returns:
+            ``versions/<id>``.
+
+        Raises:
+            DataError: no version was promoted yet, ``current`` is wrong, ``version`` is not an id, or no complete
+                version has it.
+        """
         if version is None:
             version = self.current()
             if version is None and (problem := self.link_problem()) is not None:
@@ -120,19 +141,37 @@ class Versions:
         return path
 
     def begin(self, version: str) -> Path:
+        """Create ``versions/<version>.training`` (it must not exist) and return it."""
         path = self.dir / (version + TRAINING)
         path.mkdir(parents=True)
         return path
 
     def finish(self, building: Path) -> Path:
-        """Rename a built version into place: from here on it is complete and immutable."""
+        """Rename a built version into place: from here on it is complete and immutable.
+
+        Args:
+            building: its ``<id>.training`` directory.
+
+        Returns:
+            The version's final directory.
+        """
         final = self.dir / building.name.removesuffix(TRAINING)
         os.replace(building, final)
         fsync_dir(self.dir)
         return final
 
     def promote(self, version: str) -> str | None:
-        """Point ``current`` at ``version`` atomically; return the version it pointed at before."""
+        """Point ``current`` at ``version`` atomically (a new symlink renamed over it, fsynced).
+
+        Args:
+            version: a complete version's id.
+
+        Returns:
+            The id ``current`` pointed at before, or None.
+
+        Raises:
+            DataError: ``version`` is not a complete version.
+        """
         self.path(version)  # must be complete
         before = self.current()
         tmp = self.root / f".{CURRENT}.{os.getpid()}.tmp"
@@ -144,7 +183,16 @@ class Versions:
         return before
 
     def prune(self, keep: int, protect: tuple[str | None, ...] = ()) -> list[str]:
-        """Remove the oldest complete versions beyond the newest ``keep``; never ``current`` or ``protect``."""
+        """Remove the oldest complete versions beyond the newest ``keep``; never ``current`` or ``protect``.
+
+        Args:
+            keep: how many of the newest complete versions stay.
+            protect: ids never removed (fit passes the version ``current`` replaced, which a reader that resolved
+                ``current`` just before the switch may still be reading).
+
+        Returns:
+            The ids removed.
+        """
         spare = {self.current(), *protect}
         versions = self.complete()
         removed = []
@@ -155,4 +203,5 @@ class Versions:
         return removed
 
     def discard(self, building: Path) -> None:
+        """Remove a version being built (a failed fit's ``<id>.training``)."""
         shutil.rmtree(building, ignore_errors=True)

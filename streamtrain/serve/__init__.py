@@ -1,1 +1,1 @@
-"""Serving: the fitted vectorizer as a TensorFlow graph that takes raw text."""
+"""Serving: the vectorizer as a TensorFlow graph, the SavedModel export, the serving check, TF Serving's layout."""

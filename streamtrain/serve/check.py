@@ -1,18 +1,16 @@
 """The serving check: a fresh process that imports only TensorFlow must reproduce the in-process probabilities.
 
 Before ``current`` moves to a version, ``Checker`` hands that version's
-SavedModel and a list of raw texts to a child Python started with ``-I``
-(isolated: no ``PYTHONPATH``, no user site, not the working directory;
-Keras made unimportable, as TensorFlow Serving has none), which loads it
-with ``tf.saved_model.load`` and scores the texts through
+SavedModel and a list of raw texts (plus ``PROBES``) to a child Python
+started with ``-I`` (no ``PYTHONPATH``, no user site, not the working
+directory; Keras made unimportable, as TensorFlow Serving has none), which
+loads it with ``tf.saved_model.load`` and scores the texts through
 ``serving_default``. The check passes when the child ran, did not import
 streamtrain, and every probability is within ``TOLERANCE`` of what
-streamtrain's own vectorizer and model give in process. The child is
-started first (``Checker.start``) so that its TensorFlow import overlaps
-the caller's work, and is given its work as soon as the SavedModel is
-written (``submit``), so it scores while the caller goes on; ``result``
-waits for it, ``TIMEOUT`` seconds at most, so an unattended run never hangs
-on it, and ``close`` kills it when the caller needs it no more.
+streamtrain's own vectorizer and model give in process. The child is started
+early (``Checker.start``: its TensorFlow import overlaps the caller's work)
+and scores while the caller goes on (``submit``); ``result`` waits
+``TIMEOUT`` seconds at most, so an unattended run never hangs on it.
 """
 
 from __future__ import annotations
@@ -66,7 +64,15 @@ np.save(request["out"], np.concatenate(parts))
 
 @dataclass
 class CheckResult:
-    """What the check found; ``record`` goes into ``promotion.json``."""
+    """What the check found; ``record`` goes into ``promotion.json``.
+
+    Attributes:
+        passed: whether the SavedModel reproduced the probabilities.
+        texts: how many texts were scored (probes included).
+        max_difference: the largest absolute difference of a probability (None when none were compared).
+        seconds: from ``submit`` to the result.
+        problem: why it failed, one line; None when it passed.
+    """
 
     passed: bool
     texts: int
@@ -75,11 +81,17 @@ class CheckResult:
     problem: str | None = None
 
     def record(self) -> dict:
+        """The result as a JSON object (its fields)."""
         return asdict(self)
 
 
 class Checker:
-    """One child process that checks one SavedModel: ``start``, ``submit``, then ``result`` (or ``close``)."""
+    """One child process that checks one SavedModel: ``start``, ``submit``, then ``result`` (or ``close``).
+
+    Args:
+        process: the child, reading its one request on stdin.
+        scratch: the child's working directory, removed by ``close``.
+    """
 
     def __init__(self, process: subprocess.Popen, scratch: tempfile.TemporaryDirectory):
         self.process = process
@@ -89,7 +101,13 @@ class Checker:
 
     @classmethod
     def start(cls) -> Checker:
-        """Start the child: it imports TensorFlow at once, then waits for ``submit`` to give it work."""
+        """Start the child: it imports TensorFlow at once, then waits for ``submit`` to give it work.
+
+        The scratch directories of checks whose process is gone are removed first.
+
+        Returns:
+            The checker.
+        """
         _sweep()
         scratch = tempfile.TemporaryDirectory(prefix=f"{_SCRATCH}{os.getpid()}-")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -105,7 +123,12 @@ class Checker:
         return cls(process, scratch)
 
     def submit(self, saved_model: Path, texts: Sequence[str]) -> None:
-        """Have the child score ``with_probes(texts)`` through ``saved_model``; returns at once."""
+        """Have the child score ``with_probes(texts)`` through ``saved_model``; returns at once.
+
+        Args:
+            saved_model: the SavedModel directory.
+            texts: the texts to score besides the probes.
+        """
         everything = with_probes(texts)
         self.texts = len(everything)
         folder = Path(self.scratch.name)
@@ -124,8 +147,14 @@ class Checker:
             pass
 
     def result(self, expected: np.ndarray) -> CheckResult:
-        """Wait for the child (``TIMEOUT`` at most) and compare its probabilities with ``expected``, the
-        in-process probabilities of ``with_probes(texts)``."""
+        """Wait for the child (``TIMEOUT`` at most) and compare its probabilities with ``expected``; then ``close``.
+
+        Args:
+            expected: the in-process probabilities of ``with_probes(texts)``, one row per text.
+
+        Returns:
+            The result; a child that failed, timed out or wrote probabilities of another shape fails the check.
+        """
         assert self.submitted is not None, "submit first"
         problem = self._wait()
         out = Path(self.scratch.name) / "probabilities.npy"

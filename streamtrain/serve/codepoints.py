@@ -10,17 +10,12 @@ points in which ``SEPARATOR`` (a space) stands for "ends a token":
   ``CODEPOINT`` sequence tokenizer.
 
 Either is stored as sorted ranges of code points with one rule each
-(``CodepointTable``), which a graph searches with ``tf.searchsorted``:
-``SINGLE`` (becomes ``cp + value``: identity, a case shift), ``SEPARATE``,
-``DROP`` (nothing: combining marks), ``EXPAND`` (becomes expansion number
-``cp + value`` of a small table: Hangul syllables, ``½``, ligatures,
-``İ``). Python 3.11's Unicode 14.0: 5,458 ranges and 12,264 expansions for
-n-grams. Both are exact for the Python that builds them; ``UNIDATA_VERSION``
-says which Unicode that is. Building the n-gram table calls ``_folded``'s
-uncached body for every code point (about 1 s, once per process), so the
-tables of Python 3.11's Unicode ship built, in ``tables/``
-(``tools/unicode_tables.py`` writes them; a test checks them against a
-fresh build); another Unicode builds its own.
+(``CodepointTable``). Both are exact for the Unicode of the Python that builds
+them (``UNIDATA_VERSION``); the tables of Python 3.11's Unicode ship built in
+``tables/`` (``tools/unicode_tables.py`` writes them), another Unicode builds
+its own on first use.
+
+Sizes and build times: docs/design/serving-graph.md
 """
 
 from __future__ import annotations
@@ -60,7 +55,7 @@ class CodepointTable:
     expansion_codes: np.ndarray
 
     def codes(self, cp: int) -> list[int]:
-        """What ``cp`` becomes (the rule above, in Python: for tests)."""
+        """What code point ``cp`` becomes, as a list of codes (the rule above, in Python: for tests)."""
         r = int(np.searchsorted(self.starts, cp, side="right")) - 1
         kind, value = int(self.kinds[r]), int(self.values[r])
         if kind == EXPAND:
@@ -70,7 +65,14 @@ class CodepointTable:
 
 
 def build_table(mapping: Callable[[int], Sequence[int]]) -> CodepointTable:
-    """The ranges of ``mapping`` (code point -> codes, ``SEPARATOR`` for a separator) over 0..0x10FFFF."""
+    """The table of ``mapping`` over every code point 0..0x10FFFF; surrogates are separators.
+
+    Args:
+        mapping: code point -> the codes it becomes, ``SEPARATOR`` for a separator.
+
+    Returns:
+        Its ranges and expansions.
+    """
     kinds = np.empty(LAST + 1, np.int32)
     values = np.zeros(LAST + 1, np.int64)
     expansions: list[Sequence[int]] = []
@@ -126,8 +128,15 @@ def sequence_table() -> CodepointTable:
 
 
 def table(name: str) -> CodepointTable:
-    """``MAPPINGS[name]``'s table: read from ``SHIPPED`` when one was built ahead for this Python's Unicode
-    (``tests/serve/test_codepoints.py`` checks it equals a fresh build), else built now (about 1 s)."""
+    """The table of ``MAPPINGS[name]``, read from ``SHIPPED`` or built now.
+
+    Args:
+        name: "ngram" or "sequence".
+
+    Returns:
+        The table built ahead for this Python's Unicode when one ships (``tests/serve/test_codepoints.py`` checks
+        it equals a fresh build), else a fresh build.
+    """
     path = SHIPPED / f"{name}-{UNIDATA_VERSION}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as arrays:
@@ -136,7 +145,14 @@ def table(name: str) -> CodepointTable:
 
 
 def write(folder: Path) -> list[Path]:
-    """Build every table and write it to ``folder`` as ``NAME-UNIDATA_VERSION.npz`` (``tools/unicode_tables.py``)."""
+    """Build every table and write it to ``folder`` as ``NAME-UNIDATA_VERSION.npz`` (``tools/unicode_tables.py``).
+
+    Args:
+        folder: created when missing.
+
+    Returns:
+        The files written.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, mapping in MAPPINGS.items():

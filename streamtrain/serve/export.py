@@ -1,21 +1,19 @@
-"""The servable artifact: a TensorFlow SavedModel that takes raw text (``Servable``, ``write_saved_model``).
+"""The servable artifact: a TensorFlow SavedModel that takes raw text (``servable``, ``write_saved_model``).
 
 A version's ``saved_model/`` holds its vectorizer as a graph
 (``serve.graph.VectorizerGraph``: core TensorFlow ops only) in front of its
 Keras model, written with Keras' ``ExportArchive``. Signatures:
 
 - ``serving_default``: ``text: string [None]`` -> ``probabilities: float32
-  [None, C]`` (one column per class, in ``classes`` order), ``label: string
-  [None]`` (the most probable class) and ``classes: string [None, C]`` (the
-  class names, repeated per row: TensorFlow Serving's row format needs every
-  output batched).
-- ``features``: ``text`` -> the model's input as prepare computes it: for
-  n-grams ``indices: int64 [K, 2]``, ``values: float32 [K]``,
-  ``dense_shape: int64 [2]``; for sequences ``tokens: int32 [None, L]``.
+  [None, C]`` (columns in ``classes`` order), ``label: string [None]`` (the
+  most probable class) and ``classes: string [None, C]`` (repeated per row:
+  TensorFlow Serving's row format needs every output batched).
+- ``features``: ``text`` -> the model's input as prepare computes it
+  (n-grams: ``indices``, ``values``, ``dense_shape``; sequences: ``tokens``).
 
-``assets.extra/streamtrain.json`` names the version, its classes and its
-vectorizer kind (TensorFlow Serving ignores ``assets.extra``). The
-SavedModel needs nothing of streamtrain to load: ``tf.saved_model.load``.
+``assets.extra/streamtrain.json`` (``ArtifactInfo``) names the version, its
+classes, its vectorizer kind and the streamtrain release. Loading it needs
+nothing of streamtrain: ``tf.saved_model.load``. Rationale: docs/design/serving.md
 """
 
 from __future__ import annotations
@@ -44,7 +42,14 @@ TEXT_INPUT = "text"
 
 @dataclass(frozen=True)
 class ArtifactInfo:
-    """What ``assets.extra/streamtrain.json`` says of a SavedModel."""
+    """What ``assets.extra/streamtrain.json`` says of a SavedModel.
+
+    Attributes:
+        version: the model directory's version id.
+        classes: the class names, in the order of the probabilities' columns.
+        kind: the vectorizer's kind, "ngram" or "sequence".
+        streamtrain: the release that wrote it.
+    """
 
     version: str
     classes: list[str]
@@ -53,7 +58,11 @@ class ArtifactInfo:
 
     @classmethod
     def read(cls, saved_model: str | os.PathLike[str]) -> ArtifactInfo | None:
-        """The record of ``saved_model``; None when it has none (not written by streamtrain) or it is unreadable."""
+        """The record of the SavedModel directory ``saved_model``.
+
+        Returns:
+            The record; None when it has none (not written by streamtrain) or it is unreadable.
+        """
         try:
             doc = json.loads((Path(saved_model) / INFO_PATH).read_text(encoding="utf-8"))
             return cls(**doc)
@@ -62,8 +71,21 @@ class ArtifactInfo:
 
 
 def servable(vectorizer: Vectorizer, model):
-    """``model`` behind ``vectorizer``'s graph as a ``tf.Module``: ``serve(text)`` and ``features(text)``, traced
-    with a ``[None]`` string signature. Raises ``ValueError`` when the vectorizer cannot run as a graph."""
+    """``model`` behind ``vectorizer``'s graph, as a ``tf.Module`` with ``serve(text)`` and ``features(text)``.
+
+    Both are ``tf.function``s of a ``[None]`` string signature: ``serve`` returns the ``serving_default``
+    outputs, ``features`` the model's input.
+
+    Args:
+        vectorizer: the version's vectorizer.
+        model: its Keras model (a sigmoid head of one column for two classes, else softmax).
+
+    Returns:
+        The module; ``graph``, ``model`` and ``classes`` are attributes of it.
+
+    Raises:
+        ValueError: the vectorizer cannot run as a graph (``support.exportable`` says why).
+    """
     import tensorflow as tf
 
     from streamtrain.serve.graph import VectorizerGraph
@@ -104,10 +126,19 @@ def servable(vectorizer: Vectorizer, model):
 
 
 def write_saved_model(directory: Path, vectorizer: Vectorizer, model, version: str) -> None:
-    """Write the SavedModel of ``model`` + ``vectorizer`` to ``directory`` (absent or empty).
+    """Write the SavedModel of ``model`` + ``vectorizer`` to ``directory``, staged beside it and renamed.
 
-    Staged beside it and renamed (``fs.atomic.staging_dir``), so an
-    interrupted export never leaves a SavedModel that looks complete.
+    An interrupted export never leaves a SavedModel that looks complete (``fs.atomic.staging_dir``).
+
+    Args:
+        directory: the SavedModel's directory, absent or empty.
+        vectorizer: the version's vectorizer.
+        model: its Keras model.
+        version: the version id recorded in ``assets.extra/streamtrain.json``.
+
+    Raises:
+        ValueError: the vectorizer cannot run as a graph.
+        WriteError: the disk refused a write (exit 73 or 74), TensorFlow's own writes included.
     """
     import keras
 
@@ -134,7 +165,12 @@ def write_saved_model(directory: Path, vectorizer: Vectorizer, model, version: s
 
 
 def copy_saved_model(source: Path, target: Path) -> None:
-    """Copy the SavedModel ``source`` to ``target`` (absent or empty), staged beside it and renamed."""
+    """Copy the SavedModel ``source`` to ``target`` (absent or empty), staged beside it and renamed.
+
+    Args:
+        source: a SavedModel directory.
+        target: where the copy goes.
+    """
     with staging_dir(target) as stage:
         shutil.copytree(source, stage, dirs_exist_ok=True)
 
@@ -145,8 +181,10 @@ _CANNOT_CREATE = ("Read-only file system", "Permission denied", "Operation not p
 
 
 def _write_error(exc: BaseException, where: Path) -> WriteError | None:
-    """The typed error (exit 74 or 73) for a failed write of the SavedModel: an ``OSError`` of Python's writes,
-    or TensorFlow's ``OpError`` whose message carries the system's words; None for any other failure."""
+    """The typed error (exit 74 or 73) for a failed write of the SavedModel; None for any other failure.
+
+    That is an ``OSError`` of Python's writes, or TensorFlow's ``OpError`` whose message carries the system's words.
+    """
     typed = write_error(exc, where)
     if typed is not None:
         return typed

@@ -1,27 +1,16 @@
 """The fitted vectorizer as a TensorFlow graph: raw text in, exactly ``Vectorizer.transform``'s features out.
 
 ``VectorizerGraph`` is a ``tf.Module`` whose ``__call__`` takes ``tf.string
-[None]`` and uses core TensorFlow ops only (no Python, no tensorflow_text),
-so a SavedModel holding it runs in stock TensorFlow Serving. ``exportable``
-says whether a vectorizer can be reproduced: n-grams hashed by
-``ngrams.HASHER`` and sequences tokenized with ``sequence.CODEPOINT``.
+[None]`` and uses core TensorFlow ops only (no Python, no tensorflow_text), so
+a SavedModel holding it runs in stock TensorFlow Serving. It reproduces what
+``serve.support.exportable`` accepts: n-grams hashed by ``ngrams.HASHER`` and
+sequences tokenized with ``sequence.CODEPOINT``. The steps: each code point
+through a ``codepoints`` table; tokens as byte spans of the result's UTF-8;
+token hashes 16 bytes at a time (FNV-1a then splitmix64 for n-grams, CRC-32
+for sequences); then n-gram counts, TF-IDF in numpy's float64 order and the
+selected columns, or token ids with the last ``length`` kept.
 
-The steps (docs/design/serving-graph.md has the reasoning and measurements):
-
-1. ``unicode_decode`` (invalid UTF-8 -> U+FFFD); each code point through a
-   ``codepoints`` table (``tf.searchsorted`` over its ranges): lowered,
-   folded, a separator, dropped or expanded into several.
-2. Tokens: runs of non-separators (n-grams: of 2+ code points), as byte
-   spans of the codes' UTF-8 (the codes themselves when all are ASCII).
-3. Token hashes over their bytes, 16 bytes at a time, unrolled; a
-   ``tf.while_loop`` takes the further blocks of the rare longer tokens.
-   FNV-1a (then splitmix64) for n-grams; CRC-32, table-driven
-   (slicing-by-16), for sequences.
-4. N-grams: keys folded as ``ngrams.grams``, buckets, counts per (text,
-   bucket) sorted, TF-IDF and L2 norm in float64 in numpy's order, the
-   selected buckets as columns (a dense bucket -> column table).
-   Sequences: bucket -> id, unknown dropped, the last ``length`` kept,
-   zeros in front.
+The steps in detail, proof of parity and measurements: docs/design/serving-graph.md
 """
 
 from __future__ import annotations
@@ -71,8 +60,14 @@ class VectorizerGraph(tf.Module):
     ``kind``: "ngram" or "sequence"; ``n_features``: the width of an n-gram row (the number of selected buckets)
     or the sequence vocabulary plus padding; ``length``: a sequence row's width (n-grams: None);
     ``unidata_version``: the Unicode of the tables (a string variable, so it is in a SavedModel too).
-    Bucket tables are dense (4 bytes per hash bucket each: 8 MB at 2**21): a gather, where a search of the
-    selected buckets took 5x as long.
+    Bucket tables are dense (4 bytes per hash bucket each: 8 MB at 2**21), read by a gather, faster than a search
+    of the selected buckets (docs/design/serving-graph.md).
+
+    Args:
+        vectorizer: a fitted vectorizer.
+
+    Raises:
+        ValueError: ``serve.support.exportable`` rejects the vectorizer (the reason is the message).
     """
 
     def __init__(self, vectorizer: Vectorizer):
@@ -110,21 +105,34 @@ class VectorizerGraph(tf.Module):
 
     @tf.function(input_signature=[_TEXTS], autograph=False)
     def __call__(self, texts: tf.Tensor):
-        """n-grams: ``tf.SparseTensor`` [n, n_features] (row-major indices, float32 values); sequences: int32
-        [n, length] token ids, zeros in front."""
+        """The features of ``texts`` (``tf.string [None]``), as ``Vectorizer.transform`` computes them.
+
+        Returns:
+            n-grams: ``tf.SparseTensor`` [n, n_features] (row-major indices, float32 values); sequences: int32
+            [n, length] token ids, zeros in front.
+        """
         if self.kind == "ngram":
             return self._ngrams(texts)
         return self._sequences(texts)
 
     def bucket_counts(self, texts: tf.Tensor) -> tf.SparseTensor:
-        """n-grams: the raw counts per (text, bucket) before TF-IDF and selection, as ``tfidf.hash_counts``
-        (float64 [n, hash_buckets]); for checks, not serving (not a ``tf.function``: not saved)."""
+        """n-grams: the raw counts per (text, bucket) before TF-IDF and selection, as ``tfidf.hash_counts``.
+
+        For checks, not serving (not a ``tf.function``: not saved).
+
+        Returns:
+            float64 ``tf.SparseTensor`` [n, hash_buckets].
+        """
         counts, rows, buckets = self._counts(texts)
         indices = tf.stack([rows, buckets], axis=1)
         return tf.SparseTensor(indices, tf.cast(counts, tf.float64), [tf.size(texts, tf.int64), self.buckets])
 
     def token_buckets(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """Sequences: every token's bucket per text, before the vocabulary (for checks, not serving, not saved)."""
+        """Sequences: every token's bucket per text, before the vocabulary (for checks, not serving, not saved).
+
+        Returns:
+            A ``tf.RaggedTensor`` of buckets, one row per text.
+        """
         buckets, rows = self._token_buckets(texts)
         return tf.RaggedTensor.from_value_rowids(buckets, rows, nrows=tf.size(texts, tf.int64), validate=False)
 
@@ -140,7 +148,7 @@ class VectorizerGraph(tf.Module):
         spans = self._spans(texts, 2)
         keys, rows = _ngram_keys(_splitmix64(_fnv1a64(spans)), spans.rows, self.ngram_range)
         buckets = tf.bitcast(keys % tf.constant(self.buckets, tf.uint64), tf.int64)
-        ordered = tf.sort(rows * self.buckets + buckets)  # (a hash table's unique + a sort of those: 2x as long)
+        ordered = tf.sort(rows * self.buckets + buckets)  # faster than a hash table's unique + a sort of those
         first = tf.where(ordered != tf.concat([[-1], ordered], axis=0)[:-1])[:, 0]  # of each run of equal keys
         counts = tf.concat([first, tf.shape(ordered, out_type=tf.int64)], axis=0)[1:] - first
         combined = tf.gather(ordered, first)
@@ -214,8 +222,13 @@ def _table_variables(table: CodepointTable, name: str) -> dict[str, tf.Variable]
 
 
 def _map_code_points(table: dict[str, tf.Variable], cps: tf.Tensor, splits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Each code point through ``table`` (``_table_variables``): the codes they become (negative: a separator),
-    and the texts' row splits over them. Two ops when no code point is dropped or expanded (most text)."""
+    """Each code point through ``table`` (``_table_variables``).
+
+    Two ops when no code point is dropped or expanded (most text).
+
+    Returns:
+        The codes they become (negative: a separator), and the texts' row splits over them.
+    """
     codes = cps + tf.gather(table["offsets"], tf.searchsorted(table["starts"], cps, side="right"))
     one_each = tf.reduce_max(tf.bitcast(codes + _FAR, tf.uint32)) < 2 * _FAR  # all in [-F, F); 0 when empty
     return tf.cond(one_each, lambda: (codes, splits), lambda: _expand(table, codes, splits))
@@ -240,9 +253,11 @@ def _expand(table: dict[str, tf.Variable], codes: tf.Tensor, splits: tf.Tensor) 
 
 
 def _runs(codes: tf.Tensor, splits: tf.Tensor, shortest: int) -> Spans:
-    """Maximal runs of word codes (>= 0) of ``shortest``+ codes, as byte spans of the codes' UTF-8, and the row of
-    each (from the row ``splits`` over ``codes``). Each text's codes end in a separator, so no run goes from one
-    text into the next."""
+    """Maximal runs of word codes (>= 0) of ``shortest``+ codes, as byte spans of the codes' UTF-8.
+
+    The row of each comes from the row ``splits`` over ``codes``. Each text's codes end in a separator, so no run
+    goes from one text into the next.
+    """
     word = tf.concat([[False], codes >= 0], axis=0)
     edges = tf.where(word[1:] != word[:-1])[:, 0]  # where runs start and end, alternately
     starts, ends = edges[0::2], edges[1::2]
@@ -267,8 +282,12 @@ def _utf8(codes: tf.Tensor, starts: tf.Tensor, ends: tf.Tensor) -> tuple[tf.Tens
 
 
 def _blocks(spans: Spans) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Each token's head (its first 1..16 bytes, so that the rest is whole blocks) as [tokens, 16] int32 bytes,
-    zero after the head; the head's length and the number of blocks (int32)."""
+    """Each token's head: its first 1..16 bytes, so that the rest is whole blocks.
+
+    Returns:
+        The heads as [tokens, 16] int32 bytes, zero after the head; the head's length and the number of blocks
+        (int32).
+    """
     blocks = tf.maximum((spans.size + BLOCK - 1) // BLOCK, 1)
     head = spans.size - BLOCK * (blocks - 1)
     at = tf.minimum(spans.start[:, None] + tf.range(BLOCK, dtype=tf.int64)[None, :], tf.size(spans.data, tf.int64) - 1)
@@ -276,8 +295,10 @@ def _blocks(spans: Spans) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 
 
 def _rest(spans: Spans, head: tf.Tensor, blocks: tf.Tensor, state: tf.Tensor, step: Callable) -> tf.Tensor:
-    """``state`` after ``step(state, block)`` over every whole block after each token's head (a ``while_loop``
-    over block numbers, over the tokens longer than 16 bytes only)."""
+    """``state`` after ``step(state, block)`` over every whole block after each token's head.
+
+    A ``while_loop`` over block numbers, over the tokens longer than 16 bytes only.
+    """
     longer = tf.where(blocks > 1)[:, 0]
     long_blocks = tf.gather(blocks, longer)
     offset = tf.gather(spans.start, longer) + tf.cast(tf.gather(head, longer) - BLOCK, tf.int64)
@@ -311,8 +332,10 @@ def _splitmix64(x: tf.Tensor) -> tf.Tensor:
 
 
 def _ngram_keys(hashes: tf.Tensor, rows: tf.Tensor, ngram_range: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
-    """Every n-gram's key and row, n in ``ngram_range``, as ``ngrams.grams`` folds them (the order does not matter:
-    they are counted)."""
+    """Every n-gram's key and row, n in ``ngram_range``, as ``ngrams.grams`` folds them.
+
+    The order differs from ``grams``'s, which does not matter: they are counted.
+    """
     lo, hi = ngram_range
     keys, key_rows = [], []
     key = hashes
@@ -341,8 +364,11 @@ def _fnv_block(h: tf.Tensor, block: tf.Tensor) -> tf.Tensor:
 
 
 def _fnv1a64(spans: Spans) -> tf.Tensor:
-    """FNV-1a-64 of each token's bytes (uint64). The head is hashed as 16 bytes, zeros after it; each zero byte
-    multiplied the state by the prime, so a multiplication by the prime's inverse power (mod 2**64) undoes them."""
+    """FNV-1a-64 of each token's bytes (uint64).
+
+    The head is hashed as 16 bytes, zeros after it; each zero byte multiplied the state by the prime, so a
+    multiplication by the prime's inverse power (mod 2**64) undoes them.
+    """
     first, head, blocks = _blocks(spans)
     h = _fnv_block(tf.fill(tf.shape(head), _uint64(int(FNV_OFFSET))), first)
     h *= tf.gather(tf.constant(_FNV_UNDO, tf.uint64), BLOCK - head)
@@ -350,8 +376,12 @@ def _fnv1a64(spans: Spans) -> tf.Tensor:
 
 
 def _crc_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Slicing-by-16 tables ``T[d * 256 + b]`` (the CRC register's part from byte ``b`` followed by ``d`` bytes) and
-    the register after ``k`` zero bytes from the initial one, k = 0..16."""
+    """CRC-32's slicing-by-16 tables.
+
+    Returns:
+        ``T[d * 256 + b]``, the CRC register's part from byte ``b`` followed by ``d`` bytes; and the register after
+        ``k`` zero bytes from the initial one, k = 0..16.
+    """
     byte_table = np.zeros((BLOCK, 256), np.int64)
     for b in range(256):
         reg = b
@@ -391,8 +421,11 @@ def _crc_block(reg: tf.Tensor, block: tf.Tensor) -> tf.Tensor:
 
 
 def _crc32(spans: Spans) -> tf.Tensor:
-    """``zlib.crc32`` of each token's bytes (int64). The head's byte ``i`` of ``h`` counts as byte ``b`` followed by
-    ``h - 1 - i`` more; the initial register's part is the register after ``h`` zero bytes."""
+    """``zlib.crc32`` of each token's bytes (int64).
+
+    The head's byte ``i`` of ``h`` counts as byte ``b`` followed by ``h - 1 - i`` more; the initial register's part
+    is the register after ``h`` zero bytes.
+    """
     first, head, blocks = _blocks(spans)
     first = tf.cast(first, tf.int64)
     distance = head[:, None] - 1 - tf.range(BLOCK)[None, :]

@@ -3,12 +3,12 @@
 TensorFlow Serving watches ``--model_base_path=SERVING_DIR``, loads the
 subdirectory with the highest integer name and unloads the others. On each
 promotion (fit, ``streamtrain promote``, the completion of an interrupted
-one) the promoted version's ``saved_model/`` is copied to ``N``, staged
-beside it as ``N.partial-*`` and renamed (``fs.atomic.staging_dir``):
-TensorFlow Serving never sees a half-written one (it ignores names that are
-not integers).
-Nothing is ever removed from the directory; a version that is already the
-highest ``N`` (by its ``assets.extra/streamtrain.json``) is not written again.
+one: ``train.promote``) the promoted version's ``saved_model/`` is copied to
+the next ``N``, staged beside it as ``N.partial-*`` and renamed
+(``fs.atomic.staging_dir``), so TensorFlow Serving never sees a half-written
+one (it ignores names that are not integers). Nothing is ever removed from
+the directory; a version that is already the highest ``N`` (by its
+``assets.extra/streamtrain.json``) is not written again.
 """
 
 from __future__ import annotations
@@ -33,9 +33,20 @@ def numbers(serving_dir: Path) -> list[int]:
 
 
 def publish(serving_dir: str | os.PathLike[str], version_dir: Path, export: Callable[[Path], None]) -> int | None:
-    """Copy ``version_dir``'s SavedModel to the next ``N`` of ``serving_dir``; that N, or None when the highest N
-    already holds this version. ``export(out)`` writes the SavedModel of a version made before SavedModels were
-    (it has no ``saved_model/``) to ``out``."""
+    """Copy ``version_dir``'s SavedModel to the next ``N`` of ``serving_dir`` (created when missing).
+
+    Args:
+        serving_dir: TensorFlow Serving's model base path.
+        version_dir: a complete version of a model directory.
+        export: ``export(out)`` writes to ``out`` the SavedModel of a version made before versions held one
+            (it has no ``saved_model/``).
+
+    Returns:
+        The N written; None when the highest N already holds this version.
+
+    Raises:
+        UsageError: ``serving_dir`` exists and is not a directory.
+    """
     root = Path(serving_dir)
     if root.exists() and not root.is_dir():
         raise UsageError(f"--serving-dir {root} is not a directory")

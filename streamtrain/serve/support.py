@@ -13,14 +13,26 @@ from streamtrain.vectorize.vectorizer import Vectorizer
 
 
 def exportable(vectorizer: Vectorizer) -> str | None:
-    """None when ``serve.graph.VectorizerGraph`` reproduces ``vectorizer`` exactly; else one short reason why not."""
+    """Whether ``serve.graph.VectorizerGraph`` reproduces ``vectorizer`` exactly.
+
+    Returns:
+        None when it does; else one short reason why not.
+    """
     return config_exportable(vectorizer.state.config)
 
 
 def config_exportable(config: NgramConfig | SequenceConfig) -> str | None:
-    """``exportable`` from a vectorizer's configuration alone (``NgramConfig`` or ``SequenceConfig``; no
-    TensorFlow, no arrays): n-grams hashed by ``ngrams.HASHER`` (datasets since 0.4) and sequences lowered per
-    code point (``sequence.CODEPOINT``, datasets since 0.12) can be."""
+    """``exportable`` from a vectorizer's configuration alone (no TensorFlow, no arrays).
+
+    n-grams hashed by ``ngrams.HASHER`` (datasets since 0.4) and sequences lowered per code point
+    (``sequence.CODEPOINT``, datasets since 0.12) can be exported.
+
+    Args:
+        config: an ``NgramConfig`` or a ``SequenceConfig``.
+
+    Returns:
+        None when it can be exported; else one short reason why not.
+    """
     if isinstance(config, NgramConfig):
         if config.hasher == SKLEARN_HASHER:
             return "made before 0.4: murmur3 n-gram hashes (prepare the dataset again to serve it)"

@@ -1,47 +1,17 @@
-"""Which vectorizer a corpus gets: the guide's samples-per-word rule, checked by a bake-off when it says sequences.
+"""Which vectorizer a corpus gets: the guide's S/W rule, settled by a bake-off when it says sequences.
 
-``choose_vectorizer`` applies the guide's rule: token sequences (for the
-sepCNN) when samples / median words per sample S/W >= ``SW_THRESHOLD``,
-TF-IDF n-grams (for the MLP) otherwise. The rule fails on short texts: a
-47k-row corpus of one-line descriptions (7 median words, S/W 6,700) got
-sequences + sepCNN at 0.774 test accuracy where n-grams + MLP reach 0.790.
-So under ``--vectorizer auto``, when (and only when) the rule says sequences
-(``needs_bakeoff``), prepare measures both families on a bounded sample
-(``train.bakeoff``: TensorFlow is imported only then, so corpora the rule
-gives n-grams, IMDB-like ones, pay nothing) and ``decide`` settles:
+``choose_vectorizer`` applies the rule: token sequences (for the sepCNN) when
+samples / median words per sample (S/W) >= ``SW_THRESHOLD``, TF-IDF n-grams
+(for the MLP) otherwise. Under ``--vectorizer auto``, and only when the rule
+says sequences (``needs_bakeoff``), prepare trains both families on a bounded
+sample (``train.bakeoff``) and ``decide`` settles: the other family wins only
+when its sample validation accuracy beats the rule's pick by more than
+``MARGIN``; with nothing to measure, the rule's pick stands. ``ChoiceSample``
+keeps the bake-off's labelled training rows. The manifest records the result
+under ``choice`` (``choose_vectorizer``'s keys, plus ``bakeoff`` when one ran);
+``choice_line`` says it in one log line.
 
-- the family with the higher validation accuracy on the sample wins, but the
-  rule's pick (sequences) keeps ties within ``MARGIN`` (0.01), for two
-  reasons. The sample is at most ``SAMPLE_ROWS`` of the corpus' S rows, and
-  the sepCNN gains more than the MLP from more rows (the premise of the S/W
-  rule), so a tie on the sample foretells a sequence lead on the whole
-  corpus. And a smaller difference is noise: the standard error of a paired
-  accuracy difference on a validation sample of 2,000 rows where the two
-  models disagree on a fifth of them is sqrt(0.2 / 2000) = 0.01 (measured
-  on AG News titles grown 2x, seeds 0 to 2: the sepCNN's sample validation
-  accuracy moved by 0.03, the MLP's by 0.005).
-- no validation rows (``--val-fraction 0``) or no training rows in the
-  sample: nothing to measure on, the rule's pick stands.
-
-``ChoiceSample`` is the bake-off's labelled training sample, kept by the
-first pass: a systematic sample in input order, as ``ngram_names.NameSample``
-keeps (every ``stride``-th training row, the stride doubling and the kept
-rows thinned to it whenever the sample would exceed ``SAMPLE_ROWS`` rows or
-``SAMPLE_BYTES`` bytes of UTF-8 text; each text cut to ``MAX_TEXT_CHARS``),
-so a corpus ordered by class is sampled in every class; it ends between half
-and all of either bound. Validation rows come from the first pass's
-validation sample (``dataset.val_sample``). The bake-off may train on fewer
-rows (``train.bakeoff.POSITIONS``: long texts make the sepCNN slow), and the
-sample is what it measures: a corpus whose sequences win only beyond a few
-thousand rows may get n-grams.
-
-The manifest records the choice under ``choice``: ``requested``,
-``chosen``, S (``samples``), W (``median_words_per_sample``),
-``samples_per_word``, ``threshold``, ``rule`` (the rule's pick), ``why``
-(one line) and, when a bake-off ran, ``bakeoff``: the evidence
-(``train.bakeoff.measure``: rows used, per family its sample validation
-accuracy and loss, epochs and seconds) plus ``margin``, ``decision`` and
-``why``.
+Rationale and measurements: docs/design/vectorizer-choice.md
 """
 
 from __future__ import annotations
@@ -64,7 +34,17 @@ MAX_TEXT_CHARS = 1 << 16  # a longer text is cut
 
 
 def choose_vectorizer(requested: str, samples: int, median_words: float) -> dict:
-    """The guide's rule and the numbers behind it: sequences when S/W >= ``SW_THRESHOLD``."""
+    """The guide's rule and the numbers behind it: sequences when S/W >= ``SW_THRESHOLD``.
+
+    Args:
+        requested: ``--vectorizer``: "auto", "ngram" or "sequence"; anything but "auto" is the choice.
+        samples: S, the number of training samples.
+        median_words: W, the median words per sample (0: S/W is infinite).
+
+    Returns:
+        The manifest's ``choice`` record: ``requested``, ``chosen``, ``samples``, ``median_words_per_sample``,
+        ``samples_per_word`` (None when infinite), ``threshold``, ``rule`` (the rule's pick) and ``why``.
+    """
     ratio = samples / median_words if median_words else float("inf")
     rule = "sequence" if ratio >= SW_THRESHOLD else "ngram"
     chosen = requested if requested != "auto" else rule
@@ -85,15 +65,30 @@ def choose_vectorizer(requested: str, samples: int, median_words: float) -> dict
 
 
 def needs_bakeoff(choice: dict) -> bool:
-    """Whether to measure both families before committing: ``auto`` and the rule said sequences."""
+    """Whether to measure both families before committing: ``auto`` was requested and the rule said sequences.
+
+    Args:
+        choice: a record of ``choose_vectorizer``.
+
+    Returns:
+        True when prepare runs the bake-off.
+    """
     return choice["requested"] == "auto" and choice["rule"] == "sequence"
 
 
 def decide(choice: dict, evidence: dict, margin: float = MARGIN) -> dict:
-    """``choice`` settled by the bake-off's ``evidence`` (``train.bakeoff.measure``), the evidence recorded in it.
+    """``choice`` settled by the bake-off's ``evidence``, the evidence recorded in it.
 
-    ``evidence[family]["val_accuracy"]`` for ``family`` in ``FAMILIES``; ``evidence["skipped"]``: why
-    nothing was measured (the rule's pick stands).
+    Args:
+        choice: a record of ``choose_vectorizer`` whose rule said sequences.
+        evidence: ``train.bakeoff.measure``'s result: ``evidence[family]["val_accuracy"]`` for each family of
+            ``FAMILIES`` (None: not measured, which loses), or ``evidence["skipped"]``: why nothing was
+            measured (then the rule's pick stands).
+        margin: sample validation accuracy by which the other family must beat the rule's pick.
+
+    Returns:
+        ``choice`` with ``chosen`` and ``why`` settled and ``bakeoff``: the evidence plus ``margin``,
+        ``decision`` and ``why``.
     """
     rule = choice["rule"]
     other = "ngram" if rule == "sequence" else "sequence"
@@ -127,7 +122,14 @@ def _score(accuracy: float | None) -> str:
 
 
 def choice_line(choice: dict) -> str:
-    """The choice in one log line: S, W, S/W, the pick and why."""
+    """The choice in one log line: S, W, S/W, the pick and why.
+
+    Args:
+        choice: a record of ``choose_vectorizer`` or ``decide``.
+
+    Returns:
+        The line, without a newline.
+    """
     ratio = choice["samples_per_word"]
     line = (
         f"S = {choice['samples']} samples, W = {choice['median_words_per_sample']:g} median words per sample, "
@@ -141,25 +143,48 @@ def choice_line(choice: dict) -> str:
 
 
 class ChoiceSample(SystematicSample):
-    """A systematic sample of labelled training rows, bounded in rows and bytes (see the module docstring)."""
+    """The bake-off's sample: labelled training rows in input order, bounded in rows and bytes.
+
+    Every ``stride``-th training row, as ``sampling.SystematicSample`` keeps it; each text cut to
+    ``MAX_TEXT_CHARS``.
+
+    Args:
+        max_rows: most rows kept.
+        max_bytes: most bytes of UTF-8 text kept.
+    """
 
     def __init__(self, max_rows: int = SAMPLE_ROWS, max_bytes: int = SAMPLE_BYTES):
         super().__init__(max_rows, max_bytes, MAX_TEXT_CHARS)
 
     @property
     def max_rows(self) -> int:
+        """The most rows kept."""
         return self.max_items
 
     def offer(self, texts: Sequence[str], labels: np.ndarray, train: np.ndarray) -> None:  # type: ignore[override]
-        """Offer a chunk's rows and (provisional) label ids; those where ``train`` is true are training rows."""
+        """Offer a chunk's rows and their label ids; only the training rows are sampled.
+
+        Args:
+            texts: the chunk's texts.
+            labels: their provisional label ids (``LabelIndex.encode``).
+            train: true for the training rows.
+        """
         super().offer(texts, train, labels)
 
     def rows(self, remap: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
-        """(texts, label ids) in input order; ``remap``: provisional id -> final id (``LabelIndex.finalize``)."""
+        """The kept rows, in input order.
+
+        Args:
+            remap: provisional id -> final id (``LabelIndex.finalize``); None keeps the ids as offered.
+
+        Returns:
+            (texts, int32 label ids).
+        """
         labels = np.fromiter((kept[2] for kept in self._kept), np.int32, count=len(self._kept))
         return [kept[1] for kept in self._kept], (labels if remap is None else remap[labels].astype(np.int32))
 
     def record(self) -> dict:
+        """The sample's size, stride and bounds, and its rule in words (the bake-off's evidence keeps all but it)."""
         return {
             "rows": len(self._kept),
             "text_bytes": self.text_bytes,

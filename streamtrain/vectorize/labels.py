@@ -16,6 +16,7 @@ MAX_CLASSES = 1000
 
 
 def sort_labels(labels: list[str]) -> list[str]:
+    """The label map's order: numerically when every label is an integer, else as strings."""
     try:
         return sorted(labels, key=int)
     except ValueError:
@@ -23,12 +24,24 @@ def sort_labels(labels: list[str]) -> list[str]:
 
 
 class LabelIndex:
+    """Label string -> class id: provisional ids in order of first sight, then ``finalize``'s sorted map."""
+
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
         self.frozen = False
 
     def encode(self, chunk: RawChunk) -> np.ndarray:
-        """Provisional ids for a chunk's labels; -1 for a label first seen after ``freeze`` (a test-only label)."""
+        """Provisional ids for a chunk's labels, new labels numbered as they are first seen.
+
+        Args:
+            chunk: a chunk of raw rows.
+
+        Returns:
+            int32 id per row; -1 for a label first seen after ``freeze`` (a test-only label).
+
+        Raises:
+            DataError: a label beyond ``MAX_CLASSES`` distinct ones, naming its file and row.
+        """
         out = np.empty(len(chunk), np.int32)
         for i, label in enumerate(chunk.labels):
             idx = self.ids.get(label)
@@ -52,10 +65,15 @@ class LabelIndex:
         return index
 
     def freeze(self) -> None:
+        """Stop numbering new labels (the training inputs are read): ``encode`` gives them -1."""
         self.frozen = True
 
     def finalize(self) -> tuple[list[str], np.ndarray]:
-        """(sorted label map, provisional id -> final id)."""
+        """Fix the label map in ``sort_labels`` order.
+
+        Returns:
+            (the label names in final id order, int32 provisional id -> final id).
+        """
         names = sort_labels(list(self.ids))
         remap = np.zeros(len(self.ids), np.int32)
         for final, name in enumerate(names):

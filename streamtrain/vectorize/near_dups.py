@@ -1,68 +1,20 @@
-"""Near-duplicate grouping for the split: LSH band keys of word-bigram sets, and the streaming index over them.
-
-The ``lsh-bigrams`` split rule (``vectorize.split``) keeps near-copies of a
-text (reposts, templated texts, ``tools/grow.py``'s token-dropout copies) in
-the split of the first of them, which no rule computed from one text alone
-can do. This module owns its two halves:
+"""Near-duplicate grouping for the ``lsh-bigrams`` split: band keys of word-bigram sets, and the index over them.
 
 - ``band_keys``, per text, a pure function of it (run in prepare's chunk
-  workers): the set of its word bigrams (adjacent word hashes of
-  ``vectorize.words``, combined as ``splitmix64(h1 * K ^ h2)`` with a salt),
-  one-permutation MinHash into ``LSH_BANDS * LSH_ROWS`` bins (each bigram
-  hashed once; the top bits of its salted hash pick the bin; the bin keeps
-  the smallest hash), and per band of ``LSH_ROWS`` consecutive bins a 64-bit
-  key: ``splitmix64`` folded over the band index and its bins' minima. Two
-  texts share a band's key with probability about J ** LSH_ROWS, J the
-  Jaccard similarity of their bigram sets. A band with an empty bin has no
-  key (0); a text with fewer than ``MIN_BIGRAMS`` non-empty bins (so fewer
-  distinct bigrams) has none.
-- ``BandIndex``, a map band key -> value (the split code in prepare, a root
-  row in ``tools/bench_split.py``), fed in input order in one process:
-  ``resolve`` gives each row the value most of its matching bands hold (the
-  value of the first row that had each band's key; ties: the lowest band's
-  among the most held), or its own value when no band matches, and inserts
-  every key of the row not there yet with the row's value. Rows of
-  one call are resolved in order too (a row matching an earlier row of the
-  same call takes its value), so the result does not depend on how the rows
-  are cut into calls. A key, once in, never changes.
+  workers): ``LSH_BANDS`` 64-bit keys from one-permutation MinHash of its word
+  bigrams, ``LSH_ROWS`` bins a band (0: the band has no key). Two texts share
+  a band's key with probability about J ** ``LSH_ROWS``, J the Jaccard
+  similarity of their bigram sets; a text with fewer than ``MIN_BIGRAMS``
+  non-empty bins has no key.
+- ``BandIndex``, band key -> value, fed in input order in one process:
+  ``resolve`` gives each row the value most of its matching bands hold (ties:
+  the lowest band's among the most held), or its own value when none matches,
+  and inserts its new keys with that value. A key, once in, never changes, and
+  the result does not depend on how the rows are cut into calls. Keys are
+  compared by their top 32 bits. ``save_added`` and ``load``: the runs one
+  prepare added, as an ``.npz`` without pickle.
 
-Why 16 bands of 3 rows and a vote, measured on IMDB train with 7
-token-dropout copies per review (rate 0.1), originals first as in
-``grow.py``'s output (200,000 rows; straddling: share of the 25,000
-clusters not in one split; foreign: rows that took their value from
-another review's row):
-
-=========================  ==========  =========  =============  ========
-bands x rows               straddling  foreign    largest group  no key
-=========================  ==========  =========  =============  ========
-12 x 2, lowest band        0.069       0.578      1,734 rows     0.0003
-16 x 3, lowest band        0.0092      0.050      122 rows       0.0027
-16 x 3, vote               0.0024      0.044      120 rows       0.0027
-20 x 4, lowest band        0.0143      0.008      40 rows        0.035
-=========================  ==========  =========  =============  ========
-
-A bin's minimum is often a common bigram (``of the``), and one-permutation
-MinHash puts each common bigram in a fixed bin, so a band of 3 such minima
-recurs across unrelated reviews: about 5% of rows match some other review.
-Four rows cut that, but leave more bands with an empty bin (no key) and
-match fewer copies. A copy matches its original in about 5 of 16 bands
-(0.7 ** 3 = 0.34 each) and a stray review in about 1, so the vote keeps the
-copy with its cluster. A stray match costs nothing but the row's own
-(random) split.
-
-The index holds each key's top 32 bits (a fingerprint: 4 bytes a key, so
-IMDB grown x16, 5.8 M keys, costs prepare 29 MB, not the 200 MB that 64-bit
-keys and whole-index merges took, which broke prepare's flat memory; two
-keys share a fingerprint with probability 2**-32, and a false match only
-gives a row another row's split, as a stray match does) in sorted uint32
-runs with a uint8 or int64 value per key; a new run is merged into the
-previous one while it is at least half as long and the two hold at most
-``MAX_RUN`` keys (so merging needs at most that much scratch, and there are
-O(log n) runs plus one per ``MAX_RUN`` keys). No Python object per key.
-``save_added`` writes the runs a run of prepare added, as they are, to one
-``.npz`` (no pickle: ``keys_I`` sorted, ``values_I``, ``runs``, ``bands``,
-``rows``): a new dataset's whole index, or what one append added; ``load``
-takes those runs back (keys of different files are disjoint).
+Rationale, layout and measurements: docs/design/split.md
 """
 
 from __future__ import annotations
@@ -98,7 +50,15 @@ RULE_TEXT = (
 
 
 def bigram_hashes(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Salted hashes of each text's adjacent word pairs, CSR-style (``offsets``, ``hashes``) like ``word_hashes``."""
+    """Salted hashes of each text's adjacent word pairs.
+
+    Args:
+        offsets: ``word_hashes``' offsets.
+        hashes: ``word_hashes``' hashes.
+
+    Returns:
+        (offsets, bigram hashes), CSR-style like ``word_hashes``; a text of n words has n - 1 pairs.
+    """
     from streamtrain.vectorize.words import GOLDEN_GAMMA, splitmix64  # pyarrow: imported on first use
 
     counts = np.diff(offsets)
@@ -118,9 +78,16 @@ def bigram_hashes(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, 
 def band_keys(
     words: tuple[np.ndarray, np.ndarray], bands: int = LSH_BANDS, rows: int = LSH_ROWS, min_bigrams: int = MIN_BIGRAMS
 ) -> np.ndarray:
-    """Each text's band keys, shape (texts, bands), uint64; 0 where a band has no key.
+    """Each text's band keys; a few numpy passes over the bigrams, whatever the number of bins.
 
-    ``words``: ``word_hashes(texts)``. A few numpy passes over the bigrams, whatever the number of bins.
+    Args:
+        words: ``word_hashes(texts)``.
+        bands: bands per text.
+        rows: MinHash bins per band.
+        min_bigrams: a text with fewer non-empty bins gets no keys.
+
+    Returns:
+        uint64, shape (texts, bands); 0 where a band has no key.
     """
     from streamtrain.vectorize.words import GOLDEN_GAMMA, splitmix64
 
@@ -149,7 +116,13 @@ def band_keys(
 
 
 class BandIndex:
-    """Band key -> value, in sorted runs (see the module docstring). ``dtype``: the values' (uint8 splits)."""
+    """Band key -> value, as 32-bit fingerprints in sorted runs; no Python object per key.
+
+    Args:
+        bands: band keys per row.
+        rows: MinHash bins per band (recorded, checked by ``load``).
+        dtype: the values' type (prepare: uint8 split codes).
+    """
 
     def __init__(self, bands: int = LSH_BANDS, rows: int = LSH_ROWS, dtype: type = np.uint8):
         self.bands, self.rows, self.dtype = bands, rows, np.dtype(dtype)
@@ -163,7 +136,7 @@ class BandIndex:
 
     def _find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether each key is in the index, and its value where it is."""
-        # Sorted queries: binary searches in increasing order stay in cache (6x faster than unsorted on x8 IMDB).
+        # Sorted queries: binary searches in increasing order stay in cache (measurement: docs/design/split.md).
         order = np.argsort(keys)
         ordered = keys[order]
         found = np.zeros(len(keys), dtype=bool)
@@ -176,7 +149,20 @@ class BandIndex:
         return found, values
 
     def resolve(self, keys: np.ndarray, own: np.ndarray, vote: bool = True) -> np.ndarray:
-        """Each row's value, in order (module docstring); inserts the rows' new keys. ``own``: the rows' own values."""
+        """Each row's value, resolved in input order; inserts the rows' new keys with their rows' values.
+
+        Args:
+            keys: ``band_keys`` of the rows, shape (rows, bands).
+            own: each row's own value, taken when no band of it matches.
+            vote: the value most matching bands hold (ties: the lowest band's among the most held); False: the
+                lowest matching band's.
+
+        Returns:
+            One value per row, of the index's dtype.
+
+        Raises:
+            ValueError: ``keys`` has another number of bands than the index.
+        """
         n, bands = keys.shape
         if bands != self.bands:
             raise ValueError(f"{bands} band keys per row, the index has {self.bands}")
@@ -234,8 +220,13 @@ class BandIndex:
         return sum(len(k) for k in self._keys)
 
     def added(self) -> tuple[np.ndarray, np.ndarray]:
-        """The keys (fingerprints, sorted) that ``resolve`` inserted since the index was made or loaded, and their
-        values, as one copy (for tests and tools; ``save_added`` writes the runs without one)."""
+        """The keys ``resolve`` inserted since the index was made or loaded, and their values, as one copy.
+
+        For tests and tools; ``save_added`` writes the runs without one.
+
+        Returns:
+            (sorted uint32 fingerprints, their values).
+        """
         if not self._keys:
             return np.zeros(0, np.uint32), np.zeros(0, self.dtype)
         keys, values = np.concatenate(self._keys), np.concatenate(self._values)
@@ -243,8 +234,14 @@ class BandIndex:
         return keys[order], values[order]
 
     def save_added(self, path: str | Path) -> None:
-        """The runs ``resolve`` added, as they are, as an ``.npz`` (no pickle): ``keys_I``, ``values_I``, ``runs``,
-        ``bands``, ``rows``."""
+        """Write the runs ``resolve`` added, as they are, to an ``.npz`` without pickle.
+
+        Args:
+            path: the file: ``keys_I`` and ``values_I`` per run, ``runs``, ``bands`` and ``rows``.
+
+        Raises:
+            WriteError: the file system refused the write.
+        """
         arrays: dict[str, Any] = {f"keys_{i}": k for i, k in enumerate(self._keys)}
         arrays.update({f"values_{i}": v for i, v in enumerate(self._values)})
         arrays.update(runs=np.int64(len(self._keys)), bands=np.int64(self.bands), rows=np.int64(self.rows))
@@ -253,8 +250,19 @@ class BandIndex:
 
     @classmethod
     def load(cls, paths: list[Path], bands: int = LSH_BANDS, rows: int = LSH_ROWS) -> BandIndex:
-        """The index of the runs that ``save_added`` wrote to ``paths`` (searched as they are: a refit writes one
-        file); ``DataError`` naming a file that does not hold such runs."""
+        """The index of the runs ``save_added`` wrote, searched as they are (keys of different files are disjoint).
+
+        Args:
+            paths: the files, a dataset's own and its appends'.
+            bands: band keys per row the files must hold.
+            rows: MinHash bins per band the files must have used.
+
+        Returns:
+            The index; ``added_count`` is 0.
+
+        Raises:
+            DataError: naming a file that is unreadable or does not hold such runs.
+        """
         index = cls(bands, rows)
         for path in paths:
             try:

@@ -1,44 +1,19 @@
-"""Readable names of n-gram features: a bounded sketch of the strings behind the selected hash buckets.
+"""Readable names of n-gram features: the strings behind the selected hash buckets, from a bounded sample.
 
 n-gram features are hash buckets (``tfidf.hash_counts``), so the strings
-behind them are lost. Prepare keeps a bounded sketch of them and the top
-features of each class in ``feature_names.json``:
+behind them are lost. Prepare keeps a systematic sample of the training texts
+(``NameSample``: at most ``SAMPLE_TEXTS`` texts and ``SAMPLE_BYTES`` bytes)
+and, after selection, writes ``feature_names.json`` (``NameSample.write``):
+each selected column named by the most frequent sampled n-gram in its bucket
+(``build``; None when none was seen), its count, the number of other n-grams
+seen there (hash collisions) and its share of the bucket's sampled
+occurrences (below ``CLEAR_SHARE``: collided); and per class the
+``TOP_PER_CLASS`` columns of largest class mean - rest mean of TF-IDF
+(``top_features``). Only n-grams hashed by ``ngrams.HASHER`` are named. The
+manifest records the file under ``feature_names`` (``{}``: none), and
+``dataset.manifest`` checks it for ``streamtrain verify``; ``load`` reads it.
 
-1. ``NameSample.offer`` (first pass, once per chunk): a systematic sample of
-   the training texts in input order: every ``stride``-th one, the stride
-   doubling (and the kept texts thinned to it) whenever the sample would
-   exceed ``SAMPLE_TEXTS`` texts or ``SAMPLE_BYTES`` bytes of UTF-8 text, so
-   it spreads over the whole input (a corpus ordered by class is sampled in
-   every class) and ends between half and all of either bound. Each text is
-   cut to ``MAX_TEXT_CHARS``. Cost per chunk: a few numpy operations plus the
-   texts kept; nothing is tokenized here.
-2. ``build`` (after feature selection): the sample's n-grams, tokenized
-   and hashed exactly as ``ngrams.count_ngrams`` hashes the rows
-   (``words.word_spans``, ``ngrams.grams``), counted by 64-bit key in numpy;
-   only n-grams whose bucket was selected count, and only each column's
-   winner is decoded back to its string. Each selected column is named by
-   the most frequent n-gram seen in its bucket (``None`` when none was; ties:
-   the lower key), with that n-gram's occurrences in the sample, the number
-   of other distinct n-grams seen in the same bucket (a hash collision: the
-   column also stands for them) and the name's share of the bucket's sampled
-   occurrences; a column whose name has less than ``CLEAR_SHARE`` of them
-   counts as collided. Only datasets hashed by ``ngrams.HASHER`` are named:
-   older ones (sklearn's murmurhash3) are never rebuilt, only appended to.
-3. ``top_features`` (at selection, from ``tfidf.ClassMoments``): per class,
-   the ``TOP_PER_CLASS`` selected columns with the largest
-   ``class mean - rest mean`` of TF-IDF over the training rows (the mean of
-   the column's value over the class's rows minus its mean over the rows of
-   every other class; positive scores only): the n-grams that weigh more in
-   the class than elsewhere.
-
-File ``feature_names.json`` (strict JSON): ``names``, ``counts``,
-``others`` and ``shares``, one entry per column; ``top_features``
-(``rule`` and, per class name, a list of ``{"column", "name", "score"}``);
-and the ``sample`` record.
-The manifest records it under ``feature_names`` (``write``'s return: path,
-bytes, sha256, columns, named, collided, sample); ``problem`` checks it for
-``streamtrain verify``. A dataset without one (sequences, or prepared before
-it existed) has ``{}`` there.
+How names are computed and what it costs: docs/design/hashing.md
 """
 
 from __future__ import annotations
@@ -73,24 +48,41 @@ TOP_RULE = (
 
 
 class NameSample(SystematicSample):
-    """A systematic sample of training texts, bounded in texts and bytes (see the module docstring)."""
+    """The names' sample: training texts in input order, bounded in texts and bytes.
+
+    Every ``stride``-th training text, as ``sampling.SystematicSample`` keeps it; each text cut to
+    ``MAX_TEXT_CHARS``.
+
+    Args:
+        max_texts: most texts kept.
+        max_bytes: most bytes of UTF-8 text kept.
+    """
 
     def __init__(self, max_texts: int = SAMPLE_TEXTS, max_bytes: int = SAMPLE_BYTES):
         super().__init__(max_texts, max_bytes, MAX_TEXT_CHARS)
 
     @property
     def max_texts(self) -> int:
+        """The most texts kept."""
         return self.max_items
 
     @property
     def texts(self) -> list[str]:
+        """The kept texts, in input order."""
         return [kept[1] for kept in self._kept]
 
     def offer(self, texts: Sequence[str], train: np.ndarray, labels: np.ndarray | None = None) -> None:
-        """Offer a chunk's texts; those where ``train`` is true are the training texts, in input order."""
+        """Offer a chunk's texts; only the training texts are sampled.
+
+        Args:
+            texts: the chunk's texts, in input order.
+            train: true for the training texts.
+            labels: ignored (the names need no labels).
+        """
         super().offer(texts, train)
 
     def record(self) -> dict:
+        """The sample's size, stride and bounds, and its rule in words (``feature_names.json``'s ``sample``)."""
         return {
             "texts": len(self._kept),
             "text_bytes": self.text_bytes,
@@ -109,10 +101,17 @@ class NameSample(SystematicSample):
     def write(
         self, directory: str | Path, state: TfidfState, top: list[list[tuple[int, float]]], labels: list[str]
     ) -> dict:
-        """Name ``state``'s columns from the sample, write ``feature_names.json``; return the manifest's record.
+        """Name ``state``'s columns from the sample and write ``feature_names.json``; the sample is released.
 
-        ``top``: per class (in ``labels`` order), ``top_features``'s (column, score) pairs. The sample is
-        released afterwards.
+        Args:
+            directory: the dataset directory (being staged).
+            state: the fitted n-gram vectorizer (hashed by ``ngrams.HASHER``).
+            top: per class, in ``labels`` order, ``top_features``'s (column, score) pairs.
+            labels: the class names.
+
+        Returns:
+            The manifest's ``feature_names`` record: ``path``, ``bytes``, ``sha256``, ``columns``, ``named``,
+            ``collided`` and ``sample`` (without its rule).
         """
         names, counts, others, shares = build(state.config, state.selected, self.texts)
         sample = self.record()
@@ -148,8 +147,20 @@ class NameSample(SystematicSample):
 def build(
     config: NgramConfig, selected: np.ndarray, texts: Sequence[str]
 ) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
-    """Per selected column: the most frequent sampled n-gram in its bucket, its occurrences, the number of other
-    n-grams seen in the bucket, and its share of the bucket's sampled occurrences (None when none was seen)."""
+    """Name each selected column by the most frequent sampled n-gram in its bucket (ties: the lower key).
+
+    Args:
+        config: the n-gram recipe; its ``hasher`` must be ``ngrams.HASHER``.
+        selected: the selected bucket ids, one per column.
+        texts: the sampled texts.
+
+    Returns:
+        Per column: (name, its occurrences, the number of other n-grams seen in the bucket, the name's share of the
+        bucket's sampled occurrences), name and share None when no sampled n-gram fell in the bucket.
+
+    Raises:
+        ValueError: ``config.hasher`` is not ``ngrams.HASHER``.
+    """
     from streamtrain.vectorize.ngrams import HASHER, grams
     from streamtrain.vectorize.words import _token_hashes, word_spans
 
@@ -163,8 +174,8 @@ def build(
     data, offsets, starts, lengths = word_spans(texts)
     _, keys, first, size = grams(offsets, _token_hashes(data, starts, lengths), config.ngram_range, spans=True)
     assert first is not None and size is not None, "grams gives spans when asked"
-    # Each n-gram's column (-1: not selected) by a table over all buckets: a binary search of the selected
-    # buckets took 0.3 s for IMDB's sample.
+    # Each n-gram's column (-1: not selected) by a table over all buckets: a gather, cheaper than a binary search
+    # of the selected buckets (docs/design/hashing.md).
     pos = bucket_table(selected, config.hash_buckets)[keys % np.uint64(config.hash_buckets)]
     hit = np.flatnonzero(pos >= 0)
     distinct, at, count = _distinct(keys[hit])
@@ -188,8 +199,10 @@ def build(
 
 
 def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct ``keys``, the index of each one's first occurrence and its count, in order of first occurrence
-    (``np.unique``'s, in another order): Arrow's hash table instead of a sort, 0.13 s of IMDB's names."""
+    """The distinct ``keys``, the index of each one's first occurrence and its count, in order of first occurrence.
+
+    ``np.unique``'s results in another order, from Arrow's hash table instead of a sort (docs/design/hashing.md).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -208,7 +221,8 @@ def _strings(
     """The n-grams of ``size[i]`` tokens from token ``first[i]``, as strings (tokens joined by a space).
 
     One gather of all their bytes and one UTF-8 decode, split at NUL (a token never holds one), instead of a
-    Python join per n-gram: 0.5 s of the names' 1.6 s on IMDB."""
+    Python join per n-gram (docs/design/hashing.md).
+    """
     if not len(first):
         return []
     tokens = np.repeat(first, size) + (np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size))
@@ -225,9 +239,20 @@ def _strings(
 
 
 def top_features(moments: ClassMoments, selected: np.ndarray, k: int = TOP_PER_CLASS) -> list[list[tuple[int, float]]]:
-    """Per class: up to ``k`` (column, score) of the selected columns by ``class mean - rest mean`` (> 0).
+    """Each class's top features: the selected columns whose TF-IDF weighs more in the class than elsewhere.
 
-    ``selected``: bucket ids, each one of the moments' candidates."""
+    Args:
+        moments: the training rows' class statistics.
+        selected: the selected bucket ids, each one of the moments' candidates.
+        k: most columns per class.
+
+    Returns:
+        Per class, up to ``k`` (column, score) pairs, best first: score = the column's mean over the class's rows
+        minus its mean over the other rows, positive only.
+
+    Raises:
+        ValueError: a selected bucket is not one of the moments' candidates.
+    """
     pos = moments.positions(np.asarray(selected, np.int64))
     if np.any(pos < 0):
         raise ValueError("a selected bucket is not one of the moments' candidates")
@@ -246,7 +271,18 @@ def top_features(moments: ClassMoments, selected: np.ndarray, k: int = TOP_PER_C
 
 
 def load(directory: str | Path, record: dict) -> dict | None:
-    """The names document of a dataset (None when it has none); ``DataError`` when it is damaged or unreadable."""
+    """The names document of a dataset.
+
+    Args:
+        directory: the dataset directory.
+        record: the manifest's ``feature_names`` record (``{}``: none).
+
+    Returns:
+        The parsed ``feature_names.json``, or None when the dataset has none.
+
+    Raises:
+        DataError: the file differs from its record, cannot be read, or is not a names document of this format.
+    """
     if not record:
         return None
     path = Path(directory) / record["path"]

@@ -29,8 +29,17 @@ HASHER = "fnv1a64-splitmix64"  # recorded in ``NgramConfig.hasher``
 def grams(
     offsets: np.ndarray, hashes: np.ndarray, ngram_range: tuple[int, int], spans: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Every n-gram of every text, n in ``ngram_range``: (its text, its 64-bit key, and with ``spans`` its first
-    token's index and n; else None, None)."""
+    """Every n-gram of every text (its words within one text), n in ``ngram_range``.
+
+    Args:
+        offsets: ``word_hashes``' offsets (int64, texts + 1).
+        hashes: ``word_hashes``' hashes (uint64).
+        ngram_range: (smallest n, largest n).
+        spans: also return each n-gram's token span.
+
+    Returns:
+        (text index, 64-bit key, first token's index, n) per n-gram, the last two None unless ``spans``.
+    """
     lo, hi = ngram_range
     row = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
     rows, keys, firsts, sizes = [], [], [], []
@@ -65,18 +74,25 @@ def count_ngrams(
     buckets: int,
     words: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> sp.csr_matrix:
-    """Counts of each text's n-grams per bucket (float32 CSR, sorted indices, no explicit zeros).
+    """Counts of each text's n-grams per bucket.
 
-    ``words``: ``word_hashes(texts)`` when the caller has it already.
+    Args:
+        texts: the texts.
+        ngram_range: (smallest n, largest n).
+        buckets: the hash space; an n-gram's bucket is its key modulo this.
+        words: ``word_hashes(texts)`` when the caller has it already.
+
+    Returns:
+        A float32 CSR matrix (texts x buckets), indices sorted within each row, no duplicates or explicit zeros.
     """
     offsets, hashes = words if words is not None else word_hashes(texts)
     rows, keys, _, _ = grams(offsets, hashes, ngram_range)
     n = len(texts)
     # One sort of (row, bucket) as a single int64 (row * buckets + bucket < 2**63 for any real chunk), then runs
-    # of equal keys: each row's buckets sorted and counted. scipy's COO -> CSR and sum_duplicates (a sort per
-    # row) took twice as long (0.15 s against 0.07 s per 3,600 IMDB reviews). In place where the arrays are
-    # this function's own (``rows`` is always a new array; ``keys`` may be the caller's ``hashes``): at most
-    # three n-gram-sized arrays at once, as scipy's route held.
+    # of equal keys: each row's buckets sorted and counted, faster than scipy's COO -> CSR and sum_duplicates
+    # (a sort per row; measurement: docs/design/hashing.md). In place where the arrays are this function's own
+    # (``rows`` is always a new array; ``keys`` may be the caller's ``hashes``): at most three n-gram-sized arrays
+    # at once, as scipy's route held.
     key = rows
     key *= buckets
     buckets_of = keys % np.uint64(buckets)
@@ -101,7 +117,18 @@ def count_ngrams(
 
 
 def ngram_buckets(strings: Sequence[str], buckets: int) -> np.ndarray:
-    """The bucket of each n-gram string (its words joined by single spaces), as ``count_ngrams`` puts it."""
+    """The bucket of each n-gram string, as ``count_ngrams`` puts it.
+
+    Args:
+        strings: n-grams, their words joined by single spaces (as ``feature_names.json`` writes them).
+        buckets: the hash space.
+
+    Returns:
+        int64 bucket per string.
+
+    Raises:
+        ValueError: a word of a string is not exactly one word token.
+    """
     words = [s.split(" ") for s in strings]
     sizes = np.fromiter((len(w) for w in words), np.int64, count=len(words))
     offsets, hashes = word_hashes([w for ws in words for w in ws])

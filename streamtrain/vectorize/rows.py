@@ -18,6 +18,12 @@ import numpy as np
 
 @dataclass
 class SparseRows:
+    """TF-IDF rows as CSR, with integer labels and global row ids.
+
+    Raises:
+        ValueError: the arrays' lengths disagree.
+    """
+
     indptr: np.ndarray  # int64, len n+1, starts at 0
     indices: np.ndarray  # int32 column ids
     values: np.ndarray  # float32
@@ -37,10 +43,12 @@ class SparseRows:
 
     @property
     def nnz(self) -> int:
+        """The number of stored entries."""
         return len(self.indices)
 
     @classmethod
     def empty(cls, n_cols: int) -> SparseRows:
+        """No rows, ``n_cols`` columns wide."""
         return cls(
             np.zeros(1, np.int64),
             np.zeros(0, np.int32),
@@ -51,6 +59,7 @@ class SparseRows:
         )
 
     def slice(self, start: int, stop: int) -> SparseRows:
+        """Rows ``start`` to ``stop`` (exclusive); the entries are views of these arrays."""
         lo, hi = self.indptr[start], self.indptr[stop]
         return SparseRows(
             self.indptr[start : stop + 1] - lo,
@@ -62,7 +71,14 @@ class SparseRows:
         )
 
     def take(self, order: np.ndarray) -> SparseRows:
-        """Rows in ``order`` (a permutation or any selection), vectorized."""
+        """Rows in ``order``, vectorized.
+
+        Args:
+            order: row positions: a permutation or any selection, repeats allowed.
+
+        Returns:
+            New rows, copies.
+        """
         lengths = np.diff(self.indptr)[order]
         indptr = np.zeros(len(order) + 1, np.int64)
         np.cumsum(lengths, out=indptr[1:])
@@ -80,6 +96,7 @@ class SparseRows:
 
     @classmethod
     def concat(cls, parts: Sequence[SparseRows]) -> SparseRows:
+        """``parts`` one after another (at least one; an only non-empty part is returned as it is)."""
         parts = [p for p in parts if len(p)] or list(parts[:1])
         if len(parts) == 1:
             return parts[0]
@@ -100,6 +117,7 @@ class SparseRows:
         return np.stack([rows, self.indices.astype(np.int64)], axis=1)
 
     def to_dense(self) -> np.ndarray:
+        """The rows as a dense float32 array (rows x ``n_cols``)."""
         out = np.zeros((len(self), self.n_cols), np.float32)
         rows = np.repeat(np.arange(len(self)), np.diff(self.indptr))
         out[rows, self.indices] = self.values
@@ -108,7 +126,11 @@ class SparseRows:
 
 @dataclass
 class TokenRows:
-    """Token-id rows of fixed width (0 = padding), with labels and global row ids."""
+    """Token-id rows of fixed width (0 = padding), with labels and global row ids.
+
+    Raises:
+        ValueError: the arrays' shapes disagree.
+    """
 
     tokens: np.ndarray  # int32 (n, width)
     labels: np.ndarray  # int32
@@ -123,20 +145,25 @@ class TokenRows:
 
     @property
     def n_cols(self) -> int:
+        """Row width: the sequence length."""
         return self.tokens.shape[1]
 
     @classmethod
     def empty(cls, n_cols: int) -> TokenRows:
+        """No rows, ``n_cols`` tokens wide."""
         return cls(np.zeros((0, n_cols), np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
 
     def slice(self, start: int, stop: int) -> TokenRows:
+        """Rows ``start`` to ``stop`` (exclusive), as views."""
         return TokenRows(self.tokens[start:stop], self.labels[start:stop], self.row_ids[start:stop])
 
     def take(self, order: np.ndarray) -> TokenRows:
+        """Rows in ``order`` (a permutation or any selection), copies."""
         return TokenRows(self.tokens[order], self.labels[order], self.row_ids[order])
 
     @classmethod
     def concat(cls, parts: Sequence[TokenRows]) -> TokenRows:
+        """``parts`` one after another (at least one; an only non-empty part is returned as it is)."""
         parts = [p for p in parts if len(p)] or list(parts[:1])
         if len(parts) == 1:
             return parts[0]
@@ -152,6 +179,7 @@ ENCODINGS: dict[str, type[SparseRows] | type[TokenRows]] = {"ngram": SparseRows,
 
 
 def empty_rows(encoding: str, n_cols: int) -> Rows:
+    """No rows of ``encoding`` ("ngram" or "sequence"), ``n_cols`` wide."""
     return ENCODINGS[encoding].empty(n_cols)
 
 
@@ -159,8 +187,16 @@ PADDING_LABEL = -1  # a padding row's label (``blank_rows``): the training and v
 
 
 def blank_rows(encoding: str, n_cols: int, label: int = 0) -> Rows:
-    """One row with no features (or only padding tokens), labelled ``label``: a warm-up's input, or with
-    ``PADDING_LABEL`` a worker's padding step (``train.tfdata``)."""
+    """One row with no features (or only padding tokens): a warm-up's input, or a worker's padding step.
+
+    Args:
+        encoding: "ngram" or "sequence".
+        n_cols: the row's width.
+        label: its label; ``PADDING_LABEL`` for a padding step (``train.tfdata``), which weighs 0.
+
+    Returns:
+        The row, row id 0.
+    """
     labels, row_ids = np.full(1, label, np.int32), np.zeros(1, np.int64)
     if encoding == "sequence":
         return TokenRows(np.zeros((1, n_cols), np.int32), labels, row_ids)

@@ -16,6 +16,17 @@ import numpy as np
 
 
 class SystematicSample:
+    """Every ``stride``-th training row in input order, the stride doubling while the sample exceeds a bound.
+
+    Args:
+        max_items: most rows kept.
+        max_bytes: most bytes of UTF-8 text kept.
+        max_chars: a longer text is cut to this many characters.
+
+    Raises:
+        ValueError: ``max_items`` or ``max_bytes`` is not positive.
+    """
+
     def __init__(self, max_items: int, max_bytes: int, max_chars: int):
         if max_items < 1 or max_bytes < 1:
             raise ValueError("the sample's bounds must be positive")
@@ -29,7 +40,13 @@ class SystematicSample:
         return len(self._kept)
 
     def offer(self, texts: Sequence[str], train: np.ndarray, labels: np.ndarray | None = None) -> None:
-        """Offer a chunk's rows (and label ids); those where ``train`` is true are training rows, in input order."""
+        """Offer a chunk's rows; only the training rows are sampled.
+
+        Args:
+            texts: the chunk's texts, in input order.
+            train: true for the training rows.
+            labels: their label ids, kept with them (None: -1).
+        """
         rows = np.flatnonzero(train)
         start, k = self.seen, (-self.seen) % self.stride
         while k < len(rows):
@@ -49,5 +66,6 @@ class SystematicSample:
         self.text_bytes = sum(kept[3] for kept in self._kept)
 
     def clear(self) -> None:
+        """Release the kept rows (the stride and the count of rows seen stay)."""
         self._kept = []
         self.text_bytes = 0

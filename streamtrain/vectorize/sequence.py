@@ -1,32 +1,22 @@
 """Token-id sequences, the guide's second path, fitted in bounded memory.
 
-The guide tokenizes with Keras' ``Tokenizer`` (lower case, punctuation
-removed, split on whitespace), keeps the 20,000 most frequent tokens, and
-pads or truncates every text to the length of the longest (at most 500),
-padding and truncating at the front. Here tokens are counted by hash bucket
-(CRC-32 into a fixed number of buckets), so counting needs a fixed array,
-never a dictionary of every word:
+As the guide's Keras ``Tokenizer``: lower case, Keras' filters made spaces,
+split on whitespace; the ``top_k`` most frequent tokens kept; each text cut or
+padded at the front to the longest text's length (at most ``max_length``).
+Tokens are counted by hash bucket (CRC-32 into ``hash_buckets``), so counting
+needs a fixed array, never a dictionary of every word.
 
-- ``SequenceConfig``: the knobs (JSON-serializable).
-- ``tokenize``: text -> tokens, as Keras' ``Tokenizer`` does; ``SequenceConfig.lowercase``
-  picks how upper case is lowered (below).
+- ``SequenceConfig``: the knobs (JSON-serializable). ``lowercase`` is the
+  tokenizer version: ``CONTEXT`` (``str.lower`` of the whole text: datasets
+  made before the field) or ``CODEPOINT`` (each code point lowered alone, as a
+  serving graph can: new datasets); they differ for a capital sigma ending a
+  word (``ς`` against ``σ``).
+- ``tokenize``: text -> tokens, by either version.
 - ``TokenCounts``: token frequency per bucket and the longest text (mergeable).
 - ``SequenceState``: the fitted vocabulary (bucket -> id by frequency rank,
-  0 = padding) and sequence length; turns texts into ``TokenRows``.
+  0 = padding) and length; turns texts into ``TokenRows``.
 
-Two tokenizer versions, recorded in ``SequenceConfig.lowercase``:
-
-- ``CONTEXT`` (datasets made before it had the field): ``text.lower()``,
-  Keras' filters become spaces, ``str.split()``. ``str.lower`` looks at the
-  context for one character: a capital sigma ending a word becomes ``ς``.
-- ``CODEPOINT`` (new datasets): each code point is lowered alone
-  (``chr(cp).lower()``, which may give several, as for ``İ``), so a capital
-  sigma is always ``σ``; then the same filters and split. That is what a
-  serving graph can compute with a table per code point
-  (``streamtrain.serve.graph``). Done as one ``str.translate`` with a table of
-  the 1,433 code points ``str.lower`` changes and the filters, then
-  ``str.split()``, whose separators are exactly the code points of
-  ``str.isspace`` (checked over every code point).
+Rationale of ``CODEPOINT``: docs/design/serving-graph.md
 """
 
 from __future__ import annotations
@@ -52,6 +42,12 @@ _LAST_CODE_POINT = 0x10FFFF
 
 @dataclass(frozen=True)
 class SequenceConfig:
+    """The sequence recipe's knobs, as ``vectorizer.json`` records them.
+
+    Raises:
+        ValueError: ``lowercase`` is not one of ``LOWERCASE``.
+    """
+
     top_k: int = TOP_K
     max_length: int = MAX_LENGTH
     hash_buckets: int = HASH_BUCKETS
@@ -64,29 +60,45 @@ class SequenceConfig:
             raise ValueError(f"unknown sequence lowercase {self.lowercase!r}: one of {LOWERCASE}")
 
     def to_json(self) -> dict:
+        """The config as a JSON object."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, obj: dict) -> SequenceConfig:
+        """The config ``to_json`` wrote; a missing field takes its default (``lowercase``: ``CONTEXT``)."""
         return cls(**obj)
 
 
 def tokenize(text: str, lowercase: str = CONTEXT) -> list[str]:
-    """The text's tokens: lowered (``SequenceConfig.lowercase``), Keras' filters made spaces, split on whitespace."""
+    """The text's tokens: lowered, Keras' filters made spaces, split on whitespace.
+
+    Args:
+        text: the text.
+        lowercase: the tokenizer version (``SequenceConfig.lowercase``): ``CONTEXT`` or ``CODEPOINT``.
+
+    Returns:
+        The tokens, in order.
+    """
     if lowercase == CODEPOINT:
         return text.translate(_codepoint_table()).split()
     return text.lower().translate(_TABLE).split()
 
 
 def codepoint_lowered(cp: int) -> str:
-    """What ``CODEPOINT`` tokenizing makes of code point ``cp`` before the split: ``chr(cp).lower()`` with each
-    of Keras' filters as a space (so, with Python's whitespace, a separator)."""
+    """What ``CODEPOINT`` tokenizing makes of code point ``cp`` before the split.
+
+    Args:
+        cp: a code point.
+
+    Returns:
+        ``chr(cp).lower()`` with each of Keras' filters as a space (so, with Python's whitespace, a separator).
+    """
     return chr(cp).lower().translate(_TABLE)
 
 
 @cache
 def _codepoint_table() -> dict[int, str]:
-    """``str.translate``'s table for ``CODEPOINT``: the code points ``codepoint_lowered`` changes (0.1 s, once)."""
+    """``str.translate``'s table for ``CODEPOINT``: the code points ``codepoint_lowered`` changes (built once)."""
     table = {}
     for cp in range(_LAST_CODE_POINT + 1):
         lowered = codepoint_lowered(cp)
@@ -126,8 +138,13 @@ def _flat_buckets(hasher: _Buckets, texts: Sequence[str], lowercase: str) -> tup
 class TokenCounts:
     """Token frequency per bucket over training rows, and the longest text in tokens.
 
-    ``lowercase``: the tokenizer version (``SequenceConfig.lowercase``); ``SequenceState.fit`` refuses counts
-    made with another than its config's."""
+    Attributes:
+        buckets: the hash space.
+        counts: int64 per bucket, the tokens counted there.
+        longest: the most tokens of one text.
+        lowercase: the tokenizer version (``SequenceConfig.lowercase``); ``SequenceState.fit`` refuses counts
+            made with another than its config's.
+    """
 
     buckets: int
     counts: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in __post_init__
@@ -142,12 +159,18 @@ class TokenCounts:
         self._hasher = _Buckets(self.buckets)
 
     def update(self, texts: Sequence[str]) -> None:
+        """Count the tokens of ``texts`` (training rows)."""
         flat, lengths = _flat_buckets(self._hasher, texts, self.lowercase)
         self.counts += np.bincount(flat, minlength=self.buckets)
         if len(lengths):
             self.longest = max(self.longest, int(lengths.max()))
 
     def merge(self, other: TokenCounts) -> TokenCounts:
+        """The counts of both, as one ``TokenCounts``.
+
+        Raises:
+            ValueError: ``other`` was made with another tokenizer version.
+        """
         if other.lowercase != self.lowercase:
             raise ValueError("only counts made with the same lowercase version merge")
         longest = max(self.longest, other.longest)
@@ -156,13 +179,26 @@ class TokenCounts:
 
 @dataclass
 class SequenceState:
+    """The fitted sequence vectorizer: what prepare writes and predict reads."""
+
     config: SequenceConfig
     vocab: np.ndarray  # int64 bucket ids, most frequent first; token id = position + 1
     length: int  # sequence width
 
     @classmethod
     def fit(cls, config: SequenceConfig, counts: TokenCounts) -> SequenceState:
-        """The vocabulary of ``counts`` (made with ``config.lowercase``, else ValueError)."""
+        """The vocabulary of ``counts``: its ``config.top_k`` most frequent buckets (ties: the lower bucket).
+
+        Args:
+            config: the recipe.
+            counts: the training rows' token counts, made with ``config.lowercase``.
+
+        Returns:
+            The state; its length is the longest text's, between 1 and ``config.max_length``.
+
+        Raises:
+            ValueError: ``counts`` was made with another tokenizer version.
+        """
         if counts.lowercase != config.lowercase:
             raise ValueError(f"tokens counted with lowercase {counts.lowercase!r}, config has {config.lowercase!r}")
         seen = np.flatnonzero(counts.counts)
@@ -185,13 +221,31 @@ class SequenceState:
         return _Buckets(self.config.hash_buckets)
 
     def encode(self, texts: Sequence[str], labels: np.ndarray, row_ids: np.ndarray) -> TokenRows:
-        """Texts -> fixed-width ids: unknown tokens dropped, the last ``length`` kept, zeros in front."""
+        """Texts -> fixed-width token ids: unknown tokens dropped, the last ``length`` kept, zeros in front.
+
+        Args:
+            texts: the texts.
+            labels: one class id per text.
+            row_ids: one global row id per text.
+
+        Returns:
+            The rows, ``length`` wide.
+        """
         return self.encode_counting(texts, labels, row_ids)[0]
 
     def encode_counting(
         self, texts: Sequence[str], labels: np.ndarray, row_ids: np.ndarray
     ) -> tuple[TokenRows, np.ndarray, np.ndarray]:
-        """``encode``, plus per text the tokens outside the vocabulary and all its tokens (drift)."""
+        """``encode``, plus the drift measure.
+
+        Args:
+            texts: the texts.
+            labels: one class id per text.
+            row_ids: one global row id per text.
+
+        Returns:
+            (the rows, per text its tokens outside the vocabulary, per text all its tokens).
+        """
         flat, lengths = _flat_buckets(self._hasher, texts, self.config.lowercase)
         ids = self._id_of_bucket[flat]
         known = ids > 0
@@ -207,12 +261,15 @@ class SequenceState:
         return rows, lengths - kept_per_doc, lengths
 
     def transform(self, texts: Sequence[str]) -> TokenRows:
+        """Raw texts -> token rows, labelled -1, with row ids 0..n-1."""
         n = len(texts)
         return self.encode(texts, np.full(n, -1, np.int32), np.arange(n))
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The fitted arrays, as ``vectorizer.npz`` stores them: ``vocab`` and ``length``."""
         return {"vocab": self.vocab, "length": np.array(self.length)}
 
     @classmethod
     def from_arrays(cls, config: SequenceConfig, arrays: dict[str, np.ndarray]) -> SequenceState:
+        """The state of ``config`` and the arrays ``arrays`` returned."""
         return cls(config, arrays["vocab"].astype(np.int64), int(arrays["length"]))

@@ -1,51 +1,18 @@
-"""Deterministic train/validation assignment.
+"""Deterministic train/validation assignment by a named rule (``SPLIT_RULES``), recorded with each dataset.
 
-A row's split follows one of the named rules of ``SPLIT_RULES``. The
-per-text rules are a pure function of the text: the same text lands in the
-same split on every run and on every ``--append``, and exact duplicates can
-never straddle train and validation. The indexed rule (``INDEXED_RULES``:
-``lsh-bigrams``, the default) also looks at the rows before it, through the
-dataset's band-key index (``vectorize.near_dups``), so a row and its
-near-copies share a split. A dataset keeps the rule it was prepared with, so
-rows appended later split the way the first ones did. ``assign_splits``
-splits texts by any rule (an indexed one: as the rows of one stream, through
-an index it is handed, else a new one); ``split_units`` gives the per-text
-rules' value in [0, 1).
+The per-text rules (``blake2b``, ``minhash-words``, ``minhash2-words``) are a
+pure function of the text: the same text lands in the same split on every run
+and every ``--append``, and exact duplicates never straddle train and
+validation. The indexed rule (``INDEXED_RULES``: ``lsh-bigrams``, the
+``DEFAULT_RULE``) also looks at the rows before it, through the dataset's
+band-key index (``vectorize.near_dups``), so a row and its near-copies share a
+split; a row no earlier row is near splits by its ``own_rule``. A dataset
+keeps the rule it was prepared with, so appended rows split as the first ones
+did. ``assign_splits`` splits texts by any rule; ``split_units`` gives a
+per-text rule's value in [0, 1). ``SPLIT_RULES`` states each rule exactly, as
+the manifest records it.
 
-- ``blake2b``: a hash of the whole text. Near-copies (reposts, templated
-  tickets, ``tools/grow.py``'s token-dropout copies) are unrelated texts to
-  it and land on both sides, so validation scores what was trained on
-  (0.999 accuracy on IMDB grown x8).
-- ``minhash-words``: MinHash with one salted hash over the text's SET of
-  words (``streamtrain.vectorize.words``). The word with
-  the smallest salted hash is the text's key; two texts share it with
-  probability equal to the Jaccard similarity of their word sets, so a copy
-  with 10% of its tokens dropped shares its original's key, and split, most
-  of the time. The minimum of hashes is not uniform, so the key is hashed
-  again to decide the split. A text with no word falls back to ``blake2b``.
-  Texts are grouped by their key: unrelated texts whose smallest-hash word
-  is the same common word share a split too, which makes the realized
-  validation fraction coarser than with ``blake2b``.
-- ``minhash2-words`` (``DEFAULT_RULE``): two such keys under two salts,
-  combined. Two texts share a split for sure when both keys agree
-  (probability about J squared), so near-copies straddle a little more
-  often than with one key, but texts are no longer grouped by a single
-  common word: on the demo's templated tickets one key made 95 groups of
-  4,000 texts and a 1.9% validation share, two keys make 981 groups and
-  11.5%; on IMDB train 1,149 groups (8.4%) against 12,089 (10.1%). IMDB
-  reviews with 7 token-dropout copies each (rate 0.1): the copies of 58%
-  of reviews straddle with ``blake2b``, 6.2% with one key, 13.5% with two.
-  For 65% of validation rows of IMDB grown x8 a near-copy sat in train, so
-  validation scored what was trained on: no rule of one text alone keeps 8
-  copies with 10% of tokens dropped together.
-- ``lsh-bigrams`` (``DEFAULT_RULE``): in input order, a row takes the split
-  that most of its LSH band keys (16 bands of 3 one-permutation MinHash
-  bins over its word bigrams: ``near_dups.band_keys``) already hold, each
-  key holding the split of the first row that had it (``near_dups.
-  BandIndex``); a row no earlier row shares a band with (a text with too few
-  bigrams has no key) splits by ``minhash2-words`` (``own_rule``). The
-  manifest records its ``params`` and the index files. Same benchmark: the
-  copies of 0.3% of reviews straddle (``tools/bench_split.py``).
+Rationale and measurements: docs/design/split.md
 """
 
 from __future__ import annotations
@@ -85,12 +52,26 @@ DEFAULT_RULE = "lsh-bigrams"
 
 
 def own_rule(rule: str) -> str:
-    """The per-text rule that decides a row's split under ``rule`` when no earlier row decides it."""
+    """The per-text rule that decides a row's split under ``rule`` when no earlier row decides it.
+
+    Args:
+        rule: a name of ``SPLIT_RULES``.
+
+    Returns:
+        ``INDEXED_RULES[rule]`` for an indexed rule, else ``rule`` itself.
+    """
     return INDEXED_RULES.get(rule, rule)
 
 
 def rule_params(rule: str) -> dict:
-    """The parameters a manifest records with ``rule`` (``{}`` for the per-text rules)."""
+    """The parameters a manifest records with ``rule``.
+
+    Args:
+        rule: a name of ``SPLIT_RULES``.
+
+    Returns:
+        ``bands``, ``rows``, ``min_bigrams`` and ``own_rule`` for an indexed rule; ``{}`` for a per-text rule.
+    """
     if rule not in INDEXED_RULES:
         return {}
     return {
@@ -102,7 +83,7 @@ def rule_params(rule: str) -> dict:
 
 
 def text_unit(text: str) -> float:
-    """Uniform value in [0, 1) from a keyed-free 64-bit BLAKE2b hash of ``text``."""
+    """The ``blake2b`` rule's value of ``text``: its unkeyed 64-bit BLAKE2b hash, little-endian, / 2**64, in [0, 1)."""
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") / 2.0**64
 
@@ -110,11 +91,16 @@ def text_unit(text: str) -> float:
 def minhash_keys(
     texts: Sequence[str], salt: int = MINHASH_SALT, words: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each text's MinHash key (uint64: the smallest salted word hash) and whether it has a word at all.
+    """Each text's MinHash key: the smallest salted hash of its words.
 
-    The key of a text without words is 0 (and meaningless). ``salt`` is for
-    studies of the rule (tools/bench_split.py); the rules use MINHASH_SALT and MINHASH_SALT_2.
-    ``words``: ``word_hashes(texts)`` when the caller has it already.
+    Args:
+        texts: the texts.
+        salt: xored into each word hash before ``splitmix64``; the rules use ``MINHASH_SALT`` and
+            ``MINHASH_SALT_2``, others are for studies of the rule (``tools/bench_split.py``).
+        words: ``word_hashes(texts)`` when the caller has it already.
+
+    Returns:
+        (uint64 keys, whether each text has a word); the key of a text without words is 0 and meaningless.
     """
     from streamtrain.vectorize.words import splitmix64, word_hashes  # pyarrow: imported on first use
 
@@ -131,9 +117,18 @@ def minhash_keys(
 def split_units(
     texts: Sequence[str], rule: str = "blake2b", words: tuple[np.ndarray, np.ndarray] | None = None
 ) -> np.ndarray:
-    """Each text's value in [0, 1) under ``rule``: a text goes to validation iff it is < val_fraction.
+    """Each text's value in [0, 1) under a per-text rule: a text goes to validation iff it is < val_fraction.
 
-    ``words``: ``word_hashes(texts)`` when the caller has it already (the MinHash rules need it).
+    Args:
+        texts: the texts.
+        rule: a per-text rule of ``SPLIT_RULES``.
+        words: ``word_hashes(texts)`` when the caller has it already (the MinHash rules use it).
+
+    Returns:
+        float64 per text.
+
+    Raises:
+        ValueError: ``rule`` is unknown or indexed (use ``assign_splits``).
     """
     if rule not in SPLIT_RULES:
         raise ValueError(f"unknown split rule {rule!r}; known: {', '.join(SPLIT_RULES)}")
@@ -163,10 +158,22 @@ def assign_splits(
     words: tuple[np.ndarray, np.ndarray] | None = None,
     index: near_dups.BandIndex | None = None,
 ) -> np.ndarray:
-    """Split code (TRAIN/VAL/TEST) for each text, by the named rule of ``SPLIT_RULES``.
+    """The split code (``TRAIN``, ``VAL`` or ``TEST``) of each text, by a named rule of ``SPLIT_RULES``.
 
-    An indexed rule (``lsh-bigrams``) splits the texts as the training rows of a new dataset, in this order,
-    with an ``index`` of their band keys when given (extended with theirs), else a new one.
+    Args:
+        texts: the texts, in input order.
+        val_fraction: the share of validation rows asked for, in [0, 1).
+        is_test: the texts are test rows: all ``TEST``.
+        rule: the rule's name. An indexed rule (``lsh-bigrams``) splits the texts as rows following those already
+            in ``index``, in this order.
+        words: ``word_hashes(texts)`` when the caller has it already.
+        index: an indexed rule's band-key index, extended with the texts' new keys; None: a new one.
+
+    Returns:
+        uint8 split code per text.
+
+    Raises:
+        ValueError: ``rule`` is unknown, or ``val_fraction`` is outside [0, 1) (test rows aside).
     """
     if rule not in SPLIT_RULES:
         raise ValueError(f"unknown split rule {rule!r}; known: {', '.join(SPLIT_RULES)}")

@@ -15,15 +15,18 @@ import numpy as np
 
 
 def words_per_text(texts: Sequence[str]) -> np.ndarray:
-    """Each text's number of whitespace-separated words, as the guide counts W."""
+    """Each text's number of whitespace-separated words (int64), as the guide counts W."""
     return np.fromiter((len(t.split()) for t in texts), np.int64, count=len(texts))
 
 
 @dataclass
 class WordCounts:
+    """A histogram of words per sample: ``hist[w]`` samples have ``w`` words."""
+
     hist: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def update(self, texts: Sequence[str]) -> None:
+        """Count ``texts``, one sample each."""
         self.add(words_per_text(texts))
 
     def add(self, lengths: np.ndarray) -> None:
@@ -36,11 +39,13 @@ class WordCounts:
         self.hist[: len(counts)] += counts
 
     def merge(self, other: WordCounts) -> WordCounts:
+        """The counts of both, as one ``WordCounts``."""
         n = max(len(self.hist), len(other.hist))
         return WordCounts(np.pad(self.hist, (0, n - len(self.hist))) + np.pad(other.hist, (0, n - len(other.hist))))
 
     @property
     def samples(self) -> int:
+        """S: the number of samples counted."""
         return int(self.hist.sum())
 
     def median(self) -> float:

@@ -1,32 +1,20 @@
-"""TF-IDF word n-grams as in Google's text-classification guide, fitted in bounded memory.
+"""TF-IDF word n-grams as in Google's text-classification guide, fitted in memory bounded by the configuration.
 
-The guide's recipe is sklearn's ``TfidfVectorizer(ngram_range=(1, 2),
-min_df=2, strip_accents='unicode')`` followed by ``SelectKBest(f_classif,
-k=20000)``. Both need a vocabulary of every n-gram, which grows with the
-corpus. Here n-grams are hashed into a fixed number of buckets
-(``vectorize.ngrams``: FNV-1a word hashes folded by splitmix64; datasets made
-before 0.4 keep sklearn's ``HashingVectorizer``, murmurhash3, as their
-``NgramConfig.hasher`` says), so every statistic is an array whose size is
-bounded by the configuration, never grows with the data. Term frequency is
-sublinear (1 + ln tf) when ``NgramConfig.sublinear_tf`` (new datasets):
+The guide's recipe (sklearn's ``TfidfVectorizer(ngram_range=(1, 2), min_df=2,
+strip_accents='unicode')``, then ``SelectKBest(f_classif)``) with n-grams
+hashed into ``NgramConfig.hash_buckets`` buckets instead of a vocabulary, so
+every statistic is an array sized by the configuration, never by the corpus:
 
 - ``NgramConfig``: the recipe's knobs (JSON-serializable).
-- ``hash_counts``: texts -> raw n-gram counts over the buckets (stateless).
+- ``hash_counts``: texts -> raw n-gram counts per bucket (stateless).
 - ``DocFreq``: document frequency per bucket (pass 1, mergeable).
-- ``ClassMoments``: per-class sums of the TF-IDF values of every candidate
-  bucket (the vocabulary: df >= min_df, known after pass 1), for the ANOVA
-  F-test (pass 2, mergeable); ``top_k_buckets`` and ``fit_selection`` pick
-  the k best of them.
-- ``TfidfState``: the fitted vectorizer (IDF of every bucket and the k
-  selected buckets); turns counts into the final feature rows, identically
-  at prepare and at predict time.
+- ``ClassMoments``: per-class sums of the TF-IDF values of the F-test's
+  candidate buckets (pass 2, mergeable); ``fit_selection`` keeps the
+  ``top_k`` best of them by ANOVA F-value.
+- ``TfidfState``: the fitted vectorizer (IDF per bucket, the selected
+  buckets); turns counts into feature rows, the same at prepare and predict.
 
-Memory: 8 bytes x buckets for the document frequencies, allocated in full
-from the start (a small corpus uses as much as a huge one); then for the
-F-test 8 x (classes + 1) x candidates, plus 4 bytes per bucket up to the
-largest candidate (its position among them), and temporaries of a few
-candidates-sized arrays, never one per class (IMDB train: 512k candidates of
-2**21 buckets: the sums of 20 classes take 82 MB, not 336 MB).
+Rationale, memory and measurements: docs/design/tfidf.md
 """
 
 from __future__ import annotations
@@ -46,6 +34,12 @@ SKLEARN_HASHER = "sklearn-murmur3"  # NgramConfig.hasher of datasets made before
 
 @dataclass(frozen=True)
 class NgramConfig:
+    """The n-gram recipe's knobs, as ``vectorizer.json`` records them.
+
+    A JSON written before a field existed reads back with that field's default, which is what such datasets were
+    made with (``hasher``: sklearn's murmurhash3; ``sublinear_tf``: raw counts).
+    """
+
     ngram_range: tuple[int, int] = (1, 2)
     min_df: int = MIN_DF
     top_k: int = TOP_K
@@ -56,15 +50,17 @@ class NgramConfig:
     # How n-grams become buckets: ``ngrams.HASHER`` (the words' FNV-1a, composed by splitmix64), or, for
     # datasets made before it (no "hasher" in their JSON), sklearn's murmurhash3 via ``HashingVectorizer``.
     hasher: str = SKLEARN_HASHER
-    # Term frequency as 1 + ln(count) (sklearn's ``sublinear_tf``); new datasets use it (IMDB, logistic regression
-    # on all 1-2-grams: 0.9068 test accuracy against 0.9026 with raw counts); older ones have raw counts.
+    # Term frequency as 1 + ln(count) (sklearn's ``sublinear_tf``): new datasets use it, older ones have raw
+    # counts. Measurement: docs/design/tfidf.md
     sublinear_tf: bool = False
 
     def to_json(self) -> dict:
+        """The config as a JSON object (``ngram_range`` a list)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, obj: dict) -> NgramConfig:
+        """The config ``to_json`` wrote; a missing field takes its default."""
         return cls(**{**obj, "ngram_range": tuple(obj["ngram_range"])})
 
 
@@ -86,9 +82,18 @@ def _hasher(config: NgramConfig):  # -> HashingVectorizer; sklearn is imported o
 def hash_counts(
     config: NgramConfig, texts: Sequence[str], words: tuple[np.ndarray, np.ndarray] | None = None
 ) -> sp.csr_matrix:
-    """Raw n-gram counts per text over ``config.hash_buckets`` (sorted, no duplicates).
+    """Raw n-gram counts per text over ``config.hash_buckets``.
 
-    ``words``: ``words.word_hashes(texts)`` when the caller has it (used by the ``ngrams.HASHER`` scheme).
+    Args:
+        config: the recipe; its ``hasher`` picks ``ngrams.count_ngrams`` or sklearn's ``HashingVectorizer``.
+        texts: the texts.
+        words: ``words.word_hashes(texts)`` when the caller has it (used by the ``ngrams.HASHER`` scheme only).
+
+    Returns:
+        A float32 CSR matrix (texts x buckets), indices sorted within each row, no duplicates.
+
+    Raises:
+        ValueError: ``config.hasher`` is unknown.
     """
     if config.hasher != SKLEARN_HASHER:
         from streamtrain.vectorize.ngrams import HASHER, count_ngrams
@@ -103,7 +108,13 @@ def hash_counts(
 
 @dataclass
 class DocFreq:
-    """Document frequency of each bucket over the training rows; ``merge`` adds two."""
+    """Document frequency of each bucket over the training rows; ``merge`` adds two.
+
+    Attributes:
+        buckets: the hash space.
+        n_docs: rows counted.
+        df: int64 per bucket, the rows it occurs in.
+    """
 
     buckets: int
     n_docs: int = 0
@@ -114,14 +125,23 @@ class DocFreq:
             self.df = np.zeros(self.buckets, np.int64)
 
     def update(self, counts: sp.csr_matrix) -> None:
+        """Count the rows of ``counts`` (``hash_counts``'s: no duplicate bucket within a row)."""
         self.n_docs += counts.shape[0]
         self.df += np.bincount(counts.indices, minlength=self.buckets)
 
     def merge(self, other: DocFreq) -> DocFreq:
+        """The frequencies of both, as one ``DocFreq`` over the same buckets."""
         return DocFreq(self.buckets, self.n_docs + other.n_docs, self.df + other.df)
 
     def idf(self, min_df: int) -> np.ndarray:
-        """sklearn's smoothed IDF, ln((1 + n) / (1 + df)) + 1; 0 outside the vocabulary."""
+        """The smoothed IDF per bucket, as sklearn's: ln((1 + n) / (1 + df)) + 1.
+
+        Args:
+            min_df: a bucket occurring in fewer rows is outside the vocabulary.
+
+        Returns:
+            float32 per bucket; 0 outside the vocabulary.
+        """
         idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
         return np.where(self.df >= min_df, idf, 0.0).astype(np.float32)
 
@@ -153,19 +173,32 @@ class ClassMoments:
 
     @cached_property
     def _position_of_bucket(self) -> np.ndarray:
-        """int32 candidate position of each bucket id up to the largest candidate, -1 elsewhere and in the last
-        slot (where ``np.take(..., mode="clip")`` puts every larger id)."""
+        """The int32 candidate position of each bucket id up to the largest candidate, -1 elsewhere.
+
+        Also -1 in the last slot, where ``np.take(..., mode="clip")`` puts every larger id.
+        """
         top = int(self.candidates[-1]) + 1 if len(self.candidates) else 0
         return bucket_table(self.candidates, top + 1)
 
     def positions(self, buckets: np.ndarray) -> np.ndarray:
-        """The candidate position of each bucket id (int32), -1 for a bucket that is not a candidate."""
+        """The candidate position of each bucket id.
+
+        Args:
+            buckets: bucket ids.
+
+        Returns:
+            int32 positions in ``candidates``; -1 for a bucket that is not a candidate.
+        """
         return np.take(self._position_of_bucket, np.asarray(buckets, np.int64), mode="clip")
 
     def update(self, rows: SparseRows) -> None:
-        """Add rows whose ``indices`` are bucket ids (those outside the candidates are ignored).
+        """Add rows whose ``indices`` are bucket ids; values in buckets that are not candidates are ignored.
 
-        Temporaries: a few arrays the size of the rows' entries, and one the size of the candidates."""
+        Temporaries: a few arrays the size of the rows' entries, and one the size of the candidates.
+
+        Args:
+            rows: TF-IDF values over all buckets, labelled with class ids below ``n_classes``.
+        """
         pos = self.positions(rows.indices)
         owner = np.repeat(rows.labels, np.diff(rows.indptr))
         keep = pos >= 0
@@ -179,6 +212,11 @@ class ClassMoments:
             self.sums[c] += np.bincount(pos[mine], vals[mine], minlength=n)
 
     def merge(self, other: ClassMoments) -> ClassMoments:
+        """The statistics of both, as one ``ClassMoments``.
+
+        Raises:
+            ValueError: ``other`` has other candidates or another number of classes.
+        """
         if self.n_classes != other.n_classes or not np.array_equal(self.candidates, other.candidates):
             raise ValueError("only moments over the same candidates and classes merge")
         return ClassMoments(
@@ -190,10 +228,11 @@ class ClassMoments:
         )
 
     def f_scores(self) -> np.ndarray:
-        """ANOVA F-value per candidate, as sklearn's ``f_classif``; NaN -> 0.
+        """ANOVA F-value per candidate, as sklearn's ``f_classif``; NaN becomes 0, infinity the largest float64.
 
         In place on four candidates-sized arrays; the same operations, in the same order, as summing over the
-        classes x candidates array at once."""
+        classes x candidates array at once.
+        """
         n = self.counts.sum()
         present = np.flatnonzero(self.counts > 0)
         k = len(present)
@@ -218,16 +257,31 @@ class ClassMoments:
 
 
 def bucket_table(buckets: np.ndarray, size: int) -> np.ndarray:
-    """An int32 table of ``size`` entries: ``i`` at bucket id ``buckets[i]``, -1 elsewhere (a gather then maps
-    bucket ids to positions, where a binary search of ``buckets`` cost several times more)."""
+    """A dense position table: a gather through it maps bucket ids to positions, cheaper than a binary search.
+
+    Args:
+        buckets: distinct bucket ids below ``size``.
+        size: the table's length.
+
+    Returns:
+        int32 of ``size`` entries: ``i`` at bucket id ``buckets[i]``, -1 elsewhere.
+    """
     table = np.full(size, -1, np.int32)
     table[buckets] = np.arange(len(buckets), dtype=np.int32)
     return table
 
 
 def top_k_buckets(candidates: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best-scoring ``candidates`` (sorted bucket ids, one score each; ties to the lower bucket),
-    sorted by bucket id."""
+    """The ``k`` best-scoring candidates, ties to the lower bucket.
+
+    Args:
+        candidates: sorted bucket ids.
+        scores: one per candidate.
+        k: how many to keep.
+
+    Returns:
+        int64 bucket ids sorted by id (all candidates when there are at most ``k``).
+    """
     ids = np.asarray(candidates, np.int64)
     if len(ids) <= k:
         return ids
@@ -245,6 +299,7 @@ class TfidfState:
 
     @property
     def n_features(self) -> int:
+        """Row width: the number of selected buckets."""
         return len(self.selected)
 
     @cached_property
@@ -252,7 +307,14 @@ class TfidfState:
         return bucket_table(self.selected, self.config.hash_buckets)
 
     def tfidf_buckets(self, counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """L2-normalized TF-IDF values over all vocabulary buckets (sklearn's order of work)."""
+        """L2-normalized TF-IDF values over all vocabulary buckets, in sklearn's order of work.
+
+        Args:
+            counts: ``hash_counts``'s raw counts.
+
+        Returns:
+            (float64 value per entry of ``counts``, the row of each entry).
+        """
         values = counts.data.astype(np.float64)  # a new array: the steps below work in place (same results)
         if self.config.sublinear_tf:
             np.log(values, out=values)
@@ -266,14 +328,32 @@ class TfidfState:
         return values, owner
 
     def featurize(self, counts: sp.csr_matrix, labels: np.ndarray, row_ids: np.ndarray) -> SparseRows:
-        """Counts over buckets -> final rows over the selected features."""
+        """Counts over buckets -> feature rows over the selected buckets.
+
+        Args:
+            counts: ``hash_counts``'s raw counts.
+            labels: one class id per row.
+            row_ids: one global row id per row.
+
+        Returns:
+            The rows, ``n_features`` columns wide.
+        """
         return self.featurize_counting(counts, labels, row_ids)[0]
 
     def featurize_counting(
         self, counts: sp.csr_matrix, labels: np.ndarray, row_ids: np.ndarray
     ) -> tuple[SparseRows, np.ndarray, np.ndarray]:
-        """``featurize``, and per row its n-gram occurrences (summed counts) outside the selected features and all
-        of them (the drift measure), from the same intermediate arrays."""
+        """``featurize``, plus the drift measure from the same intermediate arrays.
+
+        Args:
+            counts: ``hash_counts``'s raw counts.
+            labels: one class id per row.
+            row_ids: one global row id per row.
+
+        Returns:
+            (the rows, per row its n-gram occurrences outside the selected buckets, per row all of them), the
+            occurrences as float64 sums of counts.
+        """
         n = counts.shape[0]
         values, owner = self.tfidf_buckets(counts)
         cols = self._column_of_bucket[counts.indices]
@@ -295,21 +375,32 @@ class TfidfState:
         return rows, total - inside, total  # sums of whole counts: exact in float64
 
     def transform(self, texts: Sequence[str]) -> SparseRows:
-        """Raw texts -> feature rows (labels -1, row ids 0..n-1)."""
+        """Raw texts -> feature rows, labelled -1, with row ids 0..n-1."""
         n = len(texts)
         return self.featurize(hash_counts(self.config, texts), np.full(n, -1, np.int32), np.arange(n))
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The fitted arrays, as ``vectorizer.npz`` stores them: ``idf`` and ``selected``."""
         return {"idf": self.idf, "selected": self.selected}
 
     @classmethod
     def from_arrays(cls, config: NgramConfig, arrays: dict[str, np.ndarray]) -> TfidfState:
+        """The state of ``config`` and the arrays ``arrays`` returned."""
         return cls(config, arrays["idf"].astype(np.float32), arrays["selected"].astype(np.int64))
 
 
 def candidate_buckets(doc_freq: DocFreq, min_df: int, most: int) -> np.ndarray:
-    """The F-test's candidates, sorted: the vocabulary (df >= ``min_df``), or its ``most`` most frequent buckets
-    (ties to the lower bucket) when larger, so the test's memory stops growing with the corpus there."""
+    """The F-test's candidates: the vocabulary, capped so that the test's memory stops growing with the corpus.
+
+    Args:
+        doc_freq: the training rows' document frequencies.
+        min_df: the vocabulary's least document frequency.
+        most: the cap (prepare: ``defaults.MAX_CANDIDATES``).
+
+    Returns:
+        Sorted int64 bucket ids: the vocabulary, or its ``most`` most frequent buckets (ties to the lower bucket)
+        when it is larger.
+    """
     vocabulary = np.flatnonzero(doc_freq.df >= min_df)
     if len(vocabulary) <= most:
         return vocabulary
@@ -318,9 +409,16 @@ def candidate_buckets(doc_freq: DocFreq, min_df: int, most: int) -> np.ndarray:
 
 
 def fit_selection(config: NgramConfig, moments: ClassMoments, idf: np.ndarray) -> TfidfState:
-    """Pick the top-k of the moments' candidates that are in the vocabulary (idf > 0: df >= min_df) by F-value and
-    freeze the vectorizer. prepare's candidates are the vocabulary, or its ``MAX_CANDIDATES`` most frequent
-    buckets when it is larger (``candidate_buckets``)."""
+    """Freeze the vectorizer: the ``config.top_k`` best candidates by F-value.
+
+    Args:
+        config: the recipe.
+        moments: the class statistics of the candidates (``candidate_buckets``).
+        idf: ``DocFreq.idf``; only candidates with idf > 0 (in the vocabulary) can be selected.
+
+    Returns:
+        The fitted state.
+    """
     vocabulary = idf[moments.candidates] > 0
     scores, candidates = moments.f_scores(), moments.candidates
     if not vocabulary.all():

@@ -37,21 +37,32 @@ class Vectorizer:
 
     @property
     def kind(self) -> str:
+        """The kind: "ngram" or "sequence" (``KINDS``)."""
         return "ngram" if isinstance(self.state, TfidfState) else "sequence"
 
     @property
     def encoding(self) -> str:
+        """The kind of rows it makes: its ``kind``."""
         return self.kind
 
     @property
     def n_features(self) -> int:
+        """Row width (n-grams) or embedding input size (sequences)."""
         return self.state.n_features
 
     def transform(self, texts):
+        """Raw texts -> rows (``SparseRows`` or ``TokenRows``), labelled -1, with row ids 0..n-1."""
         return self.state.transform(texts)
 
     def save(self, directory: str | Path) -> dict:
-        """Write both files; return the JSON document (with the arrays' sha256)."""
+        """Write ``vectorizer.npz``, then ``vectorizer.json`` (atomically), into ``directory``.
+
+        Args:
+            directory: an existing directory.
+
+        Returns:
+            The JSON document, with the arrays' sha256.
+        """
         import hashlib
 
         directory = Path(directory)
@@ -72,6 +83,11 @@ class Vectorizer:
 
     @classmethod
     def load(cls, directory: str | Path) -> Vectorizer:
+        """The vectorizer saved in ``directory``.
+
+        Raises:
+            DataError: ``vectorizer.json`` is missing or not a vectorizer this release reads.
+        """
         directory = Path(directory)
         config, doc = load_config(directory)
         with np.load(directory / ARRAYS_NAME, allow_pickle=False) as z:
@@ -85,8 +101,20 @@ class Vectorizer:
 
 
 def load_config(directory: str | Path) -> tuple[NgramConfig | SequenceConfig, dict]:
-    """The configuration in ``directory``'s ``vectorizer.json`` and the document itself, without the arrays;
-    ``DataError`` when it is missing or not a vectorizer this release reads."""
+    """The configuration in ``directory``'s ``vectorizer.json``, without the arrays.
+
+    Names written by 0.1.0 (``LEGACY_NAMES``) read as today's.
+
+    Args:
+        directory: a dataset or model directory.
+
+    Returns:
+        (the configuration, the JSON document).
+
+    Raises:
+        DataError: the file is missing, or not a vectorizer this release reads, or names arrays other than
+            ``vectorizer.npz`` beside it.
+    """
     path = Path(directory) / JSON_NAME
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -102,8 +130,10 @@ def load_config(directory: str | Path) -> tuple[NgramConfig | SequenceConfig, di
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
-    """``arrays`` as an ``.npz`` (what ``np.load`` reads), deflated at level 1: ``np.savez_compressed``'s level 6
-    took 0.25 s for IMDB's (2**21 idf values), level 1 0.06 s, for 1.5 MB instead of 1.2."""
+    """``arrays`` as an ``.npz`` (what ``np.load`` reads), deflated at level 1.
+
+    Faster than ``np.savez_compressed``'s level 6, for a slightly larger file (measurement: docs/design/tfidf.md).
+    """
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for name, array in arrays.items():

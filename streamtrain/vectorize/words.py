@@ -1,61 +1,19 @@
-"""Word tokens of raw text as 64-bit hashes, without Python per token: the base of hashed n-grams and of the split.
+"""Word tokens of raw text as 64-bit hashes, computed in bulk: the base of hashed n-grams and of the split.
 
 - ``word_hashes``: texts -> each text's word tokens, in order, as uint64
-  hashes (CSR-style ``offsets`` + ``hashes``).
-- ``word_spans``: the same tokens as byte spans of the normalized text
-  (to name hashed features by their strings).
-- ``splitmix64``: the 64-bit mixing function, vectorized; n-gram hashes are
-  combinations such as ``splitmix64(h1 * K ^ h2)`` of word hashes.
+  hashes (CSR-style ``offsets`` + ``hashes``); a hash depends on its token only.
+- ``word_spans``: the same tokens as byte spans of the normalized text.
+- ``splitmix64``: the 64-bit mixing function, vectorized; n-gram, split and
+  band keys fold hashes as ``splitmix64(a * GOLDEN_GAMMA ^ b)``.
 
-Word tokens are sklearn's for ``HashingVectorizer(lowercase=True,
-strip_accents='unicode')`` and its default ``token_pattern``
-``(?u)\\b\\w\\w+\\b``: the text is lowercased, decomposed (NFKD) and stripped
-of every character of non-zero canonical combining class (what sklearn's
-``strip_accents_unicode`` drops), then cut into maximal runs of word
-characters, and runs of 2+ characters are kept. Done in bulk over the UTF-8
-bytes of all texts of a call:
+Tokens are sklearn's for ``HashingVectorizer(lowercase=True,
+strip_accents='unicode')`` with its default ``token_pattern`` (lowercased,
+NFKD, combining marks dropped, runs of 2+ word characters), but for a capital
+sigma ending a word: ``σ`` here, ``ς`` in sklearn. A token's hash is
+``splitmix64(FNV-1a-64(its UTF-8 bytes))``, integer arithmetic that a serving
+graph repeats with TensorFlow ops.
 
-1. pyarrow: the texts as one Arrow array, ``ascii_lower``, a space before
-   each text (so that no word runs from one text into the next).
-2. ``bytes.translate`` turns every ASCII byte that is not ``[A-Za-z0-9_]``
-   into a space.
-3. numpy decodes the non-ASCII characters (few, in most text) and rewrites
-   each with what Python makes of its code point alone (``str.lower``,
-   ``unicodedata.normalize('NFKD')``, combining marks dropped, ``re``'s
-   ``\\w`` deciding word character or separator): one Python call per
-   distinct code point, cached. That is exact within a text too: NFKD
-   decomposes character by character and only reorders combining marks,
-   which are all dropped. A replacement is written over the character's own
-   bytes, cut short or (Hangul syllables, ``½``) extended by inserted bytes.
-4. numpy finds the runs of non-space bytes and drops 1-character runs.
-
-So the Unicode tables are Python's, as sklearn's are. Checked over every
-code point (1,111,998, each inside, around and between words): tokens equal sklearn's
-but for one, a capital sigma at the end of a word, which becomes ``σ`` here
-and ``ς`` in Python's context-aware ``str.lower``. Python's ``\\w`` is
-``[\\p{L}\\p{N}_]`` on every code point it assigns, so a TensorFlow port can
-use that RE2 class (RE2's own ``\\w`` is ASCII-only).
-
-The Arrow-kernel route (``utf8_lower``, ``utf8_normalize``,
-``split_pattern_regex`` on ``[^\\p{L}\\p{N}_]+``, ``dictionary_encode`` of the
-tokens) agreed as well but ran at 20 MB/s: RE2 splitting alone took 0.8 s
-of CPU for IMDB train.
-
-The hash of a token is ``splitmix64(FNV-1a-64(its UTF-8 bytes))``. FNV-1a is
-a plain integer hash (xor a byte, multiply by a 64-bit prime), so a serving
-graph that starts from raw text can reproduce it with TensorFlow integer ops,
-unlike murmurhash3 or BLAKE2 called from Python; splitmix64 adds the
-avalanche FNV lacks. Tokens of up to 8 bytes (93% of IMDB's) are packed
-into one uint64 (little-endian, zero-padded; a token never holds a zero
-byte) and deduplicated by Arrow's ``dictionary_encode``, so each distinct one
-is hashed once; longer ones are hashed where they stand. FNV runs in numpy,
-one vectorized step per byte position, never a loop over tokens.
-
-Speed, IMDB train (25,000 reviews, 33.1 MB), per second of CPU time (the
-machine is shared: 2 cores, 1.3 of them busy with other work): ``word_hashes``
-80 MB/s; sklearn's ``build_analyzer()`` alone 19 MB/s (4.2x slower);
-``HashingVectorizer(ngram_range=(1, 1)).transform`` 14 MB/s (5.8x). Token
-lists identical to sklearn's analyzer for 25,000 of the 25,000 reviews.
+How it works and what it costs: docs/design/hashing.md
 """
 
 from __future__ import annotations
@@ -90,10 +48,16 @@ _WORD_CHAR = re.compile(r"\w")
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 of each value (uint64 in, uint64 out): add the golden gamma, then Stafford's mix 13.
+    """SplitMix64 of each value: add the golden gamma, then Stafford's mix 13.
 
     A bijection of the 64-bit integers in which every output bit depends on
     every input bit; ``splitmix64(0)`` is not 0.
+
+    Args:
+        x: uint64 values (an array or a scalar).
+
+    Returns:
+        uint64, of ``x``'s shape.
     """
     z = np.array(x, dtype=np.uint64, ndmin=1)
     with np.errstate(over="ignore"):
@@ -229,7 +193,7 @@ def _token_hashes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
     A token of up to 8 bytes is keyed by its bytes packed into a uint64
     (little-endian, zero-padded: never 0, as a token holds no zero byte);
     the keys are deduplicated by Arrow's ``dictionary_encode``. Longer tokens
-    (7% of IMDB's) get key 0 and are hashed where they stand.
+    get key 0 and are hashed where they stand.
     """
     # An 8-byte little-endian load at every byte offset (``data`` is padded), masked to the token's length.
     loads = np.ndarray((len(data) - _PAD,), dtype="<u8", buffer=data, strides=(1,))
@@ -246,13 +210,18 @@ def _token_hashes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
 
 
 def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Each text's word tokens, in order, as 64-bit hashes: (offsets int64 of len n+1, hashes uint64).
+    """Each text's word tokens, in order, as 64-bit hashes.
 
-    Text ``i``'s hashes are ``hashes[offsets[i]:offsets[i + 1]]``. A hash
-    depends on the token only, never on the other texts of the call. Texts
-    must be encodable as UTF-8 (no lone surrogates), as for ``text_unit``.
-    Many texts are taken ``_BATCH_CHARS`` characters at a time: the arrays of
-    one step then stay in cache (25,000 IMDB reviews in one step: half the speed).
+    A hash depends on the token only, never on the other texts of the call.
+    Many texts are taken ``_BATCH_CHARS`` characters at a time, so that the
+    arrays of one step stay in cache.
+
+    Args:
+        texts: texts encodable as UTF-8 (no lone surrogates).
+
+    Returns:
+        (offsets, hashes): int64 of length n + 1 and uint64; text ``i``'s hashes are
+        ``hashes[offsets[i]:offsets[i + 1]]``.
     """
     ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
     cuts = [0, *np.searchsorted(ends, np.arange(_BATCH_CHARS, ends[-1] if len(ends) else 0, _BATCH_CHARS)).tolist()]
@@ -266,11 +235,15 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def word_spans(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each text's word tokens as byte spans of the normalized text: (data, offsets, starts, lengths).
+    """Each text's word tokens as byte spans of the normalized text.
 
-    Token ``j`` is ``data[starts[j]:starts[j] + lengths[j]]`` (lowercased,
-    accents stripped, UTF-8); text ``i``'s tokens are ``offsets[i]:offsets[i + 1]``.
-    ``data`` ends in padding that ``_token_hashes`` relies on.
+    Args:
+        texts: texts encodable as UTF-8 (no lone surrogates).
+
+    Returns:
+        (data, offsets, starts, lengths): token ``j`` is ``data[starts[j]:starts[j] + lengths[j]]`` (lowercased,
+        accents stripped, UTF-8); text ``i``'s tokens are ``offsets[i]:offsets[i + 1]``. ``data`` ends in
+        padding that ``_token_hashes`` relies on.
     """
     # Each text gets a leading space, so that no word runs from one text into the next.
     space, nothing = pa.scalar(" ", type=pa.large_string()), pa.scalar("", type=pa.large_string())
