@@ -30,12 +30,21 @@ TABLE = (
         "failed: the loss or an output became NaN/infinite (nothing was written), a worker of the cluster was lost "
         "(fit: rerun to resume; prepare --scheduler: a chunk failed), or a bug (traceback)",
     ),
-    (EXIT_USAGE, "usage error: a bad option or config file, a missing input, an existing output without --overwrite"),
+    (
+        EXIT_USAGE,
+        "usage error: a bad option or config file, a missing input, an existing output without --overwrite or one "
+        "streamtrain did not write, a lock file that is not a lock, a --serving-dir that cannot be used",
+    ),
     (
         EXIT_NOT_PROMOTED,
-        "fit: the new model version was kept but not promoted (worse than current); see promotion.json",
+        "fit: the new model version was kept but not promoted (worse than current, no better than always answering "
+        "the majority class, or its SavedModel failed the serving check); see promotion.json",
     ),
-    (EXIT_DATA, "bad input data: a malformed row, a missing or corrupt dataset; the message names the file and row"),
+    (
+        EXIT_DATA,
+        "bad input data: a malformed row, an ingested input that changed, a missing or corrupt dataset or current "
+        "version; the message names the file and row",
+    ),
     (
         EXIT_CANTCREAT,
         "cannot create an output: read-only file system or permission denied (EROFS, EACCES, EPERM), or prepare "

@@ -21,7 +21,7 @@ this process builds fit's model and traces its steps (``fit.prebuild``)
 while the child selects, names and writes; then fit runs here, on that
 model if the manifest agrees.
 ``tools/bench_peers.py --tools st-train,vw`` (2 cores, medians of 3 rounds)
-measures it against Vowpal Wabbit (README, Performance). A thread of this
+measures it against Vowpal Wabbit (docs/performance.md). A thread of this
 process doing the import instead slowed prepare by 2-3 s: an import holds
 the GIL.
 

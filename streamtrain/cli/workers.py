@@ -1,6 +1,6 @@
 """``streamtrain fit --workers N``: a local cluster of N worker processes on loopback (``launch``).
 
-It does what a cluster operator does by hand on N machines (README,
+It does what a cluster operator does by hand on N machines (docs/reference.md,
 "Training on several machines"): the same ``streamtrain fit`` command once
 per worker, each with ``TF_CONFIG`` naming every worker's ``127.0.0.1:PORT``
 (free ports) and its own index (``train.cluster``). Each worker's stderr lines
