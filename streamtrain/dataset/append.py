@@ -10,26 +10,29 @@ writer lock (``prepare`` holds it):
    the validation sample against the manifest.
 2. Remove ``append-*`` entries the manifest does not reference: leftovers of
    an append that was killed (its writer is dead: we hold the lock).
-3. Digest every input and plan what to read of it (``sources.plan``): skip
-   those already ingested (same size and sha256, whatever the path); of a
-   directory recorded before, only its new documents; of a file that grew,
-   only what follows its ingested prefix; an input whose ingested part
-   changed stops the append (``DataError``). Nothing new: change nothing.
-4. Pass 1 over the new inputs, read with the dataset's recorded column,
-   split and size options: rejects (a label the frozen map lacks is an
-   ``unknown_label`` reject; ``--refit`` learns new classes), rows per split,
-   the validation sample; then ``--max-bad-fraction``. Under an indexed
-   split rule (``lsh-bigrams``) the new rows go through the dataset's
-   band-key index (its ``split.index`` files), so a near-copy of an old
-   validation row lands in validation; the keys they add are written as
-   ``append-NNNN/split_index.npz``, one more record of ``split.index``.
-5. Pass 2: vectorize with the frozen state (row ids continue from
-   ``stats.next_row_id``), measure drift on the training rows, shuffle each
-   split with a seed derived from the dataset's seed and the night, and
-   write shards into a staging directory ``append-NNNN.partial-...`` that is
-   renamed to ``append-NNNN``.
-6. Replace ``manifest.json`` (atomically): the commit point. Before it, a
-   crash leaves only an unreferenced ``append-NNNN`` that step 2 removes.
+3. ``_plan``: digest every input and plan what to read of it
+   (``sources.new_sources``; a ``Night``): skip those already ingested
+   (same size and sha256, whatever the path); of a directory recorded
+   before, only its new documents; of a file that grew, only what follows
+   its ingested prefix; an input whose ingested part changed stops the
+   append (``DataError``). Nothing new: change nothing.
+4. ``_check_pass``, pass 1 over the new inputs (``passes.read_rows``),
+   read with the dataset's recorded column, split and size options: rejects
+   (a label the frozen map lacks is an ``unknown_label`` reject; ``--refit``
+   learns new classes), rows per split, the validation sample; then
+   ``--max-bad-fraction``. Under an indexed split rule (``lsh-bigrams``) the
+   new rows go through the dataset's band-key index (its ``split.index``
+   files), so a near-copy of an old validation row lands in validation; the
+   keys they add are written as ``append-NNNN/split_index.npz``, one more
+   record of ``split.index``.
+5. ``_write_pass``, pass 2: vectorize with the frozen state (row ids
+   continue from ``stats.next_row_id``), measure drift on the training rows,
+   shuffle each split with a seed derived from the dataset's seed and the
+   night, and write shards into a staging directory
+   ``append-NNNN.partial-...`` that is renamed to ``append-NNNN``.
+6. ``_record`` and ``_commit``: replace ``manifest.json`` (atomically): the
+   commit point. Before it, a crash leaves only an unreferenced
+   ``append-NNNN`` that step 2 removes.
 
 Passes 1 and 2 report their progress (``pass 1/2: ...``) against the bytes
 they read of the new inputs (a grown file's new part, a directory's new files).
