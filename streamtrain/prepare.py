@@ -1,7 +1,52 @@
-"""``python -m streamtrain.prepare``, kept so existing crontabs and scripts work: the same as ``streamtrain prepare``.
+"""prepare at the application layer: ``prepare`` (the library's dataset prepare with the family bake-off wired in),
+and ``python -m streamtrain.prepare``, kept so existing crontabs and scripts work: the same as ``streamtrain
+prepare``.
 
-The library code of prepare lives in ``streamtrain.dataset.prepare``.
+Who owns what: ``streamtrain.dataset.prepare`` prepares the dataset and never imports ``train/``; the bake-off
+that settles ``--vectorizer auto`` when the guide's rule says sequences trains models, so this layer passes it in
+(``bakeoff``: ``train.bakeoff.bakeoff``, imported only when a bake-off runs, as TensorFlow is). The command
+``streamtrain prepare`` calls ``prepare`` here.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    import numpy as np
+
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.dataset.options import Announce, PrepareOptions
+    from streamtrain.dataset.val_sample import ValSample
+    from streamtrain.vectorize.choice import ChoiceSample
+    from streamtrain.vectorize.sequence import SequenceConfig
+    from streamtrain.vectorize.tfidf import NgramConfig
+
+
+def bakeoff(
+    choice: dict,
+    sample: ChoiceSample,
+    val_sample: ValSample,
+    label_names: list[str],
+    remap: np.ndarray,
+    ngram: NgramConfig,
+    sequence: SequenceConfig,
+    seed: int,
+) -> dict:
+    """``train.bakeoff.bakeoff``, imported when called (the ``dataset.options.Bakeoff`` that prepare takes)."""
+    from streamtrain.train.bakeoff import bakeoff as measured
+
+    return measured(choice, sample, val_sample, label_names, remap, ngram, sequence, seed)
+
+
+def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: Announce | None = None) -> Manifest:
+    """``dataset.prepare.prepare`` with the family bake-off: what ``streamtrain prepare`` runs."""
+    from streamtrain.dataset.prepare import prepare as prepare_dataset
+
+    return prepare_dataset(opts, executor, announce, bakeoff=bakeoff)
+
 
 if __name__ == "__main__":
     from streamtrain.cli import entry

@@ -35,7 +35,7 @@ def _options(module: str, name: str) -> Callable[[], type]:
 
 def _prepare(opts: Any) -> None:
     from streamtrain.cli.train import Announcer
-    from streamtrain.dataset.prepare import prepare
+    from streamtrain.prepare import prepare  # the dataset's prepare, with the family bake-off
 
     announcer = Announcer.from_env()  # run by ``train``: it builds the model meanwhile
     try:

@@ -10,26 +10,29 @@ writer lock (``prepare`` holds it):
    the validation sample against the manifest.
 2. Remove ``append-*`` entries the manifest does not reference: leftovers of
    an append that was killed (its writer is dead: we hold the lock).
-3. Digest every input and plan what to read of it (``sources.plan``): skip
-   those already ingested (same size and sha256, whatever the path); of a
-   directory recorded before, only its new documents; of a file that grew,
-   only what follows its ingested prefix; an input whose ingested part
-   changed stops the append (``DataError``). Nothing new: change nothing.
-4. Pass 1 over the new inputs, read with the dataset's recorded column,
-   split and size options: rejects (a label the frozen map lacks is an
-   ``unknown_label`` reject; ``--refit`` learns new classes), rows per split,
-   the validation sample; then ``--max-bad-fraction``. Under an indexed
-   split rule (``lsh-bigrams``) the new rows go through the dataset's
-   band-key index (its ``split.index`` files), so a near-copy of an old
-   validation row lands in validation; the keys they add are written as
-   ``append-NNNN/split_index.npz``, one more record of ``split.index``.
-5. Pass 2: vectorize with the frozen state (row ids continue from
-   ``stats.next_row_id``), measure drift on the training rows, shuffle each
-   split with a seed derived from the dataset's seed and the night, and
-   write shards into a staging directory ``append-NNNN.partial-...`` that is
-   renamed to ``append-NNNN``.
-6. Replace ``manifest.json`` (atomically): the commit point. Before it, a
-   crash leaves only an unreferenced ``append-NNNN`` that step 2 removes.
+3. ``_plan``: digest every input and plan what to read of it
+   (``sources.new_sources``; a ``Night``): skip those already ingested
+   (same size and sha256, whatever the path); of a directory recorded
+   before, only its new documents; of a file that grew, only what follows
+   its ingested prefix; an input whose ingested part changed stops the
+   append (``DataError``). Nothing new: change nothing.
+4. ``_check_pass``, pass 1 over the new inputs (``passes.read_rows``),
+   read with the dataset's recorded column, split and size options: rejects
+   (a label the frozen map lacks is an ``unknown_label`` reject; ``--refit``
+   learns new classes), rows per split, the validation sample; then
+   ``--max-bad-fraction``. Under an indexed split rule (``lsh-bigrams``) the
+   new rows go through the dataset's band-key index (its ``split.index``
+   files), so a near-copy of an old validation row lands in validation; the
+   keys they add are written as ``append-NNNN/split_index.npz``, one more
+   record of ``split.index``.
+5. ``_write_pass``, pass 2: vectorize with the frozen state (row ids
+   continue from ``stats.next_row_id``), measure drift on the training rows,
+   shuffle each split with a seed derived from the dataset's seed and the
+   night, and write shards into a staging directory
+   ``append-NNNN.partial-...`` that is renamed to ``append-NNNN``.
+6. ``_record`` and ``_commit``: replace ``manifest.json`` (atomically): the
+   commit point. Before it, a crash leaves only an unreferenced
+   ``append-NNNN`` that step 2 removes.
 
 Passes 1 and 2 report their progress (``pass 1/2: ...``) against the bytes
 they read of the new inputs (a grown file's new part, a directory's new files).
@@ -42,35 +45,26 @@ import hashlib
 import logging
 import shutil
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from streamtrain import faults
 from streamtrain.dataset import sources
-from streamtrain.dataset.drift import coverage_for, drift_line
+from streamtrain.dataset.drift import Coverage, coverage_for, drift_line
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.prepare import (
-    Announce,
-    PrepareOptions,
-    RowSplits,
-    ShuffledSplits,
-    count_sources,
-    existing,
-    new_sources,
-    next_night,
-    read_rows,
-    recorded_options,
-    sample_val_rows,
-    split_record,
-)
+from streamtrain.dataset.options import Announce, PrepareOptions, existing, recorded_options
+from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_val_rows, split_record
 from streamtrain.dataset.reject_log import REJECTS_NAME, RejectLog
 from streamtrain.dataset.shards import ShardInfo
-from streamtrain.dataset.val_sample import load_sample
+from streamtrain.dataset.shuffled import ShuffledSplits
+from streamtrain.dataset.val_sample import ValSample, load_sample
 from streamtrain.errors import DataError
 from streamtrain.fs.atomic import staging_dir
 from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.near_dups import BandIndex
+from streamtrain.vectorize.rows import Rows
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.split import INDEXED_RULES, SPLIT_NAMES, TRAIN
 from streamtrain.vectorize.tfidf import TfidfState
@@ -137,6 +131,45 @@ def _check_state(root: Path, manifest: Manifest) -> Vectorizer:
     return vectorizer
 
 
+@dataclass
+class Night:
+    """One append's plan (``_plan``): what it reads, with which options, and where it writes."""
+
+    number: int
+    at: str  # when it ingests (``sources.now``)
+    plans: list[sources.Plan]  # what it reads of each input it does not skip
+    records: list[dict]  # the manifest's new ``sources`` (rows and rejects counted by pass 1)
+    opts: PrepareOptions  # the dataset's recorded options, reading the plans' inputs and portions
+    labels: LabelIndex  # the dataset's frozen label map
+    splits: RowSplits  # row ids from the dataset's next one; the dataset's band-key index under an indexed rule
+    sample: ValSample  # the dataset's validation sample, which new validation rows may join
+
+    @property
+    def directory(self) -> str:
+        return append_dir(self.number)
+
+    @property
+    def seed(self) -> int:
+        return append_seed(self.opts.seed, self.number)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes the passes read (for progress)."""
+        return sum(p.reading for p in self.plans)
+
+
+@dataclass
+class Written:
+    """What an append's staging directory holds once its passes are done, as the manifest records it."""
+
+    shards: list[ShardInfo]  # relative to the dataset
+    per_class: np.ndarray  # new rows per split and class
+    coverage: Coverage
+    rejects: RejectLog
+    split: dict  # the manifest's ``split`` record, with the band keys this night added
+    val_sample: dict  # the manifest's ``val_sample`` record
+
+
 def append(opts: PrepareOptions, executor: Executor | None = None, announce: Announce | None = None) -> Manifest:
     """Add ``opts.inputs`` and ``opts.test`` to the dataset ``opts.data``; the caller holds its writer lock.
 
@@ -148,125 +181,177 @@ def append(opts: PrepareOptions, executor: Executor | None = None, announce: Ann
     if announce is not None:
         announce(manifest.model_inputs)
     sweep_appends(root, manifest)
-    night, at = next_night(manifest), sources.now()
-    plans = new_sources(opts, manifest.sources, night)
-    if not plans:
+    night = _plan(opts, root, manifest)
+    if night is None:
         log.info(f"nothing to append to {opts.data}: every input was already ingested; the dataset is unchanged")
         return manifest
-    new = [p.record(night, at) for p in plans]
-    ropts = recorded_options(
+    with staging_dir(root / night.directory) as stage:
+        written = _passes(night, manifest, vectorizer.state, stage, executor, opts.max_bad_fraction)
+    _record(manifest, night, written, skipped=len(opts.inputs) + len(opts.test) - len(night.records))
+    _commit(opts.data, manifest, night, written.rejects.rows)
+    return manifest
+
+
+def _plan(opts: PrepareOptions, root: Path, manifest: Manifest) -> Night | None:
+    """The next night's plan (``sources.new_sources``); None when every input was already ingested."""
+    number, at = sources.next_night(manifest), sources.now()
+    plans = sources.new_sources(opts.every_input(), manifest.sources, number)
+    if not plans:
+        return None
+    records = [{**p.record(number, at), "first_row_id": 0, "rows": 0} for p in plans]
+    recorded = recorded_options(
         manifest,
         opts,
         inputs=[p.path for p in plans if p.role == "train"],
         test=[p.path for p in plans if p.role == "test"],
         portions={p.path: p.portion for p in plans},
     )
-    name = append_dir(night)
-    first_id = next_row_id(manifest)
-    sample = load_sample(root, manifest.val_sample)
     index = None
-    if ropts.split_rule in INDEXED_RULES:
+    if recorded.split_rule in INDEXED_RULES:
         index = BandIndex.load([root / r["path"] for r in manifest.split_index()])
-    decided = RowSplits(ropts.split_rule, first_id, index)
-    with staging_dir(root / name) as stage:
-        labels = LabelIndex.frozen_map(manifest.labels)
-        rejects = RejectLog(stage, len(new))
-        records = [{**s, "first_row_id": 0, "rows": 0} for s in new]
-        split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
-        total_bytes = sum(p.reading for p in plans)
-        reading = "pass 1/2: reading and checking"
-        for source, _, chunk, _, splits, _, _ in read_rows(
-            ropts, labels, rejects, first_id, reading, total_bytes, executor, splits=decided
-        ):
-            records[source]["rows"] += len(chunk)
-            split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
-            sample_val_rows(sample, chunk, splits)
-        decided.replay()
-        rejects.close()
-        count_sources(records, rejects, first_id)
-        if rejects.unknown_labels:
-            named = ", ".join(f"{label!r} ({n})" for label, n in rejects.unknown_labels.most_common())
-            log.warning(
-                f"rejected {rejects.by_reason['unknown_label']} row(s) whose label the dataset's "
-                f"{len(manifest.labels)} classes lack: {named}; "
-                "prepare --refit learns new classes (it rebuilds the dataset from every input it recorded)"
-            )
-        rejects.check(sum(s["read"] for s in records), opts.max_bad_fraction)
+    splits = RowSplits(recorded.split_rule, next_row_id(manifest), index)
+    labels = LabelIndex.frozen_map(manifest.labels)
+    return Night(number, at, plans, records, recorded, labels, splits, load_sample(root, manifest.val_sample))
 
-        state = vectorizer.state
-        out = ShuffledSplits(
-            ropts,
-            stage,
-            split_rows,
-            manifest.encoding,
-            manifest.row_width,
-            len(manifest.labels),
-            append_seed(ropts.seed, night),
+
+def _passes(
+    night: Night,
+    manifest: Manifest,
+    state: TfidfState | SequenceState,
+    stage: Path,
+    executor: Executor | None,
+    bad: float,
+) -> Written:
+    """Pass 1 checks the new rows (rejects within ``bad``, the ``--max-bad-fraction``), pass 2 writes them into
+    ``stage`` as shards; then the split index and the validation sample."""
+    rejects, split_rows = _check_pass(night, len(manifest.labels), stage, executor, bad)
+    out = ShuffledSplits(
+        night.opts.layout(),
+        stage,
+        split_rows,
+        manifest.encoding,
+        manifest.row_width,
+        len(manifest.labels),
+        night.seed,
+    )
+    coverage = _write_pass(night, state, out, executor)
+    shards, per_class = out.close()
+    shutil.rmtree(stage / ".shuffle", ignore_errors=True)
+    split = dict(manifest.split)
+    index = night.splits.index
+    if index is not None and index.added_count():
+        added = split_record(night.splits, night.opts.val_fraction, stage, night.directory)["index"]
+        split["index"] = manifest.split_index() + added
+    sample_record = night.sample.write(stage) if night.sample.changed else manifest.val_sample
+    if night.sample.changed and sample_record:
+        sample_record = {**sample_record, "path": f"{night.directory}/{sample_record['path']}"}
+    shards = [_under(night.directory, s) for s in shards]
+    return Written(shards, per_class, coverage, rejects, split, sample_record)
+
+
+def _check_pass(
+    night: Night, n_classes: int, stage: Path, executor: Executor | None, bad: float
+) -> tuple[RejectLog, np.ndarray]:
+    """Pass 1: count the new rows per input and split, offer the validation rows to the sample, decide the
+    splits; the rejects (``unknown_label`` for a label the dataset lacks) and rows per split."""
+    rejects = RejectLog(stage, len(night.records))
+    split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
+    reading = "pass 1/2: reading and checking"
+    spec = night.opts.read_spec()
+    for batch in read_rows(
+        spec, night.splits, night.labels, executor, rejects=rejects, progress=reading, total_bytes=night.total_bytes
+    ):
+        night.records[batch.source]["rows"] += len(batch.chunk)
+        split_rows += np.bincount(batch.splits, minlength=len(SPLIT_NAMES))
+        sample_val_rows(night.sample, batch)
+    night.splits.replay()
+    rejects.close()
+    sources.count_sources(night.records, rejects, night.splits.first_row_id)
+    if rejects.unknown_labels:
+        named = ", ".join(f"{label!r} ({n})" for label, n in rejects.unknown_labels.most_common())
+        log.warning(
+            f"rejected {rejects.by_reason['unknown_label']} row(s) whose label the dataset's "
+            f"{n_classes} classes lack: {named}; "
+            "prepare --refit learns new classes (it rebuilds the dataset from every input it recorded)"
         )
-        coverage = coverage_for(state)
-        writing = "pass 2/2: vectorizing and writing shards"
-        ngram = state.config if isinstance(state, TfidfState) else None
-        chunks = read_rows(ropts, labels, None, first_id, writing, total_bytes, executor, ngram, decided)
-        for _, _, chunk, ids, splits, row_ids, work in chunks:
-            if isinstance(state, TfidfState):
-                counts = work.counts
-                assert counts is not None, "read_rows hashes n-grams when given a config"
-                featurized, outside, total = state.featurize_counting(counts, ids, row_ids)
-                out.write(featurized, splits)
-                coverage.add_train(outside, total, splits == TRAIN)
-            else:
-                assert isinstance(state, SequenceState)
-                tokens, outside, total = state.encode_counting(chunk.texts, ids, row_ids)
-                out.write(tokens, splits)
-                coverage.add_train(outside, total, splits == TRAIN)
-        shards, per_class = out.close()
-        shutil.rmtree(stage / ".shuffle", ignore_errors=True)
-        split = dict(manifest.split)
-        if index is not None and index.added_count():
-            added = split_record(ropts, stage, decided, name)["index"]
-            split["index"] = manifest.split_index() + added
-        sample_record = sample.write(stage) if sample.changed else manifest.val_sample
-        if sample.changed and sample_record:
-            sample_record = {**sample_record, "path": f"{name}/{sample_record['path']}"}
+    rejects.check(sum(s["read"] for s in night.records), bad)
+    return rejects, split_rows
 
-    drift = {**coverage.to_json(), "baseline": manifest.stats.get("coverage", {}).get("outside_share")}
+
+def _write_pass(
+    night: Night, state: TfidfState | SequenceState, out: ShuffledSplits, executor: Executor | None
+) -> Coverage:
+    """Pass 2: vectorize the new rows with the frozen ``state`` into ``out``; the training rows' coverage."""
+    coverage = coverage_for(state)
+    writing = "pass 2/2: vectorizing and writing shards"
+    ngram = state.config if isinstance(state, TfidfState) else None
+    spec = night.opts.read_spec()
+    for batch in read_rows(
+        spec, night.splits, night.labels, executor, progress=writing, total_bytes=night.total_bytes, ngram=ngram
+    ):
+        rows, outside, total = _vectorize(state, batch)
+        out.write(rows, batch.splits)
+        coverage.add_train(outside, total, batch.splits == TRAIN)
+    return coverage
+
+
+def _vectorize(state: TfidfState | SequenceState, batch: RowBatch) -> tuple[Rows, np.ndarray, np.ndarray]:
+    """A batch's rows vectorized by the frozen ``state``, with their features' (or tokens') counts outside it."""
+    if isinstance(state, TfidfState):
+        counts = batch.work.counts
+        assert counts is not None, "read_rows hashes n-grams when given a config"
+        return state.featurize_counting(counts, batch.labels, batch.row_ids)
+    assert isinstance(state, SequenceState)
+    return state.encode_counting(batch.chunk.texts, batch.labels, batch.row_ids)
+
+
+def _record(manifest: Manifest, night: Night, written: Written, skipped: int) -> None:
+    """Add the night to the manifest (in memory): its shards, rows, rejects, sources, drift and ``appends`` entry."""
+    coverage, baseline = written.coverage, manifest.stats.get("coverage", {})
+    drift = {**coverage.to_json(), "baseline": baseline.get("outside_share")}
     log.info(drift_line(coverage, manifest.stats.get("coverage")))
-    rejected = {**rejects.summary(), "file": f"{name}/{REJECTS_NAME}"}
-    rows = {split: int(per_class[i].sum()) for i, split in enumerate(SPLIT_NAMES)}
-    _update(manifest, [_under(name, s) for s in shards], per_class, rejected, records)
-    manifest.val_sample = sample_record
-    manifest.split = split
-    manifest.stats["next_row_id"] = first_id + sum(s["rows"] for s in records)
+    rejected = {**written.rejects.summary(), "file": f"{night.directory}/{REJECTS_NAME}"}
+    rows = {split: int(written.per_class[i].sum()) for i, split in enumerate(SPLIT_NAMES)}
+    _update(manifest, written.shards, written.per_class, rejected, night.records)
+    manifest.val_sample = written.val_sample
+    manifest.split = written.split
+    manifest.stats["next_row_id"] = night.splits.first_row_id + sum(s["rows"] for s in night.records)
     manifest.appends.append(
         {
-            "night": night,
-            "at": at,
-            "directory": name,
-            "inputs": [s["path"] for s in records],
-            "skipped": len(opts.inputs) + len(opts.test) - len(records),
+            "night": night.number,
+            "at": night.at,
+            "directory": night.directory,
+            "inputs": [s["path"] for s in night.records],
+            "skipped": skipped,
             "rows": rows,
-            "first_row_id": first_id,
+            "first_row_id": night.splits.first_row_id,
             "rejected": rejected,
             "drift": drift,
-            "seed": append_seed(ropts.seed, night),
-            "shards": len(shards),
+            "seed": night.seed,
+            "shards": len(written.shards),
         }
     )
+
+
+def _commit(data: str, manifest: Manifest, night: Night, rejected: int) -> None:
+    """Replace ``manifest.json`` of the dataset ``data``: the commit point (a failure removes the night's
+    directory)."""
+    root = Path(data)
     faults.point("append-staged")
     try:
         manifest.save(root)  # the commit point
     except BaseException:
-        shutil.rmtree(root / name, ignore_errors=True)
+        shutil.rmtree(root / night.directory, ignore_errors=True)
         raise
     faults.point("append-committed")
+    rows = manifest.appends[-1]["rows"]
     log.info(
-        f"appended night {night} to {opts.data}: "
+        f"appended night {night.number} to {data}: "
         + ", ".join(f"{split} {n}" for split, n in rows.items())
-        + f" rows in {len(shards)} shard(s) under {name}/; rejected {rejects.rows}; "
+        + f" rows in {manifest.appends[-1]['shards']} shard(s) under {night.directory}/; rejected {rejected}; "
         + "now "
         + ", ".join(f"{split} {n}" for split, n in manifest.stats["rows"].items())
     )
-    return manifest
 
 
 def _under(directory: str, shard: ShardInfo) -> ShardInfo:

@@ -31,6 +31,10 @@ The append rule (``plan``), so that no row is counted twice:
 
 ``prepare --refit`` reads each recorded input once, whole, as it is now
 (with a warning for one that changed since it was ingested).
+
+Also here: ``new_sources`` (an append's plans, input by input),
+``next_night`` (the number of the next ingest) and ``count_sources`` (a
+first pass's per-source counts: first row id, rows read and rejected).
 """
 
 from __future__ import annotations
@@ -39,9 +43,12 @@ import datetime
 import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.errors import DataError
 from streamtrain.fs.checksums import sha256_file
 from streamtrain.io.readers import WHOLE, Portion, detect_format
@@ -156,6 +163,39 @@ def plan(role: str, path: str, recorded: list[dict]) -> Plan | None:
     if os.path.isdir(path):
         return _plan_directory(role, full, same, recorded)
     return _plan_file(role, full, same, recorded)
+
+
+def new_sources(inputs: Iterable[tuple[str, str]], recorded: list[dict], night: int) -> list[Plan]:
+    """What an append reads of each of its ``inputs`` ((role, path), training inputs first as ``read_rows`` reads
+    them; ``plan``: never a row twice), without those it skips; ``DataError`` when a recorded input's ingested part
+    changed."""
+    out: list[Plan] = []
+    planned: list[dict] = []
+    for role, path in inputs:
+        found = plan(role, path, recorded + planned)
+        if found is not None:
+            out.append(found)
+            planned.append(found.record(night, ""))
+    return out
+
+
+def next_night(manifest: Manifest) -> int:
+    """The number of the next ingest: one more than any recorded (0 is the first prepare)."""
+    nights = [int(s.get("night", 0)) for s in manifest.sources] + [int(a["night"]) for a in manifest.appends]
+    return 1 + max(nights, default=0)
+
+
+def count_sources(records: list[dict], rejects: RejectLog, first_row_id: int) -> None:
+    """Fill in each source's first row id and rejected and read counts; log them; estimate rows lost."""
+    start = first_row_id
+    for i, source in enumerate(records):
+        source["first_row_id"], start = start, start + source["rows"]
+        source["rejected"] = rejects.per_source[i]
+        source["read"] = source["rows"] + source["rejected"]
+        if not source["read"]:
+            log.warning(f"{source['path']}: no rows (a header and nothing else?)")
+        log.info(f"read {source['rows']} {source['role']} rows from {source['path']}, rejected {source['rejected']}")
+    rejects.estimate_lost([s["read"] for s in records])
 
 
 def _skipped(path: str, seen: dict) -> None:

@@ -23,13 +23,9 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from streamtrain.errors import CannotCreate
 from streamtrain.io.readers import input_bytes
-
-if TYPE_CHECKING:
-    from streamtrain.dataset.prepare import PrepareOptions
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +72,13 @@ def _size(n: int) -> str:
     return f"{n / 1024:,.0f} KiB"
 
 
-def check(opts: PrepareOptions) -> None:
-    """Refuse a prepare (not an append) whose ``--data`` file system clearly lacks the space it will need."""
-    if opts.append:
-        return
-    space = need(opts.data, [*opts.inputs, *opts.test])
+def check(data: str, inputs: list[str]) -> None:
+    """Refuse a prepare (not an append) of ``inputs`` whose ``--data`` file system clearly lacks the space it will
+    need."""
+    space = need(data, inputs)
     if space.free_bytes < space.least:
         raise CannotCreate(
-            opts.data,
+            data,
             f"too little free space: prepare needs about {_size(space.typical)} of scratch and shards for "
             f"{_size(space.input_bytes)} of inputs and cannot finish in less than {_size(space.least)}; "
             f"{space.where} has {_size(space.free_bytes)} free",

@@ -162,13 +162,13 @@ class Fault(WorkerPlugin):
         self.kind, self.arg = kind, arg
 
     def setup(self, worker):
-        import streamtrain.dataset.prepare as module
+        import streamtrain.dataset.passes as module
 
         self.original = module.analyze_chunk
         module.analyze_chunk = functools.partial(_faulty, self.kind, self.arg, self.original)
 
     def teardown(self, worker):
-        import streamtrain.dataset.prepare as module
+        import streamtrain.dataset.passes as module
 
         module.analyze_chunk = self.original
 

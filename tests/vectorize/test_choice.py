@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from helpers import load_tool, streamtrain
 
-from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.prepare import PrepareOptions
+from streamtrain.prepare import prepare  # with the family bake-off, as the command runs it
 from streamtrain.train.report import _choice as report_choice
 from streamtrain.vectorize.choice import (
     MARGIN,

@@ -1,0 +1,182 @@
+"""A new dataset, built in named stages (``build``): a new prepare, ``--overwrite``, and the rebuild of ``--refit``.
+
+Everything is built in a staging directory that replaces ``--data`` only
+when the manifest has been written (``fs.atomic.staging_dir``, waiting for
+the dataset's readers at the swap), so a crash leaves nothing that looks
+complete. The stages, in order:
+
+1. provenance: each input's size and sha256 as night 0 (a refit passes its
+   own), and each file read up to the size it was digested at
+   (``_as_digested``);
+2. ``first_pass.first_pass``: splits, labels, S and W, rejects, samples,
+   and the n-gram spill or the forced sequences' token counts;
+3. ``choose``: the guide's rule, sequences when S/W >= 1500; when it says
+   sequences under ``auto``, the ``bakeoff`` the caller passed measures both
+   families on a bounded sample and decides (without one, the rule's pick
+   stands, recorded as a bake-off skipped);
+4. ``families.ngram_stage`` or ``families.sequence_stage``: the fitted
+   vectorizer and the shards;
+5. ``_manifest``: the vectorizer, the split record, the validation sample
+   and the manifest, written into the staging directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+import shutil
+from concurrent.futures import Executor
+from pathlib import Path
+
+from streamtrain import __version__
+from streamtrain.dataset import sources
+from streamtrain.dataset.families import Classes, Vectorized, ngram_stage, sequence_stage
+from streamtrain.dataset.first_pass import FirstPass, first_pass
+from streamtrain.dataset.manifest import Manifest, is_dataset
+from streamtrain.dataset.options import Announce, Bakeoff, PrepareOptions
+from streamtrain.dataset.passes import split_record
+from streamtrain.errors import DataError
+from streamtrain.fs.atomic import staging_dir
+from streamtrain.fs.locks import no_readers
+from streamtrain.io.readers import Portion
+from streamtrain.options import effective
+from streamtrain.vectorize.choice import choice_line, choose_vectorizer, decide, needs_bakeoff
+from streamtrain.vectorize.sequence import SequenceState
+from streamtrain.vectorize.split import SPLIT_NAMES
+from streamtrain.vectorize.vectorizer import Vectorizer
+
+log = logging.getLogger(__name__)
+# Why a library call that passed no bake-off keeps the rule's pick (``vectorize.choice.decide``'s "skipped").
+NO_BAKEOFF = "none given to this library call of streamtrain.dataset.prepare"
+
+
+def build(
+    opts: PrepareOptions,
+    executor: Executor,
+    provenance: list[dict] | None = None,
+    created: dict | None = None,
+    announce: Announce | None = None,
+    bakeoff: Bakeoff | None = None,
+) -> Manifest:
+    """A new dataset replacing ``opts.data`` (when ``opts.overwrite``).
+
+    ``provenance``: per input, in order, what the manifest records of it besides what this run counts
+    (bytes, sha256, ingested_at, night); digested here, as night 0, when not given. ``created``: more for the
+    manifest's ``created`` record. ``announce`` and ``bakeoff``: ``prepare``'s.
+    """
+    if provenance is None:
+        at = sources.now()
+        provenance = [{**sources.record(path), "ingested_at": at, "night": 0} for _, path in opts.every_input()]
+    opts = _as_digested(opts, provenance)
+    replacing = lambda: no_readers(opts.data, opts.wait)  # noqa: E731 - staging_dir takes a factory
+    with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing, ours=is_dataset) as stage:
+        first = first_pass(opts, stage, provenance, executor)
+        classes = _classes(first)
+        choice = choose(opts, first, classes, bakeoff)
+        if choice["chosen"] == "ngram":
+            made = ngram_stage(opts, first, classes, stage, announce)
+        else:
+            made = sequence_stage(opts, first, classes, stage, executor, announce)
+        if first.spill is not None:
+            shutil.rmtree(first.spill.directory)
+        shutil.rmtree(stage / ".shuffle", ignore_errors=True)
+        manifest = _manifest(opts, stage, first, classes, choice, made, created)
+        manifest.save(stage)
+    rows = ", ".join(f"{split} {n}" for split, n in manifest.stats["rows"].items())
+    log.info(
+        f"prepared {opts.data}: {rows} rows; {manifest.encoding} features: {manifest.n_features}; "
+        f"{len(manifest.labels)} classes; {len(manifest.shards)} {manifest.shard_format} shards; "
+        f"validation sample of {manifest.val_sample.get('rows', 0)} rows"
+    )
+    return manifest
+
+
+def _as_digested(opts: PrepareOptions, provenance: list[dict]) -> PrepareOptions:
+    """``opts`` reading each input file up to the size it was digested at (``provenance``), as its record says:
+    a row a writer adds meanwhile is left to the next append."""
+    if opts.portions:
+        return opts
+    inputs = [path for _, path in opts.every_input()]
+    stops = {path: Portion(stop=p["bytes"]) for path, p in zip(inputs, provenance) if "bytes" in p}
+    return dataclasses.replace(opts, portions={k: v for k, v in stops.items() if not os.path.isdir(k)})
+
+
+def _classes(first: FirstPass) -> Classes:
+    classes = Classes(*first.labels.finalize())
+    if len(classes.names) < 2:
+        raise DataError(f"need at least 2 classes in the training inputs, found {classes.names}")
+    return classes
+
+
+def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Bakeoff | None) -> dict:
+    """The vectorizer family (``vectorize.choice``): the guide's rule, settled by ``bakeoff`` when it says
+    sequences under auto; without a ``bakeoff`` the rule's pick stands, and the manifest says why."""
+    choice = choose_vectorizer(opts.vectorizer, first.words.samples, first.words.median())
+    if needs_bakeoff(choice):  # auto, and the rule says sequences: both families measured on a sample first
+        if bakeoff is None:
+            choice = decide(choice, {"skipped": NO_BAKEOFF})
+            log.warning(f"the guide's rule says sequences and no bake-off was given ({NO_BAKEOFF}): they stand")
+        else:
+            samples = (first.choice_sample, first.val_sample)
+            choice = bakeoff(choice, *samples, classes.names, classes.remap, opts.ngram(), opts.sequence(), opts.seed)
+    first.choice_sample.clear()
+    log.info(choice_line(choice))
+    return choice
+
+
+def _manifest(
+    opts: PrepareOptions,
+    stage: Path,
+    first: FirstPass,
+    classes: Classes,
+    choice: dict,
+    made: Vectorized,
+    created: dict | None,
+) -> Manifest:
+    """The new dataset's manifest; writes the vectorizer, the split index and the validation sample."""
+    state = made.state
+    vectorizer = Vectorizer(state, classes.names)
+    return Manifest(
+        shard_format=opts.format,
+        encoding=vectorizer.encoding,
+        n_features=state.n_features,
+        sequence_length=state.length if isinstance(state, SequenceState) else None,
+        labels=classes.names,
+        vectorizer=vectorizer.save(stage),
+        choice=choice,
+        shards=made.shards,
+        split=split_record(first.row_splits, opts.val_fraction, stage),
+        row_order={
+            "order": "shuffled",
+            "seed": opts.seed,
+            "bucket_rows": opts.bucket_rows,
+            "rule": "bucket splitmix64(row_id, seed) % n_buckets, then a seeded permutation of each bucket",
+        },
+        sources=first.sources,
+        stats=_stats(first, made),
+        created={
+            "tool": f"streamtrain {__version__}",
+            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "options": effective(opts),
+            **(created or {}),
+        },
+        val_sample=first.val_sample.write(stage),
+        feature_names=made.feature_names,
+    )
+
+
+def _stats(first: FirstPass, made: Vectorized) -> dict:
+    """The manifest's ``stats``: rows per split and class, rejects, S and W, the next row id, coverage."""
+    per_class = made.per_class
+    return {
+        "rows": {name: int(per_class[i].sum()) for i, name in enumerate(SPLIT_NAMES)},
+        "rows_per_class": {name: per_class[i].tolist() for i, name in enumerate(SPLIT_NAMES)},
+        "rejected": first.rejects.summary(),
+        "samples": first.words.samples,
+        "median_words_per_sample": first.words.median(),
+        "next_row_id": sum(s["rows"] for s in first.sources),
+        "coverage": made.coverage.to_json(),
+        **made.stats,
+    }

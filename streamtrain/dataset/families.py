@@ -1,0 +1,211 @@
+"""A new dataset's vectorizer stages, one per family: fit the vectorizer, then write the shards (``Vectorized``).
+
+- n-grams (``ngram_stage``): ``_select`` streams the first pass's spill
+  for the ANOVA F-test over the candidate buckets (``_candidates``) and
+  keeps the top-k, then names the selected features and each class's top
+  features from the first pass's sample of training texts
+  (``vectorize.ngram_names``: ``feature_names.json``); ``_write_ngrams``
+  streams the spill again into TF-IDF shards (``pass 3/3``).
+- sequences (``sequence_stage``): ``_count_tokens`` (only when the first
+  pass did not: ``auto`` chose sequences) and ``_write_sequences`` re-read
+  the raw inputs (``passes.read_rows``) into token-id shards.
+
+Either way the rows reach the shards through ``ShuffledSplits`` (each split
+in a seeded random order), the shard-writing pass measures how much of the
+training text the fitted vectorizer represents (``drift``: the baseline for
+appends), and ``announce`` learns the model's inputs before the shards are
+written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from streamtrain.dataset.drift import Coverage, coverage_for
+from streamtrain.dataset.first_pass import FirstPass, pass_name
+from streamtrain.dataset.manifest import ModelInputs
+from streamtrain.dataset.options import Announce, PrepareOptions
+from streamtrain.dataset.parallel import executor_for, ordered_map, workers
+from streamtrain.dataset.passes import read_rows
+from streamtrain.dataset.shards import ShardInfo
+from streamtrain.dataset.shuffled import ShuffledSplits
+from streamtrain.errors import DataError
+from streamtrain.vectorize.defaults import MAX_CANDIDATES
+from streamtrain.vectorize.ngram_names import top_features
+from streamtrain.vectorize.rows import SparseRows
+from streamtrain.vectorize.sequence import SequenceState, TokenCounts
+from streamtrain.vectorize.split import TRAIN
+from streamtrain.vectorize.tfidf import ClassMoments, NgramConfig, TfidfState, candidate_buckets, fit_selection
+
+log = logging.getLogger(__name__)
+BLOCK_ENTRIES = 1 << 18  # n-gram entries weighed at a time (passes 2 and 3): bounds the temporaries
+
+
+@dataclass(frozen=True)
+class Classes:
+    """The final label map: ``LabelIndex.finalize`` of the first pass's."""
+
+    names: list[str]
+    remap: np.ndarray  # the first pass's provisional label id -> final id
+
+
+@dataclass
+class Vectorized:
+    """What a family's stage made: the fitted vectorizer and the shards written with it."""
+
+    state: TfidfState | SequenceState
+    shards: list[ShardInfo]
+    per_class: np.ndarray  # rows per split and class
+    coverage: Coverage  # of the training text, by the fitted vectorizer
+    stats: dict = field(default_factory=dict)  # the family's own numbers for the manifest's stats
+    feature_names: dict = field(default_factory=dict)  # the manifest's record of ``feature_names.json``
+
+
+def ngram_stage(
+    opts: PrepareOptions, first: FirstPass, classes: Classes, stage: Path, announce: Announce | None
+) -> Vectorized:
+    """Select the n-gram features, name them, write the TF-IDF shards."""
+    assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
+    config, n_classes = opts.ngram(), len(classes.names)
+    candidates = _candidates(config, first)
+    if announce is not None:  # the F-test keeps top_k of the candidates: the width is known before it runs
+        width = min(config.top_k, len(candidates))
+        announce(ModelInputs("ngram", width, width, n_classes))
+    state, top = _select(config, first, classes.remap, n_classes, candidates)
+    # Not on a thread beside the shard writing: that saved ~1 s on IMDB, but the naming's temporaries
+    # (~150 MB for its 8 MB sample) then add to the writing's, and prepare's peak on IMDB x16 rose from
+    # 1.08x to 1.26x its peak on x1 (tools/bench_memory.py). Nor its tokenizing beside pass 2: 0.35 s
+    # saved, x16/x1 1.10x -> 1.23x (median of 3 rounds).
+    feature_names = first.names.write(stage, state, top, classes.names)
+    shards, per_class, coverage = _write_ngrams(opts, first, state, classes.remap, stage, n_classes)
+    stats = {"vocabulary_buckets": int((first.doc_freq.df >= opts.min_df).sum())}
+    return Vectorized(state, shards, per_class, coverage, stats, feature_names)
+
+
+def sequence_stage(
+    opts: PrepareOptions,
+    first: FirstPass,
+    classes: Classes,
+    stage: Path,
+    executor: Executor,
+    announce: Announce | None,
+) -> Vectorized:
+    """Fit the token vocabulary (counting the tokens first unless the first pass did), write the token-id
+    shards."""
+    first.names.clear()
+    tokens = first.tokens or _count_tokens(opts, first, executor)
+    state = SequenceState.fit(opts.sequence(), tokens)
+    if announce is not None:
+        announce(ModelInputs("sequence", state.n_features, state.length, len(classes.names)))
+    log.info(f"vocabulary of {len(state.vocab)} tokens, sequences of {state.length} (longest text {tokens.longest})")
+    shards, per_class, coverage = _write_sequences(
+        opts, first, state, classes.remap, stage, len(classes.names), executor
+    )
+    return Vectorized(state, shards, per_class, coverage)
+
+
+def _entry_blocks(indptr: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Row ranges ``[lo, hi)`` of a CSR part, each of at most ``BLOCK_ENTRIES`` entries (or one longer row)."""
+    lo = 0
+    while lo < len(indptr) - 1:
+        hi = max(lo + 1, int(np.searchsorted(indptr, indptr[lo] + BLOCK_ENTRIES, side="right")) - 1)
+        yield lo, hi
+        lo = hi
+
+
+def _candidates(config: NgramConfig, first: FirstPass) -> np.ndarray:
+    """The buckets the F-test scores: the vocabulary (df >= min_df), at most its MAX_CANDIDATES most frequent
+    (``tfidf.candidate_buckets``); it keeps the ``top_k`` best of them (all of them when fewer)."""
+    assert first.doc_freq is not None, "the first pass counted n-grams"
+    candidates = candidate_buckets(first.doc_freq, config.min_df, MAX_CANDIDATES)
+    if not len(candidates):
+        raise DataError(f"no n-gram occurs in {config.min_df} or more training rows")
+    return candidates
+
+
+def _select(
+    config: NgramConfig, first: FirstPass, remap: np.ndarray, n_classes: int, candidates: np.ndarray
+) -> tuple[TfidfState, list[list[tuple[int, float]]]]:
+    """The fitted n-gram vectorizer over ``candidates`` (``_candidates``), and per class its top features
+    (``ngram_names.top_features``)."""
+    assert first.spill is not None and first.doc_freq is not None, "the first pass counted n-grams"
+    idf = first.doc_freq.idf(config.min_df)
+    vocabulary = int(np.count_nonzero(idf > 0))
+    weigher = TfidfState(config, idf, np.zeros(0, np.int64))  # weighs; selects nothing yet
+    moments = ClassMoments(candidates, n_classes)
+    for part in first.spill:
+        for lo, hi in _entry_blocks(part.counts.indptr):
+            train = part.splits[lo:hi] == TRAIN
+            counts = part.counts[lo:hi][train]
+            values, _ = weigher.tfidf_buckets(counts)
+            moments.update(
+                SparseRows(
+                    counts.indptr.astype(np.int64),
+                    counts.indices,
+                    values,
+                    remap[part.labels[lo:hi][train]],
+                    part.row_ids[lo:hi][train],
+                    counts.shape[1],
+                )
+            )
+    state = fit_selection(config, moments, idf)
+    scored = f", the {len(candidates)} most frequent scored" if len(candidates) < vocabulary else ""
+    log.info(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {config.min_df}{scored}) by F-value")
+    return state, top_features(moments, state.selected)
+
+
+def _write_ngrams(
+    opts: PrepareOptions, first: FirstPass, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int
+) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
+    assert first.spill is not None, "the first pass spilled the n-gram counts"
+    out = ShuffledSplits(opts.layout(), stage, first.split_rows, "ngram", state.n_features, n_classes, opts.seed)
+    coverage = coverage_for(state)
+    # TF-IDF on threads of this process (the spill is on its disk), a block ahead per thread, while this thread
+    # shuffles and writes: IMDB's pass took 1.4 s with the TF-IDF (1.1 s of it) on this thread. Blocks of
+    # BLOCK_ENTRIES, not whole parts: two parts' temporaries at once raised prepare's peak on IMDB x16.
+    blocks = (
+        (part.splits[lo:hi], (part.counts[lo:hi], remap[part.labels[lo:hi]], part.row_ids[lo:hi]))
+        for part in first.spill
+        for lo, hi in _entry_blocks(part.counts.indptr)
+    )
+    with executor_for(opts.jobs) as pool:
+        for splits, (rows, outside, total) in ordered_map(pool, state.featurize_counting, blocks, workers(pool)):
+            out.write(rows, splits)
+            coverage.add_train(outside, total, splits == TRAIN)
+    return (*out.close(), coverage)
+
+
+def _count_tokens(opts: PrepareOptions, first: FirstPass, executor: Executor) -> TokenCounts:
+    counts = TokenCounts(opts.hash_buckets, lowercase=opts.sequence().lowercase)
+    counting = pass_name(opts, 2, "counting tokens")
+    for batch in read_rows(opts.read_spec(), first.row_splits, first.labels, executor, progress=counting):
+        counts.update([t for t, s in zip(batch.chunk.texts, batch.splits) if s == TRAIN])
+    return counts
+
+
+def _write_sequences(
+    opts: PrepareOptions,
+    first: FirstPass,
+    state: SequenceState,
+    remap: np.ndarray,
+    stage: Path,
+    n_classes: int,
+    executor: Executor,
+) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
+    out = ShuffledSplits(opts.layout(), stage, first.split_rows, "sequence", state.length, n_classes, opts.seed)
+    coverage = coverage_for(state)
+    writing = pass_name(opts, 2 if opts.vectorizer == "sequence" else 3, "writing shards")
+    batches = read_rows(
+        opts.read_spec(), first.row_splits, first.labels, executor, progress=writing, total_bytes=first.total_bytes()
+    )
+    for batch in batches:
+        rows, outside, total = state.encode_counting(batch.chunk.texts, remap[batch.labels], batch.row_ids)
+        out.write(rows, batch.splits)
+        coverage.add_train(outside, total, batch.splits == TRAIN)
+    return (*out.close(), coverage)

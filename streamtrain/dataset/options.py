@@ -1,0 +1,247 @@
+"""What a prepare is asked to do: ``PrepareOptions`` (the command line's options and the library-only knobs), and
+the hooks a caller passes to ``prepare`` (``Announce``, ``Bakeoff``).
+
+Who owns what: this module declares the options and derives the small
+records the stages take from them (``read_spec`` for the passes,
+``layout`` for the shard writers, ``ngram`` and ``sequence`` for the
+vectorizers). ``recorded_options`` gives an append or a refit the options
+its dataset was prepared with (``RECORDED``); ``existing`` loads that
+dataset's manifest. ``Bakeoff`` is the family bake-off's signature: the
+application layer (``streamtrain.prepare``, the CLI) passes
+``train.bakeoff.bakeoff``; ``dataset/`` never imports ``train/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from streamtrain.dataset.bucket_shuffle import BUCKET_ROWS
+from streamtrain.dataset.manifest import MANIFEST_NAME, Manifest, ModelInputs
+from streamtrain.dataset.parallel import CLUSTER_EXTRA
+from streamtrain.dataset.passes import ReadSpec
+from streamtrain.dataset.shards import FORMATS
+from streamtrain.dataset.shuffled import ShardLayout
+from streamtrain.dataset.val_sample import ValSample
+from streamtrain.errors import UsageError
+from streamtrain.io.readers import Column, ColumnSpec, Portion
+from streamtrain.io.rejects import MAX_FIELD_BYTES
+from streamtrain.options import FRACTION, POSITIVE, SECONDS, SHARE, option
+from streamtrain.vectorize.choice import VECTORIZERS, ChoiceSample
+from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, NGRAM_TOP_K, SW_THRESHOLD, TOP_K
+from streamtrain.vectorize.ngrams import HASHER
+from streamtrain.vectorize.sequence import CODEPOINT, SequenceConfig
+from streamtrain.vectorize.split import DEFAULT_RULE
+from streamtrain.vectorize.tfidf import NgramConfig
+
+log = logging.getLogger(__name__)
+Announce = Callable[[ModelInputs], None]  # ``prepare``'s ``announce``
+
+
+class Bakeoff(Protocol):
+    """``choice`` (``vectorize.choice.choose_vectorizer``'s, the rule saying sequences under auto) settled by
+    measuring both families on the first pass's samples; the signature of ``train.bakeoff.bakeoff``."""
+
+    def __call__(
+        self,
+        choice: dict,
+        sample: ChoiceSample,
+        val_sample: ValSample,
+        label_names: list[str],
+        remap: np.ndarray,
+        ngram: NgramConfig,
+        sequence: SequenceConfig,
+        seed: int,
+    ) -> dict: ...
+
+
+def column(value: str) -> Column:
+    """A column given on the command line: a 0-based index if all digits, else a header name."""
+    return int(value) if value.isdigit() else value
+
+
+@dataclass(kw_only=True)
+class PrepareOptions:
+    inputs: list[str] = option(
+        factory=list,
+        positional=True,
+        metavar="INPUT",
+        path=True,
+        help="training inputs: CSV/TSV/JSONL/Parquet files (.gz allowed), or directories of a sub-directory per class",
+    )
+    data: str = option(path=True, metavar="DIR", deprecated="--out", help="the dataset directory to write")
+    test: list[str] = option(
+        factory=list, nargs="+", metavar="INPUT", path=True, help="held-out test inputs (same formats)"
+    )
+    format: str = option("hdf5", choices=FORMATS, help="shard file format")
+    vectorizer: str = option(
+        "auto",
+        choices=VECTORIZERS,
+        help="ngram (TF-IDF of word 1-2-grams), sequence (token ids), or auto: the guide's rule, "
+        f"sequence when samples / median words per sample >= {SW_THRESHOLD:g}",
+    )
+    max_length: int = option(MAX_LENGTH, **POSITIVE, help="sequence: longest token sequence kept")
+    val_fraction: float = option(
+        0.1, **FRACTION, help="share of the training inputs held out for validation, by a hash of the text"
+    )
+    shard_rows: int = option(20_000, **POSITIVE, help="rows per shard file")
+    block_rows: int = option(1024, **POSITIVE, help="rows per block, the unit of shuffled reads")
+    seed: int = option(0, help="seed of the shards' random row order")
+    text_column: list[Column] = option(
+        factory=lambda: ["text"],
+        parse=column,
+        metavar="NAME|INDEX",
+        help="text column, by header name or 0-based index; repeat to join several",
+    )
+    label_column: Column = option("label", parse=column, metavar="NAME|INDEX", help="label column")
+    header: bool | None = option(
+        None, help="CSV/TSV files have a header row (when unset: yes, unless every column is given by index)"
+    )
+    top_k: int | None = option(
+        None,
+        **POSITIVE,
+        help=f"n-gram features kept (by F-value), or tokens kept (by frequency); unset: {NGRAM_TOP_K:,} n-grams, "
+        f"{TOP_K:,} tokens",
+    )
+    min_df: int = option(MIN_DF, **POSITIVE, help="n-grams: minimum document frequency")
+    hash_buckets: int = option(
+        HASH_BUCKETS, **POSITIVE, help="hash space of n-gram and token statistics; fixes prepare's memory"
+    )
+    max_field_bytes: int = option(
+        MAX_FIELD_BYTES, **POSITIVE, help="a longer record, line or document is rejected (bounds prepare's memory)"
+    )
+    max_bad_fraction: float = option(
+        0.01,
+        **SHARE,
+        help="fail (exit 65, the previous dataset untouched) when a larger share of the rows read is rejected",
+    )
+    overwrite: bool = option(False, help="replace --data if it exists")
+    append: bool = option(
+        False,
+        help="add the INPUTs (and --test inputs) to the existing dataset --data as new shards, vectorized with its "
+        "frozen vectorizer and label map and read with its recorded column, split and shard options; an input "
+        "already ingested (same size and sha256) is skipped, of a directory ingested before only its new files are "
+        "read, of a file that grew only what follows its ingested part; an ingested part that changed: exit 65",
+    )
+    refit: bool = option(
+        False,
+        help="rebuild --data from every input it recorded (each once, as it is now) plus any new INPUTs and --test "
+        "inputs, fitting a new vectorizer and label map with its recorded options; replaces --data",
+    )
+    wait: float = option(
+        0.0,
+        **SECONDS,
+        help="seconds to wait for another run holding the dataset's lock (or, when replacing it, for its readers) "
+        "before exiting 75",
+    )
+    jobs: int | None = option(
+        None,
+        **POSITIVE,
+        help="worker threads that tokenize and hash; unset: one per core. The dataset is the same bytes for any number",
+    )
+    scheduler: str | None = option(
+        None,
+        metavar="ADDRESS",
+        help="tokenize and hash on the workers of the Dask scheduler at ADDRESS (tcp://HOST:8786) instead of local "
+        "threads (not with --jobs); this process still reads the inputs and writes the dataset, the same bytes. "
+        "Needs " + CLUSTER_EXTRA,
+    )
+    # Library-only knobs: not on the command line.
+    chunk_rows: int = 4096  # raw rows read at a time
+    bucket_rows: int = BUCKET_ROWS  # rows per shuffle bucket
+    split_rule: str = DEFAULT_RULE  # ``vectorize.split.SPLIT_RULES``; an append or refit keeps its dataset's
+    portions: dict[str, Portion] = field(default_factory=dict)  # by input path: the part read (an append's)
+
+    def columns(self) -> ColumnSpec:
+        return ColumnSpec(tuple(self.text_column), self.label_column, self.header)
+
+    def every_input(self) -> list[tuple[str, str]]:
+        """(role, path) of every input, training inputs first."""
+        return [("train", str(p)) for p in self.inputs] + [("test", str(p)) for p in self.test]
+
+    def read_spec(self) -> ReadSpec:
+        """What the passes over the raw inputs read, and how."""
+        return ReadSpec(
+            tuple(self.every_input()),
+            self.columns(),
+            self.chunk_rows,
+            self.max_field_bytes,
+            self.val_fraction,
+            self.portions,
+        )
+
+    def layout(self) -> ShardLayout:
+        return ShardLayout(self.format, self.shard_rows, self.block_rows, self.bucket_rows)
+
+    def ngram(self) -> NgramConfig:
+        return NgramConfig(
+            top_k=self.top_k or NGRAM_TOP_K,
+            min_df=self.min_df,
+            hash_buckets=self.hash_buckets,
+            hasher=HASHER,
+            sublinear_tf=True,
+        )
+
+    def sequence(self) -> SequenceConfig:
+        return SequenceConfig(
+            top_k=self.top_k or TOP_K,
+            max_length=self.max_length,
+            hash_buckets=self.hash_buckets,
+            lowercase=CODEPOINT,  # the tokenizer a serving graph repeats (serve.graph); old datasets: their own
+        )
+
+
+# Options that shape the rows of a dataset: an append or a refit takes them from the manifest, never from its own
+# command line (which sets only the inputs and the run's policy: --max-bad-fraction, --wait).
+RECORDED = (
+    "format",
+    "vectorizer",
+    "max_length",
+    "val_fraction",
+    "shard_rows",
+    "block_rows",
+    "seed",
+    "text_column",
+    "label_column",
+    "header",
+    "top_k",
+    "min_df",
+    "hash_buckets",
+    "max_field_bytes",
+)
+
+
+def existing(data: str | Path, mode: str) -> Manifest:
+    """The manifest of the dataset that ``--append``/``--refit`` works on; ``UsageError`` when there is none."""
+    if not (Path(data) / MANIFEST_NAME).is_file():
+        raise UsageError(
+            f"{mode} needs an existing dataset, and {data} is not one (no {MANIFEST_NAME}): prepare it first"
+        )
+    return Manifest.load(data)
+
+
+def recorded_options(manifest: Manifest, opts: PrepareOptions, **changes) -> PrepareOptions:
+    """``opts`` with the dataset's recorded ``RECORDED`` options (a differing non-default value is warned about)."""
+    recorded = manifest.created.get("options", {})
+    defaults = PrepareOptions(data=opts.data)
+    values = {}
+    for name in RECORDED:
+        given = getattr(opts, name)
+        value = recorded.get(name, given)
+        if name == "format":
+            value = manifest.shard_format
+        if given != value and given != getattr(defaults, name):
+            log.warning(
+                f"--{name.replace('_', '-')} {given!r} is ignored: {opts.data} was prepared with {value!r}, "
+                "and an append or a refit keeps the dataset's options"
+            )
+        values[name] = value
+    # Datasets made before the rule had a name split by the exact text's hash; their appends still do.
+    values["split_rule"] = manifest.split.get("name", "blake2b")
+    return dataclasses.replace(opts, **values, **changes)

@@ -1,0 +1,316 @@
+"""The pass machinery: one streaming pass over a run's raw inputs (``read_rows``), shared by every pass of
+prepare (``build``, ``first_pass``, ``families``) and of an append (``append``).
+
+Who owns what:
+
+- ``ReadSpec``: what a pass reads and how (each input with its role, the
+  columns, chunk and field sizes, the part of each input to read, the
+  validation fraction): the same for every pass of a run.
+- ``read_rows``: this process reads the inputs in order, in chunks (labels
+  encoded, rejects recorded, row ids numbered), hands each chunk's texts to
+  the executor (``analyze_chunk``, a pure function of them) at most
+  ``WORKERS_AHEAD`` chunks per worker and ``MAX_IN_FLIGHT`` in all ahead of
+  the caller, and yields each chunk's ``RowBatch`` in input order, so a pass
+  is the same bytes for any executor and number of workers. A chunk whose
+  work fails stops the pass, naming the input and its rows.
+- ``RowSplits``: the split of every row, decided by the first pass in input
+  order (under an indexed rule through the dataset's ``BandIndex``) and
+  replayed by the later ones; ``split_record`` is its record in the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from streamtrain.dataset.parallel import InlineExecutor, engine_failure, ordered_map, workers
+from streamtrain.dataset.reject_log import RejectLog
+from streamtrain.dataset.val_sample import ValSample
+from streamtrain.errors import StreamtrainError
+from streamtrain.fs.checksums import file_record
+from streamtrain.io.readers import WHOLE, ColumnSpec, Portion, RawChunk, input_bytes, read_chunks
+from streamtrain.io.rejects import Reject
+from streamtrain.progress import Progress
+from streamtrain.vectorize.labels import LabelIndex
+from streamtrain.vectorize.near_dups import BandIndex, band_keys
+from streamtrain.vectorize.ngrams import HASHER
+from streamtrain.vectorize.split import INDEXED_RULES, SPLIT_RULES, VAL, assign_splits, own_rule, rule_params
+from streamtrain.vectorize.stats import words_per_text
+from streamtrain.vectorize.tfidf import NgramConfig, hash_counts
+from streamtrain.vectorize.words import word_hashes
+
+log = logging.getLogger(__name__)
+WORKERS_AHEAD = 1  # chunks in flight per worker: with more, in-flight chunks (~25 MB each) grew peak RSS
+# Chunks in flight whatever the number of workers (a large cluster's, many cores'): this process holds each one's
+# texts and result, and its own share of the work (reading, counting, writing) bounds what more workers can add:
+# analyze_chunk was 2.9 s of IMDB's 11.1 s inline prepare, so a few workers keep up with one reading process.
+MAX_IN_FLIGHT = 16
+SPLIT_INDEX_NAME = "split_index.npz"
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """What every pass of a run reads, and how (``PrepareOptions.read_spec``)."""
+
+    inputs: tuple[tuple[str, str], ...]  # (role, path) of every input, training inputs first
+    columns: ColumnSpec
+    chunk_rows: int  # raw rows read at a time
+    max_field_bytes: int  # a longer record, line or document is rejected
+    val_fraction: float
+    portions: Mapping[str, Portion]  # by input path: the part read (an append's, or up to the digested size)
+
+    def total_bytes(self) -> int:
+        """The inputs' size on disk."""
+        return sum(input_bytes(path) for _, path in self.inputs)
+
+
+@dataclass
+class ChunkWork:
+    """What a worker computes from one chunk's texts (``analyze_chunk``): a pure function of them."""
+
+    splits: np.ndarray | None  # split code per row by the per-text rule (None: not asked for)
+    words: np.ndarray | None  # whitespace-separated words per row (the guide's W), when asked for
+    counts: sp.csr_matrix | None  # n-gram counts per row over the hash buckets, when asked for
+    band_keys: np.ndarray | None = None  # (rows, bands) LSH band keys of an indexed split rule's training rows
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """One chunk's kept rows as a pass sees them (``read_rows``), in input order."""
+
+    source: int  # the input's index in ``ReadSpec.inputs``
+    role: str  # "train" or "test"
+    chunk: RawChunk  # the raw texts and label names (rows whose label a frozen map lacks dropped)
+    labels: np.ndarray  # label id per row
+    splits: np.ndarray  # split code per row (``RowSplits``)
+    row_ids: np.ndarray  # row id per row, counting up across the passes' inputs
+    work: ChunkWork  # ``analyze_chunk``'s result
+
+
+def analyze_chunk(
+    texts: list[str],
+    is_test: bool,
+    val_fraction: float,
+    split_rule: str | None,
+    ngram: NgramConfig | None,
+    count_words: bool = False,
+) -> ChunkWork:
+    """The per-chunk work of a pass, run by ``read_rows``' executor (a worker thread with ``--jobs`` > 1, a Dask
+    worker with ``--scheduler``).
+
+    The texts' word hashes are computed once for the split, its band keys and the n-grams when they use them.
+    ``split_rule`` None: no split (a later pass replays the first one's). An indexed rule (``lsh-bigrams``)
+    gives the per-text rule's splits and the band keys; ``RowSplits`` resolves them in input order.
+    ``count_words``: each text's words (``words_per_text``: 0.2 s a pass over IMDB's 25,000 reviews, all of it
+    holding the GIL), for the first pass's training rows only.
+    """
+    words = None
+    rule = own_rule(split_rule) if split_rule is not None else None
+    if (ngram is not None and ngram.hasher == HASHER) or (not is_test and rule not in (None, "blake2b")):
+        words = word_hashes(texts)
+    keys = None
+    if split_rule in INDEXED_RULES and not is_test:
+        assert words is not None
+        keys = band_keys(words)
+    return ChunkWork(
+        assign_splits(texts, val_fraction, is_test=is_test, rule=rule, words=words) if rule is not None else None,
+        words_per_text(texts) if count_words else None,
+        hash_counts(ngram, texts, words) if ngram is not None else None,
+        keys,
+    )
+
+
+class RowSplits:
+    """The split of every row ``read_rows`` reads: decided on the first pass, in input order; replayed after.
+
+    Under an indexed rule the first pass resolves each chunk's band keys through ``index`` (the dataset's
+    ``BandIndex``, loaded by an append, else new), which it extends. ``replay()`` ends the first pass: later
+    passes give each row (by row id) the split it got then, whatever the index holds now. One byte per row.
+    Row ids count up from ``first_row_id``.
+    """
+
+    def __init__(self, rule: str, first_row_id: int = 0, index: BandIndex | None = None):
+        self.rule, self.first_row_id = rule, first_row_id
+        self.index = index if index is not None else (BandIndex() if rule in INDEXED_RULES else None)
+        self._parts: list[np.ndarray] = []
+        self._next_row = first_row_id  # the row id the next chunk must start at (the first pass)
+        self._decided: np.ndarray | None = None
+
+    @property
+    def replaying(self) -> bool:
+        return self._decided is not None
+
+    def decide(self, row_ids: np.ndarray, work: ChunkWork) -> np.ndarray:
+        if self._decided is not None:
+            return self._decided[row_ids - self.first_row_id]
+        assert work.splits is not None, "the first pass computes the per-text splits"
+        splits = work.splits
+        if work.band_keys is not None:
+            assert self.index is not None
+            splits = self.index.resolve(work.band_keys, splits)
+        assert not len(row_ids) or int(row_ids[0]) == self._next_row, "rows are decided in input order"
+        self._next_row += len(splits)
+        self._parts.append(splits)
+        return splits
+
+    def replay(self) -> None:
+        self._decided = np.concatenate(self._parts) if self._parts else np.zeros(0, np.uint8)
+        self._parts = []
+
+
+def split_record(splits: RowSplits, val_fraction: float, stage: Path, directory: str = "") -> dict:
+    """The manifest's ``split`` record; under an indexed rule, writes the band keys this run added to the index
+    as ``directory/split_index.npz`` in ``stage`` and lists it under ``index`` (a new dataset: the whole index)."""
+    record: dict = {"val_fraction": val_fraction, "name": splits.rule, "rule": SPLIT_RULES[splits.rule]}
+    if params := rule_params(splits.rule):
+        record["params"] = params
+    if splits.index is not None:
+        splits.index.save_added(stage / SPLIT_INDEX_NAME)
+        index = file_record(stage, SPLIT_INDEX_NAME)
+        record["index"] = [{**index, "path": f"{directory}/{SPLIT_INDEX_NAME}" if directory else index["path"]}]
+    return record
+
+
+def read_rows(
+    spec: ReadSpec,
+    splits: RowSplits,
+    labels: LabelIndex,
+    executor: Executor | None = None,
+    *,
+    rejects: RejectLog | None = None,
+    progress: str | None = None,
+    total_bytes: int | None = None,
+    ngram: NgramConfig | None = None,
+    count_words: bool = False,
+) -> Iterator[RowBatch]:
+    """Every kept input row of ``spec``, in order, one ``RowBatch`` per chunk.
+
+    Identical on every pass: ``splits`` decides the rows' splits on the first pass and replays them on later
+    ones (after its ``replay()``); row ids count up from its ``first_row_id``. Rows whose label a frozen
+    ``labels`` lacks (test rows of a new dataset, any row of an append) are dropped here; ``rejects`` (the first
+    pass only) records them and every row the readers rejected. ``progress``: the pass's name, reported per
+    chunk (records read, bytes of ``total_bytes``: the inputs' size on disk, measured when not given). Each
+    batch's ``work`` is ``analyze_chunk``'s result, computed on ``executor`` (in this process when None) a few
+    chunks ahead of the caller; with ``ngram`` it includes the chunk's n-gram counts, with ``count_words`` the
+    words of each training row.
+    """
+    executor = executor or InlineExecutor()
+    window = max(1, min(workers(executor) * WORKERS_AHEAD, MAX_IN_FLIGHT))
+
+    def failed(read: _Read, exc: Exception) -> BaseException:
+        return _failure(executor, read.chunk, exc)
+
+    with _reporter(spec, progress, total_bytes) as reporter:
+        chunks = _chunks(spec, splits, labels, rejects, reporter, ngram, count_words)
+        for read, work in ordered_map(executor, analyze_chunk, chunks, window, failed):
+            decided = splits.decide(read.row_ids, work)
+            yield RowBatch(read.source, read.role, read.chunk, read.labels, decided, read.row_ids, work)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A chunk as this process read it, before its work comes back."""
+
+    source: int
+    role: str
+    chunk: RawChunk
+    labels: np.ndarray
+    row_ids: np.ndarray
+
+
+def _reporter(spec: ReadSpec, progress: str | None, total_bytes: int | None) -> contextlib.AbstractContextManager:
+    if progress is None:
+        return contextlib.nullcontext(None)
+    return Progress(progress, spec.total_bytes() if total_bytes is None else total_bytes, log)
+
+
+def _chunks(
+    spec: ReadSpec,
+    splits: RowSplits,
+    labels: LabelIndex,
+    rejects: RejectLog | None,
+    reporter: Progress | None,
+    ngram: NgramConfig | None,
+    count_words: bool,
+) -> Iterator[tuple[_Read, tuple]]:
+    """Each chunk read, labelled and numbered in this process, in order, with ``analyze_chunk``'s arguments."""
+    rule = None if splits.replaying else splits.rule
+    next_row = splits.first_row_id
+    for index, (role, path) in enumerate(spec.inputs):
+        portion = spec.portions.get(path, WHOLE)
+        done = portion.start  # bytes of this input read (or not to be read)
+        for chunk in read_chunks([path], spec.columns, spec.chunk_rows, spec.max_field_bytes, portion):
+            if reporter is not None:
+                reporter.advance(len(chunk) + len(chunk.rejected), max(0, chunk.offset - done))
+                done = max(done, chunk.offset)
+            if role == "test":
+                labels.freeze()
+            chunk, ids = _labelled(chunk, labels, rejects, index)
+            row_ids = np.arange(next_row, next_row + len(chunk), dtype=np.int64)
+            next_row += len(chunk)
+            args = (chunk.texts, role == "test", spec.val_fraction, rule, ngram, count_words and role == "train")
+            yield _Read(index, role, chunk, ids, row_ids), args
+
+
+def _labelled(
+    chunk: RawChunk, labels: LabelIndex, rejects: RejectLog | None, source: int
+) -> tuple[RawChunk, np.ndarray]:
+    """The chunk's rows with a known label, and their label ids; ``rejects`` records the others and the
+    readers' rejects."""
+    ids = labels.encode(chunk)
+    if rejects is not None:
+        for reject in chunk.rejected:
+            rejects.add(source, reject)
+        for i in np.flatnonzero(ids < 0):
+            where, row = chunk.where(int(i))
+            rejects.add(source, Reject(where, row, "unknown_label", chunk.labels[i][:80]))
+            rejects.unknown_label(chunk.labels[i])
+    if (ids < 0).any():
+        return _keep(chunk, ids >= 0), ids[ids >= 0]
+    return chunk, ids
+
+
+def _failure(executor: Executor, chunk: RawChunk, exc: Exception) -> BaseException:
+    """What a pass raises when a chunk's work failed with ``exc``."""
+    place = _place(chunk)
+    if engine_failure(exc):  # the cluster lost the work, after its own retries
+        return StreamtrainError(
+            f"the work on {place} failed on {getattr(executor, 'address', 'the executor')}, so the run "
+            f"stopped and wrote nothing: {type(exc).__name__}: {exc}"
+        )
+    exc.add_note(f"streamtrain: raised by the work on {place}")  # a bug: its traceback is printed
+    return exc
+
+
+def _place(chunk: RawChunk) -> str:
+    """Which rows a chunk holds, for messages: ``data.csv, rows 4097-8192``."""
+    if not chunk.rows:
+        return f"{chunk.path} (a chunk of rejected rows only)"
+    first, last = chunk.rows[0], chunk.rows[-1]
+    if isinstance(first, str):  # directory per class: the document files
+        return f"{chunk.path}, {len(chunk.rows)} documents from {first} to {last}"
+    return f"{chunk.path}, rows {first}-{last}"
+
+
+def _keep(chunk: RawChunk, keep: np.ndarray) -> RawChunk:
+    rows = np.flatnonzero(keep)
+    return RawChunk(
+        chunk.path,
+        [chunk.texts[i] for i in rows],
+        [chunk.labels[i] for i in rows],
+        [chunk.rows[i] for i in rows],
+        offset=chunk.offset,
+    )
+
+
+def sample_val_rows(sample: ValSample, batch: RowBatch) -> None:
+    """Offer a batch's validation rows (raw text, label name) to the validation sample."""
+    for i in np.flatnonzero(batch.splits == VAL):
+        sample.add(batch.chunk.texts[i], batch.chunk.labels[i])

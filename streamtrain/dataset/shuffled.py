@@ -1,0 +1,81 @@
+"""The shard-writing end of a pass: vectorized rows in, each split's shards out in a seeded random order.
+
+``ShuffledSplits`` owns, per split, a ``BucketShuffle`` in front of a
+``SplitWriter``, laid out as ``ShardLayout`` says (the dataset's format,
+rows per shard, per block and per shuffle bucket), and counts each split's
+rows per class. A new dataset's shard-writing pass (``families``) and an
+append's (``append``) write through it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamtrain.dataset.bucket_shuffle import BucketShuffle
+from streamtrain.dataset.shards import ShardInfo, SplitWriter
+from streamtrain.vectorize.rows import Rows, empty_rows
+from streamtrain.vectorize.split import SPLIT_NAMES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShardLayout:
+    """How a dataset's shards are laid out (``PrepareOptions.layout``)."""
+
+    format: str  # ``shards.FORMATS``
+    shard_rows: int  # rows per shard file
+    block_rows: int  # rows per block, the unit of shuffled reads
+    bucket_rows: int  # rows per shuffle bucket
+
+
+class ShuffledSplits:
+    """Per split: a ``BucketShuffle`` in front of a ``SplitWriter``; plus per-class row counts."""
+
+    def __init__(
+        self,
+        layout: ShardLayout,
+        stage: Path,
+        split_rows: np.ndarray,
+        encoding: str,
+        width: int,
+        n_classes: int,
+        seed: int,
+    ):
+        self.shuffles = [
+            BucketShuffle(
+                stage / ".shuffle" / name,
+                int(split_rows[code]),
+                empty_rows(encoding, width),
+                seed,
+                code,
+                layout.bucket_rows,
+            )
+            for code, name in enumerate(SPLIT_NAMES)
+        ]
+        self.writers = [
+            SplitWriter(stage, layout.format, name, encoding, width, layout.shard_rows, layout.block_rows)
+            for name in SPLIT_NAMES
+        ]
+        self.per_class = np.zeros((len(SPLIT_NAMES), n_classes), np.int64)
+
+    def write(self, rows: Rows, splits: np.ndarray) -> None:
+        for code, shuffle in enumerate(self.shuffles):
+            picked = np.flatnonzero(splits == code)
+            if len(picked):
+                sub = rows.take(picked)
+                shuffle.add(sub)
+                self.per_class[code] += np.bincount(sub.labels, minlength=self.per_class.shape[1])
+
+    def close(self) -> tuple[list[ShardInfo], np.ndarray]:
+        for shuffle, writer in zip(self.shuffles, self.writers):
+            for rows in shuffle.drain():
+                writer.write(rows)
+        shards = [info for w in self.writers for info in w.close()]
+        for i, name in enumerate(SPLIT_NAMES):
+            log.info(f"{name}: {int(self.per_class[i].sum())} rows in {sum(s.split == name for s in shards)} shard(s)")
+        return shards, self.per_class
