@@ -11,7 +11,8 @@ from types import ModuleType
 
 import numpy as np
 
-from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.prepare import PrepareOptions
+from streamtrain.prepare import prepare
 from streamtrain.vectorize.rows import SparseRows, TokenRows
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"

@@ -15,11 +15,12 @@ from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import prepare_csv, streamtrain
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.prepare import PrepareOptions
 from streamtrain.errors import UsageError
 from streamtrain.fs.jsondoc import write_json
 from streamtrain.fs.versions import Versions
 from streamtrain.inspect import InspectOptions, inspect, render_text
+from streamtrain.prepare import prepare
 from streamtrain.vectorize import ngram_names
 from streamtrain.vectorize.ngram_names import NameSample, build
 from streamtrain.vectorize.ngrams import HASHER, ngram_buckets

@@ -14,8 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 from conftest import DEMO_TRAIN
 
-from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.prepare import PrepareOptions
 from streamtrain.dataset.val_sample import ValSample
+from streamtrain.prepare import prepare
 from streamtrain.train import bakeoff as B
 from streamtrain.vectorize.choice import ChoiceSample, choose_vectorizer
 from streamtrain.vectorize.labels import sort_labels

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.prepare import PrepareOptions
+from streamtrain.prepare import prepare
 from streamtrain.train import tune
 from streamtrain.train.batches import SplitSource
 from streamtrain.train.fit import FitOptions, fit

@@ -12,8 +12,9 @@ from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import BIN, streamtrain, write_csv
 
 from streamtrain import faults
-from streamtrain.dataset.prepare import PrepareOptions, prepare
+from streamtrain.dataset.prepare import PrepareOptions
 from streamtrain.fs.versions import Versions
+from streamtrain.prepare import prepare
 from streamtrain.train import tune
 from streamtrain.train.fit import FitOptions, fit
 
