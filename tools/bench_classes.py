@@ -8,7 +8,7 @@ Two CSVs (columns ``text,label``) with the same texts in the same order are
 written once under ``$STREAMTRAIN_BENCH_TEXT`` (default /tmp/streamtrain-bench,
 outside the repository; reused when present):
 
-imdb     IMDB train (25,000 reviews, ``benchlib.imdb_dir``): 2 classes are its
+imdb     IMDB train (25,000 reviews, ``benchdata.imdb_dir``): 2 classes are its
          own pos/neg; 20 classes are ``c00``..``c19``, the text's stable hash
          (``blake2b`` of its UTF-8 bytes, 8 bytes little-endian) modulo 20.
 ag_news  ``$STREAMTRAIN_DATASETS/ag_news/test.csv``, titles only (7,600): 2 classes
@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 OUT = benchlib.REPO / "runs" / "bench"
@@ -59,7 +60,7 @@ def imdb_texts(imdb: Path) -> list[tuple[str, str]]:
 
 
 def ag_titles() -> list[tuple[str, str]]:
-    path = benchlib.DATASETS / "ag_news" / "test.csv"
+    path = benchdata.DATASETS / "ag_news" / "test.csv"
     if not path.is_file():
         raise SystemExit(f"{path} not found (set STREAMTRAIN_DATASETS)")
     with open(path, newline="", encoding="utf-8") as fh:
@@ -68,11 +69,11 @@ def ag_titles() -> list[tuple[str, str]]:
 
 def corpora(name: str, imdb: str | None) -> dict[int, Path]:
     """The CSV of each class count (written on first use)."""
-    paths = {n: benchlib.TEXT_CACHE / f"classes-{name}-{n}.csv" for n in CLASSES}
+    paths = {n: benchdata.TEXT_CACHE / f"classes-{name}-{n}.csv" for n in CLASSES}
     if all(p.is_file() for p in paths.values()):
         return paths
-    rows = imdb_texts(benchlib.imdb_dir(imdb)) if name == "imdb" else ag_titles()
-    benchlib.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
+    rows = imdb_texts(benchdata.imdb_dir(imdb)) if name == "imdb" else ag_titles()
+    benchdata.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
     for n, path in paths.items():
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -89,7 +90,7 @@ def run_prepare(corpus: str, out: str) -> dict:
     from streamtrain.dataset.prepare import prepare
 
     t0 = time.perf_counter()
-    m = prepare(benchlib.prepare_options(inputs=[corpus], data=Path(out), overwrite=True))
+    m = prepare(benchdata.prepare_options(inputs=[corpus], data=Path(out), overwrite=True))
     return {
         "seconds": time.perf_counter() - t0,
         "rows": sum(m.stats["rows"].values()),

@@ -11,7 +11,7 @@ formats through streamtrain's own readers (``streamtrain.io.readers``; the
 same column options streamtrain gets on its command line):
 
 imdb           aclImdb train -> test, a directory per class (the archive
-               extracted once by ``benchlib.imdb_dir``): 25,000 / 25,000, 2 classes.
+               extracted once by ``benchdata.imdb_dir``): 25,000 / 25,000, 2 classes.
 agnews         ag_news/test.csv (``class,title,description``, no header): text
                = title + " " + description with the file's backslashes turned
                into spaces, label = the class name, split by a hash of that
@@ -77,10 +77,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_peers
+import benchdata
 import benchlib
 
 TOOLS = ("streamtrain", "logreg", "mlp", "vw", "fasttext")
-WORK = benchlib.TEXT_CACHE / "corpora"
+WORK = benchdata.TEXT_CACHE / "corpora"
 SHUFFLE_SEED = 0
 FASTTEXT = {"lr": 1.0, "epoch": 25, "dim": 50}
 FASTTEXT_IMDB = {"lr": 0.25, "epoch": 10, "dim": 10}  # bench_peers.PEER_SETTINGS, as issue 25's table
@@ -200,7 +201,7 @@ def corpus(name: str, root: Path) -> Corpus:
     n_train, n_test, classes = DOCUMENTED[name]
     kw: dict = {"rows": (n_train, n_test), "classes": classes}
     if name == "imdb":
-        acl = benchlib.imdb_dir()
+        acl = benchdata.imdb_dir()
         return Corpus(name, (str(acl / "train"),), (str(acl / "test"),), **kw)
     if name in ("agnews", "agnews-titles"):
         train, test = _ag_news(root, titles=name == "agnews-titles")

@@ -64,6 +64,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 VARIANTS = ("ram", "h5gen", "streamtrain", "tfrecord", "cached")
@@ -94,7 +95,7 @@ def h5_generator(data: Path, manifest, batch: int, n_classes: int, order: str, s
                 x = sp.csr_matrix(
                     (f["values"][lo:hi], f["indices"][lo:hi], indptr - lo), shape=(stop - start, manifest.n_features)
                 )
-                yield x, benchlib.targets(f["labels"][start:stop], n_classes)
+                yield x, benchdata.targets(f["labels"][start:stop], n_classes)
 
     return gen, len(starts)
 
@@ -152,7 +153,7 @@ def write_tfrecords(data: Path, n_files: int, seed: int) -> dict:
         "shards": key,
         "files": n_files,
         "rows": dealt,
-        "bytes": benchlib.dir_bytes(out, "*.tfrecord"),
+        "bytes": benchdata.dir_bytes(out, "*.tfrecord"),
         "write_s": round(time.perf_counter() - t0, 1),
     }
     done.write_text(json.dumps(info))
@@ -229,14 +230,14 @@ def run_variant(args) -> dict:
 
     v, fit_kw, input_only = args.variant, {}, None
     if v == "ram":
-        x, labels = benchlib.load_split_csr(data, "train")
-        fit_kw = {"x": x, "y": benchlib.targets(labels, n_classes), "batch_size": args.batch_size, "shuffle": True}
+        x, labels = benchdata.load_split_csr(data, "train")
+        fit_kw = {"x": x, "y": benchdata.targets(labels, n_classes), "batch_size": args.batch_size, "shuffle": True}
 
         def input_only():
             # Keras's private adapter: used only to time the same input without training.
             from keras.src.trainers.data_adapters import get_data_adapter
 
-            ad = get_data_adapter(x, benchlib.targets(labels, n_classes), batch_size=args.batch_size, shuffle=True)
+            ad = get_data_adapter(x, benchdata.targets(labels, n_classes), batch_size=args.batch_size, shuffle=True)
             return time_input(ad.get_tf_dataset(), ad.num_batches)
     elif v == "h5gen":
         gen, steps = h5_generator(data, manifest, args.batch_size, n_classes, args.gen_order, args.seed)
@@ -267,7 +268,7 @@ def run_variant(args) -> dict:
     def test_accuracy():
         return score(model, BatchStream(SplitSource(data, manifest, "test"), 1024).epoch(0), n_classes)["accuracy"]
 
-    timer, per_epoch = benchlib.epoch_timer(), []
+    timer, per_epoch = benchdata.epoch_timer(), []
     callbacks = [timer]  # the timer first: its epoch ends before any scoring starts
     if args.per_epoch_accuracy:
         callbacks.append(
@@ -285,7 +286,7 @@ def run_variant(args) -> dict:
         "variant": v,
         "rows": rows,
         "epoch_s": [round(s, 3) for s in timer.seconds],
-        "samples_per_s": benchlib.steady_rate(rows, timer.seconds),
+        "samples_per_s": benchdata.steady_rate(rows, timer.seconds),
         "input_only_samples_per_s": input_rate,
         "fit_s": round(fit_s, 2),
         "cores_used": round(own_cores, 2),
@@ -332,10 +333,10 @@ def profile_streamtrain(args) -> None:
 
     def fit_rate(ds, epochs=3):
         keras.utils.set_random_seed(args.seed)
-        model, timer = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3), benchlib.epoch_timer()
+        model, timer = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3), benchdata.epoch_timer()
         c0 = time.process_time()
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
-        return benchlib.steady_rate(rows, timer.seconds), (time.process_time() - c0) / sum(timer.seconds)
+        return benchdata.steady_rate(rows, timer.seconds), (time.process_time() - c0) / sum(timer.seconds)
 
     cached = keras_dataset(stream, n_classes).take(steps).cache().repeat()
     for name, ds in [
@@ -391,7 +392,7 @@ def main(argv=None) -> int:
         benchlib.emit(write_tfrecords(Path(args.data), args.tfrecord_files, args.seed))
         return 0
     if args.data is None:
-        args.data = str(benchlib.imdb_data(args.imdb))
+        args.data = str(benchdata.imdb_data(args.imdb))
     if args.profile:
         profile_streamtrain(args)
         return 0

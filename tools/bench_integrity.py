@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 VARIANTS = ("checked", "unchecked", "hash")
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
         benchlib.emit(child(args.child, args.data))
         return 0
     if not args.data:
-        args.data = str(benchlib.imdb_data())
+        args.data = str(benchdata.imdb_data())
 
     def measure(v: str, _round: int) -> dict:
         out = benchlib.run_child([__file__, "--child", v, "--data", args.data], timeout=1800)

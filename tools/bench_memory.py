@@ -35,6 +35,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 GROW = Path(__file__).resolve().parent / "grow.py"
@@ -42,9 +43,9 @@ OUT = benchlib.REPO / "runs" / "bench"
 
 
 def grown(imdb: Path, factor: int) -> Path:
-    path = benchlib.TEXT_CACHE / f"imdb-train-x{factor}.jsonl.gz"
+    path = benchdata.TEXT_CACHE / f"imdb-train-x{factor}.jsonl.gz"
     if not path.is_file():
-        benchlib.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
+        benchdata.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         subprocess.run(
             [
@@ -68,7 +69,7 @@ def run_prepare(corpus: str, out: str, vectorizer: str) -> dict:
     from streamtrain.dataset.prepare import prepare
 
     t0 = time.perf_counter()
-    m = prepare(benchlib.prepare_options(inputs=[corpus], data=Path(out), overwrite=True, vectorizer=vectorizer))
+    m = prepare(benchdata.prepare_options(inputs=[corpus], data=Path(out), overwrite=True, vectorizer=vectorizer))
     return {
         "seconds": time.perf_counter() - t0,
         "rows": sum(m.stats["rows"].values()),
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
         kind, arg = args.step
         benchlib.emit(run_prepare(*arg.split("::"), args.vectorizer) if kind == "prepare" else run_fit(arg))
         return 0
-    imdb = benchlib.imdb_dir(args.imdb)
+    imdb = benchdata.imdb_dir(args.imdb)
     factors = [int(f) for f in args.factors.split(",")]
     started = time.perf_counter()
     runs = benchlib.run_rounds(factors, args.rounds, partial(measure, args, imdb), "bench_memory")

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 WORK = benchlib.REPO / "runs" / "bench" / "nightly"
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     if args.child:
         benchlib.emit(child(*args.child))
         return 0
-    data, night1_model, append_seconds = setup(benchlib.imdb_dir(args.imdb), WORK)
+    data, night1_model, append_seconds = setup(benchdata.imdb_dir(args.imdb), WORK)
     print(f"night 2 prepare --append: {append_seconds:.1f} s (the same for both variants)", flush=True)
 
     def measure(variant: str, _round: int) -> dict:
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
 
 def said(out: dict) -> str:
     """One round's line."""
-    return f"{out['seconds']:6.1f} s  epochs {out['epochs']}  test accuracy {out['test_accuracy']:.4f}"
+    return f"{out['seconds']:.1f} s  epochs {out['epochs']}  test accuracy {out['test_accuracy']:.4f}"
 
 
 def print_summary(runs: list[benchlib.Run[str]], append_seconds: float) -> None:

@@ -9,7 +9,7 @@ Datasets (converted once into ``text,label`` CSV files with a header under
 /tmp/streamtrain-bench/peers/data/, never in the repository; every tool reads
 these same files):
 
-imdb     aclImdb train 25,000 / test 25,000 (benchlib.imdb_dir: the archive in
+imdb     aclImdb train 25,000 / test 25,000 (benchdata.imdb_dir: the archive in
          $STREAMTRAIN_DATASETS extracted once). The train rows are shuffled with
          a fixed seed (sorted, the files are all ``neg`` then all ``pos``, which
          would cripple the online learners); the text is the review as is.
@@ -107,11 +107,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 TOOLS = ("streamtrain", "st-train", "vw", "fasttext", "sk-hash", "sk-tfidf")
 DATASETS = ("imdb", "imdb8", "agnews")
-WORK = benchlib.TEXT_CACHE / "peers"
+WORK = benchdata.TEXT_CACHE / "peers"
 CONVERT_VERSION = 1  # bump when the conversion below changes: the cached CSV files are rebuilt
 STREAMTRAIN = Path(sys.executable).parent / "streamtrain"  # the console script of the venv running this
 CHUNK_ROWS = 10_000
@@ -244,7 +245,7 @@ def dataset_files(name: str) -> tuple[Path, Path, dict] | None:
         if not (root / "imdb" / "aclImdb_labeled.tar.gz").is_file():
             print(f"[peers] imdb: skipped, no {root}/imdb/aclImdb_labeled.tar.gz", file=sys.stderr)
             return None
-        acl = benchlib.imdb_dir()
+        acl = benchdata.imdb_dir()
         train_rows = imdb_rows(acl / "train")
         random.Random(0).shuffle(train_rows)
         test_rows = imdb_rows(acl / "test")

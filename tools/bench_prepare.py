@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 VARIANTS = ("streamtrain", "sklearn")
@@ -66,7 +67,7 @@ def run_streamtrain(args) -> dict:
     try:
         t0 = time.perf_counter()
         columns = spec(args)
-        opts = benchlib.prepare_options(
+        opts = benchdata.prepare_options(
             inputs=args.train,
             test=args.test,
             data=scratch / "data",
@@ -147,7 +148,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.train is None or args.test is None:
-        imdb = benchlib.imdb_dir(args.imdb)
+        imdb = benchdata.imdb_dir(args.imdb)
         args.train = args.train or [str(imdb / "train")]
         args.test = [str(imdb / "test")] if args.test is None else args.test
     if args.variant:

@@ -43,9 +43,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_peers
+import benchdata
 import benchlib
 
-WORK = benchlib.TEXT_CACHE / "serving"
+WORK = benchdata.TEXT_CACHE / "serving"
 WAYS = ("load", "saved_model", "fasttext", "vw")
 WAY_KEYS = ("p50_ms", "p99_ms", "texts_per_s")
 FT_SETTINGS = {"imdb": {"lr": 0.25, "epoch": 10}, "agnews": {"lr": 1.0, "epoch": 25}}

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 import grow
 
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--order", choices=("passes", "clusters"), default="passes", help="row order (default passes)")
     args = p.parse_args(argv)
 
-    texts, labels = read_reviews(benchlib.imdb_dir(args.imdb))
+    texts, labels = read_reviews(benchdata.imdb_dir(args.imdb))
     print(f"IMDB train: {len(texts)} reviews, {sum(len(t.encode()) for t in texts) / 1e6:.1f} MB", flush=True)
     table = []
     for rate in args.rates:

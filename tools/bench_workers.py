@@ -5,9 +5,9 @@
     .venv/bin/python tools/bench_workers.py --skip-estimate --rounds 5
     .venv/bin/python tools/bench_workers.py --data runs/ag/data --json runs/bench/workers.json
 
-Without ``--data`` it prepares IMDB train + test (``benchlib.imdb_dir``: the
+Without ``--data`` it prepares IMDB train + test (``benchdata.imdb_dir``: the
 archive in $STREAMTRAIN_DATASETS, extracted once) with prepare's defaults into
-``runs/bench/imdb-hdf5`` (``benchlib.ensure_prepared``, shared with
+``runs/bench/imdb-hdf5`` (``benchdata.ensure_prepared``, shared with
 bench_fit and bench_integrity) and reuses it. The model is fit's default MLP
 (``fit.build_model("mlp", ...)`` with ``FitOptions``' defaults: 2 x 16 units since 0.6, 2 x 64 before,
 the first a ``SparseDense`` on the TF-IDF rows, dropout 0.2, LazyAdam 1e-3).
@@ -100,6 +100,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 STREAMTRAIN = Path(sys.executable).parent / "streamtrain"  # the console script of the venv running this
@@ -660,7 +661,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.data is None:
-        args.data = str(benchlib.imdb_data(args.imdb))
+        args.data = str(benchdata.imdb_data(args.imdb))
     source = benchlib.source_state()
     print(
         f"# Multi-worker training: sizes, step rates, estimate, loopback\n\nstreamtrain at {source}"

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 MIB = 2**20
@@ -215,7 +216,7 @@ def systemd_probe() -> str | None:
 def child(args) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.child == "control":
-        x, _ = benchlib.load_split_csr(args.data, "train")
+        x, _ = benchdata.load_split_csr(args.data, "train")
         return {
             "loaded_bytes": int(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes),
             "peak_rss_mib": benchlib.peak_rss_mib(),
@@ -320,7 +321,7 @@ def main(argv=None) -> int:
         return 0
     cap = args.cap_mib * MIB
     if args.base is None:
-        args.base = str(benchlib.imdb_data())
+        args.base = str(benchdata.imdb_data())
     data = replicated(Path(args.base), Path(args.out), int(args.ratio * cap))
     drop_cache(data)
     from streamtrain.dataset.manifest import Manifest

@@ -55,7 +55,12 @@ def test_run_rounds_measures_in_schedule_order_and_adds_the_others_load(capsys) 
     failed = next(r for r in runs if not r.ok)
     assert (failed.arm, failed.round) == ("b", 2)
     out = capsys.readouterr()
-    assert "round 1 a: 1.0 s" in out.out and "round 2 b: FAILED: boom" in out.out
+    assert out.out.splitlines()[:4] == [  # the arms' names padded: the results line up
+        "round 1 a:   1.0 s",
+        "round 1 b:   1.0 s",
+        "round 1 own: 1.0 s",
+        "round 2 b:   FAILED: boom",
+    ]
     assert "[t] round 2/2: own" in out.err
     assert runs[0].record("tool", dataset="d") == {
         "dataset": "d",
