@@ -60,6 +60,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -207,28 +208,12 @@ def time_input(batches, steps: int) -> float:
 
 
 # ---------------------------------------------------------------- child
-def run_variant(args) -> dict:
-    import keras
-
-    from streamtrain.dataset.manifest import Manifest
+def variant_input(args, data: Path, manifest) -> tuple[dict, Callable[[], float]]:
+    """``model.fit``'s input arguments for ``args.variant``, and a function timing the same input without training."""
     from streamtrain.train.batches import BatchStream, SplitSource
-    from streamtrain.train.models import build_mlp
-    from streamtrain.train.scoring import score
     from streamtrain.train.tfdata import keras_dataset
 
-    data = Path(args.data)
-    manifest = Manifest.load(data)
-    if manifest.encoding != "ngram":
-        raise SystemExit(f"{data}: encoding {manifest.encoding!r}; this benchmark feeds TF-IDF rows to the MLP")
-    n_classes, n_features, rows = len(manifest.labels), manifest.n_features, manifest.rows("train")
-    keras.utils.set_random_seed(args.seed)
-    model = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3)
-    rss_base = benchlib.rss_mib()
-
-    def stream():
-        return BatchStream(SplitSource(data, manifest, "train"), args.batch_size, True, args.seed)
-
-    v, fit_kw, input_only = args.variant, {}, None
+    v, n_classes, n_features, rows = args.variant, len(manifest.labels), manifest.n_features, manifest.rows("train")
     if v == "ram":
         x, labels = benchdata.load_split_csr(data, "train")
         fit_kw = {"x": x, "y": benchdata.targets(labels, n_classes), "batch_size": args.batch_size, "shuffle": True}
@@ -248,7 +233,7 @@ def run_variant(args) -> dict:
 
             return time_input(get_data_adapter(gen()).get_tf_dataset(), steps)
     elif v in ("streamtrain", "cached"):
-        train = stream()
+        train = BatchStream(SplitSource(data, manifest, "train"), args.batch_size, True, args.seed)
         ds = keras_dataset(train, n_classes)
         if v == "cached":
             ds = ds.take(train.steps).cache().repeat()
@@ -264,6 +249,26 @@ def run_variant(args) -> dict:
             return time_input(ds, -(-rows // args.batch_size))
     else:
         raise SystemExit(f"unknown variant {v}")
+    return fit_kw, input_only
+
+
+def run_variant(args) -> dict:
+    import keras
+
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.train.batches import BatchStream, SplitSource
+    from streamtrain.train.models import build_mlp
+    from streamtrain.train.scoring import score
+
+    data = Path(args.data)
+    manifest = Manifest.load(data)
+    if manifest.encoding != "ngram":
+        raise SystemExit(f"{data}: encoding {manifest.encoding!r}; this benchmark feeds TF-IDF rows to the MLP")
+    n_classes, n_features, rows = len(manifest.labels), manifest.n_features, manifest.rows("train")
+    keras.utils.set_random_seed(args.seed)
+    model = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3)
+    rss_base = benchlib.rss_mib()
+    v, (fit_kw, input_only) = args.variant, variant_input(args, data, manifest)
 
     def test_accuracy():
         return score(model, BatchStream(SplitSource(data, manifest, "test"), 1024).epoch(0), n_classes)["accuracy"]
