@@ -8,18 +8,19 @@ Two CSVs (columns ``text,label``) with the same texts in the same order are
 written once under ``$STREAMTRAIN_BENCH_TEXT`` (default /tmp/streamtrain-bench,
 outside the repository; reused when present):
 
-imdb     IMDB train (25,000 reviews, ``benchlib.imdb_dir``): 2 classes are its
+imdb     IMDB train (25,000 reviews, ``benchdata.imdb_dir``): 2 classes are its
          own pos/neg; 20 classes are ``c00``..``c19``, the text's stable hash
          (``blake2b`` of its UTF-8 bytes, 8 bytes little-endian) modulo 20.
 ag_news  ``$STREAMTRAIN_DATASETS/ag_news/test.csv``, titles only (7,600): 2 classes
          are World+Sports vs Business+Sci/Tech; 20 classes the same hash of the title.
 
-Each round prepares both (interleaved: 2, 20, 2, 20, ...), each in a fresh
-child process: ``prepare(PrepareOptions([csv], data=runs/bench/classes-N,
-vectorizer="ngram", overwrite=True))``, train/val only, default options
-(2**21 hash buckets, min_df 2, top 20,000). Printed: per run the peak RSS
-(getrusage of the child) and prepare's seconds, then the medians over rounds
-and the ratios 20-class / 2-class. The child reports which streamtrain it
+Each round prepares both (interleaved by ``benchlib.run_rounds``: 2, 20, then
+20, 2, ...), each in a fresh child process: ``prepare(PrepareOptions([csv],
+data=runs/bench/classes-N, vectorizer="ngram", overwrite=True))``, train/val
+only, default options (2**21 hash buckets, min_df 2, top 20,000). Printed: per
+run the peak RSS (getrusage of the child), prepare's seconds and the others'
+load, then the medians over rounds and the medians of the per-round ratios
+20-class / 2-class. The child reports which streamtrain it
 imported, so a run against an older checkout (``PYTHONPATH``) says so.
 """
 
@@ -30,12 +31,12 @@ import csv
 import hashlib
 import os
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 OUT = benchlib.REPO / "runs" / "bench"
@@ -59,7 +60,7 @@ def imdb_texts(imdb: Path) -> list[tuple[str, str]]:
 
 
 def ag_titles() -> list[tuple[str, str]]:
-    path = benchlib.DATASETS / "ag_news" / "test.csv"
+    path = benchdata.DATASETS / "ag_news" / "test.csv"
     if not path.is_file():
         raise SystemExit(f"{path} not found (set STREAMTRAIN_DATASETS)")
     with open(path, newline="", encoding="utf-8") as fh:
@@ -68,11 +69,11 @@ def ag_titles() -> list[tuple[str, str]]:
 
 def corpora(name: str, imdb: str | None) -> dict[int, Path]:
     """The CSV of each class count (written on first use)."""
-    paths = {n: benchlib.TEXT_CACHE / f"classes-{name}-{n}.csv" for n in CLASSES}
+    paths = {n: benchdata.TEXT_CACHE / f"classes-{name}-{n}.csv" for n in CLASSES}
     if all(p.is_file() for p in paths.values()):
         return paths
-    rows = imdb_texts(benchlib.imdb_dir(imdb)) if name == "imdb" else ag_titles()
-    benchlib.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
+    rows = imdb_texts(benchdata.imdb_dir(imdb)) if name == "imdb" else ag_titles()
+    benchdata.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
     for n, path in paths.items():
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -89,7 +90,7 @@ def run_prepare(corpus: str, out: str) -> dict:
     from streamtrain.dataset.prepare import prepare
 
     t0 = time.perf_counter()
-    m = prepare(benchlib.prepare_options(inputs=[corpus], data=Path(out), overwrite=True))
+    m = prepare(benchdata.prepare_options(inputs=[corpus], data=Path(out), overwrite=True))
     return {
         "seconds": time.perf_counter() - t0,
         "rows": sum(m.stats["rows"].values()),
@@ -103,9 +104,8 @@ def run_prepare(corpus: str, out: str) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both preparations (default 3)")
+    benchlib.add_common_flags(p, rounds=3, imdb=True)
     p.add_argument("--corpus", choices=("imdb", "ag_news"), default="imdb", help="the texts (default imdb)")
-    p.add_argument("--imdb", help="extracted aclImdb directory")
     p.add_argument("--keep", action="store_true", help="keep the prepared runs/bench/classes-N directories")
     p.add_argument("--step", help=argparse.SUPPRESS)  # child: CSV::OUT
     args = p.parse_args(argv)
@@ -114,56 +114,47 @@ def main(argv=None) -> int:
         return 0
     paths = corpora(args.corpus, args.imdb)
     me = str(Path(__file__).resolve())
-    runs: dict[int, list[dict]] = {n: [] for n in CLASSES}
+
+    def measure(n: int, _round: int) -> dict:
+        data = OUT / f"classes-{n}"
+        res = benchlib.run_child([me, "--step", f"{paths[n]}::{data}"])
+        if not args.keep:
+            shutil.rmtree(data, ignore_errors=True)
+        return res
+
     started = time.perf_counter()
-    for r in range(args.rounds):
-        for n in CLASSES:
-            data = OUT / f"classes-{n}"
-            print(f"[bench_classes] round {r + 1}/{args.rounds}: {n} classes", file=sys.stderr, flush=True)
-            res = benchlib.run_child([me, "--step", f"{paths[n]}::{data}"])
-            print(f"[bench_classes]   {res}", file=sys.stderr, flush=True)
-            runs[n].append(res)
-            if not args.keep:
-                shutil.rmtree(data, ignore_errors=True)
-    where = {res.get("streamtrain") for rs in runs.values() for res in rs} - {None}
+    runs = benchlib.run_rounds(CLASSES, args.rounds, measure, "bench_classes")
+    where = {r.get("streamtrain") for r in runs} - {None}
     print(
         f"\n{args.corpus}: the same texts with 2 and 20 labels; {args.rounds} interleaved rounds; "
         f"total {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs; streamtrain from {', '.join(where)}\n"
     )
-    table = []
-    for r in range(args.rounds):
-        for n in CLASSES:
-            res = runs[n][r]
-            table.append(
-                [
-                    r + 1,
-                    n,
-                    benchlib.fmt(res.get("rows")),
-                    benchlib.fmt(res.get("vocabulary_buckets")),
-                    benchlib.fmt(res.get("features")),
-                    benchlib.fmt(res.get("peak_rss_mib")),
-                    benchlib.fmt(res.get("seconds"), 1),
-                    res.get("error", ""),
-                ]
-            )
-    benchlib.print_table(
-        ["round", "classes", "rows", "vocabulary buckets", "features", "peak RSS MiB", "prepare s", "error"], table
-    )
-    med = {}
+    print_runs(runs)
+    return print_medians(runs)
+
+
+def print_runs(runs: list[benchlib.Run[int]]) -> None:
+    """One row per run, in the order they ran."""
+    digits = {"rows": 0, "vocabulary_buckets": 0, "features": 0, "peak_rss_mib": 0, "seconds": 1, "others_cores": 2}
+    table = [
+        [r.round, r.arm, *(benchlib.fmt(r.get(k), d) for k, d in digits.items()), r.get("error") or ""] for r in runs
+    ]
+    headers = ["round", "classes", "rows", "vocabulary buckets", "features", "peak RSS MiB", "prepare s", "others"]
+    benchlib.print_table([*headers, "error"], table)
+
+
+def print_medians(runs: list[benchlib.Run[int]]) -> int:
+    """Medians per class count, and the medians of the per-round ratios 20-class / 2-class; 1 when a count failed."""
     for n in CLASSES:
-        ok = [res for res in runs[n] if "error" not in res]
+        ok = benchlib.ok_runs(runs, n)
         if not ok:
             print(f"{n} classes: every run failed")
             return 1
-        med[n] = {key: statistics.median(res[key] for res in ok) for key in ("peak_rss_mib", "seconds")}
-        print(
-            f"median over {len(ok)}, {n} classes: peak RSS {med[n]['peak_rss_mib']:.0f} MiB, {med[n]['seconds']:.1f} s"
-        )
-    a, b = med[CLASSES[1]], med[CLASSES[0]]
-    print(
-        f"ratio {CLASSES[1]}/{CLASSES[0]} classes: peak RSS {a['peak_rss_mib'] / b['peak_rss_mib']:.2f}, "
-        f"seconds {a['seconds'] / b['seconds']:.2f}"
-    )
+        peak, seconds = (benchlib.aggregate(runs, n, k) for k in ("peak_rss_mib", "seconds"))
+        print(f"median over {len(ok)}, {n} classes: peak RSS {peak:.0f} MiB, {seconds:.1f} s")
+    many, two = CLASSES[1], CLASSES[0]
+    peak, seconds = (benchlib.median_ratio(runs, many, two, k) for k in ("peak_rss_mib", "seconds"))
+    print(f"ratio {many}/{two} classes (median over rounds): peak RSS {peak:.2f}, seconds {seconds:.2f}")
     return 0
 
 

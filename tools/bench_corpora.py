@@ -11,7 +11,7 @@ formats through streamtrain's own readers (``streamtrain.io.readers``; the
 same column options streamtrain gets on its command line):
 
 imdb           aclImdb train -> test, a directory per class (the archive
-               extracted once by ``benchlib.imdb_dir``): 25,000 / 25,000, 2 classes.
+               extracted once by ``benchdata.imdb_dir``): 25,000 / 25,000, 2 classes.
 agnews         ag_news/test.csv (``class,title,description``, no header): text
                = title + " " + description with the file's backslashes turned
                into spaces, label = the class name, split by a hash of that
@@ -50,10 +50,11 @@ vw           ``bench_peers.run_vw``: --ngram 2 -b 24 --passes 20 -l 0.5
 fasttext     ``bench_peers.run_fasttext``: -lr 1.0 -epoch 25 -dim 50
              -wordNgrams 2; imdb: bench_peers' settings (lr 0.25, epoch 10, dim 10).
 
-Rounds are interleaved (each round runs every corpus and tool, the tool
-order rotated); the table shows medians over rounds, streamtrain's wall time
-and choice, and "vs best peer": streamtrain's accuracy minus the best of
-logreg, vw and fasttext, in points, marked "(missed)" below issue 25's bar
+Per corpus, the tools run in interleaved rounds (``benchlib.run_rounds``:
+each runs every tool once, the order rotated); the table shows medians over
+rounds, streamtrain's wall time and choice, and "vs best peer": streamtrain's
+accuracy minus the best of logreg, vw and fasttext, in points, marked
+"(missed)" below issue 25's bar
 (-0.5 points; IMDB also >= 0.905). ``--json`` writes the table, every
 measurement (peers' times, streamtrain's fit_config.json) and the corpora.
 """
@@ -66,20 +67,21 @@ import json
 import os
 import random
 import shutil
-import statistics
 import sys
 import tarfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_peers
+import benchdata
 import benchlib
 
 TOOLS = ("streamtrain", "logreg", "mlp", "vw", "fasttext")
-WORK = benchlib.TEXT_CACHE / "corpora"
+WORK = benchdata.TEXT_CACHE / "corpora"
 SHUFFLE_SEED = 0
 FASTTEXT = {"lr": 1.0, "epoch": 25, "dim": 50}
 FASTTEXT_IMDB = {"lr": 0.25, "epoch": 10, "dim": 10}  # bench_peers.PEER_SETTINGS, as issue 25's table
@@ -199,7 +201,7 @@ def corpus(name: str, root: Path) -> Corpus:
     n_train, n_test, classes = DOCUMENTED[name]
     kw: dict = {"rows": (n_train, n_test), "classes": classes}
     if name == "imdb":
-        acl = benchlib.imdb_dir()
+        acl = benchdata.imdb_dir()
         return Corpus(name, (str(acl / "train"),), (str(acl / "test"),), **kw)
     if name in ("agnews", "agnews-titles"):
         train, test = _ag_news(root, titles=name == "agnews-titles")
@@ -315,8 +317,8 @@ def run_peer(tool: str, c: Corpus, files: PeerFiles, work: Path, timeout: float)
     m = bench_peers.measured([*argv, json.dumps(files.labels)], log, timeout)
     if m["rc"] != 0:
         return bench_peers._failed(tool, m, log)
-    line = next(x for x in reversed(m["stdout"].splitlines()) if x.startswith(benchlib.MARK))
-    return json.loads(line[len(benchlib.MARK) :]) | {"total_s": m["wall_s"], "peak_rss_mib": m["peak_rss_mib"]}
+    res = benchlib.result_in(m["stdout"]) or {"error": f"{tool}: no result"}
+    return res | {"total_s": m["wall_s"], "peak_rss_mib": m["peak_rss_mib"]}
 
 
 @dataclass
@@ -385,7 +387,6 @@ def run_streamtrain(c: Corpus, work: Path, timeout: float) -> dict:
         "total_s": m["wall_s"],
         "cpu_s": m["cpu_s"],
         "peak_rss_mib": m["peak_rss_mib"],
-        "others_cores": m["others_cores"],
         "test_accuracy": out["fit"]["test_accuracy"],
         "val_accuracy": out["fit"].get("val_accuracy"),
         "train_seconds": out["fit"].get("train_seconds"),
@@ -416,9 +417,9 @@ def table_rows(results: list[dict], corpora: dict[str, tuple[Corpus, PeerFiles]]
         row["test_rows"] = files.test_rows
         for tool in tools:
             ok = [r for r in results if r["corpus"] == name and r["tool"] == tool and "error" not in r]
-            row[tool] = statistics.median(r["test_accuracy"] for r in ok) if ok else None
+            row[tool] = benchlib.median_of(r["test_accuracy"] for r in ok)
             if tool == "streamtrain":
-                row["streamtrain_s"] = statistics.median(r["total_s"] for r in ok) if ok else None
+                row["streamtrain_s"] = benchlib.median_of(r["total_s"] for r in ok)
                 row["streamtrain_chose"] = ok[-1]["chose"] if ok else None
         peers = [row[t] for t in BAR_PEERS if row.get(t) is not None]
         mine = row.get("streamtrain")
@@ -461,9 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpora", default=",".join(CORPORA), help=f"comma-separated, of {','.join(CORPORA)}")
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, of {','.join(TOOLS)}")
-    p.add_argument("--rounds", type=int, default=1)
+    benchlib.add_common_flags(p, rounds=1, json=True)
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed to one tool on one corpus")
-    p.add_argument("--json", help="write every measurement and the table here")
     p.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -493,34 +493,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         doc = {"commit": source, "argv": sys.argv[1:], "rounds": args.rounds, "table": rows, "results": results}
         doc["corpora"] = {n: {"corpus": asdict(c), "peer_files": asdict(f)} for n, (c, f) in corpora.items()}
-        Path(args.json).write_text(json.dumps(doc, indent=1, default=str))
+        benchlib.write_json(args.json, doc)
     return 0
 
 
 def run_rounds(corpora: dict[str, tuple[Corpus, PeerFiles]], tools: Sequence[str], rounds: int, timeout: float):
+    """Per corpus, the tools in ``benchlib.run_rounds``' interleaved rounds; every run as a flat record."""
     results: list[dict] = []
-    for rnd in range(rounds):
-        for name, (c, files) in corpora.items():
-            for tool in bench_peers.rotated(tools, rnd):
-                work = WORK / "runs" / name / tool
-                shutil.rmtree(work, ignore_errors=True)
-                work.mkdir(parents=True)
-                if tool == "streamtrain":
-                    res = run_streamtrain(c, work, timeout)
-                else:
-                    res = run_peer(tool, c, files, work, timeout)
-                res.update(corpus=name, tool=tool, round=rnd + 1)
-                results.append(res)
-                if "error" in res:
-                    print(f"round {rnd + 1} {name} {tool} FAILED: {res['error']}", flush=True)
-                else:
-                    extra = f"  {res['chose']}" if tool == "streamtrain" else ""
-                    print(
-                        f"round {rnd + 1} {name:13s} {tool:11s} test acc {res['test_accuracy']:.4f}  "
-                        f"total {res['total_s']:6.1f} s{extra}",
-                        flush=True,
-                    )
+    for name, (c, files) in corpora.items():
+        runs = benchlib.run_rounds(tools, rounds, partial(run_tool, c, files, timeout), "corpora", said)
+        results += [r.record("tool", corpus=name) for r in runs]
     return results
+
+
+def run_tool(c: Corpus, files: PeerFiles, timeout: float, tool: str, _round: int) -> dict:
+    """One tool on one corpus, in a fresh work directory."""
+    work = WORK / "runs" / c.name / tool
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return run_streamtrain(c, work, timeout) if tool == "streamtrain" else run_peer(tool, c, files, work, timeout)
+
+
+def said(res: dict) -> str:
+    """One round's line."""
+    return f"test acc {res['test_accuracy']:.4f}  total {res['total_s']:6.1f} s" + (
+        f"  {res['chose']}" if "chose" in res else ""
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     /tmp/venv/bin/python tools/bench_fit.py                       # IMDB, 4 epochs, all variants
     /tmp/venv/bin/python tools/bench_fit.py --data runs/ag/data --epochs 3 --variants ram,streamtrain
-    /tmp/venv/bin/python tools/bench_fit.py --repeats 3 --json runs/bench/fit.json
+    /tmp/venv/bin/python tools/bench_fit.py --rounds 3 --json runs/bench/fit.json
     /tmp/venv/bin/python tools/bench_fit.py --profile              # where streamtrain's input spends its time
 
 Without ``--data`` it prepares IMDB (train + test from an extracted aclImdb,
@@ -41,11 +41,13 @@ cached       not a real pipeline: streamtrain's batches of one epoch cached in R
              input pipeline can reach on this machine.
 
 Reported per variant: samples/s = train rows / epoch seconds, median over epochs
-2..N (and over ``--repeats``); the ratio to ``ram``; input-only samples/s (one
+2..N (and over ``--rounds``, once ``--repeats``: interleaved by
+``benchlib.run_rounds``, round r with seed SEED + r - 1); the median over
+rounds of its ratio to ``ram`` in the same round; input-only samples/s (one
 epoch of the same input consumed inside tf.data without training, after fit);
 peak RSS of its process and the part above the RSS measured after TensorFlow was
 imported and the model built; test accuracy from ``streamtrain.train.scoring.score``,
-averaged over the repeats (each repeat has its own seed); CPU cores the
+averaged over the rounds (each round has its own seed); CPU cores the
 process kept busy during fit, and the most CPU any other process on the machine
 used meanwhile (from /proc/stat; above ~0.2 cores the timings are suspect).
 """
@@ -58,14 +60,15 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 VARIANTS = ("ram", "h5gen", "streamtrain", "tfrecord", "cached")
-DEFAULT_DATA = benchlib.REPO / "runs" / "bench" / "imdb-hdf5"
 
 
 # ---------------------------------------------------------------- inputs
@@ -93,7 +96,7 @@ def h5_generator(data: Path, manifest, batch: int, n_classes: int, order: str, s
                 x = sp.csr_matrix(
                     (f["values"][lo:hi], f["indices"][lo:hi], indptr - lo), shape=(stop - start, manifest.n_features)
                 )
-                yield x, benchlib.targets(f["labels"][start:stop], n_classes)
+                yield x, benchdata.targets(f["labels"][start:stop], n_classes)
 
     return gen, len(starts)
 
@@ -151,7 +154,7 @@ def write_tfrecords(data: Path, n_files: int, seed: int) -> dict:
         "shards": key,
         "files": n_files,
         "rows": dealt,
-        "bytes": benchlib.dir_bytes(out, "*.tfrecord"),
+        "bytes": benchdata.dir_bytes(out, "*.tfrecord"),
         "write_s": round(time.perf_counter() - t0, 1),
     }
     done.write_text(json.dumps(info))
@@ -205,37 +208,21 @@ def time_input(batches, steps: int) -> float:
 
 
 # ---------------------------------------------------------------- child
-def run_variant(args) -> dict:
-    import keras
-
-    from streamtrain.dataset.manifest import Manifest
+def variant_input(args, data: Path, manifest) -> tuple[dict, Callable[[], float]]:
+    """``model.fit``'s input arguments for ``args.variant``, and a function timing the same input without training."""
     from streamtrain.train.batches import BatchStream, SplitSource
-    from streamtrain.train.models import build_mlp
-    from streamtrain.train.scoring import score
     from streamtrain.train.tfdata import keras_dataset
 
-    data = Path(args.data)
-    manifest = Manifest.load(data)
-    if manifest.encoding != "ngram":
-        raise SystemExit(f"{data}: encoding {manifest.encoding!r}; this benchmark feeds TF-IDF rows to the MLP")
-    n_classes, n_features, rows = len(manifest.labels), manifest.n_features, manifest.rows("train")
-    keras.utils.set_random_seed(args.seed)
-    model = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3)
-    rss_base = benchlib.rss_mib()
-
-    def stream():
-        return BatchStream(SplitSource(data, manifest, "train"), args.batch_size, True, args.seed)
-
-    v, fit_kw, input_only = args.variant, {}, None
+    v, n_classes, n_features, rows = args.variant, len(manifest.labels), manifest.n_features, manifest.rows("train")
     if v == "ram":
-        x, labels = benchlib.load_split_csr(data, "train")
-        fit_kw = {"x": x, "y": benchlib.targets(labels, n_classes), "batch_size": args.batch_size, "shuffle": True}
+        x, labels = benchdata.load_split_csr(data, "train")
+        fit_kw = {"x": x, "y": benchdata.targets(labels, n_classes), "batch_size": args.batch_size, "shuffle": True}
 
         def input_only():
             # Keras's private adapter: used only to time the same input without training.
             from keras.src.trainers.data_adapters import get_data_adapter
 
-            ad = get_data_adapter(x, benchlib.targets(labels, n_classes), batch_size=args.batch_size, shuffle=True)
+            ad = get_data_adapter(x, benchdata.targets(labels, n_classes), batch_size=args.batch_size, shuffle=True)
             return time_input(ad.get_tf_dataset(), ad.num_batches)
     elif v == "h5gen":
         gen, steps = h5_generator(data, manifest, args.batch_size, n_classes, args.gen_order, args.seed)
@@ -246,7 +233,7 @@ def run_variant(args) -> dict:
 
             return time_input(get_data_adapter(gen()).get_tf_dataset(), steps)
     elif v in ("streamtrain", "cached"):
-        train = stream()
+        train = BatchStream(SplitSource(data, manifest, "train"), args.batch_size, True, args.seed)
         ds = keras_dataset(train, n_classes)
         if v == "cached":
             ds = ds.take(train.steps).cache().repeat()
@@ -262,11 +249,31 @@ def run_variant(args) -> dict:
             return time_input(ds, -(-rows // args.batch_size))
     else:
         raise SystemExit(f"unknown variant {v}")
+    return fit_kw, input_only
+
+
+def run_variant(args) -> dict:
+    import keras
+
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.train.batches import BatchStream, SplitSource
+    from streamtrain.train.models import build_mlp
+    from streamtrain.train.scoring import score
+
+    data = Path(args.data)
+    manifest = Manifest.load(data)
+    if manifest.encoding != "ngram":
+        raise SystemExit(f"{data}: encoding {manifest.encoding!r}; this benchmark feeds TF-IDF rows to the MLP")
+    n_classes, n_features, rows = len(manifest.labels), manifest.n_features, manifest.rows("train")
+    keras.utils.set_random_seed(args.seed)
+    model = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3)
+    rss_base = benchlib.rss_mib()
+    v, (fit_kw, input_only) = args.variant, variant_input(args, data, manifest)
 
     def test_accuracy():
         return score(model, BatchStream(SplitSource(data, manifest, "test"), 1024).epoch(0), n_classes)["accuracy"]
 
-    timer, per_epoch = benchlib.epoch_timer(), []
+    timer, per_epoch = benchdata.epoch_timer(), []
     callbacks = [timer]  # the timer first: its epoch ends before any scoring starts
     if args.per_epoch_accuracy:
         callbacks.append(
@@ -274,7 +281,7 @@ def run_variant(args) -> dict:
         )
     t0, watch = time.perf_counter(), benchlib.CpuWatch()
     model.fit(epochs=args.epochs, callbacks=callbacks, verbose=0, **fit_kw)
-    fit_s, own_cores, other_cores = time.perf_counter() - t0, watch.cores(), watch.others()
+    fit_s, own_cores, others = time.perf_counter() - t0, watch.cores(), watch.others()
     try:
         input_rate = input_only()
     except Exception as exc:
@@ -284,11 +291,11 @@ def run_variant(args) -> dict:
         "variant": v,
         "rows": rows,
         "epoch_s": [round(s, 3) for s in timer.seconds],
-        "samples_per_s": benchlib.steady_rate(rows, timer.seconds),
+        "samples_per_s": benchdata.steady_rate(rows, timer.seconds),
         "input_only_samples_per_s": input_rate,
         "fit_s": round(fit_s, 2),
         "cores_used": round(own_cores, 2),
-        "other_load_cores": round(other_cores, 2),
+        "others_cores": round(others, 2),
         "test_accuracy": test_accuracy(),
         "test_accuracy_per_epoch": per_epoch,
         "rss_base_mib": round(rss_base, 1),
@@ -331,10 +338,10 @@ def profile_streamtrain(args) -> None:
 
     def fit_rate(ds, epochs=3):
         keras.utils.set_random_seed(args.seed)
-        model, timer = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3), benchlib.epoch_timer()
+        model, timer = build_mlp(n_features, n_classes, 64, 2, 0.2, 1e-3), benchdata.epoch_timer()
         c0 = time.process_time()
         model.fit(ds, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
-        return benchlib.steady_rate(rows, timer.seconds), (time.process_time() - c0) / sum(timer.seconds)
+        return benchdata.steady_rate(rows, timer.seconds), (time.process_time() - c0) / sum(timer.seconds)
 
     cached = keras_dataset(stream, n_classes).take(steps).cache().repeat()
     for name, ds in [
@@ -356,19 +363,11 @@ def profile_streamtrain(args) -> None:
 # ---------------------------------------------------------------- parent
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", help=f"prepared dataset directory (default: IMDB prepared into {DEFAULT_DATA})")
-    p.add_argument("--imdb", help="extracted aclImdb directory (default /tmp/imdb/aclImdb, else extract the archive)")
+    benchlib.add_common_flags(p, rounds=1, json=True, imdb=True, data=True)  # --rounds: once --repeats
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
-    p.add_argument(
-        "--repeats",
-        type=int,
-        default=1,
-        help="run the variant list this many times, interleaved, repeat r with seed SEED + r; "
-        "report median speed and RSS, mean test accuracy",
-    )
     p.add_argument(
         "--gen-order", choices=("batches", "sequential"), default="batches", help="h5gen batch order per epoch"
     )
@@ -379,7 +378,6 @@ def parse_args(argv=None):
         action="store_true",
         help="also score the test split after every epoch (outside the epoch timings) and print the mean per epoch",
     )
-    p.add_argument("--json", help="also write all raw results here")
     p.add_argument(
         "--profile",
         action="store_true",
@@ -399,102 +397,77 @@ def main(argv=None) -> int:
         benchlib.emit(write_tfrecords(Path(args.data), args.tfrecord_files, args.seed))
         return 0
     if args.data is None:
-        imdb = benchlib.imdb_dir(args.imdb)
-        args.data = str(benchlib.ensure_prepared(DEFAULT_DATA, [str(imdb / "train")], [str(imdb / "test")]))
+        args.data = str(benchdata.imdb_data(args.imdb))
     if args.profile:
         profile_streamtrain(args)
         return 0
     variants = [v for v in args.variants.split(",") if v]
     if bad := set(variants) - set(VARIANTS):
         raise SystemExit(f"unknown variants {sorted(bad)}; choose from {VARIANTS}")
-    common = [
-        "--data",
-        args.data,
-        "--epochs",
-        str(args.epochs),
-        "--batch-size",
-        str(args.batch_size),
-        *(["--per-epoch-accuracy"] if args.per_epoch_accuracy else []),
-        "--gen-order",
-        args.gen_order,
-        "--tfrecord-files",
-        str(args.tfrecord_files),
-        "--shuffle-buffer",
-        str(args.shuffle_buffer),
-    ]
+    common = ["--data", args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    common += ["--per-epoch-accuracy"] if args.per_epoch_accuracy else []
+    common += ["--gen-order", args.gen_order, "--tfrecord-files", str(args.tfrecord_files)]
+    common += ["--shuffle-buffer", str(args.shuffle_buffer)]
     me = str(Path(__file__).resolve())
     if "tfrecord" in variants:
         info = benchlib.run_child([me, "--write-tfrecords", "--seed", str(args.seed), *common])
         print(f"[bench_fit] tfrecords: {info}", file=sys.stderr, flush=True)
-    results: dict[str, list[dict]] = {v: [] for v in variants}
-    for r in range(args.repeats):
-        for v in variants:
-            print(f"[bench_fit] repeat {r + 1}/{args.repeats}: {v}", file=sys.stderr, flush=True)
-            res = benchlib.run_child([me, "--variant", v, "--seed", str(args.seed + r), *common])
-            print(f"[bench_fit]   {json.dumps(res)}", file=sys.stderr, flush=True)
-            results[v].append(res)
 
-    def med(v, key, how=statistics.median):
-        vals = [r[key] for r in results[v] if r.get(key) is not None]
-        return how(vals) if vals else None
+    def measure(v: str, rnd: int) -> dict:  # round r trains with seed SEED + r - 1
+        return benchlib.run_child([me, "--variant", v, "--seed", str(args.seed + rnd - 1), *common])
 
-    ref = med("ram", "samples_per_s") if "ram" in results else None
-    rows = []
-    for v in variants:
-        rate, peak = med(v, "samples_per_s"), med(v, "peak_rss_mib")
-        base, errors = med(v, "rss_base_mib"), [r["error"] for r in results[v] if "error" in r]
-        rows.append(
-            [
-                v,
-                benchlib.fmt(rate),
-                f"{rate / ref:.2f}" if rate and ref else "-",
-                benchlib.fmt(med(v, "input_only_samples_per_s")),
-                benchlib.fmt(peak),
-                benchlib.fmt(peak - base if peak and base else None),
-                benchlib.fmt(med(v, "test_accuracy", statistics.mean), 4),
-                benchlib.fmt(med(v, "cores_used"), 2),
-                benchlib.fmt(max((r.get("other_load_cores", 0) for r in results[v]), default=None), 2),
-                " ".join(f"{s:.1f}" for s in results[v][0].get("epoch_s", [])) + (f" ERROR {errors}" if errors else ""),
-            ]
-        )
+    runs = benchlib.run_rounds(variants, args.rounds, measure, "bench_fit")
     m = json.loads((Path(args.data) / "manifest.json").read_text())
     print(
         f"\n{args.data}: {m['stats']['rows']['train']} train rows, {m['n_features']} features; "
-        f"batch {args.batch_size}, {args.epochs} epochs, {args.repeats} repeat(s) "
-        f"with seeds {args.seed}..{args.seed + args.repeats - 1}, "
+        f"batch {args.batch_size}, {args.epochs} epochs, {args.rounds} round(s) "
+        f"with seeds {args.seed}..{args.seed + args.rounds - 1}, "
         f"{os.cpu_count()} CPUs\n"
     )
-    benchlib.print_table(
-        [
-            "variant",
-            "samples/s (ep 2..N)",
-            "x ram",
-            "input-only samples/s",
-            "peak RSS MiB",
-            "above base MiB",
-            "test acc (mean)",
-            "cores used",
-            "max other load",
-            "epoch s (1st run)",
-        ],
-        rows,
-    )
+    benchlib.print_ratio_table(runs, variants, table_columns("ram" if "ram" in variants else None))
     if args.per_epoch_accuracy:
-        print_per_epoch_accuracy(results, args.epochs)
+        print_per_epoch_accuracy(runs, variants, args.epochs)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+        benchlib.write_json(args.json, {"args": vars(args), "results": [r.record("variant") for r in runs]})
     return 0
 
 
-def print_per_epoch_accuracy(results: dict[str, list[dict]], epochs: int) -> None:
+def table_columns(base: str | None) -> list[benchlib.Column]:
+    """Medians over rounds; test accuracy: the mean over the rounds' seeds; others: the most of any round."""
+    b = benchlib
+
+    def above_base(runs, v):
+        peak, base_rss = b.aggregate(runs, v, "peak_rss_mib"), b.aggregate(runs, v, "rss_base_mib")
+        return b.fmt(peak - base_rss if peak and base_rss else None)
+
+    def first_epochs(runs, v):
+        mine = [r for r in runs if r.arm == v]
+        errors = [r.values["error"] for r in mine if not r.ok]
+        return " ".join(f"{s:.1f}" for s in mine[0].values.get("epoch_s", [])) + (f" ERROR {errors}" if errors else "")
+
+    ratio = [b.Ratio("x ram", "samples_per_s", base)] if base else [b.Custom("x ram", lambda *_: "-")]
+    return [
+        b.Custom("variant", lambda _runs, v: v),
+        b.Stat("samples/s (ep 2..N)", "samples_per_s"),
+        *ratio,
+        b.Stat("input-only samples/s", "input_only_samples_per_s"),
+        b.Stat("peak RSS MiB", "peak_rss_mib"),
+        b.Custom("above base MiB", above_base),
+        b.Stat("test acc (mean)", "test_accuracy", 4, statistics.mean),
+        b.Stat("cores used", "cores_used", 2),
+        b.Stat("max other load", "others_cores", 2, max),
+        b.Custom("epoch s (1st run)", first_epochs),
+    ]
+
+
+def print_per_epoch_accuracy(runs: list[benchlib.Run[str]], variants: list[str], epochs: int) -> None:
     """Mean test accuracy after each epoch, and the largest gap to ``ram`` for the same seed."""
 
     def curves(v):
-        return [r["test_accuracy_per_epoch"] for r in results[v] if len(r.get("test_accuracy_per_epoch", [])) == epochs]
+        return [c for r in runs if r.arm == v and len(c := r.values.get("test_accuracy_per_epoch", [])) == epochs]
 
-    ref, rows = curves("ram") if "ram" in results else [], []
-    for v in results:
+    ref, rows = curves("ram"), []
+    for v in variants:
         mine = curves(v)
         if not mine:
             continue

@@ -4,32 +4,32 @@
     .venv/bin/python tools/bench_integrity.py --rounds 5
 
 IMDB train + test is prepared once with streamtrain (cached under runs/bench/).
-Each round runs three children, each in its own subprocess, in an order that
-alternates from round to round:
+Each round runs three children, each in its own subprocess, in an order
+rotated from round to round (``benchlib.run_rounds``):
 
 checked    ``fit(FitOptions(data, epochs=1))`` as shipped: every shard's size and
            sha256 against the manifest before training (``Manifest.check_shards``)
 unchecked  the same with ``Manifest.check_shard`` patched to do nothing
 hash       ``Manifest.check_shards`` alone: the checking time itself
 
-and the medians over rounds, the checked/unchecked ratio of fit's wall time,
-and the hashing rate are printed. The page cache is warm after the first
-round, as it is for a nightly fit that follows its prepare.
+and the medians over rounds, the median of the per-round checked/unchecked
+ratios of fit's wall time, the others' load and the hashing rate are printed.
+The page cache is warm after the first round, as it is for a nightly fit that
+follows its prepare.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
-DEFAULT_DATA = benchlib.REPO / "runs" / "bench" / "imdb-hdf5"
 VARIANTS = ("checked", "unchecked", "hash")
 
 
@@ -51,39 +51,36 @@ def child(variant: str, data: str) -> dict:
         return {"seconds": time.perf_counter() - t0}
 
 
-def main() -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--data", help="a prepared dataset (default: IMDB, prepared once)")
+    benchlib.add_common_flags(p, rounds=3, data=True)
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.child:
         benchlib.emit(child(args.child, args.data))
         return 0
     if not args.data:
-        imdb = benchlib.imdb_dir()
-        args.data = str(benchlib.ensure_prepared(DEFAULT_DATA, [str(imdb / "train")], [str(imdb / "test")]))
-    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    for r in range(args.rounds):
-        order = VARIANTS if r % 2 == 0 else VARIANTS[::-1]
-        for v in order:
-            out = benchlib.run_child([__file__, "--child", v, "--data", args.data], timeout=1800)
-            if "error" in out:
-                raise SystemExit(f"{v}: {out['error']}")
-            results[v].append(out)
-            print(f"[bench_integrity] round {r + 1} {v}: {out['seconds']:.2f} s", file=sys.stderr, flush=True)
-    med = {v: statistics.median(o["seconds"] for o in results[v]) for v in VARIANTS}
-    shard_bytes = results["hash"][0]["bytes"]
+        args.data = str(benchdata.imdb_data())
+
+    def measure(v: str, _round: int) -> dict:
+        out = benchlib.run_child([__file__, "--child", v, "--data", args.data], timeout=1800)
+        if "error" in out:
+            raise SystemExit(f"{v}: {out['error']}")
+        return out
+
+    runs = benchlib.run_rounds(VARIANTS, args.rounds, measure, "bench_integrity", lambda o: f"{o['seconds']:.2f} s")
+    shard_bytes = next(r.get("bytes") for r in runs if r.arm == "hash")
     print(f"\n{args.data}: {shard_bytes / 2**20:.1f} MiB of shards; {args.rounds} rounds, medians\n")
-    benchlib.print_table(
-        ["variant", "seconds (median)", "x unchecked"],
-        [
-            ["fit, 1 epoch, checked", f"{med['checked']:.2f}", f"{med['checked'] / med['unchecked']:.3f}"],
-            ["fit, 1 epoch, unchecked", f"{med['unchecked']:.2f}", "1.000"],
-            ["checking alone", f"{med['hash']:.2f}", f"{med['hash'] / med['unchecked']:.3f}"],
-        ],
-    )
-    print(f"\nchecking rate: {shard_bytes / 2**20 / med['hash']:.0f} MiB/s (sha256, 1 MiB reads, one core)")
+    names = {"checked": "fit, 1 epoch, checked", "unchecked": "fit, 1 epoch, unchecked", "hash": "checking alone"}
+    columns: list[benchlib.Column] = [
+        benchlib.Custom("variant", lambda _runs, v: names[v]),
+        benchlib.Stat("seconds (median)", "seconds", 2),
+        benchlib.Ratio("x unchecked", "seconds", "unchecked", 3),
+        benchlib.OTHERS,
+    ]
+    benchlib.print_ratio_table(runs, VARIANTS, columns)
+    rate = shard_bytes / 2**20 / benchlib.aggregate(runs, "hash", "seconds")
+    print(f"\nchecking rate: {rate:.0f} MiB/s (sha256, 1 MiB reads, one core)")
     return 0
 
 

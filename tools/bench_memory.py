@@ -17,6 +17,10 @@ fit      ``streamtrain.train.fit.fit(FitOptions(data, epochs=1))``: one epoch (i
          directory is deleted afterwards
 
 and prints each step's peak RSS (getrusage) and time, and the ratios to x1.
+``--rounds`` runs all factors in interleaved rounds (``benchlib.run_rounds``,
+the order rotated); the table shows the last round, the ratios are per round
+and their median (peak RSS varies by ~50-100 MiB between identical runs:
+worker threads, allocator arenas).
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 GROW = Path(__file__).resolve().parent / "grow.py"
@@ -38,9 +43,9 @@ OUT = benchlib.REPO / "runs" / "bench"
 
 
 def grown(imdb: Path, factor: int) -> Path:
-    path = benchlib.TEXT_CACHE / f"imdb-train-x{factor}.jsonl.gz"
+    path = benchdata.TEXT_CACHE / f"imdb-train-x{factor}.jsonl.gz"
     if not path.is_file():
-        benchlib.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
+        benchdata.TEXT_CACHE.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         subprocess.run(
             [
@@ -64,7 +69,7 @@ def run_prepare(corpus: str, out: str, vectorizer: str) -> dict:
     from streamtrain.dataset.prepare import prepare
 
     t0 = time.perf_counter()
-    m = prepare(benchlib.prepare_options(inputs=[corpus], data=Path(out), overwrite=True, vectorizer=vectorizer))
+    m = prepare(benchdata.prepare_options(inputs=[corpus], data=Path(out), overwrite=True, vectorizer=vectorizer))
     return {
         "seconds": time.perf_counter() - t0,
         "rows": sum(m.stats["rows"].values()),
@@ -94,13 +99,41 @@ def run_fit(data: str) -> dict:
 
 
 def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.step:
+        kind, arg = args.step
+        benchlib.emit(run_prepare(*arg.split("::"), args.vectorizer) if kind == "prepare" else run_fit(arg))
+        return 0
+    imdb = benchdata.imdb_dir(args.imdb)
+    factors = [int(f) for f in args.factors.split(",")]
+    started = time.perf_counter()
+    runs = benchlib.run_rounds(factors, args.rounds, partial(measure, args, imdb), "bench_memory")
+    print(
+        f"\nIMDB train grown x{','.join(map(str, factors))}; "
+        f"total {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs\n"
+    )
+    print_last_round(runs, factors)
+    for f in factors[1:]:
+        for step in ("prepare",) if args.prepare_only else ("prepare", "fit"):
+            key = f"{step}_peak_rss_mib"
+            per_round = benchlib.ratios(runs, f, factors[0], key)
+            big, ref = (benchlib.aggregate(runs, x, key) for x in (f, factors[0]))
+            print(
+                f"x{f}/x{factors[0]} {step} peak RSS per round: "
+                f"{benchlib.ratio_line(per_round) if per_round else 'no round measured both'} "
+                f"(medians of the peaks: {benchlib.fmt(big)} / {benchlib.fmt(ref)} MiB)"
+            )
+    return 0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
         "--factors",
         default="1,4,16",
         help="comma-separated growth factors; the first is the reference (default 1,4,16)",
     )
-    p.add_argument("--imdb", help="extracted aclImdb directory")
+    benchlib.add_common_flags(p, rounds=1, imdb=True)
     p.add_argument(
         "--vectorizer",
         choices=("ngram", "sequence", "auto"),
@@ -108,95 +141,52 @@ def main(argv=None) -> int:
         help="prepare's --vectorizer (default ngram: TF-IDF + MLP at every size; auto picks sequences + sepCNN at x16)",
     )
     p.add_argument("--keep", action="store_true", help="keep the prepared runs/bench/mem-xF directories")
-    p.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="rounds of all factors, interleaved; the table shows the last, the ratios are per round and their "
-        "median (peak RSS varies by ~50-100 MiB between identical runs: worker threads, allocator arenas)",
-    )
     p.add_argument("--prepare-only", action="store_true", help="measure prepare only (no fit)")
     p.add_argument("--step", nargs=2, help=argparse.SUPPRESS)  # child: prepare CORPUS:OUT | fit DATA
-    args = p.parse_args(argv)
-    if args.step:
-        kind, arg = args.step
-        benchlib.emit(run_prepare(*arg.split("::"), args.vectorizer) if kind == "prepare" else run_fit(arg))
-        return 0
-    imdb = benchlib.imdb_dir(args.imdb)
-    factors = [int(f) for f in args.factors.split(",")]
-    me = str(Path(__file__).resolve())
-    results: dict = {}
-    peaks: dict[str, list[list[float]]] = {"prepare": [], "fit": []}  # [round][factor]
-    started = time.perf_counter()
-    for r in range(args.rounds):
-        peaks["prepare"].append([])
-        peaks["fit"].append([])
-        for f in factors:
-            corpus = grown(imdb, f)
-            data = OUT / f"mem-x{f}"
-            print(f"[bench_memory] round {r + 1}, x{f}: prepare", file=sys.stderr, flush=True)
-            prep = benchlib.run_child([me, "--step", "prepare", f"{corpus}::{data}", "--vectorizer", args.vectorizer])
-            print(f"[bench_memory]   {prep}", file=sys.stderr, flush=True)
-            fitr: dict = {}
-            if not args.prepare_only:
-                print(f"[bench_memory] round {r + 1}, x{f}: fit 1 epoch", file=sys.stderr, flush=True)
-                fitr = (
-                    benchlib.run_child([me, "--step", "fit", str(data), "--vectorizer", args.vectorizer])
-                    if "error" not in prep
-                    else {"error": "no data"}
-                )
-                print(f"[bench_memory]   {fitr}", file=sys.stderr, flush=True)
-            results[f] = (corpus.stat().st_size, prep, fitr)
-            peaks["prepare"][-1].append(prep.get("peak_rss_mib") or float("nan"))
-            peaks["fit"][-1].append(fitr.get("peak_rss_mib") or float("nan"))
-            if not args.keep:
-                shutil.rmtree(data, ignore_errors=True)
+    return p.parse_args(argv)
+
+
+def measure(args: argparse.Namespace, imdb: Path, f: int, _round: int) -> dict:
+    """One factor: prepare (and fit, unless --prepare-only), each in its own child; their keys prefixed by the step."""
+    me, corpus, data = str(Path(__file__).resolve()), grown(imdb, f), OUT / f"mem-x{f}"
+    prep = benchlib.run_child([me, "--step", "prepare", f"{corpus}::{data}", "--vectorizer", args.vectorizer])
+    print(f"[bench_memory]   x{f} prepare: {prep}", file=sys.stderr, flush=True)
+    fitr: dict = {}
+    if not args.prepare_only:
+        fitr = {"error": "no data"}
+        if "error" not in prep:
+            fitr = benchlib.run_child([me, "--step", "fit", str(data), "--vectorizer", args.vectorizer])
+    if not args.keep:
+        shutil.rmtree(data, ignore_errors=True)
+    out = {"text_bytes": corpus.stat().st_size}
+    return out | {f"prepare_{k}": v for k, v in prep.items()} | {f"fit_{k}": v for k, v in fitr.items()}
+
+
+def print_last_round(runs: list[benchlib.Run[int]], factors: list[int]) -> None:
+    """The last round's measurements, one row per factor."""
+    last = {r.arm: r for r in runs if r.round == benchlib.rounds_of(runs)}
     rows = []
-    for f, (gz, prep, fitr) in results.items():
+    for f in factors:
+        r, fmt = last[f], benchlib.fmt
         rows.append(
             [
                 f"x{f}",
-                prep.get("encoding", "-"),
-                benchlib.fmt(prep.get("rows")),
-                f"{gz / 1e6:.0f}",
-                benchlib.fmt((prep.get("shard_bytes") or 0) / 1e6),
-                benchlib.fmt(prep.get("seconds"), 1),
-                benchlib.fmt(prep.get("peak_rss_mib")),
-                benchlib.fmt(fitr.get("train_seconds"), 1),
-                benchlib.fmt(fitr.get("samples_per_s")),
-                benchlib.fmt(fitr.get("peak_rss_mib")),
-                prep.get("error") or fitr.get("error") or "",
+                r.get("prepare_encoding") or "-",
+                fmt(r.get("prepare_rows")),
+                f"{r.get('text_bytes') / 1e6:.0f}",
+                fmt((r.get("prepare_shard_bytes") or 0) / 1e6),
+                fmt(r.get("prepare_seconds"), 1),
+                fmt(r.get("prepare_peak_rss_mib")),
+                fmt(r.get("fit_train_seconds"), 1),
+                fmt(r.get("fit_samples_per_s")),
+                fmt(r.get("fit_peak_rss_mib")),
+                fmt(r.get("others_cores"), 2),
+                r.get("prepare_error") or r.get("fit_error") or "",
             ]
         )
-    print(
-        f"\nIMDB train grown x{','.join(map(str, factors))}; "
-        f"total {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs\n"
-    )
-    benchlib.print_table(
-        [
-            "corpus",
-            "encoding",
-            "rows",
-            "text .gz MB",
-            "shards MB",
-            "prepare s",
-            "prepare peak RSS MiB",
-            "fit epoch s",
-            "fit samples/s",
-            "fit peak RSS MiB",
-            "error",
-        ],
-        rows,
-    )
-    for i, f in enumerate(factors[1:], start=1):
-        for step in ("prepare",) if args.prepare_only else ("prepare", "fit"):
-            per_round = [round_[i] / round_[0] for round_ in peaks[step]]
-            big, ref = (statistics.median(r[j] for r in peaks[step]) for j in (i, 0))
-            print(
-                f"x{f}/x{factors[0]} {step} peak RSS per round: {', '.join(f'{v:.2f}' for v in per_round)}; "
-                f"median {statistics.median(per_round):.2f} (medians of the peaks: {big:.0f} / {ref:.0f} MiB)"
-            )
-    return 0
+    headers = ["corpus", "encoding", "rows", "text .gz MB", "shards MB", "prepare s", "prepare peak RSS MiB"]
+    headers += ["fit epoch s", "fit samples/s", "fit peak RSS MiB", "others", "error"]
+    benchlib.print_table(headers, rows)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ aclImdb/train is cut into two nights by a stable hash of each review's file
 name (``split_nights``: symlink trees, the text never copied); the test set
 is aclImdb/test. Once, untimed: night 1 (``prepare`` of night 1 + test,
 ``fit`` into a model directory), then night 2's ``prepare --append`` (timed
-once, the same for both variants). Then each round, in an order that
-alternates from round to round, each variant in its own subprocess:
+once, the same for both variants). Then each round, in an order rotated from
+round to round (``benchlib.run_rounds``), each variant in its own subprocess:
 
 warm     ``fit --warm-start`` on the appended dataset, into a copy of the
          night-1 model directory (whose current version it starts from)
@@ -20,7 +20,8 @@ round ends with a version; whether the guard alone would have promoted is
 counted).
 
 Printed: per variant the medians of fit's wall time (in-process, TensorFlow
-import excluded), epochs and test accuracy, and the warm/scratch time ratio.
+import excluded), epochs, test accuracy and the others' load, and the medians
+of the per-round warm/scratch time ratios.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 WORK = benchlib.REPO / "runs" / "bench" / "nightly"
@@ -90,51 +91,55 @@ def setup(imdb: Path, work: Path) -> tuple[Path, Path, float]:
     return data, model, time.perf_counter() - t0
 
 
-def main() -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--imdb", help="an extracted aclImdb directory (default: extract the archive once)")
+    benchlib.add_common_flags(p, rounds=3, imdb=True)
     p.add_argument("--child", nargs=3, metavar=("VARIANT", "DATA", "MODEL_DIR"), help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.child:
         benchlib.emit(child(*args.child))
         return 0
-    data, night1_model, append_seconds = setup(benchlib.imdb_dir(args.imdb), WORK)
+    data, night1_model, append_seconds = setup(benchdata.imdb_dir(args.imdb), WORK)
     print(f"night 2 prepare --append: {append_seconds:.1f} s (the same for both variants)", flush=True)
-    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    for r in range(args.rounds):
-        for variant in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:  # rotate the order
-            model = WORK / f"model-{variant}"
-            shutil.rmtree(model, ignore_errors=True)
-            shutil.copytree(night1_model, model, symlinks=True)  # night 1's model is current for both
-            out = benchlib.run_child([__file__, "--child", variant, str(data), str(model)])
-            if "error" in out:
-                raise SystemExit(f"{variant}: {out['error']}")
-            results[variant].append(out)
-            print(
-                f"round {r + 1} {variant:8s} {out['seconds']:6.1f} s  epochs {out['epochs']}  "
-                f"test accuracy {out['test_accuracy']:.4f}",
-                flush=True,
-            )
-    med = {
-        v: {k: statistics.median(o[k] for o in results[v]) for k in ("seconds", "epochs", "test_accuracy")}
-        for v in VARIANTS
-    }
-    print(f"\nmedians over {args.rounds} rounds (fit only; night 2's append took {append_seconds:.1f} s):")
+
+    def measure(variant: str, _round: int) -> dict:
+        model = WORK / f"model-{variant}"
+        shutil.rmtree(model, ignore_errors=True)
+        shutil.copytree(night1_model, model, symlinks=True)  # night 1's model is current for both
+        out = benchlib.run_child([__file__, "--child", variant, str(data), str(model)])
+        if "error" in out:
+            raise SystemExit(f"{variant}: {out['error']}")
+        return out | {"night_s": append_seconds + out["seconds"]}  # night 2 end to end: append + fit
+
+    runs = benchlib.run_rounds(VARIANTS, args.rounds, measure, "bench_nightly", said)
+    print_summary(runs, append_seconds)
+    return 0
+
+
+def said(out: dict) -> str:
+    """One round's line."""
+    return f"{out['seconds']:.1f} s  epochs {out['epochs']}  test accuracy {out['test_accuracy']:.4f}"
+
+
+def print_summary(runs: list[benchlib.Run[str]], append_seconds: float) -> None:
+    """Medians per variant; each warm variant against scratch: the medians of the per-round ratios."""
+    rounds = benchlib.rounds_of(runs)
+    print(f"\nmedians over {rounds} rounds (fit only; night 2's append took {append_seconds:.1f} s):")
+    med = {v: {k: benchlib.aggregate(runs, v, k) for k in ("seconds", "epochs", "test_accuracy")} for v in VARIANTS}
     for v in VARIANTS:
+        others = benchlib.aggregate(runs, v, "others_cores")
         print(
             f"  {v:8s} {med[v]['seconds']:6.1f} s  {med[v]['epochs']:g} epochs  test accuracy "
-            f"{med[v]['test_accuracy']:.4f}"
+            f"{med[v]['test_accuracy']:.4f}  others {others:.2f}"
         )
     for v in VARIANTS[:-1]:
-        ratio = med[v]["seconds"] / med["scratch"]["seconds"]
-        end_to_end = (append_seconds + med[v]["seconds"]) / (append_seconds + med["scratch"]["seconds"])
-        promoted = sum(o["promoted_by_guard"] for o in results[v])
+        ratio = benchlib.median_ratio(runs, v, "scratch", "seconds")
+        end_to_end = benchlib.median_ratio(runs, v, "scratch", "night_s")
+        promoted = sum(bool(r.get("promoted_by_guard")) for r in runs if r.arm == v)
         print(
             f"  {v} / scratch fit time: {ratio:.2f}x; night 2 end to end (append + fit): {end_to_end:.2f}x; "
-            f"promoted by the guard on its own: {promoted}/{args.rounds}"
+            f"promoted by the guard on its own: {promoted}/{rounds}"
         )
-    return 0
 
 
 if __name__ == "__main__":

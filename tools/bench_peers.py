@@ -9,7 +9,7 @@ Datasets (converted once into ``text,label`` CSV files with a header under
 /tmp/streamtrain-bench/peers/data/, never in the repository; every tool reads
 these same files):
 
-imdb     aclImdb train 25,000 / test 25,000 (benchlib.imdb_dir: the archive in
+imdb     aclImdb train 25,000 / test 25,000 (benchdata.imdb_dir: the archive in
          $STREAMTRAIN_DATASETS extracted once). The train rows are shuffled with
          a fixed seed (sorted, the files are all ``neg`` then all ``pos``, which
          would cripple the online learners); the text is the review as is.
@@ -74,13 +74,14 @@ hash-held-out part of the train CSV (never the test set) and hard-coded in
 PEER_SETTINGS with the validation accuracies that chose them; imdb8 uses
 imdb's settings.
 
-Rounds are interleaved (round 1 runs every tool, then round 2, ...), the tool
-order rotated each round; each tool runs in fresh subprocesses. Per tool the
-parent measures wall time, CPU seconds (user + sys, its descendants included,
-from ``os.wait4``) and peak RSS (the kernel's high-water mark of the largest
-process in the tree, also from ``wait4``); cores used = CPU s / wall s.
-``others`` is the CPU the rest of the machine used meanwhile (/proc/stat minus
-ours; above ~0.2 cores the timings are suspect). Printed per dataset: medians
+Rounds are interleaved (``benchlib.run_rounds``: round 1 runs every tool,
+then round 2, ..., the tool order rotated each round); each tool runs in
+fresh subprocesses. Per tool the parent measures wall time, CPU seconds
+(user + sys, its descendants included, from ``os.wait4``) and peak RSS (the
+kernel's high-water mark of the largest process in the tree, also from
+``wait4``); cores used = CPU s / wall s. ``others`` is the CPU the rest of
+the machine used meanwhile (``benchlib.CpuWatch``: /proc/stat minus ours;
+above ~0.2 cores the timings are suspect). Printed per dataset: medians
 per tool, the median over rounds of each tool's total / streamtrain's total in
 the same round, and streamtrain's total / VW's total per round (the target is
 <= 1.0x). ``--json`` writes every measurement.
@@ -98,7 +99,6 @@ import re
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -107,11 +107,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 TOOLS = ("streamtrain", "st-train", "vw", "fasttext", "sk-hash", "sk-tfidf")
 DATASETS = ("imdb", "imdb8", "agnews")
-WORK = benchlib.TEXT_CACHE / "peers"
+WORK = benchdata.TEXT_CACHE / "peers"
 CONVERT_VERSION = 1  # bump when the conversion below changes: the cached CSV files are rebuilt
 STREAMTRAIN = Path(sys.executable).parent / "streamtrain"  # the console script of the venv running this
 CHUNK_ROWS = 10_000
@@ -244,7 +245,7 @@ def dataset_files(name: str) -> tuple[Path, Path, dict] | None:
         if not (root / "imdb" / "aclImdb_labeled.tar.gz").is_file():
             print(f"[peers] imdb: skipped, no {root}/imdb/aclImdb_labeled.tar.gz", file=sys.stderr)
             return None
-        acl = benchlib.imdb_dir()
+        acl = benchdata.imdb_dir()
         train_rows = imdb_rows(acl / "train")
         random.Random(0).shuffle(train_rows)
         test_rows = imdb_rows(acl / "test")
@@ -460,7 +461,6 @@ def measured(argv: Sequence[str], log: Path, timeout: float | None = None) -> di
     ``os.wait4`` returns the child's resource usage with its reaped descendants':
     CPU seconds summed, ``ru_maxrss`` the largest single process's peak.
     """
-    busy0 = benchlib.CpuWatch._busy()
     started = time.perf_counter()
     with log.with_suffix(".out").open("w") as out, log.with_suffix(".err").open("w") as err:
         proc = subprocess.Popen(list(argv), stdout=out, stderr=err, start_new_session=True)
@@ -478,7 +478,6 @@ def measured(argv: Sequence[str], log: Path, timeout: float | None = None) -> di
         "wall_s": wall,
         "cpu_s": cpu,
         "peak_rss_mib": ru.ru_maxrss / 1024,
-        "others_cores": max(0.0, benchlib.CpuWatch._busy() - busy0 - cpu) / wall,
         "stdout": log.with_suffix(".out").read_text(),
     }
 
@@ -516,7 +515,6 @@ def run_streamtrain(train: Path, test: Path, work: Path, prepare_args: str, fit_
         "cpu_s": prep["cpu_s"] + fit["cpu_s"],
         "cores": (prep["cpu_s"] + fit["cpu_s"]) / wall,
         "peak_rss_mib": max(prep["peak_rss_mib"], fit["peak_rss_mib"]),
-        "others_cores": (prep["others_cores"] * prep["wall_s"] + fit["others_cores"] * fit["wall_s"]) / wall,
         "test_accuracy": fit_out["test_accuracy"],
         "val_accuracy": fit_out.get("val_accuracy"),
         "steps": {
@@ -550,7 +548,6 @@ def run_streamtrain_train(
         "cpu_s": m["cpu_s"],
         "cores": m["cpu_s"] / m["wall_s"],
         "peak_rss_mib": m["peak_rss_mib"],
-        "others_cores": m["others_cores"],
         "test_accuracy": fit_out["test_accuracy"],
         "val_accuracy": fit_out.get("val_accuracy"),
         "epochs": fit_out.get("epochs"),
@@ -564,116 +561,57 @@ def run_peer(tool: str, dataset: str, train: Path, test: Path, labels: list[str]
     m = measured(argv, log, timeout)
     if m["rc"] != 0:
         return _failed(tool, m, log)
-    res = next(
-        json.loads(line[len(benchlib.MARK) :])
-        for line in reversed(m["stdout"].splitlines())
-        if line.startswith(benchlib.MARK)
-    )
-    res.update(
-        total_s=m["wall_s"],
-        cpu_s=m["cpu_s"],
-        cores=m["cpu_s"] / m["wall_s"],
-        peak_rss_mib=m["peak_rss_mib"],
-        others_cores=m["others_cores"],
-    )
+    res = benchlib.result_in(m["stdout"]) or {"error": f"{tool}: no result"}
+    res.update(total_s=m["wall_s"], cpu_s=m["cpu_s"], cores=m["cpu_s"] / m["wall_s"], peak_rss_mib=m["peak_rss_mib"])
     return res
 
 
 # ---------------------------------------------------------------- summary
-def rotated(items: Sequence[str], r: int) -> list[str]:
-    k = r % len(items) if items else 0
-    return list(items[k:]) + list(items[:k])
+SUMMARY_KEYS = ("prepare_s", "train_s", "total_s", "peak_rss_mib", "cores", "test_accuracy", "val_accuracy")
 
 
-def ratios(results: list[dict], dataset: str, tool: str, base: str) -> list[float]:
-    """Per round: ``tool``'s total / ``base``'s total in the same round (rounds where both succeeded)."""
-    by = {(r["tool"], r["round"]): r for r in results if r["dataset"] == dataset and "error" not in r}
-    return [
-        by[(tool, rnd)]["total_s"] / by[(base, rnd)]["total_s"]
-        for rnd in sorted({r for _, r in by})
-        if (tool, rnd) in by and (base, rnd) in by
-    ]
-
-
-def median_of(values: Iterable) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def summary_rows(results: list[dict], dataset: str, tools: Sequence[str]) -> list[dict]:
-    """Per tool, medians over its successful rounds and the median of per-round ratios to streamtrain."""
+def summary_rows(runs: Sequence[benchlib.Run[str]], dataset: str, tools: Sequence[str]) -> list[dict]:
+    """Per tool, medians over its successful rounds and the median of per-round ratios of total_s to streamtrain's."""
     rows = []
     for tool in tools:
-        ok = [r for r in results if r["dataset"] == dataset and r["tool"] == tool and "error" not in r]
-        row = {"dataset": dataset, "tool": tool, "rounds": len(ok)}
-        for key in (
-            "prepare_s",
-            "train_s",
-            "total_s",
-            "peak_rss_mib",
-            "cores",
-            "test_accuracy",
-            "val_accuracy",
-            "others_cores",
-        ):
-            row[key] = median_of(r.get(key) for r in ok)
-        row["vs_streamtrain"] = median_of(ratios(results, dataset, tool, "streamtrain"))
+        row: dict = {"dataset": dataset, "tool": tool, "rounds": len(benchlib.ok_runs(runs, tool))}
+        for key in (*SUMMARY_KEYS, "others_cores"):
+            row[key] = benchlib.aggregate(runs, tool, key)
+        row["vs_streamtrain"] = benchlib.median_ratio(runs, tool, "streamtrain", "total_s")
         rows.append(row)
     return rows
 
 
-def print_summary(results: list[dict], dataset: str, tools: Sequence[str], rounds: int) -> list[dict]:
-    rows = summary_rows(results, dataset, tools)
-    f = benchlib.fmt
-    print(f"\n{dataset}: medians over {rounds} round(s)")
-    benchlib.print_table(
-        [
-            "dataset",
-            "tool",
-            "prepare s",
-            "train s",
-            "total s",
-            "total / streamtrain",
-            "peak RSS MiB",
-            "cores",
-            "test acc",
-            "others",
-        ],
-        [
-            [
-                r["dataset"],
-                r["tool"] + ("" if r["rounds"] == rounds else f" ({r['rounds']}/{rounds} ok)"),
-                f(r["prepare_s"], 1),
-                f(r["train_s"], 1),
-                f(r["total_s"], 1),
-                "-" if r["vs_streamtrain"] is None else f"{r['vs_streamtrain']:.2f}x",
-                f(r["peak_rss_mib"]),
-                f(r["cores"], 2),
-                "-" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
-                f(r["others_cores"], 2),
-            ]
-            for r in rows
-        ],
-    )
-    mine = next((r for r in rows if r["tool"] == "streamtrain" and r["val_accuracy"] is not None), None)
-    if mine is not None:
-        gap = 100 * (mine["val_accuracy"] - mine["test_accuracy"])
+def print_summary(runs: Sequence[benchlib.Run[str]], dataset: str, tools: Sequence[str]) -> list[dict]:
+    """The table of medians (total / streamtrain: the median of the per-round ratios), then the ratios to VW."""
+    print(f"\n{dataset}: medians over {benchlib.rounds_of(runs)} round(s)")
+    b = benchlib
+    columns: list[benchlib.Column] = [
+        b.Custom("dataset", lambda _runs, _arm: dataset),
+        b.ArmName("tool"),
+        b.Stat("prepare s", "prepare_s", 1),
+        b.Stat("train s", "train_s", 1),
+        b.Stat("total s", "total_s", 1),
+        b.Ratio("total / streamtrain", "total_s", "streamtrain"),
+        b.Stat("peak RSS MiB", "peak_rss_mib"),
+        b.Stat("cores", "cores", 2),
+        b.Stat("test acc", "test_accuracy", 4),
+        b.OTHERS,
+    ]
+    b.print_ratio_table(runs, tools, columns)
+    val, test = b.aggregate(runs, "streamtrain", "val_accuracy"), b.aggregate(runs, "streamtrain", "test_accuracy")
+    if val is not None and test is not None:
         print(
-            f"streamtrain validation accuracy {mine['val_accuracy']:.4f}, test {mine['test_accuracy']:.4f}: "
-            f"{gap:+.2f} points (target: within 1 point)"
+            f"streamtrain validation accuracy {val:.4f}, test {test:.4f}: "
+            f"{100 * (val - test):+.2f} points (target: within 1 point)"
         )
-    for mine_tool in ("streamtrain", "st-train"):
-        vw = ratios(results, dataset, mine_tool, "vw")
-        if vw:
-            per_round = ", ".join(f"{x:.2f}" for x in vw)
-            print(
-                f"{mine_tool} total / VW total per round: {per_round}; median {statistics.median(vw):.2f}x "
-                "(target <= 1.0x)"
-            )
-    for r in results:
-        if r["dataset"] == dataset and "error" in r:
-            print(f"round {r['round']} {r['tool']} FAILED: {r['error']}")
-    return rows
+    for mine in ("streamtrain", "st-train"):
+        if vw := b.ratios(runs, mine, "vw", "total_s"):
+            print(f"{mine} total / VW total per round: {b.ratio_line(vw)} (target <= 1.0x)")
+    for r in runs:
+        if not r.ok:
+            print(f"round {r.round} {r.arm} FAILED: {r.values['error']}")
+    return summary_rows(runs, dataset, tools)
 
 
 # ---------------------------------------------------------------- tuning (validation split of train only)
@@ -732,11 +670,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", default="imdb,agnews", help=f"comma-separated, of {','.join(DATASETS)}")
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, of {','.join(TOOLS)}")
-    p.add_argument("--rounds", type=int, default=3)
+    benchlib.add_common_flags(p, rounds=3, json=True)
     p.add_argument("--streamtrain-prepare-args", default="", help="extra flags for streamtrain prepare (one string)")
     p.add_argument("--streamtrain-fit-args", default="", help="extra flags for streamtrain fit (one string)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed to one tool step")
-    p.add_argument("--json", help="write every measurement and the summary here")
     p.add_argument("--tune", action="store_true", help="print the peers' validation accuracies instead")
     p.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -762,43 +699,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"\n{dataset}: train {meta['train_rows']:,} rows, test {meta['test_rows']:,} rows, labels {meta['labels']}",
             flush=True,
         )
-        for rnd in range(args.rounds):
-            for tool in rotated(tools, rnd):
-                work = WORK / "runs" / dataset / tool
-                shutil.rmtree(work, ignore_errors=True)
-                work.mkdir(parents=True)
-                if tool in ("streamtrain", "st-train"):
-                    run = run_streamtrain if tool == "streamtrain" else run_streamtrain_train
-                    res = run(train, test, work, args.streamtrain_prepare_args, args.streamtrain_fit_args, args.timeout)
-                else:
-                    res = run_peer(tool, dataset, train, test, meta["labels"], work, args.timeout)
-                res.update(dataset=dataset, tool=tool, round=rnd + 1)
-                results.append(res)
-                if "error" in res:
-                    print(f"round {rnd + 1} {tool:11s} FAILED: {res['error']}", flush=True)
-                else:
-                    print(
-                        f"round {rnd + 1} {tool:11s} total {res['total_s']:6.1f} s  "
-                        f"test acc {res['test_accuracy']:.4f}  peak {res['peak_rss_mib']:,.0f} MiB  "
-                        f"cores {res['cores']:.2f}  others {res['others_cores']:.2f}",
-                        flush=True,
-                    )
-        summary[dataset] = print_summary(results, dataset, tools, args.rounds)
+        runs = benchlib.run_rounds(tools, args.rounds, tool_measure(args, dataset, train, test, meta), "peers", said)
+        results += [r.record("tool", dataset=dataset) for r in runs]
+        summary[dataset] = print_summary(runs, dataset, tools)
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "commit": source,
-                    "argv": sys.argv[1:],
-                    "peer_settings": PEER_SETTINGS,
-                    "datasets": {d: m for d, (_, _, m) in files.items()},
-                    "results": results,
-                    "summary": summary,
-                },
-                indent=1,
-            )
-        )
+        doc = {"commit": source, "argv": sys.argv[1:], "peer_settings": PEER_SETTINGS}
+        doc |= {"datasets": {d: m for d, (_, _, m) in files.items()}, "results": results, "summary": summary}
+        benchlib.write_json(args.json, doc)
     return 0
+
+
+def tool_measure(args: argparse.Namespace, dataset: str, train: Path, test: Path, meta: dict):
+    """``measure(tool, round)`` for the harness: one tool from the CSV files to a test accuracy, in a fresh work dir."""
+
+    def measure(tool: str, _round: int) -> dict:
+        work = WORK / "runs" / dataset / tool
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        if tool in ("streamtrain", "st-train"):
+            run = run_streamtrain if tool == "streamtrain" else run_streamtrain_train
+            return run(train, test, work, args.streamtrain_prepare_args, args.streamtrain_fit_args, args.timeout)
+        return run_peer(tool, dataset, train, test, meta["labels"], work, args.timeout)
+
+    return measure
+
+
+def said(res: dict) -> str:
+    """One round's line."""
+    return (
+        f"total {res['total_s']:6.1f} s  test acc {res['test_accuracy']:.4f}  peak {res['peak_rss_mib']:,.0f} MiB  "
+        f"cores {res['cores']:.2f}  others {res['others_cores']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ sklearn      all texts in lists, ``TfidfVectorizer(ngram_range=(1, 2), min_df=2,
              to both, cast to float32 (the guide's ``ngram_vectorize``).
 
 Docs/s and MB/s count every train and test document and the UTF-8 bytes of its
-text (counted once, up front, by streaming the inputs).
+text (counted once, up front, by streaming the inputs). ``--rounds N`` runs
+both N times in interleaved rounds (``benchlib.run_rounds``); the table shows
+medians and the others' load, the speed and memory ratios are the medians of
+the per-round ratios.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 VARIANTS = ("streamtrain", "sklearn")
@@ -63,7 +67,7 @@ def run_streamtrain(args) -> dict:
     try:
         t0 = time.perf_counter()
         columns = spec(args)
-        opts = benchlib.prepare_options(
+        opts = benchdata.prepare_options(
             inputs=args.train,
             test=args.test,
             data=scratch / "data",
@@ -129,7 +133,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--train", nargs="+", help="training inputs (default: IMDB train/)")
     p.add_argument("--test", nargs="*", help="test inputs (default: IMDB test/; give --test alone for none)")
-    p.add_argument("--imdb", help="extracted aclImdb directory for the defaults")
+    benchlib.add_common_flags(p, rounds=1, imdb=True)
     p.add_argument("--text-column", action="append", type=column)
     p.add_argument("--label-column", type=column, default="label")
     p.add_argument("--top-k", type=int, default=20_000)
@@ -144,7 +148,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.train is None or args.test is None:
-        imdb = benchlib.imdb_dir(args.imdb)
+        imdb = benchdata.imdb_dir(args.imdb)
         args.train = args.train or [str(imdb / "train")]
         args.test = [str(imdb / "test")] if args.test is None else args.test
     if args.variant:
@@ -153,52 +157,52 @@ def main(argv=None) -> int:
     Path(args.scratch).mkdir(parents=True, exist_ok=True)
     docs, nbytes = count(args.train + args.test, spec(args))
     print(f"[bench_prepare] {docs} documents, {nbytes / 1e6:.1f} MB of text", file=sys.stderr, flush=True)
-    passthrough = [
-        "--train",
-        *args.train,
-        "--test",
-        *args.test,
-        "--label-column",
-        str(args.label_column),
-        "--top-k",
-        str(args.top_k),
-        "--scratch",
-        args.scratch,
-    ]
+    passthrough = ["--train", *args.train, "--test", *args.test, "--label-column", str(args.label_column)]
+    passthrough += ["--top-k", str(args.top_k), "--scratch", args.scratch]
     for c in args.text_column or []:
         passthrough += ["--text-column", str(c)]
-    results = {}
-    for v in args.variants.split(","):
-        print(f"[bench_prepare] {v}", file=sys.stderr, flush=True)
-        results[v] = benchlib.run_child([str(Path(__file__).resolve()), "--variant", v, *passthrough])
-        print(f"[bench_prepare]   {results[v]}", file=sys.stderr, flush=True)
-    rows = []
-    for v, r in results.items():
-        s = r.get("seconds")
-        detail = ", ".join(f"{k} {r[k]:.1f}" for k in ("read_s", "tfidf_s", "select_s") if k in r)
-        rows.append(
-            [
-                v,
-                benchlib.fmt(s, 1),
-                benchlib.fmt(docs / s if s else None),
-                benchlib.fmt(nbytes / 1e6 / s if s else None, 2),
-                benchlib.fmt(r.get("peak_rss_mib")),
-                benchlib.fmt(r.get("n_features")),
-                r.get("error") or detail,
-            ]
-        )
+    me, variants = str(Path(__file__).resolve()), args.variants.split(",")
+    runs = benchlib.run_rounds(
+        variants, args.rounds, lambda v, _round: benchlib.run_child([me, "--variant", v, *passthrough]), "bench_prepare"
+    )
     print(
         f"\n{docs} documents ({len(args.train)} train + {len(args.test)} test inputs), {nbytes / 1e6:.1f} MB of text, "
-        f"{os.cpu_count()} CPUs\n"
+        f"{os.cpu_count()} CPUs; {args.rounds} round(s), medians\n"
     )
-    benchlib.print_table(["variant", "seconds", "docs/s", "MB/s", "peak RSS MiB", "features", "phases (s)"], rows)
-    a, b = results.get("streamtrain", {}), results.get("sklearn", {})
-    if a.get("seconds") and b.get("seconds"):
-        print(
-            f"\nstreamtrain / sklearn: speed x{b['seconds'] / a['seconds']:.2f}, "
-            f"peak RSS x{a['peak_rss_mib'] / b['peak_rss_mib']:.2f}"
-        )
+    benchlib.print_ratio_table(runs, variants, table_columns(docs, nbytes))
+    if {"streamtrain", "sklearn"} <= set(variants):
+        speed = benchlib.median_ratio(runs, "sklearn", "streamtrain", "seconds")
+        peak = benchlib.median_ratio(runs, "streamtrain", "sklearn", "peak_rss_mib")
+        if speed and peak:
+            print(f"\nstreamtrain / sklearn: speed x{speed:.2f}, peak RSS x{peak:.2f}")
     return 0
+
+
+def table_columns(docs: int, nbytes: int) -> list[benchlib.Column]:
+    b = benchlib
+
+    def per_second(amount: float, digits: int):
+        def cell(runs, v):
+            s = b.aggregate(runs, v, "seconds")
+            return b.fmt(amount / s if s else None, digits)
+
+        return cell
+
+    def phases(runs, v):
+        errors = [r.values["error"] for r in runs if r.arm == v and not r.ok]
+        times = {k: b.aggregate(runs, v, k) for k in ("read_s", "tfidf_s", "select_s")}
+        return "; ".join(errors) or ", ".join(f"{k} {t:.1f}" for k, t in times.items() if t is not None)
+
+    return [
+        b.ArmName("variant"),
+        b.Stat("seconds", "seconds", 1),
+        b.Custom("docs/s", per_second(docs, 0)),
+        b.Custom("MB/s", per_second(nbytes / 1e6, 2)),
+        b.Stat("peak RSS MiB", "peak_rss_mib"),
+        b.Stat("features", "n_features"),
+        b.Custom("phases (s)", phases),
+        b.OTHERS,
+    ]
 
 
 if __name__ == "__main__":

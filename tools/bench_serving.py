@@ -10,8 +10,10 @@ CSV of ``tools/bench_peers.py`` (the same conversion): streamtrain with
 ``bench_peers``' settings. The texts scored are the dataset's test texts.
 
 Ways of scoring, each measured in this one process after a warm-up, in
-interleaved rounds (each round runs every way once, in a rotated order);
-the table shows the median over rounds:
+interleaved rounds (``benchlib.run_rounds``: each round runs every way once,
+in a rotated order; ``predict`` runs ``--predict-rounds`` times after them);
+the table shows the median over rounds, "x fastText" the median of the
+per-round ratios of batch texts/s, and the others' load:
 
 load        ``streamtrain.load(M).probabilities(texts)`` (the current version's SavedModel)
 saved_model ``tf.saved_model.load(M/current/saved_model).signatures["serving_default"]``
@@ -33,7 +35,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -42,10 +43,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_peers
+import benchdata
 import benchlib
 
-WORK = benchlib.TEXT_CACHE / "serving"
+WORK = benchdata.TEXT_CACHE / "serving"
 WAYS = ("load", "saved_model", "fasttext", "vw")
+WAY_KEYS = ("p50_ms", "p99_ms", "texts_per_s")
 FT_SETTINGS = {"imdb": {"lr": 0.25, "epoch": 10}, "agnews": {"lr": 1.0, "epoch": 25}}
 
 
@@ -155,41 +158,32 @@ def measure(name: str, args: argparse.Namespace) -> dict | None:
     for score in ways.values():  # warm-up: traces, caches
         score(texts[:1])
         score(texts[: args.batch])
-    single: dict[str, list[float]] = {w: [] for w in WAYS}
-    p99: dict[str, list[float]] = {w: [] for w in WAYS}
-    rates: dict[str, list[float]] = {w: [] for w in (*WAYS, "predict")}
-    for r in range(args.rounds):
-        for way in bench_peers.rotated(list(WAYS), r):
-            lat = sorted(single_latencies(ways[way], texts[: args.single]))
-            single[way].append(lat[len(lat) // 2] * 1e3)
-            p99[way].append(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3)
-            rates[way].append(batch_rate(ways[way], texts, args.batch))
-        if r < args.predict_rounds:
-            rates["predict"].append(predict_rate(model, texts))
-        print(f"[serving] {name}: round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+
+    def one_way(way: str, _round: int) -> dict:
+        lat = sorted(single_latencies(ways[way], texts[: args.single]))
+        p50, p99 = lat[len(lat) // 2] * 1e3, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
+        return {"p50_ms": p50, "p99_ms": p99, "texts_per_s": batch_rate(ways[way], texts, args.batch)}
+
+    def predict(_way: str, _round: int) -> dict:
+        return {"texts_per_s": predict_rate(model, texts)}
+
+    runs = benchlib.run_rounds(WAYS, args.rounds, one_way, f"serving {name}")
+    runs += benchlib.run_rounds(["predict"], min(args.predict_rounds, args.rounds), predict, f"serving {name}")
     rows = {}
     for way in (*WAYS, "predict"):
-        rows[way] = {
-            "p50_ms": statistics.median(single[way]) if single.get(way) else None,
-            "p99_ms": statistics.median(p99[way]) if p99.get(way) else None,
-            "texts_per_s": statistics.median(rates[way]) if rates[way] else None,
-        }
-    ft_rate = rows["fasttext"]["texts_per_s"]
-    for way in rows:
-        rate = rows[way]["texts_per_s"]
-        rows[way]["batch_vs_fasttext"] = rate / ft_rate if rate and ft_rate else None
+        rows[way] = {key: benchlib.aggregate(runs, way, key) for key in (*WAY_KEYS, "others_cores")}
+        rows[way]["batch_vs_fasttext"] = benchlib.median_ratio(runs, way, "fasttext", "texts_per_s")
     return {"dataset": name, "texts": len(texts), "model": str(model), "ways": rows}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="imdb,agnews")
-    parser.add_argument("--rounds", type=int, default=3)
+    benchlib.add_common_flags(parser, rounds=3, json=True)
     parser.add_argument("--predict-rounds", type=int, default=1, help="rounds that also time streamtrain predict")
     parser.add_argument("--single", type=int, default=1000, help="texts scored one at a time per round")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--retrain", action="store_true")
-    parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -203,13 +197,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 benchlib.fmt(v["p50_ms"], 3),
                 benchlib.fmt(v["p99_ms"], 3),
                 benchlib.fmt(v["texts_per_s"]),
-                benchlib.fmt(v["batch_vs_fasttext"], 2),
+                "-" if v["batch_vs_fasttext"] is None else f"{v['batch_vs_fasttext']:.2f}x",
+                benchlib.fmt(v["others_cores"], 2),
             ]
             for way, v in result["ways"].items()
         ]
-        benchlib.print_table(["way", "p50 ms", "p99 ms", "batch texts/s", "x fastText"], table)
+        benchlib.print_table(["way", "p50 ms", "p99 ms", "batch texts/s", "x fastText", "others"], table)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        benchlib.write_json(args.json, results)
 
 
 if __name__ == "__main__":

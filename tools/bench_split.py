@@ -31,7 +31,9 @@ Then, for the originals alone, the realized validation fraction of
 minhash-words under ``--salts`` salts (the rule's own first): how much it
 depends on which common word happens to get a small hash. Timings on a
 shared machine: "others" is the average number of cores busy with other
-processes meanwhile (benchlib.CpuWatch).
+processes meanwhile (benchlib.CpuWatch). ``--rounds N`` times every rule N
+times in interleaved rounds (``benchlib.run_rounds``, the order rotated) and
+shows medians (the splits themselves are the same every round).
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ import argparse
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 import grow
 
@@ -92,7 +96,7 @@ def timed_units(rows: list[str], rule: str, chunk: int) -> tuple[np.ndarray, np.
     else:
         units = groups = np.concatenate([split_units(rows[i : i + chunk], rule) for i in range(0, len(rows), chunk)])
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return units, groups, {"cpu": megabytes / cpu, "wall": megabytes / wall, "others": watch.others()}
+    return units, groups, {"cpu_mb_s": megabytes / cpu, "wall_mb_s": megabytes / wall, "others_cores": watch.others()}
 
 
 def largest_group(groups: np.ndarray) -> float:
@@ -100,9 +104,22 @@ def largest_group(groups: np.ndarray) -> float:
     return np.unique(groups, return_counts=True)[1].max() / len(groups)
 
 
-def main() -> int:
+COLUMNS: list[benchlib.Column] = [
+    benchlib.ArmName("rule"),
+    benchlib.Stat("straddling", "straddling", 4),
+    benchlib.Stat("val w/ copy", "val_with_copy", 4),
+    benchlib.Stat("val fraction", "val_fraction", 4),
+    benchlib.Stat("val positive", "val_positive", 3),
+    benchlib.Stat("largest group", "largest_group", 4),
+    benchlib.Stat("MB/s cpu", "cpu_mb_s", 1),
+    benchlib.Stat("MB/s wall", "wall_mb_s", 1),
+    benchlib.Stat("others", "others_cores", 1),
+]
+
+
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--imdb", help="an extracted aclImdb directory (default: extract the archive once)")
+    benchlib.add_common_flags(p, rounds=1, imdb=True)
     p.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2], help="token dropout rates (default 0.1 0.2)")
     p.add_argument("--copies", type=int, default=8, help="rows per review, the original included (default 8)")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -110,62 +127,54 @@ def main() -> int:
     p.add_argument("--salts", type=int, default=8, help="salts tried on the originals (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--order", choices=("passes", "clusters"), default="passes", help="row order (default passes)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
-    texts, labels = read_reviews(benchlib.imdb_dir(args.imdb))
+    texts, labels = read_reviews(benchdata.imdb_dir(args.imdb))
     print(f"IMDB train: {len(texts)} reviews, {sum(len(t.encode()) for t in texts) / 1e6:.1f} MB", flush=True)
     table = []
     for rate in args.rates:
         print(f"[bench] {args.copies - 1} token-dropout copies per review at rate {rate}", file=sys.stderr, flush=True)
-        rows = grown(texts, args.copies, rate, args.seed)
-        row_labels = np.repeat(labels, args.copies)
-        # passes: row k of the output is row order[k] of the cluster-major list
-        order = np.arange(len(rows)).reshape(-1, args.copies)
-        order = order.T.ravel() if args.order == "passes" else order.ravel()
-        rows = [rows[i] for i in order]
-        back = np.argsort(order)  # cluster-major position -> output position
-        for rule in SPLIT_RULES:
-            units, groups, speed = timed_units(rows, rule, args.chunk)
-            units, groups = units[back], groups[back]
-            val = units < args.val_fraction
-            clusters = val.reshape(-1, args.copies)
-            straddling = clusters.any(axis=1) & ~clusters.all(axis=1)
-            val_with_copy = np.repeat(straddling, args.copies)[val].mean() if val.any() else float("nan")
-            table.append(
-                [
-                    rate,
-                    rule,
-                    f"{straddling.mean():.4f}",
-                    f"{val_with_copy:.4f}",
-                    f"{val.mean():.4f}",
-                    f"{row_labels[val].mean():.3f}",
-                    f"{largest_group(groups):.4f}",
-                    f"{speed['cpu']:.1f}",
-                    f"{speed['wall']:.1f}",
-                    f"{speed['others']:.1f}",
-                ]
-            )
-            print(f"[bench] rate {rate} {rule}: done", file=sys.stderr, flush=True)
+        measure = partial(measure_rule, args, *ordered(grown(texts, args.copies, rate, args.seed), labels, args))
+        runs = benchlib.run_rounds(list(SPLIT_RULES), args.rounds, measure, f"bench_split rate {rate}")
+        table += [[str(rate), *row] for row in benchlib.table_rows(runs, list(SPLIT_RULES), COLUMNS)]
     print(
         f"\n{len(texts)} clusters of {args.copies} rows in {args.order} order, val fraction {args.val_fraction}, "
-        f"chunks of {args.chunk}"
+        f"chunks of {args.chunk}; {args.rounds} round(s), medians"
     )
-    benchlib.print_table(
-        [
-            "rate",
-            "rule",
-            "straddling",
-            "val w/ copy",
-            "val fraction",
-            "val positive",
-            "largest group",
-            "MB/s cpu",
-            "MB/s wall",
-            "others",
-        ],
-        table,
-    )
+    benchlib.print_table(["rate", *(c.header for c in COLUMNS)], table)
+    print_salts(texts, labels, args)
+    return 0
 
+
+def ordered(rows: list[str], labels: np.ndarray, args: argparse.Namespace) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The rows in ``--order`` (passes: row k of the output is row order[k] of the cluster-major list), the label of
+    each cluster-major row, and the way back (cluster-major position -> output position)."""
+    clusters = np.arange(len(rows)).reshape(-1, args.copies)
+    order = clusters.T.ravel() if args.order == "passes" else clusters.ravel()
+    return [rows[i] for i in order], np.repeat(labels, args.copies), np.argsort(order)
+
+
+def measure_rule(
+    args: argparse.Namespace, rows: list[str], row_labels: np.ndarray, back: np.ndarray, rule: str, _round: int
+) -> dict:
+    """One rule on every row: how its splits fall across the clusters, and its throughput."""
+    units, groups, speed = timed_units(rows, rule, args.chunk)
+    units, groups = units[back], groups[back]
+    val = units < args.val_fraction
+    clusters = val.reshape(-1, args.copies)
+    straddling = clusters.any(axis=1) & ~clusters.all(axis=1)
+    val_with_copy = np.repeat(straddling, args.copies)[val].mean() if val.any() else float("nan")
+    return speed | {
+        "straddling": float(straddling.mean()),
+        "val_with_copy": float(val_with_copy),
+        "val_fraction": float(val.mean()),
+        "val_positive": float(row_labels[val].mean()),
+        "largest_group": float(largest_group(groups)),
+    }
+
+
+def print_salts(texts: list[str], labels: np.ndarray, args: argparse.Namespace) -> None:
+    """minhash-words on the originals under other salts: how much its validation fraction depends on the salt."""
     salts = [MINHASH_SALT, *range(1, args.salts)]
     salt_rows, fallback = [], split_units(texts, "blake2b")
     for salt in salts:
@@ -177,7 +186,6 @@ def main() -> int:
         )
     print(f"\nminhash-words on the {len(texts)} originals under other salts (the rule's own first)")
     benchlib.print_table(["salt", "val fraction", "val positive", "largest group"], salt_rows)
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@
     .venv/bin/python tools/bench_workers.py --skip-estimate --rounds 5
     .venv/bin/python tools/bench_workers.py --data runs/ag/data --json runs/bench/workers.json
 
-Without ``--data`` it prepares IMDB train + test (``benchlib.imdb_dir``: the
+Without ``--data`` it prepares IMDB train + test (``benchdata.imdb_dir``: the
 archive in $STREAMTRAIN_DATASETS, extracted once) with prepare's defaults into
-``runs/bench/imdb-hdf5`` (``benchlib.ensure_prepared``, shared with
+``runs/bench/imdb-hdf5`` (``benchdata.ensure_prepared``, shared with
 bench_fit and bench_integrity) and reuses it. The model is fit's default MLP
 (``fit.build_model("mlp", ...)`` with ``FitOptions``' defaults: 2 x 16 units since 0.6, 2 x 64 before,
 the first a ``SparseDense`` on the TF-IDF rows, dropout 0.2, LazyAdam 1e-3).
@@ -88,7 +88,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -101,13 +100,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
-DEFAULT_DATA = benchlib.REPO / "runs" / "bench" / "imdb-hdf5"
 STREAMTRAIN = Path(sys.executable).parent / "streamtrain"  # the console script of the venv running this
 FLOAT32, INT32 = 4, 4  # bytes
 POLICIES = ("global", "per-worker")  # fixed global batch G; fixed per-worker batch G
 LOOPBACK_ARGS = ("--epochs", "1", "--validations", "1", "--patience", "9", "--seed", "0", "--quiet")
+LOOPBACK_KEYS = ("train_seconds", "train_samples_per_second", "test_accuracy", "wall_s", "cores", "others_cores")
 
 
 # ---------------------------------------------------------------- the arithmetic of the estimate (pure)
@@ -209,34 +209,14 @@ def estimate(cells: Sequence[Cell], bandwidth: float, latency_s: float) -> list[
     return rows
 
 
-def median_of(values) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def rotated(items: Sequence, r: int) -> list:
-    k = r % len(items) if items else 0
-    return list(items[k:]) + list(items[:k])
-
-
-def loopback_summary(results: Sequence[dict]) -> dict:
+def loopback_summary(runs: Sequence[benchlib.Run[int]]) -> dict:
     """Medians per worker count and the median of the per-round ratios of 2-worker to 1-worker samples/s."""
     out: dict = {}
-    for n in sorted({r["workers"] for r in results}):
-        ok = [r for r in results if r["workers"] == n and "error" not in r]
-        out[n] = {
-            key: median_of(r.get(key) for r in ok)
-            for key in ("train_seconds", "train_samples_per_second", "test_accuracy", "wall_s", "cores", "others_cores")
-        }
-        out[n]["rounds"] = len(ok)
-    by = {(r["workers"], r["round"]): r for r in results if "error" not in r}
-    ratios = [
-        by[(2, rnd)]["train_samples_per_second"] / by[(1, rnd)]["train_samples_per_second"]
-        for rnd in sorted({rnd for _, rnd in by})
-        if (1, rnd) in by and (2, rnd) in by
-    ]
-    out["ratios"] = ratios
-    out["ratio_median"] = median_of(ratios)
+    for n in sorted({r.arm for r in runs}):
+        out[n] = {key: benchlib.aggregate(runs, n, key) for key in LOOPBACK_KEYS}
+        out[n]["rounds"] = len(benchlib.ok_runs(runs, n))
+    out["ratios"] = benchlib.ratios(runs, 2, 1, "train_samples_per_second")
+    out["ratio_median"] = benchlib.median_of(out["ratios"])
     return out
 
 
@@ -352,7 +332,7 @@ def measure_sizes(data: str, global_batch: int, workers_list: Sequence[int], k: 
                 if step == 0:  # trace (and retrace for unknown lengths) before timing
                     for grads in (own, gathered, own, gathered):
                         apply(grads)
-                order = ("own", "gathered") if step % 2 == 0 else ("gathered", "own")  # alternating: fair to both
+                order = benchlib.rotated(("own", "gathered"), step)  # alternating: fair to both
                 seconds = {name: apply_seconds(own if name == "own" else gathered) for name in order}
                 timing["own_update_s"].append(seconds["own"])
                 timing["gathered_update_s"].append(seconds["gathered"])
@@ -386,43 +366,27 @@ def measure_rates(data: str, batches: Sequence[int], limit_rows: int, rounds: in
     n_classes = len(manifest.labels)
     hooks = keras.callbacks.CallbackList([], model=model)
     source = SplitSource(data, manifest, "train")
-    runs: dict[int, dict] = {}
+    steps, cached = {}, {}
     for b in batches:
-        steps = max(1, limit_rows // b)
+        steps[b] = max(1, limit_rows // b)
         stream = BatchStream(source, b, True, seed, opts.buffer_blocks)
-        cached = keras_dataset(stream, n_classes).take(steps).cache().repeat()
-        runs[b] = {
-            "steps": steps,
-            "batches": trainer.distribute(lambda cached=cached: cached),
-            "rates": [],
-            "others": [],
-        }
-        trainer.train_round(runs[b]["batches"], steps, hooks)  # fills the cache; traces the step once
-    for r in range(rounds):
-        for b in rotated(list(batches), r):
-            run = runs[b]
-            watch, t0 = benchlib.CpuWatch(), time.perf_counter()
-            trainer.train_round(run["batches"], run["steps"], hooks)
-            run["rates"].append(run["steps"] * b / (time.perf_counter() - t0))
-            run["others"].append(watch.others())
-        print(
-            f"[bench_workers] rates round {r + 1}: "
-            + ", ".join(f"{b}: {runs[b]['rates'][-1]:,.0f}/s" for b in batches),
-            file=sys.stderr,
-            flush=True,
-        )
+        one = keras_dataset(stream, n_classes).take(steps[b]).cache().repeat()
+        cached[b] = trainer.distribute(lambda one=one: one)
+        trainer.train_round(cached[b], steps[b], hooks)  # fills the cache; traces the step once
+
+    def measure(b: int, _round: int) -> dict:
+        t0 = time.perf_counter()
+        trainer.train_round(cached[b], steps[b], hooks)
+        return {"rate": steps[b] * b / (time.perf_counter() - t0)}
+
+    runs = benchlib.run_rounds(list(batches), rounds, measure, "bench_workers rates")
     source.close()
-    return {
-        b: {
-            "steps": run["steps"],
-            "rows": run["steps"] * b,
-            "rates": run["rates"],
-            "rate": statistics.median(run["rates"]),
-            "step_s": b / statistics.median(run["rates"]),
-            "others_cores": statistics.median(run["others"]),
-        }
-        for b, run in runs.items()
-    }
+    out = {}
+    for b in batches:
+        rate = benchlib.aggregate(runs, b, "rate")
+        out[b] = {"steps": steps[b], "rows": steps[b] * b, "rates": [r.get("rate") for r in runs if r.arm == b]}
+        out[b] |= {"rate": rate, "step_s": b / rate, "others_cores": benchlib.aggregate(runs, b, "others_cores")}
+    return out
 
 
 def measured_cells(sizes: dict, global_batch: int, workers_list: Sequence[int]) -> Iterator[tuple[str, int, int, dict]]:
@@ -601,8 +565,7 @@ def run_fit(data: str, workers: int, timeout: float) -> dict:
     """One ``streamtrain fit --workers N`` in a fresh model directory: fit's JSON numbers, wall time, others' CPU."""
     work = Path(tempfile.mkdtemp(prefix=f"bench-workers-{workers}-"))
     cmd = [str(STREAMTRAIN), "fit", "--data", data, "--model-dir", str(work / "model"), "--workers", str(workers)]
-    busy0, cpu0 = benchlib.CpuWatch._busy(), _children_cpu()
-    started = time.perf_counter()
+    watch, started = benchlib.CpuWatch(), time.perf_counter()
     try:
         proc = subprocess.run([*cmd, *LOOPBACK_ARGS], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -610,15 +573,13 @@ def run_fit(data: str, workers: int, timeout: float) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     wall = time.perf_counter() - started
-    cpu = _children_cpu() - cpu0  # the command and its workers (each reaped by its parent)
     if proc.returncode not in (0, 3):  # 3: a version kept but not promoted (cannot happen in a fresh directory)
         return {"workers": workers, "error": f"exit {proc.returncode}: {proc.stderr.strip()[-1500:]}", "wall_s": wall}
     doc = json.loads(proc.stdout[proc.stdout.index("{") :])
     return {
         "workers": workers,
         "wall_s": wall,
-        "cores": cpu / wall,
-        "others_cores": max(0.0, benchlib.CpuWatch._busy() - busy0 - cpu) / wall,
+        "cores": watch.cores(),  # the command and its workers (each reaped by its parent)
         "train_seconds": doc["train_seconds"],
         "train_samples_per_second": doc["train_samples_per_second"],
         "test_accuracy": doc["test_accuracy"],
@@ -628,34 +589,21 @@ def run_fit(data: str, workers: int, timeout: float) -> dict:
     }
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def loopback(data: str, rounds: int, timeout: float) -> list[benchlib.Run[int]]:
+    """``--workers 1`` and ``--workers 2`` in interleaved rounds (others' load: ``benchlib.run_rounds``)."""
+    return benchlib.run_rounds([1, 2], rounds, lambda n, _round: run_fit(data, n, timeout), "bench_workers", said)
 
 
-def loopback(data: str, rounds: int, timeout: float) -> list[dict]:
-    results = []
-    for r in range(rounds):
-        for n in (1, 2) if r % 2 == 0 else (2, 1):
-            print(f"[bench_workers] loopback round {r + 1}/{rounds}: --workers {n}", file=sys.stderr, flush=True)
-            res = run_fit(data, n, timeout)
-            res["round"] = r + 1
-            results.append(res)
-            if "error" in res:
-                print(f"[bench_workers]   FAILED: {res['error']}", file=sys.stderr, flush=True)
-            else:
-                print(
-                    f"[bench_workers]   train {res['train_seconds']:.1f} s, "
-                    f"{res['train_samples_per_second']:,.0f} samples/s, test acc {res['test_accuracy']:.4f}, "
-                    f"wall {res['wall_s']:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    return results
+def said(res: dict) -> str:
+    """One loopback round's line."""
+    return (
+        f"train {res['train_seconds']:.1f} s, {res['train_samples_per_second']:,.0f} samples/s, "
+        f"test acc {res['test_accuracy']:.4f}, wall {res['wall_s']:.1f} s"
+    )
 
 
-def print_loopback(results: list[dict], rounds: int) -> dict:
-    s = loopback_summary(results)
+def print_loopback(runs: Sequence[benchlib.Run[int]]) -> dict:
+    s, rounds, b = loopback_summary(runs), benchlib.rounds_of(runs), benchlib
     print(
         f"\n## 4. Loopback: 2 workers against 1 on this machine ({os.cpu_count()} cores; {rounds} interleaved "
         "round(s), medians)\n\n"
@@ -665,44 +613,35 @@ def print_loopback(results: list[dict], rounds: int) -> dict:
         "train s includes the validation pass; cores = CPU of the command and its workers / wall time; others = "
         "cores busy with anything else meanwhile (above ~0.2 the timings are suspect).\n"
     )
-    benchlib.print_table(
-        ["workers", "rounds ok", "train s", "samples/s", "test acc", "wall s", "cores", "others"],
-        [
-            [
-                n,
-                f"{s[n]['rounds']}/{rounds}",
-                benchlib.fmt(s[n]["train_seconds"], 2),
-                benchlib.fmt(s[n]["train_samples_per_second"], 0),
-                "-" if s[n]["test_accuracy"] is None else f"{s[n]['test_accuracy']:.4f}",
-                benchlib.fmt(s[n]["wall_s"], 1),
-                benchlib.fmt(s[n]["cores"], 2),
-                benchlib.fmt(s[n]["others_cores"], 2),
-            ]
-            for n in (1, 2)
-            if n in s
-        ],
-    )
+    columns: list[benchlib.Column] = [
+        b.Custom("workers", lambda _runs, n: str(n)),
+        b.Custom("rounds ok", lambda runs, n: f"{len(b.ok_runs(runs, n))}/{rounds}"),
+        b.Stat("train s", "train_seconds", 2),
+        b.Stat("samples/s", "train_samples_per_second", 0),
+        b.Stat("test acc", "test_accuracy", 4),
+        b.Stat("wall s", "wall_s", 1),
+        b.Stat("cores", "cores", 2),
+        b.OTHERS,
+    ]
+    b.print_ratio_table(runs, [n for n in (1, 2) if n in s], columns)
     if s["ratios"]:
-        per_round = ", ".join(f"{x:.2f}" for x in s["ratios"])
-        print(f"\n2-worker / 1-worker samples/s per round: {per_round}; median {s['ratio_median']:.2f}x")
-    for r in results:
-        if "error" in r:
-            print(f"round {r['round']} --workers {r['workers']} FAILED: {r['error']}")
+        print(f"\n2-worker / 1-worker samples/s per round: {b.ratio_line(s['ratios'])}")
+    for r in runs:
+        if not r.ok:
+            print(f"round {r.round} --workers {r.arm} FAILED: {r.values['error']}")
     return s
 
 
 # ---------------------------------------------------------------- main
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", help="a prepared n-gram dataset (default: IMDB, prepared once into runs/bench/imdb-hdf5)")
-    p.add_argument("--imdb", help="extracted aclImdb directory (default: from $STREAMTRAIN_DATASETS)")
+    benchlib.add_common_flags(p, rounds=3, json=True, imdb=True, data=True)
     p.add_argument("--global-batch", type=int, default=128, help="G: fit's --batch-size (default 128)")
     p.add_argument("--workers-list", default="1,2,4,8", help="N values of the estimate (default 1,2,4,8)")
     p.add_argument("--batches", type=int, default=50, help="K: steps measured per N and batch size (default 50)")
     p.add_argument(
         "--limit-rows", type=int, default=16384, help="rows per step-rate timing: steps = rows / batch (default 16384)"
     )
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of parts 2 and 4 (default 3)")
     p.add_argument("--gbps", type=float, default=10.0, help="network bandwidth, Gb/s (default 10)")
     p.add_argument("--latency-us", type=float, default=50.0, help="latency per message (ring hop), us (default 50)")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads in parts 1-2; 0: its default")
@@ -710,21 +649,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed to one loopback fit")
     p.add_argument("--skip-estimate", action="store_true", help="skip parts 1-3 (sizes, step rates, estimate)")
     p.add_argument("--skip-loopback", action="store_true", help="skip part 4 (streamtrain fit --workers 1 and 2)")
-    p.add_argument("--json", help="write every measurement here")
     args = p.parse_args(argv)
     args.workers = sorted({int(n) for n in args.workers_list.split(",") if n.strip()})
     if not args.workers or min(args.workers) < 1 or 1 not in args.workers:
         p.error("--workers-list must hold positive numbers, 1 among them (the reference)")
-    if min(args.global_batch, args.batches, args.limit_rows, args.rounds) < 1:
-        p.error("--global-batch, --batches, --limit-rows and --rounds must be positive")
+    if min(args.global_batch, args.batches, args.limit_rows) < 1:
+        p.error("--global-batch, --batches and --limit-rows must be positive")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.data is None:
-        imdb = benchlib.imdb_dir(args.imdb)
-        args.data = str(benchlib.ensure_prepared(DEFAULT_DATA, [str(imdb / "train")], [str(imdb / "test")]))
+        args.data = str(benchdata.imdb_data(args.imdb))
     source = benchlib.source_state()
     print(
         f"# Multi-worker training: sizes, step rates, estimate, loopback\n\nstreamtrain at {source}"
@@ -761,15 +698,16 @@ def main(argv=None) -> int:
         sys.stdout.flush()
     if not args.skip_loopback:
         t0 = time.perf_counter()
-        results = loopback(args.data, args.rounds, args.timeout)
-        summary = print_loopback(results, args.rounds)
+        runs = loopback(args.data, args.rounds, args.timeout)
+        summary = print_loopback(runs)
         took["loopback"] = time.perf_counter() - t0
-        report.update(loopback=results, loopback_summary={str(k): v for k, v in summary.items()})
+        records = [r.record("workers") for r in runs]
+        report.update(loopback=records, loopback_summary={str(k): v for k, v in summary.items()})
     took["total"] = time.perf_counter() - started
     print("\ntook: " + ", ".join(f"{k} {v:.0f} s" for k, v in took.items()), flush=True)
     report["seconds"] = took
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+        benchlib.write_json(args.json, report)
     return 0
 
 

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdata
 import benchlib
 
 MIB = 2**20
@@ -215,7 +216,7 @@ def systemd_probe() -> str | None:
 def child(args) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.child == "control":
-        x, _ = benchlib.load_split_csr(args.data, "train")
+        x, _ = benchdata.load_split_csr(args.data, "train")
         return {
             "loaded_bytes": int(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes),
             "peak_rss_mib": benchlib.peak_rss_mib(),
@@ -266,10 +267,7 @@ def run_capped(cmd: list[str], cap: int, mechanism: str, notes: list[str]):
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            res = next(
-                (json.loads(x[len(benchlib.MARK) :]) for x in proc.stdout.splitlines() if x.startswith(benchlib.MARK)),
-                {"error": f"exit {proc.returncode}"},
-            )
+            res = benchlib.result_in(proc.stdout) or {"error": f"exit {proc.returncode}"}
             return res, {"peak_bytes": res.get("cgroup_peak_bytes")}, None, "systemd-run --scope"
         notes.append(why)
     cg, more = make_cgroup(cap, mechanism if mechanism in ("v1", "v2") else "auto")
@@ -292,10 +290,8 @@ def run_capped(cmd: list[str], cap: int, mechanism: str, notes: list[str]):
         )
         done.set()
         sampler.join()
-        res = next(
-            (json.loads(x[len(benchlib.MARK) :]) for x in proc.stdout.splitlines() if x.startswith(benchlib.MARK)),
-            {"error": f"exit {proc.returncode}" + (" (SIGKILL: OOM killer)" if proc.returncode == -9 else "")},
-        )
+        killed = " (SIGKILL: OOM killer)" if proc.returncode == -9 else ""
+        res = benchlib.result_in(proc.stdout) or {"error": f"exit {proc.returncode}{killed}"}
         return res, cg.report(), anon_peak, f"cgroup v{cg.version} {cg.path}"
     finally:
         done.set()
@@ -325,12 +321,7 @@ def main(argv=None) -> int:
         return 0
     cap = args.cap_mib * MIB
     if args.base is None:
-        imdb = benchlib.imdb_dir(None)
-        args.base = str(
-            benchlib.ensure_prepared(
-                benchlib.REPO / "runs" / "bench" / "imdb-hdf5", [str(imdb / "train")], [str(imdb / "test")]
-            )
-        )
+        args.base = str(benchdata.imdb_data())
     data = replicated(Path(args.base), Path(args.out), int(args.ratio * cap))
     drop_cache(data)
     from streamtrain.dataset.manifest import Manifest

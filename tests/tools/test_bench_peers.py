@@ -1,4 +1,4 @@
-"""Tests for the pure parts of tools/bench_peers.py: the peers' text formats and the median-of-ratios summary."""
+"""Tests for the pure parts of tools/bench_peers.py: the peers' text formats and its summary (benchlib's harness)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from helpers import load_tool
 
 bench_peers = load_tool("bench_peers")
+benchlib = bench_peers.benchlib
 
 
 def test_vw_line_drops_separators_and_maps_labels() -> None:
@@ -33,52 +34,42 @@ def test_in_test_is_stable_and_about_a_fifth() -> None:
     assert 0.17 < sum(first) / len(first) < 0.25
 
 
-def test_rotated_changes_the_order_each_round() -> None:
-    tools = ["a", "b", "c"]
-    assert [bench_peers.rotated(tools, r) for r in range(4)] == [
-        ["a", "b", "c"],
-        ["b", "c", "a"],
-        ["c", "a", "b"],
-        ["a", "b", "c"],
-    ]
-
-
-def _res(tool: str, rnd: int, total: float, acc: float = 0.9, **extra) -> dict:
-    return {"dataset": "d", "tool": tool, "round": rnd, "total_s": total, "test_accuracy": acc, **extra}
+def _run(tool: str, rnd: int, total: float, acc: float = 0.9, **extra) -> benchlib.Run[str]:
+    return benchlib.Run(tool, rnd, {"total_s": total, "test_accuracy": acc, "others_cores": 0.0, **extra})
 
 
 def test_summary_takes_the_median_of_per_round_ratios() -> None:
-    results = [
-        _res("streamtrain", 1, 10.0),
-        _res("vw", 1, 5.0),
-        _res("streamtrain", 2, 20.0),
-        _res("vw", 2, 8.0),
-        _res("streamtrain", 3, 40.0),
-        _res("vw", 3, 10.0),
-        {"dataset": "d", "tool": "vw", "round": 4, "error": "boom"},  # failed: left out of every median
-        _res("vw", 1, 1.0, acc=0.1) | {"dataset": "other"},  # another dataset: ignored
+    runs = [
+        _run("streamtrain", 1, 10.0),
+        _run("vw", 1, 5.0),
+        _run("streamtrain", 2, 20.0),
+        _run("vw", 2, 8.0),
+        _run("streamtrain", 3, 40.0),
+        _run("vw", 3, 10.0),
+        benchlib.Run("vw", 4, {"error": "boom"}),  # failed: left out of every median
     ]
-    assert bench_peers.ratios(results, "d", "streamtrain", "vw") == [2.0, 2.5, 4.0]
-    rows = {r["tool"]: r for r in bench_peers.summary_rows(results, "d", ["streamtrain", "vw"])}
+    assert benchlib.ratios(runs, "streamtrain", "vw", "total_s") == [2.0, 2.5, 4.0]
+    rows = {r["tool"]: r for r in bench_peers.summary_rows(runs, "d", ["streamtrain", "vw"])}
     assert rows["vw"]["vs_streamtrain"] == pytest.approx(0.4)  # median of 0.5, 0.4, 0.25; not 8 / 20
-    assert rows["vw"]["total_s"] == 8.0 and rows["vw"]["rounds"] == 3
+    assert rows["vw"]["total_s"] == 8.0 and rows["vw"]["rounds"] == 3 and rows["vw"]["dataset"] == "d"
     assert rows["streamtrain"]["vs_streamtrain"] == 1.0
     assert rows["vw"]["prepare_s"] is None  # no round reported one
 
 
 def test_print_summary_reports_the_vw_ratio_and_failures(capsys) -> None:
-    results = [
-        _res("streamtrain", 1, 12.0, acc=0.9070, cores=1.5, val_accuracy=0.9082),
-        _res("vw", 1, 10.0),
-        {**_res("vw", 2, 0), "error": "exit 1"},
+    runs = [
+        _run("streamtrain", 1, 12.0, acc=0.9070, cores=1.5, val_accuracy=0.9082),
+        _run("vw", 1, 10.0),
+        benchlib.Run("vw", 2, {"error": "exit 1", "others_cores": 0.0}),
     ]
-    del results[2]["total_s"]
-    bench_peers.print_summary(results, "d", ["streamtrain", "vw"], rounds=2)
+    rows = bench_peers.print_summary(runs, "d", ["streamtrain", "vw"])
     out = capsys.readouterr().out
+    assert "d: medians over 2 round(s)" in out
     assert "streamtrain total / VW total per round: 1.20; median 1.20x" in out
     assert "vw (1/2 ok)" in out
     assert "round 2 vw FAILED: exit 1" in out
     assert "streamtrain validation accuracy 0.9082, test 0.9070: +0.12 points" in out
+    assert [r["tool"] for r in rows] == ["streamtrain", "vw"]
 
 
 def test_no_datasets_means_a_clear_skip(monkeypatch, capsys) -> None:

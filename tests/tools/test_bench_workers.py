@@ -75,19 +75,19 @@ def test_estimate_is_one_at_one_worker_and_counts_the_network() -> None:
 
 
 def test_loopback_summary_takes_the_median_of_per_round_ratios() -> None:
-    def res(workers, rnd, rate, **kw):
-        return {"workers": workers, "round": rnd, "train_samples_per_second": rate, "train_seconds": 1.0, **kw}
+    def run(workers, rnd, rate, **kw):
+        return bench.benchlib.Run(workers, rnd, {"train_samples_per_second": rate, "train_seconds": 1.0, **kw})
 
-    results = [
-        res(1, 1, 1000.0, test_accuracy=0.9),
-        res(2, 1, 500.0, test_accuracy=0.8),
-        res(2, 2, 900.0),
-        res(1, 2, 1000.0),
-        res(1, 3, 4000.0),
-        res(2, 3, 1000.0),
-        {"workers": 2, "round": 4, "error": "exit 1"},
+    runs = [
+        run(1, 1, 1000.0, test_accuracy=0.9),
+        run(2, 1, 500.0, test_accuracy=0.8),
+        run(2, 2, 900.0),
+        run(1, 2, 1000.0),
+        run(1, 3, 4000.0),
+        run(2, 3, 1000.0),
+        bench.benchlib.Run(2, 4, {"error": "exit 1"}),
     ]
-    s = bench.loopback_summary(results)
+    s = bench.loopback_summary(runs)
     assert s["ratios"] == [0.5, 0.9, 0.25]
     assert s["ratio_median"] == 0.5  # not the ratio of the medians (900 / 1000)
     assert s[1]["rounds"] == 3 and s[2]["rounds"] == 3
@@ -112,10 +112,10 @@ def test_loopback_runs_fit_with_one_and_two_workers(tmp_path, monkeypatch, capsy
     )
     fake.chmod(0o755)
     monkeypatch.setattr(bench, "STREAMTRAIN", fake)
-    results = bench.loopback(str(tmp_path), 2, 60)
-    assert [(r["round"], r["workers"]) for r in results] == [(1, 1), (1, 2), (2, 2), (2, 1)]  # interleaved
-    assert all("error" not in r and r["wall_s"] > 0 and r["cores"] >= 0 for r in results)
-    summary = bench.print_loopback(results, 2)
+    runs = bench.loopback(str(tmp_path), 2, 60)
+    assert [(r.round, r.arm) for r in runs] == [(1, 1), (1, 2), (2, 2), (2, 1)]  # interleaved
+    assert all(r.ok and r.get("wall_s") > 0 and r.get("cores") >= 0 and r.get("others_cores") >= 0 for r in runs)
+    summary = bench.print_loopback(runs)
     out = capsys.readouterr().out
     assert summary["ratio_median"] == 0.5
     assert "NOT how training scales" in out
