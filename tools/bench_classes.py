@@ -87,7 +87,7 @@ def corpora(name: str, imdb: str | None) -> dict[int, Path]:
 
 def run_prepare(corpus: str, out: str) -> dict:
     import streamtrain
-    from streamtrain.dataset.prepare import prepare
+    from streamtrain.prepare import prepare
 
     t0 = time.perf_counter()
     m = prepare(benchdata.prepare_options(inputs=[corpus], data=Path(out), overwrite=True))

@@ -66,7 +66,7 @@ def grown(imdb: Path, factor: int) -> Path:
 
 
 def run_prepare(corpus: str, out: str, vectorizer: str) -> dict:
-    from streamtrain.dataset.prepare import prepare
+    from streamtrain.prepare import prepare
 
     t0 = time.perf_counter()
     m = prepare(benchdata.prepare_options(inputs=[corpus], data=Path(out), overwrite=True, vectorizer=vectorizer))

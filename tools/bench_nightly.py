@@ -78,7 +78,8 @@ def child(variant: str, data: str, model_dir: str) -> dict:
 
 def setup(imdb: Path, work: Path) -> tuple[Path, Path, float]:
     """Night 1 prepared and fitted, night 2 appended; returns (dataset, night-1 model dir, append seconds)."""
-    from streamtrain.dataset.prepare import PrepareOptions, prepare
+    from streamtrain.dataset.prepare import PrepareOptions
+    from streamtrain.prepare import prepare
     from streamtrain.train.fit import FitOptions, fit
 
     shutil.rmtree(work, ignore_errors=True)

@@ -61,7 +61,7 @@ def count(paths, columns) -> tuple[int, int]:
 
 
 def run_streamtrain(args) -> dict:
-    from streamtrain.dataset.prepare import prepare
+    from streamtrain.prepare import prepare
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-prepare-", dir=args.scratch))
     try:

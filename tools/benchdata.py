@@ -81,7 +81,7 @@ def ensure_prepared(out: str | Path, inputs: list[str], test_inputs: list[str], 
     key, stamp = _prepare_key(inputs, test_inputs, options), out / ".bench-key"
     if (out / "manifest.json").is_file() and stamp.is_file() and stamp.read_text() == key:
         return out
-    from streamtrain.dataset.prepare import prepare
+    from streamtrain.prepare import prepare
 
     print(f"[bench] preparing {out} (cached for later runs with the same inputs and code)", file=sys.stderr, flush=True)
     prepare(prepare_options(inputs=list(inputs), data=out, test=list(test_inputs), overwrite=True, **options))
