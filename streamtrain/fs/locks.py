@@ -134,9 +134,21 @@ class FileLock:
                 another reason than those below.
             WriteError: the lock file cannot be created: a read-only or full file system, permission denied.
         """
+        fd = self._open()
+        if fd is None:
+            return self
+        _require_own_file(fd, self.path, self.what)
+        self._take(fd, wait)
+        self._fd = fd
+        if not self.shared:
+            _record_holder(fd)
+        return self
+
+    def _open(self) -> int | None:
+        """The lock file's descriptor; None for a shared lock whose file may not be created (see ``acquire``)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = _open_lock_file(self.path)
+            return _open_lock_file(self.path)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise UsageError(
@@ -147,18 +159,20 @@ class FileLock:
                 # A reader of a dataset it may not write beside (a read-only mount, another user's directory):
                 # whoever may not create the lock file cannot replace the dataset either; read without the lock.
                 log.warning(f"reading {self.what} without its read lock: cannot create {self.path}: {exc.strerror}")
-                return self
+                return None
             typed = write_error(exc, self.path)
             if typed is not None:  # a read-only or full file system, permission denied: 73 or 74, not a usage error
                 raise type(typed)(self.path, f"{exc.strerror} (the lock file of {self.what})") from exc
             raise UsageError(f"cannot create the lock file of {self.what}: {self.path}: {exc.strerror}") from exc
-        _require_own_file(fd, self.path, self.what)
+
+    def _take(self, fd: int, wait: float) -> None:
+        """flock ``fd``, polling until ``wait`` seconds have passed; then ``Busy``, with ``fd`` closed."""
         deadline = time.monotonic() + max(wait, 0.0)
         mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         while True:
             try:
                 fcntl.flock(fd, mode)
-                break
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = _holder_text(self.path)
@@ -169,17 +183,6 @@ class FileLock:
                         f"Try again later, or pass --wait SECONDS (lock file {self.path})"
                     ) from None
                 time.sleep(POLL_SECONDS)
-        self._fd = fd
-        if not self.shared:
-            record = {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300],
-            }
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(record).encode(), 0)
-        return self
 
     def release(self) -> None:
         """Release the lock (an exclusive holder's record is cleared first); nothing when not held."""
@@ -263,3 +266,15 @@ def no_readers(target: str | os.PathLike[str], wait: float = 0.0) -> Iterator[No
         yield
     finally:
         lock.release()
+
+
+def _record_holder(fd: int) -> None:
+    """Write who holds an exclusive lock (pid, host, start, command) into its file, for another run's ``Busy``."""
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300],
+    }
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(record).encode(), 0)
