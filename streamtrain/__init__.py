@@ -18,10 +18,18 @@ predict, verify, promote, export, inspect. Who owns what:
 - ``api``: ``streamtrain.load(MODEL_DIR)``, in-process serving that follows promotions.
 """
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
 __version__ = "0.12.0"
 
+if TYPE_CHECKING:
+    from streamtrain.api import Model
 
-def load(model_dir, version=None):
+
+def load(model_dir: str | os.PathLike[str], version: str | None = None) -> Model:
     """``model_dir``'s current version, ready to score raw text; it follows later promotions.
 
     Imports TensorFlow; ``import streamtrain`` alone does not.

@@ -13,6 +13,7 @@ from its model and vectorizer files. Safe to call from several threads.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ def _scores(loaded: _Loaded, texts: Sequence[str]) -> np.ndarray:
     return loaded.serve(text=tf.constant(list(texts), tf.string))["probabilities"].numpy()
 
 
-def load(model_dir: str | Path, version: str | None = None) -> Model:
+def load(model_dir: str | os.PathLike[str], version: str | None = None) -> Model:
     """``model_dir``'s current version as a ``Model``.
 
     Args:
@@ -136,7 +137,7 @@ def load(model_dir: str | Path, version: str | None = None) -> Model:
     Returns:
         The model.
     """
-    return Model(model_dir, version)
+    return Model(Path(model_dir), version)
 
 
 def _load(model_dir: Path, version: str | None) -> _Loaded:

@@ -16,6 +16,7 @@ checkpoint. SIGINT or SIGTERM to this process stops the workers the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -24,7 +25,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import IO
 
 from streamtrain.errors import EXIT_UNEXPECTED, StreamtrainError
 
@@ -90,7 +92,7 @@ def launch(command: str, argv: Sequence[str], n: int) -> int:
                 stderr=subprocess.PIPE,
             )
             procs.append(proc)
-            pumps.append(_pump(proc.stderr, lambda raw, i=i: _write_err(_tagged(raw, i))))
+            pumps.append(_pump(proc.stderr, functools.partial(_write_tagged, index=i)))
             pumps.append(_pump(proc.stdout, _write_out if i == 0 else None))  # a worker's stdout is empty
         failed = _wait(procs)
     except BaseException:  # Ctrl-C, SIGTERM (``Terminated``), or a worker that could not be started
@@ -158,8 +160,9 @@ def stop(procs: list[subprocess.Popen], settle: float = SETTLE_SECONDS) -> None:
             p.wait()
 
 
-def _pump(source, write) -> threading.Thread:
+def _pump(source: IO[bytes] | None, write: Callable[[bytes], object] | None) -> threading.Thread:
     """Hand each line of ``source`` to ``write`` (None: read and drop), in a thread of its own."""
+    assert source is not None, "the worker's pipe"
 
     def run() -> None:
         with source:
@@ -179,6 +182,10 @@ def _write_err(line: str) -> None:
     with _lock:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+def _write_tagged(raw: bytes, index: int) -> None:
+    _write_err(_tagged(raw, index))
 
 
 def _write_out(raw: bytes) -> None:

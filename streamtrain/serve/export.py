@@ -24,6 +24,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from streamtrain import faults
 from streamtrain.errors import CannotCreate, OutOfSpace, WriteError, write_error
@@ -70,7 +71,7 @@ class ArtifactInfo:
             return None
 
 
-def servable(vectorizer: Vectorizer, model):
+def servable(vectorizer: Vectorizer, model: Any) -> Any:
     """``model`` behind ``vectorizer``'s graph, as a ``tf.Module`` with ``serve(text)`` and ``features(text)``.
 
     Both are ``tf.function``s of a ``[None]`` string signature: ``serve`` returns the ``serving_default``
@@ -97,7 +98,7 @@ def servable(vectorizer: Vectorizer, model):
     spec = tf.TensorSpec([None], tf.string, name=TEXT_INPUT)
 
     @tf.function(input_signature=[spec], autograph=False)
-    def serve(text):
+    def serve(text: Any) -> dict[str, Any]:
         out = model(graph(text), training=False)
         if n_classes == 2:  # the sigmoid head: one column, P(second class)
             positive = tf.reshape(out, [-1])
@@ -113,7 +114,7 @@ def servable(vectorizer: Vectorizer, model):
         }
 
     @tf.function(input_signature=[spec], autograph=False)
-    def features(text):
+    def features(text: Any) -> Any:
         x = graph(text)
         if isinstance(x, tf.SparseTensor):
             return {"indices": x.indices, "values": x.values, "dense_shape": x.dense_shape}
@@ -125,7 +126,7 @@ def servable(vectorizer: Vectorizer, model):
     return module
 
 
-def write_saved_model(directory: Path, vectorizer: Vectorizer, model, version: str) -> None:
+def write_saved_model(directory: Path, vectorizer: Vectorizer, model: Any, version: str) -> None:
     """Write the SavedModel of ``model`` + ``vectorizer`` to ``directory``, staged beside it and renamed.
 
     An interrupted export never leaves a SavedModel that looks complete (``fs.atomic.staging_dir``).

@@ -104,7 +104,7 @@ class VectorizerGraph(tf.Module):
         self.ids = _variable(ids, "ids")  # 0: not in the vocabulary
 
     @tf.function(input_signature=[_TEXTS], autograph=False)
-    def __call__(self, texts: tf.Tensor):
+    def __call__(self, texts: tf.Tensor) -> tf.Tensor | tf.SparseTensor:
         """The features of ``texts`` (``tf.string [None]``), as ``Vectorizer.transform`` computes them.
 
         Returns:

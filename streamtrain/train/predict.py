@@ -72,7 +72,9 @@ def predict(opts: PredictOptions) -> Iterator[dict]:
         lines = 0
         for items in read_items(fh, opts.input_format, opts.text_field, batch, opts.max_field_bytes):
             good = [item for item in items if item.text is not None]
-            scores = iter(predict_proba(model, vectorizer.transform([i.text for i in good]), len(labels)))
+            scores = iter(
+                predict_proba(model, vectorizer.transform([i.text for i in good if i.text is not None]), len(labels))
+            )
             for item in items:
                 lines += 1
                 out: dict = {} if item.id is None else {"id": item.id}

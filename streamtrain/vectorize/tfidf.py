@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,7 +65,7 @@ class NgramConfig:
         return cls(**{**obj, "ngram_range": tuple(obj["ngram_range"])})
 
 
-def _hasher(config: NgramConfig):  # -> HashingVectorizer; sklearn is imported on first use
+def _hasher(config: NgramConfig) -> Any:  # a HashingVectorizer; sklearn is imported on first use
     from sklearn.feature_extraction.text import HashingVectorizer
 
     return HashingVectorizer(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from streamtrain.errors import DataError
 from streamtrain.fs.jsondoc import write_json
 from streamtrain.vectorize.choice import LEGACY_NAMES
+from streamtrain.vectorize.rows import Rows
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState
 from streamtrain.vectorize.tfidf import NgramConfig, TfidfState
 
@@ -50,7 +52,7 @@ class Vectorizer:
         """Row width (n-grams) or embedding input size (sequences)."""
         return self.state.n_features
 
-    def transform(self, texts):
+    def transform(self, texts: Sequence[str]) -> Rows:
         """Raw texts -> rows (``SparseRows`` or ``TokenRows``), labelled -1, with row ids 0..n-1."""
         return self.state.transform(texts)
 

@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from streamtrain.errors import DataError
 from streamtrain.io.lines import UNREADABLE
@@ -112,7 +113,7 @@ def _read_file(path: str, source: str, spec: ColumnSpec, chunk_rows: int, limit:
         yield chunk
 
 
-def _open(path: str, source: str):
+def _open(path: str, source: str) -> tuple[Any, list[str]]:
     """(the opened ``pyarrow.parquet.ParquetFile``, its column names); ``DataError`` naming ``path``."""
     import pyarrow.parquet as pq
 
@@ -141,7 +142,7 @@ def parquet_columns(names: list[str], spec: ColumnSpec, path: str) -> ParquetCol
     return ParquetColumns(text_cols, label_col, list(dict.fromkeys([*text_cols, label_col])))
 
 
-def _batches(pf, wanted: list[str], chunk_rows: int) -> Iterator[_Batch | _Undecoded]:
+def _batches(pf: Any, wanted: list[str], chunk_rows: int) -> Iterator[_Batch | _Undecoded]:
     """The ``wanted`` cells of the file, row group by row group, ``chunk_rows`` rows at most at a time; after a
     batch that cannot be decoded, nothing more."""
     for group in range(pf.num_row_groups):
@@ -158,7 +159,9 @@ def _batches(pf, wanted: list[str], chunk_rows: int) -> Iterator[_Batch | _Undec
             yield _Batch(group, batch.num_rows, cells)
 
 
-def _add_row(chunk: RawChunk, row: int, cells: dict[str, list[object]], i: int, columns: ParquetColumns, limit: int):
+def _add_row(
+    chunk: RawChunk, row: int, cells: dict[str, list[object]], i: int, columns: ParquetColumns, limit: int
+) -> None:
     """Row ``row`` of the file (``i`` of its batch) accepted into ``chunk``, or rejected there."""
     values = [cells[c][i] for c in columns.text]
     label_value = cells[columns.label][i]
@@ -170,7 +173,7 @@ def _add_row(chunk: RawChunk, row: int, cells: dict[str, list[object]], i: int, 
         chunk.rejected.append(Reject(chunk.path, row, reason, excerpt))
 
 
-def parquet_bytes(pf, first_group: int, size: int) -> int:
+def parquet_bytes(pf: Any, first_group: int, size: int) -> int:
     """Compressed bytes of the row groups from ``first_group`` on (the whole file when the metadata says nonsense)."""
     try:
         meta = pf.metadata
@@ -191,7 +194,7 @@ class Undecodable:
         return "<not UTF-8>"
 
 
-def cells_of(array) -> list[object]:
+def cells_of(array: Any) -> list[object]:
     """A column's Python values; ``Undecodable`` for each one pyarrow cannot convert."""
     try:
         return array.to_pylist()
