@@ -45,7 +45,7 @@ training loss and accuracy in the history average only the
 batches trained after the resume.
 
 Early stopping lives here too, with Keras' ``EarlyStopping`` rules
-(``val_loss``, ``min_delta`` 0, best weights restored at the end), because
+(``val_loss``, a ``min_delta``, best weights restored at the end), because
 its state must survive the process. It never stops on the initial plateau:
 not before ``min_rounds`` rounds (fit: one full epoch), and, given a
 ``floor`` (fit: the validation split's majority-class rate), not before the
@@ -61,7 +61,7 @@ of every round ``train.rounds`` sets each layer's seed generator from
 run draws the masks an uninterrupted one would.
 
 In a multi-worker fit only the chief has a ``Checkpoint``; its
-``model.stop_training`` is broadcast to the others by ``train.loop``.
+``model.stop_training`` is broadcast to the others by ``train.rounds``.
 """
 
 from __future__ import annotations
