@@ -1,11 +1,18 @@
-"""Resumable training: what a killed fit needs to continue from its last completed epoch (``Checkpoint``).
+"""Resumable training: what a killed fit needs to continue from its last commit (``Checkpoint``).
+
+Vocabulary: an epoch is one pass over the training rows; a round, one
+validation round (Keras' "epoch": ``per_epoch`` of them an epoch). The state
+counts rounds (``TrainingState.rounds_done``, ``best_round``); its file keeps
+the keys it had when a round was an epoch (``epochs_done``, ``best_epoch``:
+``TrainingState.to_json``), and so do the files' names (``epoch-NNNN``: NNNN
+rounds done).
 
 At the end of every pass over the data (every ``per_epoch`` validation
 rounds), at the end of training, and every ``every_seconds``, ``Checkpoint``
 (a Keras callback) commits, inside the version being trained
 (``versions/<id>.training/checkpoint/``):
 
-- ``epoch-NNNN.state.npz``: the model's weights (``weight_I``, in
+- ``epoch-NNNN.state.npz`` (after NNNN rounds): the model's weights (``weight_I``, in
   ``model.weights`` order) and the optimizer's variables (``optimizer_I``:
   Adam's moments and step count), plain arrays (no pickle). A resume builds
   the model from the same options and loads them (``restore``); the shapes
@@ -29,31 +36,32 @@ in Keras' format and ~0.5 s as npz, now mostly hidden behind training. A
 process killed while a commit is being written resumes from the commit
 before it, whose files are still on disk.
 
-Inside an epoch, the model is also checkpointed every ``every_seconds``
-(``step-EEEE-SSSSSS.keras``, with ``step`` in the state): a fit killed in
-the middle of a long epoch resumes at that step, on the rest of the same
-epoch's batches (``BatchStream.forever_chunks(epoch, skip_batches)``). The
-resumed epoch's training loss and accuracy in the history average only the
+Inside a round, the model is also checkpointed every ``every_seconds``
+(``step-RRRR-SSSSSS.state.npz``: step SSSSSS of round RRRR, with ``step`` in
+the state): a fit killed in the middle of a long round resumes at that
+step, on the rest of the same round's batches
+(``BatchStream.forever_chunks(epoch, skip_batches)``). The resumed round's
+training loss and accuracy in the history average only the
 batches trained after the resume.
 
 Early stopping lives here too, with Keras' ``EarlyStopping`` rules
-(``val_loss``, ``min_delta`` 0, best weights restored at the end), because
+(``val_loss``, a ``min_delta``, best weights restored at the end), because
 its state must survive the process. It never stops on the initial plateau:
 not before ``min_rounds`` rounds (fit: one full epoch), and, given a
 ``floor`` (fit: the validation split's majority-class rate), not before the
 best round's ``val_accuracy`` beats it (the weights kept would be a
 chance-level model, which the promotion guard rejects); ``epochs`` still
-bounds the run. The epoch's shuffle plan is a pure
-function of (seed, epoch) (``dataset.shuffle``), so the epoch count is the
-plan's position: a resumed run trains epochs ``epochs_done + 1 ...`` on the
-same plans an uninterrupted run would. Dropout's random draws are made a
-function of (seed, epoch, step) the same way: at the start of every epoch
-``train.loop`` sets each layer's seed generator from (seed, epoch)
-(``reseed``), and it advances one draw per step, so a resumed run draws
-the masks an uninterrupted one would.
+bounds the run. An epoch's shuffle plan is a pure
+function of (seed, epoch) (``dataset.shuffle``), so the rounds done and the
+step are the position in the stream of epochs: a resumed run trains the
+batches an uninterrupted run would (``train.rounds``). Dropout's random
+draws are made a function of (seed, round, step) the same way: at the start
+of every round ``train.rounds`` sets each layer's seed generator from
+(seed, round) (``reseed``), and it advances one draw per step, so a resumed
+run draws the masks an uninterrupted one would.
 
 In a multi-worker fit only the chief has a ``Checkpoint``; its
-``model.stop_training`` is broadcast to the others by ``train.loop``.
+``model.stop_training`` is broadcast to the others by ``train.rounds``.
 """
 
 from __future__ import annotations
@@ -75,24 +83,39 @@ log = logging.getLogger(__name__)
 STATE_NAME = "state.json"
 
 
+# ``state.json``'s keys for the attributes a round was once an epoch for (the file keeps them).
+FILE_KEYS = {"rounds_done": "epochs_done", "best_round": "best_epoch"}
+
+
 @dataclass
 class TrainingState:
-    epochs_done: int = 0
-    step: int = 0  # batches of epoch ``epochs_done + 1`` already trained (a checkpoint inside an epoch)
+    """A trial's training so far, as ``state.json`` commits it; it counts rounds."""
+
+    rounds_done: int = 0
+    step: int = 0  # batches of round ``rounds_done + 1`` already trained (a checkpoint inside a round)
     best: float | None = None  # best val_loss so far
-    best_epoch: int = 0  # 1-based epoch of ``best``
-    wait: int = 0  # epochs since the best, as Keras' EarlyStopping counts them
+    best_round: int = 0  # 1-based round of ``best``
+    wait: int = 0  # rounds since the best, as Keras' EarlyStopping counts them
     stopped: bool = False  # early stopping ended training
-    history: dict[str, list[float]] = field(default_factory=dict)
-    model: str | None = None  # checkpoint file of the last completed epoch (weights + optimizer state)
-    best_weights: str | None = None  # weights file of the best epoch
+    history: dict[str, list[float]] = field(default_factory=dict)  # per round
+    model: str | None = None  # checkpoint file of the last commit (weights + optimizer state)
+    best_weights: str | None = None  # weights file of the best round
+
+    def to_json(self) -> dict:
+        """``state.json``'s document (its keys: ``FILE_KEYS``)."""
+        return {FILE_KEYS.get(k, k): v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> TrainingState:
+        attributes = {v: k for k, v in FILE_KEYS.items()}
+        return cls(**{attributes.get(k, k): v for k, v in doc.items()})
 
     @classmethod
     def load(cls, directory: Path) -> TrainingState | None:
-        """The last committed state, or None when no epoch was completed (or the state is unreadable)."""
+        """The last committed state, or None when no round was completed (or the state is unreadable)."""
         try:
             doc = json.loads((directory / STATE_NAME).read_text(encoding="utf-8"))
-            state = cls(**doc)
+            state = cls.from_json(doc)
         except (OSError, ValueError, TypeError) as exc:
             if (directory / STATE_NAME).exists():
                 log.warning(f"ignoring an unreadable checkpoint state in {directory}: {exc}")
@@ -116,7 +139,7 @@ def commit_state(directory: Path, text: str) -> None:
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Early stopping with restorable state, and a checkpoint after every epoch (skipped once ``unsafe()``)."""
+    """Early stopping with restorable state, and checkpoints (none once ``unsafe()``); Keras' epochs are rounds."""
 
     def __init__(
         self,
@@ -138,9 +161,9 @@ class Checkpoint(keras.callbacks.Callback):
         self.min_delta = min_delta  # a better validation loss gains this fraction of the fall so far on the best
         self.min_rounds, self.floor = min_rounds, floor  # no early stop before these (``_past_plateau``)
         self.every_seconds = every_seconds  # 0: at the ends of epochs only
-        self.per_epoch = per_epoch  # validation rounds (Keras epochs) per pass over the data
+        self.per_epoch = per_epoch  # rounds per epoch
         self.unsafe = unsafe or (lambda: False)  # e.g. a non-finite loss was seen: save nothing built on it
-        self.offset = 0  # batches of this epoch trained before this process (a resume inside the epoch)
+        self.offset = 0  # batches of this round trained before this process (a resume inside the round)
         self._saved_at = time.monotonic()
         self._pending = False  # rounds ended since the last commit
         self._best: list | None = None  # the best round's weights, in memory (written to disk only at commits)
@@ -151,7 +174,7 @@ class Checkpoint(keras.callbacks.Callback):
     def on_train_end(self, logs: dict | None = None) -> None:
         """Commit a round that ended without a checkpoint (the last of ``epochs``: nothing follows it)."""
         if self._pending and not self.unsafe():
-            self.state.model = f"epoch-{self.state.epochs_done:04d}.{STATE_SUFFIX}"
+            self.state.model = f"epoch-{self.state.rounds_done:04d}.{STATE_SUFFIX}"
             self._commit()
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -167,10 +190,11 @@ class Checkpoint(keras.callbacks.Callback):
             return  # never commit weights a non-finite loss may have reached (FiniteLoss reports it)
         state = self.state
         state.step = self.offset + batch
-        state.model = f"step-{state.epochs_done + 1:04d}-{state.step:06d}.{STATE_SUFFIX}"
+        state.model = f"step-{state.rounds_done + 1:04d}-{state.step:06d}.{STATE_SUFFIX}"
         self._commit()
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
+        """The end of round ``round_`` (0-based): early stopping's bookkeeping, then a commit when one is due."""
         self.offset = 0
         if self.unsafe():
             return
@@ -185,33 +209,33 @@ class Checkpoint(keras.callbacks.Callback):
             # fallen at first, so a slow start (a loss creeping down from the prior) is not taken for a plateau.
             fall = state.history["val_loss"][0] - state.best if state.best is not None else 0.0
             if state.best is None or loss < state.best - self.min_delta * max(fall, 0.0):
-                state.best, state.best_epoch, state.wait = loss, epoch + 1, 0
-                state.best_weights = f"best-{epoch + 1:04d}.weights.npz"
+                state.best, state.best_round, state.wait = loss, round_ + 1, 0
+                state.best_weights = f"best-{round_ + 1:04d}.weights.npz"
                 self._best = self.model.get_weights()  # copies; written at the next commit (``_commit``)
-            elif state.wait >= self.patience and epoch > 0 and self._past_plateau(epoch):
+            elif state.wait >= self.patience and round_ > 0 and self._past_plateau(round_):
                 state.stopped = True
                 self.model.stop_training = True
         # The whole model with its optimizer (the costly part) at the end of each pass over the data, at the end
         # of training, and when --checkpoint-seconds have passed; a round in between commits nothing, so a kill
         # there resumes from the last commit. The best weights above are written at the next commit.
-        last = state.stopped or (epoch + 1) % self.per_epoch == 0
+        last = state.stopped or (round_ + 1) % self.per_epoch == 0
         if not last and not self._due():
-            state.epochs_done = epoch + 1
+            state.rounds_done = round_ + 1
             self._pending = True
             return
-        state.model = f"epoch-{epoch + 1:04d}.{STATE_SUFFIX}"
-        state.epochs_done = epoch + 1
+        state.model = f"epoch-{round_ + 1:04d}.{STATE_SUFFIX}"
+        state.rounds_done = round_ + 1
         self._commit()
 
-    def _past_plateau(self, epoch: int) -> bool:
-        """Whether early stopping may end training after round ``epoch`` (0-based): ``min_rounds`` are done and
+    def _past_plateau(self, round_: int) -> bool:
+        """Whether early stopping may end training after round ``round_`` (0-based): ``min_rounds`` are done and
         the best round's validation accuracy beats ``floor``."""
-        if epoch + 1 < self.min_rounds:
+        if round_ + 1 < self.min_rounds:
             return False
         if self.floor is None:
             return True
         accuracy = self.state.history.get("val_accuracy", [])
-        best = self.state.best_epoch
+        best = self.state.best_round
         return 0 < best <= len(accuracy) and accuracy[best - 1] > self.floor
 
     def _due(self) -> bool:
@@ -229,7 +253,7 @@ class Checkpoint(keras.callbacks.Callback):
         if self._best is not None and state.best_weights and not (self.directory / state.best_weights).exists():
             best = (self.directory / state.best_weights, self._best)
         self._writing = self._writer.submit(
-            _write_commit, self.directory, self.directory / state.model, arrays, best, json.dumps(asdict(state))
+            _write_commit, self.directory, self.directory / state.model, arrays, best, json.dumps(state.to_json())
         )
         self._pending = False
         self._saved_at = time.monotonic()
@@ -248,10 +272,10 @@ class Checkpoint(keras.callbacks.Callback):
             load_best(model, self.directory / self.state.best_weights)
 
 
-def reseed(model, seed: int, epoch: int, step: int = 0, worker: int = 0) -> int:
-    """Set every seed generator of ``model``'s layers to its state at ``step`` of ``epoch``; return how many.
+def reseed(model, seed: int, round_: int, step: int = 0, worker: int = 0) -> int:
+    """Set every seed generator of ``model``'s layers to its state at ``step`` of round ``round_``; return how many.
 
-    The state is ``[f(seed, epoch, its place, worker), step]``: Keras' generators add
+    The state is ``[f(seed, round_, its place, worker), step]``: Keras' generators add
     one to the second word per draw, and each dropout layer draws once a step.
     Each worker of a multi-worker fit draws its own masks (worker 0's are a
     one-process run's).
@@ -265,7 +289,7 @@ def reseed(model, seed: int, epoch: int, step: int = 0, worker: int = 0) -> int:
         if isinstance(value, SeedGenerator)
     ]
     for i, generator in enumerate(generators):
-        key = [seed, epoch, i, 3] if worker == 0 else [seed, epoch, i, 3, worker]
+        key = [seed, round_, i, 3] if worker == 0 else [seed, round_, i, 3, worker]
         start = np.random.default_rng(key).integers(0, 2**31 - 1)
         generator.state.assign(np.array([start, step], dtype=generator.state.dtype))
     return len(generators)

@@ -1,4 +1,4 @@
-"""fit's own line per epoch, through ``logging`` (``EpochLog``), instead of Keras' printed lines.
+"""fit's own line per validation round, through ``logging`` (``EpochLog``), instead of Keras' printed lines.
 
 Keras' ``verbose=2`` prints to stdout in its own format, which neither
 ``--log-format json`` nor a log collector can read. ``EpochLog`` logs one
@@ -28,18 +28,18 @@ class EpochLog(keras.callbacks.Callback):
         self.epochs, self.per_epoch = epochs, per_epoch
         self._started = time.monotonic()
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_begin(self, round_: int, logs: dict | None = None) -> None:
         self._started = time.monotonic()
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}
         seconds = round(time.monotonic() - self._started, 3)
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        done = round((epoch + 1) / self.per_epoch, 3)
+        done = round((round_ + 1) / self.per_epoch, 3)  # epochs: passes over the training rows
         where = f"epoch {done:g}/{self.epochs}"
         if self.per_epoch > 1:
-            where += f" (validation {epoch + 1}/{self.epochs * self.per_epoch})"
+            where += f" (validation {round_ + 1}/{self.epochs * self.per_epoch})"
         log.info(
             f"{where}: {shown} ({seconds:.1f} s)",
-            extra={"epoch": done, "epochs": self.epochs, "validation": epoch + 1, "seconds": seconds, **metrics},
+            extra={"epoch": done, "epochs": self.epochs, "validation": round_ + 1, "seconds": seconds, **metrics},
         )

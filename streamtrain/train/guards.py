@@ -28,8 +28,8 @@ class FiniteLoss(keras.callbacks.Callback):
         self.problem: str | None = None
         self.per_epoch = per_epoch
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        where = f"epoch {(epoch + 1) / self.per_epoch:g}"
+    def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
+        where = f"epoch {(round_ + 1) / self.per_epoch:g}"
         for key, what in (("loss", "training"), ("val_loss", "validation")):
             loss = float((logs or {}).get(key, 0.0))
             if self.problem is None and not math.isfinite(loss):
@@ -45,7 +45,7 @@ class Deadline(keras.callbacks.Callback):
         self.until = until
         self.cut = False  # whether it stopped the training
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
         if self.until is not None and not self.model.stop_training and time.monotonic() >= self.until:
             self.cut = True
             self.model.stop_training = True

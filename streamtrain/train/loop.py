@@ -31,7 +31,7 @@ values and everyone else's zeros), so the workers never disagree and no
 other worker reads the model directory. At the end the workers compare
 digests of their weights and optimizer state (``weights_digest``): they
 must be equal, or the run fails rather than keep a model that one worker
-alone would not have trained. Joining the cluster (fit's ``_trainer``
+alone would not have trained. Joining the cluster (``train.rounds.join``
 creates the strategy, which waits for every worker) has ``--join-timeout``
 seconds (``deadline``): a cluster whose workers never all start fails instead of
 waiting for ever.

@@ -184,8 +184,6 @@ def decide(
 ) -> dict:
     """The promotion decision for ``candidate`` (a trained Keras model) against ``floor`` (``majority_floor``)
     and ``current`` (``load_current``)."""
-    from streamtrain.train.scoring import SCORE_BATCH, score_split
-
     doc: dict = {
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "current_version": current.version if current is not None else None,
@@ -203,29 +201,60 @@ def decide(
             "promoted": True,
             "reason": f"forced (--force); the current model was not loaded: {current.problem}",
         }
-    path, current_model, vectorizer_doc = current.path, current.model, current.vectorizer_doc
-    batch = score_batch_size or SCORE_BATCH[manifest.encoding]
-    ours: float | None = None
-    theirs: float | None = None
-    if same_vectorizer(vectorizer_doc, manifest):
-        scored = score_split(current_model, data, manifest, "val", batch)
-        rows, theirs, ours = scored["rows"], scored["accuracy"], candidate_val_accuracy
-        doc["compared_on"] = f"the dataset's validation split ({rows} rows; both models use its vectorizer)"
-    else:
-        from streamtrain.dataset.val_sample import read_val_sample
-        from streamtrain.vectorize.vectorizer import Vectorizer
+    compared = _compare(candidate, candidate_val_accuracy, data, manifest, current, score_batch_size)
+    doc.update(compared_on=compared.on, rows=compared.rows)
+    return _verdict(doc, compared, max_regression, force)
 
-        texts, truth = read_val_sample(data, manifest)
-        rows = len(texts)
-        doc["compared_on"] = (
-            f"the dataset's validation sample ({rows} raw texts), each model through its own vectorizer "
-            "(the current model was trained with a different vectorizer)"
-        )
-        if rows:
-            ours = _raw_accuracy(candidate, Vectorizer.load(data), texts, truth, batch)
-            theirs = _raw_accuracy(current_model, modeldir.load_vectorizer(path), texts, truth, batch)
-    doc["rows"] = rows
-    if not rows or ours is None or theirs is None:
+
+@dataclass
+class Comparison:
+    """Both models' accuracies on the same rows (None: no rows to compare on)."""
+
+    on: str  # the rows, in words (``promotion.json``'s ``compared_on``)
+    rows: int
+    ours: float | None  # the candidate's
+    theirs: float | None  # the current model's
+
+
+def _compare(
+    candidate,
+    candidate_val_accuracy: float | None,
+    data: str,
+    manifest: Manifest,
+    current: Current,
+    score_batch_size: int | None,
+) -> Comparison:
+    """The candidate and ``current`` (loaded) measured on the dataset's validation split when they share its
+    vectorizer, else on its validation sample's raw texts, each model through its own vectorizer."""
+    from streamtrain.train.scoring import SCORE_BATCH, score_split
+
+    assert current.model is not None and current.vectorizer_doc is not None, "a loaded current"
+    batch = score_batch_size or SCORE_BATCH[manifest.encoding]
+    if same_vectorizer(current.vectorizer_doc, manifest):
+        scored = score_split(current.model, data, manifest, "val", batch)
+        rows = scored["rows"]
+        on = f"the dataset's validation split ({rows} rows; both models use its vectorizer)"
+        return Comparison(on, rows, candidate_val_accuracy, scored["accuracy"])
+    from streamtrain.dataset.val_sample import read_val_sample
+    from streamtrain.vectorize.vectorizer import Vectorizer
+
+    texts, truth = read_val_sample(data, manifest)
+    on = (
+        f"the dataset's validation sample ({len(texts)} raw texts), each model through its own vectorizer "
+        "(the current model was trained with a different vectorizer)"
+    )
+    if not texts:
+        return Comparison(on, 0, None, None)
+    ours = _raw_accuracy(candidate, Vectorizer.load(data), texts, truth, batch)
+    theirs = _raw_accuracy(current.model, modeldir.load_vectorizer(current.path), texts, truth, batch)
+    return Comparison(on, len(texts), ours, theirs)
+
+
+def _verdict(doc: dict, compared: Comparison, max_regression: float, force: bool) -> dict:
+    """The decision on ``compared``: promoted unless the candidate is worse than current by more than
+    ``max_regression`` (``force``: promoted anyway)."""
+    ours, theirs = compared.ours, compared.theirs
+    if not compared.rows or ours is None or theirs is None:
         reason = "no validation rows to compare the two models on (prepare with --val-fraction > 0)"
         return {**doc, "promoted": force, "reason": "forced (--force); " + reason if force else reason}
     doc.update(candidate_accuracy=round(ours, 6), current_accuracy=round(theirs, 6))

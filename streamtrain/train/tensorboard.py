@@ -6,10 +6,11 @@ summary writer and nothing else (no graph, no profile, unlike Keras'
 
 - at the first ``on_train_begin`` of the callback, the run's configuration
   as a Markdown table (summary ``config``, text, step 0);
-- at every epoch's end, each numeric value in Keras' ``logs`` (``loss``,
-  ``accuracy``, ``val_loss``, ``val_accuracy``) as a scalar at step
-  ``epoch + 1``, so epochs are numbered from 1 as in ``history.json`` and
-  ``training.png``; then it flushes, so a killed run loses nothing logged.
+- at every round's end (Keras' "epoch": a validation round of fit), each
+  numeric value in Keras' ``logs`` (``loss``, ``accuracy``, ``val_loss``,
+  ``val_accuracy``) as a scalar at step ``round + 1``, so rounds are
+  numbered from 1 as in ``history.json``; then it flushes, so a killed run
+  loses nothing logged.
 
 The events are written with ``tf.summary.write`` and the metadata of
 TensorBoard's ``scalars`` and ``text`` plugins: exactly what
@@ -37,7 +38,7 @@ CONFIG_TAG = "config"
 
 
 class TensorBoardLog(keras.callbacks.Callback):
-    """Write ``config`` once and every epoch's scalars as TensorBoard events under ``log_dir``."""
+    """Write ``config`` once and every round's scalars as TensorBoard events under ``log_dir``."""
 
     def __init__(self, log_dir: Path, config: dict):
         super().__init__()
@@ -58,17 +59,17 @@ class TensorBoardLog(keras.callbacks.Callback):
             self._writer.flush()
             self._config_written = True
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
         import tensorflow as tf
 
-        if self._writer is None:  # an epoch outside fit's train begin / end (not done by Keras): open now
+        if self._writer is None:  # a round outside fit's train begin / end (not done by Keras): open now
             self.on_train_begin()
         assert self._writer is not None
         with self._writer.as_default():
             for name, value in sorted((logs or {}).items()):
                 number = _scalar(value)
                 if number is not None:
-                    tf.summary.write(name, tf.constant(number, tf.float32), step=epoch + 1, metadata=_meta("scalars"))
+                    tf.summary.write(name, tf.constant(number, tf.float32), step=round_ + 1, metadata=_meta("scalars"))
         self._writer.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:

@@ -3,7 +3,7 @@
 Owns the candidates (``Candidate``, ``candidates``: their order is the prior), the schedule rules that make
 an unset ``--epochs``/``--patience`` follow the data (``schedule``), the time budget (``budget``) and the
 selection record (``Selection``) a version keeps in ``selection.json``, which the next fit of the same
-vectorizer reuses instead of searching again (``reusable``). fit (``train.fit``) runs the trials, each
+vectorizer reuses instead of searching again (``reusable``). fit runs the trials (``train.selection``), each
 through the one training loop, and keeps the winner's weights: the selection costs the losers' training,
 never a retraining of the winner.
 

@@ -101,3 +101,44 @@ def test_nothing_to_measure_on_keeps_the_rule_without_tensorflow():
     assert imported or "tensorflow" not in sys.modules
     empty = B.bakeoff(rule, ChoiceSample(), ValSample(), ["x", "y"], np.array([1, 0]), None, None, 0)  # type: ignore[arg-type]
     assert empty["bakeoff"]["skipped"] == "no training rows in the sample" and empty["chosen"] == "sequence"
+
+
+def test_a_signal_during_training_stops_it_and_runs_its_own_handler_after(tmp_path):
+    """The bake-off trains on fit's loop: a SIGINT that arrives mid-training is held, training stops before its
+    next batch (that epoch still validated, as Keras' fit did), and the process's own handler runs after."""
+    import os
+    import signal
+
+    from streamtrain.train.fit import FitOptions, build_model
+    from streamtrain.train.runtime import import_tensorflow
+    from streamtrain.train.tfdata import sparse_dataset
+    from streamtrain.train.tune import Candidate
+    from streamtrain.vectorize.tfidf import NgramConfig
+
+    import_tensorflow()
+    texts, labels, names = _demo()
+    train, val = B.ngram_rows(NgramConfig(top_k=500), texts[:3000], labels[:3000], texts[3000:], labels[3000:])
+    model = build_model(
+        Candidate("linear", learning_rate=0.03), train.n_cols, train.n_cols, len(names), FitOptions("", "")
+    )
+    chunks = []
+
+    def dataset(make, *args):
+        def counted():
+            for chunk in make():
+                chunks.append(len(chunk))
+                if len(chunks) == 2 and make.__name__ == "shuffled":  # the second epoch's rows: mid-training
+                    os.kill(os.getpid(), signal.SIGINT)
+                yield chunk
+
+        counted.__name__ = make.__name__
+        return sparse_dataset(counted, *args)
+
+    heard: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: heard.append(signum))
+    try:
+        got = B._train(model, train, val, dataset, train.n_cols, len(names), 128, 0, 40, 40)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert heard == [signal.SIGINT]  # once, after training
+    assert 1 <= got["epochs_run"] <= 2 and len(got["history"]["val_loss"]) == got["epochs_run"]

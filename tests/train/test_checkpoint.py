@@ -129,11 +129,11 @@ SLOW_START = [0.6931, 0.6929, 0.6926, 0.6900, 0.60, 0.45, 0.44, 0.4399, 0.4398] 
 
 
 @pytest.mark.parametrize(
-    ("losses", "min_delta", "best_epoch", "stopped_after"),
+    ("losses", "min_delta", "best_round", "stopped_after"),
     [(FLATTENING, 0.0, 5, 7), (FLATTENING, 0.005, 2, 4), (SLOW_START, 0.0, 9, None), (SLOW_START, 0.005, 7, 9)],
 )
 def test_early_stopping_counts_only_gains_of_min_delta_of_the_fall(
-    tf, tmp_path, losses, min_delta, best_epoch, stopped_after
+    tf, tmp_path, losses, min_delta, best_round, stopped_after
 ):
     """A validation loss is better when it beats the best by min_delta of the fall since the first validation:
     where the loss has flattened, a tie is no better epoch (patience runs out sooner, the weights kept are the
@@ -149,8 +149,8 @@ def test_early_stopping_counts_only_gains_of_min_delta_of_the_fall(
         if model.stop_training:
             break
     checkpoint.flush()
-    assert state.best_epoch == best_epoch and state.best_weights == f"best-{best_epoch:04d}.weights.npz"
-    assert state.epochs_done == (stopped_after or len(losses)) and state.stopped == (stopped_after is not None)
+    assert state.best_round == best_round and state.best_weights == f"best-{best_round:04d}.weights.npz"
+    assert state.rounds_done == (stopped_after or len(losses)) and state.stopped == (stopped_after is not None)
 
 
 PLATEAU = [5.7047, 5.7051, 5.7054, 5.7058, 5.7072, 5.7083, 5.6913, 5.6501, 5.5421]  # observation 8 of issue 23
@@ -178,4 +178,28 @@ def test_early_stopping_waits_for_a_full_epoch_and_a_best_round_above_the_floor(
         if model.stop_training:
             break
     checkpoint.flush()
-    assert state.epochs_done == (stopped_after or len(PLATEAU)) and state.stopped == (stopped_after is not None)
+    assert state.rounds_done == (stopped_after or len(PLATEAU)) and state.stopped == (stopped_after is not None)
+
+
+def test_the_state_counts_rounds_and_its_file_keeps_the_keys_of_0_9():
+    """``state.json`` keeps ``epochs_done`` and ``best_epoch`` (what inspect and older releases read): the state
+    names them ``rounds_done`` and ``best_round``, and reads a file of any release back."""
+    from streamtrain.train.checkpoint import TrainingState
+
+    state = TrainingState(rounds_done=6, step=3, best=0.25, best_round=4, wait=2, model="epoch-0006.state.npz")
+    doc = state.to_json()
+    assert list(doc) == [
+        "epochs_done",
+        "step",
+        "best",
+        "best_epoch",
+        "wait",
+        "stopped",
+        "history",
+        "model",
+        "best_weights",
+    ]
+    assert (doc["epochs_done"], doc["best_epoch"]) == (6, 4)
+    assert TrainingState.from_json(json.loads(json.dumps(doc))) == state
+    old = TrainingState.from_json({"epochs_done": 2, "model": "epoch-0002.keras"})  # written by 0.5
+    assert (old.rounds_done, old.best_round, old.model) == (2, 0, "epoch-0002.keras")

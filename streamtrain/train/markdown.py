@@ -1,0 +1,75 @@
+"""Markdown for ``report.md`` (``train.report``): GitHub-flavoured tables, escaped text, numbers as people read them.
+
+Who owns what: every value a report shows passes through here. Missing
+numbers (None, NaN, a bool where a number belongs) read ``NA``; free text
+is escaped (``esc``: a ``|`` or ``*`` cannot break a table or turn into
+emphasis, and a control character shows as its escape, ``streamtrain.visible``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from streamtrain.visible import visible
+
+NA = "n/a"
+SPECIAL = set("\\`*_[]<>|~&#!")  # characters that could start Markdown or HTML inside a line of text
+
+
+def table(header: list[str], body: list[list[str]], align: str = "") -> str:
+    """A GFM table; ``align`` is one of l/r/c per column (default: left)."""
+    rule = {"l": "---", "r": "---:", "c": ":---:"}
+    aligns = [rule[a] for a in align.ljust(len(header), "l")]
+    lines = [row(header), row(aligns)] + [row(r) for r in body]
+    return "\n".join(lines) + "\n"
+
+
+def row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c if c else " " for c in cells) + " |"
+
+
+def esc(value) -> str:
+    """Text safe inside a line and a table cell: control characters as escapes (``visible``), Markdown/HTML
+    characters backslash-escaped, runs of spaces as one."""
+    text = " ".join(visible(str(value)).split())
+    return "".join("\\" + ch if ch in SPECIAL else ch for ch in text)
+
+
+def code(value) -> str:
+    """An inline code span (``|`` still escaped: GFM splits table cells before code spans)."""
+    text = " ".join(visible(str(value)).split()).replace("|", "\\|")
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def num(value, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if finite(value) else NA
+
+
+def count(value) -> str:
+    """A count with thousands separators (a float is rounded); n/a when missing."""
+    if isinstance(value, bool) or not finite(value):
+        return NA
+    return f"{round(value):,}"
+
+
+def pct(value) -> str:
+    return f"{100 * value:.2f}%" if finite(value) else NA
+
+
+def cell(value) -> str:
+    """An option's value: none, a number, code for a string, else escaped text."""
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return code(value) if isinstance(value, str) else esc(value)
+
+
+def at(values: Sequence, i: int):
+    return values[i] if i < len(values) else None

@@ -1,0 +1,153 @@
+"""fit's rounds on the one training loop: the strategy joined, a model built in its ``Trainer``, its rounds run.
+
+Who owns what: ``join`` creates the ``tf.distribute`` strategy (joining
+every worker of a cluster within ``--join-timeout``); ``new_trainer``
+builds a candidate's model alike on every worker, in its ``train.loop.Trainer``;
+``train_rounds`` runs a trial's validation rounds from where the chief says
+(``Start``, broadcast) until the plan's last round or a stop, on every
+worker in step, driving the Keras callbacks as Keras ``fit`` would. Round
+``r`` trains the batches from step ``r * round_steps`` of the one stream
+of epochs, so a resumed trial reads the batches an uninterrupted one would,
+with the dropout draws of (seed, round, step) (``Trainer.reseed``). What the
+rounds decide (stopping, checkpoints) is the callbacks'; what they return
+is ``Rounds``. An input pipeline error is re-raised as itself (a
+``DataError`` naming the shard), a lost worker as ``ClusterError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from streamtrain.errors import ClusterError
+from streamtrain.train.cluster import Cluster
+from streamtrain.train.runtime import one_thread_per_op
+
+if TYPE_CHECKING:
+    from streamtrain.dataset.manifest import ModelInputs
+    from streamtrain.train.fit import FitOptions
+    from streamtrain.train.plan import Plan
+    from streamtrain.train.tune import Candidate
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a trial's rounds begin (the chief's word: ``train_rounds`` broadcasts it)."""
+
+    rounds_done: int = 0
+    step: int = 0  # batches of round ``rounds_done + 1`` already trained
+    stopped: bool = False  # early stopping had ended the trial
+    loaded: bool = False  # the chief's model holds loaded weights (a resume or a warm start): share them
+
+    def numbers(self) -> list[float]:
+        return [float(self.rounds_done), float(self.step), float(self.stopped), float(self.loaded)]
+
+
+@dataclass
+class Rounds:
+    """What a trial's rounds return besides the model they trained."""
+
+    rows_per_worker: list[list[int]]  # [round][worker]: rows each worker trained in each round of this process
+    digests: list[str]  # each worker's digest of its final weights (none for one worker)
+
+
+def join(opts: FitOptions, cluster: Cluster, encoding: str) -> Any:
+    """The strategy, joined to every worker of the cluster (within ``--join-timeout``)."""
+    from streamtrain.train.loop import deadline
+
+    if encoding == "ngram":  # before anything starts TensorFlow's runtime (the strategy, the seed, the model)
+        one_thread_per_op()
+    waiting = f"{cluster.name}: waiting for the {cluster.size} workers of TF_CONFIG to start"
+    with deadline(opts.join_timeout, waiting) if cluster.size > 1 else contextlib.nullcontext():
+        return cluster.strategy()  # with several workers, waits for every one of them to start
+
+
+def new_trainer(opts: FitOptions, candidate: Candidate, inputs: ModelInputs, strategy: Any, cluster: Cluster) -> Any:
+    """``candidate``'s model, built alike on every worker (so the strategy's variable broadcasts pair up), in its
+    ``Trainer``."""
+    import keras
+
+    from streamtrain.train.fit import build_model
+    from streamtrain.train.loop import Trainer
+
+    keras.utils.set_random_seed(opts.seed)  # the initial weights (the chief's reach the others: the strategy's)
+    with strategy.scope():
+        model = build_model(candidate, inputs.n_features, inputs.row_width, inputs.n_classes, opts)
+    return Trainer(strategy, model, cluster, inputs.n_classes)
+
+
+def train_rounds(seed: int, plan: Plan, trainer: Any, callbacks: list, start: Start) -> Rounds:
+    """The rounds from ``start`` (the chief's; the others' is ignored) until the plan's last or a stop."""
+    failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
+    try:
+        rows = _run(seed, plan, trainer, callbacks, start, failures)
+        cluster = trainer.cluster
+        digests = [f"{int(d):012x}" for d in trainer.gather(trainer.weights_digest())] if cluster.size > 1 else []
+    except Exception as exc:
+        if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
+            raise failures[0] from exc
+        lost = _lost_worker(exc, trainer.cluster)
+        if lost:
+            raise ClusterError(lost) from exc
+        raise
+    if len(set(digests)) > 1:
+        raise ClusterError(
+            f"the workers' weights differ after training (digests {', '.join(digests)}): no model was written"
+        )
+    return Rounds(rows, digests)
+
+
+def _run(seed: int, plan: Plan, trainer: Any, callbacks: list, start: Start, failures: list) -> list[list[int]]:
+    """The loop of ``train_rounds``: the rows each worker trained in each round."""
+    import keras
+
+    from streamtrain.train.tfdata import keras_dataset
+
+    model, n_classes = trainer.model, len(plan.manifest.labels)
+    train, val, round_steps = plan.train, plan.val, plan.round_steps
+    rows: list[list[int]] = []
+    done, step, stopped, loaded = (int(v) for v in trainer.broadcast(start.numbers()))
+    if loaded:
+        trainer.sync_variables()
+
+    def batches(split, epoch: int = 0, skip: int = 0):
+        return trainer.distribute(lambda: keras_dataset(split, n_classes, failures, epoch, skip))
+
+    epoch, skip = divmod(done * round_steps + step, train.steps)
+    training = batches(train, epoch, skip)
+    validating = batches(val) if val.rows else None
+    hooks = keras.callbacks.CallbackList(callbacks, model=model)
+    hooks.on_train_begin()
+    while not stopped and done < plan.rounds:
+        trainer.reseed(seed, done, step)
+        hooks.on_epoch_begin(done)  # Keras' "epoch": a round
+        logs, mine = trainer.train_round(training, round_steps - step, hooks)
+        rows.append([int(r) for r in trainer.gather(mine)])
+        if validating is not None:
+            logs.update(trainer.validate(validating, val.steps))
+        hooks.on_epoch_end(done, logs)
+        done, step = done + 1, 0
+        stopped = bool(trainer.broadcast([float(bool(model.stop_training))])[0])
+    hooks.on_train_end()
+    return rows
+
+
+def _lost_worker(exc: BaseException, cluster: Cluster) -> str | None:
+    """What to say when ``exc`` is TensorFlow reporting a failed peer, else None."""
+    import re
+
+    import tensorflow as tf
+
+    if cluster.size == 1 or not isinstance(exc, tf.errors.OpError):
+        return None
+    text = str(exc)
+    tasks = sorted({int(t) for t in re.findall(r"/job:worker/(?:replica:0/)?task:(\d+)", text)} - {cluster.index})
+    who = ", ".join(f"worker {t}" for t in tasks) or "another worker"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    telling = [line for line in lines if re.search(r"aborted by|unhealthy|connection|socket|heartbeat", line, re.I)]
+    first = (telling or lines or [type(exc).__name__])[0][:200]
+    return (
+        f"{cluster.name}: lost contact with {who} ({first}); the run stopped. "
+        "Rerun the same command on every worker to resume from the last checkpoint"
+    )
