@@ -9,7 +9,7 @@ Without ``--data`` it prepares IMDB train + test (``benchdata.imdb_dir``: the
 archive in $STREAMTRAIN_DATASETS, extracted once) with prepare's defaults into
 ``runs/bench/imdb-hdf5`` (``benchdata.ensure_prepared``, shared with
 bench_fit and bench_integrity) and reuses it. The model is fit's default MLP
-(``fit.build_model("mlp", ...)`` with ``FitOptions``' defaults: 2 x 16 units since 0.6, 2 x 64 before,
+(``models.build_model("mlp", ...)`` with ``FitOptions``' defaults: 2 x 16 units since 0.6, 2 x 64 before,
 the first a ``SparseDense`` on the TF-IDF rows, dropout 0.2, LazyAdam 1e-3).
 Every part is printed as a Markdown table.
 
@@ -245,8 +245,9 @@ def _model_and_trainer(data: str, seed: int):
 
     from streamtrain.dataset.manifest import Manifest
     from streamtrain.train.cluster import Cluster
-    from streamtrain.train.fit import FitOptions, build_model
+    from streamtrain.train.fit import FitOptions
     from streamtrain.train.loop import Trainer
+    from streamtrain.train.models import build_model
     from streamtrain.train.tune import Candidate
 
     manifest = Manifest.load(data)

@@ -20,7 +20,7 @@ systematic over the input) and the validation sample
 - sequences: ``TokenCounts`` and ``SequenceState.fit`` (top-k tokens, length
   of the longest text up to ``max_length``), then the sepCNN.
 
-Every model is built as fit builds that candidate (``fit.build_model``),
+Every model is built as fit builds that candidate (``models.build_model``),
 with the same seed (``keras.utils.set_random_seed`` before each build), and
 trains on fit's own loop (``train.loop.Trainer``, one process: the one
 training path; an epoch is one pass over the sample, then one validation),
@@ -161,7 +161,7 @@ class _Setting:
         """``candidate``'s model as fit builds it, from ``seed``."""
         import keras
 
-        from streamtrain.train.fit import build_model
+        from streamtrain.train.models import build_model
 
         keras.utils.set_random_seed(self.seed)
         return build_model(candidate, n_features, width, self.n_classes, self.opts)

@@ -285,24 +285,3 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     trainer.warm_up(lambda: blank_batches(inputs.encoding, inputs.row_width, inputs.n_classes))
     scoring.warm_up(trainer.model, inputs)
     return Prebuilt(candidate, opts, inputs, trainer)
-
-
-def build_model(candidate: Candidate, n_features: int, width: int, n_classes: int, opts: FitOptions):
-    """A new model of ``candidate`` (its family, width, learning rate and dropout; the sepCNN's sizes from
-    ``opts``): ``n_features`` n-gram features or tokens, ``width`` the sequence length (sepCNN only). fit and
-    the vectorizer bake-off both build their models here."""
-    from streamtrain.train.models import build_mlp, build_sepcnn
-
-    if candidate.model == "sepcnn":
-        return build_sepcnn(
-            n_features,
-            width,
-            n_classes,
-            blocks=opts.blocks,
-            filters=opts.filters,
-            embedding_dim=opts.embedding_dim,
-            dropout=candidate.dropout,
-            learning_rate=candidate.learning_rate,
-        )
-    layers = candidate.layers if candidate.model == "mlp" else 0
-    return build_mlp(n_features, n_classes, candidate.units, layers, candidate.dropout, candidate.learning_rate)

@@ -10,8 +10,14 @@ the defaults live in one place, ``train.fit.FitOptions``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    from streamtrain.train.fit import FitOptions
+    from streamtrain.train.tune import Candidate
 
 
 def _finish(inputs, x, n_classes: int, learning_rate: float, name: str, dense=keras.layers.Dense) -> keras.Model:
@@ -157,3 +163,22 @@ def class_probabilities(outputs, n_classes: int) -> np.ndarray:
         p = outputs.reshape(-1)
         return np.stack([1.0 - p, p], axis=1)
     return outputs
+
+
+def build_model(candidate: Candidate, n_features: int, width: int, n_classes: int, opts: FitOptions) -> keras.Model:
+    """A new model of ``candidate`` (its family, width, learning rate and dropout; the sepCNN's sizes from
+    ``opts``): ``n_features`` n-gram features or tokens, ``width`` the sequence length (sepCNN only). fit and
+    the vectorizer bake-off both build their models here."""
+    if candidate.model == "sepcnn":
+        return build_sepcnn(
+            n_features,
+            width,
+            n_classes,
+            blocks=opts.blocks,
+            filters=opts.filters,
+            embedding_dim=opts.embedding_dim,
+            dropout=candidate.dropout,
+            learning_rate=candidate.learning_rate,
+        )
+    layers = candidate.layers if candidate.model == "mlp" else 0
+    return build_mlp(n_features, n_classes, candidate.units, layers, candidate.dropout, candidate.learning_rate)

@@ -68,8 +68,8 @@ def new_trainer(opts: FitOptions, candidate: Candidate, inputs: ModelInputs, str
     ``Trainer``."""
     import keras
 
-    from streamtrain.train.fit import build_model
     from streamtrain.train.loop import Trainer
+    from streamtrain.train.models import build_model
 
     keras.utils.set_random_seed(opts.seed)  # the initial weights (the chief's reach the others: the strategy's)
     with strategy.scope():

@@ -109,7 +109,8 @@ def test_a_signal_during_training_stops_it_and_runs_its_own_handler_after(tmp_pa
     import os
     import signal
 
-    from streamtrain.train.fit import FitOptions, build_model
+    from streamtrain.train.fit import FitOptions
+    from streamtrain.train.models import build_model
     from streamtrain.train.runtime import import_tensorflow
     from streamtrain.train.tfdata import sparse_dataset
     from streamtrain.train.tune import Candidate
