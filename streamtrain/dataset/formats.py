@@ -6,8 +6,9 @@ read) with the version it was read from; ``Manifest.load`` keeps that as
 ``read_from_version`` and ``inspect`` shows it. Nothing is written back:
 the next prepare or append writes version 2.
 
-- Version 2 (0.13 on): every part typed; ``{}`` for a part a dataset lacks;
-  optional keys left out when absent.
+- Version 2 (written from the release after 0.12 on): the same keys, every
+  one present (``{}`` for a part a dataset lacks), optional keys within a
+  part left out when absent.
 - Version 1 (every release from 0.1 to 0.12): the same keys, each added by
   some release, so an older 1.x manifest lacks some. ``_v1`` fills in what
   the readers of 1.x documents assumed for a missing key: the encoding and

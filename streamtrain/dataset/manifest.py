@@ -15,11 +15,12 @@ one keeps reading exactly its own files. ``appends`` lists each append
 validation sample's record (``dataset.val_sample``); ``feature_names`` is
 the record of ``feature_names.json``, the readable names of the n-gram
 features and each class's top features (``vectorize.ngram_names``; None,
-``{}`` in the file, for sequences and for datasets prepared before it existed). ``split`` is the
-split rule: its ``name``, ``val_fraction``, ``rule`` in one line and, for an
-indexed rule (``lsh-bigrams``), its ``params`` and under ``index`` the
-records of the band-key index files (``vectorize.near_dups``): the one
-prepare wrote, then one per append that added keys.
+``{}`` in the file, for sequences and for datasets prepared before it
+existed). ``split`` is the split rule: its ``name``, ``val_fraction``,
+``rule`` in one line and, for an indexed rule (``lsh-bigrams``), its
+``params`` and under ``index`` the records of the band-key index files
+(``vectorize.near_dups``): the one prepare wrote, then one per append that
+added keys.
 
 Who owns what: ``Manifest`` holds the typed parts (``dataset.records``: how
 the rows were made and the files besides the shards; ``dataset.counts``:
