@@ -36,7 +36,7 @@ def verify(opts: VerifyOptions) -> dict:
         kind, manifest = "dataset", Manifest.load(root, checked=False)
         problems = manifest.problems(root)
         # shards, vectorizer arrays, validation sample, feature names, split index
-        files = len(manifest.shards) + 1 + bool(manifest.val_sample) + bool(manifest.feature_names)
+        files = len(manifest.shards) + 1 + (manifest.val_sample is not None) + (manifest.feature_names is not None)
         files += len(manifest.split_index())
     elif Versions(root).exists() or (root / modeldir.CHECKSUMS_NAME).exists() or (root / modeldir.MODEL_NAME).exists():
         kind = "model"

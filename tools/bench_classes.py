@@ -93,9 +93,9 @@ def run_prepare(corpus: str, out: str) -> dict:
     m = prepare(benchdata.prepare_options(inputs=[corpus], data=Path(out), overwrite=True))
     return {
         "seconds": time.perf_counter() - t0,
-        "rows": sum(m.stats["rows"].values()),
+        "rows": sum(m.stats.rows.values()),
         "classes": len(m.labels),
-        "vocabulary_buckets": m.stats.get("vocabulary_buckets"),
+        "vocabulary_buckets": m.stats.vocabulary_buckets,
         "features": m.n_features,
         "peak_rss_mib": benchlib.peak_rss_mib(),
         "streamtrain": str(Path(streamtrain.__file__).resolve().parent.parent),

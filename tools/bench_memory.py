@@ -72,7 +72,7 @@ def run_prepare(corpus: str, out: str, vectorizer: str) -> dict:
     m = prepare(benchdata.prepare_options(inputs=[corpus], data=Path(out), overwrite=True, vectorizer=vectorizer))
     return {
         "seconds": time.perf_counter() - t0,
-        "rows": sum(m.stats["rows"].values()),
+        "rows": sum(m.stats.rows.values()),
         "encoding": m.encoding,
         "train_rows": m.rows("train"),
         "shard_bytes": sum(s.bytes for s in m.shards),

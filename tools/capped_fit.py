@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -84,10 +83,8 @@ def replicated(base: Path, out: Path, min_train_bytes: int) -> Path:
     for f in base.iterdir():
         if f.name.startswith("vectorizer."):
             shutil.copyfile(f, out / f.name)
-    stats = json.loads(json.dumps(m.stats))
-    stats.setdefault("rows", {})["train"] = sum(s.rows for s in shards if s.split == "train")
-    stats["replicated"] = f"train shards of {base} x {copies} (row ids repeat)"
-    dataclasses.replace(m, shards=shards, stats=stats).save(out)
+    rows = {**m.stats.rows, "train": sum(s.rows for s in shards if s.split == "train")}  # train shards x copies
+    dataclasses.replace(m, shards=shards, stats=dataclasses.replace(m.stats, rows=rows)).save(out)
     return out
 
 

@@ -52,10 +52,12 @@ import numpy as np
 
 from streamtrain import faults
 from streamtrain.dataset import sources
+from streamtrain.dataset.counts import Append, RejectStats, Source
 from streamtrain.dataset.drift import Coverage, coverage_for, drift_line
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.options import Announce, PrepareOptions, existing, recorded_options
 from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_val_rows, split_record
+from streamtrain.dataset.records import SplitRecord, ValSampleRecord
 from streamtrain.dataset.reject_log import REJECTS_NAME, RejectLog
 from streamtrain.dataset.shards import ShardInfo
 from streamtrain.dataset.shuffled import ShuffledSplits
@@ -85,18 +87,16 @@ def append_seed(seed: int, night: int) -> int:
 
 
 def next_row_id(manifest: Manifest) -> int:
-    """The first unused row id (recorded; for an older manifest, one past its sources' row ids)."""
-    if "next_row_id" in manifest.stats:
-        return int(manifest.stats["next_row_id"])
-    return max((int(s.get("first_row_id", 0)) + int(s.get("rows", 0)) for s in manifest.sources), default=0)
+    """The first unused row id (recorded; for an older manifest, ``formats`` counts one past its sources')."""
+    return manifest.stats.next_row_id
 
 
 def referenced(manifest: Manifest) -> set[str]:
     """The top-level ``append-*`` names the manifest uses (shards, the validation sample, appends' logs)."""
-    paths = [s.path for s in manifest.shards] + [manifest.val_sample.get("path", "")]
-    paths += [r["path"] for r in manifest.split_index()]
+    records = [r for r in [manifest.val_sample, *manifest.split_index()] if r is not None]
+    paths = [s.path for s in manifest.shards] + [r.path for r in records]
     names = {Path(p).parts[0] for p in paths if p and len(Path(p).parts) > 1}
-    names |= {a["directory"] for a in manifest.appends if "directory" in a}
+    names |= {a.directory for a in manifest.appends}
     return {n for n in names if n.startswith(PREFIX)}
 
 
@@ -138,7 +138,7 @@ class Night:
     number: int
     at: str  # when it ingests (``sources.now``)
     plans: list[sources.Plan]  # what it reads of each input it does not skip
-    records: list[dict]  # the manifest's new ``sources`` (rows and rejects counted by pass 1)
+    records: list[Source]  # the manifest's new ``sources`` (rows and rejects counted by pass 1)
     opts: PrepareOptions  # the dataset's recorded options, reading the plans' inputs and portions
     labels: LabelIndex  # the dataset's frozen label map
     splits: RowSplits  # row ids from the dataset's next one; the dataset's band-key index under an indexed rule
@@ -166,8 +166,8 @@ class Written:
     per_class: np.ndarray  # new rows per split and class
     coverage: Coverage
     rejects: RejectLog
-    split: dict  # the manifest's ``split`` record, with the band keys this night added
-    val_sample: dict  # the manifest's ``val_sample`` record
+    split: SplitRecord  # the manifest's ``split`` record, with the band keys this night added
+    val_sample: ValSampleRecord | None  # the manifest's ``val_sample`` record
 
 
 def append(opts: PrepareOptions, executor: Executor | None = None, announce: Announce | None = None) -> Manifest:
@@ -198,7 +198,7 @@ def _plan(opts: PrepareOptions, root: Path, manifest: Manifest) -> Night | None:
     plans = sources.new_sources(opts.every_input(), manifest.sources, number)
     if not plans:
         return None
-    records = [{**p.record(number, at), "first_row_id": 0, "rows": 0} for p in plans]
+    records = [p.record(number, at) for p in plans]
     recorded = recorded_options(
         manifest,
         opts,
@@ -208,7 +208,7 @@ def _plan(opts: PrepareOptions, root: Path, manifest: Manifest) -> Night | None:
     )
     index = None
     if recorded.split_rule in INDEXED_RULES:
-        index = BandIndex.load([root / r["path"] for r in manifest.split_index()])
+        index = BandIndex.load([root / r.path for r in manifest.split_index()])
     splits = RowSplits(recorded.split_rule, next_row_id(manifest), index)
     labels = LabelIndex.frozen_map(manifest.labels)
     return Night(number, at, plans, records, recorded, labels, splits, load_sample(root, manifest.val_sample))
@@ -237,14 +237,14 @@ def _passes(
     coverage = _write_pass(night, state, out, executor)
     shards, per_class = out.close()
     shutil.rmtree(stage / ".shuffle", ignore_errors=True)
-    split = dict(manifest.split)
+    split = manifest.split
     index = night.splits.index
     if index is not None and index.added_count():
-        added = split_record(night.splits, night.opts.val_fraction, stage, night.directory)["index"]
-        split["index"] = manifest.split_index() + added
+        added = split_record(night.splits, night.opts.val_fraction, stage, night.directory).files()
+        split = dataclasses.replace(split, index=manifest.split_index() + added)
     sample_record = night.sample.write(stage) if night.sample.changed else manifest.val_sample
-    if night.sample.changed and sample_record:
-        sample_record = {**sample_record, "path": f"{night.directory}/{sample_record['path']}"}
+    if night.sample.changed and sample_record is not None:
+        sample_record = dataclasses.replace(sample_record, path=f"{night.directory}/{sample_record.path}")
     shards = [_under(night.directory, s) for s in shards]
     return Written(shards, per_class, coverage, rejects, split, sample_record)
 
@@ -261,7 +261,7 @@ def _check_pass(
     for batch in read_rows(
         spec, night.splits, night.labels, executor, rejects=rejects, progress=reading, total_bytes=night.total_bytes
     ):
-        night.records[batch.source]["rows"] += len(batch.chunk)
+        night.records[batch.source].rows += len(batch.chunk)
         split_rows += np.bincount(batch.splits, minlength=len(SPLIT_NAMES))
         sample_val_rows(night.sample, batch)
     night.splits.replay()
@@ -274,7 +274,7 @@ def _check_pass(
             f"{n_classes} classes lack: {named}; "
             "prepare --refit learns new classes (it rebuilds the dataset from every input it recorded)"
         )
-    rejects.check(sum(s["read"] for s in night.records), bad)
+    rejects.check(sum(s.read for s in night.records), bad)
     return rejects, split_rows
 
 
@@ -307,29 +307,28 @@ def _vectorize(state: TfidfState | SequenceState, batch: RowBatch) -> tuple[Rows
 
 def _record(manifest: Manifest, night: Night, written: Written, skipped: int) -> None:
     """Add the night to the manifest (in memory): its shards, rows, rejects, sources, drift and ``appends`` entry."""
-    coverage, baseline = written.coverage, manifest.stats.get("coverage", {})
-    drift = {**coverage.to_json(), "baseline": baseline.get("outside_share")}
-    log.info(drift_line(coverage, manifest.stats.get("coverage")))
-    rejected = {**written.rejects.summary(), "file": f"{night.directory}/{REJECTS_NAME}"}
+    coverage, baseline = written.coverage, manifest.stats.coverage
+    log.info(drift_line(coverage, baseline))
+    rejected = dataclasses.replace(written.rejects.summary(), file=f"{night.directory}/{REJECTS_NAME}")
     rows = {split: int(written.per_class[i].sum()) for i, split in enumerate(SPLIT_NAMES)}
     _update(manifest, written.shards, written.per_class, rejected, night.records)
     manifest.val_sample = written.val_sample
     manifest.split = written.split
-    manifest.stats["next_row_id"] = night.splits.first_row_id + sum(s["rows"] for s in night.records)
+    manifest.stats.next_row_id = night.splits.first_row_id + sum(s.rows for s in night.records)
     manifest.appends.append(
-        {
-            "night": night.number,
-            "at": night.at,
-            "directory": night.directory,
-            "inputs": [s["path"] for s in night.records],
-            "skipped": skipped,
-            "rows": rows,
-            "first_row_id": night.splits.first_row_id,
-            "rejected": rejected,
-            "drift": drift,
-            "seed": night.seed,
-            "shards": len(written.shards),
-        }
+        Append(
+            night=night.number,
+            at=night.at,
+            directory=night.directory,
+            inputs=[s.path for s in night.records],
+            skipped=skipped,
+            rows=rows,
+            first_row_id=night.splits.first_row_id,
+            rejected=rejected,
+            drift=coverage.drift(baseline),
+            seed=night.seed,
+            shards=len(written.shards),
+        )
     )
 
 
@@ -344,13 +343,13 @@ def _commit(data: str, manifest: Manifest, night: Night, rejected: int) -> None:
         shutil.rmtree(root / night.directory, ignore_errors=True)
         raise
     faults.point("append-committed")
-    rows = manifest.appends[-1]["rows"]
+    entry = manifest.appends[-1]
     log.info(
         f"appended night {night.number} to {data}: "
-        + ", ".join(f"{split} {n}" for split, n in rows.items())
-        + f" rows in {manifest.appends[-1]['shards']} shard(s) under {night.directory}/; rejected {rejected}; "
+        + ", ".join(f"{split} {n}" for split, n in entry.rows.items())
+        + f" rows in {entry.shards} shard(s) under {night.directory}/; rejected {rejected}; "
         + "now "
-        + ", ".join(f"{split} {n}" for split, n in manifest.stats["rows"].items())
+        + ", ".join(f"{split} {n}" for split, n in manifest.stats.rows.items())
     )
 
 
@@ -359,26 +358,30 @@ def _under(directory: str, shard: ShardInfo) -> ShardInfo:
 
 
 def _update(
-    manifest: Manifest, shards: list[ShardInfo], per_class: np.ndarray, rejected: dict, records: list[dict]
+    manifest: Manifest, shards: list[ShardInfo], per_class: np.ndarray, rejected: RejectStats, records: list[Source]
 ) -> None:
     """Add an append's shards, rows, rejects and sources to the manifest's totals (in memory)."""
     stats = manifest.stats
     manifest.shards = manifest.shards + shards
     manifest.sources = manifest.sources + records
-    totals = stats.setdefault("rows", {})
-    per = stats.setdefault("rows_per_class", {})
     for i, split in enumerate(SPLIT_NAMES):
-        totals[split] = int(totals.get(split, 0)) + int(per_class[i].sum())
-        old = per.get(split) or [0] * len(manifest.labels)
-        per[split] = [int(a) + int(b) for a, b in zip(old, per_class[i])]
-    before = stats.setdefault("rejected", {})
-    merged = dict(before)
-    merged["rows"] = int(before.get("rows", 0)) + rejected["rows"]
-    reasons = dict(before.get("by_reason", {}))
-    for reason, n in rejected["by_reason"].items():
+        stats.rows[split] = stats.rows.get(split, 0) + int(per_class[i].sum())
+        old = stats.rows_per_class.get(split) or [0] * len(manifest.labels)
+        stats.rows_per_class[split] = [int(a) + int(b) for a, b in zip(old, per_class[i])]
+    stats.rejected = _merged(stats.rejected, rejected)
+
+
+def _merged(before: RejectStats, new: RejectStats) -> RejectStats:
+    """The dataset's rejects with an append's ``new`` ones: counts added, each run's file listed (``files``)."""
+    reasons = dict(before.by_reason)
+    for reason, n in new.by_reason.items():
         reasons[reason] = reasons.get(reason, 0) + n
-    merged["by_reason"] = dict(sorted(reasons.items()))
-    merged["lost_bytes"] = int(before.get("lost_bytes", 0)) + rejected["lost_bytes"]
-    merged["estimated_lost_rows"] = int(before.get("estimated_lost_rows", 0)) + rejected["estimated_lost_rows"]
-    merged["files"] = [*before.get("files", [before.get("file", REJECTS_NAME)]), rejected["file"]]
-    stats["rejected"] = merged
+    files = before.files if before.files is not None else [before.file or REJECTS_NAME]
+    return RejectStats(
+        rows=before.rows + new.rows,
+        by_reason=dict(sorted(reasons.items())),
+        lost_bytes=before.lost_bytes + new.lost_bytes,
+        estimated_lost_rows=before.estimated_lost_rows + new.estimated_lost_rows,
+        file=before.file,
+        files=[*files, new.file or REJECTS_NAME],
+    )

@@ -32,11 +32,13 @@ from pathlib import Path
 
 from streamtrain import __version__
 from streamtrain.dataset import sources
+from streamtrain.dataset.counts import Stats
 from streamtrain.dataset.families import Classes, Vectorized, ngram_stage, sequence_stage
 from streamtrain.dataset.first_pass import FirstPass, first_pass
 from streamtrain.dataset.manifest import Manifest, is_dataset
 from streamtrain.dataset.options import Announce, Bakeoff, PrepareOptions
 from streamtrain.dataset.passes import split_record
+from streamtrain.dataset.records import Choice, Created, RefitOf, RowOrder, VectorizerRecord
 from streamtrain.errors import DataError
 from streamtrain.fs.atomic import staging_dir
 from streamtrain.fs.locks import no_readers
@@ -50,56 +52,57 @@ from streamtrain.vectorize.vectorizer import Vectorizer
 log = logging.getLogger(__name__)
 # Why a library call that passed no bake-off keeps the rule's pick (``vectorize.choice.decide``'s "skipped").
 NO_BAKEOFF = "none given to this library call of streamtrain.dataset.prepare"
+ROW_ORDER_RULE = "bucket splitmix64(row_id, seed) % n_buckets, then a seeded permutation of each bucket"
 
 
 def build(
     opts: PrepareOptions,
     executor: Executor,
-    provenance: list[dict] | None = None,
-    created: dict | None = None,
+    provenance: list[sources.Provenance] | None = None,
+    refit_of: RefitOf | None = None,
     announce: Announce | None = None,
     bakeoff: Bakeoff | None = None,
 ) -> Manifest:
     """A new dataset replacing ``opts.data`` (when ``opts.overwrite``).
 
     ``provenance``: per input, in order, what the manifest records of it besides what this run counts
-    (bytes, sha256, ingested_at, night); digested here, as night 0, when not given. ``created``: more for the
-    manifest's ``created`` record. ``announce`` and ``bakeoff``: ``prepare``'s.
+    (bytes, sha256, documents, ingested_at, night); digested here, as night 0, when not given. ``refit_of``: a
+    refit's record of what it replaces (``created.refit_of``). ``announce`` and ``bakeoff``: ``prepare``'s.
     """
     if provenance is None:
         at = sources.now()
-        provenance = [{**sources.record(path), "ingested_at": at, "night": 0} for _, path in opts.every_input()]
+        provenance = [dataclasses.replace(sources.record(path), ingested_at=at) for _, path in opts.every_input()]
     opts = _as_digested(opts, provenance)
     replacing = lambda: no_readers(opts.data, opts.wait)  # noqa: E731 - staging_dir takes a factory
     with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing, ours=is_dataset) as stage:
         first = first_pass(opts, stage, provenance, executor)
         classes = _classes(first)
         choice = choose(opts, first, classes, bakeoff)
-        if choice["chosen"] == "ngram":
+        if choice.chosen == "ngram":
             made = ngram_stage(opts, first, classes, stage, announce)
         else:
             made = sequence_stage(opts, first, classes, stage, executor, announce)
         if first.spill is not None:
             shutil.rmtree(first.spill.directory)
         shutil.rmtree(stage / ".shuffle", ignore_errors=True)
-        manifest = _manifest(opts, stage, first, classes, choice, made, created)
+        manifest = _manifest(opts, stage, first, classes, choice, made, refit_of)
         manifest.save(stage)
-    rows = ", ".join(f"{split} {n}" for split, n in manifest.stats["rows"].items())
+    rows = ", ".join(f"{split} {n}" for split, n in manifest.stats.rows.items())
     log.info(
         f"prepared {opts.data}: {rows} rows; {manifest.encoding} features: {manifest.n_features}; "
         f"{len(manifest.labels)} classes; {len(manifest.shards)} {manifest.shard_format} shards; "
-        f"validation sample of {manifest.val_sample.get('rows', 0)} rows"
+        f"validation sample of {manifest.val_sample.rows if manifest.val_sample else 0} rows"
     )
     return manifest
 
 
-def _as_digested(opts: PrepareOptions, provenance: list[dict]) -> PrepareOptions:
+def _as_digested(opts: PrepareOptions, provenance: list[sources.Provenance]) -> PrepareOptions:
     """``opts`` reading each input file up to the size it was digested at (``provenance``), as its record says:
     a row a writer adds meanwhile is left to the next append."""
     if opts.portions:
         return opts
     inputs = [path for _, path in opts.every_input()]
-    stops = {path: Portion(stop=p["bytes"]) for path, p in zip(inputs, provenance) if "bytes" in p}
+    stops = {path: Portion(stop=p.bytes) for path, p in zip(inputs, provenance) if p.bytes is not None}
     return dataclasses.replace(opts, portions={k: v for k, v in stops.items() if not os.path.isdir(k)})
 
 
@@ -110,7 +113,7 @@ def _classes(first: FirstPass) -> Classes:
     return classes
 
 
-def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Bakeoff | None) -> dict:
+def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Bakeoff | None) -> Choice:
     """The vectorizer family (``vectorize.choice``): the guide's rule, settled by ``bakeoff`` when it says
     sequences under auto; without a ``bakeoff`` the rule's pick stands, and the manifest says why."""
     choice = choose_vectorizer(opts.vectorizer, first.words.samples, first.words.median())
@@ -123,7 +126,7 @@ def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Ba
             choice = bakeoff(choice, *samples, classes.names, classes.remap, opts.ngram(), opts.sequence(), opts.seed)
     first.choice_sample.clear()
     log.info(choice_line(choice))
-    return choice
+    return Choice.from_json(choice)
 
 
 def _manifest(
@@ -131,9 +134,9 @@ def _manifest(
     stage: Path,
     first: FirstPass,
     classes: Classes,
-    choice: dict,
+    choice: Choice,
     made: Vectorized,
-    created: dict | None,
+    refit_of: RefitOf | None,
 ) -> Manifest:
     """The new dataset's manifest; writes the vectorizer, the split index and the validation sample."""
     state = made.state
@@ -144,39 +147,34 @@ def _manifest(
         n_features=state.n_features,
         sequence_length=state.length if isinstance(state, SequenceState) else None,
         labels=classes.names,
-        vectorizer=vectorizer.save(stage),
+        vectorizer=VectorizerRecord.from_json(vectorizer.save(stage)),
         choice=choice,
         shards=made.shards,
         split=split_record(first.row_splits, opts.val_fraction, stage),
-        row_order={
-            "order": "shuffled",
-            "seed": opts.seed,
-            "bucket_rows": opts.bucket_rows,
-            "rule": "bucket splitmix64(row_id, seed) % n_buckets, then a seeded permutation of each bucket",
-        },
+        row_order=RowOrder("shuffled", opts.seed, opts.bucket_rows, ROW_ORDER_RULE),
         sources=first.sources,
         stats=_stats(first, made),
-        created={
-            "tool": f"streamtrain {__version__}",
-            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "options": effective(opts),
-            **(created or {}),
-        },
+        created=Created(
+            tool=f"streamtrain {__version__}",
+            at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            options=effective(opts),
+            refit_of=refit_of,
+        ),
         val_sample=first.val_sample.write(stage),
         feature_names=made.feature_names,
     )
 
 
-def _stats(first: FirstPass, made: Vectorized) -> dict:
+def _stats(first: FirstPass, made: Vectorized) -> Stats:
     """The manifest's ``stats``: rows per split and class, rejects, S and W, the next row id, coverage."""
     per_class = made.per_class
-    return {
-        "rows": {name: int(per_class[i].sum()) for i, name in enumerate(SPLIT_NAMES)},
-        "rows_per_class": {name: per_class[i].tolist() for i, name in enumerate(SPLIT_NAMES)},
-        "rejected": first.rejects.summary(),
-        "samples": first.words.samples,
-        "median_words_per_sample": first.words.median(),
-        "next_row_id": sum(s["rows"] for s in first.sources),
-        "coverage": made.coverage.to_json(),
-        **made.stats,
-    }
+    return Stats(
+        rows={name: int(per_class[i].sum()) for i, name in enumerate(SPLIT_NAMES)},
+        rows_per_class={name: per_class[i].tolist() for i, name in enumerate(SPLIT_NAMES)},
+        rejected=first.rejects.summary(),
+        samples=first.words.samples,
+        median_words_per_sample=first.words.median(),
+        next_row_id=sum(s.rows for s in first.sources),
+        coverage=made.coverage.record(),
+        vocabulary_buckets=made.vocabulary_buckets,
+    )

@@ -7,7 +7,7 @@ them: there is no out-of-vocabulary id). Both are counted over training-split
 rows only, from arrays that vectorizing computes anyway.
 
 The first prepare records the measure on the training rows the vectorizer
-was fitted on (``manifest.stats["coverage"]``, in-sample, so the baseline is
+was fitted on (``manifest.stats.coverage``, in-sample, so the baseline is
 the best it will ever be); each append measures its new training rows and
 logs both, so a share that keeps growing says the vocabulary has gone stale
 and ``prepare --refit`` is due.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamtrain.dataset.counts import CoverageRecord, Drift
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.tfidf import TfidfState
 
@@ -50,14 +51,14 @@ class Coverage:
     def share(self) -> float | None:
         return self.outside / self.total if self.total else None
 
-    def to_json(self) -> dict:
-        return {
-            "measure": MEASURES[self.encoding],
-            "outside_share": self.share,
-            "outside": round(self.outside),
-            "total": round(self.total),
-            "rows": self.rows,
-        }
+    def record(self) -> CoverageRecord:
+        """What the manifest records of it (``stats.coverage``; an append's ``drift`` adds the baseline)."""
+        return CoverageRecord(MEASURES[self.encoding], self.share, round(self.outside), round(self.total), self.rows)
+
+    def drift(self, baseline: CoverageRecord | None) -> Drift:
+        """An append's ``drift``: this coverage of its new rows beside the dataset's ``baseline``."""
+        share = None if baseline is None else baseline.outside_share
+        return Drift(**self.record().__dict__, baseline=share)
 
 
 def coverage_for(state: TfidfState | SequenceState) -> Coverage:
@@ -66,7 +67,7 @@ def coverage_for(state: TfidfState | SequenceState) -> Coverage:
     return Coverage(encoding, width)
 
 
-def drift_line(new: Coverage, baseline: dict | None) -> str:
+def drift_line(new: Coverage, baseline: CoverageRecord | None) -> str:
     """The log line of an append: the new rows' share outside the vectorizer, beside the recorded baseline."""
     what = (
         f"n-gram occurrences are outside the vectorizer's {new.n_features} features"
@@ -75,6 +76,6 @@ def drift_line(new: Coverage, baseline: dict | None) -> str:
     )
     if new.share is None:
         return "drift: no new training rows to measure"
-    then = (baseline or {}).get("outside_share")
+    then = None if baseline is None else baseline.outside_share
     when = f"{then:.1%} when it was fitted" if then is not None else "no baseline recorded for the fitted data"
     return f"drift: {new.share:.1%} of the new rows' {what} ({when}); refit (prepare --refit) when this keeps growing"

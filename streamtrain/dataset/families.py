@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from streamtrain.dataset.manifest import ModelInputs
 from streamtrain.dataset.options import Announce, PrepareOptions
 from streamtrain.dataset.parallel import executor_for, ordered_map, workers
 from streamtrain.dataset.passes import read_rows
+from streamtrain.dataset.records import FeatureNamesRecord
 from streamtrain.dataset.shards import ShardInfo
 from streamtrain.dataset.shuffled import ShuffledSplits
 from streamtrain.errors import DataError
@@ -63,8 +64,8 @@ class Vectorized:
     shards: list[ShardInfo]
     per_class: np.ndarray  # rows per split and class
     coverage: Coverage  # of the training text, by the fitted vectorizer
-    stats: dict = field(default_factory=dict)  # the family's own numbers for the manifest's stats
-    feature_names: dict = field(default_factory=dict)  # the manifest's record of ``feature_names.json``
+    vocabulary_buckets: int | None = None  # n-grams: the manifest's ``stats.vocabulary_buckets``
+    feature_names: FeatureNamesRecord | None = None  # n-grams: the manifest's record of ``feature_names.json``
 
 
 def ngram_stage(
@@ -82,10 +83,10 @@ def ngram_stage(
     # (~150 MB for its 8 MB sample) then add to the writing's, and prepare's peak on IMDB x16 rose from
     # 1.08x to 1.26x its peak on x1 (tools/bench_memory.py). Nor its tokenizing beside pass 2: 0.35 s
     # saved, x16/x1 1.10x -> 1.23x (median of 3 rounds).
-    feature_names = first.names.write(stage, state, top, classes.names)
+    feature_names = FeatureNamesRecord.from_json(first.names.write(stage, state, top, classes.names))
     shards, per_class, coverage = _write_ngrams(opts, first, state, classes.remap, stage, n_classes)
-    stats = {"vocabulary_buckets": int((first.doc_freq.df >= opts.min_df).sum())}
-    return Vectorized(state, shards, per_class, coverage, stats, feature_names)
+    vocabulary_buckets = int((first.doc_freq.df >= opts.min_df).sum())
+    return Vectorized(state, shards, per_class, coverage, vocabulary_buckets, feature_names)
 
 
 def sequence_stage(

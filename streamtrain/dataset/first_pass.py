@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from streamtrain.dataset.counts import Source
 from streamtrain.dataset.options import PrepareOptions
 from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_val_rows
 from streamtrain.dataset.reject_log import RejectLog
-from streamtrain.dataset.sources import count_sources
+from streamtrain.dataset.sources import Provenance, count_sources
 from streamtrain.dataset.spill import Spill, SpillPart
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import DataError
@@ -46,7 +47,7 @@ class FirstPass:
     row_splits: RowSplits  # every row's split, decided by this pass (later passes replay it)
     labels: LabelIndex = field(default_factory=LabelIndex)
     words: WordCounts = field(default_factory=WordCounts)
-    sources: list[dict] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     split_rows: np.ndarray = field(default_factory=lambda: np.zeros(len(SPLIT_NAMES), np.int64))
     train_rows: int = 0
     spill: Spill | None = None  # hashed n-gram counts (n-gram path)
@@ -58,7 +59,7 @@ class FirstPass:
 
     def total_bytes(self) -> int:
         """The inputs' recorded size: what the passes over them report progress against."""
-        return sum(int(s.get("bytes", 0)) for s in self.sources)
+        return sum(s.bytes or 0 for s in self.sources)
 
 
 def pass_name(opts: PrepareOptions, number: int, what: str) -> str:
@@ -66,7 +67,7 @@ def pass_name(opts: PrepareOptions, number: int, what: str) -> str:
     return f"pass {number}/{2 if opts.vectorizer == 'sequence' else 3}: {what}"
 
 
-def first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict], executor: Executor) -> FirstPass:
+def first_pass(opts: PrepareOptions, stage: Path, provenance: list[Provenance], executor: Executor) -> FirstPass:
     """Read the raw inputs once (see the module docstring); ``provenance``: per input, what the manifest records
     of it besides this pass's counts."""
     first = _start(opts, stage, provenance)
@@ -88,12 +89,12 @@ def first_pass(opts: PrepareOptions, stage: Path, provenance: list[dict], execut
     first.row_splits.replay()
     first.rejects.close()
     count_sources(first.sources, first.rejects, 0)
-    first.rejects.check(sum(s["read"] for s in first.sources), opts.max_bad_fraction)
+    first.rejects.check(sum(s.read for s in first.sources), opts.max_bad_fraction)
     _check_rows(first, len(opts.inputs))
     return first
 
 
-def _start(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> FirstPass:
+def _start(opts: PrepareOptions, stage: Path, provenance: list[Provenance]) -> FirstPass:
     """An empty ``FirstPass``: the spill and document frequencies for n-grams, token counts for forced
     sequences, a record per input."""
     spill = doc_freq = tokens = None
@@ -106,9 +107,9 @@ def _start(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> FirstPa
     inputs = opts.every_input()
     assert len(provenance) == len(inputs), "one recorded source per input"
     records = [
-        {**record, "path": os.path.abspath(path), "role": role, "format": detect_format(path), "rows": 0}
+        record.source(role, os.path.abspath(path), detect_format(path))
         for (role, path), record in zip(inputs, provenance)
-    ]  # first_row_id, rejected and read: count_sources
+    ]  # rows: counted here; first_row_id, rejected and read: count_sources
     return FirstPass(
         rejects=RejectLog(stage, len(inputs)),
         row_splits=RowSplits(opts.split_rule),
@@ -122,7 +123,7 @@ def _start(opts: PrepareOptions, stage: Path, provenance: list[dict]) -> FirstPa
 def _take(first: FirstPass, batch: RowBatch) -> None:
     """Count and keep what the first pass learns of one batch."""
     chunk, labels, splits = batch.chunk, batch.labels, batch.splits
-    first.sources[batch.source]["rows"] += len(chunk)
+    first.sources[batch.source].rows += len(chunk)
     first.split_rows += np.bincount(splits, minlength=len(SPLIT_NAMES))
     train = splits == TRAIN
     first.train_rows += int(train.sum())
@@ -143,7 +144,7 @@ def _check_rows(first: FirstPass, n_train_inputs: int) -> None:
     """``DataError`` when the pass kept no training row."""
     if first.train_rows:
         return
-    empty = [s["path"] for s in first.sources if s["role"] == "train" and not s["rows"]]
+    empty = [s.path for s in first.sources if s.role == "train" and not s.rows]
     if len(empty) == n_train_inputs:
         raise DataError(f"the training inputs hold no rows: {', '.join(empty)} (a header and nothing else?)")
     raise DataError("no training rows: every input row went to validation or test")

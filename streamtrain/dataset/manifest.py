@@ -14,12 +14,19 @@ one keeps reading exactly its own files. ``appends`` lists each append
 (night, time, inputs, rows, rejects, drift); ``val_sample`` is the
 validation sample's record (``dataset.val_sample``); ``feature_names`` is
 the record of ``feature_names.json``, the readable names of the n-gram
-features and each class's top features (``vectorize.ngram_names``; ``{}``
-for sequences and for datasets prepared before it existed). ``split`` is the
-split rule: its ``name``, ``val_fraction``, ``rule`` in one line and, for an
-indexed rule (``lsh-bigrams``), its ``params`` and under ``index`` the
-records of the band-key index files (``vectorize.near_dups``): the one
-prepare wrote, then one per append that added keys.
+features and each class's top features (``vectorize.ngram_names``; None,
+``{}`` in the file, for sequences and for datasets prepared before it
+existed). ``split`` is the split rule: its ``name``, ``val_fraction``,
+``rule`` in one line and, for an indexed rule (``lsh-bigrams``), its
+``params`` and under ``index`` the records of the band-key index files
+(``vectorize.near_dups``): the one prepare wrote, then one per append that
+added keys.
+
+Who owns what: ``Manifest`` holds the typed parts (``dataset.records``: how
+the rows were made and the files besides the shards; ``dataset.counts``:
+sources, appends, stats), ``to_json`` writes format version
+``FORMAT_VERSION`` and ``load`` reads every older one through
+``dataset.formats``, recording which in ``read_from_version``.
 """
 
 from __future__ import annotations
@@ -30,15 +37,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamtrain.dataset import formats
+from streamtrain.dataset.counts import Append, Source, Stats
+from streamtrain.dataset.formats import FORMAT, FORMAT_VERSION
+from streamtrain.dataset.records import (
+    Choice,
+    Created,
+    FeatureNamesRecord,
+    FileRecord,
+    RowOrder,
+    SplitRecord,
+    ValSampleRecord,
+    VectorizerRecord,
+    part,
+    part_json,
+)
 from streamtrain.dataset.shards import ShardInfo
 from streamtrain.errors import DataError
-from streamtrain.fs.checksums import check_once, file_problem, record_problem
+from streamtrain.fs.checksums import check_once, file_problem
 from streamtrain.fs.jsondoc import write_json
-from streamtrain.vectorize.choice import LEGACY_NAMES
 
 MANIFEST_NAME = "manifest.json"
-FORMAT = "streamtrain-dataset"
-FORMAT_VERSION = 1
 
 
 def is_dataset(directory: str | Path) -> bool:
@@ -83,22 +102,26 @@ class ModelInputs:
 
 @dataclass
 class Manifest:
+    """A dataset's manifest: how its rows were made, its files, inputs, appends and statistics (typed parts:
+    ``dataset.records``, ``dataset.counts``; ``None`` for a part the dataset lacks)."""
+
     shard_format: str
     encoding: str  # "ngram" (sparse TF-IDF rows) or "sequence" (fixed-width token ids)
     n_features: int  # TF-IDF columns, or token ids including padding 0
     labels: list[str]
-    vectorizer: dict  # the vectorizer.json document
+    vectorizer: VectorizerRecord  # the vectorizer.json document
     shards: list[ShardInfo]
-    split: dict = field(default_factory=dict)  # split rule and its parameters
-    sources: list[dict] = field(default_factory=list)  # inputs and the row ids they got
-    stats: dict = field(default_factory=dict)  # rows per split and class, samples / words
-    created: dict = field(default_factory=dict)  # tool version, time, command line
+    split: SplitRecord = field(default_factory=SplitRecord.per_text)  # split rule and its parameters
+    sources: list[Source] = field(default_factory=list)  # inputs and the row ids they got
+    stats: Stats = field(default_factory=Stats)  # rows per split and class, samples / words
+    created: Created = field(default_factory=Created)  # tool version, time, options
     sequence_length: int | None = None  # width of token rows (sequence encoding)
-    choice: dict = field(default_factory=dict)  # the vectorizer choice and the S/W numbers behind it
-    row_order: dict = field(default_factory=dict)  # how rows were ordered in the shards (seeded shuffle)
-    val_sample: dict = field(default_factory=dict)  # the validation sample's file record ({} when none)
-    appends: list[dict] = field(default_factory=list)  # one entry per ``prepare --append``, oldest first
-    feature_names: dict = field(default_factory=dict)  # the n-gram feature names file's record ({} when none)
+    choice: Choice | None = None  # the vectorizer choice and the S/W numbers behind it
+    row_order: RowOrder | None = None  # how rows were ordered in the shards (seeded shuffle)
+    val_sample: ValSampleRecord | None = None  # the validation sample's file record (None when none)
+    appends: list[Append] = field(default_factory=list)  # one entry per ``prepare --append``, oldest first
+    feature_names: FeatureNamesRecord | None = None  # the n-gram feature names file's record (None when none)
+    read_from_version: int = field(default=FORMAT_VERSION, compare=False)  # the format ``load`` read; not written
 
     @property
     def row_width(self) -> int:
@@ -122,9 +145,9 @@ class Manifest:
         """What prepare prints: where the dataset is and what it holds."""
         return {
             "data": str(Path(directory)),
-            "rows": self.stats.get("rows", {}),
+            "rows": self.stats.rows,
             "encoding": self.encoding,
-            "choice": self.choice,
+            "choice": part_json(self.choice),
             "features": self.n_features,
             "classes": self.labels,
             "shard_format": self.shard_format,
@@ -133,34 +156,59 @@ class Manifest:
         }
 
     def to_json(self) -> dict:
+        """The document ``save`` writes: always format version ``FORMAT_VERSION``."""
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "created": self.created,
+            "created": self.created.to_json(),
             "shard_format": self.shard_format,
             "encoding": self.encoding,
             "n_features": self.n_features,
             "sequence_length": self.sequence_length,
             "labels": self.labels,
-            "vectorizer": self.vectorizer,
-            "choice": self.choice,
-            "split": self.split,
-            "row_order": self.row_order,
-            "sources": self.sources,
-            "stats": self.stats,
-            "val_sample": self.val_sample,
-            "appends": self.appends,
-            "feature_names": self.feature_names,
+            "vectorizer": self.vectorizer.to_json(),
+            "choice": part_json(self.choice),
+            "split": self.split.to_json(),
+            "row_order": part_json(self.row_order),
+            "sources": [s.to_json() for s in self.sources],
+            "stats": self.stats.to_json(),
+            "val_sample": part_json(self.val_sample),
+            "appends": [a.to_json() for a in self.appends],
+            "feature_names": part_json(self.feature_names),
             "shards": [s.to_json() for s in self.shards],
         }
+
+    @classmethod
+    def from_json(cls, doc: dict, read_from_version: int = FORMAT_VERSION) -> Manifest:
+        """A version ``FORMAT_VERSION`` document (``formats.current`` upgrades an older one first)."""
+        return cls(
+            shard_format=doc["shard_format"],
+            encoding=doc["encoding"],
+            n_features=int(doc["n_features"]),
+            labels=list(doc["labels"]),
+            vectorizer=VectorizerRecord.from_json(doc["vectorizer"]),
+            shards=[ShardInfo.from_json(s) for s in doc["shards"]],
+            split=SplitRecord.from_json(doc["split"]),
+            sources=[Source.from_json(s) for s in doc["sources"]],
+            stats=Stats.from_json(doc["stats"]),
+            created=Created.from_json(doc["created"]),
+            sequence_length=doc["sequence_length"],
+            choice=part(doc["choice"], Choice.from_json),
+            row_order=part(doc["row_order"], RowOrder.from_json),
+            val_sample=part(doc["val_sample"], ValSampleRecord.from_json),
+            appends=[Append.from_json(a) for a in doc["appends"]],
+            feature_names=part(doc["feature_names"], FeatureNamesRecord.from_json),
+            read_from_version=read_from_version,
+        )
 
     def save(self, directory: str | Path) -> None:
         write_json(Path(directory) / MANIFEST_NAME, self.to_json())
 
     @classmethod
     def load(cls, directory: str | Path, checked: bool = True) -> Manifest:
-        """The manifest of ``directory``; ``checked``: ``DataError`` when a path it names is ``outside`` the
-        directory or a shard is missing (``verify`` loads unchecked and lists every problem)."""
+        """The manifest of ``directory``, of any format version ``formats`` reads; ``checked``: ``DataError`` when
+        a path it names is ``outside`` the directory or a shard is missing (``verify`` loads unchecked and lists
+        every problem)."""
         path = Path(directory) / MANIFEST_NAME
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -168,28 +216,11 @@ class Manifest:
             raise DataError("no manifest: not a prepared dataset (or prepare did not finish)", str(path)) from exc
         except json.JSONDecodeError as exc:
             raise DataError(f"corrupt manifest: {exc}", str(path)) from exc
-        if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
-            raise DataError(
-                f"unsupported manifest {doc.get('format')!r} version {doc.get('format_version')!r}", str(path)
-            )
-        manifest = cls(
-            shard_format=doc["shard_format"],
-            encoding=LEGACY_NAMES.get(doc["encoding"], doc["encoding"]),
-            n_features=int(doc["n_features"]),
-            labels=list(doc["labels"]),
-            vectorizer=doc["vectorizer"],
-            shards=[ShardInfo(**s) for s in doc["shards"]],
-            split=doc.get("split", {}),
-            sources=doc.get("sources", []),
-            stats=doc.get("stats", {}),
-            created=doc.get("created", {}),
-            sequence_length=doc.get("sequence_length"),
-            choice=doc.get("choice", {}),
-            row_order=doc.get("row_order", {}),
-            val_sample=doc.get("val_sample", {}),
-            appends=doc.get("appends", []),
-            feature_names=doc.get("feature_names", {}),
-        )
+        doc, version = formats.current(doc, str(path))
+        try:
+            manifest = cls.from_json(doc, version)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"corrupt manifest: a key is missing or malformed ({exc!r})", str(path)) from exc
         if not checked:
             return manifest
         if outside := manifest.outside(directory):
@@ -203,8 +234,7 @@ class Manifest:
         """Every file path the manifest names: shards, vectorizer arrays, validation sample, feature names,
         split index."""
         records = [self.val_sample, self.feature_names, *self.split_index()]
-        arrays = self.vectorizer.get("arrays", "vectorizer.npz")
-        return [s.path for s in self.shards] + [arrays] + [r.get("path") for r in records if r]
+        return [s.path for s in self.shards] + [self.vectorizer.arrays] + [r.path for r in records if r is not None]
 
     def outside(self, directory: str | Path) -> list[str]:
         """The ``paths`` that are not relative paths resolving inside ``directory`` (``../x.h5``, ``/abs/x.h5``,
@@ -228,23 +258,24 @@ class Manifest:
         shards = [s for s in self.shards if s.path not in outside]
         out += [f"{s.path}: {p}" for s in shards if (p := file_problem(root / s.path, s.bytes, s.sha256))]
         out += self.state_problems(directory, skip=outside)
-        if self.feature_names.get("path") not in outside and (problem := record_problem(root, self.feature_names)):
-            out.append(f"{self.feature_names['path']}: {problem}")
+        names = self.feature_names
+        if names is not None and names.path not in outside and (problem := names.problem(root)):
+            out.append(f"{names.path}: {problem}")
         return out
 
-    def split_index(self) -> list[dict]:
+    def split_index(self) -> list[FileRecord]:
         """The file records of the split's band-key index (``[]`` for a per-text rule)."""
-        return list(self.split.get("index", []))
+        return self.split.files()
 
     def state_problems(self, directory: str | Path, skip: Sequence[str] = ()) -> list[str]:
         """``problems`` of the files besides the shards: the vectorizer arrays, the validation sample and the
         split index (what an append reads); paths in ``skip`` are not read."""
         root, out = Path(directory), []
-        arrays = self.vectorizer.get("arrays", "vectorizer.npz")
-        if arrays not in skip and (problem := file_problem(root / arrays, None, self.vectorizer.get("arrays_sha256"))):
+        arrays = self.vectorizer.arrays
+        if arrays not in skip and (problem := file_problem(root / arrays, None, self.vectorizer.arrays_sha256)):
             out.append(f"{arrays}: {problem}")
-        records = [self.val_sample, *self.split_index()]
-        out += [f"{r['path']}: {p}" for r in records if r.get("path") not in skip and (p := record_problem(root, r))]
+        records = [r for r in [self.val_sample, *self.split_index()] if r is not None and r.path not in skip]
+        out += [f"{r.path}: {p}" for r in records if (p := r.problem(root))]
         return out
 
     def verify(self, directory: str | Path) -> None:

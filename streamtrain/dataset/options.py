@@ -228,7 +228,7 @@ def existing(data: str | Path, mode: str) -> Manifest:
 
 def recorded_options(manifest: Manifest, opts: PrepareOptions, **changes) -> PrepareOptions:
     """``opts`` with the dataset's recorded ``RECORDED`` options (a differing non-default value is warned about)."""
-    recorded = manifest.created.get("options", {})
+    recorded = manifest.created.options
     defaults = PrepareOptions(data=opts.data)
     values = {}
     for name in RECORDED:
@@ -242,6 +242,6 @@ def recorded_options(manifest: Manifest, opts: PrepareOptions, **changes) -> Pre
                 "and an append or a refit keeps the dataset's options"
             )
         values[name] = value
-    # Datasets made before the rule had a name split by the exact text's hash; their appends still do.
-    values["split_rule"] = manifest.split.get("name", "blake2b")
+    # Datasets made before the rule had a name split by the exact text's hash (``formats``); their appends still do.
+    values["split_rule"] = manifest.split.name
     return dataclasses.replace(opts, **values, **changes)

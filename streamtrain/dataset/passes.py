@@ -21,6 +21,7 @@ Who owns what:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
@@ -31,10 +32,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from streamtrain.dataset.parallel import InlineExecutor, engine_failure, ordered_map, workers
+from streamtrain.dataset.records import FileRecord, SplitRecord
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import StreamtrainError
-from streamtrain.fs.checksums import file_record
 from streamtrain.io.readers import WHOLE, ColumnSpec, Portion, RawChunk, input_bytes, read_chunks
 from streamtrain.io.rejects import Reject
 from streamtrain.progress import Progress
@@ -165,17 +166,16 @@ class RowSplits:
         self._parts = []
 
 
-def split_record(splits: RowSplits, val_fraction: float, stage: Path, directory: str = "") -> dict:
+def split_record(splits: RowSplits, val_fraction: float, stage: Path, directory: str = "") -> SplitRecord:
     """The manifest's ``split`` record; under an indexed rule, writes the band keys this run added to the index
     as ``directory/split_index.npz`` in ``stage`` and lists it under ``index`` (a new dataset: the whole index)."""
-    record: dict = {"val_fraction": val_fraction, "name": splits.rule, "rule": SPLIT_RULES[splits.rule]}
-    if params := rule_params(splits.rule):
-        record["params"] = params
+    index = None
     if splits.index is not None:
         splits.index.save_added(stage / SPLIT_INDEX_NAME)
-        index = file_record(stage, SPLIT_INDEX_NAME)
-        record["index"] = [{**index, "path": f"{directory}/{SPLIT_INDEX_NAME}" if directory else index["path"]}]
-    return record
+        written = FileRecord.of(stage, SPLIT_INDEX_NAME)
+        index = [dataclasses.replace(written, path=f"{directory}/{SPLIT_INDEX_NAME}") if directory else written]
+    params = rule_params(splits.rule) or None
+    return SplitRecord(val_fraction, splits.rule, SPLIT_RULES[splits.rule], params, index)
 
 
 def read_rows(

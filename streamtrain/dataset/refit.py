@@ -11,19 +11,21 @@ records what it replaced under ``created.refit_of``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from concurrent.futures import Executor
 
 from streamtrain.dataset import sources
 from streamtrain.dataset.build import build
+from streamtrain.dataset.counts import Source
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.options import Announce, Bakeoff, PrepareOptions, existing, recorded_options
+from streamtrain.dataset.records import RefitOf
 from streamtrain.errors import DataError
 from streamtrain.io.readers import detect_format
 
 log = logging.getLogger(__name__)
-PROVENANCE = ("bytes", "sha256", "documents", "ingested_at", "night")  # what a refit keeps of an input's record
 
 
 def refit(
@@ -34,12 +36,12 @@ def refit(
     recorded = _recorded_inputs(old, opts.data)
     night, at = sources.next_night(old), sources.now()
     new = _refit_new(opts, old.sources, night, at)
-    every = [s for s in recorded + new if s["role"] == "train"] + [s for s in recorded + new if s["role"] == "test"]
+    every = [s for s in recorded + new if s.role == "train"] + [s for s in recorded + new if s.role == "test"]
     rebuilt = recorded_options(
         old,
         opts,
-        inputs=[s["path"] for s in every if s["role"] == "train"],
-        test=[s["path"] for s in every if s["role"] == "test"],
+        inputs=[s.path for s in every if s.role == "train"],
+        test=[s.path for s in every if s.role == "test"],
         overwrite=True,
         refit=False,
     )
@@ -48,28 +50,22 @@ def refit(
         + (f" and {len(new)} new one(s)" if new else "")
         + f" (its {len(old.appends)} append(s) included)"
     )
-    refit_of = {
-        "created_at": old.created.get("at"),
-        "appends": len(old.appends),
-        "rows": old.stats.get("rows", {}),
-        "n_features": old.n_features,
-        "new_inputs": [s["path"] for s in new],
-    }
-    provenance = [{k: s[k] for k in PROVENANCE if k in s} for s in every]
-    return build(rebuilt, executor, provenance, {"refit_of": refit_of}, announce, bakeoff)
+    refit_of = RefitOf(old.created.at, len(old.appends), old.stats.rows, old.n_features, [s.path for s in new])
+    provenance = [sources.Provenance.of(s) for s in every]
+    return build(rebuilt, executor, provenance, refit_of, announce, bakeoff)
 
 
-def _recorded_inputs(old: Manifest, data: str) -> list[dict]:
+def _recorded_inputs(old: Manifest, data: str) -> list[Source]:
     """Each input the dataset recorded, once (an input that grew or gained documents has a record per night), as
     it is now: a refit reads it whole. A missing one stops the refit; one that changed is warned about."""
-    latest: dict[tuple[str, str], dict] = {}
-    first: dict[tuple[str, str], dict] = {}
+    latest: dict[tuple[str, str], Source] = {}
+    first: dict[tuple[str, str], Source] = {}
     for s in old.sources:
-        key = (s["role"], s["path"])
+        key = (s.role, s.path)
         first.setdefault(key, s)
-        if key not in latest or int(s.get("bytes", 0)) >= int(latest[key].get("bytes", 0)):
+        if key not in latest or (s.bytes or 0) >= (latest[key].bytes or 0):
             latest[key] = s
-    missing = [f"  {sources.describe(s)}: missing" for s in first.values() if not os.path.exists(s["path"])]
+    missing = [f"  {s.describe()}: missing" for s in first.values() if not os.path.exists(s.path)]
     if missing:
         raise DataError(
             f"cannot refit: {len(missing)} recorded input(s) are gone; nothing was replaced:\n" + "\n".join(missing),
@@ -77,32 +73,34 @@ def _recorded_inputs(old: Manifest, data: str) -> list[dict]:
         )
     out = []
     for key, s in first.items():
-        now = sources.record(s["path"])
+        now = sources.record(s.path)
         last = latest[key]
-        if "sha256" not in last:
-            log.warning(f"{sources.describe(last)}: its size and sha256 were not recorded; the refit reads it as it is")
-        elif (now["bytes"], now["sha256"]) != (last.get("bytes"), last["sha256"]):
+        if last.sha256 is None:
+            log.warning(f"{last.describe()}: its size and sha256 were not recorded; the refit reads it as it is")
+        elif (now.bytes, now.sha256) != (last.bytes, last.sha256):
             log.warning(
-                f"{sources.describe(last)}: changed since it was last ingested ({last.get('bytes')} bytes then, "
-                f"{now['bytes']} now); the refit reads it as it is now"
+                f"{last.describe()}: changed since it was last ingested ({last.bytes} bytes then, "
+                f"{now.bytes} now); the refit reads it as it is now"
             )
-        out.append({**s, **now})
+        documents = s.documents if now.documents is None else now.documents
+        out.append(dataclasses.replace(s, bytes=now.bytes, sha256=now.sha256, documents=documents))
     return out
 
 
-def _refit_new(opts: PrepareOptions, recorded: list[dict], night: int, at: str) -> list[dict]:
+def _refit_new(opts: PrepareOptions, recorded: list[Source], night: int, at: str) -> list[Source]:
     """The refit's INPUTs and --test inputs that it did not record (by path or content), as night ``night``."""
-    out: list[dict] = []
-    paths = {s["path"] for s in recorded}
+    out: list[Source] = []
+    paths = {s.path for s in recorded}
     for role, path in opts.every_input():
         full = os.path.abspath(path)
         if full in paths:
             log.info(f"{path}: a recorded input; the refit reads it once")
             continue
         now = sources.record(path)
-        if (seen := sources.ingested(recorded + out, now["bytes"], now["sha256"])) is not None:
-            log.warning(f"{path}: already ingested as {sources.describe(seen)}; skipped")
+        assert now.bytes is not None and now.sha256 is not None, "a digest of an input now has both"
+        if (seen := sources.ingested(recorded + out, now.bytes, now.sha256)) is not None:
+            log.warning(f"{path}: already ingested as {seen.describe()}; skipped")
             continue
-        where = {"path": full, "role": role, "format": detect_format(path)}
-        out.append(where | now | {"ingested_at": at, "night": night})
+        at_night = dataclasses.replace(now, ingested_at=at, night=night)
+        out.append(at_night.source(role, full, detect_format(path)))
     return out

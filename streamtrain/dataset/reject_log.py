@@ -19,6 +19,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from streamtrain.dataset.counts import RejectStats
 from streamtrain.errors import DataError
 from streamtrain.io.rejects import REJECT_REASON_TEXT, Reject
 
@@ -76,15 +77,10 @@ class RejectLog:
     def close(self) -> None:
         self._fh.close()
 
-    def summary(self) -> dict:
-        """What the manifest records under ``stats.rejected``."""
-        return {
-            "rows": self.rows,
-            "by_reason": dict(sorted(self.by_reason.items())),
-            "lost_bytes": self.lost_bytes,
-            "estimated_lost_rows": round(self.lost_rows),
-            "file": REJECTS_NAME,
-        }
+    def summary(self) -> RejectStats:
+        """What the manifest records under ``stats.rejected`` (an append: under its own ``rejected``)."""
+        by_reason = dict(sorted(self.by_reason.items()))
+        return RejectStats(self.rows, by_reason, self.lost_bytes, round(self.lost_rows), file=REJECTS_NAME)
 
     def check(self, rows_read: int, max_bad_fraction: float) -> None:
         """Log the per-reason summary; ``DataError`` when the bad share exceeds ``max_bad_fraction``."""

@@ -61,6 +61,10 @@ class ShardInfo:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, doc: dict) -> ShardInfo:
+        return cls(**doc)
+
 
 class _TempFileWriter:
     """Common close-and-rename logic."""

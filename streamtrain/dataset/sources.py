@@ -44,9 +44,10 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from streamtrain.dataset.counts import Document, Source
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.errors import DataError
@@ -62,19 +63,6 @@ _REFIT = "prepare --refit rebuilds the dataset from its inputs as they are now"
 def now() -> str:
     """The time recorded for an ingest: ISO 8601, UTC, seconds."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class Document:
-    """One document of a directory per class: its path relative to the directory, size and sha256."""
-
-    path: str
-    bytes: int
-    sha256: str
-    mtime: float = field(default=0.0, compare=False)
-
-    def to_json(self) -> list:
-        return [self.path, self.bytes, self.sha256]
 
 
 def documents(root: Path) -> list[Document]:
@@ -105,27 +93,52 @@ def digest(path: str | os.PathLike[str]) -> tuple[int, str]:
     return _tree_digest(documents(path))
 
 
-def record(path: str | os.PathLike[str]) -> dict:
-    """What the manifest records of an input read whole: bytes, sha256 (and a directory's documents)."""
+@dataclass(frozen=True)
+class Provenance:
+    """What a source's record says of the input itself: its size and sha256 (and a directory's documents), when
+    and by which night it was ingested. A refit carries it over to the rebuilt dataset's records."""
+
+    bytes: int | None  # None: not recorded (an older release's record)
+    sha256: str | None
+    documents: list[Document] | None = None
+    ingested_at: str | None = None
+    night: int = 0
+
+    @classmethod
+    def of(cls, source: Source) -> Provenance:
+        return cls(source.bytes, source.sha256, source.documents, source.ingested_at, source.night)
+
+    def source(self, role: str, path: str, format: str) -> Source:
+        """The record of input ``path`` with this provenance, nothing read yet."""
+        return Source(
+            path,
+            role,
+            format,
+            bytes=self.bytes,
+            sha256=self.sha256,
+            ingested_at=self.ingested_at,
+            night=self.night,
+            documents=self.documents,
+        )
+
+
+def record(path: str | os.PathLike[str]) -> Provenance:
+    """What the manifest records of an input read whole, as it is now: bytes, sha256 (and a directory's
+    documents); not yet when or by which night."""
     if not Path(path).is_dir():
         size, sha256 = digest(path)
-        return {"bytes": size, "sha256": sha256}
+        return Provenance(size, sha256)
     docs = documents(Path(path))
     size, sha256 = _tree_digest(docs)
-    return {"bytes": size, "sha256": sha256, "documents": [d.to_json() for d in docs]}
+    return Provenance(size, sha256, docs)
 
 
-def ingested(sources: list[dict], size: int, sha256: str) -> dict | None:
+def ingested(sources: list[Source], size: int, sha256: str) -> Source | None:
     """The recorded source with this content (same size and sha256), or None."""
     for source in sources:
-        if source.get("sha256") == sha256 and source.get("bytes") == size:
+        if source.sha256 == sha256 and source.bytes == size:
             return source
     return None
-
-
-def describe(source: dict) -> str:
-    """``PATH (night N)``, for messages."""
-    return f"{source['path']} (night {source.get('night', 0)})"
 
 
 @dataclass
@@ -139,14 +152,19 @@ class Plan:
     portion: Portion = WHOLE
     docs: list[Document] | None = None  # a directory's documents read
 
-    def record(self, night: int, at: str) -> dict:
-        out: dict = {"path": self.path, "role": self.role, "format": detect_format(self.path)}
-        out |= {"bytes": self.size, "sha256": self.sha256, "ingested_at": at, "night": night}
-        if self.portion.start:
-            out["start"] = self.portion.start
-        if self.docs is not None:
-            out["documents"] = [d.to_json() for d in self.docs]
-        return out
+    def record(self, night: int, at: str) -> Source:
+        """The input's record for night ``night`` ingesting at ``at``; its rows not counted yet."""
+        return Source(
+            self.path,
+            self.role,
+            detect_format(self.path),
+            bytes=self.size,
+            sha256=self.sha256,
+            ingested_at=at,
+            night=night,
+            start=self.portion.start or None,
+            documents=None if self.docs is None else list(self.docs),
+        )
 
     @property
     def reading(self) -> int:
@@ -156,21 +174,21 @@ class Plan:
         return self.size - self.portion.start
 
 
-def plan(role: str, path: str, recorded: list[dict]) -> Plan | None:
+def plan(role: str, path: str, recorded: list[Source]) -> Plan | None:
     """What an append reads of input ``path`` given the ``recorded`` sources; None when nothing (skipped)."""
     full = os.path.abspath(path)
-    same = [s for s in recorded if s["path"] == full]
+    same = [s for s in recorded if s.path == full]
     if os.path.isdir(path):
         return _plan_directory(role, full, same, recorded)
     return _plan_file(role, full, same, recorded)
 
 
-def new_sources(inputs: Iterable[tuple[str, str]], recorded: list[dict], night: int) -> list[Plan]:
+def new_sources(inputs: Iterable[tuple[str, str]], recorded: list[Source], night: int) -> list[Plan]:
     """What an append reads of each of its ``inputs`` ((role, path), training inputs first as ``read_rows`` reads
     them; ``plan``: never a row twice), without those it skips; ``DataError`` when a recorded input's ingested part
     changed."""
     out: list[Plan] = []
-    planned: list[dict] = []
+    planned: list[Source] = []
     for role, path in inputs:
         found = plan(role, path, recorded + planned)
         if found is not None:
@@ -181,28 +199,28 @@ def new_sources(inputs: Iterable[tuple[str, str]], recorded: list[dict], night: 
 
 def next_night(manifest: Manifest) -> int:
     """The number of the next ingest: one more than any recorded (0 is the first prepare)."""
-    nights = [int(s.get("night", 0)) for s in manifest.sources] + [int(a["night"]) for a in manifest.appends]
+    nights = [s.night for s in manifest.sources] + [a.night for a in manifest.appends]
     return 1 + max(nights, default=0)
 
 
-def count_sources(records: list[dict], rejects: RejectLog, first_row_id: int) -> None:
+def count_sources(records: list[Source], rejects: RejectLog, first_row_id: int) -> None:
     """Fill in each source's first row id and rejected and read counts; log them; estimate rows lost."""
     start = first_row_id
     for i, source in enumerate(records):
-        source["first_row_id"], start = start, start + source["rows"]
-        source["rejected"] = rejects.per_source[i]
-        source["read"] = source["rows"] + source["rejected"]
-        if not source["read"]:
-            log.warning(f"{source['path']}: no rows (a header and nothing else?)")
-        log.info(f"read {source['rows']} {source['role']} rows from {source['path']}, rejected {source['rejected']}")
-    rejects.estimate_lost([s["read"] for s in records])
+        source.first_row_id, start = start, start + source.rows
+        source.rejected = rejects.per_source[i]
+        source.read = source.rows + source.rejected
+        if not source.read:
+            log.warning(f"{source.path}: no rows (a header and nothing else?)")
+        log.info(f"read {source.rows} {source.role} rows from {source.path}, rejected {source.rejected}")
+    rejects.estimate_lost([s.read for s in records])
 
 
-def _skipped(path: str, seen: dict) -> None:
-    log.warning(f"{path}: already ingested as {describe(seen)}; skipped")
+def _skipped(path: str, seen: Source) -> None:
+    log.warning(f"{path}: already ingested as {seen.describe()}; skipped")
 
 
-def _plan_directory(role: str, full: str, same: list[dict], recorded: list[dict]) -> Plan | None:
+def _plan_directory(role: str, full: str, same: list[Source], recorded: list[Source]) -> Plan | None:
     docs = documents(Path(full))
     size, sha256 = _tree_digest(docs)
     if (seen := ingested(recorded, size, sha256)) is not None:
@@ -231,21 +249,21 @@ def _plan_directory(role: str, full: str, same: list[dict], recorded: list[dict]
     return Plan(full, role, size, sha256, Portion(documents=frozenset(d.path for d in new)), new)
 
 
-def _night_of(same: list[dict], rel: str) -> int:
+def _night_of(same: list[Source], rel: str) -> int:
     for source in same:
-        if any(d[0] == rel for d in source.get("documents", [])):
-            return int(source.get("night", 0))
-    return int(same[0].get("night", 0)) if same else 0
+        if any(d.path == rel for d in source.documents or []):
+            return source.night
+    return same[0].night if same else 0
 
 
-def _ingested_documents(full: str, source: dict, docs: list[Document]) -> list[Document]:
+def _ingested_documents(full: str, source: Source, docs: list[Document]) -> list[Document]:
     """The documents a recorded directory source ingested; for a record without them, reconstructed and checked."""
-    if "documents" in source:
-        return [Document(p, int(b), s) for p, b, s in source["documents"]]
-    if "sha256" in source and source.get("ingested_at"):
-        at = datetime.datetime.fromisoformat(source["ingested_at"]).timestamp() + 1
+    if source.documents is not None:
+        return source.documents
+    if source.sha256 is not None and source.ingested_at:
+        at = datetime.datetime.fromisoformat(source.ingested_at).timestamp() + 1
         before = [d for d in docs if d.mtime <= at]
-        if _tree_digest(before) == (source.get("bytes"), source["sha256"]):
+        if _tree_digest(before) == (source.bytes, source.sha256):
             return before
     raise DataError(
         "was ingested as a whole by an older streamtrain, which did not record its documents, and it has changed "
@@ -254,37 +272,38 @@ def _ingested_documents(full: str, source: dict, docs: list[Document]) -> list[D
     )
 
 
-def _plan_file(role: str, full: str, same: list[dict], recorded: list[dict]) -> Plan | None:
-    prefixes = [s for s in same if "sha256" in s and "bytes" in s]
+def _plan_file(role: str, full: str, same: list[Source], recorded: list[Source]) -> Plan | None:
+    # (bytes, sha256, night) of each ingested prefix of the file
+    prefixes = [(s.bytes, s.sha256, s.night) for s in same if s.bytes is not None and s.sha256 is not None]
     if same and not prefixes:
         raise DataError(
             "was ingested by an older streamtrain that did not record its size and sha256, so its new rows cannot "
             f"be told from those ingested; nothing was appended. {_REFIT}",
             full,
         )
-    last = max(prefixes, key=lambda s: int(s["bytes"]), default=None)
+    last = max(prefixes, key=lambda p: p[0], default=None)
     size = os.stat(full).st_size
-    whole, prefix = _hashes(full, int(last["bytes"]) if last is not None and size > int(last["bytes"]) else None)
+    whole, prefix = _hashes(full, last[0] if last is not None and size > last[0] else None)
     if (seen := ingested(recorded, size, whole)) is not None:
         _skipped(full, seen)
         return None
     if last is None:
         return Plan(full, role, size, whole, Portion(stop=size))
+    start, sha256, night = last
     if detect_format(full) == "parquet":
         raise DataError(
             "a Parquet file cannot grow in place, and this one changed since it was ingested; write new rows to a "
             f"new file; nothing was appended. {_REFIT}",
             full,
         )
-    if prefix != last["sha256"]:
+    if prefix != sha256:
         gz = " (for gzip, the compressed bytes: a file compressed again as a whole has changed)" if _gz(full) else ""
         raise DataError(
-            f"edited history: its first {last['bytes']} bytes, ingested by night {last.get('night', 0)} and before, "
+            f"edited history: its first {start} bytes, ingested by night {night} and before, "
             f"have changed{gz} (the file has {size} bytes now), so its rows cannot be appended again without counting "
             f"them twice; nothing was appended. {_REFIT}",
             full,
         )
-    start = int(last["bytes"])
     if start == 0:  # an empty file was ingested: all of it is new
         return Plan(full, role, size, whole, Portion(stop=size))
     _check_growth(full, start)

@@ -20,9 +20,11 @@ adds its own val rows: the result is the sample of all val rows ever seen.
 
 File: Parquet, columns ``text`` (string), ``label`` (string, the label name)
 and ``key`` (uint64), sorted by key. The manifest records under
-``val_sample`` its ``path``, ``rows``, ``bytes``, ``sha256``, ``text_bytes``,
-``below_key``, the bounds ``max_rows`` and ``max_bytes`` and the ``rule`` in
-one line (``{}`` when there are no val rows). ``read_val_sample`` checks size and sha256 before reading.
+``val_sample`` (``records.ValSampleRecord``) its ``path``, ``rows``,
+``bytes``, ``sha256``, ``text_bytes``, ``below_key``, the bounds
+``max_rows`` and ``max_bytes`` and the ``rule`` in one line (None, ``{}`` in
+the file, when there are no val rows). ``read_val_sample`` checks size and
+sha256 before reading.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ import heapq
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streamtrain.dataset.records import FileRecord, ValSampleRecord
 from streamtrain.errors import DataError, writing
-from streamtrain.fs.checksums import file_record, record_problem
 
 if TYPE_CHECKING:
     from streamtrain.dataset.manifest import Manifest
@@ -98,10 +100,10 @@ class ValSample:
         """(key, text, label) of every kept row, by key (then by text and label: a total order)."""
         return sorted((-k, text, label) for k, _, text, label, _ in self._heap)
 
-    def write(self, directory: str | Path, relative: str = VAL_SAMPLE_NAME) -> dict:
-        """Write ``directory/relative``; return the manifest's ``val_sample`` record (``{}`` when empty)."""
+    def write(self, directory: str | Path, relative: str = VAL_SAMPLE_NAME) -> ValSampleRecord | None:
+        """Write ``directory/relative``; return the manifest's ``val_sample`` record (None when empty)."""
         if not self._heap:
-            return {}
+            return None
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -116,20 +118,20 @@ class ValSample:
         path = Path(directory) / relative
         with writing(path):
             pq.write_table(table, path, compression="zstd")
-        return {
-            **file_record(directory, relative),
-            "rows": len(rows),
-            "text_bytes": self.text_bytes,
-            "below_key": self.below_key,
-            "max_rows": self.max_rows,
-            "max_bytes": self.max_bytes,
-            "rule": rule(self.max_rows, self.max_bytes),
-        }
+        return ValSampleRecord(
+            **FileRecord.of(directory, relative).__dict__,
+            rows=len(rows),
+            text_bytes=self.text_bytes,
+            below_key=self.below_key,
+            max_rows=self.max_rows,
+            max_bytes=self.max_bytes,
+            rule=rule(self.max_rows, self.max_bytes),
+        )
 
 
-def _read(directory: str | Path, record: dict) -> tuple[list[str], list[str], list[int]]:
-    path = Path(directory) / record["path"]
-    if issue := record_problem(directory, record):
+def _read(directory: str | Path, record: ValSampleRecord) -> tuple[list[str], list[str], list[int]]:
+    path = Path(directory) / record.path
+    if issue := record.problem(directory):
         raise DataError(f"validation sample {issue} (the dataset is damaged: prepare it again)", str(path))
     import pyarrow.parquet as pq
 
@@ -143,19 +145,17 @@ def _read(directory: str | Path, record: dict) -> tuple[list[str], list[str], li
 def read_val_sample(directory: str | Path, manifest: Manifest) -> tuple[list[str], list[str]]:
     """(texts, label names) of a dataset's validation sample; ([], []) when it has none. ``DataError`` if damaged."""
     record = manifest.val_sample
-    if not record:
+    if record is None:
         return [], []
     texts, labels, _ = _read(directory, record)
     return texts, labels
 
 
-def load_sample(directory: str | Path, record: dict) -> ValSample:
+def load_sample(directory: str | Path, record: ValSampleRecord | None) -> ValSample:
     """The recorded sample as a ``ValSample`` to add an append's val rows to (same bounds, same threshold)."""
-    if not record:
+    if record is None:
         return ValSample()
-    sample = ValSample(
-        record.get("max_rows", VAL_SAMPLE_ROWS), record.get("max_bytes", VAL_SAMPLE_BYTES), record.get("below_key")
-    )
+    sample = ValSample(record.max_rows, record.max_bytes, record.below_key)
     for text, label, key in zip(*_read(directory, record)):
         sample.add(text, label, key)
     sample.changed = False

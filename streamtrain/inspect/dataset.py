@@ -1,8 +1,9 @@
 """inspect of a dataset directory: its JSON-ready record (``dataset_record``) and its text (``dataset_text``).
 
 Who owns what:
-- ``dataset_record``: from ``manifest.json`` (and ``vectorizer.json``'s
-  configuration, ``feature_names.json``): the splits (rows, shards, bytes),
+- ``dataset_record``: from ``manifest.json`` (its format version, when
+  older than today's, and ``vectorizer.json``'s configuration,
+  ``feature_names.json``): the splits (rows, shards, bytes),
   class balance per split, the vectorizer choice and the numbers behind it,
   rejected rows by reason, appends (night, date, rows, drift), the validation
   sample, for n-grams the top features of each class as readable n-gram
@@ -16,7 +17,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.counts import Append
+from streamtrain.dataset.manifest import FORMAT_VERSION, Manifest
+from streamtrain.dataset.records import ValSampleRecord, part_json
 from streamtrain.errors import DataError
 from streamtrain.inspect.tables import percent, size, table
 from streamtrain.vectorize import ngram_names
@@ -29,8 +32,9 @@ from streamtrain.visible import visible
 def dataset_record(root: Path) -> dict:
     manifest = Manifest.load(root)
     splits = _splits(manifest)
-    rejected = manifest.stats.get("rejected", {})
+    rejected = manifest.stats.rejected
     sample = manifest.val_sample
+    coverage = manifest.stats.coverage
     return {
         "path": str(root),
         "kind": "dataset",
@@ -39,23 +43,28 @@ def dataset_record(root: Path) -> dict:
         "sequence_length": manifest.sequence_length,
         "classes": manifest.labels,
         "shard_format": manifest.shard_format,
-        "created": {k: manifest.created.get(k) for k in ("at", "tool")},
+        "created": {"at": manifest.created.at, "tool": manifest.created.tool},
+        "format_version": manifest.read_from_version,
         "inputs": len(manifest.sources),
         "splits": splits,
         "total": {key: sum(s[key] for s in splits.values()) for key in ("rows", "shards", "bytes")},
         "class_balance": _balance(manifest),
-        "choice": manifest.choice,
+        "choice": part_json(manifest.choice),
         "rejected": {
-            "rows": int(rejected.get("rows", 0)),
-            "by_reason": rejected.get("by_reason", {}),
-            "estimated_lost_rows": int(rejected.get("estimated_lost_rows", 0)),
+            "rows": rejected.rows,
+            "by_reason": rejected.by_reason,
+            "estimated_lost_rows": rejected.estimated_lost_rows,
         },
-        "coverage": manifest.stats.get("coverage", {}).get("outside_share"),
+        "coverage": None if coverage is None else coverage.outside_share,
         "appends": [_append(a) for a in manifest.appends],
-        "val_sample": {k: sample[k] for k in ("rows", "bytes", "text_bytes") if k in sample} if sample else {},
+        "val_sample": _sample(sample),
         "top_features": _top_features(root, manifest),
         "serving": _exportable(root),
     }
+
+
+def _sample(sample: ValSampleRecord | None) -> dict:
+    return {} if sample is None else {"rows": sample.rows, "bytes": sample.bytes, "text_bytes": sample.text_bytes}
 
 
 def _splits(manifest: Manifest) -> dict:
@@ -74,7 +83,7 @@ def _splits(manifest: Manifest) -> dict:
 def _balance(manifest: Manifest) -> dict:
     """Per split, per class: its rows and their share of the split."""
     balance = {}
-    for split, counts in manifest.stats.get("rows_per_class", {}).items():
+    for split, counts in manifest.stats.rows_per_class.items():
         n = sum(counts)
         balance[split] = {
             label: {"rows": int(c), "share": round(c / n, 4) if n else None}
@@ -95,15 +104,14 @@ def _exportable(root: Path) -> dict:
     return {"exportable": why is None, "why": why}
 
 
-def _append(entry: dict) -> dict:
-    drift = entry.get("drift", {})
+def _append(entry: Append) -> dict:
     return {
-        "night": entry.get("night"),
-        "date": entry.get("at"),
-        "rows": entry.get("rows", {}),
-        "rejected": entry.get("rejected", {}).get("rows", 0),
-        "drift": drift.get("outside_share"),
-        "baseline": drift.get("baseline"),
+        "night": entry.night,
+        "date": entry.at,
+        "rows": entry.rows,
+        "rejected": entry.rejected.rows,
+        "drift": entry.drift.outside_share,
+        "baseline": entry.drift.baseline,
     }
 
 
@@ -112,10 +120,10 @@ def _top_features(root: Path, manifest: Manifest) -> dict:
     record = manifest.feature_names
     if manifest.encoding != "ngram":
         return {"status": "none: the features are token ids of a sequence dataset"}
-    if not record:
+    if record is None:
         return {"status": f"none: {ngram_names.FEATURE_NAMES} not recorded (prepared before it was kept)"}
     try:
-        doc = ngram_names.load(root, record)
+        doc = ngram_names.load(root, record.to_json())
     except DataError as exc:
         return {"status": f"unavailable: {exc} (streamtrain verify checks the dataset)"}
     assert doc is not None, "a recorded names file loads or raises"
@@ -128,10 +136,10 @@ def _top_features(root: Path, manifest: Manifest) -> dict:
     return {
         "status": "ok",
         "rule": top.get("rule"),
-        "columns": record.get("columns"),
-        "named": record.get("named"),
-        "collided": record.get("collided"),
-        "sample_texts": record.get("sample", {}).get("texts"),
+        "columns": record.columns,
+        "named": record.named,
+        "collided": record.collided,
+        "sample_texts": record.sample.texts,
         "classes": classes,
     }
 
@@ -159,6 +167,7 @@ def _summary_lines(r: dict) -> list[str]:
         f"  {r['encoding']} features: {r['features']}{width}; {len(r['classes'])} classes; "
         f"{r['shard_format']} shards; {r['inputs']} input(s)",
         f"  created {r['created'].get('at') or '-'} by {r['created'].get('tool') or '-'}",
+        *_format_lines(r),
         "",
         "splits",
     ]
@@ -166,6 +175,12 @@ def _summary_lines(r: dict) -> list[str]:
     t = r["total"]
     rows.append(["total", t["rows"], t["shards"], t["bytes"], size(t["bytes"])])
     return out + table(["split", "rows", "shards", "bytes", "size"], rows)
+
+
+def _format_lines(r: dict) -> list[str]:
+    """For a dataset of an older manifest format: which, and that it reads as today's (``dataset.formats``)."""
+    version = r.get("format_version", FORMAT_VERSION)
+    return [] if version == FORMAT_VERSION else [f"  format: {version} (read as {FORMAT_VERSION})"]
 
 
 def _balance_lines(r: dict) -> list[str]:

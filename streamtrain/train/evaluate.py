@@ -45,7 +45,7 @@ def evaluate(opts: EvaluateOptions) -> dict:
         raise DataError("no such dataset directory", opts.data)
     with reader_lock(opts.data):  # the dataset cannot be replaced while it is scored
         manifest = Manifest.load(opts.data)
-        if read_vectorizer_doc(path).get("arrays_sha256") != manifest.vectorizer.get("arrays_sha256"):
+        if read_vectorizer_doc(path).get("arrays_sha256") != manifest.vectorizer.arrays_sha256:
             raise DataError(
                 "the dataset was vectorized with a different vectorizer than the model was trained on", opts.data
             )

@@ -55,9 +55,9 @@ log = logging.getLogger(__name__)
 def same_vectorizer(vectorizer_doc: dict, manifest: Manifest) -> bool:
     """Whether a model's ``vectorizer.json`` is the dataset's: same arrays, same config, same label map."""
     return (
-        vectorizer_doc.get("arrays_sha256") == manifest.vectorizer.get("arrays_sha256")
+        vectorizer_doc.get("arrays_sha256") == manifest.vectorizer.arrays_sha256
         and vectorizer_doc.get("labels") == manifest.labels
-        and vectorizer_doc.get("config") == manifest.vectorizer.get("config")
+        and vectorizer_doc.get("config") == manifest.vectorizer.config
     )
 
 
@@ -96,7 +96,7 @@ def majority_floor(data: str, manifest: Manifest) -> MajorityFloor | None:
     rows = manifest.rows("val")
     if not rows:
         return None
-    counts = np.asarray(manifest.stats.get("rows_per_class", {}).get("val") or [], dtype=np.int64)
+    counts = np.asarray(manifest.stats.rows_per_class.get("val") or [], dtype=np.int64)
     if len(counts) != len(manifest.labels) or int(counts.sum()) != rows:  # a manifest without them: count
         from streamtrain.train.batches import BatchStream, SplitSource
 

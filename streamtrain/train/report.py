@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.records import part_json
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.train import markdown as md
 from streamtrain.train.plots import CONFUSION_NAME, TRAINING_NAME
@@ -125,7 +126,7 @@ def _title(version: str, metrics: dict, config: dict, promotion: dict) -> str:
 
 def _data(config: dict, manifest: Manifest) -> str:
     stats = manifest.stats
-    rows = stats.get("rows") or {}
+    rows = stats.rows
     features = f"{manifest.encoding}: {md.count(manifest.n_features)} features"
     if manifest.encoding == "sequence":
         features = (
@@ -142,17 +143,17 @@ def _data(config: dict, manifest: Manifest) -> str:
                 ["Classes", str(len(manifest.labels))],
                 ["Encoding", features],
                 ["Shards", f"{len(manifest.shards)} {md.esc(manifest.shard_format)} shard(s)"],
-                ["Rejected rows", _rejected(stats.get("rejected"))],
+                ["Rejected rows", _rejected(stats.rejected.to_json())],
                 ["Appends", str(len(manifest.appends)) if manifest.appends else "none"],
             ],
         ),
         "### Vectorizer choice\n",
-        _choice(manifest.choice),
+        _choice(part_json(manifest.choice)),
         "### Rows per class\n",
         _rows_per_class(manifest),
     ]
     if manifest.appends:
-        lines += ["### Appends\n", _appends(manifest.appends)]
+        lines += ["### Appends\n", _appends([a.to_json() for a in manifest.appends])]
     return "\n".join(lines)
 
 
@@ -191,7 +192,7 @@ def _choice(choice: dict) -> str:
 
 
 def _rows_per_class(manifest: Manifest) -> str:
-    per = manifest.stats.get("rows_per_class") or {}
+    per = manifest.stats.rows_per_class
     splits = list(per)
     if not splits:
         return "Not recorded.\n"

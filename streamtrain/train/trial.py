@@ -263,7 +263,7 @@ def trial_config(
         "steps_per_validation": plan.round_steps,
         "validation_steps": plan.val.steps,
         "validation_sample_rows": plan.val.rows,
-        "dataset_vectorizer_sha256": manifest.vectorizer["arrays_sha256"],
+        "dataset_vectorizer_sha256": manifest.vectorizer.arrays_sha256,
         "dataset_manifest_sha256": key["manifest_sha256"],
         "model": candidate.model,
         "candidate": candidate.name,

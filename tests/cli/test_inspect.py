@@ -59,13 +59,14 @@ def test_dataset_text_shows_splits_balance_choice_rejects_and_top_features(data)
     total = next(line for line in text.splitlines() if line.split()[:1] == ["total"])
     assert total.split()[1:4] == ["5000", str(len(manifest.shards)), str(sum(s.bytes for s in manifest.shards))]
     assert "class balance" in text
-    for label, train_rows in zip(manifest.labels, manifest.stats["rows_per_class"]["train"]):
+    for label, train_rows in zip(manifest.labels, manifest.stats.rows_per_class["train"]):
         row = next(line for line in text.splitlines() if line.split()[:1] == [label] and "%" in line)
         assert row.split()[1] == str(train_rows)
     assert "chosen: ngram" in text and "S = 4000 samples" in text
     assert "rejected rows: 0" in text
-    assert f"validation sample: {manifest.val_sample['rows']} rows" in text
+    assert manifest.val_sample is not None and f"validation sample: {manifest.val_sample.rows} rows" in text
     assert "appends: 0" in text
+    assert result["format_version"] == 2 and "format:" not in text  # today's format: no line
     assert "top features per class" in text
     for label, features in result["top_features"]["classes"].items():
         line = next(line for line in text.splitlines() if line.split()[:1] == [label] and "%" not in line)
@@ -117,17 +118,18 @@ def test_dataset_json(data):
 def test_feature_names_file_and_record(data):
     manifest = Manifest.load(data)
     record = manifest.feature_names
-    doc = ngram_names.load(data, record)
-    assert doc is not None and record["path"] == "feature_names.json"
-    assert len(doc["names"]) == len(doc["counts"]) == len(doc["others"]) == len(doc["shares"]) == record["columns"]
-    assert record["columns"] == manifest.n_features
-    assert record["collided"] == sum(s < 0.9 for s in doc["shares"]) < record["columns"] / 10
-    assert record["sample"]["texts"] == record["sample"]["training_texts"] == manifest.stats["rows"]["train"]
+    assert record is not None
+    doc = ngram_names.load(data, record.to_json())
+    assert doc is not None and record.path == "feature_names.json"
+    assert len(doc["names"]) == len(doc["counts"]) == len(doc["others"]) == len(doc["shares"]) == record.columns
+    assert record.columns == manifest.n_features
+    assert record.collided == sum(s < 0.9 for s in doc["shares"]) < record.columns / 10
+    assert record.sample.texts == record.sample.training_texts == manifest.stats.rows["train"]
     # every named column's string hashes to that column's bucket
     selected = np.load(data / "vectorizer.npz")["selected"]
     named = [(j, n) for j, n in enumerate(doc["names"]) if n is not None]
-    buckets = ngram_buckets([n for _, n in named], manifest.vectorizer["config"]["hash_buckets"])
-    assert manifest.vectorizer["config"]["hasher"] == HASHER
+    buckets = ngram_buckets([n for _, n in named], manifest.vectorizer.config["hash_buckets"])
+    assert manifest.vectorizer.config["hasher"] == HASHER
     assert np.array_equal(buckets, selected[[j for j, _ in named]])
 
 
@@ -180,7 +182,7 @@ def test_name_sample_is_bounded_spread_and_chunking_free():
 
 def test_sequence_dataset_has_no_names(tmp_path):
     data = prepare_csv(DEMO_TRAIN, tmp_path / "seq", vectorizer="sequence")
-    assert Manifest.load(data).feature_names == {} and not (data / "feature_names.json").exists()
+    assert Manifest.load(data).feature_names is None and not (data / "feature_names.json").exists()
     result, text = run_inspect(data)
     assert result["top_features"]["status"].startswith("none") and "sequence" in text
 
@@ -220,12 +222,13 @@ def test_dataset_without_feature_names_still_loads(data, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(data, copy)
     doc = json.loads((copy / "manifest.json").read_text())
-    del doc["feature_names"]
-    (copy / "manifest.json").write_text(json.dumps(doc))
+    del doc["feature_names"]  # as a release before the names were kept wrote it: format version 1
+    (copy / "manifest.json").write_text(json.dumps({**doc, "format_version": 1}))
     (copy / "feature_names.json").unlink()
     assert Manifest.load(copy).problems(copy) == []
     result, text = run_inspect(copy)
     assert result["top_features"]["status"].startswith("none") and "not recorded" in text
+    assert result["format_version"] == 1 and "  format: 1 (read as 2)" in text.splitlines()
 
 
 # --- model directories --------------------------------------------------------------------------------------------

@@ -104,21 +104,21 @@ def test_append_adds_new_rows_once_in_new_files(data, parts, logs, tmp_path):
         k: v for k, v in before.items() if k != MANIFEST_NAME
     }  # no file an older manifest lists was touched
     assert m.rows("train") + m.rows("val") == 3600 and m.rows("test") == 1001  # the zebra test rows: rejected
-    assert m.stats["rows"] == {split: m.rows(split) for split in ("train", "val", "test")}
-    assert sum(m.stats["rows_per_class"]["train"]) == m.rows("train")
+    assert m.stats.rows == {split: m.rows(split) for split in ("train", "val", "test")}
+    assert sum(m.stats.rows_per_class["train"]) == m.rows("train")
 
     night1, zebra = m.sources[-2:]
-    assert (night1["night"], night1["role"], night1["first_row_id"], night1["rows"]) == (1, "train", 4000, 600)
-    assert (night1["bytes"], night1["sha256"]) == (parts["night1"].stat().st_size, sha256_file(parts["night1"]))
-    assert (zebra["role"], zebra["first_row_id"], zebra["rows"], zebra["rejected"]) == ("test", 4600, 1, 2)
-    assert m.stats["next_row_id"] == 4601
+    assert (night1.night, night1.role, night1.first_row_id, night1.rows) == (1, "train", 4000, 600)
+    assert (night1.bytes, night1.sha256) == (parts["night1"].stat().st_size, sha256_file(parts["night1"]))
+    assert (zebra.role, zebra.first_row_id, zebra.rows, zebra.rejected) == ("test", 4600, 1, 2)
+    assert m.stats.next_row_id == 4601
     old_ids = np.concatenate([row_ids(data, old, s) for s in ("train", "val", "test")])
     all_ids = np.concatenate([row_ids(data, m, s) for s in ("train", "val", "test")])
     assert len(np.unique(all_ids)) == len(all_ids) == 4601
     np.testing.assert_array_equal(np.setdiff1d(all_ids, old_ids), np.arange(4000, 4601))
     entry = m.appends[-1]
-    assert entry["night"] == 1 and entry["directory"] == "append-0001" and entry["first_row_id"] == 4000
-    assert entry["rows"]["train"] + entry["rows"]["val"] == 600 and entry["rows"]["test"] == 1
+    assert entry.night == 1 and entry.directory == "append-0001" and entry.first_row_id == 4000
+    assert entry.rows["train"] + entry.rows["val"] == 600 and entry.rows["test"] == 1
     assert m.problems(data) == []
 
     # The same inputs again, one under another name: nothing new, nothing changed.
@@ -136,7 +136,7 @@ def test_append_adds_new_rows_once_in_new_files(data, parts, logs, tmp_path):
 def test_batches_read_every_row_once_across_old_and_new_shards(data, parts):
     append(data, parts["night1"])
     m = append(data, parts["night2"])
-    assert [a["night"] for a in m.appends] == [1, 2]
+    assert [a.night for a in m.appends] == [1, 2]
     assert {s.path.split("/")[0] for s in m.shards if "/" in s.path} == {"append-0001", "append-0002"}
     for split in ("train", "val"):
         source = SplitSource(data, m, split)
@@ -155,15 +155,15 @@ def test_batches_read_every_row_once_across_old_and_new_shards(data, parts):
 
 def test_append_extends_the_validation_sample_in_its_own_directory(data, parts):
     old = Manifest.load(data)
-    old_file = data / old.val_sample["path"]
+    old_file = data / old.val_sample.path
     old_bytes = old_file.read_bytes()
     m = append(data, parts["night1"])
-    assert m.val_sample["path"] == "append-0001/val_sample.parquet" and old_file.read_bytes() == old_bytes
+    assert m.val_sample.path == "append-0001/val_sample.parquet" and old_file.read_bytes() == old_bytes
     texts, labels = read_val_sample(data, m)
-    assert len(texts) == m.rows("val") == m.val_sample["rows"]  # under 5000 val rows: all of them
+    assert len(texts) == m.rows("val") == m.val_sample.rows  # under 5000 val rows: all of them
     night1 = _texts(parts["night1"])
-    index = BandIndex.load([data / r["path"] for r in old.split_index()])  # night 1 went through the old index
-    new_val = [t for t, s in zip(night1, assign_splits(night1, 0.1, False, m.split["name"], index=index)) if s == VAL]
+    index = BandIndex.load([data / r.path for r in old.split_index()])  # night 1 went through the old index
+    new_val = [t for t, s in zip(night1, assign_splits(night1, 0.1, False, m.split.name, index=index)) if s == VAL]
     assert new_val and set(new_val) <= set(texts) and set(labels) <= set(m.labels)
     old_texts, _ = read_val_sample(data, old)  # a reader of the old manifest still reads its own sample
     assert len(old_texts) == old.rows("val") and sorted(old_texts + new_val) == sorted(texts)
@@ -181,15 +181,15 @@ def test_unknown_labels_are_rejected_counted_and_point_to_refit(data, parts):
     assert proc.returncode == 0, proc.stderr
     assert "'zebra' (2)" in proc.stderr and "prepare --refit learns new classes" in proc.stderr
     m = Manifest.load(data)
-    assert m.appends[-1]["rejected"]["by_reason"] == {"unknown_label": 2}
-    assert m.stats["rejected"]["rows"] == 2 and m.stats["rejected"]["by_reason"] == {"unknown_label": 2}
-    assert m.stats["rejected"]["files"] == ["rejected.jsonl", "append-0001/rejected.jsonl"]
+    assert m.appends[-1].rejected.by_reason == {"unknown_label": 2}
+    assert m.stats.rejected.rows == 2 and m.stats.rejected.by_reason == {"unknown_label": 2}
+    assert m.stats.rejected.files == ["rejected.jsonl", "append-0001/rejected.jsonl"]
     listed = [json.loads(line) for line in (data / "append-0001" / "rejected.jsonl").read_text().splitlines()]
     assert [(r["row"], r["reason"], r["excerpt"]) for r in listed] == [
         (2, "unknown_label", "zebra"),
         (3, "unknown_label", "zebra"),
     ]
-    assert m.sources[-1]["rejected"] == 2 and m.sources[-1]["rows"] == 1
+    assert m.sources[-1].rejected == 2 and m.sources[-1].rows == 1
 
 
 def test_a_failed_append_changes_nothing_and_a_killed_one_is_swept(data, parts, logs):
@@ -206,7 +206,7 @@ def test_a_failed_append_changes_nothing_and_a_killed_one_is_swept(data, parts, 
     m = append(data, parts["night1"])
     assert sum("left by an append that did not finish" in line for line in logs) == 2
     assert sorted(p.name for p in data.iterdir() if p.name.startswith("append-")) == ["append-0001"]
-    assert m.appends[-1]["directory"] == "append-0001" and m.problems(data) == []
+    assert m.appends[-1].directory == "append-0001" and m.problems(data) == []
 
 
 def test_refit_rebuilds_from_every_recorded_input(data, parts):
@@ -215,22 +215,23 @@ def test_refit_rebuilds_from_every_recorded_input(data, parts):
     m = prepare(PrepareOptions(inputs=[str(parts["night2"])], data=str(data), refit=True))
     assert m.labels == ["account", "billing", "returns", "shipping", "technical", "zebra"]  # a new class learnt
     assert m.rows("train") + m.rows("val") == 3000 + 600 + 3 + 400 and m.rows("test") == 1000
-    assert m.stats["samples"] == 4003 and m.appends == [] and m.stats["next_row_id"] == 5003
+    assert m.stats.samples == 4003 and m.appends == [] and m.stats.next_row_id == 5003
     assert not [p for p in data.iterdir() if p.name.startswith("append-")]
-    assert [(Path(s["path"]).name, s["night"]) for s in m.sources] == [
+    assert [(Path(s.path).name, s.night) for s in m.sources] == [
         ("base.csv", 0),
         ("night1.csv", 1),
         ("zebra.csv", 2),
         ("night2.csv", 3),
         ("tickets_test.csv", 0),
     ]
-    assert m.created["refit_of"]["appends"] == 2 and m.created["refit_of"]["n_features"] > 0
-    assert m.problems(data) == [] and m.stats["coverage"]["rows"] == m.rows("train")
+    refit_of = m.created.refit_of
+    assert refit_of is not None and refit_of.appends == 2 and refit_of.n_features > 0
+    assert m.problems(data) == [] and m.stats.coverage.rows == m.rows("train")
     # Appending after a refit continues the nights.
     shutil.copy(parts["night1"], data.parent / "again.csv")
     with open(data.parent / "again.csv", "a", encoding="utf-8") as fh:
         fh.write("one more row about a refund,returns\n")
-    assert append(data, data.parent / "again.csv").appends[-1]["night"] == 4
+    assert append(data, data.parent / "again.csv").appends[-1].night == 4
 
 
 def test_refit_reads_each_recorded_input_once_as_it_is_now(data, parts, tmp_path):
@@ -239,14 +240,14 @@ def test_refit_reads_each_recorded_input_once_as_it_is_now(data, parts, tmp_path
     append(data, night)
     with open(night, "a", encoding="utf-8") as fh:
         fh.write("a row added after it was ingested,billing\n")
-    assert append(data, night).sources[-1].get("start") == parts["night1"].stat().st_size  # night 2: its new row
+    assert append(data, night).sources[-1].start == parts["night1"].stat().st_size  # night 2: its new row
     night.write_text(night.read_text(encoding="utf-8").replace("a row added", "a row edited"), encoding="utf-8")
     proc = streamtrain("prepare", "--refit", "--data", data)
     assert proc.returncode == 0, proc.stderr
     assert f"{night} (night 2): changed since it was last ingested" in proc.stderr
     m = Manifest.load(data)
     assert m.rows("train") + m.rows("val") == 3000 + 600 + 1  # the file once, as it is now; not once a night
-    assert [(Path(s["path"]).name, s["night"], s["rows"]) for s in m.sources if s["role"] == "train"] == [
+    assert [(Path(s.path).name, s.night, s.rows) for s in m.sources if s.role == "train"] == [
         ("base.csv", 0, 3000),
         ("night.csv", 1, 601),
     ]
@@ -259,14 +260,14 @@ def test_refit_reads_each_recorded_input_once_as_it_is_now(data, parts, tmp_path
 
 
 def test_drift_is_logged_and_recorded(data, parts, logs):
-    baseline = Manifest.load(data).stats["coverage"]
-    assert 0 <= baseline["outside_share"] < 0.5 and baseline["rows"] == Manifest.load(data).rows("train")
+    baseline = Manifest.load(data).stats.coverage
+    assert 0 <= baseline.outside_share < 0.5 and baseline.rows == Manifest.load(data).rows("train")
     m = append(data, parts["novel"])
-    drift = m.appends[-1]["drift"]
-    assert drift["baseline"] == baseline["outside_share"] and drift["outside_share"] > 0.9
+    drift = m.appends[-1].drift
+    assert drift.baseline == baseline.outside_share and drift.outside_share > 0.9
     lines = [line for line in logs if line.startswith("drift: ")]
     assert len(lines) == 1
-    assert f"({baseline['outside_share']:.1%} when it was fitted); refit (prepare --refit)" in lines[0]
+    assert f"({baseline.outside_share:.1%} when it was fitted); refit (prepare --refit)" in lines[0]
     what = (
         "n-gram occurrences are outside" if m.encoding == "ngram" else "tokens are outside the vectorizer's vocabulary"
     )

@@ -20,7 +20,7 @@ SMALL = {"hash_buckets": 1 << 16, "jobs": 1}
 
 
 def rows(data: Path) -> int:
-    return sum(Manifest.load(data).stats["rows"].values())
+    return sum(Manifest.load(data).stats.rows.values())
 
 
 def append_cli(data: Path, *inputs: Path, rc: int = 0) -> str:
@@ -48,9 +48,9 @@ def test_a_directory_that_gains_files_appends_only_them(tmp_path):
     assert rows(data) == 410  # not 400 + 409
     assert "10 new document(s) of 409" in stderr
     m = Manifest.load(data)
-    assert len(m.sources[0]["documents"]) == 400
-    assert sorted(d[0].split("/")[1] for d in m.sources[-1]["documents"]) == [f"{i:05d}.txt" for i in range(400, 410)]
-    assert (m.sources[-1]["night"], m.sources[-1]["rows"]) == (1, 10)
+    assert len(m.sources[0].documents) == 400
+    assert sorted(d.path.split("/")[1] for d in m.sources[-1].documents) == [f"{i:05d}.txt" for i in range(400, 410)]
+    assert (m.sources[-1].night, m.sources[-1].rows) == (1, 10)
 
     before = files_of(data)
     append_cli(data, docs)  # nothing new: nothing changes
@@ -88,7 +88,7 @@ def test_a_file_that_grew_appends_only_its_new_rows(tmp_path, suffix):
     assert proc.returncode == 0, proc.stderr
     m = Manifest.load(data)
     assert rows(data) == 1010  # not 1000 + 1012
-    assert m.sources[-1]["start"] == m.sources[0]["bytes"] and m.sources[-1]["rows"] == 10
+    assert m.sources[-1].start == m.sources[0].bytes and m.sources[-1].rows == 10
     rejected = [json.loads(line) for line in (data / "append-0001" / "rejected.jsonl").read_text().splitlines()]
     first_new = len(head) + 1  # the file's own line numbers: the header and the ingested rows counted
     assert [r["row"] for r in rejected] == list(range(first_new + 10, first_new + 10 + len(bad)))
@@ -105,7 +105,7 @@ def test_a_file_that_grew_appends_only_its_new_rows(tmp_path, suffix):
         text = src.read_text(encoding="utf-8")
         src.write_text(text.replace(head[-1], head[-1].replace("e", "E", 1)) + new[0], encoding="utf-8")
     stderr = append_cli(data, src, rc=65)
-    assert f"{src}: edited history: its first {m.sources[-1]['bytes']} bytes, ingested by night 1" in stderr
+    assert f"{src}: edited history: its first {m.sources[-1].bytes} bytes, ingested by night 1" in stderr
     assert files_of(data) == before
 
 
@@ -188,4 +188,4 @@ def test_a_row_written_while_an_append_reads_waits_for_the_next_one(tmp_path, mo
     assert rows(data) == 310
     monkeypatch.setattr(sources, "plan", plan)
     prepare(PrepareOptions(inputs=[str(src)], data=str(data), append=True, **SMALL))
-    assert rows(data) == 311 and Manifest.load(data).sources[-1]["rows"] == 1
+    assert rows(data) == 311 and Manifest.load(data).sources[-1].rows == 1

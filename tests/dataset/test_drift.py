@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from streamtrain.dataset.counts import CoverageRecord
 from streamtrain.dataset.drift import Coverage, coverage_for, drift_line
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
 from streamtrain.vectorize.tfidf import NgramConfig, TfidfState
@@ -23,7 +24,7 @@ def test_ngram_occurrences_outside_the_selected_features():
     coverage = coverage_for(state)
     coverage.add_train(outside, total, np.array([True, True, False]))  # the third row is not a training row
     assert (coverage.outside, coverage.total, coverage.rows, coverage.share) == (3, 6, 2, 0.5)
-    line = drift_line(coverage, {"outside_share": 0.25})
+    line = drift_line(coverage, CoverageRecord("the measure", 0.25, 1, 4, 1))
     assert line == (
         "drift: 50.0% of the new rows' n-gram occurrences are outside the vectorizer's 2 features "
         "(25.0% when it was fitted); refit (prepare --refit) when this keeps growing"

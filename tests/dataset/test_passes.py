@@ -114,9 +114,9 @@ def test_auto_is_settled_by_the_bakeoff_the_caller_passes(tmp_path):
 
     opts = PrepareOptions(inputs=[str(_short_texts(tmp_path))], data=str(tmp_path / "d"), seed=5, max_length=40)
     manifest = prepare(opts, bakeoff=bakeoff)
-    assert calls == [(3000 - manifest.stats["rows"]["val"], ["a", "b"], NGRAM_TOP_K, 40, 5)]
-    assert manifest.encoding == "ngram" and manifest.choice["bakeoff"]["why"] == "a test's"
-    assert manifest.choice["rule"] == "sequence"
+    assert calls == [(3000 - manifest.stats.rows["val"], ["a", "b"], NGRAM_TOP_K, 40, 5)]
+    assert manifest.encoding == "ngram" and manifest.choice.bakeoff["why"] == "a test's"
+    assert manifest.choice.rule == "sequence"
 
 
 def test_without_a_bakeoff_the_rules_pick_stands_and_the_manifest_says_so(tmp_path):

@@ -75,8 +75,8 @@ def test_near_copies_one_split_same_bytes_on_any_executor(corpus, tmp_path):
         else:
             assert one[name] == two[name], name
     m = manifests["inline"]
-    assert m.split["name"] == "lsh-bigrams" and m.split["params"]["bands"] >= 1
-    assert [r["path"] for r in m.split_index()] == ["split_index.npz"]
+    assert m.split.name == "lsh-bigrams" and m.split.params["bands"] >= 1
+    assert [r.path for r in m.split_index()] == ["split_index.npz"]
     texts = [t for t, _ in corpus["rows"]]
     expected = assign_splits(texts, 0.1, False, "lsh-bigrams")
     data = tmp_path / "inline"
@@ -99,12 +99,12 @@ def test_appended_near_copies_of_validation_rows_land_in_validation(corpus, tmp_
     rng, grow = random.Random("append"), corpus["grow"]
     night = tmp_path / "night1.csv"
     _write(night, [(grow.token_dropout(corpus["texts"][i], 0.1, rng), corpus["labels"][i]) for i in picked])
-    first = int(m.stats["next_row_id"])
+    first = int(m.stats.next_row_id)
     after = prepare(PrepareOptions(inputs=[str(night)], data=str(data), append=True))
     got = np.full(len(picked), TRAIN, np.uint8)
     got[row_ids(data, after, "val", "append-0001/") - first] = VAL
     assert (got == splits[picked]).mean() >= 0.97, (got, splits[picked])
-    assert [r["path"] for r in after.split_index()] == ["split_index.npz", "append-0001/split_index.npz"]
+    assert [r.path for r in after.split_index()] == ["split_index.npz", "append-0001/split_index.npz"]
     assert after.problems(data) == []
 
 
@@ -124,13 +124,13 @@ def test_verify_and_append_name_a_damaged_index(corpus, tmp_path):
 def test_a_dataset_of_an_older_rule_appends_with_it(corpus, tmp_path):
     data = tmp_path / "d"
     m = prepare(_opts(corpus, data, split_rule="minhash2-words"))
-    assert m.split["name"] == "minhash2-words" and "index" not in m.split and not (data / "split_index.npz").exists()
+    assert m.split.name == "minhash2-words" and m.split.index is None and not (data / "split_index.npz").exists()
     night = tmp_path / "night1.csv"
     rows = [(corpus["grow"].token_dropout(t, 0.1, random.Random(i)), lab) for i, (t, lab) in enumerate(corpus["rows"])]
     _write(night, rows[:300])
-    first = int(m.stats["next_row_id"])
+    first = int(m.stats.next_row_id)
     after = prepare(PrepareOptions(inputs=[str(night)], data=str(data), append=True))
-    assert after.split["name"] == "minhash2-words" and after.split_index() == []
+    assert after.split.name == "minhash2-words" and after.split_index() == []
     expected = assign_splits([t for t, _ in rows[:300]], 0.1, False, "minhash2-words")
     got = row_ids(data, after, "val", "append-0001/") - first
     assert got.tolist() == np.flatnonzero(expected == VAL).tolist()

@@ -82,7 +82,7 @@ def test_a_recorded_sample_plus_new_rows_is_the_sample_of_all(tmp_path):
     for max_rows, max_bytes in [(150, 10**9), (10_000, 20_000), (150, 30_000)]:
         first = sampled(old, max_rows, max_bytes)
         record = first.write(tmp_path, f"s-{max_rows}-{max_bytes}.parquet")
-        assert record["rows"] == len(first) and record["max_rows"] == max_rows
+        assert record is not None and record.rows == len(first) and record.max_rows == max_rows
         merged = load_sample(tmp_path, record)
         assert not merged.changed and merged.rows() == first.rows()
         merged.add_many([t for t, _ in new], [label for _, label in new])
@@ -116,13 +116,13 @@ def test_prepare_keeps_the_val_rows_and_verify_covers_the_file(tmp_path):
     data = prepare_csv(DEMO_TEST, tmp_path / "d", val_fraction=0.2, vectorizer="sequence")
     m = Manifest.load(data)
     texts, labels = read_val_sample(data, m)
-    assert len(texts) == m.rows("val") == m.val_sample["rows"] > 100  # fewer than the bound: every val row
+    assert len(texts) == m.rows("val") == m.val_sample.rows > 100  # fewer than the bound: every val row
     every = [row[0] for row in csv.reader(DEMO_TEST.open(encoding="utf-8"))][1:]
-    val = {t for t, s in zip(every, assign_splits(every, 0.2, False, m.split["name"])) if s == VAL}
+    val = {t for t, s in zip(every, assign_splits(every, 0.2, False, m.split.name)) if s == VAL}
     assert set(texts) <= val and set(labels) <= set(m.labels)
-    assert "5000 rows" in m.val_sample["rule"] and m.val_sample["path"] == "val_sample.parquet"
+    assert "5000 rows" in m.val_sample.rule and m.val_sample.path == "val_sample.parquet"
     assert m.problems(data) == []
-    path = data / m.val_sample["path"]
+    path = data / m.val_sample.path
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
@@ -135,5 +135,5 @@ def test_no_val_rows_no_sample(tmp_path):
     m = prepare(
         PrepareOptions(inputs=[str(DEMO_TEST)], data=str(tmp_path / "d"), val_fraction=0.0, hash_buckets=1 << 16)
     )
-    assert m.val_sample == {} and read_val_sample(tmp_path / "d", m) == ([], [])
+    assert m.val_sample is None and read_val_sample(tmp_path / "d", m) == ([], [])
     assert not (tmp_path / "d" / "val_sample.parquet").exists()

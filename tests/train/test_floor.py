@@ -88,11 +88,11 @@ def test_the_floor_is_the_majority_class_rate_of_the_validation_split_also_witho
     from streamtrain.train.promotion import majority_floor
 
     manifest = Manifest.load(markers)
-    counts = manifest.stats["rows_per_class"]["val"]
+    counts = manifest.stats.rows_per_class["val"]
     floor = majority_floor(str(markers), manifest)
     assert floor is not None and floor.rate == max(counts) / sum(counts) and floor.rows == manifest.rows("val")
     assert floor.label == manifest.labels[counts.index(max(counts))]
-    older = dataclasses.replace(manifest, stats={})  # a manifest without rows per class: the labels are read
+    older = dataclasses.replace(manifest, stats=dataclasses.replace(manifest.stats, rows_per_class={}))  # none: read
     assert majority_floor(str(markers), older) == floor
 
 

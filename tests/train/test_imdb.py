@@ -37,7 +37,7 @@ def imdb_runs(imdb_root, tmp_path_factory):
                 opts, model=chosen["model"], learning_rate=chosen["learning_rate"], export=False, **sizes
             )
         results[fmt] = fit(opts)
-        results[fmt]["choice"] = manifest.choice
+        results[fmt]["choice"] = manifest.choice.to_json()
         results[fmt]["data"] = data
         results[fmt]["model_dir"] = root / f"model-{fmt}"
     return results
@@ -68,7 +68,7 @@ def test_imdb_blocks_mix_classes_although_the_input_is_sorted(imdb_runs, fmt):
     """aclImdb/train is neg/ then pos/: prepare's shuffle still puts both classes in every block at about half each."""
     data = imdb_runs[fmt]["data"]
     m = Manifest.load(data)
-    assert m.row_order["order"] == "shuffled"
+    assert m.row_order is not None and m.row_order.order == "shuffled"
     source = SplitSource(data, m, "train")
     blocks = [source.read((s, b)) for s, n in enumerate(source.block_counts) for b in range(n)]
     full = [b for b in blocks if len(b) == 1024]

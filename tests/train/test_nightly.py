@@ -76,7 +76,8 @@ def test_the_guard_compares_models_with_different_vectorizers_on_the_same_raw_ro
     assert second.returncode in (0, 3), second.stderr
     decision = json.loads(second.stdout)["promotion"]
     sample = Manifest.load(large).val_sample
-    assert "validation sample" in decision["compared_on"] and decision["rows"] == sample["rows"] > 300
+    assert sample is not None
+    assert "validation sample" in decision["compared_on"] and decision["rows"] == sample.rows > 300
     assert decision["promoted"] == (decision["candidate_accuracy"] >= decision["current_accuracy"] - 0.005)
     assert (second.returncode == 0) == decision["promoted"]
     # The current model's figure is what predict says on those texts through its own vectorizer.

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamtrain.dataset.counts import Append, Drift, RejectStats, Stats
 from streamtrain.dataset.manifest import Manifest
+from streamtrain.dataset.records import Choice
 from streamtrain.dataset.shards import ShardInfo
 from streamtrain.train.plots import confusion_png, training_png
 from streamtrain.train.report import REPORT_NAME, per_class, write_report
@@ -129,14 +131,19 @@ def _manifest(labels: list[str], appended: bool = False) -> Manifest:
     }
     appends = (
         [
-            {
-                "night": "2026-03-01",
-                "at": "2026-03-01T02:00:00+00:00",
-                "rows": {"train": 50, "val": 5, "test": 0},
-                "rejected": {"rows": 2},
-                "drift": {"outside_share": 0.031, "baseline": 0.02},
-                "shards": 1,
-            }
+            Append(
+                night=1,
+                at="2026-03-01T02:00:00+00:00",
+                directory="append-0001",
+                inputs=["/in/night.csv"],
+                skipped=0,
+                rows={"train": 50, "val": 5, "test": 0},
+                first_row_id=0,
+                rejected=RejectStats(rows=2),
+                drift=Drift("share outside", 0.031, 31, 1000, 50, baseline=0.02),
+                seed=0,
+                shards=1,
+            )
         ]
         if appended
         else []
@@ -148,19 +155,19 @@ def _manifest(labels: list[str], appended: bool = False) -> Manifest:
         labels=labels,
         vectorizer={},
         shards=[ShardInfo(f"train-{i:05d}.h5", "train", 100, 10, 1000, "0" * 64, 64) for i in range(3)],
-        stats={
-            "rows": {split: sum(v) for split, v in per_class_rows.items()},
-            "rows_per_class": per_class_rows,
-            "rejected": {"rows": 7, "by_reason": {"empty_text": 4, "unknown_label": 3}, "lost_bytes": 0},
-        },
-        choice={
-            "requested": "auto",
-            "chosen": "ngram",
-            "samples": 25000,
-            "median_words_per_sample": 174.0,
-            "samples_per_word": 25000 / 174,
-            "threshold": 1500.0,
-        },
+        stats=Stats(
+            rows={split: sum(v) for split, v in per_class_rows.items()},
+            rows_per_class=per_class_rows,
+            rejected=RejectStats(rows=7, by_reason={"empty_text": 4, "unknown_label": 3}, lost_bytes=0),
+        ),
+        choice=Choice(
+            requested="auto",
+            chosen="ngram",
+            samples=25000,
+            median_words_per_sample=174.0,
+            samples_per_word=25000 / 174,
+            threshold=1500.0,
+        ),
         appends=appends,
     )
 
