@@ -12,12 +12,10 @@ Who owns what:
 - ``SplitWriter``: rolls a split's rows over a sequence of bounded shards.
 
 Block ``b`` of a shard is rows ``[b * block_rows, (b + 1) * block_rows)``; in
-Parquet it is exactly row group ``b``. HDF5 layout: ``labels`` (int32) and
-``row_ids`` (int64), plus for TF-IDF rows the CSR datasets ``indptr`` (int64,
-rows + 1), ``indices`` (int32) and ``values`` (float32), or for sequences
-``tokens`` (int32, rows x width). Parquet schema: ``label`` int32, ``row_id``
-int64, plus ``indices`` list<int32> and ``values`` list<float32>, or
-``tokens`` fixed_size_list<int32>[width].
+Parquet it is exactly row group ``b``. HDF5 shards hold ``labels`` and
+``row_ids`` plus the CSR datasets ``indptr``, ``indices``, ``values`` or
+``tokens``; Parquet shards the columns ``label``, ``row_id`` plus
+``indices`` and ``values`` lists or ``tokens`` (types: docs/reference.md).
 
 Design (HDF5 built in memory, chunk sizes, no readahead) and measurements: docs/design/prepare.md
 """
