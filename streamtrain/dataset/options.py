@@ -229,7 +229,7 @@ class PrepareOptions:
 
 
 # Options that shape the rows of a dataset: an append or a refit takes them from the manifest, never from its own
-# command line (which sets only the inputs and the run's policy: --max-bad-fraction, --wait).
+# command line, which sets only the inputs and the run's policy (--max-bad-fraction, --wait, --jobs, --scheduler).
 RECORDED = (
     "format",
     "vectorizer",

@@ -193,7 +193,7 @@ class RowSplits:
 
 
 def split_record(splits: RowSplits, val_fraction: float, stage: Path, directory: str = "") -> SplitRecord:
-    """The manifest's ``split`` record; under an indexed rule, also the file of the band keys this run added.
+    """The manifest's ``split`` record; under an indexed rule, also writes the band keys this run added.
 
     Args:
         splits: the run's splits, after its first pass.
