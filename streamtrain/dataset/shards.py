@@ -172,16 +172,7 @@ class Hdf5ShardWriter(_TempFileWriter):
 
 
 class ParquetShardWriter(_TempFileWriter):
-    """One Parquet shard: a row group per block, written as the blocks fill.
-
-    Args:
-        root: the directory the shard goes to.
-        name: its file name (``train-00000.parquet``).
-        split: the split it holds.
-        encoding: ``"ngram"`` (``indices``, ``values``) or ``"sequence"`` (``tokens``).
-        n_cols: features per row (n-grams) or the sequence width.
-        block_rows: rows per block, and per row group.
-    """
+    """One Parquet shard: a row group per block, written as the blocks fill (arguments: ``Hdf5ShardWriter``'s)."""
 
     def __init__(self, root: Path, name: str, split: str, encoding: str, n_cols: int, block_rows: int) -> None:
         import pyarrow as pa
@@ -340,14 +331,7 @@ class Hdf5ShardReader:
 
 
 class ParquetShardReader:
-    """Reads a Parquet shard by block (a row group); the file opens on first read, in the reading process.
-
-    Args:
-        path: the shard file.
-        encoding: ``"ngram"`` or ``"sequence"``.
-        n_cols: features per row (n-grams) or the sequence width.
-        block_rows: rows per block.
-    """
+    """Reads a Parquet shard by block (a row group); the file opens on first read (arguments: ``Hdf5ShardReader``'s)."""
 
     def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int) -> None:
         self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
@@ -412,17 +396,10 @@ _READERS: dict[str, type[Hdf5ShardReader] | type[ParquetShardReader]] = {
 def open_reader(
     fmt: str, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int
 ) -> Hdf5ShardReader | ParquetShardReader:
-    """A reader of one shard; nothing is opened until its first read.
-
-    Args:
-        fmt: the shard format, one of ``FORMATS``.
-        path: the shard file.
-        encoding: ``"ngram"`` or ``"sequence"``.
-        n_cols: features per row (n-grams) or the sequence width.
-        block_rows: rows per block.
+    """A reader of one shard of format ``fmt`` (one of ``FORMATS``; the other arguments: the reader's).
 
     Returns:
-        An ``Hdf5ShardReader`` or a ``ParquetShardReader``.
+        An ``Hdf5ShardReader`` or a ``ParquetShardReader``; nothing is opened until its first read.
     """
     return _READERS[fmt](path, encoding, n_cols, block_rows)
 
