@@ -1,0 +1,1 @@
+"""Datasets: prepare, append and refit (raw text -> shards + manifest), the manifest and its records, shard files."""

@@ -1,41 +1,19 @@
 """``prepare --append``: new inputs added to an existing dataset as new shards, with its frozen vectorizer.
 
-Nightly retraining appends the day's inputs; it never re-fits the
-vectorizer or the label map (``prepare --refit`` does that) and never
-modifies an existing file, so a fit that loaded the old manifest keeps
-reading exactly the shards it planned with. Steps, under the dataset's
-writer lock (``prepare`` holds it):
+``append`` (the caller holds the dataset's writer lock) never re-fits the
+vectorizer or the label map (``prepare --refit`` does) and never modifies a
+file the manifest lists: it removes what a killed append left
+(``sweep_appends``), plans what to read of each input (``sources``: never a
+row twice; with nothing new the dataset stays as it is), checks the new rows
+(rejects, ``--max-bad-fraction``, the splits, through the dataset's band-key
+index under an indexed rule), writes them as shards under ``append-NNNN/``
+with the frozen vectorizer, measures drift, and then replaces
+``manifest.json``: the commit point. A reader that loaded the old manifest
+keeps reading exactly its own files. A label the frozen map lacks is an
+``unknown_label`` reject; an ingested part that changed is a ``DataError``
+(exit 65).
 
-1. Load the manifest and the vectorizer, checking the vectorizer arrays and
-   the validation sample against the manifest.
-2. Remove ``append-*`` entries the manifest does not reference: leftovers of
-   an append that was killed (its writer is dead: we hold the lock).
-3. ``_plan``: digest every input and plan what to read of it
-   (``sources.new_sources``; a ``Night``): skip those already ingested
-   (same size and sha256, whatever the path); of a directory recorded
-   before, only its new documents; of a file that grew, only what follows
-   its ingested prefix; an input whose ingested part changed stops the
-   append (``DataError``). Nothing new: change nothing.
-4. ``_check_pass``, pass 1 over the new inputs (``passes.read_rows``),
-   read with the dataset's recorded column, split and size options: rejects
-   (a label the frozen map lacks is an ``unknown_label`` reject; ``--refit``
-   learns new classes), rows per split, the validation sample; then
-   ``--max-bad-fraction``. Under an indexed split rule (``lsh-bigrams``) the
-   new rows go through the dataset's band-key index (its ``split.index``
-   files), so a near-copy of an old validation row lands in validation; the
-   keys they add are written as ``append-NNNN/split_index.npz``, one more
-   record of ``split.index``.
-5. ``_write_pass``, pass 2: vectorize with the frozen state (row ids
-   continue from ``stats.next_row_id``), measure drift on the training rows,
-   shuffle each split with a seed derived from the dataset's seed and the
-   night, and write shards into a staging directory
-   ``append-NNNN.partial-...`` that is renamed to ``append-NNNN``.
-6. ``_record`` and ``_commit``: replace ``manifest.json`` (atomically): the
-   commit point. Before it, a crash leaves only an unreferenced
-   ``append-NNNN`` that step 2 removes.
-
-Passes 1 and 2 report their progress (``pass 1/2: ...``) against the bytes
-they read of the new inputs (a grown file's new part, a directory's new files).
+Design (the steps, the commit point): docs/design/nightly.md
 """
 
 from __future__ import annotations
@@ -77,22 +55,45 @@ PREFIX = "append-"
 
 
 def append_dir(night: int) -> str:
+    """The directory of night ``night``'s files: ``append-NNNN``."""
     return f"{PREFIX}{night:04d}"
 
 
 def append_seed(seed: int, night: int) -> int:
-    """The shuffle seed of night ``night``'s shards: a hash of the dataset's seed and the night (63 bits)."""
+    """The shuffle seed of night ``night``'s shards.
+
+    Args:
+        seed: the dataset's ``--seed``.
+        night: the append's night number.
+
+    Returns:
+        A 63-bit hash of both (blake2b).
+    """
     digest = hashlib.blake2b(f"{seed}/{night}".encode(), digest_size=8, person=b"st-append").digest()
     return int.from_bytes(digest, "little") >> 1
 
 
 def next_row_id(manifest: Manifest) -> int:
-    """The first unused row id (recorded; for an older manifest, ``formats`` counts one past its sources')."""
+    """The first unused row id: the manifest's ``stats.next_row_id``.
+
+    Args:
+        manifest: the dataset's manifest (for an older one, ``formats`` counts one past its sources' rows).
+
+    Returns:
+        The row id the append's first row gets.
+    """
     return manifest.stats.next_row_id
 
 
 def referenced(manifest: Manifest) -> set[str]:
-    """The top-level ``append-*`` names the manifest uses (shards, the validation sample, appends' logs)."""
+    """The top-level ``append-*`` names the manifest uses.
+
+    Args:
+        manifest: the dataset's manifest.
+
+    Returns:
+        The directory names of its shards, validation sample, split index files and ``appends`` entries.
+    """
     records = [r for r in [manifest.val_sample, *manifest.split_index()] if r is not None]
     paths = [s.path for s in manifest.shards] + [r.path for r in records]
     names = {Path(p).parts[0] for p in paths if p and len(Path(p).parts) > 1}
@@ -101,7 +102,17 @@ def referenced(manifest: Manifest) -> set[str]:
 
 
 def sweep_appends(root: Path, manifest: Manifest) -> list[Path]:
-    """Remove ``append-*`` entries of ``root`` the manifest does not reference; call only under the writer lock."""
+    """Remove ``append-*`` entries of ``root`` the manifest does not reference, with a warning each.
+
+    Call only under the writer lock: an entry not referenced is then what a killed append left.
+
+    Args:
+        root: the dataset directory.
+        manifest: its manifest.
+
+    Returns:
+        The entries removed.
+    """
     keep = referenced(manifest)
     removed = []
     for entry in sorted(root.iterdir()):
@@ -116,6 +127,7 @@ def sweep_appends(root: Path, manifest: Manifest) -> list[Path]:
 
 
 def _check_state(root: Path, manifest: Manifest) -> Vectorizer:
+    """The dataset's vectorizer, checked with its files against the manifest (``DataError`` if not)."""
     problems = manifest.state_problems(root)
     if problems:
         raise DataError(f"dataset does not match its manifest: {problems[0]}; nothing was appended", str(root))
@@ -146,10 +158,12 @@ class Night:
 
     @property
     def directory(self) -> str:
+        """Where the night's files go: ``append-NNNN``."""
         return append_dir(self.number)
 
     @property
     def seed(self) -> int:
+        """The night's shuffle seed (``append_seed``)."""
         return append_seed(self.opts.seed, self.number)
 
     @property
@@ -173,7 +187,19 @@ class Written:
 def append(opts: PrepareOptions, executor: Executor | None = None, announce: Announce | None = None) -> Manifest:
     """Add ``opts.inputs`` and ``opts.test`` to the dataset ``opts.data``; the caller holds its writer lock.
 
-    ``announce``: ``prepare``'s, called with the frozen vectorizer's ``ModelInputs`` before any reading.
+    Args:
+        opts: the run's options; the dataset's recorded options replace those that shape rows
+            (``options.recorded_options``).
+        executor: where the per-chunk work runs; None: in this process.
+        announce: ``prepare``'s, called with the frozen vectorizer's ``ModelInputs`` before any reading.
+
+    Returns:
+        The manifest as committed; as it was when every input was already ingested.
+
+    Raises:
+        UsageError: ``opts.data`` is not a dataset.
+        DataError: the dataset does not match its manifest, a recorded input's ingested part changed, or too
+            many rows were rejected; nothing was appended.
     """
     root = Path(opts.data)
     manifest = existing(root, "--append")
@@ -222,8 +248,11 @@ def _passes(
     executor: Executor | None,
     bad: float,
 ) -> Written:
-    """Pass 1 checks the new rows (rejects within ``bad``, the ``--max-bad-fraction``), pass 2 writes them into
-    ``stage`` as shards; then the split index and the validation sample."""
+    """Both passes over the night's inputs, into ``stage``; what it then holds.
+
+    Pass 1 checks the new rows (rejects within ``bad``, the ``--max-bad-fraction``), pass 2 writes them into
+    ``stage`` as shards; then the split index and the validation sample.
+    """
     rejects, split_rows = _check_pass(night, len(manifest.labels), stage, executor, bad)
     out = ShuffledSplits(
         night.opts.layout(),
@@ -252,8 +281,10 @@ def _passes(
 def _check_pass(
     night: Night, n_classes: int, stage: Path, executor: Executor | None, bad: float
 ) -> tuple[RejectLog, np.ndarray]:
-    """Pass 1: count the new rows per input and split, offer the validation rows to the sample, decide the
-    splits; the rejects (``unknown_label`` for a label the dataset lacks) and rows per split."""
+    """Pass 1: the new rows counted per input and split, their splits decided, validation rows sampled.
+
+    Returns the rejects (``unknown_label`` for a label the dataset lacks) and the rows per split.
+    """
     rejects = RejectLog(stage, len(night.records))
     split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
     reading = "pass 1/2: reading and checking"
@@ -333,8 +364,10 @@ def _record(manifest: Manifest, night: Night, written: Written, skipped: int) ->
 
 
 def _commit(data: str, manifest: Manifest, night: Night, rejected: int) -> None:
-    """Replace ``manifest.json`` of the dataset ``data``: the commit point (a failure removes the night's
-    directory)."""
+    """Replace ``manifest.json`` of the dataset ``data``: the commit point.
+
+    A failure to write it removes the night's directory.
+    """
     root = Path(data)
     faults.point("append-staged")
     try:
@@ -354,6 +387,7 @@ def _commit(data: str, manifest: Manifest, night: Night, rejected: int) -> None:
 
 
 def _under(directory: str, shard: ShardInfo) -> ShardInfo:
+    """``shard`` with its path under ``directory``."""
     return dataclasses.replace(shard, path=f"{directory}/{shard.path}")
 
 

@@ -1,22 +1,17 @@
 """Prepare's external shuffle: one split's rows, any number of them, handed back in a seeded random order.
 
-The classic two passes, with memory bounded by ``bucket_rows + buffer_rows``
-rows whatever the split's size:
+``BucketShuffle``: ``add`` sends every row to one of ``n_buckets`` buckets
+by a seeded hash of its row id (``shuffle.row_buckets``), buffering rows in
+memory and appending them to one scratch file per bucket (``.npy`` frames,
+no pickle) each time ``buffer_rows`` have gathered; a split that fits in one
+bucket never touches the disk. ``drain`` hands back every row added exactly
+once, bucket after bucket, each permuted (``shuffle.bucket_permutation``),
+deleting each file as it goes. Random buckets, each randomly permuted: a
+uniformly random order of all rows, the same for any chunking of the same
+rows. Memory is bounded by
+``bucket_rows + buffer_rows`` rows whatever the split's size.
 
-- ``add`` sends every row to one of ``n_buckets`` buckets chosen by a seeded
-  hash of its row id (``shuffle.row_buckets``); rows wait in memory and are
-  appended to one scratch file per bucket (``.npy`` frames, no pickle) each
-  time ``buffer_rows`` have gathered. A split that fits in one bucket never
-  touches the disk.
-- ``drain`` reads one bucket at a time, permutes its rows
-  (``shuffle.bucket_permutation``) and yields them, deleting its file.
-
-Random buckets, each randomly permuted, concatenated: a uniformly random
-order of all rows. Shards written in that order hold an i.i.d. sample of the
-split in every block, whatever the input order (a directory per class comes
-sorted by class), so ``BatchStream``'s block-level shuffle mixes as well as a
-full shuffle, and a worker that reads some of the shards sees the class
-balance of the whole.
+Design (why blocks of a shuffled shard mix as well as a full shuffle; the bucket size): docs/design/prepare.md
 """
 
 from __future__ import annotations
@@ -30,11 +25,23 @@ from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
 from streamtrain.errors import writing
 from streamtrain.vectorize.rows import Rows, SparseRows, TokenRows, concat_rows
 
-BUCKET_ROWS = 8_192  # rows of one bucket on average: the most ``drain`` holds (16,384 held ~100 MiB more at x16)
+BUCKET_ROWS = 8_192  # rows of one bucket on average: the most ``drain`` holds (16,384 held more at scale)
 _ARRAYS = {SparseRows: ("indptr", "indices", "values", "labels", "row_ids"), TokenRows: ("tokens", "labels", "row_ids")}
 
 
 class BucketShuffle:
+    """One split's rows, shuffled through scratch bucket files (the module docstring).
+
+    Args:
+        directory: where the bucket files go (created on the first flush).
+        rows: how many rows the split will have, which sets ``n_buckets`` (``rows / bucket_rows``, rounded up).
+        empty: an empty ``Rows`` of the split's kind and width, to read the frames back as.
+        seed: the shuffle's seed.
+        split: the split's code, a seed of its permutations.
+        bucket_rows: rows per bucket on average (``ValueError`` below 1).
+        buffer_rows: rows held in memory before they are appended to the files (``ValueError`` below 1).
+    """
+
     def __init__(
         self,
         directory: Path,
@@ -44,7 +51,7 @@ class BucketShuffle:
         split: int,
         bucket_rows: int = BUCKET_ROWS,
         buffer_rows: int = BUCKET_ROWS,
-    ):
+    ) -> None:
         if bucket_rows < 1 or buffer_rows < 1:
             raise ValueError("bucket_rows and buffer_rows must be positive")
         self.directory, self.empty, self.seed, self.split = Path(directory), empty, seed, split
@@ -55,9 +62,18 @@ class BucketShuffle:
         self.added = 0
 
     def _path(self, bucket: int) -> Path:
+        """The scratch file of ``bucket``."""
         return self.directory / f"bucket-{bucket:06d}.npy"
 
     def add(self, rows: Rows) -> None:
+        """Send each of ``rows`` to its bucket; write the buffered rows out when ``buffer_rows`` have gathered.
+
+        Args:
+            rows: rows of the split, with their row ids.
+
+        Raises:
+            WriteError: a bucket file cannot be written (full or read-only file system).
+        """
         if not len(rows):
             return
         buckets = row_buckets(rows.row_ids, self.seed, self.n_buckets)
@@ -72,6 +88,7 @@ class BucketShuffle:
             self._flush()
 
     def _flush(self) -> None:
+        """Append each bucket's buffered rows to its file."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for b, parts in enumerate(self.pending):
             if parts:
@@ -83,6 +100,7 @@ class BucketShuffle:
         self.pending_rows = 0
 
     def _frames(self, bucket: int) -> Iterator[Rows]:
+        """The frames of ``bucket``'s file, in the order written; the file is deleted after."""
         path = self._path(bucket)
         if not path.exists():
             return
@@ -94,7 +112,14 @@ class BucketShuffle:
         path.unlink()
 
     def drain(self) -> Iterator[Rows]:
-        """Every row ``add``-ed, exactly once: bucket after bucket, each bucket permuted."""
+        """Every row ``add``-ed, exactly once: bucket after bucket, each bucket permuted.
+
+        Yields:
+            One bucket's rows at a time, in their seeded order.
+
+        Raises:
+            RuntimeError: fewer or more rows came back than were added.
+        """
         drained = 0
         for b in range(self.n_buckets):
             rows = concat_rows([self.empty, *self._frames(b), *self.pending[b]])

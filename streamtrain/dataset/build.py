@@ -63,11 +63,23 @@ def build(
     announce: Announce | None = None,
     bakeoff: Bakeoff | None = None,
 ) -> Manifest:
-    """A new dataset replacing ``opts.data`` (when ``opts.overwrite``).
+    """Build a new dataset at ``opts.data``, replacing it when ``opts.overwrite``.
 
-    ``provenance``: per input, in order, what the manifest records of it besides what this run counts
-    (bytes, sha256, documents, ingested_at, night); digested here, as night 0, when not given. ``refit_of``: a
-    refit's record of what it replaces (``created.refit_of``). ``announce`` and ``bakeoff``: ``prepare``'s.
+    Args:
+        opts: the run's options.
+        executor: where the per-chunk work runs.
+        provenance: per input, in order, what the manifest records of it besides what this run counts (bytes,
+            sha256, documents, ingested_at, night); None: digested here, as night 0.
+        refit_of: a refit's record of what it replaces (``created.refit_of``).
+        announce: ``prepare``'s.
+        bakeoff: ``prepare``'s.
+
+    Returns:
+        The new dataset's manifest, as written.
+
+    Raises:
+        DataError: too many rejects, no training rows, fewer than 2 classes, or no n-gram in ``min_df`` rows.
+        Busy: the dataset's readers did not let go within ``opts.wait`` at the swap.
     """
     if provenance is None:
         at = sources.now()
@@ -97,8 +109,10 @@ def build(
 
 
 def _as_digested(opts: PrepareOptions, provenance: list[sources.Provenance]) -> PrepareOptions:
-    """``opts`` reading each input file up to the size it was digested at (``provenance``), as its record says:
-    a row a writer adds meanwhile is left to the next append."""
+    """``opts`` reading each input file up to the size it was digested at (``provenance``), as its record says.
+
+    A row a writer adds meanwhile is left to the next append.
+    """
     if opts.portions:
         return opts
     inputs = [path for _, path in opts.every_input()]
@@ -107,6 +121,7 @@ def _as_digested(opts: PrepareOptions, provenance: list[sources.Provenance]) -> 
 
 
 def _classes(first: FirstPass) -> Classes:
+    """The final label map; ``DataError`` when the training inputs hold fewer than 2 classes."""
     classes = Classes(*first.labels.finalize())
     if len(classes.names) < 2:
         raise DataError(f"need at least 2 classes in the training inputs, found {classes.names}")
@@ -114,8 +129,20 @@ def _classes(first: FirstPass) -> Classes:
 
 
 def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Bakeoff | None) -> Choice:
-    """The vectorizer family (``vectorize.choice``): the guide's rule, settled by ``bakeoff`` when it says
-    sequences under auto; without a ``bakeoff`` the rule's pick stands, and the manifest says why."""
+    """The vectorizer family (``vectorize.choice``): the guide's rule, settled by ``bakeoff`` when it says sequences.
+
+    Without a ``bakeoff`` the rule's pick stands, and the manifest says why. Either way the bake-off's sample
+    is cleared.
+
+    Args:
+        opts: the run's options (``--vectorizer``, the families' configurations, the seed).
+        first: the first pass (S and W, the samples).
+        classes: the final label map.
+        bakeoff: ``prepare``'s; None: none.
+
+    Returns:
+        The manifest's ``choice``.
+    """
     choice = choose_vectorizer(opts.vectorizer, first.words.samples, first.words.median())
     if needs_bakeoff(choice):  # auto, and the rule says sequences: both families measured on a sample first
         if bakeoff is None:

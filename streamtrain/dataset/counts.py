@@ -27,10 +27,12 @@ class Document:
     mtime: float = field(default=0.0, compare=False)  # on disk now (``sources.documents``); not recorded
 
     def to_json(self) -> list:
+        """This record as the manifest's JSON."""
         return [self.path, self.bytes, self.sha256]
 
     @classmethod
     def from_json(cls, doc: list) -> Document:
+        """The record ``to_json`` wrote."""
         path, size, sha256 = doc
         return cls(path, int(size), sha256)
 
@@ -59,6 +61,7 @@ class Source:
     read: int = 0  # kept + rejected
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         documents = None if self.documents is None else [d.to_json() for d in self.documents]
         where = {"path": self.path, "role": self.role, "format": self.format}
         digest = present({"bytes": self.bytes, "sha256": self.sha256, "ingested_at": self.ingested_at})
@@ -68,6 +71,7 @@ class Source:
 
     @classmethod
     def from_json(cls, doc: dict) -> Source:
+        """The record ``to_json`` wrote."""
         documents = doc.get("documents")
         return cls(
             path=doc["path"],
@@ -102,12 +106,14 @@ class RejectStats:
     files: list[str] | None = None  # once appended to: every run's, oldest first
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         counts = {"rows": self.rows, "by_reason": self.by_reason, "lost_bytes": self.lost_bytes}
         counts["estimated_lost_rows"] = self.estimated_lost_rows
         return counts | present({"file": self.file, "files": self.files})
 
     @classmethod
     def from_json(cls, doc: dict) -> RejectStats:
+        """The record ``to_json`` wrote."""
         files = doc.get("files")
         return cls(
             rows=int(doc["rows"]),
@@ -130,11 +136,13 @@ class CoverageRecord:
     rows: int
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         share = {"measure": self.measure, "outside_share": self.outside_share}
         return share | {"outside": self.outside, "total": self.total, "rows": self.rows}
 
     @classmethod
     def from_json(cls, doc: dict) -> CoverageRecord:
+        """The record ``to_json`` wrote."""
         share = doc["outside_share"]
         return cls(doc["measure"], share, int(doc["outside"]), int(doc["total"]), int(doc["rows"]))
 
@@ -146,10 +154,12 @@ class Drift(CoverageRecord):
     baseline: float | None  # ``stats.coverage.outside_share`` when the append ran
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         return {**super().to_json(), "baseline": self.baseline}
 
     @classmethod
     def from_json(cls, doc: dict) -> Drift:
+        """The record ``to_json`` wrote."""
         return cls(**CoverageRecord.from_json(doc).__dict__, baseline=doc["baseline"])
 
 
@@ -170,6 +180,7 @@ class Append:
     shards: int
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         night = {"night": self.night, "at": self.at, "directory": self.directory, "inputs": self.inputs}
         rows = {"skipped": self.skipped, "rows": self.rows, "first_row_id": self.first_row_id}
         made = {"rejected": self.rejected.to_json(), "drift": self.drift.to_json()}
@@ -177,6 +188,7 @@ class Append:
 
     @classmethod
     def from_json(cls, doc: dict) -> Append:
+        """The record ``to_json`` wrote."""
         return cls(
             night=int(doc["night"]),
             at=doc["at"],
@@ -206,6 +218,7 @@ class Stats:
     vocabulary_buckets: int | None = None  # n-grams: hash buckets in at least min_df training rows
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         rows = {"rows": self.rows, "rows_per_class": self.rows_per_class, "rejected": self.rejected.to_json()}
         words = {"samples": self.samples, "median_words_per_sample": self.median_words_per_sample}
         coverage = None if self.coverage is None else self.coverage.to_json()
@@ -214,6 +227,7 @@ class Stats:
 
     @classmethod
     def from_json(cls, doc: dict) -> Stats:
+        """The record ``to_json`` wrote."""
         coverage = doc.get("coverage")
         return cls(
             rows={split: int(n) for split, n in doc["rows"].items()},

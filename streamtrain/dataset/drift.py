@@ -4,13 +4,13 @@ n-grams: the share of hashed n-gram occurrences (the sum of the counts that
 ``featurize`` weighs) falling outside the selected features. Sequences: the
 share of tokens whose bucket is outside the vocabulary (``encode`` drops
 them: there is no out-of-vocabulary id). Both are counted over training-split
-rows only, from arrays that vectorizing computes anyway.
+rows only (``Coverage``), from arrays that vectorizing computes anyway. The
+first prepare records the measure on the rows the vectorizer was fitted on
+(``stats.coverage``, the baseline); each append records its new rows'
+beside it (``drift``) and logs both (``drift_line``): a share that keeps
+growing says ``prepare --refit`` is due.
 
-The first prepare records the measure on the training rows the vectorizer
-was fitted on (``manifest.stats.coverage``, in-sample, so the baseline is
-the best it will ever be); each append measures its new training rows and
-logs both, so a share that keeps growing says the vocabulary has gone stale
-and ``prepare --refit`` is due.
+Design: docs/design/nightly.md
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ MEASURES = {
 
 @dataclass
 class Coverage:
+    """The occurrences (or tokens) of training rows outside a vectorizer, and in all, summed over chunks."""
+
     encoding: str
     n_features: int
     outside: float = 0.0  # occurrences or tokens outside the features
@@ -38,17 +40,25 @@ class Coverage:
     rows: int = 0
 
     def add_train(self, outside: np.ndarray, total: np.ndarray, train: np.ndarray) -> None:
-        """Add the training rows (mask ``train``) of a chunk's per-row counts outside the vectorizer and in all:
-        n-gram occurrences (``TfidfState.featurize_counting``) or tokens (``SequenceState.encode_counting``)."""
+        """Add a chunk's training rows.
+
+        Args:
+            outside: per row, the n-gram occurrences (``TfidfState.featurize_counting``) or tokens
+                (``SequenceState.encode_counting``) outside the vectorizer.
+            total: per row, all of them.
+            train: the mask of training rows.
+        """
         self.add(outside[train], total[train])
 
     def add(self, outside: np.ndarray, total: np.ndarray) -> None:
+        """Add rows' counts outside the vectorizer (``outside``) and in all (``total``), every row counted."""
         self.outside += float(np.sum(outside))
         self.total += float(np.sum(total))
         self.rows += len(total)
 
     @property
     def share(self) -> float | None:
+        """The share outside; None when nothing was counted."""
         return self.outside / self.total if self.total else None
 
     def record(self) -> CoverageRecord:
@@ -56,19 +66,42 @@ class Coverage:
         return CoverageRecord(MEASURES[self.encoding], self.share, round(self.outside), round(self.total), self.rows)
 
     def drift(self, baseline: CoverageRecord | None) -> Drift:
-        """An append's ``drift``: this coverage of its new rows beside the dataset's ``baseline``."""
+        """An append's ``drift``: this coverage of its new rows beside the dataset's.
+
+        Args:
+            baseline: the manifest's ``stats.coverage``; None when not recorded.
+
+        Returns:
+            The record, with the baseline's share.
+        """
         share = None if baseline is None else baseline.outside_share
         return Drift(**self.record().__dict__, baseline=share)
 
 
 def coverage_for(state: TfidfState | SequenceState) -> Coverage:
+    """An empty ``Coverage`` for a fitted vectorizer.
+
+    Args:
+        state: the fitted n-gram or sequence state.
+
+    Returns:
+        Its encoding, and its features (for sequences: the vocabulary, without the padding id).
+    """
     encoding = "ngram" if isinstance(state, TfidfState) else "sequence"
     width = state.n_features if encoding == "ngram" else state.n_features - 1  # without the padding id
     return Coverage(encoding, width)
 
 
 def drift_line(new: Coverage, baseline: CoverageRecord | None) -> str:
-    """The log line of an append: the new rows' share outside the vectorizer, beside the recorded baseline."""
+    """The log line of an append: the new rows' share outside the vectorizer, beside the recorded baseline.
+
+    Args:
+        new: the append's coverage.
+        baseline: the manifest's ``stats.coverage``; None when not recorded.
+
+    Returns:
+        One line, ending with when to refit.
+    """
     what = (
         f"n-gram occurrences are outside the vectorizer's {new.n_features} features"
         if new.encoding == "ngram"

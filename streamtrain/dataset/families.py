@@ -71,7 +71,22 @@ class Vectorized:
 def ngram_stage(
     opts: PrepareOptions, first: FirstPass, classes: Classes, stage: Path, announce: Announce | None
 ) -> Vectorized:
-    """Select the n-gram features, name them, write the TF-IDF shards."""
+    """Select the n-gram features, name them, write the TF-IDF shards.
+
+    Args:
+        opts: the run's options.
+        first: the first pass (its spill and document frequencies).
+        classes: the final label map.
+        stage: the staging directory.
+        announce: ``prepare``'s, called once the width is known, before the F-test runs.
+
+    Returns:
+        The fitted ``TfidfState``, the shards, the rows per split and class, the coverage, the vocabulary size
+        and the feature names file's record.
+
+    Raises:
+        DataError: no n-gram occurs in ``min_df`` or more training rows.
+    """
     assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
     config, n_classes = opts.ngram(), len(classes.names)
     candidates = _candidates(config, first)
@@ -79,10 +94,9 @@ def ngram_stage(
         width = min(config.top_k, len(candidates))
         announce(ModelInputs("ngram", width, width, n_classes))
     state, top = _select(config, first, classes.remap, n_classes, candidates)
-    # Not on a thread beside the shard writing: that saved ~1 s on IMDB, but the naming's temporaries
-    # (~150 MB for its 8 MB sample) then add to the writing's, and prepare's peak on IMDB x16 rose from
-    # 1.08x to 1.26x its peak on x1 (tools/bench_memory.py). Nor its tokenizing beside pass 2: 0.35 s
-    # saved, x16/x1 1.10x -> 1.23x (median of 3 rounds).
+    # Not on a thread beside the shard writing, nor its tokenizing beside pass 2: both saved time, but the
+    # naming's temporaries then added to the other pass's, and prepare's peak grew with the corpus
+    # (docs/design/prepare.md).
     feature_names = FeatureNamesRecord.from_json(first.names.write(stage, state, top, classes.names))
     shards, per_class, coverage = _write_ngrams(opts, first, state, classes.remap, stage, n_classes)
     vocabulary_buckets = int((first.doc_freq.df >= opts.min_df).sum())
@@ -97,8 +111,19 @@ def sequence_stage(
     executor: Executor,
     announce: Announce | None,
 ) -> Vectorized:
-    """Fit the token vocabulary (counting the tokens first unless the first pass did), write the token-id
-    shards."""
+    """Fit the token vocabulary (counting the tokens first unless the first pass did), write the token-id shards.
+
+    Args:
+        opts: the run's options.
+        first: the first pass (its token counts when sequences were forced).
+        classes: the final label map.
+        stage: the staging directory.
+        executor: where the per-chunk work of the passes over the raw inputs runs.
+        announce: ``prepare``'s, called once the vocabulary is fitted.
+
+    Returns:
+        The fitted ``SequenceState``, the shards, the rows per split and class and the coverage.
+    """
     first.names.clear()
     tokens = first.tokens or _count_tokens(opts, first, executor)
     state = SequenceState.fit(opts.sequence(), tokens)
@@ -121,8 +146,11 @@ def _entry_blocks(indptr: np.ndarray) -> Iterator[tuple[int, int]]:
 
 
 def _candidates(config: NgramConfig, first: FirstPass) -> np.ndarray:
-    """The buckets the F-test scores: the vocabulary (df >= min_df), at most its MAX_CANDIDATES most frequent
-    (``tfidf.candidate_buckets``); it keeps the ``top_k`` best of them (all of them when fewer)."""
+    """The buckets the F-test scores (``tfidf.candidate_buckets``).
+
+    They are the vocabulary (df >= min_df), at most its MAX_CANDIDATES most frequent; the F-test keeps the
+    ``top_k`` best of them (all of them when fewer). ``DataError`` when there are none.
+    """
     assert first.doc_freq is not None, "the first pass counted n-grams"
     candidates = candidate_buckets(first.doc_freq, config.min_df, MAX_CANDIDATES)
     if not len(candidates):
@@ -133,8 +161,10 @@ def _candidates(config: NgramConfig, first: FirstPass) -> np.ndarray:
 def _select(
     config: NgramConfig, first: FirstPass, remap: np.ndarray, n_classes: int, candidates: np.ndarray
 ) -> tuple[TfidfState, list[list[tuple[int, float]]]]:
-    """The fitted n-gram vectorizer over ``candidates`` (``_candidates``), and per class its top features
-    (``ngram_names.top_features``)."""
+    """The fitted n-gram vectorizer over ``candidates`` (``_candidates``), and per class its top features.
+
+    The top features are ``ngram_names.top_features``'.
+    """
     assert first.spill is not None and first.doc_freq is not None, "the first pass counted n-grams"
     idf = first.doc_freq.idf(config.min_df)
     vocabulary = int(np.count_nonzero(idf > 0))
@@ -164,12 +194,13 @@ def _select(
 def _write_ngrams(
     opts: PrepareOptions, first: FirstPass, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int
 ) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
+    """Pass 3: the spill's rows as TF-IDF into shuffled shards; the shards, rows per split and class, coverage."""
     assert first.spill is not None, "the first pass spilled the n-gram counts"
     out = ShuffledSplits(opts.layout(), stage, first.split_rows, "ngram", state.n_features, n_classes, opts.seed)
     coverage = coverage_for(state)
     # TF-IDF on threads of this process (the spill is on its disk), a block ahead per thread, while this thread
-    # shuffles and writes: IMDB's pass took 1.4 s with the TF-IDF (1.1 s of it) on this thread. Blocks of
-    # BLOCK_ENTRIES, not whole parts: two parts' temporaries at once raised prepare's peak on IMDB x16.
+    # shuffles and writes (docs/design/prepare.md). Blocks of BLOCK_ENTRIES, not whole parts: two parts'
+    # temporaries at once raised prepare's peak.
     blocks = (
         (part.splits[lo:hi], (part.counts[lo:hi], remap[part.labels[lo:hi]], part.row_ids[lo:hi]))
         for part in first.spill
@@ -183,6 +214,7 @@ def _write_ngrams(
 
 
 def _count_tokens(opts: PrepareOptions, first: FirstPass, executor: Executor) -> TokenCounts:
+    """A pass over the raw inputs counting the training rows' tokens (``auto`` chose sequences)."""
     counts = TokenCounts(opts.hash_buckets, lowercase=opts.sequence().lowercase)
     counting = pass_name(opts, 2, "counting tokens")
     for batch in read_rows(opts.read_spec(), first.row_splits, first.labels, executor, progress=counting):
@@ -199,6 +231,7 @@ def _write_sequences(
     n_classes: int,
     executor: Executor,
 ) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
+    """The last pass: the raw inputs as token ids into shuffled shards; the shards, rows per class, coverage."""
     out = ShuffledSplits(opts.layout(), stage, first.split_rows, "sequence", state.length, n_classes, opts.seed)
     coverage = coverage_for(state)
     writing = pass_name(opts, 2 if opts.vectorizer == "sequence" else 3, "writing shards")

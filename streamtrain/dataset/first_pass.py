@@ -63,13 +63,34 @@ class FirstPass:
 
 
 def pass_name(opts: PrepareOptions, number: int, what: str) -> str:
-    """``pass N/M: what`` for progress: M is 2 when sequences are forced (pass 1 counts the tokens), else 3."""
+    """A pass's name for progress: ``pass N/M: what``.
+
+    Args:
+        opts: the run's options (M is 2 when sequences are forced, pass 1 counting the tokens; else 3).
+        number: the pass's number N.
+        what: what it does.
+
+    Returns:
+        The name.
+    """
     return f"pass {number}/{2 if opts.vectorizer == 'sequence' else 3}: {what}"
 
 
 def first_pass(opts: PrepareOptions, stage: Path, provenance: list[Provenance], executor: Executor) -> FirstPass:
-    """Read the raw inputs once (see the module docstring); ``provenance``: per input, what the manifest records
-    of it besides this pass's counts."""
+    """Read the raw inputs once (the module docstring) into the staging directory ``stage``.
+
+    Args:
+        opts: the run's options.
+        stage: the staging directory (the spill and ``rejected.jsonl`` go there).
+        provenance: per input, in order, what the manifest records of it besides this pass's counts.
+        executor: where the per-chunk work runs.
+
+    Returns:
+        What the pass learnt.
+
+    Raises:
+        DataError: too large a share rejected (``--max-bad-fraction``), or no training row.
+    """
     first = _start(opts, stage, provenance)
     ngram = opts.ngram() if first.spill else None
     reading = pass_name(opts, 1, "reading and counting")
@@ -95,8 +116,10 @@ def first_pass(opts: PrepareOptions, stage: Path, provenance: list[Provenance], 
 
 
 def _start(opts: PrepareOptions, stage: Path, provenance: list[Provenance]) -> FirstPass:
-    """An empty ``FirstPass``: the spill and document frequencies for n-grams, token counts for forced
-    sequences, a record per input."""
+    """An empty ``FirstPass`` with a record per input.
+
+    It holds the spill and document frequencies for n-grams, token counts for forced sequences.
+    """
     spill = doc_freq = tokens = None
     if opts.vectorizer == "sequence":
         tokens = TokenCounts(opts.hash_buckets, lowercase=opts.sequence().lowercase)

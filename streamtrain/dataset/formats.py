@@ -38,7 +38,18 @@ ARRAYS_NAME = "vectorizer.npz"  # the vectorizer arrays of a document that does 
 
 
 def current(doc: Any, path: str) -> tuple[dict, int]:
-    """``doc`` (a parsed manifest at ``path``) as a version ``FORMAT_VERSION`` document, and its own version."""
+    """A parsed manifest as a version ``FORMAT_VERSION`` document.
+
+    Args:
+        doc: the parsed ``manifest.json``.
+        path: its path, for messages.
+
+    Returns:
+        The document as version ``FORMAT_VERSION`` (a version 1 one filled in by ``_v1``), and its own version.
+
+    Raises:
+        DataError: another format, or a version this release does not read.
+    """
     version = doc.get("format_version") if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(version, int) or version < 1:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
@@ -95,6 +106,7 @@ def _source(source: dict) -> dict:
 
 
 def _rejects(rejected: dict) -> dict:
+    """Rejects without counts are none."""
     return {"rows": 0, "by_reason": {}, "lost_bytes": 0, "estimated_lost_rows": 0, **rejected}
 
 

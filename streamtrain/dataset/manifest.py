@@ -1,32 +1,22 @@
 """The dataset manifest: ``manifest.json``, written last, the single source of truth.
 
-It records how the rows were made (vectorizer files, label map, split rule,
-input sources with their size and sha256) and, for every shard, its split,
-path, rows, bytes and sha256. Step counts for ``fit`` come from here, never
-from opening shards. A directory without a manifest is not a dataset.
-
-Shard paths are relative to the dataset directory and may lie in a
-subdirectory (never outside it: ``outside``, refused by ``load``):
-``prepare --append`` adds ``append-NNNN/train-00000.h5`` and the like,
-and never touches a file an older manifest lists, so replacing
-the manifest is an append's commit point and a reader that loaded the old
-one keeps reading exactly its own files. ``appends`` lists each append
-(night, time, inputs, rows, rejects, drift); ``val_sample`` is the
-validation sample's record (``dataset.val_sample``); ``feature_names`` is
-the record of ``feature_names.json``, the readable names of the n-gram
-features and each class's top features (``vectorize.ngram_names``; None,
-``{}`` in the file, for sequences and for datasets prepared before it
-existed). ``split`` is the split rule: its ``name``, ``val_fraction``,
-``rule`` in one line and, for an indexed rule (``lsh-bigrams``), its
-``params`` and under ``index`` the records of the band-key index files
-(``vectorize.near_dups``): the one prepare wrote, then one per append that
-added keys.
+It records how the rows were made (vectorizer files, label map, split rule
+and its band-key index, input sources with their size and sha256), every
+append, and for every shard its split, path, rows, bytes and sha256. Step
+counts for ``fit`` come from here, never from opening shards; a directory
+without a manifest is not a dataset (``is_dataset``). Every path it names is
+relative to the dataset directory and stays inside it (``outside``, refused
+by ``load``). Replacing it is an append's commit point: an append never
+touches a file an older manifest lists.
 
 Who owns what: ``Manifest`` holds the typed parts (``dataset.records``: how
 the rows were made and the files besides the shards; ``dataset.counts``:
-sources, appends, stats), ``to_json`` writes format version
-``FORMAT_VERSION`` and ``load`` reads every older one through
-``dataset.formats``, recording which in ``read_from_version``.
+sources, appends, stats), writes format version ``FORMAT_VERSION``
+(``to_json``), reads every older one through ``dataset.formats`` (``load``)
+and checks the files against itself (``problems``, ``check_shard``).
+``ModelInputs`` is what the rows are to a model.
+
+The keys: docs/reference.md; the commit point: docs/design/nightly.md
 """
 
 from __future__ import annotations
@@ -61,7 +51,14 @@ MANIFEST_NAME = "manifest.json"
 
 
 def is_dataset(directory: str | Path) -> bool:
-    """Whether ``directory`` holds a streamtrain dataset's manifest (what ``prepare --overwrite`` may replace)."""
+    """Whether ``directory`` holds a streamtrain dataset's manifest (what ``prepare --overwrite`` may replace).
+
+    Args:
+        directory: any path.
+
+    Returns:
+        True when its ``manifest.json`` is a regular file (not a symlink) holding a JSON object of this format.
+    """
     path = Path(directory) / MANIFEST_NAME
     if path.is_symlink() or not path.is_file():
         return False
@@ -88,6 +85,7 @@ class ModelInputs:
     n_classes: int
 
     def to_json(self) -> dict:
+        """The four numbers as a JSON object (what ``train`` hears from its prepare child)."""
         return {
             "encoding": self.encoding,
             "n_features": self.n_features,
@@ -97,13 +95,16 @@ class ModelInputs:
 
     @classmethod
     def from_json(cls, doc: dict) -> ModelInputs:
+        """The record ``to_json`` wrote."""
         return cls(str(doc["encoding"]), int(doc["n_features"]), int(doc["row_width"]), int(doc["n_classes"]))
 
 
 @dataclass
 class Manifest:
-    """A dataset's manifest: how its rows were made, its files, inputs, appends and statistics (typed parts:
-    ``dataset.records``, ``dataset.counts``; ``None`` for a part the dataset lacks)."""
+    """A dataset's manifest: how its rows were made, its files, inputs, appends and statistics.
+
+    Its typed parts are ``dataset.records``' and ``dataset.counts``'; ``None`` for a part the dataset lacks.
+    """
 
     shard_format: str
     encoding: str  # "ngram" (sparse TF-IDF rows) or "sequence" (fixed-width token ids)
@@ -133,16 +134,27 @@ class Manifest:
 
     @property
     def model_inputs(self) -> ModelInputs:
+        """What the dataset's rows are to a model: encoding, features, row width, classes."""
         return ModelInputs(self.encoding, self.n_features, self.row_width, len(self.labels))
 
     def shards_for(self, split: str) -> list[ShardInfo]:
+        """The shards of ``split`` (``"train"``, ``"val"`` or ``"test"``), in manifest order."""
         return [s for s in self.shards if s.split == split]
 
     def rows(self, split: str) -> int:
+        """Rows of ``split``, summed over its shards."""
         return sum(s.rows for s in self.shards_for(split))
 
     def summary(self, directory: str | Path) -> dict:
-        """What prepare prints: where the dataset is and what it holds."""
+        """What prepare prints: where the dataset is and what it holds.
+
+        Args:
+            directory: the dataset directory, as given.
+
+        Returns:
+            A JSON object: the directory, rows per split, encoding, choice, features, classes, shard format,
+            shard and append counts.
+        """
         return {
             "data": str(Path(directory)),
             "rows": self.stats.rows,
@@ -180,7 +192,18 @@ class Manifest:
 
     @classmethod
     def from_json(cls, doc: dict, read_from_version: int = FORMAT_VERSION) -> Manifest:
-        """A version ``FORMAT_VERSION`` document (``formats.current`` upgrades an older one first)."""
+        """The manifest of a version ``FORMAT_VERSION`` document (``formats.current`` upgrades an older one first).
+
+        Args:
+            doc: the parsed document.
+            read_from_version: the version the file had, kept as ``read_from_version``.
+
+        Returns:
+            The manifest.
+
+        Raises:
+            KeyError: a key is missing (``load`` turns this and the like into ``DataError``).
+        """
         return cls(
             shard_format=doc["shard_format"],
             encoding=doc["encoding"],
@@ -202,13 +225,25 @@ class Manifest:
         )
 
     def save(self, directory: str | Path) -> None:
+        """Replace ``directory/manifest.json`` atomically (``fs.jsondoc.write_json``) with ``to_json()``."""
         write_json(Path(directory) / MANIFEST_NAME, self.to_json())
 
     @classmethod
     def load(cls, directory: str | Path, checked: bool = True) -> Manifest:
-        """The manifest of ``directory``, of any format version ``formats`` reads; ``checked``: ``DataError`` when
-        a path it names is ``outside`` the directory or a shard is missing (``verify`` loads unchecked and lists
-        every problem)."""
+        """The manifest of ``directory``, of any format version ``formats`` reads.
+
+        Args:
+            directory: the dataset directory.
+            checked: also refuse a path that is ``outside`` the directory and a missing shard (``verify``
+                loads unchecked and lists every problem).
+
+        Returns:
+            The manifest, upgraded in memory to ``FORMAT_VERSION``.
+
+        Raises:
+            DataError: no manifest, a corrupt one, an unsupported format or version, or (``checked``) a path
+                outside the directory or a missing shard.
+        """
         path = Path(directory) / MANIFEST_NAME
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -231,14 +266,24 @@ class Manifest:
         return manifest
 
     def paths(self) -> list[str]:
-        """Every file path the manifest names: shards, vectorizer arrays, validation sample, feature names,
-        split index."""
+        """Every file path the manifest names.
+
+        Returns:
+            The shards', the vectorizer arrays', the validation sample's, the feature names' and the split
+            index files' paths, relative to the dataset directory as recorded.
+        """
         records = [self.val_sample, self.feature_names, *self.split_index()]
         return [s.path for s in self.shards] + [self.vectorizer.arrays] + [r.path for r in records if r is not None]
 
     def outside(self, directory: str | Path) -> list[str]:
-        """The ``paths`` that are not relative paths resolving inside ``directory`` (``../x.h5``, ``/abs/x.h5``,
-        a path through a symlink out of it): none of them is ever read."""
+        """The ``paths`` that do not resolve inside ``directory``: none of them is ever read.
+
+        Args:
+            directory: the dataset directory.
+
+        Returns:
+            Each path that is absolute, climbs out (``../x.h5``) or leads out through a symlink.
+        """
         root = os.path.realpath(directory)
         out = []
         for path in self.paths():
@@ -248,10 +293,14 @@ class Manifest:
         return out
 
     def problems(self, directory: str | Path) -> list[str]:
-        """Every way the dataset on disk differs from this manifest, one line each (read in full, bounded memory).
+        """Every way the dataset on disk differs from this manifest (every file read in full, bounded memory).
 
-        First the ``outside`` paths (not read); besides the shards and ``state_problems``: the feature names
-        file, which only ``inspect`` reads (a damaged one does not stop an append).
+        Args:
+            directory: the dataset directory.
+
+        Returns:
+            One line each: first the ``outside`` paths (not read), then the shards, the ``state_problems`` and
+            the feature names file (which only ``inspect`` reads: a damaged one does not stop an append).
         """
         root, outside = Path(directory), self.outside(directory)
         out = [f"{p}: outside the dataset directory (a manifest path must stay inside it)" for p in outside]
@@ -268,8 +317,15 @@ class Manifest:
         return self.split.files()
 
     def state_problems(self, directory: str | Path, skip: Sequence[str] = ()) -> list[str]:
-        """``problems`` of the files besides the shards: the vectorizer arrays, the validation sample and the
-        split index (what an append reads); paths in ``skip`` are not read."""
+        """``problems`` of the files an append reads besides the shards.
+
+        Args:
+            directory: the dataset directory.
+            skip: paths not to read.
+
+        Returns:
+            One line per problem of the vectorizer arrays, the validation sample and the split index files.
+        """
         root, out = Path(directory), []
         arrays = self.vectorizer.arrays
         if arrays not in skip and (problem := file_problem(root / arrays, None, self.vectorizer.arrays_sha256)):
@@ -279,19 +335,45 @@ class Manifest:
         return out
 
     def verify(self, directory: str | Path) -> None:
-        """Raise ``DataError`` naming the first problem ``problems`` finds."""
+        """Check every file against the manifest.
+
+        Args:
+            directory: the dataset directory.
+
+        Raises:
+            DataError: naming the first problem ``problems`` finds.
+        """
         problems = self.problems(directory)
         if problems:
             raise DataError(f"dataset does not match its manifest: {problems[0]}", str(directory))
 
     def check_shards(self, directory: str | Path, splits: Sequence[str] = ("train", "val", "test")) -> None:
-        """``check_shard`` for every shard of ``splits``: a damaged dataset fails before any work on it."""
+        """``check_shard`` for every shard of ``splits``: a damaged dataset fails before any work on it.
+
+        Args:
+            directory: the dataset directory.
+            splits: the splits whose shards to check.
+
+        Raises:
+            DataError: a shard's size or sha256 differs from its record.
+        """
         for split in splits:
             for shard in self.shards_for(split):
                 self.check_shard(directory, shard)
 
     def check_shard(self, directory: str | Path, shard: ShardInfo) -> None:
-        """Before a shard's first read in this process: its size and sha256 against the manifest (``DataError``)."""
+        """Check a shard's size and sha256 against the manifest before its first read in this process.
+
+        A file that matched before in this process and has not changed since passes at once
+        (``fs.checksums.check_once``).
+
+        Args:
+            directory: the dataset directory.
+            shard: the shard's record.
+
+        Raises:
+            DataError: the file differs from its record or is missing.
+        """
         path = Path(directory) / shard.path
         problem = check_once(path, shard.bytes, shard.sha256)
         if problem:

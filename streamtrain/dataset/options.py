@@ -1,12 +1,12 @@
-"""What a prepare is asked to do: ``PrepareOptions`` (the command line's options and the library-only knobs), and
-the hooks a caller passes to ``prepare`` (``Announce``, ``Bakeoff``).
+"""What a prepare is asked to do: ``PrepareOptions``, and the hooks a caller passes to ``prepare``.
 
-Who owns what: this module declares the options and derives the small
-records the stages take from them (``read_spec`` for the passes,
-``layout`` for the shard writers, ``ngram`` and ``sequence`` for the
-vectorizers). ``recorded_options`` gives an append or a refit the options
-its dataset was prepared with (``RECORDED``); ``existing`` loads that
-dataset's manifest. ``Bakeoff`` is the family bake-off's signature: the
+``PrepareOptions`` holds the command line's options and the library-only
+knobs, and derives the small records the stages take from them
+(``read_spec`` for the passes, ``layout`` for the shard writers, ``ngram``
+and ``sequence`` for the vectorizers). ``recorded_options`` gives an append
+or a refit the options its dataset was prepared with (``RECORDED``);
+``existing`` loads that dataset's manifest. ``Announce`` and ``Bakeoff``
+are the hooks; ``Bakeoff`` is the family bake-off's signature: the
 application layer (``streamtrain.prepare``, the CLI) passes
 ``train.bakeoff.bakeoff``; ``dataset/`` never imports ``train/``.
 """
@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,8 +45,7 @@ Announce = Callable[[ModelInputs], None]  # ``prepare``'s ``announce``
 
 
 class Bakeoff(Protocol):
-    """``choice`` (``vectorize.choice.choose_vectorizer``'s, the rule saying sequences under auto) settled by
-    measuring both families on the first pass's samples; the signature of ``train.bakeoff.bakeoff``."""
+    """The signature of ``train.bakeoff.bakeoff``: a choice settled by measuring both families."""
 
     def __call__(
         self,
@@ -58,16 +57,41 @@ class Bakeoff(Protocol):
         ngram: NgramConfig,
         sequence: SequenceConfig,
         seed: int,
-    ) -> dict: ...
+    ) -> dict:
+        """Settle ``choice`` by training both families on the first pass's samples.
+
+        Args:
+            choice: ``vectorize.choice.choose_vectorizer``'s record, the rule saying sequences under auto.
+            sample: the first pass's labelled training rows (``ChoiceSample``).
+            val_sample: the first pass's validation sample.
+            label_names: the final label names.
+            remap: the first pass's provisional label id -> final id.
+            ngram: the n-gram family's configuration.
+            sequence: the sequence family's configuration.
+            seed: the run's seed.
+
+        Returns:
+            The choice decided (``vectorize.choice.decide``'s record).
+        """
+        ...
 
 
 def column(value: str) -> Column:
-    """A column given on the command line: a 0-based index if all digits, else a header name."""
+    """A column given on the command line.
+
+    Args:
+        value: the option's text.
+
+    Returns:
+        A 0-based index if ``value`` is all digits, else ``value`` itself, a header name.
+    """
     return int(value) if value.isdigit() else value
 
 
 @dataclass(kw_only=True)
 class PrepareOptions:
+    """The options of ``streamtrain prepare`` (each field's ``help`` is its ``--help`` line) and library knobs."""
+
     inputs: list[str] = option(
         factory=list,
         positional=True,
@@ -88,7 +112,10 @@ class PrepareOptions:
     )
     max_length: int = option(MAX_LENGTH, **POSITIVE, help="sequence: longest token sequence kept")
     val_fraction: float = option(
-        0.1, **FRACTION, help="share of the training inputs held out for validation, by a hash of the text"
+        0.1,
+        **FRACTION,
+        help=f"share of the training rows held out for validation, by the split rule ({DEFAULT_RULE}: a row that "
+        "nearly copies an earlier one gets its split, so near-copies stay on one side)",
     )
     shard_rows: int = option(20_000, **POSITIVE, help="rows per shard file")
     block_rows: int = option(1024, **POSITIVE, help="rows per block, the unit of shuffled reads")
@@ -159,14 +186,15 @@ class PrepareOptions:
     portions: dict[str, Portion] = field(default_factory=dict)  # by input path: the part read (an append's)
 
     def columns(self) -> ColumnSpec:
+        """The text and label columns and the header setting, as the readers take them."""
         return ColumnSpec(tuple(self.text_column), self.label_column, self.header)
 
     def every_input(self) -> list[tuple[str, str]]:
-        """(role, path) of every input, training inputs first."""
+        """``(role, path)`` of every input, training inputs (``"train"``) first, then ``"test"``."""
         return [("train", str(p)) for p in self.inputs] + [("test", str(p)) for p in self.test]
 
     def read_spec(self) -> ReadSpec:
-        """What the passes over the raw inputs read, and how."""
+        """What the passes over the raw inputs read, and how (the same for every pass of a run)."""
         return ReadSpec(
             tuple(self.every_input()),
             self.columns(),
@@ -177,9 +205,11 @@ class PrepareOptions:
         )
 
     def layout(self) -> ShardLayout:
+        """How the shards are laid out: format, rows per shard, per block and per shuffle bucket."""
         return ShardLayout(self.format, self.shard_rows, self.block_rows, self.bucket_rows)
 
     def ngram(self) -> NgramConfig:
+        """The n-gram vectorizer's configuration (``top_k`` unset: ``NGRAM_TOP_K``)."""
         return NgramConfig(
             top_k=self.top_k or NGRAM_TOP_K,
             min_df=self.min_df,
@@ -189,6 +219,7 @@ class PrepareOptions:
         )
 
     def sequence(self) -> SequenceConfig:
+        """The sequence vectorizer's configuration (``top_k`` unset: ``TOP_K``)."""
         return SequenceConfig(
             top_k=self.top_k or TOP_K,
             max_length=self.max_length,
@@ -198,7 +229,7 @@ class PrepareOptions:
 
 
 # Options that shape the rows of a dataset: an append or a refit takes them from the manifest, never from its own
-# command line (which sets only the inputs and the run's policy: --max-bad-fraction, --wait).
+# command line, which sets only the inputs and the run's policy (--max-bad-fraction, --wait, --jobs, --scheduler).
 RECORDED = (
     "format",
     "vectorizer",
@@ -218,7 +249,19 @@ RECORDED = (
 
 
 def existing(data: str | Path, mode: str) -> Manifest:
-    """The manifest of the dataset that ``--append``/``--refit`` works on; ``UsageError`` when there is none."""
+    """The manifest of the dataset that ``--append``/``--refit`` works on.
+
+    Args:
+        data: the dataset directory.
+        mode: ``"--append"`` or ``"--refit"``, for the message.
+
+    Returns:
+        Its manifest.
+
+    Raises:
+        UsageError: ``data`` holds no manifest.
+        DataError: the manifest is unreadable or names a missing shard (``Manifest.load``).
+    """
     if not (Path(data) / MANIFEST_NAME).is_file():
         raise UsageError(
             f"{mode} needs an existing dataset, and {data} is not one (no {MANIFEST_NAME}): prepare it first"
@@ -226,8 +269,19 @@ def existing(data: str | Path, mode: str) -> Manifest:
     return Manifest.load(data)
 
 
-def recorded_options(manifest: Manifest, opts: PrepareOptions, **changes) -> PrepareOptions:
-    """``opts`` with the dataset's recorded ``RECORDED`` options (a differing non-default value is warned about)."""
+def recorded_options(manifest: Manifest, opts: PrepareOptions, **changes: Any) -> PrepareOptions:
+    """``opts`` with the dataset's recorded ``RECORDED`` options and its split rule.
+
+    A value of ``opts`` that differs from the recorded one and from the default is warned about, and ignored.
+
+    Args:
+        manifest: the dataset's manifest (``created.options``, ``shard_format``, ``split.name``).
+        opts: this run's options.
+        **changes: further fields to replace (an append's inputs and portions, a refit's ``overwrite``).
+
+    Returns:
+        A copy of ``opts``; ``split_rule`` is the dataset's (``blake2b`` for one made before rules had names).
+    """
     recorded = manifest.created.options
     defaults = PrepareOptions(data=opts.data)
     values = {}

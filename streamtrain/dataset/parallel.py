@@ -1,42 +1,21 @@
 """Per-chunk work spread over a ``concurrent.futures.Executor``, results in input order (``ordered_map``).
 
-prepare's heavy per-chunk step (tokenize, hash, assign splits) is a pure
-function of a chunk's texts (a module-level function of picklable
-arguments), so it can run anywhere: in this process (``InlineExecutor``,
-``--jobs 1``), on local threads (``LocalThreads``, ``--jobs N``), on a Dask
-cluster (``ClusterExecutor``, ``--scheduler ADDRESS``), or on any executor a
-caller hands in (a ``ProcessPoolExecutor``). ``ordered_map`` keeps at most
-``window`` chunks in flight, so memory stays bounded however large the
-input, and yields results in submission order, so what prepare writes is
-the same bytes for any executor and number of workers.
+prepare's per-chunk step is a pure function of a chunk's texts (a
+module-level function of picklable arguments), so it runs in this process
+(``InlineExecutor``, ``--jobs 1``), on local threads (``LocalThreads``,
+``--jobs N``), on a Dask cluster (``ClusterExecutor``, ``--scheduler``), or
+on any executor a caller hands in. ``ordered_map`` keeps at most ``window``
+calls in flight (bounded memory) and yields results in submission order, so
+what prepare writes is the same bytes for any executor and number of
+workers. ``running`` opens the executor for ``--jobs`` / ``--scheduler`` and
+shuts it down (and disconnects from the cluster) on the way out, also on
+errors and Ctrl-C; ``cluster`` refuses (``UsageError``) before any work
+when Dask is missing, the scheduler or its workers do not answer, or the
+workers run another streamtrain. ``workers`` is how many calls an executor
+runs at once, which sizes prepare's window; ``engine_failure`` tells a lost
+call from one that raised.
 
-``running(jobs, scheduler)`` opens the executor for the command line's
-``--jobs`` and ``--scheduler`` and shuts it down (and disconnects from the
-cluster) on the way out, also on errors and Ctrl-C. ``workers(executor)``
-is how many calls an executor runs at once, which sizes prepare's window:
-the executors made here say it (``workers``: 1 inline, N threads, the
-cluster's total worker threads when connecting); any other counts as one per
-core.
-
-Local workers are threads, not processes: the step's heavy kernels (Arrow,
-numpy's sorts, scipy's CSR building) release the GIL, and IMDB's whole
-prepare took 7.6 s on 2 threads against 7.3 s on 2 processes and 8.3 s
-inline (``--jobs 1``); worker processes also brought a start-up race with
-signals (a worker still starting when Ctrl-C arrived printed a traceback
-after prepare's own message), re-imported a library caller's ``__main__``,
-and would inherit a crashed parent's lock files.
-
-The cluster is Dask's ``distributed`` (the ``cluster`` extra), imported only
-when ``--scheduler`` is given. This process stays the one that reads the
-inputs and writes every file; the workers receive a chunk's texts and send
-back its ``ChunkWork``, so they need streamtrain (the same version, checked
-when connecting) but no access to the inputs or the dataset. Dask retries the
-task of a worker that dies (``distributed.scheduler.allowed-failures``, 3 by
-default); a task that still fails reaches ``ordered_map``'s caller, and
-``engine_failure`` tells the engine's failures (Dask's ``KilledWorker``, a
-lost scheduler) from an exception that the work itself raised. Connecting
-waits at most Dask's ``distributed.comm.timeouts.connect`` (30 s unless
-configured) for the scheduler, and as long again for a first worker.
+Design (threads, not processes; the cluster) and measurements: docs/design/prepare.md
 """
 
 from __future__ import annotations
@@ -61,7 +40,17 @@ class InlineExecutor(Executor):
 
     workers = 1
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` now.
+
+        Args:
+            fn: the call.
+            *args: its positional arguments.
+            **kwargs: its keyword arguments.
+
+        Returns:
+            A future already done: its result, or the exception it raised.
+        """
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
@@ -73,7 +62,7 @@ class InlineExecutor(Executor):
 class LocalThreads(ThreadPoolExecutor):
     """``--jobs N``: N threads of this process."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int) -> None:
         super().__init__(workers, thread_name_prefix="streamtrain-prepare")
         self.workers = workers
 
@@ -81,16 +70,32 @@ class LocalThreads(ThreadPoolExecutor):
 class ClusterExecutor(Executor):
     """``--scheduler``: the Dask client's executor, and the cluster's worker threads when it connected."""
 
-    def __init__(self, client: Any, address: str):
+    def __init__(self, client: Any, address: str) -> None:
         self.address = address
         self.workers = max(1, sum(client.nthreads().values()))
         # pure=False: a random key per call, instead of hashing every chunk's texts into one
         self._executor = client.get_executor(pure=False)
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Hand ``fn(*args, **kwargs)`` to the cluster.
+
+        Args:
+            fn: the call (pickled for a worker).
+            *args: its positional arguments.
+            **kwargs: its keyword arguments.
+
+        Returns:
+            Its future.
+        """
         return self._executor.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the executor (the client stays open: ``cluster`` closes it).
+
+        Args:
+            wait: wait for the calls in flight, unless ``cancel_futures``.
+            cancel_futures: cancel what is left instead of waiting for it.
+        """
         self._executor.shutdown(wait=wait and not cancel_futures)  # not waiting cancels what is left
 
 
@@ -103,14 +108,27 @@ def cores() -> int:
 
 
 def workers(executor: Executor) -> int:
-    """How many calls ``executor`` runs at once: its ``workers`` when it says (the executors made here do),
-    else ``cores()``."""
+    """How many calls ``executor`` runs at once.
+
+    Args:
+        executor: any executor.
+
+    Returns:
+        Its ``workers`` attribute when it has one of at least 1 (the executors made here do), else ``cores()``.
+    """
     count = getattr(executor, "workers", None)
     return count if isinstance(count, int) and count >= 1 else cores()
 
 
 def executor_for(jobs: int | None) -> Executor:
-    """``InlineExecutor`` for one job; else ``LocalThreads`` of ``jobs`` threads (``None``: ``cores()``)."""
+    """The local executor for ``--jobs``.
+
+    Args:
+        jobs: worker threads; None: ``cores()``.
+
+    Returns:
+        ``InlineExecutor`` for one job (or fewer), else ``LocalThreads`` of ``jobs`` threads.
+    """
     jobs = cores() if jobs is None else jobs
     if jobs <= 1:
         return InlineExecutor()
@@ -119,7 +137,18 @@ def executor_for(jobs: int | None) -> Executor:
 
 @contextlib.contextmanager
 def running(jobs: int | None, scheduler: str | None = None) -> Iterator[Executor]:
-    """The executor for ``--jobs`` or, when given, the Dask cluster of ``--scheduler``; shut down on the way out."""
+    """The executor for ``--jobs`` or, when given, the Dask cluster of ``--scheduler``.
+
+    Args:
+        jobs: ``--jobs`` (``executor_for``); not used with a scheduler.
+        scheduler: ``--scheduler``, a Dask scheduler's address, or None.
+
+    Yields:
+        The executor, shut down (calls not started cancelled) on the way out, also on errors.
+
+    Raises:
+        UsageError: as ``cluster``.
+    """
     opened = contextlib.ExitStack()
     with opened:
         executor = opened.enter_context(cluster(scheduler)) if scheduler is not None else executor_for(jobs)
@@ -133,9 +162,16 @@ def running(jobs: int | None, scheduler: str | None = None) -> Iterator[Executor
 def cluster(address: str) -> Iterator[ClusterExecutor]:
     """A ``ClusterExecutor`` on the Dask scheduler at ``address``; the client is closed on the way out.
 
-    ``UsageError`` (nothing was done) when Dask is not installed, ``address`` is not one, the scheduler does
-    not answer within the connect timeout, it has no worker within as long again, or its workers lack this
-    streamtrain version.
+    Args:
+        address: the scheduler's address, ``tcp://HOST:PORT``.
+
+    Yields:
+        The executor, connected, with at least one worker running this streamtrain version.
+
+    Raises:
+        UsageError: nothing was done: Dask is not installed, ``address`` is not a scheduler's address, the
+            scheduler does not answer within Dask's connect timeout, it has no worker within as long again, or
+            its workers cannot run this streamtrain version.
     """
     try:
         import dask
@@ -175,13 +211,15 @@ def cluster(address: str) -> Iterator[ClusterExecutor]:
             client.close(timeout=timeout)
 
 
-def _version() -> str:  # run on each worker by ``_check_versions``
+def _version() -> str:
+    """This process's streamtrain version: run on each worker by ``_check_versions``."""
     from streamtrain import __version__ as version
 
     return version
 
 
 def _check_versions(client: Any, address: str) -> None:
+    """``UsageError`` unless every worker of ``client`` runs this streamtrain version."""
     try:
         found: dict[str, str] = client.run(_version)
     except Exception as exc:
@@ -199,8 +237,14 @@ def _check_versions(client: Any, address: str) -> None:
 
 
 def engine_failure(exc: BaseException) -> bool:
-    """Whether the executor lost a call (Dask's ``KilledWorker``, a lost scheduler, a cancelled call), as
-    opposed to the call raising ``exc`` itself."""
+    """Whether the executor lost a call, as opposed to the call raising ``exc`` itself.
+
+    Args:
+        exc: what a call's future raised.
+
+    Returns:
+        True for a cancelled call and for Dask's own exceptions (``KilledWorker``, a lost scheduler).
+    """
     return isinstance(exc, CancelledError) or type(exc).__module__.partition(".")[0] in ("distributed", "dask")
 
 
@@ -211,15 +255,29 @@ def ordered_map(
     window: int,
     failed: Callable[[M, Exception], BaseException] | None = None,
 ) -> Iterator[tuple[M, Any]]:
-    """``(meta, fn(*args))`` for each ``(meta, args)`` of ``items``, in order, at most ``window`` in flight.
+    """Map ``fn`` over ``items`` on ``executor``, in order, at most ``window`` calls in flight.
 
     ``items`` is consumed lazily; if the consumer stops early (or a call fails), calls not yet started are
-    cancelled. A call's exception is raised here, or what ``failed(meta, exception)`` returns for it (raised
-    from it unless it is the same exception).
+    cancelled.
+
+    Args:
+        executor: where the calls run.
+        fn: the function (picklable for a cluster or a process pool).
+        items: ``(meta, args)`` pairs; ``meta`` stays here, ``fn(*args)`` is submitted.
+        window: the most calls submitted and not yet yielded.
+        failed: what to raise for a call that raised: ``failed(meta, exception)`` (raised from the exception
+            unless it is that exception); None: the exception itself.
+
+    Yields:
+        ``(meta, fn(*args))`` for each item, in the order of ``items``.
+
+    Raises:
+        Exception: a call's exception, or what ``failed`` returns for it.
     """
     pending: deque[tuple[M, Future]] = deque()
 
     def result(meta: M, future: Future) -> Any:
+        """The call's result, or its failure as ``failed`` says."""
         try:
             return future.result()
         except Exception as exc:

@@ -1,7 +1,7 @@
-"""The pass machinery: one streaming pass over a run's raw inputs (``read_rows``), shared by every pass of
-prepare (``build``, ``first_pass``, ``families``) and of an append (``append``).
+"""The pass machinery: one streaming pass over a run's raw inputs (``read_rows``), shared by every pass.
 
-Who owns what:
+Every pass of prepare (``build``, ``first_pass``, ``families``) and of an
+append (``append``) reads through it. Who owns what:
 
 - ``ReadSpec``: what a pass reads and how (each input with its role, the
   columns, chunk and field sizes, the part of each input to read, the
@@ -16,6 +16,8 @@ Who owns what:
 - ``RowSplits``: the split of every row, decided by the first pass in input
   order (under an indexed rule through the dataset's ``BandIndex``) and
   replayed by the later ones; ``split_record`` is its record in the manifest.
+
+Why the window is what it is (measurements): docs/design/prepare.md
 """
 
 from __future__ import annotations
@@ -48,10 +50,9 @@ from streamtrain.vectorize.tfidf import NgramConfig, hash_counts
 from streamtrain.vectorize.words import word_hashes
 
 log = logging.getLogger(__name__)
-WORKERS_AHEAD = 1  # chunks in flight per worker: with more, in-flight chunks (~25 MB each) grew peak RSS
+WORKERS_AHEAD = 1  # chunks in flight per worker: with more, the in-flight chunks grew peak RSS
 # Chunks in flight whatever the number of workers (a large cluster's, many cores'): this process holds each one's
-# texts and result, and its own share of the work (reading, counting, writing) bounds what more workers can add:
-# analyze_chunk was 2.9 s of IMDB's 11.1 s inline prepare, so a few workers keep up with one reading process.
+# texts and result, and its own share of the work (reading, counting, writing) bounds what more workers can add.
 MAX_IN_FLIGHT = 16
 SPLIT_INDEX_NAME = "split_index.npz"
 
@@ -68,7 +69,7 @@ class ReadSpec:
     portions: Mapping[str, Portion]  # by input path: the part read (an append's, or up to the digested size)
 
     def total_bytes(self) -> int:
-        """The inputs' size on disk."""
+        """The inputs' size on disk (``io.readers.input_bytes``), for progress."""
         return sum(input_bytes(path) for _, path in self.inputs)
 
 
@@ -103,14 +104,24 @@ def analyze_chunk(
     ngram: NgramConfig | None,
     count_words: bool = False,
 ) -> ChunkWork:
-    """The per-chunk work of a pass, run by ``read_rows``' executor (a worker thread with ``--jobs`` > 1, a Dask
-    worker with ``--scheduler``).
+    """The per-chunk work of a pass: a pure function of its arguments, run by ``read_rows``' executor.
 
-    The texts' word hashes are computed once for the split, its band keys and the n-grams when they use them.
-    ``split_rule`` None: no split (a later pass replays the first one's). An indexed rule (``lsh-bigrams``)
-    gives the per-text rule's splits and the band keys; ``RowSplits`` resolves them in input order.
-    ``count_words``: each text's words (``words_per_text``: 0.2 s a pass over IMDB's 25,000 reviews, all of it
-    holding the GIL), for the first pass's training rows only.
+    That is a worker thread with ``--jobs`` > 1, a Dask worker with ``--scheduler``. The texts' word hashes are
+    computed once for the split, its band keys and the n-grams when they use them.
+
+    Args:
+        texts: the chunk's texts.
+        is_test: the chunk is of a ``--test`` input (split ``test``, no band keys).
+        val_fraction: the validation share.
+        split_rule: a name of ``SPLIT_RULES``; an indexed rule (``lsh-bigrams``) gives the per-text rule's
+            splits and the band keys, which ``RowSplits`` resolves in input order. None: no split (a later pass
+            replays the first one's).
+        ngram: the n-gram configuration to hash counts by; None: no counts.
+        count_words: count each text's whitespace-separated words (``words_per_text``, which holds the GIL):
+            the first pass's training rows only.
+
+    Returns:
+        The chunk's ``ChunkWork``.
     """
     words = None
     rule = own_rule(split_rule) if split_rule is not None else None
@@ -131,13 +142,17 @@ def analyze_chunk(
 class RowSplits:
     """The split of every row ``read_rows`` reads: decided on the first pass, in input order; replayed after.
 
-    Under an indexed rule the first pass resolves each chunk's band keys through ``index`` (the dataset's
-    ``BandIndex``, loaded by an append, else new), which it extends. ``replay()`` ends the first pass: later
-    passes give each row (by row id) the split it got then, whatever the index holds now. One byte per row.
-    Row ids count up from ``first_row_id``.
+    Under an indexed rule the first pass resolves each chunk's band keys through ``index``, which it extends.
+    ``replay()`` ends the first pass: later passes give each row (by row id) the split it got then, whatever
+    the index holds now. One byte per row.
+
+    Args:
+        rule: the split rule, a name of ``SPLIT_RULES``.
+        first_row_id: the row id of the first row read; row ids count up from it.
+        index: the dataset's ``BandIndex`` (an append loads it); None: a new one under an indexed rule.
     """
 
-    def __init__(self, rule: str, first_row_id: int = 0, index: BandIndex | None = None):
+    def __init__(self, rule: str, first_row_id: int = 0, index: BandIndex | None = None) -> None:
         self.rule, self.first_row_id = rule, first_row_id
         self.index = index if index is not None else (BandIndex() if rule in INDEXED_RULES else None)
         self._parts: list[np.ndarray] = []
@@ -146,9 +161,19 @@ class RowSplits:
 
     @property
     def replaying(self) -> bool:
+        """Whether the first pass has ended (``replay``)."""
         return self._decided is not None
 
     def decide(self, row_ids: np.ndarray, work: ChunkWork) -> np.ndarray:
+        """The splits of a chunk's rows: decided now on the first pass, the recorded ones after it.
+
+        Args:
+            row_ids: the chunk's row ids (on the first pass: the next ones, in input order).
+            work: the chunk's ``analyze_chunk`` result (its per-text splits and band keys).
+
+        Returns:
+            Each row's split code (uint8).
+        """
         if self._decided is not None:
             return self._decided[row_ids - self.first_row_id]
         assert work.splits is not None, "the first pass computes the per-text splits"
@@ -162,13 +187,24 @@ class RowSplits:
         return splits
 
     def replay(self) -> None:
+        """End the first pass: from now on ``decide`` gives each row the split it got on it."""
         self._decided = np.concatenate(self._parts) if self._parts else np.zeros(0, np.uint8)
         self._parts = []
 
 
 def split_record(splits: RowSplits, val_fraction: float, stage: Path, directory: str = "") -> SplitRecord:
-    """The manifest's ``split`` record; under an indexed rule, writes the band keys this run added to the index
-    as ``directory/split_index.npz`` in ``stage`` and lists it under ``index`` (a new dataset: the whole index)."""
+    """The manifest's ``split`` record; under an indexed rule, also writes the band keys this run added.
+
+    Args:
+        splits: the run's splits, after its first pass.
+        val_fraction: the validation share.
+        stage: the directory ``split_index.npz`` is written to.
+        directory: the path of ``stage`` inside the dataset (an append's ``append-NNNN``; ``""``: the top).
+
+    Returns:
+        The record; under an indexed rule its ``index`` lists the file just written (a new dataset: the whole
+        index).
+    """
     index = None
     if splits.index is not None:
         splits.index.save_added(stage / SPLIT_INDEX_NAME)
@@ -190,21 +226,35 @@ def read_rows(
     ngram: NgramConfig | None = None,
     count_words: bool = False,
 ) -> Iterator[RowBatch]:
-    """Every kept input row of ``spec``, in order, one ``RowBatch`` per chunk.
+    """Every kept input row of ``spec``, in order, one ``RowBatch`` per chunk; identical on every pass.
 
-    Identical on every pass: ``splits`` decides the rows' splits on the first pass and replays them on later
-    ones (after its ``replay()``); row ids count up from its ``first_row_id``. Rows whose label a frozen
-    ``labels`` lacks (test rows of a new dataset, any row of an append) are dropped here; ``rejects`` (the first
-    pass only) records them and every row the readers rejected. ``progress``: the pass's name, reported per
-    chunk (records read, bytes of ``total_bytes``: the inputs' size on disk, measured when not given). Each
-    batch's ``work`` is ``analyze_chunk``'s result, computed on ``executor`` (in this process when None) a few
-    chunks ahead of the caller; with ``ngram`` it includes the chunk's n-gram counts, with ``count_words`` the
-    words of each training row.
+    Rows whose label a frozen ``labels`` lacks (test rows of a new dataset, any row of an append) are dropped
+    here.
+
+    Args:
+        spec: what to read.
+        splits: decides the rows' splits on the first pass and replays them on later ones (after its
+            ``replay()``); row ids count up from its ``first_row_id``.
+        labels: the label map; test inputs freeze it.
+        executor: where ``analyze_chunk`` runs, a few chunks ahead of the caller; None: in this process.
+        rejects: (the first pass only) records every row the readers rejected and the dropped rows.
+        progress: the pass's name, reported per chunk (records read, bytes of ``total_bytes``); None: silent.
+        total_bytes: the bytes progress counts to; None: the inputs' size on disk.
+        ngram: the configuration to hash each chunk's n-gram counts by (in ``work.counts``).
+        count_words: count the words of each training row (in ``work.words``).
+
+    Yields:
+        One ``RowBatch`` per chunk, in input order.
+
+    Raises:
+        StreamtrainError: the executor lost a chunk's work (a cluster, after its own retries).
+        DataError: an input cannot be read as its format.
     """
     executor = executor or InlineExecutor()
     window = max(1, min(workers(executor) * WORKERS_AHEAD, MAX_IN_FLIGHT))
 
     def failed(read: _Read, exc: Exception) -> BaseException:
+        """What the pass raises for a chunk whose work raised ``exc``."""
         return _failure(executor, read.chunk, exc)
 
     with _reporter(spec, progress, total_bytes) as reporter:
@@ -226,6 +276,7 @@ class _Read:
 
 
 def _reporter(spec: ReadSpec, progress: str | None, total_bytes: int | None) -> contextlib.AbstractContextManager:
+    """The pass's ``Progress`` (or a null context when ``progress`` is None)."""
     if progress is None:
         return contextlib.nullcontext(None)
     return Progress(progress, spec.total_bytes() if total_bytes is None else total_bytes, log)
@@ -262,8 +313,10 @@ def _chunks(
 def _labelled(
     chunk: RawChunk, labels: LabelIndex, rejects: RejectLog | None, source: int
 ) -> tuple[RawChunk, np.ndarray]:
-    """The chunk's rows with a known label, and their label ids; ``rejects`` records the others and the
-    readers' rejects."""
+    """The chunk's rows with a known label, and their label ids.
+
+    ``rejects``, when given, records the others and the readers' rejects.
+    """
     ids = labels.encode(chunk)
     if rejects is not None:
         for reject in chunk.rejected:
@@ -300,6 +353,7 @@ def _place(chunk: RawChunk) -> str:
 
 
 def _keep(chunk: RawChunk, keep: np.ndarray) -> RawChunk:
+    """The rows of ``chunk`` where ``keep`` is True."""
     rows = np.flatnonzero(keep)
     return RawChunk(
         chunk.path,
@@ -311,6 +365,11 @@ def _keep(chunk: RawChunk, keep: np.ndarray) -> RawChunk:
 
 
 def sample_val_rows(sample: ValSample, batch: RowBatch) -> None:
-    """Offer a batch's validation rows (raw text, label name) to the validation sample."""
+    """Offer a batch's validation rows to the validation sample.
+
+    Args:
+        sample: the run's validation sample.
+        batch: a batch of ``read_rows``.
+    """
     for i in np.flatnonzero(batch.splits == VAL):
         sample.add(batch.chunk.texts[i], batch.chunk.labels[i])

@@ -31,21 +31,47 @@ T = TypeVar("T")
 
 
 class Record(Protocol):
-    def to_json(self) -> dict: ...
+    """A manifest part: it has a ``to_json``."""
+
+    def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
+        ...
 
 
 def present(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` without its None values: the optional keys a record leaves out."""
+    """``doc`` without its None values: the optional keys a record leaves out.
+
+    Args:
+        doc: a JSON object.
+
+    Returns:
+        A copy without the keys whose value is None.
+    """
     return {k: v for k, v in doc.items() if v is not None}
 
 
 def part_json(record: Record | None) -> dict:
-    """A manifest part's JSON: ``{}`` for none."""
+    """A manifest part's JSON.
+
+    Args:
+        record: the part; None for a part the dataset lacks.
+
+    Returns:
+        ``record.to_json()``, or ``{}`` for None.
+    """
     return {} if record is None else record.to_json()
 
 
 def part(doc: dict, read: Callable[[dict], T]) -> T | None:
-    """A manifest part from its JSON: None for ``{}``."""
+    """A manifest part from its JSON.
+
+    Args:
+        doc: the part's JSON; ``{}`` for a part the dataset lacks.
+        read: the part's ``from_json``.
+
+    Returns:
+        ``read(doc)``, or None for ``{}``.
+    """
     return read(doc) if doc else None
 
 
@@ -58,19 +84,36 @@ class FileRecord:
     sha256: str
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         return {"path": self.path, "bytes": self.bytes, "sha256": self.sha256}
 
     @classmethod
     def from_json(cls, doc: dict) -> FileRecord:
+        """The record ``to_json`` wrote."""
         return cls(doc["path"], int(doc["bytes"]), doc["sha256"])
 
     @classmethod
     def of(cls, directory: str | Path, relative: str) -> FileRecord:
-        """The record of ``directory/relative`` as it is on disk."""
+        """The record of a file as it is on disk.
+
+        Args:
+            directory: the dataset (or staging) directory.
+            relative: the file's path inside it.
+
+        Returns:
+            Its path, size and sha256.
+        """
         return cls.from_json(file_record(directory, relative))
 
     def problem(self, directory: str | Path) -> str | None:
-        """What is wrong with the file against this record (``fs.checksums.file_problem``); None when it matches."""
+        """What is wrong with the file against this record (``fs.checksums.file_problem``).
+
+        Args:
+            directory: the dataset directory the path is relative to.
+
+        Returns:
+            The problem in a few words (missing, truncated, grown, damaged, unreadable); None when it matches.
+        """
         return file_problem(Path(directory) / self.path, self.bytes, self.sha256)
 
 
@@ -86,11 +129,13 @@ class ValSampleRecord(FileRecord):
     rule: str
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         bounds = {"below_key": self.below_key, "max_rows": self.max_rows, "max_bytes": self.max_bytes}
         return {**super().to_json(), "rows": self.rows, "text_bytes": self.text_bytes, **bounds, "rule": self.rule}
 
     @classmethod
     def from_json(cls, doc: dict) -> ValSampleRecord:
+        """The record ``to_json`` wrote."""
         return cls(
             **FileRecord.from_json(doc).__dict__,
             rows=int(doc["rows"]),
@@ -115,10 +160,12 @@ class NameSampleRecord:
     max_text_chars: int
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         return dict(self.__dict__)
 
     @classmethod
     def from_json(cls, doc: dict) -> NameSampleRecord:
+        """The record ``to_json`` wrote."""
         return cls(**{name: int(doc[name]) for name in cls.__dataclass_fields__})
 
 
@@ -132,11 +179,13 @@ class FeatureNamesRecord(FileRecord):
     sample: NameSampleRecord
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         names = {"columns": self.columns, "named": self.named, "collided": self.collided}
         return {**super().to_json(), **names, "sample": self.sample.to_json()}
 
     @classmethod
     def from_json(cls, doc: dict) -> FeatureNamesRecord:
+        """The record ``to_json`` wrote."""
         return cls(
             **FileRecord.from_json(doc).__dict__,
             columns=int(doc["columns"]),
@@ -157,12 +206,14 @@ class SplitRecord:
     index: list[FileRecord] | None = None  # an indexed rule's: prepare's file, then one per append that added keys
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         index = None if self.index is None else [r.to_json() for r in self.index]
         rule = {"val_fraction": self.val_fraction, "name": self.name, "rule": self.rule}
         return rule | present({"params": self.params, "index": index})
 
     @classmethod
     def from_json(cls, doc: dict) -> SplitRecord:
+        """The record ``to_json`` wrote."""
         index = doc.get("index")
         return cls(
             val_fraction=doc["val_fraction"],
@@ -174,7 +225,14 @@ class SplitRecord:
 
     @classmethod
     def per_text(cls, val_fraction: float = 0.1) -> SplitRecord:
-        """The split by the exact text's hash (``blake2b``): datasets from before the rule had a name."""
+        """The split by the exact text's hash (``blake2b``): datasets from before the rule had a name.
+
+        Args:
+            val_fraction: the validation share.
+
+        Returns:
+            The record, without params or index.
+        """
         return cls(val_fraction, "blake2b", SPLIT_RULES["blake2b"])
 
     def files(self) -> list[FileRecord]:
@@ -192,10 +250,12 @@ class RowOrder:
     rule: str
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         return {"order": self.order, "seed": self.seed, "bucket_rows": self.bucket_rows, "rule": self.rule}
 
     @classmethod
     def from_json(cls, doc: dict) -> RowOrder:
+        """The record ``to_json`` wrote."""
         return cls(doc["order"], int(doc["seed"]), int(doc["bucket_rows"]), doc["rule"])
 
 
@@ -214,6 +274,7 @@ class Choice:
     bakeoff: dict[str, Any] | None = None  # owner: ``vectorize.choice.decide`` (``train.bakeoff``'s evidence)
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         numbers: dict[str, Any] = {"samples": self.samples, "median_words_per_sample": self.median_words_per_sample}
         numbers |= {"samples_per_word": self.samples_per_word, "threshold": self.threshold}
         picks = {"requested": self.requested, "chosen": self.chosen, **numbers, "rule": self.rule, "why": self.why}
@@ -249,6 +310,7 @@ class VectorizerRecord:
     arrays_sha256: str | None
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         kind = {"format_version": self.format_version, "kind": self.kind, "config": self.config}
         rows = present({"encoding": self.encoding}) | {"n_features": self.n_features, "labels": self.labels}
         return kind | rows | {"arrays": self.arrays, "arrays_sha256": self.arrays_sha256}
@@ -279,11 +341,13 @@ class RefitOf:
     new_inputs: list[str]
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         replaced = {"created_at": self.created_at, "appends": self.appends, "rows": self.rows}
         return replaced | {"n_features": self.n_features, "new_inputs": self.new_inputs}
 
     @classmethod
     def from_json(cls, doc: dict) -> RefitOf:
+        """The record ``to_json`` wrote."""
         rows = {split: int(n) for split, n in doc["rows"].items()}
         return cls(doc["created_at"], int(doc["appends"]), rows, int(doc["n_features"]), list(doc["new_inputs"]))
 
@@ -299,12 +363,14 @@ class Created:
     legacy: dict[str, Any] = field(default_factory=dict)  # keys only an older release wrote (0.1: argv, columns)
 
     def to_json(self) -> dict:
+        """This record as the manifest's JSON."""
         refit_of = None if self.refit_of is None else self.refit_of.to_json()
         made = {"tool": self.tool, "at": self.at, "options": self.options}
         return made | present({"refit_of": refit_of}) | self.legacy
 
     @classmethod
     def from_json(cls, doc: dict) -> Created:
+        """The record ``to_json`` wrote."""
         known = {"tool", "at", "options", "refit_of"}
         refit_of = doc.get("refit_of")
         return cls(

@@ -31,7 +31,22 @@ log = logging.getLogger(__name__)
 def refit(
     opts: PrepareOptions, executor: Executor, announce: Announce | None = None, bakeoff: Bakeoff | None = None
 ) -> Manifest:
-    """Rebuild the dataset ``opts.data`` (see the module docstring); ``announce`` and ``bakeoff``: ``prepare``'s."""
+    """Rebuild the dataset ``opts.data`` (the module docstring).
+
+    Args:
+        opts: the run's options: its inputs are added to the recorded ones; the recorded options that shape
+            rows replace its own.
+        executor: where the per-chunk work runs.
+        announce: ``prepare``'s.
+        bakeoff: ``prepare``'s.
+
+    Returns:
+        The rebuilt dataset's manifest.
+
+    Raises:
+        UsageError: ``opts.data`` is not a dataset.
+        DataError: a recorded input is gone (nothing replaced), or the rebuild fails as ``build.build`` does.
+    """
     old = existing(opts.data, "--refit")
     recorded = _recorded_inputs(old, opts.data)
     night, at = sources.next_night(old), sources.now()
@@ -56,8 +71,11 @@ def refit(
 
 
 def _recorded_inputs(old: Manifest, data: str) -> list[Source]:
-    """Each input the dataset recorded, once (an input that grew or gained documents has a record per night), as
-    it is now: a refit reads it whole. A missing one stops the refit; one that changed is warned about."""
+    """Each input the dataset recorded, once, as it is now: a refit reads it whole.
+
+    An input that grew or gained documents has a record per night; the first is kept, with today's digest.
+    A missing one stops the refit (``DataError``); one that changed is warned about.
+    """
     latest: dict[tuple[str, str], Source] = {}
     first: dict[tuple[str, str], Source] = {}
     for s in old.sources:

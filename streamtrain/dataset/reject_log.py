@@ -3,10 +3,11 @@
 Every record a reader read is either kept or rejected with a reason
 (``io.readers.Reject``; prepare adds ``unknown_label`` for a test row whose
 label training never saw, and for any row of an append whose label the
-dataset's frozen label map lacks: ``unknown_labels`` names a few of them). ``RejectLog`` appends each reject to
-``rejected.jsonl`` as it comes (bounded memory), counts them per reason and
-per input, and ``check`` fails the run (``DataError``, exit 65) when the
-rejected share of the rows read exceeds ``--max-bad-fraction``. A file that
+dataset's frozen label map lacks: ``unknown_labels`` names a few of them).
+``RejectLog`` appends each reject to ``rejected.jsonl`` as it comes
+(bounded memory), counts them per reason and per input, and ``check`` fails
+the run (``DataError``, exit 65) when the rejected share of the rows read
+exceeds ``--max-bad-fraction``. A file that
 could not be read to its end (``unreadable_remainder``) counts the rows it
 probably lost: its rows read so far scaled by the bytes it did not read.
 """
@@ -30,7 +31,14 @@ _NAMED = 20  # distinct unknown labels named
 
 
 class RejectLog:
-    def __init__(self, directory: Path, n_sources: int):
+    """``rejected.jsonl`` being written, and the counts of what went into it.
+
+    Args:
+        directory: where ``rejected.jsonl`` goes (created or truncated now; ``close`` closes it).
+        n_sources: how many inputs the run reads, for the per-input counts.
+    """
+
+    def __init__(self, directory: Path, n_sources: int) -> None:
         self.path = Path(directory) / REJECTS_NAME
         self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self.by_reason: Counter[str] = Counter()
@@ -48,6 +56,12 @@ class RejectLog:
             self.unknown_labels[label] += 1
 
     def add(self, source: int, reject: Reject) -> None:
+        """Write one reject to the file and count it.
+
+        Args:
+            source: the input's index.
+            reject: the reader's (or the label map's) reject.
+        """
         self._fh.write(json.dumps({**reject.to_json(), "input": source}) + "\n")
         self.by_reason[reject.reason] += 1
         self.per_source[source] += 1
@@ -58,10 +72,13 @@ class RejectLog:
             self.first.append(reject)
 
     def estimate_lost(self, rows_read: list[int]) -> None:
-        """Rows the broken files probably held past their breaks, given each input's rows read.
+        """Estimate the rows the broken files probably held past their breaks (``lost_rows``).
 
         A file's estimate is its rows read scaled by its bytes lost over its bytes read. An
         unreadable document of a directory per class (row None) is the one row already rejected.
+
+        Args:
+            rows_read: per input, the rows read (kept and rejected).
         """
         self.lost_rows = 0.0
         for source, reject in self.broken:
@@ -72,9 +89,11 @@ class RejectLog:
 
     @property
     def rows(self) -> int:
+        """Rows rejected, over every input."""
         return sum(self.per_source)
 
     def close(self) -> None:
+        """Close the file."""
         self._fh.close()
 
     def summary(self) -> RejectStats:
@@ -83,7 +102,17 @@ class RejectLog:
         return RejectStats(self.rows, by_reason, self.lost_bytes, round(self.lost_rows), file=REJECTS_NAME)
 
     def check(self, rows_read: int, max_bad_fraction: float) -> None:
-        """Log the per-reason summary; ``DataError`` when the bad share exceeds ``max_bad_fraction``."""
+        """Log the per-reason summary, or fail when the bad share is too large.
+
+        The bad share counts the estimated lost rows (``estimate_lost``) both as bad and as read.
+
+        Args:
+            rows_read: rows read, kept and rejected, over every input.
+            max_bad_fraction: ``--max-bad-fraction``.
+
+        Raises:
+            DataError: the bad share exceeds ``max_bad_fraction``; the message quotes the first rejects.
+        """
         bad = self.rows + self.lost_rows
         total = rows_read + self.lost_rows
         if not bad:
@@ -105,4 +134,5 @@ class RejectLog:
 
 
 def _where(reject: Reject) -> str:
+    """Where a reject is, for messages: the file, and its row when it has one."""
     return reject.path if reject.row is None else f"{reject.path}, row {reject.row}"

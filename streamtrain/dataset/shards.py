@@ -2,28 +2,22 @@
 
 Who owns what:
 - ``ShardInfo``: what the manifest records of one finished shard.
-- ``Hdf5ShardWriter`` / ``ParquetShardWriter``: append ``SparseRows`` to a
-  file under a temporary name; ``close`` renames it into place only once it
-  is complete, so a crash never leaves a shard that looks finished. A full
-  or read-only file system raises ``errors.WriteError`` naming the file. An
-  HDF5 shard is built in memory (HDF5's core driver, no backing store) and
-  written by ``close`` with plain writes: HDF5 never writes to disk itself,
-  because a file whose write failed (ENOSPC) stays open inside the library
-  with its dirty caches, and closing it at exit crashed the process (SIGSEGV).
-- ``Hdf5ShardReader`` / ``ParquetShardReader``: random access by block (the
-  unit of shuffling). Files open lazily on first read, in the process that
-  reads, because h5py handles must not cross a fork.
+- ``Hdf5ShardWriter`` / ``ParquetShardWriter``: append rows to a file under
+  a temporary name; ``close`` renames it into place only once it is
+  complete, so a crash never leaves a shard that looks finished. A full or
+  read-only file system raises ``errors.WriteError`` naming the file.
+- ``Hdf5ShardReader`` / ``ParquetShardReader`` (``open_reader``): random
+  access by block, the unit of shuffling. Files open lazily on first read,
+  in the process that reads (h5py handles must not cross a fork).
 - ``SplitWriter``: rolls a split's rows over a sequence of bounded shards.
 
 Block ``b`` of a shard is rows ``[b * block_rows, (b + 1) * block_rows)``; in
-Parquet it is exactly row group ``b``.
+Parquet it is exactly row group ``b``. HDF5 shards hold ``labels`` and
+``row_ids`` plus the CSR datasets ``indptr``, ``indices``, ``values`` or
+``tokens``; Parquet shards the columns ``label``, ``row_id`` plus
+``indices`` and ``values`` lists or ``tokens`` (types: docs/reference.md).
 
-HDF5 layout: ``labels`` (int32) and ``row_ids`` (int64), plus for TF-IDF rows
-the CSR datasets ``indptr`` (int64, rows + 1), ``indices`` (int32) and
-``values`` (float32), or for sequences ``tokens`` (int32, rows x width); all
-chunked and resizable. Parquet schema: ``label`` int32, ``row_id`` int64,
-plus ``indices`` list<int32> and ``values`` list<float32>, or ``tokens``
-fixed_size_list<int32>[width].
+Design (HDF5 built in memory, chunk sizes, no readahead) and measurements: docs/design/prepare.md
 """
 
 from __future__ import annotations
@@ -46,6 +40,8 @@ SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
 
 @dataclass(frozen=True)
 class ShardInfo:
+    """What the manifest records of one finished shard file."""
+
     path: str  # relative to the dataset directory
     split: str
     rows: int
@@ -56,20 +52,23 @@ class ShardInfo:
 
     @property
     def blocks(self) -> int:
+        """Blocks of the shard: ``rows / block_rows``, rounded up."""
         return -(-self.rows // self.block_rows)
 
     def to_json(self) -> dict:
+        """The manifest's entry (under ``shards``)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, doc: dict) -> ShardInfo:
+        """The record ``to_json`` wrote."""
         return cls(**doc)
 
 
 class _TempFileWriter:
     """Common close-and-rename logic."""
 
-    def __init__(self, root: Path, name: str, split: str, block_rows: int):
+    def __init__(self, root: Path, name: str, split: str, block_rows: int) -> None:
         self.root, self.name, self.split, self.block_rows = Path(root), name, split, block_rows
         self.final = self.root / name
         self.tmp = self.root / (name + ".tmp")
@@ -78,6 +77,7 @@ class _TempFileWriter:
         self.pending_rows = 0  # rows accepted but not yet written
 
     def _finish(self, digest: str | None = None) -> ShardInfo:
+        """Fsync the temporary file, rename it into place; its record (``digest``: its sha256 when known)."""
         with writing(self.tmp):
             with open(self.tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -88,14 +88,28 @@ class _TempFileWriter:
 
 
 class Hdf5ShardWriter(_TempFileWriter):
-    def __init__(self, root: Path, name: str, split: str, encoding: str, n_cols: int, block_rows: int):
+    """One HDF5 shard, built in memory and written to disk by ``close`` with plain writes.
+
+    HDF5 itself never writes to disk: a file whose write failed (ENOSPC) stays open inside the library, and
+    closing it at exit crashed the process (docs/design/prepare.md).
+
+    Args:
+        root: the directory the shard goes to.
+        name: its file name (``train-00000.h5``).
+        split: the split it holds.
+        encoding: ``"ngram"`` (CSR datasets) or ``"sequence"`` (``tokens``).
+        n_cols: features per row (n-grams) or the sequence width.
+        block_rows: rows per block.
+    """
+
+    def __init__(self, root: Path, name: str, split: str, encoding: str, n_cols: int, block_rows: int) -> None:
         import h5py
 
         super().__init__(root, name, split, block_rows)
-        # In memory (see the docstring), grown 4 MiB at a time: 64 KiB steps cost 0.1-0.2 s per 40 MB shard in copies.
+        # In memory, grown 4 MiB at a time: the core driver's 64 KiB steps cost time in copies.
         self.file = h5py.File(self.tmp, "w", driver="core", backing_store=False, block_size=4 << 20)
         self.file.attrs.update({"encoding": encoding, "n_cols": n_cols, "block_rows": block_rows})
-        # Element chunks of 16k keep a block's random read within ~2 x 64 KiB of what it needs.
+        # Element chunks of 16k bound how much a block's random read over-reads.
         rc, ec = max(block_rows, 1024), 1 << 14
         if encoding == "ngram":
             self.file.create_dataset("indptr", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(rc,))
@@ -106,17 +120,24 @@ class Hdf5ShardWriter(_TempFileWriter):
         self._create("labels", np.int32, (rc,))
         self._create("row_ids", np.int64, (rc,))
 
-    def _create(self, name: str, dtype, chunks: tuple[int, ...]) -> None:
+    def _create(self, name: str, dtype: Any, chunks: tuple[int, ...]) -> None:
+        """An empty resizable dataset ``name`` of ``dtype``, chunked by ``chunks``."""
         shape = (0, *chunks[1:])
         self.file.create_dataset(name, shape=shape, dtype=dtype, maxshape=(None, *chunks[1:]), chunks=chunks)
 
     def _append(self, name: str, data: np.ndarray) -> None:
+        """Grow dataset ``name`` by ``data``."""
         ds = self.file[name]
         start = ds.shape[0]
         ds.resize(start + len(data), axis=0)
         ds[start:] = data
 
     def write(self, rows: Rows) -> None:
+        """Append ``rows`` (of the writer's encoding) to the shard.
+
+        Args:
+            rows: sparse TF-IDF rows or token rows.
+        """
         if not len(rows):
             return
         if isinstance(rows, SparseRows):
@@ -131,6 +152,14 @@ class Hdf5ShardWriter(_TempFileWriter):
         self.rows += len(rows)
 
     def close(self) -> ShardInfo:
+        """Write the file image to disk under the temporary name, then rename it into place.
+
+        Returns:
+            The shard's record.
+
+        Raises:
+            WriteError: the file system is full or read-only.
+        """
         import hashlib
 
         self.file.attrs["rows"] = self.rows
@@ -143,7 +172,9 @@ class Hdf5ShardWriter(_TempFileWriter):
 
 
 class ParquetShardWriter(_TempFileWriter):
-    def __init__(self, root: Path, name: str, split: str, encoding: str, n_cols: int, block_rows: int):
+    """One Parquet shard: a row group per block, written as the blocks fill (arguments: ``Hdf5ShardWriter``'s)."""
+
+    def __init__(self, root: Path, name: str, split: str, encoding: str, n_cols: int, block_rows: int) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -165,12 +196,18 @@ class ParquetShardWriter(_TempFileWriter):
         self.pending: list[Rows] = []
 
     def write(self, rows: Rows) -> None:
+        """Append ``rows``; every full block is written as a row group.
+
+        Args:
+            rows: sparse TF-IDF rows or token rows.
+        """
         self.pending.append(rows)
         self.pending_rows += len(rows)
         if self.pending_rows >= self.block_rows:
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
+        """Write the pending rows' full blocks (``final``: all of them) as row groups."""
         rows = concat_rows(self.pending) if self.pending else None
         self.pending, self.pending_rows = [], 0
         if rows is None:
@@ -183,6 +220,7 @@ class ParquetShardWriter(_TempFileWriter):
             self.pending, self.pending_rows = [rest], len(rest)
 
     def _write_group(self, rows: Rows) -> None:
+        """Write ``rows`` as one row group."""
         import pyarrow as pa
 
         if isinstance(rows, SparseRows):
@@ -201,6 +239,14 @@ class ParquetShardWriter(_TempFileWriter):
         self.rows += len(rows)
 
     def close(self) -> ShardInfo:
+        """Write the last block, close the file and rename it into place.
+
+        Returns:
+            The shard's record.
+
+        Raises:
+            WriteError: the file system is full or read-only.
+        """
         self._flush(final=True)
         with writing(self.tmp):
             self.writer.close()
@@ -210,9 +256,9 @@ class ParquetShardWriter(_TempFileWriter):
 def _no_readahead(fd: int) -> None:
     """Tell the kernel a shard is read at random: blocks come in a shuffled order.
 
-    Without it, every block read can pull in a whole readahead window
-    (``read_ahead_kb``: 8 MiB on this machine's disk) that is evicted unused
-    when the page cache is small, i.e. exactly when the data outgrow RAM.
+    Without it, every block read can pull in a whole readahead window that is
+    evicted unused when the page cache is small, i.e. exactly when the data
+    outgrow RAM.
     """
     if hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):  # a file system without fadvise still reads correctly
@@ -220,12 +266,22 @@ def _no_readahead(fd: int) -> None:
 
 
 class Hdf5ShardReader:
-    def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int):
+    """Reads an HDF5 shard by block; the file opens on first read, in the reading process.
+
+    Args:
+        path: the shard file.
+        encoding: ``"ngram"`` or ``"sequence"``.
+        n_cols: features per row (n-grams) or the sequence width.
+        block_rows: rows per block.
+    """
+
+    def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int) -> None:
         self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
         self._file: Any = None  # h5py.File once opened
 
     @property
-    def file(self):
+    def file(self) -> Any:
+        """The open ``h5py.File``, opened now if it was not (with random-access advice to the kernel)."""
         if self._file is None:
             import h5py
 
@@ -235,9 +291,19 @@ class Hdf5ShardReader:
 
     @property
     def rows(self) -> int:
+        """Rows in the shard."""
         return int(self.file["labels"].shape[0])
 
     def read(self, start: int, stop: int) -> Rows:
+        """Rows ``[start, stop)`` of the shard.
+
+        Args:
+            start: the first row.
+            stop: one past the last row.
+
+        Returns:
+            ``SparseRows`` (indptr rebased to 0) or ``TokenRows``.
+        """
         f = self.file
         if self.encoding == "sequence":
             return TokenRows(f["tokens"][start:stop], f["labels"][start:stop], f["row_ids"][start:stop])
@@ -253,23 +319,28 @@ class Hdf5ShardReader:
         )
 
     def read_block(self, block: int) -> Rows:
+        """Block ``block`` of the shard (the last one may be short)."""
         start = block * self.block_rows
         return self.read(start, min(start + self.block_rows, self.rows))
 
     def close(self) -> None:
+        """Close the file if open; a later read opens it again."""
         if self._file is not None:
             self._file.close()
             self._file = None
 
 
 class ParquetShardReader:
-    def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int):
+    """Reads a Parquet shard by block (a row group); the file opens on first read (arguments: ``Hdf5ShardReader``'s)."""
+
+    def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int) -> None:
         self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
         self._file: Any = None  # pyarrow.parquet.ParquetFile once opened
         self._source: Any = None  # its pyarrow.OSFile
 
     @property
-    def file(self):
+    def file(self) -> Any:
+        """The open ``pyarrow.parquet.ParquetFile``, opened now if it was not (with random-access advice)."""
         if self._file is None:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -281,9 +352,11 @@ class ParquetShardReader:
 
     @property
     def rows(self) -> int:
+        """Rows in the shard."""
         return int(self.file.metadata.num_rows)
 
     def read_block(self, block: int) -> Rows:
+        """Block ``block`` of the shard: row group ``block``, as ``SparseRows`` or ``TokenRows``."""
         table = self.file.read_row_group(block)
         labels, row_ids = table.column("label").to_numpy(), table.column("row_id").to_numpy()
         if self.encoding == "sequence":
@@ -303,6 +376,7 @@ class ParquetShardReader:
         )
 
     def close(self) -> None:
+        """Close the file if open; a later read opens it again."""
         if self._file is not None:
             self._file.close()
             self._source.close()  # ParquetFile leaves a source it was handed open
@@ -313,17 +387,39 @@ _WRITERS: dict[str, type[Hdf5ShardWriter] | type[ParquetShardWriter]] = {
     "hdf5": Hdf5ShardWriter,
     "parquet": ParquetShardWriter,
 }
-_READERS = {"hdf5": Hdf5ShardReader, "parquet": ParquetShardReader}
+_READERS: dict[str, type[Hdf5ShardReader] | type[ParquetShardReader]] = {
+    "hdf5": Hdf5ShardReader,
+    "parquet": ParquetShardReader,
+}
 
 
-def open_reader(fmt: str, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int):
+def open_reader(
+    fmt: str, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int
+) -> Hdf5ShardReader | ParquetShardReader:
+    """A reader of one shard of format ``fmt`` (one of ``FORMATS``; the other arguments: the reader's).
+
+    Returns:
+        An ``Hdf5ShardReader`` or a ``ParquetShardReader``; nothing is opened until its first read.
+    """
     return _READERS[fmt](path, encoding, n_cols, block_rows)
 
 
 class SplitWriter:
-    """Writes one split as shards of at most ``shard_rows`` rows: ``{split}-00000.h5``, ..."""
+    """Writes one split as shards of at most ``shard_rows`` rows: ``{split}-00000.h5``, ...
 
-    def __init__(self, root: Path, fmt: str, split: str, encoding: str, n_cols: int, shard_rows: int, block_rows: int):
+    Args:
+        root: the directory the shards go to.
+        fmt: the shard format, one of ``FORMATS`` (``ValueError`` otherwise).
+        split: the split's name, the files' prefix.
+        encoding: ``"ngram"`` or ``"sequence"``.
+        n_cols: features per row (n-grams) or the sequence width.
+        shard_rows: rows per shard file.
+        block_rows: rows per block.
+    """
+
+    def __init__(
+        self, root: Path, fmt: str, split: str, encoding: str, n_cols: int, shard_rows: int, block_rows: int
+    ) -> None:
         if fmt not in _WRITERS:
             raise ValueError(f"unknown shard format {fmt!r}")
         self.root, self.fmt, self.split, self.encoding = Path(root), fmt, split, encoding
@@ -332,6 +428,7 @@ class SplitWriter:
         self.current: Hdf5ShardWriter | ParquetShardWriter | None = None
 
     def write(self, rows: Rows) -> None:
+        """Append ``rows``, closing each shard as it fills and starting the next."""
         start = 0
         while start < len(rows):
             if self.current is None:
@@ -348,6 +445,11 @@ class SplitWriter:
                 self.current = None
 
     def close(self) -> list[ShardInfo]:
+        """Close the last shard.
+
+        Returns:
+            The records of every shard written, in order.
+        """
         if self.current is not None:
             self.done.append(self.current.close())
             self.current = None

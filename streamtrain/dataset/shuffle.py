@@ -1,8 +1,8 @@
 """Pure, seeded orders: the blocks each epoch of fit visits, and the buckets and permutations of prepare's shuffle.
 
 Nothing here keeps state: every function is a pure function of its
-arguments and a seed. A dataset split is a list of shards, each a number of blocks. An epoch plan
-is a permutation of every (shard, block) pair, so a reader that follows it
+arguments and a seed. A dataset split is a list of shards, each a number of
+blocks. An epoch plan is a permutation of every (shard, block) pair, so a reader that follows it
 and emits every row of every block sees each row exactly once per epoch.
 Plans depend only on (seed, epoch, block counts): re-runs, resumes and
 workers agree without talking to each other. With several training workers,
@@ -22,12 +22,28 @@ Block = tuple[int, int]  # (shard index, block index within the shard)
 
 
 def all_blocks(block_counts: Sequence[int]) -> list[Block]:
-    """Every block of every shard, in storage order."""
+    """Every block of every shard, in storage order.
+
+    Args:
+        block_counts: blocks per shard.
+
+    Returns:
+        ``(shard, block)`` pairs.
+    """
     return [(s, b) for s, n in enumerate(block_counts) for b in range(n)]
 
 
 def epoch_blocks(block_counts: Sequence[int], seed: int, epoch: int) -> list[Block]:
-    """All blocks in a random order that changes with ``epoch`` and is fixed by ``seed``."""
+    """All blocks in a random order that changes with ``epoch`` and is fixed by ``seed``.
+
+    Args:
+        block_counts: blocks per shard.
+        seed: the run's seed.
+        epoch: the epoch's number.
+
+    Returns:
+        A permutation of ``all_blocks(block_counts)``.
+    """
     blocks = all_blocks(block_counts)
     order = np.random.default_rng([seed, epoch]).permutation(len(blocks))
     return [blocks[i] for i in order]
@@ -41,6 +57,13 @@ def spread_blocks(block_rows: Sequence[int], rows: int) -> list[int]:
     proportion to its blocks, those that ``--append`` added included; the
     shards hold each split in a seeded random order, so the rows are a
     random sample of the split. The same positions for the same arguments.
+
+    Args:
+        block_rows: rows per block, in storage order.
+        rows: the least number of rows wanted.
+
+    Returns:
+        Block positions, ascending.
     """
     n, total = len(block_rows), int(sum(block_rows))
     if total <= rows:
@@ -58,6 +81,17 @@ def worker_rows(rows: int, worker: int, workers: int) -> tuple[int, int]:
     """The ``[start, stop)`` positions, in an epoch's row order, of ``worker``'s rows out of ``rows``.
 
     Consecutive, disjoint, covering ``[0, rows)``, sizes ``rows // workers`` or one more.
+
+    Args:
+        rows: rows of the epoch.
+        worker: the worker's index.
+        workers: how many workers.
+
+    Returns:
+        ``(start, stop)``.
+
+    Raises:
+        ValueError: ``worker`` is not in ``[0, workers)``.
     """
     if not 0 <= worker < workers:
         raise ValueError(f"worker {worker} is not in [0, {workers})")
@@ -72,6 +106,15 @@ def worker_slices(
     ``block_rows[i]`` is the number of rows of ``plan[i]``. The plan's blocks,
     laid end to end, are cut at ``worker_rows``: a block that straddles a cut
     is read by both neighbours, each taking its own rows of it.
+
+    Args:
+        plan: the epoch's blocks, in order (``epoch_blocks``).
+        block_rows: rows of each block of ``plan``.
+        worker: the worker's index.
+        workers: how many workers.
+
+    Returns:
+        ``(block, lo, hi)`` for each block the worker reads, in plan order.
     """
     total = int(sum(block_rows))
     start, stop = worker_rows(total, worker, workers)
@@ -88,7 +131,18 @@ def worker_slices(
 
 
 def row_permutation(n: int, seed: int, epoch: int, group: int, *worker: int) -> np.ndarray:
-    """Permutation of ``n`` buffered rows for the ``group``-th buffer of an epoch (of ``worker``, if given)."""
+    """Permutation of ``n`` buffered rows for the ``group``-th buffer of an epoch.
+
+    Args:
+        n: rows in the buffer.
+        seed: the run's seed.
+        epoch: the epoch's number.
+        group: the buffer's number within the epoch.
+        *worker: the worker's index, when several read the epoch.
+
+    Returns:
+        A permutation of ``range(n)``.
+    """
     return np.random.default_rng([seed, epoch, group, 1, *worker]).permutation(n)
 
 
@@ -100,6 +154,14 @@ def row_buckets(row_ids: np.ndarray, seed: int, n_buckets: int) -> np.ndarray:
 
     Depends on nothing but (row id, seed, n_buckets), so chunking does not
     change it; uniform and independent across rows for practical purposes.
+
+    Args:
+        row_ids: the rows' ids.
+        seed: the shuffle's seed.
+        n_buckets: how many buckets.
+
+    Returns:
+        Each row's bucket (int64).
     """
     z = row_ids.astype(np.uint64) + np.uint64(
         _GOLDEN * (seed + 1) % 2**64
@@ -111,5 +173,15 @@ def row_buckets(row_ids: np.ndarray, seed: int, n_buckets: int) -> np.ndarray:
 
 
 def bucket_permutation(n: int, seed: int, split: int, bucket: int) -> np.ndarray:
-    """Order of the ``n`` rows of one shuffle bucket of one split."""
+    """Order of the ``n`` rows of one shuffle bucket of one split.
+
+    Args:
+        n: rows in the bucket.
+        seed: the shuffle's seed.
+        split: the split's code.
+        bucket: the bucket's number.
+
+    Returns:
+        A permutation of ``range(n)``.
+    """
     return np.random.default_rng([seed, split, bucket, 2]).permutation(n)

@@ -34,7 +34,17 @@ class ShardLayout:
 
 
 class ShuffledSplits:
-    """Per split: a ``BucketShuffle`` in front of a ``SplitWriter``; plus per-class row counts."""
+    """Per split: a ``BucketShuffle`` in front of a ``SplitWriter``; plus per-class row counts.
+
+    Args:
+        layout: the dataset's shard layout.
+        stage: the directory the shards go to (the shuffle's scratch under ``stage/.shuffle``).
+        split_rows: rows each split will have (by split code), which sizes its shuffle.
+        encoding: ``"ngram"`` or ``"sequence"``.
+        width: columns of a stored row (features, or the sequence length).
+        n_classes: how many classes, for the counts.
+        seed: the shuffle's seed.
+    """
 
     def __init__(
         self,
@@ -45,7 +55,7 @@ class ShuffledSplits:
         width: int,
         n_classes: int,
         seed: int,
-    ):
+    ) -> None:
         self.shuffles = [
             BucketShuffle(
                 stage / ".shuffle" / name,
@@ -64,6 +74,12 @@ class ShuffledSplits:
         self.per_class = np.zeros((len(SPLIT_NAMES), n_classes), np.int64)
 
     def write(self, rows: Rows, splits: np.ndarray) -> None:
+        """Hand each row to its split's shuffle and count it under its class.
+
+        Args:
+            rows: vectorized rows.
+            splits: each row's split code.
+        """
         for code, shuffle in enumerate(self.shuffles):
             picked = np.flatnonzero(splits == code)
             if len(picked):
@@ -72,6 +88,11 @@ class ShuffledSplits:
                 self.per_class[code] += np.bincount(sub.labels, minlength=self.per_class.shape[1])
 
     def close(self) -> tuple[list[ShardInfo], np.ndarray]:
+        """Drain every split's shuffle into its shards and close them; log each split's rows.
+
+        Returns:
+            The shards written (train, then val, then test) and the rows per split and class.
+        """
         for shuffle, writer in zip(self.shuffles, self.writers):
             for rows in shuffle.drain():
                 writer.write(rows)

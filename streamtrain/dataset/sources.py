@@ -1,40 +1,20 @@
 """A dataset's inputs as the manifest records them, and what an append reads of each (``plan``).
 
 Every input of a prepare or an append is recorded in ``manifest.sources``
-with its ``bytes`` and ``sha256`` (``digest``), when it was ingested and by
-which night (0 for the first prepare, N for the N-th append).
+with its ``bytes`` and ``sha256`` (``digest``; a directory per class: a
+digest over its documents, which its record also lists), when it was
+ingested and by which night (0 for the first prepare, N for the N-th
+append). The append rule (``plan``, ``new_sources``) counts no row twice:
+an input whose content was ingested before is skipped; of a directory
+recorded under the same path only its new documents are read; of a file
+recorded under the same path only what follows its ingested prefix (a
+plain file's prefix ends with a line break, a gzip file grows by new
+members, a Parquet file cannot grow). An ingested part that changed is
+edited history: ``DataError`` (exit 65), nothing appended; ``prepare
+--refit`` reads every recorded input once, whole, as it is now. Also here:
+``next_night`` and ``count_sources`` (a first pass's per-source counts).
 
-A directory per class is digested as a whole: sha256 over the sorted lines
-``relative_path\\0size\\0sha256_of_file\\n`` of the documents the reader
-reads (class sub-directories and files whose path has no part starting with
-``.``); its bytes are their total. Its record also lists the documents that
-night read (``documents``: ``[relative_path, size, sha256]``).
-
-The append rule (``plan``), so that no row is counted twice:
-
-- an input whose content was ingested before (same size and sha256, any
-  path) is skipped;
-- a directory recorded under the same path: only its documents not ingested
-  before are read; a document ingested under the same relative path whose
-  bytes changed is edited history (``DataError``, exit 65); a document
-  removed since stays in the dataset. A record from before 0.10 (no
-  ``documents``) counts as ingested the documents whose digest it was, when
-  those modified no later than its ingest reproduce it exactly;
-- a file recorded under the same path: its record's ``bytes`` and ``sha256``
-  are those of the prefix ingested so far. When the file now starts with
-  that prefix, only what follows it is read (``start``), up to the size
-  it was digested at (a row written meanwhile waits for the next append); otherwise the
-  ingested part changed: ``DataError``. The prefix is of the file on disk:
-  a plain file's prefix must end with a line break, a gzip file must grow
-  by new gzip members (``cat new.gz >> old.gz``; a file compressed again as
-  a whole is an edit). A Parquet file cannot grow in place.
-
-``prepare --refit`` reads each recorded input once, whole, as it is now
-(with a warning for one that changed since it was ingested).
-
-Also here: ``new_sources`` (an append's plans, input by input),
-``next_night`` (the number of the next ingest) and ``count_sources`` (a
-first pass's per-source counts: first row id, rows read and rejected).
+Design (the digest, the rule case by case): docs/design/nightly.md
 """
 
 from __future__ import annotations
@@ -61,12 +41,19 @@ _REFIT = "prepare --refit rebuilds the dataset from its inputs as they are now"
 
 
 def now() -> str:
-    """The time recorded for an ingest: ISO 8601, UTC, seconds."""
+    """The time recorded for an ingest: now, ISO 8601, UTC, to the second."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def documents(root: Path) -> list[Document]:
-    """The documents a directory-per-class reader reads (``io.readers._read_dir``'s selection), digested."""
+    """The documents a directory-per-class reader reads (``io.readers.class_dirs.read_dir``'s selection), digested.
+
+    Args:
+        root: a directory of a sub-directory per class.
+
+    Returns:
+        Each document (path relative to ``root``, size, sha256, mtime), class by class in name order.
+    """
     out = []
     for class_dir in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
         for doc in class_dir.rglob("*"):
@@ -78,6 +65,7 @@ def documents(root: Path) -> list[Document]:
 
 
 def _tree_digest(docs: list[Document]) -> tuple[int, str]:
+    r"""(total bytes, sha256 over the sorted ``path\0size\0sha256\n`` lines) of a directory's documents."""
     lines = sorted(f"{d.path}\0{d.bytes}\0{d.sha256}\n" for d in docs)
     h = hashlib.sha256()
     for line in lines:
@@ -86,7 +74,15 @@ def _tree_digest(docs: list[Document]) -> tuple[int, str]:
 
 
 def digest(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """(bytes, sha256) of an input file, or of a directory per class as described above."""
+    r"""What the manifest records of an input's content.
+
+    Args:
+        path: an input file, or a directory of a sub-directory per class.
+
+    Returns:
+        (bytes, sha256) of the file; of a directory, the documents' total bytes and the sha256 of their sorted
+        ``relative_path\0size\0sha256\n`` lines.
+    """
     path = Path(path)
     if not path.is_dir():
         return os.stat(path).st_size, sha256_file(path)
@@ -95,8 +91,11 @@ def digest(path: str | os.PathLike[str]) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class Provenance:
-    """What a source's record says of the input itself: its size and sha256 (and a directory's documents), when
-    and by which night it was ingested. A refit carries it over to the rebuilt dataset's records."""
+    """What a source's record says of the input itself, as opposed to the rows read of it.
+
+    Its size and sha256 (and a directory's documents), when and by which night it was ingested. A refit
+    carries it over to the rebuilt dataset's records.
+    """
 
     bytes: int | None  # None: not recorded (an older release's record)
     sha256: str | None
@@ -106,10 +105,20 @@ class Provenance:
 
     @classmethod
     def of(cls, source: Source) -> Provenance:
+        """The provenance a recorded ``source`` states."""
         return cls(source.bytes, source.sha256, source.documents, source.ingested_at, source.night)
 
     def source(self, role: str, path: str, format: str) -> Source:
-        """The record of input ``path`` with this provenance, nothing read yet."""
+        """The record of an input with this provenance, nothing read yet.
+
+        Args:
+            role: ``"train"`` or ``"test"``.
+            path: the input's absolute path.
+            format: its reader's format (``io.readers.detect_format``).
+
+        Returns:
+            A ``Source`` with no rows counted.
+        """
         return Source(
             path,
             role,
@@ -123,8 +132,14 @@ class Provenance:
 
 
 def record(path: str | os.PathLike[str]) -> Provenance:
-    """What the manifest records of an input read whole, as it is now: bytes, sha256 (and a directory's
-    documents); not yet when or by which night."""
+    """What the manifest records of an input read whole, as it is now; not yet when or by which night.
+
+    Args:
+        path: an input file or a directory per class.
+
+    Returns:
+        Its bytes and sha256 (``digest``), and a directory's documents.
+    """
     if not Path(path).is_dir():
         size, sha256 = digest(path)
         return Provenance(size, sha256)
@@ -134,7 +149,16 @@ def record(path: str | os.PathLike[str]) -> Provenance:
 
 
 def ingested(sources: list[Source], size: int, sha256: str) -> Source | None:
-    """The recorded source with this content (same size and sha256), or None."""
+    """The recorded source with this content, whatever its path.
+
+    Args:
+        sources: the recorded sources.
+        size: the content's bytes.
+        sha256: the content's sha256.
+
+    Returns:
+        The first source with the same size and sha256, or None.
+    """
     for source in sources:
         if source.sha256 == sha256 and source.bytes == size:
             return source
@@ -153,7 +177,16 @@ class Plan:
     docs: list[Document] | None = None  # a directory's documents read
 
     def record(self, night: int, at: str) -> Source:
-        """The input's record for night ``night`` ingesting at ``at``; its rows not counted yet."""
+        """The input's record for night ``night``; its rows not counted yet.
+
+        Args:
+            night: the append's night number.
+            at: when it ingests (``now``).
+
+        Returns:
+            The ``Source`` the manifest will list, with ``start`` for a grown file and the documents read of a
+            directory.
+        """
         return Source(
             self.path,
             self.role,
@@ -175,7 +208,21 @@ class Plan:
 
 
 def plan(role: str, path: str, recorded: list[Source]) -> Plan | None:
-    """What an append reads of input ``path`` given the ``recorded`` sources; None when nothing (skipped)."""
+    """What an append reads of one input, by the append rule (the module docstring).
+
+    Args:
+        role: ``"train"`` or ``"test"``.
+        path: the input.
+        recorded: the sources recorded so far (and those this append planned before).
+
+    Returns:
+        The plan, or None when the input is skipped: ingested before, or nothing new in it.
+
+    Raises:
+        DataError: the part of the input ingested before changed (edited history), or it cannot be told
+            from the new part (a Parquet file that grew, a gzip tail that is no new member, an old record
+            without a digest).
+    """
     full = os.path.abspath(path)
     same = [s for s in recorded if s.path == full]
     if os.path.isdir(path):
@@ -184,9 +231,19 @@ def plan(role: str, path: str, recorded: list[Source]) -> Plan | None:
 
 
 def new_sources(inputs: Iterable[tuple[str, str]], recorded: list[Source], night: int) -> list[Plan]:
-    """What an append reads of each of its ``inputs`` ((role, path), training inputs first as ``read_rows`` reads
-    them; ``plan``: never a row twice), without those it skips; ``DataError`` when a recorded input's ingested part
-    changed."""
+    """What an append reads of each of its inputs (``plan``: never a row twice), without those it skips.
+
+    Args:
+        inputs: ``(role, path)`` of each input, training inputs first, as ``read_rows`` reads them.
+        recorded: the dataset's recorded sources.
+        night: the append's night number.
+
+    Returns:
+        One plan per input read, in order.
+
+    Raises:
+        DataError: as ``plan``.
+    """
     out: list[Plan] = []
     planned: list[Source] = []
     for role, path in inputs:
@@ -198,13 +255,26 @@ def new_sources(inputs: Iterable[tuple[str, str]], recorded: list[Source], night
 
 
 def next_night(manifest: Manifest) -> int:
-    """The number of the next ingest: one more than any recorded (0 is the first prepare)."""
+    """The number of the next ingest.
+
+    Args:
+        manifest: the dataset's manifest.
+
+    Returns:
+        One more than any night its sources and appends record (0 is the first prepare).
+    """
     nights = [s.night for s in manifest.sources] + [a.night for a in manifest.appends]
     return 1 + max(nights, default=0)
 
 
 def count_sources(records: list[Source], rejects: RejectLog, first_row_id: int) -> None:
-    """Fill in each source's first row id and rejected and read counts; log them; estimate rows lost."""
+    """Fill in each source's first row id and rejected and read counts; log them; estimate rows lost.
+
+    Args:
+        records: the sources, in input order, their ``rows`` counted by the pass.
+        rejects: the pass's rejects (``per_source`` in the same order); its ``estimate_lost`` is called.
+        first_row_id: the row id of the first source's first row.
+    """
     start = first_row_id
     for i, source in enumerate(records):
         source.first_row_id, start = start, start + source.rows
@@ -217,10 +287,12 @@ def count_sources(records: list[Source], rejects: RejectLog, first_row_id: int) 
 
 
 def _skipped(path: str, seen: Source) -> None:
+    """Warn that ``path`` is skipped: its content was ingested as ``seen``."""
     log.warning(f"{path}: already ingested as {seen.describe()}; skipped")
 
 
 def _plan_directory(role: str, full: str, same: list[Source], recorded: list[Source]) -> Plan | None:
+    """``plan`` for a directory per class: its documents not ingested before."""
     docs = documents(Path(full))
     size, sha256 = _tree_digest(docs)
     if (seen := ingested(recorded, size, sha256)) is not None:
@@ -250,6 +322,7 @@ def _plan_directory(role: str, full: str, same: list[Source], recorded: list[Sou
 
 
 def _night_of(same: list[Source], rel: str) -> int:
+    """The night that ingested document ``rel``, for messages."""
     for source in same:
         if any(d.path == rel for d in source.documents or []):
             return source.night
@@ -273,6 +346,7 @@ def _ingested_documents(full: str, source: Source, docs: list[Document]) -> list
 
 
 def _plan_file(role: str, full: str, same: list[Source], recorded: list[Source]) -> Plan | None:
+    """``plan`` for a file: all of it when new, what follows its ingested prefix when it grew."""
     # (bytes, sha256, night) of each ingested prefix of the file
     prefixes = [(s.bytes, s.sha256, s.night) for s in same if s.bytes is not None and s.sha256 is not None]
     if same and not prefixes:
@@ -328,12 +402,16 @@ def _hashes(path: str, prefix: int | None) -> tuple[str, str | None]:
 
 
 def _gz(path: str) -> bool:
+    """Whether ``path`` is read as gzip (by its name)."""
     return path.lower().endswith(".gz")
 
 
 def _check_growth(path: str, start: int) -> None:
-    """Refuse growth the readers cannot take from ``start`` on: a gzip tail that is no new member, a plain prefix
-    whose last line had no line break (its rest and an edit of it look the same)."""
+    """Refuse growth the readers cannot take from ``start`` on (``DataError``).
+
+    That is a gzip tail that is no new member, or a plain prefix whose last line had no line break (its rest
+    and an edit of it look the same).
+    """
     with open(path, "rb") as fh:
         if _gz(path):
             fh.seek(start)

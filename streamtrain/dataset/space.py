@@ -1,20 +1,17 @@
 """How much disk a prepare needs, estimated from its inputs' sizes, checked before any work (``check``).
 
 prepare builds its scratch (the n-gram spill, the shuffle buckets) and its
-shards in a staging directory beside ``--data`` (an append: inside it), so
-all of it lands on the file system of ``--data``. Measured peaks of that
-staging directory (scratch and shards together) on the corpora under
-``$STREAMTRAIN_DATASETS`` and the demo corpus: 2.8x (AG News) to 6.2x
-(SST-2, sequences) the inputs' bytes on disk; the dataset that remains,
-2.0x (Parquet) to 3.7x.
+shards in a staging directory on the file system of ``--data``. ``need``
+estimates that from the inputs' bytes on disk: ``TYPICAL`` times them at
+the peak, as usually measured. ``check`` refuses (``CannotCreate``, exit 73,
+before any work) only when the free space is clearly too little: less than
+``FLOOR`` times the inputs' bytes, since sequences cut to ``--max-length``
+and compressed inputs can need far less than typical; below ``TYPICAL`` it
+says so at info level. An append is not checked: which of its inputs are
+read is decided by the append itself. Running out later still ends in one
+line (``OutOfSpace``, exit 74) and no partial dataset.
 
-``check`` refuses (``CannotCreate``, exit 73) only when the free space is
-clearly too little: less than an eighth of the inputs' bytes (``FLOOR``),
-because sequences cut to ``--max-length`` and compressed inputs can need
-far less than the typical ``TYPICAL`` times, and says so (info) below that. An
-append is not checked: which of its inputs are read (files ingested before
-are skipped) is decided by the append itself. Running out later still ends
-in one line (``OutOfSpace``, exit 74) and no partial dataset.
+Measurements behind ``TYPICAL`` and ``FLOOR``: docs/design/prepare.md
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ from streamtrain.io.readers import input_bytes
 log = logging.getLogger(__name__)
 
 TYPICAL = 3.0  # scratch and shards at their peak, times the inputs' bytes, as usually measured
-FLOOR = 1 / 8  # refused below this share of the inputs' bytes free: far under the least measured (2.8x)
+FLOOR = 1 / 8  # refused below this share of the inputs' bytes free: far under the least measured
 
 
 @dataclass(frozen=True)
@@ -43,15 +40,24 @@ class SpaceNeed:
 
     @property
     def typical(self) -> int:
+        """Bytes a prepare of these inputs usually needs at its peak."""
         return int(self.input_bytes * TYPICAL)
 
     @property
     def least(self) -> int:
+        """Bytes below which a prepare of these inputs is refused."""
         return int(self.input_bytes * FLOOR)
 
 
 def existing_parent(path: str | os.PathLike[str]) -> Path:
-    """``path`` itself when it exists, else its nearest existing ancestor (where prepare will create it)."""
+    """Where a path's file system is: ``path`` itself when it exists, else its nearest existing ancestor.
+
+    Args:
+        path: the ``--data`` directory, which prepare will create if missing.
+
+    Returns:
+        That directory, absolute.
+    """
     where = Path(os.path.abspath(path))
     while not where.exists() and where.parent != where:
         where = where.parent
@@ -59,6 +65,15 @@ def existing_parent(path: str | os.PathLike[str]) -> Path:
 
 
 def need(data: str, inputs: list[str]) -> SpaceNeed:
+    """What a prepare of ``inputs`` into ``data`` needs and has.
+
+    Args:
+        data: the ``--data`` directory.
+        inputs: every input path (``io.readers.input_bytes`` sizes each).
+
+    Returns:
+        The inputs' bytes and the free bytes of ``data``'s file system (for an unprivileged user).
+    """
     where = existing_parent(data)
     st = os.statvfs(where)
     return SpaceNeed(where, sum(input_bytes(p) for p in inputs), st.f_bavail * st.f_frsize)
@@ -73,8 +88,15 @@ def _size(n: int) -> str:
 
 
 def check(data: str, inputs: list[str]) -> None:
-    """Refuse a prepare (not an append) of ``inputs`` whose ``--data`` file system clearly lacks the space it will
-    need."""
+    """Refuse a prepare (not an append) whose ``--data`` file system clearly lacks the space it will need.
+
+    Args:
+        data: the ``--data`` directory.
+        inputs: every input path.
+
+    Raises:
+        CannotCreate: less than ``FLOOR`` times the inputs' bytes is free (exit 73).
+    """
     space = need(data, inputs)
     if space.free_bytes < space.least:
         raise CannotCreate(

@@ -1,17 +1,17 @@
 """Scratch store of hashed n-gram counts between prepare's passes.
 
-Raw text is tokenized once; the counts go to numbered parts on disk and the
-later passes (feature selection, shard writing) stream them back. A part is its
-arrays' raw bytes one after another (``part-NNNNNN.bin``; their dtypes and
-lengths stay in this object: the file is scratch, read only by the process
-that wrote it), so reading it back is one ``np.fromfile`` per array, with no
-zip directory or CRC to compute (``.npz`` parts spent ~0.3 s of IMDB's prepare
-on CRC-32 alone). The parts live inside prepare's staging directory and are
-deleted with it.
+Raw text is tokenized once; ``Spill.append`` writes each chunk's counts
+(with its provisional labels, split codes and row ids: a ``SpillPart``) to
+a numbered part on disk, and each later pass (feature selection, shard
+writing) iterates the parts back in order. A part is its arrays' raw bytes
+one after another (``part-NNNNNN.bin``; their dtypes and lengths stay in
+the ``Spill``: the file is scratch, read only by the process that wrote
+it). The parts live inside prepare's staging directory and are deleted
+with it. Each read reports its progress (``streamtrain.progress``: rows and
+bytes of the parts read) under the name of the pass that reads it, given
+in order when the spill is made.
 
-Each read of the spill reports its progress (``streamtrain.progress``: rows
-and bytes of the parts read) under the name of the pass that reads it,
-given in order when the spill is made.
+Why raw arrays, not ``.npz``: docs/design/prepare.md
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from streamtrain.progress import Progress
 
 @dataclass
 class SpillPart:
+    """One chunk's hashed n-gram counts and what the later passes need of its rows."""
+
     counts: sp.csr_matrix  # rows x hash buckets
     labels: np.ndarray  # int32, provisional label ids
     splits: np.ndarray  # uint8 split codes
@@ -36,9 +38,15 @@ class SpillPart:
 
 
 class Spill:
-    """``passes``: the names of the passes that will read the spill back, in order, for their progress."""
+    """The spilled parts in ``directory``; iterating it reads them back.
 
-    def __init__(self, directory: Path, n_cols: int, passes: Sequence[str] = ()):
+    Args:
+        directory: where the parts go (created).
+        n_cols: hash buckets, the counts' columns.
+        passes: the names of the passes that will read the spill back, in order, for their progress.
+    """
+
+    def __init__(self, directory: Path, n_cols: int, passes: Sequence[str] = ()) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.n_cols = n_cols
@@ -48,6 +56,14 @@ class Spill:
         self._passes = list(passes)
 
     def append(self, part: SpillPart) -> None:
+        """Write ``part`` as the next numbered part file.
+
+        Args:
+            part: one chunk's counts and rows.
+
+        Raises:
+            WriteError: the file system is full or read-only.
+        """
         path = self.directory / f"part-{self.parts:06d}.bin"
         arrays = {
             "indptr": part.counts.indptr.astype(np.int64, copy=False),
@@ -69,6 +85,14 @@ class Spill:
         self.parts += 1
 
     def __iter__(self) -> Iterator[SpillPart]:
+        """Every part, in the order written, reporting progress under the next pass's name.
+
+        Yields:
+            Each part as written.
+
+        Raises:
+            OSError: a part file is shorter than written.
+        """
         name = self._passes.pop(0) if self._passes else "reading the spill"
         with Progress(name, sum(self.sizes)) as progress:
             for i in range(self.parts):

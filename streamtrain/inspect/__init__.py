@@ -1,27 +1,16 @@
-"""inspect: what a dataset or a model directory holds, from its JSON records alone (``InspectOptions``, ``inspect``).
+r"""inspect: what a dataset or a model directory holds, from its JSON records alone (``InspectOptions``, ``inspect``).
 
-Who owns what:
-- this module: ``inspect`` (which kind of directory it is, and its record)
-  and ``render_text`` (a record as text, every line escaped).
-- ``dataset``: a dataset directory's record (``manifest.json``: its splits,
-  class balance, the vectorizer choice, rejected rows, appends, the
-  validation sample, for n-grams the top features of each class as readable
-  n-gram strings) and its text.
-- ``model``: a model directory's record (``fs.versions``, or one written by
-  streamtrain 0.2: its versions with their metrics, date, promotion decision,
-  warm start, selection and SavedModel; the versions being trained or
-  interrupted; a promotion step a killed run left, ``train.promote``) and
-  its text.
-- ``tables``: cells and aligned columns for both.
-
-``inspect`` returns one JSON-ready dict (labels exactly as recorded),
-``render_text`` turns it into aligned plain-text tables for people, with
+Who owns what: this module's ``inspect`` tells which kind of directory it
+is and returns its record, one JSON-ready dict (labels exactly as
+recorded); ``render_text`` turns it into aligned plain-text tables, with
 control characters in labels and other free text shown as escapes
-(``visible``: ``\\x1b``, ``\\r``, ``\\n``), so data cannot drive the terminal
-or break a table's rows. Only JSON files are read (never a
-shard or a model, never TensorFlow), so it is fast on any size; it checks
-nothing but the feature names file it shows (``streamtrain verify`` checks
-everything).
+(``visible``: ``\x1b``, ``\r``, ``\n``), so data cannot drive the terminal
+or break a table's rows. ``dataset`` and ``model`` make each kind's record
+and text; ``tables`` the cells and aligned columns for both. Only JSON
+files are read (never a shard or a model, never TensorFlow), so it is fast
+on any size. It checks only that the manifest's shards exist
+(``Manifest.load``) and that the feature names file it shows matches its
+record (``streamtrain verify`` checks everything).
 """
 
 from __future__ import annotations
@@ -44,12 +33,25 @@ __all__ = ["CHECKPOINT_STATE", "InspectOptions", "id_date", "inspect", "render_t
 
 @dataclass
 class InspectOptions:
+    """The options of ``streamtrain inspect`` (each field's ``help`` is its ``--help`` line)."""
+
     path: str = option(positional=True, path=True, metavar="DIR", help="a dataset directory or a model directory")
     json: bool = option(False, help="print one JSON document instead of text tables")
 
 
 def inspect(opts: InspectOptions) -> dict:
-    """What the dataset or model directory ``opts.path`` holds; ``UsageError`` when it is neither."""
+    """What the dataset or model directory ``opts.path`` holds, from its JSON records alone.
+
+    Args:
+        opts: the command's options (``opts.json`` is the caller's: the record is the same).
+
+    Returns:
+        The record, JSON-ready: ``dataset.dataset_record``'s or ``model.model_record``'s (``kind`` says which).
+
+    Raises:
+        UsageError: ``opts.path`` is not a directory, or neither a dataset nor a model directory.
+        DataError: a dataset's manifest cannot be read.
+    """
     root = Path(opts.path)
     if not root.is_dir():
         raise UsageError(f"not a directory: {root}")
@@ -61,6 +63,13 @@ def inspect(opts: InspectOptions) -> dict:
 
 
 def render_text(result: dict) -> str:
-    """``inspect``'s result as plain text: a few headed sections of aligned columns."""
+    """``inspect``'s result as plain text: a few headed sections of aligned columns.
+
+    Args:
+        result: what ``inspect`` returned.
+
+    Returns:
+        The text, every line escaped (``visible``), ending with a newline.
+    """
     lines = dataset_text(result) if result["kind"] == "dataset" else model_text(result)
     return "\n".join(visible(line) for line in lines) + "\n"  # table cells were escaped before their widths

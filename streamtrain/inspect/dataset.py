@@ -30,6 +30,17 @@ from streamtrain.visible import visible
 
 
 def dataset_record(root: Path) -> dict:
+    """A dataset directory's record (the module docstring), from its JSON files.
+
+    Args:
+        root: the dataset directory.
+
+    Returns:
+        A JSON-ready dict, ``kind`` ``"dataset"``.
+
+    Raises:
+        DataError: the manifest is missing, corrupt, of an unsupported version, or names a missing shard.
+    """
     manifest = Manifest.load(root)
     splits = _splits(manifest)
     rejected = manifest.stats.rejected
@@ -64,6 +75,7 @@ def dataset_record(root: Path) -> dict:
 
 
 def _sample(sample: ValSampleRecord | None) -> dict:
+    """The validation sample's rows and bytes; ``{}`` when there is none."""
     return {} if sample is None else {"rows": sample.rows, "bytes": sample.bytes, "text_bytes": sample.text_bytes}
 
 
@@ -105,6 +117,7 @@ def _exportable(root: Path) -> dict:
 
 
 def _append(entry: Append) -> dict:
+    """One append's night, date, rows, rejects and drift."""
     return {
         "night": entry.night,
         "date": entry.at,
@@ -148,7 +161,14 @@ def _top_features(root: Path, manifest: Manifest) -> dict:
 
 
 def dataset_text(r: dict) -> list[str]:
-    """The lines of a dataset's record, unescaped (``render_text`` escapes each)."""
+    """The lines of a dataset's record, unescaped (``render_text`` escapes each).
+
+    Args:
+        r: ``dataset_record``'s result.
+
+    Returns:
+        The lines, section by section.
+    """
     return [
         *_summary_lines(r),
         *_balance_lines(r),
@@ -184,6 +204,7 @@ def _format_lines(r: dict) -> list[str]:
 
 
 def _balance_lines(r: dict) -> list[str]:
+    """The class balance per split, when recorded."""
     if not r["class_balance"]:
         return []
     splits = list(r["class_balance"])
@@ -212,6 +233,7 @@ def _choice_section(r: dict) -> list[str]:
 
 
 def _choice_lines(choice: dict) -> list[str]:
+    """The vectorizer chosen, why, and the numbers behind it."""
     if not choice:
         return ["  not recorded"]
     sw = choice.get("samples_per_word")
@@ -252,6 +274,7 @@ def _rejects_lines(r: dict) -> list[str]:
 
 
 def _appends_lines(r: dict) -> list[str]:
+    """The appends' table, when there are any."""
     out = ["", f"appends: {len(r['appends'])}"]
     if not r["appends"]:
         return out
@@ -272,6 +295,7 @@ def _appends_lines(r: dict) -> list[str]:
 
 
 def _top_lines(top: dict) -> list[str]:
+    """Each class's top features, or why there are none."""
     if top.get("status") != "ok":
         return [f"  {top.get('status')}"]
     out = textwrap.wrap(f"rule: {top['rule']}", 110, initial_indent="  ", subsequent_indent="        ")

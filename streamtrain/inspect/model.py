@@ -31,6 +31,16 @@ UNVERSIONED = "(unversioned)"
 
 
 def model_record(root: Path) -> dict:
+    """A model directory's record (the module docstring), from its JSON files.
+
+    A file that is missing or unreadable is listed under its version's ``problems``, not raised.
+
+    Args:
+        root: the model directory (versioned, or flat as streamtrain 0.2 wrote it).
+
+    Returns:
+        A JSON-ready dict, ``kind`` ``"model"``.
+    """
     if modeldir.is_flat(root):
         return {
             "path": str(root),
@@ -55,6 +65,7 @@ def model_record(root: Path) -> dict:
 
 
 def _read_json(path: Path) -> tuple[dict | None, str | None]:
+    """The JSON object in ``path``, or None and what is wrong with the file."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -67,12 +78,20 @@ def _read_json(path: Path) -> tuple[dict | None, str | None]:
 
 
 def id_date(version: str) -> str | None:
-    """The UTC time in a version id, ISO 8601 (``20261121T190501Z-3f2a`` -> ``2026-11-21T19:05:01Z``)."""
+    """The UTC time in a version id, ISO 8601.
+
+    Args:
+        version: a version id (``20261121T190501Z-3f2a``).
+
+    Returns:
+        Its time (``2026-11-21T19:05:01Z``); None when the id does not start with one.
+    """
     m = _ID_TIME.match(version)
     return f"{m[1]}-{m[2]}-{m[3]}T{m[4]}:{m[5]}:{m[6]}Z" if m else None
 
 
 def _version(directory: Path, version: str | None, current: bool) -> dict:
+    """One version's record: metrics, promotion, warm start, selection, serving, problems."""
     problems = []
     metrics, problem = _read_json(directory / modeldir.METRICS_NAME)
     problems += [problem] if problem else []
@@ -135,6 +154,7 @@ def _selection(doc: dict | None) -> dict | None:
 
 
 def _training(directory: Path) -> dict:
+    """A version being trained (or interrupted): its directory, start, last checkpoint and dataset."""
     version = directory.name.removesuffix(TRAINING)
     checkpoint = directory / modeldir.CHECKPOINT_DIR  # one model: its state here; a model selection: per trial
     trials = [p for p in checkpoint.glob("trial-*") if p.name[6:].isdigit()]
@@ -165,7 +185,14 @@ def _pending(root: Path) -> dict | None:
 
 
 def model_text(r: dict) -> list[str]:
-    """The lines of a model directory's record, unescaped (``render_text`` escapes each)."""
+    """The lines of a model directory's record, unescaped (``render_text`` escapes each).
+
+    Args:
+        r: ``model_record``'s result.
+
+    Returns:
+        The lines, section by section.
+    """
     current = r["current"] or "-"
     if r.get("current_problem"):  # a link readers refuse (streamtrain verify reports it too)
         current += f" (refused: {r['current_problem']})"  # render_text escapes every line
@@ -209,12 +236,14 @@ def _versions_lines(versions: list[dict]) -> list[str]:
 
 
 def _decision_line(v: dict, width: int) -> str:
+    """A version's promotion decision and its reason."""
     p = v["promotion"]
     verdict = "-" if p["promoted"] is None else ("promoted" if p["promoted"] else "not promoted")
     return f"  {v['id'] or UNVERSIONED:<{width}}  {verdict}: {p['reason'] or '-'}"
 
 
 def _selection_line(v: dict, width: int) -> str:
+    """A version's model selection: what was chosen, from which trials, or whose selection it reused."""
     name = f"  {v['id'] or UNVERSIONED:<{width}}  "
     chosen = v["selection"]
     if chosen is None:
@@ -232,6 +261,7 @@ def _selection_line(v: dict, width: int) -> str:
 
 
 def _serving_line(v: dict, width: int) -> str:
+    """Whether a version has a SavedModel, and what its serving check found."""
     name = f"  {v['id'] or UNVERSIONED:<{width}}  "
     serving = v["serving"]
     if not serving["saved_model"]:
@@ -246,6 +276,7 @@ def _serving_line(v: dict, width: int) -> str:
 
 
 def _training_lines(training: list[dict]) -> list[str]:
+    """The versions being trained or interrupted."""
     out = ["", f"being trained or interrupted: {len(training)}"]
     if training:
         rows = [[t["directory"], t["date"], t["epochs_done"], t["step"], t["data"]] for t in training]
@@ -255,6 +286,7 @@ def _training_lines(training: list[dict]) -> list[str]:
 
 
 def _pending_lines(step: dict | None) -> list[str]:
+    """The interrupted promotion step, if any."""
     if not step:
         return []
     what = step.get("problem") or (

@@ -15,12 +15,22 @@ from streamtrain.visible import visible
 
 
 def table(headers: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
-    """Fixed-width columns: numbers right-aligned, text left-aligned; the last column is not padded."""
+    """Fixed-width columns: numbers right-aligned, text left-aligned; the last column is not padded.
+
+    Args:
+        headers: the column headers.
+        rows: the rows' values, one per column (``cell`` shows each).
+        indent: what each line starts with.
+
+    Returns:
+        The header line, then one line per row, trailing spaces stripped.
+    """
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     numeric = [bool(rows) and all(_is_number(r[i]) or r[i] is None for r in rows) for i in range(len(headers))]
 
     def line(values: list[str]) -> str:
+        """One row's cells, aligned."""
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
         return (indent + "  ".join(parts)).rstrip()
 
@@ -28,11 +38,20 @@ def table(headers: list[str], rows: list[list[Any]], indent: str = "  ") -> list
 
 
 def _is_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float (not a bool): right-aligned."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def cell(value: Any) -> str:
-    """One value as a table shows it."""
+    """One value as a table shows it.
+
+    Args:
+        value: any value.
+
+    Returns:
+        ``-`` for None, ``yes``/``no`` for a bool, a float to 4 places, anything else as text with control
+        characters escaped (``visible``).
+    """
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -43,7 +62,14 @@ def cell(value: Any) -> str:
 
 
 def size(n: int) -> str:
-    """``n`` bytes in B, KiB, MiB or GiB."""
+    """A byte count for people.
+
+    Args:
+        n: bytes.
+
+    Returns:
+        ``n`` in B (whole), KiB, MiB or GiB (one decimal), the largest unit under 1024 of it (at most GiB).
+    """
     amount = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if amount < 1024 or unit == "GiB":
@@ -53,4 +79,5 @@ def size(n: int) -> str:
 
 
 def percent(share: float | None) -> str:
+    """A share as a percentage to one decimal (``0.1234`` -> ``12.3%``); ``-`` for None."""
     return "-" if share is None else f"{100 * share:.1f}%"
