@@ -17,8 +17,13 @@ DEMO_TEST = REPO / "data" / "tickets_test.csv"
 FAST_TRAIN = {
     "test_batches.py",
     "test_checkpoint.py",
+    "test_guards.py",
     "test_loop.py",
+    "test_markdown.py",
+    "test_modeldir.py",
+    "test_plan.py",
     "test_runtime.py",
+    "test_scoring.py",
     "test_stages.py",
     "test_tune.py",
 }
