@@ -14,7 +14,19 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_TRAIN = REPO / "data" / "tickets_train.csv"
 DEMO_TEST = REPO / "data" / "tickets_test.csv"
 # Test files whose tests train models end to end or start clusters: seconds to minutes each.
-FAST_TRAIN = {"test_batches.py", "test_checkpoint.py", "test_runtime.py", "test_stages.py", "test_tune.py"}
+FAST_TRAIN = {
+    "test_batches.py",
+    "test_checkpoint.py",
+    "test_guards.py",
+    "test_loop.py",
+    "test_markdown.py",
+    "test_modeldir.py",
+    "test_plan.py",
+    "test_runtime.py",
+    "test_scoring.py",
+    "test_stages.py",
+    "test_tune.py",
+}
 SLOW = {
     "cli": {"test_cli.py", "test_commands.py", "test_inspect.py", "test_train.py"},
     "dataset": {"test_dask.py"},

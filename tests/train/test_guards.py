@@ -1,0 +1,85 @@
+"""``train.guards``: the callbacks that stop a fit (a non-finite loss, a deadline) and the refusal of non-finite
+numbers, driven as the training loop drives them (``on_epoch_end`` once a round, ``model.stop_training``)."""
+
+from __future__ import annotations
+
+import math
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from streamtrain.cli.exit_codes import exit_code
+from streamtrain.errors import NonFiniteError
+from streamtrain.train.runtime import import_tensorflow
+
+import_tensorflow()  # quietly, before guards imports Keras
+
+from streamtrain.train.guards import Deadline, FiniteLoss, require_finite  # noqa: E402
+
+
+def attached(callback):
+    """``callback`` on a model that is training (the loop reads ``stop_training`` after each round)."""
+    model = SimpleNamespace(stop_training=False)
+    callback.set_model(model)
+    return callback, model
+
+
+def test_finite_losses_never_stop_the_training():
+    guard, model = attached(FiniteLoss(per_epoch=4))
+    for round_ in range(8):
+        guard.on_epoch_end(round_, {"loss": 0.5 / (round_ + 1), "val_loss": 0.7, "accuracy": 0.9})
+    guard.on_epoch_end(8, None)  # a round without logs is no problem either
+    assert guard.problem is None and model.stop_training is False
+
+
+@pytest.mark.parametrize(
+    ("logs", "what", "value"),
+    [
+        ({"loss": math.nan, "val_loss": 0.5}, "training", "nan"),
+        ({"loss": 0.5, "val_loss": math.inf}, "validation", "inf"),
+        ({"loss": -math.inf, "val_loss": math.nan}, "training", "-inf"),  # the training loss is named first
+    ],
+)
+def test_the_first_non_finite_loss_stops_the_training_and_is_named(logs, what, value):
+    guard, model = attached(FiniteLoss(per_epoch=2))
+    guard.on_epoch_end(0, {"loss": 0.6, "val_loss": 0.6})
+    guard.on_epoch_end(2, logs)  # the third round of two an epoch ends at epoch 1.5
+    assert model.stop_training is True
+    assert guard.problem == f"the {what} loss became {value} in the round ending at epoch 1.5"
+    guard.on_epoch_end(3, {"loss": math.nan, "val_loss": math.nan})
+    assert guard.problem.endswith("epoch 1.5")  # the first problem is the one kept
+
+
+def test_a_deadline_stops_at_the_end_of_the_first_round_past_it():
+    never, model = attached(Deadline(None))
+    never.on_epoch_end(0, {})
+    assert not never.cut and not model.stop_training
+
+    later, model = attached(Deadline(time.monotonic() + 3600))
+    later.on_epoch_end(0, {})
+    assert not later.cut and not model.stop_training
+
+    past, model = attached(Deadline(time.monotonic() - 1))
+    past.on_epoch_end(0, {})
+    assert past.cut and model.stop_training
+
+
+def test_a_deadline_does_not_claim_a_stop_another_guard_made():
+    deadline, model = attached(Deadline(time.monotonic() - 1))
+    model.stop_training = True  # early stopping or the loss guard stopped it this round
+    deadline.on_epoch_end(0, {})
+    assert not deadline.cut and model.stop_training
+
+
+def test_finite_numbers_and_missing_ones_pass():
+    require_finite("metrics", [("loss", 0.3), ("accuracy", 1.0), ("test_loss", None), ("big", 1e308)])
+    require_finite("metrics", [])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_the_first_non_finite_number_is_refused_by_name_with_exit_code_1(bad):
+    with pytest.raises(NonFiniteError) as caught:
+        require_finite("refusing to write", [("val_loss", 0.2), ("test_loss", bad), ("loss", math.nan)])
+    assert str(caught.value) == f"refusing to write: test_loss is {bad}"
+    assert exit_code(caught.value) == 1
