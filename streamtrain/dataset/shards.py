@@ -1,12 +1,12 @@
 """Shard files: HDF5 (CSR datasets) and Parquet (list columns), written and read in blocks.
 
 Who owns what:
-- ``ShardInfo``: what the manifest records of one finished shard.
-- ``Hdf5ShardWriter`` / ``ParquetShardWriter``: append rows to a file under
+- ``ShardInfo`` (``shard_files``): what the manifest records of one finished shard.
+- ``Hdf5ShardWriter`` / ``ParquetShardWriter`` (``parquet_shards``): append rows to a file under
   a temporary name; ``close`` renames it into place only once it is
   complete, so a crash never leaves a shard that looks finished. A full or
   read-only file system raises ``errors.WriteError`` naming the file.
-- ``Hdf5ShardReader`` / ``ParquetShardReader`` (``open_reader``): random
+- ``Hdf5ShardReader`` / ``ParquetShardReader`` (both through ``open_reader``): random
   access by block, the unit of shuffling. Files open lazily on first read,
   in the process that reads (h5py handles must not cross a fork).
 - ``SplitWriter``: rolls a split's rows over a sequence of bounded shards.
@@ -22,72 +22,21 @@ Design (HDF5 built in memory, chunk sizes, no readahead) and measurements: docs/
 
 from __future__ import annotations
 
-import contextlib
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from streamtrain.dataset.parquet_shards import ParquetShardReader, ParquetShardWriter
+from streamtrain.dataset.shard_files import FORMATS as FORMATS  # re-exported: where callers find it
+from streamtrain.dataset.shard_files import SUFFIX, TempFileWriter, no_readahead
+from streamtrain.dataset.shard_files import ShardInfo as ShardInfo  # re-exported
 from streamtrain.errors import writing
-from streamtrain.fs.checksums import sha256_file
-from streamtrain.vectorize.rows import Rows, SparseRows, TokenRows, concat_rows
-
-FORMATS = ("hdf5", "parquet")
-SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
+from streamtrain.vectorize.rows import Rows, SparseRows, TokenRows
 
 
-@dataclass(frozen=True)
-class ShardInfo:
-    """What the manifest records of one finished shard file."""
-
-    path: str  # relative to the dataset directory
-    split: str
-    rows: int
-    nnz: int
-    bytes: int
-    sha256: str
-    block_rows: int
-
-    @property
-    def blocks(self) -> int:
-        """Blocks of the shard: ``rows / block_rows``, rounded up."""
-        return -(-self.rows // self.block_rows)
-
-    def to_json(self) -> dict:
-        """The manifest's entry (under ``shards``)."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: dict) -> ShardInfo:
-        """The record ``to_json`` wrote."""
-        return cls(**doc)
-
-
-class _TempFileWriter:
-    """Common close-and-rename logic."""
-
-    def __init__(self, root: Path, name: str, split: str, block_rows: int) -> None:
-        self.root, self.name, self.split, self.block_rows = Path(root), name, split, block_rows
-        self.final = self.root / name
-        self.tmp = self.root / (name + ".tmp")
-        self.rows = 0  # rows written to the file
-        self.nnz = 0
-        self.pending_rows = 0  # rows accepted but not yet written
-
-    def _finish(self, digest: str | None = None) -> ShardInfo:
-        """Fsync the temporary file, rename it into place; its record (``digest``: its sha256 when known)."""
-        with writing(self.tmp):
-            with open(self.tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            digest = digest or sha256_file(self.tmp)
-            size = self.tmp.stat().st_size
-            os.replace(self.tmp, self.final)
-        return ShardInfo(self.name, self.split, self.rows, self.nnz, size, digest, self.block_rows)
-
-
-class Hdf5ShardWriter(_TempFileWriter):
+class Hdf5ShardWriter(TempFileWriter):
     """One HDF5 shard, built in memory and written to disk by ``close`` with plain writes.
 
     HDF5 itself never writes to disk: a file whose write failed (ENOSPC) stays open inside the library, and
@@ -171,100 +120,6 @@ class Hdf5ShardWriter(_TempFileWriter):
         return self._finish(hashlib.sha256(image).hexdigest())
 
 
-class ParquetShardWriter(_TempFileWriter):
-    """One Parquet shard: a row group per block, written as the blocks fill (arguments: ``Hdf5ShardWriter``'s)."""
-
-    def __init__(self, root: Path, name: str, split: str, encoding: str, n_cols: int, block_rows: int) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        super().__init__(root, name, split, block_rows)
-        if encoding == "ngram":
-            fields = [("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float32()))]
-        else:
-            fields = [("tokens", pa.list_(pa.int32(), n_cols))]
-        self.schema = pa.schema(
-            [*fields, ("label", pa.int32()), ("row_id", pa.int64())],
-            metadata={
-                b"encoding": encoding.encode(),
-                b"n_cols": str(n_cols).encode(),
-                b"block_rows": str(block_rows).encode(),
-            },
-        )
-        with writing(self.tmp):
-            self.writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=False, compression="snappy")
-        self.pending: list[Rows] = []
-
-    def write(self, rows: Rows) -> None:
-        """Append ``rows``; every full block is written as a row group.
-
-        Args:
-            rows: sparse TF-IDF rows or token rows.
-        """
-        self.pending.append(rows)
-        self.pending_rows += len(rows)
-        if self.pending_rows >= self.block_rows:
-            self._flush(final=False)
-
-    def _flush(self, final: bool) -> None:
-        """Write the pending rows' full blocks (``final``: all of them) as row groups."""
-        rows = concat_rows(self.pending) if self.pending else None
-        self.pending, self.pending_rows = [], 0
-        if rows is None:
-            return
-        full = len(rows) if final else len(rows) - len(rows) % self.block_rows
-        for start in range(0, full, self.block_rows):
-            self._write_group(rows.slice(start, min(start + self.block_rows, full)))
-        if full < len(rows):
-            rest = rows.slice(full, len(rows))
-            self.pending, self.pending_rows = [rest], len(rest)
-
-    def _write_group(self, rows: Rows) -> None:
-        """Write ``rows`` as one row group."""
-        import pyarrow as pa
-
-        if isinstance(rows, SparseRows):
-            offsets = pa.array(rows.indptr.astype(np.int32))
-            columns = [
-                pa.ListArray.from_arrays(offsets, pa.array(rows.indices, pa.int32())),
-                pa.ListArray.from_arrays(offsets, pa.array(rows.values, pa.float32())),
-            ]
-            self.nnz += rows.nnz
-        else:
-            flat = pa.array(np.ascontiguousarray(rows.tokens).reshape(-1), pa.int32())
-            columns = [pa.FixedSizeListArray.from_arrays(flat, rows.n_cols)]
-        columns += [pa.array(rows.labels, pa.int32()), pa.array(rows.row_ids, pa.int64())]
-        with writing(self.tmp):
-            self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema), row_group_size=len(rows))
-        self.rows += len(rows)
-
-    def close(self) -> ShardInfo:
-        """Write the last block, close the file and rename it into place.
-
-        Returns:
-            The shard's record.
-
-        Raises:
-            WriteError: the file system is full or read-only.
-        """
-        self._flush(final=True)
-        with writing(self.tmp):
-            self.writer.close()
-        return self._finish()
-
-
-def _no_readahead(fd: int) -> None:
-    """Tell the kernel a shard is read at random: blocks come in a shuffled order.
-
-    Without it, every block read can pull in a whole readahead window that is
-    evicted unused when the page cache is small, i.e. exactly when the data
-    outgrow RAM.
-    """
-    if hasattr(os, "posix_fadvise"):
-        with contextlib.suppress(OSError):  # a file system without fadvise still reads correctly
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-
-
 class Hdf5ShardReader:
     """Reads an HDF5 shard by block; the file opens on first read, in the reading process.
 
@@ -286,7 +141,7 @@ class Hdf5ShardReader:
             import h5py
 
             self._file = h5py.File(self.path, "r")
-            _no_readahead(self._file.id.get_vfd_handle())
+            no_readahead(self._file.id.get_vfd_handle())
         return self._file
 
     @property
@@ -330,63 +185,12 @@ class Hdf5ShardReader:
             self._file = None
 
 
-class ParquetShardReader:
-    """Reads a Parquet shard by block (a row group); the file opens on first read (arguments: ``Hdf5ShardReader``'s)."""
-
-    def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int) -> None:
-        self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
-        self._file: Any = None  # pyarrow.parquet.ParquetFile once opened
-        self._source: Any = None  # its pyarrow.OSFile
-
-    @property
-    def file(self) -> Any:
-        """The open ``pyarrow.parquet.ParquetFile``, opened now if it was not (with random-access advice)."""
-        if self._file is None:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            self._source = pa.OSFile(self.path)
-            _no_readahead(self._source.fileno())
-            self._file = pq.ParquetFile(self._source)
-        return self._file
-
-    @property
-    def rows(self) -> int:
-        """Rows in the shard."""
-        return int(self.file.metadata.num_rows)
-
-    def read_block(self, block: int) -> Rows:
-        """Block ``block`` of the shard: row group ``block``, as ``SparseRows`` or ``TokenRows``."""
-        table = self.file.read_row_group(block)
-        labels, row_ids = table.column("label").to_numpy(), table.column("row_id").to_numpy()
-        if self.encoding == "sequence":
-            tokens = table.column("tokens").combine_chunks().flatten().to_numpy()
-            return TokenRows(tokens.reshape(-1, self.n_cols), labels, row_ids)
-        indices = table.column("indices").combine_chunks()
-        values = table.column("values").combine_chunks()
-        offsets = indices.offsets.to_numpy().astype(np.int64)
-        lo, hi = offsets[0], offsets[-1]
-        return SparseRows(
-            offsets - lo,
-            indices.values.to_numpy()[lo:hi],
-            values.values.to_numpy()[lo:hi],
-            labels,
-            row_ids,
-            self.n_cols,
-        )
-
-    def close(self) -> None:
-        """Close the file if open; a later read opens it again."""
-        if self._file is not None:
-            self._file.close()
-            self._source.close()  # ParquetFile leaves a source it was handed open
-            self._file = self._source = None
-
-
 _WRITERS: dict[str, type[Hdf5ShardWriter] | type[ParquetShardWriter]] = {
     "hdf5": Hdf5ShardWriter,
     "parquet": ParquetShardWriter,
 }
+
+
 _READERS: dict[str, type[Hdf5ShardReader] | type[ParquetShardReader]] = {
     "hdf5": Hdf5ShardReader,
     "parquet": ParquetShardReader,
