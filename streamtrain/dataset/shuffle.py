@@ -146,9 +146,6 @@ def row_permutation(n: int, seed: int, epoch: int, group: int, *worker: int) -> 
     return np.random.default_rng([seed, epoch, group, 1, *worker]).permutation(n)
 
 
-_MIX1, _MIX2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), 0x9E3779B97F4A7C15
-
-
 def row_buckets(row_ids: np.ndarray, seed: int, n_buckets: int) -> np.ndarray:
     """Bucket in ``[0, n_buckets)`` of each row for prepare's shuffle: a seeded splitmix64 of the row id.
 
@@ -163,13 +160,11 @@ def row_buckets(row_ids: np.ndarray, seed: int, n_buckets: int) -> np.ndarray:
     Returns:
         Each row's bucket (int64).
     """
-    z = row_ids.astype(np.uint64) + np.uint64(
-        _GOLDEN * (seed + 1) % 2**64
-    )  # array arithmetic wraps, as splitmix64 needs
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z ^= z >> np.uint64(31)
-    return (z % np.uint64(n_buckets)).astype(np.int64)
+    from streamtrain.vectorize.words import GOLDEN_GAMMA, splitmix64  # pyarrow: imported on first use
+
+    # splitmix64 adds one more GOLDEN_GAMMA: the generator's (seed + 1)-th step from each row id
+    z = row_ids.astype(np.uint64) + np.uint64(int(GOLDEN_GAMMA) * seed % 2**64)  # array arithmetic wraps
+    return (splitmix64(z) % np.uint64(n_buckets)).astype(np.int64)
 
 
 def bucket_permutation(n: int, seed: int, split: int, bucket: int) -> np.ndarray:
