@@ -96,15 +96,16 @@ class _Inflate:
 
 
 def eol_len(raw: bytes) -> int:
+    r"""The length of ``raw``'s line break: 2 for ``\r\n``, 1 for ``\n`` or ``\r``, 0 for none."""
     if raw.endswith(b"\r\n"):
         return 2
     return 1 if raw.endswith((b"\n", b"\r")) else 0
 
 
 class Lines:
-    """The physical lines of one CSV/TSV/JSONL file (plain or gzip) as bytes, in bounded memory.
+    r"""The physical lines of one CSV/TSV/JSONL file (plain or gzip) as bytes, in bounded memory.
 
-    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (what ``newline=''``
+    A line ends at ``\n``, ``\r\n`` or a lone ``\r`` (what ``newline=''``
     gives the csv module); a leading UTF-8 byte-order mark is dropped. A line
     whose content is longer than ``limit`` bytes is never held whole:
     ``next_line`` returns its first ``limit + 1`` bytes and sets ``long``, and
@@ -312,4 +313,5 @@ class Lines:
         return c
 
     def lost_from(self, u: int) -> int:
+        """Bytes of the file on disk not read from stream offset ``u`` on (for gzip, an upper bound)."""
         return max(0, self.size - self.compressed_at(u))

@@ -66,7 +66,23 @@ class _Undecoded:
 def read_parquet(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion = WHOLE
 ) -> Iterator[RawChunk]:
-    """Errors and chunks name ``path``, also when the file read is an inflated temporary copy of it."""
+    """The rows of a Parquet file, batch by batch, in chunks.
+
+    Errors and chunks name ``path``, also when the file read is an inflated temporary copy of it.
+
+    Args:
+        path: the file (``.gz`` allowed).
+        spec: the text and label columns.
+        chunk_rows: the most records (accepted + rejected) in one chunk.
+        max_field_bytes: a longer text cell is rejected (``field_too_large``), never held whole.
+        portion: the part of the file to read (ignored: a Parquet file is read whole).
+
+    Yields:
+        Chunks of accepted rows and rejects, in file order.
+
+    Raises:
+        DataError: the file cannot be opened or inflated, or lacks a column.
+    """
     if path.lower().endswith(".gz"):
         with _inflated(path) as source:
             yield from _read_file(path, source, spec, chunk_rows, max_field_bytes)
@@ -143,8 +159,10 @@ def parquet_columns(names: list[str], spec: ColumnSpec, path: str) -> ParquetCol
 
 
 def _batches(pf: Any, wanted: list[str], chunk_rows: int) -> Iterator[_Batch | _Undecoded]:
-    """The ``wanted`` cells of the file, row group by row group, ``chunk_rows`` rows at most at a time; after a
-    batch that cannot be decoded, nothing more."""
+    """The ``wanted`` cells of the file, row group by row group, ``chunk_rows`` rows at most at a time.
+
+    After a batch that cannot be decoded, nothing more.
+    """
     for group in range(pf.num_row_groups):
         batches = pf.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=wanted)
         while True:
