@@ -277,7 +277,15 @@ class Lines:
         return self._buf[max(0, u - self._u0) : self._pos]
 
     def seek(self, u: int, line: int) -> None:
-        """Go back to stream offset ``u``, the start of physical line ``line + 1``."""
+        """Go back to stream offset ``u``, where physical line ``line + 1`` starts.
+
+        Args:
+            u: an offset in the (inflated) stream already read.
+            line: the physical lines before it.
+
+        Raises:
+            Broken: the file cannot be read again up to ``u`` (gzip is inflated again from the start).
+        """
         self.line, self.long = line, False
         if self._u0 <= u <= self._u0 + len(self._buf):
             self._pos = u - self._u0

@@ -62,7 +62,15 @@ def finite(value: object) -> bool:
 
 
 def num(value: Any, digits: int = 4) -> str:
-    """A number with ``digits`` decimals; n/a when missing or not finite."""
+    """A number as people read it.
+
+    Args:
+        value: a number, or anything else (missing).
+        digits: decimals shown.
+
+    Returns:
+        The number with ``digits`` decimals; n/a when missing or not finite.
+    """
     return f"{value:.{digits}f}" if finite(value) else NA
 
 
@@ -88,5 +96,13 @@ def cell(value: object) -> str:
 
 
 def at(values: Sequence, i: int) -> Any:
-    """``values[i]``, or None past its end."""
+    """An element that may be missing.
+
+    Args:
+        values: a sequence.
+        i: an index, at least 0.
+
+    Returns:
+        ``values[i]``, or None past its end.
+    """
     return values[i] if i < len(values) else None

@@ -346,6 +346,10 @@ def check_model_dir(root: Path) -> None:
 def resume_key(opts: FitOptions, cluster: Cluster) -> dict:
     """What must be equal for a rerun to continue an interrupted version.
 
+    Args:
+        opts: fit's options.
+        cluster: the cluster.
+
     Returns:
         ``options`` (those that change what is trained; the workers when several: each reads its own part of
         every epoch), ``data`` (its absolute path) and ``manifest_sha256``.
@@ -365,6 +369,10 @@ def resume_or_begin(versions: Versions, key: dict) -> tuple[Path, bool]:
 
     Interrupted versions with another key can never be resumed by this command line and are removed (we hold
     the writer lock, so they are not being trained).
+
+    Args:
+        versions: the model directory's versions.
+        key: this run's resume key, recorded in a new version.
 
     Returns:
         The version's ``.training`` directory, and whether it is an interrupted one.
@@ -390,6 +398,12 @@ def resume_or_begin(versions: Versions, key: dict) -> tuple[Path, bool]:
 
 def warm_start_source(opts: FitOptions, versions: Versions, manifest: Manifest, candidate: Candidate) -> Path:
     """The current version's directory, for ``--warm-start``, when its weights fit this dataset and ``candidate``.
+
+    Args:
+        opts: fit's options.
+        versions: the model directory's versions.
+        manifest: the dataset's manifest.
+        candidate: the first trial's model.
 
     Raises:
         UsageError: no current version, or one trained with another vectorizer, label map or model shape.

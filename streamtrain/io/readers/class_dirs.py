@@ -112,7 +112,16 @@ def _documents(class_dir: Path) -> Iterator[tuple[Path, int]]:
 
 
 def read_document(doc: Path, limit: int) -> Document:
-    """One document, reading at most ``limit + 1`` bytes."""
+    """One document's text, or why it is rejected, reading at most ``limit + 1`` bytes.
+
+    Args:
+        doc: the document (``.gz``: inflated).
+        limit: a longer document is rejected (``field_too_large``).
+
+    Returns:
+        The text, or ``unreadable_remainder`` (with the bytes lost), ``field_too_large``, ``invalid_utf8`` or
+        ``empty_text`` with an excerpt.
+    """
     opener = gzip.open if doc.name.lower().endswith(".gz") else open
     try:
         with opener(doc, "rb") as fh:

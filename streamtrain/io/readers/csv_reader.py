@@ -102,7 +102,7 @@ def read_csv(
 def read_tsv(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion
 ) -> Iterator[RawChunk]:
-    """``read_csv`` with a tab delimiter."""
+    """``read_csv`` with a tab delimiter: the records of a TSV file, in chunks (the arguments are ``read_csv``'s)."""
     return read_csv(path, spec, chunk_rows, max_field_bytes, portion, delimiter="\t")
 
 
@@ -138,7 +138,18 @@ def prefix(path: str, spec: ColumnSpec, limit: int, start: int, delimiter: str |
 
 
 def header(records: Records, path: str) -> list[str]:
-    """The header row's names, stripped; ``DataError`` for an empty file or a header that is a reject."""
+    """The header row's names, stripped.
+
+    Args:
+        records: the file's records; the first is taken.
+        path: the file, for errors.
+
+    Returns:
+        The names.
+
+    Raises:
+        DataError: an empty file, or a header that is a reject.
+    """
     first = next(records, None)
     if first is None:
         raise DataError("empty file, expected a header row", path, 1)
@@ -148,7 +159,20 @@ def header(records: Records, path: str) -> list[str]:
 
 
 def csv_columns(records: Records, spec: ColumnSpec, path: str, names: list[str] | None = None) -> CsvColumns:
-    """Resolve column names/positions to indices; consumes the header if any (unless ``names``, a tail's)."""
+    """Resolve column names or positions to field indices.
+
+    Args:
+        records: the file's records; the header, if any, is consumed from them.
+        spec: the columns.
+        path: the file, for errors.
+        names: the header names of a tail's prefix (then no record is consumed).
+
+    Returns:
+        The field indices of the text columns and the label, and the fields a record needs.
+
+    Raises:
+        DataError: a named column the header lacks (or one of ``header``'s).
+    """
     if names is None:
         names = header(records, path) if spec.csv_has_header() else []
 

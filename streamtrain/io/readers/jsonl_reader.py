@@ -84,7 +84,19 @@ def read_jsonl(
 def jsonl_record(
     raw: bytes, row: int, columns: tuple[Column, ...], spec: ColumnSpec, chunk: RawChunk, limit: int
 ) -> str | None:
-    """Append the record on line ``row`` to ``chunk``; the reason it is rejected instead, or None."""
+    """Append the record on line ``row`` to ``chunk``, or say why it is rejected.
+
+    Args:
+        raw: the line, with its line break.
+        row: its 1-based line number.
+        columns: the text and label fields, each must be present.
+        spec: the columns.
+        chunk: where an accepted record goes.
+        limit: a longer line is rejected (``field_too_large``).
+
+    Returns:
+        The reject reason; None when accepted, or for a blank line (not a record).
+    """
     if len(raw) - eol_len(raw) > limit:
         return "field_too_large"
     try:

@@ -142,7 +142,19 @@ def _open(path: str, source: str) -> tuple[Any, list[str]]:
 
 
 def parquet_columns(names: list[str], spec: ColumnSpec, path: str) -> ParquetColumns:
-    """``spec``'s columns as the file's column names; ``DataError`` for one it lacks."""
+    """``spec``'s columns as the file's column names.
+
+    Args:
+        names: the file's column names.
+        spec: the columns, by name or position.
+        path: the file, for errors.
+
+    Returns:
+        The text and label columns, and the columns to read, each once.
+
+    Raises:
+        DataError: a column the file lacks, or a position out of range.
+    """
 
     def name(col: Column) -> str:
         if isinstance(col, int):
@@ -192,7 +204,16 @@ def _add_row(
 
 
 def parquet_bytes(pf: Any, first_group: int, size: int) -> int:
-    """Compressed bytes of the row groups from ``first_group`` on (the whole file when the metadata says nonsense)."""
+    """Compressed bytes of the row groups from ``first_group`` on: the bytes lost when it cannot be decoded.
+
+    Args:
+        pf: the open ``pyarrow.parquet.ParquetFile``.
+        first_group: the first row group lost.
+        size: the file's size, the answer when the metadata says nonsense.
+
+    Returns:
+        The bytes, at most ``size``.
+    """
     try:
         meta = pf.metadata
         total = sum(
@@ -227,7 +248,17 @@ def cells_of(array: Any) -> list[object]:
 
 
 def parquet_reason(values: list[object], label: object, limit: int) -> str | None:
-    """Why a row of text ``values`` and ``label`` is rejected, or None; ``limit``: most UTF-8 bytes of a text cell."""
+    """Why a row is rejected.
+
+    Args:
+        values: the row's text cells.
+        label: its label cell.
+        limit: the most UTF-8 bytes of a text cell.
+
+    Returns:
+        ``invalid_utf8``, ``text_not_a_string``, ``field_too_large``, ``empty_text`` or ``empty_label``; None
+        when it is accepted.
+    """
     if any(isinstance(v, Undecodable) for v in (*values, label)):
         return "invalid_utf8"
     reason = text_of(values)[1]
