@@ -1,10 +1,9 @@
-"""The table of commands: for each, its options class, the library call it makes, and what it prints.
+"""The table of commands (``COMMANDS``): for each, its options class, the library call it makes, and what it prints.
 
-stdout carries only a command's result: one JSON document for prepare, fit
-and evaluate, one JSON line per input line for predict. Options classes are
-imported lazily, so ``--help``, ``prepare``, ``verify``, ``promote`` and
-``inspect`` never load TensorFlow; ``inspect`` prints aligned text, or one JSON document
-with ``--json``.
+stdout carries only a command's result: one JSON document, but one JSON line per input line for predict and
+aligned text for ``inspect`` without ``--json``. Options classes are imported lazily, so ``--help`` never
+loads TensorFlow, and ``prepare``, ``verify``, ``promote`` and ``inspect`` load it only when their work needs
+it (prepare's vectorizer bake-off, promote's export of an old version to ``--serving-dir``).
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from streamtrain.fs.jsondoc import dumps
 
 @dataclass(frozen=True)
 class Command:
+    """One command of ``COMMANDS``: its help texts, its options class and what it runs."""
+
     summary: str  # one line, for ``streamtrain --help``
     description: str  # plain text, for ``streamtrain CMD --help``
     options: Callable[[], type]
@@ -140,7 +141,8 @@ COMMANDS: dict[str, Command] = {
         "(--model-dir/versions/ID: the model, its vectorizer, metrics, history, options and the promotion\n"
         "decision). The promotion guard makes it --model-dir/current unless its validation accuracy is\n"
         "worse than current's by more than --max-regression (then exit 3). A killed fit rerun with the same\n"
-        "options resumes from its last completed epoch. Prints the metrics and the decision as JSON.",
+        "options resumes from its last checkpoint: the end of an epoch, or inside one the step it had reached\n"
+        "at its last --checkpoint-seconds checkpoint. Prints the metrics and the decision as JSON.",
         _options("streamtrain.train.fit", "FitOptions"),
         _fit,
     ),

@@ -1,41 +1,20 @@
 """``streamtrain train``: prepare, then fit, as one command (``train_options``, ``run``).
 
-The nightly job in one cron line: ``streamtrain train INPUT... --data D
---model-dir M`` (with ``--append`` for a night's new files) does what
-``streamtrain prepare INPUT... --data D && streamtrain fit --data D
---model-dir M`` does, with the options of both. One ``--data``, ``--seed``
-and ``--wait`` serve both; ``--overwrite`` is prepare's. A config file's
-``[prepare]`` and ``[fit]`` tables apply, and its ``[train]`` table over
-them (``cli.config``).
+The nightly job in one cron line: ``streamtrain train INPUT... --data D --model-dir M`` (with ``--append``
+for a night's new files) does what ``streamtrain prepare INPUT... --data D && streamtrain fit --data D
+--model-dir M`` does, with the options of both; one ``--data``, ``--seed`` and ``--wait`` serve both,
+``--overwrite`` is prepare's, and a config file's ``[train]`` table applies over its ``[prepare]`` and
+``[fit]`` (``cli.config``). It is faster: prepare runs in a child forked from this process (``Forked``),
+the command ``streamtrain prepare`` with this command's prepare options as flags, its own logs and exit
+code, while this process imports TensorFlow. As soon as the model's inputs are known, before the shards are
+written, the child announces them (``Announcer``: one JSON line on the pipe of ``STREAMTRAIN_ANNOUNCE_FD``)
+and this process builds fit's model ahead (``fit.prebuild``); then fit runs here, on that model if the
+manifest agrees. stdout: one JSON document, ``{"prepare": ..., "fit": ...}``. A failed prepare ends the
+command with its exit code and fit does not run; then fit's exit codes apply (75 says that the dataset was
+written). The child dies with this process, and SIGINT or SIGTERM stops it first. A rerun after a kill
+resumes as the two commands would. ``--workers`` above 1, or a ``TF_CONFIG`` cluster, is refused.
 
-The difference is time: TensorFlow loads while prepare runs. prepare runs
-in a child process forked from this one (``Forked``: no new interpreter, the
-modules already loaded), the command ``streamtrain prepare`` with this
-command's prepare options as flags (``arguments.to_argv``), its own logs
-and exit code, while this process imports TensorFlow and fit's modules. As
-soon as the model's inputs are known (for n-grams, after the first pass:
-the F-test keeps ``top_k`` of its candidates), before the shards are
-written, the child announces the dataset's ``ModelInputs`` (one JSON line
-on a pipe whose descriptor it finds in ``STREAMTRAIN_ANNOUNCE_FD``), and
-this process builds fit's model and traces its steps (``fit.prebuild``)
-while the child selects, names and writes; then fit runs here, on that
-model if the manifest agrees.
-``tools/bench_peers.py --tools st-train,vw`` (2 cores, medians of 3 rounds)
-measures it against Vowpal Wabbit (docs/performance.md). A thread of this
-process doing the import instead slowed prepare by 2-3 s: an import holds
-the GIL.
-
-stdout: one JSON document, ``{"prepare": ..., "fit": ...}``, the two
-commands' results. A failed prepare ends the command with prepare's exit
-code and fit does not run; after that, fit's exit codes (3: a version kept
-but not promoted; 75: another run holds the model directory or the dataset,
-and the message says that the dataset was written or appended to, since
-prepare's work stands). The child dies with this process (Linux's parent-death
-signal, SIGTERM, so it removes its staging directory), and SIGINT or SIGTERM
-to this process stops it first. A rerun after a kill resumes like the two
-commands would: prepare skips inputs already appended, fit resumes its
-checkpoint. ``--workers`` above 1, or a ``TF_CONFIG`` cluster, is refused:
-run prepare once, then fit on every worker.
+Rationale and measurements: docs/design/training-speed.md
 """
 
 from __future__ import annotations
@@ -71,7 +50,11 @@ SHARED_HELP = {
 
 @functools.cache
 def train_options() -> type:
-    """The options of ``train``: prepare's, then fit's (one field for a name both have)."""
+    """The options class of ``train``: prepare's fields, then fit's (one field for a name both have).
+
+    Returns:
+        The dataclass ``TrainOptions`` (made once); the shared fields' help says what they mean to both.
+    """
     from streamtrain.dataset.prepare import PrepareOptions
     from streamtrain.options import Spec
     from streamtrain.train.fit import FitOptions
@@ -96,7 +79,14 @@ def train_options() -> type:
 
 
 def split(opts: Any) -> tuple[Any, Any]:
-    """(``PrepareOptions``, ``FitOptions``) of a ``train`` options object; fit's ``--overwrite`` stays off."""
+    """The two commands' options in a ``train`` options object.
+
+    Args:
+        opts: a ``train_options()`` instance.
+
+    Returns:
+        (``PrepareOptions``, ``FitOptions``); fit's ``--overwrite`` stays off.
+    """
     from streamtrain.dataset.prepare import PrepareOptions
     from streamtrain.train.fit import FitOptions
 
@@ -107,7 +97,18 @@ def split(opts: Any) -> tuple[Any, Any]:
 
 
 def run(opts: Any, common: Common) -> dict:
-    """Prepare in a child process while TensorFlow loads here, then fit here; both results."""
+    """Prepare in a child process while TensorFlow loads here, then fit here: ``{"prepare": ..., "fit": ...}``.
+
+    Args:
+        opts: a ``train_options()`` instance.
+        common: the common flags (verbosity, log format), passed to the child too.
+
+    Raises:
+        UsageError: more than one worker, or ``TF_CONFIG`` set.
+        ChildFailed: prepare failed or was killed (its exit code); fit did not run.
+        NotPromoted: fit kept a version but did not promote it (exit 3), carrying both results.
+        Busy: another run holds the model directory or the dataset (exit 75), saying the dataset was written.
+    """
     from streamtrain.cli import logs
     from streamtrain.errors import Busy, NotPromoted
 
@@ -158,32 +159,43 @@ def run(opts: Any, common: Common) -> dict:
 
 
 class Announcer:
-    """prepare's ``announce`` in the child of a ``train`` (``from_env``): the ``ModelInputs`` as one JSON line
-    on the pipe ``train`` passed, then the pipe closed (also by ``close``, when prepare ends without them)."""
+    """prepare's ``announce`` in the child of a ``train`` (``from_env``).
 
-    def __init__(self, fd: int):
+    It writes the ``ModelInputs`` as one JSON line on the pipe ``train`` passed, then closes the pipe (also
+    ``close``, when prepare ends without them).
+
+    Args:
+        fd: the pipe's write end.
+    """
+
+    def __init__(self, fd: int) -> None:
         self.fd: int | None = fd
 
     @classmethod
     def from_env(cls) -> Announcer | None:
+        """The announcer of ``ANNOUNCE_ENV``, removed from the environment; None when not run by ``train``."""
         fd = os.environ.pop(ANNOUNCE_ENV, None)
         return cls(int(fd)) if fd else None
 
     def __call__(self, inputs: ModelInputs) -> None:
+        """Announce ``inputs`` (once; nothing when ``train`` has gone), then close the pipe."""
         if self.fd is not None:
             with contextlib.suppress(OSError):  # train has gone: nobody to tell
                 os.write(self.fd, (json.dumps(inputs.to_json()) + "\n").encode())
             self.close()
 
     def close(self) -> None:
+        """Close the pipe, if still open: ``train`` then builds nothing ahead."""
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)
 
 
 def _heard(fd: int) -> ModelInputs | None:
-    """The ``ModelInputs`` the child announced on ``fd``; None if it closed the pipe without (it failed, or
-    ended early: then fit builds its model itself)."""
+    """The ``ModelInputs`` the child announced on ``fd``.
+
+    None if it closed the pipe without (it failed, or ended early: then fit builds its model itself).
+    """
     data = b""
     while not data.endswith(b"\n"):
         chunk = os.read(fd, 4096)
@@ -202,17 +214,22 @@ def _die_with(parent: int) -> None:
 
 
 class Forked:
-    """``streamtrain prepare ARGV`` in a child forked from this process, with no exec: the child starts with the
-    modules that parsing the options loaded, so its work begins ~0.3 s sooner than a new interpreter's would.
+    """``streamtrain prepare ARGV`` in a child forked from this process, with no exec.
 
-    Forked before this process imports TensorFlow (so no thread of TensorFlow's is copied half-way); the
-    libraries loaded by then reinitialise their own threads in a child (OpenBLAS, Arrow's jemalloc), as under
-    ``multiprocessing``'s fork. The child runs the command as ``streamtrain prepare`` would (its own logs and
-    exit code; stdin from /dev/null, stdout to ``stdout`` here) and leaves by ``os._exit``. The methods are the
-    ``subprocess.Popen`` ones that ``run`` and ``workers.stop`` use.
+    The child starts with the modules that parsing the options loaded, so its work begins sooner than a new
+    interpreter's would (docs/design/training-speed.md). Forked before this process imports TensorFlow (so no
+    thread of TensorFlow's is copied half-way); the libraries loaded by then reinitialise their own threads in
+    a child (OpenBLAS, Arrow's jemalloc), as under ``multiprocessing``'s fork. The child runs the command as
+    ``streamtrain prepare`` would (its own logs and exit code; stdin from /dev/null, stdout to ``stdout``
+    here), dies with this process (Linux's parent-death signal, SIGTERM) and leaves by ``os._exit``. The
+    methods are the ``subprocess.Popen`` ones that ``run`` and ``workers.stop`` use.
+
+    Args:
+        argv: ``streamtrain prepare``'s arguments.
+        told: the announcement pipe's write end, handed to the child (``ANNOUNCE_ENV``).
     """
 
-    def __init__(self, argv: list[str], told: int):
+    def __init__(self, argv: list[str], told: int) -> None:
         readable, writable = os.pipe()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child would write this process's buffered output again
@@ -243,6 +260,7 @@ class Forked:
         self.stdout = os.fdopen(readable, "rb")
 
     def poll(self) -> int | None:
+        """The child's exit code (negative: the signal that killed it), or None while it runs."""
         if self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
@@ -250,6 +268,17 @@ class Forked:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
+        """Wait for the child to end.
+
+        Args:
+            timeout: seconds; None: for ever.
+
+        Returns:
+            Its exit code.
+
+        Raises:
+            subprocess.TimeoutExpired: it still runs after ``timeout``.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
             if deadline is not None and time.monotonic() >= deadline:
@@ -259,14 +288,16 @@ class Forked:
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
+        """Send ``signum`` to the child, unless it has ended."""
         if self.poll() is None:
             os.kill(self.pid, signum)
 
     def kill(self) -> None:
+        """SIGKILL the child, unless it has ended."""
         self.send_signal(signal.SIGKILL)
 
     def communicate(self) -> tuple[bytes, None]:
-        """Everything the child writes on stdout, once it has ended."""
+        """Everything the child writes on stdout, and None (no stderr), once it has ended."""
         with self.stdout:
             out = self.stdout.read()
         self.wait()

@@ -63,7 +63,7 @@ _EOL = (ord("\n"), ord("\r"))
 
 
 def _scan(data: bytes, state: int, delim: int, field_end: re.Pattern[bytes]) -> int:
-    """csv's parse state after ``data``: _END once the record has ended, _ERROR on bad quoting."""
+    """The csv module's parse state after ``data``: _END once the record has ended, _ERROR on bad quoting."""
     i, n = 0, len(data)
     while i < n:
         if state == _QUOTED:
@@ -128,7 +128,7 @@ class CsvRecords:
         self.u_start = 0
 
     def excerpt(self) -> str:
-        """Of the record just yielded."""
+        """The excerpt of the record just yielded (``rejects.excerpt_of``)."""
         return excerpt_of(self.src.since(self.u_start))
 
     def __iter__(self) -> Iterator[tuple[int, list[str]] | Reject]:

@@ -96,15 +96,16 @@ class _Inflate:
 
 
 def eol_len(raw: bytes) -> int:
+    r"""The length of ``raw``'s line break: 2 for ``\r\n``, 1 for ``\n`` or ``\r``, 0 for none."""
     if raw.endswith(b"\r\n"):
         return 2
     return 1 if raw.endswith((b"\n", b"\r")) else 0
 
 
 class Lines:
-    """The physical lines of one CSV/TSV/JSONL file (plain or gzip) as bytes, in bounded memory.
+    r"""The physical lines of one CSV/TSV/JSONL file (plain or gzip) as bytes, in bounded memory.
 
-    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (what ``newline=''``
+    A line ends at ``\n``, ``\r\n`` or a lone ``\r`` (what ``newline=''``
     gives the csv module); a leading UTF-8 byte-order mark is dropped. A line
     whose content is longer than ``limit`` bytes is never held whole:
     ``next_line`` returns its first ``limit + 1`` bytes and sets ``long``, and
@@ -276,7 +277,15 @@ class Lines:
         return self._buf[max(0, u - self._u0) : self._pos]
 
     def seek(self, u: int, line: int) -> None:
-        """Go back to stream offset ``u``, the start of physical line ``line + 1``."""
+        """Go back to stream offset ``u``, where physical line ``line + 1`` starts.
+
+        Args:
+            u: an offset in the (inflated) stream already read.
+            line: the physical lines before it.
+
+        Raises:
+            Broken: the file cannot be read again up to ``u`` (gzip is inflated again from the start).
+        """
         self.line, self.long = line, False
         if self._u0 <= u <= self._u0 + len(self._buf):
             self._pos = u - self._u0
@@ -312,4 +321,5 @@ class Lines:
         return c
 
     def lost_from(self, u: int) -> int:
+        """Bytes of the file on disk not read from stream offset ``u`` on (for gzip, an upper bound)."""
         return max(0, self.size - self.compressed_at(u))

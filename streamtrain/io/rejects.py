@@ -65,6 +65,7 @@ class Reject:
             raise ValueError(f"unknown reject reason {self.reason!r}; expected one of {tuple(REJECT_REASON_TEXT)}")
 
     def to_json(self) -> dict:
+        """The reject as ``rejected.jsonl`` records it (``lost_bytes`` only when set)."""
         out: dict = {"path": self.path, "row": self.row, "reason": self.reason, "excerpt": self.excerpt}
         if self.lost_bytes is not None:
             out["lost_bytes"] = self.lost_bytes
@@ -72,7 +73,14 @@ class Reject:
 
 
 def excerpt_of(raw: bytes | str) -> str:
-    """At most 80 printable characters of ``raw``: control characters and invalid bytes repr-escaped."""
+    """At most 80 printable characters of ``raw``: control characters and invalid bytes repr-escaped.
+
+    Args:
+        raw: a record's bytes (decoded as UTF-8, bad bytes escaped) or text; a trailing line break is dropped.
+
+    Returns:
+        The excerpt.
+    """
     text = raw[: _EXCERPT_CHARS * 4]
     if isinstance(text, bytes):
         text = text.decode("utf-8", "backslashreplace")
@@ -89,4 +97,5 @@ def excerpt_of(raw: bytes | str) -> str:
 
 
 def error_excerpt_of(exc: BaseException) -> str:
+    """The excerpt of an error, ``Type: message``, for an ``unreadable_remainder``."""
     return excerpt_of(f"{type(exc).__name__}: {exc}")

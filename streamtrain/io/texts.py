@@ -33,6 +33,8 @@ _PIECE = 1 << 16
 
 @dataclass
 class Item:
+    """One input line of predict: its text, or why it has none."""
+
     line: int  # 1-based input line
     text: str | None = None
     id: Any = None  # a JSONL line's "id", echoed back
@@ -40,7 +42,17 @@ class Item:
 
 
 def open_texts(path: str) -> IO[bytes]:
-    """The bytes of ``path`` (``-``: standard input), inflated when it ends in ``.gz``."""
+    """The bytes of an input, inflated when it ends in ``.gz``.
+
+    Args:
+        path: a file, or ``-`` for standard input.
+
+    Returns:
+        A binary stream.
+
+    Raises:
+        UsageError: the file does not exist.
+    """
     if path == "-":
         return sys.stdin.buffer
     if not os.path.exists(path):
@@ -96,7 +108,19 @@ def _item(n: int, raw: bytes, mode: str, field: str) -> Item:
 
 
 def read_items(stream: IO[bytes], mode: str, field: str, batch: int, limit: int) -> Iterator[list[Item]]:
-    """Every line of ``stream`` as an ``Item``, in order, ``batch`` at a time."""
+    """Every line of ``stream`` as an ``Item``, in order, ``batch`` at a time.
+
+    Args:
+        stream: the input's bytes (``open_texts``).
+        mode: ``lines``, ``jsonl`` or ``auto`` (``INPUT_FORMATS``).
+        field: the JSONL field holding the text.
+        batch: items per list.
+        limit: a longer line is an error item (``field_too_large``), never held whole.
+
+    Yields:
+        Lists of ``batch`` items (the last may be shorter); a broken stream ends with an
+        ``unreadable_remainder`` item.
+    """
     items: list[Item] = []
     for n, (raw, problem) in enumerate(_lines(stream, limit), start=1):
         items.append(Item(n, error=problem) if raw is None else _item(n, raw, mode, field))

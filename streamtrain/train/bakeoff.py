@@ -1,40 +1,19 @@
 """The vectorizer bake-off: both model families measured on a bounded sample, before prepare commits to one.
 
-prepare calls ``bakeoff`` under ``--vectorizer auto`` when the guide's S/W
-rule says sequences (``choice.needs_bakeoff``); it returns the settled
-choice (``choice.decide``) with the evidence in it. TensorFlow is imported
-only when it runs.
+prepare calls ``bakeoff`` under ``--vectorizer auto`` when the guide's S/W rule says sequences
+(``choice.needs_bakeoff``); it returns the settled choice (``choice.decide``) with the evidence in it.
+TensorFlow is imported only when it runs. ``measure`` works in memory, on the first pass's labelled training
+sample (``choice.ChoiceSample``) and the validation sample (``dataset.val_sample``), both cut evenly to
+``POSITIONS`` / sequence length rows (``bound_rows``): n-grams by prepare's steps over the sample's
+vocabulary only (``fit_ngrams``), scored as the best of fit's first ``NGRAM_CANDIDATES`` candidates (the
+MLP at the prior's width, the linear model); sequences by ``SequenceState.fit``, then the sepCNN. Every
+model is built as fit builds it (``models.build_model``), from the same seed, and trains on fit's own loop
+(``train.loop.Trainer``; an epoch is one pass over the sample, then one validation) until Keras'
+``EarlyStopping`` on the validation loss (``PATIENCE`` epochs), at most ``EPOCHS``. Its score is its
+validation accuracy and loss at its best-loss epoch, the weights fit would keep. A SIGINT or SIGTERM
+during training stops it before the next batch, then runs its own handler.
 
-``measure``, in memory, on the first pass's samples: the labelled training
-sample (``choice.ChoiceSample``: at most 20,000 rows / 16 MB of text,
-systematic over the input) and the validation sample
-(``dataset.val_sample``: at most 5,000 validation rows):
-
-- n-grams: prepare's steps (``tfidf.hash_counts``, ``DocFreq`` and its IDF
-  with ``min_df``, TF-IDF, the top-k buckets by ANOVA F-value: sklearn's
-  ``f_classif``, which ``ClassMoments`` computes in a stream), over the
-  sample's vocabulary only, so memory follows the sample, not the hash
-  space; then the first ``NGRAM_CANDIDATES`` of fit's candidates
-  (``train.tune.candidates``: the MLP at the prior's width, the linear
-  model); the family scores as its best.
-- sequences: ``TokenCounts`` and ``SequenceState.fit`` (top-k tokens, length
-  of the longest text up to ``max_length``), then the sepCNN.
-
-Every model is built as fit builds that candidate (``models.build_model``),
-with the same seed (``keras.utils.set_random_seed`` before each build), and
-trains on fit's own loop (``train.loop.Trainer``, one process: the one
-training path; an epoch is one pass over the sample, then one validation),
-until Keras' ``EarlyStopping`` on the sample's validation loss
-(``PATIENCE`` epochs without improvement), at most ``EPOCHS`` epochs; its
-score is its validation accuracy and loss at its best-loss epoch (the
-weights ``fit`` would keep). It trained in Keras ``fit`` until 0.10: the
-same steps and choices; validation losses within 1.2e-7 (Keras summed them
-in float32), so a recorded loss may differ in its 6th decimal (2 of 88 on
-AG News titles, none on the demo corpus); accuracies and epochs the same.
-
-Both samples are cut (evenly) to ``POSITIONS`` / sequence length rows, so
-long texts do not make the sepCNN's time unbounded. Costs:
-``docs/design/selection.md``.
+History and costs: docs/design/selection.md
 """
 
 from __future__ import annotations
@@ -67,7 +46,7 @@ PATIENCE = 3  # epochs without a better validation loss before a model stops
 NGRAM_CANDIDATES = 2  # the n-gram family's score: the best of the prior's first candidates (the MLP, linear)
 VAL_BATCH = 1024  # validation rows scored at a time
 # Most rows x sequence length trained on (and, apart, validated on): bounds the sepCNN's time. 20,000 rows
-# of up to 100 tokens fit; at the longest, 500 tokens, 4,000 rows (~17 s an epoch on 2 CPU cores).
+# of up to 100 tokens fit; at the longest, 500 tokens, 4,000 rows (an epoch's time: docs/design/selection.md).
 POSITIONS = 2_000_000
 
 
@@ -81,9 +60,20 @@ def bakeoff(
     sequence: SequenceConfig,
     seed: int,
 ) -> dict:
-    """``choice`` settled by measuring both families on the samples (``choice.decide``; see the module docstring).
+    """``choice`` settled by measuring both families on the samples (``choice.decide``).
 
-    ``remap``: the first pass's provisional label id -> final id (``LabelIndex.finalize``).
+    Args:
+        choice: the rule's choice, which said sequences under ``--vectorizer auto``.
+        sample: the labelled training sample of the first pass.
+        val_sample: the validation sample.
+        label_names: the final class names.
+        remap: the first pass's provisional label id -> final id (``LabelIndex.finalize``).
+        ngram: the n-gram vectorizer's config.
+        sequence: the sequence vectorizer's config.
+        seed: the models' seed.
+
+    Returns:
+        The settled choice, with the evidence under ``bakeoff``.
     """
     texts, labels = sample.rows(remap)
     index = {name: i for i, name in enumerate(label_names)}
@@ -119,7 +109,12 @@ def measure(
     epochs: int = EPOCHS,
     patience: int = PATIENCE,
 ) -> dict:
-    """Both families trained and scored on the samples: per family its best-epoch validation accuracy and loss."""
+    """Both families trained and scored on the samples (cut by ``bound_rows``), imports TensorFlow.
+
+    Returns:
+        The evidence: per family (``ngram``, ``sequence``) its best-epoch validation accuracy and loss, how it
+        trained and its seconds; the rows, bounds and rule it was measured by.
+    """
     from streamtrain.train.fit import FitOptions
     from streamtrain.train.runtime import import_tensorflow
 
@@ -228,6 +223,7 @@ def _measure_sequences(
 
 
 def _log_scores(out: dict) -> None:
+    """Log each family's score in one line."""
     for family in FAMILIES:
         got = out[family]
         if got.get("val_accuracy") is not None:
@@ -261,8 +257,7 @@ def _every(texts: list[str], labels: np.ndarray, most: int) -> tuple[list[str], 
 
 
 def fit_ngrams(config: NgramConfig, counts: sp.csr_matrix, labels: np.ndarray) -> tuple[TfidfState, np.ndarray]:
-    """The n-gram vectorizer fitted on rows' n-gram ``counts`` (``hash_counts``) as prepare fits it, over their
-    vocabulary.
+    """The n-gram vectorizer fitted on rows' n-gram ``counts`` (``hash_counts``) as prepare fits it.
 
     prepare's steps in memory: ``DocFreq``'s IDF with ``min_df``, TF-IDF weighing
     (``TfidfState.tfidf_buckets``), the top-k vocabulary buckets by ANOVA F-value (sklearn's ``f_classif``,
@@ -334,9 +329,8 @@ def _deferred_interrupt() -> Iterator[Any]:
     """SIGINT and SIGTERM during the bake-off's training, raised by their own handlers after it stops.
 
     A handler that raises (Python's ``KeyboardInterrupt``, the CLI's ``Terminated``) raises wherever the main
-    thread is, which during training may be inside TensorFlow's input iterator (under load, SIGINT tests once
-    saw prepare run to exit 0, and a SIGTERM test a prepare that died leaving its staging directory; the
-    mechanism is not proven). Here each signal with a Python handler is only recorded; the yielded callback
+    thread is, which during training may be inside TensorFlow's input iterator (what went wrong there:
+    docs/design/selection.md). Here each signal with a Python handler is only recorded; the yielded callback
     stops training before the next batch (raising ``_Interrupted`` there, in Python, which ``_epochs`` takes
     as the end), and on the way out the first recorded signal's own handler runs, in Python (prepare's usual
     exit 130 or 143, its staging directory removed). Outside the main thread (no handler can be set there),
@@ -408,8 +402,10 @@ def _train(
 
 
 def _epochs(trainer: Any, training: Any, validating: Any, steps: tuple[int, int], epochs: int, callbacks: list) -> dict:
-    """Keras ``fit``'s epochs on the ``Trainer``: ``steps[0]`` training batches, then ``steps[1]`` validation
-    batches, until ``epochs`` or a callback stops it; the validation losses and accuracies."""
+    """Keras ``fit``'s epochs on the ``Trainer``: the validation losses and accuracies of each.
+
+    Each epoch trains ``steps[0]`` batches, then validates ``steps[1]``, until ``epochs`` or a callback stops it.
+    """
     import keras
 
     model = trainer.model

@@ -1,67 +1,20 @@
-"""Resumable training: what a killed fit needs to continue from its last commit (``Checkpoint``).
+"""Resumable training: what a killed fit needs to continue from its last commit (``Checkpoint``, ``TrainingState``).
 
-Vocabulary: an epoch is one pass over the training rows; a round, one
-validation round (Keras' "epoch": ``per_epoch`` of them an epoch). The state
-counts rounds (``TrainingState.rounds_done``, ``best_round``); its file keeps
-the keys it had when a round was an epoch (``epochs_done``, ``best_epoch``:
-``TrainingState.to_json``), and so do the files' names (``epoch-NNNN``: NNNN
-rounds done).
+``Checkpoint``, a Keras callback of each trial in the chief, commits into the trial's checkpoint directory
+(``versions/<id>.training/checkpoint/``) every ``per_epoch`` rounds (an epoch's worth), at the end of
+training, and every ``every_seconds`` (``--checkpoint-seconds``) inside an epoch: the weights and optimizer variables
+(``epoch-NNNN.state.npz`` after NNNN rounds, ``step-RRRR-SSSSSS.state.npz`` at step SSSSSS of round RRRR),
+the best round's weights (``best-NNNN.weights.npz``), then ``state.json`` (``TrainingState``, by an atomic
+rename): the commit point. A killed fit rerun with the same options resumes from the last commit, a round
+end or a step inside a round: ``restore`` loads the arrays into a model built alike, and the batches and
+dropout draws that follow are those an uninterrupted run would have trained on (``reseed``). A commit is
+written on a background thread, one at a time (``flush`` waits for it); nothing built on a non-finite loss
+is committed. Early stopping lives here too, since its state must survive the process: Keras'
+``EarlyStopping`` rules on ``val_loss`` with ``min_delta``, but never before ``min_rounds`` rounds nor
+before the best round's ``val_accuracy`` beats ``floor``. The state counts rounds; ``state.json`` keeps
+the keys it had when a round was an epoch (``FILE_KEYS``).
 
-At the end of every pass over the data (every ``per_epoch`` validation
-rounds), at the end of training, and every ``every_seconds``, ``Checkpoint``
-(a Keras callback) commits, inside the version being trained
-(``versions/<id>.training/checkpoint/``):
-
-- ``epoch-NNNN.state.npz`` (after NNNN rounds): the model's weights (``weight_I``, in
-  ``model.weights`` order) and the optimizer's variables (``optimizer_I``:
-  Adam's moments and step count), plain arrays (no pickle). A resume builds
-  the model from the same options and loads them (``restore``); the shapes
-  must match. Checkpoints written by streamtrain 0.5 (``epoch-NNNN.keras``,
-  the model with its optimizer in Keras' format) are still resumed;
-- ``best-NNNN.weights.npz``: the weights of the best validation loss so far
-  (kept in memory between commits: each write of a 200,000-feature model
-  cost ~0.5 s);
-- ``state.json``, written last by an atomic rename, the commit point: the
-  rounds completed, the step cursor inside the next round, the
-  early-stopping state (best loss, its round, rounds waited, whether
-  training stopped) and the history so far. Files it does not name are
-  leftovers of an interrupted save and are removed.
-
-A commit takes its snapshot at once (the variables' values: TensorFlow
-copies a variable's buffer before an update while a read of it is alive)
-and writes it on a background thread while training goes on, one commit at
-a time: a commit waits for the one before it, and fit waits (``flush``)
-before it writes the version. The 146 MB of an IMDB commit took 0.6-1.2 s
-in Keras' format and ~0.5 s as npz, now mostly hidden behind training. A
-process killed while a commit is being written resumes from the commit
-before it, whose files are still on disk.
-
-Inside a round, the model is also checkpointed every ``every_seconds``
-(``step-RRRR-SSSSSS.state.npz``: step SSSSSS of round RRRR, with ``step`` in
-the state): a fit killed in the middle of a long round resumes at that
-step, on the rest of the same round's batches
-(``BatchStream.forever_chunks(epoch, skip_batches)``). The resumed round's
-training loss and accuracy in the history average only the
-batches trained after the resume.
-
-Early stopping lives here too, with Keras' ``EarlyStopping`` rules
-(``val_loss``, a ``min_delta``, best weights restored at the end), because
-its state must survive the process. It never stops on the initial plateau:
-not before ``min_rounds`` rounds (fit: one full epoch), and, given a
-``floor`` (fit: the validation split's majority-class rate), not before the
-best round's ``val_accuracy`` beats it (the weights kept would be a
-chance-level model, which the promotion guard rejects); ``epochs`` still
-bounds the run. An epoch's shuffle plan is a pure
-function of (seed, epoch) (``dataset.shuffle``), so the rounds done and the
-step are the position in the stream of epochs: a resumed run trains the
-batches an uninterrupted run would (``train.rounds``). Dropout's random
-draws are made a function of (seed, round, step) the same way: at the start
-of every round ``train.rounds`` sets each layer's seed generator from
-(seed, round) (``reseed``), and it advances one draw per step, so a resumed
-run draws the masks an uninterrupted one would.
-
-In a multi-worker fit only the chief has a ``Checkpoint``; its
-``model.stop_training`` is broadcast to the others by ``train.rounds``.
+Rationale, file layout and costs: docs/design/training.md
 """
 
 from __future__ import annotations
@@ -69,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,12 +61,28 @@ class TrainingState:
 
     @classmethod
     def from_json(cls, doc: dict) -> TrainingState:
+        """The state ``to_json`` wrote.
+
+        Args:
+            doc: ``state.json``'s document.
+
+        Returns:
+            The state, its attributes named as this class names them.
+        """
         attributes = {v: k for k, v in FILE_KEYS.items()}
         return cls(**{attributes.get(k, k): v for k, v in doc.items()})
 
     @classmethod
     def load(cls, directory: Path) -> TrainingState | None:
-        """The last committed state, or None when no round was completed (or the state is unreadable)."""
+        """The last committed state of a checkpoint directory.
+
+        Args:
+            directory: a trial's checkpoint directory.
+
+        Returns:
+            The state; None when nothing was committed, or when ``state.json`` or a file it names is unreadable
+            or missing (logged as a warning).
+        """
         try:
             doc = json.loads((directory / STATE_NAME).read_text(encoding="utf-8"))
             state = cls.from_json(doc)
@@ -128,8 +98,14 @@ class TrainingState:
 
 
 def commit_state(directory: Path, text: str) -> None:
-    """Write ``state.json`` (the commit point), then remove the files it does not name (older commits' files and
-    leftovers of an interrupted one)."""
+    """Write ``state.json`` (the commit point), then remove the files it does not name.
+
+    Those are older commits' files and leftovers of an interrupted one.
+
+    Args:
+        directory: the checkpoint directory.
+        text: ``state.json``'s text (``TrainingState.to_json``, as JSON).
+    """
     atomic_write_text(directory / STATE_NAME, text)
     doc = json.loads(text)
     keep = {STATE_NAME, doc.get("model"), doc.get("best_weights")}
@@ -139,7 +115,21 @@ def commit_state(directory: Path, text: str) -> None:
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Early stopping with restorable state, and checkpoints (none once ``unsafe()``); Keras' epochs are rounds."""
+    """Early stopping with restorable state, and checkpoints (none once ``unsafe()``); Keras' epochs are rounds.
+
+    Args:
+        directory: the trial's checkpoint directory (made if missing).
+        state: the state to continue (a resumed one) or a new ``TrainingState``; updated in place.
+        seed: fit's seed.
+        patience: rounds without a better validation loss before stopping.
+        early_stopping: whether to stop early at all (False without validation rows).
+        every_seconds: also commit inside a round this often; 0: at round ends only.
+        per_epoch: rounds per epoch; the model is committed every ``per_epoch`` rounds.
+        unsafe: returns True once nothing more may be committed (a non-finite loss was seen).
+        min_delta: a better validation loss beats the best by this fraction of its fall since the first round.
+        min_rounds: no early stop before this many rounds.
+        floor: no early stop before the best round's validation accuracy beats this (None: no such rule).
+    """
 
     def __init__(
         self,
@@ -150,11 +140,11 @@ class Checkpoint(keras.callbacks.Callback):
         early_stopping: bool,
         every_seconds: float = 0.0,
         per_epoch: int = 1,
-        unsafe=None,
+        unsafe: Callable[[], bool] | None = None,
         min_delta: float = 0.0,
         min_rounds: int = 0,
         floor: float | None = None,
-    ):
+    ) -> None:
         super().__init__()
         self.directory, self.state, self.seed = directory, state, seed
         self.patience, self.early_stopping = patience, early_stopping
@@ -166,13 +156,19 @@ class Checkpoint(keras.callbacks.Callback):
         self.offset = 0  # batches of this round trained before this process (a resume inside the round)
         self._saved_at = time.monotonic()
         self._pending = False  # rounds ended since the last commit
-        self._best: list | None = None  # the best round's weights, in memory (written to disk only at commits)
+        self._best: list[np.ndarray] | None = (
+            None  # the best round's weights, in memory (written to disk only at commits)
+        )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
         self._writing: Future | None = None  # the commit being written
         directory.mkdir(parents=True, exist_ok=True)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        """Commit a round that ended without a checkpoint (the last of ``epochs``: nothing follows it)."""
+        """Commit a round that ended without a checkpoint (the last one: nothing follows it).
+
+        Args:
+            logs: Keras' logs (unused).
+        """
         if self._pending and not self.unsafe():
             self.state.model = f"epoch-{self.state.rounds_done:04d}.{STATE_SUFFIX}"
             self._commit()
@@ -183,6 +179,10 @@ class Checkpoint(keras.callbacks.Callback):
         A batch-begin hook, not batch-end: a callback with a batch-end hook makes Keras wait for every
         step's logs (no asynchronous dispatch), and here, before batch ``batch`` runs, the model holds
         exactly the batches before it.
+
+        Args:
+            batch: the 0-based batch of this round (of this process) about to run.
+            logs: Keras' logs (unused).
         """
         if not batch or not self._due():
             return
@@ -194,7 +194,12 @@ class Checkpoint(keras.callbacks.Callback):
         self._commit()
 
     def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
-        """The end of round ``round_`` (0-based): early stopping's bookkeeping, then a commit when one is due."""
+        """The end of round ``round_``: early stopping's bookkeeping, then a commit when one is due.
+
+        Args:
+            round_: the 0-based round that ended.
+            logs: the round's ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` (appended to the history).
+        """
         self.offset = 0
         if self.unsafe():
             return
@@ -228,8 +233,10 @@ class Checkpoint(keras.callbacks.Callback):
         self._commit()
 
     def _past_plateau(self, round_: int) -> bool:
-        """Whether early stopping may end training after round ``round_`` (0-based): ``min_rounds`` are done and
-        the best round's validation accuracy beats ``floor``."""
+        """Whether early stopping may end training after the 0-based round ``round_``.
+
+        That is: ``min_rounds`` are done and the best round's validation accuracy beats ``floor``.
+        """
         if round_ + 1 < self.min_rounds:
             return False
         if self.floor is None:
@@ -243,8 +250,10 @@ class Checkpoint(keras.callbacks.Callback):
         return bool(self.every_seconds) and time.monotonic() - self._saved_at >= self.every_seconds
 
     def _commit(self) -> None:
-        """Snapshot the weights and optimizer state, the best weights if they changed, and the state; write them
-        on the writer thread, the state last (the commit). Waits for the commit before it first."""
+        """Snapshot the weights and optimizer state, the best weights if they changed, and the state.
+
+        They are written on the writer thread, the state last (the commit), after the commit before it.
+        """
         self.flush()
         state = self.state
         assert state.model is not None, "a commit names its model file"
@@ -259,26 +268,44 @@ class Checkpoint(keras.callbacks.Callback):
         self._saved_at = time.monotonic()
 
     def flush(self) -> None:
-        """Wait until the last commit is on disk; raise what writing it raised."""
+        """Wait until the last commit is on disk.
+
+        Raises:
+            WriteError: writing it failed (a full or read-only file system), naming the file.
+        """
         writing, self._writing = self._writing, None
         if writing is not None:
             writing.result()
 
-    def restore_best(self, model) -> None:
-        """Keras' ``restore_best_weights``: the weights of the round with the best validation loss."""
+    def restore_best(self, model: keras.Model) -> None:
+        """Keras' ``restore_best_weights``: load the weights of the round with the best validation loss.
+
+        Args:
+            model: the trial's model; left as it is when no round had a validation loss.
+        """
         if self._best is not None:
             model.set_weights(self._best)
         elif self.state.best_weights:  # a resumed run that found no better round: the committed file
             load_best(model, self.directory / self.state.best_weights)
 
 
-def reseed(model, seed: int, round_: int, step: int = 0, worker: int = 0) -> int:
-    """Set every seed generator of ``model``'s layers to its state at ``step`` of round ``round_``; return how many.
+def reseed(model: keras.Model, seed: int, round_: int, step: int = 0, worker: int = 0) -> int:
+    """Set every seed generator of ``model``'s layers to its state at ``step`` of round ``round_``.
 
     The state is ``[f(seed, round_, its place, worker), step]``: Keras' generators add
     one to the second word per draw, and each dropout layer draws once a step.
     Each worker of a multi-worker fit draws its own masks (worker 0's are a
     one-process run's).
+
+    Args:
+        model: the model whose layers' generators are set.
+        seed: fit's seed.
+        round_: the 0-based round.
+        step: the batches of the round already trained.
+        worker: this worker's index.
+
+    Returns:
+        How many generators were set.
     """
     from keras.random import SeedGenerator
 
@@ -295,8 +322,13 @@ def reseed(model, seed: int, round_: int, step: int = 0, worker: int = 0) -> int
     return len(generators)
 
 
-def load_best(model, path: Path) -> None:
-    """Best weights as a commit wrote them: ``.npz`` (arrays in ``get_weights`` order), or Keras' ``.weights.h5``."""
+def load_best(model: keras.Model, path: Path) -> None:
+    """Load best weights into ``model`` as a commit wrote them.
+
+    Args:
+        model: a model built like the one trained.
+        path: ``.npz`` (arrays in ``get_weights`` order), or Keras' ``.weights.h5`` (written by streamtrain 0.3).
+    """
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as arrays:
             model.set_weights([arrays[f"arr_{i}"] for i in range(len(arrays.files))])
@@ -307,16 +339,27 @@ def load_best(model, path: Path) -> None:
 STATE_SUFFIX = "state.npz"
 
 
-def training_arrays(model) -> dict[str, np.ndarray]:
-    """The model's weights and its optimizer's variables, as a commit writes them (values at this moment)."""
+def training_arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    """The model's weights and its optimizer's variables, as a commit writes them.
+
+    Args:
+        model: a compiled model.
+
+    Returns:
+        Their values at this moment: ``weight_I`` in ``model.weights`` order, ``optimizer_I`` in
+        ``model.optimizer.variables`` order.
+    """
     arrays = {f"weight_{i}": v.numpy() for i, v in enumerate(model.weights)}
     arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
     return arrays
 
 
 def _write_commit(directory: Path, path: Path, arrays: dict, best: tuple[Path, list] | None, state_text: str) -> None:
-    """One commit's files; a full or read-only file system: ``WriteError`` naming the file (the commit before
-    stays the one a resume reads)."""
+    """One commit's files.
+
+    A full or read-only file system raises ``WriteError`` naming the file (the commit before stays the one a
+    resume reads).
+    """
     with naming(path), open(path, "wb") as fh:
         np.savez(fh, **arrays)
     if best is not None:
@@ -325,10 +368,16 @@ def _write_commit(directory: Path, path: Path, arrays: dict, best: tuple[Path, l
     commit_state(directory, state_text)
 
 
-def restore(model, directory: Path, state: TrainingState) -> None:
-    """Load the weights and optimizer state of ``state``'s commit into ``model`` (built with the same options).
+def restore(model: keras.Model, directory: Path, state: TrainingState) -> None:
+    """Load the weights and optimizer state of ``state``'s commit into ``model``.
 
-    ``DataError`` when they do not fit it (another model shape: the resume key should have prevented that).
+    Args:
+        model: a compiled model built with the same options as the one checkpointed.
+        directory: the checkpoint directory.
+        state: its committed state (``TrainingState.load``); ``.keras`` commits of streamtrain 0.5 load too.
+
+    Raises:
+        DataError: they do not fit the model (another shape: the resume key should have prevented that).
     """
     from streamtrain.errors import DataError
 

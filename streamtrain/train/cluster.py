@@ -23,6 +23,7 @@ import json
 import os
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 from streamtrain.errors import UsageError
 
@@ -31,15 +32,19 @@ HEARTBEAT_SECONDS = 10  # TensorFlow's default: a silent peer fails the cluster 
 
 @dataclass(frozen=True)
 class Cluster:
+    """The workers of a fit and this process's place among them; the default is a one-process cluster."""
+
     workers: tuple[str, ...] = ()  # host:port of each worker, chief first; empty: one process, no network
     index: int = 0
 
     @property
     def size(self) -> int:
+        """The number of workers (1 for one process)."""
         return max(len(self.workers), 1)
 
     @property
     def chief(self) -> bool:
+        """Whether this is worker 0, the one that reads and writes the model directory."""
         return self.index == 0
 
     @property
@@ -49,7 +54,17 @@ class Cluster:
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Cluster:
-        """The cluster ``TF_CONFIG`` describes (a one-process cluster without it)."""
+        """The cluster ``TF_CONFIG`` describes.
+
+        Args:
+            environ: the environment to read (``os.environ`` when None).
+
+        Returns:
+            The cluster; a one-process cluster without ``TF_CONFIG`` or with one worker.
+
+        Raises:
+            UsageError: ``TF_CONFIG`` is not a description of ``chief`` and ``worker`` jobs with this task in it.
+        """
         text = (os.environ if environ is None else environ).get("TF_CONFIG", "").strip()
         if not text:
             return cls()
@@ -71,8 +86,16 @@ class Cluster:
         """``TF_CONFIG`` for this worker (what ``from_env`` reads back)."""
         return json.dumps({"cluster": {"worker": list(self.workers)}, "task": {"type": "worker", "index": self.index}})
 
-    def strategy(self):
-        """``MultiWorkerMirroredStrategy`` joined to the other workers, or the default strategy for one process."""
+    def strategy(self) -> Any:
+        """The ``tf.distribute`` strategy that joins this process to the other workers.
+
+        For several workers it configures TensorFlow's coordination service first, and re-installs the SIGTERM
+        handler the coordination agent replaces.
+
+        Returns:
+            ``MultiWorkerMirroredStrategy`` (once every worker has started), or the default strategy for one
+            process.
+        """
         import tensorflow as tf
 
         if self.size == 1:

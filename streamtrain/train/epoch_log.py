@@ -1,13 +1,11 @@
-"""fit's own line per validation round, through ``logging`` (``EpochLog``), instead of Keras' printed lines.
+"""fit's own log line per validation round, through ``logging`` (``EpochLog``), instead of Keras' printed lines.
 
-Keras' ``verbose=2`` prints to stdout in its own format, which neither
-``--log-format json`` nor a log collector can read. ``EpochLog`` logs one
-``INFO`` line per validation round (``--validations`` per epoch, ``epoch
-0.75/20 (validation 3/80): ...``; with one per epoch ``epoch 3/20: loss 0.1210, accuracy 0.9563,
-val_loss 0.2368, val_accuracy 0.9114 (4.1 s)``, with the numbers as record
-attributes (``epoch``, ``epochs``, ``seconds`` and every metric) for
-structured logs. Keras' live per-step bar is kept where prepare would draw
-its bar (``streamtrain.progress.display``: a terminal, text logs).
+``EpochLog`` is a Keras callback the training loop drives (``train.rounds``): at the end of every round it
+logs one ``INFO`` line on the ``streamtrain.train.fit`` logger, ``epoch 0.75/20 (validation 3/80): loss
+0.1210, accuracy 0.9563, val_loss 0.2368, val_accuracy 0.9114 (4.1 s)`` (``epoch 3/20: ...`` with one
+validation an epoch). Epochs count passes over the training rows, so a round that ends inside one is a
+fraction. The numbers are also record attributes (``epoch``, ``epochs``, ``validation``, ``seconds`` and
+every metric), fields of ``--log-format json``. Nothing goes to stdout, and there is no per-step bar.
 """
 
 from __future__ import annotations
@@ -21,17 +19,34 @@ log = logging.getLogger("streamtrain.train.fit")
 
 
 class EpochLog(keras.callbacks.Callback):
-    """One line per validation round (Keras epoch); ``per_epoch`` rounds make one pass over the data."""
+    """One line per validation round (Keras epoch).
 
-    def __init__(self, epochs: int, per_epoch: int = 1):
+    Args:
+        epochs: the most epochs the trial may train (the line's ``/20``).
+        per_epoch: validation rounds per epoch.
+    """
+
+    def __init__(self, epochs: int, per_epoch: int = 1) -> None:
         super().__init__()
         self.epochs, self.per_epoch = epochs, per_epoch
         self._started = time.monotonic()
 
     def on_epoch_begin(self, round_: int, logs: dict | None = None) -> None:
+        """Start the round's clock.
+
+        Args:
+            round_: the 0-based round.
+            logs: Keras' logs (unused).
+        """
         self._started = time.monotonic()
 
     def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
+        """Log the round's line.
+
+        Args:
+            round_: the 0-based round that ended.
+            logs: its metrics (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``).
+        """
         metrics = {k: float(v) for k, v in (logs or {}).items()}
         seconds = round(time.monotonic() - self._started, 3)
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())

@@ -21,6 +21,8 @@ from streamtrain.vectorize.split import SPLIT_NAMES
 
 @dataclass
 class EvaluateOptions:
+    """The options of ``streamtrain evaluate`` (each field's ``help`` says what it means)."""
+
     data: str = option(path=True, metavar="DIR", help="the prepared dataset directory")
     model_dir: str = option(path=True, metavar="DIR", help="the model directory written by fit")
     version: str | None = option(None, metavar="ID", help="the version of --model-dir to score; unset: current")
@@ -36,6 +38,21 @@ class EvaluateOptions:
 
 
 def evaluate(opts: EvaluateOptions) -> dict:
+    """Score a version of ``opts.model_dir`` on splits of the dataset ``opts.data``, under its reader lock.
+
+    Args:
+        opts: the options.
+
+    Returns:
+        ``version``, ``classes`` and per split ``{split}_accuracy``, ``{split}_loss``, ``{split}_rows`` and
+        ``{split}_confusion``.
+
+    Raises:
+        DataError: no such dataset or version, a damaged version or shard, or a dataset vectorized differently
+            from the model.
+        UsageError: an option out of range.
+        Busy: a prepare is replacing the dataset (exit 75).
+    """
     from streamtrain.train.modeldir import check, read_vectorizer_doc, resolve
 
     check_options(opts)
@@ -54,6 +71,7 @@ def evaluate(opts: EvaluateOptions) -> dict:
 
 
 def _score(opts: EvaluateOptions, path: Path, manifest: Manifest) -> dict:
+    """The model of ``path`` scored on each split asked for (imports TensorFlow)."""
     import_tensorflow()
     from streamtrain.train.modeldir import load_model, load_vectorizer
     from streamtrain.train.scoring import score_split

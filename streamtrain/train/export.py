@@ -20,13 +20,27 @@ from streamtrain.serve.export import SAVED_MODEL_DIR
 
 @dataclass
 class ExportOptions:
+    """The options of ``streamtrain export`` (each field's ``help`` says what it means)."""
+
     model_dir: str = option(positional=True, path=True, metavar="MODEL_DIR", help="the model directory")
     out: str = option(path=True, metavar="DIR", help="where to write the SavedModel (must not exist)")
     version: str | None = option(None, metavar="ID", help="the version to export; unset: current")
 
 
 def export(opts: ExportOptions) -> dict:
-    """Write ``opts.version``'s (else current's) SavedModel to ``opts.out``; what was written."""
+    """Write the SavedModel of ``opts.version`` (else of current) to ``opts.out``.
+
+    Args:
+        opts: the options.
+
+    Returns:
+        ``version``, ``saved_model`` (the directory written) and ``how``: copied, or exported from its model
+        and vectorizer (a version made before versions held a SavedModel).
+
+    Raises:
+        UsageError: ``--out`` exists or its parent does not, or the version's vectorizer cannot run as a graph.
+        DataError: no such version, or a damaged one.
+    """
     from streamtrain.serve.export import copy_saved_model, exportable, write_saved_model
     from streamtrain.train.modeldir import check, load_model, load_vectorizer, resolve
     from streamtrain.train.runtime import import_tensorflow

@@ -1,39 +1,20 @@
 """fit: stream a prepared dataset into a Keras model and add a model version (``FitOptions``, ``fit``).
 
-Training rows reach the model through ``BatchStream.forever_chunks``
-(reshuffled every epoch, every row exactly once per epoch);
-``steps_per_epoch`` and ``validation_steps`` come from the manifest. The
-training loop is ``train.loop.Trainer`` (not Keras ``fit``), the same for
-one process and for a multi-worker cluster (``train.cluster``, from
-``TF_CONFIG``; ``--workers N`` on the command line starts one on loopback).
-Early stopping watches the validation loss and restores the best weights.
-Final metrics are computed by the same streaming scorer that ``evaluate``
-uses. The model follows the dataset's encoding unless ``--model`` says
-otherwise: the MLP for n-gram rows, sepCNN for token sequences. One log
-line per validation round (``train.epoch_log``) on stderr, never on stdout.
-An epoch is one pass over the training rows; a round, one validation round
-(``train.plan``: several an epoch).
+Who owns what: this module owns the options (``FitOptions``) and the entry point. ``fit`` checks the options
+and the dataset, takes the model directory's writer lock and the dataset's reader lock (``fs.locks``: a second
+fit exits 75 at once, before TensorFlow is imported), then runs the stages of one version
+(``train.version_run.VersionRun``): the model selection's trials on the one training loop
+(``train.loop.Trainer``) with early stopping and checkpoints, the final metrics by evaluate's scorer, the
+promotion guard, the version written and promoted. A rejected version raises ``NotPromoted`` (exit 3) after
+all of that. A killed fit rerun with the same options resumes from its last checkpoint: the end of a round,
+or inside a round the step of a ``--checkpoint-seconds`` commit (``train.checkpoint``). In a cluster
+(``train.cluster``, from ``TF_CONFIG``; ``--workers N`` on the command line starts one on loopback) worker 0
+does all of that; the others take only the dataset's reader lock and train their part of every batch
+(``_fit_worker``), never opening the model directory. ``prebuild`` builds and traces the model before the
+dataset exists (``train`` does it while prepare writes); ``fit(opts, prebuilt)`` trains that model when the
+options and the manifest agree, to the same weights (``tests/train/test_prebuild.py``).
 
-Who owns what: this module owns the options (``FitOptions``) and the
-entry point: ``fit`` checks the options, validates the dataset, takes the
-model directory's writer lock and the dataset's reader lock (``fs.locks``:
-a second fit exits 75 at once, before TensorFlow is imported), then runs
-the stages of one version (``train.version_run.VersionRun``: check and
-adopt, load ``current``, choose the candidates, join the workers, resume
-or begin, train the trials of the model selection (``train.selection``,
-``train.trial``, ``train.rounds``), score and decide, write, promote,
-prune). A rejected version raises ``NotPromoted`` (exit 3) after all of
-that.
-
-In a cluster, worker 0 (the chief) does all of that; the other workers take
-only the dataset's reader lock, build the same model, and train their part
-of every batch (``_fit_worker``): they never open the model directory.
-
-``prebuild`` builds the model before the dataset exists, from its
-``ModelInputs``, and runs its steps once to trace them; ``fit(opts,
-prebuilt)`` trains that model when the options and the manifest agree.
-``train`` does this while its prepare child finishes: the same weights to the bit
-(``tests/train/test_prebuild.py``), ~1 s sooner.
+Measurements: docs/design/training-speed.md
 """
 
 from __future__ import annotations
@@ -59,11 +40,17 @@ MODELS = ("auto", *tune.MODELS)
 
 
 def _dropout(value: float) -> bool:
+    """Whether ``value`` is a dropout rate: in [0, 1)."""
     return 0.0 <= value < 1.0
 
 
 @dataclass
 class FitOptions:
+    """The options of ``streamtrain fit`` (each field's ``help`` says what it means).
+
+    ``buffer_blocks`` is the library's alone, not on the command line.
+    """
+
     data: str = option(path=True, metavar="DIR", help="the prepared dataset directory (with manifest.json)")
     model_dir: str = option(path=True, metavar="DIR", help="the model directory to write")
     epochs: int | None = option(
@@ -178,13 +165,23 @@ class FitOptions:
 
 
 def fit(opts: FitOptions, prebuilt: Prebuilt | None = None) -> dict:
-    """Train a new version of ``opts.model_dir`` and run the promotion guard; returns the metrics and the decision.
+    """Train a new version of ``opts.model_dir`` and run the promotion guard.
 
-    Raises ``NotPromoted`` (exit 3) after keeping a version the guard rejected.
-    In a multi-worker cluster (``TF_CONFIG``, ``train.cluster``) every worker
-    calls this: the chief does all of the above; the others only train, and
-    return the rows they trained. ``prebuilt``: ``prebuild``'s model, used when it was built with these
-    ``opts`` for the dataset's ``ModelInputs`` and is the first trial's candidate (else a model is built as usual).
+    In a multi-worker cluster (``TF_CONFIG``) every worker calls this: the chief does everything; the others
+    only train.
+
+    Args:
+        opts: the options.
+        prebuilt: ``prebuild``'s model, used when built with these ``opts`` for the dataset's ``ModelInputs``
+            as the first trial's candidate (else a model is built as usual).
+
+    Returns:
+        The chief: the metrics and the decision. Another worker: the rows it trained.
+
+    Raises:
+        NotPromoted: after keeping a version the guard rejected (exit 3).
+        UsageError: options that contradict each other or TF_CONFIG.
+        Busy: another run holds the model directory or the dataset (exit 75).
     """
     check_options(opts)
     cluster = Cluster.from_env()
@@ -252,8 +249,7 @@ def _fit_worker(opts: FitOptions, cluster: Cluster) -> dict:
 
 @dataclass
 class Prebuilt:
-    """fit's model for ``candidate``, ``opts`` and a dataset of ``inputs``, in its ``Trainer``, built and warmed
-    up ahead (``prebuild``)."""
+    """A model built and warmed up ahead (``prebuild``), in its ``Trainer``, with what it was built for."""
 
     candidate: Candidate
     opts: FitOptions
@@ -261,17 +257,35 @@ class Prebuilt:
     trainer: Any
 
     def fits(self, candidate: Candidate, opts: FitOptions, inputs: ModelInputs) -> bool:
-        """Whether this is the model ``fit(opts)`` would build for ``candidate`` and a dataset of ``inputs``."""
+        """Whether this is the model ``fit(opts)`` would build for ``candidate`` and a dataset of ``inputs``.
+
+        Args:
+            candidate: fit's first trial's candidate.
+            opts: fit's options.
+            inputs: the dataset's model inputs.
+
+        Returns:
+            True when all three are what it was built for.
+        """
         return self.candidate == candidate and self.opts == opts and self.inputs == inputs
 
 
 def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
-    """The model of the prior's first candidate (``tune.candidates``) for a dataset of ``inputs``, with its
-    training, validation and scoring functions traced and run once (``Trainer.warm_up``, ``scoring.warm_up``),
-    for ``fit(opts, prebuilt)``.
+    """Build the prior's first candidate for a dataset of ``inputs``, for ``fit(opts, prebuilt)``.
 
-    ``train`` calls it while its prepare child selects, names and writes: the ~1 s that the first round and
-    the first scoring spent tracing is then spent beside prepare. One process only (no cluster).
+    Its training, validation and scoring functions are traced and run once (``Trainer.warm_up``,
+    ``scoring.warm_up``). ``train`` calls it while its prepare child selects, names and writes, so the time
+    the first round and the first scoring spent tracing is spent beside prepare.
+
+    Args:
+        opts: fit's options.
+        inputs: the dataset's model inputs, as prepare announced them.
+
+    Returns:
+        The model in its ``Trainer``, with what it was built for.
+
+    Raises:
+        UsageError: ``TF_CONFIG`` names a cluster (one process only).
     """
     import_tensorflow()
     from streamtrain.train import scoring

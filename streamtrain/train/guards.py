@@ -1,10 +1,10 @@
-"""Guards against training on, or writing, numbers that are not numbers.
+"""Guards against training on, or writing, numbers that are not numbers; and the selection budget's stop.
 
-``FiniteLoss`` is a Keras callback that stops training after the first
-validation round whose training or validation loss is NaN or infinite, and
-records which; ``fit`` then raises
-``NonFiniteError`` instead of writing a model. ``require_finite`` refuses
-metrics or probabilities that hold a non-finite value, so no code path
+``FiniteLoss`` is a Keras callback that stops a trial after the first validation round whose training or
+validation loss is NaN or infinite, and records which (``problem``); nothing built on it is checkpointed,
+and fit then drops the trial (in a model selection) or raises ``NonFiniteError`` instead of writing a
+model (its only trial). ``Deadline`` stops a trial at the end of the round that reaches the selection's
+budget. ``require_finite`` refuses metrics or probabilities that hold a non-finite value, so no code path
 writes or reports one.
 """
 
@@ -21,7 +21,11 @@ from streamtrain.errors import NonFiniteError
 
 
 class FiniteLoss(keras.callbacks.Callback):
-    """Checked once a round (the loop never waits for a single step's loss); ``per_epoch`` rounds an epoch."""
+    """Stop training after a round whose loss is not finite; checked once a round (never waiting for a step's loss).
+
+    Args:
+        per_epoch: validation rounds per epoch (the message says where, in epochs).
+    """
 
     def __init__(self, per_epoch: int = 1) -> None:
         super().__init__()
@@ -29,6 +33,12 @@ class FiniteLoss(keras.callbacks.Callback):
         self.per_epoch = per_epoch
 
     def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
+        """Record the first non-finite ``loss`` or ``val_loss`` of the round in ``problem``, and stop.
+
+        Args:
+            round_: the 0-based round that ended.
+            logs: its metrics.
+        """
         where = f"epoch {(round_ + 1) / self.per_epoch:g}"
         for key, what in (("loss", "training"), ("val_loss", "validation")):
             loss = float((logs or {}).get(key, 0.0))
@@ -38,7 +48,11 @@ class FiniteLoss(keras.callbacks.Callback):
 
 
 class Deadline(keras.callbacks.Callback):
-    """Stop at the end of the first round that ends at or after ``until`` (``time.monotonic()``; None: never)."""
+    """Stop at the end of the first round that ends at or after ``until``; ``cut`` says whether it did.
+
+    Args:
+        until: a ``time.monotonic()`` time; None: never.
+    """
 
     def __init__(self, until: float | None) -> None:
         super().__init__()
@@ -46,13 +60,27 @@ class Deadline(keras.callbacks.Callback):
         self.cut = False  # whether it stopped the training
 
     def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
+        """Stop training if the time is up (and nothing else stopped it).
+
+        Args:
+            round_: the 0-based round that ended.
+            logs: its metrics (unused).
+        """
         if self.until is not None and not self.model.stop_training and time.monotonic() >= self.until:
             self.cut = True
             self.model.stop_training = True
 
 
 def require_finite(what: str, values: Iterable[tuple[str, float | None]]) -> None:
-    """Raise ``NonFiniteError`` naming the first of ``values`` (name, number) that is NaN or infinite."""
+    """Refuse non-finite numbers.
+
+    Args:
+        what: the error message's start: what is refused.
+        values: (name, number or None) pairs; None is not checked.
+
+    Raises:
+        NonFiniteError: naming the first of ``values`` that is NaN or infinite.
+    """
     for name, value in values:
         if value is not None and not np.isfinite(value):
             raise NonFiniteError(f"{what}: {name} is {value}")

@@ -1,40 +1,18 @@
 """The training loop: one custom step under a ``tf.distribute`` strategy, for one worker and for N (``Trainer``).
 
-Keras 3 ``fit`` fails under ``MultiWorkerMirroredStrategy`` on TF 2.21 (a
-PerReplica conversion error), so fit does not call it at all: the loop
-below is the only training path, and a one-process run is the same loop
-under TensorFlow's default strategy. Each step runs ``strategy.run``: a
-worker computes its batch's loss, ``mean(batch loss) / workers`` (the mean
-over the step's rows when every worker's batch is full: Keras' loss
-scaling), and the optimizer all-reduces (sums) the gradients before
-applying them (Keras' TensorFlow optimizer does that in a replica
-context), so every worker applies the same update and the weights stay
-identical. A worker's padding step (its share ended a batch early,
-``train.batches``) is one blank row labelled ``PADDING_LABEL``
-(``train.tfdata``), which the steps weigh 0: it contributes nothing.
+fit's only training path (Keras ``fit`` is never called); one process runs the same loop under TensorFlow's
+default strategy. ``Trainer.train_round`` runs a round's steps, each a ``strategy.run``: every worker takes
+its batch's share of the step's loss and the optimizer all-reduces the gradients, so every worker applies
+the same update and the weights stay identical; a padding row (``PADDING_LABEL``) weighs 0. Keras callbacks
+are driven as ``fit`` would drive them (a Keras "epoch" is a validation round), so ``train.checkpoint``,
+``train.guards``, ``train.epoch_log`` and ``train.tensorboard`` are plain callbacks. ``Trainer.validate``
+scores a round's validation batches. Per-worker sums are added across workers once per round.
+``Channel`` carries the chief's decisions to every worker (``broadcast``) and everyone's numbers to
+everyone (``gather``); ``sync_variables`` gives every worker the chief's weights and optimizer state, and
+``weights_digest`` lets the workers check at the end that they agree. ``finish`` is the workers' barrier
+at the end of a fit; ``deadline`` bounds the wait for a cluster to join (``--join-timeout``).
 
-Keras callbacks are driven as ``fit`` would drive them (``on_epoch_begin``,
-``on_train_batch_begin``, ``on_epoch_end`` with ``loss``, ``accuracy``,
-``val_loss``, ``val_accuracy``, ``model.stop_training``), so
-``train.checkpoint``, ``train.guards``, ``train.epoch_log`` and
-``train.tensorboard`` work unchanged; a Keras "epoch" is a validation
-round. Training and validation sums are kept per worker in sync-on-read
-variables and added across workers once per round, so no step waits for
-another's numbers. Validation is split across workers like training
-(``BatchStream(worker=...)``).
-
-Decisions are the chief's: whether to stop (early stopping, a non-finite
-loss), where to start (a resumed run's round and step) and the starting
-weights (a resume or a warm start) are broadcast from worker 0
-(``broadcast``, ``sync_variables``: a sum over workers of the chief's
-values and everyone else's zeros), so the workers never disagree and no
-other worker reads the model directory. At the end the workers compare
-digests of their weights and optimizer state (``weights_digest``): they
-must be equal, or the run fails rather than keep a model that one worker
-alone would not have trained. Joining the cluster (``train.rounds.join``
-creates the strategy, which waits for every worker) has ``--join-timeout``
-seconds (``deadline``): a cluster whose workers never all start fails instead of
-waiting for ever.
+Rationale: docs/design/training.md
 """
 
 from __future__ import annotations
@@ -44,7 +22,8 @@ import faulthandler
 import hashlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import keras
 import numpy as np
@@ -58,37 +37,61 @@ FINISH_TIMEOUT_MS = 600_000  # how long the workers wait for each other at the e
 
 
 class Channel:
-    """Numbers between the workers of a strategy, with or without a model: the chief's to everyone
-    (``broadcast``), everyone's to everyone (``gather``). fit sends each trial's candidate this way before
-    the trial's model exists."""
+    """Numbers between the workers of a strategy, with or without a model.
 
-    def __init__(self, strategy, cluster: Cluster):
+    The chief's to everyone (``broadcast``), everyone's to everyone (``gather``). fit sends each trial's
+    candidate this way before the trial's model exists.
+
+    Args:
+        strategy: the ``tf.distribute`` strategy the workers joined (``Cluster.strategy``).
+        cluster: this worker's place in the cluster.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, cluster: Cluster) -> None:
         self.strategy, self.cluster = strategy, cluster
         self.workers = strategy.num_replicas_in_sync
         self._share = tf.function(self._share_fn, autograph=False)
 
-    def _share_fn(self, values):
+    def _share_fn(self, values: Any) -> Any:
         """The sum over workers of each worker's ``values`` (a tensor or a list of them)."""
 
-        def share(v):
+        def share(v: Any) -> Any:
             # On this replica's device (an input from outside the function has none: the all-reduce needs one).
             mine = tf.nest.map_structure(tf.identity, v)
             return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, mine)
 
         return self.strategy.run(share, args=(values,))
 
-    def _from_chief(self, values):
-        """This worker's share of a broadcast: the chief's ``values``, zeros of their shape elsewhere; summed by
-        ``_share``, every worker gets the chief's."""
+    def _from_chief(self, values: Any) -> Any:
+        """This worker's share of a broadcast: the chief's ``values``, zeros of their shape elsewhere.
+
+        Summed by ``_share``, every worker gets the chief's.
+        """
         mine = values if self.cluster.chief else tf.nest.map_structure(tf.zeros_like, values)
         return self.strategy.experimental_local_results(self._share(mine))[0]
 
     def broadcast(self, values: list[float]) -> list[float]:
-        """The chief's ``values`` (numbers) on every worker."""
+        """The chief's numbers, on every worker.
+
+        Every worker calls it at the same point (a collective).
+
+        Args:
+            values: this worker's numbers; only the chief's count (the others offer as many of anything).
+
+        Returns:
+            The chief's ``values``, as float64.
+        """
         return [float(v) for v in self._from_chief(tf.constant(values, tf.float64)).numpy()]
 
     def gather(self, value: float) -> list[float]:
-        """Every worker's ``value``, in worker order, on every worker."""
+        """Every worker's number, on every worker (a collective).
+
+        Args:
+            value: this worker's number.
+
+        Returns:
+            Each worker's ``value``, in worker order.
+        """
         mine = np.zeros(self.workers)
         mine[self.cluster.index] = value
         out = self._share(tf.constant(mine, tf.float64))
@@ -96,7 +99,16 @@ class Channel:
 
 
 class Trainer(Channel):
-    def __init__(self, strategy, model: keras.Model, cluster: Cluster, n_classes: int):
+    """One model's training and validation steps under ``strategy``, and what fit needs around them.
+
+    Args:
+        strategy: the ``tf.distribute`` strategy the workers joined; the model was built in its scope.
+        model: the compiled model (``models.build_model``).
+        cluster: this worker's place in the cluster.
+        n_classes: the classes (2: a one-column sigmoid head, binary cross-entropy).
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model, cluster: Cluster, n_classes: int) -> None:
         super().__init__(strategy, cluster)
         self.model, self.n_classes = model, n_classes
         loss = keras.losses.BinaryCrossentropy if n_classes == 2 else keras.losses.SparseCategoricalCrossentropy
@@ -111,9 +123,11 @@ class Trainer(Channel):
 
     # -- steps (traced once per iterator type) --
 
-    def _sums_of(self, y, p):
+    def _sums_of(self, y: tf.Tensor, p: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Each row's loss (0 for a padding row), and the batch's (loss sum, correct, rows) without padding rows.
-        A weight of 1 leaves every other row's numbers as they were, to the bit."""
+
+        A weight of 1 leaves every other row's numbers as they were, to the bit.
+        """
         if self.n_classes == 2:
             keep = tf.cast(y[:, 0] >= 0, tf.float32)
             y = tf.maximum(y, 0.0)
@@ -131,8 +145,19 @@ class Trainer(Channel):
             ]
         )
 
-    def gradients(self, x, y):
-        """One worker's batch: the gradients of its share of the step's loss (before the all-reduce), and its sums."""
+    def gradients(self, x: Any, y: tf.Tensor) -> tuple[list[Any], tf.Tensor]:
+        """One worker's batch: the gradients of its share of the step's loss, before the all-reduce.
+
+        The share is ``mean(batch loss) / workers`` (the mean over the step's rows when every worker's batch is
+        full: Keras' loss scaling).
+
+        Args:
+            x: the batch's features (a ``tf.SparseTensor`` of n-gram rows, or int32 token ids).
+            y: its targets (``tfdata``'s shape for the head; a padding row's are negative).
+
+        Returns:
+            The gradients, in ``model.trainable_variables`` order, and the batch's (loss sum, correct, rows).
+        """
         model = self.model
         with tf.GradientTape() as tape:
             p = model(x, training=True)
@@ -141,16 +166,16 @@ class Trainer(Channel):
             loss = tf.reduce_sum(per_row) / rows / self.workers
         return tape.gradient(loss, model.trainable_variables), sums
 
-    def _train_step_fn(self, iterator):
-        def step(x, y):
+    def _train_step_fn(self, iterator: Iterator) -> None:
+        def step(x: Any, y: tf.Tensor) -> None:
             grads, sums = self.gradients(x, y)
             self.model.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
             self._train_sums.assign_add(sums)
 
         self.strategy.run(step, args=next(iterator))
 
-    def _val_step_fn(self, iterator):
-        def step(x, y):
+    def _val_step_fn(self, iterator: Iterator) -> None:
+        def step(x: Any, y: tf.Tensor) -> None:
             _, sums = self._sums_of(y, self.model(x, training=False))
             self._val_sums.assign_add(sums)
 
@@ -172,42 +197,53 @@ class Trainer(Channel):
             for v, value in zip(group, values):
                 v.assign(tf.cast(value, v.dtype))
 
-    def distribute(self, make) -> Iterator:
-        """An iterator over ``make()``'s dataset of this worker's batches (each worker makes its own part)."""
+    def distribute(self, make: Callable[[], tf.data.Dataset]) -> Iterator:
+        """An iterator over this worker's batches, for the steps.
+
+        Args:
+            make: makes this worker's dataset of batches (each worker makes its own part).
+
+        Returns:
+            The strategy's distributed iterator over it.
+        """
         options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
         return iter(self.strategy.distribute_datasets_from_function(lambda _: make(), options))
 
-    def _state_variables(self) -> list:
+    def _state_variables(self) -> list[Any]:
         """What must be equal on every worker: the model's weights and the optimizer's state."""
         return [*self.model.weights, *self.model.optimizer.variables]
 
     def weights_digest(self) -> float:
-        """48 bits of the sha256 of the weights and optimizer state, as a number ``gather`` can carry exactly."""
+        """This worker's digest of its weights and optimizer state.
+
+        Returns:
+            48 bits of their sha256, as a number ``gather`` carries exactly.
+        """
         digest = hashlib.sha256()
         for v in self._state_variables():
             digest.update(np.ascontiguousarray(v.numpy()).tobytes())
         return float(int.from_bytes(digest.digest()[:6], "big"))
 
     def finish(self) -> None:
-        """Wait until every worker is here (the chief calls it once it no longer needs the others).
+        """Wait until every worker is here: each calls it once it needs the others no more (after its last round).
 
-        A barrier of TensorFlow's coordination service, not a collective: a worker that left right after its
-        last collective could close its socket while a peer still had to pull that collective's last buffer
-        from it ("Socket closed" in the chief's final gather, seen in loaded test runs). At the barrier every
-        worker has completed every collective, and the barrier itself runs on the chief's coordination service.
+        A barrier of TensorFlow's coordination service, not a collective (why: docs/design/training.md), at
+        most ``FINISH_TIMEOUT_MS``; a no-op for one worker.
         """
         if self.workers > 1:
             from tensorflow.python.eager import context
 
             context.context().wait_at_barrier("streamtrain-fit-finish", FINISH_TIMEOUT_MS)
 
-    def warm_up(self, batches) -> None:
-        """Trace the training and validation steps and run each once on ``batches()`` (a blank row), so that
-        the first real round does not pay for it; the model and its optimizer are left as they were.
+    def warm_up(self, batches: Callable[[], tf.data.Dataset]) -> None:
+        """Trace the training and validation steps and run each once, so that the first real round does not pay.
 
         The training step moves the weights, counts a step in the optimizer and draws dropout masks: every
         weight and optimizer variable is put back as it was (the dropout generators are set at each round's
         start, ``reseed``). Only for one worker: the steps of a cluster would wait for the others.
+
+        Args:
+            batches: makes a dataset of one batch of the real batches' type (``tfdata.blank_batches``).
         """
         assert self.workers == 1, "a warm-up runs the steps alone"
         before = [v.numpy() for v in self._state_variables()]
@@ -218,8 +254,19 @@ class Trainer(Channel):
         for sums in (self._train_sums, self._val_sums):
             sums.assign(tf.zeros(3, tf.float64))
 
-    def train_round(self, batches: Iterator, steps: int, callbacks) -> tuple[dict[str, float], float]:
-        """Train ``steps`` batches from ``batches``: the round's loss and accuracy, and the rows this worker trained."""
+    def train_round(
+        self, batches: Iterator, steps: int, callbacks: keras.callbacks.CallbackList
+    ) -> tuple[dict[str, float], float]:
+        """Train ``steps`` batches from ``batches``, calling ``on_train_batch_begin`` before each.
+
+        Args:
+            batches: a ``distribute`` iterator over the training batches.
+            steps: the batches to train.
+            callbacks: the round's callbacks.
+
+        Returns:
+            The round's ``loss`` and ``accuracy`` over every worker's rows, and the rows this worker trained.
+        """
         self._train_sums.assign(tf.zeros(3, tf.float64))
         for batch in range(steps):
             callbacks.on_train_batch_begin(batch)
@@ -228,23 +275,40 @@ class Trainer(Channel):
         return _metrics(self._train_sums, ""), mine
 
     def validate(self, batches: Iterator, steps: int) -> dict[str, float]:
+        """Score ``steps`` validation batches from ``batches`` with the model as it is.
+
+        Args:
+            batches: a ``distribute`` iterator over the validation batches.
+            steps: the batches to score.
+
+        Returns:
+            ``val_loss`` and ``val_accuracy`` over every worker's rows (NaN for no rows).
+        """
         self._val_sums.assign(tf.zeros(3, tf.float64))
         for _ in range(steps):
             self._val_step(batches)
         return _metrics(self._val_sums, "val_")
 
     def reseed(self, seed: int, round_: int, step: int) -> None:
-        """Dropout draws as a function of (seed, round, step, worker): a resumed run draws what an uninterrupted
-        one would."""
+        """Set the dropout draws to those of (seed, round, step, worker) (``checkpoint.reseed``).
+
+        So a resumed run draws what an uninterrupted one would.
+
+        Args:
+            seed: fit's seed.
+            round_: the 0-based round about to train.
+            step: the batches of that round already trained.
+        """
         reseed(self.model, seed, round_, step, self.cluster.index)
 
 
-def _wire(variable) -> tf.DType:
+def _wire(variable: Any) -> tf.DType:
     """The dtype a variable is broadcast in: float32 if it is, else float64."""
     return tf.float32 if tf.as_dtype(variable.dtype) == tf.float32 else tf.float64
 
 
 def _sums(name: str) -> tf.Variable:
+    """Three float64 sums (loss, correct, rows) per worker, added across workers when read."""
     return tf.Variable(
         tf.zeros(3, tf.float64),
         trainable=False,
@@ -255,19 +319,27 @@ def _sums(name: str) -> tf.Variable:
 
 
 def _metrics(sums: tf.Variable, prefix: str) -> dict[str, float]:
+    """``{prefix}loss`` and ``{prefix}accuracy`` of ``sums`` (NaN for no rows)."""
     loss, correct, rows = (float(v) for v in sums.read_value().numpy())
     rows = rows or float("nan")
     return {f"{prefix}loss": loss / rows, f"{prefix}accuracy": correct / rows}
 
 
 @contextlib.contextmanager
-def deadline(seconds: float, what: str):
-    """End the process (exit 1) if the block has not finished within ``seconds``; ``what`` says what it waits for.
+def deadline(seconds: float, what: str) -> Iterator[None]:
+    """End the process (exit 1) if the block has not finished within ``seconds``.
 
     For the one wait TensorFlow cannot interrupt: joining a cluster whose workers never all start blocks in C++,
     holding the GIL and deaf to signals, so no Python code can run until it returns. ``faulthandler``'s
     watchdog is a C thread: at the deadline it writes "Timeout" and where each thread was on stderr, then exits
-    1. ``what`` is logged first, so that what follows reads in context.
+    1.
+
+    Args:
+        seconds: the most the block may take.
+        what: what the block waits for, logged first, so that what follows reads in context.
+
+    Yields:
+        Nothing: the block runs under the watchdog.
     """
     log.info(f"{what} (at most {seconds:g} s; then this process exits 1)")
     faulthandler.dump_traceback_later(seconds, exit=True, file=sys.stderr)

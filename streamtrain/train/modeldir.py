@@ -1,32 +1,19 @@
 """The model directory: versions of trained models, each with everything ``evaluate`` and ``predict`` need.
 
-A model directory ``M`` holds immutable versions and a ``current`` link
-(``fs.versions``): ``M/versions/<id>/``, ``M/current -> versions/<id>``.
-``resolve`` finds the version a reader should use (``current`` unless one is
-named); a directory written by streamtrain 0.2 (the files below directly in
-``M``, recognised by ``FLAT_MARKERS``, never by ``model.keras`` alone) is
-read as it is, and ``fit`` adopts it as the first version (``adopt_flat``).
+A model directory ``M`` holds immutable versions, ``M/versions/<id>/``, and a ``current`` link to one
+(``fs.versions``); ``resolve`` finds the version a reader should use (``current`` unless one is named). A
+version holds, nothing pickled: ``model.keras`` (the weights in Keras' format, without the optimizer:
+``save_weights_model``), ``vectorizer.json`` + ``vectorizer.npz`` (byte copies of the dataset's),
+``metrics.json``, ``history.json`` (per validation round), ``fit_config.json`` (the effective options and
+the dataset), ``promotion.json``, ``selection.json``, ``saved_model/`` (unless ``--no-export``),
+``report.md``, ``training.png``, ``confusion.png``, ``tensorboard/``, and ``checksums.json``: the size and
+sha256 of every other file, written last (``write_version``); it must record at least ``REQUIRED``.
+``check`` compares them before a version is used (one without them is refused, never read unchecked);
+``problems`` lists every difference for ``streamtrain verify``. A directory written by streamtrain 0.2
+(the files directly in ``M``, recognised by ``FLAT_MARKERS``, never by ``model.keras`` alone) is read as it
+is, and fit adopts it as the first version (``adopt_flat``).
 
-A version holds, and nothing pickled:
-- ``model.keras``: the trained model in Keras' own format, weights only (no optimizer state: ``save_weights_model``).
-- ``vectorizer.json`` + ``vectorizer.npz``: the frozen vectorizer and label map
-  (byte copies of the dataset's).
-- ``metrics.json``: test/val accuracy and loss, epochs, rows, classes.
-- ``history.json``: per-epoch training history.
-- ``fit_config.json``: the effective fit options and the dataset it was trained on.
-- ``promotion.json``: the promotion guard's decision and its reason.
-- ``report.md``, ``training.png``, ``confusion.png``: what people read
-  (``train.report``, ``train.plots``); ``tensorboard/``: per-epoch scalars
-  and the configuration (``train.tensorboard``).
-- ``checksums.json``: size and sha256 of every other file (sub-directories
-  included), written last; it must record at least ``REQUIRED`` (a version
-  without it is refused, never read unchecked); ``check`` compares them
-  before evaluate, predict and fit (its promotion guard, ``--warm-start``)
-  use a version, ``problems`` lists every difference for ``streamtrain verify``.
-
-``write_version`` writes these into the version being trained; it becomes
-complete only when ``Versions.finish`` renames it into place, so a crash
-never leaves a version that looks complete.
+Every file, in full: docs/reference.md (The model directory)
 """
 
 from __future__ import annotations
@@ -35,13 +22,18 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from streamtrain.errors import DataError, UsageError
 from streamtrain.fs.checksums import check_once, file_problem, sha256_file
 from streamtrain.fs.jsondoc import write_json
 from streamtrain.fs.versions import CURRENT, VERSIONS, Versions, new_id
 from streamtrain.vectorize.vectorizer import ARRAYS_NAME, JSON_NAME, Vectorizer
+
+if TYPE_CHECKING:
+    import keras
 
 MODEL_NAME = "model.keras"
 METRICS_NAME = "metrics.json"
@@ -65,14 +57,30 @@ log = logging.getLogger(__name__)
 
 def write_version(
     directory: Path,
-    model,
+    model: keras.Model,
     data_dir: str | Path,
     metrics: dict,
     history: dict,
     config: dict,
     promotion: dict,
 ) -> None:
-    """Write a version's files into ``directory`` (the version being built), ``checksums.json`` last."""
+    """Write a version's files into ``directory`` (the version being built), ``checksums.json`` last.
+
+    ``checksums.json`` records every file then in ``directory`` (the report, pictures, TensorBoard events,
+    ``selection.json`` and ``saved_model/`` written before included), but the checkpoint and the resume key.
+
+    Args:
+        directory: ``versions/<id>.training``.
+        model: the trained model (saved by ``save_weights_model``).
+        data_dir: the dataset directory, whose vectorizer files are copied.
+        metrics: ``metrics.json``.
+        history: ``history.json``: each metric per validation round.
+        config: ``fit_config.json``.
+        promotion: ``promotion.json``.
+
+    Raises:
+        NonFiniteError: a metric is not finite (nothing is written).
+    """
     from streamtrain.train.guards import require_finite
 
     require_finite("refusing to write a model whose metrics are not finite", metric_numbers(metrics))
@@ -92,11 +100,18 @@ def write_version(
     write_json(directory / CHECKSUMS_NAME, record)
 
 
-def save_weights_model(model, path: Path) -> None:
-    """Save ``model`` in Keras' format without its optimizer: a version is read for its weights only (evaluate,
-    predict, the promotion guard, ``--warm-start``), and Adam's two moments would triple the file (146 MB against
-    48 MB at 200,000 n-gram features). Keras' own ``load_model`` with ``compile=True`` warns that the optimizer's
-    variables are missing; streamtrain loads with ``compile=False``."""
+def save_weights_model(model: keras.Model, path: Path) -> None:
+    """Save ``model`` in Keras' format without its optimizer.
+
+    A version is read for its weights only (evaluate, predict, the promotion guard, ``--warm-start``), and
+    Adam's two moments would triple the file (docs/design/training.md). Keras' own ``load_model`` with
+    ``compile=True`` warns that the optimizer's variables are missing; streamtrain loads with
+    ``compile=False``.
+
+    Args:
+        model: the model; its optimizer is detached while saving and put back.
+        path: the ``.keras`` file.
+    """
     optimizer = getattr(model, "optimizer", None)
     model.optimizer = None
     try:
@@ -106,15 +121,30 @@ def save_weights_model(model, path: Path) -> None:
 
 
 def is_flat(root: Path) -> bool:
-    """A model directory written by streamtrain 0.2: every ``FLAT_MARKERS`` file (none a symlink) directly in
-    ``root``, and no ``current`` (an adoption cut short before its promotion is still flat)."""
+    """Whether ``root`` is a model directory written by streamtrain 0.2.
+
+    That is: every ``FLAT_MARKERS`` file (none a symlink) directly in ``root``, and no ``current`` (an
+    adoption cut short before its promotion is still flat).
+    """
     if os.path.lexists(Versions(root).link):
         return False
     return all((root / name).is_file() and not (root / name).is_symlink() for name in FLAT_MARKERS)
 
 
 def resolve(model_dir: str | Path, version: str | None = None) -> Path:
-    """The directory of the model a reader should use: ``version``, else ``current`` (a 0.2 directory: itself)."""
+    """The directory of the model a reader should use.
+
+    Args:
+        model_dir: the model directory.
+        version: a version id; None: ``current``.
+
+    Returns:
+        The version's directory; a 0.2 directory itself.
+
+    Raises:
+        UsageError: ``version`` given for a 0.2 directory.
+        DataError: no such model directory or version, or not a model directory.
+    """
     root = Path(model_dir)
     if is_flat(root):
         if version is not None:
@@ -133,8 +163,16 @@ def adopt_flat(root: Path) -> str | None:
     The files are copied into a version, which is renamed into place and made
     current before the originals are removed, so a crash at any point leaves
     a readable model directory. Only what its ``checksums.json`` records (and that file) is adopted, after
-    ``check``: anything else in ``root`` is not streamtrain's and stays where it is. Returns the new version
-    id (None if ``root`` is not flat).
+    ``check``: anything else in ``root`` is not streamtrain's and stays where it is.
+
+    Args:
+        root: the model directory.
+
+    Returns:
+        The new version's id; None if ``root`` is not flat.
+
+    Raises:
+        DataError: the 0.2 model is damaged (nothing is changed).
     """
     if not is_flat(root):
         return None
@@ -161,16 +199,24 @@ def adopt_flat(root: Path) -> str | None:
 
 
 def metric_numbers(metrics: dict) -> list[tuple[str, float | None]]:
+    """The float values of ``metrics``, as (name, number) pairs for ``guards.require_finite``."""
     return [(k, v) for k, v in metrics.items() if isinstance(v, float)]
 
 
-def problems(model_dir: str | Path, compare=file_problem) -> list[str]:
+def problems(model_dir: str | Path, compare: Callable[[Path, int, str], str | None] = file_problem) -> list[str]:
     """Every way one version (or a 0.2 model directory) differs from what fit wrote (``checksums.json``).
 
     ``checksums.json`` must record at least ``REQUIRED`` (what a reader loads), each name inside the
-    directory. ``compare`` is ``file_problem`` (read every file: ``verify``) or ``check_once`` (``check``: a
-    file that matched once in this process and has not changed is not read again, as when fit checks the
-    current version for ``--warm-start`` and again for the promotion guard).
+    directory.
+
+    Args:
+        model_dir: the version's directory.
+        compare: ``file_problem`` (read every file: ``verify``) or ``check_once`` (``check``: a file that
+            matched once in this process and has not changed is not read again, as when fit checks the
+            current version for ``--warm-start`` and again for the promotion guard).
+
+    Returns:
+        One line per problem; none when it matches.
     """
     root = Path(model_dir)
     try:
@@ -206,7 +252,14 @@ def _inside(name: str) -> bool:
 
 
 def tree_problems(model_dir: str | Path) -> tuple[list[str], int]:
-    """``problems`` of every complete version of a versioned directory, and of its ``current`` link; files checked."""
+    """``problems`` of every complete version of a model directory, and of its ``current`` link.
+
+    Args:
+        model_dir: a versioned model directory, or one written by 0.2.
+
+    Returns:
+        The problems (each prefixed with its version's path), and the files checked.
+    """
     root = Path(model_dir)
     versions = Versions(root)
     if is_flat(root):
@@ -234,15 +287,33 @@ def _recorded_count(directory: Path) -> int:
 
 
 def check(model_dir: str | Path) -> None:
-    """Before use: ``DataError`` naming the first of ``problems`` (a version without a ``checksums.json`` that
-    records ``REQUIRED`` included: there is no unchecked layout)."""
+    """Check a version before use (``problems``, files that matched before in this process not read again).
+
+    Args:
+        model_dir: the version's directory (or a 0.2 model directory).
+
+    Raises:
+        DataError: naming the first problem; a version without a ``checksums.json`` that records ``REQUIRED``
+            included (there is no unchecked layout).
+    """
     root = Path(model_dir)
     found = problems(root, check_once)
     if found:
         raise DataError(f"damaged or incomplete model directory: {found[0]}", str(root))
 
 
-def load_model(model_dir: str | Path):
+def load_model(model_dir: str | Path) -> keras.Model:
+    """A version's model, uncompiled, loaded in Keras' safe mode.
+
+    Args:
+        model_dir: the version's directory.
+
+    Returns:
+        The model (inference only: it has no optimizer).
+
+    Raises:
+        DataError: no ``model.keras``, or it cannot be loaded.
+    """
     import keras
 
     path = Path(model_dir) / MODEL_NAME
@@ -257,10 +328,22 @@ def load_model(model_dir: str | Path):
 
 
 def load_vectorizer(model_dir: str | Path) -> Vectorizer:
+    """A version's frozen vectorizer and label map (``Vectorizer.load``)."""
     return Vectorizer.load(model_dir)
 
 
 def read_vectorizer_doc(model_dir: str | Path) -> dict:
+    """A version's ``vectorizer.json`` document (its arrays' sha256, config and labels).
+
+    Args:
+        model_dir: the version's directory.
+
+    Returns:
+        The document.
+
+    Raises:
+        DataError: there is no ``vectorizer.json``.
+    """
     path = Path(model_dir) / JSON_NAME
     if not path.is_file():
         raise DataError("no vectorizer state here (not a model directory?)", str(path))

@@ -1,16 +1,21 @@
-"""Model builders: the guide's two families.
+"""The model families fit and the bake-off build (``build_model``), and their layers.
 
-- ``build_mlp``: multi-layer perceptron on sparse TF-IDF rows.
-- ``build_sepcnn``: separable-convolution network on token-id sequences.
-Both end in the same head (sigmoid for 2 classes, softmax otherwise) and
-compile with Adam; ``class_probabilities`` turns either head's output into
-one probability per class. The builders take every size from their caller:
-the defaults live in one place, ``train.fit.FitOptions``.
+- ``build_mlp``: a multi-layer perceptron on sparse TF-IDF rows; with no hidden layer, the linear model.
+  Its first layer is ``SparseDense``, which reads only the kernel rows a batch uses.
+- ``build_sepcnn``: the guide's separable-convolution network on token-id sequences.
+
+Each ends in the same head (a one-column sigmoid for 2 classes, softmax otherwise) and compiles with
+``optimizers.LazyAdam`` (``compile_model``); ``class_probabilities`` turns either head's output into one
+probability per class. The builders take every size from their caller: a candidate's family, width,
+learning rate and dropout (``train.tune``), the sepCNN's sizes from ``FitOptions``. ``SparseDense`` and
+``LazyAdam`` are registered for Keras serialization, so a saved model loads with them.
+
+Rationale and measurements: docs/design/training-speed.md
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -20,7 +25,10 @@ if TYPE_CHECKING:
     from streamtrain.train.tune import Candidate
 
 
-def _finish(inputs, x, n_classes: int, learning_rate: float, name: str, dense=keras.layers.Dense) -> keras.Model:
+def _finish(
+    inputs: Any, x: Any, n_classes: int, learning_rate: float, name: str, dense: Any = keras.layers.Dense
+) -> keras.Model:
+    """The head on ``x`` (``dense``'s layer type), and the model from ``inputs``, compiled."""
     if n_classes == 2:
         outputs = dense(1, activation="sigmoid", name="head")(x)
     else:
@@ -29,7 +37,16 @@ def _finish(inputs, x, n_classes: int, learning_rate: float, name: str, dense=ke
 
 
 def compile_model(model: keras.Model, n_classes: int, learning_rate: float) -> keras.Model:
-    """Compile with a fresh Adam and the head's loss (new models, and a warm start from trained weights)."""
+    """Compile with a fresh ``LazyAdam`` and the head's loss, and accuracy as the metric.
+
+    Args:
+        model: a new model (or one holding trained weights).
+        n_classes: the classes (2: binary cross-entropy, else sparse categorical).
+        learning_rate: Adam's learning rate.
+
+    Returns:
+        ``model``, compiled.
+    """
     from streamtrain.train.optimizers import LazyAdam
 
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
@@ -41,29 +58,43 @@ def compile_model(model: keras.Model, n_classes: int, learning_rate: float) -> k
 class SparseDense(keras.layers.Layer):
     """``Dense`` for a sparse (``tf.SparseTensor``) input that reads only the kernel rows the batch uses.
 
-    Keras' ``Dense`` reads the whole kernel as a tensor every step; once the
-    optimizer updates some of its rows in place (``train.optimizers.LazyAdam``),
-    TensorFlow must copy the whole buffer to keep that read's value: at 200,000
-    features x 64 units, 51 MB copied per step, which made a step ~4x slower
-    than at 20,000 features. Here the rows the batch uses are gathered from the
-    variable itself (a ``ResourceGather``) and the batch, re-indexed over them,
-    multiplies them (``sparse_dense_matmul``), so a step costs what the batch's
-    non-zeros cost, at any width. The kernel's gradient is then an
-    ``IndexedSlices`` holding each used row once, in order, which
-    ``LazyAdam`` applies without summing duplicates. Same maths as
-    ``Dense(units, activation)`` on the same input.
+    Keras' ``Dense`` reads the whole kernel as a tensor every step; once the optimizer updates some of its
+    rows in place (``train.optimizers.LazyAdam``), TensorFlow must copy the whole buffer to keep that read's
+    value, a cost that grows with the features. Here the rows the batch uses are gathered from the variable
+    itself (a ``ResourceGather``) and the batch, re-indexed over them, multiplies them
+    (``sparse_dense_matmul``), so a step costs what the batch's non-zeros cost, at any width. The kernel's
+    gradient is then an ``IndexedSlices`` holding each used row once, in order, which ``LazyAdam`` applies
+    without summing duplicates. Same maths as ``Dense(units, activation)`` on the same input.
+
+    Args:
+        units: the output's width.
+        activation: Keras' name (or function) of the activation; None: linear.
+        **kwargs: Keras' layer arguments (``name``).
     """
 
-    def __init__(self, units: int, activation=None, **kwargs):
+    def __init__(self, units: int, activation: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = units
         self.activation = keras.activations.get(activation)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
+        """Make the kernel (Glorot-uniform) and the bias (zeros).
+
+        Args:
+            input_shape: the input's shape; its last dimension is the features.
+        """
         self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], self.units), initializer="glorot_uniform")
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
+        """``activation(inputs @ kernel + bias)`` for a ``tf.SparseTensor`` batch.
+
+        Args:
+            inputs: the batch, ``[rows, features]``.
+
+        Returns:
+            The dense ``[rows, units]`` output.
+        """
         import tensorflow as tf
 
         # The batch's columns, each once, and the batch re-indexed over them: a (rows x used columns) matrix.
@@ -77,10 +108,12 @@ class SparseDense(keras.layers.Layer):
         kernel_rows = tf.gather(self.kernel.value, used)
         return self.activation(tf.sparse.sparse_dense_matmul(compact, kernel_rows) + self.bias)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """The input's shape with ``units`` as its last dimension."""
         return (*input_shape[:-1], self.units)
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """Keras' config of the layer: its own, ``units`` and the activation's name."""
         return {**super().get_config(), "units": self.units, "activation": keras.activations.serialize(self.activation)}
 
 
@@ -92,8 +125,20 @@ def build_mlp(
     dropout: float,
     learning_rate: float,
 ) -> keras.Model:
-    """``layers`` x Dense(``units``, relu) + Dropout on a sparse input; ``layers`` 0: the head alone, a linear
-    model (logistic or softmax regression on the TF-IDF rows)."""
+    """``layers`` x Dense(``units``, relu) + Dropout on a sparse input, then the head.
+
+    Args:
+        n_features: the TF-IDF rows' columns.
+        n_classes: the classes.
+        units: the hidden layers' width.
+        layers: hidden layers; 0: the head alone, a linear model (logistic or softmax regression on the
+            TF-IDF rows), named ``linear``.
+        dropout: the rate after each hidden layer.
+        learning_rate: Adam's learning rate.
+
+    Returns:
+        The compiled model; the first layer reading the sparse rows is a ``SparseDense``.
+    """
     inputs = keras.Input(shape=(n_features,), sparse=True, name="tfidf")
     x = inputs
     for i in range(layers):
@@ -117,20 +162,30 @@ def build_sepcnn(
     kernel_size: int = 3,
     pool_size: int = 3,
 ) -> keras.Model:
-    """The guide's sepCNN: embedding, (blocks - 1) x [dropout, 2 separable convs, max pool],
-    2 wider separable convs, global average pooling, dropout, head.
+    """The guide's sepCNN: embedding, (blocks - 1) x [dropout, 2 separable convs, max pool], then the top.
 
-    One deliberate change: depthwise kernels start LeCun-uniform over the
-    kernel width (each channel is its own convolution, so its fan-in is
-    ``kernel_size``), biases at zero. With the guide's ``random_uniform``
-    (+-0.05), or Keras' default that counts every channel in the fan-in, the
-    signal vanishes through the stacked convolutions: on AG News the model
-    stayed at chance (loss ln 4) for 6 epochs; with this it reached 0.85
-    validation accuracy in 5.
+    The top: 2 separable convs twice as wide, global average pooling, dropout, head. One change from the
+    guide: depthwise kernels start LeCun-uniform over the kernel width (each channel is its own convolution,
+    so its fan-in is ``kernel_size``), biases at zero, or the signal vanishes (docs/design/training.md).
+
+    Args:
+        vocab_size: token ids below this (0 is padding).
+        length: the sequence length.
+        n_classes: the classes.
+        blocks: convolution blocks, the top included.
+        filters: filters of the first blocks.
+        embedding_dim: the embedding's size.
+        dropout: the rate of every dropout layer.
+        learning_rate: Adam's learning rate.
+        kernel_size: the convolutions' width.
+        pool_size: the max pools' width (a block pools only while the sequence is at least this long).
+
+    Returns:
+        The compiled model.
     """
     limit = float(np.sqrt(3.0 / kernel_size))
 
-    def conv(width: int, name: str):
+    def conv(width: int, name: str) -> keras.layers.Layer:
         return keras.layers.SeparableConv1D(
             width,
             kernel_size,
@@ -156,8 +211,16 @@ def build_sepcnn(
     return _finish(inputs, x, n_classes, learning_rate, "sepcnn")
 
 
-def class_probabilities(outputs, n_classes: int) -> np.ndarray:
-    """Model outputs -> (n, n_classes) probabilities (expands the sigmoid head)."""
+def class_probabilities(outputs: Any, n_classes: int) -> np.ndarray:
+    """A model's outputs as one probability per class.
+
+    Args:
+        outputs: the head's ``[n, 1]`` sigmoid (2 classes) or ``[n, n_classes]`` softmax output.
+        n_classes: the classes.
+
+    Returns:
+        float64 ``(n, n_classes)``: for 2 classes ``[1 - p, p]``.
+    """
     outputs = np.asarray(outputs, dtype=np.float64)
     if n_classes == 2:
         p = outputs.reshape(-1)
@@ -166,9 +229,18 @@ def class_probabilities(outputs, n_classes: int) -> np.ndarray:
 
 
 def build_model(candidate: Candidate, n_features: int, width: int, n_classes: int, opts: FitOptions) -> keras.Model:
-    """A new model of ``candidate`` (its family, width, learning rate and dropout; the sepCNN's sizes from
-    ``opts``): ``n_features`` n-gram features or tokens, ``width`` the sequence length (sepCNN only). fit and
-    the vectorizer bake-off both build their models here."""
+    """A new, compiled model of ``candidate``: fit and the vectorizer bake-off both build their models here.
+
+    Args:
+        candidate: the family, width, learning rate and dropout.
+        n_features: n-gram features, or token ids (the sepCNN's vocabulary).
+        width: the sequence length (sepCNN only).
+        n_classes: the classes.
+        opts: fit's options (the sepCNN's ``blocks``, ``filters`` and ``embedding_dim``).
+
+    Returns:
+        The model: ``mlp`` (``linear``: no hidden layer) or ``sepcnn``.
+    """
     if candidate.model == "sepcnn":
         return build_sepcnn(
             n_features,

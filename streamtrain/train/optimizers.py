@@ -1,20 +1,20 @@
 """``LazyAdam``: Adam whose update of a sparse gradient touches only the rows the batch used.
 
-The MLP's first layer multiplies a sparse TF-IDF batch by a ``features x
-units`` kernel; Keras computes that with ``embedding_lookup_sparse``, so the
-kernel's gradient is a ``tf.IndexedSlices`` over the few thousand feature
-rows present in the batch. Keras 3's ``Adam`` applies such a gradient
-densely: every step decays the moments of, and moves, all ``features`` rows.
-That made the update, not the input or the matmul, the cost of a training
-step, and it grows with the number of features.
+The MLP's first layer (``models.SparseDense``) gathers the kernel rows a sparse TF-IDF batch uses, so the
+kernel's gradient is a ``tf.IndexedSlices`` over those few thousand rows. Keras 3's ``Adam`` applies such a
+gradient densely: every step decays the moments of, and moves, all ``features`` rows, so the update, not
+the input or the matmul, would be the cost of a training step, growing with the features. ``LazyAdam``
+(the algorithm of TensorFlow Addons' ``LazyAdam``) updates the used rows and their two moments only; a
+row's moments decay when it is used, not every step. A row listed several times (several workers' batches,
+an embedding) is summed first. Dense gradients (the other layers) get Keras' own Adam step. Registered for
+Keras serialization, so a saved model (and a 0.5 checkpoint) loads with it.
 
-``LazyAdam`` (the algorithm of TensorFlow Addons' ``LazyAdam``) updates the
-used rows and their two moments only; a row's moments decay when it is used,
-not every step. Dense gradients (the other layers) get Keras' own Adam step.
-Registered for Keras serialization, so a saved model loads with it.
+Measurements: docs/design/training-speed.md
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -22,7 +22,16 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="streamtrain")
 class LazyAdam(keras.optimizers.Adam):
-    def update_step(self, gradient, variable, learning_rate):
+    """Keras' ``Adam``, lazy on ``IndexedSlices`` gradients (see the module docstring); its arguments are Adam's."""
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        """Apply one gradient to one variable: Keras' Adam step for a dense one, the lazy step for slices.
+
+        Args:
+            gradient: a dense tensor, or ``tf.IndexedSlices`` (rows listed more than once are summed).
+            variable: the variable updated.
+            learning_rate: this step's rate.
+        """
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
@@ -45,5 +54,6 @@ class LazyAdam(keras.optimizers.Adam):
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
         delta = alpha * m_rows / (tf.sqrt(v_rows) + tf.cast(self.epsilon, dtype))
         target = variable.value if isinstance(variable, keras.Variable) else variable
-        # Gather and overwrite: TensorFlow's ResourceScatterSub took 5x the time of a ResourceScatterUpdate here.
+        # Gather and overwrite: TensorFlow's ResourceScatterSub was much slower than a ResourceScatterUpdate here
+        # (docs/design/training-speed.md).
         target.scatter_update(tf.IndexedSlices(tf.gather(target, rows) - delta, rows))

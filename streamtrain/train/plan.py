@@ -27,28 +27,45 @@ if TYPE_CHECKING:
     from streamtrain.train.fit import FitOptions
 
 MODELS_FOR_ENCODING = {"ngram": ("mlp", "linear"), "sequence": ("sepcnn",)}
-# Unset --validations: a validation every VALIDATION_ROWS training rows, at least MIN_VALIDATIONS an epoch. A corpus
-# of near-copies (IMDB grown x8 by token dropout: 179k rows of 25k reviews) is learnt within a fraction of an
-# epoch, and 4 validations an epoch saw its best only after it had passed; on IMDB itself (22k rows) the rule
-# gives the 4 it had before. Chosen with 16 units on 6 seeds: test accuracy x8 0.9063 and x1 0.9074 on average.
+# Unset --validations: a validation every VALIDATION_ROWS training rows, at least MIN_VALIDATIONS an epoch, so a
+# corpus of near-copies, learnt within a fraction of an epoch, is validated before its best has passed (why these
+# numbers: docs/design/training.md).
 VALIDATION_ROWS = 5_600
 MIN_VALIDATIONS = 4
 # What each of those validations scores: at most this many rows of the validation split (evenly spaced blocks, the
-# same ones every time; the final metrics and the promotion guard score every row). With the split whole, a round
-# cost grew with the corpus twice over (rounds per epoch with the training rows, rows per round with the
-# validation rows): at IMDB x8 (21k validation rows) validating took as long as training.
+# same ones every time; the final metrics and the promotion guard score every row), so a round's cost does not grow
+# with the validation split.
 VALIDATION_SAMPLE_ROWS = 8_192
 
 
 def validations_per_epoch(opts_validations: int | None, train_rows: int) -> int:
-    """``--validations``, or when unset the rule above."""
+    """Validation rounds per epoch.
+
+    Args:
+        opts_validations: ``--validations``.
+        train_rows: the dataset's training rows.
+
+    Returns:
+        ``--validations``, or when unset one per ``VALIDATION_ROWS`` training rows, at least ``MIN_VALIDATIONS``.
+    """
     if opts_validations is not None:
         return opts_validations
     return max(MIN_VALIDATIONS, round(train_rows / VALIDATION_ROWS))
 
 
 def choose_model(requested: str, encoding: str) -> str:
-    """``requested`` when it can read rows of ``encoding`` (else ``UsageError``); auto: the encoding's first."""
+    """The model family to train on rows of ``encoding``.
+
+    Args:
+        requested: ``--model``: a family, or ``auto``.
+        encoding: the dataset's encoding, ``ngram`` or ``sequence``.
+
+    Returns:
+        ``requested``, or for ``auto`` the encoding's first family (``MODELS_FOR_ENCODING``).
+
+    Raises:
+        UsageError: ``requested`` cannot read rows of ``encoding``.
+    """
     fitting = MODELS_FOR_ENCODING[encoding]
     if requested not in ("auto", *fitting):
         raise UsageError(f"--model {requested} cannot read {encoding} rows; use --model {' or '.join(fitting)} or auto")
@@ -73,7 +90,21 @@ class Plan:
 
 
 def make_plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> Plan:
-    """This worker's plan; imports TensorFlow (quietly, before anything else does)."""
+    """This worker's plan; imports TensorFlow (quietly, before anything else does).
+
+    Args:
+        opts: fit's options.
+        manifest: the dataset's manifest.
+        cluster: this worker's place in the cluster (each reads its own part of every batch).
+
+    Returns:
+        The plan: the training stream (shuffled), the validation stream (at most ``--validation-rows`` of the
+        split, in scoring-size batches), rounds per epoch, steps per round and the schedule.
+
+    Raises:
+        DataError: the dataset has no training rows.
+        UsageError: ``--model`` cannot read the dataset's rows.
+    """
     import_tensorflow()
     from streamtrain.train.batches import BatchStream, SplitSource, sample_blocks
     from streamtrain.train.scoring import SCORE_BATCH
@@ -92,8 +123,8 @@ def make_plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> Plan:
         )
 
     train = stream("train", True, opts.batch_size)
-    # Validation batches are scoring batches (1,024 n-gram rows): it runs several times an epoch, and
-    # per-step overhead, not arithmetic, was most of its cost at the training batch size.
+    # Validation batches are scoring batches (1,024 n-gram rows): it runs several times an epoch, and per-step
+    # overhead, not arithmetic, was most of its cost at the training batch size (docs/design/training.md).
     val = stream("val", False, opts.score_batch_size or SCORE_BATCH[manifest.encoding], opts.validation_rows)
     wanted = min(validations_per_epoch(opts.validations, manifest.rows("train")), train.steps)
     round_steps = -(-train.steps // wanted) if val.rows else train.steps

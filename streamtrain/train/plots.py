@@ -1,20 +1,16 @@
 """A version's pictures: the training curves (``training_png``) and the test confusion matrix (``confusion_png``).
 
-Both are drawn with matplotlib's Agg renderer on a ``Figure`` of their own
-(no pyplot, so no global state and no display needed), imported only when
-a picture is drawn, and written beside the target and renamed into place.
-The PNGs carry no timestamp or software version, so the same numbers draw
-the same bytes.
+Both are drawn with matplotlib's Agg renderer on a ``Figure`` of their own (no pyplot, so no global state and
+no display needed), imported only when a picture is drawn, and written beside the target and renamed into
+place. The PNGs carry no timestamp or software version, so the same numbers draw the same bytes.
 
-- ``training.png``: loss and accuracy per epoch (numbered from 1), training
-  and validation side by side, the best epoch marked.
-- ``confusion.png``: rows are the true classes, columns the predicted ones;
-  a cell's colour is its share of the true class's test rows (so rare
-  classes read as well as common ones), its text the count; a class with
-  no test rows is a grey row. Long class names are cut with an ellipsis
-  (``report.md`` has them whole). The figure
-  grows with the number of classes; past ``COUNTS_UP_TO`` classes the cells
-  are too small for counts and only the colours remain.
+- ``training.png``: loss and accuracy per validation round, training and validation side by side, the x
+  axis in epochs (from 1), the kept round marked.
+- ``confusion.png``: rows are the true classes, columns the predicted ones; a cell's colour is its share of
+  the true class's test rows (so rare classes read as well as common ones), its text the count; a class
+  with no test rows is a grey row. Long class names are cut with an ellipsis (``report.md`` has them
+  whole). The figure grows with the number of classes; past ``COUNTS_UP_TO`` classes only the colours
+  remain.
 """
 
 from __future__ import annotations
@@ -24,8 +20,12 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from streamtrain.fs.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TRAINING_NAME = "training.png"
 CONFUSION_NAME = "confusion.png"
@@ -41,13 +41,17 @@ def training_png(
 ) -> None:
     """Draw loss and accuracy per validation round (training, and validation when recorded) into the PNG ``path``.
 
-    ``best``: the 1-based round kept; ``per_epoch`` rounds make one epoch, so the x axis is in epochs.
+    Args:
+        history: each metric per round (``history.json``).
+        best: the 1-based round whose weights were kept (marked); None: none marked.
+        path: the PNG to write (by a rename).
+        per_epoch: rounds per epoch: the x axis is in epochs.
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, MaxNLocator
 
     # Fixed margins, not the constrained layout: this figure's parts have the same sizes every time, and the
-    # layout's solver was a third of the drawing's time.
+    # layout's solver was much of the drawing's time (docs/design/training-speed.md).
     fig = Figure(figsize=(11, 4.2))
     fig.subplots_adjust(left=0.065, right=0.985, bottom=0.12, top=0.83, wspace=0.2)
     panels = fig.subplots(1, 2)
@@ -81,7 +85,7 @@ def training_png(
 
 
 def confusion_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | os.PathLike[str]) -> None:
-    """Draw the confusion matrix (rows true, columns predicted) into the PNG ``path``, coloured by row share."""
+    """Draw the test ``confusion`` matrix (rows true, columns predicted; ``labels`` in order) into the PNG ``path``."""
     import matplotlib
     import numpy as np
     from matplotlib.figure import Figure
@@ -137,7 +141,8 @@ def confusion_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], pat
     _save(fig, path)
 
 
-def _number(value) -> float:
+def _number(value: Any) -> float:
+    """``value`` as a float; NaN when it is not a number (matplotlib leaves a gap)."""
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -145,6 +150,7 @@ def _number(value) -> float:
 
 
 def _short(name: str) -> str:
+    """A class name on one line, cut to ``LABEL_CHARS`` with an ellipsis."""
     name = " ".join(str(name).split())  # no newlines or tabs in a tick label
     return name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1].rstrip() + "…"
 
@@ -158,7 +164,7 @@ def _count(n: int) -> str:
     return f"{n / 1_000_000:.1f}M"
 
 
-def _save(fig, path: str | os.PathLike[str]) -> None:
+def _save(fig: Figure, path: str | os.PathLike[str]) -> None:
     """Render ``fig`` with Agg and write it to ``path`` by a rename (a reader never sees half a PNG)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

@@ -26,6 +26,8 @@ from streamtrain.train.runtime import import_tensorflow
 
 @dataclass
 class PredictOptions:
+    """The options of ``streamtrain predict`` (each field's ``help`` says what it means)."""
+
     model_dir: str = option(path=True, metavar="DIR", help="the model directory written by fit")
     version: str | None = option(None, metavar="ID", help="the version of --model-dir to use; unset: current")
     input: str = option(
@@ -53,7 +55,20 @@ log = logging.getLogger(__name__)
 
 
 def predict(opts: PredictOptions) -> Iterator[dict]:
-    """One result per input line, in order."""
+    """Classify the texts of ``opts.input`` with a version of ``opts.model_dir``.
+
+    Args:
+        opts: the options.
+
+    Yields:
+        One result per input line, in order: ``label`` and ``probabilities``, or ``line``, ``error`` and
+        ``message``; each with the line's JSONL ``id`` when it has one.
+
+    Raises:
+        DataError: no such version, a damaged version, or an input that cannot be read past some line (after
+            the results before it).
+        UsageError: an option out of range, or no such input file.
+    """
     from streamtrain.train.modeldir import check, resolve
 
     check_options(opts)

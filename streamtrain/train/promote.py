@@ -1,27 +1,20 @@
 """Finishing a version and switching ``current`` as one recoverable step; ``streamtrain promote`` (``promote``).
 
-fit ends a version in this order (``complete``), and every prefix of it is
-recovered by the next command that takes the model directory's writer lock
-(fit, promote: ``recover``):
+fit ends a version in this order (``complete``), and the next command that takes the model directory's writer
+lock (fit, promote: ``recover``) completes whatever prefix of it a kill left:
 
-1. The version's files and ``checksums.json`` are written in ``<id>.training``.
-2. The journal ``M/.promoting.json`` records the intent (``Intent``: this
-   version, whether it is promoted, why).
-3. Whatever ``checksums.json`` does not list (``checkpoint/``,
-   ``resume.json``) is removed, then ``<id>.training`` is renamed into place.
-4. When promoted: ``current`` is switched and the switch is appended to
-   ``M/promotions.jsonl`` (``Promotion``: every version that was ever
-   current, when, what it replaced, why); with a serving directory, the
-   version's SavedModel is published there as the next ``N``
-   (``serve.layout.publish``: once per version).
-5. The journal is removed.
+1. the version's files and ``checksums.json`` are written in ``<id>.training``;
+2. the journal ``M/.promoting.json`` records the intent (``Intent``: this version, promoted or not, why);
+3. what ``checksums.json`` does not list (``checkpoint/``, ``resume.json``) is removed, then
+   ``<id>.training`` is renamed into place;
+4. when promoted: ``current`` is switched, the switch appended to ``M/promotions.jsonl`` (``Promotion``),
+   and with a serving directory the version's SavedModel published there as the next ``N`` (once);
+5. the journal is removed.
 
-So a complete version holds only what its checksums list, and a version
-whose ``promotion.json`` says promoted is ``current`` or in the promotions
-log, or named by a pending journal that the next run completes.
-``streamtrain promote M VERSION`` re-points ``current`` to any complete,
-undamaged version through the same journal: the rollback command. It never
-changes a version's files.
+So a complete version holds only what its checksums list, and a version whose ``promotion.json`` says
+promoted is ``current``, in the promotions log, or named by a pending journal. ``promote`` re-points
+``current`` to any complete, undamaged version through the same journal (the rollback); it never changes a
+version's files.
 """
 
 from __future__ import annotations
@@ -76,10 +69,17 @@ class Promotion:
 def complete(
     versions: Versions, building: Path, promoted: bool, reason: str, serving_dir: str | None = None
 ) -> tuple[Path, str | None]:
-    """Finish ``building`` (written, ``checksums.json`` last) and switch ``current`` to it when ``promoted``
-    (publishing it to ``serving_dir`` when set).
+    """Finish ``building`` and switch ``current`` to it when ``promoted``: steps 2 to 5 of the module docstring.
 
-    Returns the complete version's directory and the version ``current`` pointed at before (None if unchanged).
+    Args:
+        versions: the model directory's versions.
+        building: the version being built, its files and ``checksums.json`` written.
+        promoted: the promotion guard's decision.
+        reason: its reason, for the journal and ``promotions.jsonl``.
+        serving_dir: also publish the promoted version there (``--serving-dir``).
+
+    Returns:
+        The complete version's directory, and the version ``current`` pointed at before (None if unchanged).
     """
     intent = Intent(building.name.removesuffix(TRAINING), promoted, "fit", reason, serving_dir)
     write_json(versions.root / JOURNAL_NAME, asdict(intent))
@@ -95,7 +95,17 @@ def complete(
 
 
 def recover(versions: Versions) -> str | None:
-    """Complete what a killed run's journal says it was doing; the version it names (None: nothing pending)."""
+    """Complete what a killed run's journal says it was doing (a damaged version it names is removed instead).
+
+    Args:
+        versions: the model directory's versions; the caller holds its writer lock.
+
+    Returns:
+        The version the journal names; None when nothing was pending.
+
+    Raises:
+        DataError: the journal is unreadable.
+    """
     intent = _read_intent(versions.root / JOURNAL_NAME)
     if intent is None:
         return None
@@ -117,12 +127,24 @@ def recover(versions: Versions) -> str | None:
 
 
 def log_adoption(versions: Versions, version: str) -> None:
-    """Log ``version``, the 0.2 model ``modeldir.adopt_flat`` made the first current version, as promoted."""
+    """Log ``version``, the 0.2 model ``modeldir.adopt_flat`` made the first current version, as promoted.
+
+    Args:
+        versions: the model directory's versions.
+        version: the adopted version's id.
+    """
     _switch(versions, Intent(version, True, "fit", "adopted from a 0.2 model directory"))
 
 
 def promotions(root: str | os.PathLike[str]) -> list[Promotion]:
-    """The promotions log, oldest first (a line torn by a kill is skipped)."""
+    """The promotions log of a model directory.
+
+    Args:
+        root: the model directory.
+
+    Returns:
+        Its promotions, oldest first (a line torn by a kill is skipped; none without a log).
+    """
     try:
         lines = (Path(root) / LOG_NAME).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -137,7 +159,17 @@ def promotions(root: str | os.PathLike[str]) -> list[Promotion]:
 
 
 def pending(root: str | os.PathLike[str]) -> Intent | None:
-    """The journal of an interrupted promotion step, if any (the next fit or promote completes it)."""
+    """The journal of an interrupted promotion step, which the next fit or promote completes.
+
+    Args:
+        root: the model directory.
+
+    Returns:
+        The intent it records; None when no step is pending.
+
+    Raises:
+        DataError: the journal is unreadable.
+    """
     return _read_intent(Path(root) / JOURNAL_NAME)
 
 
@@ -209,10 +241,12 @@ def _export_old(version_dir: Path, out: Path) -> None:
 
 
 def _clear(versions: Versions) -> None:
+    """Remove the journal: the step is complete."""
     (versions.root / JOURNAL_NAME).unlink(missing_ok=True)
 
 
 def _read_intent(path: Path) -> Intent | None:
+    """The journal's intent; None when there is none, ``DataError`` when it is unreadable."""
     try:
         return Intent(**json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -223,6 +257,8 @@ def _read_intent(path: Path) -> Intent | None:
 
 @dataclass
 class PromoteOptions:
+    """The options of ``streamtrain promote`` (each field's ``help`` says what it means)."""
+
     model_dir: str = option(positional=True, path=True, metavar="MODEL_DIR", help="the model directory")
     version: str = option(
         positional=True, metavar="VERSION", help="the complete version to make current (an id under versions/)"
@@ -237,7 +273,21 @@ class PromoteOptions:
 
 
 def promote(opts: PromoteOptions) -> dict:
-    """Make ``opts.version`` current (after completing any interrupted step), under the writer lock; the result."""
+    """Make ``opts.version`` current, after completing any interrupted step, under the writer lock.
+
+    Args:
+        opts: the options.
+
+    Returns:
+        ``model_dir``, ``current`` (the version), ``previous`` (None: there was none) and ``recovered`` (the
+        version of an interrupted step completed first, or None).
+
+    Raises:
+        UsageError: not a versioned model directory, or (with ``--serving-dir``) a version that cannot be
+            exported; ``current`` is left as it was.
+        DataError: no such complete version, or a damaged one; ``current`` is left as it was.
+        Busy: another run holds the model directory (exit 75).
+    """
     versions = Versions(opts.model_dir)
     if not versions.exists():
         raise UsageError(f"{opts.model_dir} is not a versioned model directory (no versions/)")

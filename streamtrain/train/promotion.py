@@ -1,37 +1,18 @@
-"""The promotion guard: does a newly trained version replace ``current``? (``decide``)
+"""The promotion guard (``decide``): does a newly trained version replace ``current``?
 
-Both models are measured on the same rows, the candidate dataset's
-validation rows:
-
-- When ``current`` was trained with the dataset's vectorizer and label map
-  (the nightly case, after ``prepare --append``), both score the whole
-  validation split of the dataset's shards.
-- Otherwise (after ``prepare --refit``, or a model directory moved to another
-  dataset) each model reads the same raw texts through its own vectorizer:
-  the dataset's validation sample (``dataset.val_sample``: the validation
-  rows with the smallest keyed hash of their text, at most 5,000 rows and
-  32 MiB of text, kept by prepare and merged by every append). A row whose
-  class the current model does not know counts as its error.
-
-``load_current`` checks and loads ``current`` before fit trains anything:
-one that cannot be loaded (damaged, missing, refused by ``safe_mode``)
-stops fit at once (``DataError``, exit 65, saying what to do), unless
-``force``.
-
-First the floor (``majority_floor``): a candidate, first or not, whose
-validation accuracy does not beat the majority-class rate of the
-validation split (what always answering the most frequent class scores)
-is kept unpromoted, and ``force`` promotes it without comparing it with the
-current model; ``promotion.json`` records the floor and the comparison under
-``floor``. fit computes the floor once and gives it to early stopping too.
-
-The candidate is promoted when its accuracy is at least the current
-model's minus ``max_regression``; ``force`` promotes anyway (the
-comparison is still recorded when it can be made). With no current model
-the first finite one above the floor is promoted. With no validation rows there is
-nothing to compare on (nor a floor), and the candidate is kept unpromoted,
-unless it is the first. The decision
-is a JSON document stored in the version as ``promotion.json``.
+First the floor (``majority_floor``): a candidate whose validation accuracy does not beat the validation
+split's majority-class rate (what always answering the most frequent class scores) is kept unpromoted; fit
+computes the floor once and gives it to early stopping too. Then both models are measured on the same rows,
+the candidate dataset's validation rows: its whole validation split when ``current`` was trained with the
+dataset's vectorizer and label map (the nightly case, after ``prepare --append``), else its validation
+sample (``dataset.val_sample``, after ``prepare --refit`` or on another dataset), each model reading the raw
+texts through its own vectorizer (a class the current model does not know counts as its error). The
+candidate is promoted when its accuracy is at least the current model's minus ``max_regression``. With no
+current model the first finite one above the floor is promoted; with no validation rows there is nothing to
+compare on (nor a floor), and the candidate is kept unpromoted unless it is the first. ``force`` promotes
+anyway (what can be compared still recorded). The decision is ``promotion.json``'s document.
+``load_current`` checks and loads ``current`` before fit trains anything: one that cannot be loaded stops
+fit (``DataError``, exit 65), unless ``force``.
 """
 
 from __future__ import annotations
@@ -40,7 +21,7 @@ import datetime
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,11 +30,24 @@ from streamtrain.errors import DataError
 from streamtrain.fs.versions import Versions
 from streamtrain.train import modeldir
 
+if TYPE_CHECKING:
+    import keras
+
+    from streamtrain.vectorize.vectorizer import Vectorizer
+
 log = logging.getLogger(__name__)
 
 
 def same_vectorizer(vectorizer_doc: dict, manifest: Manifest) -> bool:
-    """Whether a model's ``vectorizer.json`` is the dataset's: same arrays, same config, same label map."""
+    """Whether a model's ``vectorizer.json`` is the dataset's: same arrays, same config, same label map.
+
+    Args:
+        vectorizer_doc: the model's ``vectorizer.json`` (``modeldir.read_vectorizer_doc``).
+        manifest: the dataset's manifest.
+
+    Returns:
+        True when all three are equal.
+    """
     return (
         vectorizer_doc.get("arrays_sha256") == manifest.vectorizer.arrays_sha256
         and vectorizer_doc.get("labels") == manifest.labels
@@ -70,6 +64,7 @@ class MajorityFloor:
     rows: int  # rows of the validation split
 
     def beaten_by(self, accuracy: float | None) -> bool:
+        """Whether ``accuracy`` (None: not measured) is above the rate."""
         return accuracy is not None and accuracy > self.rate
 
     def record(self, accuracy: float | None) -> dict:
@@ -83,6 +78,7 @@ class MajorityFloor:
         }
 
     def verdict(self, accuracy: float | None) -> str:
+        """Why ``accuracy``, not above the rate, is a chance-level model, in words."""
         shown = "n/a" if accuracy is None else f"{accuracy:.4f}"
         return (
             f"validation accuracy {shown} does not beat the majority-class rate {self.rate:.4f} of the "
@@ -91,8 +87,15 @@ class MajorityFloor:
 
 
 def majority_floor(data: str, manifest: Manifest) -> MajorityFloor | None:
-    """The validation split's ``MajorityFloor``, from the manifest's rows per class (else by reading the split's
-    labels); None without validation rows."""
+    """The validation split's ``MajorityFloor``, from the manifest's rows per class.
+
+    Args:
+        data: the dataset directory (its validation labels are read when the manifest lacks the counts).
+        manifest: its manifest.
+
+    Returns:
+        The floor; None without validation rows.
+    """
     rows = manifest.rows("val")
     if not rows:
         return None
@@ -107,7 +110,8 @@ def majority_floor(data: str, manifest: Manifest) -> MajorityFloor | None:
     return MajorityFloor(float(counts[top]) / rows, manifest.labels[top], rows)
 
 
-def _raw_accuracy(model, vectorizer, texts: list[str], truth: list[str], batch: int) -> float:
+def _raw_accuracy(model: keras.Model, vectorizer: Vectorizer, texts: list[str], truth: list[str], batch: int) -> float:
+    """``model``'s accuracy on raw ``texts`` read through ``vectorizer``, ``batch`` at a time."""
     from streamtrain.train.scoring import predict_proba
 
     right = 0
@@ -130,10 +134,19 @@ class Current:
 
 
 def load_current(versions: Versions, force: bool) -> Current | None:
-    """``current``, checked against its checksums and loaded (None when there is none yet).
+    """``current``, checked against its checksums and loaded.
 
-    One that cannot be loaded raises ``DataError`` saying what to do; with ``force`` it is returned
-    unloaded, with the problem, and the new version is promoted without a comparison.
+    Args:
+        versions: the model directory's versions.
+        force: ``--force``: return one that cannot be loaded unloaded, with the problem (the new version is
+            then promoted without a comparison).
+
+    Returns:
+        The current version; None when there is none yet.
+
+    Raises:
+        DataError: it cannot be loaded (damaged, missing, refused by ``safe_mode``), saying what to do;
+            not with ``force``.
     """
     version = versions.current()
     if version is None:
@@ -172,7 +185,7 @@ def _floor_decision(
 
 
 def decide(
-    candidate,
+    candidate: keras.Model,
     candidate_val_accuracy: float | None,
     data: str,
     manifest: Manifest,
@@ -182,8 +195,22 @@ def decide(
     force: bool,
     score_batch_size: int | None = None,
 ) -> dict:
-    """The promotion decision for ``candidate`` (a trained Keras model) against ``floor`` (``majority_floor``)
-    and ``current`` (``load_current``)."""
+    """The promotion decision for a newly trained model (see the module docstring).
+
+    Args:
+        candidate: the new version's trained model.
+        candidate_val_accuracy: its accuracy on the dataset's validation split (None: no rows).
+        data: the dataset directory.
+        manifest: its manifest.
+        current: the current version (``load_current``); None: there is none.
+        floor: the validation split's majority-class rate (``majority_floor``); None: no validation rows.
+        max_regression: the most the candidate may be worse than current by and still be promoted.
+        force: promote whatever the guard says (``--force``).
+        score_batch_size: rows scored at a time; None: ``scoring.SCORE_BATCH``.
+
+    Returns:
+        ``promotion.json``'s document: ``promoted``, ``reason``, when, what was compared and on which rows.
+    """
     doc: dict = {
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "current_version": current.version if current is not None else None,
@@ -217,15 +244,18 @@ class Comparison:
 
 
 def _compare(
-    candidate,
+    candidate: keras.Model,
     candidate_val_accuracy: float | None,
     data: str,
     manifest: Manifest,
     current: Current,
     score_batch_size: int | None,
 ) -> Comparison:
-    """The candidate and ``current`` (loaded) measured on the dataset's validation split when they share its
-    vectorizer, else on its validation sample's raw texts, each model through its own vectorizer."""
+    """The candidate and ``current`` (loaded) measured on the same rows.
+
+    Those are the dataset's validation split when they share its vectorizer, else its validation sample's raw
+    texts, each model through its own vectorizer.
+    """
     from streamtrain.train.scoring import SCORE_BATCH, score_split
 
     assert current.model is not None and current.vectorizer_doc is not None, "a loaded current"
@@ -251,8 +281,10 @@ def _compare(
 
 
 def _verdict(doc: dict, compared: Comparison, max_regression: float, force: bool) -> dict:
-    """The decision on ``compared``: promoted unless the candidate is worse than current by more than
-    ``max_regression`` (``force``: promoted anyway)."""
+    """The decision on ``compared``: promoted unless the candidate is worse than current by more than allowed.
+
+    ``force``: promoted anyway.
+    """
     ours, theirs = compared.ours, compared.theirs
     if not compared.rows or ours is None or theirs is None:
         reason = "no validation rows to compare the two models on (prepare with --val-fraction > 0)"
@@ -271,6 +303,15 @@ def _verdict(doc: dict, compared: Comparison, max_regression: float, force: bool
 
 
 def summary_line(version: str, decision: dict) -> str:
+    """The decision in one log line.
+
+    Args:
+        version: the new version's id.
+        decision: its ``promotion.json`` document.
+
+    Returns:
+        Whether it was promoted and why; if not, what current stays.
+    """
     if decision["promoted"]:
         return f"version {version} promoted to current: {decision['reason']}"
     stays = decision["current_version"] or "nothing"

@@ -1,4 +1,4 @@
-"""``report.md``: a model version described for people, in GitHub-flavoured Markdown (``write_report``, ``per_class``).
+r"""``report.md``: a model version described for people, in GitHub-flavoured Markdown (``write_report``, ``per_class``).
 
 The report is what a person opens first in a version directory, on disk or
 on a code-hosting site: whether the version was promoted and why, the data
@@ -10,7 +10,7 @@ Everything in it is also in the version's JSON files; the report only
 arranges it, in sections; every value goes through ``train.markdown``:
 missing numbers (no validation rows) read "n/a", and class names and other
 free text are escaped, so a ``|`` or ``*`` in a label cannot break a table
-or turn into emphasis, and a control character (an ANSI escape, ``\\r``, a
+or turn into emphasis, and a control character (an ANSI escape, ``\r``, a
 newline) shows as its escape (``streamtrain.visible``) instead of reaching a
 terminal that prints the file or breaking a row.
 """
@@ -47,8 +47,16 @@ HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 def per_class(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> list[dict]:
     """Precision, recall, F1 and support (test rows) of every class, in label order; 0.0 where undefined.
 
-    ``confusion[i][j]`` counts rows of true class ``i`` predicted as ``j``.
-    ``predicted`` is the column total: how often the model chose the class.
+    Args:
+        confusion: ``confusion[i][j]`` counts rows of true class ``i`` predicted as ``j``.
+        labels: the class names, in label order.
+
+    Returns:
+        Per class: ``label``, ``precision``, ``recall``, ``f1``, ``support`` and ``predicted`` (the column
+        total: how often the model chose the class).
+
+    Raises:
+        ValueError: ``confusion`` is not ``len(labels)`` square.
     """
     n = len(labels)
     rows = [[int(c) for c in row] for row in confusion]
@@ -76,7 +84,12 @@ def per_class(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> list
 
 
 def write_report(directory: str | os.PathLike[str], **parts: Any) -> None:
-    """Write ``report.md`` into ``directory`` (a version being built): ``render_report(**parts)``."""
+    """Write ``report.md`` into ``directory`` (a version being built), by an atomic rename.
+
+    Args:
+        directory: the version's directory.
+        **parts: ``render_report``'s arguments.
+    """
     atomic_write_text(Path(directory) / REPORT_NAME, render_report(**parts))
 
 
@@ -90,7 +103,20 @@ def render_report(
     version: str,
     selection: Selection | None = None,
 ) -> str:
-    """The text of ``report.md``."""
+    """The text of ``report.md``.
+
+    Args:
+        metrics: the version's ``metrics.json``.
+        history: its ``history.json`` (per validation round).
+        config: its ``fit_config.json``.
+        promotion: its ``promotion.json``.
+        manifest: the dataset's manifest.
+        version: the version's id.
+        selection: its model selection (None: not recorded).
+
+    Returns:
+        The Markdown, section by section.
+    """
     labels = list(metrics.get("classes") or manifest.labels)
     parts = [
         _title(version, metrics, config, promotion),
@@ -290,7 +316,7 @@ def _metrics(metrics: dict, history: dict) -> str:
     return "## Metrics\n\n" + table + "\n" + facts + "\n" + _rounds(history, best, per_epoch)
 
 
-def _epoch(value) -> str:
+def _epoch(value: Any) -> str:
     """An epoch count or position, which validation rounds make fractional (1.25)."""
     return f"{value:g}" if isinstance(value, int | float) and md.finite(value) else md.NA
 

@@ -25,7 +25,10 @@ from streamtrain.train.cluster import Cluster
 from streamtrain.train.runtime import one_thread_per_op
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from streamtrain.dataset.manifest import ModelInputs
+    from streamtrain.train.batches import BatchStream
     from streamtrain.train.fit import FitOptions
     from streamtrain.train.plan import Plan
     from streamtrain.train.tune import Candidate
@@ -41,6 +44,7 @@ class Start:
     loaded: bool = False  # the chief's model holds loaded weights (a resume or a warm start): share them
 
     def numbers(self) -> list[float]:
+        """As numbers, for ``Channel.broadcast``, in field order."""
         return [float(self.rounds_done), float(self.step), float(self.stopped), float(self.loaded)]
 
 
@@ -53,7 +57,20 @@ class Rounds:
 
 
 def join(opts: FitOptions, cluster: Cluster, encoding: str) -> Any:
-    """The strategy, joined to every worker of the cluster (within ``--join-timeout``)."""
+    """The ``tf.distribute`` strategy, joined to every worker of the cluster.
+
+    For n-gram rows each TensorFlow op runs on one thread (``runtime.one_thread_per_op``), set before
+    anything starts TensorFlow's runtime.
+
+    Args:
+        opts: fit's options (``join_timeout``: how long to wait for the other workers).
+        cluster: this worker's place in the cluster.
+        encoding: the dataset's encoding, ``ngram`` or ``sequence``.
+
+    Returns:
+        ``Cluster.strategy()``: the default strategy for one process. A cluster whose workers do not all
+        start within ``--join-timeout`` ends this process (exit 1, ``loop.deadline``).
+    """
     from streamtrain.train.loop import deadline
 
     if encoding == "ngram":  # before anything starts TensorFlow's runtime (the strategy, the seed, the model)
@@ -64,8 +81,18 @@ def join(opts: FitOptions, cluster: Cluster, encoding: str) -> Any:
 
 
 def new_trainer(opts: FitOptions, candidate: Candidate, inputs: ModelInputs, strategy: Any, cluster: Cluster) -> Any:
-    """``candidate``'s model, built alike on every worker (so the strategy's variable broadcasts pair up), in its
-    ``Trainer``."""
+    """``candidate``'s model in its ``Trainer``, built alike on every worker (so the variable broadcasts pair up).
+
+    Args:
+        opts: fit's options (the seed of the initial weights, the sepCNN's sizes).
+        candidate: the model to build.
+        inputs: the dataset's model inputs (features, row width, classes).
+        strategy: the joined strategy (``join``); the model is built in its scope.
+        cluster: this worker's place in the cluster.
+
+    Returns:
+        The ``loop.Trainer``.
+    """
     import keras
 
     from streamtrain.train.loop import Trainer
@@ -78,7 +105,22 @@ def new_trainer(opts: FitOptions, candidate: Candidate, inputs: ModelInputs, str
 
 
 def train_rounds(seed: int, plan: Plan, trainer: Any, callbacks: list, start: Start) -> Rounds:
-    """The rounds from ``start`` (the chief's; the others' is ignored) until the plan's last or a stop."""
+    """Train the rounds from ``start`` until the plan's last or a stop, on every worker in step.
+
+    Args:
+        seed: fit's seed (the dropout draws of each round and step).
+        plan: the plan (streams, rounds, steps per round).
+        trainer: the trial's ``loop.Trainer``.
+        callbacks: Keras callbacks, driven as Keras ``fit`` drives them (an "epoch" is a round).
+        start: where to begin; the chief's is broadcast, the others' ignored.
+
+    Returns:
+        The rows each worker trained in each round, and the workers' weight digests (several workers).
+
+    Raises:
+        DataError: the input pipeline failed reading a shard (its own error, not TensorFlow's wrapping).
+        ClusterError: a worker was lost, or the workers' weights differ after training.
+    """
     failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
     try:
         rows = _run(seed, plan, trainer, callbacks, start, failures)
@@ -111,7 +153,7 @@ def _run(seed: int, plan: Plan, trainer: Any, callbacks: list, start: Start, fai
     if loaded:
         trainer.sync_variables()
 
-    def batches(split, epoch: int = 0, skip: int = 0):
+    def batches(split: BatchStream, epoch: int = 0, skip: int = 0) -> Iterator:
         return trainer.distribute(lambda: keras_dataset(split, n_classes, failures, epoch, skip))
 
     epoch, skip = divmod(done * round_steps + step, train.steps)

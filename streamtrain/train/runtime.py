@@ -1,26 +1,17 @@
-"""TensorFlow's start-up, without its noise.
+"""TensorFlow's start-up without its noise (``import_tensorflow``), and one thread per op (``one_thread_per_op``).
 
-Importing TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA stubs, CPU
-features, twice over) and, on a machine without a GPU, an error-level
-``failed call to cuInit`` line straight to file descriptor 2 from native
-code, before its logging is initialised: no environment variable silences
-them. fit, evaluate and predict call ``import_tensorflow`` where they first
-need TensorFlow (after their cheap checks, so a bad input fails in a
-second). Unless verbose, it imports TensorFlow and
-initialises its devices with descriptor 2 pointed at a temporary file, then
-writes back every captured line that is not one of those known start-up
-lines, so nothing unexpected is ever hidden. ``verbose=True`` imports it
-plainly, with TensorFlow's C++ logging fully on. Keras is kept from importing
-scikit-learn and matplotlib's pyplot meanwhile (``UNUSED_BY_KERAS``): ~1.4 s
-saved per start.
+Importing TensorFlow 2.21 writes start-up lines (oneDNN, CUDA stubs, CPU features and, without a GPU, an
+error-level ``failed call to cuInit``) straight to file descriptor 2 from native code, before its logging is
+initialised: no environment variable silences them. fit, evaluate and predict call ``import_tensorflow``
+where they first need TensorFlow (after their cheap checks, so a bad input fails in a second). Unless
+verbose, it imports TensorFlow and initialises its devices with descriptor 2 pointed at a temporary file,
+then writes back every captured line that is not a known start-up line (``STARTUP_NOISE``), so nothing
+unexpected is hidden; verbose, it imports it plainly, with TensorFlow's C++ logging on. Keras is kept from
+importing scikit-learn and matplotlib's pyplot meanwhile (``UNUSED_BY_KERAS``). ``one_thread_per_op`` runs
+each TensorFlow op on one thread, for a model whose ops are too small to split (the MLP on sparse rows);
+``TF_NUM_INTRAOP_THREADS``, when set, wins.
 
-``one_thread_per_op`` runs each TensorFlow op on one thread (its ops still run
-side by side) for a model whose ops are too small to split: the MLP on sparse
-rows. Measured on IMDB (2 cores): fit 8.3 -> 7.6 s (training 4.9 -> 4.3 s, medians
-of 3 interleaved runs), a training step 4.45 -> 4.05 ms on the real
-input pipeline (3.65 -> 3.0 ms on batches in memory), scoring the test split
-0.28 -> 0.24 s, the same numbers to the last digit; the cores an op no longer
-takes go to the input pipeline. ``TF_NUM_INTRAOP_THREADS``, when set, wins.
+Measurements: docs/design/training-speed.md
 """
 
 from __future__ import annotations
@@ -47,7 +38,9 @@ STARTUP_NOISE = re.compile(
 def import_tensorflow(verbose: bool | None = None) -> None:
     """Import TensorFlow and initialise its devices, quietly unless ``verbose``; a no-op once imported.
 
-    ``verbose=None``: verbose when the ``streamtrain`` logger shows debug lines (``--verbose``).
+    Args:
+        verbose: show TensorFlow's start-up lines; None: when the ``streamtrain`` logger shows debug lines
+            (``--verbose``).
     """
     if "tensorflow" in sys.modules:
         return
@@ -55,16 +48,18 @@ def import_tensorflow(verbose: bool | None = None) -> None:
         _import(verbose)
 
 
-# What Keras imports, when installed, for features streamtrain never uses (``python -X importtime``):
-# scikit-learn for its scikit-learn wrappers (~1 s), matplotlib.pyplot for its image-gallery plots (~0.4 s;
-# the report's plots use matplotlib's ``Figure`` without pyplot, ~0.2 s of it).
+# What Keras imports, when installed, for features streamtrain never uses: scikit-learn for its scikit-learn
+# wrappers, matplotlib.pyplot for its image-gallery plots (the report's plots use matplotlib's ``Figure`` without
+# pyplot). Their import times: docs/design/training-speed.md.
 UNUSED_BY_KERAS = ("sklearn", "matplotlib.pyplot")
 
 
 @contextlib.contextmanager
 def _not_importable(modules: tuple[str, ...]) -> Iterator[None]:
-    """While Keras loads, importing ``modules`` fails (Keras then leaves those features off, as on a machine
-    without them); afterwards they import normally."""
+    """While Keras loads, importing ``modules`` fails; afterwards they import normally.
+
+    Keras then leaves those features off, as on a machine without them.
+    """
     blocked = [m for m in modules if m not in sys.modules]
     for m in blocked:
         sys.modules[m] = None  # type: ignore[assignment]  # the import system's "not importable" marker
@@ -77,6 +72,7 @@ def _not_importable(modules: tuple[str, ...]) -> Iterator[None]:
 
 
 def _import(verbose: bool | None) -> None:
+    """Import TensorFlow, capturing its start-up lines unless ``verbose`` (``import_tensorflow``)."""
     if verbose is None:
         verbose = logging.getLogger("streamtrain").isEnabledFor(logging.DEBUG)
     if verbose:
@@ -106,8 +102,10 @@ def _import(verbose: bool | None) -> None:
 
 
 def one_thread_per_op() -> None:
-    """Each TensorFlow op on one thread, unless ``TF_NUM_INTRAOP_THREADS`` says otherwise; a no-op once
-    TensorFlow's runtime has started (a library caller ran TensorFlow before)."""
+    """Run each TensorFlow op on one thread, unless ``TF_NUM_INTRAOP_THREADS`` says otherwise.
+
+    A no-op once TensorFlow's runtime has started (a library caller ran TensorFlow before).
+    """
     import tensorflow as tf
 
     if os.environ.get("TF_NUM_INTRAOP_THREADS"):
@@ -117,4 +115,5 @@ def one_thread_per_op() -> None:
 
 
 def _noise(line: str) -> bool:
+    """Whether a captured line is blank or one of TensorFlow's healthy start-up lines."""
     return not line.strip() or bool(STARTUP_NOISE.search(line))

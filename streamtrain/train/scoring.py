@@ -1,16 +1,16 @@
-"""Probabilities and metrics, shared by fit, evaluate and predict.
+"""Probabilities and metrics, shared by fit, evaluate and predict (``predict_proba``, ``score``, ``score_split``).
 
-``predict_proba`` runs the model on one block of rows; ``score`` streams
-batches through it and returns loss, accuracy and the confusion matrix;
-``score_split`` does that for one split of a prepared dataset (fit's final
-metrics and evaluate both use it).
-Both paths call the model the same way, so evaluate (on shards) and predict
-(on raw text) give the same answers for the same rows.
+``predict_proba`` runs the model on one batch of rows, through an inference function traced once per model
+and input kind; ``score`` streams batches through it and returns loss, accuracy and the confusion matrix;
+``score_split`` does that for one split of a prepared dataset (fit's final metrics, its promotion guard and
+evaluate). Every path calls the model the same way, so evaluate (on shards) and predict (on raw text) give
+the same answers for the same rows. A non-finite probability is a ``NonFiniteError``, never a score.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,13 +21,19 @@ from streamtrain.train.models import class_probabilities
 from streamtrain.train.tfdata import model_input
 from streamtrain.vectorize.rows import Rows, TokenRows, blank_rows
 
-# Rows scored at a time unless told otherwise (evaluate, fit's final metrics, predict): sparse rows are
-# cheap; a sequence row carries length x embedding activations through the network.
+if TYPE_CHECKING:
+    import keras
+
+# Rows scored at a time unless told otherwise (evaluate, fit's final metrics and validations, predict): sparse rows
+# are cheap; a sequence row carries length x embedding activations through the network.
 SCORE_BATCH = {"ngram": 1024, "sequence": 256}
 
 
-def _forward(model, rows: Rows):
-    """The model's inference function, traced once per model and input kind (eager calls cost ~10x)."""
+def _forward(model: keras.Model, rows: Rows) -> Callable[[Any], Any]:
+    """The model's inference function, traced once per model and input kind (eager calls cost far more).
+
+    Why: docs/design/training-speed.md
+    """
     import tensorflow as tf
 
     kind = "tokens" if isinstance(rows, TokenRows) else "sparse"
@@ -41,13 +47,30 @@ def _forward(model, rows: Rows):
     return cache[kind]
 
 
-def warm_up(model, inputs: ModelInputs) -> None:
-    """Trace ``model``'s inference function (``_forward``) on one blank row (``blank_rows``)."""
+def warm_up(model: keras.Model, inputs: ModelInputs) -> None:
+    """Trace ``model``'s inference function (``_forward``) on one blank row (``blank_rows``).
+
+    Args:
+        model: the model.
+        inputs: the dataset's model inputs (the row's encoding and width, the classes).
+    """
     predict_proba(model, blank_rows(inputs.encoding, inputs.row_width), inputs.n_classes)
 
 
-def predict_proba(model, rows: Rows, n_classes: int) -> np.ndarray:
-    """Class probabilities of ``rows``; ``NonFiniteError`` if the model gives NaN or infinity for any row."""
+def predict_proba(model: keras.Model, rows: Rows, n_classes: int) -> np.ndarray:
+    """Class probabilities of ``rows``.
+
+    Args:
+        model: a model with a sigmoid (2 classes) or softmax head.
+        rows: one batch of n-gram or token rows.
+        n_classes: the classes.
+
+    Returns:
+        float64 ``(len(rows), n_classes)``, a column per class in label order.
+
+    Raises:
+        NonFiniteError: the model gives NaN or infinity for a row.
+    """
     if not len(rows):
         return np.zeros((0, n_classes))
     p = class_probabilities(_forward(model, rows)(model_input(rows)).numpy(), n_classes)
@@ -57,7 +80,18 @@ def predict_proba(model, rows: Rows, n_classes: int) -> np.ndarray:
     return p
 
 
-def score(model, batches: Iterable[Rows], n_classes: int) -> dict:
+def score(model: keras.Model, batches: Iterable[Rows], n_classes: int) -> dict:
+    """Loss, accuracy and confusion matrix of ``model`` on labelled batches.
+
+    Args:
+        model: the model.
+        batches: labelled rows.
+        n_classes: the classes.
+
+    Returns:
+        ``rows``, ``loss`` (mean cross-entropy, probabilities clipped at 1e-7) and ``accuracy`` (both None for
+        no rows), and ``confusion`` (``[true][predicted]`` counts, as lists).
+    """
     confusion = np.zeros((n_classes, n_classes), np.int64)
     loss_sum, rows = 0.0, 0
     for batch in batches:
@@ -76,7 +110,18 @@ def score(model, batches: Iterable[Rows], n_classes: int) -> dict:
     }
 
 
-def score_split(model, data: str, manifest: Manifest, split: str, batch_size: int | None = None) -> dict:
-    """``score`` over one split, in order, ``SCORE_BATCH`` rows at a time unless told otherwise."""
+def score_split(model: keras.Model, data: str, manifest: Manifest, split: str, batch_size: int | None = None) -> dict:
+    """``score`` over every row of one split of a dataset, in order.
+
+    Args:
+        model: the model.
+        data: the dataset directory.
+        manifest: its manifest.
+        split: ``train``, ``val`` or ``test``.
+        batch_size: rows scored at a time; None: ``SCORE_BATCH`` of the dataset's encoding.
+
+    Returns:
+        ``score``'s result.
+    """
     stream = BatchStream(SplitSource(data, manifest, split), batch_size or SCORE_BATCH[manifest.encoding])
     return score(model, stream.epoch(0), len(manifest.labels))

@@ -55,6 +55,15 @@ def choose(opts: FitOptions, manifest: Manifest, versions: Versions, cluster: Cl
     ``--retune`` nor a model option asks otherwise; ``--warm-start`` trains current's own candidate;
     ``--tune-seconds 0`` and a cluster train the prior's first candidate alone (a cluster's search runs in one
     process: ``--workers 1 --retune``).
+
+    Args:
+        opts: fit's options.
+        manifest: the dataset's manifest (its shape, for the prior).
+        versions: the model directory's versions (``current``'s selection and candidate).
+        cluster: the cluster (its size).
+
+    Returns:
+        The candidates in order, where they come from, and whether they are a search to record for reuse.
     """
     found = tune.candidates(opts, tune.Profile.of(manifest))
     warm = current_candidate(versions) if opts.warm_start else None
@@ -94,7 +103,14 @@ def _current_selection(versions: Versions, manifest: Manifest) -> tuple[str, tun
 
 
 def current_candidate(versions: Versions) -> Candidate | None:
-    """The candidate ``current`` was trained as, from its ``fit_config.json`` (for ``--warm-start``)."""
+    """The candidate ``current`` was trained as, from its ``fit_config.json`` (for ``--warm-start``).
+
+    Args:
+        versions: the model directory's versions.
+
+    Returns:
+        The candidate; None without a current version or a readable record.
+    """
     version = versions.current()
     if version is None:
         return None
@@ -108,16 +124,31 @@ def current_candidate(versions: Versions) -> Candidate | None:
 
 
 class Search:
-    """The chief's trials of one fit, in order, within the budget (``train.tune``); keeps the leader's model."""
+    """The chief's trials of one fit, in order, within the budget (``train.tune``); keeps the leader's model.
 
-    def __init__(self, trials: Trials):
+    Args:
+        trials: what the trials share, and the training of each.
+    """
+
+    def __init__(self, trials: Trials) -> None:
         self.trials = trials
         self.records: list[tune.Trial] = []
         self.leader: Trained | None = None
         self.budget: float | None = None  # seconds the trials after the first may train, once the first has
 
     def run(self, choices: Choices, resuming: bool) -> tuple[Trained, tune.Selection]:
-        """The leader's model and the selection's record; ``resuming``: skip the trials recorded as finished."""
+        """Train the candidates in order, within the budget, keeping the leader.
+
+        Args:
+            choices: the candidates (``choose``).
+            resuming: the version is an interrupted one: skip the trials recorded as finished.
+
+        Returns:
+            The leader's model and the selection's record.
+
+        Raises:
+            NonFiniteError: no trial ended with a finite loss (the version is removed).
+        """
         candidates = choices.candidates
         several = len(candidates) > 1
         if several and not self.trials.plan.val.rows:
@@ -158,11 +189,14 @@ class Search:
         return self._seconds() >= self.budget
 
     def _seconds(self) -> float:
+        """Seconds the trials after the first have trained."""
         return sum(t.seconds for t in self.records[1:])
 
     def _train(self, i: int, candidate: Candidate, directory: Path, several: bool) -> None:
-        """Train trial ``i``; keep its model when it leads (removing the former leader's directory), else its
-        directory goes."""
+        """Train trial ``i``; keep its model when it leads (removing the former leader's directory).
+
+        A trial that does not lead has its directory removed.
+        """
         until = None if i == 0 or self.budget is None else time.monotonic() + self.budget - self._seconds()
         run, trial = self.trials.train(candidate, directory, until, first=i == 0, scored=several)
         self.records.append(trial)
@@ -174,6 +208,7 @@ class Search:
             shutil.rmtree(run.directory, ignore_errors=True)
 
     def _outcome(self, choices: Choices, several: bool) -> tuple[Trained, tune.Selection]:
+        """The leader and the selection's record; ``NonFiniteError`` (the version removed) without a leader."""
         if self.leader is None:
             self.trials.discard()
             problems = "; ".join(f"{t.candidate.name}: {t.skipped}" for t in self.records if t.skipped)
@@ -186,6 +221,7 @@ class Search:
 
 
 def _read_trials(path: Path) -> list[tune.Trial]:
+    """The finished trials recorded in ``trials.json``; none when it is missing or unreadable."""
     try:
         return [tune.Trial.from_json(doc) for doc in json.loads(path.read_text(encoding="utf-8"))]
     except (OSError, ValueError, KeyError, TypeError):

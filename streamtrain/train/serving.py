@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,12 +33,17 @@ from streamtrain.serve.check import Checker, with_probes
 from streamtrain.serve.export import SAVED_MODEL_DIR, exportable, write_saved_model
 from streamtrain.vectorize.vectorizer import Vectorizer
 
+if TYPE_CHECKING:
+    import keras
+
 log = logging.getLogger(__name__)
 NOT_WANTED = "not asked for (--no-export)"
 
 
 @dataclass
 class ServingStep:
+    """fit's export and serving check of one version (see the module docstring); made by ``start``."""
+
     vectorizer: Vectorizer
     unexportable: str | None  # why the graph cannot repeat this vectorizer; None: it can
     checker: Checker | None
@@ -46,7 +52,16 @@ class ServingStep:
 
     @classmethod
     def start(cls, data: str, manifest: Manifest, wanted: bool = True) -> ServingStep:
-        """The step for a fit of ``data``; ``wanted`` False (``--no-export``): no SavedModel, no check."""
+        """The step for a fit of ``data``: the checking process started, when there is something to check.
+
+        Args:
+            data: the dataset directory (its vectorizer and validation sample).
+            manifest: its manifest.
+            wanted: False for ``--no-export``: no SavedModel, no check.
+
+        Returns:
+            The step; without a checker when not wanted or the vectorizer cannot run as a graph.
+        """
         vectorizer = Vectorizer.load(data)
         why = exportable(vectorizer) if wanted else NOT_WANTED
         if why is not None:
@@ -56,14 +71,25 @@ class ServingStep:
 
     @property
     def labels(self) -> list[str]:
+        """The vectorizer's class names, in probability column order."""
         return self.vectorizer.labels
 
-    def export(self, building: Path, model) -> str | None:
-        """Write ``saved_model/`` into ``building``; None when written (or not exportable), else why it failed.
+    def export(self, building: Path, model: keras.Model) -> str | None:
+        """Write ``saved_model/`` into ``building`` and hand it to the checker.
 
         Runs beside the final scoring (fit calls it on a thread): tracing is Python, scoring is TensorFlow's
-        own threads. A full disk or a read-only directory propagates (``WriteError``: its own exit code). A
-        ``saved_model/`` left in ``building`` by a killed run that this one resumes is replaced.
+        own threads. A ``saved_model/`` left in ``building`` by a killed run that this one resumes is replaced.
+
+        Args:
+            building: the version being built.
+            model: its trained model.
+
+        Returns:
+            None when written (or not exportable), else why exporting failed.
+
+        Raises:
+            WriteError: a full disk or a read-only directory (its own exit code).
+            OSError: another failure of the file system.
         """
         if self.unexportable is not None:
             return None
@@ -86,8 +112,18 @@ class ServingStep:
         return None
 
     def decide(self, decision: dict, failed: str | None) -> dict:
-        """The promotion decision after the export (``failed``: ``export``'s result) and, when the version is to
-        be promoted, the check; the outcome is recorded in the decision."""
+        """The promotion decision after the export and, when the version is to be promoted, the serving check.
+
+        Closes the checking process.
+
+        Args:
+            decision: the promotion guard's decision (``promotion.decide``).
+            failed: ``export``'s result.
+
+        Returns:
+            The decision with ``serving`` (and ``serving_check`` when checked); not promoted, with the cause as
+            its reason, when the export or the check failed.
+        """
         try:
             if self.unexportable is not None:
                 level = logging.INFO if self.unexportable == NOT_WANTED else logging.WARNING
@@ -112,10 +148,12 @@ class ServingStep:
             self.close()
 
     def close(self) -> None:
+        """End the checking process, if any."""
         if self.checker is not None:
             self.checker.close()
 
 
 def _refused(decision: dict, why: str) -> dict:
+    """``decision`` turned into "not promoted" for ``why`` (logged as an error)."""
     log.error(f"not promoting: {why}")
     return {**decision, "promoted": False, "reason": why}

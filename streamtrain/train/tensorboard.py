@@ -1,29 +1,15 @@
-"""TensorBoard event files of a training run: its configuration and per-epoch scalars (``TensorBoardLog``).
+"""TensorBoard event files of a trial: its configuration and per-round scalars (``TensorBoardLog``).
 
-``TensorBoardLog`` is a Keras callback that writes, with TensorFlow's own
-summary writer and nothing else (no graph, no profile, unlike Keras'
-``TensorBoard`` callback):
-
-- at the first ``on_train_begin`` of the callback, the run's configuration
-  as a Markdown table (summary ``config``, text, step 0);
-- at every round's end (Keras' "epoch": a validation round of fit), each
-  numeric value in Keras' ``logs`` (``loss``, ``accuracy``, ``val_loss``,
-  ``val_accuracy``) as a scalar at step ``round + 1``, so rounds are
-  numbered from 1 as in ``history.json``; then it flushes, so a killed run
-  loses nothing logged.
-
-The events are written with ``tf.summary.write`` and the metadata of
-TensorBoard's ``scalars`` and ``text`` plugins: exactly what
-``tf.summary.scalar`` and ``tf.summary.text`` write, without needing the
-``tensorboard`` package, which TensorFlow 2.21 no longer installs (those two
-raise ``TBNotInstalledError`` without it). Only viewing the logs needs it:
-``pip install tensorboard; tensorboard --logdir M/versions``.
-
-The writer is opened at train begin and closed at train end, so one
-callback serves several ``model.fit`` calls (fit trains the rest of an
-interrupted epoch, then the remaining epochs). A resumed run in a new
-process (``initial_epoch=k``) adds event files to the same directory
-whose steps continue at ``k + 1``; TensorBoard reads them all as one run.
+``TensorBoardLog`` is a Keras callback that writes, with TensorFlow's own summary writer (no graph, no
+profile, unlike Keras' ``TensorBoard`` callback): at its first train begin the run's configuration as a
+Markdown table (summary ``config``, text, step 0); at every round's end each numeric value of the logs
+(``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``) as a scalar at step ``round + 1``, numbered from 1
+as in ``history.json``, then a flush, so a killed run loses nothing logged. The events carry the metadata
+of TensorBoard's ``scalars`` and ``text`` plugins, exactly what ``tf.summary.scalar`` and
+``tf.summary.text`` write, without the ``tensorboard`` package (TensorFlow 2.21 no longer installs it);
+viewing them needs it: ``pip install tensorboard; tensorboard --logdir M/versions``. A resumed trial, in a
+new process, adds event files to the same directory, its steps continuing where the commit it resumed
+left off; TensorBoard reads them as one run.
 """
 
 from __future__ import annotations
@@ -38,9 +24,14 @@ CONFIG_TAG = "config"
 
 
 class TensorBoardLog(keras.callbacks.Callback):
-    """Write ``config`` once and every round's scalars as TensorBoard events under ``log_dir``."""
+    """Write ``config`` once and every round's scalars as TensorBoard events under ``log_dir``.
 
-    def __init__(self, log_dir: Path, config: dict):
+    Args:
+        log_dir: the event files' directory (made at the first train begin).
+        config: the run's configuration (``fit_config.json``'s document).
+    """
+
+    def __init__(self, log_dir: Path, config: dict) -> None:
         super().__init__()
         self.log_dir = Path(log_dir)
         self.config = dict(config)
@@ -48,6 +39,11 @@ class TensorBoardLog(keras.callbacks.Callback):
         self._config_written = False
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        """Open the event file, and write the configuration the first time.
+
+        Args:
+            logs: Keras' logs (unused).
+        """
         import tensorflow as tf
 
         if self._writer is None:
@@ -60,6 +56,12 @@ class TensorBoardLog(keras.callbacks.Callback):
             self._config_written = True
 
     def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
+        """Write the round's numbers at step ``round_ + 1`` and flush.
+
+        Args:
+            round_: the 0-based round that ended.
+            logs: its metrics; values that are not one number are skipped.
+        """
         import tensorflow as tf
 
         if self._writer is None:  # a round outside fit's train begin / end (not done by Keras): open now
@@ -73,6 +75,11 @@ class TensorBoardLog(keras.callbacks.Callback):
         self._writer.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        """Close the event file (``close``).
+
+        Args:
+            logs: Keras' logs (unused).
+        """
         self.close()
 
     def close(self) -> None:
@@ -83,7 +90,14 @@ class TensorBoardLog(keras.callbacks.Callback):
 
 
 def config_markdown(config: dict) -> str:
-    """The configuration as a two-column Markdown table (TensorBoard's text tab renders Markdown)."""
+    """The configuration as a two-column Markdown table (TensorBoard's text tab renders Markdown).
+
+    Args:
+        config: option -> value; values are shown as JSON, ``|`` escaped.
+
+    Returns:
+        The table, one row per option in name order.
+    """
     lines = ["| option | value |", "|---|---|"]
     for key in sorted(config):
         value = json.dumps(config[key], default=str, ensure_ascii=False).replace("|", "\\|")
@@ -91,7 +105,7 @@ def config_markdown(config: dict) -> str:
     return "\n".join(lines)
 
 
-def _scalar(value) -> float | None:
+def _scalar(value: Any) -> float | None:
     """A log value as a float, or None when it is not one number (Keras may log other things)."""
     try:
         number = float(value)
@@ -100,7 +114,7 @@ def _scalar(value) -> float | None:
     return number
 
 
-def _meta(plugin: str):
+def _meta(plugin: str) -> Any:
     """The summary metadata ``tf.summary.scalar`` (plugin ``scalars``) or ``tf.summary.text`` (``text``) writes."""
     from tensorflow.core.framework import summary_pb2
 

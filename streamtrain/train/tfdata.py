@@ -1,32 +1,31 @@
-"""Chunks of rows -> a ``tf.data.Dataset`` of batches Keras can ``fit`` on, and single batches -> model inputs.
+"""Chunks of rows -> a ``tf.data.Dataset`` of batches for the training loop, and single batches -> model inputs.
 
-Python hands tf.data one chunk of whole batches at a time
-(``BatchStream.forever_chunks``: ``buffer_blocks`` blocks, already shuffled);
-tf.data cuts it into the same batches ``BatchStream.epoch`` would give, with
-graph ops, so the generator runs once per ~64 batches and slicing and COO
-indices cost no Python. (Measured inside tf.data, this is as fast as one
-generator step per batch: the training step, not the input, bounds fit.)
-``prefetch`` keeps ``PREFETCH_BATCHES`` batches ready, so the next chunk is read
-while the model trains. Its depth is fixed and tf.data's autotuning is off:
-with ``prefetch(AUTOTUNE)``, dropping a used iterator (at the end of every fit)
-waited 0.7-4.6 s in about half of the IMDB fits measured (the autotuner's
-thread), against under 15 ms in every run with a fixed depth, at the same
-training speed. TF-IDF rows stay sparse all the way into the first ``Dense``
-layer (``tf.SparseTensor``): nothing is densified. Token rows go in
-as int32 matrices.
+Python hands tf.data one chunk of whole batches at a time (``BatchStream.forever_chunks``: ``buffer_blocks``
+blocks, already shuffled); tf.data cuts it into the same batches ``BatchStream.epoch`` would give, with graph
+ops, so the generator runs once per chunk and slicing and COO indices cost no Python. ``prefetch`` keeps
+``PREFETCH_BATCHES`` batches ready, so the next chunk is read while the model trains; its depth is fixed and
+tf.data's autotuning is off. TF-IDF rows stay sparse all the way into the first layer (``tf.SparseTensor``):
+nothing is densified. Token rows go in as int32 matrices. Targets are label ids, a ``[n, 1]`` float column
+for a two-class (sigmoid) head. ``keras_dataset`` is fit's stream, ``sparse_dataset``/``token_dataset`` the
+cutting of any chunks (the bake-off's), ``model_input`` one batch for scoring.
+
+Measurements: docs/design/training-speed.md
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
 from streamtrain.vectorize.rows import PADDING_LABEL, Rows, SparseRows, TokenRows, blank_rows
 
+if TYPE_CHECKING:
+    from streamtrain.train.batches import BatchStream
+
 # tf.data traces a map function through autograph unless told not to; these have no Python control flow on
-# tensors, and converting them cost ~0.3 s per pipeline (fit makes two).
+# tensors, and converting them cost time per pipeline (docs/design/training-speed.md).
 _plain = tf.autograph.experimental.do_not_convert
 PREFETCH_BATCHES = 16  # a quarter of a chunk (``buffer_blocks`` 8 of 1,024 rows, 128 a batch)
 
@@ -46,15 +45,27 @@ def _tf_targets(labels: tf.Tensor, n_classes: int) -> tf.Tensor:
 
 
 def _batch_starts(labels: tf.Tensor, batch_size: int) -> tf.data.Dataset:
-    """First row of each batch of a chunk; an empty chunk is one empty batch (``keras_dataset`` hands a
-    padding row instead of one)."""
+    """First row of each batch of a chunk; an empty chunk is one empty batch.
+
+    ``keras_dataset`` hands a padding row instead of an empty chunk.
+    """
     return tf.data.Dataset.range(0, tf.maximum(tf.shape(labels, out_type=tf.int64)[0], 1), batch_size)
 
 
 def sparse_dataset(
     chunks: Callable[[], Iterator[SparseRows]], batch_size: int, n_features: int, n_classes: int
 ) -> tf.data.Dataset:
-    """(SparseTensor features, targets) batches from a factory of ``SparseRows`` chunks."""
+    """(SparseTensor features, targets) batches from a factory of ``SparseRows`` chunks.
+
+    Args:
+        chunks: makes an iterator of chunks, each cut into batches of ``batch_size`` rows.
+        batch_size: rows per batch (a chunk's last batch may be shorter).
+        n_features: the rows' columns.
+        n_classes: the classes (2: targets as a float column).
+
+    Returns:
+        The batches, prefetched.
+    """
     signature = (
         tf.TensorSpec([None], tf.int64),  # indptr
         tf.TensorSpec([None], tf.int32),  # indices
@@ -62,16 +73,16 @@ def sparse_dataset(
         tf.TensorSpec([None], tf.int32),  # labels
     )
 
-    def gen():
+    def gen() -> Iterator[tuple[Any, ...]]:
         for c in chunks():
             yield c.indptr, c.indices, c.values, c.labels
 
     @_plain
-    def cut(indptr, indices, values, labels):
+    def cut(indptr: tf.Tensor, indices: tf.Tensor, values: tf.Tensor, labels: tf.Tensor) -> tf.data.Dataset:
         n = tf.shape(labels, out_type=tf.int64)[0]
 
         @_plain
-        def batch(start):
+        def batch(start: tf.Tensor) -> tuple[tf.SparseTensor, tf.Tensor]:
             stop = tf.minimum(start + batch_size, n)
             lo, hi = indptr[start], indptr[stop]
             rows = tf.repeat(tf.range(stop - start), indptr[start + 1 : stop + 1] - indptr[start:stop])
@@ -88,17 +99,27 @@ def sparse_dataset(
 def token_dataset(
     chunks: Callable[[], Iterator[TokenRows]], batch_size: int, width: int, n_classes: int
 ) -> tf.data.Dataset:
-    """(int32 token ids, targets) batches from a factory of ``TokenRows`` chunks."""
+    """(int32 token ids, targets) batches from a factory of ``TokenRows`` chunks.
+
+    Args:
+        chunks: makes an iterator of chunks, each cut into batches of ``batch_size`` rows.
+        batch_size: rows per batch (a chunk's last batch may be shorter).
+        width: the sequence length.
+        n_classes: the classes (2: targets as a float column).
+
+    Returns:
+        The batches, prefetched.
+    """
     signature = (tf.TensorSpec([None, width], tf.int32), tf.TensorSpec([None], tf.int32))
 
-    def gen():
+    def gen() -> Iterator[tuple[Any, ...]]:
         for c in chunks():
             yield c.tokens, c.labels
 
     @_plain
-    def cut(tokens, labels):
+    def cut(tokens: tf.Tensor, labels: tf.Tensor) -> tf.data.Dataset:
         @_plain
-        def batch(start):
+        def batch(start: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             stop = start + batch_size  # slicing clips at the end
             return tokens[start:stop], _tf_targets(labels[start:stop], n_classes)
 
@@ -109,7 +130,7 @@ def token_dataset(
 
 
 def keras_dataset(
-    stream,
+    stream: BatchStream,
     n_classes: int,
     failures: list[BaseException] | None = None,
     first_epoch: int = 0,
@@ -117,14 +138,21 @@ def keras_dataset(
 ) -> tf.data.Dataset:
     """A ``BatchStream``'s batches, epochs ``first_epoch``, ``first_epoch + 1``, ... without end.
 
-    For ``fit(steps_per_epoch=stream.steps, initial_epoch=first_epoch)``: a
-    resumed fit continues the shuffle plans where the interrupted one stopped,
-    ``skip_batches`` into ``first_epoch`` when it stopped inside it. The empty chunk that ends a short
-    worker share (``BatchStream.chunks``) comes as one row labelled ``PADDING_LABEL``.
+    ``stream.steps`` batches an epoch: the training loop takes a round's worth at a time (``train.rounds``),
+    and a resumed fit continues the shuffle plans where the interrupted one stopped. The empty chunk that
+    ends a short worker share (``BatchStream.chunks``) comes as one row labelled ``PADDING_LABEL``.
 
-    An exception in the reading generator reaches the caller as a TensorFlow
-    error that has lost its type; ``failures`` receives the original, so the
-    caller can raise that (a ``DataError`` naming the shard) instead.
+    Args:
+        stream: one split's stream, for this worker.
+        n_classes: the classes.
+        failures: receives the exception of the reading generator, which reaches the caller only as a
+            TensorFlow error that has lost its type, so the caller can raise the original instead (a
+            ``DataError`` naming the shard).
+        first_epoch: the epoch to start in.
+        skip_batches: the batches of ``first_epoch`` already trained (a fit resumed inside it).
+
+    Returns:
+        The batches, prefetched.
     """
     source = stream.source
     cut = token_dataset if source.encoding == "sequence" else sparse_dataset
@@ -145,16 +173,33 @@ def keras_dataset(
 
 
 def blank_batches(encoding: str, width: int, n_classes: int) -> tf.data.Dataset:
-    """One batch of one blank row (``blank_rows``), of the type ``keras_dataset`` gives for rows of this encoding
-    and width (a warm-up's input: a step traced on it serves the real batches)."""
+    """One batch of one blank row (``blank_rows``), of the type ``keras_dataset`` gives for such rows.
+
+    A warm-up's input: a step traced on it serves the real batches.
+
+    Args:
+        encoding: ``ngram`` or ``sequence``.
+        width: the rows' columns or sequence length.
+        n_classes: the classes.
+
+    Returns:
+        The dataset of that one batch.
+    """
     rows = blank_rows(encoding, width)
     if isinstance(rows, TokenRows):
         return token_dataset(lambda: iter([rows]), 1, width, n_classes)
     return sparse_dataset(lambda: iter([rows]), 1, width, n_classes)
 
 
-def model_input(rows: Rows):
-    """One batch in the form the model takes (for scoring and predict)."""
+def model_input(rows: Rows) -> tf.Tensor | tf.SparseTensor:
+    """One batch in the form the model takes (for scoring and predict).
+
+    Args:
+        rows: n-gram or token rows.
+
+    Returns:
+        A ``tf.SparseTensor`` of n-gram rows, or the int32 token ids.
+    """
     if isinstance(rows, TokenRows):
         return tf.constant(rows.tokens)
     return tf.SparseTensor(rows.coo_indices(), rows.values, [len(rows), rows.n_cols])

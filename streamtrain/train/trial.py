@@ -80,8 +80,22 @@ class Trials:
     ) -> tuple[Trained | None, tune.Trial]:
         """Train ``candidate`` (resuming its checkpoint when there is one) until its early stopping or ``until``.
 
-        None for a trial whose loss became non-finite when ``scored`` (a selection goes on without it);
-        unscored, that ends the fit (``NonFiniteError``, the version removed).
+        Args:
+            candidate: the model to train.
+            directory: its checkpoint directory.
+            until: stop at the end of the round that reaches this ``time.monotonic()`` time (the budget);
+                None: no limit.
+            first: the selection's first trial (logs what training is about to do).
+            scored: one of several trials: score it on the whole validation split, and log it under its
+                own TensorBoard run.
+
+        Returns:
+            The trained model (best weights restored) and the trial's record; no model for a trial whose loss
+            became non-finite when ``scored`` (a selection goes on without it, ``skipped`` says why).
+
+        Raises:
+            NonFiniteError: the loss became non-finite in an unscored trial (the version is removed).
+            ClusterError: a worker was lost.
         """
         from streamtrain.train.guards import Deadline, FiniteLoss
 
@@ -119,7 +133,19 @@ class Trials:
         return run, trial
 
     def rebuild(self, candidate: Candidate, directory: Path, trial: tune.Trial) -> Trained:
-        """A finished trial's model from its checkpoint directory (a resumed search whose leader it is)."""
+        """A finished trial's model from its checkpoint directory (a resumed search whose leader it is).
+
+        Args:
+            candidate: the trial's model.
+            directory: its checkpoint directory.
+            trial: its record (its seconds).
+
+        Returns:
+            The model with its best weights, scored on the whole validation split.
+
+        Raises:
+            DataError: the checkpoint is missing.
+        """
         from streamtrain.train.checkpoint import TrainingState, load_best, restore
 
         opts = self.resolved(candidate)
@@ -141,7 +167,14 @@ class Trials:
         Versions(self.building.parent.parent).discard(self.building)
 
     def resolved(self, candidate: Candidate) -> FitOptions:
-        """The options ``candidate`` trains with: its own, and the plan's epochs and patience."""
+        """The options ``candidate`` trains with: its own, and the plan's epochs and patience.
+
+        Args:
+            candidate: the trial's model.
+
+        Returns:
+            fit's options with those replaced.
+        """
         schedule = self.plan.schedule
         return dataclasses.replace(candidate.options(self.opts), epochs=schedule.epochs, patience=schedule.patience)
 
@@ -161,8 +194,10 @@ class Trials:
         return new_trainer(opts, candidate, inputs, self.strategy, self.cluster)
 
     def _starting_state(self, model: Any, directory: Path, opts: FitOptions) -> TrainingState:
-        """The trial's committed state with its weights loaded (a resume), or a new one (the warm start's weights
-        loaded when there is one)."""
+        """The trial's committed state with its weights loaded (a resume), or a new one.
+
+        A new one starts from the warm start's weights when there is one.
+        """
         from streamtrain.train.checkpoint import TrainingState, restore
 
         state = TrainingState.load(directory) if directory.is_dir() else None
@@ -177,6 +212,7 @@ class Trials:
         return TrainingState()
 
     def _checkpoint(self, directory: Path, state: TrainingState, opts: FitOptions, finite: FiniteLoss) -> Checkpoint:
+        """The trial's ``Checkpoint`` (and early stopping), continuing ``state``."""
         from streamtrain.train.checkpoint import Checkpoint
 
         plan = self.plan
@@ -205,6 +241,7 @@ class Trials:
         deadline: Deadline,
         scored: bool,
     ) -> list:
+        """The trial's callbacks, in the order they run at a round's end."""
         from streamtrain.train.epoch_log import EpochLog
         from streamtrain.train.tensorboard import TensorBoardLog
 
@@ -231,7 +268,7 @@ def _record(candidate: Candidate, state: TrainingState, seconds: float, cut: boo
 
 
 def version_of(building: Path) -> str:
-    """The version's id, from the directory it is built in."""
+    """The version's id, from the directory it is built in (``versions/<id>.training``)."""
     return building.name.removesuffix(".training")
 
 
@@ -251,8 +288,19 @@ def _where(state: TrainingState, opts: FitOptions, plan: Plan) -> str:
 def trial_config(
     opts: FitOptions, plan: Plan, cluster: Cluster, candidate: Candidate, warm_from: Path | None, key: dict
 ) -> dict:
-    """What ``fit_config.json`` records: the options as trained, and where the rows came from (``key``: the
-    resume key, with the manifest's sha256)."""
+    """What ``fit_config.json`` records: the options as trained, and where the rows came from.
+
+    Args:
+        opts: the trial's options (``Trials.resolved``).
+        plan: the plan (steps and rows).
+        cluster: the cluster (its size).
+        candidate: the trial's model.
+        warm_from: the version a warm start took its weights from.
+        key: the resume key, with the manifest's sha256.
+
+    Returns:
+        ``fit_config.json``'s document.
+    """
     manifest = plan.manifest
     return {
         **effective(opts),
@@ -274,6 +322,7 @@ def trial_config(
 
 
 def _log_start(opts: FitOptions, plan: Plan, building: Path, cluster: Cluster) -> None:
+    """Log what the training is about to do: rows, steps, validations."""
     train, val = plan.train, plan.val
     if not val.rows:
         log.info("no validation rows: training all epochs without early stopping")

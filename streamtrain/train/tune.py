@@ -1,26 +1,19 @@
 """Model selection: which model a version trains, chosen by training candidates on the dataset's own split.
 
-Owns the candidates (``Candidate``, ``candidates``: their order is the prior), the schedule rules that make
-an unset ``--epochs``/``--patience`` follow the data (``schedule``), the time budget (``budget``) and the
-selection record (``Selection``) a version keeps in ``selection.json``, which the next fit of the same
-vectorizer reuses instead of searching again (``reusable``). fit runs the trials (``train.selection``), each
-through the one training loop, and keeps the winner's weights: the selection costs the losers' training,
-never a retraining of the winner.
+Owns the candidates (``Candidate``, ``candidates``: their order is the prior), the schedule rules that make an
+unset ``--epochs``/``--patience`` follow the data (``schedule``), the time budget (``budget``), the winner
+(``pick``) and the selection record a version keeps in ``selection.json`` (``Selection``). An option the user
+set (``--model``, ``--units``, ``--layers``, ``--learning-rate``, ``--dropout``) is kept in every candidate;
+``--model`` other than ``auto`` leaves one. The first candidate trains to its own early stopping; the others
+start only while the budget lasts, and one running when it runs out stops at the end of its round (``cut``).
+The winner has the highest validation accuracy (its best round's weights on the whole validation split); a
+tie keeps the earlier candidate. Only a search of the prior's own candidates (none of those options set, a
+budget above 0, one process) is ``searched``, and the next fit of the same vectorizer reuses its choice
+instead of searching again: a night forced with other options does not become every later night's model.
+fit runs the trials (``train.selection``) and keeps the winner's weights: the selection costs the losers'
+training, never a retraining of the winner.
 
-Contracts:
-
-- Candidates are built from ``FitOptions``: an option the user set (``--model``, ``--units``, ``--layers``,
-  ``--learning-rate``, ``--dropout``) is kept in every candidate; ``--model`` other than ``auto`` leaves
-  one candidate. The first candidate always trains to its own early stopping; the others start only
-  while the budget lasts, and one that is running when it runs out stops at the end of its round (its best
-  round counts, ``cut`` says so).
-- The winner is the trial with the highest validation accuracy (its best round's weights scored on the
-  whole validation split); a tie keeps the earlier candidate (the prior).
-- ``selection.json`` is plain JSON: every trial (candidate, accuracy, loss, rounds, seconds, history) and
-  the winner; a reused selection names the version it came from. Only a search of the prior's own
-  candidates (no ``--model``, ``--units``, ``--layers``, ``--learning-rate`` or ``--dropout`` set, a budget
-  above 0, one process) is ``searched`` and reused: a night forced with other options does not become
-  every later night's model.
+Rationale and measurements: docs/design/selection.md
 """
 
 from __future__ import annotations
@@ -36,8 +29,8 @@ if TYPE_CHECKING:
 
 SELECTION_NAME = "selection.json"
 # Unset --patience: validation rounds covering at least this many training steps without a better validation
-# loss (and at least 2 rounds). A round is a quarter of an epoch or 5,600 rows; on a corpus of 3,000 rows a
-# round is 6 steps, and 2 rounds (0.9's constant) stopped 300 classes x 10 rows on its initial plateau.
+# loss (and at least 2 rounds): on a small corpus a round is a few steps, and a fixed count of rounds stopped it
+# on its initial plateau (docs/design/selection.md).
 PATIENCE_STEPS = 64
 MIN_PATIENCE = 2
 # Unset --epochs: enough epochs for this many steps, at least MIN_EPOCHS: a small corpus trains as long as it
@@ -67,6 +60,7 @@ class Profile:
 
     @classmethod
     def of(cls, manifest: Manifest) -> Profile:
+        """The profile of the dataset ``manifest`` describes."""
         return cls(manifest.encoding, manifest.rows("train"), len(manifest.labels), manifest.n_features)
 
 
@@ -82,6 +76,7 @@ class Candidate:
 
     @property
     def name(self) -> str:
+        """The candidate in words: ``mlp 2 x 64``, ``linear``, ``sepcnn``."""
         if self.model == "mlp":
             return f"mlp {self.layers} x {self.units}"
         return self.model
@@ -92,7 +87,14 @@ class Candidate:
         return self.name.replace(" x ", "x").replace(" ", "-")
 
     def options(self, opts: FitOptions) -> FitOptions:
-        """``opts`` with this candidate's model, sizes, learning rate and dropout."""
+        """``opts`` with this candidate's model, sizes, learning rate and dropout.
+
+        Args:
+            opts: fit's options.
+
+        Returns:
+            A copy of them; a size the candidate leaves at 0 keeps the option's value.
+        """
         return dataclasses.replace(
             opts,
             model=self.model,
@@ -103,6 +105,7 @@ class Candidate:
         )
 
     def to_json(self) -> dict:
+        """The candidate as ``selection.json`` records it: its ``name`` and fields."""
         return {"name": self.name, **dataclasses.asdict(self)}
 
     def encode(self) -> list[float]:
@@ -116,18 +119,26 @@ class Candidate:
 
     @classmethod
     def decode(cls, values: list[float]) -> Candidate:
+        """The candidate ``encode`` gave as numbers (what a worker received from the chief)."""
         return cls(MODELS[int(values[1])], int(values[2]), int(values[3]), values[4], values[5])
 
     @classmethod
     def from_json(cls, doc: dict) -> Candidate:
+        """The candidate ``to_json`` recorded (fields it lacks take their defaults)."""
         return cls(**{f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc})
 
 
 def prior_units(profile: Profile) -> int:
     """The MLP's width the prior starts from: a power of two of at least four units per class, 16 to 1,024.
 
-    A hidden layer not much wider than the classes is a bottleneck (77 intents at 16 units: 0.75 test
-    accuracy; at 256: 0.89; at 512: 0.90); two to four classes keep 0.6's 16.
+    A hidden layer not much wider than the classes is a bottleneck (docs/design/selection.md); two to four
+    classes keep 0.6's 16.
+
+    Args:
+        profile: the dataset's shape (its classes).
+
+    Returns:
+        The units per hidden layer.
     """
     wanted = max(MIN_UNITS, 4 * profile.classes)
     return min(MAX_UNITS, 1 << math.ceil(math.log2(wanted)))
@@ -138,6 +149,13 @@ def candidates(opts: FitOptions, profile: Profile) -> list[Candidate]:
 
     n-gram rows: the MLP at ``prior_units``, a linear model, the MLP four times wider (up to 1,024 units).
     Token sequences: the sepCNN. ``--model NAME``: that model alone.
+
+    Args:
+        opts: fit's options (``--model`` and the options the user set).
+        profile: the dataset's shape.
+
+    Returns:
+        The candidates, first to train first.
     """
     if profile.encoding == "sequence":
         found = [Candidate("sepcnn", learning_rate=LEARNING_RATE["sepcnn"], dropout=DROPOUT["sepcnn"])]
@@ -156,6 +174,7 @@ def candidates(opts: FitOptions, profile: Profile) -> list[Candidate]:
 
 
 def _default(model: str, profile: Profile) -> Candidate:
+    """The prior's candidate of the family ``model``."""
     units, layers = (prior_units(profile), LAYERS) if model == "mlp" else (0, 0)
     return Candidate(model, units, layers, LEARNING_RATE[model], DROPOUT[model])
 
@@ -167,7 +186,15 @@ def user_set(opts: FitOptions) -> bool:
 
 
 def with_user_options(candidate: Candidate, opts: FitOptions) -> Candidate:
-    """``candidate`` with whatever the user set explicitly (None: unset)."""
+    """``candidate`` with whatever the user set explicitly.
+
+    Args:
+        candidate: a candidate.
+        opts: fit's options (None: unset); units and layers apply to an MLP only.
+
+    Returns:
+        The candidate with those options.
+    """
     changes: dict = {}
     if opts.learning_rate is not None:
         changes["learning_rate"] = opts.learning_rate
@@ -190,7 +217,17 @@ class Schedule:
 
 
 def schedule(opts: FitOptions, steps_per_epoch: int, round_steps: int) -> Schedule:
-    """``--epochs`` and ``--patience``, or when unset the rules above (``MIN_STEPS``, ``PATIENCE_STEPS``)."""
+    """``--epochs`` and ``--patience``, or when unset the rules above (``MIN_STEPS``, ``PATIENCE_STEPS``).
+
+    Args:
+        opts: fit's options.
+        steps_per_epoch: training steps per epoch.
+        round_steps: training steps per validation round.
+
+    Returns:
+        Unset epochs: enough for ``MIN_STEPS`` steps, ``MIN_EPOCHS`` to ``MAX_EPOCHS``; unset patience: the
+        rounds covering ``PATIENCE_STEPS`` steps, at least ``MIN_PATIENCE``.
+    """
     epochs = opts.epochs
     if epochs is None:
         epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / max(1, steps_per_epoch))))
@@ -201,7 +238,15 @@ def schedule(opts: FitOptions, steps_per_epoch: int, round_steps: int) -> Schedu
 
 
 def budget(opts: FitOptions, first_seconds: float) -> float:
-    """Seconds the candidates after the first may train: ``--tune-seconds``, or the rule above."""
+    """Seconds the candidates after the first may train.
+
+    Args:
+        opts: fit's options (``--tune-seconds``).
+        first_seconds: the first candidate's training time.
+
+    Returns:
+        ``--tune-seconds``, or when unset ``BUDGET_FACTOR`` x ``first_seconds``, at least ``MIN_BUDGET``.
+    """
     if opts.tune_seconds is not None:
         return opts.tune_seconds
     return max(MIN_BUDGET, BUDGET_FACTOR * first_seconds)
@@ -222,12 +267,14 @@ class Trial:
     history: dict = field(default_factory=dict)  # val_accuracy and val_loss per round
 
     def to_json(self) -> dict:
+        """The trial as ``selection.json`` and ``trials.json`` record it."""
         doc = dataclasses.asdict(self)
         doc["candidate"] = self.candidate.to_json()
         return doc
 
     @classmethod
     def from_json(cls, doc: dict) -> Trial:
+        """The trial ``to_json`` recorded."""
         return cls(**{**doc, "candidate": Candidate.from_json(doc["candidate"])})
 
 
@@ -243,9 +290,11 @@ class Selection:
 
     @property
     def chosen(self) -> Candidate:
+        """The winner's candidate."""
         return self.trials[self.winner].candidate
 
     def to_json(self) -> dict:
+        """``selection.json``'s document."""
         return {
             "chosen": self.chosen.to_json(),
             "budget_seconds": self.budget_seconds,
@@ -257,6 +306,7 @@ class Selection:
 
     @classmethod
     def from_json(cls, doc: dict) -> Selection:
+        """The selection ``selection.json`` records."""
         return cls(
             [Trial.from_json(t) for t in doc["trials"]],
             int(doc["winner"]),
@@ -267,13 +317,27 @@ class Selection:
 
 
 def pick(trials: list[Trial]) -> int:
-    """The index of the trial with the highest validation accuracy; ties keep the earlier (the prior's order)."""
+    """The winner among ``trials``: the highest validation accuracy; ties keep the earlier (the prior's order).
+
+    Args:
+        trials: the trials so far, in order; one without a score never wins over one with.
+
+    Returns:
+        Its index.
+    """
     scored = [(t.val_accuracy if t.val_accuracy is not None else -1.0, -i) for i, t in enumerate(trials)]
     return -max(scored)[1]
 
 
 def line(selection: Selection) -> str:
-    """The selection in one log line."""
+    """The selection in one log line: each trial's accuracy (the winner starred), or the version it was reused from.
+
+    Args:
+        selection: the selection.
+
+    Returns:
+        The line.
+    """
     if selection.reused_from is not None:
         reused = f"the selection of version {selection.reused_from}"
         return f"model: {selection.chosen.name}, {reused} (--retune searches again)"

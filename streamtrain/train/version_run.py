@@ -1,37 +1,15 @@
 """One version's life in the chief of a fit, stage by stage (``VersionRun``), under fit's locks.
 
-Who owns what: ``train.fit`` takes the locks and calls the stages in this
-order; each stage is one method, and what a stage finds is an attribute the
-later ones read:
-
-1. ``check_and_adopt``: refuse a model directory streamtrain did not
-   write; adopt a 0.2 model directory; complete a killed run's promotion
-   step (``train.promote.recover``).
-2. ``load``: the manifest, the ``Plan`` (imports TensorFlow), ``current``
-   checked and loaded (``promotion.load_current``: one that cannot be
-   loaded stops fit here, exit 65, unless ``--force``), the promotion floor.
-3. ``choose``: the candidates (``selection.choose``) and the warm start's
-   source (``--warm-start``: ``current``, with the same vectorizer and shape).
-4. ``join``: the other workers of a cluster.
-5. ``resume_or_begin``: every shard checked; an interrupted version with
-   the same resume key (training options, number of workers, the
-   manifest's sha256) continues from its checkpoint, or a new one begins
-   (``fs.versions``); interrupted versions of other keys are removed.
-6. ``serving``: the serving check's process starts (``train.serving``) and
-   is closed when the stages below end.
-7. ``train``: the trials (``selection.Search``); the other workers leave.
-8. ``score_and_decide``: the winner scored on the validation and test
-   splits (``fit_metrics``), the promotion guard asked
-   (``promotion.decide``), its SavedModel exported and checked, the
-   pictures drawn, all overlapping.
-9. ``write``: report, selection, and the version's files.
-10. ``promote``: finish the version and switch ``current`` if promoted, as
-    one recoverable step (``train.promote.complete``).
-11. ``prune``: to ``--keep``.
-12. ``result``: fit's result; a rejected version raises ``NotPromoted``
-    (exit 3) after all of that.
-
-``faults.point`` marks where the chaos test kills it.
+Who owns what: ``train.fit`` takes the locks and calls the stages in this order; each stage is one method
+(its docstring says what it does), and what a stage finds is an attribute the later ones read:
+``check_and_adopt`` (the model directory is streamtrain's; a killed promotion completed), ``load`` (the
+manifest, the ``Plan``, ``current``, the promotion floor), ``choose`` (the candidates, the warm start's
+source), ``join`` (the other workers), ``resume_or_begin`` (an interrupted version with the same resume
+key, ``resume_key``, or a new one), ``serving`` (the serving check's process, around the stages after it),
+``train`` (the trials), ``score_and_decide`` (final metrics, the promotion guard, the SavedModel, the
+pictures), ``write`` (the version's files), ``promote`` (finish and switch ``current`` as one recoverable
+step), ``prune`` (to ``--keep``) and ``result`` (fit's result; a rejected version raises ``NotPromoted``,
+exit 3, after all of that). ``faults.point`` marks where the chaos test kills it.
 """
 
 from __future__ import annotations
@@ -95,7 +73,12 @@ NOT_TRAINING = (
 
 
 class VersionRun:
-    """One version of ``opts.model_dir``, from the checks before training to the promotion and the pruning."""
+    """One version of ``opts.model_dir``, from the checks before training to the promotion and the pruning.
+
+    Args:
+        opts: fit's options, checked.
+        cluster: the cluster; this process is its chief.
+    """
 
     # Set by the stages, in order (see the module docstring).
     manifest: Manifest
@@ -116,12 +99,13 @@ class VersionRun:
     final: Path  # the version's directory once finished
     before: str | None  # current before the promotion step
 
-    def __init__(self, opts: FitOptions, cluster: Cluster):
+    def __init__(self, opts: FitOptions, cluster: Cluster) -> None:
         self.opts, self.cluster = opts, cluster
         self.root = Path(opts.model_dir)
         self.versions = Versions(self.root)
 
     def check_and_adopt(self) -> None:
+        """Refuse a model directory streamtrain did not write, adopt a 0.2 one, complete a killed promotion step."""
         check_model_dir(self.root)
         adopted = adopt_flat(self.root)
         if adopted is not None:
@@ -129,6 +113,11 @@ class VersionRun:
         recover(self.versions)  # a killed run's promotion step, before current is read
 
     def load(self) -> None:
+        """Read the manifest, make the ``Plan`` (imports TensorFlow), load ``current``, find the promotion floor.
+
+        A ``current`` that cannot be loaded stops fit here (``DataError``, exit 65) unless ``--force``; with
+        ``--warm-start`` even then.
+        """
         opts = self.opts
         self.manifest = Manifest.load(opts.data)
         self.plan = make_plan(opts, self.manifest, self.cluster)  # imports TensorFlow
@@ -142,16 +131,19 @@ class VersionRun:
             )
 
     def choose(self) -> None:
+        """Choose the candidates (``selection.choose``) and, for ``--warm-start``, the version to start from."""
         opts = self.opts
         self.choices = choose(opts, self.manifest, self.versions, self.cluster)
         first = self.choices.candidates[0]
         self.warm_from = warm_start_source(opts, self.versions, self.manifest, first) if opts.warm_start else None
 
     def join(self) -> None:
+        """Join the other workers of a cluster (``rounds.join``)."""
         # Before the long checks: the other workers wait for the chief in a collective, which has no deadline.
         self.strategy = join(self.opts, self.cluster, self.manifest.encoding)
 
     def resume_or_begin(self) -> None:
+        """Check every shard, then continue the interrupted version with the same resume key, or begin one."""
         self.manifest.check_shards(self.opts.data)  # every shard's size and sha256, before any training
         self.key = resume_key(self.opts, self.cluster)
         self.building, self.resuming = resume_or_begin(self.versions, self.key)
@@ -166,6 +158,7 @@ class VersionRun:
             self.serving_step.close()
 
     def train(self, prebuilt: Prebuilt | None) -> None:
+        """Train the trials (``selection.Search``; ``prebuilt`` for the first), keep the winner, let the workers go."""
         opts, plan, cluster = self.opts, self.plan, self.cluster
         trials = Trials(
             opts,
@@ -185,9 +178,11 @@ class VersionRun:
         self.winner.trainer.finish()
 
     def score_and_decide(self) -> None:
-        """Score the winner and ask the promotion guard while its SavedModel is exported (then checked, when it
-        is to be promoted: ``ServingStep.decide``) and the pictures are drawn, on threads beside the scoring
-        (TensorFlow runs without the GIL: matplotlib's import and the two drawings, ~0.7 s, overlap it)."""
+        """Score the winner and ask the promotion guard, while its SavedModel is exported and the pictures drawn.
+
+        The export and the drawings run on threads beside the scoring (TensorFlow runs without the GIL); the
+        SavedModel is checked when the version is to be promoted (``ServingStep.decide``).
+        """
         from streamtrain.train.plots import confusion_png, training_png
 
         building, model, state = self.building, self.winner.trainer.model, self.winner.state
@@ -219,6 +214,7 @@ class VersionRun:
         return metrics
 
     def _decide(self) -> dict:
+        """The promotion guard's decision on the winner (``promotion.decide``)."""
         from streamtrain.train.promotion import decide
 
         opts = self.opts
@@ -258,14 +254,14 @@ class VersionRun:
         faults.point("after-write")
 
     def promote(self) -> None:
-        """One recoverable step (``train.promote``): journal, drop the checkpoint, rename into place, switch
-        current (when promoted)."""
+        """Finish the version and switch ``current`` (when promoted) as one recoverable step (``train.promote``)."""
         decision = self.decision
         self.final, self.before = complete(
             self.versions, self.building, decision["promoted"], decision["reason"], self.opts.serving_dir
         )
 
     def prune(self) -> None:
+        """Remove the oldest complete versions beyond ``--keep`` (never ``current`` nor the one it replaced)."""
         keep = self.opts.keep
         pruned = self.versions.prune(keep, protect=(self.before, self.final.name))
         if pruned:
@@ -273,7 +269,7 @@ class VersionRun:
         faults.point("after-prune")
 
     def result(self) -> dict:
-        """fit's result: the metrics and the decision; ``NotPromoted`` when the version was not promoted."""
+        """The result of fit: metrics, version, decision, report; ``NotPromoted`` (exit 3) carries it if refused."""
         from streamtrain.train.promotion import summary_line
 
         version, decision = self.final.name, self.decision
@@ -291,9 +287,11 @@ class VersionRun:
 
 
 def fit_metrics(plan: Plan, winner: Trained, results: dict) -> dict:
-    """``metrics.json``: the winner's scores (``results``: its validation and test ``score_split``), and how it
-    trained. ``epochs`` and ``best_epoch`` count passes over the training rows (fractional when a round ends
-    inside one), ``validations`` and ``best_validation`` rounds."""
+    """``metrics.json``: the winner's scores (``results``: its ``val`` and ``test`` ``score_split``), how it trained.
+
+    ``epochs`` and ``best_epoch`` count passes over the training rows (fractional when a round ends inside one),
+    ``validations`` and ``best_validation`` rounds.
+    """
     per_epoch, state = plan.per_epoch, winner.state
     rounds_run = state.rounds_done
     best_round = state.best_round if state.best is not None else rounds_run
@@ -326,9 +324,13 @@ def fit_metrics(plan: Plan, winner: Trained, results: dict) -> dict:
 
 
 def check_model_dir(root: Path) -> None:
-    """Refuse (exit 2, untouched) a file or a non-empty directory that is neither a versioned model directory
-    nor the 0.2 layout (``is_flat``: a user's own ``model.keras`` is not one), and (65) a ``current`` that
-    does not point at a version inside ``versions/``."""
+    """Refuse the model directory ``root`` when fit must not write into it, leaving it untouched.
+
+    Raises:
+        UsageError: a file, or a non-empty directory that is neither a versioned model directory nor the 0.2
+            layout (``is_flat``: a user's own ``model.keras`` is not one).
+        DataError: a ``current`` that does not point at a version inside ``versions/``.
+    """
     if root.is_file():
         raise UsageError(f"--model-dir {root} is a file")
     unknown = root.is_dir() and not Versions(root).exists() and not is_flat(root)
@@ -342,8 +344,16 @@ def check_model_dir(root: Path) -> None:
 
 
 def resume_key(opts: FitOptions, cluster: Cluster) -> dict:
-    """What must be equal for a rerun to continue an interrupted one: the training options, the number of
-    workers (each reads its own part of every epoch) and the exact dataset."""
+    """What must be equal for a rerun to continue an interrupted version.
+
+    Args:
+        opts: fit's options.
+        cluster: the cluster.
+
+    Returns:
+        ``options`` (those that change what is trained; the workers when several: each reads its own part of
+        every epoch), ``data`` (its absolute path) and ``manifest_sha256``.
+    """
     options = {k: v for k, v in effective(opts).items() if k not in NOT_TRAINING}
     if cluster.size > 1:  # a one-worker key stays what it was before multi-worker fit
         options["workers"] = cluster.size
@@ -355,11 +365,17 @@ def resume_key(opts: FitOptions, cluster: Cluster) -> dict:
 
 
 def resume_or_begin(versions: Versions, key: dict) -> tuple[Path, bool]:
-    """The version to train and whether it is an interrupted one with the same key, else a new one.
+    """The version to train: an interrupted one with the same ``key`` (``resume_key``), else a new one.
 
-    Interrupted versions with another key can never be resumed by this
-    command line and are removed (we hold the writer lock, so they are not
-    being trained).
+    Interrupted versions with another key can never be resumed by this command line and are removed (we hold
+    the writer lock, so they are not being trained).
+
+    Args:
+        versions: the model directory's versions.
+        key: this run's resume key, recorded in a new version.
+
+    Returns:
+        The version's ``.training`` directory, and whether it is an interrupted one.
     """
     found: Path | None = None
     for building in reversed(versions.training()):
@@ -381,7 +397,18 @@ def resume_or_begin(versions: Versions, key: dict) -> tuple[Path, bool]:
 
 
 def warm_start_source(opts: FitOptions, versions: Versions, manifest: Manifest, candidate: Candidate) -> Path:
-    """The current version, when its weights fit this dataset and ``candidate`` (else ``UsageError`` saying why)."""
+    """The current version's directory, for ``--warm-start``, when its weights fit this dataset and ``candidate``.
+
+    Args:
+        opts: fit's options.
+        versions: the model directory's versions.
+        manifest: the dataset's manifest.
+        candidate: the first trial's model.
+
+    Raises:
+        UsageError: no current version, or one trained with another vectorizer, label map or model shape.
+        DataError: the current version is damaged.
+    """
     from streamtrain.train.promotion import same_vectorizer
 
     current = versions.current()

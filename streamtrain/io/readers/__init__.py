@@ -1,75 +1,19 @@
 """Streaming readers of raw labelled text, and the records they reject.
 
-Every reader yields ``RawChunk`` objects of at most ``chunk_rows`` records
-(accepted plus rejected) from one source file, so memory depends on the chunk
-size and ``max_field_bytes``, never on the corpus or on one monstrous line.
+Who owns what: this module dispatches (``detect_format``: the reader for a path, by extension, ``.gz``
+transparent, a directory read as one sub-directory per class; ``read_chunks``: the chunks of a list of
+inputs; ``input_bytes``: an input's size on disk), and every name the rest of the project imports from
+``streamtrain.io.readers`` is here. ``base`` holds the shared types (``ColumnSpec``, ``Portion``,
+``RawChunk``); ``csv_reader``, ``jsonl_reader``, ``parquet_reader`` and ``class_dirs`` read one format each.
+Every reader yields ``RawChunk`` objects of at most ``chunk_rows`` records (accepted plus rejected) from one
+source, so memory depends on the chunk size and ``max_field_bytes``, never on the corpus. A bad record never
+stops a run and is never silently kept or lost: per input file, accepted + rejected == records read, each
+reject with its file, row (1-based: the physical line where it starts, the Parquet row, or None for a
+document), reason and excerpt. What makes a whole file unusable (not found, no detectable format, a header
+that lacks a named column, ...) is a ``DataError`` or ``UsageError``. Each chunk's ``offset`` is the bytes
+of its source on disk read when it was cut, for progress.
 
-Who owns what (one reader per module, as Keras' ``data_adapters/``):
-- this module, the dispatcher: ``detect_format`` (the reader for a path, by
-  extension; ``.gz`` is transparent; a directory is read as one
-  sub-directory per class), ``read_chunks`` (walks a list of inputs and
-  dispatches to the readers) and ``input_bytes`` (an input's size on disk, a
-  directory's documents summed). The names the rest of the project imports
-  from ``streamtrain.io.readers`` are all here.
-- ``base``: the shared types. ``ColumnSpec`` (which columns hold the text
-  and the label, and whether a CSV/TSV file has a header row), ``Portion``
-  (the part of an input to read: an append's tail of a file that grew, or a
-  directory's new documents; by default ``WHOLE``) and ``RawChunk``.
-- ``csv_reader`` (CSV and TSV), ``jsonl_reader``, ``parquet_reader``,
-  ``class_dirs`` (a directory per class): one format each, one generator
-  ``read_*`` with the signature ``_READERS`` calls.
-- ``values``: typed cell values to text and label (JSONL and Parquet).
-
-Built on three neighbours in ``io/``: ``rejects`` (``Reject``, the reasons,
-``MAX_FIELD_BYTES``), ``lines`` (the physical lines of a CSV/TSV/JSONL file,
-plain or gzip, in bounded memory) and ``csv_records`` (CSV records from those
-lines, recovering from broken quoting).
-
-Rejects: one bad record never stops a run, and is never silently kept or
-silently lost. Every record read is either accepted (appended to a chunk) or
-appears once in some chunk's ``rejected``, with its file, row, reason and a
-printable excerpt: per input file, accepted + rejected == records read. A
-blank line is not a record. A file that cannot be read past some point
-(truncated or corrupt gzip, an I/O error) keeps what was read and ends with
-one ``unreadable_remainder`` reject saying from which row on, and about how
-many bytes of the file, were lost. Where each reason comes from:
-
-- ``wrong_column_count``, ``unterminated_quote``, ``malformed_csv``: CSV/TSV
-  only. A quoting error rejects the record where it *starts*; reading resumes
-  at the next physical line, so the rows a stray quote swallowed are read.
-- ``empty_text``, ``empty_label``, ``text_not_a_string``, ``field_too_large``:
-  any format (no labels to be empty in a directory per class, and CSV fields
-  are always strings). ``field_too_large`` is a line or record (CSV/TSV/
-  JSONL), a text cell (Parquet) or a document over ``max_field_bytes`` bytes;
-  such a line is skipped in pieces, never held whole.
-- ``invalid_utf8``: CSV/TSV/JSONL (per record: lines are decoded one by one,
-  so the rows around a bad byte are read) and document files.
-- ``invalid_json``, ``not_an_object``, ``missing_field``: JSONL; and
-  ``label_not_a_string``: a JSONL label that is neither a string nor a
-  finite number (a list, an object, a boolean, null, NaN or infinity). A
-  number is a label as it reads (``2.0`` is ``"2"``).
-- ``unreadable_remainder``: the rest of a file that cannot be read (row: the
-  first record lost, ``lost_bytes``: bytes of the file on disk not turned
-  into records, an upper bound), a Parquet row group that cannot be decoded,
-  or an unreadable document (row ``None``).
-
-What makes a whole file unusable stays a ``DataError``/``UsageError``: input
-not found, format not detectable, a CSV/TSV header that is unreadable or
-lacks a named column, an empty file where a header is expected, a Parquet
-file that cannot be opened or lacks the columns, JSONL columns given by
-position, a directory without class sub-directories.
-
-Progress: each chunk's ``offset`` says how many bytes of its source on disk
-had been read when it was cut (compressed bytes for gzip; for Parquet, the
-file's size times the share of its rows read; for a directory per class, the
-sizes of the documents read so far), so the last chunk of a source reaches
-its size on disk.
-
-Row numbers are 1-based: for CSV/TSV/JSONL the physical line where a record
-starts (the header is line 1; ``\\n``, ``\\r\\n`` and a lone ``\\r`` each end
-a line, as the csv module counts them), for Parquet the row. A tail
-(``Portion.start``) is read with the header and the line count of the
-prefix before it, so its rows keep the file's line numbers.
+Each reject reason's source, row numbers and offsets in detail: docs/design/readers.md
 """
 
 from __future__ import annotations
@@ -121,7 +65,17 @@ _READERS: dict[str, Reader] = {
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Reader name for ``path``: a directory is one sub-directory per class."""
+    """The reader of ``path``, by its extension (``.gz`` is transparent).
+
+    Args:
+        path: an input file or directory.
+
+    Returns:
+        One of ``FORMATS``: ``dir`` for a directory (one sub-directory per class).
+
+    Raises:
+        UsageError: ``path`` does not exist, or its extension is not a known one.
+    """
     p = Path(path)
     if p.is_dir():
         return "dir"
@@ -146,11 +100,22 @@ def read_chunks(
     max_field_bytes: int = MAX_FIELD_BYTES,
     portion: Portion = WHOLE,
 ) -> Iterator[RawChunk]:
-    """Yield chunks of at most ``chunk_rows`` records (accepted + rejected) from each input in turn.
+    """The records of each input in turn, in chunks.
 
-    A chunk may hold only rejects. ``max_field_bytes`` bounds one line, record,
-    text cell or document; longer ones are rejected as ``field_too_large``.
-    ``portion``: the part of each input to read (a Parquet file is read whole).
+    Args:
+        inputs: files and directories per class.
+        spec: the text and label columns.
+        chunk_rows: the most records (accepted + rejected) in one chunk; a chunk may hold only rejects.
+        max_field_bytes: bounds one line, record, text cell or document; longer ones are rejected as
+            ``field_too_large``.
+        portion: the part of each input to read (a Parquet file is read whole).
+
+    Yields:
+        Chunks of one source each.
+
+    Raises:
+        UsageError: ``max_field_bytes`` below 1, or an input not found or of an unknown format.
+        DataError: an input that cannot be used at all (see the module docstring).
     """
     if max_field_bytes < 1:
         raise UsageError(f"max_field_bytes must be at least 1, not {max_field_bytes}")
@@ -161,7 +126,14 @@ def read_chunks(
 
 
 def input_bytes(path: str | os.PathLike) -> int:
-    """Bytes on disk of an input: a file's size; for a directory per class, its documents' sizes summed."""
+    """Bytes on disk of an input.
+
+    Args:
+        path: an input file or directory per class.
+
+    Returns:
+        A file's size; for a directory per class, its documents' sizes summed.
+    """
     path = os.fspath(path)
     if not os.path.isdir(path):
         return os.path.getsize(path)

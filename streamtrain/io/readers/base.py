@@ -33,18 +33,22 @@ class ColumnSpec:
     header: bool | None = None
 
     def csv_has_header(self) -> bool:
+        """Whether a CSV/TSV file has a header row: ``header``, or when unset unless every column is by position."""
         if self.header is not None:
             return self.header
         return not all(isinstance(c, int) for c in (*self.text, self.label))
 
     def to_json(self) -> dict:
+        """The spec as a manifest records it."""
         return {"text": list(self.text), "label": self.label, "header": self.header}
 
 
 @dataclass
 class RawChunk:
-    """Consecutive records of one source: accepted texts, labels (as strings) and where
-    each came from, plus the records rejected among them."""
+    """Consecutive records of one source: accepted texts, labels (as strings) and where each came from.
+
+    Plus the records rejected among them (``rejected``).
+    """
 
     path: str
     texts: list[str] = field(default_factory=list)
@@ -58,6 +62,13 @@ class RawChunk:
         return len(self.texts)
 
     def append(self, text: str, label: str, row: int | str) -> None:
+        """Accept one record.
+
+        Args:
+            text: its text.
+            label: its label.
+            row: its 1-based line or row; for a directory per class, the document's path.
+        """
         self.texts.append(text)
         self.labels.append(label)
         self.rows.append(row)
@@ -76,10 +87,13 @@ class RawChunk:
 
 @dataclass(frozen=True)
 class Portion:
-    """The part of an input to read: a CSV/TSV/JSONL file from byte ``start`` (its rows after an ingested prefix
-    that ends with a line break, or for gzip where a gzip member starts) up to byte ``stop`` (the size it was
-    digested at: what a writer adds meanwhile waits for the next append), or only the ``documents`` (paths
-    relative to it) of a directory per class. The default: all of it."""
+    """The part of an input to read; the default: all of it.
+
+    A CSV/TSV/JSONL file is read from byte ``start`` (its rows after an ingested prefix that ends with a line
+    break, or for gzip where a gzip member starts) up to byte ``stop`` (the size it was digested at: what a
+    writer adds meanwhile waits for the next append); a directory per class, only its ``documents`` (paths
+    relative to it).
+    """
 
     start: int = 0
     stop: int | None = None

@@ -46,8 +46,22 @@ class Document:
 def read_dir(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion
 ) -> Iterator[RawChunk]:
-    """One sub-directory per class, one document per file (the aclImdb layout); only ``portion.documents``
-    (paths relative to ``path``) when given."""
+    """The documents of a directory per class, in chunks: one sub-directory per class, one document per file.
+
+    Args:
+        path: the directory (its documents may be ``.gz``).
+        spec: the columns (unused: the label is the class directory's name).
+        chunk_rows: the most records (accepted + rejected) in one chunk.
+        max_field_bytes: a longer document is rejected (``field_too_large``), never held whole.
+        portion: the part of the file to read (only its ``documents``, paths relative to ``path``, when given).
+
+    Yields:
+        Chunks of accepted documents (the label: the class directory's name, the row: the document's path) and
+        rejects, class by class in name order.
+
+    Raises:
+        DataError: the directory cannot be listed, or has no class sub-directories.
+    """
     root = Path(path)
     chunk = RawChunk(path)
     done = 0  # bytes of the documents read
@@ -98,7 +112,16 @@ def _documents(class_dir: Path) -> Iterator[tuple[Path, int]]:
 
 
 def read_document(doc: Path, limit: int) -> Document:
-    """One document, reading at most ``limit + 1`` bytes."""
+    """One document's text, or why it is rejected, reading at most ``limit + 1`` bytes.
+
+    Args:
+        doc: the document (``.gz``: inflated).
+        limit: a longer document is rejected (``field_too_large``).
+
+    Returns:
+        The text, or ``unreadable_remainder`` (with the bytes lost), ``field_too_large``, ``invalid_utf8`` or
+        ``empty_text`` with an excerpt.
+    """
     opener = gzip.open if doc.name.lower().endswith(".gz") else open
     try:
         with opener(doc, "rb") as fh:

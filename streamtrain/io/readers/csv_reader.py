@@ -45,6 +45,23 @@ class CsvColumns:
 def read_csv(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion, delimiter: str = ","
 ) -> Iterator[RawChunk]:
+    """The records of a CSV (or, with ``delimiter``, TSV) file, in chunks.
+
+    Args:
+        path: the file (``.gz`` allowed).
+        spec: the text and label columns.
+        chunk_rows: the most records (accepted + rejected) in one chunk.
+        max_field_bytes: a longer line or record is rejected (``field_too_large``), never held whole.
+        portion: the part of the file to read.
+        delimiter: the field delimiter.
+
+    Yields:
+        Chunks of accepted records and rejects, in file order; a blank line is not a record.
+
+    Raises:
+        DataError: the file cannot be opened, its header is unreadable or lacks a named column, or it is empty
+            where a header is expected.
+    """
     lines, names = prefix(path, spec, max_field_bytes, portion.start, delimiter)
     with Lines(path, max_field_bytes, start=portion.start, stop=portion.stop) as src:
         src.line = lines
@@ -85,12 +102,26 @@ def read_csv(
 def read_tsv(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion
 ) -> Iterator[RawChunk]:
+    """``read_csv`` with a tab delimiter: the records of a TSV file, in chunks (the arguments are ``read_csv``'s)."""
     return read_csv(path, spec, chunk_rows, max_field_bytes, portion, delimiter="\t")
 
 
 def prefix(path: str, spec: ColumnSpec, limit: int, start: int, delimiter: str | None) -> tuple[int, list[str] | None]:
-    """(physical lines, CSV/TSV header names or None) of the first ``start`` bytes of a file: what a tail's
-    reader needs of the prefix before it. ``delimiter`` None: JSONL, no header."""
+    """What a tail's reader needs of the prefix before it: the first ``start`` bytes of a file.
+
+    Args:
+        path: the file.
+        spec: the columns (whether a CSV/TSV file has a header).
+        limit: the longest line held whole.
+        start: where the tail begins; 0: no prefix.
+        delimiter: the CSV/TSV delimiter; None: JSONL, no header.
+
+    Returns:
+        The prefix's physical lines, and its header names (None without a header).
+
+    Raises:
+        DataError: the prefix or its header cannot be read.
+    """
     if not start:
         return 0, None
     names = None
@@ -107,7 +138,18 @@ def prefix(path: str, spec: ColumnSpec, limit: int, start: int, delimiter: str |
 
 
 def header(records: Records, path: str) -> list[str]:
-    """The header row's names, stripped; ``DataError`` for an empty file or a header that is a reject."""
+    """The header row's names, stripped.
+
+    Args:
+        records: the file's records; the first is taken.
+        path: the file, for errors.
+
+    Returns:
+        The names.
+
+    Raises:
+        DataError: an empty file, or a header that is a reject.
+    """
     first = next(records, None)
     if first is None:
         raise DataError("empty file, expected a header row", path, 1)
@@ -117,7 +159,20 @@ def header(records: Records, path: str) -> list[str]:
 
 
 def csv_columns(records: Records, spec: ColumnSpec, path: str, names: list[str] | None = None) -> CsvColumns:
-    """Resolve column names/positions to indices; consumes the header if any (unless ``names``, a tail's)."""
+    """Resolve column names or positions to field indices.
+
+    Args:
+        records: the file's records; the header, if any, is consumed from them.
+        spec: the columns.
+        path: the file, for errors.
+        names: the header names of a tail's prefix (then no record is consumed).
+
+    Returns:
+        The field indices of the text columns and the label, and the fields a record needs.
+
+    Raises:
+        DataError: a named column the header lacks (or one of ``header``'s).
+    """
     if names is None:
         names = header(records, path) if spec.csv_has_header() else []
 

@@ -31,6 +31,22 @@ from streamtrain.io.rejects import Reject, excerpt_of
 def read_jsonl(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion
 ) -> Iterator[RawChunk]:
+    """The records of a JSONL file, one JSON object per line, in chunks.
+
+    Args:
+        path: the file (``.gz`` allowed).
+        spec: the text and label columns.
+        chunk_rows: the most records (accepted + rejected) in one chunk.
+        max_field_bytes: a longer line is rejected (``field_too_large``), never held whole.
+        portion: the part of the file to read.
+
+    Yields:
+        Chunks of accepted records and rejects, in file order; a blank line is not a record.
+
+    Raises:
+        UsageError: a column given by position.
+        DataError: the file cannot be opened.
+    """
     if any(isinstance(c, int) for c in (*spec.text, spec.label)):
         raise UsageError(f"{path}: JSONL columns must be given by name, not position")
     columns = (*spec.text, spec.label)
@@ -68,7 +84,19 @@ def read_jsonl(
 def jsonl_record(
     raw: bytes, row: int, columns: tuple[Column, ...], spec: ColumnSpec, chunk: RawChunk, limit: int
 ) -> str | None:
-    """Append the record on line ``row`` to ``chunk``; the reason it is rejected instead, or None."""
+    """Append the record on line ``row`` to ``chunk``, or say why it is rejected.
+
+    Args:
+        raw: the line, with its line break.
+        row: its 1-based line number.
+        columns: the text and label fields, each must be present.
+        spec: the columns.
+        chunk: where an accepted record goes.
+        limit: a longer line is rejected (``field_too_large``).
+
+    Returns:
+        The reject reason; None when accepted, or for a blank line (not a record).
+    """
     if len(raw) - eol_len(raw) > limit:
         return "field_too_large"
     try:
@@ -109,7 +137,7 @@ def json_label(value: object) -> bool:
 
 
 def encodable(text: str) -> bool:
-    """False for a string with lone surrogates (JSON ``\\ud800``): it cannot be written as UTF-8."""
+    r"""False for a string with lone surrogates (JSON ``\ud800``): it cannot be written as UTF-8."""
     if text.isascii():
         return True
     try:

@@ -66,7 +66,23 @@ class _Undecoded:
 def read_parquet(
     path: str, spec: ColumnSpec, chunk_rows: int, max_field_bytes: int, portion: Portion = WHOLE
 ) -> Iterator[RawChunk]:
-    """Errors and chunks name ``path``, also when the file read is an inflated temporary copy of it."""
+    """The rows of a Parquet file, batch by batch, in chunks.
+
+    Errors and chunks name ``path``, also when the file read is an inflated temporary copy of it.
+
+    Args:
+        path: the file (``.gz`` allowed).
+        spec: the text and label columns.
+        chunk_rows: the most records (accepted + rejected) in one chunk.
+        max_field_bytes: a longer text cell is rejected (``field_too_large``), never held whole.
+        portion: the part of the file to read (ignored: a Parquet file is read whole).
+
+    Yields:
+        Chunks of accepted rows and rejects, in file order.
+
+    Raises:
+        DataError: the file cannot be opened or inflated, or lacks a column.
+    """
     if path.lower().endswith(".gz"):
         with _inflated(path) as source:
             yield from _read_file(path, source, spec, chunk_rows, max_field_bytes)
@@ -126,7 +142,19 @@ def _open(path: str, source: str) -> tuple[Any, list[str]]:
 
 
 def parquet_columns(names: list[str], spec: ColumnSpec, path: str) -> ParquetColumns:
-    """``spec``'s columns as the file's column names; ``DataError`` for one it lacks."""
+    """``spec``'s columns as the file's column names.
+
+    Args:
+        names: the file's column names.
+        spec: the columns, by name or position.
+        path: the file, for errors.
+
+    Returns:
+        The text and label columns, and the columns to read, each once.
+
+    Raises:
+        DataError: a column the file lacks, or a position out of range.
+    """
 
     def name(col: Column) -> str:
         if isinstance(col, int):
@@ -143,8 +171,10 @@ def parquet_columns(names: list[str], spec: ColumnSpec, path: str) -> ParquetCol
 
 
 def _batches(pf: Any, wanted: list[str], chunk_rows: int) -> Iterator[_Batch | _Undecoded]:
-    """The ``wanted`` cells of the file, row group by row group, ``chunk_rows`` rows at most at a time; after a
-    batch that cannot be decoded, nothing more."""
+    """The ``wanted`` cells of the file, row group by row group, ``chunk_rows`` rows at most at a time.
+
+    After a batch that cannot be decoded, nothing more.
+    """
     for group in range(pf.num_row_groups):
         batches = pf.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=wanted)
         while True:
@@ -174,7 +204,16 @@ def _add_row(
 
 
 def parquet_bytes(pf: Any, first_group: int, size: int) -> int:
-    """Compressed bytes of the row groups from ``first_group`` on (the whole file when the metadata says nonsense)."""
+    """Compressed bytes of the row groups from ``first_group`` on: the bytes lost when it cannot be decoded.
+
+    Args:
+        pf: the open ``pyarrow.parquet.ParquetFile``.
+        first_group: the first row group lost.
+        size: the file's size, the answer when the metadata says nonsense.
+
+    Returns:
+        The bytes, at most ``size``.
+    """
     try:
         meta = pf.metadata
         total = sum(
@@ -209,7 +248,17 @@ def cells_of(array: Any) -> list[object]:
 
 
 def parquet_reason(values: list[object], label: object, limit: int) -> str | None:
-    """Why a row of text ``values`` and ``label`` is rejected, or None; ``limit``: most UTF-8 bytes of a text cell."""
+    """Why a row is rejected.
+
+    Args:
+        values: the row's text cells.
+        label: its label cell.
+        limit: the most UTF-8 bytes of a text cell.
+
+    Returns:
+        ``invalid_utf8``, ``text_not_a_string``, ``field_too_large``, ``empty_text`` or ``empty_label``; None
+        when it is accepted.
+    """
     if any(isinstance(v, Undecodable) for v in (*values, label)):
         return "invalid_utf8"
     reason = text_of(values)[1]
