@@ -1,6 +1,8 @@
-"""Parquet shard files: ``ParquetShardWriter`` (one row group per block, written under a temporary name and
-renamed when complete) and ``ParquetShardReader`` (random access by row group). ``shards`` holds the HDF5
-format, ``open_reader`` and ``SplitWriter``; the columns are described in docs/reference.md.
+"""Parquet shard files, written and read by block (one row group per block).
+
+``ParquetShardWriter`` writes under a temporary name and renames the file when complete;
+``ParquetShardReader`` reads by row group. ``shards`` holds the HDF5 format, ``open_reader`` and
+``SplitWriter``; the columns are described in docs/reference.md.
 """
 
 from __future__ import annotations

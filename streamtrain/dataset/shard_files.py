@@ -1,6 +1,8 @@
-"""What every shard file shares: its manifest record (``ShardInfo``), the write-then-rename of a finished file
-(``TempFileWriter``) and the random-access hint to the kernel (``no_readahead``); the formats in ``shards`` and
-``parquet_shards`` build on these.
+"""What every shard file shares, whatever its format.
+
+Its manifest record (``ShardInfo``), the write-then-rename of a finished file (``TempFileWriter``) and the
+random-access hint to the kernel (``no_readahead``); the formats in ``shards`` and ``parquet_shards`` build on
+these.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ class FileLock:
             raise UsageError(f"cannot create the lock file of {self.what}: {self.path}: {exc.strerror}") from exc
 
     def _take(self, fd: int, wait: float) -> None:
-        """flock ``fd``, polling until ``wait`` seconds have passed; then ``Busy``, with ``fd`` closed."""
+        """Lock ``fd`` (flock), polling until ``wait`` seconds have passed; then ``Busy``, with ``fd`` closed."""
         deadline = time.monotonic() + max(wait, 0.0)
         mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         while True:
