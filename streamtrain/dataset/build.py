@@ -44,7 +44,7 @@ from streamtrain.fs.atomic import staging_dir
 from streamtrain.fs.locks import no_readers
 from streamtrain.io.readers import Portion
 from streamtrain.options import effective
-from streamtrain.vectorize.choice import choice_line, choose_vectorizer, decide, needs_bakeoff
+from streamtrain.vectorize.choice import choose_vectorizer, decide, needs_bakeoff
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.split import SPLIT_NAMES
 from streamtrain.vectorize.vectorizer import Vectorizer
@@ -152,8 +152,9 @@ def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Ba
             samples = (first.choice_sample, first.val_sample)
             choice = bakeoff(choice, *samples, classes.names, classes.remap, opts.ngram(), opts.sequence(), opts.seed)
     first.choice_sample.clear()
-    log.info(choice_line(choice))
-    return Choice.from_json(choice)
+    chosen = Choice.from_json(choice)
+    log.info(chosen.line())
+    return chosen
 
 
 def _manifest(

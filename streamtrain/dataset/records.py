@@ -280,6 +280,25 @@ class Choice:
         picks = {"requested": self.requested, "chosen": self.chosen, **numbers, "rule": self.rule, "why": self.why}
         return picks | present({"bakeoff": self.bakeoff})
 
+    def reason(self) -> str:
+        """Why this family, in the one wording prepare's log line, ``inspect`` and ``report.md`` share."""
+        if self.requested != "auto":
+            return f"forced by --vectorizer {self.requested}"
+        if self.bakeoff:
+            rows = self.bakeoff.get("train_rows")
+            sample = f" on {rows} sample rows" if rows is not None else ""
+            return f"the rule said {self.rule}; a bake-off{sample} decided: {self.bakeoff.get('why')}"
+        return f"the guide's rule: sequence when S/W >= {self.threshold:g}"
+
+    def numbers(self) -> str:
+        """S, W and S/W in one phrase (S/W ``inf`` when the samples had no words)."""
+        sw = "inf" if self.samples_per_word is None else f"{self.samples_per_word:.1f}"
+        return f"S = {self.samples} samples, W = {self.median_words_per_sample:g} median words per sample, S/W = {sw}"
+
+    def line(self) -> str:
+        """The choice in one log line: the numbers, the family and why."""
+        return f"{self.numbers()} -> {self.chosen} ({self.reason()})"
+
     @classmethod
     def from_json(cls, doc: dict) -> Choice:
         """From the manifest, or from ``vectorize.choice``'s record of the choice (the same keys)."""

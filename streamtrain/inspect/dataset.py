@@ -19,7 +19,7 @@ from typing import Any
 
 from streamtrain.dataset.counts import Append
 from streamtrain.dataset.manifest import FORMAT_VERSION, Manifest
-from streamtrain.dataset.records import ValSampleRecord, part_json
+from streamtrain.dataset.records import Choice, ValSampleRecord, part_json
 from streamtrain.errors import DataError
 from streamtrain.inspect.tables import percent, size, table
 from streamtrain.vectorize import ngram_names
@@ -233,27 +233,11 @@ def _choice_section(r: dict) -> list[str]:
 
 
 def _choice_lines(choice: dict) -> list[str]:
-    """The vectorizer chosen, why, and the numbers behind it."""
+    """The vectorizer chosen, why, and the numbers behind it (``Choice``'s own wording)."""
     if not choice:
         return ["  not recorded"]
-    sw = choice.get("samples_per_word")
-    forced = choice.get("requested") not in (None, "auto")
-    why = (
-        f"forced by --vectorizer {choice['requested']}"
-        if forced
-        else f"the guide's rule: sequence when S/W >= {choice.get('threshold', 0):g}"
-    )
-    bakeoff = choice.get("bakeoff")
-    if bakeoff:
-        why = f"the rule said {choice.get('rule')}; a bake-off decided"
-    lines = [
-        f"  chosen: {choice.get('chosen')} ({why})",
-        f"  S = {choice.get('samples')} samples, W = {choice.get('median_words_per_sample')} median words per sample, "
-        f"S/W = {'inf' if sw is None else f'{sw:.1f}'}",
-    ]
-    if bakeoff:
-        lines.append(f"  bake-off on {bakeoff.get('train_rows')} sample rows: {bakeoff.get('why')}")
-    return lines
+    record = Choice.from_json(choice)
+    return [f"  chosen: {record.chosen} ({record.reason()})", f"  {record.numbers()}"]
 
 
 def _rejects_lines(r: dict) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.records import part_json
+from streamtrain.dataset.records import Choice, part_json
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.train import markdown as md
 from streamtrain.train.plots import CONFUSION_NAME, TRAINING_NAME
@@ -184,36 +184,13 @@ def _data(config: dict, manifest: Manifest) -> str:
 
 
 def _choice(choice: dict) -> str:
+    """The vectorizer choice as a sentence: ``Choice``'s own wording, as inspect and prepare's log line say it."""
     if not choice:
         return "Not recorded (a dataset prepared before the choice was recorded)."
-    ratio = choice.get("samples_per_word")
-    threshold = choice.get("threshold")
-    requested, chosen = choice.get("requested"), choice.get("chosen")
-    why = (
-        "forced by --vectorizer"
-        if requested not in (None, "auto")
-        else (
-            f"S/W {'≥' if ratio is None or (threshold is not None and ratio >= threshold) else '<'} "
-            f"{md.num(threshold, 0)}: the guide's rule gives sequences at or above it, n-grams below"
-        )
-    )
-    bakeoff = choice.get("bakeoff")
-    if bakeoff:  # the rule said sequences under auto: both families were measured on a sample
-        why = (
-            f"the rule said {md.esc(choice.get('rule') or md.NA)}; a bake-off on {md.count(bakeoff.get('train_rows'))} "
-            f"sample rows decided: {md.esc(bakeoff.get('why') or md.NA)}"
-        )
-    return f"Requested **{md.esc(requested or md.NA)}**, chosen **{md.esc(chosen or md.NA)}** ({why}).\n\n" + md.table(
-        ["Samples (S)", "Median words per sample (W)", "S/W", "Threshold"],
-        [
-            [
-                md.count(choice.get("samples")),
-                md.num(choice.get("median_words_per_sample"), 1),
-                "∞" if ratio is None and choice.get("samples") is not None else md.num(ratio, 1),
-                md.num(threshold, 0),
-            ]
-        ],
-        align="rrrr",
+    record = Choice.from_json(choice)
+    return (
+        f"Requested **{md.esc(record.requested)}**, chosen **{md.esc(record.chosen)}** ({md.esc(record.reason())}): "
+        f"{md.esc(record.numbers())}.\n"
     )
 
 

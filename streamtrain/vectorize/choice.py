@@ -9,7 +9,7 @@ when its sample validation accuracy beats the rule's pick by more than
 ``MARGIN``; with nothing to measure, the rule's pick stands. ``ChoiceSample``
 keeps the bake-off's labelled training rows. The manifest records the result
 under ``choice`` (``choose_vectorizer``'s keys, plus ``bakeoff`` when one ran);
-``choice_line`` says it in one log line.
+``dataset.records.Choice`` records it and says it (log line, inspect, report.md).
 
 Rationale and measurements: docs/design/vectorizer-choice.md
 """
@@ -119,27 +119,6 @@ def decide(choice: dict, evidence: dict, margin: float = MARGIN) -> dict:
 
 def _score(accuracy: float | None) -> str:
     return "not measured" if accuracy is None else f"{accuracy:.4f}"
-
-
-def choice_line(choice: dict) -> str:
-    """The choice in one log line: S, W, S/W, the pick and why.
-
-    Args:
-        choice: a record of ``choose_vectorizer`` or ``decide``.
-
-    Returns:
-        The line, without a newline.
-    """
-    ratio = choice["samples_per_word"]
-    line = (
-        f"S = {choice['samples']} samples, W = {choice['median_words_per_sample']:g} median words per sample, "
-        f"S/W = {float('inf') if ratio is None else ratio:.1f} -> {choice['chosen']}"
-    )
-    if choice["requested"] != "auto":
-        return line + " (forced)"
-    if "bakeoff" not in choice:
-        return line + f" (threshold {choice['threshold']:g})"
-    return line + f" (threshold {choice['threshold']:g} said {choice['rule']}; bake-off: {choice['bakeoff']['why']})"
 
 
 class ChoiceSample(SystematicSample):

@@ -21,12 +21,12 @@ import pytest
 from helpers import load_tool, streamtrain
 
 from streamtrain.dataset.prepare import PrepareOptions
+from streamtrain.dataset.records import Choice
 from streamtrain.prepare import prepare  # with the family bake-off, as the command runs it
 from streamtrain.train.report import _choice as report_choice
 from streamtrain.vectorize.choice import (
     MARGIN,
     ChoiceSample,
-    choice_line,
     choose_vectorizer,
     decide,
     needs_bakeoff,
@@ -88,17 +88,23 @@ def test_decide_needs_more_than_the_margin_to_overrule_the_rule():
     assert skipped["bakeoff"]["why"] == "no bake-off (no validation rows): the rule's pick stands"
 
 
-def test_choice_line_says_what_decided():
-    assert choice_line(choose_vectorizer("auto", 7600, 37.0)) == (
-        "S = 7600 samples, W = 37 median words per sample, S/W = 205.4 -> ngram (threshold 1500)"
+def test_one_wording_says_what_decided():
+    """The log line, inspect and report.md all say a choice in ``Choice``'s words."""
+    ruled = Choice.from_json(choose_vectorizer("auto", 7600, 37.0))
+    assert ruled.line() == (
+        "S = 7600 samples, W = 37 median words per sample, S/W = 205.4 -> ngram "
+        "(the guide's rule: sequence when S/W >= 1500)"
     )
-    assert choice_line(choose_vectorizer("sequence", 7600, 37.0)).endswith("-> sequence (forced)")
-    settled = decide(choose_vectorizer("auto", 30_000, 5.0), _evidence(0.80, 0.70))
-    assert choice_line(settled) == (
-        "S = 30000 samples, W = 5 median words per sample, S/W = 6000.0 -> ngram (threshold 1500 said sequence; "
-        "bake-off: sample validation accuracy ngram + mlp 0.8000, sequence + sepcnn 0.7000: ngram wins by more "
-        "than the margin 0.01)"
+    forced = Choice.from_json(choose_vectorizer("sequence", 7600, 37.0))
+    assert forced.line().endswith("-> sequence (forced by --vectorizer sequence)")
+    settled = Choice.from_json(decide(choose_vectorizer("auto", 30_000, 5.0), _evidence(0.80, 0.70)))
+    assert settled.line() == (
+        "S = 30000 samples, W = 5 median words per sample, S/W = 6000.0 -> ngram (the rule said sequence; "
+        f"a bake-off on {settled.bakeoff['train_rows']} sample rows decided: sample validation accuracy ngram + mlp "
+        "0.8000, sequence + sepcnn 0.7000: ngram wins by more than the margin 0.01)"
     )
+    assert f"({settled.reason()})" in report_choice(settled.to_json())
+    assert Choice.from_json({**settled.to_json(), "samples_per_word": None}).numbers().endswith("S/W = inf")
 
 
 def test_choice_sample_is_systematic_bounded_and_labelled():
@@ -173,12 +179,12 @@ def test_auto_picks_ngrams_for_short_titles_where_they_score_higher(ag_news_csv,
     bakeoff = _check_evidence(choice)
     assert bakeoff["ngram"]["val_accuracy"] > bakeoff["sequence"]["val_accuracy"] + MARGIN
     assert "bake-off: sample validation accuracy ngram + " in log
-    assert "-> ngram (threshold 1500 said sequence; bake-off:" in log
-    # What a user reads later says the bake-off decided, not the rule: inspect, and the model's report.
+    said = f"the rule said sequence; a bake-off on {bakeoff['train_rows']} sample rows decided: {bakeoff['why']}"
+    assert f"-> ngram ({said})" in log
+    # What a user reads later says the bake-off decided, not the rule, in the same words: inspect and the report.
     shown = streamtrain("inspect", tmp_path / "data").stdout
-    assert "chosen: ngram (the rule said sequence; a bake-off decided)" in shown
-    assert f"bake-off on {bakeoff['train_rows']} sample rows: {bakeoff['why']}" in shown
-    assert "the rule said sequence; a bake-off on" in report_choice(choice)
+    assert f"chosen: ngram ({said})" in shown
+    assert said in report_choice(choice)
 
 
 def test_auto_keeps_sequences_where_word_order_decides(ag_news_csv, tmp_path):
@@ -193,4 +199,4 @@ def test_auto_keeps_sequences_where_word_order_decides(ag_news_csv, tmp_path):
     bakeoff = _check_evidence(choice)
     assert bakeoff["sequence"]["val_accuracy"] > bakeoff["ngram"]["val_accuracy"] + 0.1
     assert bakeoff["ngram"]["val_accuracy"] < 0.6  # 1-2-grams cannot see the order
-    assert "-> sequence (threshold 1500 said sequence; bake-off:" in log
+    assert "-> sequence (the rule said sequence; a bake-off on" in log
