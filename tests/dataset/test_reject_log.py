@@ -39,7 +39,7 @@ def test_each_reject_is_listed_with_its_input_and_counted(tmp_path, log):
     assert listed(tmp_path) == [{**r.to_json(), "input": s} for s, r in rejects]
     assert log.rows == 4 and log.per_source == [2, 0, 2]
     assert dict(log.by_reason) == {"empty_text": 2, "invalid_json": 1, "unknown_label": 1}
-    assert log.summary() == {
+    assert log.summary().to_json() == {
         "rows": 4,
         "by_reason": {"empty_text": 2, "invalid_json": 1, "unknown_label": 1},  # sorted by reason
         "lost_bytes": 0,
@@ -77,7 +77,7 @@ def test_the_rows_past_a_break_are_estimated_from_the_bytes_lost(tmp_path, log):
     # one row lost, already counted
     assert log.lost_rows == pytest.approx(60 * 250 / 750)
     assert log.lost_bytes == 330
-    assert log.summary()["estimated_lost_rows"] == 20
+    assert log.summary().estimated_lost_rows == 20
     assert [source for source, _ in log.broken] == [1, 0]
 
 

@@ -152,7 +152,7 @@ def test_a_split_is_scored_row_by_row_as_prepare_counted_it(tf, tiny_dataset):
     manifest = Manifest.load(tiny_dataset)
     model = mlp(2, n_features=manifest.n_features)
     got = score_split(model, str(tiny_dataset), manifest, "train")
-    per_class = manifest.stats["rows_per_class"]["train"]
+    per_class = manifest.stats.rows_per_class["train"]
     assert got["rows"] == manifest.rows("train") == sum(per_class)
     assert [sum(r) for r in got["confusion"]] == per_class  # every row once, under its own label
 
