@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,19 +169,77 @@ def load_current(versions: Versions, force: bool) -> Current | None:
         ) from exc
 
 
-def _floor_decision(
-    doc: dict, floor: MajorityFloor | None, candidate_val_accuracy: float | None, force: bool
-) -> dict | None:
-    """Record the floor in ``doc``; the decision when the candidate does not beat it, else None (compare on)."""
-    if floor is None:
-        return None
-    doc["floor"] = floor.record(candidate_val_accuracy)
+@dataclass(frozen=True)
+class Decision:
+    """``promotion.json``: whether a new version replaces ``current``, and why.
+
+    ``decide`` makes it; ``train.serving.ServingStep.decide`` adds what the export and the serving check found
+    and can turn it into "not promoted". Optional parts are absent from the file when unset.
+
+    Attributes:
+        at: when it was decided (UTC, ISO 8601).
+        current_version: the version it was compared with; None: there was none.
+        max_regression: the guard's allowance (``--max-regression``).
+        forced: ``--force``.
+        promoted: whether ``current`` moves to the new version.
+        reason: why, in one sentence.
+        floor: the majority-class floor's record (owner: ``MajorityFloor.record``).
+        compared_on: the rows both models were scored on, in words.
+        rows: how many.
+        candidate_accuracy: the new model's accuracy on them.
+        current_accuracy: the current model's.
+        serving: what became of the version's SavedModel.
+        serving_check: the serving check's record (owner: ``serve.check``).
+    """
+
+    at: str
+    current_version: str | None
+    max_regression: float | None
+    forced: bool
+    promoted: bool = False
+    reason: str = ""
+    floor: dict[str, Any] | None = None
+    compared_on: str | None = None
+    rows: int | None = None
+    candidate_accuracy: float | None = None
+    current_accuracy: float | None = None
+    serving: str | None = None
+    serving_check: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``promotion.json`` document (keys in the order 0.12 wrote them)."""
+        head = {"at": self.at, "current_version": self.current_version, "max_regression": self.max_regression}
+        compared = {"floor": self.floor, "compared_on": self.compared_on, "rows": self.rows}
+        accuracies = {"candidate_accuracy": self.candidate_accuracy, "current_accuracy": self.current_accuracy}
+        serving = {"serving": self.serving, "serving_check": self.serving_check}
+        present = {k: v for k, v in (compared | accuracies).items() if v is not None}
+        tail = {k: v for k, v in serving.items() if v is not None}
+        return {**head, "forced": self.forced, **present, "promoted": self.promoted, "reason": self.reason, **tail}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Decision:
+        """From a ``promotion.json`` document (one of 0.9 or later: a key it lacks is unset)."""
+        return cls(**{f.name: doc[f.name] for f in fields(cls) if f.name in doc})
+
+    def line(self, version: str) -> str:
+        """The decision on ``version`` in one log line: promoted and why, or why not and what current stays."""
+        if self.promoted:
+            return f"version {version} promoted to current: {self.reason}"
+        stays = self.current_version or "nothing"
+        return (
+            f"version {version} kept but NOT promoted: {self.reason}; current stays {stays} "
+            "(fit --force would have promoted it)"
+        )
+
+
+def _floor_decision(doc: Decision, floor: MajorityFloor, candidate_val_accuracy: float | None) -> Decision | None:
+    """The decision when the candidate does not beat the floor (recorded in ``doc``), else None (compare on)."""
     if floor.beaten_by(candidate_val_accuracy):
         return None
     verdict = floor.verdict(candidate_val_accuracy)
-    if force:
-        return {**doc, "promoted": True, "reason": f"forced (--force) despite {verdict}"}
-    return {**doc, "promoted": False, "reason": f"not better than chance: {verdict}"}
+    if doc.forced:
+        return replace(doc, promoted=True, reason=f"forced (--force) despite {verdict}")
+    return replace(doc, promoted=False, reason=f"not better than chance: {verdict}")
 
 
 def decide(
@@ -194,7 +252,7 @@ def decide(
     max_regression: float,
     force: bool,
     score_batch_size: int | None = None,
-) -> dict:
+) -> Decision:
     """The promotion decision for a newly trained model (see the module docstring).
 
     Args:
@@ -209,28 +267,27 @@ def decide(
         score_batch_size: rows scored at a time; None: ``scoring.SCORE_BATCH``.
 
     Returns:
-        ``promotion.json``'s document: ``promoted``, ``reason``, when, what was compared and on which rows.
+        ``promotion.json``'s record: ``promoted``, ``reason``, when, what was compared and on which rows.
     """
-    doc: dict = {
-        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "current_version": current.version if current is not None else None,
-        "max_regression": max_regression,
-        "forced": force,
-    }
-    below = _floor_decision(doc, floor, candidate_val_accuracy, force)
-    if below is not None:
-        return below
+    doc = Decision(
+        at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        current_version=current.version if current is not None else None,
+        max_regression=max_regression,
+        forced=force,
+    )
+    if floor is not None:
+        doc = replace(doc, floor=floor.record(candidate_val_accuracy))
+        below = _floor_decision(doc, floor, candidate_val_accuracy)
+        if below is not None:
+            return below
     if current is None:
-        return {**doc, "promoted": True, "reason": "first model (no current version)"}
+        return replace(doc, promoted=True, reason="first model (no current version)")
     if current.model is None or current.vectorizer_doc is None:
-        return {
-            **doc,
-            "promoted": True,
-            "reason": f"forced (--force); the current model was not loaded: {current.problem}",
-        }
+        return replace(
+            doc, promoted=True, reason=f"forced (--force); the current model was not loaded: {current.problem}"
+        )
     compared = _compare(candidate, candidate_val_accuracy, data, manifest, current, score_batch_size)
-    doc.update(compared_on=compared.on, rows=compared.rows)
-    return _verdict(doc, compared, max_regression, force)
+    return _verdict(replace(doc, compared_on=compared.on, rows=compared.rows), compared, max_regression, force)
 
 
 @dataclass
@@ -280,7 +337,7 @@ def _compare(
     return Comparison(on, len(texts), ours, theirs)
 
 
-def _verdict(doc: dict, compared: Comparison, max_regression: float, force: bool) -> dict:
+def _verdict(doc: Decision, compared: Comparison, max_regression: float, force: bool) -> Decision:
     """The decision on ``compared``: promoted unless the candidate is worse than current by more than allowed.
 
     ``force``: promoted anyway.
@@ -288,34 +345,15 @@ def _verdict(doc: dict, compared: Comparison, max_regression: float, force: bool
     ours, theirs = compared.ours, compared.theirs
     if not compared.rows or ours is None or theirs is None:
         reason = "no validation rows to compare the two models on (prepare with --val-fraction > 0)"
-        return {**doc, "promoted": force, "reason": "forced (--force); " + reason if force else reason}
-    doc.update(candidate_accuracy=round(ours, 6), current_accuracy=round(theirs, 6))
+        return replace(doc, promoted=force, reason="forced (--force); " + reason if force else reason)
+    doc = replace(doc, candidate_accuracy=round(ours, 6), current_accuracy=round(theirs, 6))
     change = ours - theirs
     verdict = (
         f"validation accuracy {ours:.4f} against the current {theirs:.4f} ({change:+.4f}; "
         f"the guard allows -{max_regression:g})"
     )
     if change >= -max_regression:
-        return {**doc, "promoted": True, "reason": verdict}
+        return replace(doc, promoted=True, reason=verdict)
     if force:
-        return {**doc, "promoted": True, "reason": f"forced (--force) despite {verdict}"}
-    return {**doc, "promoted": False, "reason": f"worse than current: {verdict}"}
-
-
-def summary_line(version: str, decision: dict) -> str:
-    """The decision in one log line.
-
-    Args:
-        version: the new version's id.
-        decision: its ``promotion.json`` document.
-
-    Returns:
-        Whether it was promoted and why; if not, what current stays.
-    """
-    if decision["promoted"]:
-        return f"version {version} promoted to current: {decision['reason']}"
-    stays = decision["current_version"] or "nothing"
-    return (
-        f"version {version} kept but NOT promoted: {decision['reason']}; current stays {stays} "
-        "(fit --force would have promoted it)"
-    )
+        return replace(doc, promoted=True, reason=f"forced (--force) despite {verdict}")
+    return replace(doc, promoted=False, reason=f"worse than current: {verdict}")

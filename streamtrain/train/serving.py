@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from streamtrain.errors import WriteError
 from streamtrain.fs.versions import TRAINING
 from streamtrain.serve.check import Checker, with_probes
 from streamtrain.serve.export import SAVED_MODEL_DIR, exportable, write_saved_model
+from streamtrain.train.promotion import Decision
 from streamtrain.vectorize.vectorizer import Vectorizer
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class ServingStep:
             self.expected = predict_proba(model, self.vectorizer.transform(with_probes(self.texts)), len(self.labels))
         return None
 
-    def decide(self, decision: dict, failed: str | None) -> dict:
+    def decide(self, decision: Decision, failed: str | None) -> Decision:
         """The promotion decision after the export and, when the version is to be promoted, the serving check.
 
         Closes the checking process.
@@ -128,15 +129,15 @@ class ServingStep:
             if self.unexportable is not None:
                 level = logging.INFO if self.unexportable == NOT_WANTED else logging.WARNING
                 log.log(level, f"no SavedModel for this version: {self.unexportable}")
-                return {**decision, "serving": f"not exported: {self.unexportable}"}
+                return replace(decision, serving=f"not exported: {self.unexportable}")
             if failed is not None:
                 return _refused(decision, failed)
-            decision = {**decision, "serving": f"exported to {SAVED_MODEL_DIR}/"}
-            if not decision["promoted"] or self.checker is None:
+            decision = replace(decision, serving=f"exported to {SAVED_MODEL_DIR}/")
+            if not decision.promoted or self.checker is None:
                 return decision
             assert self.expected is not None
             result = self.checker.result(self.expected)
-            decision["serving_check"] = result.record()
+            decision = replace(decision, serving_check=result.record())
             if not result.passed:
                 return _refused(decision, f"its SavedModel failed the serving check: {result.problem}")
             log.info(
@@ -153,7 +154,7 @@ class ServingStep:
             self.checker.close()
 
 
-def _refused(decision: dict, why: str) -> dict:
+def _refused(decision: Decision, why: str) -> Decision:
     """``decision`` turned into "not promoted" for ``why`` (logged as an error)."""
     log.error(f"not promoting: {why}")
-    return {**decision, "promoted": False, "reason": why}
+    return replace(decision, promoted=False, reason=why)

@@ -46,7 +46,7 @@ from streamtrain.train.modeldir import (
 )
 from streamtrain.train.plan import Plan, make_plan
 from streamtrain.train.promote import complete, log_adoption, recover
-from streamtrain.train.promotion import Current, MajorityFloor, load_current, majority_floor
+from streamtrain.train.promotion import Current, Decision, MajorityFloor, load_current, majority_floor
 from streamtrain.train.rounds import join
 from streamtrain.train.selection import Choices, Search, choose
 from streamtrain.train.serving import ServingStep
@@ -95,7 +95,7 @@ class VersionRun:
     winner: Trained
     selection: tune.Selection
     metrics: dict  # metrics.json
-    decision: dict  # promotion.json
+    decision: Decision  # promotion.json
     final: Path  # the version's directory once finished
     before: str | None  # current before the promotion step
 
@@ -213,7 +213,7 @@ class VersionRun:
         require_finite("refusing to write a model whose metrics are not finite", metric_numbers(metrics))
         return metrics
 
-    def _decide(self) -> dict:
+    def _decide(self) -> Decision:
         """The promotion guard's decision on the winner (``promotion.decide``)."""
         from streamtrain.train.promotion import decide
 
@@ -241,7 +241,7 @@ class VersionRun:
             metrics=self.metrics,
             history=history,
             config=winner.config,
-            promotion=self.decision,
+            promotion=self.decision.to_json(),
             manifest=self.manifest,
             version=version_of(building),
             selection=self.selection,
@@ -250,14 +250,14 @@ class VersionRun:
             winner.checkpoint.flush()  # the last commit, written while the model was scored, is on disk
         write_json(building / tune.SELECTION_NAME, self.selection.to_json())
         model = winner.trainer.model
-        write_version(building, model, self.opts.data, self.metrics, history, winner.config, self.decision)
+        write_version(building, model, self.opts.data, self.metrics, history, winner.config, self.decision.to_json())
         faults.point("after-write")
 
     def promote(self) -> None:
         """Finish the version and switch ``current`` (when promoted) as one recoverable step (``train.promote``)."""
         decision = self.decision
         self.final, self.before = complete(
-            self.versions, self.building, decision["promoted"], decision["reason"], self.opts.serving_dir
+            self.versions, self.building, decision.promoted, decision.reason, self.opts.serving_dir
         )
 
     def prune(self) -> None:
@@ -270,19 +270,17 @@ class VersionRun:
 
     def result(self) -> dict:
         """The result of fit: metrics, version, decision, report; ``NotPromoted`` (exit 3) carries it if refused."""
-        from streamtrain.train.promotion import summary_line
-
         version, decision = self.final.name, self.decision
-        log.log(logging.INFO if decision["promoted"] else logging.WARNING, summary_line(version, decision))
+        log.log(logging.INFO if decision.promoted else logging.WARNING, decision.line(version))
         result = {
             **self.metrics,
             "version": version,
-            "promoted": decision["promoted"],
-            "promotion": decision,
+            "promoted": decision.promoted,
+            "promotion": decision.to_json(),
             "report": str(self.final / REPORT_NAME),
         }
-        if not decision["promoted"]:
-            raise NotPromoted(summary_line(version, decision), result)
+        if not decision.promoted:
+            raise NotPromoted(decision.line(version), result)
         return result
 
 

@@ -105,7 +105,7 @@ def test_the_floor_applies_to_every_candidate_and_force_overrides_it(markers, fo
     floor = majority_floor(str(markers), manifest)
     assert floor is not None
     at_floor = decide(None, floor.rate, str(markers), manifest, None, floor, 0.005, force)  # no current model
-    assert at_floor["promoted"] is force and at_floor["floor"]["beaten"] is False
-    assert at_floor["reason"].startswith("forced (--force) despite" if force else "not better than chance")
+    assert at_floor.promoted is force and at_floor.floor is not None and at_floor.floor["beaten"] is False
+    assert at_floor.reason.startswith("forced (--force) despite" if force else "not better than chance")
     above = decide(None, floor.rate + 0.01, str(markers), manifest, None, floor, 0.005, force)
-    assert above["promoted"] and above["floor"]["beaten"] and "first model" in above["reason"]
+    assert above.promoted and above.floor is not None and above.floor["beaten"] and "first model" in above.reason

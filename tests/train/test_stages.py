@@ -15,7 +15,7 @@ from streamtrain.fs.versions import Versions
 from streamtrain.train import tune
 from streamtrain.train.cluster import Cluster
 from streamtrain.train.fit import FitOptions
-from streamtrain.train.promotion import Comparison, _verdict
+from streamtrain.train.promotion import Comparison, Decision, _verdict
 from streamtrain.train.selection import TRIALS_NAME, Choices, Search, choose
 from streamtrain.train.trial import Trained
 from streamtrain.train.version_run import fit_metrics
@@ -132,10 +132,12 @@ def test_a_search_without_a_finite_trial_writes_no_version(tmp_path):
 )
 def test_the_guard_promotes_unless_worse_than_current_by_more_than_allowed(ours, theirs, force, promoted, reason):
     compared = Comparison("the rows", 0 if ours is None else 100, ours, theirs)
-    decision = _verdict({"current_version": "v1"}, compared, 0.005, force)
-    assert decision["promoted"] == promoted and decision["reason"].startswith(reason)
+    decision = _verdict(Decision("2026-01-01T00:00:00+00:00", "v1", 0.005, force), compared, 0.005, force)
+    assert decision.promoted == promoted and decision.reason.startswith(reason)
     if ours is not None:
-        assert (decision["candidate_accuracy"], decision["current_accuracy"]) == (ours, theirs)
+        assert (decision.candidate_accuracy, decision.current_accuracy) == (ours, theirs)
+    assert Decision.from_json(decision.to_json()) == decision
+    assert decision.line("v2").startswith("version v2 promoted" if promoted else "version v2 kept but NOT promoted")
 
 
 def test_metrics_count_epochs_as_passes_and_validations_as_rounds():
