@@ -26,6 +26,7 @@ from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.records import Choice, part_json
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.train import markdown as md
+from streamtrain.train.metrics import Metrics
 from streamtrain.train.plots import CONFUSION_NAME, TRAINING_NAME
 from streamtrain.train.tune import Selection
 
@@ -95,7 +96,7 @@ def write_report(directory: str | os.PathLike[str], **parts: Any) -> None:
 
 def render_report(
     *,
-    metrics: dict,
+    metrics: Metrics,
     history: dict,
     config: dict,
     promotion: dict,
@@ -117,7 +118,7 @@ def render_report(
     Returns:
         The Markdown, section by section.
     """
-    labels = list(metrics.get("classes") or manifest.labels)
+    labels = list(metrics.classes or manifest.labels)
     parts = [
         _title(version, metrics, config, promotion),
         _data(config, manifest),
@@ -134,18 +135,18 @@ def render_report(
 # --- sections ---
 
 
-def _title(version: str, metrics: dict, config: dict, promotion: dict) -> str:
+def _title(version: str, metrics: Metrics, config: dict, promotion: dict) -> str:
     if promotion.get("promoted"):
         state = "promoted to current" + (" (forced)" if promotion.get("forced") else "")
     else:
         state = f"not promoted (current stays {md.code(promotion.get('current_version') or 'nothing')})"
-    model = config.get("model") or metrics.get("model") or "model"
+    model = config.get("model") or metrics.model or "model"
     encoding = config.get("encoding")
     summary = (
-        f"**Test accuracy {md.num(metrics.get('test_accuracy'))}** on {md.count(metrics.get('test_rows'))} rows "
-        f"({len(metrics.get('classes') or [])} classes); {md.esc(model)}"
+        f"**Test accuracy {md.num(metrics.test_accuracy)}** on {md.count(metrics.test_rows)} rows "
+        f"({len(metrics.classes or [])} classes); {md.esc(model)}"
         + (f" on {md.esc(encoding)} features" if encoding else "")
-        + f", {_epoch(metrics.get('epochs'))} epoch(s), best epoch {_epoch(metrics.get('best_epoch'))}."
+        + f", {_epoch(metrics.epochs)} epoch(s), best epoch {_epoch(metrics.best_epoch)}."
     )
     return f"# Model version {md.code(version)}: {state}\n\n{summary}\n"
 
@@ -265,31 +266,31 @@ def _selection(selection: Selection | None) -> str:
     return "\n".join(out) + "\n"
 
 
-def _metrics(metrics: dict, history: dict) -> str:
-    speed = metrics.get("train_samples_per_second")
+def _metrics(metrics: Metrics, history: dict) -> str:
+    speed = metrics.train_samples_per_second
     table = md.table(
         ["", "Validation", "Test"],
         [
-            ["Accuracy", md.num(metrics.get("val_accuracy")), md.num(metrics.get("test_accuracy"))],
-            ["Loss", md.num(metrics.get("val_loss")), md.num(metrics.get("test_loss"))],
-            ["Rows", md.count(metrics.get("val_rows")), md.count(metrics.get("test_rows"))],
+            ["Accuracy", md.num(metrics.val_accuracy), md.num(metrics.test_accuracy)],
+            ["Loss", md.num(metrics.val_loss), md.num(metrics.test_loss)],
+            ["Rows", md.count(metrics.val_rows), md.count(metrics.test_rows)],
         ],
         align="lrr",
     )
     facts = md.table(
         ["", ""],
         [
-            ["Training rows", md.count(metrics.get("train_rows"))],
-            ["Epochs run", _epoch(metrics.get("epochs"))],
-            ["Best epoch", _epoch(metrics.get("best_epoch"))],
-            ["Validations per epoch", md.count(metrics.get("validations_per_epoch", 1))],
+            ["Training rows", md.count(metrics.train_rows)],
+            ["Epochs run", _epoch(metrics.epochs)],
+            ["Best epoch", _epoch(metrics.best_epoch)],
+            ["Validations per epoch", md.count(metrics.validations_per_epoch or 1)],
             *_sampled(metrics),
-            ["Training time", f"{md.num(metrics.get('train_seconds'), 1)} s"],
+            ["Training time", f"{md.num(metrics.train_seconds, 1)} s"],
             ["Training speed", f"{md.count(speed)} samples/s" if md.finite(speed) else md.NA],
         ],
     )
-    per_epoch = int(metrics.get("validations_per_epoch") or 1)
-    best = metrics.get("best_validation", metrics.get("best_epoch"))
+    per_epoch = int(metrics.validations_per_epoch or 1)
+    best = metrics.best_validation
     return "## Metrics\n\n" + table + "\n" + facts + "\n" + _rounds(history, best, per_epoch)
 
 
@@ -315,8 +316,8 @@ def _rounds(history: dict, best: int | None, per_epoch: int = 1) -> str:
     return f"{title}\n\n" + md.table(["Epoch", *map(md.esc, keys)], body, align="r" * (len(keys) + 1))
 
 
-def _per_class(metrics: dict, labels: list[str]) -> str:
-    confusion = metrics.get("test_confusion")
+def _per_class(metrics: Metrics, labels: list[str]) -> str:
+    confusion = metrics.test_confusion
     if not confusion:
         return "## Per class (test)\n\nNo test confusion matrix was recorded.\n"
     scores = per_class(confusion, labels)
@@ -392,9 +393,9 @@ def _pictures(history: dict) -> str:
     )
 
 
-def _sampled(metrics: dict) -> list[list[str]]:
+def _sampled(metrics: Metrics) -> list[list[str]]:
     """A row for the validation sample, when each validation during training scored fewer rows than the split."""
-    sample, rows = metrics.get("validation_sample_rows"), metrics.get("val_rows")
+    sample, rows = metrics.validation_sample_rows, metrics.val_rows
     if not (isinstance(sample, int) and isinstance(rows, int)) or sample >= rows:
         return []
     return [["Rows per validation", f"{md.count(sample)} of {md.count(rows)} (evenly spaced blocks)"]]

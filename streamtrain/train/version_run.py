@@ -32,6 +32,7 @@ from streamtrain.fs.versions import Versions, new_id
 from streamtrain.options import effective
 from streamtrain.train import tune
 from streamtrain.train.cluster import Cluster
+from streamtrain.train.metrics import Metrics
 from streamtrain.train.modeldir import (
     CONFIG_NAME,
     CONFUSION_PNG,
@@ -94,7 +95,7 @@ class VersionRun:
     serving_step: ServingStep
     winner: Trained
     selection: tune.Selection
-    metrics: dict  # metrics.json
+    metrics: Metrics  # metrics.json
     decision: Decision  # promotion.json
     final: Path  # the version's directory once finished
     before: str | None  # current before the promotion step
@@ -193,12 +194,12 @@ class VersionRun:
             drawn = [beside.submit(training_png, state.history, best, building / TRAINING_PNG, self.plan.per_epoch)]
             self.metrics = self._score()
             decision = self._decide()
-            drawn.append(beside.submit(confusion_png, self.metrics["test_confusion"], labels, building / CONFUSION_PNG))
+            drawn.append(beside.submit(confusion_png, self.metrics.test_confusion, labels, building / CONFUSION_PNG))
             self.decision = self.serving_step.decide(decision, exported.result())
             for picture in drawn:
                 picture.result()
 
-    def _score(self) -> dict:
+    def _score(self) -> Metrics:
         """The winner's metrics (``metrics.json``), every number finite; its trial's score when it had none."""
         from streamtrain.train.guards import require_finite
         from streamtrain.train.scoring import score_split
@@ -210,7 +211,7 @@ class VersionRun:
         if trial.val_accuracy is None:  # one candidate: its score is the final one
             trial.val_accuracy, trial.val_loss = results["val"]["accuracy"], results["val"]["loss"]
         metrics = fit_metrics(self.plan, self.winner, results)
-        require_finite("refusing to write a model whose metrics are not finite", metric_numbers(metrics))
+        require_finite("refusing to write a model whose metrics are not finite", metric_numbers(metrics.to_json()))
         return metrics
 
     def _decide(self) -> Decision:
@@ -220,7 +221,7 @@ class VersionRun:
         opts = self.opts
         return decide(
             self.winner.trainer.model,
-            self.metrics["val_accuracy"],
+            self.metrics.val_accuracy,
             opts.data,
             self.manifest,
             self.current,
@@ -250,7 +251,8 @@ class VersionRun:
             winner.checkpoint.flush()  # the last commit, written while the model was scored, is on disk
         write_json(building / tune.SELECTION_NAME, self.selection.to_json())
         model = winner.trainer.model
-        write_version(building, model, self.opts.data, self.metrics, history, winner.config, self.decision.to_json())
+        metrics, decision = self.metrics.to_json(), self.decision.to_json()
+        write_version(building, model, self.opts.data, metrics, history, winner.config, decision)
         faults.point("after-write")
 
     def promote(self) -> None:
@@ -273,7 +275,7 @@ class VersionRun:
         version, decision = self.final.name, self.decision
         log.log(logging.INFO if decision.promoted else logging.WARNING, decision.line(version))
         result = {
-            **self.metrics,
+            **self.metrics.to_json(),
             "version": version,
             "promoted": decision.promoted,
             "promotion": decision.to_json(),
@@ -284,7 +286,7 @@ class VersionRun:
         return result
 
 
-def fit_metrics(plan: Plan, winner: Trained, results: dict) -> dict:
+def fit_metrics(plan: Plan, winner: Trained, results: dict) -> Metrics:
     """``metrics.json``: the winner's scores (``results``: its ``val`` and ``test`` ``score_split``), how it trained.
 
     ``epochs`` and ``best_epoch`` count passes over the training rows (fractional when a round ends inside one),
@@ -293,32 +295,32 @@ def fit_metrics(plan: Plan, winner: Trained, results: dict) -> dict:
     per_epoch, state = plan.per_epoch, winner.state
     rounds_run = state.rounds_done
     best_round = state.best_round if state.best is not None else rounds_run
-    return {
-        "test_accuracy": results["test"]["accuracy"],
-        "test_loss": results["test"]["loss"],
-        "val_accuracy": results["val"]["accuracy"],
-        "val_loss": results["val"]["loss"],
-        "epochs": round(rounds_run / per_epoch, 3),
-        "best_epoch": round(best_round / per_epoch, 3),
-        "validations": rounds_run,
-        "best_validation": best_round,
-        "validations_per_epoch": per_epoch,
-        "train_rows": plan.train.rows,
-        "val_rows": results["val"]["rows"],
-        "validation_sample_rows": plan.val.rows,  # what each validation during training scored
-        "test_rows": results["test"]["rows"],
-        "classes": plan.manifest.labels,
-        "model": winner.candidate.model,
-        "candidate": winner.candidate.name,
-        "workers": winner.trainer.cluster.size,
-        "rows_per_worker": winner.rows,  # [round][worker]: rows each worker trained in each round of this run
-        "weights_digests": winner.digests,  # each worker's, at the end of training (equal, or training failed)
-        "test_confusion": results["test"]["confusion"],
-        "train_seconds": round(winner.seconds, 3),
-        "train_samples_per_second": (
+    return Metrics(
+        test_accuracy=results["test"]["accuracy"],
+        test_loss=results["test"]["loss"],
+        val_accuracy=results["val"]["accuracy"],
+        val_loss=results["val"]["loss"],
+        epochs=round(rounds_run / per_epoch, 3),
+        best_epoch=round(best_round / per_epoch, 3),
+        validations=rounds_run,
+        best_validation=best_round,
+        validations_per_epoch=per_epoch,
+        train_rows=plan.train.rows,
+        val_rows=results["val"]["rows"],
+        validation_sample_rows=plan.val.rows,  # what each validation during training scored
+        test_rows=results["test"]["rows"],
+        classes=plan.manifest.labels,
+        model=winner.candidate.model,
+        candidate=winner.candidate.name,
+        workers=winner.trainer.cluster.size,
+        rows_per_worker=winner.rows,  # [round][worker]: rows each worker trained in each round of this run
+        weights_digests=winner.digests,  # each worker's, at the end of training (equal, or training failed)
+        test_confusion=results["test"]["confusion"],
+        train_seconds=round(winner.seconds, 3),
+        train_samples_per_second=(
             round(plan.train.rows * rounds_run / per_epoch / winner.seconds, 1) if winner.seconds else None
         ),
-    }
+    )
 
 
 def check_model_dir(root: Path) -> None:

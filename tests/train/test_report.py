@@ -13,6 +13,7 @@ from streamtrain.dataset.counts import Append, Drift, RejectStats, Stats
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.records import Choice
 from streamtrain.dataset.shards import ShardInfo
+from streamtrain.train.metrics import Metrics
 from streamtrain.train.plots import confusion_png, training_png
 from streamtrain.train.report import REPORT_NAME, per_class, write_report
 
@@ -180,6 +181,7 @@ def _documents(labels: list[str], confusion: list[list[int]], val: bool = True) 
         "val_loss": 0.2533 if val else None,
         "epochs": 5,
         "best_epoch": 3,
+        "best_validation": 3,  # rounds: one per epoch here
         "train_rows": 20000,
         "val_rows": 2500 if val else 0,
         "validation_sample_rows": 1024 if val else 0,
@@ -220,7 +222,7 @@ def _documents(labels: list[str], confusion: list[list[int]], val: bool = True) 
         "reason": "validation accuracy 0.9012 against the current 0.8874 (+0.0138; the guide allows -0.005)",
         "floor": {"majority_class_rate": 0.104, "majority_class": "class 3*", "beaten": True},
     }
-    return {"metrics": metrics, "history": HISTORY, "config": config, "promotion": promotion}
+    return {"metrics": Metrics.from_json(metrics), "history": HISTORY, "config": config, "promotion": promotion}
 
 
 def test_report_names_every_class_and_embeds_the_pictures(tmp_path):

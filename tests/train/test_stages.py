@@ -148,6 +148,6 @@ def test_metrics_count_epochs_as_passes_and_validations_as_rounds():
     )
     split = {"accuracy": 0.9, "loss": 0.3, "rows": 200, "confusion": [[1]]}
     metrics = fit_metrics(plan, winner, {"val": split, "test": split})  # type: ignore[arg-type]
-    assert (metrics["epochs"], metrics["best_epoch"]) == (2.5, 1.5)
-    assert (metrics["validations"], metrics["best_validation"], metrics["validations_per_epoch"]) == (10, 6, 4)
-    assert metrics["train_samples_per_second"] == 1250.0  # 2.5 epochs of 1,000 rows in 2 s
+    assert (metrics.epochs, metrics.best_epoch) == (2.5, 1.5)
+    assert (metrics.validations, metrics.best_validation, metrics.validations_per_epoch) == (10, 6, 4)
+    assert metrics.train_samples_per_second == 1250.0  # 2.5 epochs of 1,000 rows in 2 s
