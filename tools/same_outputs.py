@@ -8,7 +8,7 @@ a model selection with no time limit, so every candidate trains to its own early
 directory is digested: JSON documents flattened to key paths (long lists hashed), ``.npz`` files array by array,
 anything else (shards, the split index, model weights) by sha256. What differs between REV's two runs (times,
 paths, zip timestamps) is volatile and skipped; every other difference is printed, and so is a changed
-``format_version`` (allowed: a format may be versioned up).
+``format_version`` or release name (``created.tool``): allowed, a format may be versioned up.
 
     python tools/same_outputs.py --against 94ee614          # exit 0: identical apart from volatile fields
     python tools/same_outputs.py --against 94ee614 --no-imdb
@@ -139,7 +139,7 @@ def differences(before: dict[str, Any], again: dict[str, Any], after: dict[str, 
     changed = sorted(
         k for k in before.keys() | after.keys() if k not in volatile and before.get(k, missing) != after.get(k, missing)
     )
-    versions = [k for k in changed if k.endswith("/format_version")]
+    versions = [k for k in changed if k.endswith(("/format_version", "/created/tool"))]  # a release's name
     return [k for k in changed if k not in versions], versions
 
 
@@ -162,7 +162,7 @@ def main() -> None:
         after = run(REPO, imdb)
     changed, versions = differences(before, again, after)
     for key in versions:
-        print(f"format version {key}: {before.get(key)} -> {after.get(key)}")
+        print(f"version {key}: {before.get(key)} -> {after.get(key)}")
     for key in changed:
         print(f"DIFFERS {key}: {str(before.get(key, '<absent>'))[:100]} -> {str(after.get(key, '<absent>'))[:100]}")
     print(f"{len(after)} values compared ({'demo and IMDB' if imdb else 'demo'}), {len(changed)} differ")
