@@ -14,44 +14,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    import numpy as np
-
     from streamtrain.dataset.manifest import Manifest
-    from streamtrain.dataset.options import Announce, PrepareOptions
-    from streamtrain.dataset.val_sample import ValSample
-    from streamtrain.vectorize.choice import ChoiceSample
-    from streamtrain.vectorize.sequence import SequenceConfig
-    from streamtrain.vectorize.tfidf import NgramConfig
+    from streamtrain.dataset.options import Announce, BakeoffRequest, PrepareOptions
 
 
-def bakeoff(
-    choice: dict,
-    sample: ChoiceSample,
-    val_sample: ValSample,
-    label_names: list[str],
-    remap: np.ndarray,
-    ngram: NgramConfig,
-    sequence: SequenceConfig,
-    seed: int,
-) -> dict:
+def bakeoff(request: BakeoffRequest) -> dict:
     """``train.bakeoff.bakeoff``, imported when called (the ``dataset.options.Bakeoff`` that prepare takes).
 
     Args:
-        choice: the rule's choice.
-        sample: the first pass's labelled training sample.
-        val_sample: the validation sample.
-        label_names: the final class names.
-        remap: the first pass's provisional label id -> final id.
-        ngram: the n-gram vectorizer's config.
-        sequence: the sequence vectorizer's config.
-        seed: the models' seed.
+        request: the rule's choice and the first pass's samples, labels and vectorizer configurations.
 
     Returns:
-        The settled choice, with the evidence.
+        The choice decided, with the evidence under ``bakeoff``.
     """
     from streamtrain.train.bakeoff import bakeoff as measured
 
-    return measured(choice, sample, val_sample, label_names, remap, ngram, sequence, seed)
+    return measured(request)
 
 
 def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: Announce | None = None) -> Manifest:

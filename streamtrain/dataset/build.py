@@ -36,7 +36,7 @@ from streamtrain.dataset.counts import Stats
 from streamtrain.dataset.families import Classes, Vectorized, ngram_stage, sequence_stage
 from streamtrain.dataset.first_pass import FirstPass, first_pass
 from streamtrain.dataset.manifest import Manifest, is_dataset
-from streamtrain.dataset.options import Announce, Bakeoff, PrepareOptions
+from streamtrain.dataset.options import Announce, Bakeoff, BakeoffRequest, PrepareOptions
 from streamtrain.dataset.passes import split_record
 from streamtrain.dataset.records import Choice, Created, RefitOf, RowOrder, VectorizerRecord
 from streamtrain.errors import DataError
@@ -150,7 +150,10 @@ def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Ba
             log.warning(f"the guide's rule says sequences and no bake-off was given ({NO_BAKEOFF}): they stand")
         else:
             samples = (first.choice_sample, first.val_sample)
-            choice = bakeoff(choice, *samples, classes.names, classes.remap, opts.ngram(), opts.sequence(), opts.seed)
+            request = BakeoffRequest(
+                choice, *samples, classes.names, classes.remap, opts.ngram(), opts.sequence(), opts.seed
+            )
+            choice = bakeoff(request)
     first.choice_sample.clear()
     chosen = Choice.from_json(choice)
     log.info(chosen.line())

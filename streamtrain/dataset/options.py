@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -44,36 +44,34 @@ log = logging.getLogger(__name__)
 Announce = Callable[[ModelInputs], None]  # ``prepare``'s ``announce``
 
 
-class Bakeoff(Protocol):
-    """The signature of ``train.bakeoff.bakeoff``: a choice settled by measuring both families."""
+@dataclass(frozen=True)
+class BakeoffRequest:
+    """What a bake-off measures when the guide's rule says sequences under ``--vectorizer auto``.
 
-    def __call__(
-        self,
-        choice: dict,
-        sample: ChoiceSample,
-        val_sample: ValSample,
-        label_names: list[str],
-        remap: np.ndarray,
-        ngram: NgramConfig,
-        sequence: SequenceConfig,
-        seed: int,
-    ) -> dict:
-        """Settle ``choice`` by training both families on the first pass's samples.
+    Attributes:
+        choice: ``vectorize.choice.choose_vectorizer``'s record.
+        sample: the first pass's labelled training rows (``ChoiceSample``).
+        val_sample: the first pass's validation sample.
+        label_names: the final label names.
+        remap: the first pass's provisional label id -> final id (``LabelIndex.finalize``).
+        ngram: the n-gram family's configuration.
+        sequence: the sequence family's configuration.
+        seed: the run's seed.
+    """
 
-        Args:
-            choice: ``vectorize.choice.choose_vectorizer``'s record, the rule saying sequences under auto.
-            sample: the first pass's labelled training rows (``ChoiceSample``).
-            val_sample: the first pass's validation sample.
-            label_names: the final label names.
-            remap: the first pass's provisional label id -> final id.
-            ngram: the n-gram family's configuration.
-            sequence: the sequence family's configuration.
-            seed: the run's seed.
+    choice: dict
+    sample: ChoiceSample
+    val_sample: ValSample
+    label_names: list[str]
+    remap: np.ndarray
+    ngram: NgramConfig
+    sequence: SequenceConfig
+    seed: int
 
-        Returns:
-            The choice decided (``vectorize.choice.decide``'s record).
-        """
-        ...
+
+# A bake-off (``train.bakeoff.bakeoff``, passed in by the application layer): the request's choice decided by
+# measuring both families (``vectorize.choice.decide``'s record).
+Bakeoff = Callable[[BakeoffRequest], dict]
 
 
 def column(value: str) -> Column:

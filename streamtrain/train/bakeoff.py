@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from streamtrain.vectorize.choice import FAMILIES, ChoiceSample, decide
+from streamtrain.vectorize.choice import FAMILIES, decide
 from streamtrain.vectorize.rows import SparseRows, TokenRows
 from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
 from streamtrain.vectorize.tfidf import DocFreq, NgramConfig, TfidfState, hash_counts
 
 if TYPE_CHECKING:
-    from streamtrain.dataset.val_sample import ValSample
+    from streamtrain.dataset.options import BakeoffRequest
 
 log = logging.getLogger(__name__)
 EPOCHS = 40  # most epochs per model: each trains until its own early stopping, within this
@@ -50,34 +50,20 @@ VAL_BATCH = 1024  # validation rows scored at a time
 POSITIONS = 2_000_000
 
 
-def bakeoff(
-    choice: dict,
-    sample: ChoiceSample,
-    val_sample: ValSample,
-    label_names: list[str],
-    remap: np.ndarray,
-    ngram: NgramConfig,
-    sequence: SequenceConfig,
-    seed: int,
-) -> dict:
-    """``choice`` settled by measuring both families on the samples (``choice.decide``).
+def bakeoff(request: BakeoffRequest) -> dict:
+    """``request``'s choice settled by measuring both families on its samples (``choice.decide``).
 
     Args:
-        choice: the rule's choice, which said sequences under ``--vectorizer auto``.
-        sample: the labelled training sample of the first pass.
-        val_sample: the validation sample.
-        label_names: the final class names.
-        remap: the first pass's provisional label id -> final id (``LabelIndex.finalize``).
-        ngram: the n-gram vectorizer's config.
-        sequence: the sequence vectorizer's config.
-        seed: the models' seed.
+        request: the rule's choice (sequences under ``--vectorizer auto``), the first pass's samples, the final
+            class names and label map, both families' configurations and the seed.
 
     Returns:
         The settled choice, with the evidence under ``bakeoff``.
     """
-    texts, labels = sample.rows(remap)
+    sample, label_names = request.sample, request.label_names
+    texts, labels = sample.rows(request.remap)
     index = {name: i for i, name in enumerate(label_names)}
-    val = val_sample.rows()
+    val = request.val_sample.rows()
     val_texts = [text for _, text, _ in val]
     val_labels = np.fromiter((index[label] for _, _, label in val), np.int32, count=len(val))
     log.info(
@@ -89,10 +75,12 @@ def bakeoff(
     elif not val_texts:
         evidence = {"skipped": "no validation rows"}
     else:
-        evidence = measure(texts, labels, val_texts, val_labels, len(label_names), ngram, sequence, seed)
+        evidence = measure(
+            texts, labels, val_texts, val_labels, len(label_names), request.ngram, request.sequence, request.seed
+        )
     evidence["sample"] = {k: v for k, v in sample.record().items() if k != "rule"}
     evidence["val_sample_rows"] = len(val_texts)
-    settled = decide(choice, evidence)
+    settled = decide(request.choice, evidence)
     log.info(f"bake-off: {settled['bakeoff']['why']} -> {settled['chosen']}")
     return settled
 

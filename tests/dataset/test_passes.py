@@ -108,9 +108,10 @@ def _short_texts(tmp_path):
 def test_auto_is_settled_by_the_bakeoff_the_caller_passes(tmp_path):
     calls = []
 
-    def bakeoff(choice, sample, val_sample, label_names, remap, ngram, sequence, seed):
-        calls.append((len(sample), label_names, ngram.top_k, sequence.max_length, seed))
-        return {**choice, "chosen": "ngram", "bakeoff": {"decision": "ngram", "why": "a test's"}}
+    def bakeoff(request):
+        r = request
+        calls.append((len(r.sample), r.label_names, r.ngram.top_k, r.sequence.max_length, r.seed))
+        return {**r.choice, "chosen": "ngram", "bakeoff": {"decision": "ngram", "why": "a test's"}}
 
     opts = PrepareOptions(inputs=[str(_short_texts(tmp_path))], data=str(tmp_path / "d"), seed=5, max_length=40)
     manifest = prepare(opts, bakeoff=bakeoff)

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from conftest import DEMO_TRAIN
 
+from streamtrain.dataset.options import BakeoffRequest
 from streamtrain.dataset.prepare import PrepareOptions
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.prepare import prepare
@@ -95,11 +96,11 @@ def test_nothing_to_measure_on_keeps_the_rule_without_tensorflow():
     rule = choose_vectorizer("auto", 30_000, 5.0)
     sample = ChoiceSample()
     sample.offer(["a b c", "d e f"], np.array([1, 0], np.int32), np.array([True, True]))
-    settled = B.bakeoff(rule, sample, ValSample(), ["x", "y"], np.array([1, 0]), None, None, 0)  # type: ignore[arg-type]
+    settled = B.bakeoff(BakeoffRequest(rule, sample, ValSample(), ["x", "y"], np.array([1, 0]), None, None, 0))  # type: ignore[arg-type]
     assert settled["chosen"] == "sequence" and settled["bakeoff"]["skipped"] == "no validation rows"
     assert settled["bakeoff"]["sample"]["rows"] == 2 and settled["bakeoff"]["val_sample_rows"] == 0
     assert imported or "tensorflow" not in sys.modules
-    empty = B.bakeoff(rule, ChoiceSample(), ValSample(), ["x", "y"], np.array([1, 0]), None, None, 0)  # type: ignore[arg-type]
+    empty = B.bakeoff(BakeoffRequest(rule, ChoiceSample(), ValSample(), ["x", "y"], np.array([1, 0]), None, None, 0))  # type: ignore[arg-type]
     assert empty["bakeoff"]["skipped"] == "no training rows in the sample" and empty["chosen"] == "sequence"
 
 
