@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from streamtrain.dataset.manifest import Manifest
-from streamtrain.dataset.records import Choice, part_json
+from streamtrain.dataset.records import Choice
 from streamtrain.fs.atomic import atomic_write_text
 from streamtrain.train import markdown as md
 from streamtrain.train.metrics import Metrics
@@ -175,7 +175,7 @@ def _data(config: dict, manifest: Manifest) -> str:
             ],
         ),
         "### Vectorizer choice\n",
-        _choice(part_json(manifest.choice)),
+        _choice(manifest.choice),
         "### Rows per class\n",
         _rows_per_class(manifest),
     ]
@@ -184,11 +184,10 @@ def _data(config: dict, manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
-def _choice(choice: dict) -> str:
+def _choice(record: Choice | None) -> str:
     """The vectorizer choice as a sentence: ``Choice``'s own wording, as inspect and prepare's log line say it."""
-    if not choice:
+    if record is None:
         return "Not recorded (a dataset prepared before the choice was recorded)."
-    record = Choice.from_json(choice)
     return (
         f"Requested **{md.esc(record.requested)}**, chosen **{md.esc(record.chosen)}** ({md.esc(record.reason())}): "
         f"{md.esc(record.numbers())}.\n"

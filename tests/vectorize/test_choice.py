@@ -103,7 +103,7 @@ def test_one_wording_says_what_decided():
         f"a bake-off on {settled.bakeoff['train_rows']} sample rows decided: sample validation accuracy ngram + mlp "
         "0.8000, sequence + sepcnn 0.7000: ngram wins by more than the margin 0.01)"
     )
-    assert f"({settled.reason()})" in report_choice(settled.to_json())
+    assert f"({settled.reason()})" in report_choice(settled)
     assert Choice.from_json({**settled.to_json(), "samples_per_word": None}).numbers().endswith("S/W = inf")
 
 
@@ -184,7 +184,7 @@ def test_auto_picks_ngrams_for_short_titles_where_they_score_higher(ag_news_csv,
     # What a user reads later says the bake-off decided, not the rule, in the same words: inspect and the report.
     shown = streamtrain("inspect", tmp_path / "data").stdout
     assert f"chosen: ngram ({said})" in shown
-    assert said in report_choice(choice)
+    assert said in report_choice(Choice.from_json(choice))
 
 
 def test_auto_keeps_sequences_where_word_order_decides(ag_news_csv, tmp_path):
