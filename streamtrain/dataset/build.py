@@ -151,7 +151,7 @@ def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Ba
         else:
             samples = (first.choice_sample, first.val_sample)
             request = BakeoffRequest(
-                choice, *samples, classes.names, classes.remap, opts.ngram(), opts.sequence(), opts.seed
+                choice, *samples, classes.names, classes.remap, opts.ngram(first.doc_freq), opts.sequence(), opts.seed
             )
             choice = bakeoff(request)
     first.choice_sample.clear()

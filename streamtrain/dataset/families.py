@@ -88,7 +88,7 @@ def ngram_stage(
         DataError: no n-gram occurs in ``min_df`` or more training rows.
     """
     assert first.doc_freq is not None, "the first pass counts n-grams unless sequences were forced"
-    config, n_classes = opts.ngram(), len(classes.names)
+    config, n_classes = opts.ngram(first.doc_freq), len(classes.names)
     candidates = _candidates(config, first)
     if announce is not None:  # the F-test keeps top_k of the candidates: the width is known before it runs
         width = min(config.top_k, len(candidates))
@@ -99,7 +99,7 @@ def ngram_stage(
     # (docs/design/prepare.md).
     feature_names = FeatureNamesRecord.from_json(first.names.write(stage, state, top, classes.names))
     shards, per_class, coverage = _write_ngrams(opts, first, state, classes.remap, stage, n_classes)
-    vocabulary_buckets = int((first.doc_freq.df >= opts.min_df).sum())
+    vocabulary_buckets = int((first.doc_freq.df >= config.min_df).sum())
     return Vectorized(state, shards, per_class, coverage, vocabulary_buckets, feature_names)
 
 

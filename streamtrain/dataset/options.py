@@ -38,7 +38,7 @@ from streamtrain.vectorize.defaults import HASH_BUCKETS, MAX_LENGTH, MIN_DF, NGR
 from streamtrain.vectorize.ngrams import HASHER
 from streamtrain.vectorize.sequence import CODEPOINT, SequenceConfig
 from streamtrain.vectorize.split import DEFAULT_RULE
-from streamtrain.vectorize.tfidf import NgramConfig
+from streamtrain.vectorize.tfidf import DocFreq, NgramConfig, auto_min_df
 
 log = logging.getLogger(__name__)
 Announce = Callable[[ModelInputs], None]  # ``prepare``'s ``announce``
@@ -134,7 +134,12 @@ class PrepareOptions:
         help=f"n-gram features kept (by F-value), or tokens kept (by frequency); unset: {NGRAM_TOP_K:,} n-grams, "
         f"{TOP_K:,} tokens",
     )
-    min_df: int = option(MIN_DF, **POSITIVE, help="n-grams: minimum document frequency")
+    min_df: int | None = option(
+        None,
+        **POSITIVE,
+        help=f"n-grams: minimum document frequency; unset: 1 when the n-grams seen in training fit in --top-k, "
+        f"else {MIN_DF}",
+    )
     hash_buckets: int = option(
         HASH_BUCKETS, **POSITIVE, help="hash space of n-gram and token statistics; fixes prepare's memory"
     )
@@ -206,11 +211,21 @@ class PrepareOptions:
         """How the shards are laid out: format, rows per shard, per block and per shuffle bucket."""
         return ShardLayout(self.format, self.shard_rows, self.block_rows, self.bucket_rows)
 
-    def ngram(self) -> NgramConfig:
-        """The n-gram vectorizer's configuration (``top_k`` unset: ``NGRAM_TOP_K``)."""
+    def ngram(self, doc_freq: DocFreq | None = None) -> NgramConfig:
+        """The n-gram vectorizer's configuration.
+
+        Args:
+            doc_freq: the training rows' document frequencies, which decide an unset ``min_df``
+                (``tfidf.auto_min_df``); None (the first pass, which only hashes): ``MIN_DF`` stands in.
+
+        Returns:
+            The configuration (``top_k`` unset: ``NGRAM_TOP_K``).
+        """
+        top_k = self.top_k or NGRAM_TOP_K
+        min_df = self.min_df or (MIN_DF if doc_freq is None else auto_min_df(doc_freq, top_k))
         return NgramConfig(
-            top_k=self.top_k or NGRAM_TOP_K,
-            min_df=self.min_df,
+            top_k=top_k,
+            min_df=min_df,
             hash_buckets=self.hash_buckets,
             hasher=HASHER,
             sublinear_tf=True,

@@ -9,7 +9,7 @@ NGRAM_TOP_K = 200_000
 # The F-test scores at most this many buckets, the most frequent of the vocabulary, so its arrays (and prepare's
 # memory) stop growing with the corpus. Measurements: docs/design/tfidf.md
 MAX_CANDIDATES = 1 << 19
-MIN_DF = 2  # an n-gram must occur in this many training rows
+MIN_DF = 2  # an n-gram must occur in this many training rows, unless every n-gram seen fits (``tfidf.auto_min_df``)
 HASH_BUCKETS = 1 << 21  # hash space of n-gram and token statistics: fixes prepare's memory
 MAX_LENGTH = 500  # longest token sequence kept
 SW_THRESHOLD = 1500.0  # sequences when samples / median words per sample >= this

@@ -390,6 +390,23 @@ class TfidfState:
         return cls(config, arrays["idf"].astype(np.float32), arrays["selected"].astype(np.int64))
 
 
+def auto_min_df(doc_freq: DocFreq, top_k: int) -> int:
+    """The vocabulary's least document frequency when the user set none: 1 when every n-gram fits, else ``MIN_DF``.
+
+    An n-gram seen in one training row is dropped only to make room: when the buckets seen in training (df >= 1)
+    number at most ``top_k``, all of them are features; past that the guide's ``MIN_DF`` applies, so a large
+    corpus's features are unchanged. Why (measurements): docs/design/tfidf.md
+
+    Args:
+        doc_freq: the training rows' document frequencies.
+        top_k: the features the F-test keeps.
+
+    Returns:
+        1 or ``MIN_DF``.
+    """
+    return 1 if int(np.count_nonzero(doc_freq.df)) <= top_k else MIN_DF
+
+
 def candidate_buckets(doc_freq: DocFreq, min_df: int, most: int) -> np.ndarray:
     """The F-test's candidates: the vocabulary, capped so that the test's memory stops growing with the corpus.
 

@@ -17,6 +17,7 @@ from streamtrain.vectorize.tfidf import (
     DocFreq,
     NgramConfig,
     TfidfState,
+    auto_min_df,
     candidate_buckets,
     fit_selection,
     hash_counts,
@@ -234,3 +235,35 @@ def test_word_counts_median_matches_numpy():
     assert merged.median() == np.median(lengths)
     merged.update(["one more"])
     assert merged.median() == np.median(np.append(lengths, 2))
+
+
+def test_singletons_are_features_only_while_every_ngram_seen_fits(ag):
+    """``auto_min_df``: 1 while the n-grams seen in training fit in ``top_k``; past that the guide's 2."""
+    texts, _ = ag
+    config = NgramConfig()
+    df = DocFreq(config.hash_buckets)
+    df.update(hash_counts(config, texts))
+    seen = int(np.count_nonzero(df.df))
+    singletons = int(np.count_nonzero(df.df == 1))
+    assert singletons > seen // 2  # 7,600 news texts: most of their n-grams occur once
+    assert auto_min_df(df, top_k=seen) == 1
+    assert auto_min_df(df, top_k=seen - 1) == 2
+    assert auto_min_df(df, top_k=200_000) == 1
+
+
+def test_prepare_keeps_the_singletons_of_a_small_corpus_and_drops_them_when_they_do_not_fit(tmp_path, ag_news_csv):
+    """Unset ``--min-df`` resolves from the data, is recorded resolved, and a set one stands."""
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.dataset.prepare import PrepareOptions
+    from streamtrain.prepare import prepare
+
+    columns = {"text_column": [1, 2], "label_column": 0, "header": False}
+    runs = {"auto": {}, "narrow": {"top_k": 5_000}, "set": {"min_df": 3}}
+    got = {}
+    for name, extra in runs.items():
+        data = tmp_path / name
+        prepare(PrepareOptions(inputs=[str(ag_news_csv)], data=str(data), vectorizer="ngram", **columns, **extra))
+        manifest = Manifest.load(data)
+        got[name] = (manifest.vectorizer.config["min_df"], manifest.n_features)
+    assert got["auto"][0] == 1 and got["narrow"] == (2, 5_000) and got["set"][0] == 3
+    assert got["auto"][1] > 3 * got["set"][1]  # the singletons kept: several times the features of min_df 3
