@@ -144,6 +144,7 @@ def _selection(doc: dict | None) -> dict | None:
         "trials": [
             {
                 "candidate": t.candidate.name,
+                "val_loss": t.val_loss,
                 "val_accuracy": t.val_accuracy,
                 "seconds": t.seconds,
                 "ended_by": t.skipped or ("budget" if t.cut else "early stopping"),
@@ -253,11 +254,11 @@ def _selection_line(v: dict, width: int) -> str:
     if chosen["reused_from"] is not None:
         return name + f"{chosen['chosen']}, the selection of version {chosen['reused_from']} reused"
     trials = ", ".join(
-        f"{t['candidate']} {cell(t['val_accuracy'])}"
+        f"{t['candidate']} {cell(t['val_loss'])} {cell(t['val_accuracy'])}"
         + ("" if t["ended_by"] == "early stopping" else f" ({t['ended_by']})")
         for t in chosen["trials"]
     )
-    return name + f"{chosen['chosen']} chosen by validation accuracy of: {trials}"
+    return name + f"{chosen['chosen']} chosen by validation loss (and accuracy) of: {trials}"
 
 
 def _serving_line(v: dict, width: int) -> str:

@@ -246,7 +246,7 @@ def _selection(selection: Selection | None) -> str:
         )
         return "\n".join(out) + "\n"
     budget = "" if selection.budget_seconds is None else f" within a budget of {selection.budget_seconds:.0f} s"
-    out.append(f"Candidates trained in the prior's order{budget}; the highest validation accuracy wins.")
+    out.append(f"Candidates trained in the prior's order{budget}; the lowest validation loss wins.")
     out.append("")
     body = []
     for i, t in enumerate(selection.trials):
@@ -254,6 +254,7 @@ def _selection(selection: Selection | None) -> str:
         body.append(
             [
                 md.esc(t.candidate.name) + (" **(chosen)**" if i == selection.winner else ""),
+                md.num(t.val_loss),
                 md.num(t.val_accuracy),
                 str(t.rounds),
                 str(t.best_round),
@@ -261,7 +262,7 @@ def _selection(selection: Selection | None) -> str:
                 md.esc(state),
             ]
         )
-    out.append(md.table(["candidate", "val accuracy", "rounds", "best round", "seconds", "ended by"], body, "lrrrrl"))
+    out.append(md.table(["candidate", "val loss", "val accuracy", "rounds", "best round", "seconds", "ended by"], body, "lrrrrrl"))
     return "\n".join(out) + "\n"
 
 

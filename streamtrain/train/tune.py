@@ -6,8 +6,9 @@ unset ``--epochs``/``--patience`` follow the data (``schedule``), the time budge
 set (``--model``, ``--units``, ``--layers``, ``--learning-rate``, ``--dropout``) is kept in every candidate;
 ``--model`` other than ``auto`` leaves one. The first candidate trains to its own early stopping; the others
 start only while the budget lasts, and one running when it runs out stops at the end of its round (``cut``).
-The winner has the highest validation accuracy (its best round's weights on the whole validation split); a
-tie keeps the earlier candidate. Only a search of the prior's own candidates (none of those options set, a
+The winner has the lowest validation loss (its best round's weights on the whole validation split: the
+criterion early stopping already uses, and less noisy than accuracy on a few hundred rows); a tie keeps the
+earlier candidate. Only a search of the prior's own candidates (none of those options set, a
 budget above 0, one process) is ``searched``, and the next fit of the same vectorizer reuses its choice
 instead of searching again: a night forced with other options does not become every later night's model.
 fit runs the trials (``train.selection``) and keeps the winner's weights: the selection costs the losers'
@@ -317,7 +318,7 @@ class Selection:
 
 
 def pick(trials: list[Trial]) -> int:
-    """The winner among ``trials``: the highest validation accuracy; ties keep the earlier (the prior's order).
+    """The winner among ``trials``: the lowest validation loss; ties keep the earlier (the prior's order).
 
     Args:
         trials: the trials so far, in order; one without a score never wins over one with.
@@ -325,12 +326,12 @@ def pick(trials: list[Trial]) -> int:
     Returns:
         Its index.
     """
-    scored = [(t.val_accuracy if t.val_accuracy is not None else -1.0, -i) for i, t in enumerate(trials)]
-    return -max(scored)[1]
+    scored = [(t.val_loss if t.val_loss is not None else math.inf, i) for i, t in enumerate(trials)]
+    return min(scored)[1]
 
 
 def line(selection: Selection) -> str:
-    """The selection in one log line: each trial's accuracy (the winner starred), or the version it was reused from.
+    """The selection in one log line: each trial's loss and accuracy (the winner starred), or where it was reused from.
 
     Args:
         selection: the selection.
@@ -348,5 +349,10 @@ def line(selection: Selection) -> str:
         else:
             mark = " *" if i == selection.winner else ""
             cut = ", cut by the budget" if t.cut else ""
-            parts.append(f"{t.candidate.name} {t.val_accuracy:.4f}{cut}{mark}")
-    return "model selection (validation accuracy): " + "; ".join(parts)
+            parts.append(f"{t.candidate.name} {_score(t.val_loss)} {_score(t.val_accuracy)}{cut}{mark}")
+    return "model selection (validation loss, accuracy): " + "; ".join(parts)
+
+
+def _score(value: float | None) -> str:
+    """A trial's loss or accuracy in four decimals; ``-`` for none."""
+    return "-" if value is None else f"{value:.4f}"

@@ -36,17 +36,17 @@ def test_the_selection_is_recorded_reused_on_append_and_redone_with_retune(tmp_p
     names = [t["candidate"]["name"] for t in searched["trials"]]
     assert names == ["mlp 2 x 32", "linear", "mlp 2 x 128"]  # the demo's 5 classes: the prior's order
     assert searched["reused_from"] is None and not any(t["skipped"] for t in searched["trials"])
-    accuracies = [t["val_accuracy"] for t in searched["trials"]]
-    assert searched["winner"] == accuracies.index(max(accuracies))
+    losses = [t["val_loss"] for t in searched["trials"]]
+    assert searched["winner"] == losses.index(min(losses))
     assert first["candidate"] == searched["chosen"]["name"] == names[searched["winner"]]
-    assert abs(first["val_accuracy"] - max(accuracies)) < 1e-9  # the winner's weights are the version's model
+    assert abs(first["val_loss"] - min(losses)) < 1e-9  # the winner's weights are the version's model
     config = json.loads((models / "current" / "fit_config.json").read_text(encoding="utf-8"))
     assert config["candidate"] == first["candidate"] and config["epochs"] >= tune.MIN_EPOCHS
     report = (models / "current" / "report.md").read_text(encoding="utf-8")
     assert "## Model selection" in report and all(name in report for name in names)
     assert not (models / "current" / "checkpoint").exists()  # the trials' checkpoints went with the version's
     shown = streamtrain("inspect", models)
-    assert f"{first['candidate']} chosen by validation accuracy of: " in shown.stdout, shown.stdout
+    assert f"{first['candidate']} chosen by validation loss (and accuracy) of: " in shown.stdout, shown.stdout
 
     # Night 2: the append keeps the vectorizer, so fit reuses the choice and trains it alone.
     appended = streamtrain("prepare", "--append", night2, "--data", data)
