@@ -77,9 +77,10 @@ imdb's settings.
 Rounds are interleaved (``benchlib.run_rounds``: round 1 runs every tool,
 then round 2, ..., the tool order rotated each round); each tool runs in
 fresh subprocesses. Per tool the parent measures wall time, CPU seconds
-(user + sys, its descendants included, from ``os.wait4``) and peak RSS (the
+(user + sys, its descendants included, from ``os.wait4``), peak RSS (the
 kernel's high-water mark of the largest process in the tree, also from
-``wait4``); cores used = CPU s / wall s. ``others`` is the CPU the rest of
+``wait4``) and the bytes the tree wrote (``benchlib.io_delta``, in the JSON);
+cores used = CPU s / wall s. ``others`` is the CPU the rest of
 the machine used meanwhile (``benchlib.CpuWatch``: /proc/stat minus ours;
 above ~0.2 cores the timings are suspect). Printed per dataset: medians
 per tool, the median over rounds of each tool's total / streamtrain's total in
@@ -459,8 +460,13 @@ def measured(argv: Sequence[str], log: Path, timeout: float | None = None) -> di
     """Run ``argv`` with stdout to ``log``.out and stderr to ``log``.err; wall, CPU and peak RSS of its process tree.
 
     ``os.wait4`` returns the child's resource usage with its reaped descendants':
-    CPU seconds summed, ``ru_maxrss`` the largest single process's peak.
+    CPU seconds summed, ``ru_maxrss`` the largest single process's peak. Reaping
+    the child also adds its tree's I/O counters to this process's, so
+    ``benchlib.io_delta`` of this process's counters around the wait is what the
+    tree wrote (``write_bytes``, ``cancelled_write_bytes``, ``wchar``; None where
+    /proc/self/io is missing; this process writes nothing meanwhile).
     """
+    io_before = benchlib.io_counters()
     started = time.perf_counter()
     with log.with_suffix(".out").open("w") as out, log.with_suffix(".err").open("w") as err:
         proc = subprocess.Popen(list(argv), stdout=out, stderr=err, start_new_session=True)
@@ -472,6 +478,7 @@ def measured(argv: Sequence[str], log: Path, timeout: float | None = None) -> di
             timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
+    io = benchlib.io_delta(io_before, benchlib.io_counters())
     cpu = ru.ru_utime + ru.ru_stime
     return {
         "rc": proc.returncode,
@@ -479,6 +486,7 @@ def measured(argv: Sequence[str], log: Path, timeout: float | None = None) -> di
         "cpu_s": cpu,
         "peak_rss_mib": ru.ru_maxrss / 1024,
         "stdout": log.with_suffix(".out").read_text(),
+        **io,
     }
 
 
@@ -519,6 +527,7 @@ def run_streamtrain(train: Path, test: Path, work: Path, prepare_args: str, fit_
         "val_accuracy": fit_out.get("val_accuracy"),
         "steps": {
             s: {k: round(v, 3) for k, v in m.items() if k in ("wall_s", "cpu_s", "peak_rss_mib")}
+            | {k: m[k] for k in benchlib.IO_KEYS}
             for s, m in steps.items()
         },
         "epochs": fit_out.get("epochs"),
@@ -548,6 +557,7 @@ def run_streamtrain_train(
         "cpu_s": m["cpu_s"],
         "cores": m["cpu_s"] / m["wall_s"],
         "peak_rss_mib": m["peak_rss_mib"],
+        **{k: m[k] for k in benchlib.IO_KEYS},
         "test_accuracy": fit_out["test_accuracy"],
         "val_accuracy": fit_out.get("val_accuracy"),
         "epochs": fit_out.get("epochs"),
@@ -563,7 +573,7 @@ def run_peer(tool: str, dataset: str, train: Path, test: Path, labels: list[str]
         return _failed(tool, m, log)
     res = benchlib.result_in(m["stdout"]) or {"error": f"{tool}: no result"}
     res.update(total_s=m["wall_s"], cpu_s=m["cpu_s"], cores=m["cpu_s"] / m["wall_s"], peak_rss_mib=m["peak_rss_mib"])
-    return res
+    return res | {k: m[k] for k in benchlib.IO_KEYS}
 
 
 # ---------------------------------------------------------------- summary

@@ -18,7 +18,9 @@ Who owns what:
   child ``emit`` s one line ``BENCH_RESULT {json}``, ``run_child`` returns it
   (``result_in`` finds it in any stdout). Peak RSS is the child's
   ``getrusage(RUSAGE_SELF).ru_maxrss`` (the kernel's high-water mark, all
-  threads included).
+  threads included). ``io_counters`` / ``io_delta``: what a process tree wrote
+  (/proc/self/io read around ``os.wait4``: the kernel adds a reaped child's
+  counters, its own reaped children's included, to its parent's).
 - Output: ``fmt``, ``print_table`` (Markdown that reads as plain text),
   ``write_json``, ``source_state`` (the commit measured).
 
@@ -314,6 +316,30 @@ def rss_mib() -> float:
     """Current resident set size, MiB."""
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+IO_KEYS = ("write_bytes", "cancelled_write_bytes", "wchar")  # of /proc/<pid>/io, what ``io_delta`` reports
+
+
+def io_counters() -> dict[str, int] | None:
+    """This process's /proc/self/io (its threads, and the children it has reaped with theirs); None without it."""
+    try:
+        with open("/proc/self/io") as fh:
+            return {k: int(v) for k, v in (line.split(":") for line in fh if ":" in line)}
+    except OSError:
+        return None
+
+
+def io_delta(before: dict[str, int] | None, after: dict[str, int] | None) -> dict[str, int | None]:
+    """``IO_KEYS`` of ``after`` minus ``before`` (``io_counters`` around a child's life), None where unknown.
+
+    ``write_bytes``: bytes of pages the tree dirtied on a file system that accounts them (ext4, xfs; not
+    tmpfs), including those deleted before they reached the disk, which ``cancelled_write_bytes`` counts
+    again; ``wchar``: bytes handed to write(2) and friends, pipes and terminals included.
+    """
+    if before is None or after is None:
+        return dict.fromkeys(IO_KEYS)
+    return {k: after.get(k, 0) - before.get(k, 0) for k in IO_KEYS}
 
 
 # ---------------------------------------------------------------- output

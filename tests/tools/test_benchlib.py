@@ -170,3 +170,26 @@ def test_the_child_protocol_and_json_output(tmp_path) -> None:
     path = tmp_path / "sub" / "r.json"
     benchlib.write_json(path, {"n": np.float32(0.5), "i": np.int64(3), "p": tmp_path})
     assert json.loads(path.read_text()) == {"n": 0.5, "i": 3, "p": str(tmp_path)}
+
+
+def test_io_delta_counts_what_a_reaped_grandchild_wrote(tmp_path) -> None:
+    """/proc/self/io around a wait: a child's and its own child's writes, deleted ones in cancelled_write_bytes."""
+    import subprocess
+
+    before = benchlib.io_counters()
+    if before is None:
+        pytest.skip("no /proc/self/io here")
+    script = tmp_path / "write.py"  # writes 2 MB to argv[1]; with a second argument, runs itself on it and deletes it
+    script.write_text(
+        "import os, subprocess, sys\n"
+        "open(sys.argv[1], 'wb').write(b'x' * 2_000_000)\n"
+        "if len(sys.argv) > 2:\n"
+        "    subprocess.run([sys.executable, sys.argv[0], sys.argv[2]], check=True)\n"
+        "    os.remove(sys.argv[2])\n"
+    )
+    subprocess.run([sys.executable, str(script), str(tmp_path / "kept"), str(tmp_path / "deleted")], check=True)
+    io = benchlib.io_delta(before, benchlib.io_counters())
+    assert io["wchar"] >= 4_000_000
+    if io["write_bytes"]:  # 0 where the file system does not account dirtied pages (tmpfs)
+        assert io["write_bytes"] >= 4_000_000 and io["cancelled_write_bytes"] >= 2_000_000
+    assert benchlib.io_delta(None, before) == dict.fromkeys(benchlib.IO_KEYS)
