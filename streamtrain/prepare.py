@@ -3,13 +3,17 @@
 Also ``python -m streamtrain.prepare``, kept so existing crontabs and scripts work: the same as ``streamtrain
 prepare``. Who owns what: ``streamtrain.dataset.prepare`` prepares the dataset and never imports ``train/``;
 the bake-off that settles ``--vectorizer auto`` when the guide's rule says sequences trains models, so this
-layer passes it in (``bakeoff``: ``train.bakeoff.bakeoff``, imported only when a bake-off runs, as
-TensorFlow is). The command ``streamtrain prepare`` calls ``prepare`` here.
+layer passes it in (``bakeoff``: ``train.bakeoff.bakeoff``, run in a forked child that alone imports
+TensorFlow, so the models leave prepare's memory when it ends). The command ``streamtrain prepare`` calls
+``prepare`` here.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
+
+from streamtrain.child import in_child
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -19,14 +23,29 @@ if TYPE_CHECKING:
 
 
 def bakeoff(request: BakeoffRequest) -> dict:
-    """``train.bakeoff.bakeoff``, imported when called (the ``dataset.options.Bakeoff`` that prepare takes).
+    """``train.bakeoff.bakeoff`` in a forked child (the ``dataset.options.Bakeoff`` that prepare takes).
+
+    The child imports TensorFlow and trains the sample models; prepare's process never does, so neither they
+    nor TensorFlow's arenas stay in its memory for the passes after (``streamtrain.child``). A process that
+    has imported TensorFlow already (a test, a notebook calling ``prepare``) runs it here instead: a fork
+    would copy TensorFlow's threads half-way.
 
     Args:
         request: the rule's choice and the first pass's samples, labels and vectorizer configurations.
 
     Returns:
         The choice decided, with the evidence under ``bakeoff``.
+
+    Raises:
+        ChildError: the bake-off failed or its child was killed.
     """
+    if "tensorflow" in sys.modules:
+        return _measured(request)
+    return in_child(_measured, request, "the family bake-off")
+
+
+def _measured(request: BakeoffRequest) -> dict:
+    """``train.bakeoff.bakeoff``, imported when called (in the child)."""
     from streamtrain.train.bakeoff import bakeoff as measured
 
     return measured(request)

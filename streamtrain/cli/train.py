@@ -20,7 +20,6 @@ Rationale and measurements: docs/design/training-speed.md
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import functools
 import json
@@ -32,12 +31,12 @@ import time
 import typing
 from typing import Any
 
+from streamtrain.child import die_with
 from streamtrain.cli.arguments import Common, common_argv, to_argv
 from streamtrain.cli.workers import ChildFailed, stop
 from streamtrain.dataset.manifest import ModelInputs
 from streamtrain.errors import EXIT_UNEXPECTED, UsageError
 
-_PR_SET_PDEATHSIG = 1
 ANNOUNCE_ENV = "STREAMTRAIN_ANNOUNCE_FD"  # in prepare's environment: the pipe to announce its ModelInputs on
 # Options both commands have, with what they mean to train.
 SHARED_HELP = {
@@ -205,14 +204,6 @@ def _heard(fd: int) -> ModelInputs | None:
     return ModelInputs.from_json(json.loads(data))
 
 
-def _die_with(parent: int) -> None:
-    """In a child: SIGTERM when ``parent`` ends, however it ends (Linux's parent-death signal)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 class Forked:
     """``streamtrain prepare ARGV`` in a child forked from this process, with no exec.
 
@@ -244,7 +235,7 @@ class Forked:
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
                 os.close(null)
-                _die_with(parent)
+                die_with(parent)
                 os.environ[ANNOUNCE_ENV] = str(told)
                 from streamtrain.cli import run_command
 

@@ -1,0 +1,183 @@
+"""Work in a forked child whose memory goes when it ends (``in_child``), and dying with the parent (``die_with``).
+
+Who owns what: ``in_child`` forks, runs one function in the child and hands its JSON-able result back through
+a pipe; everything the child allocated (TensorFlow, its models, its threads) leaves with it. prepare runs its
+family bake-off this way, so the models it trains never stay in prepare's memory for the rest of the run
+(docs/design/prepare.md). The child:
+
+- sends its log records up the pipe, and this process hands each to its own logger as it arrives: the
+  handlers that are this process's (the CLI's, a test's) see them in order, as if logged here;
+- dies with this process, however it ends (Linux's parent-death signal, SIGTERM: ``die_with``);
+- takes SIGINT and SIGTERM at their default action: the parent's handlers decide what an interruption does,
+  and when the parent leaves early (a signal, an error) it ends the child and reaps it before going on.
+
+Fork only before this process imports TensorFlow (no thread of TensorFlow's copied half-way); the callers
+fork from prepare, which never imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+_CHILD_FAILED = 70  # the child's exit code when the function raised (EX_SOFTWARE)
+_GRACE = 5.0  # seconds a child told to stop (SIGTERM) has before SIGKILL
+
+
+class ChildError(RuntimeError):
+    """The function raised in the child, or the child died before it answered (the message says which)."""
+
+
+def die_with(parent: int) -> None:
+    """In a child: SIGTERM when ``parent`` ends, however it ends (Linux's parent-death signal).
+
+    Args:
+        parent: the parent's pid, read before the fork.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def in_child(fn: Callable[[Any], Any], arg: Any, what: str) -> Any:
+    """``fn(arg)`` run in a forked child; its result (JSON-able), decoded here.
+
+    Args:
+        fn: the work; its result must be JSON-able.
+        arg: its argument (the child has it as this process had it at the fork: nothing is copied).
+        what: the work's name, for messages.
+
+    Returns:
+        ``fn(arg)``'s result, as ``json.loads(json.dumps(result))``.
+
+    Raises:
+        ChildError: ``fn`` raised in the child (its type and message given), or the child ended without an
+            answer (killed by a signal, out of memory).
+    """
+    readable, writable = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child would write this process's buffered output again
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(readable)
+        _child(fn, arg, writable, parent)
+    os.close(writable)
+    answer = None
+    try:
+        with os.fdopen(readable, "rb") as pipe:
+            for line in pipe:  # a signal whose handler raises interrupts this; the child is ended below
+                answer = _relay(line) or answer
+        code = _reap(pid)
+    finally:
+        _end(pid)
+    return _decode(answer, code, what)
+
+
+class _Forward(logging.Handler):
+    """The child's one handler: each record, as one JSON line on the pipe."""
+
+    def __init__(self, pipe: Any) -> None:
+        super().__init__()
+        self.pipe = pipe
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+        sent = {"name": record.name, "levelno": record.levelno, "levelname": record.levelname, "msg": message}
+        self.pipe.write(json.dumps({"log": sent}).encode("utf-8") + b"\n")
+        self.pipe.flush()
+
+
+def _relay(line: bytes) -> dict | None:
+    """One line from the child: a log record is handed to this process's logger; the answer is returned."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if "log" in doc:
+        record = logging.makeLogRecord({**doc["log"], "args": None})
+        logging.getLogger(record.name).handle(record)
+        return None
+    return doc
+
+
+def _child(fn: Callable[[Any], Any], arg: Any, writable: int, parent: int) -> None:
+    """The child's side of ``in_child``: run, answer on ``writable``, leave by ``os._exit``."""
+    code = _CHILD_FAILED
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        die_with(parent)
+        with os.fdopen(writable, "wb") as pipe:
+            _forward_logs(pipe)
+            try:
+                answer = {"result": fn(arg)}
+                code = 0
+            except Exception as exc:  # handed to the parent, which raises it as a ChildError
+                answer = {"error": type(exc).__name__, "message": str(exc)}
+            pipe.write(json.dumps(answer).encode("utf-8") + b"\n")
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+
+
+def _forward_logs(pipe: Any) -> None:
+    """In the child: every record of ``streamtrain``'s loggers goes up ``pipe`` (``_Forward``), nowhere else."""
+    forward = _Forward(pipe)
+    ours = logging.getLogger("streamtrain")
+    for logger in (logging.getLogger(), ours):
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+    ours.addHandler(forward)
+    ours.propagate = False
+
+
+def _reap(pid: int) -> int:
+    """Wait for child ``pid`` and return its exit code (negative: the signal that ended it)."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _end(pid: int) -> None:
+    """End child ``pid`` if it still runs (SIGTERM, then SIGKILL after ``_GRACE`` s) and reap it."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # reaped already
+        return
+    if done:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _GRACE
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def _decode(doc: dict | None, code: int, what: str) -> Any:
+    """The result in the child's answer ``doc``; ``ChildError`` for a failure or no answer."""
+    if isinstance(doc, dict) and "result" in doc and code == 0:
+        return doc["result"]
+    if isinstance(doc, dict) and "error" in doc:
+        raise ChildError(f"{what} failed in its child process: {doc['error']}: {doc['message']}")
+    how = f"signal {-code}" if code < 0 else f"exit {code}"
+    raise ChildError(f"{what}'s child process ended ({how}) without an answer")
