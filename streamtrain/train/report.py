@@ -262,7 +262,11 @@ def _selection(selection: Selection | None) -> str:
                 md.esc(state),
             ]
         )
-    out.append(md.table(["candidate", "val loss", "val accuracy", "rounds", "best round", "seconds", "ended by"], body, "lrrrrrl"))
+    out.append(
+        md.table(
+            ["candidate", "val loss", "val accuracy", "rounds", "best round", "seconds", "ended by"], body, "lrrrrrl"
+        )
+    )
     return "\n".join(out) + "\n"
 
 
