@@ -59,6 +59,7 @@ class FakeTrials:
             trial.skipped = "the training loss became nan"
             return None, trial
         trial.val_accuracy = self.scores[candidate.name]
+        trial.val_loss = 1.0 - trial.val_accuracy  # the pick takes the lowest loss: here the highest accuracy
         return Trained(candidate, None, None, None, directory, [], [], trial.seconds, {}), trial
 
     def rebuild(self, candidate, directory, trial):
@@ -99,7 +100,7 @@ def test_the_budget_skips_the_candidates_after_it_is_spent(tmp_path):
 
 
 def test_a_resumed_search_skips_the_finished_trials_and_rebuilds_their_leader(tmp_path):
-    finished = [tune.Trial(SMALL, 0.80, 0.5, 4, 3, 2.0), tune.Trial(LINEAR, 0.90, 0.4, 4, 3, 2.0)]
+    finished = [tune.Trial(SMALL, 0.80, 0.20, 4, 3, 2.0), tune.Trial(LINEAR, 0.90, 0.10, 4, 3, 2.0)]
     (tmp_path / "checkpoint").mkdir()
     (tmp_path / "checkpoint" / TRIALS_NAME).write_text(json.dumps([t.to_json() for t in finished]))
     trials = FakeTrials(tmp_path, {LARGE.name: 0.85}, {LARGE.name: 1.0})
