@@ -29,7 +29,13 @@ from streamtrain.fs.locks import reader_lock, writer_lock
 from streamtrain.options import NON_NEGATIVE, POSITIVE, SECONDS, SHARE, check_options, option
 from streamtrain.train import tune
 from streamtrain.train.cluster import Cluster
-from streamtrain.train.plan import MIN_VALIDATIONS, VALIDATION_ROWS, VALIDATION_SAMPLE_ROWS, make_plan
+from streamtrain.train.plan import (
+    MAX_VALIDATIONS,
+    MIN_VALIDATIONS,
+    VALIDATION_ROWS,
+    VALIDATION_SAMPLE_ROWS,
+    make_plan,
+)
 from streamtrain.train.rounds import Start, join, new_trainer, train_rounds
 from streamtrain.train.runtime import import_tensorflow
 from streamtrain.train.tune import Candidate
@@ -83,7 +89,8 @@ class FitOptions:
         None,
         **POSITIVE,
         help="validations per epoch: early stopping looks this often, so it stops this much sooner after the best; "
-        f"unset: one every {VALIDATION_ROWS:,} training rows, at least {MIN_VALIDATIONS} (IMDB's 22k rows: 4)",
+        f"unset: one every {VALIDATION_ROWS:,} training rows, at least {MIN_VALIDATIONS} and at most "
+        f"{MAX_VALIDATIONS} (IMDB's 22k rows: 4)",
     )
     validation_rows: int = option(
         VALIDATION_SAMPLE_ROWS,

@@ -37,7 +37,8 @@ class Metrics:
         rows_per_worker: rows each worker trained, per round of this run.
         weights_digests: each worker's weights digest at the end of training.
         test_confusion: the test split's confusion matrix (rows: truth, columns: prediction).
-        train_seconds: training time.
+        train_seconds: training time (its rounds' validations included).
+        validation_seconds: of ``train_seconds``, the time the rounds' validations took (this process's).
         train_samples_per_second: training rows a second.
     """
 
@@ -62,6 +63,7 @@ class Metrics:
     weights_digests: list[str] = field(default_factory=list)
     test_confusion: list[list[int]] = field(default_factory=list)
     train_seconds: float | None = None
+    validation_seconds: float | None = None
     train_samples_per_second: float | None = None
 
     def to_json(self) -> dict[str, Any]:

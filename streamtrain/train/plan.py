@@ -27,11 +27,13 @@ if TYPE_CHECKING:
     from streamtrain.train.fit import FitOptions
 
 MODELS_FOR_ENCODING = {"ngram": ("mlp", "linear"), "sequence": ("sepcnn",)}
-# Unset --validations: a validation every VALIDATION_ROWS training rows, at least MIN_VALIDATIONS an epoch, so a
-# corpus of near-copies, learnt within a fraction of an epoch, is validated before its best has passed (why these
-# numbers: docs/design/training.md).
+# Unset --validations: a validation every VALIDATION_ROWS training rows, at least MIN_VALIDATIONS and at most
+# MAX_VALIDATIONS an epoch, so a corpus of near-copies, learnt within a fraction of an epoch, is validated before its
+# best has passed, and at millions of rows a round's training outgrows its validation (why these numbers:
+# docs/design/training.md).
 VALIDATION_ROWS = 5_600
 MIN_VALIDATIONS = 4
+MAX_VALIDATIONS = 32
 # What each of those validations scores: at most this many rows of the validation split (evenly spaced blocks, the
 # same ones every time; the final metrics and the promotion guard score every row), so a round's cost does not grow
 # with the validation split.
@@ -46,11 +48,12 @@ def validations_per_epoch(opts_validations: int | None, train_rows: int) -> int:
         train_rows: the dataset's training rows.
 
     Returns:
-        ``--validations``, or when unset one per ``VALIDATION_ROWS`` training rows, at least ``MIN_VALIDATIONS``.
+        ``--validations``, or when unset one per ``VALIDATION_ROWS`` training rows, at least ``MIN_VALIDATIONS``
+        and at most ``MAX_VALIDATIONS``.
     """
     if opts_validations is not None:
         return opts_validations
-    return max(MIN_VALIDATIONS, round(train_rows / VALIDATION_ROWS))
+    return min(MAX_VALIDATIONS, max(MIN_VALIDATIONS, round(train_rows / VALIDATION_ROWS)))
 
 
 def choose_model(requested: str, encoding: str) -> str:

@@ -270,6 +270,14 @@ def _selection(selection: Selection | None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _validating(metrics: Metrics) -> str:
+    """The share of the training time its validations took, as ``(N% validating)``; empty when unrecorded."""
+    spent, total = metrics.validation_seconds, metrics.train_seconds
+    if not spent or not total:
+        return ""
+    return f" ({100 * spent / total:.0f}% validating)"
+
+
 def _metrics(metrics: Metrics, history: dict) -> str:
     speed = metrics.train_samples_per_second
     table = md.table(
@@ -289,7 +297,7 @@ def _metrics(metrics: Metrics, history: dict) -> str:
             ["Best epoch", _epoch(metrics.best_epoch)],
             ["Validations per epoch", md.count(metrics.validations_per_epoch or 1)],
             *_sampled(metrics),
-            ["Training time", f"{md.num(metrics.train_seconds, 1)} s"],
+            ["Training time", f"{md.num(metrics.train_seconds, 1)} s{_validating(metrics)}"],
             ["Training speed", f"{md.count(speed)} samples/s" if md.finite(speed) else md.NA],
         ],
     )

@@ -17,6 +17,7 @@ is ``Rounds``. An input pipeline error is re-raised as itself (a
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ class Rounds:
 
     rows_per_worker: list[list[int]]  # [round][worker]: rows each worker trained in each round of this process
     digests: list[str]  # each worker's digest of its final weights (none for one worker)
+    validation_seconds: float = 0.0  # of this process's rounds, the time spent validating
 
 
 def join(opts: FitOptions, cluster: Cluster, encoding: str) -> Any:
@@ -123,7 +125,7 @@ def train_rounds(seed: int, plan: Plan, trainer: Any, callbacks: list, start: St
     """
     failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
     try:
-        rows = _run(seed, plan, trainer, callbacks, start, failures)
+        rows, validating = _run(seed, plan, trainer, callbacks, start, failures)
         cluster = trainer.cluster
         digests = [f"{int(d):012x}" for d in trainer.gather(trainer.weights_digest())] if cluster.size > 1 else []
     except Exception as exc:
@@ -137,11 +139,13 @@ def train_rounds(seed: int, plan: Plan, trainer: Any, callbacks: list, start: St
         raise ClusterError(
             f"the workers' weights differ after training (digests {', '.join(digests)}): no model was written"
         )
-    return Rounds(rows, digests)
+    return Rounds(rows, digests, validating)
 
 
-def _run(seed: int, plan: Plan, trainer: Any, callbacks: list, start: Start, failures: list) -> list[list[int]]:
-    """The loop of ``train_rounds``: the rows each worker trained in each round."""
+def _run(
+    seed: int, plan: Plan, trainer: Any, callbacks: list, start: Start, failures: list
+) -> tuple[list[list[int]], float]:
+    """The loop of ``train_rounds``: the rows each worker trained in each round, and the seconds validating."""
     import keras
 
     from streamtrain.train.tfdata import keras_dataset
@@ -149,6 +153,7 @@ def _run(seed: int, plan: Plan, trainer: Any, callbacks: list, start: Start, fai
     model, n_classes = trainer.model, len(plan.manifest.labels)
     train, val, round_steps = plan.train, plan.val, plan.round_steps
     rows: list[list[int]] = []
+    seconds = 0.0
     done, step, stopped, loaded = (int(v) for v in trainer.broadcast(start.numbers()))
     if loaded:
         trainer.sync_variables()
@@ -167,12 +172,14 @@ def _run(seed: int, plan: Plan, trainer: Any, callbacks: list, start: Start, fai
         logs, mine = trainer.train_round(training, round_steps - step, hooks)
         rows.append([int(r) for r in trainer.gather(mine)])
         if validating is not None:
+            began = time.perf_counter()
             logs.update(trainer.validate(validating, val.steps))
+            seconds += time.perf_counter() - began
         hooks.on_epoch_end(done, logs)
         done, step = done + 1, 0
         stopped = bool(trainer.broadcast([float(bool(model.stop_training))])[0])
     hooks.on_train_end()
-    return rows
+    return rows, seconds
 
 
 def _lost_worker(exc: BaseException, cluster: Cluster) -> str | None:

@@ -58,6 +58,7 @@ class Trained:
     seconds: float
     config: dict
     val: dict | None = None  # the validation split's score, when the selection scored it
+    validation_seconds: float = 0.0  # of ``seconds``, validating (this process's rounds)
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Trials:
         run = Trained(
             candidate, trainer, state, checkpoint, directory, rounds.rows_per_worker, rounds.digests, seconds, config
         )
+        run.validation_seconds = rounds.validation_seconds
         if scored:
             checkpoint.flush()
             run.val = self._score(run)

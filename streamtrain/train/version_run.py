@@ -317,6 +317,7 @@ def fit_metrics(plan: Plan, winner: Trained, results: dict) -> Metrics:
         weights_digests=winner.digests,  # each worker's, at the end of training (equal, or training failed)
         test_confusion=results["test"]["confusion"],
         train_seconds=round(winner.seconds, 3),
+        validation_seconds=round(winner.validation_seconds, 3),
         train_samples_per_second=(
             round(plan.train.rows * rounds_run / per_epoch / winner.seconds, 1) if winner.seconds else None
         ),

@@ -15,6 +15,7 @@ from streamtrain.errors import DataError, UsageError
 from streamtrain.train.cluster import Cluster
 from streamtrain.train.fit import FitOptions
 from streamtrain.train.plan import (
+    MAX_VALIDATIONS,
     MIN_VALIDATIONS,
     MODELS_FOR_ENCODING,
     VALIDATION_ROWS,
@@ -24,13 +25,17 @@ from streamtrain.train.plan import (
 )
 
 
-def test_validations_per_epoch_are_the_option_or_one_per_validation_rows_at_least_the_minimum():
+def test_validations_per_epoch_are_the_option_or_one_per_validation_rows_between_the_bounds():
     assert validations_per_epoch(1, 10**9) == 1 and validations_per_epoch(50, 0) == 50
     assert validations_per_epoch(None, 0) == MIN_VALIDATIONS
     assert validations_per_epoch(None, VALIDATION_ROWS * (MIN_VALIDATIONS - 1)) == MIN_VALIDATIONS
     assert validations_per_epoch(None, VALIDATION_ROWS * 10) == 10
     assert validations_per_epoch(None, VALIDATION_ROWS * 7 + VALIDATION_ROWS // 3) == 7  # the nearest count
     assert validations_per_epoch(None, VALIDATION_ROWS * 7 + VALIDATION_ROWS * 2 // 3) == 8
+    # IMDB x8 (179k rows) keeps its 32; millions of rows validate 32 times an epoch, not once per 5,600 rows.
+    assert validations_per_epoch(None, 178_872) == MAX_VALIDATIONS == 32
+    assert validations_per_epoch(None, 2_000_000) == validations_per_epoch(None, 8_000_000) == MAX_VALIDATIONS
+    assert validations_per_epoch(500, 8_000_000) == 500  # the option is not capped
 
 
 def test_a_model_must_read_the_rows_of_the_encoding():
