@@ -50,6 +50,23 @@ def die_with(parent: int) -> None:
         os._exit(1)
 
 
+def fork_piped() -> tuple[int, int, int]:
+    """Fork, with a pipe from the child to this process, this process's buffered output flushed first.
+
+    Returns:
+        ``(pid, fd, parent)``: in the child ``pid`` is 0 and ``fd`` the pipe's write end; in this process ``pid``
+        is the child's and ``fd`` the read end (each side has closed the other end). ``parent`` is this process's
+        pid, read before the fork (for ``die_with``).
+    """
+    readable, writable = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child would write this process's buffered output again
+    parent = os.getpid()
+    pid = os.fork()
+    os.close(readable if pid == 0 else writable)
+    return pid, writable if pid == 0 else readable, parent
+
+
 def in_child(fn: Callable[[Any], Any], arg: Any, what: str) -> Any:
     """``fn(arg)`` run in a forked child; its result (JSON-able), decoded here.
 
@@ -65,15 +82,9 @@ def in_child(fn: Callable[[Any], Any], arg: Any, what: str) -> Any:
         ChildError: ``fn`` raised in the child (its type and message given), or the child ended without an
             answer (killed by a signal, out of memory).
     """
-    readable, writable = os.pipe()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # or the child would write this process's buffered output again
-    parent = os.getpid()
-    pid = os.fork()
+    pid, readable, parent = fork_piped()
     if pid == 0:  # the child: never returns
-        os.close(readable)
-        _child(fn, arg, writable, parent)
-    os.close(writable)
+        _child(fn, arg, readable, parent)
     answer = None
     try:
         with os.fdopen(readable, "rb") as pipe:

@@ -31,7 +31,7 @@ import time
 import typing
 from typing import Any
 
-from streamtrain.child import die_with
+from streamtrain.child import die_with, fork_piped
 from streamtrain.cli.arguments import Common, common_argv, to_argv
 from streamtrain.cli.workers import ChildFailed, stop
 from streamtrain.dataset.manifest import ModelInputs
@@ -221,17 +221,12 @@ class Forked:
     """
 
     def __init__(self, argv: list[str], told: int) -> None:
-        readable, writable = os.pipe()
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()  # or the child would write this process's buffered output again
-        parent = os.getpid()
-        pid = os.fork()
+        pid, end, parent = fork_piped()
         if pid == 0:  # the child: never returns
             code = EXIT_UNEXPECTED
             try:
-                os.close(readable)
-                os.dup2(writable, 1)
-                os.close(writable)
+                os.dup2(end, 1)
+                os.close(end)
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
                 os.close(null)
@@ -245,10 +240,9 @@ class Forked:
                     with contextlib.suppress(OSError, ValueError):
                         stream.flush()
                 os._exit(code)
-        os.close(writable)
         self.pid = pid
         self.returncode: int | None = None
-        self.stdout = os.fdopen(readable, "rb")
+        self.stdout = os.fdopen(end, "rb")
 
     def poll(self) -> int | None:
         """The child's exit code (negative: the signal that killed it), or None while it runs."""
