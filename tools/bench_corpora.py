@@ -334,7 +334,7 @@ class Choice:
     max_epochs: int | None = None
     learning_rate: float | None = None
     fit_config: dict = field(default_factory=dict)
-    trials: list = field(default_factory=list)  # the model selection's trials: (candidate, val accuracy or why not)
+    trials: list = field(default_factory=list)  # the selection's trials: candidate, val loss and accuracy, or why not
 
     def summary(self) -> str:
         epochs = f"{self.epochs:g}/{self.max_epochs} epochs (best {self.best_epoch:g})"
@@ -356,7 +356,9 @@ def choice_of(out: dict, model_dir: Path) -> Choice:
     trials = []
     if selection.exists():  # 0.11 on
         for t in json.loads(selection.read_text())["trials"]:
-            score = t.get("skipped") or f"{t['val_accuracy']:.4f}" + (" cut" if t.get("cut") else "")
+            scored = f"loss {t['val_loss']:.4f} acc {t['val_accuracy']:.4f}" if t.get("val_loss") is not None else None
+            score = t.get("skipped") or scored or f"{t['val_accuracy']:.4f}"
+            score += " cut" if t.get("cut") else ""
             trials.append(f"{t['candidate']['name']} {score}")
     return Choice(
         encoding=prep.get("encoding", config.get("encoding")),
