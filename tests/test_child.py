@@ -98,11 +98,17 @@ def test_an_interrupted_wait_ends_the_child_and_reaps_it(monkeypatch):
         return pid
 
     monkeypatch.setattr(os, "fork", recording_fork)
+    # Python's own SIGINT handler, as a command has it (a pytest-xdist worker ignores SIGINT).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        in_child(_sleep, 60.0, "sleeping")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            in_child(_sleep, 60.0, "sleeping")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 10 and len(forked) == 1
     with pytest.raises(ChildProcessError):
         os.waitpid(forked[0], os.WNOHANG)  # reaped
