@@ -28,6 +28,7 @@ EXIT_CANTCREAT = 73  # EX_CANTCREAT
 EXIT_IOERR = 74  # EX_IOERR
 EXIT_BUSY = 75  # EX_TEMPFAIL
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell shows for a command whose reader closed its output
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 

@@ -62,6 +62,7 @@ OPERATOR = {
     74: "free space or raise the quota, then rerun (a fit resumes from its checkpoint)",
     75: "nothing: the next night runs again (or give `--wait SECONDS`); if it repeats, look for a stuck job",
     130: "rerun (a fit resumes)",
+    141: "nothing: the reader (head, a closed socket) stopped reading before the end",
     143: "rerun (a fit resumes)",
 }
 

@@ -29,7 +29,7 @@ from streamtrain.cli import logs
 from streamtrain.cli.arguments import parse
 from streamtrain.cli.commands import COMMANDS
 from streamtrain.cli.exit_codes import exit_code, help_text
-from streamtrain.errors import EXIT_OK, EXIT_USAGE, StreamtrainError, Terminated, write_error
+from streamtrain.errors import EXIT_OK, EXIT_PIPE, EXIT_USAGE, StreamtrainError, Terminated, write_error
 from streamtrain.options import effective, options_of
 
 
@@ -120,7 +120,9 @@ def _report(prog: str, exc: BaseException, log_format: str = "text") -> int:
     """One line on stderr for what ended a command (a traceback for a bug); its exit code."""
     progress.close_all()  # a pass it interrupted: remove its bar before saying why
     code = exit_code(exc)
-    if isinstance(exc, KeyboardInterrupt):
+    if code == EXIT_PIPE:  # the reader has what it wanted (``| head``): nothing to say, nothing more to write
+        _silence_stdout()
+    elif isinstance(exc, KeyboardInterrupt):
         logs.line(prog, "error", "interrupted by SIGINT", log_format, tag=False, exit_code=code)
     elif isinstance(exc, Terminated):
         logs.line(prog, "error", f"terminated by {exc}", log_format, tag=False, exit_code=code)
@@ -132,6 +134,14 @@ def _report(prog: str, exc: BaseException, log_format: str = "text") -> int:
     else:
         traceback.print_exc()
     return code
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush does not fail on the closed pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -7,6 +7,9 @@ process's exit code here.
 
 from __future__ import annotations
 
+import select
+import sys
+
 from streamtrain.errors import (
     EXIT_BUSY,
     EXIT_CANTCREAT,
@@ -15,6 +18,7 @@ from streamtrain.errors import (
     EXIT_IOERR,
     EXIT_NOT_PROMOTED,
     EXIT_OK,
+    EXIT_PIPE,
     EXIT_TERMINATED,
     EXIT_UNEXPECTED,
     EXIT_USAGE,
@@ -57,6 +61,10 @@ TABLE = (
     ),
     (EXIT_BUSY, "busy: another run holds the dataset or model directory (the message names it); retry or use --wait"),
     (EXIT_INTERRUPTED, "interrupted by SIGINT (Ctrl-C); partial outputs removed"),
+    (
+        EXIT_PIPE,
+        "standard output's reader closed it (streamtrain predict ... | head): the command stopped there, quietly",
+    ),
     (EXIT_TERMINATED, "terminated by SIGTERM; partial outputs removed"),
 )
 
@@ -69,8 +77,11 @@ def exit_code(exc: BaseException) -> int:
 
     Returns:
         73 or 74 for a typed write error (``errors.write_error``), an error's own ``exit_code``, 130 for
-        ``KeyboardInterrupt``, 143 for ``Terminated``, else 1.
+        ``KeyboardInterrupt``, 141 for a ``BrokenPipeError`` when standard output's reader is gone
+        (``stdout_reader_gone``), 143 for ``Terminated``, else 1.
     """
+    if isinstance(exc, BrokenPipeError) and stdout_reader_gone():
+        return EXIT_PIPE
     typed = write_error(exc)
     if typed is not None:
         return typed.exit_code
@@ -81,6 +92,20 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, Terminated):
         return EXIT_TERMINATED
     return EXIT_UNEXPECTED
+
+
+def stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe (or socket) whose reading end has closed: ``poll`` says ``POLLERR``.
+
+    Returns:
+        True when writing to standard output can only fail with ``EPIPE``; False otherwise, or when unknown.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def help_text() -> str:

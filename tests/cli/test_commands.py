@@ -145,6 +145,24 @@ def test_a_clean_predict_prints_nothing_on_stderr(run):
     assert [sorted(json.loads(line)) for line in proc.stdout.splitlines()] == [["label", "probabilities"]] * 2
 
 
+def test_predict_into_a_reader_that_stops_early_exits_141_quietly(run, tmp_path):
+    """``streamtrain predict ... | head -1``: the reader closes the pipe after one line; predict stops there with
+    the shell's code for SIGPIPE (141) and no traceback, not exit 1 as a bug."""
+    texts = tmp_path / "many.txt"
+    texts.write_text("my invoice is wrong, please refund me\n" * 100_000)  # far more than a pipe buffers
+    proc = subprocess.Popen(
+        [str(BIN), "predict", "--model-dir", str(run["model"]), str(texts)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()  # as head -1 does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141, err
+    assert "label" in first and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_fit_stdout_is_json_when_redirected(run, tmp_path):
     out = tmp_path / "metrics.json"
     with open(out, "w") as fh:  # `streamtrain fit ... > out.json`, default verbosity

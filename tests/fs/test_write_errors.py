@@ -49,3 +49,16 @@ def test_a_short_write_without_an_errno_is_reported_as_one(tmp_path):
         raise OSError("184024 requested and 8382 written")
     with pytest.raises(OSError, match="something else"), writing(tmp_path / "part.bin"):
         raise OSError("something else")
+
+
+def test_a_broken_pipe_is_141_only_when_standard_outputs_reader_is_gone(monkeypatch):
+    """EPIPE on some other pipe is a failure (1); on a standard output whose reader closed it, 141."""
+    import sys
+
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as out:
+        monkeypatch.setattr(sys, "stdout", out)
+        assert exit_code(BrokenPipeError(errno.EPIPE, "Broken pipe")) == 1  # the reader is still there
+        os.close(read_end)
+        assert exit_code(BrokenPipeError(errno.EPIPE, "Broken pipe")) == 141
+        monkeypatch.undo()
