@@ -80,6 +80,11 @@ class _Layout:
         """The part file's size."""
         return sum(a.nbytes for a in self.arrays.values())
 
+    @property
+    def rows(self) -> int:
+        """The part's rows (one length each)."""
+        return self.arrays["lengths"].count
+
 
 def _narrow(values: np.ndarray) -> np.ndarray:
     """``values`` in the narrowest of uint8, uint16 and uint32 that holds each of them exactly.
@@ -191,11 +196,18 @@ class Spill:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.n_cols = n_cols
-        self.parts = 0
-        self.rows = 0
-        self.sizes: list[int] = []  # bytes of each part on disk
-        self._layouts: list[_Layout] = []
+        self._layouts: list[_Layout] = []  # per part written, in order
         self._passes = list(passes)
+
+    @property
+    def parts(self) -> int:
+        """Parts written."""
+        return len(self._layouts)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Bytes of each part on disk, in order."""
+        return [layout.nbytes for layout in self._layouts]
 
     def append(self, part: SpillPart) -> None:
         """Write ``part`` as the next numbered part file.
@@ -216,11 +228,7 @@ class Spill:
                 fh.write(data)  # not tofile: a failed write then carries its errno
                 stored[name] = _Stored(array.dtype, array.size, memoryview(data).nbytes)
         dtypes = {"labels": part.labels.dtype, "splits": part.splits.dtype, "row_ids": part.row_ids.dtype}
-        layout = _Layout(stored, dtypes, first_row_id)
-        self._layouts.append(layout)
-        self.sizes.append(layout.nbytes)
-        self.parts += 1
-        self.rows += part.counts.shape[0]
+        self._layouts.append(_Layout(stored, dtypes, first_row_id))
 
     def __iter__(self) -> Iterator[SpillPart]:
         """Every part, in the order written, reporting progress under the next pass's name.
@@ -232,8 +240,8 @@ class Spill:
             OSError: a part file is shorter than written, or its bytes are not what was written.
         """
         name = self._passes.pop(0) if self._passes else "reading the spill"
-        total = sum(self.sizes)
-        log.debug(f"{name}: {self.parts} spilled parts, {total} bytes, {total / max(self.rows, 1):.1f} a row")
+        total, rows = sum(self.sizes), sum(layout.rows for layout in self._layouts)
+        log.debug(f"{name}: {self.parts} spilled parts, {total} bytes, {total / max(rows, 1):.1f} a row")
         with Progress(name, total) as progress:
             for i, layout in enumerate(self._layouts):
                 path = self.directory / f"part-{i:06d}.bin"
@@ -247,4 +255,4 @@ class Spill:
                     raise OSError(f"{path}: a scratch part is not what was written ({exc})") from exc
                 del buffer
                 yield part
-                progress.advance(len(part.labels), self.sizes[i])
+                progress.advance(len(part.labels), layout.nbytes)
