@@ -5,6 +5,7 @@
     .venv/bin/python tools/bench_scale.py --rows 8000000 --json scale-8m.json
     .venv/bin/python tools/bench_scale.py --json scale.json      # all three (0.5 M, 2 M, 8 M): every figure of issue 27
     .venv/bin/python tools/bench_scale.py --rows 50000 --rounds 1 --tools st-train,vw   # a quick look
+    .venv/bin/python tools/bench_scale.py --rows 500000 --streamtrain-prepare-args "--vectorizer ngram"
 
 Issue 27's measurements. Who owns what: the corpus is ``gen_scale.py``'s (seeded, the same bytes per seed),
 made once per size and seed under ``--work`` (default $STREAMTRAIN_BENCH_TEXT/scale, /tmp/streamtrain-bench/scale;
@@ -182,14 +183,17 @@ def passes(log: Path) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in PASS.finditer(text)}
 
 
-def run_tool(tool: str, c: Corpus, work: Path, timeout: float) -> dict:
-    """One tool from the CSV files to a test accuracy; streamtrain's phases flattened to ``prepare_*``/``fit_*``."""
+def run_tool(tool: str, c: Corpus, work: Path, timeout: float, extra: tuple[str, str] = ("", "")) -> dict:
+    """One tool from the CSV files to a test accuracy; streamtrain's phases flattened to ``prepare_*``/``fit_*``.
+
+    ``extra``: flags added to streamtrain's prepare and fit (one string each; ``train`` takes both).
+    """
     if tool in ("vw", "fasttext"):
         return run_peer(tool, c, work, timeout)
     if tool == "st-train":
-        res = bench_peers.run_streamtrain_train(c.train, c.test, work, "", "", timeout)
+        res = bench_peers.run_streamtrain_train(c.train, c.test, work, *extra, timeout)
         return res | {"passes": passes(work / "train.err")}
-    res = bench_peers.run_streamtrain(c.train, c.test, work, "", "", timeout)
+    res = bench_peers.run_streamtrain(c.train, c.test, work, *extra, timeout)
     if "error" in res:
         return res
     steps = res.pop("steps")
@@ -226,13 +230,13 @@ def disk_figures(tool: str, res: dict, c: Corpus, work: Path, disk: DiskPeak) ->
     return out
 
 
-def measure(c: Corpus, root: Path, timeout: float, tool: str, _round: int) -> dict:
+def measure(c: Corpus, root: Path, timeout: float, extra: tuple[str, str], tool: str, _round: int) -> dict:
     """``benchlib.run_rounds``' measure: one tool in a fresh work directory, left with its logs only."""
     work = root / "runs" / f"rows{c.rows}" / tool
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     with DiskPeak(work) as disk:
-        res = run_tool(tool, c, work, timeout)
+        res = run_tool(tool, c, work, timeout, extra)
     if "error" not in res:
         res |= disk_figures(tool, res, c, work, disk)
     keep_logs_only(work)
@@ -409,6 +413,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-corpus", action="store_true", help="keep each size's corpus for the next run")
     p.add_argument("--test-rows", type=int, default=20_000, help="rows of the test file (default 20,000)")
     p.add_argument("--seed", type=int, default=0, help="gen_scale's seed")
+    p.add_argument("--streamtrain-prepare-args", default="", help="extra flags for streamtrain prepare (one string)")
+    p.add_argument("--streamtrain-fit-args", default="", help="extra flags for streamtrain fit (one string)")
     p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
@@ -435,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for rows in args.rows:
         c = corpora[rows] = make_corpus(args.work, rows, args.test_rows, args.seed)
         print(f"\n{rows:,} rows: {c.train} ({c.input_bytes / MB:,.0f} MB with the test file)", flush=True)
-        runs = benchlib.run_rounds(args.tools, args.rounds, partial(measure, c, args.work, args.timeout), "scale", said)
+        extra = (args.streamtrain_prepare_args, args.streamtrain_fit_args)
+        measure_one = partial(measure, c, args.work, args.timeout, extra)
+        runs = benchlib.run_rounds(args.tools, args.rounds, measure_one, "scale", said)
         results += [r.record("tool", rows=rows) for r in runs]
         print_size(runs, c, args.tools)
         by_size[rows] = summary(runs, c, args.tools)

@@ -18,12 +18,14 @@ bench_scale = load_tool("bench_scale")
 
 @pytest.mark.slow
 def test_a_tiny_run_measures_every_figure(tmp_path: Path) -> None:
-    """3,000 rows, st-train and VW, one round: the JSON has each measurement and the ratio to VW."""
+    """3,000 rows, st-train and VW, one round: the JSON has each measurement and the ratio to VW; streamtrain
+    gets the extra flags."""
     if importlib.util.find_spec("vowpalwabbit") is None:
         pytest.skip("vowpalwabbit is not installed: the ratio to VW needs it (pip install vowpalwabbit)")
     out = tmp_path / "scale.json"
     argv = [sys.executable, str(TOOLS / "bench_scale.py"), "--rows", "3000", "--test-rows", "1000", "--rounds", "1"]
     argv += ["--tools", "st-train,vw", "--work", str(tmp_path / "work"), "--json", str(out)]
+    argv += ["--streamtrain-prepare-args", "--vectorizer ngram", "--streamtrain-fit-args", "--model linear"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done-when (issue 27):" in proc.stdout and "| st-train " in proc.stdout
@@ -37,6 +39,7 @@ def test_a_tiny_run_measures_every_figure(tmp_path: Path) -> None:
         assert r["write_bytes"] is None or r["write_bytes"] >= 0
         assert r["scratch_bytes"] >= 0 and r["outputs_bytes"] > 0
     assert runs["st-train"]["data_bytes"] > 0 and runs["st-train"]["passes"]
+    assert runs["st-train"]["model"] == "linear" and doc["argv"][-1] == "--model linear"
     summary = {r["tool"]: r for r in doc["summary"]["3000"]}
     assert summary["vw"]["vs_vw"] == 1.0
     assert summary["st-train"]["vs_vw"] == pytest.approx(runs["st-train"]["total_s"] / runs["vw"]["total_s"])
