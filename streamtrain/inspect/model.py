@@ -147,7 +147,7 @@ def _selection(doc: dict | None) -> dict | None:
                 "val_loss": t.val_loss,
                 "val_accuracy": t.val_accuracy,
                 "seconds": t.seconds,
-                "ended_by": t.skipped or ("budget" if t.cut else "early stopping"),
+                "ended_by": t.ended_by,
             }
             for t in chosen.trials
         ],

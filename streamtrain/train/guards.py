@@ -1,10 +1,11 @@
-"""Guards against training on, or writing, numbers that are not numbers; and the selection budget's stop.
+"""Guards against training on, or writing, numbers that are not numbers; and the selection's two stops.
 
 ``FiniteLoss`` is a Keras callback that stops a trial after the first validation round whose training or
 validation loss is NaN or infinite, and records which (``problem``); nothing built on it is checkpointed,
 and fit then drops the trial (in a model selection) or raises ``NonFiniteError`` instead of writing a
 model (its only trial). ``Deadline`` stops a trial at the end of the round that reaches the selection's
-budget. ``require_finite`` refuses metrics or probabilities that hold a non-finite value, so no code path
+budget; ``Horizon`` stops a later trial at the end of the leader's rounds unless its validation loss has beaten
+the leader's by then. ``require_finite`` refuses metrics or probabilities that hold a non-finite value, so no code path
 writes or reports one.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import keras
 import numpy as np
@@ -68,6 +70,37 @@ class Deadline(keras.callbacks.Callback):
         """
         if self.until is not None and not self.model.stop_training and time.monotonic() >= self.until:
             self.cut = True
+            self.model.stop_training = True
+
+
+class Horizon(keras.callbacks.Callback):
+    """Stop a later trial at the end of the leader's rounds unless it has beaten the leader's validation loss.
+
+    ``behind`` says whether it stopped the training.
+
+    Args:
+        horizon: ``tune.horizon``'s (rounds, loss); None: no limit (the first trial).
+        state: the trial's ``TrainingState``, whose ``best`` the checkpoint updates before this runs (a resumed
+            trial's rounds before the interruption included).
+    """
+
+    def __init__(self, horizon: tuple[int, float] | None, state: Any) -> None:
+        super().__init__()
+        self.horizon, self.state = horizon, state
+        self.behind = False
+
+    def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
+        """Stop training at the leader's rounds when the trial's best loss is not below the leader's.
+
+        Args:
+            round_: the 0-based round that ended.
+            logs: its metrics (unused: the state holds the best loss).
+        """
+        if self.horizon is None or self.model.stop_training or round_ + 1 < self.horizon[0]:
+            return
+        best = self.state.best
+        if best is None or not best < self.horizon[1]:
+            self.behind = True
             self.model.stop_training = True
 
 

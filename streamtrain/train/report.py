@@ -250,7 +250,7 @@ def _selection(selection: Selection | None) -> str:
     out.append("")
     body = []
     for i, t in enumerate(selection.trials):
-        state = t.skipped or ("cut by the budget" if t.cut else "early stopping")
+        state = t.ended_by
         body.append(
             [
                 md.esc(t.candidate.name) + (" **(chosen)**" if i == selection.winner else ""),

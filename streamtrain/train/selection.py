@@ -29,7 +29,7 @@ from streamtrain.fs.versions import Versions
 from streamtrain.train import tune
 from streamtrain.train.cluster import Cluster
 from streamtrain.train.modeldir import CHECKPOINT_DIR, CONFIG_NAME, read_vectorizer_doc
-from streamtrain.train.trial import Trained, Trials
+from streamtrain.train.trial import Limits, Trained, Trials
 from streamtrain.train.tune import Candidate
 
 if TYPE_CHECKING:
@@ -195,10 +195,12 @@ class Search:
     def _train(self, i: int, candidate: Candidate, directory: Path, several: bool) -> None:
         """Train trial ``i``; keep its model when it leads (removing the former leader's directory).
 
-        A trial that does not lead has its directory removed.
+        A trial after the first trains at most the leader's rounds unless it beats the leader's validation loss
+        (``tune.horizon``). A trial that does not lead has its directory removed.
         """
         until = None if i == 0 or self.budget is None else time.monotonic() + self.budget - self._seconds()
-        run, trial = self.trials.train(candidate, directory, until, first=i == 0, scored=several)
+        limits = Limits(until, tune.horizon(self.records) if several else None)
+        run, trial = self.trials.train(candidate, directory, limits, first=i == 0, scored=several)
         self.records.append(trial)
         if run is not None and tune.pick(self.records) == i:
             if self.leader is not None:

@@ -8,7 +8,7 @@ warm-start source, a prebuilt model) and trains one candidate at a time
 checkpoint resumed or the warm start's weights loaded, its rounds run
 through ``rounds.train_rounds`` with the callbacks (``FiniteLoss``, the
 ``Checkpoint`` that also does early stopping, TensorBoard, the budget's
-``Deadline``, ``EpochLog``), and its best round's weights restored. It
+``Deadline``, the leader's ``Horizon``: ``Limits``, ``EpochLog``), and its best round's weights restored. It
 returns the ``Trained`` model and the ``tune.Trial`` record; which
 candidates train, and which one wins, is ``train.selection``'s.
 ``Trials.rebuild`` loads a trial finished before an interruption from its
@@ -38,7 +38,7 @@ from streamtrain.train.tune import Candidate
 if TYPE_CHECKING:
     from streamtrain.train.checkpoint import Checkpoint, TrainingState
     from streamtrain.train.fit import FitOptions, Prebuilt
-    from streamtrain.train.guards import Deadline, FiniteLoss
+    from streamtrain.train.guards import Deadline, FiniteLoss, Horizon
     from streamtrain.train.promotion import Current, MajorityFloor
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,14 @@ class Trained:
     validation_seconds: float = 0.0  # of ``seconds``, validating (this process's rounds)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Where a trial stops besides its own early stopping (``Trials.train``)."""
+
+    until: float | None = None  # the end of the round that reaches this ``time.monotonic()`` time (the budget)
+    horizon: tuple[int, float] | None = None  # ``tune.horizon``: the leader's rounds, unless its loss is beaten
+
+
 @dataclass
 class Trials:
     """What the trials of one version share, and the training of each (see the module docstring)."""
@@ -77,15 +85,14 @@ class Trials:
     prebuilt: Prebuilt | None  # the first trial's model, when it fits
 
     def train(
-        self, candidate: Candidate, directory: Path, until: float | None, first: bool, scored: bool
+        self, candidate: Candidate, directory: Path, limits: Limits, first: bool, scored: bool
     ) -> tuple[Trained | None, tune.Trial]:
-        """Train ``candidate`` (resuming its checkpoint when there is one) until its early stopping or ``until``.
+        """Train ``candidate`` (resuming its checkpoint when there is one) until its early stopping or ``limits``.
 
         Args:
             candidate: the model to train.
             directory: its checkpoint directory.
-            until: stop at the end of the round that reaches this ``time.monotonic()`` time (the budget);
-                None: no limit.
+            limits: where else it stops (the budget's time, the leader's horizon).
             first: the selection's first trial (logs what training is about to do).
             scored: one of several trials: score it on the whole validation split, and log it under its
                 own TensorBoard run.
@@ -98,15 +105,16 @@ class Trials:
             NonFiniteError: the loss became non-finite in an unscored trial (the version is removed).
             ClusterError: a worker was lost.
         """
-        from streamtrain.train.guards import Deadline, FiniteLoss
+        from streamtrain.train.guards import Deadline, FiniteLoss, Horizon
 
         opts, plan = self.resolved(candidate), self.plan
         trainer = self._trainer(candidate, opts)
         state = self._starting_state(trainer.model, directory, opts)
         config = trial_config(opts, plan, self.cluster, candidate, self.warm_from, self.key)
-        finite, deadline = FiniteLoss(plan.per_epoch), Deadline(until)
+        finite, deadline = FiniteLoss(plan.per_epoch), Deadline(limits.until)
         checkpoint = self._checkpoint(directory, state, opts, finite)
-        callbacks = self._callbacks(candidate, config, finite, checkpoint, deadline, scored)
+        behind = Horizon(limits.horizon, state)
+        callbacks = self._callbacks(candidate, config, finite, checkpoint, (deadline, behind), scored)
         if first:
             _log_start(opts, plan, self.building, self.cluster)
         loaded = state.rounds_done > 0 or state.step > 0 or self.warm_from is not None
@@ -114,7 +122,7 @@ class Trials:
         start = Start(state.rounds_done, state.step, state.stopped, loaded)
         rounds = train_rounds(opts.seed, plan, trainer, callbacks, start)  # on an error, the other workers fail too
         seconds = time.perf_counter() - began
-        trial = _record(candidate, state, seconds, deadline.cut)
+        trial = _record(candidate, state, seconds, deadline.cut, behind.behind)
         if finite.problem:
             with contextlib.suppress(OSError):
                 checkpoint.flush()  # nothing may still be writing into what we remove
@@ -240,7 +248,7 @@ class Trials:
         config: dict,
         finite: FiniteLoss,
         checkpoint: Checkpoint,
-        deadline: Deadline,
+        stops: tuple[Deadline, Horizon],
         scored: bool,
     ) -> list:
         """The trial's callbacks, in the order they run at a round's end."""
@@ -250,7 +258,7 @@ class Trials:
         # One TensorBoard run per trial (tensorboard/<candidate>/) when several train, so they can be compared.
         board = self.building / TENSORBOARD_DIR / (candidate.slug if scored else "")
         log_lines = EpochLog(self.plan.schedule.epochs, self.plan.per_epoch)
-        return [finite, checkpoint, TensorBoardLog(board, config), deadline, log_lines]
+        return [finite, checkpoint, TensorBoardLog(board, config), *stops, log_lines]
 
     def _score(self, run: Trained) -> dict:
         """``run``'s model on the whole validation split."""
@@ -260,11 +268,11 @@ class Trials:
         return score_split(run.trainer.model, opts.data, self.plan.manifest, "val", opts.score_batch_size)
 
 
-def _record(candidate: Candidate, state: TrainingState, seconds: float, cut: bool) -> tune.Trial:
+def _record(candidate: Candidate, state: TrainingState, seconds: float, cut: bool, behind: bool) -> tune.Trial:
     """The trial's record so far (its score comes after)."""
     rounds = state.rounds_done
     best = state.best_round if state.best is not None else rounds
-    trial = tune.Trial(candidate, rounds=rounds, best_round=best, seconds=round(seconds, 3), cut=cut)
+    trial = tune.Trial(candidate, rounds=rounds, best_round=best, seconds=round(seconds, 3), cut=cut, behind=behind)
     trial.history = {k: state.history.get(k, []) for k in ("val_accuracy", "val_loss")}
     return trial
 

@@ -6,6 +6,8 @@ unset ``--epochs``/``--patience`` follow the data (``schedule``), the time budge
 set (``--model``, ``--units``, ``--layers``, ``--learning-rate``, ``--dropout``) is kept in every candidate;
 ``--model`` other than ``auto`` leaves one. The first candidate trains to its own early stopping; the others
 start only while the budget lasts, and one running when it runs out stops at the end of its round (``cut``).
+A later candidate also stops once it has trained as many rounds as the leader so far did without its validation
+loss beating the leader's (``horizon``, ``behind``): the same training the leader had, not more.
 The winner has the lowest validation loss (its best round's weights on the whole validation split: the
 criterion early stopping already uses, and less noisy than accuracy on a few hundred rows); a tie keeps the
 earlier candidate. Only a search of the prior's own candidates (none of those options set, a
@@ -265,6 +267,7 @@ class Trial:
     seconds: float = 0.0
     cut: bool = False  # stopped by the budget, not by its own early stopping
     skipped: str | None = None  # why it did not train
+    behind: bool = False  # stopped at the leader's rounds, its validation loss not below the leader's
     history: dict = field(default_factory=dict)  # val_accuracy and val_loss per round
 
     def to_json(self) -> dict:
@@ -277,6 +280,34 @@ class Trial:
     def from_json(cls, doc: dict) -> Trial:
         """The trial ``to_json`` recorded."""
         return cls(**{**doc, "candidate": Candidate.from_json(doc["candidate"])})
+
+    @property
+    def ended_by(self) -> str:
+        """What ended the trial, in words: why it was skipped, the budget, the leader's rounds or early stopping."""
+        if self.skipped:
+            return self.skipped
+        if self.cut:
+            return "cut by the budget"
+        return "behind the leader at its rounds" if self.behind else "early stopping"
+
+
+def horizon(trials: list[Trial]) -> tuple[int, float] | None:
+    """How far a later candidate trains without beating the leader: the leader's rounds and best validation loss.
+
+    Args:
+        trials: the trials so far, in order.
+
+    Returns:
+        (rounds, loss): the rounds the leader (``pick``) trained and the lowest validation loss its rounds
+        measured (the measure a running trial's rounds have); None without a leader that has both.
+    """
+    if not trials:
+        return None
+    leader = trials[pick(trials)]
+    losses = leader.history.get("val_loss") or []
+    if leader.val_loss is None or not leader.rounds or not losses:
+        return None
+    return leader.rounds, min(losses)
 
 
 @dataclass
@@ -348,8 +379,8 @@ def line(selection: Selection) -> str:
             parts.append(f"{t.candidate.name} not trained ({t.skipped})")
         else:
             mark = " *" if i == selection.winner else ""
-            cut = ", cut by the budget" if t.cut else ""
-            parts.append(f"{t.candidate.name} {_score(t.val_loss)} {_score(t.val_accuracy)}{cut}{mark}")
+            ended = f", {t.ended_by}" if t.cut or t.behind else ""
+            parts.append(f"{t.candidate.name} {_score(t.val_loss)} {_score(t.val_accuracy)}{ended}{mark}")
     return "model selection (validation loss, accuracy): " + "; ".join(parts)
 
 

@@ -15,7 +15,8 @@ from streamtrain.train.runtime import import_tensorflow
 
 import_tensorflow()  # quietly, before guards imports Keras
 
-from streamtrain.train.guards import Deadline, FiniteLoss, require_finite  # noqa: E402
+from streamtrain.train.checkpoint import TrainingState  # noqa: E402
+from streamtrain.train.guards import Deadline, FiniteLoss, Horizon, require_finite  # noqa: E402
 
 
 def attached(callback):
@@ -70,6 +71,48 @@ def test_a_deadline_does_not_claim_a_stop_another_guard_made():
     model.stop_training = True  # early stopping or the loss guard stopped it this round
     deadline.on_epoch_end(0, {})
     assert not deadline.cut and model.stop_training
+
+
+def _rounds(horizon, losses, state=None):
+    """A trial's rounds through ``Horizon``, its best loss kept as the checkpoint keeps it; the rounds it ran."""
+    state = state or TrainingState()
+    guard, model = attached(Horizon(horizon, state))
+    ran = 0
+    for round_, loss in enumerate(losses, start=state.rounds_done):
+        if model.stop_training:
+            break
+        state.best = loss if state.best is None else min(state.best, loss)
+        guard.on_epoch_end(round_, {"val_loss": loss})
+        ran += 1
+    return guard, ran
+
+
+def test_a_later_trial_stops_at_the_leaders_rounds_unless_it_beat_the_leader():
+    # The leader trained 12 rounds to a best validation loss of 0.2071 (IMDB's mlp 2 x 16).
+    falling = [0.5 - 0.02 * i for i in range(25)]  # 0.2800 at round 12, below the leader at round 16
+    behind, ran = _rounds((12, 0.2071), falling)
+    assert behind.behind and ran == 12  # stopped at the end of round 12
+    ahead, ran = _rounds((12, 0.2071), [0.3, 0.2, *falling[8:]])  # beat the leader at round 2
+    assert not ahead.behind and ran == 2 + len(falling[8:])  # then trains to its own end
+    tied, _ = _rounds((2, 0.2), [0.3, 0.2, 0.1])
+    assert tied.behind  # equal is not below: the earlier candidate keeps the lead, as ``tune.pick`` does
+    free, ran = _rounds(None, falling)  # the first trial: no leader
+    assert not free.behind and ran == len(falling)
+
+
+def test_a_resumed_trial_counts_the_rounds_and_the_best_loss_it_had():
+    resumed = TrainingState(rounds_done=10, best=0.19)  # it beat the leader before the interruption
+    guard, ran = _rounds((12, 0.2071), [0.25, 0.25, 0.25, 0.25], resumed)
+    assert not guard.behind and ran == 4
+    guard, ran = _rounds((12, 0.2071), [0.25, 0.25, 0.25, 0.25], TrainingState(rounds_done=10, best=0.3))
+    assert guard.behind and ran == 2  # rounds 11 and 12
+
+
+def test_the_horizon_does_not_claim_a_stop_another_guard_made():
+    guard, model = attached(Horizon((1, 0.1), TrainingState(best=0.5)))
+    model.stop_training = True
+    guard.on_epoch_end(0, {})
+    assert not guard.behind
 
 
 def test_finite_numbers_and_missing_ones_pass():

@@ -109,3 +109,18 @@ def test_a_fresh_tensorflow_scores_imdb_test_as_predict_does(imdb_runs, imdb_roo
     ]
     assert len(texts) == 25_000
     assert parity_with_predict(imdb_runs["hdf5"]["model_dir"], texts) <= 1e-5 + 5e-7  # predict prints 6 decimals
+
+
+def test_a_later_candidate_behind_the_leader_stops_at_the_leaders_rounds(imdb_runs):
+    """IMDB's linear model trails the 2 x 16 MLP: it trains the MLP's rounds, not its own 25-31 (issue 25's time)."""
+    selection = json.loads((imdb_runs["hdf5"]["model_dir"] / "current" / tune.SELECTION_NAME).read_text())
+    trials = selection["trials"]
+    leader = trials[0]
+    assert leader["candidate"]["name"] == "mlp 2 x 16" and not leader["behind"]
+    behind = [t for t in trials[1:] if t["behind"]]
+    assert [t["candidate"]["name"] for t in behind] == ["linear"]
+    for t in behind:  # stopped at the leader's rounds, never having gone below its loss
+        assert t["rounds"] == len(t["history"]["val_loss"]) == leader["rounds"] and not t["cut"]
+        assert min(t["history"]["val_loss"]) >= min(leader["history"]["val_loss"])
+    report = (imdb_runs["hdf5"]["model_dir"] / "current" / "report.md").read_text(encoding="utf-8")
+    assert "behind the leader at its rounds" in report

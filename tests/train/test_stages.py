@@ -48,18 +48,21 @@ class FakeTrials:
         self.building, self.scores, self.seconds = building, scores, seconds
         self.trained: list[tuple[str, bool]] = []  # (candidate, with a deadline)
         self.rebuilt: list[str] = []
+        self.horizons: list = []  # the horizon each trial was given
         self.discarded = False
 
-    def train(self, candidate, directory, until, first, scored):
+    def train(self, candidate, directory, limits, first, scored):
         assert scored
         directory.mkdir(parents=True)
-        self.trained.append((candidate.name, until is not None))
+        self.trained.append((candidate.name, limits.until is not None))
+        self.horizons.append(limits.horizon)
         trial = tune.Trial(candidate, rounds=4, best_round=3, seconds=self.seconds[candidate.name])
         if self.scores[candidate.name] is None:
             trial.skipped = "the training loss became nan"
             return None, trial
         trial.val_accuracy = self.scores[candidate.name]
         trial.val_loss = 1.0 - trial.val_accuracy  # the pick takes the lowest loss: here the highest accuracy
+        trial.history = {"val_loss": [0.9, trial.val_loss + 0.01, trial.val_loss, trial.val_loss + 0.02]}
         return Trained(candidate, None, None, None, directory, [], [], trial.seconds, {}), trial
 
     def rebuild(self, candidate, directory, trial):
@@ -85,6 +88,8 @@ def test_the_search_keeps_the_leader_and_removes_the_losers(tmp_path):
     assert leader.candidate == LINEAR and selection.winner == 1  # a tie keeps the earlier candidate
     assert selection.budget_seconds == tune.MIN_BUDGET and selection.searched
     assert trials.trained == [(SMALL.name, False), (LINEAR.name, True), (LARGE.name, True)]
+    # Each later trial gets the leader so far's rounds and best loss as its rounds measured it.
+    assert trials.horizons == [None, (4, pytest.approx(0.20)), (4, pytest.approx(0.15))]
     checkpoint = tmp_path / "checkpoint"
     assert sorted(p.name for p in checkpoint.iterdir()) == ["trial-1", TRIALS_NAME]
     recorded = json.loads((checkpoint / TRIALS_NAME).read_text())
