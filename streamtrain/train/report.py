@@ -246,7 +246,10 @@ def _selection(selection: Selection | None) -> str:
         )
         return "\n".join(out) + "\n"
     budget = "" if selection.budget_seconds is None else f" within a budget of {selection.budget_seconds:.0f} s"
-    out.append(f"Candidates trained in the prior's order{budget}; the lowest validation loss wins.")
+    out.append(
+        f"Candidates trained in the prior's order{budget}, a later one at most the leader's rounds unless it beats "
+        "the leader's validation loss; the lowest validation loss wins."
+    )
     out.append("")
     body = []
     for i, t in enumerate(selection.trials):
