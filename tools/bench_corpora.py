@@ -359,6 +359,7 @@ def choice_of(out: dict, model_dir: Path) -> Choice:
             scored = f"loss {t['val_loss']:.4f} acc {t['val_accuracy']:.4f}" if t.get("val_loss") is not None else None
             score = t.get("skipped") or scored or f"{t['val_accuracy']:.4f}"
             score += " cut" if t.get("cut") else ""
+            score += " behind" if t.get("behind") else ""
             trials.append(f"{t['candidate']['name']} {score}")
     return Choice(
         encoding=prep.get("encoding", config.get("encoding")),

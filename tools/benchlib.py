@@ -57,9 +57,16 @@ def positive_int(text: str) -> int:
 
 
 def add_common_flags(
-    p: argparse.ArgumentParser, *, rounds: int = 3, json: bool = False, imdb: bool = False, data: bool = False
+    p: argparse.ArgumentParser,
+    *,
+    rounds: int = 3,
+    json: bool = False,
+    imdb: bool = False,
+    data: bool = False,
+    streamtrain_args: bool = False,
 ) -> None:
-    """The flags every benchmark spells the same way; ``json``, ``imdb``, ``data``: add those too."""
+    """The flags every benchmark spells the same way; ``json``, ``imdb``, ``data``, ``streamtrain_args`` (extra
+    flags for streamtrain's prepare and fit): add those too."""
     p.add_argument(
         "--rounds",
         type=positive_int,
@@ -73,6 +80,11 @@ def add_common_flags(
         p.add_argument("--imdb", metavar="DIR", help="an extracted aclImdb directory (default: extract the archive)")
     if data:
         p.add_argument("--data", metavar="DIR", help="a prepared dataset (default: IMDB, prepared once)")
+    if streamtrain_args:
+        for step in ("prepare", "fit"):
+            p.add_argument(
+                f"--streamtrain-{step}-args", default="", help=f"extra flags for streamtrain {step} (one string)"
+            )
 
 
 # ---------------------------------------------------------------- the harness: rounds

@@ -151,7 +151,8 @@ def test_streamtrains_choice_is_read_from_the_version_it_wrote(tmp_path: Path) -
 
 
 def test_the_selections_trials_are_shown_with_their_loss_and_accuracy(tmp_path: Path) -> None:
-    """The pick is by validation loss, so the summary shows each trial's loss beside its accuracy."""
+    """The pick is by validation loss, so the summary shows each trial's loss beside its accuracy, and what cut
+    a trial short (the budget, or the leader's rounds)."""
     version = tmp_path / "versions" / "v1"
     version.mkdir(parents=True)
     (version / "fit_config.json").write_text(json.dumps({"model": "mlp", "layers": 2, "units": 16, "epochs": 35}))
@@ -159,10 +160,12 @@ def test_the_selections_trials_are_shown_with_their_loss_and_accuracy(tmp_path: 
         {"candidate": {"name": "mlp 2 x 16"}, "val_loss": 0.2090, "val_accuracy": 0.9140},
         {"candidate": {"name": "linear"}, "val_loss": 0.2099, "val_accuracy": 0.9186, "cut": True},
         {"candidate": {"name": "mlp 2 x 64"}, "skipped": "the budget of 120 s was spent"},
+        {"candidate": {"name": "mlp 2 x 128"}, "val_loss": 0.25, "val_accuracy": 0.90, "behind": True},
     ]
     (version / "selection.json").write_text(json.dumps({"trials": trials}))
     out = {"prepare": {"encoding": "ngram"}, "fit": {"version": "v1", "model": "mlp", "epochs": 3.0, "best_epoch": 2.5}}
     assert bench_corpora.choice_of(out, tmp_path).summary() == (
         "ngram, mlp 2 x 16, 3/35 epochs (best 2.5); of mlp 2 x 16 loss 0.2090 acc 0.9140, "
-        "linear loss 0.2099 acc 0.9186 cut, mlp 2 x 64 the budget of 120 s was spent"
+        "linear loss 0.2099 acc 0.9186 cut, mlp 2 x 64 the budget of 120 s was spent, "
+        "mlp 2 x 128 loss 0.2500 acc 0.9000 behind"
     )
