@@ -14,12 +14,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 
 from streamtrain.errors import NonFiniteError
+
+if TYPE_CHECKING:
+    from streamtrain.train.checkpoint import TrainingState
 
 
 class FiniteLoss(keras.callbacks.Callback):
@@ -84,7 +87,7 @@ class Horizon(keras.callbacks.Callback):
             trial's rounds before the interruption included).
     """
 
-    def __init__(self, horizon: tuple[int, float] | None, state: Any) -> None:
+    def __init__(self, horizon: tuple[int, float] | None, state: TrainingState) -> None:
         super().__init__()
         self.horizon, self.state = horizon, state
         self.behind = False

@@ -253,7 +253,6 @@ def _selection(selection: Selection | None) -> str:
     out.append("")
     body = []
     for i, t in enumerate(selection.trials):
-        state = t.ended_by
         body.append(
             [
                 md.esc(t.candidate.name) + (" **(chosen)**" if i == selection.winner else ""),
@@ -262,7 +261,7 @@ def _selection(selection: Selection | None) -> str:
                 str(t.rounds),
                 str(t.best_round),
                 f"{t.seconds:.1f}",
-                md.esc(state),
+                md.esc(t.ended_by),
             ]
         )
     out.append(

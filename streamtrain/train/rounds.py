@@ -125,7 +125,7 @@ def train_rounds(seed: int, plan: Plan, trainer: Any, callbacks: list, start: St
     """
     failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
     try:
-        rows, validating = _run(seed, plan, trainer, callbacks, start, failures)
+        rows, validation_seconds = _run(seed, plan, trainer, callbacks, start, failures)
         cluster = trainer.cluster
         digests = [f"{int(d):012x}" for d in trainer.gather(trainer.weights_digest())] if cluster.size > 1 else []
     except Exception as exc:
@@ -139,7 +139,7 @@ def train_rounds(seed: int, plan: Plan, trainer: Any, callbacks: list, start: St
         raise ClusterError(
             f"the workers' weights differ after training (digests {', '.join(digests)}): no model was written"
         )
-    return Rounds(rows, digests, validating)
+    return Rounds(rows, digests, validation_seconds)
 
 
 def _run(
