@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 import pytest
 from helpers import random_rows, random_tokens
 
 from streamtrain.dataset.bucket_shuffle import BucketShuffle
 from streamtrain.dataset.shuffle import row_buckets
+from streamtrain.errors import OutOfSpace
 from streamtrain.vectorize.rows import SparseRows, TokenRows
 
 
@@ -76,3 +80,25 @@ def test_one_bucket_stays_in_memory(tmp_path):
     shuffle, out = shuffled(tmp_path, rows, chunk=7, bucket_rows=64)
     assert shuffle.n_buckets == 1 and not (tmp_path / "s0-7").exists()
     np.testing.assert_array_equal(np.sort(out.row_ids), rows.row_ids)
+
+
+@pytest.mark.parametrize("make", [random_rows, random_tokens])
+def test_a_cut_short_bucket_file_is_an_error_naming_it_not_fewer_rows(tmp_path, make):
+    rows = make(300)
+    shuffle = BucketShuffle(tmp_path, len(rows), type(rows).empty(rows.n_cols), 0, 0, bucket_rows=64, buffer_rows=100)
+    shuffle.add(rows)
+    path = tmp_path / "bucket-000000.bin"
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(OSError, match=r"bucket-000000\.bin: a scratch bucket is shorter than written"):
+        list(shuffle.drain())
+
+
+def test_a_failed_bucket_write_says_which_file_and_why(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full, where every write fails with ENOSPC")
+    rows = random_rows(300)
+    shuffle = BucketShuffle(tmp_path, len(rows), type(rows).empty(rows.n_cols), 0, 0, bucket_rows=64, buffer_rows=100)
+    (tmp_path / "bucket-000000.bin").symlink_to("/dev/full")
+    with pytest.raises(OutOfSpace, match=r"cannot write .*bucket-000000\.bin: No space left on device") as caught:
+        shuffle.add(rows)
+    assert caught.value.__cause__.errno == errno.ENOSPC
