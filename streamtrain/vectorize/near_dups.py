@@ -19,7 +19,9 @@ Rationale, layout and measurements: docs/design/split.md
 
 from __future__ import annotations
 
+import itertools
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,9 @@ MIN_BIGRAMS = 8  # fewer distinct bigrams: no band keys (the per-text rule decid
 BIGRAM_SALT = 0x3C6EF372FE94F82B
 BAND_SALT = 0xA54FF53A5F1D36F1
 MAX_RUN = 1 << 20  # keys in a run that merging may produce (4 MiB of fingerprints)
+PARTITION_BITS = 6  # runs are kept per value of a fingerprint's top bits: 64 partitions, merged within one
+# Where each partition's fingerprints start, and the end of the last: bounds for ``np.searchsorted``.
+_PARTITION_STARTS = np.arange((1 << PARTITION_BITS) + 1, dtype=np.uint64) << np.uint64(32 - PARTITION_BITS)
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 RULE_TEXT = (
@@ -118,6 +123,10 @@ def band_keys(
 class BandIndex:
     """Band key -> value, as 32-bit fingerprints in sorted runs; no Python object per key.
 
+    The runs are kept per partition (the fingerprint's top ``PARTITION_BITS`` bits), so a lookup searches the
+    runs of its key's partition only and a merge stays within one: their number grows with the logarithm of a
+    partition's keys, not with the index's size.
+
     Args:
         bands: band keys per row.
         rows: MinHash bins per band (recorded, checked by ``load``).
@@ -126,13 +135,14 @@ class BandIndex:
 
     def __init__(self, bands: int = LSH_BANDS, rows: int = LSH_ROWS, dtype: type = np.uint8):
         self.bands, self.rows, self.dtype = bands, rows, np.dtype(dtype)
-        self._keys: list[np.ndarray] = []  # runs that resolve added, merged as they grow
-        self._values: list[np.ndarray] = []
-        self._base_keys: list[np.ndarray] = []  # runs loaded from files, searched as they are
-        self._base_values: list[np.ndarray] = []
+        partitions = len(_PARTITION_STARTS) - 1
+        self._keys: list[list[np.ndarray]] = [[] for _ in range(partitions)]  # runs resolve added, merged
+        self._values: list[list[np.ndarray]] = [[] for _ in range(partitions)]
+        self._base_keys: list[list[np.ndarray]] = [[] for _ in range(partitions)]  # loaded runs' parts, as they are
+        self._base_values: list[list[np.ndarray]] = [[] for _ in range(partitions)]
 
     def __len__(self) -> int:
-        return sum(len(k) for k in self._keys + self._base_keys)
+        return sum(len(k) for runs in self._keys + self._base_keys for k in runs)
 
     def _find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether each key is in the index, and its value where it is."""
@@ -141,11 +151,13 @@ class BandIndex:
         ordered = keys[order]
         found = np.zeros(len(keys), dtype=bool)
         values = np.zeros(len(keys), dtype=self.dtype)
-        for run, vals in zip(self._keys + self._base_keys, self._values + self._base_values):
-            at = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
-            hit = run[at] == ordered
-            found[order[hit]] = True
-            values[order[hit]] = vals[at[hit]]
+        for p, lo, hi in _partitions(ordered):
+            queries, where = ordered[lo:hi], order[lo:hi]
+            for run, vals in zip(self._keys[p] + self._base_keys[p], self._values[p] + self._base_values[p]):
+                at = np.minimum(np.searchsorted(run, queries), len(run) - 1)
+                hit = run[at] == queries
+                found[where[hit]] = True
+                values[where[hit]] = vals[at[hit]]
         return found, values
 
     def resolve(self, keys: np.ndarray, own: np.ndarray, vote: bool = True) -> np.ndarray:
@@ -197,18 +209,20 @@ class BandIndex:
         return out
 
     def _add(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """A run of keys not in the index yet (sorted, distinct); merged while the last run is not much longer."""
-        self._keys.append(keys)
-        self._values.append(values.astype(self.dtype, copy=False))
-        while (
-            len(self._keys) > 1
-            and len(self._keys[-2]) <= 2 * len(self._keys[-1])
-            and len(self._keys[-2]) + len(self._keys[-1]) <= MAX_RUN
-        ):
-            k2, v2 = self._keys.pop(), self._values.pop()
-            k1, v1 = self._keys.pop(), self._values.pop()
-            self._keys.append(merged := np.empty(len(k1) + len(k2), dtype=np.uint32))
-            self._values.append(values_out := np.empty(len(merged), dtype=self.dtype))
+        """Keys not in the index yet (sorted, distinct), with their values: a new run in each partition they fall in."""
+        for p, lo, hi in _partitions(keys):
+            self._push(self._keys[p], self._values[p], keys[lo:hi].copy(), values[lo:hi].astype(self.dtype))
+
+    @staticmethod
+    def _push(runs: list[np.ndarray], run_values: list[np.ndarray], keys: np.ndarray, values: np.ndarray) -> None:
+        """Append a run to a partition's; merged into the previous one while that is not much longer."""
+        runs.append(keys)
+        run_values.append(values)
+        while len(runs) > 1 and len(runs[-2]) <= 4 * len(runs[-1]) and len(runs[-2]) + len(runs[-1]) <= MAX_RUN:
+            k2, v2 = runs.pop(), run_values.pop()
+            k1, v1 = runs.pop(), run_values.pop()
+            runs.append(merged := np.empty(len(k1) + len(k2), dtype=np.uint32))
+            run_values.append(values_out := np.empty(len(merged), dtype=v1.dtype))
             at = np.searchsorted(k1, k2) + np.arange(len(k2))
             other = np.ones(len(merged), dtype=bool)
             other[at] = False
@@ -217,7 +231,7 @@ class BandIndex:
 
     def added_count(self) -> int:
         """How many keys ``resolve`` inserted since the index was made or loaded."""
-        return sum(len(k) for k in self._keys)
+        return sum(len(k) for runs in self._keys for k in runs)
 
     def added(self) -> tuple[np.ndarray, np.ndarray]:
         """The keys ``resolve`` inserted since the index was made or loaded, and their values, as one copy.
@@ -227,9 +241,10 @@ class BandIndex:
         Returns:
             (sorted uint32 fingerprints, their values).
         """
-        if not self._keys:
+        if not self.added_count():
             return np.zeros(0, np.uint32), np.zeros(0, self.dtype)
-        keys, values = np.concatenate(self._keys), np.concatenate(self._values)
+        keys = np.concatenate([k for runs in self._keys for k in runs])
+        values = np.concatenate([v for runs in self._values for v in runs])
         order = np.argsort(keys)
         return keys[order], values[order]
 
@@ -242,9 +257,11 @@ class BandIndex:
         Raises:
             WriteError: the file system refused the write.
         """
-        arrays: dict[str, Any] = {f"keys_{i}": k for i, k in enumerate(self._keys)}
-        arrays.update({f"values_{i}": v for i, v in enumerate(self._values)})
-        arrays.update(runs=np.int64(len(self._keys)), bands=np.int64(self.bands), rows=np.int64(self.rows))
+        keys = [k for runs in self._keys for k in runs]  # partition by partition: each run sorted, all disjoint
+        values = [v for runs in self._values for v in runs]
+        arrays: dict[str, Any] = {f"keys_{i}": k for i, k in enumerate(keys)}
+        arrays.update({f"values_{i}": v for i, v in enumerate(values)})
+        arrays.update(runs=np.int64(len(keys)), bands=np.int64(self.bands), rows=np.int64(self.rows))
         with writing(path), open(path, "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -285,10 +302,18 @@ class BandIndex:
                     raise DataError("split index arrays of the wrong type or shape", str(path))
                 if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
                     raise DataError("split index keys are not sorted and distinct", str(path))
-                if len(keys):
-                    index._base_keys.append(keys)
-                    index._base_values.append(values)
+                for p, lo, hi in _partitions(keys):
+                    index._base_keys[p].append(keys[lo:hi])
+                    index._base_values[p].append(values[lo:hi])
         return index
+
+
+def _partitions(keys: np.ndarray) -> Iterator[tuple[int, int, int]]:
+    """``(partition, start, stop)`` of each partition that sorted fingerprints ``keys`` have keys in."""
+    bounds = np.searchsorted(keys, _PARTITION_STARTS).tolist()
+    for p, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        if lo < hi:
+            yield p, lo, hi
 
 
 def _first(match: np.ndarray, values: np.ndarray) -> np.ndarray:
