@@ -117,8 +117,8 @@ def analyze_chunk(
             splits and the band keys, which ``RowSplits`` resolves in input order. None: no split (a later pass
             replays the first one's).
         ngram: the n-gram configuration to hash counts by; None: no counts.
-        count_words: count each text's whitespace-separated words (``words_per_text``, which holds the GIL):
-            the first pass's training rows only.
+        count_words: count each text's whitespace-separated words (``words_per_text``): the first pass's
+            training rows only.
 
     Returns:
         The chunk's ``ChunkWork``.

@@ -20,6 +20,19 @@ def test_words_are_whitespace_separated():
     assert words_per_text([]).tolist() == []
 
 
+# Every character str.split() splits at, ASCII or not, beside word characters of both kinds and a NUL.
+_SPLIT_ALPHABET = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPLIT_ALPHABET += "\u200b\ufeffab-\x00\x7fé東"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=_SPLIT_ALPHABET, max_size=40), max_size=30))
+def test_words_are_counted_as_str_split_counts_them(texts):
+    """ASCII texts are counted in bulk on their bytes, the others by str.split: either way len(text.split())."""
+    got = words_per_text(texts)
+    assert got.dtype == np.int64 and got.tolist() == [len(t.split()) for t in texts]
+
+
 def test_an_empty_histogram_has_no_samples_and_median_zero():
     counts = WordCounts()
     assert counts.samples == 0 and counts.median() == 0.0
