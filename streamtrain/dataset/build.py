@@ -37,7 +37,6 @@ from streamtrain.dataset.families import Classes, Vectorized, ngram_stage, seque
 from streamtrain.dataset.first_pass import FirstPass, first_pass
 from streamtrain.dataset.manifest import Manifest, is_dataset
 from streamtrain.dataset.options import Announce, Bakeoff, BakeoffRequest, PrepareOptions
-from streamtrain.dataset.passes import split_record
 from streamtrain.dataset.records import Choice, Created, RefitOf, RowOrder, VectorizerRecord
 from streamtrain.errors import DataError
 from streamtrain.fs.atomic import staging_dir
@@ -172,6 +171,7 @@ def _manifest(
     """The new dataset's manifest; writes the vectorizer, the split index and the validation sample."""
     state = made.state
     vectorizer = Vectorizer(state, classes.names)
+    assert first.split is not None, "the first pass records the split"
     return Manifest(
         shard_format=opts.format,
         encoding=vectorizer.encoding,
@@ -181,7 +181,7 @@ def _manifest(
         vectorizer=VectorizerRecord.from_json(vectorizer.save(stage)),
         choice=choice,
         shards=made.shards,
-        split=split_record(first.row_splits, opts.val_fraction, stage),
+        split=first.split,
         row_order=RowOrder("shuffled", opts.seed, opts.bucket_rows, ROW_ORDER_RULE),
         sources=first.sources,
         stats=_stats(first, made),

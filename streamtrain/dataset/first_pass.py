@@ -2,7 +2,8 @@
 
 The pass (``pass 1/3: reading and counting``; ``pass_name``) reads every
 input through ``passes.read_rows``, decides each row's split (``RowSplits``,
-replayed by the later passes), builds the provisional label map, counts the
+replayed by the later passes; an indexed rule's index is written to the stage
+as the pass ends and leaves memory), builds the provisional label map, counts the
 rejects per input (``sources.count_sources``; then ``--max-bad-fraction``),
 measures samples S and median words per sample W, and keeps the samples the
 later stages use: the validation sample, the bake-off's training sample
@@ -23,7 +24,8 @@ import numpy as np
 
 from streamtrain.dataset.counts import Source
 from streamtrain.dataset.options import PrepareOptions
-from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_val_rows
+from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_val_rows, split_record
+from streamtrain.dataset.records import SplitRecord
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.sources import Provenance, count_sources
 from streamtrain.dataset.spill import Spill, SpillPart
@@ -45,6 +47,7 @@ class FirstPass:
 
     rejects: RejectLog  # what the readers and the label map did not keep
     row_splits: RowSplits  # every row's split, decided by this pass (later passes replay it)
+    split: SplitRecord | None = None  # the manifest's record of the split, its index written when the pass ends
     labels: LabelIndex = field(default_factory=LabelIndex)
     words: WordCounts = field(default_factory=WordCounts)
     sources: list[Source] = field(default_factory=list)
@@ -108,6 +111,9 @@ def first_pass(opts: PrepareOptions, stage: Path, provenance: list[Provenance], 
     for batch in batches:
         _take(first, batch)
     first.row_splits.replay()
+    # The split index is written now and leaves memory: the later passes replay the decided splits only.
+    first.split = split_record(first.row_splits, opts.val_fraction, stage)
+    first.row_splits.index = None
     first.rejects.close()
     count_sources(first.sources, first.rejects, 0)
     first.rejects.check(sum(s.read for s in first.sources), opts.max_bad_fraction)
