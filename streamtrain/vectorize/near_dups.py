@@ -249,7 +249,9 @@ class BandIndex:
         return keys[order], values[order]
 
     def save_added(self, path: str | Path) -> None:
-        """Write the runs ``resolve`` added, as they are, to an ``.npz`` without pickle.
+        """Write the keys ``resolve`` added, one sorted run per partition, to an ``.npz`` without pickle.
+
+        Each partition's runs are merged as it is written, so writing holds one partition's keys more at most.
 
         Args:
             path: the file: ``keys_I`` and ``values_I`` per run, ``runs``, ``bands`` and ``rows``.
@@ -257,13 +259,23 @@ class BandIndex:
         Raises:
             WriteError: the file system refused the write.
         """
-        keys = [k for runs in self._keys for k in runs]  # partition by partition: each run sorted, all disjoint
-        values = [v for runs in self._values for v in runs]
-        arrays: dict[str, Any] = {f"keys_{i}": k for i, k in enumerate(keys)}
-        arrays.update({f"values_{i}": v for i, v in enumerate(values)})
-        arrays.update(runs=np.int64(len(keys)), bands=np.int64(self.bands), rows=np.int64(self.rows))
-        with writing(path), open(path, "wb") as fh:
-            np.savez(fh, **arrays)
+        with writing(path), zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+
+            def put(name: str, array: Any) -> None:
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
+
+            written = 0
+            for runs, run_values in zip(self._keys, self._values):
+                if runs:
+                    keys, values = np.concatenate(runs), np.concatenate(run_values)
+                    order = np.argsort(keys, kind="stable")  # the runs' keys are disjoint
+                    put(f"keys_{written}", keys[order])
+                    put(f"values_{written}", values[order])
+                    written += 1
+            put("runs", np.int64(written))
+            put("bands", np.int64(self.bands))
+            put("rows", np.int64(self.rows))
 
     @classmethod
     def load(cls, paths: list[Path], bands: int = LSH_BANDS, rows: int = LSH_ROWS) -> BandIndex:
