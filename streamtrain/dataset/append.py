@@ -254,6 +254,7 @@ def _passes(
     ``stage`` as shards; then the split index and the validation sample.
     """
     rejects, split_rows = _check_pass(night, len(manifest.labels), stage, executor, bad)
+    split = _split_after_check(night, manifest, stage)
     out = ShuffledSplits(
         night.opts.layout(),
         stage,
@@ -266,16 +267,26 @@ def _passes(
     coverage = _write_pass(night, state, out, executor)
     shards, per_class = out.close()
     shutil.rmtree(stage / ".shuffle", ignore_errors=True)
-    split = manifest.split
-    index = night.splits.index
-    if index is not None and index.added_count():
-        added = split_record(night.splits, night.opts.val_fraction, stage, night.directory).files()
-        split = dataclasses.replace(split, index=manifest.split_index() + added)
     sample_record = night.sample.write(stage) if night.sample.changed else manifest.val_sample
     if night.sample.changed and sample_record is not None:
         sample_record = dataclasses.replace(sample_record, path=f"{night.directory}/{sample_record.path}")
     shards = [_under(night.directory, s) for s in shards]
     return Written(shards, per_class, coverage, rejects, split, sample_record)
+
+
+def _split_after_check(night: Night, manifest: Manifest, stage: Path) -> SplitRecord:
+    """The dataset's split record once pass 1 has decided the night's rows: the keys they added written.
+
+    The index (the dataset's, loaded, and the night's keys) then leaves memory: the write pass replays the
+    decided splits only.
+    """
+    split = manifest.split
+    index = night.splits.index
+    if index is not None and index.added_count():
+        added = split_record(night.splits, night.opts.val_fraction, stage, night.directory).files()
+        split = dataclasses.replace(split, index=manifest.split_index() + added)
+    night.splits.index = None
+    return split
 
 
 def _check_pass(
