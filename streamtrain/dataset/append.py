@@ -250,8 +250,8 @@ def _passes(
 ) -> Written:
     """Both passes over the night's inputs, into ``stage``; what it then holds.
 
-    Pass 1 checks the new rows (rejects within ``bad``, the ``--max-bad-fraction``), pass 2 writes them into
-    ``stage`` as shards; then the split index and the validation sample.
+    Pass 1 checks the new rows (rejects within ``bad``, the ``--max-bad-fraction``); the split keys they added
+    are written then; pass 2 writes the rows into ``stage`` as shards; then the validation sample.
     """
     rejects, split_rows = _check_pass(night, len(manifest.labels), stage, executor, bad)
     split = _split_after_check(night, manifest, stage)

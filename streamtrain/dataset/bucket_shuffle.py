@@ -115,9 +115,10 @@ class BucketShuffle:
         data = path.read_bytes()
         frames, at = [], 0
         while at < len(data):
-            rows, at = _unframe(data, at, self.empty)
-            if at > len(data):
+            frame = _unframe(data, at, self.empty)
+            if frame is None:
                 raise OSError(f"{path}: a scratch bucket is shorter than written")
+            rows, at = frame
             frames.append(rows)
         path.unlink()
         return frames
@@ -160,15 +161,15 @@ def _frame(rows: Rows) -> bytes:
     return b"".join([header, *(a.tobytes() for a in arrays)])
 
 
-def _unframe(data: bytes, at: int, empty: Rows) -> tuple[Rows, int]:
-    """The frame at offset ``at`` of ``data`` (``_frame``'s), as rows of ``empty``'s kind; and the next offset.
+def _unframe(data: bytes, at: int, empty: Rows) -> tuple[Rows, int] | None:
+    """The frame at offset ``at`` of ``data`` (``_frame``'s), as rows of ``empty``'s kind, and the next offset.
 
-    An offset past the end of ``data`` (nothing read) says the frame is cut short.
+    None when ``data`` ends before the frame does.
     """
     names = _ARRAYS[type(empty)]
     end = at + _LENGTH.itemsize * len(names)
     if end > len(data):
-        return empty, end
+        return None
     lengths, at = np.frombuffer(data, _LENGTH, len(names), at).tolist(), end
     arrays = {}
     for name, length in zip(names, lengths):
@@ -176,7 +177,7 @@ def _unframe(data: bytes, at: int, empty: Rows) -> tuple[Rows, int]:
         shape = (length, *like.shape[1:])
         count = int(np.prod(shape))
         if at + count * like.dtype.itemsize > len(data):
-            return empty, len(data) + 1
+            return None
         arrays[name] = np.frombuffer(data, like.dtype, count, at).reshape(shape)
         at += count * like.dtype.itemsize
     if isinstance(empty, SparseRows):

@@ -168,7 +168,7 @@ def _manifest(
     made: Vectorized,
     refit_of: RefitOf | None,
 ) -> Manifest:
-    """The new dataset's manifest; writes the vectorizer, the split index and the validation sample."""
+    """The new dataset's manifest; writes the vectorizer and the validation sample (the first pass wrote the split)."""
     state = made.state
     vectorizer = Vectorizer(state, classes.names)
     assert first.split is not None, "the first pass records the split"
