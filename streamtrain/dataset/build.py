@@ -38,6 +38,7 @@ from streamtrain.dataset.first_pass import FirstPass, first_pass
 from streamtrain.dataset.manifest import Manifest, is_dataset
 from streamtrain.dataset.options import Announce, Bakeoff, BakeoffRequest, PrepareOptions
 from streamtrain.dataset.records import Choice, Created, RefitOf, RowOrder, VectorizerRecord
+from streamtrain.dataset.spill import BUCKET_BYTES
 from streamtrain.errors import DataError
 from streamtrain.fs.atomic import staging_dir
 from streamtrain.fs.locks import no_readers
@@ -52,6 +53,11 @@ log = logging.getLogger(__name__)
 # Why a library call that passed no bake-off keeps the rule's pick (``vectorize.choice.decide``'s "skipped").
 NO_BAKEOFF = "none given to this library call of streamtrain.dataset.prepare"
 ROW_ORDER_RULE = "bucket splitmix64(row_id, seed) % n_buckets, then a seeded permutation of each bucket"
+# n-grams (0.17): the spill's buckets, sized before the first pass by the input bytes (``first_pass.split_bytes``).
+NGRAM_ROW_ORDER_RULE = (
+    "bucket splitmix64(row_id, seed) % n_buckets, n_buckets = ceil(the split's input bytes / bucket_bytes), "
+    "then a seeded permutation of each bucket"
+)
 
 
 def build(
@@ -182,7 +188,7 @@ def _manifest(
         choice=choice,
         shards=made.shards,
         split=first.split,
-        row_order=RowOrder("shuffled", opts.seed, opts.bucket_rows, ROW_ORDER_RULE),
+        row_order=_row_order(opts, isinstance(state, SequenceState)),
         sources=first.sources,
         stats=_stats(first, made),
         created=Created(
@@ -194,6 +200,13 @@ def _manifest(
         val_sample=first.val_sample.write(stage),
         feature_names=made.feature_names,
     )
+
+
+def _row_order(opts: PrepareOptions, sequences: bool) -> RowOrder:
+    """The manifest's ``row_order``: sequences through ``ShuffledSplits``' buckets, n-grams the spill's."""
+    if sequences:
+        return RowOrder("shuffled", opts.seed, opts.bucket_rows, ROW_ORDER_RULE)
+    return RowOrder("shuffled", opts.seed, None, NGRAM_ROW_ORDER_RULE, BUCKET_BYTES)
 
 
 def _stats(first: FirstPass, made: Vectorized) -> Stats:

@@ -1,17 +1,19 @@
 """A new dataset's vectorizer stages, one per family: fit the vectorizer, then write the shards (``Vectorized``).
 
 - n-grams (``ngram_stage``): ``_select`` streams the first pass's spill
-  for the ANOVA F-test over the candidate buckets (``_candidates``) and
-  keeps the top-k, then names the selected features and each class's top
-  features from the first pass's sample of training texts
-  (``vectorize.ngram_names``: ``feature_names.json``); ``_write_ngrams``
-  streams the spill again into TF-IDF shards (``pass 3/3``).
+  (its training buckets) for the ANOVA F-test over the candidate buckets
+  (``_candidates``) and keeps the top-k, then names the selected features
+  and each class's top features from the first pass's sample of training
+  texts (``vectorize.ngram_names``: ``feature_names.json``);
+  ``_write_ngrams`` streams every spilled bucket again, each permuted, into
+  TF-IDF shards (``pass 3/3``).
 - sequences (``sequence_stage``): ``_count_tokens`` (only when the first
   pass did not: ``auto`` chose sequences) and ``_write_sequences`` re-read
   the raw inputs (``passes.read_rows``) into token-id shards.
 
-Either way the rows reach the shards through ``ShuffledSplits`` (each split
-in a seeded random order), the shard-writing pass measures how much of the
+Either way each split reaches its shards in a seeded random order: random
+buckets, each permuted (n-grams: the spill's buckets into ``SplitWriters``;
+sequences: through ``ShuffledSplits``). The shard-writing pass measures how much of the
 training text the fitted vectorizer represents (``drift``: the baseline for
 appends), and ``announce`` learns the model's inputs before the shards are
 written.
@@ -31,17 +33,18 @@ from streamtrain.dataset.drift import Coverage, coverage_for
 from streamtrain.dataset.first_pass import FirstPass, pass_name
 from streamtrain.dataset.manifest import ModelInputs
 from streamtrain.dataset.options import Announce, PrepareOptions
-from streamtrain.dataset.parallel import executor_for, ordered_map, workers
+from streamtrain.dataset.parallel import executor_for
 from streamtrain.dataset.passes import read_rows
 from streamtrain.dataset.records import FeatureNamesRecord
 from streamtrain.dataset.shards import ShardInfo
-from streamtrain.dataset.shuffled import ShuffledSplits
+from streamtrain.dataset.shuffled import ShuffledSplits, SplitWriters
+from streamtrain.dataset.spill import Bucket, SpillPart
 from streamtrain.errors import DataError
 from streamtrain.vectorize.defaults import MAX_CANDIDATES
 from streamtrain.vectorize.ngram_names import top_features
 from streamtrain.vectorize.rows import SparseRows
 from streamtrain.vectorize.sequence import SequenceState, TokenCounts
-from streamtrain.vectorize.split import TRAIN
+from streamtrain.vectorize.split import SPLIT_NAMES, TRAIN
 from streamtrain.vectorize.tfidf import ClassMoments, NgramConfig, TfidfState, candidate_buckets, fit_selection
 
 log = logging.getLogger(__name__)
@@ -170,18 +173,17 @@ def _select(
     vocabulary = int(np.count_nonzero(idf > 0))
     weigher = TfidfState(config, idf, np.zeros(0, np.int64))  # weighs; selects nothing yet
     moments = ClassMoments(candidates, n_classes)
-    for part in first.spill:
+    for _, part in first.spill.read([TRAIN], _as_read):
         for lo, hi in _entry_blocks(part.counts.indptr):
-            train = part.splits[lo:hi] == TRAIN
-            counts = part.counts[lo:hi][train]
+            counts = part.counts[lo:hi]
             values, _ = weigher.tfidf_buckets(counts)
             moments.update(
                 SparseRows(
                     counts.indptr.astype(np.int64),
                     counts.indices,
                     values,
-                    remap[part.labels[lo:hi][train]],
-                    part.row_ids[lo:hi][train],
+                    remap[part.labels[lo:hi]],
+                    part.row_ids[lo:hi],
                     counts.shape[1],
                 )
             )
@@ -194,23 +196,34 @@ def _select(
 def _write_ngrams(
     opts: PrepareOptions, first: FirstPass, state: TfidfState, remap: np.ndarray, stage: Path, n_classes: int
 ) -> tuple[list[ShardInfo], np.ndarray, Coverage]:
-    """Pass 3: the spill's rows as TF-IDF into shuffled shards; the shards, rows per split and class, coverage."""
+    """Pass 3: each spilled bucket's rows, permuted, as TF-IDF into the shards; the shards, rows per class, coverage.
+
+    The spill holds each split's rows in its shuffle buckets: a bucket's rows in their seeded order
+    (``Spill.load``), bucket after bucket, are the split's shuffled order.
+    """
     assert first.spill is not None, "the first pass spilled the n-gram counts"
-    out = ShuffledSplits(opts.layout(), stage, first.split_rows, "ngram", state.n_features, n_classes, opts.seed)
+    out = SplitWriters(opts.layout(), stage, "ngram", state.n_features, n_classes)
     coverage = coverage_for(state)
-    # TF-IDF on threads of this process (the spill is on its disk), a block ahead per thread, while this thread
-    # shuffles and writes (docs/design/prepare.md). Blocks of BLOCK_ENTRIES, not whole parts: two parts'
-    # temporaries at once raised prepare's peak.
-    blocks = (
-        (part.splits[lo:hi], (part.counts[lo:hi], remap[part.labels[lo:hi]], part.row_ids[lo:hi]))
-        for part in first.spill
-        for lo, hi in _entry_blocks(part.counts.indptr)
-    )
+
+    def featurized(bucket: Bucket, part: SpillPart) -> list[tuple[SparseRows, np.ndarray, np.ndarray]]:
+        labels = remap[part.labels]
+        return [  # in blocks of BLOCK_ENTRIES: the temporaries of a whole bucket at once raised prepare's peak
+            state.featurize_counting(part.counts[lo:hi], labels[lo:hi], part.row_ids[lo:hi])
+            for lo, hi in _entry_blocks(part.counts.indptr)
+        ]
+
+    # Buckets read and weighed on threads of this process, a bucket ahead per thread, while this thread writes.
     with executor_for(opts.jobs) as pool:
-        for splits, (rows, outside, total) in ordered_map(pool, state.featurize_counting, blocks, workers(pool)):
-            out.write(rows, splits)
-            coverage.add_train(outside, total, splits == TRAIN)
+        for bucket, blocks in first.spill.read(range(len(SPLIT_NAMES)), featurized, pool, shuffled=True):
+            for rows, outside, total in blocks:
+                out.write(rows, bucket.split)
+                coverage.add_train(outside, total, np.full(len(rows), bucket.split == TRAIN))
     return (*out.close(), coverage)
+
+
+def _as_read(bucket: Bucket, part: SpillPart) -> SpillPart:
+    """A bucket's rows as read (``Spill.read``'s ``fn`` for a pass that wants them as they are)."""
+    return part
 
 
 def _count_tokens(opts: PrepareOptions, first: FirstPass, executor: Executor) -> TokenCounts:

@@ -9,7 +9,8 @@ measures samples S and median words per sample W, and keeps the samples the
 later stages use: the validation sample, the bake-off's training sample
 (``ChoiceSample``) and, for n-grams, the texts that name the features. For
 n-grams it also hashes them once, counting document frequencies and spilling
-the counts to scratch files; for forced sequences it counts token
+the counts to scratch files, each split's rows in its shuffle buckets
+(``spill``: sized by ``split_bytes``); for forced sequences it counts token
 frequencies instead.
 """
 
@@ -28,7 +29,7 @@ from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_va
 from streamtrain.dataset.records import SplitRecord
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.sources import Provenance, count_sources
-from streamtrain.dataset.spill import Spill, SpillPart
+from streamtrain.dataset.spill import Spill, SpillPart, bucket_counts
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import DataError
 from streamtrain.io.readers import detect_format
@@ -36,7 +37,7 @@ from streamtrain.vectorize.choice import ChoiceSample
 from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.ngram_names import NameSample
 from streamtrain.vectorize.sequence import TokenCounts
-from streamtrain.vectorize.split import SPLIT_NAMES, TRAIN
+from streamtrain.vectorize.split import SPLIT_NAMES, TEST, TRAIN, VAL
 from streamtrain.vectorize.stats import WordCounts
 from streamtrain.vectorize.tfidf import DocFreq
 
@@ -111,6 +112,8 @@ def first_pass(opts: PrepareOptions, stage: Path, provenance: list[Provenance], 
     for batch in batches:
         _take(first, batch)
     first.row_splits.replay()
+    if first.spill is not None:
+        first.spill.flush()
     # The split index is written now and leaves memory: the later passes replay the decided splits only.
     first.split = split_record(first.row_splits, opts.val_fraction, stage)
     first.row_splits.index = None
@@ -126,19 +129,20 @@ def _start(opts: PrepareOptions, stage: Path, provenance: list[Provenance]) -> F
 
     It holds the spill and document frequencies for n-grams, token counts for forced sequences.
     """
-    spill = doc_freq = tokens = None
-    if opts.vectorizer == "sequence":
-        tokens = TokenCounts(opts.hash_buckets, lowercase=opts.sequence().lowercase)
-    else:
-        passes = [pass_name(opts, 2, "selecting n-grams"), pass_name(opts, 3, "writing shards")]
-        spill = Spill(stage / ".spill", opts.hash_buckets, passes)
-        doc_freq = DocFreq(opts.hash_buckets)
     inputs = opts.every_input()
     assert len(provenance) == len(inputs), "one recorded source per input"
     records = [
         record.source(role, os.path.abspath(path), detect_format(path))
         for (role, path), record in zip(inputs, provenance)
     ]  # rows: counted here; first_row_id, rejected and read: count_sources
+    spill = doc_freq = tokens = None
+    if opts.vectorizer == "sequence":
+        tokens = TokenCounts(opts.hash_buckets, lowercase=opts.sequence().lowercase)
+    else:
+        passes = [pass_name(opts, 2, "selecting n-grams"), pass_name(opts, 3, "writing shards")]
+        n_buckets = bucket_counts(split_bytes(records, opts.val_fraction))
+        spill = Spill(stage / ".spill", opts.hash_buckets, n_buckets, opts.seed, passes)
+        doc_freq = DocFreq(opts.hash_buckets)
     return FirstPass(
         rejects=RejectLog(stage, len(inputs)),
         row_splits=RowSplits(opts.split_rule),
@@ -147,6 +151,19 @@ def _start(opts: PrepareOptions, stage: Path, provenance: list[Provenance]) -> F
         doc_freq=doc_freq,
         tokens=tokens,
     )
+
+
+def split_bytes(sources: list[Source], val_fraction: float) -> list[int]:
+    """Per split code, the input bytes its rows come from: what sizes the spill's shuffle buckets.
+
+    The training inputs' bytes shared between training and validation by ``val_fraction``; the test inputs'.
+    A pure function of the inputs' recorded sizes, known before the first row is read.
+    """
+    train = sum(s.bytes or 0 for s in sources if s.role == "train")
+    test = sum(s.bytes or 0 for s in sources if s.role != "train")
+    out = [0] * len(SPLIT_NAMES)
+    out[TRAIN], out[VAL], out[TEST] = round(train * (1 - val_fraction)), round(train * val_fraction), test
+    return out
 
 
 def _take(first: FirstPass, batch: RowBatch) -> None:

@@ -242,21 +242,34 @@ class SplitRecord:
 
 @dataclass(frozen=True)
 class RowOrder:
-    """``row_order``: how the rows sit in the shards (a seeded shuffle, ``dataset.shuffle``)."""
+    """``row_order``: how the rows sit in the shards (a seeded shuffle, ``dataset.shuffle``).
+
+    A split's buckets are sized by rows (``bucket_rows``: sequences) or by the input bytes its rows come from
+    (``bucket_bytes``: n-grams since 0.17, whose spill is in shuffle buckets); ``rule`` says which.
+    """
 
     order: str
     seed: int
-    bucket_rows: int
+    bucket_rows: int | None
     rule: str
+    bucket_bytes: int | None = None
 
     def to_json(self) -> dict:
         """This record as the manifest's JSON."""
-        return {"order": self.order, "seed": self.seed, "bucket_rows": self.bucket_rows, "rule": self.rule}
+        doc = {"order": self.order, "seed": self.seed, "bucket_rows": self.bucket_rows, "rule": self.rule}
+        return doc if self.bucket_bytes is None else {**doc, "bucket_bytes": self.bucket_bytes}
 
     @classmethod
     def from_json(cls, doc: dict) -> RowOrder:
         """The record ``to_json`` wrote."""
-        return cls(doc["order"], int(doc["seed"]), int(doc["bucket_rows"]), doc["rule"])
+        rows, size = doc.get("bucket_rows"), doc.get("bucket_bytes")
+        return cls(
+            doc["order"],
+            int(doc["seed"]),
+            None if rows is None else int(rows),
+            doc["rule"],
+            None if size is None else int(size),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,258 +1,280 @@
-"""Scratch store of hashed n-gram counts between prepare's passes.
+"""Scratch store of hashed n-gram counts between prepare's passes, each split's rows in its shuffle buckets.
 
-Raw text is tokenized once; ``Spill.append`` writes each chunk's counts
-(with its provisional labels, split codes and row ids: a ``SpillPart``) to
-a numbered part on disk, and each later pass (feature selection, shard
-writing) iterates the parts back in order. The parts live inside prepare's
-staging directory and are deleted with it. Each read reports its progress
-(``streamtrain.progress``: rows and bytes of the parts read) under the name
-of the pass that reads it, given in order when the spill is made.
+Raw text is tokenized once, in the first pass. ``Spill.append`` takes each
+chunk's counts (with its provisional labels, split codes and row ids: a
+``SpillPart``) and buffers them; each time ``buffer_entries`` entries have
+gathered, the rows are grouped by (split, shuffle bucket) with one stable
+sort and appended to the one spill file as one frame per bucket
+(``spill_frames``), in one write. A row's bucket is ``shuffle.row_buckets``
+of its row id, out of the split's ``n_buckets`` (``bucket_counts``: from the
+split's share of the input bytes, known before the first row is read).
+``flush`` writes the rest as the first pass ends.
 
-A part (``part-NNNNNN.bin``) is a few arrays' bytes one after another; how
-each is stored stays in the ``Spill`` (the file is scratch, read only by the
-process that wrote it). Compact, and exact: what is read back equals what was
-written, whatever the values.
+The later passes read the buckets back (``read``; a bucket's frames are
+where each flush put them): feature selection the training buckets, shard
+writing every bucket, each one's rows in their seeded order
+(``shuffle.bucket_permutation``). So the spill is the shuffle's scratch too:
+one copy of the rows on disk, not two. Each read reports its progress
+(``streamtrain.progress``: rows and bytes of the buckets read) under the
+name of the pass that reads it, given in order when the spill is made. The
+file lives inside prepare's staging directory and is deleted with it.
 
-- Row lengths instead of ``indptr``.
-- Column indices as gaps within their row (a row's first index as it is),
-  modulo 2**32: a low 16-bit half stored as it is (uniform for hashed
-  buckets: no codec shrinks it) and a high half, nearly all zeros for 2**21
-  buckets.
-- Counts, labels, lengths and the high half in the narrowest of uint8,
-  uint16 and uint32 that holds every value exactly (counts that are not
-  such integers stay float32), each compressed by zstd (level 1).
-- Row ids as their first one when they count up by one (the first pass's
-  always do), else as an array.
+A bucket read back is checked against the rows and bytes written to it: a
+cut-short or damaged file is an ``OSError`` naming it.
 
-Why this format, and what it measured: docs/design/prepare.md, "The n-gram spill".
+Why one file, and the bucket size: docs/design/prepare.md, "The n-gram spill".
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import scipy.sparse as sp
 
+from streamtrain.dataset.parallel import ordered_map, workers
+from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
+from streamtrain.dataset.spill_frames import SpillPart, decode_frames, encode_frames
 from streamtrain.errors import writing
 from streamtrain.progress import Progress
 
 log = logging.getLogger(__name__)
 
-_CODEC = pa.Codec("zstd", compression_level=1)
-_NARROW = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
-_RAW = frozenset({"low"})  # arrays no codec shrinks: stored as they are
-
-
-@dataclass
-class SpillPart:
-    """One chunk's hashed n-gram counts and what the later passes need of its rows."""
-
-    counts: sp.csr_matrix  # rows x hash buckets
-    labels: np.ndarray  # int32, provisional label ids
-    splits: np.ndarray  # uint8 split codes
-    row_ids: np.ndarray  # int64
+BUCKET_BYTES = 2 << 20  # input bytes per shuffle bucket: what bounds the rows a later pass holds at once
+BUFFER_ENTRIES = 1 << 20  # n-gram entries buffered before a flush: 8 MiB of CSR
 
 
 @dataclass(frozen=True)
-class _Stored:
-    """One array of a part file: its dtype and length as stored, and its bytes in the file."""
+class Bucket:
+    """One shuffle bucket of one split, as written: where its frames are in the spill file, its rows and bytes."""
 
-    dtype: np.dtype
-    count: int
-    nbytes: int  # in the file: compressed unless the array is in ``_RAW``
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How one part file holds its arrays (in this order) and what the part's own arrays were."""
-
-    arrays: dict[str, _Stored]
-    dtypes: dict[str, np.dtype]  # labels, splits, row_ids: the dtypes they came with
-    first_row_id: int | None  # the row ids are first_row_id + 0, 1, ...; None: stored as "row_ids"
-
-    @property
-    def nbytes(self) -> int:
-        """The part file's size."""
-        return sum(a.nbytes for a in self.arrays.values())
-
-    @property
-    def rows(self) -> int:
-        """The part's rows (one length each)."""
-        return self.arrays["lengths"].count
+    split: int
+    number: int
+    key: int  # its position among every split's buckets
+    rows: int
+    nbytes: int
 
 
-def _narrow(values: np.ndarray) -> np.ndarray:
-    """``values`` in the narrowest of uint8, uint16 and uint32 that holds each of them exactly.
+def bucket_counts(split_bytes: Sequence[int], bucket_bytes: int = BUCKET_BYTES) -> list[int]:
+    """Shuffle buckets per split: the split's input bytes over ``bucket_bytes``, rounded up, at least 1.
 
     Args:
-        values: a 1-D numeric array.
+        split_bytes: per split code, the input bytes its rows come from (``first_pass.split_bytes``).
+        bucket_bytes: input bytes per bucket (``ValueError`` below 1).
 
     Returns:
-        A new array of that type; ``values`` themselves when none holds them (negative, -0.0, fractional, NaN
-        or over 2**32 - 1); uint8 when there are none.
+        Buckets per split code.
     """
-    if not values.size:
-        return values.astype(np.uint8)
-    high = float(values.max())  # exact for every value a narrow type holds; compared exactly with ints below
-    if not values.min() >= 0 or (values.dtype.kind == "f" and np.signbit(values).any()):  # NaN, -0.0 too
-        return values
-    for dtype in _NARROW:
-        if high <= np.iinfo(dtype).max:
-            narrow = values.astype(dtype)
-            return narrow if values.dtype.kind in "iu" or np.array_equal(narrow, values) else values
-    return values
-
-
-def _row_gaps(indices: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    """Each index minus the one before it in its row (a row's first: itself), modulo 2**32, as uint32.
-
-    Exact for any indices below 2**32, sorted or not (``_row_sums`` undoes it); small where rows are sorted.
-    """
-    values = indices.astype(np.uint32)
-    gaps = np.empty_like(values)
-    gaps[:1] = values[:1]
-    np.subtract(values[1:], values[:-1], out=gaps[1:])  # wraps below 0 where a row starts, set right below
-    starts = indptr[:-1][np.diff(indptr) > 0]
-    gaps[starts] = values[starts]
-    return gaps
-
-
-def _row_sums(gaps: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    """The indices ``_row_gaps`` took ``gaps`` (uint32, overwritten) from, as int32."""
-    np.cumsum(gaps, dtype=np.uint32, out=gaps)  # modulo 2**32, as the gaps were taken
-    starts = indptr[:-1]
-    before = np.zeros(len(starts), np.uint32)  # the sum of every row before: 0 for the first
-    later = starts > 0
-    before[later] = gaps[starts[later] - 1]
-    gaps -= np.repeat(before, np.diff(indptr))
-    return gaps.view(np.int32)  # the indices: below 2**31
-
-
-def _encode(part: SpillPart) -> tuple[dict[str, np.ndarray], int | None]:
-    """The arrays that hold ``part`` (by name, in file order) and its first row id when the ids count up by one."""
-    counts = part.counts
-    indptr = counts.indptr.astype(np.int64, copy=False)
-    nnz = int(indptr[-1])
-    gaps = _row_gaps(counts.indices[:nnz], indptr)
-    arrays = {
-        "lengths": _narrow(np.diff(indptr)),
-        "low": gaps.astype(np.uint16),
-        "high": _narrow(gaps >> 16),
-        "counts": _narrow(counts.data[:nnz].astype(np.float32, copy=False)),
-        "labels": _narrow(part.labels),
-        "splits": part.splits,
-    }
-    ids = part.row_ids
-    if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids), dtype=ids.dtype)):
-        return arrays, int(ids[0])
-    arrays["row_ids"] = _narrow(ids)
-    return arrays, None
-
-
-def _decode(buffer: memoryview, layout: _Layout, n_cols: int) -> SpillPart:
-    """The part that ``_encode`` gave ``layout`` for, from the part file's bytes.
-
-    Raises:
-        OSError: the bytes do not decompress to what was written.
-    """
-    z, at = {}, 0
-    for name, stored in layout.arrays.items():
-        raw: memoryview | pa.Buffer = buffer[at : at + stored.nbytes]
-        at += stored.nbytes
-        if name not in _RAW:
-            raw = _CODEC.decompress(raw, decompressed_size=stored.count * stored.dtype.itemsize)
-        z[name] = np.frombuffer(raw, stored.dtype, stored.count)
-    rows = len(z["lengths"])
-    indptr = np.zeros(rows + 1, np.int64)
-    np.cumsum(z["lengths"], dtype=np.int64, out=indptr[1:])
-    gaps = z.pop("high").astype(np.uint32)
-    gaps <<= 16
-    gaps |= z.pop("low")
-    indices = _row_sums(gaps, indptr)
-    counts = sp.csr_matrix((z.pop("counts").astype(np.float32), indices, indptr), shape=(rows, n_cols))
-    dtypes = layout.dtypes
-    if layout.first_row_id is None:
-        row_ids = z["row_ids"].astype(dtypes["row_ids"])
-    else:
-        row_ids = np.arange(layout.first_row_id, layout.first_row_id + rows, dtype=dtypes["row_ids"])
-    return SpillPart(counts, z["labels"].astype(dtypes["labels"]), z["splits"].astype(dtypes["splits"]), row_ids)
+    if bucket_bytes < 1:
+        raise ValueError("bucket_bytes must be positive")
+    return [max(1, -(-int(b) // bucket_bytes)) for b in split_bytes]
 
 
 class Spill:
-    """The spilled parts in ``directory``; iterating it reads them back.
+    """Each split's spilled rows, in its shuffle buckets, in one file under ``directory`` (the module docstring).
+
+    A flush appends one frame per bucket that has buffered rows, bucket after bucket, in one write; the
+    spill keeps where each flush's frames start (one offset per bucket and flush: ``nbytes`` is 8 bytes per
+    bucket per ``buffer_entries`` spilled), and reads a bucket back frame by frame.
 
     Args:
-        directory: where the parts go (created).
+        directory: where the file goes (created).
         n_cols: hash buckets, the counts' columns (at most 2**31: the indices come back as int32).
+        n_buckets: shuffle buckets per split code (``bucket_counts``).
+        seed: the shuffle's seed (``shuffle.row_buckets``).
         passes: the names of the passes that will read the spill back, in order, for their progress.
+        buffer_entries: n-gram entries buffered before they are appended to the file (``ValueError`` below 1).
     """
 
-    def __init__(self, directory: Path, n_cols: int, passes: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        n_cols: int,
+        n_buckets: Sequence[int],
+        seed: int,
+        passes: Sequence[str] = (),
+        buffer_entries: int = BUFFER_ENTRIES,
+    ) -> None:
+        if buffer_entries < 1 or min(n_buckets, default=0) < 1:
+            raise ValueError("buffer_entries and every split's n_buckets must be positive")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.n_cols = n_cols
-        self._layouts: list[_Layout] = []  # per part written, in order
+        self.path = self.directory / "spill.bin"
+        self.n_cols, self.n_buckets, self.seed = n_cols, list(n_buckets), seed
+        self._first = np.concatenate([[0], np.cumsum(self.n_buckets)]).astype(np.int64)  # a split's first key
+        self._rows = np.zeros(int(self._first[-1]), np.int64)  # per bucket key: rows written
+        self._bytes = np.zeros(int(self._first[-1]), np.int64)  # per bucket key: bytes written
+        self._starts: list[np.ndarray] = []  # per flush: where each key's frame starts in the file, and the end
+        self._size = 0  # bytes written to the file
         self._passes = list(passes)
+        self._buffer_entries = buffer_entries
+        self._pending: list[SpillPart] = []
+        self._pending_entries = 0
 
     @property
-    def parts(self) -> int:
-        """Parts written."""
-        return len(self._layouts)
+    def nbytes(self) -> int:
+        """Bytes written to the spill file."""
+        return self._size
 
     @property
-    def sizes(self) -> list[int]:
-        """Bytes of each part on disk, in order."""
-        return [layout.nbytes for layout in self._layouts]
+    def rows(self) -> int:
+        """Rows written to the spill file."""
+        return int(self._rows.sum())
 
     def append(self, part: SpillPart) -> None:
-        """Write ``part`` as the next numbered part file.
+        """Buffer ``part``'s rows; append the buffered rows to the file once ``buffer_entries`` entries gather.
 
         Args:
-            part: one chunk's counts (CSR, indices below 2**31) and rows.
+            part: one chunk's counts (CSR, indices below 2**31) and rows; its split codes below ``len(n_buckets)``.
 
         Raises:
-            WriteError: the file system is full or read-only.
+            WriteError: the file cannot be written (full or read-only file system).
         """
-        path = self.directory / f"part-{self.parts:06d}.bin"
-        arrays, first_row_id = _encode(part)
-        stored = {}
-        with writing(path), open(path, "wb") as fh:
-            for name, array in arrays.items():
-                array = np.ascontiguousarray(array)
-                data = array.data if name in _RAW else _CODEC.compress(array)
-                fh.write(data)  # not tofile: a failed write then carries its errno
-                stored[name] = _Stored(array.dtype, array.size, memoryview(data).nbytes)
-        dtypes = {"labels": part.labels.dtype, "splits": part.splits.dtype, "row_ids": part.row_ids.dtype}
-        self._layouts.append(_Layout(stored, dtypes, first_row_id))
+        if not len(part.labels):
+            return
+        self._pending.append(part)
+        self._pending_entries += part.counts.nnz
+        if self._pending_entries >= self._buffer_entries:
+            self.flush()
 
-    def __iter__(self) -> Iterator[SpillPart]:
-        """Every part, in the order written, reporting progress under the next pass's name.
+    def flush(self) -> None:
+        """Append the buffered rows to the file, one frame per bucket (the first pass's end calls it).
+
+        Raises:
+            WriteError: the file cannot be written (full or read-only file system).
+        """
+        if not self._pending:
+            return
+        part = _concat(self._pending)
+        self._pending, self._pending_entries = [], 0
+        keys = self._keys(part)
+        order = np.argsort(keys, kind="stable")
+        bounds = np.searchsorted(keys[order], np.arange(len(self._rows) + 1))
+        grouped = part.take(order)
+        del part  # the buffer's rows: only their grouped copy from here on
+        sizes = np.zeros(len(self._rows), np.int64)
+        with writing(self.path):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                for key, frame in encode_frames(grouped, bounds):
+                    _write(fd, frame)
+                    sizes[key] = len(frame)
+            finally:
+                os.close(fd)
+        self._starts.append(self._size + np.concatenate([[0], np.cumsum(sizes)]))
+        self._size += int(sizes.sum())
+        self._rows += np.diff(bounds)
+        self._bytes += sizes
+
+    def _keys(self, part: SpillPart) -> np.ndarray:
+        """Each row's bucket key: its split's first key plus its bucket in the split."""
+        keys = np.empty(len(part.labels), np.int64)
+        for split, n in enumerate(self.n_buckets):
+            rows = np.flatnonzero(part.splits == split)
+            if len(rows):
+                keys[rows] = self._first[split] + row_buckets(part.row_ids[rows], self.seed, n)
+        return keys
+
+    def buckets(self, splits: Iterable[int]) -> list[Bucket]:
+        """The non-empty buckets of ``splits``, split after split, bucket after bucket."""
+        out = []
+        for split in splits:
+            for number in range(self.n_buckets[split]):
+                key = int(self._first[split]) + number
+                if self._rows[key]:
+                    out.append(Bucket(split, number, key, int(self._rows[key]), int(self._bytes[key])))
+        return out
+
+    def load(self, bucket: Bucket, shuffled: bool = False) -> SpillPart:
+        """``bucket``'s rows: in the order appended, or when ``shuffled`` in their seeded order.
+
+        The seeded order is ``shuffle.bucket_permutation`` of the bucket's rows, by the spill's seed, the split
+        and the bucket's number: random buckets, each permuted, are a uniformly random order of a split.
+
+        Raises:
+            OSError: the file is shorter than written, or its bytes are not the frames written.
+        """
+        pieces = []
+        with open(self.path, "rb") as fh:
+            for starts in self._starts:
+                lo, hi = int(starts[bucket.key]), int(starts[bucket.key + 1])
+                if hi > lo:
+                    pieces.append(os.pread(fh.fileno(), hi - lo, lo))
+                    if len(pieces[-1]) < hi - lo:
+                        raise OSError(f"{self.path}: the spill is shorter than written (was it truncated?)")
+        try:
+            part = decode_frames(b"".join(pieces), self.n_cols, bucket.split)
+            if len(part.labels) != bucket.rows:
+                raise ValueError(f"{len(part.labels)} rows of bucket {bucket.key} where {bucket.rows} were written")
+        except (OSError, ValueError) as exc:
+            raise OSError(f"{self.path}: the spill is not what was written ({exc})") from exc
+        if not shuffled:
+            return part
+        return part.take(bucket_permutation(bucket.rows, self.seed, bucket.split, bucket.number))
+
+    def read(
+        self,
+        splits: Iterable[int],
+        fn: Callable[[Bucket, SpillPart], Any],
+        executor: Executor | None = None,
+        shuffled: bool = False,
+    ) -> Iterator[tuple[Bucket, Any]]:
+        """``fn(bucket, load(bucket, shuffled))`` for each of ``buckets(splits)``, in order, with progress.
+
+        The progress is reported under the next of the names given as ``passes``.
+
+        Args:
+            splits: the split codes to read.
+            fn: what to make of a bucket's rows (run on ``executor``'s workers when given).
+            executor: where the loads and ``fn`` run, ``workers(executor)`` buckets at once; None: here.
+            shuffled: each bucket's rows in their seeded order (``load``).
 
         Yields:
-            Each part as written.
+            Each bucket and what ``fn`` made of it.
 
         Raises:
-            OSError: a part file is shorter than written, or its bytes are not what was written.
+            OSError: the spill is not what was written.
         """
+        assert not self._pending, "flush() before reading"
         name = self._passes.pop(0) if self._passes else "reading the spill"
-        total, rows = sum(self.sizes), sum(layout.rows for layout in self._layouts)
-        log.debug(f"{name}: {self.parts} spilled parts, {total} bytes, {total / max(rows, 1):.1f} a row")
+        buckets = self.buckets(splits)
+        total, rows = sum(b.nbytes for b in buckets), sum(b.rows for b in buckets)
+        log.debug(f"{name}: {len(buckets)} spilled buckets, {total} bytes, {total / max(rows, 1):.1f} a row")
+        if executor is None:
+            results: Iterable[tuple[Bucket, Any]] = ((b, self._loaded(fn, b, shuffled)) for b in buckets)
+        else:
+            calls = ((b, (fn, b, shuffled)) for b in buckets)
+            results = ordered_map(executor, self._loaded, calls, workers(executor))
         with Progress(name, total) as progress:
-            for i, layout in enumerate(self._layouts):
-                path = self.directory / f"part-{i:06d}.bin"
-                with open(path, "rb") as fh:
-                    buffer = fh.read(layout.nbytes)
-                if len(buffer) < layout.nbytes:
-                    raise OSError(f"{path}: a scratch part is shorter than written (was it truncated?)")
-                try:
-                    part = _decode(memoryview(buffer), layout, self.n_cols)
-                except (OSError, ValueError) as exc:
-                    raise OSError(f"{path}: a scratch part is not what was written ({exc})") from exc
-                del buffer
-                yield part
-                progress.advance(len(part.labels), layout.nbytes)
+            for bucket, result in results:
+                yield bucket, result
+                progress.advance(bucket.rows, bucket.nbytes)
+
+    def _loaded(self, fn: Callable[[Bucket, SpillPart], Any], bucket: Bucket, shuffled: bool) -> Any:
+        """``fn`` of ``bucket`` and its rows."""
+        return fn(bucket, self.load(bucket, shuffled))
+
+
+def _concat(parts: Sequence[SpillPart]) -> SpillPart:
+    """``parts`` one after another."""
+    if len(parts) == 1:
+        return parts[0]
+    return SpillPart(
+        sp.vstack([p.counts for p in parts], format="csr"),
+        np.concatenate([p.labels for p in parts]),
+        np.concatenate([p.splits for p in parts]),
+        np.concatenate([p.row_ids for p in parts]),
+    )
+
+
+def _write(fd: int, frame: bytes) -> None:
+    """Write all of ``frame`` to ``fd``; a full disk raises its ``OSError``."""
+    left = memoryview(frame)
+    while left:  # a short write is retried: the disk's error, if any, comes with the next one
+        left = left[os.write(fd, left) :]

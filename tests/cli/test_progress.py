@@ -62,7 +62,8 @@ def test_cron_gets_periodic_lines_and_one_line_per_pass(corpus, tmp_path):
     done = [m for line in lines if (m := DONE.match(line))]
     assert "\x1b" not in proc.stderr and "\r" not in proc.stderr  # no bar drawn into a log file
     assert [m[1] for m in done] == PASSES, proc.stderr  # one end-of-pass line per pass, in order
-    assert all(int(m[2]) == ROWS for m in done)
+    train = json.loads(proc.stdout)["rows"]["train"]
+    assert [int(m[2]) for m in done] == [ROWS, train, ROWS]  # selecting n-grams reads the training rows only
     assert float(done[0][3]) == pytest.approx(corpus.stat().st_size / 1e6, abs=0.05)  # all of the input's bytes
     first = [m for m in running if m[1] == PASSES[0]]
     assert len(first) >= 3, proc.stderr  # a several-second pass says where it is, several times

@@ -1,0 +1,198 @@
+"""The spill's byte format: a ``SpillPart``'s rows as frames, one per shuffle bucket, and back (``spill``).
+
+A frame (``encode_frames``) is a 40-byte header (``_HEADER``), then a few
+arrays' bytes one after another; it is scratch, read only by the process that
+wrote it. Compact, and exact: what is read back equals what was written,
+whatever the values.
+
+- Row lengths instead of ``indptr``.
+- Column indices as gaps within their row (a row's first index as it is),
+  modulo 2**32: a low 16-bit half stored as it is (uniform for hashed
+  buckets: no codec shrinks it) and a high half, nearly all small for 2**21
+  buckets.
+- Counts in the narrowest of uint8, uint16 and uint32 that holds every value
+  exactly (counts that are not such integers stay float32); the high halves
+  and the counts compressed together by zstd (level 1).
+- Lengths, labels and row-id gaps (a frame's first row id in its header) in
+  their narrowest type, as they are.
+
+Why this layout, and what it measured: docs/design/prepare.md, "The n-gram spill".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+_CODEC = pa.Codec("zstd", compression_level=1)
+_NARROW = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
+_DTYPES = (*_NARROW, np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint64))
+_MAGIC = 0x53545350  # "STSP"
+_HEADER = np.dtype(
+    [
+        ("magic", "<u4"),
+        ("rows", "<u4"),
+        ("nnz", "<u8"),
+        ("first_row_id", "<i8"),
+        ("packed_bytes", "<u8"),  # the high halves and counts, compressed together
+        ("types", "u1", (5,)),  # _DTYPES codes of lengths, high halves, counts, labels, row-id gaps
+        ("pad", "u1", (3,)),
+    ]
+)
+
+
+@dataclass
+class SpillPart:
+    """Rows' hashed n-gram counts and what the later passes need of them: one chunk's, or one bucket's."""
+
+    counts: sp.csr_matrix  # rows x hash buckets
+    labels: np.ndarray  # int32, provisional label ids
+    splits: np.ndarray  # uint8 split codes
+    row_ids: np.ndarray  # int64
+
+    def take(self, order: np.ndarray) -> SpillPart:
+        """Rows in ``order`` (positions: a permutation or any selection)."""
+        return SpillPart(self.counts[order], self.labels[order], self.splits[order], self.row_ids[order])
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """``values`` in the narrowest of uint8, uint16 and uint32 that holds each of them exactly.
+
+    Args:
+        values: a 1-D numeric array.
+
+    Returns:
+        A new array of that type; ``values`` themselves when none holds them (negative, -0.0, fractional, NaN
+        or over 2**32 - 1); uint8 when there are none.
+    """
+    if not values.size:
+        return values.astype(np.uint8)
+    high = float(values.max())  # exact for every value a narrow type holds; compared exactly with ints below
+    if not values.min() >= 0 or (values.dtype.kind == "f" and np.signbit(values).any()):  # NaN, -0.0 too
+        return values
+    for dtype in _NARROW:
+        if high <= np.iinfo(dtype).max:
+            narrow = values.astype(dtype)
+            return narrow if values.dtype.kind in "iu" or np.array_equal(narrow, values) else values
+    return values
+
+
+def _row_gaps(indices: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Each index minus the one before it in its row (a row's first: itself), modulo 2**32, as uint32.
+
+    Exact for any indices below 2**32, sorted or not (``_row_sums`` undoes it); small where rows are sorted.
+    """
+    values = indices.astype(np.uint32)
+    gaps = np.empty_like(values)
+    gaps[:1] = values[:1]
+    np.subtract(values[1:], values[:-1], out=gaps[1:])  # wraps below 0 where a row starts, set right below
+    starts = indptr[:-1][np.diff(indptr) > 0]
+    gaps[starts] = values[starts]
+    return gaps
+
+
+def _row_sums(gaps: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """The indices ``_row_gaps`` took ``gaps`` (uint32, overwritten) from, as int32."""
+    np.cumsum(gaps, dtype=np.uint32, out=gaps)  # modulo 2**32, as the gaps were taken
+    starts = indptr[:-1]
+    before = np.zeros(len(starts), np.uint32)  # the sum of every row before: 0 for the first
+    later = starts > 0
+    before[later] = gaps[starts[later] - 1]
+    gaps -= np.repeat(before, np.diff(indptr))
+    return gaps.view(np.int32)  # the indices: below 2**31
+
+
+def _code(array: np.ndarray) -> int:
+    """``array``'s dtype as its position in ``_DTYPES`` (``ValueError`` for any other)."""
+    return _DTYPES.index(array.dtype)
+
+
+def encode_frames(part: SpillPart, bounds: np.ndarray) -> Iterator[tuple[int, bytes]]:
+    """Rows ``bounds[g]`` to ``bounds[g + 1]`` of ``part`` as one frame each: ``(g, frame)`` for every non-empty g.
+
+    ``part``'s arrays are encoded once, the frames' headers made at once; each frame then joins its slices,
+    compressing one of them (its high halves and counts).
+    """
+    counts = part.counts
+    indptr = counts.indptr.astype(np.int64, copy=False)
+    gaps = _row_gaps(counts.indices[: indptr[-1]], indptr)
+    lengths, low, high = _narrow(np.diff(indptr)), gaps.astype(np.uint16), _narrow(gaps >> 16)
+    values, labels = _narrow(counts.data[: indptr[-1]].astype(np.float32, copy=False)), _narrow(part.labels)
+    groups = np.flatnonzero(np.diff(bounds))
+    starts, stops = bounds[groups], bounds[groups + 1]
+    ids = part.row_ids.astype(np.int64, copy=False)
+    id_gaps = np.diff(ids, prepend=ids[:1])
+    id_gaps[starts] = 0  # a frame's first row id is in its header
+    id_gaps = _narrow(id_gaps)
+    headers = np.zeros(len(groups), _HEADER)
+    headers["magic"], headers["rows"] = _MAGIC, stops - starts
+    headers["nnz"], headers["first_row_id"] = indptr[stops] - indptr[starts], ids[starts]
+    headers["types"] = [_code(lengths), _code(high), _code(values), _code(labels), _code(id_gaps)]
+    for i, (g, lo, hi) in enumerate(zip(groups.tolist(), starts.tolist(), stops.tolist())):
+        e_lo, e_hi = int(indptr[lo]), int(indptr[hi])
+        packed = _CODEC.compress(high[e_lo:e_hi].tobytes() + values[e_lo:e_hi].tobytes())
+        headers["packed_bytes"][i] = packed.size
+        pieces = [headers[i : i + 1], lengths[lo:hi], low[e_lo:e_hi], packed, labels[lo:hi], id_gaps[lo:hi]]
+        yield g, b"".join(memoryview(piece) for piece in pieces)
+
+
+def _unframe(data: bytes, at: int) -> tuple[tuple[np.ndarray, ...], int]:
+    """The frame at offset ``at`` of ``data`` (``_frames``'): (lengths, indices, counts, labels, row ids), next offset.
+
+    Raises:
+        ValueError: ``data`` does not hold such a frame there.
+    """
+    if at + _HEADER.itemsize > len(data):
+        raise ValueError("cut short in a frame's header")
+    head = np.frombuffer(data, _HEADER, 1, at)[0]
+    if int(head["magic"]) != _MAGIC or head["pad"].any():
+        raise ValueError(f"no frame at byte {at}")
+    rows, nnz, packed_bytes = int(head["rows"]), int(head["nnz"]), int(head["packed_bytes"])
+    t_lengths, t_high, t_values, t_labels, t_ids = (_DTYPES[int(c)] for c in head["types"])
+    sizes = [rows * t_lengths.itemsize, nnz * 2, packed_bytes, rows * t_labels.itemsize, rows * t_ids.itemsize]
+    at += _HEADER.itemsize
+    if at + sum(sizes) > len(data):
+        raise ValueError("cut short in a frame")
+    lengths = np.frombuffer(data, t_lengths, rows, at)
+    low = np.frombuffer(data, np.uint16, nnz, at + sizes[0])
+    packed = memoryview(data)[at + sizes[0] + sizes[1] : at + sum(sizes[:3])]
+    unpacked = _CODEC.decompress(packed, decompressed_size=nnz * (t_high.itemsize + t_values.itemsize))
+    high = np.frombuffer(unpacked, t_high, nnz)
+    values = np.frombuffer(unpacked, t_values, nnz, nnz * t_high.itemsize)
+    labels = np.frombuffer(data, t_labels, rows, at + sum(sizes[:3]))
+    id_gaps = np.frombuffer(data, t_ids, rows, at + sum(sizes[:4]))
+    indptr = np.zeros(rows + 1, np.int64)
+    np.cumsum(lengths, dtype=np.int64, out=indptr[1:])
+    gaps = high.astype(np.uint32)
+    gaps <<= 16
+    gaps |= low
+    row_ids = int(head["first_row_id"]) + np.cumsum(id_gaps, dtype=np.int64)
+    arrays = (lengths, _row_sums(gaps, indptr), values.astype(np.float32), labels.astype(np.int32), row_ids)
+    return arrays, at + sum(sizes)
+
+
+def decode_frames(data: bytes, n_cols: int, split: int) -> SpillPart:
+    """The rows of the frames ``data`` holds one after another (``encode_frames``'), all of split ``split``.
+
+    Raises:
+        ValueError: ``data`` is not such frames.
+    """
+    frames, at = [], 0
+    while at < len(data):
+        frame, at = _unframe(data, at)
+        frames.append(frame)
+    lengths, indices, counts, labels, row_ids = (
+        np.concatenate([f[i] for f in frames]) if frames else np.zeros(0, np.int64) for i in range(5)
+    )
+    rows = len(lengths)
+    indptr = np.zeros(rows + 1, np.int64)
+    np.cumsum(lengths, dtype=np.int64, out=indptr[1:])
+    matrix = sp.csr_matrix(
+        (counts.astype(np.float32, copy=False), indices.astype(np.int32, copy=False), indptr), shape=(rows, n_cols)
+    )
+    splits = np.full(rows, split, np.uint8)
+    return SpillPart(matrix, labels.astype(np.int32, copy=False), splits, row_ids.astype(np.int64, copy=False))
