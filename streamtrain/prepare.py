@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from streamtrain.arenas import one_arena
 from streamtrain.child import in_child
 
 if TYPE_CHECKING:
@@ -59,10 +60,16 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: An
         executor: runs the per-chunk work; None: ``--jobs`` local threads or the Dask cluster of ``--scheduler``.
         announce: told the dataset's ``ModelInputs`` once they are known (``streamtrain train``).
 
+    A process that has not imported TensorFlow (the command's, ``train``'s prepare child) uses one malloc arena
+    from here on (``arenas.one_arena``); one that has is left as it is.
+
     Returns:
         The dataset's manifest.
     """
     from streamtrain.dataset.prepare import prepare as prepare_dataset
+
+    if "tensorflow" not in sys.modules:
+        one_arena()
 
     return prepare_dataset(opts, executor, announce, bakeoff=bakeoff)
 

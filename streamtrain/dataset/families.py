@@ -96,7 +96,7 @@ def ngram_stage(
     if announce is not None:  # the F-test keeps top_k of the candidates: the width is known before it runs
         width = min(config.top_k, len(candidates))
         announce(ModelInputs("ngram", width, width, n_classes))
-    state, top = _select(config, first, classes.remap, n_classes, candidates)
+    state, top = _select(opts, config, first, classes.remap, n_classes, candidates)
     # Not on a thread beside the shard writing, nor its tokenizing beside pass 2: both saved time, but the
     # naming's temporaries then added to the other pass's, and prepare's peak grew with the corpus
     # (docs/design/prepare.md).
@@ -162,31 +162,38 @@ def _candidates(config: NgramConfig, first: FirstPass) -> np.ndarray:
 
 
 def _select(
-    config: NgramConfig, first: FirstPass, remap: np.ndarray, n_classes: int, candidates: np.ndarray
+    opts: PrepareOptions,
+    config: NgramConfig,
+    first: FirstPass,
+    remap: np.ndarray,
+    n_classes: int,
+    candidates: np.ndarray,
 ) -> tuple[TfidfState, list[list[tuple[int, float]]]]:
-    """The fitted n-gram vectorizer over ``candidates`` (``_candidates``), and per class its top features.
+    """Pass 2: the fitted n-gram vectorizer over ``candidates`` (``_candidates``), and per class its top features.
 
-    The top features are ``ngram_names.top_features``'.
+    The training buckets are read and weighed on threads of this process, a bucket ahead per thread, while this
+    thread adds them up (``ClassMoments``, in bucket order). The top features are ``ngram_names.top_features``'.
     """
     assert first.spill is not None and first.doc_freq is not None, "the first pass counted n-grams"
     idf = first.doc_freq.idf(config.min_df)
     vocabulary = int(np.count_nonzero(idf > 0))
     weigher = TfidfState(config, idf, np.zeros(0, np.int64))  # weighs; selects nothing yet
     moments = ClassMoments(candidates, n_classes)
-    for _, part in first.spill.read([TRAIN], _as_read):
-        for lo, hi in _entry_blocks(part.counts.indptr):
+
+    def weighed(bucket: Bucket, part: SpillPart) -> list[SparseRows]:
+        labels = remap[part.labels]
+        out = []
+        for lo, hi in _entry_blocks(part.counts.indptr):  # blocks of BLOCK_ENTRIES bound the temporaries
             counts = part.counts[lo:hi]
             values, _ = weigher.tfidf_buckets(counts)
-            moments.update(
-                SparseRows(
-                    counts.indptr.astype(np.int64),
-                    counts.indices,
-                    values,
-                    remap[part.labels[lo:hi]],
-                    part.row_ids[lo:hi],
-                    counts.shape[1],
-                )
-            )
+            indptr = counts.indptr.astype(np.int64)
+            out.append(SparseRows(indptr, counts.indices, values, labels[lo:hi], part.row_ids[lo:hi], counts.shape[1]))
+        return out
+
+    with executor_for(opts.jobs) as pool:
+        for _, blocks in first.spill.read([TRAIN], weighed, pool):
+            for rows in blocks:
+                moments.update(rows)
     state = fit_selection(config, moments, idf)
     scored = f", the {len(candidates)} most frequent scored" if len(candidates) < vocabulary else ""
     log.info(f"selected {state.n_features} of {vocabulary} n-gram buckets (df >= {config.min_df}{scored}) by F-value")
@@ -219,11 +226,6 @@ def _write_ngrams(
                 out.write(rows, bucket.split)
                 coverage.add_train(outside, total, np.full(len(rows), bucket.split == TRAIN))
     return (*out.close(), coverage)
-
-
-def _as_read(bucket: Bucket, part: SpillPart) -> SpillPart:
-    """A bucket's rows as read (``Spill.read``'s ``fn`` for a pass that wants them as they are)."""
-    return part
 
 
 def _count_tokens(opts: PrepareOptions, first: FirstPass, executor: Executor) -> TokenCounts:

@@ -21,8 +21,9 @@ Why this layout, and what it measured: docs/design/prepare.md, "The n-gram spill
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +44,9 @@ _HEADER = np.dtype(
         ("pad", "u1", (3,)),
     ]
 )
+
+_HEADER_STRUCT = struct.Struct("<IIQqQ8B")  # ``_HEADER``'s fields, the five types and three pad bytes unpacked
+assert _HEADER_STRUCT.size == _HEADER.itemsize
 
 
 @dataclass
@@ -140,59 +144,74 @@ def encode_frames(part: SpillPart, bounds: np.ndarray) -> Iterator[tuple[int, by
         yield g, b"".join(memoryview(piece) for piece in pieces)
 
 
-def _unframe(data: bytes, at: int) -> tuple[tuple[np.ndarray, ...], int]:
-    """The frame at offset ``at`` of ``data`` (``_frames``'): (lengths, indices, counts, labels, row ids), next offset.
+@dataclass
+class _Arrays:
+    """The arrays of a run of frames, gathered frame by frame (``_gather``) before one decoding (``decode_frames``)."""
+
+    lengths: list[np.ndarray] = field(default_factory=list)
+    low: list[np.ndarray] = field(default_factory=list)
+    high: list[np.ndarray] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    id_gaps: list[np.ndarray] = field(default_factory=list)
+    first_ids: list[int] = field(default_factory=list)
+
+
+def _gather(data: bytes, at: int, out: _Arrays) -> int:
+    """Add the arrays of the frame at offset ``at`` of ``data`` (``encode_frames``') to ``out``; the next offset.
 
     Raises:
         ValueError: ``data`` does not hold such a frame there.
     """
     if at + _HEADER.itemsize > len(data):
         raise ValueError("cut short in a frame's header")
-    head = np.frombuffer(data, _HEADER, 1, at)[0]
-    if int(head["magic"]) != _MAGIC or head["pad"].any():
+    magic, rows, nnz, first_id, packed_bytes, *types = _HEADER_STRUCT.unpack_from(data, at)
+    if magic != _MAGIC or any(types[5:]) or max(types[:5]) >= len(_DTYPES):
         raise ValueError(f"no frame at byte {at}")
-    rows, nnz, packed_bytes = int(head["rows"]), int(head["nnz"]), int(head["packed_bytes"])
-    t_lengths, t_high, t_values, t_labels, t_ids = (_DTYPES[int(c)] for c in head["types"])
+    t_lengths, t_high, t_values, t_labels, t_ids = (_DTYPES[c] for c in types[:5])
     sizes = [rows * t_lengths.itemsize, nnz * 2, packed_bytes, rows * t_labels.itemsize, rows * t_ids.itemsize]
     at += _HEADER.itemsize
     if at + sum(sizes) > len(data):
         raise ValueError("cut short in a frame")
-    lengths = np.frombuffer(data, t_lengths, rows, at)
-    low = np.frombuffer(data, np.uint16, nnz, at + sizes[0])
+    out.lengths.append(np.frombuffer(data, t_lengths, rows, at))
+    out.low.append(np.frombuffer(data, np.uint16, nnz, at + sizes[0]))
     packed = memoryview(data)[at + sizes[0] + sizes[1] : at + sum(sizes[:3])]
     unpacked = _CODEC.decompress(packed, decompressed_size=nnz * (t_high.itemsize + t_values.itemsize))
-    high = np.frombuffer(unpacked, t_high, nnz)
-    values = np.frombuffer(unpacked, t_values, nnz, nnz * t_high.itemsize)
-    labels = np.frombuffer(data, t_labels, rows, at + sum(sizes[:3]))
-    id_gaps = np.frombuffer(data, t_ids, rows, at + sum(sizes[:4]))
-    indptr = np.zeros(rows + 1, np.int64)
-    np.cumsum(lengths, dtype=np.int64, out=indptr[1:])
-    gaps = high.astype(np.uint32)
-    gaps <<= 16
-    gaps |= low
-    row_ids = int(head["first_row_id"]) + np.cumsum(id_gaps, dtype=np.int64)
-    arrays = (lengths, _row_sums(gaps, indptr), values.astype(np.float32), labels.astype(np.int32), row_ids)
-    return arrays, at + sum(sizes)
+    out.high.append(np.frombuffer(unpacked, t_high, nnz))
+    out.values.append(np.frombuffer(unpacked, t_values, nnz, nnz * t_high.itemsize))
+    out.labels.append(np.frombuffer(data, t_labels, rows, at + sum(sizes[:3])))
+    out.id_gaps.append(np.frombuffer(data, t_ids, rows, at + sum(sizes[:4])))
+    out.first_ids.append(first_id)
+    return at + sum(sizes)
 
 
 def decode_frames(data: bytes, n_cols: int, split: int) -> SpillPart:
     """The rows of the frames ``data`` holds one after another (``encode_frames``'), all of split ``split``.
 
+    The frames are parsed one by one and their arrays decoded together.
+
     Raises:
         ValueError: ``data`` is not such frames.
     """
-    frames, at = [], 0
+    got, at = _Arrays(), 0
     while at < len(data):
-        frame, at = _unframe(data, at)
-        frames.append(frame)
-    lengths, indices, counts, labels, row_ids = (
-        np.concatenate([f[i] for f in frames]) if frames else np.zeros(0, np.int64) for i in range(5)
-    )
+        at = _gather(data, at, got)
+    if not got.first_ids:
+        empty = sp.csr_matrix((0, n_cols), dtype=np.float32)
+        return SpillPart(empty, np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.int64))
+    lengths = np.concatenate(got.lengths).astype(np.int64)
     rows = len(lengths)
     indptr = np.zeros(rows + 1, np.int64)
-    np.cumsum(lengths, dtype=np.int64, out=indptr[1:])
-    matrix = sp.csr_matrix(
-        (counts.astype(np.float32, copy=False), indices.astype(np.int32, copy=False), indptr), shape=(rows, n_cols)
-    )
-    splits = np.full(rows, split, np.uint8)
-    return SpillPart(matrix, labels.astype(np.int32, copy=False), splits, row_ids.astype(np.int64, copy=False))
+    np.cumsum(lengths, out=indptr[1:])
+    gaps = np.concatenate(got.high).astype(np.uint32)
+    gaps <<= 16
+    gaps |= np.concatenate(got.low)
+    indices = _row_sums(gaps, indptr)
+    values = np.concatenate(got.values).astype(np.float32)
+    frame_rows = np.array([len(a) for a in got.lengths], np.int64)
+    starts = np.concatenate([[0], np.cumsum(frame_rows)[:-1]])
+    row_ids = np.cumsum(np.concatenate(got.id_gaps).astype(np.int64))  # a frame's first gap is 0
+    row_ids += np.repeat(np.array(got.first_ids, np.int64) - row_ids[starts], frame_rows)
+    matrix = sp.csr_matrix((values, indices, indptr), shape=(rows, n_cols))
+    labels = np.concatenate(got.labels).astype(np.int32)
+    return SpillPart(matrix, labels, np.full(rows, split, np.uint8), row_ids)
