@@ -132,4 +132,4 @@ def make_plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> Plan:
     wanted = min(validations_per_epoch(opts.validations, manifest.rows("train")), train.steps)
     round_steps = -(-train.steps // wanted) if val.rows else train.steps
     per_epoch = wanted if val.rows else 1
-    return Plan(manifest, train, val, per_epoch, round_steps, tune.schedule(opts, train.steps, round_steps))
+    return Plan(manifest, train, val, per_epoch, round_steps, tune.schedule(opts, train.steps, round_steps, per_epoch))

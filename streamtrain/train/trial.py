@@ -236,7 +236,7 @@ class Trials:
             plan.per_epoch,
             lambda: finite.problem is not None,
             min_delta=opts.min_delta,
-            min_rounds=plan.per_epoch,  # never stop on the initial plateau: not before one full epoch, nor before
+            min_rounds=plan.schedule.min_rounds,  # never on the initial plateau: not before these rounds, nor before
             floor=self.floor.rate if self.floor is not None else None,  # the best round beats the promotion floor
         )
         checkpoint.offset = state.step if not state.stopped else 0

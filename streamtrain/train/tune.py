@@ -40,6 +40,9 @@ MIN_PATIENCE = 2
 # needs (early stopping ends it), a large one stops on its own long before the cap.
 MIN_STEPS = 6_000
 MIN_EPOCHS = 20
+# Early stopping never ends a trial on its initial plateau: not before one epoch, or before MIN_STEPS steps where
+# an epoch is longer (a corpus of more than MIN_STEPS batches: at millions of rows the validation loss settles
+# within a fraction of an epoch, and a full epoch per candidate was most of fit's time; docs/design/selection.md).
 MAX_EPOCHS = 1_000
 # Unset --tune-seconds: the candidates after the first may train for this multiple of the first's seconds,
 # at least MIN_BUDGET seconds.
@@ -217,19 +220,22 @@ class Schedule:
 
     epochs: int
     patience: int  # validation rounds
+    min_rounds: int  # validation rounds before early stopping may end a trial
 
 
-def schedule(opts: FitOptions, steps_per_epoch: int, round_steps: int) -> Schedule:
+def schedule(opts: FitOptions, steps_per_epoch: int, round_steps: int, per_epoch: int) -> Schedule:
     """``--epochs`` and ``--patience``, or when unset the rules above (``MIN_STEPS``, ``PATIENCE_STEPS``).
 
     Args:
         opts: fit's options.
         steps_per_epoch: training steps per epoch.
         round_steps: training steps per validation round.
+        per_epoch: validation rounds per epoch.
 
     Returns:
         Unset epochs: enough for ``MIN_STEPS`` steps, ``MIN_EPOCHS`` to ``MAX_EPOCHS``; unset patience: the
-        rounds covering ``PATIENCE_STEPS`` steps, at least ``MIN_PATIENCE``.
+        rounds covering ``PATIENCE_STEPS`` steps, at least ``MIN_PATIENCE``; the rounds before early stopping
+        may end a trial: one epoch's, or those covering ``MIN_STEPS`` steps where an epoch has more.
     """
     epochs = opts.epochs
     if epochs is None:
@@ -237,7 +243,8 @@ def schedule(opts: FitOptions, steps_per_epoch: int, round_steps: int) -> Schedu
     patience = opts.patience
     if patience is None:
         patience = max(MIN_PATIENCE, math.ceil(PATIENCE_STEPS / max(1, round_steps)))
-    return Schedule(epochs, patience)
+    min_rounds = per_epoch if steps_per_epoch <= MIN_STEPS else math.ceil(MIN_STEPS / max(1, round_steps))
+    return Schedule(epochs, patience, min(per_epoch, min_rounds))
 
 
 def budget(opts: FitOptions, first_seconds: float) -> float:

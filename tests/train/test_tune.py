@@ -38,12 +38,20 @@ def test_explicit_options_apply_to_every_candidate_and_a_model_leaves_one():
 
 def test_unset_epochs_and_patience_follow_the_steps():
     # IMDB-like: 176 steps an epoch, 44 a round: 2 rounds of patience, 35 epochs at most.
-    assert tune.schedule(opts(), 176, 44) == tune.Schedule(35, 2)
+    assert tune.schedule(opts(), 176, 44, 4) == tune.Schedule(35, 2, 4)
     # 300 classes x 10 rows: 22 steps an epoch, 6 a round: 11 rounds (about 3 epochs) of patience.
-    assert tune.schedule(opts(), 22, 6) == tune.Schedule(273, 11)
-    assert tune.schedule(opts(), 1_000_000, 100) == tune.Schedule(tune.MIN_EPOCHS, tune.MIN_PATIENCE)
-    assert tune.schedule(opts(epochs=3, patience=0), 22, 6) == tune.Schedule(3, 0)
-    assert tune.schedule(opts(), 1, 1).epochs == tune.MAX_EPOCHS
+    assert tune.schedule(opts(), 22, 6, 4) == tune.Schedule(273, 11, 4)
+    assert tune.schedule(opts(), 1_000_000, 100, 10_000) == tune.Schedule(tune.MIN_EPOCHS, tune.MIN_PATIENCE, 60)
+    assert tune.schedule(opts(epochs=3, patience=0), 22, 6, 4) == tune.Schedule(3, 0, 4)
+    assert tune.schedule(opts(), 1, 1, 1).epochs == tune.MAX_EPOCHS
+
+
+def test_early_stopping_waits_one_epoch_or_min_steps_where_an_epoch_is_longer():
+    # Every corpus of the suite has fewer than MIN_STEPS steps an epoch: one full epoch, as before.
+    assert tune.schedule(opts(), tune.MIN_STEPS, 200, 30).min_rounds == 30
+    # 8 M rows of the scale corpus: 56,469 steps an epoch, 32 rounds of 1,765: 4 rounds (7,060 steps).
+    assert tune.schedule(opts(), 56_469, 1_765, 32).min_rounds == 4
+    assert tune.schedule(opts(), 6_001, 6_001, 1).min_rounds == 1
 
 
 def test_the_budget_is_the_first_trials_time_at_least_the_minimum_unless_given():
