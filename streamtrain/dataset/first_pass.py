@@ -32,7 +32,7 @@ from streamtrain.dataset.sources import Provenance, count_sources
 from streamtrain.dataset.spill import Spill, SpillPart, bucket_counts
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.errors import DataError
-from streamtrain.io.readers import detect_format
+from streamtrain.io.readers import detect_format, input_bytes
 from streamtrain.vectorize.choice import ChoiceSample
 from streamtrain.vectorize.labels import LabelIndex
 from streamtrain.vectorize.ngram_names import NameSample
@@ -157,10 +157,17 @@ def split_bytes(sources: list[Source], val_fraction: float) -> list[int]:
     """Per split code, the input bytes its rows come from: what sizes the spill's shuffle buckets.
 
     The training inputs' bytes shared between training and validation by ``val_fraction``; the test inputs'.
-    A pure function of the inputs' recorded sizes, known before the first row is read.
+    A pure function of the inputs' recorded sizes, known before the first row is read; an input recorded
+    without its size (a refit of a dataset an older release made) counts its size on disk now.
     """
-    train = sum(s.bytes or 0 for s in sources if s.role == "train")
-    test = sum(s.bytes or 0 for s in sources if s.role != "train")
+
+    def size(source: Source) -> int:
+        if source.bytes is not None:
+            return source.bytes
+        return input_bytes(source.path) if os.path.exists(source.path) else 0
+
+    train = sum(size(s) for s in sources if s.role == "train")
+    test = sum(size(s) for s in sources if s.role != "train")
     out = [0] * len(SPLIT_NAMES)
     out[TRAIN], out[VAL], out[TEST] = round(train * (1 - val_fraction)), round(train * val_fraction), test
     return out

@@ -279,7 +279,7 @@ def test_a_failed_write_says_which_file_and_why(tmp_path):
     assert caught.value.__cause__.errno == errno.ENOSPC
 
 
-def test_buckets_come_from_each_splits_share_of_the_input_bytes():
+def test_buckets_come_from_each_splits_share_of_the_input_bytes(tmp_path):
     sources = [
         Source(path="a.csv", role="train", format="csv", bytes=30 << 20),
         Source(path="b.csv", role="train", format="csv", bytes=10 << 20),
@@ -288,5 +288,9 @@ def test_buckets_come_from_each_splits_share_of_the_input_bytes():
     assert split_bytes(sources, 0.1) == [round(0.9 * (40 << 20)), round(0.1 * (40 << 20)), 1 << 20]
     assert bucket_counts(split_bytes(sources, 0.1), 2 << 20) == [18, 2, 1]
     assert bucket_counts([0, 0, 0], 2 << 20) == [1, 1, 1]  # an empty split: one bucket, never written
+    old = tmp_path / "old.csv"  # recorded by a release that kept no sizes: its size on disk counts
+    old.write_bytes(b"x" * 3000)
+    unsized = [Source(path=str(old), role="train", format="csv"), Source(path="gone.csv", role="test", format="csv")]
+    assert split_bytes(unsized, 0.5) == [1500, 1500, 0]
     with pytest.raises(ValueError):
         bucket_counts([1], 0)
