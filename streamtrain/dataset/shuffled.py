@@ -110,11 +110,6 @@ class ShuffledSplits:
         ]
         self.out = SplitWriters(layout, stage, encoding, width, n_classes)
 
-    @property
-    def per_class(self) -> np.ndarray:
-        """Rows per split and class written so far (the shuffles' rows count when drained)."""
-        return self.out.per_class
-
     def write(self, rows: Rows, splits: np.ndarray) -> None:
         """Hand each row to its split's shuffle.
 
