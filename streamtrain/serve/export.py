@@ -126,7 +126,33 @@ def servable(vectorizer: Vectorizer, model: Any) -> Any:
     return module
 
 
-def write_saved_model(directory: Path, vectorizer: Vectorizer, model: Any, version: str) -> None:
+def traced_export(vectorizer: Vectorizer, model: Any) -> Any:
+    """The ``servable`` of ``model`` + ``vectorizer`` in a Keras ``ExportArchive``, its endpoints traced.
+
+    The endpoints hold the model's variables, not their values: ``write_saved_model`` writes the weights the
+    model has then, so an archive traced while the model trains (``train.serving``) writes the trained model.
+
+    Args:
+        vectorizer: the version's vectorizer.
+        model: its Keras model.
+
+    Returns:
+        The archive, for ``write_saved_model``.
+
+    Raises:
+        ValueError: the vectorizer cannot run as a graph.
+    """
+    import keras
+
+    module = servable(vectorizer, model)
+    archive = keras.export.ExportArchive()
+    archive.track(module.graph)
+    archive.add_endpoint(SERVING_SIGNATURE, module.serve)
+    archive.add_endpoint(FEATURES_SIGNATURE, module.features)
+    return archive
+
+
+def write_saved_model(directory: Path, vectorizer: Vectorizer, model: Any, version: str, archive: Any = None) -> None:
     """Write the SavedModel of ``model`` + ``vectorizer`` to ``directory``, staged beside it and renamed.
 
     An interrupted export never leaves a SavedModel that looks complete (``fs.atomic.staging_dir``).
@@ -136,22 +162,18 @@ def write_saved_model(directory: Path, vectorizer: Vectorizer, model: Any, versi
         vectorizer: the version's vectorizer.
         model: its Keras model.
         version: the version id recorded in ``assets.extra/streamtrain.json``.
+        archive: ``traced_export(vectorizer, model)`` when the caller traced it ahead; None: traced here.
 
     Raises:
         ValueError: the vectorizer cannot run as a graph.
         WriteError: the disk refused a write (exit 73 or 74), TensorFlow's own writes included.
     """
-    import keras
-
     from streamtrain import __version__
 
-    module = servable(vectorizer, model)
+    if archive is None:
+        archive = traced_export(vectorizer, model)
     try:
         with staging_dir(directory) as partial:
-            archive = keras.export.ExportArchive()
-            archive.track(module.graph)
-            archive.add_endpoint(SERVING_SIGNATURE, module.serve)
-            archive.add_endpoint(FEATURES_SIGNATURE, module.features)
             archive.write_out(str(partial), verbose=False)
             info = ArtifactInfo(version, list(vectorizer.labels), vectorizer.kind, __version__)
             (partial / "assets.extra").mkdir(exist_ok=True)

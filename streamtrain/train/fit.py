@@ -281,8 +281,9 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     """Build the prior's first candidate for a dataset of ``inputs``, for ``fit(opts, prebuilt)``.
 
     Its training, validation and scoring functions are traced and run once (``Trainer.warm_up``,
-    ``scoring.warm_up``). ``train`` calls it while its prepare child selects, names and writes, so the time
-    the first round and the first scoring spent tracing is spent beside prepare.
+    ``scoring.warm_up``), and matplotlib is imported for the pictures (``plots.preload``). ``train`` calls it
+    while its prepare child selects, names and writes, so the time the first round, the first scoring and the
+    first picture spent on these is spent beside prepare.
 
     Args:
         opts: fit's options.
@@ -295,7 +296,7 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
         UsageError: ``TF_CONFIG`` names a cluster (one process only).
     """
     import_tensorflow()
-    from streamtrain.train import scoring
+    from streamtrain.train import plots, scoring
     from streamtrain.train.tfdata import blank_batches
 
     cluster = Cluster.from_env()
@@ -305,4 +306,5 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     trainer = new_trainer(opts, candidate, inputs, join(opts, cluster, inputs.encoding), cluster)
     trainer.warm_up(lambda: blank_batches(inputs.encoding, inputs.row_width, inputs.n_classes))
     scoring.warm_up(trainer.model, inputs)
+    plots.preload()
     return Prebuilt(candidate, opts, inputs, trainer)

@@ -36,6 +36,18 @@ TRAIN_COLOUR, VAL_COLOUR, BEST_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
 EMPTY_ROW_COLOUR = "#dddddd"  # the row of a class with no test rows
 
 
+def preload() -> None:
+    """Import what drawing needs (matplotlib's ``Figure``, its tickers and the Agg canvas) ahead of the first picture.
+
+    ``fit.prebuild`` calls it while ``train``'s prepare child works, so the pictures drawn as fit ends do not
+    pay for the import.
+    """
+    import importlib
+
+    for name in ("matplotlib.figure", "matplotlib.ticker", "matplotlib.backends.backend_agg"):
+        importlib.import_module(name)
+
+
 def training_png(
     history: dict[str, list[float]], best: int | None, path: str | os.PathLike[str], per_epoch: int = 1
 ) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +32,7 @@ from streamtrain.dataset.val_sample import read_val_sample
 from streamtrain.errors import WriteError
 from streamtrain.fs.versions import TRAINING
 from streamtrain.serve.check import Checker, with_probes
-from streamtrain.serve.export import SAVED_MODEL_DIR, exportable, write_saved_model
+from streamtrain.serve.export import SAVED_MODEL_DIR, exportable, traced_export, write_saved_model
 from streamtrain.train.promotion import Decision
 from streamtrain.vectorize.vectorizer import Vectorizer
 
@@ -50,6 +52,8 @@ class ServingStep:
     checker: Checker | None
     texts: list[str]  # the validation sample's raw texts: what the check scores (with ``PROBES``)
     expected: np.ndarray | None = None  # their in-process probabilities, once computed
+    ahead: Future | None = None  # ``traced_export`` of ``ahead_of``, traced while it trains (``trace_ahead``)
+    ahead_of: keras.Model | None = None
 
     @classmethod
     def start(cls, data: str, manifest: Manifest, wanted: bool = True) -> ServingStep:
@@ -75,6 +79,30 @@ class ServingStep:
         """The vectorizer's class names, in probability column order."""
         return self.vectorizer.labels
 
+    def trace_ahead(self, model: keras.Model) -> None:
+        """Trace the export of ``model`` on a thread while it trains, for ``export`` to write if it wins.
+
+        Only for a model whose training and validation steps are traced already (``fit.prebuild``): the
+        thread then traces while the training thread only runs traced steps.
+
+        Args:
+            model: the model about to train.
+        """
+        if self.unexportable is not None or self.ahead is not None:
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="export-ahead")
+        self.ahead, self.ahead_of = pool.submit(traced_export, self.vectorizer, model), model
+        pool.shutdown(wait=False)
+
+    def _traced(self, model: keras.Model) -> object | None:
+        """The archive traced ahead for ``model``; None: none was, or its tracing failed (traced again then)."""
+        if self.ahead is None or self.ahead_of is not model:
+            return None
+        try:
+            return self.ahead.result()
+        except Exception:  # the export traces again and says what fails
+            return None
+
     def export(self, building: Path, model: keras.Model) -> str | None:
         """Write ``saved_model/`` into ``building`` and hand it to the checker.
 
@@ -99,7 +127,7 @@ class ServingStep:
         if (building / SAVED_MODEL_DIR).exists():  # a killed run's, in the version it resumes: ours
             shutil.rmtree(building / SAVED_MODEL_DIR)  # (its staging directory: ``staging_dir`` sweeps it)
         try:
-            write_saved_model(building / SAVED_MODEL_DIR, self.vectorizer, model, version)
+            write_saved_model(building / SAVED_MODEL_DIR, self.vectorizer, model, version, self._traced(model))
         except (OSError, WriteError):
             raise
         except Exception as exc:  # any other failure to export keeps current as it is
@@ -149,9 +177,12 @@ class ServingStep:
             self.close()
 
     def close(self) -> None:
-        """End the checking process, if any."""
+        """End the checking process, if any, and wait for a tracing ahead still running."""
         if self.checker is not None:
             self.checker.close()
+        if self.ahead is not None:
+            wait_for([self.ahead])
+            self.ahead = self.ahead_of = None
 
 
 def _refused(decision: Decision, why: str) -> Decision:

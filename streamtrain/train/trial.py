@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,7 @@ class Trials:
     current: Current | None
     warm_from: Path | None  # the version a warm start takes its weights from
     prebuilt: Prebuilt | None  # the first trial's model, when it fits
+    ahead: Callable[[Any], None] | None = None  # told the prebuilt model when it trains (``ServingStep.trace_ahead``)
 
     def train(
         self, candidate: Candidate, directory: Path, limits: Limits, first: bool, scored: bool
@@ -198,6 +200,8 @@ class Trials:
             Channel(self.strategy, self.cluster).broadcast(candidate.encode())
         if prebuilt is not None and prebuilt.fits(candidate, self.opts, inputs):
             log.debug("training the model built while the dataset was prepared (its steps already traced)")
+            if self.ahead is not None:
+                self.ahead(prebuilt.trainer.model)
             return prebuilt.trainer
         if prebuilt is not None:
             log.debug(f"not the prebuilt model: built for {prebuilt.inputs} and other options or this dataset")

@@ -172,6 +172,7 @@ class VersionRun:
             self.current,
             self.warm_from,
             prebuilt,
+            self.serving_step.trace_ahead,
         )
         self.winner, self.selection = Search(trials).run(self.choices, self.resuming)
         faults.point("after-train")

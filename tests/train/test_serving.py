@@ -300,3 +300,38 @@ def test_a_dataset_made_before_codepoint_tokens_trains_without_a_saved_model_and
     assert trained.returncode == 0, trained.stderr
     assert metrics["promotion"]["serving"].startswith("not exported: made before 0.12")
     assert not (model / "current" / "saved_model").exists()
+
+
+def test_an_export_traced_while_the_model_trains_holds_the_weights_it_ends_with(data, first, tmp_path, monkeypatch):
+    """``ServingStep.trace_ahead`` traces before training ends (``train``'s prebuilt model): the SavedModel it
+    writes must score with the weights the model has when exported, not those it had when traced."""
+    from streamtrain.dataset.manifest import Manifest
+    from streamtrain.serve import export
+    from streamtrain.train.modeldir import load_model
+    from streamtrain.train.scoring import predict_proba
+    from streamtrain.train.serving import ServingStep
+
+    root, _ = first
+    model = load_model(root / "model" / "current")
+    step = ServingStep.start(str(data), Manifest.load(data))
+    try:
+        step.trace_ahead(model)
+        assert step.ahead is not None
+        step.ahead.result()  # traced with the weights as they were
+        texts = demo_texts()[:200] + EDGE_TEXTS
+        before = predict_proba(model, step.vectorizer.transform(texts), len(step.labels))
+        model.set_weights([w * 0.5 + 0.05 for w in model.get_weights()])  # "training" goes on
+        after = predict_proba(model, step.vectorizer.transform(texts), len(step.labels))
+        assert np.abs(after - before).max() > 0.01  # the change shows in the probabilities
+
+        def traced_again(*_):
+            raise AssertionError("the export traced again instead of writing the archive traced ahead")
+
+        monkeypatch.setattr(export, "traced_export", traced_again)
+        building = tmp_path / "v.training"
+        building.mkdir()
+        assert step.export(building, model) is None
+    finally:
+        step.close()
+    [served] = fresh_tensorflow([building / "saved_model"], texts)
+    assert np.abs(np.asarray(served["probabilities"]) - after).max() <= 1e-5
