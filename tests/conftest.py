@@ -16,6 +16,7 @@ DEMO_TEST = REPO / "data" / "tickets_test.csv"
 # Test files whose tests train models end to end or start clusters: seconds to minutes each.
 FAST_TRAIN = {
     "test_batches.py",
+    "test_check_texts.py",
     "test_checkpoint.py",
     "test_guards.py",
     "test_loop.py",

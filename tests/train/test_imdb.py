@@ -10,10 +10,13 @@ import pytest
 
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.prepare import PrepareOptions
+from streamtrain.dataset.val_sample import read_val_sample
 from streamtrain.prepare import prepare
+from streamtrain.serve.check import PROBES
 from streamtrain.train import tune
 from streamtrain.train.batches import SplitSource
 from streamtrain.train.fit import FitOptions, fit
+from streamtrain.train.serving import CHECK_BYTES, leading_texts
 
 REFERENCE_ACCURACY = 0.895  # guide's recipe held fully in RAM
 
@@ -109,6 +112,13 @@ def test_a_fresh_tensorflow_scores_imdb_test_as_predict_does(imdb_runs, imdb_roo
     ]
     assert len(texts) == 25_000
     assert parity_with_predict(imdb_runs["hdf5"]["model_dir"], texts) <= 1e-5 + 5e-7  # predict prints 6 decimals
+    # fit's own check scored the validation sample's first 1 MiB of reviews (and the probes), not all 2,641
+    check = imdb_runs["hdf5"]["promotion"]["serving_check"]
+    sample, _ = read_val_sample(imdb_runs["hdf5"]["data"], Manifest.load(imdb_runs["hdf5"]["data"]))
+    kept = leading_texts(sample, CHECK_BYTES)
+    assert check["passed"] and check["texts"] == len(kept) + len(PROBES)
+    assert 500 < len(kept) < len(sample) == 2_641
+    assert sum(len(t.encode()) for t in kept) <= CHECK_BYTES < sum(len(t.encode()) for t in sample[: len(kept) + 1])
 
 
 def test_a_later_candidate_behind_the_leader_stops_at_the_leaders_rounds(imdb_runs):
