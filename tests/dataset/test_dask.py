@@ -150,6 +150,7 @@ def _faulty(kind: str, arg: str, analyze, texts, *args):
             deadline = time.monotonic() + 120
             while not Path(arg + ".release").exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
+            Path(arg + ".left").touch()
         else:
             raise ValueError(f"injected on worker pid {os.getpid()}")
     return analyze(texts, *args)
@@ -263,14 +264,22 @@ def test_ctrl_c_or_sigterm_stops_a_run_on_the_cluster_at_once(cluster, corpus, t
                 text=True,
                 preexec_fn=sigint_as_a_terminal_sends_it,
             )
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while not Path(f"{block}.started").exists() and child.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert Path(f"{block}.started").exists(), child.communicate()
+            if not Path(f"{block}.started").exists():
+                child.kill()
+                pytest.fail(f"the poisoned chunk never started on a worker: {child.communicate()}")
             child.send_signal(signum)
             _, stderr = child.communicate(timeout=30)  # while a worker still runs the poisoned chunk
         finally:
             Path(f"{block}.release").touch()
+            # The worker outlives this test: it must leave the block before pytest removes tmp_path (and the
+            # release file with it), or it holds its worker until its own deadline and the next test waits on it.
+            deadline = time.monotonic() + 60
+            while Path(f"{block}.started").exists() and not Path(f"{block}.left").exists():
+                assert time.monotonic() < deadline, "the blocked worker never left the block"
+                time.sleep(0.05)
     how = "interrupted by SIGINT" if signum == signal.SIGINT else "terminated by SIGTERM"
     assert child.returncode == code and stderr.strip().splitlines()[-1] == f"streamtrain prepare: {how}"
     assert "Traceback" not in stderr
