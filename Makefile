@@ -39,11 +39,11 @@ lint: install-test
 
 # Test files run in parallel, one process per core (--dist loadfile keeps a file's fixtures in one process).
 test: lint
-	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=15
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=15
 
 # The fast loop while coding: the lint gate and every test not marked slow (tests/conftest.py says which), ~2 min.
 check: lint
-	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow"
 
 # Resolve the newest versions that pyproject.toml allows, in a scratch venv, and pin them all.
 lock:

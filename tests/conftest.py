@@ -44,42 +44,11 @@ def _slow(path: Path) -> bool:
     return name in SLOW.get(layer, set())
 
 
-# The files that took longest in ``make test`` (its --durations, summed per file; 0.17.0 on 2 cores), longest
-# first. ``make test`` hands xdist whole files in collection order (--no-loadscope-reorder), so these start first
-# and the last files to run are short ones, not a two-minute file on one core while the other idles. A file
-# missing here only starts later; nothing else depends on the list.
-LONGEST_FIRST = (
-    "train/test_chaos.py",
-    "train/test_imdb.py",
-    "train/test_versions.py",
-    "train/test_serving.py",
-    "train/test_multiworker.py",
-    "train/test_integrity.py",
-    "cli/test_cli.py",
-    "train/test_nightly.py",
-    "train/test_floor.py",
-    "train/test_resume.py",
-    "train/test_selection.py",
-    "cli/test_commands.py",
-    "serve/test_graph_parity.py",
-    "cli/test_train.py",
-)
-
-
-def _start_rank(path: Path) -> tuple[int, int]:
-    """Where a file's tests go in the collection: ``LONGEST_FIRST`` in its order, then the other slow files."""
-    name = f"{path.parent.name}/{path.name}"
-    if name in LONGEST_FIRST:
-        return 0, LONGEST_FIRST.index(name)
-    return (1 if _slow(path) else 2), 0
-
-
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark the tests of the slow files ``slow`` (``pytest -m "not slow"``: lint-speed feedback); longest first."""
+    """Mark the tests of the slow files ``slow`` (``pytest -m "not slow"``: lint-speed feedback)."""
     for item in items:
         if _slow(Path(item.path)):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: _start_rank(Path(item.path)))  # stable: a file's tests keep their order
 
 
 def datasets_dir() -> Path:
