@@ -37,12 +37,12 @@ SELECTION_NAME = "selection.json"
 PATIENCE_STEPS = 64
 MIN_PATIENCE = 2
 # Unset --epochs: enough epochs for this many steps, at least MIN_EPOCHS: a small corpus trains as long as it
-# needs (early stopping ends it), a large one stops on its own long before the cap.
+# needs (early stopping ends it), a large one stops on its own long before the cap. Early stopping never ends a
+# trial on its initial plateau: not before one epoch, or before MIN_STEPS steps where an epoch is longer (a corpus
+# of more than MIN_STEPS batches: at millions of rows the validation loss settles within a fraction of an epoch,
+# and a full epoch per candidate was most of fit's time; docs/design/selection.md).
 MIN_STEPS = 6_000
 MIN_EPOCHS = 20
-# Early stopping never ends a trial on its initial plateau: not before one epoch, or before MIN_STEPS steps where
-# an epoch is longer (a corpus of more than MIN_STEPS batches: at millions of rows the validation loss settles
-# within a fraction of an epoch, and a full epoch per candidate was most of fit's time; docs/design/selection.md).
 MAX_EPOCHS = 1_000
 # Unset --tune-seconds: the candidates after the first may train for this multiple of the first's seconds,
 # at least MIN_BUDGET seconds.
