@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ FORMAT_VERSION = 1
 SAMPLE_TEXTS = 20_000  # training texts kept for naming, at most
 SAMPLE_BYTES = 8 << 20  # bytes of UTF-8 text kept for naming, at most
 MAX_TEXT_CHARS = 1 << 16  # a longer text is cut (its later n-grams are not sampled)
+CHUNK_BYTES = 1 << 20  # characters of the sample named at a time (``build``): bounds the n-grams' temporaries
 TOP_PER_CLASS = 10
 CLEAR_SHARE = 0.9  # a name that accounts for less of its bucket's sampled occurrences marks the column collided
 log = logging.getLogger(__name__)
@@ -149,6 +151,9 @@ def build(
 ) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
     """Name each selected column by the most frequent sampled n-gram in its bucket (ties: the lower key).
 
+    The texts are taken ``CHUNK_BYTES`` at a time (``_ChunkGrams``), so the n-grams' temporaries are a chunk's,
+    not the whole sample's; the result does not depend on the chunking.
+
     Args:
         config: the n-gram recipe; its ``hasher`` must be ``ngrams.HASHER``.
         selected: the selected bucket ids, one per column.
@@ -161,8 +166,7 @@ def build(
     Raises:
         ValueError: ``config.hasher`` is not ``ngrams.HASHER``.
     """
-    from streamtrain.vectorize.ngrams import HASHER, grams
-    from streamtrain.vectorize.words import _token_hashes, word_spans
+    from streamtrain.vectorize.ngrams import HASHER
 
     if config.hasher != HASHER:
         raise ValueError(f"features are named for n-grams hashed by {HASHER}, not {config.hasher}")
@@ -171,35 +175,89 @@ def build(
     names: list[str | None] = [None] * n
     if not n or not texts:
         return names, [0] * n, [0] * n, [None] * n
-    data, offsets, starts, lengths = word_spans(texts)
-    _, keys, first, size = grams(offsets, _token_hashes(data, starts, lengths), config.ngram_range, spans=True)
-    assert first is not None and size is not None, "grams gives spans when asked"
     # Each n-gram's column (-1: not selected) by a table over all buckets: a gather, cheaper than a binary search
     # of the selected buckets (docs/design/hashing.md).
-    pos = bucket_table(selected, config.hash_buckets)[keys % np.uint64(config.hash_buckets)]
-    hit = np.flatnonzero(pos >= 0)
-    distinct, at, count = _distinct(keys[hit])
-    at = hit[at]  # each distinct n-gram's first occurrence
-    column = pos[at].astype(np.int64)
-    first, size = first[at], size[at]
+    table = bucket_table(selected, config.hash_buckets)
+    chunks = [_ChunkGrams.of(part, config, table) for part in _chunked(texts, CHUNK_BYTES)]
+    # Every chunk's distinct n-grams in order, so a key's first entry is its first occurrence in the sample.
+    distinct, at, codes = _distinct(np.concatenate([c.keys for c in chunks]))
+    count = np.bincount(codes, np.concatenate([c.counts for c in chunks]), len(distinct)).astype(np.int64)
+    column = np.concatenate([c.columns for c in chunks])[at]
     seen = np.bincount(column, minlength=n)
     total = np.bincount(column, count, minlength=n)
     order = np.lexsort((distinct, -count, column))  # per column: most frequent first, then the lower key
     winners = order[np.r_[True, column[order][1:] != column[order][:-1]]] if len(order) else order
     counts = [0] * n
-    for c, name, k in zip(
-        column[winners].tolist(),
-        _strings(data, starts, lengths, first[winners], size[winners]),
-        count[winners].tolist(),
-    ):
+    for c, name, k in zip(column[winners].tolist(), _winner_names(chunks, at[winners]), count[winners].tolist()):
         names[c], counts[c] = name, k
     others = np.maximum(seen - 1, 0).tolist()
     shares = [round(c / t, 4) if t else None for c, t in zip(counts, total.tolist())]
     return names, counts, others, shares
 
 
+@dataclass
+class _ChunkGrams:
+    """One chunk's distinct n-grams in selected buckets, in order of first occurrence, and its tokens' spans."""
+
+    keys: np.ndarray  # uint64, each distinct key once
+    counts: np.ndarray  # int64, its occurrences in the chunk
+    columns: np.ndarray  # int64, its column
+    first: np.ndarray  # int64, the first occurrence's first token (in the chunk)
+    size: np.ndarray  # int64, its tokens
+    data: np.ndarray  # the chunk's normalized bytes (``words.word_spans``)
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, texts: Sequence[str], config: NgramConfig, table: np.ndarray) -> _ChunkGrams:
+        """The n-grams of ``texts`` whose bucket has a column in ``table`` (``tfidf.bucket_table``)."""
+        from streamtrain.vectorize.ngrams import grams
+        from streamtrain.vectorize.words import _token_hashes, word_spans
+
+        data, offsets, starts, lengths = word_spans(texts)
+        _, keys, first, size = grams(offsets, _token_hashes(data, starts, lengths), config.ngram_range, spans=True)
+        assert first is not None and size is not None, "grams gives spans when asked"
+        pos = table[keys % np.uint64(config.hash_buckets)]
+        hit = np.flatnonzero(pos >= 0)
+        distinct, at, codes = _distinct(keys[hit])
+        at = hit[at]  # each distinct n-gram's first occurrence
+        counts = np.bincount(codes, minlength=len(distinct))
+        spans = starts.astype(np.int32), lengths.astype(np.int32)  # within a chunk's bytes: half the memory kept
+        return cls(distinct, counts, pos[at].astype(np.int64), first[at], size[at], data, *spans)
+
+
+def _chunked(texts: Sequence[str], max_bytes: int) -> Iterator[Sequence[str]]:
+    """``texts`` in consecutive parts of about ``max_bytes`` characters each (at least one text a part)."""
+    lo, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text)
+        if size >= max_bytes:
+            yield texts[lo : i + 1]
+            lo, size = i + 1, 0
+    if lo < len(texts):
+        yield texts[lo:]
+
+
+def _winner_names(chunks: list[_ChunkGrams], at: np.ndarray) -> list[str]:
+    """The n-grams at ``at`` (indices into the chunks' distinct n-grams, concatenated) as strings, in that order."""
+    bounds = np.cumsum([0] + [len(c.keys) for c in chunks])
+    where = np.searchsorted(bounds, at, side="right") - 1
+    out: list[str] = [""] * len(at)
+    for i, chunk in enumerate(chunks):
+        mine = np.flatnonzero(where == i)
+        if not len(mine):
+            continue
+        local = at[mine] - bounds[i]
+        strings = _strings(chunk.data, chunk.starts, chunk.lengths, chunk.first[local], chunk.size[local])
+        for j, name in zip(mine.tolist(), strings):
+            out[j] = name
+    return out
+
+
 def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct ``keys``, the index of each one's first occurrence and its count, in order of first occurrence.
+    """The distinct ``keys`` in order of first occurrence, the index of each one's first occurrence, and every code.
+
+    A key's code is the index of its distinct key.
 
     ``np.unique``'s results in another order, from Arrow's hash table instead of a sort (docs/design/hashing.md).
     """
@@ -212,7 +270,7 @@ def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # Codes are numbered in order of first occurrence: a code's first place is where the running maximum grows.
     grown = np.maximum.accumulate(codes) if len(codes) else codes
     at = np.flatnonzero(np.r_[True, grown[1:] > grown[:-1]]) if len(codes) else np.zeros(0, np.int64)
-    return distinct, at, np.bincount(codes, minlength=len(distinct))
+    return distinct, at, codes
 
 
 def _strings(
