@@ -1,4 +1,4 @@
-"""One malloc arena for a process that prepares (``one_arena``).
+"""One malloc arena for a process that prepares (``one_arena``), and its freed pages given back (``trim``).
 
 glibc gives each thread that contends for the allocator an arena of its own
 (up to eight per core), and an arena keeps the heap it grew to: prepare's
@@ -7,6 +7,13 @@ the arenas' fragmentation rather than with what it held. With one arena the
 2 M-row scale corpus prepared at the same speed with 50-70 MiB less peak
 (docs/design/prepare.md, "Memory at millions of rows"). Anywhere else (no
 glibc, or no ``mallopt``) it does nothing.
+
+An arena also keeps the pages of what was freed inside its heap: glibc
+gives an allocation of up to 32 MiB from the heap once a larger one was
+freed, so the split index's runs and the names' temporaries stayed in
+prepare's RSS after they were dropped, through the passes that followed.
+``trim`` (glibc's ``malloc_trim(0)``) hands those pages back; prepare calls
+it where a large structure has just left memory.
 """
 
 from __future__ import annotations
@@ -28,3 +35,17 @@ def one_arena() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return mallopt(M_ARENA_MAX, 1) == 1
+
+
+def trim() -> bool:
+    """Give the pages of freed memory back to the system (glibc's ``malloc_trim(0)``); cheap, safe at any time.
+
+    Returns:
+        Whether the C library had pages to give back (False too where it has no ``malloc_trim``).
+    """
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return malloc_trim(0) == 1

@@ -26,3 +26,30 @@ def test_prepare_leaves_a_process_with_tensorflow_alone(monkeypatch):
     assert app.prepare(None) == "made" and calls == []
     monkeypatch.delitem(sys.modules, "tensorflow")
     assert app.prepare(None) == "made" and calls == [1]
+
+
+TRIM = """
+import os
+import numpy as np
+from streamtrain.arenas import one_arena, trim
+one_arena()
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+big = np.ones(16 << 20, np.uint8)
+del big  # glibc now serves allocations below 16 MiB from the heap, as prepare's after its first large frees
+held = [np.ones(2 << 20, np.uint8) for _ in range(60)]
+fence = [np.ones(64, np.uint8) for _ in range(1000)]  # above them in the heap: the heap's top cannot shrink
+del held
+before = rss()
+gave = trim()
+print(gave, before - rss())
+"""
+
+
+def test_trim_gives_the_pages_of_freed_heap_memory_back():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        assert run("from streamtrain.arenas import trim; print(trim())") in ("False", "True")
+        return
+    gave, dropped = run(TRIM).split()
+    assert gave == "True" and int(dropped) >= 100, (gave, dropped)  # 120 MiB freed inside the heap

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamtrain import arenas
 from streamtrain.dataset.drift import Coverage, coverage_for
 from streamtrain.dataset.first_pass import FirstPass, pass_name
 from streamtrain.dataset.manifest import ModelInputs
@@ -97,10 +98,12 @@ def ngram_stage(
         width = min(config.top_k, len(candidates))
         announce(ModelInputs("ngram", width, width, n_classes))
     state, top = _select(opts, config, first, classes.remap, n_classes, candidates)
+    arenas.trim()  # pass 2's blocks: their pages back before the naming (``arenas``)
     # Not on a thread beside the shard writing, nor its tokenizing beside pass 2: both saved time, but the
     # naming's temporaries then added to the other pass's, and prepare's peak grew with the corpus
     # (docs/design/prepare.md).
     feature_names = FeatureNamesRecord.from_json(first.names.write(stage, state, top, classes.names))
+    arenas.trim()  # the naming's temporaries: their pages back before pass 3
     shards, per_class, coverage = _write_ngrams(opts, first, state, classes.remap, stage, n_classes)
     vocabulary_buckets = int((first.doc_freq.df >= config.min_df).sum())
     return Vectorized(state, shards, per_class, coverage, vocabulary_buckets, feature_names)
