@@ -39,7 +39,7 @@ FORMAT_VERSION = 1
 SAMPLE_TEXTS = 20_000  # training texts kept for naming, at most
 SAMPLE_BYTES = 8 << 20  # bytes of UTF-8 text kept for naming, at most
 MAX_TEXT_CHARS = 1 << 16  # a longer text is cut (its later n-grams are not sampled)
-CHUNK_BYTES = 1 << 20  # characters of the sample named at a time (``build``): bounds the n-grams' temporaries
+CHUNK_CHARS = 1 << 20  # characters of the sample named at a time (``build``): bounds the n-grams' temporaries
 TOP_PER_CLASS = 10
 CLEAR_SHARE = 0.9  # a name that accounts for less of its bucket's sampled occurrences marks the column collided
 log = logging.getLogger(__name__)
@@ -151,8 +151,8 @@ def build(
 ) -> tuple[list[str | None], list[int], list[int], list[float | None]]:
     """Name each selected column by the most frequent sampled n-gram in its bucket (ties: the lower key).
 
-    The texts are taken ``CHUNK_BYTES`` at a time (``_ChunkGrams``), so the n-grams' temporaries are a chunk's,
-    not the whole sample's; the result does not depend on the chunking.
+    The texts are taken ``CHUNK_CHARS`` characters at a time (``_ChunkGrams``), so the n-grams' temporaries are a
+    chunk's, not the whole sample's; the result does not depend on the chunking.
 
     Args:
         config: the n-gram recipe; its ``hasher`` must be ``ngrams.HASHER``.
@@ -178,7 +178,7 @@ def build(
     # Each n-gram's column (-1: not selected) by a table over all buckets: a gather, cheaper than a binary search
     # of the selected buckets (docs/design/hashing.md).
     table = bucket_table(selected, config.hash_buckets)
-    chunks = [_ChunkGrams.of(part, config, table) for part in _chunked(texts, CHUNK_BYTES)]
+    chunks = [_ChunkGrams.of(part, config, table) for part in _chunked(texts, CHUNK_CHARS)]
     # Every chunk's distinct n-grams in order, so a key's first entry is its first occurrence in the sample.
     distinct, at, codes = _distinct(np.concatenate([c.keys for c in chunks]))
     count = np.bincount(codes, np.concatenate([c.counts for c in chunks]), len(distinct)).astype(np.int64)
@@ -226,12 +226,12 @@ class _ChunkGrams:
         return cls(distinct, counts, pos[at].astype(np.int64), first[at], size[at], data, *spans)
 
 
-def _chunked(texts: Sequence[str], max_bytes: int) -> Iterator[Sequence[str]]:
-    """``texts`` in consecutive parts of about ``max_bytes`` characters each (at least one text a part)."""
+def _chunked(texts: Sequence[str], max_chars: int) -> Iterator[Sequence[str]]:
+    """``texts`` in consecutive parts of about ``max_chars`` characters each (at least one text a part)."""
     lo, size = 0, 0
     for i, text in enumerate(texts):
         size += len(text)
-        if size >= max_bytes:
+        if size >= max_chars:
             yield texts[lo : i + 1]
             lo, size = i + 1, 0
     if lo < len(texts):

@@ -87,17 +87,17 @@ def test_every_name_is_one_of_the_analyzers_strings_in_its_bucket(ag_news_csv):
 
 
 def test_names_do_not_depend_on_how_the_sample_is_chunked(ag_news_csv, monkeypatch):
-    """``build`` names the sample ``CHUNK_BYTES`` at a time: a name, its count, the other n-grams of its bucket and
+    """``build`` names the sample ``CHUNK_CHARS`` at a time: a name, its count, the other n-grams of its bucket and
     its share are the same whether the texts come in one chunk or in hundreds, across chunk boundaries."""
     from streamtrain.vectorize import ngram_names
 
     texts = _texts(ag_news_csv)[:3000]
     config = NgramConfig(hash_buckets=BUCKETS, hasher=HASHER)
     selected = np.unique(hash_counts(config, texts).indices)[::3]
-    monkeypatch.setattr(ngram_names, "CHUNK_BYTES", 1 << 30)
+    monkeypatch.setattr(ngram_names, "CHUNK_CHARS", 1 << 30)
     whole = build(config, selected, texts)
-    monkeypatch.setattr(ngram_names, "CHUNK_BYTES", 1000)
-    assert len(list(ngram_names._chunked(texts, ngram_names.CHUNK_BYTES))) > 100
+    monkeypatch.setattr(ngram_names, "CHUNK_CHARS", 1000)
+    assert len(list(ngram_names._chunked(texts, ngram_names.CHUNK_CHARS))) > 100
     assert build(config, selected, texts) == whole
     names, occurrences, others, shares = whole
     assert sum(n is not None for n in names) > 1000 and max(occurrences) > 1
