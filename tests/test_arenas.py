@@ -29,18 +29,18 @@ def test_prepare_leaves_a_process_with_tensorflow_alone(monkeypatch):
 
 
 TRIM = """
+import ctypes
 import os
 import numpy as np
 from streamtrain.arenas import one_arena, trim
 one_arena()
+# M_MMAP_THRESHOLD at 32 MiB, where glibc's own threshold ends up in prepare: smaller arrays come from the heap.
+ctypes.CDLL(None).mallopt(-3, 32 << 20)
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
-big = np.ones(16 << 20, np.uint8)
-del big  # glibc now serves allocations below 16 MiB from the heap, as prepare's after its first large frees
-held = [np.ones(2 << 20, np.uint8) for _ in range(60)]
-fence = [np.ones(64, np.uint8) for _ in range(1000)]  # above them in the heap: the heap's top cannot shrink
-del held
+held = [np.ones(2 << 20, np.uint8) for _ in range(120)]
+del held[::2]  # 60 of them, each between two that stay: freed inside the heap, none at its top
 before = rss()
 gave = trim()
 print(gave, before - rss())
