@@ -19,6 +19,7 @@ it where a large structure has just left memory.
 from __future__ import annotations
 
 import ctypes
+from typing import Any
 
 M_ARENA_MAX = -8  # glibc's malloc.h
 
@@ -29,12 +30,8 @@ def one_arena() -> bool:
     Returns:
         Whether the C library took the setting (False where it has no ``mallopt`` or refused it).
     """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_ARENA_MAX, 1) == 1
+    mallopt = _libc("mallopt", [ctypes.c_int, ctypes.c_int])
+    return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
 
 
 def trim() -> bool:
@@ -43,9 +40,15 @@ def trim() -> bool:
     Returns:
         Whether the C library had pages to give back (False too where it has no ``malloc_trim``).
     """
+    malloc_trim = _libc("malloc_trim", [ctypes.c_size_t])
+    return malloc_trim is not None and malloc_trim(0) == 1
+
+
+def _libc(name: str, argtypes: list) -> Any:
+    """The C library's function ``name`` returning an int, with ``argtypes``; None where it has none."""
     try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
-        return False
-    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return malloc_trim(0) == 1
+        return None
+    function.argtypes, function.restype = argtypes, ctypes.c_int
+    return function

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain import arenas, faults
+from streamtrain import faults
 from streamtrain.dataset import sources
 from streamtrain.dataset.counts import Append, RejectStats, Source
 from streamtrain.dataset.drift import Coverage, coverage_for, drift_line
@@ -285,8 +285,7 @@ def _split_after_check(night: Night, manifest: Manifest, stage: Path) -> SplitRe
     if index is not None and index.added_count():
         added = split_record(night.splits, night.opts.val_fraction, stage, night.directory).files()
         split = dataclasses.replace(split, index=manifest.split_index() + added)
-    night.splits.index = None
-    arenas.trim()  # the index's pages, held by the heap, would stay in RSS through the write pass
+    night.splits.drop_index()
     return split
 
 

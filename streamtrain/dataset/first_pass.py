@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from streamtrain import arenas
 from streamtrain.dataset.counts import Source
 from streamtrain.dataset.options import PrepareOptions
 from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_val_rows, split_record
@@ -117,8 +116,7 @@ def first_pass(opts: PrepareOptions, stage: Path, provenance: list[Provenance], 
         first.spill.flush()
     # The split index is written now and leaves memory: the later passes replay the decided splits only.
     first.split = split_record(first.row_splits, opts.val_fraction, stage)
-    first.row_splits.index = None
-    arenas.trim()  # its runs' pages, held by the heap, would stay in RSS through the later passes
+    first.row_splits.drop_index()
     first.rejects.close()
     count_sources(first.sources, first.rejects, 0)
     first.rejects.check(sum(s.read for s in first.sources), opts.max_bad_fraction)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from streamtrain import arenas
 from streamtrain.dataset.parallel import InlineExecutor, engine_failure, ordered_map, workers
 from streamtrain.dataset.records import FileRecord, SplitRecord
 from streamtrain.dataset.reject_log import RejectLog
@@ -190,6 +191,14 @@ class RowSplits:
         """End the first pass: from now on ``decide`` gives each row the split it got on it."""
         self._decided = np.concatenate(self._parts) if self._parts else np.zeros(0, np.uint8)
         self._parts = []
+
+    def drop_index(self) -> None:
+        """Let the index leave memory (its added keys written): the later passes replay the decided splits only.
+
+        Its pages go back to the system (``arenas.trim``); the heap would otherwise keep them through those passes.
+        """
+        self.index = None
+        arenas.trim()
 
 
 def split_record(splits: RowSplits, val_fraction: float, stage: Path, directory: str = "") -> SplitRecord:
