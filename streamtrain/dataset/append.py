@@ -34,7 +34,14 @@ from streamtrain.dataset.counts import Append, RejectStats, Source
 from streamtrain.dataset.drift import Coverage, coverage_for, drift_line
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.options import Announce, PrepareOptions, existing, recorded_options
-from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_val_rows, split_record
+from streamtrain.dataset.passes import (
+    SPLIT_SCRATCH,
+    RowBatch,
+    RowSplits,
+    read_rows,
+    sample_val_rows,
+    split_record,
+)
 from streamtrain.dataset.records import SplitRecord, ValSampleRecord
 from streamtrain.dataset.reject_log import REJECTS_NAME, RejectLog
 from streamtrain.dataset.shards import ShardInfo
@@ -43,7 +50,6 @@ from streamtrain.dataset.val_sample import ValSample, load_sample
 from streamtrain.errors import DataError
 from streamtrain.fs.atomic import staging_dir
 from streamtrain.vectorize.labels import LabelIndex
-from streamtrain.vectorize.near_dups import BandIndex
 from streamtrain.vectorize.rows import Rows
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.split import INDEXED_RULES, SPLIT_NAMES, TRAIN
@@ -232,10 +238,8 @@ def _plan(opts: PrepareOptions, root: Path, manifest: Manifest) -> Night | None:
         test=[p.path for p in plans if p.role == "test"],
         portions={p.path: p.portion for p in plans},
     )
-    index = None
-    if recorded.split_rule in INDEXED_RULES:
-        index = BandIndex.load([root / r.path for r in manifest.split_index()])
-    splits = RowSplits(recorded.split_rule, next_row_id(manifest), index)
+    index = [root / r.path for r in manifest.split_index()] if recorded.split_rule in INDEXED_RULES else None
+    splits = RowSplits(recorded.split_rule, next_row_id(manifest), index)  # loaded as pass 1 starts
     labels = LabelIndex.frozen_map(manifest.labels)
     return Night(number, at, plans, records, recorded, labels, splits, load_sample(root, manifest.val_sample))
 
@@ -265,6 +269,7 @@ def _passes(
         night.seed,
     )
     coverage = _write_pass(night, state, out, executor)
+    night.splits.close()
     shards, per_class = out.close()
     shutil.rmtree(stage / ".shuffle", ignore_errors=True)
     sample_record = night.sample.write(stage) if night.sample.changed else manifest.val_sample
@@ -297,6 +302,7 @@ def _check_pass(
     Returns the rejects (``unknown_label`` for a label the dataset lacks) and the rows per split.
     """
     rejects = RejectLog(stage, len(night.records))
+    night.splits.spill_to(stage / SPLIT_SCRATCH)
     split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
     reading = "pass 1/2: reading and checking"
     spec = night.opts.read_spec()

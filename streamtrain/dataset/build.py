@@ -99,6 +99,7 @@ def build(
             made = ngram_stage(opts, first, classes, stage, announce)
         else:
             made = sequence_stage(opts, first, classes, stage, executor, announce)
+        first.row_splits.close()
         if first.spill is not None:
             shutil.rmtree(first.spill.directory)
         shutil.rmtree(stage / ".shuffle", ignore_errors=True)

@@ -2,8 +2,9 @@
 
 The pass (``pass 1/3: reading and counting``; ``pass_name``) reads every
 input through ``passes.read_rows``, decides each row's split (``RowSplits``,
-replayed by the later passes; an indexed rule's index is written to the stage
-as the pass ends and leaves memory), builds the provisional label map, counts the
+kept in the stage's ``.split`` and replayed by the later passes; an indexed
+rule's index is written to the stage as the pass ends and leaves memory),
+builds the provisional label map, counts the
 rejects per input (``sources.count_sources``; then ``--max-bad-fraction``),
 measures samples S and median words per sample W, and keeps the samples the
 later stages use: the validation sample, the bake-off's training sample
@@ -25,7 +26,14 @@ import numpy as np
 
 from streamtrain.dataset.counts import Source
 from streamtrain.dataset.options import PrepareOptions
-from streamtrain.dataset.passes import RowBatch, RowSplits, read_rows, sample_val_rows, split_record
+from streamtrain.dataset.passes import (
+    SPLIT_SCRATCH,
+    RowBatch,
+    RowSplits,
+    read_rows,
+    sample_val_rows,
+    split_record,
+)
 from streamtrain.dataset.records import SplitRecord
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.sources import Provenance, count_sources
@@ -143,9 +151,11 @@ def _start(opts: PrepareOptions, stage: Path, provenance: list[Provenance]) -> F
         n_buckets = bucket_counts(split_bytes(records, opts.val_fraction))
         spill = Spill(stage / ".spill", opts.hash_buckets, n_buckets, opts.seed, passes)
         doc_freq = DocFreq(opts.hash_buckets)
+    row_splits = RowSplits(opts.split_rule)
+    row_splits.spill_to(stage / SPLIT_SCRATCH)
     return FirstPass(
         rejects=RejectLog(stage, len(inputs)),
-        row_splits=RowSplits(opts.split_rule),
+        row_splits=row_splits,
         sources=records,
         spill=spill,
         doc_freq=doc_freq,

@@ -15,7 +15,10 @@ append (``append``) reads through it. Who owns what:
   work fails stops the pass, naming the input and its rows.
 - ``RowSplits``: the split of every row, decided by the first pass in input
   order (under an indexed rule through the dataset's ``BandIndex``) and
-  replayed by the later ones; ``split_record`` is its record in the manifest.
+  replayed by the later ones; with a scratch directory (``spill_to``: a
+  stage's ``.split``) the decided splits and the index's keys past its
+  memory bound are kept there, not in memory. ``split_record`` is its record
+  in the manifest.
 
 Why the window is what it is (measurements): docs/design/prepare.md
 """
@@ -25,10 +28,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,7 +43,7 @@ from streamtrain.dataset.parallel import InlineExecutor, engine_failure, ordered
 from streamtrain.dataset.records import FileRecord, SplitRecord
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.val_sample import ValSample
-from streamtrain.errors import StreamtrainError
+from streamtrain.errors import StreamtrainError, writing
 from streamtrain.io.readers import WHOLE, ColumnSpec, Portion, RawChunk, input_bytes, read_chunks
 from streamtrain.io.rejects import Reject
 from streamtrain.progress import Progress
@@ -56,6 +61,8 @@ WORKERS_AHEAD = 1  # chunks in flight per worker: with more, the in-flight chunk
 # texts and result, and its own share of the work (reading, counting, writing) bounds what more workers can add.
 MAX_IN_FLIGHT = 16
 SPLIT_INDEX_NAME = "split_index.npz"
+SPLIT_SCRATCH = ".split"  # in a staging directory: ``RowSplits.spill_to``
+DECIDED_NAME = "decided-splits"  # in it: one byte per row, in row id order
 
 
 @dataclass(frozen=True)
@@ -145,25 +152,42 @@ class RowSplits:
 
     Under an indexed rule the first pass resolves each chunk's band keys through ``index``, which it extends.
     ``replay()`` ends the first pass: later passes give each row (by row id) the split it got then, whatever
-    the index holds now. One byte per row.
+    the index holds now. One byte per row: in memory, or with ``spill_to`` in a scratch file, read back a
+    chunk's rows at a time, the index's keys past its memory bound there too; ``close`` deletes what it wrote.
 
     Args:
         rule: the split rule, a name of ``SPLIT_RULES``.
         first_row_id: the row id of the first row read; row ids count up from it.
-        index: the dataset's ``BandIndex`` (an append loads it); None: a new one under an indexed rule.
+        index_files: the dataset's ``BandIndex`` files (an append's), loaded by ``spill_to`` into its scratch,
+            else on the first ``decide``; None: a new index under an indexed rule.
     """
 
-    def __init__(self, rule: str, first_row_id: int = 0, index: BandIndex | None = None) -> None:
+    def __init__(self, rule: str, first_row_id: int = 0, index_files: list[Path] | None = None) -> None:
         self.rule, self.first_row_id = rule, first_row_id
-        self.index = index if index is not None else (BandIndex() if rule in INDEXED_RULES else None)
+        self._index_files = index_files if rule in INDEXED_RULES else None
+        self.index = BandIndex() if rule in INDEXED_RULES and index_files is None else None
         self._parts: list[np.ndarray] = []
         self._next_row = first_row_id  # the row id the next chunk must start at (the first pass)
         self._decided: np.ndarray | None = None
+        self._scratch: Path | None = None
+        self._file: BinaryIO | None = None  # the decided splits' scratch file: appended to, then read
+        self._replaying = False
+
+    def spill_to(self, scratch: Path) -> None:
+        """Before the first pass: keep the decided splits and the index's overflow in ``scratch`` (created)."""
+        with writing(scratch):
+            scratch.mkdir(parents=True, exist_ok=True)
+            self._file = open(scratch / DECIDED_NAME, "w+b")  # noqa: SIM115 - held until ``close``
+        self._scratch = scratch
+        if self._index_files is not None:
+            self.index, self._index_files = BandIndex.load(self._index_files, scratch=scratch), None
+        elif self.index is not None:
+            self.index.scratch = scratch
 
     @property
     def replaying(self) -> bool:
         """Whether the first pass has ended (``replay``)."""
-        return self._decided is not None
+        return self._replaying
 
     def decide(self, row_ids: np.ndarray, work: ChunkWork) -> np.ndarray:
         """The splits of a chunk's rows: decided now on the first pass, the recorded ones after it.
@@ -175,30 +199,66 @@ class RowSplits:
         Returns:
             Each row's split code (uint8).
         """
-        if self._decided is not None:
-            return self._decided[row_ids - self.first_row_id]
+        if self._replaying:
+            return self._recorded(row_ids - self.first_row_id)
         assert work.splits is not None, "the first pass computes the per-text splits"
         splits = work.splits
         if work.band_keys is not None:
+            if self._index_files is not None:
+                self.index, self._index_files = BandIndex.load(self._index_files), None
             assert self.index is not None
             splits = self.index.resolve(work.band_keys, splits)
         assert not len(row_ids) or int(row_ids[0]) == self._next_row, "rows are decided in input order"
         self._next_row += len(splits)
-        self._parts.append(splits)
+        if self._file is not None:
+            with writing(self._file.name):
+                self._file.write(np.ascontiguousarray(splits, np.uint8).tobytes())
+        else:
+            self._parts.append(splits)
         return splits
+
+    def _recorded(self, rows: np.ndarray) -> np.ndarray:
+        """The splits the first pass decided for ``rows`` (counted from the first row)."""
+        if self._file is None:
+            assert self._decided is not None
+            return self._decided[rows]
+        if not len(rows):
+            return np.zeros(0, np.uint8)
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        got = np.frombuffer(os.pread(self._file.fileno(), hi - lo, lo), np.uint8)
+        assert len(got) == hi - lo, "the decided splits cover every row read"
+        return got[rows - lo]
 
     def replay(self) -> None:
         """End the first pass: from now on ``decide`` gives each row the split it got on it."""
-        self._decided = np.concatenate(self._parts) if self._parts else np.zeros(0, np.uint8)
-        self._parts = []
+        self._replaying = True
+        if self._file is not None:
+            with writing(self._file.name):
+                self._file.flush()
+        else:
+            self._decided = np.concatenate(self._parts) if self._parts else np.zeros(0, np.uint8)
+            self._parts = []
 
     def drop_index(self) -> None:
         """Let the index leave memory (its added keys written): the later passes replay the decided splits only.
 
         Its pages go back to the system (``arenas.trim``); the heap would otherwise keep them through those passes.
         """
+        if self.index is not None:
+            self.index.close()
         self.index = None
         arenas.trim()
+
+    def close(self) -> None:
+        """After the last pass: the index dropped, and what ``spill_to`` wrote deleted."""
+        self.drop_index()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._scratch is not None:
+            (self._scratch / DECIDED_NAME).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty: a file someone else put there stays
+                self._scratch.rmdir()
 
 
 def split_record(splits: RowSplits, val_fraction: float, stage: Path, directory: str = "") -> SplitRecord:

@@ -12,7 +12,9 @@
   and inserts its new keys with that value. A key, once in, never changes, and
   the result does not depend on how the rows are cut into calls. Keys are
   compared by their top 32 bits. ``save_added`` and ``load``: the runs one
-  prepare added, as an ``.npz`` without pickle.
+  prepare added, as an ``.npz`` without pickle. With a scratch directory its
+  memory is bounded: added keys past ``MEMORY_KEYS`` and loaded runs are read
+  from files a partition at a time (``band_runs``).
 
 Rationale, layout and measurements: docs/design/split.md
 """
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from streamtrain.errors import DataError, writing
+from streamtrain.vectorize.band_runs import PARTITION_STARTS, DiskFilter, SortedRun, merge_runs, saved_runs, write_run
 
 LSH_BANDS = 16
 LSH_ROWS = 3
@@ -37,9 +40,7 @@ MIN_BIGRAMS = 8  # fewer distinct bigrams: no band keys (the per-text rule decid
 BIGRAM_SALT = 0x3C6EF372FE94F82B
 BAND_SALT = 0xA54FF53A5F1D36F1
 MAX_RUN = 1 << 20  # keys in a run that merging may produce (4 MiB of fingerprints)
-PARTITION_BITS = 6  # runs are kept per value of a fingerprint's top bits: 64 partitions, merged within one
-# Where each partition's fingerprints start, and the end of the last: bounds for ``np.searchsorted``.
-_PARTITION_STARTS = np.arange((1 << PARTITION_BITS) + 1, dtype=np.uint64) << np.uint64(32 - PARTITION_BITS)
+MEMORY_KEYS = 1 << 21  # added keys an index with scratch holds in memory; past it they go to disk as one run
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 RULE_TEXT = (
@@ -123,26 +124,41 @@ def band_keys(
 class BandIndex:
     """Band key -> value, as 32-bit fingerprints in sorted runs; no Python object per key.
 
-    The runs are kept per partition (the fingerprint's top ``PARTITION_BITS`` bits), so a lookup searches the
-    runs of its key's partition only and a merge stays within one: their number grows with the logarithm of a
-    partition's keys, not with the index's size.
+    The runs are kept per partition (the fingerprint's top ``band_runs.PARTITION_BITS`` bits), so a lookup
+    searches the runs of its key's partition only and a merge stays within one: their number grows with the
+    logarithm of a partition's keys, not with the index's size. With ``scratch``, memory is bounded: once the
+    added keys held in memory pass ``memory_keys`` they go to a file there as one run (``band_runs``), and a
+    loaded index's runs are read from their files, a partition at a time, never held whole.
 
     Args:
         bands: band keys per row.
         rows: MinHash bins per band (recorded, checked by ``load``).
         dtype: the values' type (prepare: uint8 split codes).
+        scratch: where added keys past ``memory_keys`` go (``close`` deletes those files); None: all in memory.
+        memory_keys: see ``scratch``.
     """
 
-    def __init__(self, bands: int = LSH_BANDS, rows: int = LSH_ROWS, dtype: type = np.uint8):
+    def __init__(
+        self,
+        bands: int = LSH_BANDS,
+        rows: int = LSH_ROWS,
+        dtype: type = np.uint8,
+        scratch: Path | None = None,
+        memory_keys: int = MEMORY_KEYS,
+    ):
         self.bands, self.rows, self.dtype = bands, rows, np.dtype(dtype)
-        partitions = len(_PARTITION_STARTS) - 1
+        self.scratch, self.memory_keys = scratch, memory_keys
+        partitions = len(PARTITION_STARTS) - 1
         self._keys: list[list[np.ndarray]] = [[] for _ in range(partitions)]  # runs resolve added, merged
         self._values: list[list[np.ndarray]] = [[] for _ in range(partitions)]
-        self._base_keys: list[list[np.ndarray]] = [[] for _ in range(partitions)]  # loaded runs' parts, as they are
-        self._base_values: list[list[np.ndarray]] = [[] for _ in range(partitions)]
+        self._in_memory = 0  # keys in ``_keys``
+        self._spilled: list[SortedRun] = []  # runs resolve added, written to scratch: longest first
+        self._saved: list[SortedRun] = []  # runs ``load`` found, read where they are
+        self._filter: DiskFilter | None = None  # the keys of both (``_filtered``)
+        self._files = 0  # scratch files named so far
 
     def __len__(self) -> int:
-        return sum(len(k) for runs in self._keys + self._base_keys for k in runs)
+        return self.added_count() + sum(run.length for run in self._saved)
 
     def _find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether each key is in the index, and its value where it is."""
@@ -153,11 +169,19 @@ class BandIndex:
         values = np.zeros(len(keys), dtype=self.dtype)
         for p, lo, hi in _partitions(ordered):
             queries, where = ordered[lo:hi], order[lo:hi]
-            for run, vals in zip(self._keys[p] + self._base_keys[p], self._values[p] + self._base_values[p]):
+            for run, vals in zip(self._keys[p], self._values[p]):
                 at = np.minimum(np.searchsorted(run, queries), len(run) - 1)
                 hit = run[at] == queries
                 found[where[hit]] = True
                 values[where[hit]] = vals[at[hit]]
+        if self._filter is not None:  # the runs on disk: only keys found nowhere yet that the filter may hold
+            ask = np.flatnonzero(~found[order])
+            ask = ask[self._filter.may_hold(ordered[ask])]
+            for disk_run in self._spilled + self._saved:
+                hit, held = disk_run.lookup(ordered[ask])
+                found[order[ask[hit]]] = True
+                values[order[ask[hit]]] = held
+                ask = ask[~hit]  # keys of different runs are disjoint
         return found, values
 
     def resolve(self, keys: np.ndarray, own: np.ndarray, vote: bool = True) -> np.ndarray:
@@ -212,6 +236,46 @@ class BandIndex:
         """Keys not in the index yet (sorted, distinct), with their values: a new run in each partition they fall in."""
         for p, lo, hi in _partitions(keys):
             self._push(self._keys[p], self._values[p], keys[lo:hi].copy(), values[lo:hi].astype(self.dtype))
+        self._in_memory += len(keys)
+        if self.scratch is not None and self._in_memory > self.memory_keys:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write the added keys held in memory to scratch as one run, and let them go.
+
+        The new run is merged with the previous one while that one is at most 4 times as long (as ``_push``
+        does in memory), so the runs on disk stay few: their number grows with the logarithm of the keys.
+        """
+        assert self.scratch is not None
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        parts = (_merged(self._keys[p], self._values[p], self.dtype) for p in range(len(self._keys)))
+        run = write_run(self._scratch_file(), parts, self._in_memory, self.dtype)
+        for runs in self._keys + self._values:
+            runs.clear()
+        self._in_memory = 0
+        self._spilled.append(run)
+        self._filtered([run])
+        while len(self._spilled) > 1 and self._spilled[-2].length <= 4 * self._spilled[-1].length:
+            newer, older = self._spilled.pop(), self._spilled.pop()
+            self._spilled.append(merge_runs(self._scratch_file(), older, newer))
+
+    def _scratch_file(self) -> Path:
+        """A new file name in scratch."""
+        assert self.scratch is not None
+        self._files += 1
+        return self.scratch / f"band-run-{self._files:05d}"
+
+    def _filtered(self, new: list[SortedRun]) -> None:
+        """Add the ``new`` runs' keys (runs already held) to the filter, remade from every run when outgrown.
+
+        The filter doubles as the keys do, so remaking it reads each key a bounded number of times in all.
+        """
+        size = DiskFilter.sized(sum(run.length for run in self._spilled + self._saved))
+        if self._filter is None or self._filter.log2_bits < size:
+            self._filter = DiskFilter(size)
+            new = self._spilled + self._saved
+        for run in new:
+            self._filter.add_run(run)
 
     @staticmethod
     def _push(runs: list[np.ndarray], run_values: list[np.ndarray], keys: np.ndarray, values: np.ndarray) -> None:
@@ -231,7 +295,15 @@ class BandIndex:
 
     def added_count(self) -> int:
         """How many keys ``resolve`` inserted since the index was made or loaded."""
-        return sum(len(k) for runs in self._keys for k in runs)
+        return self._in_memory + sum(run.length for run in self._spilled)
+
+    def _added_parts(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Per partition, in order, the keys ``resolve`` inserted (sorted) and their values."""
+        for p in range(len(self._keys)):
+            on_disk = [run.read(p) for run in self._spilled]
+            keys = self._keys[p] + [k for k, _ in on_disk]
+            values = self._values[p] + [v for _, v in on_disk]
+            yield _merged(keys, values, self.dtype)
 
     def added(self) -> tuple[np.ndarray, np.ndarray]:
         """The keys ``resolve`` inserted since the index was made or loaded, and their values, as one copy.
@@ -241,17 +313,14 @@ class BandIndex:
         Returns:
             (sorted uint32 fingerprints, their values).
         """
-        if not self.added_count():
-            return np.zeros(0, np.uint32), np.zeros(0, self.dtype)
-        keys = np.concatenate([k for runs in self._keys for k in runs])
-        values = np.concatenate([v for runs in self._values for v in runs])
-        order = np.argsort(keys)
-        return keys[order], values[order]
+        parts = list(self._added_parts())
+        return np.concatenate([k for k, _ in parts]), np.concatenate([v for _, v in parts])
 
     def save_added(self, path: str | Path) -> None:
         """Write the keys ``resolve`` added, one sorted run per partition, to an ``.npz`` without pickle.
 
-        Each partition's runs are merged as it is written, so writing holds one partition's keys more at most.
+        Each partition's runs (in memory and on disk) are merged as it is written, so writing holds one
+        partition's keys more at most.
 
         Args:
             path: the file: ``keys_I`` and ``values_I`` per run, ``runs``, ``bands`` and ``rows``.
@@ -266,25 +335,35 @@ class BandIndex:
                     np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
 
             written = 0
-            for runs, run_values in zip(self._keys, self._values):
-                if runs:
-                    keys, values = np.concatenate(runs), np.concatenate(run_values)
-                    order = np.argsort(keys, kind="stable")  # the runs' keys are disjoint
-                    put(f"keys_{written}", keys[order])
-                    put(f"values_{written}", values[order])
+            for keys, values in self._added_parts():
+                if len(keys):
+                    put(f"keys_{written}", keys)
+                    put(f"values_{written}", values)
                     written += 1
             put("runs", np.int64(written))
             put("bands", np.int64(self.bands))
             put("rows", np.int64(self.rows))
 
+    def close(self) -> None:
+        """Close the runs' files and delete those this index wrote to scratch; the index is empty after."""
+        for run in self._spilled + self._saved:
+            run.close()
+        self._spilled, self._saved, self._filter = [], [], None
+        for runs in self._keys + self._values:
+            runs.clear()
+        self._in_memory = 0
+
     @classmethod
-    def load(cls, paths: list[Path], bands: int = LSH_BANDS, rows: int = LSH_ROWS) -> BandIndex:
-        """The index of the runs ``save_added`` wrote, searched as they are (keys of different files are disjoint).
+    def load(
+        cls, paths: list[Path], bands: int = LSH_BANDS, rows: int = LSH_ROWS, scratch: Path | None = None
+    ) -> BandIndex:
+        """The index of the runs ``save_added`` wrote (keys of different files are disjoint).
 
         Args:
             paths: the files, a dataset's own and its appends'.
             bands: band keys per row the files must hold.
             rows: MinHash bins per band the files must have used.
+            scratch: the index's (the class); the runs are copied there, not held in memory.
 
         Returns:
             The index; ``added_count`` is 0.
@@ -292,40 +371,41 @@ class BandIndex:
         Raises:
             DataError: naming a file that is unreadable or does not hold such runs.
         """
-        index = cls(bands, rows)
-        for path in paths:
-            try:
-                with np.load(path, allow_pickle=False) as doc:
-                    saved = (int(doc["bands"]), int(doc["rows"]))
-                    runs = [(doc[f"keys_{i}"], doc[f"values_{i}"]) for i in range(int(doc["runs"]))]
-            except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                raise DataError(f"unreadable split index: {exc}", str(path)) from exc
-            if saved != (bands, rows):
-                raise DataError(
-                    f"split index of {saved[0]} bands of {saved[1]} rows, expected {bands} of {rows}", str(path)
-                )
-            for keys, values in runs:
-                if (
-                    keys.dtype != np.uint32
-                    or values.dtype != index.dtype
-                    or keys.shape != values.shape
-                    or keys.ndim != 1
-                ):
-                    raise DataError("split index arrays of the wrong type or shape", str(path))
-                if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
-                    raise DataError("split index keys are not sorted and distinct", str(path))
-                for p, lo, hi in _partitions(keys):
-                    index._base_keys[p].append(keys[lo:hi])
-                    index._base_values[p].append(values[lo:hi])
+        index = cls(bands, rows, scratch=scratch)
+        if scratch is not None:
+            scratch.mkdir(parents=True, exist_ok=True)
+        try:
+            for path in paths:
+                saved, runs = saved_runs(Path(path), index.dtype, scratch, index._scratch_file)
+                index._saved.extend(runs)
+                if saved != (bands, rows):
+                    raise DataError(
+                        f"split index of {saved[0]} bands of {saved[1]} rows, expected {bands} of {rows}", str(path)
+                    )
+                index._filtered(runs)
+        except BaseException:
+            index.close()
+            raise
         return index
 
 
 def _partitions(keys: np.ndarray) -> Iterator[tuple[int, int, int]]:
     """``(partition, start, stop)`` of each partition that sorted fingerprints ``keys`` have keys in."""
-    bounds = np.searchsorted(keys, _PARTITION_STARTS).tolist()
+    bounds = np.searchsorted(keys, PARTITION_STARTS).tolist()
     for p, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         if lo < hi:
             yield p, lo, hi
+
+
+def _merged(keys: list[np.ndarray], values: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint sorted runs of one partition as one sorted run, with their values."""
+    if not keys:
+        return np.zeros(0, np.uint32), np.zeros(0, dtype)
+    if len(keys) == 1:
+        return keys[0], values[0]
+    joined = np.concatenate(keys)
+    order = np.argsort(joined, kind="stable")
+    return joined[order], np.concatenate(values)[order]
 
 
 def _first(match: np.ndarray, values: np.ndarray) -> np.ndarray:

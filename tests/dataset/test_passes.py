@@ -74,16 +74,25 @@ def test_batches_come_in_input_order_numbered_from_the_first_row_id(tmp_path, wo
     assert labels.frozen
 
 
-def test_a_later_pass_replays_the_first_passes_splits(tmp_path):
+@pytest.mark.parametrize("scratch", [False, True], ids=["in memory", "in scratch"])
+def test_a_later_pass_replays_the_first_passes_splits(tmp_path, scratch):
     spec = _spec(tmp_path, val_fraction=0.5)
-    splits, labels = RowSplits("blake2b"), LabelIndex()
+    splits, labels = RowSplits("lsh-bigrams", first_row_id=5), LabelIndex()
+    if scratch:
+        splits.spill_to(tmp_path / ".split")
+        (tmp_path / ".split" / "foreign").write_text("not ours")
     first = np.concatenate([b.splits for b in _batches(spec, splits, labels)])
     splits.replay()
-    assert splits.replaying
+    assert splits.replaying and 0 < (first == 1).sum() < len(first) - 6  # both splits, besides the test rows
+    if scratch:
+        assert (tmp_path / ".split" / "decided-splits").stat().st_size == len(first)
     with ThreadPoolExecutor(2) as pool:
         again = _batches(spec, splits, labels, pool)
     assert np.array_equal(np.concatenate([b.splits for b in again]), first)
     assert all(b.work.splits is None for b in again)  # the workers no longer split
+    splits.close()
+    if scratch:  # what it wrote is gone; what it did not write stays
+        assert [p.name for p in (tmp_path / ".split").iterdir()] == ["foreign"]
 
 
 def test_a_failing_chunk_names_its_input_and_rows(tmp_path, monkeypatch):

@@ -149,3 +149,45 @@ def test_loaded_runs_answer_like_the_index_that_wrote_them(tmp_path):
     loaded = BandIndex.load([tmp_path / "a.npz"])
     assert len(loaded) == len(index) == 50 * LSH_BANDS and loaded.added_count() == 0
     np.testing.assert_array_equal(loaded.resolve(keys, 1 - own), own)  # every row finds its own keys
+
+
+def test_an_index_with_scratch_answers_as_in_memory_holds_at_most_its_bound_and_leaves_nothing(tmp_path):
+    """Past ``memory_keys`` the added keys go to scratch files; rows matching keys only there still find them."""
+    rng = np.random.default_rng(7)
+    keys = random_keys(3000, 3)
+    own = rng.integers(0, 2, 3000).astype(np.uint8)
+    late = np.arange(2000, 3000)
+    keys[late, :10] = keys[late - 2000, :10]  # each late row is near an early one (10 of 16 bands)
+    own[late] = own[late - 2000] ^ 1  # ... and would split the other way alone
+    scratch = tmp_path / "scratch"
+    on_disk, in_memory = BandIndex(scratch=scratch, memory_keys=4000), BandIndex()
+    got = [on_disk.resolve(keys[i : i + 100], own[i : i + 100]) for i in range(0, 3000, 100)]
+    want = [in_memory.resolve(keys[i : i + 100], own[i : i + 100]) for i in range(0, 3000, 100)]
+    assert np.concatenate(got).tolist() == np.concatenate(want).tolist()
+    assert (np.concatenate(got)[late] == own[late - 2000]).all()  # every late row took its early row's split
+    # The early rows' keys went to disk long before the late rows came; the runs there were merged as they grew.
+    assert on_disk._in_memory <= 4000 + 100 * LSH_BANDS < on_disk.added_count() - 1000 * LSH_BANDS
+    assert 1 <= len(list(scratch.iterdir())) <= 3
+    assert len(on_disk) == len(in_memory) == on_disk.added_count()
+    assert all((a == b).all() for a, b in zip(on_disk.added(), in_memory.added()))
+    on_disk.save_added(tmp_path / "disk.npz")
+    in_memory.save_added(tmp_path / "memory.npz")
+    assert (tmp_path / "disk.npz").read_bytes() == (tmp_path / "memory.npz").read_bytes()
+    on_disk.close()
+    assert list(scratch.iterdir()) == [] and len(on_disk) == 0
+
+
+def test_an_index_loaded_into_scratch_answers_from_its_copies_and_deletes_only_them(tmp_path):
+    keys = random_keys(200, 4)
+    index = BandIndex()
+    first = index.resolve(keys, np.zeros(200, np.uint8) + 1)
+    path = tmp_path / "index.npz"
+    index.save_added(path)
+    scratch = tmp_path / "scratch"
+    loaded = BandIndex.load([path], scratch=scratch)
+    path.write_bytes(b"")  # the dataset's file changes: the loaded index no longer reads it
+    assert len(list(scratch.iterdir())) >= 1 and len(loaded) == 200 * LSH_BANDS
+    assert loaded.resolve(keys, np.zeros(200, np.uint8)).tolist() == first.tolist()  # answered from the copies
+    assert loaded.added_count() == 0
+    loaded.close()
+    assert list(scratch.iterdir()) == [] and path.exists()  # its copies gone; the file it read is not its to delete

@@ -1,0 +1,354 @@
+"""The split index's sorted runs kept out of its merged in-memory runs: on disk, or loaded without scratch.
+
+- ``SortedRun``: one sorted run of distinct uint32 fingerprints and their values, either a file this index
+  wrote to scratch, mapped read-only (``mapped``), or arrays in memory (``held``). In memory it keeps each
+  partition's bounds (a fingerprint's partition: its top ``PARTITION_BITS`` bits) and a fence, every
+  ``FENCE_EVERY``-th key: ``lookup`` finds each query's block of ``FENCE_EVERY`` keys by the fence and reads
+  only those blocks, then hands a mapped file's pages back (``MADV_DONTNEED``), so a run on disk costs
+  memory only while it is searched, for the pages the search touched.
+- ``DiskFilter``: two bits set per key of those runs, in ``FILTER_BITS_PER_KEY`` bits a key, at most
+  ``2**MAX_FILTER_LOG2`` bits: a query with either bit clear is in none of them and reads nothing.
+- ``write_run``: partitions' sorted, distinct keys and values as a new run file (keys, then values);
+  ``merge_runs``: two runs of disjoint keys as one, a partition at a time.
+- ``saved_runs``: the runs of an ``.npz`` that ``BandIndex.save_added`` wrote (stored, not compressed),
+  checked (type, shape, sorted and distinct) a block at a time with plain reads: copied to scratch as mapped
+  runs, or held. Only files this index wrote are ever mapped: a file cut short under a mapping would
+  kill the process.
+
+Rationale and measurements: docs/design/split.md ("The index")
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from streamtrain.errors import DataError, writing
+
+PARTITION_BITS = 6  # a fingerprint's partition: its top bits (64 partitions)
+# Where each partition's fingerprints start, and the end of the last: bounds for ``np.searchsorted``.
+PARTITION_STARTS = np.arange((1 << PARTITION_BITS) + 1, dtype=np.uint64) << np.uint64(32 - PARTITION_BITS)
+FENCE_EVERY = 64  # keys per block a lookup reads; the fence holds one key in this many (1/64 of a run's keys)
+# The filter: 8 bits a key on disk (2 set per key: about 5% of misses pass), from 2**20 bits (128 KiB) up to
+# 2**27 (16 MiB, 16 M keys); past that it stays that size and lets more misses through.
+FILTER_BITS_PER_KEY = 8
+MIN_FILTER_LOG2, MAX_FILTER_LOG2 = 20, 27
+CHECK_BLOCK = 1 << 20  # keys a saved run is checked by at a time
+_LOCAL_HEADER = 30  # a zip local file header's fixed part; then the name and the extra field
+
+
+class SortedRun:
+    """A sorted run of ``length`` distinct fingerprints and their values: in a file, or held in memory.
+
+    Made by ``in_file`` and ``held``. A run in a file is read with ``os.pread``, never mapped: what a read
+    copies is all it costs, and a file cut short is an error, not a signal.
+
+    Args:
+        length: the keys.
+        dtype: the values' type.
+        keys: held: the keys; values: theirs. None: in ``path``, keys then values.
+        path: the file (``close`` deletes it).
+    """
+
+    def __init__(
+        self,
+        length: int,
+        dtype: np.dtype,
+        keys: np.ndarray | None = None,
+        values: np.ndarray | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.length, self.dtype, self.path = length, np.dtype(dtype), path
+        self._held = (keys, values) if keys is not None and values is not None else None
+        self._fh: BinaryIO | None = open(path, "rb", buffering=0) if path is not None else None  # noqa: SIM115
+        self.bounds = np.zeros(len(PARTITION_STARTS), np.int64)
+        fence = [np.zeros(0, np.uint32)]
+        for start in range(0, length, CHECK_BLOCK):
+            block = self._keys(start, min(start + CHECK_BLOCK, length))
+            self.bounds += np.searchsorted(block, PARTITION_STARTS)
+            fence.append(block[::FENCE_EVERY].copy())  # CHECK_BLOCK is a multiple of FENCE_EVERY
+        self.fence = np.concatenate(fence)
+
+    @classmethod
+    def held(cls, keys: np.ndarray, values: np.ndarray) -> SortedRun:
+        """A run held in memory."""
+        return cls(len(keys), values.dtype, keys, values)
+
+    @classmethod
+    def in_file(cls, path: Path, length: int, dtype: np.dtype) -> SortedRun:
+        """The run of ``length`` keys this index wrote to ``path`` (``write_run``: keys, then values)."""
+        return cls(length, dtype, path=path)
+
+    def _keys(self, lo: int, hi: int) -> np.ndarray:
+        """Keys ``lo`` to ``hi``."""
+        if self._held is not None:
+            return self._held[0][lo:hi]
+        return self._read(4 * lo, 4 * (hi - lo), np.dtype(np.uint32))
+
+    def _values(self, lo: int, hi: int) -> np.ndarray:
+        """Values ``lo`` to ``hi``."""
+        if self._held is not None:
+            return self._held[1][lo:hi]
+        size = self.dtype.itemsize
+        return self._read(4 * self.length + size * lo, size * (hi - lo), self.dtype)
+
+    def _read(self, at: int, nbytes: int, dtype: np.dtype) -> np.ndarray:
+        """``nbytes`` of the file from ``at``, as ``dtype``."""
+        assert self._fh is not None and self.path is not None, "a run in a file, not closed"
+        got = os.pread(self._fh.fileno(), nbytes, at)
+        if len(got) != nbytes:
+            raise DataError("split index scratch file shorter than its run", str(self.path))
+        return np.frombuffer(got, dtype)
+
+    def read(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
+        """Partition ``partition``'s keys and values."""
+        lo, hi = int(self.bounds[partition]), int(self.bounds[partition + 1])
+        return self._keys(lo, hi), self._values(lo, hi)
+
+    def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the sorted fingerprints ``queries`` the run holds, and those ones' values.
+
+        A run in a file reads only the blocks of ``FENCE_EVERY`` keys the queries fall in (adjacent ones in
+        one read), and the values of those it holds.
+
+        Returns:
+            (a bool per query, the values of those it holds).
+        """
+        if not self.length or not len(queries):
+            return np.zeros(len(queries), bool), np.zeros(0, self.dtype)
+        if self._held is not None:
+            keys, values = self._held
+            at = np.minimum(np.searchsorted(keys, queries), self.length - 1)
+            hit = keys[at] == queries
+            return hit, values[at[hit]]
+        block = np.searchsorted(self.fence, queries, side="right") - 1
+        blocks = np.unique(block[block >= 0])
+        if not len(blocks):  # every query is below the run's first key
+            return np.zeros(len(queries), bool), np.zeros(0, self.dtype)
+        cut = np.flatnonzero(np.diff(blocks) != 1) + 1  # runs of adjacent blocks: one read each
+        firsts = blocks[np.r_[0, cut]] * FENCE_EVERY
+        lasts = np.minimum(blocks[np.r_[cut - 1, -1]] * FENCE_EVERY + FENCE_EVERY, self.length)
+        gathered, where = self._gather(firsts, lasts)
+        at = np.minimum(np.searchsorted(gathered, queries), len(gathered) - 1)
+        hit = gathered[at] == queries
+        held = where[at[hit]]
+        values = np.zeros(len(held), self.dtype)
+        for i, pos in enumerate(held.tolist()):  # hits: a read each (rare on distinct texts)
+            values[i] = self._values(pos, pos + 1)[0]
+        return hit, values
+
+    def _gather(self, firsts: np.ndarray, lasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keys from each of ``firsts`` to its ``lasts`` (sorted, disjoint ranges), and their positions."""
+        assert self._fh is not None and self.path is not None, "a run in a file, not closed"
+        lengths = lasts - firsts
+        starts = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        gathered = np.empty(int(starts[-1]), np.uint32)
+        view, fd = memoryview(gathered.data).cast("B"), self._fh.fileno()
+        for first, start, stop in zip(firsts.tolist(), starts[:-1].tolist(), starts[1:].tolist()):
+            if os.preadv(fd, [view[4 * start : 4 * stop]], 4 * first) != 4 * (stop - start):
+                raise DataError("split index scratch file shorter than its run", str(self.path))
+        where = np.arange(len(gathered)) + np.repeat(firsts - starts[:-1], lengths)
+        return gathered, where
+
+    def close(self) -> None:
+        """Let the keys go; a run in a file closed and the file deleted."""
+        self._held = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class DiskFilter:
+    """Two bits of ``2**log2_bits`` for each key added: a key with either bit clear is in none of the runs.
+
+    Args:
+        log2_bits: the filter's size: ``2**log2_bits`` bits (``sized`` picks it).
+    """
+
+    def __init__(self, log2_bits: int) -> None:
+        self.log2_bits = log2_bits
+        self.bits = np.zeros(1 << (log2_bits - 3), np.uint8)
+
+    @staticmethod
+    def sized(keys: int) -> int:
+        """The ``log2_bits`` for ``keys`` keys: ``FILTER_BITS_PER_KEY`` bits a key, within the bounds."""
+        wanted = max(1, keys * FILTER_BITS_PER_KEY - 1).bit_length()
+        return min(max(wanted, MIN_FILTER_LOG2), MAX_FILTER_LOG2)
+
+    def _slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A fingerprint's two bits: its top bits, and those of it times an odd constant (mod 2**32)."""
+        shift = np.uint32(32 - self.log2_bits)
+        with np.errstate(over="ignore"):
+            mixed = keys.astype(np.uint32) * np.uint32(0x9E3779B1)
+        return keys >> shift, mixed >> shift
+
+    def add(self, keys: np.ndarray) -> None:
+        """Set the bits of fingerprints ``keys``."""
+        for slot in self._slots(keys):
+            np.bitwise_or.at(self.bits, slot >> np.uint32(3), np.left_shift(1, slot & np.uint32(7)).astype(np.uint8))
+
+    def add_run(self, run: SortedRun) -> None:
+        """Set the bits of a run's keys, a partition at a time."""
+        for p in range(len(PARTITION_STARTS) - 1):
+            self.add(run.read(p)[0])
+
+    def may_hold(self, keys: np.ndarray) -> np.ndarray:
+        """Per fingerprint: False where no run holds it; True where one may."""
+        out = np.ones(len(keys), bool)
+        for slot in self._slots(keys):
+            out &= ((self.bits[slot >> np.uint32(3)] >> (slot & np.uint32(7)).astype(np.uint8)) & 1).astype(bool)
+        return out
+
+
+def write_run(path: Path, parts: Iterable[tuple[np.ndarray, np.ndarray]], total: int, dtype: np.dtype) -> SortedRun:
+    """Write partitions' sorted, distinct keys and values as they come: a run that ``close`` deletes.
+
+    Args:
+        path: the new file (in scratch).
+        parts: per partition, in order, its (keys, values); the keys of one lie in that partition only.
+        total: the keys of all parts.
+        dtype: the values' type.
+
+    Raises:
+        WriteError: the file system refused the write.
+    """
+    dtype = np.dtype(dtype)
+    at = 0
+    with writing(path), open(path, "wb") as fh:
+        fh.truncate(total * (4 + dtype.itemsize))
+        for keys, values in parts:
+            os.pwrite(fh.fileno(), np.ascontiguousarray(keys, np.uint32).tobytes(), 4 * at)
+            os.pwrite(fh.fileno(), np.ascontiguousarray(values, dtype).tobytes(), 4 * total + dtype.itemsize * at)
+            at += len(keys)
+    assert at == total, "the parts hold ``total`` keys"
+    return SortedRun.in_file(path, total, dtype)
+
+
+def merge_runs(path: Path, older: SortedRun, newer: SortedRun) -> SortedRun:
+    """``older`` and ``newer`` (disjoint keys) as one new run at ``path``, a partition at a time; both closed.
+
+    Raises:
+        WriteError: the file system refused the write.
+    """
+
+    def parts() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for p in range(len(PARTITION_STARTS) - 1):
+            (k1, v1), (k2, v2) = older.read(p), newer.read(p)
+            keys, values = np.concatenate([k1, k2]), np.concatenate([v1, v2])
+            order = np.argsort(keys, kind="stable")
+            yield keys[order], values[order]
+
+    merged = write_run(path, parts(), older.length + newer.length, older.dtype)
+    older.close()
+    newer.close()
+    return merged
+
+
+def saved_runs(
+    path: Path, value_dtype: np.dtype, scratch: Path | None, name: Callable[[], Path]
+) -> tuple[tuple[int, int], list[SortedRun]]:
+    """The ``(bands, rows)`` and the runs of a ``save_added`` file, checked: copied to ``scratch``, or held.
+
+    Args:
+        path: the file.
+        value_dtype: the values' type the runs must have.
+        scratch: where the runs are copied to (``name()`` gives each copy's path); None: held in memory.
+        name: see ``scratch``.
+
+    Raises:
+        DataError: naming the file, when it is unreadable, compressed, or does not hold such runs.
+    """
+    runs: list[SortedRun] = []
+    try:
+        with zipfile.ZipFile(path) as archive, open(path, "rb") as fh:
+            members = {info.filename: _member(fh, info) for info in archive.infolist()}
+            with np.load(path, allow_pickle=False) as doc:
+                saved = (int(doc["bands"]), int(doc["rows"]))
+                count = int(doc["runs"])
+            for i in range(count):
+                keys, values = members[f"keys_{i}.npy"], members[f"values_{i}.npy"]
+                runs.append(_copied(path, fh, keys, values, value_dtype, name() if scratch is not None else None))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        for run in runs:
+            run.close()
+        raise DataError(f"unreadable split index: {exc}", str(path)) from exc
+    except BaseException:
+        for run in runs:
+            run.close()
+        raise
+    return saved, runs
+
+
+def _member(fh: BinaryIO, info: zipfile.ZipInfo) -> tuple[int, tuple[int, ...], np.dtype]:
+    """A stored ``.npy`` member's data offset in the file, its shape and type."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{info.filename} is compressed")
+    fh.seek(info.header_offset)
+    header = fh.read(_LOCAL_HEADER)
+    if len(header) != _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
+        raise ValueError(f"no local header for {info.filename}")
+    name_length, extra_length = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+    fh.seek(info.header_offset + _LOCAL_HEADER + name_length + extra_length)
+    version = np.lib.format.read_magic(fh)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(fh)
+    if fortran and len(shape) > 1:
+        raise ValueError(f"{info.filename} is in Fortran order")
+    return fh.tell(), shape, dtype
+
+
+def _copied(
+    path: Path,
+    fh: BinaryIO,
+    keys: tuple[int, tuple, np.dtype],
+    values: tuple[int, tuple, np.dtype],
+    dtype: np.dtype,
+    copy: Path | None,
+) -> SortedRun:
+    """A saved run, checked a block at a time as it is read: written to ``copy`` and mapped, or held."""
+    (keys_at, keys_shape, keys_dtype), (values_at, values_shape, values_dtype) = keys, values
+    if keys_dtype != np.uint32 or values_dtype != dtype or keys_shape != values_shape or len(keys_shape) != 1:
+        raise DataError("split index arrays of the wrong type or shape", str(path))
+    length = keys_shape[0]
+    key_blocks = _blocks(path, fh, keys_at, length, np.dtype(np.uint32))
+    value_blocks = _blocks(path, fh, values_at, length, np.dtype(dtype))
+    if copy is None:
+        return SortedRun.held(_sorted_keys(path, key_blocks, None), np.concatenate([np.zeros(0, dtype), *value_blocks]))
+    with writing(copy), open(copy, "wb") as out:
+        _sorted_keys(path, key_blocks, out)
+        for block in value_blocks:
+            out.write(block.tobytes())
+    return SortedRun.in_file(copy, length, dtype)
+
+
+def _blocks(path: Path, fh: BinaryIO, at: int, length: int, dtype: np.dtype) -> Iterator[np.ndarray]:
+    """An array of the file read ``CHECK_BLOCK`` items at a time."""
+    for start in range(0, length, CHECK_BLOCK):
+        count = min(CHECK_BLOCK, length - start)
+        fh.seek(at + dtype.itemsize * start)
+        block = np.frombuffer(fh.read(dtype.itemsize * count), dtype)
+        if len(block) != count:
+            raise DataError("split index file shorter than its runs", str(path))
+        yield block
+
+
+def _sorted_keys(path: Path, blocks: Iterator[np.ndarray], out: BinaryIO | None) -> np.ndarray:
+    """The keys of ``blocks``, checked sorted and distinct: written to ``out``, or (None) returned whole."""
+    held, last = [np.zeros(0, np.uint32)], -1
+    for block in blocks:
+        if int(block[0]) <= last or (len(block) > 1 and not (block[1:] > block[:-1]).all()):
+            raise DataError("split index keys are not sorted and distinct", str(path))
+        last = int(block[-1])
+        if out is None:
+            held.append(block)
+        else:
+            out.write(block.tobytes())
+    return np.concatenate(held)
