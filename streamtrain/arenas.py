@@ -1,4 +1,4 @@
-"""A prepare process's heap: one arena (``one_arena``), large arrays mapped (``map_large``), pages back (``trim``).
+"""One malloc arena for a process that prepares (``one_arena``), and its freed pages given back (``trim``).
 
 glibc gives each thread that contends for the allocator an arena of its own
 (up to eight per core), and an arena keeps the heap it grew to: prepare's
@@ -13,13 +13,7 @@ gives an allocation of up to 32 MiB from the heap once a larger one was
 freed, so the split index's runs and the names' temporaries stayed in
 prepare's RSS after they were dropped, through the passes that followed.
 ``trim`` (glibc's ``malloc_trim(0)``) hands those pages back; prepare calls
-it where a large structure has just left memory. Between those places the
-heap still fragments: pass 2 reads hundreds of buckets of a few MiB each at
-millions of rows, and its peak grew with their number. ``map_large`` fixes
-glibc's threshold at ``MMAP_THRESHOLD`` (8 MiB), so every array that large
-has a mapping of its own and goes back to the system when freed; that costs
-the page faults of a fresh mapping each time, about a quarter more time in
-pass 2 at 8 M rows (docs/design/prepare.md, "Freed pages handed back").
+it where a large structure has just left memory.
 """
 
 from __future__ import annotations
@@ -28,8 +22,6 @@ import ctypes
 from typing import Any
 
 M_ARENA_MAX = -8  # glibc's malloc.h
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 8 << 20  # bytes from which an allocation is mapped on its own (``map_large``)
 
 
 def one_arena() -> bool:
@@ -40,18 +32,6 @@ def one_arena() -> bool:
     """
     mallopt = _libc("mallopt", [ctypes.c_int, ctypes.c_int])
     return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
-
-
-def map_large(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Ask the C library to map every allocation of ``threshold`` bytes or more on its own, from now on.
-
-    It also stops glibc from raising the threshold as large mappings are freed (up to 32 MiB).
-
-    Returns:
-        Whether the C library took the setting (False where it has no ``mallopt`` or refused it).
-    """
-    mallopt = _libc("mallopt", [ctypes.c_int, ctypes.c_int])
-    return mallopt is not None and mallopt(M_MMAP_THRESHOLD, threshold) == 1
 
 
 def trim() -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from streamtrain.arenas import map_large, one_arena
+from streamtrain.arenas import one_arena
 from streamtrain.child import in_child
 
 if TYPE_CHECKING:
@@ -61,8 +61,7 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: An
         announce: told the dataset's ``ModelInputs`` once they are known (``streamtrain train``).
 
     A process that has not imported TensorFlow (the command's, ``train``'s prepare child) uses one malloc arena
-    and maps its large arrays on their own from here on (``arenas.one_arena``, ``arenas.map_large``); one that
-    has is left as it is.
+    from here on (``arenas.one_arena``); one that has is left as it is.
 
     Returns:
         The dataset's manifest.
@@ -71,7 +70,6 @@ def prepare(opts: PrepareOptions, executor: Executor | None = None, announce: An
 
     if "tensorflow" not in sys.modules:
         one_arena()
-        map_large()
 
     return prepare_dataset(opts, executor, announce, bakeoff=bakeoff)
 
