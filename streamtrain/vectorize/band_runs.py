@@ -1,19 +1,18 @@
-"""The split index's sorted runs kept out of its merged in-memory runs: on disk, or loaded without scratch.
+"""The split index's sorted runs kept out of its merged in-memory runs: in scratch files, or loaded and held.
 
 - ``SortedRun``: one sorted run of distinct uint32 fingerprints and their values, either a file this index
-  wrote to scratch, mapped read-only (``mapped``), or arrays in memory (``held``). In memory it keeps each
-  partition's bounds (a fingerprint's partition: its top ``PARTITION_BITS`` bits) and a fence, every
-  ``FENCE_EVERY``-th key: ``lookup`` finds each query's block of ``FENCE_EVERY`` keys by the fence and reads
-  only those blocks, then hands a mapped file's pages back (``MADV_DONTNEED``), so a run on disk costs
-  memory only while it is searched, for the pages the search touched.
+  wrote to scratch (``in_file``, read with ``os.pread``, never mapped: a file cut short is a ``DataError``,
+  not a signal) or arrays in memory (``held``). In memory it keeps each partition's bounds (a fingerprint's
+  partition: its top ``PARTITION_BITS`` bits) and a fence, every ``FENCE_EVERY``-th key: ``lookup`` finds
+  each query's block of ``FENCE_EVERY`` keys by the fence and reads only those blocks, adjacent ones in one
+  read, so a run in a file costs memory only for the blocks a lookup reads.
 - ``DiskFilter``: two bits set per key of those runs, in ``FILTER_BITS_PER_KEY`` bits a key, at most
   ``2**MAX_FILTER_LOG2`` bits: a query with either bit clear is in none of them and reads nothing.
 - ``write_run``: partitions' sorted, distinct keys and values as a new run file (keys, then values);
   ``merge_runs``: two runs of disjoint keys as one, a partition at a time.
 - ``saved_runs``: the runs of an ``.npz`` that ``BandIndex.save_added`` wrote (stored, not compressed),
-  checked (type, shape, sorted and distinct) a block at a time with plain reads: copied to scratch as mapped
-  runs, or held. Only files this index wrote are ever mapped: a file cut short under a mapping would
-  kill the process.
+  checked (type, shape, sorted and distinct) a block at a time with plain reads: copied to scratch as runs
+  in files, or held.
 
 Rationale and measurements: docs/design/split.md ("The index")
 """
@@ -313,7 +312,7 @@ def _copied(
     dtype: np.dtype,
     copy: Path | None,
 ) -> SortedRun:
-    """A saved run, checked a block at a time as it is read: written to ``copy`` and mapped, or held."""
+    """A saved run, checked a block at a time as it is read: copied to ``copy`` (a run in a file), or held."""
     (keys_at, keys_shape, keys_dtype), (values_at, values_shape, values_dtype) = keys, values
     if keys_dtype != np.uint32 or values_dtype != dtype or keys_shape != values_shape or len(keys_shape) != 1:
         raise DataError("split index arrays of the wrong type or shape", str(path))

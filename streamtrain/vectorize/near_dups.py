@@ -127,8 +127,8 @@ class BandIndex:
     The runs are kept per partition (the fingerprint's top ``band_runs.PARTITION_BITS`` bits), so a lookup
     searches the runs of its key's partition only and a merge stays within one: their number grows with the
     logarithm of a partition's keys, not with the index's size. With ``scratch``, memory is bounded: once the
-    added keys held in memory pass ``memory_keys`` they go to a file there as one run (``band_runs``), and a
-    loaded index's runs are read from their files, a partition at a time, never held whole.
+    added keys held in memory pass ``memory_keys`` they go to a file there as one run (``band_runs``), and
+    ``load`` copies the saved runs there; without it, loaded runs are held in memory.
 
     Args:
         bands: band keys per row.
