@@ -29,19 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from streamtrain import faults
-from streamtrain.dataset import sources
+from streamtrain.dataset import passes, sources
 from streamtrain.dataset.counts import Append, RejectStats, Source
 from streamtrain.dataset.drift import Coverage, coverage_for, drift_line
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.dataset.options import Announce, PrepareOptions, existing, recorded_options
-from streamtrain.dataset.passes import (
-    SPLIT_SCRATCH,
-    RowBatch,
-    RowSplits,
-    read_rows,
-    sample_val_rows,
-    split_record,
-)
 from streamtrain.dataset.records import SplitRecord, ValSampleRecord
 from streamtrain.dataset.reject_log import REJECTS_NAME, RejectLog
 from streamtrain.dataset.shards import ShardInfo
@@ -159,7 +151,7 @@ class Night:
     records: list[Source]  # the manifest's new ``sources`` (rows and rejects counted by pass 1)
     opts: PrepareOptions  # the dataset's recorded options, reading the plans' inputs and portions
     labels: LabelIndex  # the dataset's frozen label map
-    splits: RowSplits  # row ids from the dataset's next one; the dataset's band-key index under an indexed rule
+    splits: passes.RowSplits  # row ids from the dataset's next one; the dataset's band-key index under an indexed rule
     sample: ValSample  # the dataset's validation sample, which new validation rows may join
 
     @property
@@ -239,7 +231,7 @@ def _plan(opts: PrepareOptions, root: Path, manifest: Manifest) -> Night | None:
         portions={p.path: p.portion for p in plans},
     )
     index = [root / r.path for r in manifest.split_index()] if recorded.split_rule in INDEXED_RULES else None
-    splits = RowSplits(recorded.split_rule, next_row_id(manifest), index)  # loaded as pass 1 starts
+    splits = passes.RowSplits(recorded.split_rule, next_row_id(manifest), index)  # loaded as pass 1 starts
     labels = LabelIndex.frozen_map(manifest.labels)
     return Night(number, at, plans, records, recorded, labels, splits, load_sample(root, manifest.val_sample))
 
@@ -288,7 +280,7 @@ def _split_after_check(night: Night, manifest: Manifest, stage: Path) -> SplitRe
     split = manifest.split
     index = night.splits.index
     if index is not None and index.added_count():
-        added = split_record(night.splits, night.opts.val_fraction, stage, night.directory).files()
+        added = passes.split_record(night.splits, night.opts.val_fraction, stage, night.directory).files()
         split = dataclasses.replace(split, index=manifest.split_index() + added)
     night.splits.drop_index()
     return split
@@ -302,16 +294,16 @@ def _check_pass(
     Returns the rejects (``unknown_label`` for a label the dataset lacks) and the rows per split.
     """
     rejects = RejectLog(stage, len(night.records))
-    night.splits.spill_to(stage / SPLIT_SCRATCH)
+    night.splits.spill_to(stage / passes.SPLIT_SCRATCH)
     split_rows = np.zeros(len(SPLIT_NAMES), np.int64)
     reading = "pass 1/2: reading and checking"
     spec = night.opts.read_spec()
-    for batch in read_rows(
+    for batch in passes.read_rows(
         spec, night.splits, night.labels, executor, rejects=rejects, progress=reading, total_bytes=night.total_bytes
     ):
         night.records[batch.source].rows += len(batch.chunk)
         split_rows += np.bincount(batch.splits, minlength=len(SPLIT_NAMES))
-        sample_val_rows(night.sample, batch)
+        passes.sample_val_rows(night.sample, batch)
     night.splits.replay()
     rejects.close()
     sources.count_sources(night.records, rejects, night.splits.first_row_id)
@@ -334,7 +326,7 @@ def _write_pass(
     writing = "pass 2/2: vectorizing and writing shards"
     ngram = state.config if isinstance(state, TfidfState) else None
     spec = night.opts.read_spec()
-    for batch in read_rows(
+    for batch in passes.read_rows(
         spec, night.splits, night.labels, executor, progress=writing, total_bytes=night.total_bytes, ngram=ngram
     ):
         rows, outside, total = _vectorize(state, batch)
@@ -343,7 +335,7 @@ def _write_pass(
     return coverage
 
 
-def _vectorize(state: TfidfState | SequenceState, batch: RowBatch) -> tuple[Rows, np.ndarray, np.ndarray]:
+def _vectorize(state: TfidfState | SequenceState, batch: passes.RowBatch) -> tuple[Rows, np.ndarray, np.ndarray]:
     """A batch's rows vectorized by the frozen ``state``, with their features' (or tokens') counts outside it."""
     if isinstance(state, TfidfState):
         counts = batch.work.counts

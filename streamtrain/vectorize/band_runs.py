@@ -19,6 +19,7 @@ Rationale and measurements: docs/design/split.md ("The index")
 
 from __future__ import annotations
 
+import itertools
 import os
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ PARTITION_BITS = 6  # a fingerprint's partition: its top bits (64 partitions)
 # Where each partition's fingerprints start, and the end of the last: bounds for ``np.searchsorted``.
 PARTITION_STARTS = np.arange((1 << PARTITION_BITS) + 1, dtype=np.uint64) << np.uint64(32 - PARTITION_BITS)
 FENCE_EVERY = 64  # keys per block a lookup reads; the fence holds one key in this many (1/64 of a run's keys)
+LOOKUP_BLOCKS = 4096  # blocks a lookup reads at a time: at most 1 MiB of keys (and their values) in memory
 # The filter: 8 bits a key on disk (2 set per key: about 5% of misses pass), from 2**20 bits (128 KiB) up to
 # 2**27 (16 MiB, 16 M keys); past that it stays that size and lets more misses through.
 FILTER_BITS_PER_KEY = 8
@@ -61,17 +63,17 @@ class SortedRun:
         keys: np.ndarray | None = None,
         values: np.ndarray | None = None,
         path: Path | None = None,
+        layout: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.length, self.dtype, self.path = length, np.dtype(dtype), path
         self._held = (keys, values) if keys is not None and values is not None else None
         self._fh: BinaryIO | None = open(path, "rb", buffering=0) if path is not None else None  # noqa: SIM115
-        self.bounds = np.zeros(len(PARTITION_STARTS), np.int64)
-        fence = [np.zeros(0, np.uint32)]
-        for start in range(0, length, CHECK_BLOCK):
-            block = self._keys(start, min(start + CHECK_BLOCK, length))
-            self.bounds += np.searchsorted(block, PARTITION_STARTS)
-            fence.append(block[::FENCE_EVERY].copy())  # CHECK_BLOCK is a multiple of FENCE_EVERY
-        self.fence = np.concatenate(fence)
+        if layout is None:
+            outline = _Outline()
+            for start in range(0, length, CHECK_BLOCK):
+                outline.add(self._keys(start, min(start + CHECK_BLOCK, length)))
+            layout = outline.layout()
+        self.bounds, self.fence = layout
 
     @classmethod
     def held(cls, keys: np.ndarray, values: np.ndarray) -> SortedRun:
@@ -79,9 +81,15 @@ class SortedRun:
         return cls(len(keys), values.dtype, keys, values)
 
     @classmethod
-    def in_file(cls, path: Path, length: int, dtype: np.dtype) -> SortedRun:
-        """The run of ``length`` keys this index wrote to ``path`` (``write_run``: keys, then values)."""
-        return cls(length, dtype, path=path)
+    def in_file(
+        cls, path: Path, length: int, dtype: np.dtype, layout: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> SortedRun:
+        """The run of ``length`` keys this index wrote to ``path`` (``write_run``: keys, then values).
+
+        ``layout``: its partition bounds and fence as ``_Outline`` gave them while the keys were written;
+        None: read from the file.
+        """
+        return cls(length, dtype, path=path, layout=layout)
 
     def _keys(self, lo: int, hi: int) -> np.ndarray:
         """Keys ``lo`` to ``hi``."""
@@ -98,11 +106,17 @@ class SortedRun:
 
     def _read(self, at: int, nbytes: int, dtype: np.dtype) -> np.ndarray:
         """``nbytes`` of the file from ``at``, as ``dtype``."""
+        out = np.empty(nbytes // dtype.itemsize, dtype)
+        self._read_into([memoryview(out.data).cast("B")], [at])
+        return out
+
+    def _read_into(self, views: list[memoryview], offsets: list[int]) -> None:
+        """Fill each of ``views`` from the file at its offset; a file cut short is a ``DataError``."""
         assert self._fh is not None and self.path is not None, "a run in a file, not closed"
-        got = os.pread(self._fh.fileno(), nbytes, at)
-        if len(got) != nbytes:
-            raise DataError("split index scratch file shorter than its run", str(self.path))
-        return np.frombuffer(got, dtype)
+        fd = self._fh.fileno()
+        for view, at in zip(views, offsets):
+            if os.preadv(fd, [view], at) != len(view):
+                raise DataError("split index scratch file shorter than its run", str(self.path))
 
     def read(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
         """Partition ``partition``'s keys and values."""
@@ -112,8 +126,9 @@ class SortedRun:
     def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which of the sorted fingerprints ``queries`` the run holds, and those ones' values.
 
-        A run in a file reads only the blocks of ``FENCE_EVERY`` keys the queries fall in (adjacent ones in
-        one read), and the values of those it holds.
+        A run in a file reads only the blocks of ``FENCE_EVERY`` keys the queries fall in, at most
+        ``LOOKUP_BLOCKS`` of them at a time (adjacent ones in one read), and the values of the ranges
+        read that hold a hit.
 
         Returns:
             (a bool per query, the values of those it holds).
@@ -125,35 +140,44 @@ class SortedRun:
             at = np.minimum(np.searchsorted(keys, queries), self.length - 1)
             hit = keys[at] == queries
             return hit, values[at[hit]]
-        block = np.searchsorted(self.fence, queries, side="right") - 1
-        blocks = np.unique(block[block >= 0])
-        if not len(blocks):  # every query is below the run's first key
-            return np.zeros(len(queries), bool), np.zeros(0, self.dtype)
-        cut = np.flatnonzero(np.diff(blocks) != 1) + 1  # runs of adjacent blocks: one read each
+        block = np.searchsorted(self.fence, queries, side="right") - 1  # non-decreasing: the queries are sorted
+        hit, found = np.zeros(len(queries), bool), np.zeros(len(queries), self.dtype)
+        blocks = np.unique(block[block >= 0])  # none: every query is below the run's first key
+        for group in range(0, len(blocks), LOOKUP_BLOCKS):
+            part = blocks[group : group + LOOKUP_BLOCKS]
+            lo, hi = int(np.searchsorted(block, part[0])), int(np.searchsorted(block, part[-1], side="right"))
+            part_hit, part_found = self._lookup_blocks(part, queries[lo:hi])
+            hit[lo:hi], found[lo:hi] = part_hit, part_found
+        return hit, found[hit]
+
+    def _lookup_blocks(self, blocks: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``lookup`` in a run in a file, for sorted ``queries`` that all fall in the sorted ``blocks``.
+
+        Returns:
+            (a bool per query, a value per query: the run's where it holds the query, else 0).
+        """
+        cut = np.flatnonzero(np.diff(blocks) != 1) + 1  # ranges of adjacent blocks: one read each
         firsts = blocks[np.r_[0, cut]] * FENCE_EVERY
         lasts = np.minimum(blocks[np.r_[cut - 1, -1]] * FENCE_EVERY + FENCE_EVERY, self.length)
-        gathered, where = self._gather(firsts, lasts)
+        starts = np.zeros(len(firsts) + 1, np.int64)  # where each range starts in ``gathered``
+        np.cumsum(lasts - firsts, out=starts[1:])
+        gathered = np.empty(int(starts[-1]), np.uint32)
+        view = memoryview(gathered.data).cast("B")
+        self._read_into([view[4 * a : 4 * b] for a, b in itertools.pairwise(starts.tolist())], (4 * firsts).tolist())
         at = np.minimum(np.searchsorted(gathered, queries), len(gathered) - 1)
         hit = gathered[at] == queries
-        held = where[at[hit]]
-        values = np.zeros(len(held), self.dtype)
-        for i, pos in enumerate(held.tolist()):  # hits: a read each (rare on distinct texts)
-            values[i] = self._values(pos, pos + 1)[0]
-        return hit, values
-
-    def _gather(self, firsts: np.ndarray, lasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The keys from each of ``firsts`` to its ``lasts`` (sorted, disjoint ranges), and their positions."""
-        assert self._fh is not None and self.path is not None, "a run in a file, not closed"
-        lengths = lasts - firsts
-        starts = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=starts[1:])
-        gathered = np.empty(int(starts[-1]), np.uint32)
-        view, fd = memoryview(gathered.data).cast("B"), self._fh.fileno()
-        for first, start, stop in zip(firsts.tolist(), starts[:-1].tolist(), starts[1:].tolist()):
-            if os.preadv(fd, [view[4 * start : 4 * stop]], 4 * first) != 4 * (stop - start):
-                raise DataError("split index scratch file shorter than its run", str(self.path))
-        where = np.arange(len(gathered)) + np.repeat(firsts - starts[:-1], lengths)
-        return gathered, where
+        found = np.zeros(len(queries), self.dtype)
+        if hit.any():
+            ranges = np.unique(np.searchsorted(starts, at[hit], side="right") - 1)  # the ranges that hold a hit
+            size = self.dtype.itemsize
+            values = np.zeros(len(gathered), self.dtype)
+            vview = memoryview(values.data).cast("B")
+            self._read_into(
+                [vview[size * int(starts[r]) : size * int(starts[r + 1])] for r in ranges.tolist()],
+                [4 * self.length + size * int(firsts[r]) for r in ranges.tolist()],
+            )
+            found[hit] = values[at[hit]]
+        return hit, found
 
     def close(self) -> None:
         """Let the keys go; a run in a file closed and the file deleted."""
@@ -163,6 +187,25 @@ class SortedRun:
             self._fh = None
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+class _Outline:
+    """A run's partition bounds and fence, from its keys added in order, a block at a time."""
+
+    def __init__(self) -> None:
+        self.at = 0
+        self.bounds = np.zeros(len(PARTITION_STARTS), np.int64)
+        self.fence = [np.zeros(0, np.uint32)]
+
+    def add(self, keys: np.ndarray) -> None:
+        """The run's next ``keys``."""
+        self.bounds += np.searchsorted(keys, PARTITION_STARTS)
+        self.fence.append(keys[(-self.at) % FENCE_EVERY :: FENCE_EVERY].copy())
+        self.at += len(keys)
+
+    def layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """(partition bounds, fence: every ``FENCE_EVERY``-th key)."""
+        return self.bounds, np.concatenate(self.fence)
 
 
 class DiskFilter:
@@ -220,15 +263,16 @@ def write_run(path: Path, parts: Iterable[tuple[np.ndarray, np.ndarray]], total:
         WriteError: the file system refused the write.
     """
     dtype = np.dtype(dtype)
-    at = 0
+    outline = _Outline()
     with writing(path), open(path, "wb") as fh:
         fh.truncate(total * (4 + dtype.itemsize))
         for keys, values in parts:
+            at = outline.at
             os.pwrite(fh.fileno(), np.ascontiguousarray(keys, np.uint32).tobytes(), 4 * at)
             os.pwrite(fh.fileno(), np.ascontiguousarray(values, dtype).tobytes(), 4 * total + dtype.itemsize * at)
-            at += len(keys)
-    assert at == total, "the parts hold ``total`` keys"
-    return SortedRun.in_file(path, total, dtype)
+            outline.add(keys)
+    assert outline.at == total, "the parts hold ``total`` keys"
+    return SortedRun.in_file(path, total, dtype, outline.layout())
 
 
 def merge_runs(path: Path, older: SortedRun, newer: SortedRun) -> SortedRun:
@@ -241,14 +285,23 @@ def merge_runs(path: Path, older: SortedRun, newer: SortedRun) -> SortedRun:
     def parts() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for p in range(len(PARTITION_STARTS) - 1):
             (k1, v1), (k2, v2) = older.read(p), newer.read(p)
-            keys, values = np.concatenate([k1, k2]), np.concatenate([v1, v2])
-            order = np.argsort(keys, kind="stable")
-            yield keys[order], values[order]
+            yield merged_parts([k1, k2], [v1, v2], older.dtype)
 
     merged = write_run(path, parts(), older.length + newer.length, older.dtype)
     older.close()
     newer.close()
     return merged
+
+
+def merged_parts(keys: list[np.ndarray], values: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint sorted runs of one partition as one sorted run, with their values."""
+    if not keys:
+        return np.zeros(0, np.uint32), np.zeros(0, dtype)
+    if len(keys) == 1:
+        return keys[0], values[0]
+    joined = np.concatenate(keys)
+    order = np.argsort(joined, kind="stable")
+    return joined[order], np.concatenate(values)[order]
 
 
 def saved_runs(

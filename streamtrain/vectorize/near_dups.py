@@ -30,7 +30,15 @@ from typing import Any
 import numpy as np
 
 from streamtrain.errors import DataError, writing
-from streamtrain.vectorize.band_runs import PARTITION_STARTS, DiskFilter, SortedRun, merge_runs, saved_runs, write_run
+from streamtrain.vectorize.band_runs import (
+    PARTITION_STARTS,
+    DiskFilter,
+    SortedRun,
+    merge_runs,
+    merged_parts,
+    saved_runs,
+    write_run,
+)
 
 LSH_BANDS = 16
 LSH_ROWS = 3
@@ -248,7 +256,7 @@ class BandIndex:
         """
         assert self.scratch is not None
         self.scratch.mkdir(parents=True, exist_ok=True)
-        parts = (_merged(self._keys[p], self._values[p], self.dtype) for p in range(len(self._keys)))
+        parts = (merged_parts(self._keys[p], self._values[p], self.dtype) for p in range(len(self._keys)))
         run = write_run(self._scratch_file(), parts, self._in_memory, self.dtype)
         for runs in self._keys + self._values:
             runs.clear()
@@ -303,7 +311,7 @@ class BandIndex:
             on_disk = [run.read(p) for run in self._spilled]
             keys = self._keys[p] + [k for k, _ in on_disk]
             values = self._values[p] + [v for _, v in on_disk]
-            yield _merged(keys, values, self.dtype)
+            yield merged_parts(keys, values, self.dtype)
 
     def added(self) -> tuple[np.ndarray, np.ndarray]:
         """The keys ``resolve`` inserted since the index was made or loaded, and their values, as one copy.
@@ -395,17 +403,6 @@ def _partitions(keys: np.ndarray) -> Iterator[tuple[int, int, int]]:
     for p, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         if lo < hi:
             yield p, lo, hi
-
-
-def _merged(keys: list[np.ndarray], values: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint sorted runs of one partition as one sorted run, with their values."""
-    if not keys:
-        return np.zeros(0, np.uint32), np.zeros(0, dtype)
-    if len(keys) == 1:
-        return keys[0], values[0]
-    joined = np.concatenate(keys)
-    order = np.argsort(joined, kind="stable")
-    return joined[order], np.concatenate(values)[order]
 
 
 def _first(match: np.ndarray, values: np.ndarray) -> np.ndarray:

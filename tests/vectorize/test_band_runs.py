@@ -1,5 +1,6 @@
 """``vectorize.band_runs``: a run written to scratch answers lookups as the same run held in memory, whatever
-the queries (below its first key, past its last, between, on block bounds), and a merge of two is their union."""
+the queries (below its first key, past its last, between, on block bounds) and however many blocks a lookup
+reads at a time, and a merge of two is their union."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from streamtrain.errors import DataError
+from streamtrain.vectorize import band_runs
 from streamtrain.vectorize.band_runs import FENCE_EVERY, PARTITION_STARTS, SortedRun, merge_runs, write_run
 
 
@@ -24,12 +26,16 @@ def a_run(tmp_path, name: str, n: int, seed: int, dtype=np.uint8) -> tuple[Sorte
     return write_run(tmp_path / name, parts_of(keys, values), len(keys), np.dtype(dtype)), keys, values
 
 
+@pytest.mark.parametrize("at_a_time", [None, 1, 3])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize(
     "where",
     ["below the first key", "past the last key", "every key", "between keys", "block bounds", "a mix"],
 )
-def test_a_run_in_a_file_answers_as_the_same_run_held(tmp_path, where):
-    run, keys, values = a_run(tmp_path, "run", 5000, 1)
+def test_a_run_in_a_file_answers_as_the_same_run_held(tmp_path, monkeypatch, where, dtype, at_a_time):
+    if at_a_time is not None:  # a lookup reads its blocks in groups of this many
+        monkeypatch.setattr(band_runs, "LOOKUP_BLOCKS", at_a_time)
+    run, keys, values = a_run(tmp_path, "run", 5000, 1, dtype)
     queries = {
         "below the first key": np.arange(10, dtype=np.uint32),
         "past the last key": np.arange(2**32 - 10, 2**32, dtype=np.uint64).astype(np.uint32),
@@ -67,3 +73,11 @@ def test_a_scratch_run_cut_short_is_named(tmp_path):
     with pytest.raises(DataError, match="shorter than its run") as caught:
         run.lookup(keys[-10:])
     assert str(tmp_path / "run") in str(caught.value)
+
+
+def test_the_layout_kept_while_writing_is_the_one_read_from_the_file(tmp_path):
+    run, keys, _ = a_run(tmp_path, "run", 5000, 5)
+    reread = SortedRun.in_file(tmp_path / "run", run.length, run.dtype)
+    assert run.bounds.tolist() == reread.bounds.tolist() == np.searchsorted(keys, PARTITION_STARTS).tolist()
+    assert run.fence.tolist() == reread.fence.tolist() == keys[::FENCE_EVERY].tolist()
+    reread.close()
