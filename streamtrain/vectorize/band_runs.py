@@ -374,11 +374,12 @@ def _copied(
     value_blocks = _blocks(path, fh, values_at, length, np.dtype(dtype))
     if copy is None:
         return SortedRun.held(_sorted_keys(path, key_blocks, None), np.concatenate([np.zeros(0, dtype), *value_blocks]))
+    outline = _Outline()  # the copy's bounds and fence, kept as its keys are written
     with writing(copy), open(copy, "wb") as out:
-        _sorted_keys(path, key_blocks, out)
+        _sorted_keys(path, key_blocks, out, outline)
         for block in value_blocks:
             out.write(block.tobytes())
-    return SortedRun.in_file(copy, length, dtype)
+    return SortedRun.in_file(copy, length, dtype, outline.layout())
 
 
 def _blocks(path: Path, fh: BinaryIO, at: int, length: int, dtype: np.dtype) -> Iterator[np.ndarray]:
@@ -392,8 +393,13 @@ def _blocks(path: Path, fh: BinaryIO, at: int, length: int, dtype: np.dtype) -> 
         yield block
 
 
-def _sorted_keys(path: Path, blocks: Iterator[np.ndarray], out: BinaryIO | None) -> np.ndarray:
-    """The keys of ``blocks``, checked sorted and distinct: written to ``out``, or (None) returned whole."""
+def _sorted_keys(
+    path: Path, blocks: Iterator[np.ndarray], out: BinaryIO | None, outline: _Outline | None = None
+) -> np.ndarray:
+    """The keys of ``blocks``, checked sorted and distinct: written to ``out``, or (None) returned whole.
+
+    ``outline``, with ``out``: each block written is added to it (the copy's bounds and fence).
+    """
     held, last = [np.zeros(0, np.uint32)], -1
     for block in blocks:
         if int(block[0]) <= last or (len(block) > 1 and not (block[1:] > block[:-1]).all()):
@@ -403,4 +409,6 @@ def _sorted_keys(path: Path, blocks: Iterator[np.ndarray], out: BinaryIO | None)
             held.append(block)
         else:
             out.write(block.tobytes())
+            if outline is not None:
+                outline.add(block)
     return np.concatenate(held)
