@@ -44,7 +44,7 @@ from streamtrain.dataset.records import (
 )
 from streamtrain.dataset.shards import ShardInfo
 from streamtrain.errors import DataError
-from streamtrain.fs.checksums import check_once, file_problem
+from streamtrain.fs.checksums import check_once, file_problem, size_problem
 from streamtrain.fs.jsondoc import write_json
 
 MANIFEST_NAME = "manifest.json"
@@ -360,6 +360,22 @@ class Manifest:
         for split in splits:
             for shard in self.shards_for(split):
                 self.check_shard(directory, shard)
+
+    def check_sizes(self, directory: str | Path) -> None:
+        """Every shard's size against its record (a ``stat`` each): a truncated or missing shard fails at once.
+
+        ``check_shards`` hashes them too; this is what fit can tell before it imports TensorFlow.
+
+        Args:
+            directory: the dataset directory.
+
+        Raises:
+            DataError: a shard is missing or its size differs from its record, as ``check_shard`` says it.
+        """
+        for shard in self.shards:
+            path = Path(directory) / shard.path
+            if problem := size_problem(path, shard.bytes):
+                raise DataError(f"shard {problem} (the dataset is damaged: prepare it again)", str(path))
 
     def check_shard(self, directory: str | Path, shard: ShardInfo) -> None:
         """Check a shard's size and sha256 against the manifest before its first read in this process.

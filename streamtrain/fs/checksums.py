@@ -45,7 +45,7 @@ def file_problem(path: str | os.PathLike[str], size: int | None, sha256: str | N
     try:
         actual = os.stat(path).st_size
         if size is not None and actual != size:
-            return f"{'truncated' if actual < size else 'grown'}: {actual} bytes on disk, {size} recorded"
+            return _size_differs(actual, size)
         if sha256_file(path) != sha256:
             return "damaged: its sha256 checksum differs from the one recorded"
     except FileNotFoundError:
@@ -53,6 +53,29 @@ def file_problem(path: str | os.PathLike[str], size: int | None, sha256: str | N
     except OSError as exc:
         return f"unreadable: {exc.strerror or exc}"
     return None
+
+
+def size_problem(path: str | os.PathLike[str], size: int) -> str | None:
+    """``file_problem`` without the checksum: what a ``stat`` alone can tell, at once whatever the file's size.
+
+    Args:
+        path: the file.
+        size: its recorded size in bytes.
+
+    Returns:
+        "missing", "truncated: ...", "grown: ..." or "unreadable: ..."; None when the size matches.
+    """
+    try:
+        actual = os.stat(path).st_size
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return None if actual == size else _size_differs(actual, size)
+
+
+def _size_differs(actual: int, size: int) -> str:
+    return f"{'truncated' if actual < size else 'grown'}: {actual} bytes on disk, {size} recorded"
 
 
 def file_record(directory: str | os.PathLike[str], relative: str) -> dict:

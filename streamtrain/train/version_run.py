@@ -116,11 +116,13 @@ class VersionRun:
     def load(self) -> None:
         """Read the manifest, make the ``Plan`` (imports TensorFlow), load ``current``, find the promotion floor.
 
-        A ``current`` that cannot be loaded stops fit here (``DataError``, exit 65) unless ``--force``; with
-        ``--warm-start`` even then.
+        A missing shard or one whose size differs from its record stops fit before TensorFlow loads (exit 65;
+        the checksums are checked in ``resume_or_begin``). A ``current`` that cannot be loaded stops fit here
+        (``DataError``, exit 65) unless ``--force``; with ``--warm-start`` even then.
         """
         opts = self.opts
         self.manifest = Manifest.load(opts.data)
+        self.manifest.check_sizes(opts.data)  # a truncated shard fails before TensorFlow loads (hashed in resume)
         self.plan = make_plan(opts, self.manifest, self.cluster)  # imports TensorFlow
         self.current = load_current(self.versions, opts.force)  # before any training: one that cannot be loaded
         self.floor = majority_floor(opts.data, self.manifest)  # early stopping's and the promotion guard's

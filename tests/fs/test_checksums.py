@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from streamtrain.fs.checksums import check_once, file_problem, file_record, record_problem, sha256_file
+from streamtrain.fs.checksums import check_once, file_problem, file_record, record_problem, sha256_file, size_problem
 
 
 def written(path, data: bytes):
@@ -40,6 +40,16 @@ def test_each_difference_is_said_in_a_few_words(tmp_path):
     assert file_problem(path, None, digest) == "damaged: its sha256 checksum differs from the one recorded"
     (tmp_path / "dir").mkdir()
     assert file_problem(tmp_path / "dir", None, digest).startswith("unreadable: ")
+
+
+def test_the_size_alone_says_missing_truncated_or_grown_and_not_changed_bytes(tmp_path):
+    path, size, _ = written(tmp_path / "f", b"hello")
+    assert size_problem(path, size) is None
+    assert size_problem(tmp_path / "absent", size) == "missing"
+    assert size_problem(path, 9) == "truncated: 5 bytes on disk, 9 recorded"
+    assert size_problem(path, 2) == "grown: 5 bytes on disk, 2 recorded"
+    path.write_bytes(b"HELLO")
+    assert size_problem(path, size) is None  # same size, other bytes: only the checksum can tell
 
 
 def test_a_manifest_record_names_the_file_relative_to_its_directory(tmp_path):

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -99,6 +100,29 @@ def test_a_truncated_shard_ends_fit_with_65_every_time(datasets, model, tmp_path
     assert tree_digest(model) == before
     check = streamtrain("verify", data)
     assert check.returncode == 65 and "truncated" in check.stderr
+
+
+FIT_AND_REPORT = """
+import json, sys
+from streamtrain.errors import DataError
+from streamtrain.train.fit import FitOptions, fit
+try:
+    fit(FitOptions(data=sys.argv[1], model_dir=sys.argv[2], export=False))
+except DataError as exc:
+    print(json.dumps({"error": str(exc), "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_shard_of_the_wrong_size_stops_fit_before_tensorflow_loads(datasets, model, tmp_path, damage):
+    data, shard = damaged_copy(datasets["hdf5"], tmp_path, truncate if damage == "truncated" else Path.unlink)
+    before = tree_digest(model)
+    done = subprocess.run(
+        [sys.executable, "-c", FIT_AND_REPORT, str(data), str(model)], capture_output=True, text=True, timeout=120
+    )
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["tensorflow"] is False and shard.name in report["error"] and damage in report["error"]
+    assert tree_digest(model) == before
 
 
 def test_evaluate_refuses_a_damaged_shard(datasets, model, tmp_path):
