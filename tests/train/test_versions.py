@@ -24,8 +24,11 @@ def data(tmp_path_factory) -> Path:
 
 
 def fit(data: Path, model: Path, *args) -> tuple[subprocess.CompletedProcess, dict]:
-    # One model a fit (--tune-seconds 0): these tests are about versions and promotion, not the selection.
-    proc = streamtrain("fit", "--data", data, "--model-dir", model, "--seed", "0", "--tune-seconds", "0", *args)
+    # One model a fit (--tune-seconds 0) and no SavedModel (--no-export): these tests are about versions and
+    # promotion, not the selection or serving (test_serving.py promotes and rolls back exported versions).
+    proc = streamtrain(
+        "fit", "--data", data, "--model-dir", model, "--seed", "0", "--tune-seconds", "0", "--no-export", *args
+    )
     return proc, json.loads(proc.stdout) if proc.stdout.strip() else {}
 
 
@@ -236,7 +239,7 @@ def test_a_kill_between_a_versions_completion_and_the_switch_is_completed_by_the
     model = tmp_path / "model"
     versions = Versions(model)
     v1 = fit(data, model, "--epochs", "1")[1]["version"]
-    command = ["fit", "--data", str(data), "--model-dir", str(model), "--epochs", "1"]
+    command = ["fit", "--data", str(data), "--model-dir", str(model), "--epochs", "1", "--no-export"]
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_AT_SWITCH, *command],
         capture_output=True,
