@@ -18,7 +18,7 @@ from streamtrain.train.predict import PredictOptions, predict
 from streamtrain.train.promote import JOURNAL_NAME, pending, promotions
 from streamtrain.verify import VerifyOptions, verify
 
-FIRST_NIGHT = 1000  # rows of the demo corpus: small, so that the 13 runs take about a minute on 2 cores
+FIRST_NIGHT = 1000  # rows of the demo corpus: small, so that the 17 runs take about two minutes on 2 cores
 ROWS_A_NIGHT = 100
 
 
