@@ -375,7 +375,7 @@ class Manifest:
         for shard in self.shards:
             path = Path(directory) / shard.path
             if problem := size_problem(path, shard.bytes):
-                raise DataError(f"shard {problem} (the dataset is damaged: prepare it again)", str(path))
+                raise _damaged(path, problem)
 
     def check_shard(self, directory: str | Path, shard: ShardInfo) -> None:
         """Check a shard's size and sha256 against the manifest before its first read in this process.
@@ -393,4 +393,9 @@ class Manifest:
         path = Path(directory) / shard.path
         problem = check_once(path, shard.bytes, shard.sha256)
         if problem:
-            raise DataError(f"shard {problem} (the dataset is damaged: prepare it again)", str(path))
+            raise _damaged(path, problem)
+
+
+def _damaged(path: Path, problem: str) -> DataError:
+    """The error for a shard that differs from its record, as ``check_sizes`` and ``check_shard`` raise it."""
+    return DataError(f"shard {problem} (the dataset is damaged: prepare it again)", str(path))

@@ -42,10 +42,9 @@ def file_problem(path: str | os.PathLike[str], size: int | None, sha256: str | N
     Returns:
         "missing", "truncated: ...", "grown: ...", "damaged: ..." or "unreadable: ..."; None when it matches.
     """
+    if size is not None and (problem := size_problem(path, size)) is not None:
+        return problem
     try:
-        actual = os.stat(path).st_size
-        if size is not None and actual != size:
-            return _size_differs(actual, size)
         if sha256_file(path) != sha256:
             return "damaged: its sha256 checksum differs from the one recorded"
     except FileNotFoundError:
@@ -71,10 +70,8 @@ def size_problem(path: str | os.PathLike[str], size: int) -> str | None:
         return "missing"
     except OSError as exc:
         return f"unreadable: {exc.strerror or exc}"
-    return None if actual == size else _size_differs(actual, size)
-
-
-def _size_differs(actual: int, size: int) -> str:
+    if actual == size:
+        return None
     return f"{'truncated' if actual < size else 'grown'}: {actual} bytes on disk, {size} recorded"
 
 
