@@ -54,6 +54,26 @@ def compile_model(model: keras.Model, n_classes: int, learning_rate: float) -> k
     return model
 
 
+# TensorFlow's CPU kernel for a sparse x dense product (``sparse_tensor_dense_matmul_op.cc``) loops over the
+# non-zeros with plain arithmetic while the dense side is narrower than 32 columns (its ``kNumVectorize``), and
+# through an Eigen expression per non-zero from 32 columns on: slower, for the same sums in the same order.
+# ``SparseDense`` multiplies a wider kernel in slices of at most this many columns (docs/design/training-speed.md).
+SLICE_COLUMNS = 31
+
+
+def column_slices(units: int) -> list[int]:
+    """The widths ``SparseDense`` multiplies ``units`` columns in: as few as fit ``SLICE_COLUMNS``, as even as can be.
+
+    Args:
+        units: the layer's width.
+
+    Returns:
+        Widths adding up to ``units``, each at most ``SLICE_COLUMNS``, the wider first; ``[units]`` up to it.
+    """
+    n = max(1, -(-units // SLICE_COLUMNS))
+    return [units // n + (1 if i < units % n else 0) for i in range(n)]
+
+
 @keras.saving.register_keras_serializable(package="streamtrain")
 class SparseDense(keras.layers.Layer):
     """``Dense`` for a sparse (``tf.SparseTensor``) input that reads only the kernel rows the batch uses.
@@ -62,7 +82,8 @@ class SparseDense(keras.layers.Layer):
     rows in place (``train.optimizers.LazyAdam``), TensorFlow must copy the whole buffer to keep that read's
     value, a cost that grows with the features. Here the rows the batch uses are gathered from the variable
     itself (a ``ResourceGather``) and the batch, re-indexed over them, multiplies them
-    (``sparse_dense_matmul``), so a step costs what the batch's non-zeros cost, at any width. The kernel's
+    (``sparse_dense_matmul``, in ``column_slices`` of at most ``SLICE_COLUMNS`` columns: the same numbers),
+    so a step costs what the batch's non-zeros cost, at any width. The kernel's
     gradient is then an ``IndexedSlices`` holding each used row once, in order, which ``LazyAdam`` applies
     without summing duplicates. Same maths as ``Dense(units, activation)`` on the same input.
 
@@ -106,7 +127,13 @@ class SparseDense(keras.layers.Layer):
         )
         # ``.value``: the tf.Variable itself, so the lookup is a ResourceGather (see the class docstring).
         kernel_rows = tf.gather(self.kernel.value, used)
-        return self.activation(tf.sparse.sparse_dense_matmul(compact, kernel_rows) + self.bias)
+        sizes = column_slices(self.units)
+        if len(sizes) == 1:
+            product = tf.sparse.sparse_dense_matmul(compact, kernel_rows)
+        else:  # ``tf.split``: its gradient is one concatenation (a strided slice's is a kernel-sized sum per slice)
+            parts = tf.split(kernel_rows, sizes, axis=1)
+            product = tf.concat([tf.sparse.sparse_dense_matmul(compact, part) for part in parts], axis=1)
+        return self.activation(product + self.bias)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """The input's shape with ``units`` as its last dimension."""

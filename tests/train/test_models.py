@@ -1,0 +1,69 @@
+"""``SparseDense``: the product of a sparse batch and the rows it uses, multiplied in column slices from 32
+units on (``column_slices``) with the numbers of one product, forward and trained."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from streamtrain.train import models
+from streamtrain.train.models import SLICE_COLUMNS, SparseDense, column_slices
+from streamtrain.train.optimizers import LazyAdam
+
+
+@pytest.mark.parametrize("units", [1, 16, 31, 32, 33, 64, 100, 512, 1024])
+def test_column_slices_are_as_few_and_as_even_as_fit_the_narrow_kernel(units):
+    sizes = column_slices(units)
+    assert sum(sizes) == units and max(sizes) <= SLICE_COLUMNS < 32  # TensorFlow's plain loop: below 32 columns
+    assert len(sizes) == -(-units // SLICE_COLUMNS)  # no more slices than needed
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
+def _batches(features: int, count: int) -> list:
+    rng = np.random.default_rng(3)
+    out = []
+    for _ in range(count):
+        dense = (rng.random((24, features)) < 0.03) * rng.random((24, features))
+        dense[5] = 0.0  # a row with no entries
+        labels = tf.constant(rng.integers(0, 2, (24, 1)), tf.float32)
+        out.append((tf.sparse.from_dense(dense.astype(np.float32)), labels))
+    return out
+
+
+def _trained(units: int, slice_columns: int, batches: list, monkeypatch) -> tuple[np.ndarray, np.ndarray]:
+    """A SparseDense (ReLU) + sigmoid head after LazyAdam steps on ``batches``: its scores and its kernel."""
+    monkeypatch.setattr(models, "SLICE_COLUMNS", slice_columns)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(batches[0][0].dense_shape[1],), sparse=True)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(SparseDense(units, "relu")(inputs)))
+    optimizer, loss = LazyAdam(0.01), keras.losses.BinaryCrossentropy()
+
+    @tf.function(autograph=False)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(value, model.trainable_variables), model.trainable_variables))
+
+    for x, y in batches:
+        step(x, y)
+    scores = tf.function(lambda x: model(x, training=False), autograph=False)(batches[0][0])
+    return scores.numpy(), model.get_weights()[0]
+
+
+def test_a_wide_layer_in_slices_scores_and_trains_to_the_bit_as_one_product(monkeypatch):
+    batches = _batches(500, 4)
+    sliced = _trained(70, SLICE_COLUMNS, batches, monkeypatch)  # 3 slices: 24 + 23 + 23
+    whole = _trained(70, 1 << 30, batches, monkeypatch)  # one product, as before 0.20
+    assert np.array_equal(sliced[0], whole[0]) and np.array_equal(sliced[1], whole[1])
+    assert 0.0 < float(sliced[0][5, 0]) < 1.0  # an empty row scores too: the biases' output
+
+
+def test_sparse_dense_is_dense_maths_on_the_same_rows():
+    x, _ = _batches(300, 1)[0]
+    layer = SparseDense(40, activation="relu")
+    out = layer(x).numpy()
+    kernel, bias = (w.numpy() for w in layer.weights)
+    expected = np.maximum(tf.sparse.to_dense(x).numpy() @ kernel + bias, 0.0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
