@@ -10,10 +10,10 @@ product, as before 0.20). Rows are IMDB-like: ``--nnz`` n-gram entries a row on 
 by Zipf's law over ``--features`` columns, TF-IDF-like values, one row per document, seeded.
 
 For each width, both variants run in this process, one op per thread as fit runs them, alternating for
-``--rounds`` rounds after one untimed round: the median milliseconds of a training step (``--batch`` rows:
-the MLP's ``SparseDense``, ReLU, a one-column sigmoid head, ``LazyAdam``) and of scoring ``--score-batch``
-rows (``training=False``), their ratios, and whether the two variants' outputs and trained kernels are equal
-to the bit (they must be: the slices add the same products in the same order).
+``--rounds`` rounds (``benchlib.schedule``) after one untimed round: the median milliseconds of a training
+step (``--batch`` rows: the MLP's ``SparseDense``, ReLU, a one-column sigmoid head, ``LazyAdam``) and of
+scoring ``--score-batch`` rows (``training=False``), their ratios, and whether the two variants' outputs and
+trained kernels are equal to the bit (they must be: the slices add the same products in the same order).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchlib  # beside this file: a script's own folder is on sys.path
 
 
 def batches(rows: int, count: int, features: int, nnz: int, seed: int) -> list:
@@ -95,7 +96,7 @@ def measure(units: int, args: argparse.Namespace) -> dict:
 
     train = batches(args.batch, args.steps, args.features, args.nnz, 1)
     score = [(x,) for x, _ in batches(args.score_batch, 3, args.features, args.nnz, 2)]
-    runs, kernels, scores = {}, {}, {}
+    runs = {}
     for name, columns in (("whole", 1 << 30), ("sliced", models.SLICE_COLUMNS)):
         saved = models.SLICE_COLUMNS
         models.SLICE_COLUMNS = columns  # read when the functions trace, below
@@ -111,14 +112,12 @@ def measure(units: int, args: argparse.Namespace) -> dict:
     for _, step, infer in runs.values():  # a round untimed: the first calls of a width run slower
         timed(step, train)
         timed(infer, score)
-    for r in range(args.rounds):
-        for name in runs if r % 2 == 0 else list(runs)[::-1]:
-            _, step, infer = runs[name]
-            times[name]["step"].append(timed(step, train))
-            times[name]["score"].append(timed(infer, score))
-    for name, (model, _, infer) in runs.items():
-        kernels[name] = model.get_weights()[0]
-        scores[name] = infer(*score[0]).numpy()
+    for _, name in benchlib.schedule(list(runs), args.rounds):
+        _, step, infer = runs[name]
+        times[name]["step"].append(timed(step, train))
+        times[name]["score"].append(timed(infer, score))
+    kernels = {name: model.get_weights()[0] for name, (model, _, _) in runs.items()}
+    scores = {name: infer(*score[0]).numpy() for name, (_, _, infer) in runs.items()}
     medians = {f"{name} {what}": statistics.median(v) for name, d in times.items() for what, v in d.items()}
     return {
         **medians,
@@ -145,18 +144,16 @@ def main() -> int:
     one_thread_per_op()
     from streamtrain.train.models import column_slices
 
-    columns = ["units", "slices", "step whole ms", "step sliced ms", "step ratio", "score whole ms"]
-    columns += ["score sliced ms", "score ratio", "equal"]
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
+    rows = []
     for units in (int(u) for u in args.units.split(",")):
         m = measure(units, args)
-        print(
-            f"| {units} | {len(column_slices(units))} | {m['whole step']:.2f} | {m['sliced step']:.2f} | "
-            f"{m['step ratio']:.2f}x | {m['whole score']:.2f} | {m['sliced score']:.2f} | {m['score ratio']:.2f}x | "
-            f"{'yes' if m['equal'] else 'NO'} |",
-            flush=True,
-        )
+        times = [benchlib.fmt(m[k], 2) for k in ("whole step", "sliced step")]
+        scores = [benchlib.fmt(m[k], 2) for k in ("whole score", "sliced score")]
+        ratios = [f"{m['step ratio']:.2f}x", f"{m['score ratio']:.2f}x"]
+        equal = "yes" if m["equal"] else "NO"
+        rows.append([units, len(column_slices(units)), *times, ratios[0], *scores, ratios[1], equal])
+    headers = ["units", "slices", "step whole ms", "step sliced ms", "step ratio", "score whole ms"]
+    benchlib.print_table([*headers, "score sliced ms", "score ratio", "equal"], rows)
     return 0
 
 
