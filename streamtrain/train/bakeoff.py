@@ -5,13 +5,16 @@ prepare calls ``bakeoff`` under ``--vectorizer auto`` when the guide's S/W rule 
 TensorFlow is imported only when it runs. ``measure`` works in memory, on the first pass's labelled training
 sample (``choice.ChoiceSample``) and the validation sample (``dataset.val_sample``), both cut evenly to
 ``POSITIONS`` / sequence length rows (``bound_rows``): n-grams by prepare's steps over the sample's
-vocabulary only (``fit_ngrams``), scored as the best of fit's first ``NGRAM_CANDIDATES`` candidates (the
+vocabulary only (``bakeoff_rows``), scored as the best of fit's first ``NGRAM_CANDIDATES`` candidates (the
 MLP at the prior's width, the linear model); sequences by ``SequenceState.fit``, then the sepCNN. Every
 model is built as fit builds it (``models.build_model``), from the same seed, and trains on fit's own loop
 (``train.loop.Trainer``; an epoch is one pass over the sample, then one validation) until Keras'
 ``EarlyStopping`` on the validation loss (``PATIENCE`` epochs), at most ``EPOCHS``. Its score is its
-validation accuracy and loss at its best-loss epoch, the weights fit would keep. A SIGINT or SIGTERM
-during training stops it before the next batch, then runs its own handler.
+validation accuracy and loss at its best-loss epoch, the weights fit would keep. Where the corpus has more
+training rows than the sample trained on, each family's model (the n-grams' best candidate) is measured again
+on every other training row: the second point of its learning curve (``curve``), from which ``choice.decide``
+projects it to the corpus's rows. A SIGINT or SIGTERM during training stops it before the next batch, then
+runs its own handler.
 
 History and costs: docs/design/selection.md
 """
@@ -19,23 +22,21 @@ History and costs: docs/design/selection.md
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from streamtrain.train.bakeoff_rows import ngram_rows, sequence_rows
 from streamtrain.vectorize.choice import FAMILIES, decide
 from streamtrain.vectorize.rows import SparseRows, TokenRows
-from streamtrain.vectorize.sequence import SequenceConfig, SequenceState, TokenCounts
-from streamtrain.vectorize.tfidf import DocFreq, NgramConfig, TfidfState, hash_counts
+from streamtrain.vectorize.sequence import SequenceConfig, TokenCounts
+from streamtrain.vectorize.tfidf import NgramConfig
 
 if TYPE_CHECKING:
     from streamtrain.dataset.options import BakeoffRequest
@@ -76,7 +77,15 @@ def bakeoff(request: BakeoffRequest) -> dict:
         evidence = {"skipped": "no validation rows"}
     else:
         evidence = measure(
-            texts, labels, val_texts, val_labels, len(label_names), request.ngram, request.sequence, request.seed
+            texts,
+            labels,
+            val_texts,
+            val_labels,
+            len(label_names),
+            request.ngram,
+            request.sequence,
+            request.seed,
+            corpus_rows=sample.seen,
         )
     evidence["sample"] = {k: v for k, v in sample.record().items() if k != "rule"}
     evidence["val_sample_rows"] = len(val_texts)
@@ -96,12 +105,17 @@ def measure(
     seed: int,
     epochs: int = EPOCHS,
     patience: int = PATIENCE,
+    corpus_rows: int = 0,
 ) -> dict:
     """Both families trained and scored on the samples (cut by ``bound_rows``), imports TensorFlow.
 
+    Where ``corpus_rows`` (the corpus's training rows) exceeds the rows trained on, each family's learning curve
+    is measured too (``curve``).
+
     Returns:
         The evidence: per family (``ngram``, ``sequence``) its best-epoch validation accuracy and loss, how it
-        trained and its seconds; the rows, bounds and rule it was measured by.
+        trained and its seconds; the rows, bounds and rule it was measured by; and ``curve`` where measured:
+        ``rows``, ``corpus_rows``, ``seconds`` and each family's score on ``rows`` (every other) training rows.
     """
     from streamtrain.train.fit import FitOptions
     from streamtrain.train.runtime import import_tensorflow
@@ -125,6 +139,8 @@ def measure(
     }
     out["ngram"] = _measure_ngrams(setting, ngram, texts, labels, val_texts, val_labels)
     out["sequence"] = _measure_sequences(setting, sequence, texts, labels, val_texts, val_labels)
+    if corpus_rows > len(texts) > 1 and all(out[f].get("val_accuracy") is not None for f in FAMILIES):
+        out["curve"] = _curve(setting, (ngram, sequence), texts, labels, val_texts, val_labels, out, corpus_rows)
     out["seconds"] = round(time.perf_counter() - started, 2)
     _log_scores(out)
     return out
@@ -162,8 +178,9 @@ def _measure_ngrams(
     labels: np.ndarray,
     val_texts: list[str],
     val_labels: np.ndarray,
+    only: str | None = None,
 ) -> dict:
-    """The n-gram family: the best of fit's first ``NGRAM_CANDIDATES`` candidates on TF-IDF rows."""
+    """The n-gram family: the best of fit's first ``NGRAM_CANDIDATES`` candidates (or the one named ``only``)."""
     from streamtrain.train import tune
     from streamtrain.train.tfdata import sparse_dataset
 
@@ -174,6 +191,8 @@ def _measure_ngrams(
         profile = tune.Profile("ngram", len(texts), setting.n_classes, width)
         tried = []
         for candidate in tune.candidates(setting.opts, profile)[:NGRAM_CANDIDATES]:
+            if only is not None and candidate.name != only:
+                continue
             model = setting.build(candidate, width, width)
             tried.append({"model": candidate.name, **setting.score(model, train_rows, val_rows, sparse_dataset, width)})
         best = max(tried, key=lambda t: t["val_accuracy"])  # the first of equals: the prior's order
@@ -210,8 +229,32 @@ def _measure_sequences(
     }
 
 
+def _curve(
+    setting: _Setting,
+    configs: tuple[NgramConfig, SequenceConfig],
+    texts: list[str],
+    labels: np.ndarray,
+    val_texts: list[str],
+    val_labels: np.ndarray,
+    whole: dict,
+    corpus_rows: int,
+) -> dict:
+    """Each family's model of ``whole`` measured again on every other training row, on the same validation rows."""
+    begun = time.perf_counter()
+    half, half_labels = texts[::2], labels[::2]
+    only = whole["ngram"]["model"]
+    got = {
+        "rows": len(half),
+        "corpus_rows": corpus_rows,
+        "ngram": _measure_ngrams(setting, configs[0], half, half_labels, val_texts, val_labels, only=only),
+        "sequence": _measure_sequences(setting, configs[1], half, half_labels, val_texts, val_labels),
+    }
+    got["seconds"] = round(time.perf_counter() - begun, 2)
+    return got
+
+
 def _log_scores(out: dict) -> None:
-    """Log each family's score in one line."""
+    """Log each family's score in one line, and its score on half the rows where a curve was measured."""
     for family in FAMILIES:
         got = out[family]
         if got.get("val_accuracy") is not None:
@@ -220,6 +263,15 @@ def _log_scores(out: dict) -> None:
                 f"loss {got['val_loss']:.4f} (best of {got['epochs_run']} epochs: {got['best_epoch']}; "
                 f"{got['seconds']:.1f} s)"
             )
+    curve = out.get("curve")
+    if curve:
+        scores = ", ".join(f"{f} {_accuracy(curve[f].get('val_accuracy'))}" for f in FAMILIES)
+        to = f"the curve to {curve['corpus_rows']}; {curve['seconds']:.1f} s"
+        log.info(f"bake-off on {curve['rows']} of the rows ({to}): {scores}")
+
+
+def _accuracy(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.4f}"
 
 
 def bound_rows(
@@ -242,70 +294,6 @@ def _every(texts: list[str], labels: np.ndarray, most: int) -> tuple[list[str], 
         return texts, labels
     picked = np.arange(most) * len(texts) // most
     return [texts[i] for i in picked], labels[picked]
-
-
-def fit_ngrams(config: NgramConfig, counts: sp.csr_matrix, labels: np.ndarray) -> tuple[TfidfState, np.ndarray]:
-    """The n-gram vectorizer fitted on rows' n-gram ``counts`` (``hash_counts``) as prepare fits it.
-
-    prepare's steps in memory: ``DocFreq``'s IDF with ``min_df``, TF-IDF weighing
-    (``TfidfState.tfidf_buckets``), the top-k vocabulary buckets by ANOVA F-value (sklearn's ``f_classif``,
-    which ``ClassMoments`` computes in a stream; ties to the lower bucket). Returns the state over squeezed
-    buckets, and the vocabulary: squeezed bucket j is hash bucket ``vocabulary[j]`` (a bucket outside the
-    vocabulary weighs 0 anyway), so memory follows the sample, not ``config.hash_buckets``. No column is
-    selected when no n-gram is in ``min_df`` rows, or the rows hold one class.
-    """
-    from sklearn.feature_selection import f_classif
-
-    doc_freq = DocFreq(config.hash_buckets)
-    doc_freq.update(counts)
-    idf = doc_freq.idf(config.min_df)
-    vocabulary = np.flatnonzero(idf > 0)
-    squeezed = dataclasses.replace(config, hash_buckets=max(len(vocabulary), 1))
-    weigher = TfidfState(squeezed, idf[vocabulary], np.zeros(0, np.int64))
-    selected = np.zeros(0, np.int64)
-    if len(vocabulary) and len(np.unique(labels)) > 1:
-        train = squeeze(counts, vocabulary)
-        values, _ = weigher.tfidf_buckets(train)
-        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-            warnings.simplefilter("ignore")  # constant features: F is NaN, scored 0 as ClassMoments scores them
-            scores = np.nan_to_num(
-                f_classif(sp.csr_matrix((values, train.indices, train.indptr), train.shape), labels)[0]
-            )
-        selected = np.sort(np.lexsort((np.arange(len(vocabulary)), -scores))[: config.top_k]).astype(np.int64)
-    return TfidfState(squeezed, weigher.idf, selected), vocabulary
-
-
-def ngram_rows(
-    config: NgramConfig, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray
-) -> tuple[SparseRows, SparseRows]:
-    """TF-IDF rows of both samples, the vectorizer fitted on ``texts`` (``fit_ngrams``; 0 columns: none selected)."""
-    counts = hash_counts(config, texts)
-    state, vocabulary = fit_ngrams(config, counts, labels)
-    train = state.featurize(squeeze(counts, vocabulary), labels, np.arange(len(texts), dtype=np.int64))
-    val = squeeze(hash_counts(config, val_texts), vocabulary)
-    return train, state.featurize(val, val_labels, np.arange(len(val_texts), dtype=np.int64))
-
-
-def squeeze(counts: sp.csr_matrix, buckets: np.ndarray) -> sp.csr_matrix:
-    """``counts`` over ``buckets`` (sorted ids): bucket ``buckets[j]`` becomes column j; the others are dropped."""
-    n = max(len(buckets), 1)
-    pos = np.minimum(np.searchsorted(buckets, counts.indices), n - 1)
-    keep = buckets[pos] == counts.indices if len(buckets) else np.zeros(len(counts.indices), bool)
-    owner = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[keep]
-    indptr = np.zeros(counts.shape[0] + 1, np.int64)
-    np.cumsum(np.bincount(owner, minlength=counts.shape[0]), out=indptr[1:])
-    return sp.csr_matrix((counts.data[keep], pos[keep].astype(np.int32), indptr), shape=(counts.shape[0], n))
-
-
-def sequence_rows(
-    config: SequenceConfig, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray
-) -> tuple[SequenceState, TokenRows, TokenRows]:
-    """The sequence vectorizer fitted on ``texts`` as prepare fits it, and both samples' token rows."""
-    counts = TokenCounts(config.hash_buckets, lowercase=config.lowercase)
-    counts.update(texts)
-    state = SequenceState.fit(config, counts)
-    train = state.encode(texts, labels, np.arange(len(texts), dtype=np.int64))
-    return state, train, state.encode(val_texts, val_labels, np.arange(len(val_texts), dtype=np.int64))
 
 
 class _Interrupted(Exception):

@@ -19,10 +19,11 @@ from streamtrain.dataset.prepare import PrepareOptions
 from streamtrain.dataset.val_sample import ValSample
 from streamtrain.prepare import prepare
 from streamtrain.train import bakeoff as B
-from streamtrain.vectorize.choice import ChoiceSample, choose_vectorizer
+from streamtrain.train import bakeoff_rows as R
+from streamtrain.vectorize.choice import ChoiceSample, choose_vectorizer, decide, projections
 from streamtrain.vectorize.labels import sort_labels
 from streamtrain.vectorize.sequence import SequenceConfig
-from streamtrain.vectorize.tfidf import hash_counts
+from streamtrain.vectorize.tfidf import NgramConfig, hash_counts
 from streamtrain.vectorize.vectorizer import Vectorizer
 
 
@@ -48,12 +49,12 @@ def test_ngrams_are_fitted_as_prepare_fits_them(tmp_path):
     assert imported or "tensorflow" not in sys.modules  # no bake-off, no TensorFlow
     texts, labels, _ = _demo()
     config = theirs.config
-    ours, vocabulary = B.fit_ngrams(config, hash_counts(config, texts), labels)
+    ours, vocabulary = R.fit_ngrams(config, hash_counts(config, texts), labels)
     assert np.array_equal(vocabulary, np.flatnonzero(theirs.idf > 0))
     assert np.array_equal(ours.idf, theirs.idf[vocabulary])
     assert ours.n_features == 300 and np.array_equal(vocabulary[ours.selected], theirs.selected)
     val = ["my invoice was charged twice", "the app crashes on login", "nothing known here: zzqx"]
-    train_rows, val_rows = B.ngram_rows(config, texts, labels, val, np.zeros(3, np.int32))
+    train_rows, val_rows = R.ngram_rows(config, texts, labels, val, np.zeros(3, np.int32))
     for mine, texts_of in ((train_rows, texts), (val_rows, val)):
         expected = theirs.transform(texts_of)
         assert np.array_equal(mine.indptr, expected.indptr) and np.array_equal(mine.indices, expected.indices)
@@ -64,7 +65,7 @@ def test_ngrams_are_fitted_as_prepare_fits_them(tmp_path):
 def test_sequences_are_fitted_as_prepare_fits_them(tmp_path):
     _, theirs = _prepare(tmp_path / "data", vectorizer="sequence", max_length=40)
     texts, labels, _ = _demo()
-    ours, train, val = B.sequence_rows(theirs.config, texts, labels, texts[:5], labels[:5])
+    ours, train, val = R.sequence_rows(theirs.config, texts, labels, texts[:5], labels[:5])
     assert np.array_equal(ours.vocab, theirs.vocab) and ours.length == theirs.length == 40
     assert np.array_equal(train.tokens, theirs.transform(texts).tokens)
     assert np.array_equal(val.tokens, train.tokens[:5]) and np.array_equal(val.labels, labels[:5])
@@ -72,10 +73,10 @@ def test_sequences_are_fitted_as_prepare_fits_them(tmp_path):
 
 def test_squeeze_keeps_the_given_buckets_as_columns():
     counts = sp.csr_matrix(np.array([[0, 2, 0, 1, 0, 5], [1, 0, 0, 0, 0, 0], [0, 0, 3, 1, 0, 0]], np.float32))
-    squeezed = B.squeeze(counts, np.array([1, 3, 5]))
+    squeezed = R.squeeze(counts, np.array([1, 3, 5]))
     assert squeezed.shape == (3, 3)
     assert squeezed.toarray().tolist() == [[2, 1, 5], [0, 0, 0], [0, 1, 0]]
-    assert B.squeeze(counts, np.zeros(0, np.int64)).nnz == 0
+    assert R.squeeze(counts, np.zeros(0, np.int64)).nnz == 0
 
 
 def test_rows_are_bounded_by_positions(monkeypatch):
@@ -119,7 +120,7 @@ def test_a_signal_during_training_stops_it_and_runs_its_own_handler_after(tmp_pa
 
     import_tensorflow()
     texts, labels, names = _demo()
-    train, val = B.ngram_rows(NgramConfig(top_k=500), texts[:3000], labels[:3000], texts[3000:], labels[3000:])
+    train, val = R.ngram_rows(NgramConfig(top_k=500), texts[:3000], labels[:3000], texts[3000:], labels[3000:])
     model = build_model(
         Candidate("linear", learning_rate=0.03), train.n_cols, train.n_cols, len(names), FitOptions("", "")
     )
@@ -144,3 +145,26 @@ def test_a_signal_during_training_stops_it_and_runs_its_own_handler_after(tmp_pa
         signal.signal(signal.SIGINT, previous)
     assert heard == [signal.SIGINT]  # once, after training
     assert 1 <= got["epochs_run"] <= 2 and len(got["history"]["val_loss"]) == got["epochs_run"]
+
+
+def test_a_corpus_larger_than_the_sample_gets_each_familys_curve():
+    """measure on the demo corpus as if it were a sample of a corpus 8 times larger: both families are trained
+    again on every other row, and the decision is the projection's."""
+    texts, labels, names = _demo()
+    train, val = slice(0, 3000), slice(3000, None)
+    args = (texts[train], labels[train], texts[val], labels[val], len(names), NgramConfig(), SequenceConfig(), 0)
+    evidence = B.measure(*args, epochs=3, patience=1, corpus_rows=24_000)
+    curve = evidence["curve"]
+    assert curve["rows"] == 1500 and curve["corpus_rows"] == 24_000 and curve["seconds"] > 0
+    assert curve["ngram"]["model"] == evidence["ngram"]["model"]  # the family's best candidate, again
+    assert [c["model"] for c in curve["ngram"]["candidates"]] == [evidence["ngram"]["model"]]
+    assert curve["sequence"]["model"] == "sepcnn" and curve["sequence"]["vocabulary"] > 0
+    for family in ("ngram", "sequence"):
+        assert 0 < curve[family]["val_accuracy"] <= 1 and curve[family]["epochs_run"] <= 3
+    seen = projections(evidence)
+    for family in ("ngram", "sequence"):
+        assert seen[family].measured == evidence[family]["val_accuracy"] <= seen[family].projected <= 1
+    settled = decide(choose_vectorizer("auto", 30_000, 5.0), evidence)
+    assert "; projected to 24000 training rows from 1500 and 3000: " in settled["bakeoff"]["why"]
+    few = (texts[:600], labels[:600], *args[2:])
+    assert "curve" not in B.measure(*few, epochs=1, patience=1, corpus_rows=600)  # the corpus is the sample

@@ -30,6 +30,8 @@ from streamtrain.vectorize.choice import (
     choose_vectorizer,
     decide,
     needs_bakeoff,
+    project,
+    projections,
 )
 from streamtrain.vectorize.defaults import SW_THRESHOLD
 
@@ -86,6 +88,64 @@ def test_decide_needs_more_than_the_margin_to_overrule_the_rule():
     skipped = decide(rule, {"skipped": "no validation rows"})
     assert skipped["chosen"] == "sequence"
     assert skipped["bakeoff"]["why"] == "no bake-off (no validation rows): the rule's pick stands"
+
+
+def test_projection_is_the_power_law_through_the_curves_two_points():
+    # errors 0.2 on 500 rows, 0.1 on 1,000: each doubling halves the error, so 4,000 rows give 0.025
+    assert project(0.9, 0.8, (1000, 500), 4000).projected == pytest.approx(0.975)
+    assert project(0.9, 0.8, (1000, 500), 4000).gain == pytest.approx(0.075)
+    steep = project(0.9, 0.8, (1000, 500), 1_000_000)
+    assert 0.9 < steep.projected < 1.0  # never past a perfect score
+    for flat in (
+        project(0.9, 0.8, (1000, 500), 1000),  # the corpus is the sample: the measurement stands
+        project(0.9, 0.9, (1000, 500), 4000),  # no gain from the doubling: none projected
+        project(0.9, 0.95, (1000, 500), 4000),  # the half scored higher: none projected
+        project(0.9, None, (1000, 500), 4000),  # no curve
+        project(1.0, 0.8, (1000, 500), 4000),
+    ):
+        assert flat.projected == flat.measured and flat.gain == 0
+    assert project(None, 0.8, (1000, 500), 4000).projected is None
+
+
+def _curved(ngram: tuple[float, float], sequence: tuple[float, float], corpus_rows: int) -> dict:
+    """Evidence of a bake-off on 1,000 rows with each family's (whole, half) accuracy."""
+    whole = _evidence(ngram[0], sequence[0])
+    curve = {"rows": 500, "corpus_rows": corpus_rows}
+    curve |= {"ngram": {"val_accuracy": ngram[1]}, "sequence": {"val_accuracy": sequence[1]}}
+    return {**whole, "train_rows": 1000, "curve": curve}
+
+
+def test_a_curve_projects_both_families_to_the_corpus_before_the_margin():
+    rule = choose_vectorizer("auto", 30_000, 5.0)
+    # sequences lead by 3 points on the sample, but n-grams gain more from each doubling of the rows
+    scale = _curved((0.92, 0.88), (0.95, 0.945), 32_000)
+    seen = projections(scale)
+    assert seen["ngram"].projected > seen["sequence"].projected + MARGIN  # 5 doublings: n-grams ahead
+    won = decide(rule, scale)
+    assert won["chosen"] == "ngram" and won["bakeoff"]["curve"] == scale["curve"]
+    assert won["bakeoff"]["why"] == (
+        "sample validation accuracy ngram + mlp 0.9200, sequence + sepcnn 0.9500; projected to 32000 training "
+        f"rows from 500 and 1000: ngram {seen['ngram'].projected:.4f}, sequence {seen['sequence'].projected:.4f}: "
+        "ngram wins by more than the margin 0.01"
+    )
+    # two doublings: still behind, within the margin, and gaining more: n-grams
+    near = decide(rule, _curved((0.92, 0.88), (0.95, 0.945), 4_000))
+    assert near["chosen"] == "ngram" and near["bakeoff"]["why"].endswith(
+        "within the margin 0.01, ngram gains more from the corpus's rows"
+    )
+    # the same sample without room to grow: the measurement decides, and the rule's pick stands
+    assert decide(rule, _curved((0.92, 0.88), (0.95, 0.945), 1_000))["chosen"] == "sequence"
+    # n-grams lead on the sample, sequences gain more and draw level (SST-2's shape): sequences
+    sst = decide(rule, _curved((0.837, 0.81), (0.831, 0.791), 4_000))
+    assert sst["chosen"] == "sequence" and sst["bakeoff"]["why"].endswith(
+        "ngram 0.8800, sequence 0.8895: within the margin 0.01, sequence gains at least as much from the corpus's rows"
+    )
+    tie = decide(rule, _curved((0.80, 0.78), (0.80, 0.78), 4_000))  # the same curves: the rule's pick
+    assert tie["chosen"] == "sequence" and tie["bakeoff"]["why"].endswith(
+        "within the margin 0.01, sequence gains at least as much from the corpus's rows"
+    )
+    lost = decide(rule, _curved((0.60, 0.50), (0.95, 0.94), 4_000))  # far behind even projected
+    assert lost["chosen"] == "sequence" and lost["bakeoff"]["why"].endswith("the rule's pick stands")
 
 
 def test_one_wording_says_what_decided():
