@@ -20,9 +20,11 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from streamtrain import __version__, progress
 from streamtrain.cli import logs
@@ -144,14 +146,37 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+REDELIVER_S = 0.05  # how soon a signal whose exception Python dropped is sent again
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
+
+
+def _redeliver(unraisable: Any) -> None:
+    """``sys.unraisablehook`` while a command runs: a signal whose exception Python dropped is sent again.
+
+    A signal's handler runs wherever the main thread is. Inside a weakref callback or a ``__del__`` (an import
+    lock's callback, while modules load at start-up) the exception it raises is printed and dropped ("Exception
+    ignored in ..."), and the signal would be lost: the run would go on to its end. The signal is sent again from
+    another thread after ``REDELIVER_S``, to land in ordinary code; nothing is printed for it. Other unraisable
+    exceptions go to Python's own hook.
+    """
+    exc = unraisable.exc_value
+    if isinstance(exc, Terminated | KeyboardInterrupt):
+        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+        resend = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
+        resend.daemon = True
+        resend.start()
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def entry(command: str | None = None) -> int:
     """The process's entry point: ``streamtrain ...``, or ``python -m streamtrain.COMMAND ...`` when ``command``.
 
-    SIGTERM becomes an exception (``Terminated``), so staging directories are removed as on Ctrl-C. Once
+    SIGTERM becomes an exception (``Terminated``), so staging directories are removed as on Ctrl-C; a signal
+    whose exception Python dropped is sent again (``_redeliver``). Once
     TensorFlow is loaded, the process ends with ``os._exit`` after flushing: TensorFlow's threads can deadlock the
     interpreter's shutdown after a failed input pipeline, and a cron job must get its exit code.
 
@@ -161,12 +186,14 @@ def entry(command: str | None = None) -> int:
     Returns:
         The exit code (when TensorFlow was not loaded; else the process exits with it).
     """
+    hook, sys.unraisablehook = sys.unraisablehook, _redeliver
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main() if command is None else run_command(command)
     except (KeyboardInterrupt, Terminated) as exc:  # a signal between two commands' own handlers
         code = _report(f"streamtrain {command}" if command else "streamtrain", exc, logs.format_in(sys.argv[1:]))
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: a late SIGTERM (a stopping local cluster) changes nothing
+    sys.unraisablehook = hook
     if "tensorflow" in sys.modules:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):

@@ -1,0 +1,52 @@
+"""A signal that lands where Python drops exceptions still stops a command.
+
+A signal's handler runs wherever the main thread is. In a weakref callback (an import lock's, while modules load
+at start-up) its exception is printed as "Exception ignored" and dropped: a SIGTERM sent 0.3 s after prepare
+started was once lost that way, and the run went on to its end (``tests/fs/test_staging.py``'s start case). Real
+subprocesses and real signals; the command is a stand-in that takes the signal inside a weakref callback.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+SCRIPT = """
+import os, signal, sys, time, weakref
+import streamtrain.cli as cli
+
+def command(name):
+    class Thing:
+        pass
+    thing = Thing()
+    def callback(_):
+        os.kill(os.getpid(), SIGNUM)
+        for _ in range(1_000_000):  # the handler runs in here, and its exception is dropped
+            pass
+    ref = weakref.ref(thing, callback)
+    del thing
+    print("dropped", flush=True)
+    time.sleep(30)  # the signal sent again ends this
+    return 0
+
+cli.run_command = command
+sys.exit(cli.entry("prepare"))
+"""
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_whose_exception_python_dropped_is_sent_again(signum, code):
+    began = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", f"SIGNUM = {int(signum)}\n{SCRIPT}"], capture_output=True, text=True, timeout=60
+    )
+    took = time.monotonic() - began
+    assert proc.stdout == "dropped\n"  # the callback ran, and the command went on past it
+    assert proc.returncode == code, proc.stderr
+    assert took < 20, f"the command slept on: {took:.1f} s"
+    assert "Exception ignored" not in proc.stderr  # the dropped one is not shown; the stop is, in one line
+    assert proc.stderr.startswith("streamtrain prepare: ") and proc.stderr.count("\n") == 1, proc.stderr
