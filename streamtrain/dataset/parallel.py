@@ -21,14 +21,16 @@ Design (threads, not processes; the cluster) and measurements: docs/design/prepa
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from streamtrain import __version__
-from streamtrain.errors import UsageError
+from streamtrain.errors import Terminated, UsageError
 
 M = TypeVar("M")
 CLUSTER_EXTRA = "pip install 'streamtrain[cluster]'"
@@ -208,7 +210,22 @@ def cluster(address: str) -> Iterator[ClusterExecutor]:
             _check_versions(client, address)
             yield ClusterExecutor(client, address)
         finally:
+            if isinstance(sys.exc_info()[1], KeyboardInterrupt | Terminated):
+                _quiet_shutdown()
             client.close(timeout=timeout)
+
+
+def _quiet_shutdown() -> None:
+    """Silence Dask's and tornado's loggers for the rest of an interrupted run.
+
+    Closing the client while calls are in flight fails their connections, which tornado can log from the client's
+    event loop with a traceback ("Exception in callback ... CommClosedError"), beside the one line a SIGINT or
+    SIGTERM is due.
+    """
+    roots = ("tornado", "distributed", "asyncio")
+    named = [name for name in logging.root.manager.loggerDict if name.partition(".")[0] in roots]
+    for name in {*roots, *named}:  # Dask's logging config sets some children's levels of their own
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def _version() -> str:
