@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streamtrain.train.bakeoff_rows import ngram_rows, sequence_rows
-from streamtrain.vectorize.choice import FAMILIES, decide
+from streamtrain.vectorize.choice import FAMILIES, decide, score_text
 from streamtrain.vectorize.rows import SparseRows, TokenRows
 from streamtrain.vectorize.sequence import SequenceConfig, TokenCounts
 from streamtrain.vectorize.tfidf import NgramConfig
@@ -265,13 +265,9 @@ def _log_scores(out: dict) -> None:
             )
     curve = out.get("curve")
     if curve:
-        scores = ", ".join(f"{f} {_accuracy(curve[f].get('val_accuracy'))}" for f in FAMILIES)
+        scores = ", ".join(f"{f} {score_text(curve[f].get('val_accuracy'))}" for f in FAMILIES)
         to = f"the curve to {curve['corpus_rows']}; {curve['seconds']:.1f} s"
         log.info(f"bake-off on {curve['rows']} of the rows ({to}): {scores}")
-
-
-def _accuracy(value: float | None) -> str:
-    return "not measured" if value is None else f"{value:.4f}"
 
 
 def bound_rows(

@@ -165,13 +165,13 @@ def _settle(rule: str, evidence: dict, margin: float) -> tuple[str, str]:
     other = "ngram" if rule == "sequence" else "sequence"
     seen = projections(evidence)
     names = {f: evidence[f].get("model") or FAMILIES[f] for f in (rule, other)}
-    scores = f"sample validation accuracy {other} + {names[other]} {_score(seen[other].measured)}, "
-    scores += f"{rule} + {names[rule]} {_score(seen[rule].measured)}"
+    scores = f"sample validation accuracy {other} + {names[other]} {score_text(seen[other].measured)}, "
+    scores += f"{rule} + {names[rule]} {score_text(seen[rule].measured)}"
     curve = evidence.get("curve")
     if curve:
         scores += f"; projected to {curve['corpus_rows']} training rows from {curve['rows']} and "
-        scores += f"{evidence['train_rows']}: {other} {_score(seen[other].projected)}, "
-        scores += f"{rule} {_score(seen[rule].projected)}"
+        scores += f"{evidence['train_rows']}: {other} {score_text(seen[other].projected)}, "
+        scores += f"{rule} {score_text(seen[rule].projected)}"
     ours, theirs = (-1.0 if p.projected is None else p.projected for p in (seen[rule], seen[other]))
     if theirs > ours + margin:
         return other, f"{scores}: {other} wins by more than the margin {margin:g}"
@@ -184,7 +184,8 @@ def _settle(rule: str, evidence: dict, margin: float) -> tuple[str, str]:
     return rule, f"{scores}: {rule} scores at least as high, the rule's pick stands"
 
 
-def _score(accuracy: float | None) -> str:
+def score_text(accuracy: float | None) -> str:
+    """An accuracy as the logs and the choice's reason quote it: ``0.9174``, or ``not measured``."""
     return "not measured" if accuracy is None else f"{accuracy:.4f}"
 
 

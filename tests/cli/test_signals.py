@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -31,6 +30,7 @@ def command(name):
     del thing
     print("dropped", flush=True)
     time.sleep(30)  # the signal sent again ends this
+    print("slept on", flush=True)
     return 0
 
 cli.run_command = command
@@ -40,13 +40,10 @@ sys.exit(cli.entry("prepare"))
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_whose_exception_python_dropped_is_sent_again(signum, code):
-    began = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-c", f"SIGNUM = {int(signum)}\n{SCRIPT}"], capture_output=True, text=True, timeout=60
     )
-    took = time.monotonic() - began
-    assert proc.stdout == "dropped\n"  # the callback ran, and the command went on past it
+    assert proc.stdout == "dropped\n"  # the callback ran, the command went on past it, and the sleep was cut short
     assert proc.returncode == code, proc.stderr
-    assert took < 20, f"the command slept on: {took:.1f} s"
     assert "Exception ignored" not in proc.stderr  # the dropped one is not shown; the stop is, in one line
     assert proc.stderr.startswith("streamtrain prepare: ") and proc.stderr.count("\n") == 1, proc.stderr
