@@ -198,7 +198,7 @@ def _take(first: FirstPass, batch: RowBatch) -> None:
         first.tokens.update([t for t, keep in zip(chunk.texts, train) if keep])
     if first.spill is not None and first.doc_freq is not None and batch.work.counts is not None:
         counts = batch.work.counts
-        first.doc_freq.update(counts[train])
+        first.doc_freq.update(counts, train)
         first.spill.append(SpillPart(counts, labels, splits, batch.row_ids))
         first.names.offer(chunk.texts, train)
 

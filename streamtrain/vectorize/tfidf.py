@@ -125,10 +125,20 @@ class DocFreq:
         if self.df is None:
             self.df = np.zeros(self.buckets, np.int64)
 
-    def update(self, counts: sp.csr_matrix) -> None:
-        """Count the rows of ``counts`` (``hash_counts``'s: no duplicate bucket within a row)."""
-        self.n_docs += counts.shape[0]
-        self.df += np.bincount(counts.indices, minlength=self.buckets)
+    def update(self, counts: sp.csr_matrix, rows: np.ndarray | None = None) -> None:
+        """Count the rows of ``counts`` (``hash_counts``'s: no duplicate bucket within a row).
+
+        Args:
+            counts: the rows' bucket counts.
+            rows: which rows to count (bool per row); None: all of them.
+        """
+        indices = counts.indices[: counts.indptr[-1]]
+        if rows is None:
+            self.n_docs += counts.shape[0]
+        else:
+            self.n_docs += int(np.count_nonzero(rows))
+            indices = indices[np.repeat(rows, np.diff(counts.indptr))]
+        np.add.at(self.df, indices, 1)  # a chunk's entries only: not a pass over every bucket per chunk
 
     def merge(self, other: DocFreq) -> DocFreq:
         """The frequencies of both, as one ``DocFreq`` over the same buckets."""

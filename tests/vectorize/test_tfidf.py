@@ -118,6 +118,21 @@ def test_merged_statistics_equal_one_pass(ag):
     np.testing.assert_allclose(one.idf, three.idf)
 
 
+def test_document_frequency_of_chosen_rows_counts_those_rows_only(ag):
+    """Counting a chunk's training rows by mask gives the frequencies of those rows alone, as counting them cut out."""
+    texts, _ = ag
+    texts = texts[:4096]
+    config = NgramConfig(top_k=500, hash_buckets=1 << 18)
+    counts = hash_counts(config, texts)
+    chosen = np.arange(len(texts)) % 5 != 2  # as a chunk's training rows, validation rows among them
+    masked, sliced = DocFreq(config.hash_buckets), DocFreq(config.hash_buckets)
+    masked.update(counts, chosen)
+    sliced.update(counts[chosen])
+    assert masked.n_docs == sliced.n_docs == int(chosen.sum())
+    np.testing.assert_array_equal(masked.df, sliced.df)
+    assert masked.df.sum() == (counts[chosen] > 0).sum() and masked.df.max() <= int(chosen.sum())
+
+
 def test_f_scores_match_sklearn_f_classif():
     rng = np.random.default_rng(0)
     x = rng.random((200, 30)) * (rng.random((200, 30)) < 0.3)
