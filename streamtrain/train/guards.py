@@ -4,8 +4,8 @@
 validation loss is NaN or infinite, and records which (``problem``); nothing built on it is checkpointed,
 and fit then drops the trial (in a model selection) or raises ``NonFiniteError`` instead of writing a
 model (its only trial). ``Deadline`` stops a trial at the end of the round that reaches the selection's
-budget; ``Horizon`` stops a later trial at the end of the leader's rounds unless its validation loss has beaten
-the leader's by then. ``require_finite`` refuses metrics or probabilities that hold a non-finite value, so no code path
+budget; ``Horizon`` stops a later trial where it trails the leader at equal rounds (half the leader's rounds, and
+all of them). ``require_finite`` refuses metrics or probabilities that hold a non-finite value, so no code path
 writes or reports one.
 """
 
@@ -23,6 +23,7 @@ from streamtrain.errors import NonFiniteError
 
 if TYPE_CHECKING:
     from streamtrain.train.checkpoint import TrainingState
+    from streamtrain.train.tune import Lead
 
 
 class FiniteLoss(keras.callbacks.Callback):
@@ -77,34 +78,49 @@ class Deadline(keras.callbacks.Callback):
 
 
 class Horizon(keras.callbacks.Callback):
-    """Stop a later trial at the end of the leader's rounds unless it has beaten the leader's validation loss.
+    """Stop a later trial where it trails the leader at equal rounds; ``behind`` says whether it stopped the training.
 
-    ``behind`` says whether it stopped the training.
+    Two comparisons, each of the trial's best validation loss with the leader's over the same number of rounds:
+    at half the leader's rounds (``tune.Lead.halfway``: successive halving's comparison at an equal budget) and
+    at all of them. A trial not below the leader there stops at the end of that round.
 
     Args:
-        horizon: ``tune.horizon``'s (rounds, loss); None: no limit (the first trial).
-        state: the trial's ``TrainingState``, whose ``best`` the checkpoint updates before this runs (a resumed
-            trial's rounds before the interruption included).
+        lead: ``tune.horizon``'s leader; None: no limit (the first trial).
+        state: the trial's ``TrainingState``, whose ``best`` and ``history`` the checkpoint updates before this
+            runs (a resumed trial's rounds before the interruption included, so a resumed trial stops where an
+            uninterrupted one does).
+        min_rounds: the schedule's rounds before early stopping may end a trial: no comparison before them.
     """
 
-    def __init__(self, horizon: tuple[int, float] | None, state: TrainingState) -> None:
+    def __init__(self, lead: Lead | None, state: TrainingState, min_rounds: int = 0) -> None:
         super().__init__()
-        self.horizon, self.state = horizon, state
+        self.lead, self.state = lead, state
+        self.halfway = lead.halfway(min_rounds) if lead is not None else None
         self.behind = False
 
     def on_epoch_end(self, round_: int, logs: dict | None = None) -> None:
-        """Stop training at the leader's rounds when the trial's best loss is not below the leader's.
+        """Stop training where the trial's best loss is not below the leader's over as many rounds.
 
         Args:
             round_: the 0-based round that ended.
-            logs: its metrics (unused: the state holds the best loss).
+            logs: its metrics (unused: the state holds the losses).
         """
-        if self.horizon is None or self.model.stop_training or round_ + 1 < self.horizon[0]:
+        if self.lead is None or self.model.stop_training:
             return
-        best = self.state.best
-        if best is None or not best < self.horizon[1]:
-            self.behind = True
-            self.model.stop_training = True
+        done, lead = round_ + 1, self.lead
+        if self.halfway is not None and done >= self.halfway:
+            mine = self.state.history.get("val_loss", [])[: self.halfway]
+            if mine and not min(mine) < lead.loss_by(self.halfway):  # no losses recorded: nothing to compare
+                self._stop()
+                return
+        if done >= lead.rounds:
+            best = self.state.best
+            if best is None or not best < lead.loss:
+                self._stop()
+
+    def _stop(self) -> None:
+        self.behind = True
+        self.model.stop_training = True
 
 
 def require_finite(what: str, values: Iterable[tuple[str, float | None]]) -> None:

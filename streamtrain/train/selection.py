@@ -195,8 +195,8 @@ class Search:
     def _train(self, i: int, candidate: Candidate, directory: Path, several: bool) -> None:
         """Train trial ``i``; keep its model when it leads (removing the former leader's directory).
 
-        A trial after the first trains at most the leader's rounds unless it beats the leader's validation loss
-        (``tune.horizon``). A trial that does not lead has its directory removed.
+        A trial after the first stops where it trails the leader at equal rounds (``tune.horizon``). A trial that
+        does not lead has its directory removed.
         """
         until = None if i == 0 or self.budget is None else time.monotonic() + self.budget - self._seconds()
         limits = Limits(until, tune.horizon(self.records) if several else None)

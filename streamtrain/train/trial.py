@@ -67,7 +67,7 @@ class Limits:
     """Where a trial stops besides its own early stopping (``Trials.train``)."""
 
     until: float | None = None  # the end of the round that reaches this ``time.monotonic()`` time (the budget)
-    horizon: tuple[int, float] | None = None  # ``tune.horizon``: the leader's rounds, unless its loss is beaten
+    horizon: tune.Lead | None = None  # ``tune.horizon``: the leader, trailed at equal rounds
 
 
 @dataclass
@@ -115,7 +115,7 @@ class Trials:
         config = trial_config(opts, plan, self.cluster, candidate, self.warm_from, self.key)
         finite, deadline = FiniteLoss(plan.per_epoch), Deadline(limits.until)
         checkpoint = self._checkpoint(directory, state, opts, finite)
-        behind = Horizon(limits.horizon, state)
+        behind = Horizon(limits.horizon, state, plan.schedule.min_rounds)
         callbacks = self._callbacks(candidate, config, finite, checkpoint, (deadline, behind), scored)
         if first:
             _log_start(opts, plan, self.building, self.cluster)

@@ -6,8 +6,10 @@ unset ``--epochs``/``--patience`` follow the data (``schedule``), the time budge
 set (``--model``, ``--units``, ``--layers``, ``--learning-rate``, ``--dropout``) is kept in every candidate;
 ``--model`` other than ``auto`` leaves one. The first candidate trains to its own early stopping; the others
 start only while the budget lasts, and one running when it runs out stops at the end of its round (``cut``).
-A later candidate also stops once it has trained as many rounds as the leader so far did without its validation
-loss beating the leader's (``horizon``, ``behind``): the same training the leader had, not more.
+A later candidate also stops where it trails the leader so far at equal rounds (``horizon``, ``Lead``,
+``behind``): at half the leader's rounds (not before the schedule's ``min_rounds``) when its best validation loss
+by then is not below the leader's by then, and at all of them when its best is not below the leader's best: the
+same training the leader had, not more.
 The winner has the lowest validation loss (its best round's weights on the whole validation split: the
 criterion early stopping already uses, and less noisy than accuracy on a few hundred rows); a tie keeps the
 earlier candidate. Only a search of the prior's own candidates (none of those options set, a
@@ -274,7 +276,7 @@ class Trial:
     seconds: float = 0.0
     cut: bool = False  # stopped by the budget, not by its own early stopping
     skipped: str | None = None  # why it did not train
-    behind: bool = False  # stopped at the leader's rounds, its validation loss not below the leader's
+    behind: bool = False  # stopped where it trailed the leader at equal rounds (``guards.Horizon``)
     history: dict = field(default_factory=dict)  # val_accuracy and val_loss per round
 
     def to_json(self) -> dict:
@@ -295,18 +297,43 @@ class Trial:
             return self.skipped
         if self.cut:
             return "cut by the budget"
-        return "behind the leader at its rounds" if self.behind else "early stopping"
+        return "behind the leader at equal rounds" if self.behind else "early stopping"
 
 
-def horizon(trials: list[Trial]) -> tuple[int, float] | None:
-    """How far a later candidate trains without beating the leader: the leader's rounds and best validation loss.
+@dataclass(frozen=True)
+class Lead:
+    """The leader a later trial is measured against (``horizon``): its rounds and their validation losses."""
+
+    rounds: int
+    losses: tuple[float, ...]  # one a round, on the validation sample the rounds measure
+
+    @property
+    def loss(self) -> float:
+        """The lowest validation loss its rounds measured."""
+        return min(self.losses)
+
+    def loss_by(self, rounds: int) -> float:
+        """The lowest validation loss of its first ``rounds`` rounds."""
+        return min(self.losses[:rounds])
+
+    def halfway(self, min_rounds: int) -> int | None:
+        """Where a later trial is first compared with it: half its rounds, not before ``min_rounds``.
+
+        None where that is not before its last round (the only comparison is at its rounds).
+        """
+        rounds = max(math.ceil(self.rounds / 2), min_rounds)
+        return rounds if rounds < self.rounds else None
+
+
+def horizon(trials: list[Trial]) -> Lead | None:
+    """How far a later candidate trains without beating the leader: the leader's rounds and their losses.
 
     Args:
         trials: the trials so far, in order.
 
     Returns:
-        (rounds, loss): the rounds the leader (``pick``) trained and the lowest validation loss its rounds
-        measured (the measure a running trial's rounds have); None without a leader that has both.
+        The leader (``pick``) as its rounds measured it (not the whole split's loss: the measure a running trial's
+        rounds have); None without a leader that has both rounds and losses.
     """
     if not trials:
         return None
@@ -314,7 +341,7 @@ def horizon(trials: list[Trial]) -> tuple[int, float] | None:
     losses = leader.history.get("val_loss") or []
     if leader.val_loss is None or not leader.rounds or not losses:
         return None
-    return leader.rounds, min(losses)
+    return Lead(leader.rounds, tuple(losses))
 
 
 @dataclass

@@ -17,6 +17,7 @@ import_tensorflow()  # quietly, before guards imports Keras
 
 from streamtrain.train.checkpoint import TrainingState  # noqa: E402
 from streamtrain.train.guards import Deadline, FiniteLoss, Horizon, require_finite  # noqa: E402
+from streamtrain.train.tune import Lead  # noqa: E402
 
 
 def attached(callback):
@@ -73,43 +74,64 @@ def test_a_deadline_does_not_claim_a_stop_another_guard_made():
     assert not deadline.cut and model.stop_training
 
 
-def _rounds(horizon, losses, state=None):
-    """A trial's rounds through ``Horizon``, its best loss kept as the checkpoint keeps it; the rounds it ran."""
+def _rounds(lead, losses, state=None, min_rounds=0):
+    """A trial's rounds through ``Horizon``, its losses kept as the checkpoint keeps them; the rounds it ran."""
     state = state or TrainingState()
-    guard, model = attached(Horizon(horizon, state))
+    guard, model = attached(Horizon(lead, state, min_rounds))
     ran = 0
     for round_, loss in enumerate(losses, start=state.rounds_done):
         if model.stop_training:
             break
+        state.history.setdefault("val_loss", []).append(loss)
         state.best = loss if state.best is None else min(state.best, loss)
         guard.on_epoch_end(round_, {"val_loss": loss})
         ran += 1
     return guard, ran
 
 
+# A leader that trained 12 rounds to a best validation loss of 0.2071 (IMDB's mlp 2 x 16), 0.42 by round 6.
+LEADER = Lead(12, (0.7, 0.6, 0.55, 0.5, 0.45, 0.42, 0.35, 0.3, 0.25, 0.22, 0.21, 0.2071))
+
+
 def test_a_later_trial_stops_at_the_leaders_rounds_unless_it_beat_the_leader():
-    # The leader trained 12 rounds to a best validation loss of 0.2071 (IMDB's mlp 2 x 16).
-    falling = [0.5 - 0.02 * i for i in range(25)]  # 0.2800 at round 12, below the leader at round 16
-    behind, ran = _rounds((12, 0.2071), falling)
-    assert behind.behind and ran == 12  # stopped at the end of round 12
-    ahead, ran = _rounds((12, 0.2071), [0.3, 0.2, *falling[8:]])  # beat the leader at round 2
+    falling = [0.5 - 0.02 * i for i in range(25)]  # 0.40 by round 6; 0.2800 at round 12, below the leader at 16
+    behind, ran = _rounds(LEADER, falling)
+    assert behind.behind and ran == 12  # ahead at half the leader's rounds, stopped at the end of round 12
+    ahead, ran = _rounds(LEADER, [0.3, 0.2, *falling[8:]])  # beat the leader at round 2
     assert not ahead.behind and ran == 2 + len(falling[8:])  # then trains to its own end
-    tied, _ = _rounds((2, 0.2), [0.3, 0.2, 0.1])
+    tied, _ = _rounds(Lead(4, (0.5, 0.3, 0.25, 0.2)), [0.5, 0.3, 0.2, 0.1])
     assert tied.behind  # equal is not below: the earlier candidate keeps the lead, as ``tune.pick`` does
     free, ran = _rounds(None, falling)  # the first trial: no leader
     assert not free.behind and ran == len(falling)
 
 
-def test_a_resumed_trial_counts_the_rounds_and_the_best_loss_it_had():
-    resumed = TrainingState(rounds_done=10, best=0.19)  # it beat the leader before the interruption
-    guard, ran = _rounds((12, 0.2071), [0.25, 0.25, 0.25, 0.25], resumed)
+def test_a_later_trial_trailing_at_half_the_leaders_rounds_stops_there_not_before_the_schedules_rounds():
+    slow = [0.8, 0.7, 0.6, 0.55, 0.5, 0.45, 0.3, 0.2, 0.1, 0.05]  # 0.45 by round 6 (the leader: 0.42), then below
+    trailing, ran = _rounds(LEADER, slow)
+    assert trailing.behind and ran == 6  # half of 12: successive halving's comparison at an equal budget
+    later, ran = _rounds(LEADER, slow, min_rounds=8)  # the initial plateau's rounds come first
+    assert not later.behind and ran == len(slow)  # by round 8: 0.2 against the leader's 0.3
+    whole, ran = _rounds(LEADER, [0.9] * 20, min_rounds=12)  # half the rounds would be the last: compared once
+    assert whole.behind and ran == 12
+    assert Lead(12, LEADER.losses).halfway(0) == 6 and Lead(12, LEADER.losses).halfway(12) is None
+    assert Lead(13, (*LEADER.losses, 0.2)).halfway(4) == 7 and LEADER.loss_by(6) == 0.42 and LEADER.loss == 0.2071
+
+
+def test_a_resumed_trial_counts_the_rounds_and_the_losses_it_had():
+    before = [0.5, 0.4, 0.35, 0.3, 0.28, 0.26, 0.24, 0.22, 0.2, 0.19]  # ahead by round 6, then below the leader
+    resumed = TrainingState(rounds_done=10, best=0.19, history={"val_loss": list(before)})
+    guard, ran = _rounds(LEADER, [0.25, 0.25, 0.25, 0.25], resumed)
     assert not guard.behind and ran == 4
-    guard, ran = _rounds((12, 0.2071), [0.25, 0.25, 0.25, 0.25], TrainingState(rounds_done=10, best=0.3))
-    assert guard.behind and ran == 2  # rounds 11 and 12
+    trailing = TrainingState(rounds_done=10, best=0.3, history={"val_loss": [0.6, 0.5, *[0.41] * 6, 0.3, 0.3]})
+    guard, ran = _rounds(LEADER, [0.25, 0.25, 0.25, 0.25], trailing)
+    assert guard.behind and ran == 2  # its first 6 rounds (0.41) beat the leader's (0.42); rounds 11 and 12
+    late = TrainingState(rounds_done=10, best=0.43, history={"val_loss": [0.9, *[0.43] * 9]})
+    guard, ran = _rounds(LEADER, [0.1], late)
+    assert guard.behind and ran == 1  # behind at half the rounds before the interruption: stops at once
 
 
 def test_the_horizon_does_not_claim_a_stop_another_guard_made():
-    guard, model = attached(Horizon((1, 0.1), TrainingState(best=0.5)))
+    guard, model = attached(Horizon(Lead(1, (0.1,)), TrainingState(best=0.5)))
     model.stop_training = True
     guard.on_epoch_end(0, {})
     assert not guard.behind

@@ -89,7 +89,11 @@ def test_the_search_keeps_the_leader_and_removes_the_losers(tmp_path):
     assert selection.budget_seconds == tune.MIN_BUDGET and selection.searched
     assert trials.trained == [(SMALL.name, False), (LINEAR.name, True), (LARGE.name, True)]
     # Each later trial gets the leader so far's rounds and best loss as its rounds measured it.
-    assert trials.horizons == [None, (4, pytest.approx(0.20)), (4, pytest.approx(0.15))]
+    assert [(h.rounds, h.loss) if h else None for h in trials.horizons] == [
+        None,
+        (4, pytest.approx(0.20)),
+        (4, pytest.approx(0.15)),
+    ]
     checkpoint = tmp_path / "checkpoint"
     assert sorted(p.name for p in checkpoint.iterdir()) == ["trial-1", TRIALS_NAME]
     recorded = json.loads((checkpoint / TRIALS_NAME).read_text())

@@ -74,9 +74,10 @@ def test_the_horizon_is_the_leaders_rounds_and_its_best_loss_as_its_rounds_measu
     a, b = Candidate("mlp", 16, 2), Candidate("linear")
     assert tune.horizon([]) is None
     first = Trial(a, 0.914, 0.2090, 14, 12, history={"val_loss": [0.6, 0.2071, 0.21]})
-    assert tune.horizon([first]) == (14, 0.2071)  # the rounds' loss (a sample's), not the whole split's
+    assert tune.horizon([first]) == tune.Lead(14, (0.6, 0.2071, 0.21))  # the rounds' losses (a sample's)
+    assert tune.horizon([first]).loss == 0.2071  # not the whole split's 0.2090
     better = Trial(b, 0.92, 0.2000, 30, 28, history={"val_loss": [0.5, 0.199]})
-    assert tune.horizon([first, better]) == (30, 0.199)  # the leader now
+    assert tune.horizon([first, better]) == tune.Lead(30, (0.5, 0.199))  # the leader now
     assert tune.horizon([Trial(a, skipped="the loss became nan")]) is None
     assert tune.horizon([Trial(a, 0.9, 0.2, 14, 12)]) is None  # no rounds recorded (an old trials.json)
 
@@ -85,10 +86,10 @@ def test_a_trial_says_what_ended_it():
     a = Candidate("linear")
     assert Trial(a, 0.9, 0.2, 10, 8).ended_by == "early stopping"
     assert Trial(a, 0.9, 0.2, 10, 8, cut=True).ended_by == "cut by the budget"
-    assert Trial(a, 0.9, 0.2, 10, 8, behind=True).ended_by == "behind the leader at its rounds"
+    assert Trial(a, 0.9, 0.2, 10, 8, behind=True).ended_by == "behind the leader at equal rounds"
     assert Trial(a, skipped="the budget of 60 s was spent").ended_by == "the budget of 60 s was spent"
     got = tune.line(Selection([Trial(Candidate("mlp", 16, 2), 0.914, 0.209), Trial(a, 0.9, 0.22, behind=True)], 0, 9))
-    assert got.endswith("; linear 0.2200 0.9000, behind the leader at its rounds")
+    assert got.endswith("; linear 0.2200 0.9000, behind the leader at equal rounds")
 
 
 def test_the_selection_line_shows_each_trials_loss_and_accuracy_and_stars_the_winner():
