@@ -126,18 +126,11 @@ class DocFreq:
             self.df = np.zeros(self.buckets, np.int64)
 
     def update(self, counts: sp.csr_matrix, rows: np.ndarray | None = None) -> None:
-        """Count the rows of ``counts`` (``hash_counts``'s: no duplicate bucket within a row).
-
-        Args:
-            counts: the rows' bucket counts.
-            rows: which rows to count (bool per row); None: all of them.
-        """
+        """Count the rows of ``counts`` (``hash_counts``'s: no duplicate bucket within a row); ``rows``: only these."""
         indices = counts.indices[: counts.indptr[-1]]
-        if rows is None:
-            self.n_docs += counts.shape[0]
-        else:
-            self.n_docs += int(np.count_nonzero(rows))
+        if rows is not None:
             indices = indices[np.repeat(rows, np.diff(counts.indptr))]
+        self.n_docs += counts.shape[0] if rows is None else int(np.count_nonzero(rows))
         np.add.at(self.df, indices, 1)  # a chunk's entries only: not a pass over every bucket per chunk
 
     def merge(self, other: DocFreq) -> DocFreq:
