@@ -161,7 +161,7 @@ class TokenCounts:
     def update(self, texts: Sequence[str]) -> None:
         """Count the tokens of ``texts`` (training rows)."""
         flat, lengths = _flat_buckets(self._hasher, texts, self.lowercase)
-        self.counts += np.bincount(flat, minlength=self.buckets)
+        np.add.at(self.counts, flat, 1)  # the texts' tokens only: not a pass over every bucket per call
         if len(lengths):
             self.longest = max(self.longest, int(lengths.max()))
 

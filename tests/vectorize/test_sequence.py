@@ -51,6 +51,8 @@ def test_token_counts_merge_equals_one_pass():
     texts = [f"t{i % 7} t{i % 3} t{i % 11}" for i in range(300)]
     one = TokenCounts(1 << 12)
     one.update(texts)
+    assert one.counts.sum() == 3 * len(texts)  # every occurrence, a token repeated within a call included
+    assert np.count_nonzero(one.counts) <= 11  # t0 ... t10
     a, b = TokenCounts(1 << 12), TokenCounts(1 << 12)
     a.update(texts[:100])
     b.update(texts[100:])
