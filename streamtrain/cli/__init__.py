@@ -16,13 +16,14 @@ own: everything it runs is a library call with an options object.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -153,14 +154,14 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
-def _redeliver(unraisable: Any) -> None:
+def _redeliver(previous: Callable[[Any], object], unraisable: Any) -> None:
     """``sys.unraisablehook`` while a command runs: a signal whose exception Python dropped is sent again.
 
     A signal's handler runs wherever the main thread is. Inside a weakref callback or a ``__del__`` (an import
     lock's callback, while modules load at start-up) the exception it raises is printed and dropped ("Exception
     ignored in ..."), and the signal would be lost: the run would go on to its end. The signal is sent again from
     another thread after ``REDELIVER_S``, to land in ordinary code; nothing is printed for it. Other unraisable
-    exceptions go to Python's own hook.
+    exceptions go to ``previous``, the hook it replaced (``entry`` binds it).
     """
     exc = unraisable.exc_value
     if isinstance(exc, Terminated | KeyboardInterrupt):
@@ -169,7 +170,7 @@ def _redeliver(unraisable: Any) -> None:
         resend.daemon = True
         resend.start()
         return
-    sys.__unraisablehook__(unraisable)
+    previous(unraisable)
 
 
 def entry(command: str | None = None) -> int:
@@ -186,7 +187,8 @@ def entry(command: str | None = None) -> int:
     Returns:
         The exit code (when TensorFlow was not loaded; else the process exits with it).
     """
-    hook, sys.unraisablehook = sys.unraisablehook, _redeliver
+    hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_redeliver, hook)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main() if command is None else run_command(command)

@@ -47,3 +47,35 @@ def test_a_signal_whose_exception_python_dropped_is_sent_again(signum, code):
     assert proc.returncode == code, proc.stderr
     assert "Exception ignored" not in proc.stderr  # the dropped one is not shown; the stop is, in one line
     assert proc.stderr.startswith("streamtrain prepare: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+OTHER = """
+import sys, weakref
+import streamtrain.cli as cli
+
+seen = []
+sys.unraisablehook = lambda unraisable: seen.append(type(unraisable.exc_value).__name__)
+
+def command(name):
+    class Thing:
+        pass
+    thing = Thing()
+    def callback(_):
+        raise ValueError("not a signal")
+    ref = weakref.ref(thing, callback)
+    del thing
+    print(seen, flush=True)
+    return 0
+
+cli.run_command = command
+code = cli.entry("prepare")
+print(sys.unraisablehook.__name__, flush=True)
+sys.exit(code)
+"""
+
+
+def test_another_exception_python_dropped_goes_to_the_hook_the_command_replaced():
+    proc = subprocess.run([sys.executable, "-c", OTHER], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "['ValueError']\n<lambda>\n"  # the caller's hook got it, and has its place back after
+    assert proc.stderr == ""
