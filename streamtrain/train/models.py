@@ -85,7 +85,10 @@ class SparseDense(keras.layers.Layer):
     (``sparse_dense_matmul``, in ``column_slices`` of at most ``SLICE_COLUMNS`` columns: the same numbers),
     so a step costs what the batch's non-zeros cost, at any width. The kernel's
     gradient is then an ``IndexedSlices`` holding each used row once, in order, which ``LazyAdam`` applies
-    without summing duplicates. Same maths as ``Dense(units, activation)`` on the same input.
+    without summing duplicates. Out of training (validation, scoring, serving) a layer of one slice
+    multiplies the batch by the kernel itself: nothing is updated, and finding the used columns
+    (``tf.unique``) cost more than the product; the same products are added in the same order, so the
+    numbers are the same to the bit. Same maths as ``Dense(units, activation)`` on the same input.
 
     Args:
         units: the output's width.
@@ -107,17 +110,21 @@ class SparseDense(keras.layers.Layer):
         self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], self.units), initializer="glorot_uniform")
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, training: Any = None) -> Any:
         """``activation(inputs @ kernel + bias)`` for a ``tf.SparseTensor`` batch.
 
         Args:
             inputs: the batch, ``[rows, features]``.
+            training: Keras' flag: a training step reads only the used rows (class docstring).
 
         Returns:
             The dense ``[rows, units]`` output.
         """
         import tensorflow as tf
 
+        sizes = column_slices(self.units)
+        if not training and len(sizes) == 1:  # inference: the whole kernel, no ``unique`` (class docstring)
+            return self.activation(tf.sparse.sparse_dense_matmul(inputs, self.kernel.value) + self.bias)
         # The batch's columns, each once, and the batch re-indexed over them: a (rows x used columns) matrix.
         used, position = tf.unique(inputs.indices[:, 1])
         compact = tf.SparseTensor(
@@ -127,7 +134,6 @@ class SparseDense(keras.layers.Layer):
         )
         # ``.value``: the tf.Variable itself, so the lookup is a ResourceGather (see the class docstring).
         kernel_rows = tf.gather(self.kernel.value, used)
-        sizes = column_slices(self.units)
         if len(sizes) == 1:
             product = tf.sparse.sparse_dense_matmul(compact, kernel_rows)
         else:  # ``tf.split``: its gradient is one concatenation (a strided slice's is a kernel-sized sum per slice)

@@ -67,3 +67,27 @@ def test_sparse_dense_is_dense_maths_on_the_same_rows():
     kernel, bias = (w.numpy() for w in layer.weights)
     expected = np.maximum(tf.sparse.to_dense(x).numpy() @ kernel + bias, 0.0)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def _ops(fn, x) -> list[str]:
+    """The op types of ``fn``'s graph for ``x`` (a ``tf.function``)."""
+    return [op.type for op in fn.get_concrete_function(x).graph.get_operations()]
+
+
+@pytest.mark.parametrize("units", [1, 16, 31])
+def test_a_narrow_layer_scores_with_the_kernel_itself_and_the_numbers_of_training(units):
+    x, _ = _batches(400, 1)[0]
+    keras.utils.set_random_seed(1)
+    layer = SparseDense(units, activation="relu")
+    layer(x, training=True)  # built
+    trained = tf.function(lambda rows: layer(rows, training=True), autograph=False)
+    scored = tf.function(lambda rows: layer(rows, training=False), autograph=False)
+    assert np.array_equal(scored(x).numpy(), trained(x).numpy())  # the same products, added in the same order
+    assert "Unique" in _ops(trained, x) and "Unique" not in _ops(scored, x)
+
+
+def test_a_wide_layer_scores_by_the_rows_it_uses():
+    x, _ = _batches(400, 1)[0]
+    layer = SparseDense(64)
+    scored = tf.function(lambda rows: layer(rows, training=False), autograph=False)
+    assert "Unique" in _ops(scored, x)  # a product of 32 columns or more is slower in TensorFlow's kernel
