@@ -31,6 +31,8 @@ import tensorflow as tf
 
 from streamtrain.train.checkpoint import reseed
 from streamtrain.train.cluster import Cluster
+from streamtrain.train.models import SparseDense
+from streamtrain.train.optimizers import LazyAdam
 
 log = logging.getLogger(__name__)
 FINISH_TIMEOUT_MS = 600_000  # how long the workers wait for each other at the end of a fit
@@ -118,6 +120,9 @@ class Trainer(Channel):
             self._train_sums = _sums("train_sums")
             self._val_sums = _sums("val_sums")
             model.optimizer.build(model.trainable_variables)
+        if strategy.num_replicas_in_sync == 1 and isinstance(model.optimizer, LazyAdam):
+            # One replica: a SparseDense kernel's gradient lists each row the batch used once.
+            model.optimizer.list_rows_once([layer.kernel for layer in model.layers if isinstance(layer, SparseDense)])
         self._train_step = tf.function(self._train_step_fn, autograph=False)
         self._val_step = tf.function(self._val_step_fn, autograph=False)
 

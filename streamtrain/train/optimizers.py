@@ -6,8 +6,10 @@ gradient densely: every step decays the moments of, and moves, all ``features`` 
 the input or the matmul, would be the cost of a training step, growing with the features. ``LazyAdam``
 (the algorithm of TensorFlow Addons' ``LazyAdam``) updates the used rows and their two moments only; a
 row's moments decay when it is used, not every step. A row listed several times (several workers' batches,
-an embedding) is summed first. Dense gradients (the other layers) get Keras' own Adam step. Registered for
-Keras serialization, so a saved model (and a 0.5 checkpoint) loads with it.
+an embedding) is summed first, except for the variables declared to list each row once
+(``list_rows_once``: a ``SparseDense`` kernel on one replica), where finding the repeats (``tf.unique``)
+would be work for nothing. Dense gradients (the other layers) get Keras' own Adam step. Registered for
+Keras serialization, so a saved model (and a 0.5 checkpoint) loads with it; a loaded one declares nothing.
 
 Measurements: docs/design/training-speed.md
 """
@@ -23,6 +25,22 @@ import tensorflow as tf
 @keras.saving.register_keras_serializable(package="streamtrain")
 class LazyAdam(keras.optimizers.Adam):
     """Keras' ``Adam``, lazy on ``IndexedSlices`` gradients (see the module docstring); its arguments are Adam's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.once: frozenset[int] = frozenset()  # indices of the variables whose slices list each row once
+
+    def list_rows_once(self, variables: list[Any]) -> None:
+        """Declare that the sparse gradients of ``variables`` list each row at most once.
+
+        Their updates then take the listed rows as they are, without looking for repeats. Call it after
+        ``build`` and before the step that applies gradients is traced; a gradient listing a row twice for
+        such a variable would move that row by one of its listings only.
+
+        Args:
+            variables: some of the variables the optimizer was built for.
+        """
+        self.once = frozenset(self._get_variable_index(v) for v in variables)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         """Apply one gradient to one variable: Keras' Adam step for a dense one, the lazy step for slices.
@@ -40,13 +58,16 @@ class LazyAdam(keras.optimizers.Adam):
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
         values = tf.cast(gradient.values, dtype)
-        rows, position = tf.unique(gradient.indices)  # a row listed several times (workers, an embedding): summed
-        grad = tf.cond(
-            tf.size(rows) < tf.size(gradient.indices),
-            lambda: tf.math.unsorted_segment_sum(values, position, tf.shape(rows)[0]),
-            lambda: values,  # each row once (``SparseDense`` on one worker): ``unique`` kept them in order
-        )
         index = self._get_variable_index(variable)
+        if index in self.once:
+            rows, grad = gradient.indices, values
+        else:
+            rows, position = tf.unique(gradient.indices)  # a row listed several times (workers, an embedding): summed
+            grad = tf.cond(
+                tf.size(rows) < tf.size(gradient.indices),
+                lambda: tf.math.unsorted_segment_sum(values, position, tf.shape(rows)[0]),
+                lambda: values,  # each row once: ``unique`` kept them in order
+            )
         m, v = self._momentums[index].value, self._velocities[index].value
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * grad
         v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(grad)

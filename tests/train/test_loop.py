@@ -242,3 +242,19 @@ def test_the_weights_digest_is_48_bits_of_the_state_and_follows_it(tf):
     bias.assign(bias.numpy() - 1e-3)
     changed = trainer.weights_digest()
     assert changed == trainer.weights_digest()  # a function of the values alone
+
+
+def test_one_replica_declares_the_first_layers_rows_listed_once_and_trains_as_before(tf):
+    from streamtrain.train.models import SparseDense
+
+    rows = synthetic_rows(96, 2, seed=4)
+    declared = trainer_for(2, seed=3)
+    kernel = next(layer.kernel for layer in declared.model.layers if isinstance(layer, SparseDense))
+    optimizer = declared.model.optimizer
+    assert optimizer.once == {optimizer._get_variable_index(kernel)}  # that kernel only: the others are dense
+    looked = trainer_for(2, seed=3)
+    looked.model.optimizer.once = frozenset()  # as before the declaration: every slice's rows searched for repeats
+    for trainer in (declared, looked):
+        trainer.train_round(batches(trainer, rows, 16), 12, Recorder())
+    for mine, theirs in zip(declared.model.get_weights(), looked.model.get_weights()):
+        assert np.array_equal(mine, theirs)

@@ -50,3 +50,26 @@ def test_a_dense_gradient_takes_keras_adam_step():
         for optimizer, variable in zip(optimizers, (lazy, plain)):
             optimizer.apply_gradients([(grad, variable)])
     assert np.array_equal(lazy.numpy(), plain.numpy()) and not np.array_equal(lazy.numpy(), start)
+
+
+def test_rows_declared_listed_once_take_the_same_step_without_looking_for_repeats():
+    start = np.random.default_rng(2).normal(size=(8, 3)).astype(np.float32)
+    looked, declared = keras.Variable(start), keras.Variable(start)
+    optimizers = [LazyAdam(LR), LazyAdam(LR)]
+    for optimizer, variable in zip(optimizers, (looked, declared)):
+        optimizer.build([variable])
+    optimizers[1].list_rows_once([declared])
+
+    def stepper(optimizer, variable):
+        return tf.function(lambda g: optimizer.apply_gradients([(g, variable)]), autograph=False)
+
+    steps = [stepper(o, v) for o, v in zip(optimizers, (looked, declared))]
+    for rows in ([6, 2, 0], [1, 7], [2, 6, 5, 3]):  # each row at most once, in no order
+        values = tf.constant(np.random.default_rng(len(rows)).normal(size=(len(rows), 3)).astype(np.float32))
+        grad = tf.IndexedSlices(values, tf.constant(rows, tf.int64), tf.constant([8, 3], tf.int64))
+        for step in steps:
+            step(grad)
+    assert np.array_equal(declared.numpy(), looked.numpy()) and not np.array_equal(declared.numpy(), start)
+    graphs = [step.get_concrete_function(grad).graph for step in steps]
+    uniques = [sum(op.type == "Unique" for op in graph.get_operations()) for graph in graphs]
+    assert uniques[0] >= 1 and uniques[1] == 0
