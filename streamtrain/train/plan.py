@@ -13,8 +13,8 @@ from the same inputs, so no worker has to be told it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from streamtrain.dataset.manifest import Manifest
 from streamtrain.errors import DataError, UsageError
@@ -85,6 +85,8 @@ class Plan:
     per_epoch: int  # validation rounds per epoch
     round_steps: int  # training steps per round
     schedule: tune.Schedule  # epochs and patience, from the options or the data
+    # The input pipelines built for the trials, by (stream, epoch, skipped batches): ``rounds.pipeline``.
+    pipelines: dict[tuple[int, int, int], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rounds(self) -> int:

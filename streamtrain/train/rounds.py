@@ -10,8 +10,10 @@ worker in step, driving the Keras callbacks as Keras ``fit`` would. Round
 of epochs, so a resumed trial reads the batches an uninterrupted one would,
 with the dropout draws of (seed, round, step) (``Trainer.reseed``). What the
 rounds decide (stopping, checkpoints) is the callbacks'; what they return
-is ``Rounds``. An input pipeline error is re-raised as itself (a
-``DataError`` naming the shard), a lost worker as ``ClusterError``.
+is ``Rounds``. ``pipeline`` builds each input pipeline once per plan,
+for every trial that starts where it does. An input pipeline error is
+re-raised as itself (a ``DataError`` naming the shard), a lost worker as
+``ClusterError``.
 """
 
 from __future__ import annotations
@@ -123,14 +125,15 @@ def train_rounds(seed: int, plan: Plan, trainer: Any, callbacks: list, start: St
         DataError: the input pipeline failed reading a shard (its own error, not TensorFlow's wrapping).
         ClusterError: a worker was lost, or the workers' weights differ after training.
     """
-    failures: list[BaseException] = []  # what the input pipeline raised, with its type and message intact
+    failures: list[list[BaseException]] = []  # what each input pipeline raised, with its type and message intact
     try:
         rows, validation_seconds = _run(seed, plan, trainer, callbacks, start, failures)
         cluster = trainer.cluster
         digests = [f"{int(d):012x}" for d in trainer.gather(trainer.weights_digest())] if cluster.size > 1 else []
     except Exception as exc:
-        if failures:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
-            raise failures[0] from exc
+        raised = [failure for failed in failures for failure in failed]
+        if raised:  # the input pipeline's own error (a damaged shard), not TensorFlow's wrapping of it
+            raise raised[0] from exc
         lost = _lost_worker(exc, trainer.cluster)
         if lost:
             raise ClusterError(lost) from exc
@@ -148,9 +151,7 @@ def _run(
     """The loop of ``train_rounds``: the rows each worker trained in each round, and the seconds validating."""
     import keras
 
-    from streamtrain.train.tfdata import keras_dataset
-
-    model, n_classes = trainer.model, len(plan.manifest.labels)
+    model = trainer.model
     train, val, round_steps = plan.train, plan.val, plan.round_steps
     rows: list[list[int]] = []
     seconds = 0.0
@@ -159,7 +160,9 @@ def _run(
         trainer.sync_variables()
 
     def batches(split: BatchStream, epoch: int = 0, skip: int = 0) -> Iterator:
-        return trainer.distribute(lambda: keras_dataset(split, n_classes, failures, epoch, skip))
+        dataset, failed = pipeline(plan, split, epoch, skip)
+        failures.append(failed)
+        return trainer.distribute(lambda: dataset)
 
     epoch, skip = divmod(done * round_steps + step, train.steps)
     training = batches(train, epoch, skip)
@@ -180,6 +183,32 @@ def _run(
         stopped = bool(trainer.broadcast([float(bool(model.stop_training))])[0])
     hooks.on_train_end()
     return rows, seconds
+
+
+def pipeline(plan: Plan, split: BatchStream, epoch: int = 0, skip: int = 0) -> tuple[Any, list[BaseException]]:
+    """``split``'s batches from batch ``skip`` of ``epoch`` (``tfdata.keras_dataset``), and what reading them raised.
+
+    Built once per plan, stream and start (in ``plan.pipelines``), and iterated afresh by every trial that
+    starts there, as every new trial does at the first batch; its failures are forgotten when a trial takes it.
+
+    Args:
+        plan: the fit's plan (its streams, its classes).
+        split: one of its streams.
+        epoch: the epoch to start in.
+        skip: the batches of ``epoch`` already trained.
+
+    Returns:
+        The ``tf.data.Dataset``, and the list its reading generator appends its exception to.
+    """
+    from streamtrain.train.tfdata import keras_dataset
+
+    key = (id(split), epoch, skip)  # the plan holds its streams: their ids stand while it does
+    if key not in plan.pipelines:
+        failures: list[BaseException] = []
+        plan.pipelines[key] = (keras_dataset(split, len(plan.manifest.labels), failures, epoch, skip), failures)
+    dataset, failed = plan.pipelines[key]
+    failed.clear()
+    return dataset, failed
 
 
 def _lost_worker(exc: BaseException, cluster: Cluster) -> str | None:

@@ -123,3 +123,20 @@ def test_a_dataset_without_training_rows_or_a_model_that_cannot_read_it_is_refus
         make_plan(FitOptions(data, "m"), empty, Cluster())
     with pytest.raises(UsageError, match="--model sepcnn cannot read ngram rows"):
         plan_of(tiny, model="sepcnn")
+
+
+def test_every_trial_that_starts_where_another_did_iterates_its_pipeline_afresh(tiny):
+    from streamtrain.train.rounds import pipeline
+
+    plan = plan_of(tiny, batch_size=32)
+
+    def labels(dataset) -> list[list[float]]:
+        return [y.numpy().ravel().tolist() for _, y in dataset.take(plan.train.steps + 3)]  # into the next epoch
+
+    first, failed = pipeline(plan, plan.train)
+    failed.append(ValueError("a damaged shard, in an earlier trial"))
+    again, failures = pipeline(plan, plan.train)
+    assert again is first and failures is failed and not failures  # built once; an earlier trial's failure forgotten
+    assert labels(again) == labels(first)  # each iteration from the first batch, in the same order
+    later, _ = pipeline(plan, plan.train, 1, 2)  # a trial resumed in epoch 1 after 2 batches
+    assert later is not first and labels(later)[0] == labels(first)[plan.train.steps + 2]
