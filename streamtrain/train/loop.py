@@ -3,7 +3,8 @@
 fit's only training path (Keras ``fit`` is never called); one process runs the same loop under TensorFlow's
 default strategy. ``Trainer.train_round`` runs a round's steps, each a ``strategy.run``: every worker takes
 its batch's share of the step's loss and the optimizer all-reduces the gradients, so every worker applies
-the same update and the weights stay identical; a padding row (``PADDING_LABEL``) weighs 0. Keras callbacks
+the same update and the weights stay identical; a padding row (``PADDING_LABEL``) weighs 0. One worker runs
+``STEPS_PER_CALL`` steps per call into TensorFlow, a worker of a cluster one. Keras callbacks
 are driven as ``fit`` would drive them (a Keras "epoch" is a validation round), so ``train.checkpoint``,
 ``train.guards``, ``train.epoch_log`` and ``train.tensorboard`` are plain callbacks. ``Trainer.validate``
 scores a round's validation batches. Per-worker sums are added across workers once per round.
@@ -36,6 +37,9 @@ from streamtrain.train.optimizers import LazyAdam
 
 log = logging.getLogger(__name__)
 FINISH_TIMEOUT_MS = 600_000  # how long the workers wait for each other at the end of a fit
+# One worker's training steps per call into TensorFlow: a call's own cost was about a third of a short-row step
+# (docs/design/training-speed.md). A time-based checkpoint and a signal wait at most this many steps.
+STEPS_PER_CALL = 8
 
 
 class Channel:
@@ -124,6 +128,7 @@ class Trainer(Channel):
             # One replica: a SparseDense kernel's gradient lists each row the batch used once.
             model.optimizer.list_rows_once([layer.kernel for layer in model.layers if isinstance(layer, SparseDense)])
         self._train_step = tf.function(self._train_step_fn, autograph=False)
+        self._train_steps = tf.function(self._train_steps_fn, autograph=False)
         self._val_step = tf.function(self._val_step_fn, autograph=False)
 
     # -- steps (traced once per iterator type) --
@@ -171,13 +176,21 @@ class Trainer(Channel):
             loss = tf.reduce_sum(per_row) / rows / self.workers
         return tape.gradient(loss, model.trainable_variables), sums
 
-    def _train_step_fn(self, iterator: Iterator) -> None:
-        def step(x: Any, y: tf.Tensor) -> None:
-            grads, sums = self.gradients(x, y)
-            self.model.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-            self._train_sums.assign_add(sums)
+    def _step(self, x: Any, y: tf.Tensor) -> None:
+        """One worker's training step on its batch: the gradients, the update, the round's sums."""
+        grads, sums = self.gradients(x, y)
+        self.model.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        self._train_sums.assign_add(sums)
 
-        self.strategy.run(step, args=next(iterator))
+    def _train_step_fn(self, iterator: Iterator) -> None:
+        self.strategy.run(self._step, args=next(iterator))
+
+    def _train_steps_fn(self, iterator: Iterator, count: tf.Tensor) -> None:
+        def body(i: tf.Tensor) -> tuple[tf.Tensor]:
+            self.strategy.run(self._step, args=next(iterator))
+            return (i + 1,)
+
+        tf.while_loop(lambda i: i < count, body, (tf.constant(0),))
 
     def _val_step_fn(self, iterator: Iterator) -> None:
         def step(x: Any, y: tf.Tensor) -> None:
@@ -252,7 +265,7 @@ class Trainer(Channel):
         """
         assert self.workers == 1, "a warm-up runs the steps alone"
         before = [v.numpy() for v in self._state_variables()]
-        self._train_step(self.distribute(batches))
+        self._train_steps(self.distribute(batches), tf.constant(1))
         self._val_step(self.distribute(batches))
         for variable, value in zip(self._state_variables(), before):
             variable.assign(value)
@@ -262,20 +275,27 @@ class Trainer(Channel):
     def train_round(
         self, batches: Iterator, steps: int, callbacks: keras.callbacks.CallbackList
     ) -> tuple[dict[str, float], float]:
-        """Train ``steps`` batches from ``batches``, calling ``on_train_batch_begin`` before each.
+        """Train ``steps`` batches from ``batches``, calling ``on_train_batch_begin`` before each call.
+
+        One worker trains ``STEPS_PER_CALL`` steps a call (a loop in the graph: the same steps, in the same
+        order, as one call each); a worker of a cluster, one step a call.
 
         Args:
             batches: a ``distribute`` iterator over the training batches.
             steps: the batches to train.
-            callbacks: the round's callbacks.
+            callbacks: the round's callbacks, told the batch each call begins at.
 
         Returns:
             The round's ``loss`` and ``accuracy`` over every worker's rows, and the rows this worker trained.
         """
         self._train_sums.assign(tf.zeros(3, tf.float64))
-        for batch in range(steps):
+        per_call = STEPS_PER_CALL if self.workers == 1 else 1
+        for batch in range(0, steps, per_call):
             callbacks.on_train_batch_begin(batch)
-            self._train_step(batches)
+            if self.workers == 1:
+                self._train_steps(batches, tf.constant(min(per_call, steps - batch)))
+            else:
+                self._train_step(batches)
         mine = float(self.strategy.experimental_local_results(self._train_sums)[0].numpy()[2])
         return _metrics(self._train_sums, ""), mine
 

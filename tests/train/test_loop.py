@@ -166,10 +166,28 @@ def test_a_round_reports_the_loss_before_each_step_and_the_rows_it_trained(tf):
     assert logs == pytest.approx({"loss": loss, "accuracy": accuracy}, rel=1e-5)
     assert expected_metrics(trainer.model, first)[0] < loss  # the step descended the batch's loss
 
+    from streamtrain.train.loop import STEPS_PER_CALL
+
     recorder = Recorder()
-    logs, mine = trainer.train_round(batches(trainer, rows, 16), 4, recorder)  # one whole epoch
-    assert recorder.began == [0, 1, 2, 3] and mine == 50
+    logs, mine = trainer.train_round(batches(trainer, rows, 16), 20, recorder)  # five whole epochs of 4 batches
+    assert recorder.began == list(range(0, 20, STEPS_PER_CALL)) and mine == 250  # told where each call begins
     assert all(np.isfinite(v) for v in logs.values())
+
+
+def test_steps_run_several_a_call_train_what_one_a_call_trains(tf, monkeypatch):
+    import streamtrain.train.loop as loop
+
+    rows = synthetic_rows(96, 3, seed=5)
+    trained = []
+    for per_call in (loop.STEPS_PER_CALL, 1):
+        monkeypatch.setattr(loop, "STEPS_PER_CALL", per_call)
+        trainer = trainer_for(3, seed=2, dropout=0.25)  # dropout: the draws go on from step to step alike
+        recorder = Recorder()
+        logs, _ = trainer.train_round(batches(trainer, rows, 16), 19, recorder)
+        assert len(recorder.began) == -(-19 // per_call)
+        trained.append((logs, trainer.model.get_weights()))
+    (grouped, weights), (single, expected) = trained
+    assert grouped == single and all(np.array_equal(w, e) for w, e in zip(weights, expected))
 
 
 def test_training_rounds_lower_the_validation_loss(tf):
