@@ -276,3 +276,17 @@ def test_one_replica_declares_the_first_layers_rows_listed_once_and_trains_as_be
         trainer.train_round(batches(trainer, rows, 16), 12, Recorder())
     for mine, theirs in zip(declared.model.get_weights(), looked.model.get_weights()):
         assert np.array_equal(mine, theirs)
+
+
+def test_the_warm_up_traces_the_steps_the_rounds_run(tf):
+    from streamtrain.train.tfdata import blank_batches
+
+    trainer = trainer_for(2)
+    trainer.warm_up(lambda: blank_batches("ngram", N_FEATURES, 2))
+    traced = [trainer._train_steps.experimental_get_tracing_count(), trainer._val_step.experimental_get_tracing_count()]
+    assert traced == [1, 1]
+    rows = synthetic_rows(64, 2)
+    trainer.train_round(batches(trainer, rows, 16), 11, Recorder())  # a whole call and a shorter one
+    trainer.validate(batches(trainer, rows, 16), 2)
+    assert trainer._train_steps.experimental_get_tracing_count() == 1  # the prebuilt model's first round: no tracing
+    assert trainer._val_step.experimental_get_tracing_count() == 1
