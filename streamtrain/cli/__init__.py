@@ -159,16 +159,14 @@ def _redeliver(previous: Callable[[Any], object], unraisable: Any) -> None:
 
     A signal's handler runs wherever the main thread is. Inside a weakref callback or a ``__del__`` (an import
     lock's callback, while modules load at start-up) the exception it raises is printed and dropped ("Exception
-    ignored in ..."), and the signal would be lost: the run would go on to its end. The signal is sent again to
-    the main thread from another after ``REDELIVER_S``, to land in ordinary code; nothing is printed for it.
-    Other unraisable exceptions go to ``previous``, the hook it replaced (``entry`` binds it).
+    ignored in ..."), and the signal would be lost: the run would go on to its end. The signal is sent again from
+    another thread after ``REDELIVER_S``, to land in ordinary code; nothing is printed for it. Other unraisable
+    exceptions go to ``previous``, the hook it replaced (``entry`` binds it).
     """
     exc = unraisable.exc_value
     if isinstance(exc, Terminated | KeyboardInterrupt):
         signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
-        # To the main thread, not the process: a signal another thread takes does not cut the main thread's
-        # blocking call short (a sleep, a read), and its handler would wait for that call to end.
-        resend = threading.Timer(REDELIVER_S, signal.pthread_kill, (threading.main_thread().ident, signum))
+        resend = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
         resend.daemon = True
         resend.start()
         return
