@@ -149,7 +149,28 @@ def traced_export(vectorizer: Vectorizer, model: Any) -> Any:
     archive.track(module.graph)
     archive.add_endpoint(SERVING_SIGNATURE, module.serve)
     archive.add_endpoint(FEATURES_SIGNATURE, module.features)
+    _trace_as_saved(module.serve, module.features)
     return archive
+
+
+def _trace_as_saved(*functions: Any) -> None:
+    """Trace ``functions`` as ``tf.saved_model.save`` will, so that writing the archive traces nothing again.
+
+    TensorFlow keys its traces by the save context too (``make_function_context``: the save options' variable
+    policy), so the trace ``add_endpoint`` made outside one is traced anew inside ``save``. The context is
+    TensorFlow's private module, thread-local; without it the traces are simply made at write time, as before.
+    """
+    try:
+        from tensorflow.python.saved_model import save_context
+    except ImportError:  # pragma: no cover - a TensorFlow without it: write_out traces as it always did
+        return
+    import tensorflow as tf
+
+    if save_context.in_save_context():
+        return
+    with save_context.save_context(tf.saved_model.SaveOptions()):
+        for function in functions:
+            function.get_concrete_function()
 
 
 def write_saved_model(directory: Path, vectorizer: Vectorizer, model: Any, version: str, archive: Any = None) -> None:

@@ -335,3 +335,28 @@ def test_an_export_traced_while_the_model_trains_holds_the_weights_it_ends_with(
         step.close()
     [served] = fresh_tensorflow([building / "saved_model"], texts)
     assert np.abs(np.asarray(served["probabilities"]) - after).max() <= 1e-5
+
+
+def test_writing_an_export_traced_ahead_traces_nothing_again(data, first, tmp_path, monkeypatch):
+    """``tf.saved_model.save`` keys its traces by its save context: ``traced_export`` traces as inside it, so the
+    write (on fit's critical path) only serializes what was traced ahead, and the result still serves."""
+    from streamtrain.serve import export
+    from streamtrain.train.modeldir import load_model
+    from streamtrain.train.scoring import predict_proba
+    from streamtrain.vectorize.vectorizer import Vectorizer
+
+    root, _ = first
+    model, vectorizer = load_model(root / "model" / "current"), Vectorizer.load(data)
+    modules = []
+    real = export.servable
+    monkeypatch.setattr(export, "servable", lambda *args: modules.append(real(*args)) or modules[-1])
+    archive = export.traced_export(vectorizer, model)
+    [module] = modules
+    functions = (module.serve, module.features)
+    traced = [f.experimental_get_tracing_count() for f in functions]
+    export.write_saved_model(tmp_path / "saved_model", vectorizer, model, "v", archive)
+    assert [f.experimental_get_tracing_count() for f in functions] == traced
+    texts = demo_texts()[:50] + EDGE_TEXTS
+    [served] = fresh_tensorflow([tmp_path / "saved_model"], texts)
+    expected = predict_proba(model, vectorizer.transform(texts), len(vectorizer.labels))
+    assert np.abs(np.asarray(served["probabilities"]) - expected).max() <= 1e-5
