@@ -184,15 +184,16 @@ class VersionRun:
     def score_and_decide(self) -> None:
         """Score the winner and ask the promotion guard, while its SavedModel is exported and the pictures drawn.
 
-        The export and the drawings run on threads beside the scoring (TensorFlow runs without the GIL); the
-        SavedModel is checked when the version is to be promoted (``ServingStep.decide``).
+        The export, then the drawings, run on one thread beside the scoring (TensorFlow runs without the GIL): the
+        export first and alone, as the serving check starts when it ends; the SavedModel is checked when the
+        version is to be promoted (``ServingStep.decide``).
         """
         from streamtrain.train.plots import confusion_png, training_png
 
         building, model, state = self.building, self.winner.trainer.model, self.winner.state
         best = state.best_round if state.best is not None else None
         labels = self.manifest.labels
-        with ThreadPoolExecutor(2, thread_name_prefix="beside") as beside:
+        with ThreadPoolExecutor(1, thread_name_prefix="beside") as beside:
             exported = beside.submit(self.serving_step.export, building, model)
             drawn = [beside.submit(training_png, state.history, best, building / TRAINING_PNG, self.plan.per_epoch)]
             self.metrics = self._score()
