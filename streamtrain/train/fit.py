@@ -20,7 +20,7 @@ Measurements: docs/design/training-speed.md
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamtrain.dataset.manifest import Manifest, ModelInputs
@@ -34,6 +34,7 @@ from streamtrain.train.plan import (
     MIN_VALIDATIONS,
     VALIDATION_ROWS,
     VALIDATION_SAMPLE_ROWS,
+    Plan,
     make_plan,
 )
 from streamtrain.train.rounds import Start, join, new_trainer, train_rounds
@@ -262,6 +263,8 @@ class Prebuilt:
     opts: FitOptions
     inputs: ModelInputs
     trainer: Any
+    # The training and validation pipelines, built unbound (``tfdata.LateChunks``), by split: ``lend``.
+    pipelines: dict[str, tuple[Any, Any, int]] = field(default_factory=dict, repr=False)
 
     def fits(self, candidate: Candidate, opts: FitOptions, inputs: ModelInputs) -> bool:
         """Whether this is the model ``fit(opts)`` would build for ``candidate`` and a dataset of ``inputs``.
@@ -275,6 +278,27 @@ class Prebuilt:
             True when all three are what it was built for.
         """
         return self.candidate == candidate and self.opts == opts and self.inputs == inputs
+
+    def lend(self, plan: Plan) -> None:
+        """Bind the pipelines built ahead to ``plan``'s streams, as ``rounds.pipeline`` builds them for a fresh start.
+
+        A stream whose batch size or rows are not the ones built for gets its pipeline built as usual.
+
+        Args:
+            plan: the plan of the fit that trains this model (one worker, the model's dataset).
+        """
+        from streamtrain.train.tfdata import stream_chunks
+
+        for split, stream in (("train", plan.train), ("val", plan.val)):
+            dataset, late, batch_size = self.pipelines.pop(split, (None, None, 0))
+            built_for = (batch_size, self.inputs.encoding, self.inputs.row_width)
+            if dataset is None or (stream.batch_size, stream.source.encoding, stream.source.width) != built_for:
+                continue
+            if (id(stream), 0, 0) in plan.pipelines:
+                continue
+            failures: list[BaseException] = []
+            late.bind(stream_chunks(stream, failures))
+            plan.pipelines[(id(stream), 0, 0)] = (dataset, failures)
 
 
 def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
@@ -297,7 +321,7 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     """
     import_tensorflow()
     from streamtrain.train import plots, scoring
-    from streamtrain.train.tfdata import blank_batches
+    from streamtrain.train.tfdata import LateChunks, batches_of, blank_batches
 
     cluster = Cluster.from_env()
     if cluster.size > 1:
@@ -307,4 +331,10 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     trainer.warm_up(lambda: blank_batches(inputs.encoding, inputs.row_width, inputs.n_classes))
     scoring.warm_up(trainer.model, inputs)
     plots.preload()
-    return Prebuilt(candidate, opts, inputs, trainer)
+    val_batch = opts.score_batch_size or scoring.SCORE_BATCH[inputs.encoding]
+    pipelines = {}
+    for split, batch_size in (("train", opts.batch_size), ("val", val_batch)):
+        late = LateChunks()
+        dataset = batches_of(inputs.encoding, late, batch_size, inputs.row_width, inputs.n_classes)
+        pipelines[split] = (dataset, late, batch_size)
+    return Prebuilt(candidate, opts, inputs, trainer, pipelines)

@@ -7,7 +7,8 @@ ops, so the generator runs once per chunk and slicing and COO indices cost no Py
 tf.data's autotuning is off. TF-IDF rows stay sparse all the way into the first layer (``tf.SparseTensor``):
 nothing is densified. Token rows go in as int32 matrices. Targets are label ids, a ``[n, 1]`` float column
 for a two-class (sigmoid) head. ``keras_dataset`` is fit's stream, ``sparse_dataset``/``token_dataset`` the
-cutting of any chunks (the bake-off's), ``model_input`` one batch for scoring.
+cutting of any chunks (the bake-off's; ``batches_of`` picks one), ``LateChunks`` a pipeline's chunks bound after it
+is built (``fit.prebuild``), ``model_input`` one batch for scoring.
 
 Measurements: docs/design/training-speed.md
 """
@@ -155,10 +156,18 @@ def keras_dataset(
         The batches, prefetched.
     """
     source = stream.source
-    cut = token_dataset if source.encoding == "sequence" else sparse_dataset
+    chunks = stream_chunks(stream, failures, first_epoch, skip_batches)
+    return batches_of(source.encoding, chunks, stream.batch_size, source.width, n_classes)
+
+
+def stream_chunks(
+    stream: BatchStream, failures: list[BaseException] | None = None, first_epoch: int = 0, skip_batches: int = 0
+) -> Callable[[], Iterator[Any]]:
+    """The factory of ``stream``'s chunks that ``keras_dataset`` cuts (its arguments are that function's)."""
+    source = stream.source
     padding = blank_rows(source.encoding, source.width, PADDING_LABEL)
 
-    def chunks() -> Iterator[Any]:  # SparseRows or TokenRows, as ``cut`` expects
+    def chunks() -> Iterator[Any]:  # SparseRows or TokenRows, as ``batches_of`` expects
         try:
             for chunk in stream.forever_chunks(first_epoch, skip_batches):
                 # A worker's padding step: one blank row the steps weigh 0, not a batch of no rows (sepCNN's
@@ -169,7 +178,35 @@ def keras_dataset(
                 failures.append(exc)
             raise
 
-    return cut(chunks, stream.batch_size, source.width, n_classes)
+    return chunks
+
+
+def batches_of(
+    encoding: str, chunks: Callable[[], Iterator[Any]], batch_size: int, width: int, n_classes: int
+) -> tf.data.Dataset:
+    """``sparse_dataset`` or ``token_dataset`` of ``chunks``, as ``encoding`` says."""
+    cut = token_dataset if encoding == "sequence" else sparse_dataset
+    return cut(chunks, batch_size, width, n_classes)
+
+
+class LateChunks:
+    """A chunk factory bound after its pipeline is built (``fit.prebuild`` builds fit's before the dataset exists).
+
+    Iterating the pipeline before ``bind`` raises ``RuntimeError`` in its reading generator.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: Callable[[], Iterator[Any]] | None = None
+
+    def bind(self, chunks: Callable[[], Iterator[Any]]) -> None:
+        """Read ``chunks()`` from now on (``stream_chunks``)."""
+        self.chunks = chunks
+
+    def __call__(self) -> Iterator[Any]:
+        """The bound factory's chunks."""
+        if self.chunks is None:
+            raise RuntimeError("a pipeline built ahead was read before its stream was bound")
+        return self.chunks()
 
 
 def blank_batches(encoding: str, width: int, n_classes: int) -> tf.data.Dataset:

@@ -202,6 +202,7 @@ class Trials:
             log.debug("training the model built while the dataset was prepared (its steps already traced)")
             if self.ahead is not None:
                 self.ahead(prebuilt.trainer.model)
+            prebuilt.lend(self.plan)
             return prebuilt.trainer
         if prebuilt is not None:
             log.debug(f"not the prebuilt model: built for {prebuilt.inputs} and other options or this dataset")

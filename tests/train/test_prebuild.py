@@ -27,7 +27,11 @@ def test_a_prebuilt_model_trains_exactly_as_fits_own(tmp_path, encoding):
     own = fit(opts("own"))
     prebuilt = prebuild(opts("prebuilt"), inputs)
     warmed = [w.copy() for w in prebuilt.trainer.model.get_weights()]
+    built_ahead = {split: late for split, (_, late, _) in prebuilt.pipelines.items()}
+    assert sorted(built_ahead) == ["train", "val"] and all(late.chunks is None for late in built_ahead.values())
     used = fit(opts("prebuilt"), prebuilt)
+    # Its pipelines, built before the dataset existed, were bound to the dataset's streams and read.
+    assert not prebuilt.pipelines and all(late.chunks is not None for late in built_ahead.values())
     # The warm-up's empty steps left nothing behind: the same losses and the same final weights to the bit.
     for key in ("val_loss", "test_loss", "test_accuracy", "epochs", "best_epoch"):
         assert used[key] == own[key], key
@@ -42,6 +46,10 @@ def test_a_prebuilt_model_trains_exactly_as_fits_own(tmp_path, encoding):
     untouched = [w.copy() for w in other.trainer.model.get_weights()]
     assert fit(opts("other"), other)["val_loss"] == own["val_loss"]
     assert all(np.array_equal(a, b) for a, b in zip(untouched, other.trainer.model.get_weights()))
+    dataset, late, _ = other.pipelines["train"]  # never bound: reading it fails rather than yield nothing
+    assert late.chunks is None
+    with pytest.raises(Exception, match="before its stream was bound"):
+        next(iter(dataset))
 
     # Built with other options (a seed of its own): not used either.
     seeded = prebuild(dataclasses.replace(opts("seeded"), seed=6), inputs)
