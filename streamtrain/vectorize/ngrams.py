@@ -98,7 +98,9 @@ def count_ngrams(
     buckets_of = keys % np.uint64(buckets)
     key += buckets_of.view(np.int64)  # < buckets: the same value
     del buckets_of, rows, keys
-    key.sort()
+    # Stable (timsort): the keys come as runs of one row each, ascending by row, which its merges skip through;
+    # 2-3x numpy's default quicksort on these keys, the same result (docs/design/hashing.md).
+    key.sort(kind="stable")
     total = len(key)
     new = np.ones(total, bool)
     np.not_equal(key[1:], key[:-1], out=new[1:])
