@@ -323,7 +323,7 @@ class TfidfState:
         if self.config.sublinear_tf:
             np.log(values, out=values)
             values += 1.0
-        values *= self.idf[counts.indices]
+        values *= np.take(self.idf, counts.indices, mode="clip")  # bucket ids are in range: no check (faster)
         lengths = np.diff(counts.indptr)
         owner = np.repeat(np.arange(counts.shape[0]), lengths)
         norms = np.sqrt(np.bincount(owner, values * values, minlength=counts.shape[0]))
@@ -360,7 +360,7 @@ class TfidfState:
         """
         n = counts.shape[0]
         values, owner = self.tfidf_buckets(counts)
-        cols = self._column_of_bucket[counts.indices]
+        cols = np.take(self._column_of_bucket, counts.indices, mode="clip")  # in range, as in ``tfidf_buckets``
         keep = cols >= 0
         kept_owner = owner[keep]
         indptr = np.zeros(n + 1, np.int64)
