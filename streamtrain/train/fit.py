@@ -36,8 +36,9 @@ from streamtrain.train.plan import (
     VALIDATION_SAMPLE_ROWS,
     Plan,
     make_plan,
+    val_batch_size,
 )
-from streamtrain.train.rounds import Start, join, new_trainer, train_rounds
+from streamtrain.train.rounds import Start, join, new_trainer, pipeline_key, train_rounds
 from streamtrain.train.runtime import import_tensorflow
 from streamtrain.train.tune import Candidate
 from streamtrain.train.version_run import VersionRun
@@ -294,11 +295,12 @@ class Prebuilt:
             built_for = (batch_size, self.inputs.encoding, self.inputs.row_width)
             if dataset is None or (stream.batch_size, stream.source.encoding, stream.source.width) != built_for:
                 continue
-            if (id(stream), 0, 0) in plan.pipelines:
+            key = pipeline_key(stream)
+            if key in plan.pipelines:
                 continue
             failures: list[BaseException] = []
             late.bind(stream_chunks(stream, failures))
-            plan.pipelines[(id(stream), 0, 0)] = (dataset, failures)
+            plan.pipelines[key] = (dataset, failures)
 
 
 def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
@@ -331,9 +333,8 @@ def prebuild(opts: FitOptions, inputs: ModelInputs) -> Prebuilt:
     trainer.warm_up(lambda: blank_batches(inputs.encoding, inputs.row_width, inputs.n_classes))
     scoring.warm_up(trainer.model, inputs)
     plots.preload()
-    val_batch = opts.score_batch_size or scoring.SCORE_BATCH[inputs.encoding]
     pipelines = {}
-    for split, batch_size in (("train", opts.batch_size), ("val", val_batch)):
+    for split, batch_size in (("train", opts.batch_size), ("val", val_batch_size(opts, inputs.encoding))):
         late = LateChunks()
         dataset = batches_of(inputs.encoding, late, batch_size, inputs.row_width, inputs.n_classes)
         pipelines[split] = (dataset, late, batch_size)

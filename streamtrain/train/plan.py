@@ -112,7 +112,6 @@ def make_plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> Plan:
     """
     import_tensorflow()
     from streamtrain.train.batches import BatchStream, SplitSource, sample_blocks
-    from streamtrain.train.scoring import SCORE_BATCH
 
     if manifest.rows("train") == 0:
         raise DataError("dataset has no training rows", opts.data)
@@ -128,10 +127,20 @@ def make_plan(opts: FitOptions, manifest: Manifest, cluster: Cluster) -> Plan:
         )
 
     train = stream("train", True, opts.batch_size)
-    # Validation batches are scoring batches (1,024 n-gram rows): it runs several times an epoch, and per-step
-    # overhead, not arithmetic, was most of its cost at the training batch size (docs/design/training.md).
-    val = stream("val", False, opts.score_batch_size or SCORE_BATCH[manifest.encoding], opts.validation_rows)
+    val = stream("val", False, val_batch_size(opts, manifest.encoding), opts.validation_rows)
     wanted = min(validations_per_epoch(opts.validations, manifest.rows("train")), train.steps)
     round_steps = -(-train.steps // wanted) if val.rows else train.steps
     per_epoch = wanted if val.rows else 1
     return Plan(manifest, train, val, per_epoch, round_steps, tune.schedule(opts, train.steps, round_steps, per_epoch))
+
+
+def val_batch_size(opts: FitOptions, encoding: str) -> int:
+    """Rows per validation batch: ``--score-batch-size``, else the encoding's scoring batch (``SCORE_BATCH``).
+
+    Validation batches are scoring batches: it runs several times an epoch, and per-step overhead, not
+    arithmetic, was most of its cost at the training batch size (docs/design/training.md). ``make_plan`` and
+    ``fit.prebuild`` (whose validation pipeline a plan's stream takes only at this size) both use it.
+    """
+    from streamtrain.train.scoring import SCORE_BATCH
+
+    return opts.score_batch_size or SCORE_BATCH[encoding]

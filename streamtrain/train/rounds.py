@@ -202,13 +202,22 @@ def pipeline(plan: Plan, split: BatchStream, epoch: int = 0, skip: int = 0) -> t
     """
     from streamtrain.train.tfdata import keras_dataset
 
-    key = (id(split), epoch, skip)  # the plan holds its streams: their ids stand while it does
+    key = pipeline_key(split, epoch, skip)
     if key not in plan.pipelines:
         failures: list[BaseException] = []
         plan.pipelines[key] = (keras_dataset(split, len(plan.manifest.labels), failures, epoch, skip), failures)
     dataset, failed = plan.pipelines[key]
     failed.clear()
     return dataset, failed
+
+
+def pipeline_key(split: BatchStream, epoch: int = 0, skip: int = 0) -> tuple[int, int, int]:
+    """Where ``plan.pipelines`` keeps ``split``'s pipeline from batch ``skip`` of ``epoch`` (``pipeline``).
+
+    The plan holds its streams: their ids stand while it does. ``fit.Prebuilt.lend`` puts the pipelines built
+    ahead there for a fresh start.
+    """
+    return id(split), epoch, skip
 
 
 def _lost_worker(exc: BaseException, cluster: Cluster) -> str | None:
