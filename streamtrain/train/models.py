@@ -2,13 +2,14 @@
 
 - ``build_mlp``: a multi-layer perceptron on sparse TF-IDF rows; with no hidden layer, the linear model.
   Its first layer is ``SparseDense``, which reads only the kernel rows a batch uses.
-- ``build_sepcnn``: the guide's separable-convolution network on token-id sequences.
+- ``build_sepcnn``: the guide's separable-convolution network on token-id sequences. Its embedding is
+  ``TokenEmbedding``, which reads only the rows a batch uses.
 
 Each ends in the same head (a one-column sigmoid for 2 classes, softmax otherwise) and compiles with
 ``optimizers.LazyAdam`` (``compile_model``); ``class_probabilities`` turns either head's output into one
 probability per class. The builders take every size from their caller: a candidate's family, width,
-learning rate and dropout (``train.tune``), the sepCNN's sizes from ``FitOptions``. ``SparseDense`` and
-``LazyAdam`` are registered for Keras serialization, so a saved model loads with them.
+learning rate and dropout (``train.tune``), the sepCNN's sizes from ``FitOptions``. ``SparseDense``,
+``TokenEmbedding`` and ``LazyAdam`` are registered for Keras serialization, so a saved model loads with them.
 
 Rationale and measurements: docs/design/training-speed.md
 """
@@ -183,6 +184,26 @@ def build_mlp(
     return _finish(inputs, x, n_classes, learning_rate, "mlp")
 
 
+@keras.saving.register_keras_serializable(package="streamtrain")
+class TokenEmbedding(keras.layers.Embedding):
+    """Keras' ``Embedding`` whose lookup reads only the rows a batch uses.
+
+    Keras' ``Embedding`` reads the whole table as a tensor to gather from it, twice a call (once more for its
+    shape); once the optimizer updates some of its rows in place (``train.optimizers.LazyAdam``), TensorFlow
+    copies the whole table for each read. Here the rows are gathered from the variable itself (a
+    ``ResourceGather``), as ``SparseDense`` gathers its kernel rows: the same values, and the same gradient
+    (an ``IndexedSlices`` over the batch's token ids), so the numbers are the same to the bit. Its weights
+    are ``Embedding``'s, under the same names. Token ids are never negative (0 is padding).
+    """
+
+    def call(self, inputs: Any) -> Any:
+        """The embedding rows of ``inputs``' token ids: ``[*inputs.shape, output_dim]``."""
+        import tensorflow as tf
+
+        # ``.value``: the tf.Variable itself, so the lookup is a ResourceGather (see the class docstring).
+        return tf.gather(self.embeddings.value, tf.cast(inputs, tf.int32))
+
+
 def build_sepcnn(
     vocab_size: int,
     length: int,
@@ -230,7 +251,7 @@ def build_sepcnn(
         )
 
     inputs = keras.Input(shape=(length,), dtype="int32", name="tokens")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
+    x = TokenEmbedding(vocab_size, embedding_dim, name="embedding")(inputs)
     for b in range(blocks - 1):
         x = keras.layers.Dropout(dropout, name=f"dropout_{b}")(x)
         x = conv(filters, f"sepconv_{b}_a")(x)

@@ -1,5 +1,6 @@
 """``SparseDense``: the product of a sparse batch and the rows it uses, multiplied in column slices from 32
-units on (``column_slices``) with the numbers of one product, forward and trained."""
+units on (``column_slices``) with the numbers of one product, forward and trained. ``TokenEmbedding``: Keras'
+``Embedding`` looked up without reading the whole table, with its numbers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from streamtrain.train import models
-from streamtrain.train.models import SLICE_COLUMNS, SparseDense, column_slices
+from streamtrain.train.models import SLICE_COLUMNS, SparseDense, TokenEmbedding, column_slices
 from streamtrain.train.optimizers import LazyAdam
 
 
@@ -91,3 +92,43 @@ def test_a_wide_layer_scores_by_the_rows_it_uses():
     layer = SparseDense(64)
     scored = tf.function(lambda rows: layer(rows, training=False), autograph=False)
     assert "Unique" in _ops(scored, x)  # a product of 32 columns or more is slower in TensorFlow's kernel
+
+
+def _embedded(layer_type: type, tokens: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list, list[str]]:
+    """An embedding of ``layer_type`` + average + softmax head after LazyAdam steps: the table before them, the
+    weights after, and the names of the step's ops that read the embedding's variable whole."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input(shape=(tokens.shape[1],), dtype="int32")
+    x = keras.layers.GlobalAveragePooling1D()(layer_type(50, 8, name="embedding")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    optimizer, loss = LazyAdam(0.05), keras.losses.SparseCategoricalCrossentropy()
+    before = model.get_weights()[0]
+
+    @tf.function(autograph=False)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(value, model.trainable_variables), model.trainable_variables))
+
+    for first in range(0, len(tokens), 16):
+        step(tokens[first : first + 16], labels[first : first + 16])
+    graph = step.get_concrete_function(tokens[:16], labels[:16]).graph
+    reads = [op.name for op in graph.get_operations() if op.type == "ReadVariableOp" and "embedding" in op.name]
+    return before, model.get_weights(), reads
+
+
+def test_the_token_embedding_trains_to_the_bit_as_keras_embedding_without_reading_the_table():
+    rng = np.random.default_rng(5)
+    tokens = rng.integers(0, 50, (64, 12)).astype(np.int32)
+    tokens[:, 9:] = 0  # padding, as sequences end
+    labels = rng.integers(0, 3, 64).astype(np.int32)
+    before, ours, our_reads = _embedded(TokenEmbedding, tokens, labels)
+    _, theirs, their_reads = _embedded(keras.layers.Embedding, tokens, labels)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert not np.array_equal(before, ours[0])  # the table trained
+    assert their_reads and not our_reads  # Keras reads the whole table each step; the ResourceGather does not
+
+
+def test_the_sepcnn_embeds_with_the_token_embedding():
+    model = models.build_sepcnn(40, 10, 3, blocks=2, filters=4, embedding_dim=6, dropout=0.1, learning_rate=1e-3)
+    assert isinstance(model.get_layer("embedding"), TokenEmbedding)
