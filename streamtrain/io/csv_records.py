@@ -5,7 +5,9 @@
 bad UTF-8 or over the size limit is found by ``_scan``, which follows csv's
 quoting rules in bounded pieces; a quoting error rejects the record at the
 line where it starts, and reading resumes on the next line, so the rows a
-stray quote swallowed are still read.
+stray quote swallowed are still read. A run of buffered lines without a quote
+or a carriage return skips ``csv.reader``: each is one record, split at the
+delimiter, as ``csv.reader`` reads it (``_plain``; measured in docs/design/readers.md).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class _Feed:
 # where a record ends and where strict quoting fails, without holding the record.
 _START, _FIELD, _QUOTED, _AFTER_QUOTE, _END, _ERROR = range(6)
 _QUOTE = ord('"')
+_QUOTE_BYTE = (b'"',)  # what ``Lines.plain`` must avoid besides \r: a line holding it goes through csv.reader
 _EOL = (ord("\n"), ord("\r"))
 
 
@@ -135,6 +138,9 @@ class CsvRecords:
         src, feed = self.src, self.feed
         reader = csv.reader(feed, delimiter=self.delimiter, strict=True)
         while True:
+            plain = src.plain(_QUOTE_BYTE)
+            if plain:
+                yield from self._plain(plain)
             start = src.line + 1
             self.u_start = feed.u_start = src.hold = src.u
             feed.lines, feed.first_end = 0, None
@@ -162,6 +168,23 @@ class CsvRecords:
                 yield self._broken(start, self.u_start, broken)
                 return
             yield start, fields
+
+    def _plain(self, lines: bytes) -> Iterator[tuple[int, list[str]]]:
+        r"""The records of ``lines``, buffered lines without a quote or ``\r`` (``Lines.plain``), one a line.
+
+        Such a line is one record, its fields split at the delimiter (none for an empty line), as ``csv.reader``
+        reads it. Its state is left as the line-by-line path leaves it (``u_start``, ``hold``, the line count), so
+        ``excerpt`` works the same. Stops at the first line that is not UTF-8: the line-by-line path rejects it.
+        """
+        src, delimiter = self.src, self.delimiter
+        for raw in lines.split(b"\n")[:-1]:
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return
+            self.u_start = src.hold = src.u
+            src.skip_line(len(raw) + 1)
+            yield src.line, line.split(delimiter) if line else []
 
     def _broken(self, row: int, u: int, exc: Broken, lost: int | None = None) -> Reject:
         if lost is None:

@@ -243,6 +243,31 @@ class Lines:
             self._pos = end
             return buf[pos:end]
 
+    def plain(self, avoid: tuple[bytes, ...]) -> bytes:
+        r"""The buffered lines from the next unread byte that ``next_line`` would return as they are, unread.
+
+        Lines ended by ``\n``, none longer than ``limit`` bytes and none holding ``\r`` or one of the bytes
+        ``avoid`` lists, up to the first that does not qualify or the end of the buffer. Nothing is read from the
+        file and nothing moves: the caller takes them one by one with ``skip_line``. Empty while an over-long
+        line or a read's failure is pending.
+        """
+        if self.long or self._error is not None:
+            return b""
+        buf, pos = self._buf, self._pos
+        end = buf.rfind(b"\n", pos, pos + self.limit + 1) + 1  # so no line in it is longer than limit
+        # bytes.find: memchr, far faster than a regex class; ``avoid`` first: in a file quoting its fields, the
+        # next line often holds a quote, and the search for \r stops where the run does.
+        for byte in (*avoid, b"\r"):
+            found = buf.find(byte, pos, end) if end > pos else -1
+            if found >= 0:
+                end = buf.rfind(b"\n", pos, found) + 1
+        return buf[pos:end] if end > pos else b""
+
+    def skip_line(self, length: int) -> None:
+        r"""Step over the next line, ``length`` bytes with its ``\n``, taken from ``plain``: as ``next_line`` would."""
+        self._pos += length
+        self.line += 1
+
     def rest(self) -> Iterator[bytes]:
         """The rest of an over-long line, through its line break, in pieces of bounded size."""
         while self.long:
