@@ -9,7 +9,8 @@ vocabulary only (``bakeoff_rows``), scored as the best of fit's first ``NGRAM_CA
 MLP at the prior's width, the linear model); sequences by ``SequenceState.fit``, then the sepCNN. Every
 model is built as fit builds it (``models.build_model``), from the same seed, and trains on fit's own loop
 (``train.loop.Trainer``; an epoch is one pass over the sample, then one validation) until Keras'
-``EarlyStopping`` on the validation loss (``PATIENCE`` epochs), at most ``EPOCHS``. Its score is its
+``EarlyStopping`` on the validation loss, at most ``EPOCHS``, with fit's patience for a round of an epoch's
+steps (``tune.patience_rounds``: at least 2 epochs, and at least 64 steps). Its score is its
 validation accuracy and loss at its best-loss epoch, the weights fit would keep. Where the corpus has more
 training rows than the sample trained on, each family's model (the n-grams' best candidate) is measured again
 on every other training row: the second point of its learning curve (``curve``), from which ``choice.decide``
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EPOCHS = 40  # most epochs per model: each trains until its own early stopping, within this
-PATIENCE = 3  # epochs without a better validation loss before a model stops
 NGRAM_CANDIDATES = 2  # the n-gram family's score: the best of the prior's first candidates (the MLP, linear)
 VAL_BATCH = 1024  # validation rows scored at a time
 # Most rows x sequence length trained on (and, apart, validated on): bounds the sepCNN's time. 20,000 rows
@@ -104,13 +104,14 @@ def measure(
     sequence: SequenceConfig,
     seed: int,
     epochs: int = EPOCHS,
-    patience: int = PATIENCE,
+    patience: int | None = None,
     corpus_rows: int = 0,
 ) -> dict:
     """Both families trained and scored on the samples (cut by ``bound_rows``), imports TensorFlow.
 
     Where ``corpus_rows`` (the corpus's training rows) exceeds the rows trained on, each family's learning curve
-    is measured too (``curve``).
+    is measured too (``curve``). ``patience``: epochs without a better validation loss before a model stops;
+    None: fit's rule for the model's steps per epoch (``tune.patience_rounds``).
 
     Returns:
         The evidence: per family (``ngram``, ``sequence``) its best-epoch validation accuracy and loss, how it
@@ -131,11 +132,11 @@ def measure(
         "rows_offered": {"train": offered[0], "val": offered[1]},
         "positions": POSITIONS,
         "epochs": epochs,
-        "patience": patience,
+        "patience": patience if patience is not None else "fit's rule",
         "batch_size": setting.opts.batch_size,
         "seed": seed,
         "rule": "each family's validation accuracy and loss at its lowest validation loss, "
-        f"training at most {epochs} epochs, stopping after {patience} without improvement",
+        f"training at most {epochs} epochs, stopping after {_patience_text(patience)} without improvement",
     }
     out["ngram"] = _measure_ngrams(setting, ngram, texts, labels, val_texts, val_labels)
     out["sequence"] = _measure_sequences(setting, sequence, texts, labels, val_texts, val_labels)
@@ -154,7 +155,7 @@ class _Setting:
     n_classes: int
     seed: int
     epochs: int
-    patience: int
+    patience: int | None  # None: fit's rule (``tune.patience_rounds``)
 
     def build(self, candidate: Any, n_features: int, width: int) -> Any:
         """``candidate``'s model as fit builds it, from ``seed``."""
@@ -253,6 +254,15 @@ def _curve(
     return got
 
 
+def _patience_text(patience: int | None) -> str:
+    """The patience in the evidence's rule: epochs, or fit's rule in words."""
+    if patience is not None:
+        return f"{patience} epochs"
+    from streamtrain.train import tune
+
+    return f"fit's patience (epochs covering {tune.PATIENCE_STEPS} steps, at least {tune.MIN_PATIENCE})"
+
+
 def _log_scores(out: dict) -> None:
     """Log each family's score in one line, and its score on half the rows where a curve was measured."""
     for family in FAMILIES:
@@ -344,11 +354,15 @@ def _train(
     batch_size: int,
     seed: int,
     epochs: int,
-    patience: int,
+    patience: int | None,
 ) -> dict:
-    """Train with early stopping on ``val``; the validation accuracy and loss at the lowest validation loss."""
+    """Train with early stopping on ``val``; the validation accuracy and loss at the lowest validation loss.
+
+    ``patience`` None: fit's rule for a round of an epoch's steps (``tune.patience_rounds``).
+    """
     import keras
 
+    from streamtrain.train import tune
     from streamtrain.train.cluster import Cluster
     from streamtrain.train.loop import Trainer
 
@@ -367,10 +381,11 @@ def _train(
     training = trainer.distribute(lambda: dataset(shuffled, batch_size, width, n_classes))
     validating = trainer.distribute(lambda: dataset(same, VAL_BATCH, width, n_classes))
     steps = -(-len(train) // batch_size), -(-len(val) // VAL_BATCH)
+    patience = tune.patience_rounds(steps[0]) if patience is None else patience
     with _deferred_interrupt() as interrupted:
         stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience)
         history = _epochs(trainer, training, validating, steps, epochs, [stopping, interrupted])
-    return _best(history)
+    return {**_best(history), "patience": patience}
 
 
 def _epochs(trainer: Any, training: Any, validating: Any, steps: tuple[int, int], epochs: int, callbacks: list) -> dict:

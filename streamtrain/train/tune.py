@@ -242,11 +242,21 @@ def schedule(opts: FitOptions, steps_per_epoch: int, round_steps: int, per_epoch
     epochs = opts.epochs
     if epochs is None:
         epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / max(1, steps_per_epoch))))
-    patience = opts.patience
-    if patience is None:
-        patience = max(MIN_PATIENCE, math.ceil(PATIENCE_STEPS / max(1, round_steps)))
+    patience = opts.patience if opts.patience is not None else patience_rounds(round_steps)
     min_rounds = per_epoch if steps_per_epoch <= MIN_STEPS else math.ceil(MIN_STEPS / max(1, round_steps))
     return Schedule(epochs, patience, min(per_epoch, min_rounds))
+
+
+def patience_rounds(round_steps: int) -> int:
+    """Unset ``--patience``: the rounds covering ``PATIENCE_STEPS`` training steps, at least ``MIN_PATIENCE``.
+
+    Args:
+        round_steps: training steps per validation round.
+
+    Returns:
+        The rounds without a better validation loss before early stopping ends a trial.
+    """
+    return max(MIN_PATIENCE, math.ceil(PATIENCE_STEPS / max(1, round_steps)))
 
 
 def budget(opts: FitOptions, first_seconds: float) -> float:

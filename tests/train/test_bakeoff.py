@@ -147,6 +147,30 @@ def test_a_signal_during_training_stops_it_and_runs_its_own_handler_after(tmp_pa
     assert 1 <= got["epochs_run"] <= 2 and len(got["history"]["val_loss"]) == got["epochs_run"]
 
 
+def test_a_model_is_patient_for_fits_steps_however_few_its_epochs_have():
+    """Without a patience given, a model stops after fit's patience for a round of its epoch's steps
+    (``tune.patience_rounds``): 2 epochs of 3,000 rows (24 steps of 128 each: 64 steps need 3), of 600 rows 13."""
+    from streamtrain.train.fit import FitOptions
+    from streamtrain.train.models import build_model
+    from streamtrain.train.runtime import import_tensorflow
+    from streamtrain.train.tfdata import sparse_dataset
+    from streamtrain.train.tune import Candidate
+
+    import_tensorflow()
+    texts, labels, names = _demo()
+    got = {}
+    for rows in (3000, 600):
+        train, val = R.ngram_rows(NgramConfig(top_k=500), texts[:rows], labels[:rows], texts[3000:], labels[3000:])
+        mlp = Candidate("mlp", units=64, layers=2, learning_rate=0.01)  # learns fast, then overfits
+        model = build_model(mlp, train.n_cols, train.n_cols, len(names), FitOptions("", ""))
+        got[rows] = B._train(model, train, val, sparse_dataset, train.n_cols, len(names), 128, 0, 60, None)
+    assert got[3000]["patience"] == 3 and got[600]["patience"] == 13
+    for score in got.values():  # stopped by its patience, before the cap, on its best epoch's score
+        assert score["epochs_run"] == score["best_epoch"] + score["patience"] < 60
+        losses = score["history"]["val_loss"]
+        assert min(losses) == losses[score["best_epoch"] - 1] == score["val_loss"]
+
+
 def test_a_corpus_larger_than_the_sample_gets_each_familys_curve():
     """measure on the demo corpus as if it were a sample of a corpus 8 times larger: both families are trained
     again on every other row, and the decision is the projection's."""
