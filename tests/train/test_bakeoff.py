@@ -149,7 +149,8 @@ def test_a_signal_during_training_stops_it_and_runs_its_own_handler_after(tmp_pa
 
 def test_a_model_is_patient_for_fits_steps_however_few_its_epochs_have():
     """Without a patience given, a model stops after fit's patience for a round of its epoch's steps
-    (``tune.patience_rounds``): 2 epochs of 3,000 rows (24 steps of 128 each: 64 steps need 3), of 600 rows 13."""
+    (``tune.patience_rounds``): at 3,000 rows an epoch is 24 steps of 128, so 64 steps take 3 epochs; at 600
+    rows (5 steps) 13."""
     from streamtrain.train.fit import FitOptions
     from streamtrain.train.models import build_model
     from streamtrain.train.runtime import import_tensorflow
