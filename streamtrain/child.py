@@ -1,12 +1,13 @@
 """Work in a forked child whose memory goes when it ends (``in_child``), and dying with the parent (``die_with``).
 
-Who owns what: ``in_child`` forks, runs one function in the child and hands its JSON-able result back through
-a pipe; everything the child allocated (TensorFlow, its models, its threads) leaves with it. prepare runs its
-family bake-off this way, so the models it trains never stay in prepare's memory for the rest of the run
-(docs/design/prepare.md). The child:
+Who owns what: ``started`` forks, runs one function in the child and hands its JSON-able result back through
+a pipe, as a future this process can wait for while it goes on (``in_child`` waits at once); everything the
+child allocated (TensorFlow, its models, its threads) leaves with it. prepare runs its family bake-off this
+way, so the models it trains never stay in prepare's memory for the rest of the run, and writes the n-gram
+dataset meanwhile (docs/design/prepare.md). The child:
 
-- sends its log records up the pipe, and this process hands each to its own logger as it arrives: the
-  handlers that are this process's (the CLI's, a test's) see them in order, as if logged here;
+- sends its log records up the pipe, and a thread of this process hands each to its own logger as it arrives:
+  the handlers that are this process's (the CLI's, a test's) see them in order, as if logged here;
 - dies with this process, however it ends (Linux's parent-death signal, SIGTERM: ``die_with``);
 - takes SIGINT and SIGTERM at their default action: the parent's handlers decide what an interruption does,
   and when the parent leaves early (a signal, an error) it ends the child and reaps it before going on.
@@ -24,8 +25,9 @@ import logging
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -82,18 +84,71 @@ def in_child(fn: Callable[[Any], Any], arg: Any, what: str) -> Any:
         ChildError: ``fn`` raised in the child (its type and message given), or the child ended without an
             answer (killed by a signal, out of memory).
     """
+    with started(fn, arg, what) as answer:
+        return answer.result()  # a signal whose handler raises interrupts this; the child is ended on the way out
+
+
+@contextlib.contextmanager
+def started(fn: Callable[[Any], Any], arg: Any, what: str) -> Iterator[Future]:
+    """``fn(arg)`` started in a forked child, while this process goes on: its answer comes as a ``Future``.
+
+    A thread of this process reads the child's pipe: it hands each log record to this process's logger as it
+    arrives, reaps the child when the pipe closes, and then sets the future (``in_child``'s result, or its
+    ``ChildError``). Leaving the block ends the child if it still runs (SIGTERM, then SIGKILL after ``_GRACE``
+    seconds) and waits for that thread, so no child outlives it.
+
+    Args:
+        fn: the work; its result must be JSON-able.
+        arg: its argument (as this process had it at the fork).
+        what: the work's name, for messages.
+
+    Yields:
+        The future of ``fn(arg)``'s decoded result.
+    """
     pid, readable, parent = fork_piped()
     if pid == 0:  # the child: never returns
         _child(fn, arg, readable, parent)
-    answer = None
+    reader = _Reader(pid, readable, what)
     try:
-        with os.fdopen(readable, "rb") as pipe:
-            for line in pipe:  # a signal whose handler raises interrupts this; the child is ended below
-                answer = _relay(line) or answer
-        code = _reap(pid)
+        yield reader.answer
     finally:
-        _end(pid)
-    return _decode(answer, code, what)
+        reader.end()
+
+
+class _Reader:
+    """The thread of ``started`` that relays child ``pid``'s pipe, reaps it and answers ``answer``."""
+
+    def __init__(self, pid: int, readable: int, what: str) -> None:
+        self.pid, self.what = pid, what
+        self.answer: Future = Future()
+        self.reaped = threading.Lock()  # held while reaping: ``end`` signals only a child not yet reaped
+        self.code: int | None = None
+        self.thread = threading.Thread(target=self._read, args=(readable,), name=f"{what}: child's pipe", daemon=True)
+        self.thread.start()
+
+    def _read(self, readable: int) -> None:
+        doc = None
+        try:
+            with os.fdopen(readable, "rb") as pipe:
+                for line in pipe:
+                    doc = _relay(line) or doc
+        finally:
+            with self.reaped:
+                self.code = _reap(self.pid)
+            try:
+                self.answer.set_result(_decode(doc, self.code, self.what))
+            except ChildError as exc:
+                self.answer.set_exception(exc)
+
+    def end(self) -> None:
+        """End the child if it still runs (SIGTERM, then SIGKILL after ``_GRACE`` s); wait until it is reaped."""
+        for signum, wait in ((signal.SIGTERM, _GRACE), (signal.SIGKILL, None)):
+            with self.reaped:
+                if self.code is None:
+                    os.kill(self.pid, signum)
+            self.thread.join(wait)
+            if not self.thread.is_alive():
+                return
 
 
 class _Forward(logging.Handler):
@@ -164,24 +219,6 @@ def _reap(pid: int) -> int:
     """Wait for child ``pid`` and return its exit code (negative: the signal that ended it)."""
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
-
-
-def _end(pid: int) -> None:
-    """End child ``pid`` if it still runs (SIGTERM, then SIGKILL after ``_GRACE`` s) and reap it."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # reaped already
-        return
-    if done:
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _GRACE
-    while time.monotonic() < deadline:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
 
 
 def _decode(doc: dict | None, code: int, what: str) -> Any:

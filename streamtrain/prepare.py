@@ -10,11 +10,14 @@ TensorFlow, so the models leave prepare's memory when it ends). The command ``st
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from streamtrain.arenas import one_arena
-from streamtrain.child import in_child
+from streamtrain.child import started
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -23,26 +26,29 @@ if TYPE_CHECKING:
     from streamtrain.dataset.options import Announce, BakeoffRequest, PrepareOptions
 
 
-def bakeoff(request: BakeoffRequest) -> dict:
-    """``train.bakeoff.bakeoff`` in a forked child (the ``dataset.options.Bakeoff`` that prepare takes).
+@contextlib.contextmanager
+def bakeoff(request: BakeoffRequest) -> Iterator[Future]:
+    """``train.bakeoff.bakeoff`` started in a forked child (the ``dataset.options.Bakeoff`` that prepare takes).
 
-    The child imports TensorFlow and trains the sample models; prepare's process never does, so neither they
-    nor TensorFlow's arenas stay in its memory for the passes after (``streamtrain.child``). A process that
-    has imported TensorFlow already (a test, a notebook calling ``prepare``) runs it here instead: a fork
-    would copy TensorFlow's threads half-way.
+    The child imports TensorFlow and trains the sample models while prepare goes on; prepare's process never
+    imports it, so neither the models nor TensorFlow's arenas stay in its memory for the passes after
+    (``streamtrain.child``). A process that has imported TensorFlow already (a test, a notebook calling
+    ``prepare``) measures here, before it yields: a fork would copy TensorFlow's threads half-way.
 
     Args:
         request: the rule's choice and the first pass's samples, labels and vectorizer configurations.
 
-    Returns:
-        The choice decided, with the evidence under ``bakeoff``.
-
-    Raises:
-        ChildError: the bake-off failed or its child was killed.
+    Yields:
+        The future of the choice decided, with the evidence under ``bakeoff`` (a ``ChildError``: the bake-off
+        failed or its child was killed). Leaving the block ends a child that still runs.
     """
     if "tensorflow" in sys.modules:
-        return _measured(request)
-    return in_child(_measured, request, "the family bake-off")
+        answer: Future = Future()
+        answer.set_result(_measured(request))
+        yield answer
+        return
+    with started(_measured, request, "the family bake-off") as answer:
+        yield answer
 
 
 def _measured(request: BakeoffRequest) -> dict:

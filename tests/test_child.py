@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from helpers import BIN, sigint_as_a_terminal_sends_it
 
-from streamtrain.child import ChildError, in_child
+from streamtrain.child import ChildError, in_child, started
 
 
 class _Lines(logging.Handler):
@@ -114,6 +114,34 @@ def test_an_interrupted_wait_ends_the_child_and_reaps_it(monkeypatch):
         os.waitpid(forked[0], os.WNOHANG)  # reaped
     with pytest.raises(ProcessLookupError):
         os.kill(forked[0], 0)  # and gone
+
+
+def _nap_and_square(n: int) -> int:
+    time.sleep(0.5)
+    return n * n
+
+
+def test_a_started_child_answers_while_this_process_goes_on_and_leaving_early_ends_it(monkeypatch):
+    forked, fork = [], os.fork
+
+    def recording_fork() -> int:
+        pid = fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    with started(_nap_and_square, 7, "napping") as answer:
+        assert not answer.done()  # this process goes on while the child works
+        assert answer.result(timeout=60) == 49
+    with started(_sleep, 60.0, "sleeping") as answer:
+        pass  # left before the answer
+    assert isinstance(answer.exception(timeout=10), ChildError) and len(forked) == 2
+    for pid in forked:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # and gone
 
 
 SEQUENCE_CORPUS = """

@@ -8,11 +8,12 @@ for a night's new files) does what ``streamtrain prepare INPUT... --data D && st
 the command ``streamtrain prepare`` with this command's prepare options as flags, its own logs and exit
 code, while this process imports TensorFlow. As soon as the model's inputs are known, before the shards are
 written, the child announces them (``Announcer``: one JSON line on the pipe of ``STREAMTRAIN_ANNOUNCE_FD``)
-and this process builds fit's model ahead (``fit.prebuild``); then fit runs here, on that model if the
-manifest agrees. stdout: one JSON document, ``{"prepare": ..., "fit": ...}``. A failed prepare ends the
-command with its exit code and fit does not run; then fit's exit codes apply (75 says that the dataset was
-written). The child dies with this process, and SIGINT or SIGTERM stops it first. A rerun after a kill
-resumes as the two commands would. ``--workers`` above 1, or a ``TF_CONFIG`` cluster, is refused.
+and this process builds fit's model ahead (``fit.prebuild``; again when a second announcement replaces the
+first); then fit runs here, on the last model built if the manifest agrees. stdout: one JSON document,
+``{"prepare": ..., "fit": ...}``. A failed prepare ends the command with its exit code and fit does not run;
+then fit's exit codes apply (75 says that the dataset was written). The child dies with this process, and
+SIGINT or SIGTERM stops it first. A rerun after a kill resumes as the two commands would. ``--workers``
+above 1, or a ``TF_CONFIG`` cluster, is refused.
 
 Rationale and measurements: docs/design/training-speed.md
 """
@@ -126,8 +127,10 @@ def run(opts: Any, common: Common) -> dict:
         import_tensorflow()
         from streamtrain.train.fit import prebuild
 
-        inputs = _heard(heard)
-        prebuilt = prebuild(fit_opts, inputs) if inputs is not None else None
+        prebuilt = None
+        while (inputs := _heard(heard)) is not None:  # a second: the bake-off chose sequences over n-grams
+            prebuilt = None  # the n-gram model goes before the next is built
+            prebuilt = prebuild(fit_opts, inputs)
         out, _ = child.communicate()
     except BaseException:  # Ctrl-C or SIGTERM (``Terminated``): stop prepare first (it removes its staging)
         stop([child], settle=0.0)  # type: ignore[list-item]  # Forked has the Popen methods stop uses
@@ -160,8 +163,9 @@ def run(opts: Any, common: Common) -> dict:
 class Announcer:
     """prepare's ``announce`` in the child of a ``train`` (``from_env``).
 
-    It writes the ``ModelInputs`` as one JSON line on the pipe ``train`` passed, then closes the pipe (also
-    ``close``, when prepare ends without them).
+    It writes each ``ModelInputs`` as one JSON line on the pipe ``train`` passed (a second when the bake-off
+    chose sequences after the n-gram stage ran ahead: ``dataset.choosing``); ``close`` ends the pipe when
+    prepare ends.
 
     Args:
         fd: the pipe's write end.
@@ -177,30 +181,32 @@ class Announcer:
         return cls(int(fd)) if fd else None
 
     def __call__(self, inputs: ModelInputs) -> None:
-        """Announce ``inputs`` (once; nothing when ``train`` has gone), then close the pipe."""
+        """Announce ``inputs`` (nothing when ``train`` has gone)."""
         if self.fd is not None:
-            with contextlib.suppress(OSError):  # train has gone: nobody to tell
+            try:
                 os.write(self.fd, (json.dumps(inputs.to_json()) + "\n").encode())
-            self.close()
+            except OSError:  # train has gone: nobody to tell
+                self.close()
 
     def close(self) -> None:
-        """Close the pipe, if still open: ``train`` then builds nothing ahead."""
+        """Close the pipe, if still open: ``train`` then knows that no more inputs come."""
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)
 
 
 def _heard(fd: int) -> ModelInputs | None:
-    """The ``ModelInputs`` the child announced on ``fd``.
+    """The next ``ModelInputs`` the child announces on ``fd``, read up to its newline and no further.
 
-    None if it closed the pipe without (it failed, or ended early: then fit builds its model itself).
+    None at the end of the pipe (prepare ended; when it announced nothing, it failed or ended early, and fit
+    builds its model itself).
     """
     data = b""
     while not data.endswith(b"\n"):
-        chunk = os.read(fd, 4096)
-        if not chunk:
+        byte = os.read(fd, 1)  # one at a time: the next announcement stays in the pipe
+        if not byte:
             return None
-        data += chunk
+        data += byte
     return ModelInputs.from_json(json.loads(data))
 
 

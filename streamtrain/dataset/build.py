@@ -10,12 +10,14 @@ complete. The stages, in order:
    (``_as_digested``);
 2. ``first_pass.first_pass``: splits, labels, S and W, rejects, samples,
    and the n-gram spill or the forced sequences' token counts;
-3. ``choose``: the guide's rule, sequences when S/W >= 1500; when it says
-   sequences under ``auto``, the ``bakeoff`` the caller passed measures both
-   families on a bounded sample and decides (without one, the rule's pick
-   stands, recorded as a bake-off skipped);
+3. ``choosing.choosing``: the guide's rule, sequences when S/W >= 1500;
+   when it says sequences under ``auto``, the ``bakeoff`` the caller passed
+   measures both families on a bounded sample and decides (without one,
+   the rule's pick stands, recorded as a bake-off skipped);
 4. ``families.ngram_stage`` or ``families.sequence_stage``: the fitted
-   vectorizer and the shards;
+   vectorizer and the shards. While a bake-off runs, the n-gram stage runs
+   ahead of its answer (``_ngrams_ahead``) and is discarded if sequences
+   win;
 5. ``_manifest``: the vectorizer, the split record, the validation sample
    and the manifest, written into the staging directory.
 """
@@ -32,11 +34,12 @@ from pathlib import Path
 
 from streamtrain import __version__
 from streamtrain.dataset import sources
+from streamtrain.dataset.choosing import choosing, discard
 from streamtrain.dataset.counts import Stats
 from streamtrain.dataset.families import Classes, Vectorized, ngram_stage, sequence_stage
 from streamtrain.dataset.first_pass import FirstPass, first_pass
 from streamtrain.dataset.manifest import Manifest, is_dataset
-from streamtrain.dataset.options import Announce, Bakeoff, BakeoffRequest, PrepareOptions
+from streamtrain.dataset.options import Announce, Bakeoff, PrepareOptions
 from streamtrain.dataset.records import Choice, Created, RefitOf, RowOrder, VectorizerRecord
 from streamtrain.dataset.spill import BUCKET_BYTES
 from streamtrain.errors import DataError
@@ -44,14 +47,11 @@ from streamtrain.fs.atomic import staging_dir
 from streamtrain.fs.locks import no_readers
 from streamtrain.io.readers import Portion
 from streamtrain.options import effective
-from streamtrain.vectorize.choice import choose_vectorizer, decide, needs_bakeoff
 from streamtrain.vectorize.sequence import SequenceState
 from streamtrain.vectorize.split import SPLIT_NAMES
 from streamtrain.vectorize.vectorizer import Vectorizer
 
 log = logging.getLogger(__name__)
-# Why a library call that passed no bake-off keeps the rule's pick (``vectorize.choice.decide``'s "skipped").
-NO_BAKEOFF = "none given to this library call of streamtrain.dataset.prepare"
 ROW_ORDER_RULE = "bucket splitmix64(row_id, seed) % n_buckets, then a seeded permutation of each bucket"
 # n-grams (0.17): the spill's buckets, sized before the first pass by the input bytes (``first_pass.split_bytes``).
 NGRAM_ROW_ORDER_RULE = (
@@ -94,11 +94,10 @@ def build(
     with staging_dir(opts.data, overwrite=opts.overwrite, replacing=replacing, ours=is_dataset) as stage:
         first = first_pass(opts, stage, provenance, executor)
         classes = _classes(first)
-        choice = choose(opts, first, classes, bakeoff)
-        if choice.chosen == "ngram":
-            made = ngram_stage(opts, first, classes, stage, announce)
-        else:
-            made = sequence_stage(opts, first, classes, stage, executor, announce)
+        with choosing(opts, first, classes, bakeoff) as pending:
+            ahead = _ngrams_ahead(opts, first, classes, stage, announce) if pending.ahead else None
+            choice = pending.choice()
+        made = _vectorized(opts, first, classes, stage, executor, announce, choice, ahead)
         first.row_splits.close()
         if first.spill is not None:
             shutil.rmtree(first.spill.directory)
@@ -134,36 +133,34 @@ def _classes(first: FirstPass) -> Classes:
     return classes
 
 
-def choose(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: Bakeoff | None) -> Choice:
-    """The vectorizer family (``vectorize.choice``): the guide's rule, settled by ``bakeoff`` when it says sequences.
+def _ngrams_ahead(
+    opts: PrepareOptions, first: FirstPass, classes: Classes, stage: Path, announce: Announce | None
+) -> Vectorized | DataError:
+    """The n-gram stage, run while the bake-off decides; its ``DataError`` is returned: it counts only for n-grams."""
+    try:
+        return ngram_stage(opts, first, classes, stage, announce)
+    except DataError as exc:  # raised before the stage writes anything (no n-gram in min_df rows)
+        return exc
 
-    Without a ``bakeoff`` the rule's pick stands, and the manifest says why. Either way the bake-off's sample
-    is cleared.
 
-    Args:
-        opts: the run's options (``--vectorizer``, the families' configurations, the seed).
-        first: the first pass (S and W, the samples).
-        classes: the final label map.
-        bakeoff: ``prepare``'s; None: none.
-
-    Returns:
-        The manifest's ``choice``.
-    """
-    choice = choose_vectorizer(opts.vectorizer, first.words.samples, first.words.median())
-    if needs_bakeoff(choice):  # auto, and the rule says sequences: both families measured on a sample first
-        if bakeoff is None:
-            choice = decide(choice, {"skipped": NO_BAKEOFF})
-            log.warning(f"the guide's rule says sequences and no bake-off was given ({NO_BAKEOFF}): they stand")
-        else:
-            samples = (first.choice_sample, first.val_sample)
-            request = BakeoffRequest(
-                choice, *samples, classes.names, classes.remap, opts.ngram(first.doc_freq), opts.sequence(), opts.seed
-            )
-            choice = bakeoff(request)
-    first.choice_sample.clear()
-    chosen = Choice.from_json(choice)
-    log.info(chosen.line())
-    return chosen
+def _vectorized(
+    opts: PrepareOptions,
+    first: FirstPass,
+    classes: Classes,
+    stage: Path,
+    executor: Executor,
+    announce: Announce | None,
+    choice: Choice,
+    ahead: Vectorized | DataError | None,
+) -> Vectorized:
+    """The chosen family's stage, or what ``_ngrams_ahead`` made when n-grams were chosen (discarded if not)."""
+    if choice.chosen == "ngram":
+        if isinstance(ahead, DataError):
+            raise ahead
+        return ahead or ngram_stage(opts, first, classes, stage, announce)
+    if isinstance(ahead, Vectorized):
+        discard(stage, ahead)
+    return sequence_stage(opts, first, classes, stage, executor, announce)
 
 
 def _manifest(

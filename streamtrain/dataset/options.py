@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,10 @@ from streamtrain.vectorize.split import DEFAULT_RULE
 from streamtrain.vectorize.tfidf import DocFreq, NgramConfig, auto_min_df
 
 log = logging.getLogger(__name__)
-Announce = Callable[[ModelInputs], None]  # ``prepare``'s ``announce``
+# ``prepare``'s ``announce``: told the dataset's model inputs before its shards are written; told again, with the
+# sequences', when the bake-off chose them after the n-gram stage ran ahead (``dataset.choosing``): the last
+# call is the dataset's.
+Announce = Callable[[ModelInputs], None]
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,10 @@ class BakeoffRequest:
     seed: int
 
 
-# A bake-off (``train.bakeoff.bakeoff``, passed in by the application layer): the request's choice decided by
-# measuring both families (``vectorize.choice.decide``'s record).
-Bakeoff = Callable[[BakeoffRequest], dict]
+# A bake-off (``train.bakeoff.bakeoff``, passed in by the application layer), started by the call: a context whose
+# future answers the request's choice decided by measuring both families (``vectorize.choice.decide``'s record);
+# leaving it ends a bake-off that still runs. prepare writes n-grams meanwhile (``dataset.choosing``).
+Bakeoff = Callable[[BakeoffRequest], AbstractContextManager[Future]]
 
 
 def column(value: str) -> Column:

@@ -122,6 +122,21 @@ def test_prepare_announces_the_model_inputs_once_before_writing_shards(tmp_path,
     assert [inputs for inputs, _ in seen] == [Manifest.load(data).model_inputs]
 
 
+def test_train_hears_each_announcement_in_turn_then_the_end_of_the_pipe():
+    """prepare announces twice when the bake-off chose sequences after n-grams ran ahead: both lines may be in
+    the pipe at once, and train builds a model for each in turn."""
+    heard, told = os.pipe()
+    announcer = Announcer(told)
+    first, second = ModelInputs("ngram", 200, 200, 2), ModelInputs("sequence", 20000, 63, 2)
+    announcer(first)
+    announcer(second)
+    announcer.close()
+    try:
+        assert (_heard(heard), _heard(heard), _heard(heard)) == (first, second, None)
+    finally:
+        os.close(heard)
+
+
 def test_a_failed_prepare_ends_train_with_its_exit_code(tmp_path):
     data, model = tmp_path / "data", tmp_path / "model"
     missing = tmp_path / "nothing.csv"

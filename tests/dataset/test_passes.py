@@ -5,14 +5,15 @@ caller passes (without one, the rule's pick stands and the manifest says so)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from helpers import write_csv
 
-from streamtrain.dataset.build import NO_BAKEOFF
+from streamtrain.dataset.choosing import NO_BAKEOFF
 from streamtrain.dataset.options import PrepareOptions
 from streamtrain.dataset.passes import ReadSpec, RowBatch, RowSplits, read_rows
 from streamtrain.dataset.prepare import prepare
@@ -117,10 +118,13 @@ def _short_texts(tmp_path):
 def test_auto_is_settled_by_the_bakeoff_the_caller_passes(tmp_path):
     calls = []
 
+    @contextlib.contextmanager
     def bakeoff(request):
         r = request
         calls.append((len(r.sample), r.label_names, r.ngram.top_k, r.sequence.max_length, r.seed))
-        return {**r.choice, "chosen": "ngram", "bakeoff": {"decision": "ngram", "why": "a test's"}}
+        answer = Future()
+        answer.set_result({**r.choice, "chosen": "ngram", "bakeoff": {"decision": "ngram", "why": "a test's"}})
+        yield answer
 
     opts = PrepareOptions(inputs=[str(_short_texts(tmp_path))], data=str(tmp_path / "d"), seed=5, max_length=40)
     manifest = prepare(opts, bakeoff=bakeoff)
