@@ -125,12 +125,7 @@ def run(opts: Any, common: Common) -> dict:
         from streamtrain.train.runtime import import_tensorflow
 
         import_tensorflow()
-        from streamtrain.train.fit import prebuild
-
-        prebuilt = None
-        while (inputs := _heard(heard)) is not None:  # a second: the bake-off chose sequences over n-grams
-            prebuilt = None  # the n-gram model goes before the next is built
-            prebuilt = prebuild(fit_opts, inputs)
+        prebuilt = _prebuilt(fit_opts, heard)
         out, _ = child.communicate()
     except BaseException:  # Ctrl-C or SIGTERM (``Terminated``): stop prepare first (it removes its staging)
         stop([child], settle=0.0)  # type: ignore[list-item]  # Forked has the Popen methods stop uses
@@ -158,6 +153,20 @@ def run(opts: Any, common: Common) -> dict:
             "To train on it once that run ends: streamtrain fit with the same --data and --model-dir"
         ) from exc
     return {"prepare": prepared, "fit": result}
+
+
+def _prebuilt(fit_opts: Any, heard: int) -> Any:
+    """The model fit builds ahead for each ``ModelInputs`` announced on ``heard``, in turn: the last (None: none).
+
+    A second announcement comes when the bake-off chose sequences after the n-gram stage ran ahead.
+    """
+    from streamtrain.train.fit import prebuild
+
+    prebuilt = None
+    while (inputs := _heard(heard)) is not None:
+        prebuilt = None  # the model built for the n-grams goes before the next is built
+        prebuilt = prebuild(fit_opts, inputs)
+    return prebuilt
 
 
 class Announcer:
