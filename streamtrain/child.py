@@ -121,7 +121,7 @@ class _Reader:
     def __init__(self, pid: int, readable: int, what: str) -> None:
         self.pid, self.what = pid, what
         self.answer: Future = Future()
-        self.reaped = threading.Lock()  # held while reaping: ``end`` signals only a child not yet reaped
+        self.reaped = threading.Lock()  # held while reaping an ended child: ``end`` signals only one not yet reaped
         self.code: int | None = None
         self.thread = threading.Thread(target=self._read, args=(readable,), name=f"{what}: child's pipe", daemon=True)
         self.thread.start()
@@ -133,6 +133,7 @@ class _Reader:
                 for line in pipe:
                     doc = _relay(line) or doc
         finally:
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)  # until it ends, left unreaped: ``end`` may signal
             with self.reaped:
                 self.code = _reap(self.pid)
             try:
