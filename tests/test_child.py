@@ -87,17 +87,30 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def test_an_interrupted_wait_ends_the_child_and_reaps_it(monkeypatch):
-    """SIGINT here while the child works: KeyboardInterrupt here, and the child neither running nor unreaped."""
-    forked, fork = [], os.fork
+@pytest.fixture
+def forked(monkeypatch) -> list[int]:
+    """The pid of every child ``os.fork`` makes in the test, in order."""
+    pids, fork = [], os.fork
 
     def recording_fork() -> int:
         pid = fork()
         if pid:
-            forked.append(pid)
+            pids.append(pid)
         return pid
 
     monkeypatch.setattr(os, "fork", recording_fork)
+    return pids
+
+
+def _reaped_and_gone(pid: int) -> None:
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # and gone
+
+
+def test_an_interrupted_wait_ends_the_child_and_reaps_it(forked):
+    """SIGINT here while the child works: KeyboardInterrupt here, and the child neither running nor unreaped."""
     # Python's own SIGINT handler, as a command has it (a pytest-xdist worker ignores SIGINT).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
@@ -110,10 +123,7 @@ def test_an_interrupted_wait_ends_the_child_and_reaps_it(monkeypatch):
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 10 and len(forked) == 1
-    with pytest.raises(ChildProcessError):
-        os.waitpid(forked[0], os.WNOHANG)  # reaped
-    with pytest.raises(ProcessLookupError):
-        os.kill(forked[0], 0)  # and gone
+    _reaped_and_gone(forked[0])
 
 
 def _nap_and_square(n: int) -> int:
@@ -121,16 +131,7 @@ def _nap_and_square(n: int) -> int:
     return n * n
 
 
-def test_a_started_child_answers_while_this_process_goes_on_and_leaving_early_ends_it(monkeypatch):
-    forked, fork = [], os.fork
-
-    def recording_fork() -> int:
-        pid = fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", recording_fork)
+def test_a_started_child_answers_while_this_process_goes_on_and_leaving_early_ends_it(forked):
     with started(_nap_and_square, 7, "napping") as answer:
         assert not answer.done()  # this process goes on while the child works
         assert answer.result(timeout=60) == 49
@@ -138,10 +139,7 @@ def test_a_started_child_answers_while_this_process_goes_on_and_leaving_early_en
         pass  # left before the answer
     assert isinstance(answer.exception(timeout=10), ChildError) and len(forked) == 2
     for pid in forked:
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reaped
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)  # and gone
+        _reaped_and_gone(pid)
 
 
 SEQUENCE_CORPUS = """
