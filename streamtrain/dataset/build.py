@@ -137,6 +137,7 @@ def _ngrams_ahead(
     opts: PrepareOptions, first: FirstPass, classes: Classes, stage: Path, announce: Announce | None
 ) -> Vectorized | DataError:
     """The n-gram stage, run while the bake-off decides; its ``DataError`` is returned: it counts only for n-grams."""
+    log.info("writing the n-gram dataset while the bake-off measures: discarded if sequences win")
     try:
         return ngram_stage(opts, first, classes, stage, announce)
     except DataError as exc:  # raised before the stage writes anything (no n-gram in min_df rows)

@@ -80,20 +80,19 @@ def choosing(opts: PrepareOptions, first: FirstPass, classes: Classes, bakeoff: 
     """
     rule = choose_vectorizer(opts.vectorizer, first.words.samples, first.words.median())
     with contextlib.ExitStack() as stack:
-        pending = Pending(rule)
+        answer = None
         if needs_bakeoff(rule):  # auto, and the rule says sequences: both families measured on a sample
             if bakeoff is None:
-                pending.rule = decide(rule, {"skipped": NO_BAKEOFF})
+                rule = decide(rule, {"skipped": NO_BAKEOFF})
                 log.warning(f"the guide's rule says sequences and no bake-off was given ({NO_BAKEOFF}): they stand")
             else:
                 request = BakeoffRequest(
                     rule, first.choice_sample, first.val_sample, classes.names, classes.remap,
                     opts.ngram(first.doc_freq), opts.sequence(), opts.seed,
                 )  # fmt: skip
-                pending.answer = stack.enter_context(bakeoff(request))
-                log.info("writing the n-gram dataset while the bake-off measures: discarded if sequences win")
+                answer = stack.enter_context(bakeoff(request))
         first.choice_sample.clear()
-        yield pending
+        yield Pending(rule, answer)
 
 
 def discard(stage: Path, made: Vectorized) -> None:
