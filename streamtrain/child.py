@@ -1,10 +1,10 @@
-"""Work in a forked child whose memory goes when it ends (``in_child``), and dying with the parent (``die_with``).
+"""Work in a forked child whose memory goes when it ends (``started``), and dying with the parent (``die_with``).
 
 Who owns what: ``started`` forks, runs one function in the child and hands its JSON-able result back through
-a pipe, as a future this process can wait for while it goes on (``in_child`` waits at once); everything the
-child allocated (TensorFlow, its models, its threads) leaves with it. prepare runs its family bake-off this
-way, so the models it trains never stay in prepare's memory for the rest of the run, and writes the n-gram
-dataset meanwhile (docs/design/prepare.md). The child:
+a pipe, as a future this process can wait for while it goes on; everything the child allocated
+(TensorFlow, its models, its threads) leaves with it. prepare runs its family bake-off this way, so the
+models it trains never stay in prepare's memory for the rest of the run, and writes the n-gram dataset
+meanwhile (docs/design/prepare.md). The child:
 
 - sends its log records up the pipe, and a thread of this process hands each to its own logger as it arrives:
   the handlers that are this process's (the CLI's, a test's) see them in order, as if logged here;
@@ -69,33 +69,16 @@ def fork_piped() -> tuple[int, int, int]:
     return pid, writable if pid == 0 else readable, parent
 
 
-def in_child(fn: Callable[[Any], Any], arg: Any, what: str) -> Any:
-    """``fn(arg)`` run in a forked child; its result (JSON-able), decoded here.
-
-    Args:
-        fn: the work; its result must be JSON-able.
-        arg: its argument (the child has it as this process had it at the fork: nothing is copied).
-        what: the work's name, for messages.
-
-    Returns:
-        ``fn(arg)``'s result, as ``json.loads(json.dumps(result))``.
-
-    Raises:
-        ChildError: ``fn`` raised in the child (its type and message given), or the child ended without an
-            answer (killed by a signal, out of memory).
-    """
-    with started(fn, arg, what) as answer:
-        return answer.result()  # a signal whose handler raises interrupts this; the child is ended on the way out
-
-
 @contextlib.contextmanager
 def started(fn: Callable[[Any], Any], arg: Any, what: str) -> Iterator[Future]:
     """``fn(arg)`` started in a forked child, while this process goes on: its answer comes as a ``Future``.
 
     A thread of this process reads the child's pipe: it hands each log record to this process's logger as it
-    arrives, reaps the child when the pipe closes, and then sets the future (``in_child``'s result, or its
-    ``ChildError``). Leaving the block ends the child if it still runs (SIGTERM, then SIGKILL after ``_GRACE``
-    seconds) and waits for that thread, so no child outlives it.
+    arrives, reaps the child when the pipe closes, and then sets the future: ``fn(arg)``'s result as
+    ``json.loads(json.dumps(result))``, or a ``ChildError`` when ``fn`` raised in the child (its type and
+    message given) or the child ended without an answer (killed by a signal, out of memory). Leaving the
+    block ends the child if it still runs (SIGTERM, then SIGKILL after ``_GRACE`` seconds) and waits for that
+    thread, so no child outlives it; waiting for the future is interrupted by a signal whose handler raises.
 
     Args:
         fn: the work; its result must be JSON-able.

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from helpers import BIN, sigint_as_a_terminal_sends_it
 
-from streamtrain.child import ChildError, in_child, started
+from streamtrain.child import ChildError, started
 
 
 class _Lines(logging.Handler):
@@ -42,7 +42,8 @@ def test_the_childs_answer_and_its_log_records_reach_this_process_in_order():
     logger.addHandler(lines)
     level, logger.level = logger.level, logging.INFO
     try:
-        got = in_child(_talk, 3, "talking")
+        with started(_talk, 3, "talking") as answer:
+            got = answer.result()
     finally:
         logger.removeHandler(lines)
         logger.setLevel(level)
@@ -64,10 +65,12 @@ def _die(_: object) -> None:
 
 
 def test_a_failure_or_a_death_in_the_child_is_a_child_error_naming_it():
-    with pytest.raises(ChildError, match=r"the thing failed in its child process: ValueError: no spoon here"):
-        in_child(_fail, "spoon", "the thing")
-    with pytest.raises(ChildError, match=r"the thing's child process ended \(signal 9\) without an answer"):
-        in_child(_die, None, "the thing")
+    failed = r"the thing failed in its child process: ValueError: no spoon here"
+    with pytest.raises(ChildError, match=failed), started(_fail, "spoon", "the thing") as answer:
+        answer.result()
+    died = r"the thing's child process ended \(signal 9\) without an answer"
+    with pytest.raises(ChildError, match=died), started(_die, None, "the thing") as answer:
+        answer.result()
 
 
 def _allocate(mib: int) -> int:
@@ -77,7 +80,8 @@ def _allocate(mib: int) -> int:
 
 def test_what_the_child_allocates_never_counts_in_this_process():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    assert in_child(_allocate, 400, "allocating") == 400 << 17
+    with started(_allocate, 400, "allocating") as answer:
+        assert answer.result() == 400 << 17
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown < 100 * 1024, f"this process's peak grew by {grown} KiB"
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >= 400 * 1024  # it was the child's
@@ -113,16 +117,16 @@ def test_an_interrupted_wait_ends_the_child_and_reaps_it(forked):
     """SIGINT here while the child works: KeyboardInterrupt here, and the child neither running nor unreaped."""
     # Python's own SIGINT handler, as a command has it (a pytest-xdist worker ignores SIGINT).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    started = time.monotonic()
+    began = time.monotonic()
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
-        with pytest.raises(KeyboardInterrupt):
-            in_child(_sleep, 60.0, "sleeping")
+        with pytest.raises(KeyboardInterrupt), started(_sleep, 60.0, "sleeping") as answer:
+            answer.result()
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
-    assert time.monotonic() - started < 10 and len(forked) == 1
+    assert time.monotonic() - began < 10 and len(forked) == 1
     _reaped_and_gone(forked[0])
 
 
