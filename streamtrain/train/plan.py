@@ -141,6 +141,6 @@ def val_batch_size(opts: FitOptions, encoding: str) -> int:
     arithmetic, was most of its cost at the training batch size (docs/design/training.md). ``make_plan`` and
     ``fit.prebuild`` (whose validation pipeline a plan's stream takes only at this size) both use it.
     """
-    from streamtrain.train.scoring import SCORE_BATCH
+    from streamtrain.train.scoring import score_batch
 
-    return opts.score_batch_size or SCORE_BATCH[encoding]
+    return score_batch(encoding, opts.score_batch_size)

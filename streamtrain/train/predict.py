@@ -77,12 +77,12 @@ def predict(opts: PredictOptions) -> Iterator[dict]:
         check(path)
         import_tensorflow()
         from streamtrain.train.modeldir import load_model, load_vectorizer
-        from streamtrain.train.scoring import SCORE_BATCH, predict_proba
+        from streamtrain.train.scoring import predict_proba, score_batch
 
         vectorizer = load_vectorizer(path)
         model = load_model(path)
         labels = vectorizer.labels
-        batch = opts.score_batch_size or SCORE_BATCH[vectorizer.encoding]
+        batch = score_batch(vectorizer.encoding, opts.score_batch_size)
         errors: Counter[str] = Counter()
         lines = 0
         for items in read_items(fh, opts.input_format, opts.text_field, batch, opts.max_field_bytes):

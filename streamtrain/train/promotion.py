@@ -313,10 +313,10 @@ def _compare(
     Those are the dataset's validation split when they share its vectorizer, else its validation sample's raw
     texts, each model through its own vectorizer.
     """
-    from streamtrain.train.scoring import SCORE_BATCH, score_split
+    from streamtrain.train.scoring import score_batch, score_split
 
     assert current.model is not None and current.vectorizer_doc is not None, "a loaded current"
-    batch = score_batch_size or SCORE_BATCH[manifest.encoding]
+    batch = score_batch(manifest.encoding, score_batch_size)
     if same_vectorizer(current.vectorizer_doc, manifest):
         scored = score_split(current.model, data, manifest, "val", batch)
         rows = scored["rows"]

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 SCORE_BATCH = {"ngram": 1024, "sequence": 256}
 
 
+def score_batch(encoding: str, asked: int | None = None) -> int:
+    """Rows scored at a time: ``asked`` (``--score-batch-size``) when given, else ``SCORE_BATCH`` of ``encoding``."""
+    return asked or SCORE_BATCH[encoding]
+
+
 def _forward(model: keras.Model, rows: Rows) -> Callable[[Any], Any]:
     """The model's inference function, traced once per model and input kind (eager calls cost far more).
 
@@ -123,5 +128,5 @@ def score_split(model: keras.Model, data: str, manifest: Manifest, split: str, b
     Returns:
         ``score``'s result.
     """
-    stream = BatchStream(SplitSource(data, manifest, split), batch_size or SCORE_BATCH[manifest.encoding])
+    stream = BatchStream(SplitSource(data, manifest, split), score_batch(manifest.encoding, batch_size))
     return score(model, stream.epoch(0), len(manifest.labels))
