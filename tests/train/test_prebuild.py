@@ -56,3 +56,30 @@ def test_a_prebuilt_model_trains_exactly_as_fits_own(tmp_path, encoding):
     untouched = [w.copy() for w in seeded.trainer.model.get_weights()]
     assert fit(opts("seeded"), seeded)["val_loss"] == own["val_loss"]
     assert all(np.array_equal(a, b) for a, b in zip(untouched, seeded.trainer.model.get_weights()))
+
+
+def test_train_builds_again_for_a_second_announcement_and_fit_trains_the_last(tmp_path):
+    """The bake-off chose sequences after the n-gram stage ran ahead: prepare announced n-gram inputs, then the
+    sequence dataset's. ``train`` builds a model for each in turn; fit trains the last, the one it fits."""
+    import os
+
+    from streamtrain.cli.train import Announcer, _prebuilt
+
+    data = prepare_csv(DEMO_TRAIN, tmp_path / "data", DEMO_TEST, vectorizer="sequence", block_rows=64)
+    inputs = Manifest.load(data).model_inputs
+    opts = FitOptions(
+        export=False, data=str(data), model_dir=str(tmp_path / "m"), epochs=2, seed=5, filters=16, tune_seconds=0
+    )
+    heard, told = os.pipe()
+    announcer = Announcer(told)
+    announcer(ModelInputs("ngram", 3000, 3000, inputs.n_classes))
+    announcer(inputs)
+    announcer.close()
+    try:
+        prebuilt = _prebuilt(opts, heard)
+    finally:
+        os.close(heard)
+    assert prebuilt is not None and prebuilt.inputs == inputs and prebuilt.candidate.model == "sepcnn"
+    result = fit(opts, prebuilt)
+    assert not prebuilt.pipelines  # its pipelines were bound to the dataset's streams: fit trained this model
+    assert result["promoted"]
