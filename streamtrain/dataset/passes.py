@@ -9,8 +9,8 @@ append (``append``) reads through it. Who owns what:
 - ``read_rows``: this process reads the inputs in order, in chunks (labels
   encoded, rejects recorded, row ids numbered), hands each chunk's texts to
   the executor (``analyze_chunk``, a pure function of them) at most
-  ``WORKERS_AHEAD`` chunks per worker and one more (the caller's), at most
-  ``MAX_IN_FLIGHT``, and yields each chunk's ``RowBatch`` in input order, so a pass
+  ``WORKERS_AHEAD`` chunks per worker and ``MAX_IN_FLIGHT`` in all ahead of
+  the caller, and yields each chunk's ``RowBatch`` in input order, so a pass
   is the same bytes for any executor and number of workers. A chunk whose
   work fails stops the pass, naming the input and its rows.
 - ``RowSplits``: the split of every row, decided by the first pass in input
@@ -320,9 +320,7 @@ def read_rows(
         DataError: an input cannot be read as its format.
     """
     executor = executor or InlineExecutor()
-    window = 1  # the chunk the caller holds is no worker's: one more in flight, or a worker waits while it works
-    if not isinstance(executor, InlineExecutor):
-        window = min(workers(executor) * WORKERS_AHEAD + 1, MAX_IN_FLIGHT)
+    window = max(1, min(workers(executor) * WORKERS_AHEAD, MAX_IN_FLIGHT))
 
     def failed(read: _Read, exc: Exception) -> BaseException:
         """What the pass raises for a chunk whose work raised ``exc``."""

@@ -109,28 +109,6 @@ def test_a_failing_chunk_names_its_input_and_rows(tmp_path, monkeypatch):
     assert "raised by the work on" in raised.value.__notes__[0] and "train.csv, rows 2-8" in raised.value.__notes__[0]
 
 
-class _Counting(ThreadPoolExecutor):
-    """A pool of ``workers`` threads that counts the calls submitted to it."""
-
-    def __init__(self, workers: int):
-        super().__init__(workers)
-        self.workers, self.submitted = workers, 0
-
-    def submit(self, fn, /, *args, **kwargs):
-        self.submitted += 1
-        return super().submit(fn, *args, **kwargs)
-
-
-@pytest.mark.parametrize("workers", [1, 2, 3])
-def test_while_the_caller_holds_a_batch_every_worker_has_a_chunk(tmp_path, workers):
-    spec = _spec(tmp_path)  # 50 training rows and 9 test rows in chunks of 7: 10 chunks
-    with _Counting(workers) as pool:
-        batches = read_rows(spec, RowSplits("blake2b"), LabelIndex(), pool)
-        next(batches)  # the caller holds the first chunk's batch
-        assert pool.submitted == 1 + workers  # that chunk, and one for each worker
-        assert len(list(batches)) == 9
-
-
 def _short_texts(tmp_path):
     """3,000 rows of two words: S/W = 1,500, where the guide's rule says sequences."""
     rows = [(f"w{i % 37} {'ab'[i % 2]}{i % 11}", "ab"[i % 2]) for i in range(3000)]
