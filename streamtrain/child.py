@@ -167,7 +167,7 @@ def _relay(line: bytes) -> dict | None:
 
 
 def _child(fn: Callable[[Any], Any], arg: Any, writable: int, parent: int) -> None:
-    """The child's side of ``in_child``: run, answer on ``writable``, leave by ``os._exit``."""
+    """The child's side of ``started``: run, answer on ``writable``, leave by ``os._exit``."""
     code = _CHILD_FAILED
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 NO_BAKEOFF = "none given to this library call of streamtrain.dataset.prepare"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pending:
     """The family choice of ``choosing``: the rule's, and the bake-off's answer while it runs.
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
 from conftest import DEMO_TEST, DEMO_TRAIN
 from helpers import prepare_csv
 
+from streamtrain.cli.train import Announcer, _prebuilt
 from streamtrain.dataset.manifest import Manifest, ModelInputs
 from streamtrain.train.fit import FitOptions, fit, prebuild
 from streamtrain.train.modeldir import load_model
@@ -61,10 +63,6 @@ def test_a_prebuilt_model_trains_exactly_as_fits_own(tmp_path, encoding):
 def test_train_builds_again_for_a_second_announcement_and_fit_trains_the_last(tmp_path):
     """The bake-off chose sequences after the n-gram stage ran ahead: prepare announced n-gram inputs, then the
     sequence dataset's. ``train`` builds a model for each in turn; fit trains the last, the one it fits."""
-    import os
-
-    from streamtrain.cli.train import Announcer, _prebuilt
-
     data = prepare_csv(DEMO_TRAIN, tmp_path / "data", DEMO_TEST, vectorizer="sequence", block_rows=64)
     inputs = Manifest.load(data).model_inputs
     opts = FitOptions(
