@@ -158,13 +158,14 @@ class Spill:
         bounds = np.searchsorted(keys[order], np.arange(len(self._rows) + 1))
         grouped = part.take(order)
         del part  # the buffer's rows: only their grouped copy from here on
+        frames = encode_frames(grouped, bounds)
+        del grouped
         sizes = np.zeros(len(self._rows), np.int64)
+        sizes[frames.groups] = frames.sizes
         with writing(self.path):
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                for key, frame in encode_frames(grouped, bounds):
-                    _write(fd, frame)
-                    sizes[key] = len(frame)
+                _write(fd, frames.data)
             finally:
                 os.close(fd)
         self._starts.append(self._size + np.concatenate([[0], np.cumsum(sizes)]))

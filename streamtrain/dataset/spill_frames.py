@@ -12,7 +12,8 @@ whatever the values.
   buckets.
 - Counts in the narrowest of uint8, uint16 and uint32 that holds every value
   exactly (counts that are not such integers stay float32); the high halves
-  and the counts compressed together by zstd (level 1).
+  and the counts compressed together by zstd (level 1; each thread reuses its
+  own ``zstandard`` contexts).
 - Lengths, labels and row-id gaps (a frame's first row id in its header) in
   their narrowest type, as they are.
 
@@ -22,14 +23,14 @@ Why this layout, and what it measured: docs/design/prepare.md, "The n-gram spill
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
 import scipy.sparse as sp
+import zstandard
 
-_CODEC = pa.Codec("zstd", compression_level=1)
+_LEVEL = 1  # zstd's compression level
 _NARROW = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
 _DTYPES = (*_NARROW, np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint64))
 _MAGIC = 0x53545350  # "STSP"
@@ -115,11 +116,11 @@ def _code(array: np.ndarray) -> int:
     return _DTYPES.index(array.dtype)
 
 
-def encode_frames(part: SpillPart, bounds: np.ndarray) -> Iterator[tuple[int, bytes]]:
-    """Rows ``bounds[g]`` to ``bounds[g + 1]`` of ``part`` as one frame each: ``(g, frame)`` for every non-empty g.
+def encode_frames(part: SpillPart, bounds: np.ndarray) -> Frames:
+    """Rows ``bounds[g]`` to ``bounds[g + 1]`` of ``part`` as one frame each, for every non-empty g.
 
-    ``part``'s arrays are encoded once, the frames' headers made at once; each frame then joins its slices,
-    compressing one of them (its high halves and counts).
+    ``part``'s arrays are encoded once and the frames' headers made at once; each frame then compresses its
+    slice of the high halves and counts, and the frames are joined once.
     """
     counts = part.counts
     indptr = counts.indptr.astype(np.int64, copy=False)
@@ -136,12 +137,53 @@ def encode_frames(part: SpillPart, bounds: np.ndarray) -> Iterator[tuple[int, by
     headers["magic"], headers["rows"] = _MAGIC, stops - starts
     headers["nnz"], headers["first_row_id"] = indptr[stops] - indptr[starts], ids[starts]
     headers["types"] = [_code(lengths), _code(high), _code(values), _code(labels), _code(id_gaps)]
-    for i, (g, lo, hi) in enumerate(zip(groups.tolist(), starts.tolist(), stops.tolist())):
-        e_lo, e_hi = int(indptr[lo]), int(indptr[hi])
-        packed = _CODEC.compress(high[e_lo:e_hi].tobytes() + values[e_lo:e_hi].tobytes())
-        headers["packed_bytes"][i] = packed.size
-        pieces = [headers[i : i + 1], lengths[lo:hi], low[e_lo:e_hi], packed, labels[lo:hi], id_gaps[lo:hi]]
-        yield g, b"".join(memoryview(piece) for piece in pieces)
+    rows, entries = (starts.tolist(), stops.tolist()), (indptr[starts].tolist(), indptr[stops].tolist())
+    packed = _packed(high, values, *entries)
+    headers["packed_bytes"] = [len(p) for p in packed]
+    head, size = headers.tobytes(), _HEADER.itemsize
+    by_row, by_entry = [a.data for a in (lengths, labels, id_gaps)], low.data  # sliced by element
+    pieces: list = []
+    for i, (lo, hi, e_lo, e_hi) in enumerate(zip(*rows, *entries)):
+        pieces += [head[i * size : (i + 1) * size], by_row[0][lo:hi], by_entry[e_lo:e_hi], packed[i]]
+        pieces += [by_row[1][lo:hi], by_row[2][lo:hi]]
+    sizes = size + headers["packed_bytes"].astype(np.int64) + headers["nnz"].astype(np.int64) * low.itemsize
+    sizes += (stops - starts) * (lengths.itemsize + labels.itemsize + id_gaps.itemsize)
+    return Frames(groups, sizes, b"".join(pieces))
+
+
+@dataclass(frozen=True)
+class Frames:
+    """``encode_frames``' result: frame ``i`` holds group ``groups[i]``'s rows and is ``sizes[i]`` bytes of ``data``."""
+
+    groups: np.ndarray
+    sizes: np.ndarray  # int64
+    data: bytes  # the frames one after another
+
+
+def _packed(high: np.ndarray, values: np.ndarray, starts: list[int], stops: list[int]) -> list[bytes]:
+    """Each frame's high halves and counts (entries ``starts[i]`` to ``stops[i]``), one after the other, compressed."""
+    compress = _zstd().compressor.compress
+    highs, counts = high.data, values.data  # sliced by element
+    return [compress(highs[lo:hi].tobytes() + counts[lo:hi].tobytes()) for lo, hi in zip(starts, stops)]
+
+
+@dataclass
+class _Zstd:
+    """One thread's zstd contexts: made once and reused, as a context may not be shared between threads."""
+
+    compressor: zstandard.ZstdCompressor = field(default_factory=lambda: zstandard.ZstdCompressor(level=_LEVEL))
+    decompressor: zstandard.ZstdDecompressor = field(default_factory=zstandard.ZstdDecompressor)
+
+
+_CONTEXTS = threading.local()
+
+
+def _zstd() -> _Zstd:
+    """This thread's zstd contexts."""
+    got = getattr(_CONTEXTS, "zstd", None)
+    if got is None:
+        got = _CONTEXTS.zstd = _Zstd()
+    return got
 
 
 @dataclass
@@ -176,13 +218,24 @@ def _gather(data: bytes, at: int, out: _Arrays) -> int:
     out.lengths.append(np.frombuffer(data, t_lengths, rows, at))
     out.low.append(np.frombuffer(data, np.uint16, nnz, at + sizes[0]))
     packed = memoryview(data)[at + sizes[0] + sizes[1] : at + sum(sizes[:3])]
-    unpacked = _CODEC.decompress(packed, decompressed_size=nnz * (t_high.itemsize + t_values.itemsize))
+    unpacked = _decompress(packed, nnz * (t_high.itemsize + t_values.itemsize))
     out.high.append(np.frombuffer(unpacked, t_high, nnz))
     out.values.append(np.frombuffer(unpacked, t_values, nnz, nnz * t_high.itemsize))
     out.labels.append(np.frombuffer(data, t_labels, rows, at + sum(sizes[:3])))
     out.id_gaps.append(np.frombuffer(data, t_ids, rows, at + sum(sizes[:4])))
     out.first_ids.append(first_id)
     return at + sum(sizes)
+
+
+def _decompress(packed: memoryview, size: int) -> bytes:
+    """``packed`` decompressed, which must be ``size`` bytes (``ValueError`` when it is not, or is not zstd)."""
+    try:
+        unpacked = _zstd().decompressor.decompress(packed, max_output_size=size)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"a frame's packed arrays do not decompress ({exc})") from exc
+    if len(unpacked) != size:
+        raise ValueError(f"a frame's packed arrays are {len(unpacked)} bytes, not {size}")
+    return unpacked
 
 
 def decode_frames(data: bytes, n_cols: int, split: int) -> SpillPart:

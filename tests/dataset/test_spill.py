@@ -103,6 +103,24 @@ def test_each_row_comes_back_once_in_its_bucket_in_the_order_appended_on_every_r
     assert spill.rows == 226
 
 
+def test_reads_on_a_pools_threads_give_the_rows_a_read_here_gives(tmp_path):
+    """The passes read buckets on worker threads, each with zstd contexts of its own; the rows are the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sent = [part(400, 8), part(300, 9, 400)]
+    spill = Spill(tmp_path, N_COLS, N_BUCKETS, seed=2, buffer_entries=120)  # about 40 frames a bucket
+    for p in sent:
+        spill.append(p)
+    spill.flush()
+    here = read_all(spill, shuffled=True)
+    for _ in range(2):
+        with ThreadPoolExecutor(4) as pool:
+            threads = {(b.split, b.number): p for b, p in spill.read(range(3), _keep, executor=pool, shuffled=True)}
+        assert threads.keys() == here.keys() == expected(sent, N_BUCKETS, 2).keys()
+        for key in here:
+            assert_same(threads[key], here[key])
+
+
 def test_a_shuffled_read_is_each_bucket_in_its_seeded_permutation(tmp_path):
     sent = [part(200, 5)]
     spill = Spill(tmp_path, N_COLS, N_BUCKETS, seed=7, buffer_entries=100)
