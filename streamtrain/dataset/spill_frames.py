@@ -230,7 +230,9 @@ def _gather(data: bytes, at: int, out: _Arrays) -> int:
 def _decompress(packed: memoryview, size: int) -> bytes:
     """``packed`` decompressed, which must be ``size`` bytes (``ValueError`` when it is not, or is not zstd)."""
     try:
-        unpacked = _zstd().decompressor.decompress(packed, max_output_size=size)
+        if zstandard.frame_content_size(packed) != size:  # checked first: a damaged size is not allocated
+            raise ValueError(f"a frame's packed arrays do not say {size} bytes")
+        unpacked = _zstd().decompressor.decompress(packed)
     except zstandard.ZstdError as exc:
         raise ValueError(f"a frame's packed arrays do not decompress ({exc})") from exc
     if len(unpacked) != size:

@@ -11,6 +11,7 @@ import csv
 import errno
 import logging
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from streamtrain.dataset.counts import Source
 from streamtrain.dataset.first_pass import split_bytes
 from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
 from streamtrain.dataset.spill import Spill, SpillPart, bucket_counts
+from streamtrain.dataset.spill_frames import _DTYPES
 from streamtrain.errors import OutOfSpace
 from streamtrain.vectorize.defaults import HASH_BUCKETS
 from streamtrain.vectorize.ngrams import count_ngrams
@@ -273,14 +275,20 @@ def test_a_truncated_spill_is_an_error_not_fewer_rows(tmp_path):
         read_all(spill)
 
 
-@pytest.mark.parametrize("damage", ["zeros", "one flipped byte in a header"])
+@pytest.mark.parametrize("damage", ["zeros", "one flipped byte in a header", "the packed part's size", "its bytes"])
 def test_a_damaged_spill_is_an_error_naming_its_file(tmp_path, damage):
     spill = spilled(tmp_path)
     data = bytearray(spill.path.read_bytes())
+    rows, nnz, types = struct.unpack_from("<I", data, 4)[0], struct.unpack_from("<Q", data, 8)[0], data[32:37]
+    packed = 40 + rows * np.dtype(_DTYPES[types[0]]).itemsize + nnz * 2  # the first frame's zstd frame
     if damage == "zeros":
         data = bytearray(len(data))
-    else:
+    elif damage == "one flipped byte in a header":
         data[4] ^= 0x01  # the first frame's row count
+    elif damage == "the packed part's size":
+        data[packed + 5] ^= 0x40  # the content size in the zstd frame's header: never allocated as it says
+    else:
+        data[packed + 6 : packed + 12] = bytes(6)
     spill.path.write_bytes(bytes(data))
     with pytest.raises(OSError, match=r"spill\.bin: the spill is not what was written"):
         read_all(spill)
