@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from streamtrain.dataset.counts import Source
 from streamtrain.dataset.first_pass import split_bytes
 from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
 from streamtrain.dataset.spill import Spill, SpillPart, bucket_counts
-from streamtrain.dataset.spill_frames import _DTYPES
+from streamtrain.dataset.spill_frames import _DTYPES, _HEADER
 from streamtrain.errors import OutOfSpace
 from streamtrain.vectorize.defaults import HASH_BUCKETS
 from streamtrain.vectorize.ngrams import count_ngrams
@@ -107,8 +108,6 @@ def test_each_row_comes_back_once_in_its_bucket_in_the_order_appended_on_every_r
 
 def test_reads_on_a_pools_threads_give_the_rows_a_read_here_gives(tmp_path):
     """The passes read buckets on worker threads, each with zstd contexts of its own; the rows are the same."""
-    from concurrent.futures import ThreadPoolExecutor
-
     sent = [part(400, 8), part(300, 9, 400)]
     spill = Spill(tmp_path, N_COLS, N_BUCKETS, seed=2, buffer_entries=120)  # about 40 frames a bucket
     for p in sent:
@@ -280,7 +279,7 @@ def test_a_damaged_spill_is_an_error_naming_its_file(tmp_path, damage):
     spill = spilled(tmp_path)
     data = bytearray(spill.path.read_bytes())
     rows, nnz, types = struct.unpack_from("<I", data, 4)[0], struct.unpack_from("<Q", data, 8)[0], data[32:37]
-    packed = 40 + rows * np.dtype(_DTYPES[types[0]]).itemsize + nnz * 2  # the first frame's zstd frame
+    packed = _HEADER.itemsize + rows * np.dtype(_DTYPES[types[0]]).itemsize + nnz * 2  # the first frame's zstd frame
     if damage == "zeros":
         data = bytearray(len(data))
     elif damage == "one flipped byte in a header":
