@@ -17,7 +17,8 @@ Parquet it is exactly row group ``b``. HDF5 shards hold ``labels`` and
 ``tokens``; Parquet shards the columns ``label``, ``row_id`` plus
 ``indices`` and ``values`` lists or ``tokens`` (types: docs/reference.md).
 
-Design (HDF5 built in memory, chunk sizes, no readahead) and measurements: docs/design/prepare.md
+Design (HDF5 built in memory, chunk sizes, no readahead) and measurements: docs/design/prepare.md; reading a
+block by offset: docs/design/training-speed.md
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from streamtrain.dataset.hdf5_chunks import ChunkMap
 from streamtrain.dataset.parquet_shards import ParquetShardReader, ParquetShardWriter
 from streamtrain.dataset.shard_files import FORMATS as FORMATS  # re-exported: where callers find it
 from streamtrain.dataset.shard_files import SUFFIX, TempFileWriter, no_readahead
@@ -123,6 +125,10 @@ class Hdf5ShardWriter(TempFileWriter):
 class Hdf5ShardReader:
     """Reads an HDF5 shard by block; the file opens on first read, in the reading process.
 
+    On first open the chunks' offsets are read (``hdf5_chunks.ChunkMap``) and h5py is closed: each block is
+    then a few ``preadv`` calls on a plain file descriptor, and reopening after ``close`` is one ``open``. A
+    shard whose layout the map cannot follow is read through h5py.
+
     Args:
         path: the shard file.
         encoding: ``"ngram"`` or ``"sequence"``.
@@ -132,22 +138,44 @@ class Hdf5ShardReader:
 
     def __init__(self, path: str | os.PathLike, encoding: str, n_cols: int, block_rows: int) -> None:
         self.path, self.encoding, self.n_cols, self.block_rows = str(path), encoding, n_cols, block_rows
-        self._file: Any = None  # h5py.File once opened
+        self._file: Any = None  # h5py.File, open where the chunk map could not be made
+        self._fd: int | None = None  # the file, open where it could
+        self._map: ChunkMap | None = None  # kept across ``close``
+        self._mapped = False  # whether the map was attempted
 
-    @property
-    def file(self) -> Any:
-        """The open ``h5py.File``, opened now if it was not (with random-access advice to the kernel)."""
-        if self._file is None:
+    def _open(self) -> None:
+        """Open the file: by descriptor where the chunk map is (or can be) made, else through h5py."""
+        if self._fd is not None or self._file is not None:
+            return
+        if self._map is None and not self._mapped:
+            import h5py
+
+            with h5py.File(self.path, "r") as f:
+                self._map = ChunkMap.of(f)
+            self._mapped = True
+        if self._map is not None:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            no_readahead(self._fd)
+        else:
             import h5py
 
             self._file = h5py.File(self.path, "r")
             no_readahead(self._file.id.get_vfd_handle())
-        return self._file
+
+    def _read(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` of dataset ``name``."""
+        self._open()
+        if self._fd is not None and self._map is not None:
+            return self._map.read(self._fd, name, start, stop)
+        return self._file[name][start:stop]
 
     @property
     def rows(self) -> int:
         """Rows in the shard."""
-        return int(self.file["labels"].shape[0])
+        self._open()
+        if self._map is not None:
+            return self._map.rows("labels")
+        return int(self._file["labels"].shape[0])
 
     def read(self, start: int, stop: int) -> Rows:
         """Rows ``[start, stop)`` of the shard.
@@ -159,18 +187,13 @@ class Hdf5ShardReader:
         Returns:
             ``SparseRows`` (indptr rebased to 0) or ``TokenRows``.
         """
-        f = self.file
+        labels, row_ids = self._read("labels", start, stop), self._read("row_ids", start, stop)
         if self.encoding == "sequence":
-            return TokenRows(f["tokens"][start:stop], f["labels"][start:stop], f["row_ids"][start:stop])
-        indptr = f["indptr"][start : stop + 1]
+            return TokenRows(self._read("tokens", start, stop), labels, row_ids)
+        indptr = self._read("indptr", start, stop + 1)
         lo, hi = int(indptr[0]), int(indptr[-1])
         return SparseRows(
-            indptr - lo,
-            f["indices"][lo:hi],
-            f["values"][lo:hi],
-            f["labels"][start:stop],
-            f["row_ids"][start:stop],
-            self.n_cols,
+            indptr - lo, self._read("indices", lo, hi), self._read("values", lo, hi), labels, row_ids, self.n_cols
         )
 
     def read_block(self, block: int) -> Rows:
@@ -180,6 +203,9 @@ class Hdf5ShardReader:
 
     def close(self) -> None:
         """Close the file if open; a later read opens it again."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self._file is not None:
             self._file.close()
             self._file = None
