@@ -190,6 +190,28 @@ def _sibling(target: Path, kind: str) -> Path:
     return path
 
 
+# Times the removal of a failed run's staging directory starts again after a signal's exception cut it short.
+_REMOVE_TRIES = 5
+
+
+def _remove_staged(target: Path) -> None:
+    """Remove this process's staging directories beside ``target``, finishing even when a signal interrupts it.
+
+    Its name carries this host and pid, so one that a signal caught half-made (after ``mkdtemp``, before
+    ``staging_dir`` held its path) goes too. A second SIGTERM or Ctrl-C during the removal raises its
+    exception inside ``shutil.rmtree``: the removal starts again (at most ``_REMOVE_TRIES`` times), and the
+    exception already on its way out of ``staging_dir`` is the one raised.
+    """
+    mine = glob.escape(f"{target.name}.partial-{_host()}-{os.getpid()}-") + "*"
+    for _ in range(_REMOVE_TRIES):
+        try:
+            for path in target.parent.glob(mine):
+                shutil.rmtree(path, ignore_errors=True)
+            return
+        except BaseException:  # a signal's exception: finish the removal first
+            continue
+
+
 @contextlib.contextmanager
 def staging_dir(
     target: str | os.PathLike[str],
@@ -228,11 +250,7 @@ def staging_dir(
                 os.replace(target, old / target.name)
             os.replace(stage, target)
     except BaseException:
-        # This process's staging directory, also one a signal caught half-made (after ``mkdtemp``, before
-        # ``stage`` was set): its name carries this host and pid.
-        mine = glob.escape(f"{target.name}.partial-{_host()}-{os.getpid()}-") + "*"
-        for path in target.parent.glob(mine):
-            shutil.rmtree(path, ignore_errors=True)
+        _remove_staged(target)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

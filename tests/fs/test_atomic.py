@@ -138,6 +138,39 @@ def test_a_failed_block_leaves_the_previous_target_and_no_staging_directory(tmp_
     assert sorted(p.name for p in target.iterdir()) == ["old"] and siblings(target) == []
 
 
+def test_a_second_signal_during_the_removal_of_a_failed_staging_directory_does_not_leave_it(tmp_path, monkeypatch):
+    """A second SIGTERM (or Ctrl-C) while a failed run removes its staging directory raises inside rmtree."""
+    import shutil
+    import signal
+
+    from streamtrain.cli import _terminate
+    from streamtrain.fs import atomic
+
+    calls, rmtree = [], shutil.rmtree
+
+    def interrupted_once(path, *args, **kwargs):
+        ours = Path(path).parent == tmp_path  # not pytest's own removals
+        calls.extend([path] if ours else [])
+        if ours and len(calls) == 1:  # part-way: one file gone, then the signal's exception, inside rmtree
+            next(p for p in Path(path).rglob("*") if p.is_file()).unlink()
+            signal.raise_signal(signal.SIGTERM)  # the CLI's handler: ``Terminated``
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.shutil, "rmtree", interrupted_once)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        target = tmp_path / "out"
+        with pytest.raises(RuntimeError, match="the run's own error"), staging_dir(target) as stage:
+            for name in ("a", "b", "c"):
+                (stage / name).mkdir()
+                (stage / name / "f").write_bytes(b"x")
+            raise RuntimeError("the run's own error")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(calls) == 2  # started again after the interruption
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_the_replacing_guard_wraps_only_the_swap_of_an_existing_target(tmp_path):
     entered = []
 
