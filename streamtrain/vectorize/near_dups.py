@@ -103,6 +103,15 @@ def band_keys(
     Returns:
         uint64, shape (texts, bands); 0 where a band has no key.
     """
+    from streamtrain.vectorize import kernels
+
+    if kernels.AVAILABLE:
+        return kernels.band_keys(*words, bands, rows, min_bigrams, BIGRAM_SALT, BAND_SALT)
+    return _band_keys_numpy(words, bands, rows, min_bigrams)  # pragma: no cover
+
+
+def _band_keys_numpy(words: tuple[np.ndarray, np.ndarray], bands: int, rows: int, min_bigrams: int) -> np.ndarray:
+    """``band_keys`` in numpy: the statement of what ``kernels.band_keys`` computes."""
     from streamtrain.vectorize.words import GOLDEN_GAMMA, splitmix64
 
     offsets, hashes = words

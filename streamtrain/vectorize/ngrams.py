@@ -86,8 +86,24 @@ def count_ngrams(
         A float32 CSR matrix (texts x buckets), indices sorted within each row, no duplicates or explicit zeros.
     """
     offsets, hashes = words if words is not None else word_hashes(texts)
-    rows, keys, _, _ = grams(offsets, hashes, ngram_range)
     n = len(texts)
+    index_type = np.int32 if buckets <= np.iinfo(np.int32).max else np.int64
+    from streamtrain.vectorize import kernels  # numba: imported on first use
+
+    if kernels.AVAILABLE:
+        counts, columns, indptr = kernels.ngram_counts(offsets, hashes, ngram_range, buckets)
+        out = sp.csr_matrix((counts, columns.astype(index_type), indptr), shape=(n, buckets))
+        out.has_sorted_indices = True
+        return out
+    return _count_sorted(offsets, hashes, ngram_range, buckets, index_type)  # pragma: no cover
+
+
+def _count_sorted(
+    offsets: np.ndarray, hashes: np.ndarray, ngram_range: tuple[int, int], buckets: int, index_type: type
+) -> sp.csr_matrix:
+    """``count_ngrams`` in numpy: the statement of what ``kernels.ngram_counts`` computes."""
+    rows, keys, _, _ = grams(offsets, hashes, ngram_range)
+    n = len(offsets) - 1
     # One sort of (row, bucket) as a single int64 (row * buckets + bucket < 2**63 for any real chunk), then runs
     # of equal keys: each row's buckets sorted and counted, faster than scipy's COO -> CSR and sum_duplicates
     # (a sort per row; measurement: docs/design/hashing.md). In place where the arrays are this function's own
@@ -112,7 +128,6 @@ def count_ngrams(
     del starts
     indptr = np.searchsorted(distinct, np.arange(n + 1, dtype=np.int64) * buckets)  # row r: [r, r + 1) * buckets
     np.remainder(distinct, buckets, out=distinct)
-    index_type = np.int32 if buckets <= np.iinfo(np.int32).max else np.int64
     out = sp.csr_matrix((counts, distinct.astype(index_type), indptr), shape=(n, buckets))
     out.has_sorted_indices = True  # and no duplicates: the runs above
     return out

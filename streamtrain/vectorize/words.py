@@ -227,11 +227,31 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     cuts = [0, *np.searchsorted(ends, np.arange(_BATCH_CHARS, ends[-1] if len(ends) else 0, _BATCH_CHARS)).tolist()]
     cuts = sorted({*cuts, len(texts)})
     offsets, hashes = [np.zeros(1, dtype=np.int64)], []
+    from streamtrain.vectorize import kernels  # numba: imported where tokens are hashed, not by serving
+
     for a, b in pairwise(cuts):
-        data, part, starts, lengths = word_spans(texts[a:b])
+        if kernels.AVAILABLE:
+            part, batch = kernels.token_hashes(*normalized(texts[a:b]))
+        else:  # pragma: no cover - numba is a dependency; tests compare the two paths
+            data, part, starts, lengths = word_spans(texts[a:b])
+            batch = _token_hashes(data, starts, lengths)
         offsets.append(part[1:] + offsets[-1][-1])
-        hashes.append(_token_hashes(data, starts, lengths))
+        hashes.append(batch)
     return np.concatenate(offsets), np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+
+
+def normalized(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The texts' normalized UTF-8 bytes end to end and their offsets: what tokens are cut from.
+
+    Each text starts with a space (so that no word runs from one text into the next), is lowercased and
+    folded (``_fold_non_ascii``); every byte that is not part of a word is a space; ``_PAD`` spaces end it.
+    """
+    space, nothing = pa.scalar(" ", type=pa.large_string()), pa.scalar("", type=pa.large_string())
+    arr = pc.binary_join_element_wise(space, pc.ascii_lower(pa.array(texts, type=pa.large_string())), nothing)
+    data, bounds = _texts_bytes(arr)
+    if data.max(initial=0) >= 0x80:
+        data, bounds = _fold_non_ascii(data, bounds)
+    return data, bounds
 
 
 def word_spans(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -245,13 +265,8 @@ def word_spans(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray
         accents stripped, UTF-8); text ``i``'s tokens are ``offsets[i]:offsets[i + 1]``. ``data`` ends in
         padding that ``_token_hashes`` relies on.
     """
-    # Each text gets a leading space, so that no word runs from one text into the next.
-    space, nothing = pa.scalar(" ", type=pa.large_string()), pa.scalar("", type=pa.large_string())
-    arr = pc.binary_join_element_wise(space, pc.ascii_lower(pa.array(texts, type=pa.large_string())), nothing)
-    data, bounds = _texts_bytes(arr)
+    data, bounds = normalized(texts)
     unicode = bool(data.max(initial=0) >= 0x80)
-    if unicode:
-        data, bounds = _fold_non_ascii(data, bounds)
     # Runs of word bytes: edges alternate start, end, as every text begins with a space and the pad ends them.
     word = data != _SPACE
     edges = np.flatnonzero(word[1:] != word[:-1]) + 1
