@@ -13,7 +13,8 @@ errors and Ctrl-C; ``cluster`` refuses (``UsageError``) before any work
 when Dask is missing, the scheduler or its workers do not answer, or the
 workers run another streamtrain. ``workers`` is how many calls an executor
 runs at once, which sizes prepare's window; ``engine_failure`` tells a lost
-call from one that raised.
+call from one that raised. ``read_ahead`` runs a generator (prepare's reading
+of the raw input) on a thread of its own, a few items ahead of its consumer.
 
 Design (threads, not processes; the cluster) and measurements: docs/design/prepare.md
 """
@@ -23,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
@@ -33,6 +36,7 @@ from streamtrain import __version__
 from streamtrain.errors import Terminated, UsageError
 
 M = TypeVar("M")
+T = TypeVar("T")
 CLUSTER_EXTRA = "pip install 'streamtrain[cluster]'"
 DEFAULT_CONNECT_TIMEOUT = 30.0  # seconds, when Dask's config sets none
 
@@ -317,3 +321,51 @@ def ordered_map(
     finally:
         for _, future in pending:
             future.cancel()
+
+
+def read_ahead(items: Iterable[T], depth: int, name: str) -> Iterator[T]:
+    """``items`` in order, produced on a daemon thread named ``name`` at most ``depth`` items ahead.
+
+    What producing an item raises is raised here, where that item would have come, and ends the producer. When
+    the consumer stops early (an exception, a signal's, ``close``), the producer stops before its next item and
+    closes ``items``; a daemon thread never holds up the process's exit.
+    """
+    ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        """Queue ``entry`` unless the consumer has stopped (checked every 0.1 s while the queue is full)."""
+        while not stop.is_set():
+            try:
+                ahead.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        end: tuple[bool, Any] = (False, None)
+        try:
+            for item in items:
+                if not put((True, item)):
+                    break
+        except BaseException as exc:  # handed to the consumer, which raises it
+            end = (False, exc)
+        finally:
+            close = getattr(items, "close", None)
+            if stop.is_set() and close is not None:
+                close()
+        put(end)
+
+    threading.Thread(target=produce, name=name, daemon=True).start()
+    try:
+        while True:
+            more, value = ahead.get()
+            if more:
+                yield value
+            elif value is not None:
+                raise value
+            else:
+                return
+    finally:
+        stop.set()

@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from streamtrain import arenas
-from streamtrain.dataset.parallel import InlineExecutor, engine_failure, ordered_map, workers
+from streamtrain.dataset.parallel import InlineExecutor, engine_failure, ordered_map, read_ahead, workers
 from streamtrain.dataset.records import FileRecord, SplitRecord
 from streamtrain.dataset.reject_log import RejectLog
 from streamtrain.dataset.val_sample import ValSample
@@ -328,6 +328,8 @@ def read_rows(
 
     with _reporter(spec, progress, total_bytes) as reporter:
         chunks = _chunks(spec, splits, labels, rejects, reporter, ngram, count_words)
+        if workers(executor) > 1:  # parsing the input beside the main thread's work on the chunks before
+            chunks = read_ahead(chunks, window, "streamtrain-read")
         for read, work in ordered_map(executor, analyze_chunk, chunks, window, failed):
             decided = splits.decide(read.row_ids, work)
             yield RowBatch(read.source, read.role, read.chunk, read.labels, decided, read.row_ids, work)

@@ -4,8 +4,9 @@ Raw text is tokenized once, in the first pass. ``Spill.append`` takes each
 chunk's counts (with its provisional labels, split codes and row ids: a
 ``SpillPart``) and buffers them; each time ``buffer_entries`` entries have
 gathered, the rows are grouped by (split, shuffle bucket) with one stable
-sort and appended to the one spill file as one frame per bucket
-(``spill_frames``), in one write. A row's bucket is ``shuffle.row_buckets``
+sort and encoded as one frame per bucket (``spill_frames``) on the spill's
+encoder thread while the pass reads on, then appended to the one spill file
+in one write, by the caller's thread, in the order appended. A row's bucket is ``shuffle.row_buckets``
 of its row id, out of the split's ``n_buckets`` (``bucket_counts``: from the
 split's share of the input bytes, known before the first row is read).
 ``flush`` writes the rest as the first pass ends.
@@ -30,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ import scipy.sparse as sp
 
 from streamtrain.dataset.parallel import ordered_map, workers
 from streamtrain.dataset.shuffle import bucket_permutation, row_buckets
-from streamtrain.dataset.spill_frames import SpillPart, decode_frames, encode_frames
+from streamtrain.dataset.spill_frames import Frames, SpillPart, decode_frames, encode_frames
 from streamtrain.errors import writing
 from streamtrain.progress import Progress
 
@@ -116,6 +117,8 @@ class Spill:
         self._buffer_entries = buffer_entries
         self._pending: list[SpillPart] = []
         self._pending_entries = 0
+        self._encoder: ThreadPoolExecutor | None = None  # one thread: a buffer's frames made beside the pass
+        self._encoding: Future | None = None  # the frames of the last buffer, until written
 
     @property
     def nbytes(self) -> int:
@@ -141,25 +144,40 @@ class Spill:
         self._pending.append(part)
         self._pending_entries += part.counts.nnz
         if self._pending_entries >= self._buffer_entries:
-            self.flush()
+            self._encode_pending()
 
     def flush(self) -> None:
-        """Append the buffered rows to the file, one frame per bucket (the first pass's end calls it).
+        """Append every row appended so far to the file (the first pass's end calls it); nothing is in flight after.
 
         Raises:
             WriteError: the file cannot be written (full or read-only file system).
         """
+        self._encode_pending()
+        self._write_encoded()
+        if self._encoder is not None:
+            self._encoder.shutdown()
+            self._encoder = None
+
+    def _encode_pending(self) -> None:
+        """Start making the buffered rows' frames on the encoder thread, once the previous frames are written.
+
+        One buffer is encoded while the first pass reads on; the file gets the frames in the order appended.
+        """
         if not self._pending:
             return
-        part = _concat(self._pending)
+        parts = self._pending
         self._pending, self._pending_entries = [], 0
-        keys = self._keys(part)
-        order = np.argsort(keys, kind="stable")
-        bounds = np.searchsorted(keys[order], np.arange(len(self._rows) + 1))
-        grouped = part.take(order)
-        del part  # the buffer's rows: only their grouped copy from here on
-        frames = encode_frames(grouped, bounds)
-        del grouped
+        self._write_encoded()
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(1, thread_name_prefix="streamtrain-spill")
+        self._encoding = self._encoder.submit(_grouped_frames, parts, self.seed, self.n_buckets, self._first)
+
+    def _write_encoded(self) -> None:
+        """Wait for the frames in flight, if any, and append them to the file, one frame per bucket, in one write."""
+        if self._encoding is None:
+            return
+        frames, bounds = self._encoding.result()
+        self._encoding = None
         sizes = np.zeros(len(self._rows), np.int64)
         sizes[frames.groups] = frames.sizes
         with writing(self.path):
@@ -172,15 +190,6 @@ class Spill:
         self._size += int(sizes.sum())
         self._rows += np.diff(bounds)
         self._bytes += sizes
-
-    def _keys(self, part: SpillPart) -> np.ndarray:
-        """Each row's bucket key: its split's first key plus its bucket in the split."""
-        keys = np.empty(len(part.labels), np.int64)
-        for split, n in enumerate(self.n_buckets):
-            rows = np.flatnonzero(part.splits == split)
-            if len(rows):
-                keys[rows] = self._first[split] + row_buckets(part.row_ids[rows], self.seed, n)
-        return keys
 
     def buckets(self, splits: Iterable[int]) -> list[Bucket]:
         """The non-empty buckets of ``splits``, split after split, bucket after bucket."""
@@ -242,7 +251,7 @@ class Spill:
         Raises:
             OSError: the spill is not what was written.
         """
-        assert not self._pending, "flush() before reading"
+        assert not self._pending and self._encoding is None, "flush() before reading"
         name = self._passes.pop(0) if self._passes else "reading the spill"
         buckets = self.buckets(splits)
         total, rows = sum(b.nbytes for b in buckets), sum(b.rows for b in buckets)
@@ -260,6 +269,27 @@ class Spill:
     def _loaded(self, fn: Callable[[Bucket, SpillPart], Any], bucket: Bucket, shuffled: bool) -> Any:
         """``fn`` of ``bucket`` and its rows."""
         return fn(bucket, self.load(bucket, shuffled))
+
+
+def _grouped_frames(
+    parts: Sequence[SpillPart], seed: int, n_buckets: Sequence[int], first: np.ndarray
+) -> tuple[Frames, np.ndarray]:
+    """The frames of ``parts``' rows grouped by bucket key (stable), and each key's first row among them.
+
+    A row's key is its split's ``first`` key plus ``shuffle.row_buckets`` of its row id in the split's
+    ``n_buckets``. A pure function of its arguments: ``Spill`` runs it on its encoder thread.
+    """
+    part = _concat(parts)
+    keys = np.empty(len(part.labels), np.int64)
+    for split, n in enumerate(n_buckets):
+        rows = np.flatnonzero(part.splits == split)
+        if len(rows):
+            keys[rows] = first[split] + row_buckets(part.row_ids[rows], seed, n)
+    order = np.argsort(keys, kind="stable")
+    bounds = np.searchsorted(keys[order], np.arange(int(first[-1]) + 1))
+    grouped = part.take(order)
+    del part  # the buffer's rows: only their grouped copy from here on
+    return encode_frames(grouped, bounds), bounds
 
 
 def _concat(parts: Sequence[SpillPart]) -> SpillPart:

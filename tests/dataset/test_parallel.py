@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import pytest
 from helpers import files_of, streamtrain, without_keys
 
-from streamtrain.dataset.parallel import InlineExecutor, ordered_map
+from streamtrain.dataset.parallel import InlineExecutor, ordered_map, read_ahead
 from streamtrain.dataset.prepare import PrepareOptions, prepare
 
 VOLATILE = ("at", "ingested_at", "data", "jobs")  # when and where it ran, and how many workers: not the data
@@ -53,6 +53,47 @@ def test_a_failing_call_reaches_the_caller():
 
     with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="chunk 3"):
         list(ordered_map(pool, work, ((i, (i,)) for i in range(10)), 4))
+
+
+def test_read_ahead_keeps_order_stays_within_its_depth_and_raises_where_the_item_failed():
+    made: list[int] = []
+
+    def items():
+        for i in range(50):
+            if i == 40:
+                raise ValueError("row 40 is bad")
+            made.append(i)
+            yield i
+
+    got = []
+    with pytest.raises(ValueError, match="row 40"):
+        for item in read_ahead(items(), 3, "test-read"):
+            time.sleep(0.001)
+            assert len(made) - len(got) <= 3 + 2  # the queue's items, the one being put, the one handed out
+            got.append(item)
+    assert got == list(range(40))
+
+
+def test_read_ahead_stops_its_producer_and_closes_the_source_when_the_consumer_stops():
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    reader = read_ahead(endless(), 2, "test-read")
+    assert [next(reader) for _ in range(5)] == [0, 1, 2, 3, 4]
+    reader.close()
+    assert closed.wait(5)
+    deadline = time.monotonic() + 5
+    while any(t.name == "test-read" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name == "test-read" for t in threading.enumerate())
 
 
 def test_same_dataset_bytes_for_any_number_of_workers(ag_news_csv, tmp_path):
