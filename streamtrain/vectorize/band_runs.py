@@ -137,8 +137,8 @@ class SortedRun:
             return np.zeros(len(queries), bool), np.zeros(0, self.dtype)
         if self._held is not None:
             keys, values = self._held
-            at = np.minimum(np.searchsorted(keys, queries), self.length - 1)
-            hit = keys[at] == queries
+            at = positions(keys, queries)
+            hit = at >= 0
             return hit, values[at[hit]]
         block = np.searchsorted(self.fence, queries, side="right") - 1  # non-decreasing: the queries are sorted
         hit, found = np.zeros(len(queries), bool), np.zeros(len(queries), self.dtype)
@@ -164,8 +164,8 @@ class SortedRun:
         gathered = np.empty(int(starts[-1]), np.uint32)
         view = memoryview(gathered.data).cast("B")
         self._read_into([view[4 * a : 4 * b] for a, b in itertools.pairwise(starts.tolist())], (4 * firsts).tolist())
-        at = np.minimum(np.searchsorted(gathered, queries), len(gathered) - 1)
-        hit = gathered[at] == queries
+        at = positions(gathered, queries)
+        hit = at >= 0
         found = np.zeros(len(queries), self.dtype)
         if hit.any():
             ranges = np.unique(np.searchsorted(starts, at[hit], side="right") - 1)  # the ranges that hold a hit
@@ -293,12 +293,41 @@ def merge_runs(path: Path, older: SortedRun, newer: SortedRun) -> SortedRun:
     return merged
 
 
+def positions(run: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Where each of the sorted ``queries`` is in the sorted ``run`` of distinct keys (int64), -1 where it is not."""
+    from streamtrain.vectorize import kernels  # numba: imported on first use
+
+    if kernels.AVAILABLE:
+        return kernels.lookup_sorted(run, queries)
+    if not len(run):
+        return np.full(len(queries), -1, np.int64)
+    at = np.minimum(np.searchsorted(run, queries), len(run) - 1)
+    return np.where(run[at] == queries, at, -1)
+
+
+def merged_pair(k1: np.ndarray, v1: np.ndarray, k2: np.ndarray, v2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint sorted runs (uint32 keys) as one, with their values, in one pass where numba is there."""
+    from streamtrain.vectorize import kernels
+
+    if kernels.AVAILABLE:
+        return kernels.merge_sorted(k1, v1, k2, v2)
+    merged, values = np.empty(len(k1) + len(k2), np.uint32), np.empty(len(k1) + len(k2), v1.dtype)
+    at = np.searchsorted(k1, k2) + np.arange(len(k2))
+    other = np.ones(len(merged), dtype=bool)
+    other[at] = False
+    merged[at], values[at] = k2, v2
+    merged[other], values[other] = k1, v1
+    return merged, values
+
+
 def merged_parts(keys: list[np.ndarray], values: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint sorted runs of one partition as one sorted run, with their values."""
     if not keys:
         return np.zeros(0, np.uint32), np.zeros(0, dtype)
     if len(keys) == 1:
         return keys[0], values[0]
+    if len(keys) == 2:
+        return merged_pair(keys[0], values[0].astype(dtype, copy=False), keys[1], values[1].astype(dtype, copy=False))
     joined = np.concatenate(keys)
     order = np.argsort(joined, kind="stable")
     return joined[order], np.concatenate(values)[order]

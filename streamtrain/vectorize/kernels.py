@@ -7,6 +7,8 @@ stay as the readable statement of the scheme and as the path where numba cannot 
   (``words.word_spans`` + ``words._token_hashes``).
 - ``ngram_counts``: word hashes -> CSR n-gram counts per bucket (``ngrams.count_ngrams``).
 - ``band_keys``: word hashes -> LSH band keys (``near_dups.band_keys``).
+- ``lookup_sorted``, ``merge_sorted``: the split index's searches and merges of sorted runs
+  (``band_runs.positions``, ``band_runs.merged_pair``).
 
 The kernels release the GIL (prepare runs them on worker threads) and are compiled on first use into numba's
 cache beside this file (or ``NUMBA_CACHE_DIR``). ``AVAILABLE`` says whether numba imported.
@@ -238,3 +240,57 @@ def band_keys(
     _band_loop(offsets.astype(np.int64), hashes, bands, rows, min_bigrams, np.uint64(bigram_salt),
                np.uint64(band_salt), keys)  # fmt: skip
     return keys
+
+
+@_jit
+def _merge_loop(
+    k1: np.ndarray, v1: np.ndarray, k2: np.ndarray, v2: np.ndarray, keys: np.ndarray, values: np.ndarray
+) -> None:
+    """Fill ``keys``/``values`` with the two sorted runs merged; a key of ``k2`` goes before an equal one of ``k1``."""
+    i = j = 0
+    for o in range(len(keys)):
+        if j < len(k2) and (i == len(k1) or k2[j] <= k1[i]):
+            keys[o], values[o] = k2[j], v2[j]
+            j += 1
+        else:
+            keys[o], values[o] = k1[i], v1[i]
+            i += 1
+
+
+def merge_sorted(k1: np.ndarray, v1: np.ndarray, k2: np.ndarray, v2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs of keys with their values, merged in one pass (``near_dups.BandIndex._push``'s merge).
+
+    Returns:
+        (keys, values), of ``k1``'s and ``v1``'s dtypes.
+    """
+    keys, values = np.empty(len(k1) + len(k2), k1.dtype), np.empty(len(k1) + len(k2), v1.dtype)
+    _merge_loop(k1, v1, k2, v2, keys, values)
+    return keys, values
+
+
+@_jit
+def _lookup_loop(run: np.ndarray, queries: np.ndarray, at: np.ndarray) -> None:
+    """``at[k]``: where sorted ``queries[k]`` is in sorted ``run``, or -1; each search gallops on from the last."""
+    lo, n = 0, len(run)
+    for k in range(len(queries)):
+        q = queries[k]
+        step, hi = 1, lo
+        while hi < n and run[hi] < q:  # gallop: the first index at or past q lies in (lo, hi]
+            lo = hi + 1
+            hi = lo + step
+            step *= 2
+        hi = min(hi, n)
+        while lo < hi:  # binary search in [lo, hi)
+            mid = (lo + hi) >> 1
+            if run[mid] < q:
+                lo = mid + 1
+            else:
+                hi = mid
+        at[k] = lo if lo < n and run[lo] == q else -1
+
+
+def lookup_sorted(run: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Where each of the sorted ``queries`` is in the sorted ``run`` (int64), -1 where it is not."""
+    at = np.empty(len(queries), np.int64)
+    _lookup_loop(run, queries, at)
+    return at

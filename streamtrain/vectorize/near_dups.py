@@ -35,7 +35,9 @@ from streamtrain.vectorize.band_runs import (
     DiskFilter,
     SortedRun,
     merge_runs,
+    merged_pair,
     merged_parts,
+    positions,
     saved_runs,
     write_run,
 )
@@ -187,8 +189,8 @@ class BandIndex:
         for p, lo, hi in _partitions(ordered):
             queries, where = ordered[lo:hi], order[lo:hi]
             for run, vals in zip(self._keys[p], self._values[p]):
-                at = np.minimum(np.searchsorted(run, queries), len(run) - 1)
-                hit = run[at] == queries
+                at = positions(run, queries)
+                hit = at >= 0
                 found[where[hit]] = True
                 values[where[hit]] = vals[at[hit]]
         if self._filter is not None:  # the runs on disk: only keys found nowhere yet that the filter may hold
@@ -302,13 +304,9 @@ class BandIndex:
         while len(runs) > 1 and len(runs[-2]) <= 4 * len(runs[-1]) and len(runs[-2]) + len(runs[-1]) <= MAX_RUN:
             k2, v2 = runs.pop(), run_values.pop()
             k1, v1 = runs.pop(), run_values.pop()
-            runs.append(merged := np.empty(len(k1) + len(k2), dtype=np.uint32))
-            run_values.append(values_out := np.empty(len(merged), dtype=v1.dtype))
-            at = np.searchsorted(k1, k2) + np.arange(len(k2))
-            other = np.ones(len(merged), dtype=bool)
-            other[at] = False
-            merged[at], values_out[at] = k2, v2
-            merged[other], values_out[other] = k1, v1
+            merged, values_out = merged_pair(k1, v1, k2, v2)
+            runs.append(merged)
+            run_values.append(values_out)
 
     def added_count(self) -> int:
         """How many keys ``resolve`` inserted since the index was made or loaded."""

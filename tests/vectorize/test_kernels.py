@@ -127,3 +127,27 @@ def test_threads_get_the_same_results():
     for t in threads:
         t.join()
     assert all((r != expected).nnz == 0 and np.array_equal(r.indices, expected.indices) for r in results)
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 5000, 300_000])
+def test_index_lookups_and_merges_same_as_numpy(size, monkeypatch):
+    """The band-key index's searches and merges of sorted runs: the compiled loops against numpy."""
+    from streamtrain.vectorize.band_runs import merged_pair, positions
+
+    rng = np.random.default_rng(size)
+    keys = np.unique(rng.integers(0, 2**32, size * 2, dtype=np.uint64).astype(np.uint32))
+    rng.shuffle(keys)
+    run, other = np.sort(keys[:size]), np.sort(keys[size:])  # disjoint
+    values = rng.integers(0, 3, len(run)).astype(np.uint8)
+    other_values = rng.integers(0, 3, len(other)).astype(np.uint8)
+    queries = np.sort(np.concatenate([run[::3], other[::2], np.array([0, 2**32 - 1], np.uint32)]))
+    fast = positions(run, queries), merged_pair(run, values, other, other_values)
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "AVAILABLE", False)
+        slow = positions(run, queries), merged_pair(run, values, other, other_values)
+    assert np.array_equal(fast[0], slow[0]) and fast[0].dtype == slow[0].dtype == np.int64
+    hit = fast[0] >= 0
+    assert np.array_equal(run[fast[0][hit]], queries[hit]) and hit.sum() >= len(run[::3])
+    for a, b in zip(fast[1], slow[1]):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert np.all(np.diff(fast[1][0].astype(np.int64)) > 0)
