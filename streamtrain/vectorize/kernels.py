@@ -41,7 +41,10 @@ def _jit(fn: Any) -> Any:
     """``fn`` compiled (no Python objects, GIL released, cached on disk); ``fn`` itself without numba."""
     if numba is None:  # pragma: no cover
         return fn
-    return numba.njit(nogil=True, cache=True)(fn)
+    try:
+        return numba.njit(nogil=True, cache=True)(fn)
+    except RuntimeError:  # no writable cache directory (numba names none): compiled in each process instead
+        return numba.njit(nogil=True)(fn)
 
 
 @_jit
