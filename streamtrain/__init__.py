@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-__version__ = "0.28.1"
+__version__ = "0.29.0"
 
 if TYPE_CHECKING:
     from streamtrain.api import Model
