@@ -326,9 +326,10 @@ def ordered_map(
 def read_ahead(items: Iterable[T], depth: int, name: str) -> Iterator[T]:
     """``items`` in order, produced on a daemon thread named ``name`` at most ``depth`` items ahead.
 
-    What producing an item raises is raised here, where that item would have come, and ends the producer. When
-    the consumer stops early (an exception, a signal's, ``close``), the producer stops before its next item and
-    closes ``items``; a daemon thread never holds up the process's exit.
+    What producing an item raises is raised here, where that item would have come, and ends the producer. Once
+    ``items`` is exhausted or has raised, the producer thread has ended before this generator does (prepare
+    forks children after a pass). When the consumer stops early (an exception, a signal's, ``close``), the
+    producer stops before its next item and closes ``items``; a daemon thread never holds up the process's exit.
     """
     ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -357,15 +358,17 @@ def read_ahead(items: Iterable[T], depth: int, name: str) -> Iterator[T]:
                 close()
         put(end)
 
-    threading.Thread(target=produce, name=name, daemon=True).start()
+    producer = threading.Thread(target=produce, name=name, daemon=True)
+    producer.start()
     try:
         while True:
             more, value = ahead.get()
             if more:
                 yield value
-            elif value is not None:
+                continue
+            producer.join()  # it has ended: gone before the caller goes on (prepare forks children later)
+            if value is not None:
                 raise value
-            else:
-                return
+            return
     finally:
         stop.set()

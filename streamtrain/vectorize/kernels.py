@@ -9,6 +9,7 @@ stay as the readable statement of the scheme and as the path where numba cannot 
 - ``band_keys``: word hashes -> LSH band keys (``near_dups.band_keys``).
 - ``lookup_sorted``, ``merge_sorted``: the split index's searches and merges of sorted runs
   (``band_runs.positions``, ``band_runs.merged_pair``).
+- ``add_ones``: document frequencies (``tfidf.DocFreq.update``).
 
 The kernels release the GIL (prepare runs them on worker threads) and are compiled on first use into numba's
 cache beside this file (or ``NUMBA_CACHE_DIR``). ``AVAILABLE`` says whether numba imported.
@@ -297,3 +298,10 @@ def lookup_sorted(run: np.ndarray, queries: np.ndarray) -> np.ndarray:
     at = np.empty(len(queries), np.int64)
     _lookup_loop(run, queries, at)
     return at
+
+
+@_jit
+def add_ones(counts: np.ndarray, at: np.ndarray) -> None:
+    """``np.add.at(counts, at, 1)`` in one pass (document frequencies: every ``at`` a valid index)."""
+    for i in range(len(at)):
+        counts[at[i]] += 1

@@ -127,11 +127,13 @@ class DocFreq:
 
     def update(self, counts: sp.csr_matrix, rows: np.ndarray | None = None) -> None:
         """Count the rows of ``counts`` (``hash_counts``'s: no duplicate bucket within a row); ``rows``: only these."""
+        from streamtrain.vectorize import kernels  # numba: imported on first use
+
         indices = counts.indices[: counts.indptr[-1]]
         if rows is not None:
             indices = indices[np.repeat(rows, np.diff(counts.indptr))]
         self.n_docs += counts.shape[0] if rows is None else int(np.count_nonzero(rows))
-        np.add.at(self.df, indices, 1)  # a chunk's entries only: not a pass over every bucket per chunk
+        kernels.add_ones(self.df, indices) if kernels.AVAILABLE else np.add.at(self.df, indices, 1)
 
     def merge(self, other: DocFreq) -> DocFreq:
         """The frequencies of both, as one ``DocFreq`` over the same buckets."""

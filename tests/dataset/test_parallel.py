@@ -72,6 +72,12 @@ def test_read_ahead_keeps_order_stays_within_its_depth_and_raises_where_the_item
             assert len(made) - len(got) <= 3 + 2  # the queue's items, the one being put, the one handed out
             got.append(item)
     assert got == list(range(40))
+    assert not any(t.name == "test-read" for t in threading.enumerate())  # ended with its items
+
+
+def test_read_ahead_has_ended_its_thread_when_its_items_end():
+    assert list(read_ahead(iter(range(5)), 2, "test-read-end")) == [0, 1, 2, 3, 4]
+    assert not any(t.name == "test-read-end" for t in threading.enumerate())
 
 
 def test_read_ahead_stops_its_producer_and_closes_the_source_when_the_consumer_stops():

@@ -151,3 +151,26 @@ def test_index_lookups_and_merges_same_as_numpy(size, monkeypatch):
     for a, b in zip(fast[1], slow[1]):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert np.all(np.diff(fast[1][0].astype(np.int64)) > 0)
+
+
+@pytest.mark.parametrize("name", ["ag_news", "banking77"])
+def test_document_frequencies_same_as_numpy(name, monkeypatch):
+    """``DocFreq`` counted by the compiled loop and by ``np.add.at``, chunk after chunk of real rows."""
+    from streamtrain.vectorize.tfidf import DocFreq
+
+    relative, spec = CORPORA[name]
+    path = datasets_dir() / relative
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    chunks = [ngrams.count_ngrams(c.texts, (1, 2), 1 << 18) for c in list(read_chunks([path], spec, 700))[:6]]
+    results = []
+    for available in (True, False):
+        with monkeypatch.context() as m:
+            m.setattr(kernels, "AVAILABLE", available)
+            df = DocFreq(1 << 18)
+            for k, counts in enumerate(chunks):
+                df.update(counts, np.arange(counts.shape[0]) % (k + 2) == 0 if k % 2 else None)
+            results.append(df)
+    fast, slow = results
+    assert fast.n_docs == slow.n_docs and np.array_equal(fast.df, slow.df) and fast.df.dtype == slow.df.dtype
+    assert fast.df.max() > 5 and np.count_nonzero(fast.df) > 5_000
