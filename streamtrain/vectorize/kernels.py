@@ -23,19 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from streamtrain.vectorize.near_dups import _EMPTY
+from streamtrain.vectorize.words import _MIX1, _MIX2, _SPACE, FNV_OFFSET, FNV_PRIME, GOLDEN_GAMMA
+
 try:
     import numba
 except ImportError:  # a platform without numba's wheels: the numpy path
     numba = None  # type: ignore[assignment]
 AVAILABLE = numba is not None
-
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
-_SPACE = 0x20
 
 
 def _jit(fn: Any) -> Any:
@@ -51,7 +46,7 @@ def _jit(fn: Any) -> Any:
 @_jit
 def _mix(z: np.uint64) -> np.uint64:
     """splitmix64 of one value (``words.splitmix64``)."""
-    z = z + _GOLDEN
+    z = z + GOLDEN_GAMMA
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return z ^ (z >> np.uint64(31))
@@ -67,9 +62,9 @@ def _token_loop(data: np.ndarray, bounds: np.ndarray, offsets: np.ndarray, hashe
             if data[i] == _SPACE:
                 i += 1
                 continue
-            j, h = i, _FNV_OFFSET
+            j, h = i, FNV_OFFSET
             while j < end and data[j] != _SPACE:
-                h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+                h = (h ^ np.uint64(data[j])) * FNV_PRIME
                 j += 1
             size = j - i
             lead = data[i]
@@ -95,7 +90,7 @@ def token_hashes(data: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.n
     """
     offsets = np.zeros(len(bounds), dtype=np.int64)
     hashes = np.empty(len(data) // 2 + 1, dtype=np.uint64)  # a token takes 2+ bytes and a separator
-    k = _token_loop(data, bounds.astype(np.int64), offsets, hashes)
+    k = _token_loop(data, bounds.astype(np.int64, copy=False), offsets, hashes)
     return offsets, hashes[:k].copy()
 
 
@@ -155,7 +150,7 @@ def _gram_loop(
                 if n == 1:
                     keys[i] = hashes[a + i]
                 else:
-                    keys[i] = _mix(keys[i] * _GOLDEN ^ hashes[a + i + n - 1])
+                    keys[i] = _mix(keys[i] * GOLDEN_GAMMA ^ hashes[a + i + n - 1])
                 if n >= lo:
                     row[filled] = np.int64(keys[i] % m)
                     filled += 1
@@ -183,15 +178,16 @@ def ngram_counts(
         buckets: the hash space.
 
     Returns:
-        (counts float32, buckets int64 sorted within each row, indptr int64): a CSR matrix's arrays.
+        (counts float32, buckets int64 sorted within each row, indptr int64): a CSR matrix's arrays; the buckets
+        are a view of a buffer sized for the most entries (the caller's ``astype`` copies them).
     """
     lo, hi = ngram_range
     sizes = np.diff(offsets)
     entries = int(sum(np.maximum(sizes - n + 1, 0).sum() for n in range(lo, hi + 1)))
     indptr = np.zeros(len(offsets), dtype=np.int64)
     indices = np.empty(entries, dtype=np.int64)
-    counts = _gram_loop(offsets.astype(np.int64), hashes, lo, hi, buckets, indptr, indices)
-    return counts.copy(), indices[: len(counts)].copy(), indptr
+    counts = _gram_loop(offsets.astype(np.int64, copy=False), hashes, lo, hi, buckets, indptr, indices)
+    return counts.copy(), indices[: len(counts)], indptr  # counts: a copy the row's length, not the bound's
 
 
 @_jit
@@ -208,7 +204,7 @@ def _band_loop(
             continue
         minima[:] = _EMPTY
         for i in range(a, b - 1):
-            g = _mix(_mix(hashes[i] * _GOLDEN ^ hashes[i + 1]) ^ bigram_salt)
+            g = _mix(_mix(hashes[i] * GOLDEN_GAMMA ^ hashes[i + 1]) ^ bigram_salt)
             cell = ((g >> np.uint64(32)) * np.uint64(bins)) >> np.uint64(32)
             if g < minima[cell]:
                 minima[cell] = g
@@ -226,7 +222,7 @@ def _band_loop(
                 if v == _EMPTY:
                     usable = False
                     break
-                x = _mix(x * _GOLDEN ^ v)
+                x = _mix(x * GOLDEN_GAMMA ^ v)
             if usable:
                 keys[t, band] = x if x != 0 else np.uint64(1)
 
@@ -241,7 +237,7 @@ def band_keys(
         uint64, shape (texts, bands); 0 where a band has no key.
     """
     keys = np.zeros((len(offsets) - 1, bands), dtype=np.uint64)
-    _band_loop(offsets.astype(np.int64), hashes, bands, rows, min_bigrams, np.uint64(bigram_salt),
+    _band_loop(offsets.astype(np.int64, copy=False), hashes, bands, rows, min_bigrams, np.uint64(bigram_salt),
                np.uint64(band_salt), keys)  # fmt: skip
     return keys
 

@@ -109,7 +109,7 @@ def band_keys(
 
     if kernels.AVAILABLE:
         return kernels.band_keys(*words, bands, rows, min_bigrams, BIGRAM_SALT, BAND_SALT)
-    return _band_keys_numpy(words, bands, rows, min_bigrams)  # pragma: no cover
+    return _band_keys_numpy(words, bands, rows, min_bigrams)
 
 
 def _band_keys_numpy(words: tuple[np.ndarray, np.ndarray], bands: int, rows: int, min_bigrams: int) -> np.ndarray:

@@ -95,7 +95,7 @@ def count_ngrams(
         out = sp.csr_matrix((counts, columns.astype(index_type), indptr), shape=(n, buckets))
         out.has_sorted_indices = True
         return out
-    return _count_sorted(offsets, hashes, ngram_range, buckets, index_type)  # pragma: no cover
+    return _count_sorted(offsets, hashes, ngram_range, buckets, index_type)
 
 
 def _count_sorted(

@@ -232,7 +232,7 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     for a, b in pairwise(cuts):
         if kernels.AVAILABLE:
             part, batch = kernels.token_hashes(*normalized(texts[a:b]))
-        else:  # pragma: no cover - numba is a dependency; tests compare the two paths
+        else:  # without numba (tests compare the two paths)
             data, part, starts, lengths = word_spans(texts[a:b])
             batch = _token_hashes(data, starts, lengths)
         offsets.append(part[1:] + offsets[-1][-1])
