@@ -23,14 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from streamtrain.vectorize.near_dups import _EMPTY
-from streamtrain.vectorize.words import _MIX1, _MIX2, _SPACE, FNV_OFFSET, FNV_PRIME, GOLDEN_GAMMA
-
 try:
     import numba
 except ImportError:  # a platform without numba's wheels: the numpy path
     numba = None  # type: ignore[assignment]
 AVAILABLE = numba is not None
+
+# words' and near_dups' constants, restated: they import this module (lazily), so it cannot import them without
+# an import cycle; tests/vectorize/test_kernels.py fails if any of them differs.
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_SPACE = 0x20
 
 
 def _jit(fn: Any) -> Any:
